@@ -1,0 +1,381 @@
+"""A typed AGI channel over asyncio streams: the environment, commands, replies, hang-ups.
+
+We read the protocol ourselves instead of through panoramisk's Request because its reader
+loops forever on a half-sent environment and takes Asterisk's unsolicited `HANGUP` line for
+the next command's reply (see CONVENTIONS.md).
+
+Protocol (res_agi.c): the environment is `agi_key: value` lines ended by a blank line. Each
+command is one line; the reply is `200 result=N [(data)] [endpos=N]`, `510 Invalid or unknown
+command`, `511 Command Not Permitted on a dead channel...`, or a `520-` usage block ending with
+`520 End of proper usage.`. When the caller hangs up Asterisk writes `HANGUP` on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+ENV_TIMEOUT = 5.0
+# Asterisk's environment is ~1 KiB; a peer that sends far more is not Asterisk.
+ENV_MAX_BYTES = 16 * 1024
+DEFAULT_COMMAND_TIMEOUT = 10.0
+# A usage block is ~10 lines; bound it so a babbling peer cannot keep us reading.
+MAX_USAGE_LINES = 200
+HANGUP_LINE = "HANGUP"
+
+_LANGUAGE = re.compile(r"[a-z]{2}(_[A-Z]{2})?")
+_VARIABLE_NAME = re.compile(r"[A-Z0-9_]+")
+# GET VARIABLE also takes dialplan functions, e.g. CHANNEL(linkedid).
+_READABLE_NAME = re.compile(r"[A-Za-z0-9_]+(\([A-Za-z0-9_,.-]*\))?")
+_REPLY = re.compile(r"^(?P<code>\d{3})(?P<sep>[ -])?(?P<rest>.*)$")
+_RESULT = re.compile(
+    r"result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?(?:\s+endpos=(?P<endpos>-?\d+))?"
+)
+_ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
+_DIGITS = re.compile(r"[0-9*#A-D]*")
+
+
+class AgiError(Exception):
+    """The AGI conversation failed (bad reply, timeout, protocol violation)."""
+
+
+class CallerHangup(Exception):  # noqa: N818 - it is an event, not an error
+    """The caller is gone: end the flow, record what is useful, send nothing more."""
+
+
+class EnvironmentReadError(AgiError):
+    """The peer did not send a complete AGI environment in time."""
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text safe for a log line or the Asterisk console: no control characters, bounded."""
+    cleaned = "".join(
+        ch if not unicodedata.category(ch).startswith("C") else "\N{REPLACEMENT CHARACTER}"
+        for ch in text[: limit * 2]
+    )
+    return cleaned[:limit]
+
+
+@dataclass(frozen=True)
+class AgiEnvironment:
+    """The `agi_*` variables Asterisk sends first. Values are untrusted text."""
+
+    values: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.values.get(key, default)
+
+    @property
+    def network_script(self) -> str:
+        """The route: `hotline` of agi://host:port/hotline, without a query string or slashes."""
+        script = self.get("agi_network_script")
+        if not script:
+            # Older or odd peers only send agi_request=agi://host:port/<script>.
+            request = self.get("agi_request")
+            script = request.split("://", 1)[-1].partition("/")[2] if "://" in request else ""
+        return script.split("?", 1)[0].strip("/")
+
+    @property
+    def uniqueid(self) -> str:
+        return self.get("agi_uniqueid")
+
+    @property
+    def channel(self) -> str:
+        return self.get("agi_channel")
+
+    @property
+    def caller_number(self) -> str | None:
+        return _known(self.get("agi_callerid"))
+
+    @property
+    def caller_name(self) -> str | None:
+        return _known(self.get("agi_calleridname"))
+
+    @property
+    def dialed_number(self) -> str | None:
+        return _known(self.get("agi_dnid")) or _known(self.get("agi_extension"))
+
+    @property
+    def language(self) -> str:
+        return self.get("agi_language")
+
+
+def _known(value: str) -> str | None:
+    # Asterisk writes "unknown" for an absent caller ID.
+    return None if value in ("", "unknown") else value
+
+
+def parse_environment(raw: bytes) -> AgiEnvironment:
+    """Parse the header block. Unknown keys are kept, garbage lines are dropped."""
+    values: dict[str, str] = {}
+    for line in raw.decode("utf-8", errors="replace").split("\n"):
+        key, sep, value = line.rstrip("\r").partition(":")
+        key = key.strip()
+        # First occurrence wins: a caller name carrying a raw line break could otherwise
+        # inject a later `agi_network_script:` line and override the real one.
+        if sep and _ENV_KEY.fullmatch(key):
+            values.setdefault(key, value.strip())
+    return AgiEnvironment(values)
+
+
+async def read_environment(
+    reader: asyncio.StreamReader,
+    timeout: float = ENV_TIMEOUT,
+    max_bytes: int = ENV_MAX_BYTES,
+) -> AgiEnvironment:
+    """Read until the blank line; a peer that stops early, never ends or floods is refused."""
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await reader.readuntil(b"\n\n")
+    except TimeoutError as exc:
+        raise EnvironmentReadError(f"no complete AGI environment within {timeout}s") from exc
+    except asyncio.IncompleteReadError as exc:
+        raise EnvironmentReadError(
+            f"connection closed after {len(exc.partial)} bytes of AGI environment"
+        ) from exc
+    except asyncio.LimitOverrunError as exc:
+        raise EnvironmentReadError("AGI environment larger than the reader limit") from exc
+    if len(raw) > max_bytes:
+        raise EnvironmentReadError(f"AGI environment of {len(raw)} bytes exceeds {max_bytes}")
+    return parse_environment(raw)
+
+
+@dataclass(frozen=True)
+class AgiResult:
+    """One parsed `200` reply."""
+
+    code: int
+    result: str
+    data: str | None = None
+    endpos: int | None = None
+
+    @property
+    def value(self) -> int | None:
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+
+def parse_reply_line(line: str) -> AgiResult:
+    match = _REPLY.match(line)
+    if match is None:
+        raise AgiError(f"unparseable AGI reply: {printable(line, 120)!r}")
+    code = int(match["code"])
+    rest = match["rest"].strip()
+    if code != 200:
+        return AgiResult(code=code, result="", data=rest or None)
+    result = _RESULT.match(rest)
+    if result is None:
+        raise AgiError(f"200 reply without result: {printable(line, 120)!r}")
+    endpos = result["endpos"]
+    return AgiResult(
+        code=200,
+        result=result["result"],
+        data=result["data"],
+        endpos=int(endpos) if endpos is not None else None,
+    )
+
+
+def quote_argument(value: str) -> str:
+    """One AGI argument: res_agi's parser honours double quotes and backslash escapes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class AgiChannel:
+    """One call's AGI conversation. Not safe for concurrent commands (the protocol is serial)."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        env: AgiEnvironment,
+        default_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.env = env
+        self.default_timeout = default_timeout
+        self.hung_up = False
+        # After a timed-out command the next line may be its late reply: stop talking.
+        self.desynchronised = False
+
+    # --- the protocol ------------------------------------------------------------------
+
+    async def command(
+        self, cmd: str, timeout: float | None = None, *, after_hangup: bool = False
+    ) -> AgiResult:
+        """Send one command and return its `200` reply; raise CallerHangup or AgiError.
+
+        `after_hangup`: a command Asterisk still answers on a hung-up channel (GET VARIABLE),
+        sent only while the AGI connection itself is open.
+        """
+        if any(ch in cmd for ch in "\r\n\x00"):
+            raise ValueError("AGI command contains a line break or NUL")
+        if self.hung_up and not after_hangup:
+            raise CallerHangup("caller already hung up")
+        if self.desynchronised:
+            raise AgiError("AGI stream out of sync after an earlier timeout")
+        limit = self.default_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                self.writer.write(cmd.encode("utf-8") + b"\n")
+                await self.writer.drain()
+                reply = await self._read_reply()
+        except TimeoutError as exc:
+            self.desynchronised = True
+            raise AgiError(f"no reply to {command_verb(cmd)} within {limit}s") from exc
+        except (ConnectionError, BrokenPipeError) as exc:
+            self.hung_up = True
+            raise CallerHangup("AGI connection lost") from exc
+        if self.hung_up and not after_hangup:
+            # The reply arrived after HANGUP: stream is in sync, but the call is over.
+            raise CallerHangup("HANGUP received")
+        if reply.code == 511:
+            self.hung_up = True
+            raise CallerHangup("channel is dead")
+        if reply.code != 200:
+            raise AgiError(f"{command_verb(cmd)} failed: {reply.code} {reply.data or ''}")
+        return reply
+
+    async def _read_reply(self) -> AgiResult:
+        while True:
+            line = await self._read_line()
+            if line == HANGUP_LINE:
+                self.hung_up = True
+                continue
+            try:
+                reply = parse_reply_line(line)
+            except AgiError:
+                # We cannot know which reply this was meant to be: stop talking.
+                self.desynchronised = True
+                raise
+            if reply.code == 100:  # "100 result=0 Trying...": the real reply follows
+                continue
+            if reply.code == 520 and line.startswith("520-"):
+                await self._skip_usage_block()
+            return reply
+
+    async def _skip_usage_block(self) -> None:
+        for _ in range(MAX_USAGE_LINES):
+            line = await self._read_line()
+            if line.startswith("520 "):
+                return
+        raise AgiError("520 usage block never ended")
+
+    async def _read_line(self) -> str:
+        try:
+            raw = await self.reader.readline()
+        except (asyncio.LimitOverrunError, ValueError) as exc:
+            raise AgiError("AGI reply line too long") from exc
+        if not raw:
+            self.hung_up = True
+            raise CallerHangup("AGI connection closed by Asterisk")
+        return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+    async def channel_command(self, cmd: str, timeout: float | None = None) -> AgiResult:
+        """A command on the channel: result=-1 means the channel failed, usually a hang-up."""
+        reply = await self.command(cmd, timeout)
+        if reply.value == -1:
+            await self._raise_for_failed_channel(cmd)
+        return reply
+
+    async def _raise_for_failed_channel(self, cmd: str) -> None:
+        # -1 means "channel failure": usually a hang-up, but Asterisk 22 also answers it to
+        # STREAM FILE and GET DATA of a missing sound file, on a live channel (checked on the
+        # sandbox Asterisk). CHANNEL STATUS is refused on a dead one (HANGUP + 511): that tells
+        # the two apart.
+        verb = command_verb(cmd)
+        try:
+            status = await self.command("CHANNEL STATUS", timeout=self.default_timeout)
+        except CallerHangup as exc:
+            raise CallerHangup(f"{verb} returned -1, then: {exc}") from exc
+        if status.value is None or status.value < 0:
+            self.hung_up = True
+            raise CallerHangup(f"{verb} returned -1 on a dead channel")
+        raise AgiError(f"{verb} returned -1 on a live channel")
+
+    # --- typed helpers -----------------------------------------------------------------
+
+    async def answer(self) -> None:
+        await self.channel_command("ANSWER")
+
+    async def stream_file(self, path: str, escape_digits: str = "", timeout: float = 120) -> str:
+        """Play a sound file (no extension); return the key that interrupted it, or ""."""
+        _check_digits(escape_digits)
+        reply = await self.channel_command(
+            f"STREAM FILE {quote_argument(path)} {quote_argument(escape_digits)}", timeout
+        )
+        return digit_from_code(reply.value)
+
+    async def get_data(
+        self, path: str, timeout_ms: int, max_digits: int, timeout: float | None = None
+    ) -> tuple[str, bool]:
+        """Play a prompt and collect keys: (digits, timed_out)."""
+        if timeout_ms <= 0 or max_digits <= 0:
+            raise ValueError("GET DATA needs a positive timeout and digit count")
+        # The prompt plays before the wait starts: give the reply room for both.
+        limit = timeout if timeout is not None else 120 + timeout_ms / 1000
+        reply = await self.command(
+            f"GET DATA {quote_argument(path)} {int(timeout_ms)} {int(max_digits)}", limit
+        )
+        if reply.result == "-1":
+            await self._raise_for_failed_channel("GET DATA")
+        digits = reply.result if _DIGITS.fullmatch(reply.result) else ""
+        return digits, reply.data == "timeout"
+
+    async def set_variable(self, name: str, value: str) -> None:
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise ValueError(f"refusing to set channel variable {printable(name, 40)!r}")
+        await self.command(f"SET VARIABLE {name} {quote_argument(value)}")
+
+    async def set_language(self, language: str) -> None:
+        """The channel language: Asterisk's own sounds (SAY DIGITS/DATETIME) follow it."""
+        if not _LANGUAGE.fullmatch(language):
+            raise ValueError(f"refusing channel language {printable(language, 20)!r}")
+        await self.command(f"SET VARIABLE CHANNEL(language) {quote_argument(language)}")
+
+    async def get_variable(self, name: str, *, after_hangup: bool = False) -> str | None:
+        if not _READABLE_NAME.fullmatch(name):
+            raise ValueError(f"refusing to read channel variable {printable(name, 40)!r}")
+        reply = await self.command(f"GET VARIABLE {name}", after_hangup=after_hangup)
+        if reply.value != 1:
+            return None
+        return reply.data if reply.data is not None else ""
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str:
+        if not digits.isascii() or not digits.isdigit():
+            raise ValueError("SAY DIGITS takes digits only")
+        _check_digits(escape_digits)
+        reply = await self.channel_command(
+            f"SAY DIGITS {digits} {quote_argument(escape_digits)}", timeout=120
+        )
+        return digit_from_code(reply.value)
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        text = printable(message, 500).replace("\N{REPLACEMENT CHARACTER}", "?")
+        await self.command(f"VERBOSE {quote_argument(text)} {int(level)}")
+
+    async def hangup(self) -> None:
+        await self.command("HANGUP")
+
+
+def command_verb(cmd: str) -> str:
+    """`STREAM FILE` of `STREAM FILE "x" ""`: what to name in errors, without arguments."""
+    words = cmd.split(" ", 2)[:2]
+    return " ".join(w for w in words if w.isalpha() and w.isupper()) or "command"
+
+
+def _check_digits(escape_digits: str) -> None:
+    if not _DIGITS.fullmatch(escape_digits):
+        raise ValueError("escape digits must be keypad symbols")
+
+
+def digit_from_code(code: int | None) -> str:
+    # STREAM FILE answers the ASCII code of the key pressed, 0 for none.
+    if code is None or code <= 0 or code > 127:
+        return ""
+    digit = chr(code)
+    return digit if _DIGITS.fullmatch(digit) else ""

@@ -1,0 +1,22 @@
+"""Channel variables shared by the dialplan (asterisk_conf/extensions.conf.j2) and Python.
+
+The dialplan reads these after the FastAGI script returns; change a name here and in the
+template together.
+"""
+
+# Set by the FastAGI script: the Asterisk queue the caller goes to (one of settings.QUEUES).
+QUEUE = "HOTLINE_QUEUE"
+# The recognised problem (canonical intent id: water, electricity, heating, lift, meters, operator).
+INTENT = "HOTLINE_INTENT"
+# The menu key the caller pressed, or empty.
+MENU_CHOICE = "HOTLINE_MENU_CHOICE"
+# Queue priority (higher is served first), e.g. for emergencies.
+PRIORITY = "HOTLINE_PRIORITY"
+# Set by the dialplan when it routes without the FastAGI script ("agi" = AGI failed).
+FALLBACK = "HOTLINE_FALLBACK"
+# The call log row id, for later dialplan steps that want to reference it.
+CALL_ID = "HOTLINE_CALL_ID"
+# Global set in extensions.conf [globals]: the recordings folder as Asterisk sees it (inside
+# the sandbox root it differs from the host path).
+# Prompts are played as ${HOTLINE_RECORDINGS}/prompts/<lang>/<name>.
+RECORDINGS = "HOTLINE_RECORDINGS"

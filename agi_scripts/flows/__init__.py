@@ -1,0 +1,1 @@
+"""Voice menus as data: flow files (ivr_flows/*.yaml), their validation, and the engine."""

@@ -1,0 +1,141 @@
+"""Services that `action` nodes call: the meter-readings steps, over the database.
+
+One explicit table maps a service name (schema.ACTION_OUTCOMES) to its function. Each runs
+in a worker thread with its own session; the rules live in call_router/meter_readings.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agi_scripts.flows.engine import ActionCall, ActionResult
+from agi_scripts.flows.schema import ActionArgs
+from call_router import meter_store
+from call_router.db import Database
+from call_router.meter_models import MeterReading
+from call_router.meter_readings import DEFAULT_AMEND_WINDOW, MeterKind, meter_kind
+from call_router.models import Call
+from call_router.numbers import ANONYMOUS, normalize_number
+
+Service = Callable[["MeterActions", Session, ActionArgs, dict[str, str], ActionCall], ActionResult]
+
+
+class MeterActions:
+    """engine.FlowActions for the meter-readings flow."""
+
+    def __init__(
+        self, db: Database, country: str, amend_window: timedelta = DEFAULT_AMEND_WINDOW
+    ) -> None:
+        self._db = db
+        self._country = country
+        self._amend_window = amend_window
+
+    def run(
+        self, service: str, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> ActionResult:
+        handler = SERVICES[service]
+        with self._db.session() as session:
+            return handler(self, session, args, variables, call)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _caller(self, call: ActionCall) -> str | None:
+        number = normalize_number(call.caller_number or "", self._country)
+        return None if number == ANONYMOUS else number
+
+    @staticmethod
+    def _payer_and_meter(args: ActionArgs, variables: dict[str, str]) -> tuple[str, MeterKind]:
+        payer = variables.get(args.payer_var, "")
+        if not payer.isascii() or not payer.isdigit():
+            raise ValueError(f"variable {args.payer_var!r} holds no payer code")
+        return payer, meter_kind(variables.get(args.meter_var, ""))
+
+    def _amendable(
+        self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> MeterReading | None:
+        payer, meter = self._payer_and_meter(args, variables)
+        return meter_store.amendable(
+            session, payer, meter, self._caller(call), call.now, self._amend_window
+        )
+
+    # --- the services ----------------------------------------------------------------------
+
+    def _target(
+        self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> tuple[str, MeterKind, MeterReading | None]:
+        """Payer, meter, and (for a correction) the reading it replaces."""
+        payer, meter = self._payer_and_meter(args, variables)
+        replacing = self._amendable(session, args, variables, call) if args.replace else None
+        if args.replace and replacing is None:
+            raise LookupError("nothing this caller may correct")
+        return payer, meter, replacing
+
+    def meter_check(
+        self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> ActionResult:
+        payer, meter, replacing = self._target(session, args, variables, call)
+        verdict = meter_store.check(
+            session,
+            payer,
+            meter,
+            variables.get(args.reading_var, ""),
+            call.now,
+            replacing=replacing,
+            max_monthly_growth=args.max_monthly_growth,
+        )
+        found = {"last_reading": str(verdict.last)} if verdict.last is not None else {}
+        return ActionResult(verdict.problem or "ok", found)
+
+    def meter_store(
+        self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> ActionResult:
+        payer, meter, replacing = self._target(session, args, variables, call)
+        call_id = (
+            session.scalar(select(Call.id).where(Call.linkedid == call.linkedid))
+            if call.linkedid
+            else None
+        )
+        stored = meter_store.submit(
+            session,
+            payer,
+            meter,
+            variables.get(args.reading_var, ""),
+            call.now,
+            source="phone",
+            caller_number=self._caller(call),
+            call_id=call_id,
+            replacing=replacing,
+            max_monthly_growth=args.max_monthly_growth,
+        )
+        if stored.reading_id is None:
+            return ActionResult(stored.check.problem or "not_digits")
+        return ActionResult("ok", {"reading_id": str(stored.reading_id)})
+
+    def meter_last(
+        self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> ActionResult:
+        row = self._amendable(session, args, variables, call)
+        if row is None:
+            return ActionResult("none")
+        return ActionResult("found", {"last_reading": str(row.value)})
+
+    def meter_delete(
+        self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> ActionResult:
+        row = self._amendable(session, args, variables, call)
+        if row is None:
+            return ActionResult("none")
+        meter_store.delete(session, row, call.now)
+        return ActionResult("ok", {"deleted_reading": str(row.value)})
+
+
+SERVICES: dict[str, Service] = {
+    "meter_check": MeterActions.meter_check,
+    "meter_store": MeterActions.meter_store,
+    "meter_last": MeterActions.meter_last,
+    "meter_delete": MeterActions.meter_delete,
+}

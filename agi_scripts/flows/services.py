@@ -1,0 +1,154 @@
+"""What the flow engine needs from the server, built once at start-up and handed to each call."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from agi_scripts.flows.actions import MeterActions
+from agi_scripts.flows.engine import ActiveIncident, FlowActions, FlowLookups, SpeechInput
+from agi_scripts.flows.loader import FlowRegistry
+from call_router import callbacks
+from call_router.callback_models import CallbackAttempt
+from call_router.db import Database
+from call_router.flow_models import CallerLanguage, Incident
+from call_router.models import Call, utcnow
+from call_router.numbers import ANONYMOUS, normalize_number
+from call_router.settings import QUEUES, Settings
+
+
+def flows_status_file(settings: Settings) -> Path:
+    """Where the running FastAGI server says which flows it loaded (read by the CLI)."""
+    return settings.run_dir / "flows.json"
+
+
+@dataclass
+class FlowServices:
+    registry: FlowRegistry
+    clock: Callable[[], datetime] = utcnow
+    speech: SpeechInput | None = None
+    lookups: FlowLookups | None = None
+    actions: FlowActions | None = None
+    # Numbers `transfer` nodes may name as `setting:<name>`.
+    numbers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        speech: SpeechInput | None = None,
+        log: Any = None,
+    ) -> FlowServices:
+        registry = FlowRegistry(
+            settings.flows_dir,
+            queues=QUEUES,
+            timezone=settings.timezone,
+            log=log,
+            status_file=flows_status_file(settings),
+        )
+        lookups = DbLookups(db, settings.country_code) if db is not None else None
+        actions = MeterActions(db, settings.country_code) if db is not None else None
+        # Asterisk writes voicemail here (RECORD FILE does not create folders).
+        with contextlib.suppress(OSError):
+            (settings.recordings_dir / "voicemail").mkdir(parents=True, exist_ok=True)
+        return cls(
+            registry=registry,
+            speech=speech,
+            lookups=lookups,
+            actions=actions,
+            numbers={"gas_emergency_number": settings.gas_emergency_number},
+        )
+
+
+class DbLookups:
+    """Condition facts from the call log (and, once they exist, the incidents table)."""
+
+    def __init__(self, db: Database, country: str) -> None:
+        self._db = db
+        self._country = country
+
+    def recent_calls(self, caller_number: str, since: datetime, exclude_linkedid: str) -> int:
+        number = normalize_number(caller_number, self._country)
+        if number == ANONYMOUS:
+            return 0
+        with self._db.session() as session:
+            count = session.scalar(
+                select(func.count(Call.id)).where(
+                    Call.caller_number == number,
+                    Call.started_at >= since,
+                    Call.linkedid != exclude_linkedid,
+                )
+            )
+            return int(count or 0)
+
+    def caller_language(self, caller_number: str) -> str | None:
+        number = normalize_number(caller_number, self._country)
+        if number == ANONYMOUS:
+            return None
+        with self._db.session() as session:
+            row = session.get(CallerLanguage, number)
+            return row.language if row is not None else None
+
+    def remember_language(self, caller_number: str, language: str) -> None:
+        number = normalize_number(caller_number, self._country)
+        if number == ANONYMOUS:
+            return
+        with self._db.session() as session:
+            row = session.get(CallerLanguage, number)
+            if row is None:
+                session.add(CallerLanguage(caller_number=number, language=language))
+            else:
+                row.language, row.updated_at = language, utcnow()
+
+    def active_incidents(self, area: str | None) -> list[ActiveIncident]:
+        now = utcnow()
+        with self._db.session() as session:
+            rows = session.scalars(
+                select(Incident).where(Incident.ended_at.is_(None)).order_by(Incident.id.desc())
+            ).all()
+            return [
+                ActiveIncident(row.id, row.category, row.expected_end)
+                for row in rows
+                if row.matches(area) and (row.expected_end is None or row.expected_end > now)
+            ]
+
+    def open_callback(
+        self, linkedid: str, queue: str | None, reason: str, voicemail: str | None = None
+    ) -> bool:
+        """Put the caller on the callback list (one open entry per number); False if anonymous.
+
+        A voicemail file (relative to recordings/) goes on the entry's history, so whoever
+        calls back can listen to it first.
+        """
+        with self._db.session() as session:
+            call = session.scalars(select(Call).where(Call.linkedid == linkedid)).first()
+            if call is None:
+                return False
+            entry = callbacks.open_or_attach(
+                session,
+                caller_number=call.caller_number,
+                reason=reason,
+                queue=queue,
+                call_id=call.id,
+                now=utcnow(),
+            )
+            if entry is not None and voicemail:
+                session.add(
+                    CallbackAttempt(
+                        callback_id=entry.id,
+                        action="voicemail",
+                        call_id=call.id,
+                        data={"file": voicemail},
+                    )
+                )
+                entry.note = entry.note or f"voicemail: {voicemail}"
+            return entry is not None

@@ -1,0 +1,201 @@
+"""Route `hotline`: runs the `hotline` flow (ivr_flows/hotline.yaml) for one call.
+
+The handler does what every flow needs: answer, note the call, pick the prompt language, then
+hands the call to the flow engine. The flow decides the queue; the dialplan does the queueing.
+A caller hang-up is recorded with the node they left from. If the flow is missing or the engine
+fails, the caller is sent to the coordinator; if even that cannot be said to Asterisk,
+HOTLINE_QUEUE stays unset and the dialplan's fail-safe does the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agi_scripts import channel_vars
+from agi_scripts.agi import AgiChannel, AgiError, CallerHangup, printable
+from agi_scripts.flows.engine import FALLBACK_QUEUE, FlowEngine, FlowRuntime, FlowState
+from call_router.routing import pick_language
+
+if TYPE_CHECKING:
+    from agi_scripts.server import CallContext
+
+FLOW = "hotline"
+_LINKEDID = re.compile(r"[^A-Za-z0-9._-]")
+
+T = TypeVar("T")
+
+
+async def hotline(agi: AgiChannel, ctx: CallContext) -> None:
+    await run_flow(agi, ctx, FLOW)
+
+
+async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
+    state = FlowState(node="answer")
+    await agi.answer()
+    linkedid = _clean_linkedid(await agi.get_variable("CHANNEL(linkedid)")) or _clean_linkedid(
+        ctx.env.uniqueid
+    )
+    if not linkedid:
+        raise AgiError("call has neither linkedid nor uniqueid")
+    ctx.linkedid = linkedid
+    ctx.log = ctx.log.bind(linkedid=linkedid, flow=flow_name)
+
+    call_id = await _write(
+        ctx,
+        "arrival",
+        ctx.call_log.ensure_call,
+        linkedid,
+        caller_number=ctx.env.caller_number,
+        caller_name=ctx.env.caller_name,
+        channel=printable(ctx.env.channel, 128) or None,
+        dialed_number=printable(ctx.env.dialed_number or "", 32) or None,
+    )
+    try:
+        if call_id is not None:
+            await agi.set_variable(channel_vars.CALL_ID, str(call_id))
+        language = pick_language(
+            await agi.get_variable("CHANNEL(language)") or ctx.env.language,
+            ctx.settings.default_language,
+        )
+        root = await _recordings_root(agi, ctx)
+        services = ctx.flows
+        remembered = await _remembered_language(ctx)
+        if remembered:
+            language = remembered
+        # Asterisk's own numbers and times (SAY DIGITS/DATETIME) follow the channel language.
+        await agi.set_language(language)
+        flow = services.registry.get(flow_name) if services is not None else None
+        if services is None or flow is None:
+            ctx.log.error("flow_missing", hint="run `hotline flows check`")
+            await _to_coordinator(agi, ctx, state, language, reason="flow_missing")
+            return
+        runtime = FlowRuntime(
+            language=language,
+            recordings_base=root.rstrip("/"),
+            calendar=services.registry.calendar,
+            clock=services.clock,
+            menu_timeout=ctx.settings.menu_timeout,
+            menu_retries=ctx.settings.menu_retries,
+            speech=services.speech,
+            lookups=services.lookups,
+            actions=services.actions,
+            flows=services.registry.get,
+            numbers=services.numbers,
+            timezone=_zone_name(services.registry.calendar.tz) or ctx.settings.timezone,
+        )
+        engine = FlowEngine(
+            agi, ctx, flow_name, flow, runtime, variables={"caller_known": _known(ctx)}
+        )
+        state = engine.state
+        try:
+            await engine.run()
+        except (CallerHangup, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            if agi.desynchronised or agi.hung_up:
+                raise  # nothing more can be said to Asterisk: the dialplan fail-safe decides
+            ctx.log.exception("flow_failed", node=state.node)
+            await _write(
+                ctx,
+                "flow_error",
+                ctx.call_log.record_event,
+                linkedid,
+                "flow_error",
+                key="flow_error",
+                data={"flow": flow_name, "node": state.node, "error": printable(repr(exc), 200)},
+            )
+            if state.result != "routed":
+                await _to_coordinator(agi, ctx, state, language, reason="flow_error")
+    except CallerHangup as hangup:
+        if state.result == "transferred":
+            # The call ended after it was handed over (gas emergency): not an abandonment.
+            ctx.log.info("hangup_after_transfer", node=state.node)
+            return
+        # The reason says what told us (HANGUP line, 511, -1 on a dead channel, socket closed).
+        ctx.log.info(
+            "hangup_in_menu", node=state.node, menu_plays=state.menu_plays, reason=str(hangup)
+        )
+        await _write(
+            ctx,
+            "hangup_in_menu",
+            ctx.call_log.record_event,
+            linkedid,
+            "hangup_in_menu",
+            key="hangup_in_menu",
+            data={
+                "flow": flow_name,
+                "node": state.node,
+                "menu_plays": state.menu_plays,
+                "reason": str(hangup),
+                "summary": f"abandoned in menu at node {state.node}",
+            },
+        )
+
+
+async def _to_coordinator(
+    agi: AgiChannel, ctx: CallContext, state: FlowState, language: str, reason: str
+) -> None:
+    """The fail-safe in Python: a coordinator helps the caller the flow could not."""
+    if ctx.linkedid:
+        await _write(
+            ctx,
+            "menu_result",
+            ctx.call_log.record_menu_result,
+            ctx.linkedid,
+            choice=state.choice or None,
+            intent=None,
+            queue=FALLBACK_QUEUE,
+            language=language,
+        )
+    ctx.log.info("menu_decision", queue=FALLBACK_QUEUE, reason=reason)
+    await agi.set_variable(channel_vars.INTENT, "")
+    await agi.set_variable(channel_vars.MENU_CHOICE, state.choice)
+    await agi.set_variable(channel_vars.QUEUE, FALLBACK_QUEUE)
+    state.result, state.queue = "routed", FALLBACK_QUEUE
+
+
+async def _remembered_language(ctx: CallContext) -> str | None:
+    """The language this number chose on an earlier call (the flow's `set language`)."""
+    lookups = ctx.flows.lookups if ctx.flows is not None else None
+    number = ctx.env.caller_number
+    if lookups is None or not number:
+        return None
+    found = await _write(ctx, "caller_language", lookups.caller_language, number)
+    return pick_language(found, "") or None if found else None
+
+
+def _zone_name(tz: object) -> str | None:
+    """The IANA name Asterisk needs to speak a time (ZoneInfo has it; a fixed offset not)."""
+    name = getattr(tz, "key", None)
+    return name if isinstance(name, str) else None
+
+
+def _known(ctx: CallContext) -> str:
+    return "yes" if ctx.env.caller_number else "no"
+
+
+async def _recordings_root(agi: AgiChannel, ctx: CallContext) -> str:
+    root = await agi.get_variable(channel_vars.RECORDINGS)
+    # The global comes from our own config, but a broken one must not break the command line.
+    if root and printable(root, 1024) == root and '"' not in root:
+        return root
+    ctx.log.warning("recordings_global_missing", value=printable(root or "", 80))
+    return str(ctx.settings.recordings_dir)
+
+
+async def _write(
+    ctx: CallContext, what: str, write: Callable[..., T], *args: Any, **kwargs: Any
+) -> T | None:
+    """A call-log write off the event loop. The caller's routing matters more than the log."""
+    try:
+        return await asyncio.to_thread(write, *args, **kwargs)
+    except Exception:
+        ctx.log.exception("call_log_write_failed", what=what)
+        return None
+
+
+def _clean_linkedid(value: str | None) -> str:
+    return _LINKEDID.sub("", value or "")[:64]

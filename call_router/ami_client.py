@@ -1,0 +1,166 @@
+"""One-shot AMI actions (the CLI and the dashboard API), and the `AmiSender` seam.
+
+The agent service talks to Asterisk through `AmiSender`: the CLI and API open a short
+connection per request with `AmiClient`; the router passes its long-lived manager through
+`ManagerSender`. Every reply is a plain dict of strings, and every call has a timeout: a hung
+Asterisk must never hang an operator's "pause" button.
+
+panoramisk guesses whether an action answers with a list of events from the reply text, and
+guesses wrong for QueueAdd ("Added interface to queue" looks like a list to it, so the future
+never resolves). `as_list` is therefore always passed explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Protocol
+
+from panoramisk import Manager
+
+from call_router.settings import Settings
+
+ACTION_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5.0
+
+Reply = dict[str, str]
+
+
+class AmiUnavailable(Exception):
+    """Asterisk's manager interface cannot be reached or refused the login."""
+
+
+class AmiActionFailed(Exception):
+    """Asterisk answered an action with Response: Error."""
+
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__(f"{action}: {message}")
+        self.action = action
+        self.message = message
+
+
+class AmiSender(Protocol):
+    async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[Reply]:
+        """Send one action; the reply, plus the events of an event-list reply when `many`."""
+        ...
+
+
+def plain(message: Mapping[str, Any]) -> Reply:
+    out: Reply = {}
+    for key, value in message.items():
+        out[str(key)] = str(value[-1] if isinstance(value, list) and value else value)
+    return out
+
+
+def check(action: str, replies: list[Reply]) -> list[Reply]:
+    """Raise AmiActionFailed on an Error response; return the replies otherwise."""
+    first = replies[0] if replies else {}
+    if first.get("Response", "").lower() in ("error", "fail", "failure"):
+        raise AmiActionFailed(action, first.get("Message", "error"))
+    return replies
+
+
+async def _send(manager: Manager, fields: Mapping[str, str], many: bool) -> list[Reply]:
+    try:
+        reply = await asyncio.wait_for(
+            manager.send_action(dict(fields), as_list=many), ACTION_TIMEOUT
+        )
+    except TimeoutError as exc:
+        raise AmiUnavailable(f"no reply to {fields.get('Action')} in {ACTION_TIMEOUT}s") from exc
+    messages = reply if isinstance(reply, list) else [reply]
+    return [plain(m) for m in messages]
+
+
+async def wait_logged_in(manager: Manager, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Wait until a freshly connected panoramisk Manager is logged in.
+
+    panoramisk starts the login from a done-callback of connect(), so there is nothing to
+    await until that callback has run; a refused login closes the manager.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while manager.authenticated_future is None and not manager.authenticated:
+        if loop.time() > deadline:
+            raise TimeoutError("AMI login did not start")
+        await asyncio.sleep(0.01)
+    if manager.authenticated_future is not None:
+        response = await asyncio.wait_for(manager.authenticated_future, timeout)
+        if not getattr(response, "success", False):
+            manager.close()
+            raise AmiUnavailable("AMI login refused")
+
+
+class _OneShotManager(Manager):  # type: ignore[misc]
+    """A Manager that never reconnects: a failed or closed one-shot connection stays closed."""
+
+    pinger: asyncio.Handle | None  # set by panoramisk's Manager (untyped)
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            return
+        super().connection_made(f)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connected = False
+        if self.pinger:
+            self.pinger.cancel()
+            self.pinger = None
+
+
+class ManagerSender:
+    """AmiSender over an already connected and logged-in panoramisk Manager (the router's)."""
+
+    def __init__(self, manager: Manager) -> None:
+        self._manager = manager
+
+    async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[Reply]:
+        return await _send(self._manager, fields, many)
+
+
+class AmiClient:
+    """`async with AmiClient(settings) as ami: await ami.send({...})` - one short connection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._manager: Manager | None = None
+
+    async def __aenter__(self) -> AmiClient:
+        manager = _OneShotManager(
+            host=self._settings.ami_host,
+            port=self._settings.ami_port,
+            username=self._settings.ami_username,
+            secret=self._settings.ami_secret,
+            # A one-shot client needs no keep-alive; it sees no events it would use either.
+            ping_delay=3600,
+            events="off",
+        )
+        self._manager = manager
+        try:
+            await asyncio.wait_for(manager.connect(), CONNECT_TIMEOUT)
+            await self._logged_in(manager)
+        except (OSError, TimeoutError) as exc:
+            manager.close()
+            raise AmiUnavailable(
+                f"cannot reach Asterisk's AMI at {self._settings.ami_host}:"
+                f"{self._settings.ami_port}: {exc or type(exc).__name__}"
+            ) from exc
+        return self
+
+    async def _logged_in(self, manager: Manager) -> None:
+        await wait_logged_in(manager)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+    async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[Reply]:
+        if self._manager is None:
+            raise AmiUnavailable("AmiClient used outside `async with`")
+        return await _send(self._manager, fields, many)

@@ -1,0 +1,944 @@
+"""`hotline router`: completes every call's row from Asterisk Manager (AMI) events.
+
+The FastAGI server writes what happens in the menu; this listener writes the rest (queue,
+operators, hang-up, outcome, callback entry) and mirrors live state into Redis. It must work
+alone too: if the FastAGI server is down the dialplan still queues the caller, and the row is
+created here from Newchannel.
+
+panoramisk runs event callbacks as untracked tasks, so the only callback puts the event on an
+asyncio.Queue and one consumer takes them in arrival order. panoramisk's own ping never
+checks the reply, so a watchdog pings and reconnects on silence; after every (re)connect the
+open calls are reconciled against the channels Asterisk really has and against its queue_log
+and CDRs (call_router/reconcile.py), so calls that ended meanwhile get their true outcome.
+
+Writing: the consumer deals the events out to a few writer lanes by linkedid (one call, one
+lane, so a call's events keep their arrival order); each lane drains what has queued up and
+writes it in one transaction (handlers are idempotent, so a failed batch is replayed event by
+event), then updates live state. The AMI user only gets the events handled here (manager.conf
+eventfilter, hotline/asterisk/render.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import zlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from panoramisk import Manager
+from sqlalchemy.exc import OperationalError
+
+from agi_scripts import channel_vars
+from call_router import callbacks, reconcile
+from call_router.agents import (
+    AgentService,
+    Membership,
+    agent_state,
+    login_of,
+    membership_from_event,
+    queue_counts,
+)
+from call_router.ami_client import AmiActionFailed, AmiUnavailable, ManagerSender
+from call_router.autopause import AutoPausePolicy
+from call_router.call_log import (
+    EVENT_QUEUE_STATUS,
+    EVENT_VOICEMAIL,
+    EVENT_VOICEMAIL_OFFERED,
+    CallLog,
+    CallView,
+)
+from call_router.db import Database
+from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveState
+from call_router.models import utcnow
+from call_router.operators import RosterError
+from call_router.settings import QUEUES, Settings
+from call_router.virtual_hold import CallbackRequest, request_callback_in
+
+INBOUND_CONTEXT = "from-pstn"
+# The dialplan context of click-to-call (asterisk_conf/extensions.conf.j2 [callback-out]).
+CALLBACK_CONTEXT = "callback-out"
+WATCHDOG_INTERVAL = 5.0
+WATCHDOG_TIMEOUT = 5.0
+LOGIN_TIMEOUT = 10.0
+RECONCILE_TIMEOUT = 15.0
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+# A call that started this close to the channel snapshot may be missing from it legitimately.
+RECONCILE_GRACE = timedelta(seconds=5)
+# Agent state: how often the roster / desired state is checked for changes to apply, and how
+# often Asterisk's membership is compared in full anyway (someone used the Asterisk CLI).
+AGENT_SYNC_INTERVAL = 2.0
+AGENT_FULL_SYNC = 60.0
+# Retries of one event when the database is briefly unavailable.
+HANDLE_RETRIES = (0.5, 1.0, 2.0)
+
+log = structlog.get_logger(__name__)
+
+Event = Mapping[str, str]
+# What a handler leaves for after the commit (live state, agent state); runs on the loop.
+Effect = Callable[[], Awaitable[Any]]
+Handler = Callable[[Event], Effect | None]
+
+
+# Timeline kind of a call recording (MixMonitor); data {file (under recordings/), queue}.
+EVENT_RECORDING = "recording"
+
+
+class AmiError(Exception):
+    """The AMI connection is unusable (login refused, no pong, connection lost)."""
+
+
+@dataclass(frozen=True)
+class _Reconcile:
+    """Queued behind the events that arrived before Asterisk's channel snapshot."""
+
+    live_uniqueids: frozenset[str]
+    requested_at: datetime
+    done: asyncio.Future[int] = field(compare=False)
+
+
+class _OneConnectionManager(Manager):  # type: ignore[misc]
+    """A panoramisk Manager that never reconnects by itself.
+
+    The listener owns reconnecting (with backoff and a reconcile each time); panoramisk's
+    built-in retry would reconnect behind its back and skip the reconcile.
+    """
+
+    pinger: asyncio.Handle | None  # set by panoramisk's Manager (untyped)
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.lost = asyncio.Event()
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            self.lost.set()
+            return
+        super().connection_made(f)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connected = False
+        if self.pinger:
+            self.pinger.cancel()
+            self.pinger = None
+        self.lost.set()
+
+
+class AmiListener:
+    def __init__(
+        self,
+        settings: Settings,
+        call_log: CallLog,
+        live: LiveState,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        db: Database | None = None,
+        records: reconcile.AsteriskRecords | None = None,
+    ) -> None:
+        self._settings = settings
+        self._call_log = call_log
+        self._live = live
+        self._clock = clock
+        self._queue: asyncio.Queue[dict[str, str] | _Reconcile] = asyncio.Queue()
+        # Events written per transaction (1: one transaction per event, the old way).
+        self._batch_size = max(1, settings.ami_batch_size)
+        # Parallel writers (by linkedid); SQLite takes one writer at a time anyway.
+        self._writers = 1 if settings.db_url.startswith("sqlite") else settings.ami_writers
+        # Asterisk's queue_log and CDRs: what happened while the router was away.
+        self._records = records or reconcile.AsteriskRecords.in_log_dir(
+            settings.asterisk_dir / "log"
+        )
+        self._queues = frozenset(QUEUES)
+        # Agent state (call_router/agents.py): without a database the listener only logs calls.
+        self._db = db
+        self._agents = AgentService(db, clock=clock) if db is not None else None
+        self._autopause = AutoPausePolicy(settings.autopause_after_missed_rings)
+        self._sender: ManagerSender | None = None
+        # (queue, interface) → membership, from QueueStatus and QueueMember* events.
+        self._members: dict[tuple[str, str], Membership] = {}
+        # login → (state, since) for the wallboard's "since".
+        self._operator_since: dict[str, tuple[str, datetime]] = {}
+        # The subscribe table: Asterisk event name → handler. Everything else is ignored.
+        # Each runs inside the batch's transaction and returns what to do after the commit.
+        self._handlers: dict[str, Handler] = {
+            "Newchannel": self._on_newchannel,
+            "QueueCallerJoin": self._on_queue_caller_join,
+            "QueueCallerLeave": self._on_queue_caller_leave,
+            "QueueCallerAbandon": self._on_queue_caller_abandon,
+            "AgentCalled": self._on_agent_called,
+            "AgentRingNoAnswer": self._on_agent_ring_no_answer,
+            "AgentConnect": self._on_agent_connect,
+            "AgentComplete": self._on_agent_complete,
+            "Hangup": self._on_hangup,
+            "BlindTransfer": self._on_blind_transfer,
+            "AttendedTransfer": self._on_attended_transfer,
+            "VarSet": self._on_varset,
+            "Newexten": self._on_newexten,
+            # Membership lives in memory only: the handler hands the event to the loop.
+            "QueueMemberAdded": lambda e: lambda: self._on_member_changed(e),
+            "QueueMemberStatus": lambda e: lambda: self._on_member_changed(e),
+            "QueueMemberPause": lambda e: lambda: self._on_member_changed(e),
+            "QueueMemberPenalty": lambda e: lambda: self._on_member_changed(e),
+            "QueueMemberRemoved": lambda e: lambda: self._on_member_removed(e),
+            "UserEvent": self._on_user_event,
+            "DialBegin": self._on_callback_dial,
+            "DialEnd": self._on_callback_dial,
+        }
+
+    # --- connection lifecycle -------------------------------------------------------
+
+    async def run(self, *, ready: asyncio.Event | None = None) -> None:
+        """Forever: connect, reconcile, consume; reconnect with backoff (1, 2, 4 … 30 s)."""
+        consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        backoff = BACKOFF_FIRST
+        try:
+            while True:
+                manager = self._new_manager()
+                try:
+                    await self._connect(manager)
+                    backoff = BACKOFF_FIRST
+                    closed = await self._reconcile(manager)
+                    log.info("ami_ready", reconciled=closed)
+                    # Queue membership before "ready": a call right after start finds operators.
+                    await self._sync_agents(ManagerSender(manager))
+                    if ready is not None:
+                        ready.set()
+                    agents = asyncio.create_task(
+                        self._agent_loop(ManagerSender(manager)), name="ami-agents"
+                    )
+                    try:
+                        await self._watch(manager)
+                    finally:
+                        agents.cancel()
+                        self._sender = None
+                except (OSError, TimeoutError, AmiError) as exc:
+                    log.warning("ami_disconnected", error=str(exc) or type(exc).__name__)
+                finally:
+                    manager.close()
+                log.info("ami_reconnect_in", seconds=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            consumer.cancel()
+
+    def _new_manager(self) -> _OneConnectionManager:
+        manager = _OneConnectionManager(
+            host=self._settings.ami_host,
+            port=self._settings.ami_port,
+            username=self._settings.ami_username,
+            secret=self._settings.ami_secret,
+            # Our watchdog does the real liveness check; keep panoramisk's blind ping rare.
+            ping_delay=60,
+            ping_interval=60,
+        )
+        manager.register_event("*", self._enqueue)
+        return manager
+
+    def _enqueue(self, _manager: Manager, event: Mapping[str, Any]) -> None:
+        # Runs inside panoramisk's dispatch: do nothing but hand the event over.
+        self._queue.put_nowait(_plain(event))
+
+    async def _connect(self, manager: _OneConnectionManager) -> None:
+        await asyncio.wait_for(manager.connect(), LOGIN_TIMEOUT)
+        # connection_made (a done-callback of the connect task) starts the login.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOGIN_TIMEOUT
+        while manager.authenticated_future is None and not manager.authenticated:
+            if manager.lost.is_set() or loop.time() > deadline:
+                raise AmiError("AMI connection closed before login")
+            await asyncio.sleep(0.01)
+        if manager.authenticated_future is not None:
+            response = await asyncio.wait_for(manager.authenticated_future, LOGIN_TIMEOUT)
+            if not getattr(response, "success", False):
+                raise AmiError(f"AMI login refused for user {self._settings.ami_username!r}")
+        log.info("ami_connected", host=self._settings.ami_host, port=self._settings.ami_port)
+
+    async def _watch(self, manager: _OneConnectionManager) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(manager.lost.wait(), WATCHDOG_INTERVAL)
+                raise AmiError("AMI connection lost")
+            except TimeoutError:
+                pass
+            try:
+                reply = await asyncio.wait_for(
+                    manager.send_action({"Action": "Ping"}), WATCHDOG_TIMEOUT
+                )
+            except TimeoutError as exc:
+                raise AmiError("no reply to AMI Ping") from exc
+            if _field(reply, "Response").lower() != "success":
+                raise AmiError(f"bad reply to AMI Ping: {_plain(reply)}")
+
+    async def _reconcile(self, manager: _OneConnectionManager) -> int:
+        """Close calls whose inbound channel is gone; returns how many were closed."""
+        requested_at = self._clock()
+        reply = await asyncio.wait_for(
+            manager.send_action({"Action": "CoreShowChannels"}), RECONCILE_TIMEOUT
+        )
+        messages = reply if isinstance(reply, list) else [reply]
+        if _field(messages[0], "Response").lower() not in ("success", ""):
+            raise AmiError(f"CoreShowChannels failed: {_plain(messages[0])}")
+        uniqueids = frozenset(
+            _field(m, "Uniqueid") for m in messages if _field(m, "Event") == "CoreShowChannel"
+        )
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Reconcile(uniqueids, requested_at, done))
+        return await done
+
+    # --- the consumer ------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        """Hand each event to its writer lane; a reconcile waits until every lane is idle.
+
+        A call's events (one linkedid) always go to the same lane, so they are written in
+        arrival order; lanes write different calls at the same time, so one call's database
+        round trips (or live-state updates) do not hold up the others.
+        """
+        lanes = [asyncio.Queue[dict[str, str]]() for _ in range(self._writers)]
+        workers = [
+            asyncio.create_task(self._write_lane(lane), name=f"ami-writer-{i}")
+            for i, lane in enumerate(lanes)
+        ]
+        try:
+            while True:
+                item = await self._queue.get()
+                try:
+                    if isinstance(item, _Reconcile):
+                        # It must see everything that arrived before Asterisk's snapshot.
+                        for lane in lanes:
+                            await lane.join()
+                        await self._apply_reconcile(item)
+                    else:
+                        lanes[_lane_of(item, len(lanes))].put_nowait(item)
+                    if self._live.resync_needed:
+                        await self._resync_live()
+                except Exception:
+                    log.exception("ami_event_failed", ami_event=_describe(item))
+                finally:
+                    self._queue.task_done()
+        finally:
+            for worker in workers:
+                worker.cancel()
+
+    async def _write_lane(self, lane: asyncio.Queue[dict[str, str]]) -> None:
+        """Drain the lane in batches: the events waiting are written in one transaction."""
+        while True:
+            events = [await lane.get()]
+            while len(events) < self._batch_size:
+                try:
+                    events.append(lane.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                await self._apply(events)
+            except Exception:  # one bad event must not stop the router
+                log.exception("ami_event_failed", ami_event=_describe(events[0]))
+            finally:
+                for _ in events:
+                    lane.task_done()
+
+    async def _apply(self, events: list[dict[str, str]]) -> None:
+        """Write a batch; retry while the database is briefly away; isolate a bad event."""
+        for delay in HANDLE_RETRIES:
+            try:
+                await self.handle_batch(events)
+                return
+            except OperationalError as exc:  # database briefly away; bugs are not retried
+                log.warning("ami_event_retry", ami_event=_describe(events[0]), error=str(exc))
+                await asyncio.sleep(delay)
+            except Exception:
+                if len(events) == 1:
+                    raise
+                break
+        if len(events) == 1:
+            await self.handle_batch(events)
+            return
+        # The batch was rolled back: replay it event by event (writes are idempotent), so
+        # only the event that fails is lost.
+        for event in events:
+            try:
+                await self._apply([event])
+            except Exception:
+                log.exception("ami_event_failed", ami_event=_describe(event))
+
+    async def _apply_reconcile(self, item: _Reconcile) -> None:
+        """Catch up with Asterisk: first what its records say the router missed (through the
+        ordinary handlers), then close the calls whose channel is gone - at the end time
+        Asterisk recorded when it has one, else now, as "reconciled"."""
+        closed = 0
+        try:
+            calls = await asyncio.to_thread(self._call_log.open_calls)
+            rows, cdr_ends = await asyncio.to_thread(
+                self._records.read, [call.linkedid for call in calls]
+            )
+            missed: list[dict[str, str]] = []
+            for call in calls:
+                if call.linkedid in rows:
+                    known = await asyncio.to_thread(self._call_log.timeline, call.linkedid)
+                    missed += reconcile.missed_events(rows[call.linkedid], known)
+            if missed:
+                log.info("ami_recovered_from_records", events=len(missed))
+                await self._apply(missed)
+            for call in calls:
+                if call.linkedid in item.live_uniqueids:
+                    continue
+                if call.started_at > item.requested_at - RECONCILE_GRACE:
+                    continue
+                end = reconcile.ended_at(call.linkedid, rows.get(call.linkedid, []), cdr_ends)
+                ended = await asyncio.to_thread(
+                    self._call_log.call_ended,
+                    call.linkedid,
+                    cause="reconciled",
+                    at=end or self._clock(),
+                    reconciled=True,
+                    known_end=end is not None,
+                )
+                if ended is not None:
+                    closed += 1
+                    await self._live.call_ended(ended)
+            await self._resync_live()
+        finally:
+            if not item.done.done():
+                item.done.set_result(closed)
+
+    async def _resync_live(self) -> None:
+        calls = await asyncio.to_thread(self._call_log.open_calls)
+        staged = [(call, _stage(call)) for call in calls]
+        waiting = {queue: 0 for queue in QUEUES}
+        for call, stage in staged:
+            if stage == STAGE_QUEUE and call.queue is not None:
+                waiting[call.queue] = waiting.get(call.queue, 0) + 1
+        await self._live.replace_all(staged, waiting)
+        await self._publish_agents()
+
+    # --- events -------------------------------------------------------------------------
+
+    async def handle(self, event: Mapping[str, str]) -> None:
+        """One AMI event (a plain dict) → call log and live state. Unknown events are ignored."""
+        await self.handle_batch([event])
+
+    async def handle_batch(self, events: Sequence[Mapping[str, str]]) -> None:
+        """Events in arrival order → one database transaction, then live state in order.
+
+        Handlers run in a worker thread and only write the call log; what they return runs
+        afterwards on the event loop (Redis, in-memory agent state, AMI actions), so nothing
+        is published for a write that was rolled back.
+        """
+        wanted = [event for event in events if event.get("Event", "") in self._handlers]
+        if not wanted:
+            return
+        effects = await asyncio.to_thread(self._write, wanted)
+        for effect in effects:
+            try:
+                await effect()
+            except Exception:  # live state is a convenience: never undo the log for it
+                log.exception("ami_effect_failed")
+
+    def _write(self, events: Sequence[Mapping[str, str]]) -> list[Effect]:
+        effects: list[Effect] = []
+        with self._call_log.batch():
+            for event in events:
+                effect = self._handlers[event["Event"]](event)
+                self._call_log.checkpoint()
+                if effect is not None:
+                    effects.append(effect)
+        return effects
+
+    def _on_newchannel(self, event: Event) -> Effect | None:
+        if not _is_inbound_first_channel(event):
+            return None
+        linkedid = event["Linkedid"]
+        self._call_log.ensure_call(
+            linkedid,
+            caller_number=event.get("CallerIDNum"),
+            caller_name=event.get("CallerIDName"),
+            channel=event.get("Channel"),
+            dialed_number=event.get("Exten"),
+            started_at=self._at(event),
+        )
+        call = self._call_log.get_call(linkedid)
+        if call is None or call.ended_at is not None:
+            return None
+        return lambda: self._live.call_stage(call, STAGE_MENU)
+
+    def _on_queue_caller_join(self, event: Event) -> Effect | None:
+        linkedid, queue = event.get("Linkedid", ""), event.get("Queue", "")
+        if not linkedid or queue not in self._queues:
+            return None
+        at = self._at(event)
+        if event.get("Uniqueid") == linkedid and self._call_log.find_call_id(linkedid) is None:
+            # Newchannel was missed (router restarted mid-call): the caller's own channel
+            # joining a hotline queue is enough to know it is ours.
+            self._call_log.ensure_call(
+                linkedid,
+                caller_number=event.get("CallerIDNum"),
+                caller_name=event.get("CallerIDName"),
+                channel=event.get("Channel"),
+                started_at=at,
+            )
+        position = _int(event.get("Position"))
+        call = self._call_log.queue_joined(
+            linkedid,
+            queue=queue,
+            key=f"queue_join:{queue}:{_moment(event)}",
+            at=at,
+            data={"position": position},
+        )
+        if call is None:
+            return None
+
+        async def publish() -> None:
+            await self._live.call_stage(call, STAGE_QUEUE, position=position)
+            await self._publish_waiting(event)
+
+        return publish
+
+    def _on_queue_caller_leave(self, event: Event) -> Effect | None:
+        linkedid, queue = event.get("Linkedid", ""), event.get("Queue", "")
+        if queue not in self._queues:
+            return None
+        call = self._call_log.queue_left(
+            linkedid,
+            queue=queue,
+            key=f"queue_leave:{queue}:{_moment(event)}",
+            at=self._at(event),
+        )
+        return (lambda: self._publish_waiting(event)) if call is not None else None
+
+    def _on_queue_caller_abandon(self, event: Event) -> Effect | None:
+        linkedid, queue = event.get("Linkedid", ""), event.get("Queue", "")
+        if queue not in self._queues:
+            return None
+        hold_time = _int(event.get("HoldTime"))
+        call = self._call_log.queue_abandoned(
+            linkedid,
+            queue=queue,
+            key=f"abandon:{queue}:{_moment(event)}",
+            at=self._at(event),
+            hold_time=hold_time,
+        )
+        if call is None:
+            return None
+        data = {"linkedid": linkedid, "queue": queue, "hold_time": hold_time}
+        return lambda: self._live.publish("abandon", data)
+
+    def _on_agent_called(self, event: Event) -> Effect | None:
+        linkedid, queue, member = _agent_fields(event)
+        is_new = self._call_log.agent_ringing(
+            linkedid,
+            queue=queue,
+            member=member,
+            key=_leg_key("ring", event),
+            at=self._at(event),
+        )
+        if not is_new:
+            return None
+        data = {"linkedid": linkedid, "queue": queue, "operator": member}
+        return lambda: self._live.publish("ring", data)
+
+    def _on_agent_ring_no_answer(self, event: Event) -> Effect | None:
+        linkedid, queue, member = _agent_fields(event)
+        is_new = self._call_log.agent_no_answer(
+            linkedid,
+            queue=queue,
+            member=member,
+            key=_leg_key("ring_no_answer", event),
+            at=self._at(event),
+            ring_time=_int(event.get("RingTime")),
+        )
+        # A replayed event must not count a second miss.
+        return (lambda: self._count_missed_ring(event)) if is_new else None
+
+    def _on_agent_connect(self, event: Event) -> Effect | None:
+        linkedid, queue, member = _agent_fields(event)
+        call = self._call_log.agent_connected(
+            linkedid,
+            queue=queue,
+            operator=member,
+            key=_leg_key("connect", event),
+            at=self._at(event),
+            hold_time=_int(event.get("HoldTime")),
+            interface=event.get("Interface") or None,
+        )
+
+        async def publish() -> None:
+            self._autopause.answered(event.get("Interface", ""))
+            if call is not None:
+                await self._live.call_stage(call, STAGE_TALKING)
+
+        return publish
+
+    def _on_agent_complete(self, event: Event) -> Effect | None:
+        linkedid, queue, member = _agent_fields(event)
+        self._call_log.agent_completed(
+            linkedid,
+            queue=queue,
+            operator=member,
+            key=_leg_key("complete", event),
+            at=self._at(event),
+            reason=event.get("Reason") or None,
+            talk_time=_int(event.get("TalkTime")),
+        )
+        return None
+
+    def _on_hangup(self, event: Event) -> Effect | None:
+        linkedid = event.get("Linkedid", "")
+        # Only the inbound channel's hang-up ends the call; operator legs end via AgentComplete.
+        if not linkedid or event.get("Uniqueid") != linkedid:
+            return None
+        cause = event.get("Cause-txt") or event.get("Cause") or None
+        call = self._call_log.call_ended(linkedid, cause=cause, at=self._at(event))
+        return (lambda: self._live.call_ended(call)) if call is not None else None
+
+    def _on_blind_transfer(self, event: Event) -> Effect | None:
+        data = {
+            "result": event.get("Result"),
+            "extension": event.get("Extension"),
+            "context": event.get("Context"),
+            "transferer": event.get("TransfererChannel"),
+        }
+        return self._transfer(
+            "blind_transfer", event, ("TransfereeLinkedid", "TransfererLinkedid"), data
+        )
+
+    def _on_attended_transfer(self, event: Event) -> Effect | None:
+        data = {
+            "result": event.get("Result"),
+            "dest_type": event.get("DestType"),
+            "transferer": event.get("OrigTransfererChannel"),
+            "target": event.get("TransferTargetChannel") or event.get("SecondTransfererChannel"),
+        }
+        return self._transfer(
+            "attended_transfer",
+            event,
+            ("TransfereeLinkedid", "OrigTransfererLinkedid", "SecondTransfererLinkedid"),
+            data,
+        )
+
+    def _transfer(
+        self, kind: str, event: Event, linkedid_fields: tuple[str, ...], data: dict[str, Any]
+    ) -> Effect | None:
+        key = f"{kind}:{_moment(event)}"
+        for name in linkedid_fields:
+            linkedid = event.get(name)
+            if not linkedid:
+                continue
+            if self._call_log.record_event(linkedid, kind, key=key, at=self._at(event), data=data):
+                published = {"linkedid": linkedid, **data}
+                return lambda: self._live.publish(kind, published)
+        return None
+
+    def _on_varset(self, event: Event) -> Effect | None:
+        linkedid = event.get("Linkedid", "")
+        # Only the caller's own channel carries the variables below.
+        if not linkedid or event.get("Uniqueid") != linkedid:
+            return None
+        variable, value = event.get("Variable", ""), event.get("Value", "")
+        at = self._at(event)
+        if variable == "QUEUESTATUS":
+            # Why Queue() returned without an operator (TIMEOUT, FULL, JOINEMPTY, ...).
+            self._call_log.record_event(
+                linkedid,
+                EVENT_QUEUE_STATUS,
+                key=f"queue_status:{value}:{_moment(event)}",
+                at=at,
+                data={"status": value},
+            )
+        elif variable == "VMSTATUS" and value == "SUCCESS":
+            # Only a message actually left makes the outcome "voicemail".
+            self._call_log.record_event(linkedid, EVENT_VOICEMAIL, key=EVENT_VOICEMAIL, at=at)
+        elif variable == channel_vars.QUEUE and value in self._queues:
+            # The dialplan's queue choice: known even when Queue() never lets the caller join.
+            self._call_log.queue_planned(linkedid, queue=value)
+        return None
+
+    def _on_newexten(self, event: Event) -> Effect | None:
+        if event.get("Application", "").lower() != "voicemail":
+            return None
+        self._call_log.record_event(
+            event.get("Linkedid", ""),
+            EVENT_VOICEMAIL_OFFERED,
+            key=f"{EVENT_VOICEMAIL_OFFERED}:{_moment(event)}",
+            at=self._at(event),
+            data={"mailbox": event.get("AppData", "")[:64]},
+        )
+        return None
+
+    def _on_callback_dial(self, event: Event) -> Effect | None:
+        """The resident's leg of a click-to-call (call_router/click_to_call.py): its ringing,
+        answer or failure goes on that call's timeline. Other Dial()s are not ours to log."""
+        if event.get("Context") != CALLBACK_CONTEXT:
+            return None
+        linkedid = event.get("Linkedid", "")
+        begin = event.get("Event") == "DialBegin"
+        kind = callbacks.EVENT_DIAL_BEGIN if begin else callbacks.EVENT_DIAL_END
+        data = {
+            "operator_channel": event.get("Channel"),
+            "resident_channel": event.get("DestChannel"),
+            "resident_uniqueid": event.get("DestUniqueid"),
+            "status": None if begin else event.get("DialStatus"),
+        }
+        recorded = self._call_log.record_event(
+            linkedid,
+            kind,
+            key=f"{kind}:{event.get('DestUniqueid', '')}",
+            at=self._at(event),
+            data=data,
+        )
+        if not recorded:
+            return None
+        published = {"linkedid": linkedid, **data}
+        return lambda: self._live.publish(kind, published)
+
+    # --- agents: membership, auto-pause, live operator state -------------------------
+
+    async def _sync_agents(self, sender: ManagerSender) -> None:
+        """Apply the desired agent state and refresh the membership snapshot; never fatal."""
+        if self._agents is None:
+            return
+        self._sender = sender
+        try:
+            await self._agents.sync(sender)
+            members = await self._agents.members(sender)
+        except (AmiActionFailed, AmiUnavailable, OperationalError) as exc:
+            log.warning("agents_sync_failed", error=str(exc))
+            return
+        self._members = {(m.queue, m.interface): m for m in members}
+        await self._publish_agents()
+
+    async def _agent_loop(self, sender: ManagerSender) -> None:
+        """Apply roster / agent-state changes made elsewhere (CLI, API, `operators add`)."""
+        if self._agents is None:
+            return
+        loop = asyncio.get_running_loop()
+        last_seen = await asyncio.to_thread(self._agents.fingerprint)
+        last_full = loop.time()
+        while True:
+            await asyncio.sleep(AGENT_SYNC_INTERVAL)
+            try:
+                seen = await asyncio.to_thread(self._agents.fingerprint)
+            except OperationalError as exc:
+                log.warning("agents_fingerprint_failed", error=str(exc))
+                continue
+            if seen != last_seen or loop.time() - last_full >= AGENT_FULL_SYNC:
+                await self._sync_agents(sender)
+                last_seen, last_full = seen, loop.time()
+
+    async def _count_missed_ring(self, event: Event) -> None:
+        interface = event.get("Interface", "")
+        login = login_of(interface)
+        member = self._members.get((event.get("Queue", ""), interface))
+        decision = self._autopause.missed_ring(
+            interface, paused=bool(member is not None and member.paused)
+        )
+        if decision is None or login is None or self._agents is None or self._sender is None:
+            return
+        log.info("agent_auto_pause", login=login, missed=decision.missed)
+        try:
+            await self._agents.pause(self._sender, login, decision.reason, source="auto")
+        except (RosterError, AmiActionFailed, AmiUnavailable) as exc:
+            log.warning("agent_auto_pause_failed", login=login, error=str(exc))
+
+    async def _on_member_changed(self, event: Event) -> None:
+        member = membership_from_event(event)
+        if member is None:
+            return
+        previous = self._members.get((member.queue, member.interface))
+        if previous is None or previous.paused != member.paused:
+            # A break (or its end) starts the missed-ring count afresh.
+            self._autopause.pause_changed(member.interface)
+        self._members[(member.queue, member.interface)] = member
+        await self._publish_agent(member.interface, self._at(event))
+
+    async def _on_member_removed(self, event: Event) -> None:
+        interface = event.get("Interface", "")
+        self._members.pop((event.get("Queue", ""), interface), None)
+        if not any(i == interface for _q, i in self._members):
+            self._autopause.removed(interface)
+        await self._publish_agent(interface, self._at(event))
+
+    async def _publish_agent(self, interface: str, at: datetime) -> None:
+        login = login_of(interface)
+        if login is None:
+            return
+        mine = [m for (_q, i), m in sorted(self._members.items()) if i == interface]
+        state = agent_state(mine, logged_in=bool(mine), now=at.timestamp())
+        previous = self._operator_since.get(login)
+        if previous is None or previous[0] != state:
+            self._operator_since[login] = (state, at)
+        since = self._operator_since[login][1]
+        paused = [m for m in mine if m.paused]
+        await self._live.operator_state(
+            login,
+            {
+                "name": mine[0].name if mine else login,
+                "state": state,
+                "since": since.isoformat(),
+                "paused": bool(mine) and len(paused) == len(mine),
+                "reason": paused[0].reason if paused else None,
+                "queues": [m.queue for m in mine],
+            },
+        )
+        await self._live.queue_agents(
+            queue_counts(self._members.values(), QUEUES, now=at.timestamp())
+        )
+
+    async def _publish_agents(self) -> None:
+        interfaces = {i for _q, i in self._members}
+        at = self._clock()
+        for interface in sorted(interfaces):
+            await self._publish_agent(interface, at)
+        if not interfaces:
+            await self._live.queue_agents(queue_counts([], QUEUES, now=at.timestamp()))
+
+    def _on_user_event(self, event: Event) -> Effect | None:
+        """Our dialplan's user events: a virtual-hold request, a call recording started."""
+        name = event.get("UserEvent", "")
+        linkedid = event.get("Linkedid", "")
+        queue = event.get("Queue") or None
+        if not linkedid:
+            return None
+        if name == "HotlineCallbackRequest":
+            at = self._at(event)
+            result: CallbackRequest | None = self._call_log.run(
+                lambda session: request_callback_in(session, linkedid, queue=queue, at=at)
+            )
+            if result is None:
+                return None
+            data = {"linkedid": linkedid, "queue": queue, "callback_id": result.callback_id}
+            return lambda: self._live.publish("callback_requested", data)
+        if name == "HotlineRecording":
+            file = event.get("File", "")
+            self._call_log.record_event(
+                linkedid,
+                EVENT_RECORDING,
+                key=f"{EVENT_RECORDING}:{file}",
+                at=self._at(event),
+                data={"file": file, "queue": queue},
+            )
+        return None
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _at(self, event: Event) -> datetime:
+        """Asterisk's event time when manager.conf has timestampevents=yes, else now."""
+        stamp = event.get("Timestamp")
+        if stamp:
+            try:
+                return datetime.fromtimestamp(float(stamp), UTC)
+            except (ValueError, OverflowError, OSError):
+                pass
+        return self._clock()
+
+    async def _publish_waiting(self, event: Event) -> None:
+        count = _int(event.get("Count"))
+        if count is not None:
+            await self._live.queue_waiting(event.get("Queue", ""), count)
+
+
+def _is_inbound_first_channel(event: Event) -> bool:
+    return (
+        event.get("Context") == INBOUND_CONTEXT
+        and bool(event.get("Linkedid"))
+        and event.get("Uniqueid") == event.get("Linkedid")
+    )
+
+
+def _agent_fields(event: Event) -> tuple[str, str, str]:
+    member = event.get("MemberName") or event.get("Interface") or "unknown"
+    return event.get("Linkedid", ""), event.get("Queue", ""), member
+
+
+def _leg_key(kind: str, event: Event) -> str:
+    """Each ring attempt has its own operator channel: its Uniqueid makes the key unique."""
+    leg = event.get("DestUniqueid") or f"{event.get('Interface', '')}:{_moment(event)}"
+    return f"{kind}:{leg}"
+
+
+def _moment(event: Event) -> str:
+    """The event's own time if Asterisk sent one; replays of one event share it."""
+    return event.get("Timestamp", "")
+
+
+def _stage(call: CallView) -> str:
+    if call.answered_at is not None:
+        return STAGE_TALKING
+    if call.queue_joined_at is not None:
+        return STAGE_QUEUE
+    return STAGE_MENU
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _field(message: Any, name: str) -> str:
+    value = message.get(name) if hasattr(message, "get") else None
+    return str(value) if value is not None else ""
+
+
+def _plain(event: Mapping[str, Any]) -> dict[str, str]:
+    """A plain dict of strings (panoramisk repeats keys as lists, e.g. ChanVariable)."""
+    plain: dict[str, str] = {}
+    for key, value in event.items():
+        plain[str(key)] = str(value[-1] if isinstance(value, list) and value else value)
+    return plain
+
+
+def _lane_of(event: Event, lanes: int) -> int:
+    """Every event of one call (linkedid) goes to the same writer; the rest to the first."""
+    linkedid = event.get("Linkedid", "")
+    return zlib.crc32(linkedid.encode()) % lanes if linkedid else 0
+
+
+def _describe(item: Mapping[str, str] | _Reconcile) -> str:
+    if isinstance(item, _Reconcile):
+        return "reconcile"
+    return f"{item.get('Event')} linkedid={item.get('Linkedid')}"
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Run the listener until SIGTERM/SIGINT. Migrations are the CLI's job."""
+    from call_router.db import Database
+
+    db = Database(settings.db_url)
+    call_log = CallLog(
+        db, country=settings.country_code, callback_min_wait=settings.callback_min_wait
+    )
+    live = LiveState.from_url(settings.redis_url, settings.redis_prefix)
+    listener = AmiListener(settings, call_log, live, db=db)
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+    from call_router import callback_escalation, click_to_call
+
+    background = [asyncio.create_task(callback_escalation.run_periodically(db, live))]
+    if settings.virtual_hold_autodial:
+        background.append(
+            asyncio.create_task(click_to_call.run_virtual_hold_dispatcher(settings, db))
+        )
+    try:
+        await listener.run(ready=ready)
+    except asyncio.CancelledError:
+        log.info("router_stopped")
+    finally:
+        for job in background:
+            job.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await live.close()
+        db.dispose()
+
+
+def main() -> None:
+    from call_router.settings import get_settings
+
+    asyncio.run(serve(get_settings()))

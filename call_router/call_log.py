@@ -1,0 +1,642 @@
+"""The call log: one row per resident's call plus its timeline, written by the FastAGI server
+(menu results) and the AMI listener (queue, operators, hang-up).
+
+Both writers may see the same call at the same moment, and Asterisk events are replayed after a
+reconnect, so every write is idempotent: rows are created with INSERT .. ON CONFLICT DO NOTHING,
+and each state change is tied to a timeline event whose (call, key) is unique — a change is
+applied only by the transaction that inserted its event.
+
+Methods are synchronous (SQLAlchemy sessions); async callers use asyncio.to_thread. Each call is
+its own transaction, except inside `batch()`: there every call made by that thread shares one
+transaction (the AMI listener writes a burst of events with one commit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Insert, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from call_router import callbacks, outcomes
+from call_router.db import Database
+from call_router.models import Call, CallEvent, utcnow
+from call_router.numbers import ANONYMOUS, clean_caller_name, normalize_number
+from call_router.reconcile import KnownEvent
+
+# Timeline kinds other writers (AGI server, dialplan hooks) may record and outcomes rely on.
+# A voicemail message was left (VMSTATUS=SUCCESS); "offered" is only the greeting played.
+EVENT_VOICEMAIL = "voicemail"
+EVENT_VOICEMAIL_OFFERED = "voicemail_offered"
+EVENT_AFTER_HOURS = "after_hours"
+# data {"status": QUEUESTATUS}: why Queue() returned without an operator.
+EVENT_QUEUE_STATUS = "queue_status"
+EVENT_QUEUE_JOIN = "queue_join"
+EVENT_QUEUE_LEAVE = "queue_leave"
+EVENT_ABANDON = "abandon"
+EVENT_RING = "ring"
+EVENT_RING_NO_ANSWER = "ring_no_answer"
+EVENT_CONNECT = "agent_connect"
+EVENT_COMPLETE = "agent_complete"
+EVENT_HANGUP = "hangup"
+EVENT_RECONCILED = "reconciled"
+EVENT_MENU_RESULT = "menu_result"
+# What the speech menu heard, with the audio kept (the flow's own "speech" step has no file).
+EVENT_UTTERANCE = "utterance"
+EVENT_CALLBACK = "callback"
+EVENT_CALLBACK_SKIPPED = "callback_skipped"
+# Virtual hold: the caller pressed 1 in a queue (call_router/virtual_hold.py).
+EVENT_CALLBACK_REQUESTED = "callback_requested"
+
+# Outcomes that put the caller on the callback list.
+CALLBACK_OUTCOMES = outcomes.MISSED_OUTCOMES | {outcomes.VOICEMAIL}
+
+_MAX_KEY = 160
+# A transcript longer than this is not a housing problem any more; keep the row small.
+_MAX_TRANSCRIPT = 2000
+_MAX_KIND = 32
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class CallView:
+    """A detached snapshot of a call row, safe to hand to other tasks and to LiveState."""
+
+    id: int
+    linkedid: str
+    caller_number: str
+    caller_name: str | None
+    queue: str | None
+    operator: str | None
+    started_at: datetime
+    queue_joined_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    outcome: str | None
+    wait_seconds: int | None
+    talk_seconds: int | None
+    hangup_by: str | None
+
+    @classmethod
+    def of(cls, call: Call) -> CallView:
+        return cls(
+            id=call.id,
+            linkedid=call.linkedid,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            queue=call.queue,
+            operator=call.operator,
+            started_at=call.started_at,
+            queue_joined_at=call.queue_joined_at,
+            answered_at=call.answered_at,
+            ended_at=call.ended_at,
+            outcome=call.outcome,
+            wait_seconds=call.wait_seconds,
+            talk_seconds=call.talk_seconds,
+            hangup_by=call.hangup_by,
+        )
+
+
+class CallLog:
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], datetime] = utcnow,
+        country: str = "RU",
+        *,
+        callback_min_wait: int = 0,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._country = country
+        self._callback_min_wait = callback_min_wait
+        # The batch session of the thread inside `batch()`, if any.
+        self._local = threading.local()
+
+    # --- transactions -----------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every CallLog call this thread makes inside the block shares one transaction.
+
+        Call `checkpoint()` between independent writes; an exception rolls the whole block back
+        (the caller may then replay the writes one by one: they are idempotent).
+        """
+        if getattr(self._local, "session", None) is not None:
+            raise RuntimeError("CallLog.batch() does not nest")
+        with self._db.session() as session:
+            self._local.session = session
+            try:
+                yield
+            finally:
+                self._local.session = None
+
+    def checkpoint(self) -> None:
+        """Inside `batch()`: flush, and forget loaded rows so the next write reads them afresh,
+        exactly as if it ran in a transaction of its own."""
+        session: Session | None = getattr(self._local, "session", None)
+        if session is not None:
+            session.flush()
+            session.expire_all()
+
+    def run(self, work: Callable[[Session], Any]) -> Any:
+        """`work(session)` in this call log's transaction (the batch's, or a new one)."""
+        with self._session() as session:
+            return work(session)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        session: Session | None = getattr(self._local, "session", None)
+        if session is not None:
+            yield session
+            return
+        with self._db.session() as session:
+            yield session
+
+    # --- rows -------------------------------------------------------------------
+
+    def ensure_call(
+        self,
+        linkedid: str,
+        *,
+        caller_number: str | None,
+        caller_name: str | None,
+        channel: str | None = None,
+        dialed_number: str | None = None,
+        started_at: datetime | None = None,
+    ) -> int:
+        """The call's id, creating the row if needed. Raw caller ID is cleaned here."""
+        with self._session() as session:
+            return self._ensure(
+                session,
+                linkedid,
+                caller_number=caller_number,
+                caller_name=caller_name,
+                channel=channel,
+                dialed_number=dialed_number,
+                started_at=started_at or self._clock(),
+            ).id
+
+    def find_call_id(self, linkedid: str) -> int | None:
+        with self._session() as session:
+            return session.scalar(select(Call.id).where(Call.linkedid == linkedid))
+
+    def get_call(self, linkedid: str) -> CallView | None:
+        with self._session() as session:
+            call = _call_by_linkedid(session, linkedid)
+            return CallView.of(call) if call is not None else None
+
+    def open_calls(self) -> list[CallView]:
+        """Calls without an end: the listener checks them against Asterisk after a reconnect."""
+        with self._session() as session:
+            rows = session.scalars(select(Call).where(Call.ended_at.is_(None)).order_by(Call.id))
+            return [CallView.of(call) for call in rows]
+
+    def timeline(self, linkedid: str) -> list[KnownEvent]:
+        """The call's timeline as (kind, queue, at): what reconciliation must not add twice."""
+        with self._session() as session:
+            rows = session.execute(
+                select(CallEvent.kind, CallEvent.data, CallEvent.at)
+                .join(Call)
+                .where(Call.linkedid == linkedid)
+            )
+            return [
+                KnownEvent(kind, str(data.get("queue") or "") or None, _utc(at))
+                for kind, data, at in rows
+            ]
+
+    # --- timeline ---------------------------------------------------------------
+
+    def record_event(
+        self,
+        linkedid: str,
+        kind: str,
+        *,
+        key: str,
+        at: datetime | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> bool:
+        """Add a timeline entry; False if the call is unknown or (call, key) is already there."""
+        with self._session() as session:
+            call = _call_by_linkedid(session, linkedid)
+            if call is None:
+                return False
+            return self._insert_event(session, call.id, kind, key, at, data)
+
+    def record_menu_result(
+        self,
+        linkedid: str,
+        *,
+        choice: str | None,
+        intent: str | None,
+        queue: str,
+        language: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        at = at or self._clock()
+        with self._session() as session:
+            call = _call_by_linkedid(session, linkedid) or self._ensure(
+                session, linkedid, caller_number=None, caller_name=None, started_at=at
+            )
+            data = {"choice": choice, "intent": intent, "queue": queue, "language": language}
+            self._insert_event(session, call.id, EVENT_MENU_RESULT, EVENT_MENU_RESULT, at, data)
+            # The latest menu pass wins (a caller may go through the menu again).
+            call.menu_choice = _cap(choice, 32)
+            call.intent = _cap(intent, 32)
+            call.language = _cap(language, 8)
+            call.menu_ended_at = at
+            if call.queue_joined_at is None:
+                call.queue = _cap(queue, 32)
+
+    def record_speech(
+        self,
+        linkedid: str,
+        *,
+        transcript: str | None,
+        intent: str | None,
+        confidence: float | None,
+        utterance_path: str | None,
+        at: datetime | None = None,
+    ) -> bool:
+        """Store what the caller said on the call; False if the call is unknown or already stored.
+
+        The transcript is the caller's words: kept as text (non-printables dropped), never
+        interpreted. Keyed by the utterance file, so a retried write changes nothing; the latest
+        utterance of the call wins the columns, as the latest menu pass does.
+        """
+        text = _cap(_printable(transcript), _MAX_TRANSCRIPT)
+        if confidence is not None and not math.isfinite(confidence):
+            confidence = None  # NaN is no confidence, and not valid JSON for the timeline
+        path = _cap(utterance_path, 255)
+        ident = path or f"{text}|{intent}|{confidence}"
+        key = "utterance:" + hashlib.sha1(ident.encode("utf-8", "replace")).hexdigest()[:20]
+        data = {
+            "transcript": text,
+            "intent": _cap(intent, 32),
+            "confidence": confidence,
+            "utterance_path": path,
+        }
+        with self._session() as session:
+            call = _call_by_linkedid(session, linkedid)
+            if call is None or not self._insert_event(
+                session, call.id, EVENT_UTTERANCE, key, at, data
+            ):
+                return False
+            call.transcript = text
+            call.intent_confidence = confidence
+            call.utterance_path = path
+            return True
+
+    # --- what the AMI listener reports -------------------------------------------
+
+    def queue_joined(
+        self,
+        linkedid: str,
+        *,
+        queue: str,
+        key: str,
+        at: datetime | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> CallView | None:
+        def apply(session: Session, call: Call, at: datetime) -> None:
+            call.queue = _cap(queue, 32)
+            if call.queue_joined_at is None:
+                call.queue_joined_at = at
+
+        return self._change(
+            linkedid, EVENT_QUEUE_JOIN, key, at, {"queue": queue, **(data or {})}, apply
+        )
+
+    def queue_planned(self, linkedid: str, *, queue: str) -> bool:
+        """The dialplan chose this queue; kept only until the caller really joins one."""
+        with self._session() as session:
+            result = session.execute(
+                update(Call)
+                .where(Call.linkedid == linkedid, Call.queue_joined_at.is_(None))
+                .values(queue=_cap(queue, 32))
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def agent_ringing(
+        self,
+        linkedid: str,
+        *,
+        queue: str,
+        member: str,
+        key: str,
+        at: datetime | None = None,
+    ) -> bool:
+        """One ring of one operator; ring-all produces several. Never a missed call by itself."""
+        return self.record_event(
+            linkedid, EVENT_RING, key=key, at=at, data={"queue": queue, "operator": member}
+        )
+
+    def agent_no_answer(
+        self,
+        linkedid: str,
+        *,
+        queue: str,
+        member: str,
+        key: str,
+        at: datetime | None = None,
+        ring_time: int | None = None,
+    ) -> bool:
+        data = {"queue": queue, "operator": member, "ring_time": ring_time}
+        return self.record_event(linkedid, EVENT_RING_NO_ANSWER, key=key, at=at, data=data)
+
+    def agent_connected(
+        self,
+        linkedid: str,
+        *,
+        queue: str,
+        operator: str,
+        key: str,
+        at: datetime | None = None,
+        hold_time: int | None = None,
+        interface: str | None = None,
+    ) -> CallView | None:
+        def apply(session: Session, call: Call, at: datetime) -> None:
+            # A transfer connects a second operator: the call was answered by the first.
+            if call.answered_at is None:
+                call.answered_at = at
+                if call.queue_joined_at is None:
+                    # Queue join missed (router started mid-call): HoldTime gives it back.
+                    call.queue_joined_at = _before(at, hold_time)
+            call.operator = _cap(operator, 64)
+            call.queue = _cap(queue, 32)
+            callbacks.close_for_number(session, call.caller_number, "reached_operator", at)
+
+        data = {
+            "queue": queue,
+            "operator": operator,
+            "interface": interface,
+            "hold_time": hold_time,
+        }
+        return self._change(linkedid, EVENT_CONNECT, key, at, data, apply)
+
+    def agent_completed(
+        self,
+        linkedid: str,
+        *,
+        queue: str,
+        operator: str,
+        key: str,
+        at: datetime | None = None,
+        reason: str | None = None,
+        talk_time: int | None = None,
+    ) -> CallView | None:
+        data = {"queue": queue, "operator": operator, "reason": reason, "talk_time": talk_time}
+        return self._change(linkedid, EVENT_COMPLETE, key, at, data, None)
+
+    def queue_abandoned(
+        self,
+        linkedid: str,
+        *,
+        queue: str,
+        key: str,
+        at: datetime | None = None,
+        hold_time: int | None = None,
+    ) -> CallView | None:
+        data = {"queue": queue, "hold_time": hold_time}
+        return self._change(linkedid, EVENT_ABANDON, key, at, data, None)
+
+    def queue_left(
+        self,
+        linkedid: str,
+        *,
+        queue: str,
+        key: str,
+        at: datetime | None = None,
+    ) -> CallView | None:
+        return self._change(linkedid, EVENT_QUEUE_LEAVE, key, at, {"queue": queue}, None)
+
+    def call_ended(
+        self,
+        linkedid: str,
+        *,
+        cause: str | None,
+        at: datetime | None = None,
+        reconciled: bool = False,
+        known_end: bool = False,
+    ) -> CallView | None:
+        """Close the call and settle its outcome (and callback). None if unknown or already done.
+
+        `reconciled`: the router closes a call whose channel is gone. `known_end`: Asterisk's
+        records gave the real end, so who hung up follows from the facts, not "system".
+        """
+        kind = EVENT_RECONCILED if reconciled else EVENT_HANGUP
+
+        def apply(session: Session, call: Call, at: datetime) -> None:
+            if call.ended_at is not None:  # a hang-up after reconcile, or the reverse
+                return
+            call.ended_at = at
+            call.hangup_cause = _cap(cause, 64)
+            self._finalize(session, call, reconciled=reconciled and not known_end)
+
+        return self._change(linkedid, kind, kind, at, {"cause": cause}, apply)
+
+    # --- internals ----------------------------------------------------------------
+
+    def _change(
+        self,
+        linkedid: str,
+        kind: str,
+        key: str,
+        at: datetime | None,
+        data: dict[str, Any],
+        apply: Callable[[Session, Call, datetime], None] | None,
+    ) -> CallView | None:
+        """Insert the event; only if it is new, apply its change. Returns the updated call."""
+        at = at or self._clock()
+        with self._session() as session:
+            call = _call_by_linkedid(session, linkedid)
+            if call is None or not self._insert_event(session, call.id, kind, key, at, data):
+                return None
+            if apply is not None:
+                apply(session, call, at)
+            session.flush()
+            return CallView.of(call)
+
+    def _ensure(
+        self,
+        session: Session,
+        linkedid: str,
+        *,
+        caller_number: str | None,
+        caller_name: str | None,
+        started_at: datetime,
+        channel: str | None = None,
+        dialed_number: str | None = None,
+    ) -> Call:
+        number = normalize_number(caller_number, self._country)
+        values: dict[str, Any] = {
+            "linkedid": _cap(linkedid, 64),
+            "caller_number": number,
+            "caller_number_raw": _cap(_printable(caller_number), 128),
+            "caller_name": clean_caller_name(caller_name),
+            "channel": _cap(_printable(channel), 128),
+            "dialed_number": _cap(_dialable(dialed_number), 32),
+            "started_at": started_at,
+        }
+        session.execute(
+            _insert_ignore(session, Call.__table__, ["linkedid"]).values(**values)  # type: ignore[arg-type]
+        )
+        call = _call_by_linkedid(session, linkedid)
+        assert call is not None  # inserted above or by a concurrent writer
+        # The other writer created the row: merge in what it did not know.
+        if started_at < call.started_at:
+            call.started_at = started_at
+        if call.caller_number == ANONYMOUS and number != ANONYMOUS:
+            call.caller_number = number
+            call.caller_number_raw = values["caller_number_raw"]
+        for field in ("caller_name", "channel", "dialed_number"):
+            if getattr(call, field) is None and values[field] is not None:
+                setattr(call, field, values[field])
+        return call
+
+    def _insert_event(
+        self,
+        session: Session,
+        call_id: int,
+        kind: str,
+        key: str,
+        at: datetime | None,
+        data: dict[str, Any] | None,
+    ) -> bool:
+        table: Table = CallEvent.__table__  # type: ignore[assignment]
+        statement = _insert_ignore(session, table, ["call_id", "key"]).values(
+            call_id=call_id,
+            kind=kind[:_MAX_KIND],
+            key=key[:_MAX_KEY],
+            at=at or self._clock(),
+            data=data or {},
+        )
+        # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING here.
+        return session.execute(statement.returning(CallEvent.__table__.c.id)).first() is not None
+
+    def _finalize(self, session: Session, call: Call, *, reconciled: bool) -> None:
+        assert call.ended_at is not None
+        events = session.scalars(
+            select(CallEvent)
+            .where(CallEvent.call_id == call.id)
+            .order_by(CallEvent.at, CallEvent.id)
+        ).all()
+        if callbacks.is_outbound_call(events):
+            # Our own click-to-call to a resident: it settles its callback entry, never opens one.
+            callbacks.finish_outbound_call(session, call, events)
+            return
+        summary = outcomes.summarize(_facts(call, events, reconciled=reconciled))
+        call.outcome = summary.outcome
+        call.wait_seconds = summary.wait_seconds
+        call.talk_seconds = summary.talk_seconds
+        call.hangup_by = summary.hangup_by
+        if not _wants_callback(summary.outcome, call):
+            return
+        if (
+            summary.outcome == outcomes.ABANDONED_IN_QUEUE
+            and (summary.wait_seconds or 0) < self._callback_min_wait
+        ):
+            return
+        entry = callbacks.open_or_attach(
+            session,
+            caller_number=call.caller_number,
+            reason=summary.outcome,
+            queue=call.queue,
+            call_id=call.id,
+            now=call.ended_at,
+        )
+        kind = EVENT_CALLBACK if entry is not None else EVENT_CALLBACK_SKIPPED
+        data = (
+            {"callback_id": entry.id, "attempts": entry.attempts} if entry else {"why": "anonymous"}
+        )
+        self._insert_event(session, call.id, kind, kind, call.ended_at, data)
+
+
+def _wants_callback(outcome: str, call: Call) -> bool:
+    """Missed, voicemail and after-hours calls go on the callback list; a hang-up in the menu
+    only once the caller chose a problem (hanging up on the greeting asks for nothing)."""
+    if outcome in CALLBACK_OUTCOMES or outcome == outcomes.AFTER_HOURS:
+        return True
+    return outcome == outcomes.ABANDONED_IN_MENU and bool(call.intent or call.menu_choice)
+
+
+def _facts(call: Call, events: list[CallEvent] | Any, *, reconciled: bool) -> outcomes.CallFacts:
+    assert call.ended_at is not None
+    kinds = {event.kind for event in events}
+    queue_status = None
+    queue_left_at = None
+    complete_reason = None
+    talk_time = None
+    for event in events:
+        if event.kind == EVENT_QUEUE_STATUS:
+            queue_status = str(event.data.get("status") or "") or None
+        elif event.kind in (EVENT_QUEUE_LEAVE, EVENT_ABANDON):
+            queue_left_at = event.at
+        elif event.kind == EVENT_COMPLETE:
+            complete_reason = event.data.get("reason")
+            talk_time = event.data.get("talk_time")
+    return outcomes.CallFacts(
+        started_at=call.started_at,
+        ended_at=call.ended_at,
+        queue_joined_at=call.queue_joined_at,
+        queue_left_at=queue_left_at,
+        answered_at=call.answered_at,
+        abandoned_in_queue=EVENT_ABANDON in kinds,
+        queue_status=queue_status,
+        voicemail=EVENT_VOICEMAIL in kinds,
+        after_hours=EVENT_AFTER_HOURS in kinds,
+        callback_requested=EVENT_CALLBACK_REQUESTED in kinds,
+        complete_reason=complete_reason,
+        talk_time=talk_time if isinstance(talk_time, int) else None,
+        reconciled=reconciled,
+    )
+
+
+def _call_by_linkedid(session: Session, linkedid: str) -> Call | None:
+    return session.scalars(select(Call).where(Call.linkedid == linkedid)).first()
+
+
+def _insert_ignore(session: Session, table: Table, conflict_columns: list[str]) -> Insert:
+    """INSERT .. ON CONFLICT DO NOTHING on PostgreSQL and SQLite alike."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    raise NotImplementedError(f"call log needs PostgreSQL or SQLite, not {dialect}")
+
+
+def _utc(at: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they are UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _before(at: datetime, seconds: int | None) -> datetime | None:
+    return at - timedelta(seconds=seconds) if seconds is not None and seconds >= 0 else None
+
+
+def _cap(value: str | None, length: int) -> str | None:
+    return value[:length] if value else None
+
+
+def _printable(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return "".join(ch for ch in value if ch.isprintable()).strip() or None
+
+
+def _dialable(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return "".join(ch for ch in value if ch.isascii() and (ch.isdigit() or ch in "+*#")) or None

@@ -1,0 +1,315 @@
+"""Click-to-call: ring the operator's phone first, then dial the resident with the hotline's ID.
+
+How one call-back flows:
+1. `prepare` (one transaction): the operator must hold the entry's claim and be on the roster,
+   it must not be night or before the retry time, and no other call-back of the entry may be
+   in progress. It writes the call-log row of the outbound call (linkedid chosen by us) with a
+   `callback_call` event, and marks the entry as being dialled.
+2. `originate`: AMI Originate, Async, to PJSIP/<operator>, with ChannelId = that linkedid so
+   every leg Asterisk creates carries it. When the operator answers, the dialplan context
+   [callback-out] dials PJSIP/<number>@pstn. The result (OriginateResponse) is matched by our
+   ActionID: with Async, Asterisk answers "queued" at once and reports the outcome later.
+3. The router's AMI listener logs the resident's leg (DialBegin/DialEnd in [callback-out]) and
+   the hang-up; the call log's finalize step settles the call and the entry
+   (callbacks.finish_outbound_call). If the operator's channel could not even be created,
+   no hang-up event will ever come, so `originate` ends the call row itself (idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from panoramisk import Manager  # type: ignore[import-untyped]
+from sqlalchemy import select
+
+from call_router import callback_policy as policy
+from call_router import callbacks
+from call_router.agents import Membership, login_of, parse_members
+from call_router.ami_client import AmiClient, AmiUnavailable, plain, wait_logged_in
+from call_router.call_log import CallLog
+from call_router.db import Database
+from call_router.models import Call, CallEvent, Operator, utcnow
+from call_router.settings import Settings
+
+CONTEXT = "callback-out"
+EXTEN = "dial"
+# Seconds the operator's phone rings before the call-back is given up.
+OPERATOR_RING_SECONDS = 30
+# Extra wait for OriginateResponse beyond the ring time.
+RESPONSE_SLACK = 15.0
+CONNECT_TIMEOUT = 5.0
+# app_queue's member Status for an idle device (AST_DEVICE_NOT_INUSE).
+DEVICE_NOT_INUSE = 1
+# Seconds between two virtual-hold dispatch rounds (QueueStatus is cheap).
+VHOLD_INTERVAL = 3.0
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    callback_id: int
+    call_id: int
+    linkedid: str
+    operator: str
+    number: str
+
+    @property
+    def action_id(self) -> str:
+        return f"hotline-callback-{self.linkedid}"
+
+
+@dataclass(frozen=True)
+class OriginateResult:
+    """Asterisk's OriginateResponse: ok once the operator answered (the resident is dialled)."""
+
+    ok: bool
+    reason: str  # Asterisk's Reason code: 4 answered, 3 no answer, 5 busy, 0/8 failure
+    detail: dict[str, str]
+
+
+def prepare(
+    db: Database,
+    callback_id: int,
+    operator: str,
+    *,
+    rules: callbacks.CallbackRules,
+    now: datetime | None = None,
+) -> PlacedCall:
+    """Check and record the call-back before Asterisk is asked; raises callbacks.CallbackError."""
+    now = now or utcnow()
+    linkedid = f"cb-{uuid.uuid4().hex}"
+    with db.session() as session:
+        known = session.scalar(
+            select(Operator.id).where(Operator.sip_login == operator, Operator.enabled.is_(True))
+        )
+        if known is None:
+            raise callbacks.CallbackError("unknown_operator", f"no enabled operator {operator!r}")
+        entry = callbacks.get_callback(session, callback_id)
+        if entry is None:
+            raise callbacks.CallbackError("not_found", f"no callback {callback_id}")
+        call = Call(
+            linkedid=linkedid,
+            caller_number=entry.caller_number,
+            dialed_number=entry.caller_number[:32],
+            started_at=now,
+            queue=entry.queue,
+            operator=operator,
+        )
+        session.add(call)
+        session.flush()
+        session.add(
+            CallEvent(
+                call_id=call.id,
+                at=now,
+                kind=callbacks.EVENT_OUTBOUND,
+                key=callbacks.EVENT_OUTBOUND,
+                data={"callback_id": callback_id, "operator": operator, "direction": "outbound"},
+            )
+        )
+        # Raises (and rolls the call row back) when the entry may not be dialled now.
+        callbacks.start_call(session, callback_id, operator, now, call_id=call.id, rules=rules)
+        return PlacedCall(callback_id, call.id, linkedid, operator, entry.caller_number)
+
+
+async def originate(
+    settings: Settings, placed: PlacedCall, *, ring_seconds: int = OPERATOR_RING_SECONDS
+) -> OriginateResult:
+    """Send the Originate and wait for its OriginateResponse (matched by ActionID)."""
+    manager = await _connect(settings)
+    try:
+        loop = asyncio.get_running_loop()
+        response: asyncio.Future[dict[str, str]] = loop.create_future()
+
+        def on_response(_manager: Manager, event: Any) -> None:
+            fields = plain(event)
+            if fields.get("ActionID") == placed.action_id and not response.done():
+                response.set_result(fields)
+
+        manager.register_event("OriginateResponse", on_response)
+        action = {
+            "Action": "Originate",
+            "ActionID": placed.action_id,
+            "Channel": f"PJSIP/{placed.operator}",
+            "Context": CONTEXT,
+            "Exten": EXTEN,
+            "Priority": "1",
+            "Timeout": str(ring_seconds * 1000),
+            # What the operator's phone shows: who is about to be called back.
+            "CallerID": f'"Callback" <{placed.number}>',
+            "ChannelId": placed.linkedid,
+            "Async": "true",
+            "Variable": [
+                f"HOTLINE_CALLBACK_ID={placed.callback_id}",
+                f"HOTLINE_CALLBACK_NUMBER={placed.number}",
+                f"HOTLINE_CALLBACK_OPERATOR={placed.operator}",
+                f"HOTLINE_CALLBACK_RING={settings.callback_ring_timeout}",
+            ],
+        }
+        # as_list=False: only the immediate "queued" reply; the result comes as an event.
+        first = plain(await asyncio.wait_for(manager.send_action(action, as_list=False), 5))
+        if first.get("Response", "").lower() != "success":
+            return OriginateResult(False, "0", first)
+        fields = await asyncio.wait_for(response, ring_seconds + RESPONSE_SLACK)
+        return OriginateResult(
+            fields.get("Response", "").lower() == "success", fields.get("Reason", ""), fields
+        )
+    finally:
+        manager.close()
+
+
+def call_back(
+    settings: Settings,
+    db: Database,
+    callback_id: int,
+    operator: str,
+    *,
+    rules: callbacks.CallbackRules | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> tuple[PlacedCall, OriginateResult]:
+    """The whole click-to-call, blocking until the operator answered or it failed."""
+    rules = rules or callbacks.CallbackRules.from_settings(settings)
+    placed = prepare(db, callback_id, operator, rules=rules, now=clock())
+    return placed, complete(settings, db, placed, clock=clock)
+
+
+def complete(
+    settings: Settings,
+    db: Database,
+    placed: PlacedCall,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+) -> OriginateResult:
+    """Originate a prepared call; on failure make sure its call row and the entry are settled."""
+    try:
+        result = asyncio.run(originate(settings, placed))
+    except (AmiUnavailable, OSError, TimeoutError) as exc:
+        result = OriginateResult(False, "0", {"error": str(exc) or type(exc).__name__})
+    log.info(
+        "callback_originate",
+        callback_id=placed.callback_id,
+        operator=placed.operator,
+        ok=result.ok,
+        reason=result.reason,
+    )
+    if not result.ok:
+        # The router may already have ended it from the Hangup event; call_ended is idempotent.
+        CallLog(db, clock=clock, country=settings.country_code).call_ended(
+            placed.linkedid, cause=f"originate_failed:{result.reason}"
+        )
+    return result
+
+
+async def _connect(settings: Settings) -> Manager:
+    manager = Manager(
+        host=settings.ami_host,
+        port=settings.ami_port,
+        username=settings.ami_username,
+        secret=settings.ami_secret,
+        ping_delay=3600,
+        # OriginateResponse is a "call" class event: a session without events never sees it.
+        events="call",
+        reconnect_timeout=3600,
+    )
+    try:
+        await asyncio.wait_for(manager.connect(), CONNECT_TIMEOUT)
+        await wait_logged_in(manager)
+    except (OSError, TimeoutError) as exc:
+        manager.close()
+        raise AmiUnavailable(f"cannot reach Asterisk's AMI: {exc or type(exc).__name__}") from exc
+    return manager
+
+
+# --- virtual hold: dial held callers when operators of their queue are free ------------------
+
+
+def free_operators(members: Sequence[Membership], now_unix: float) -> dict[str, list[str]]:
+    """Per queue, the logins free to take a call now: idle device, not paused, not in a call,
+    not in after-call work. Pure (plain Membership values from QueueStatus)."""
+    free: dict[str, list[str]] = {}
+    for member in members:
+        login = login_of(member.interface)
+        if login is None or member.paused or member.in_call:
+            continue
+        if member.status != DEVICE_NOT_INUSE:
+            continue
+        if member.last_call and now_unix < member.last_call + member.wrapup:
+            continue
+        free.setdefault(member.queue, []).append(login)
+    return free
+
+
+def release_held(
+    db: Database,
+    free: Mapping[str, Sequence[str]],
+    *,
+    rules: callbacks.CallbackRules,
+    now: datetime | None = None,
+) -> list[PlacedCall]:
+    """Claim and prepare the held callbacks to dial now, each with its own free operator.
+
+    Never more per queue than its free operators minus those already dialling a held caller;
+    the earliest places first (callback_policy.release_virtual_hold). An operator free in two
+    queues is given one call. The returned calls still need `complete` (the Originate).
+    """
+    now = now or utcnow()
+    with db.session() as session:
+        held, dialling = callbacks.virtual_hold_waiting(session, now, rules)
+    counts = {queue: len(logins) for queue, logins in free.items()}
+    taken: set[str] = set()
+    placed: list[PlacedCall] = []
+    for item in policy.release_virtual_hold(held, counts, dialling):
+        operator = next((op for op in free.get(item.queue, ()) if op not in taken), None)
+        if operator is None:
+            continue
+        try:
+            with db.session() as session:
+                callbacks.claim(session, item.id, operator, now, timeout=rules.claim_timeout)
+            placed.append(prepare(db, item.id, operator, rules=rules, now=now))
+        except callbacks.CallbackError as exc:  # someone else took it meanwhile: skip it
+            log.info("virtual_hold_skip", callback_id=item.id, code=exc.code)
+            continue
+        taken.add(operator)
+    return placed
+
+
+async def dispatch_virtual_hold(
+    settings: Settings, db: Database, *, rules: callbacks.CallbackRules | None = None
+) -> list[PlacedCall]:
+    """One pass for the router: ask Asterisk who is free, dial that many held callers."""
+    rules = rules or callbacks.CallbackRules.from_settings(settings)
+    async with AmiClient(settings) as ami:
+        members = parse_members(await ami.send({"Action": "QueueStatus"}, many=True))
+    free = free_operators(members, time.time())
+    placed = await asyncio.to_thread(release_held, db, free, rules=rules)
+    for call in placed:
+        # Each Originate waits up to the ring time: run them side by side, off the loop.
+        threading.Thread(
+            target=complete,
+            args=(settings, db, call),
+            name=f"vhold-{call.callback_id}",
+            daemon=True,
+        ).start()
+    return placed
+
+
+async def run_virtual_hold_dispatcher(
+    settings: Settings, db: Database, *, interval: float = VHOLD_INTERVAL
+) -> None:
+    """The router's loop: every few seconds, dial held callers for the operators now free."""
+    while True:
+        try:
+            await dispatch_virtual_hold(settings, db)
+        except AmiUnavailable as exc:  # Asterisk restarting: try again next round
+            log.warning("virtual_hold_dispatch_skipped", error=str(exc))
+        except Exception:  # the next round retries; the router must keep running
+            log.exception("virtual_hold_dispatch_failed")
+        await asyncio.sleep(interval)

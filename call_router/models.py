@@ -1,0 +1,202 @@
+"""The call log schema (SQLAlchemy 2). Same schema on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no time zone, PostgreSQL would convert."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the call log; use UTC-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Call(Base):
+    """One row per resident's call, however many channels and legs it has."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Asterisk's linkedid of the inbound leg: the same on every leg of the call.
+    linkedid: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str | None] = mapped_column(String(128))
+    caller_number: Mapped[str] = mapped_column(String(32), default="anonymous", index=True)
+    caller_number_raw: Mapped[str | None] = mapped_column(String(128))
+    caller_name: Mapped[str | None] = mapped_column(String(128))
+    dialed_number: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    menu_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    menu_choice: Mapped[str | None] = mapped_column(String(32))
+    intent: Mapped[str | None] = mapped_column(String(32))
+    queue: Mapped[str | None] = mapped_column(String(32), index=True)
+    queue_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    operator: Mapped[str | None] = mapped_column(String(64), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hangup_cause: Mapped[str | None] = mapped_column(String(64))
+    hangup_by: Mapped[str | None] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(32), index=True)
+    wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    # What the speech menu heard: the transcript, how sure the classifier was, the audio kept.
+    transcript: Mapped[str | None] = mapped_column(Text)
+    intent_confidence: Mapped[float | None] = mapped_column(Float)
+    utterance_path: Mapped[str | None] = mapped_column(String(255))
+
+    events: Mapped[list[CallEvent]] = relationship(
+        back_populates="call", order_by="CallEvent.at", cascade="all, delete-orphan"
+    )
+
+
+class CallEvent(Base):
+    """The call's timeline. `key` makes replays of the same Asterisk event idempotent."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (UniqueConstraint("call_id", "key", name="uq_call_events_call_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(160))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    call: Mapped[Call] = relationship(back_populates="events")
+
+
+CALLBACK_OPEN = "open"
+
+
+class Callback(Base):
+    """A resident to call back. At most one open entry per caller number."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        Index(
+            "uq_callbacks_open_number",
+            "caller_number",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    caller_number: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=CALLBACK_OPEN, index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    last_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    # --- the operators' work list (migration 0004; rules in call_router/callback_policy.py) ---
+    # The resident's problem (intent) and the deadline category derived from it.
+    intent: Mapped[str | None] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(32))
+    # Higher is called first (callback_policy.Priority); due_at: the promised call-back time.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Virtual hold: when the caller joined the queue, i.e. the place they keep.
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An operator's lock on the entry; it lapses at claimed_until.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Outbound tries that failed (no answer, busy); the retry policy caps them.
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    # The click-to-call being dialled now: a second one for the same entry is refused.
+    active_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Operator(Base):
+    """The roster: each operator is one PJSIP endpoint and a member of their queues."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    sip_login: Mapped[str] = mapped_column(String(64), unique=True)
+    sip_password: Mapped[str] = mapped_column(String(128))
+    language: Mapped[str] = mapped_column(String(8), default="ru")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    skills: Mapped[list[OperatorSkill]] = relationship(
+        back_populates="operator", cascade="all, delete-orphan", order_by="OperatorSkill.queue"
+    )
+
+
+class OperatorSkill(Base):
+    __tablename__ = "operator_skills"
+    __table_args__ = (UniqueConstraint("operator_id", "queue", name="uq_operator_skills_queue"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(32))
+    penalty: Mapped[int] = mapped_column(Integer, default=0)
+
+    operator: Mapped[Operator] = relationship(back_populates="skills")
+
+
+# Feature tables live beside their feature. Importing them here puts every table on
+# Base.metadata (Alembic, test clean-up) and every relationship (e.g. Call.disposition) on
+# the mappers, whichever module is imported first.
+from call_router import (  # noqa: E402, F401
+    account_models,
+    agent_models,
+    callback_models,
+    flow_models,
+    meter_models,
+)

@@ -1,0 +1,129 @@
+"""The operators roster: who answers which queues, and their SIP credentials."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from call_router.models import Operator, OperatorSkill
+from call_router.settings import QUEUES
+
+FIRST_LOGIN = 1001
+# Logins name pjsip sections and dialplan extensions: a leading "_" would be a number pattern.
+LOGIN_RE = re.compile(r"^[a-z0-9][a-z0-9_]{1,31}$")
+# Names that already mean something in our pjsip.conf or dialplan.
+RESERVED_LOGINS = frozenset(
+    {"pstn", "global", "system", "hotline", "anonymous", "a", "e", "h", "i", "o", "s", "t"}
+)
+MAX_NAME = 80
+
+
+class RosterError(ValueError):
+    """Bad input for the roster; the message is shown to the admin as is."""
+
+
+@dataclass(frozen=True)
+class Skill:
+    queue: str
+    penalty: int = 0
+
+
+def parse_skills(spec: str) -> list[Skill]:
+    """`plumbing,coordinator:5` → skills; a penalty makes the queue overflow-only for them."""
+    skills: list[Skill] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        queue, _, penalty = item.partition(":")
+        queue = queue.strip().lower()
+        if queue not in QUEUES:
+            raise RosterError(f"unknown queue {queue!r}; known queues: {', '.join(QUEUES)}")
+        try:
+            value = int(penalty) if penalty else 0
+        except ValueError:
+            raise RosterError(
+                f"penalty for {queue!r} must be a whole number, got {penalty!r}"
+            ) from None
+        if not 0 <= value <= 100:
+            raise RosterError(f"penalty for {queue!r} must be 0..100")
+        if any(s.queue == queue for s in skills):
+            raise RosterError(f"queue {queue!r} is listed twice")
+        skills.append(Skill(queue, value))
+    if not skills:
+        raise RosterError("an operator needs at least one queue")
+    return skills
+
+
+def clean_name(name: str) -> str:
+    # Control characters become spaces so "Anna\nPetrova" stays two words.
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())
+    if not cleaned:
+        raise RosterError("operator name is empty")
+    return cleaned[:MAX_NAME]
+
+
+def next_login(session: Session) -> str:
+    numeric = [
+        int(login) for (login,) in session.execute(select(Operator.sip_login)) if login.isdigit()
+    ]
+    return str(max([FIRST_LOGIN - 1, *numeric]) + 1)
+
+
+def add_operator(
+    session: Session,
+    name: str,
+    skills: Sequence[Skill],
+    *,
+    language: str = "ru",
+    login: str | None = None,
+) -> Operator:
+    login = login or next_login(session)
+    if not LOGIN_RE.match(login):
+        raise RosterError("SIP login must be 2-32 characters of a-z, 0-9 or _, not starting with _")
+    if login in RESERVED_LOGINS:
+        raise RosterError(f"SIP login {login!r} is reserved")
+    if session.scalar(select(func.count()).where(Operator.sip_login == login)):
+        raise RosterError(f"SIP login {login!r} is taken")
+    operator = Operator(
+        name=clean_name(name),
+        sip_login=login,
+        # Generated, never a default: it goes into pjsip.conf and the operator's softphone.
+        sip_password=secrets.token_urlsafe(16),
+        language=language,
+        enabled=True,
+        skills=[OperatorSkill(queue=s.queue, penalty=s.penalty) for s in skills],
+    )
+    session.add(operator)
+    session.flush()
+    return operator
+
+
+def list_operators(session: Session, *, enabled_only: bool = False) -> list[Operator]:
+    query = select(Operator).options(selectinload(Operator.skills)).order_by(Operator.sip_login)
+    if enabled_only:
+        query = query.where(Operator.enabled.is_(True))
+    return list(session.scalars(query))
+
+
+def set_enabled(session: Session, login: str, enabled: bool) -> Operator:
+    operator = session.scalar(select(Operator).where(Operator.sip_login == login))
+    if operator is None:
+        raise RosterError(f"no operator with SIP login {login!r}")
+    operator.enabled = enabled
+    return operator
+
+
+def operator_dict(operator: Operator) -> dict[str, object]:
+    return {
+        "name": operator.name,
+        "sip_login": operator.sip_login,
+        "sip_password": operator.sip_password,
+        "language": operator.language,
+        "enabled": operator.enabled,
+        "queues": [{"queue": s.queue, "penalty": s.penalty} for s in operator.skills],
+    }

@@ -1,0 +1,572 @@
+"""Read-side queries over the call log: what the dashboard and the JSON API show.
+
+Nothing here writes. Every function takes an open `Session` so the caller decides the
+transaction and the database (SQLite or PostgreSQL, same SQL).
+"""
+
+from __future__ import annotations
+
+from base64 import urlsafe_b64decode, urlsafe_b64encode
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.functions import FunctionElement
+
+from call_router.models import CALLBACK_OPEN, Call, Callback, Operator, UTCDateTime
+from call_router.numbers import ANONYMOUS, normalize_number
+from call_router.outcomes import ABANDONED_IN_QUEUE
+from call_router.reports import SLOT_SECONDS, OperatorTotals, QueueTotals
+
+MAX_PAGE = 1000
+# A busy day of a city hotline fits; the page refreshes every few seconds, so keep it bounded.
+TODAY_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """The call log's search form. Every field is optional; all given ones must match.
+
+    `caller` is spelled however the user typed it (`+7 495 123-45-67`, `8 495 1234567`): it is
+    normalised exactly as the call log normalised it when the call came in (`country` must be
+    the settings' `country_code`), then matched on equality so the index on caller_number works.
+    `since` is inclusive, `until` exclusive (a date range "1st to 3rd" is [1st 00:00, 4th 00:00)).
+    """
+
+    caller: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    queue: str | None = None
+    intent: str | None = None
+    outcome: str | None = None
+    operator: str | None = None
+
+
+def _filtered(stmt: Select[Any], flt: CallFilter, country: str) -> Select[Any] | None:
+    """`stmt` narrowed by `flt`; None when the filter can match nothing."""
+    if flt.caller is not None:
+        wanted = normalize_number(flt.caller, country)
+        # Garbage or empty input normalises to "anonymous": a search for "abc" must not list
+        # every withheld-number call. Only an explicit "anonymous" search does that.
+        if wanted == ANONYMOUS and flt.caller.strip().lower() != ANONYMOUS:
+            return None
+        stmt = stmt.where(Call.caller_number == wanted)
+    if flt.since is not None:
+        stmt = stmt.where(Call.started_at >= flt.since)
+    if flt.until is not None:
+        stmt = stmt.where(Call.started_at < flt.until)
+    # Exact matches: these are codes from a closed vocabulary (queues, intents, outcomes) or an
+    # operator's name picked from a list, and equality keeps the column indexes usable.
+    for column, value in (
+        (Call.queue, flt.queue),
+        (Call.intent, flt.intent),
+        (Call.outcome, flt.outcome),
+        (Call.operator, flt.operator),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
+@dataclass(frozen=True)
+class CallPosition:
+    """Where a page of the newest-first call log ended: the next page starts after it.
+
+    Keyset pagination: unlike an offset, the database seeks straight to it through the
+    (started_at, id) index however deep the page, and new calls do not shift the pages.
+    """
+
+    started_at: datetime
+    call_id: int
+
+    def token(self) -> str:
+        """An opaque, URL-safe cursor for the API."""
+        raw = f"{self.started_at.astimezone(UTC).isoformat()}|{self.call_id}"
+        return urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def from_token(cls, token: str) -> CallPosition:
+        """The position in a cursor; ValueError for anything this module did not write."""
+        try:
+            raw = urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            when, call_id = raw.split("|")
+            started_at = datetime.fromisoformat(when)
+            position = cls(started_at, int(call_id))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError("not a call log cursor") from exc
+        if started_at.tzinfo is None:
+            raise ValueError("not a call log cursor")
+        return position
+
+
+def list_calls(
+    session: Session,
+    *,
+    caller: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    country: str = "RU",
+    where: CallFilter | None = None,
+    after: CallPosition | None = None,
+) -> list[Call]:
+    """Calls newest first, narrowed by `where` (or the older `caller`/`since` shortcuts).
+
+    `after`: only calls older than that position (the next page of a keyset pagination).
+    """
+    flt = where or CallFilter(caller=caller, since=since)
+    stmt = _filtered(select(Call), flt, country)
+    if stmt is None:
+        return []
+    if after is not None:
+        stmt = stmt.where(
+            tuple_(Call.started_at, Call.id) < tuple_(_at(after.started_at), literal(after.call_id))
+        )
+    stmt = (
+        stmt.order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(max(0, min(limit, MAX_PAGE)))
+        .offset(max(0, offset))
+    )
+    return list(session.scalars(stmt))
+
+
+def count_calls(
+    session: Session, where: CallFilter, *, country: str = "RU", cap: int | None = None
+) -> int:
+    """How many calls `where` matches (for the call log's page count).
+
+    `cap`: stop counting there (the result is then at most `cap`). An exact count reads
+    every matching index entry - ~0.1-0.3 s for an unfiltered million calls - while a page
+    needs only to know whether there are more than its links can reach.
+    """
+    if cap is None:
+        stmt = _filtered(select(func.count()).select_from(Call), where, country)
+        return 0 if stmt is None else int(session.scalar(stmt) or 0)
+    matching = _filtered(select(Call.id), where, country)
+    if matching is None:
+        return 0
+    bounded = matching.limit(max(0, cap)).subquery()
+    return int(session.scalar(select(func.count()).select_from(bounded)) or 0)
+
+
+_DISTINCT_COLUMNS = ("queue", "intent", "outcome", "operator")
+
+
+def distinct_values(session: Session, column_name: str, *, limit: int = 200) -> list[str]:
+    """Values seen in a filterable column (queue, intent, outcome, operator): form options.
+
+    A loose index scan (a recursive CTE hopping from one value to the next through the
+    column's index): a few dozen index probes instead of reading every row, which a plain
+    DISTINCT does on PostgreSQL (no skip scan) - ~100 ms at a million calls versus < 1 ms.
+    """
+    if column_name not in _DISTINCT_COLUMNS:
+        raise KeyError(column_name)
+    # The name is one of the fixed identifiers above, never user input.
+    sql = text(
+        f"""
+        WITH RECURSIVE seen(value) AS (
+            SELECT min({column_name}) FROM calls
+            UNION ALL
+            SELECT (SELECT min({column_name}) FROM calls WHERE {column_name} > seen.value)
+            FROM seen WHERE seen.value IS NOT NULL
+        )
+        SELECT value FROM seen WHERE value IS NOT NULL AND value <> '' LIMIT :limit
+        """
+    )
+    return [str(value) for value in session.scalars(sql, {"limit": limit})]
+
+
+def start_of_day(now: datetime, tz: tzinfo) -> datetime:
+    """Midnight of `now`'s local date in `tz`, as an aware datetime (comparable to UTC columns)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    local = now.astimezone(tz)
+    return datetime.combine(local.date(), time.min, tzinfo=tz)
+
+
+def todays_calls(
+    session: Session, now: datetime, tz: tzinfo, *, limit: int = TODAY_LIMIT
+) -> list[Call]:
+    """Calls started since local midnight in `tz` (the hotline's day, not UTC's), newest first."""
+    return list_calls(session, since=start_of_day(now, tz), limit=limit)
+
+
+def list_callbacks(session: Session, status: str | None = CALLBACK_OPEN) -> list[Callback]:
+    """Callbacks with `status` (None: all of them).
+
+    Open ones come oldest first, the order to call residents back in; any other selection is a
+    history, newest first.
+    """
+    stmt = select(Callback)
+    if status is not None:
+        stmt = stmt.where(Callback.status == status)
+    if status == CALLBACK_OPEN:
+        stmt = stmt.order_by(Callback.created_at.asc(), Callback.id.asc())
+    else:
+        stmt = stmt.order_by(Callback.created_at.desc(), Callback.id.desc())
+    return list(session.scalars(stmt.limit(MAX_PAGE)))
+
+
+def call_with_events(session: Session, call_id: int) -> Call | None:
+    """One call with its timeline loaded (events ordered by time), or None."""
+    stmt = select(Call).where(Call.id == call_id).options(selectinload(Call.events))
+    return session.scalars(stmt).one_or_none()
+
+
+# --- the wallboard ----------------------------------------------------------------------
+
+# A call the router lost track of (crash before hang-up) must not stay "in progress" forever.
+STALE_CALL = timedelta(hours=4)
+
+
+# What the wallboard reads of a call: plain columns, not ORM objects (identity map and change
+# tracking cost ~3x more per row, and a busy day is ~10,000 rows per snapshot).
+WALLBOARD_COLUMNS = (
+    Call.id,
+    Call.caller_number,
+    Call.caller_name,
+    Call.started_at,
+    Call.queue_joined_at,
+    Call.answered_at,
+    Call.ended_at,
+    Call.queue,
+    Call.operator,
+    Call.outcome,
+    Call.wait_seconds,
+    Call.talk_seconds,
+)
+
+
+def wallboard_calls(session: Session, since: datetime, now: datetime) -> list[Any]:
+    """Today's calls plus any still open from before midnight (not older than STALE_CALL).
+
+    Rows with the attributes of WALLBOARD_COLUMNS (read-only, named like Call's).
+    """
+    stmt = select(*WALLBOARD_COLUMNS).where(
+        or_(
+            Call.started_at >= since,
+            and_(Call.ended_at.is_(None), Call.started_at >= now - STALE_CALL),
+        )
+    )
+    return list(session.execute(stmt.order_by(Call.started_at.asc(), Call.id.asc())))
+
+
+def open_calls(session: Session, now: datetime) -> list[Call]:
+    """Calls not ended yet (not older than STALE_CALL): the wallboard's calls in progress.
+
+    With queue_totals for today's figures, the wallboard reads a handful of rows instead of
+    the whole day's (the partial index of migration 0008 holds only open calls).
+    """
+    stmt = select(Call).where(Call.ended_at.is_(None), Call.started_at >= now - STALE_CALL)
+    return list(session.scalars(stmt.order_by(Call.started_at.asc(), Call.id.asc())))
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    name: str
+    login: str | None = None
+    # From agent_states when that table exists: "logged_out" / "paused" / "available".
+    state: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
+
+
+def roster(session: Session) -> list[RosterEntry]:
+    """Enabled operators with their desired state, for the wallboard's operator panel."""
+    try:
+        from call_router.agent_models import AgentState
+    except ImportError:  # the agent-state tables arrive with another change
+        rows = session.execute(
+            select(Operator.name, Operator.sip_login)
+            .where(Operator.enabled.is_(True))
+            .order_by(Operator.name)
+        )
+        return [RosterEntry(name, login) for name, login in rows]
+    stmt = (
+        select(Operator.name, Operator.sip_login, AgentState)
+        .outerjoin(AgentState, AgentState.sip_login == Operator.sip_login)
+        .where(Operator.enabled.is_(True))
+        .order_by(Operator.name)
+    )
+    entries = []
+    for name, login, agent in session.execute(stmt):
+        if agent is None:
+            # No row: logged in to all skills (the roster's default).
+            entries.append(RosterEntry(name, login, "available"))
+            continue
+        state = "logged_out" if not agent.logged_in else "paused" if agent.paused else "available"
+        entries.append(RosterEntry(name, login, state, agent.pause_reason, agent.since))
+    return entries
+
+
+def disposition_of(session: Session, call_id: int) -> Any | None:
+    """The operator's disposition of a call, if that table exists and has one."""
+    try:
+        from call_router.agent_models import CallDisposition
+    except ImportError:
+        return None
+    stmt = select(CallDisposition).where(CallDisposition.call_id == call_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def overdue_callbacks(session: Session, now: datetime) -> int | None:
+    """Open callbacks past their promised time; None while the schema has no due time yet."""
+    due = getattr(Callback, "due_at", None)
+    if due is None:
+        return None
+    stmt = (
+        select(func.count())
+        .select_from(Callback)
+        .where(Callback.status == CALLBACK_OPEN, due.is_not(None), due < now)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+# --- reports: the database adds up, Python only folds the small results -------------------
+
+# A pause that began this long before a report's range and never ended is not looked for:
+# it keeps the window query on the (small) agent state log bounded.
+PAUSE_LOOKBACK = timedelta(days=1)
+
+
+class epoch_seconds(FunctionElement[float]):  # noqa: N801 - SQL function naming
+    """Seconds since 1970 of a naive-UTC timestamp column, exact to the millisecond."""
+
+    type = Float()
+    name = "epoch_seconds"
+    inherit_cache = True
+
+
+@compiles(epoch_seconds)
+def _epoch_postgresql(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS FLOAT)"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    # julianday() arithmetic loses ~50 µs; whole seconds plus the "%f" fraction does not.
+    x = compiler.process(element.clauses, **kw)
+    return (
+        f"(CAST(strftime('%s', {x}) AS INTEGER)"
+        f" + (strftime('%f', {x}) - CAST(strftime('%S', {x}) AS INTEGER)))"
+    )
+
+
+class epoch_slot(FunctionElement[int]):  # noqa: N801
+    """The UTC quarter hour a naive-UTC timestamp falls in (seconds since 1970 // 900)."""
+
+    type = Integer()
+    name = "epoch_slot"
+    inherit_cache = True
+
+
+@compiles(epoch_slot)
+def _slot_postgresql(element: epoch_slot, compiler: Any, **kw: Any) -> str:
+    x = compiler.process(element.clauses, **kw)
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {x}) / {SLOT_SECONDS}) AS BIGINT)"
+
+
+@compiles(epoch_slot, "sqlite")
+def _slot_sqlite(element: epoch_slot, compiler: Any, **kw: Any) -> str:
+    x = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%s', {x}) AS INTEGER) / {SLOT_SECONDS})"
+
+
+class greatest(FunctionElement[Any]):  # noqa: N801
+    inherit_cache = True
+    name = "greatest"
+
+
+class least(FunctionElement[Any]):  # noqa: N801
+    inherit_cache = True
+    name = "least"
+
+
+@compiles(greatest)
+def _greatest(element: greatest, compiler: Any, **kw: Any) -> str:
+    return f"GREATEST({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(least)
+def _least(element: least, compiler: Any, **kw: Any) -> str:
+    return f"LEAST({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element: least, compiler: Any, **kw: Any) -> str:
+    return f"min({compiler.process(element.clauses, **kw)})"
+
+
+def _at(value: datetime) -> Any:
+    """A bound timestamp typed like the columns (naive UTC on the wire, both dialects)."""
+    return literal(value, UTCDateTime())
+
+
+def _in_range(since: datetime, until: datetime) -> Any:
+    return and_(Call.started_at >= since, Call.started_at < until)
+
+
+def calls_per_slot(session: Session, since: datetime, until: datetime) -> dict[int, int]:
+    """Calls started in [since, until) per UTC quarter hour (see SLOT_SECONDS)."""
+    slot = epoch_slot(Call.started_at).label("slot")
+    stmt = select(slot, func.count()).where(_in_range(since, until)).group_by(slot)
+    return {int(s): int(n) for s, n in session.execute(stmt)}
+
+
+def calls_per_intent(session: Session, since: datetime, until: datetime) -> dict[str | None, int]:
+    """Calls started in [since, until) per intent (None: no intent recognised)."""
+    stmt = select(Call.intent, func.count()).where(_in_range(since, until)).group_by(Call.intent)
+    return {intent: int(n) for intent, n in session.execute(stmt)}
+
+
+def _wait_expr(now: datetime) -> Any:
+    until = func.coalesce(Call.answered_at, Call.ended_at, _at(now))
+    return func.coalesce(
+        cast(Call.wait_seconds, Float), epoch_seconds(until) - epoch_seconds(Call.queue_joined_at)
+    )
+
+
+def _talk_expr() -> Any:
+    return func.coalesce(
+        cast(Call.talk_seconds, Float),
+        epoch_seconds(Call.ended_at) - epoch_seconds(Call.answered_at),
+    )
+
+
+def _count_if(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def queue_totals(
+    session: Session, since: datetime, until: datetime, *, threshold: float, now: datetime
+) -> list[QueueTotals]:
+    """Per queue, the calls started in [since, until) that joined it (see QueueTotals)."""
+    wait = _wait_expr(now)
+    talk = _talk_expr()
+    answered = Call.answered_at.is_not(None)
+    ended = Call.ended_at.is_not(None)
+    answered_wait = case((answered, wait))
+    finished_talk = case((and_(answered, ended), talk))
+    stmt = (
+        select(
+            Call.queue,
+            func.count(),
+            func.count(Call.answered_at),
+            _count_if(and_(Call.answered_at.is_(None), Call.outcome == ABANDONED_IN_QUEUE)),
+            _count_if(and_(answered, wait <= threshold)),
+            _count_if(or_(answered, ended, wait > threshold)),
+            func.coalesce(func.sum(answered_wait), 0.0),
+            func.count(answered_wait),
+            func.coalesce(func.sum(finished_talk), 0.0),
+            func.count(finished_talk),
+        )
+        .where(_in_range(since, until), Call.queue.is_not(None), Call.queue_joined_at.is_not(None))
+        .group_by(Call.queue)
+        .order_by(Call.queue)
+    )
+    return [
+        QueueTotals(
+            queue=str(row[0]),
+            offered=int(row[1]),
+            answered=int(row[2]),
+            abandoned=int(row[3]),
+            within=int(row[4]),
+            decided=int(row[5]),
+            wait_sum=float(row[6]),
+            wait_count=int(row[7]),
+            talk_sum=float(row[8]),
+            talk_count=int(row[9]),
+        )
+        for row in session.execute(stmt)
+    ]
+
+
+def operator_calls(session: Session, since: datetime, until: datetime) -> dict[str, OperatorTotals]:
+    """Answered calls per operator (the queue member name the call log keeps)."""
+    talk = case((Call.ended_at.is_not(None), _talk_expr()))
+    stmt = (
+        select(Call.operator, func.count(), func.coalesce(func.sum(talk), 0.0), func.count(talk))
+        .where(_in_range(since, until), Call.operator.is_not(None), Call.answered_at.is_not(None))
+        .group_by(Call.operator)
+    )
+    return {
+        str(name): OperatorTotals(str(name), int(n), float(talk_sum), int(talk_n))
+        for name, n, talk_sum, talk_n in session.execute(stmt)
+    }
+
+
+def operator_pauses(
+    session: Session, since: datetime, until: datetime, *, now: datetime
+) -> dict[str, tuple[int, float]]:
+    """Per operator login: (pauses overlapping [since, until), paused seconds inside it).
+
+    A pause lasts from its `pause` row to the login's next row in the agent state log (unpause,
+    log-out, log-in or a pause with another reason), or until `now` while it goes on.
+    """
+    from call_router.agent_models import AgentStateLog as Log
+
+    following = func.lead(Log.at).over(partition_by=Log.sip_login, order_by=(Log.at, Log.id))
+    spans = (
+        select(
+            Log.sip_login.label("login"),
+            Log.action.label("action"),
+            Log.at.label("start"),
+            following.label("end"),
+        )
+        .where(Log.at >= since - PAUSE_LOOKBACK, Log.at < until)
+        .subquery()
+    )
+    end = func.coalesce(spans.c.end, _at(now))
+    clipped = epoch_seconds(least(end, _at(until))) - epoch_seconds(
+        greatest(spans.c.start, _at(since))
+    )
+    stmt = (
+        select(spans.c.login, func.count(), func.coalesce(func.sum(clipped), 0.0))
+        .where(spans.c.action == "pause", end > _at(since))
+        .group_by(spans.c.login)
+    )
+    return {str(login): (int(n), max(0.0, float(s))) for login, n, s in session.execute(stmt)}
+
+
+def operator_names(session: Session) -> dict[str, str]:
+    """SIP login -> the roster name (what the call log's `operator` holds)."""
+    return {
+        login: name for login, name in session.execute(select(Operator.sip_login, Operator.name))
+    }
+
+
+def operator_totals(
+    session: Session, since: datetime, until: datetime, *, now: datetime
+) -> list[OperatorTotals]:
+    """Answered calls, talk and pauses per operator, by name (logins without a roster entry
+    are shown by login)."""
+    totals = operator_calls(session, since, until)
+    names = operator_names(session)
+    for login, (count, seconds) in operator_pauses(session, since, until, now=now).items():
+        name = names.get(login, login)
+        base = totals.get(name, OperatorTotals(name))
+        totals[name] = replace(
+            base, pauses=base.pauses + count, pause_seconds=base.pause_seconds + seconds
+        )
+    return sorted(totals.values(), key=lambda t: t.operator)

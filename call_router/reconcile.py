@@ -1,0 +1,207 @@
+"""What Asterisk's own records say about calls whose AMI events the router missed.
+
+After every AMI (re)connect the router compares its open calls with Asterisk. Events sent while
+it was away are gone, but Asterisk also writes them down: the queue_log (one line per queue
+event: ENTERQUEUE, CONNECT, COMPLETECALLER, ABANDON, ... and our dialplan's own HOTLINECALLBACK
+line for a virtual-hold request) and the CDR CSV (when each channel ended). This module turns
+those lines into the AMI-shaped events the listener already handles, so a replayed queue_log
+line takes the very path a live event takes and stays idempotent.
+
+Pure, apart from the two small file readers at the end; unit-tested with plain lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Our dialplan's QueueLog() line for "press 1 to be called back" (extensions.conf.j2).
+VERB_CALLBACK = "HOTLINECALLBACK"
+# queue_log verbs that end the caller's stay in a queue, and the QUEUESTATUS they mean.
+_EXIT_STATUS = {"EXITWITHTIMEOUT": "TIMEOUT", "EXITEMPTY": "LEAVEEMPTY", "EXITWITHKEY": ""}
+_COMPLETE_REASON = {"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent"}
+# A live event and its queue_log line differ by the sub-second part Asterisk drops there.
+SAME_MOMENT_SECONDS = 1.5
+# Only the tail of a long queue_log / CDR file is read (the calls open now are recent).
+READ_TAIL_BYTES = 16 * 2**20
+# CDR CSV columns (cdr.conf: loguniqueid, loguserfield, newcdrcolumns).
+_CDR_END, _CDR_LINKEDID = 11, 19
+
+
+@dataclass(frozen=True)
+class QueueLogRow:
+    at: float  # Unix seconds, as Asterisk wrote them
+    callid: str  # the caller's channel uniqueid (= the call's linkedid for inbound calls)
+    queue: str
+    agent: str
+    verb: str
+    data: tuple[str, ...]
+
+    def field(self, index: int) -> str:
+        return self.data[index] if index < len(self.data) else ""
+
+
+@dataclass(frozen=True)
+class KnownEvent:
+    """A timeline entry the call log already has: (kind, queue, when)."""
+
+    kind: str
+    queue: str | None
+    at: datetime
+
+
+def parse_queue_log(lines: Iterable[str], callids: Collection[str]) -> list[QueueLogRow]:
+    """The rows of these calls, in file order. Malformed lines are skipped, never fatal."""
+    rows = []
+    for line in lines:
+        parts = line.rstrip("\r\n").split("|")
+        if len(parts) < 5 or parts[1] not in callids:
+            continue
+        try:
+            at = float(parts[0])
+        except ValueError:
+            continue
+        rows.append(QueueLogRow(at, parts[1], parts[2], parts[3], parts[4], tuple(parts[5:])))
+    return rows
+
+
+def parse_cdr_ends(text: str, linkedids: Collection[str]) -> dict[str, datetime]:
+    """linkedid → when its last channel ended (the CDR `end`, UTC with usegmtime)."""
+    ends: dict[str, datetime] = {}
+    for record in csv.reader(io.StringIO(text)):
+        if len(record) <= _CDR_LINKEDID or record[_CDR_LINKEDID] not in linkedids:
+            continue
+        try:
+            end = datetime.strptime(record[_CDR_END], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        linkedid = record[_CDR_LINKEDID]
+        if linkedid not in ends or end > ends[linkedid]:
+            ends[linkedid] = end
+    return ends
+
+
+def missed_events(rows: Sequence[QueueLogRow], known: Sequence[KnownEvent]) -> list[dict[str, str]]:
+    """AMI-shaped events for one call's queue_log rows that its timeline does not have yet.
+
+    Rings (RINGNOANSWER) are left out: a miss long past must not auto-pause an operator now.
+    CONNECT/COMPLETE carry the operator leg's uniqueid, so they get the live event's key.
+    """
+    events: list[dict[str, str]] = []
+    leg = ""
+    for row in rows:
+        base = {
+            "Linkedid": row.callid,
+            "Uniqueid": row.callid,
+            "Queue": row.queue,
+            "Timestamp": f"{row.at:.0f}",
+            "Source": "queue_log",
+        }
+        at = datetime.fromtimestamp(row.at, UTC)
+        if row.verb == "ENTERQUEUE":
+            if not _seen(known, "queue_join", row.queue, at):
+                events.append({"Event": "QueueCallerJoin", **base, "Position": row.field(2)})
+        elif row.verb == "CONNECT":
+            leg = row.field(1)
+            if not _seen(known, "agent_connect", row.queue, at):
+                events.append(
+                    {
+                        "Event": "AgentConnect",
+                        **base,
+                        "MemberName": row.agent,
+                        "HoldTime": row.field(0),
+                        "RingTime": row.field(2),
+                        "DestUniqueid": leg,
+                    }
+                )
+        elif row.verb in _COMPLETE_REASON:
+            if not _seen(known, "agent_complete", row.queue, at):
+                events.append(
+                    {
+                        "Event": "AgentComplete",
+                        **base,
+                        "MemberName": row.agent,
+                        "HoldTime": row.field(0),
+                        "TalkTime": row.field(1),
+                        "Reason": _COMPLETE_REASON[row.verb],
+                        "DestUniqueid": leg,
+                    }
+                )
+        elif row.verb == "ABANDON":
+            if not _seen(known, "abandon", row.queue, at):
+                events.append({"Event": "QueueCallerAbandon", **base, "HoldTime": row.field(2)})
+        elif row.verb in _EXIT_STATUS:
+            if not _seen(known, "queue_leave", row.queue, at):
+                events.append({"Event": "QueueCallerLeave", **base})
+            status = _EXIT_STATUS[row.verb]
+            if status and not _seen(known, "queue_status", None, at):
+                events.append(
+                    {"Event": "VarSet", **base, "Variable": "QUEUESTATUS", "Value": status}
+                )
+        elif row.verb == VERB_CALLBACK:
+            # The request is idempotent by itself (one per call): no need to look it up.
+            events.append({"Event": "UserEvent", **base, "UserEvent": "HotlineCallbackRequest"})
+    return events
+
+
+def ended_at(
+    linkedid: str, rows: Sequence[QueueLogRow], cdr_ends: dict[str, datetime]
+) -> datetime | None:
+    """When Asterisk says the call ended: its CDR end, else a queue_log line that ends it."""
+    if linkedid in cdr_ends:
+        return cdr_ends[linkedid]
+    final = [r for r in rows if r.verb in _COMPLETE_REASON or r.verb == "ABANDON"]
+    return datetime.fromtimestamp(final[-1].at, UTC) if final else None
+
+
+def _seen(known: Sequence[KnownEvent], kind: str, queue: str | None, at: datetime) -> bool:
+    return any(
+        k.kind == kind
+        and (queue is None or k.queue == queue)
+        and abs((k.at - at).total_seconds()) <= SAME_MOMENT_SECONDS
+        for k in known
+    )
+
+
+# --- the two file readers (the only I/O here) --------------------------------------------------
+
+
+def read_tail(path: Path, limit: int = READ_TAIL_BYTES) -> str:
+    """The last `limit` bytes of a text file from a line start; "" if it does not exist."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except OSError:
+        return ""
+    if size > limit:
+        data = data.split(b"\n", 1)[-1]
+    return data.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class AsteriskRecords:
+    """Where this installation's Asterisk writes the queue_log and the CDR CSV."""
+
+    queue_log: Path
+    cdr_csv: Path
+
+    @classmethod
+    def in_log_dir(cls, log_dir: Path) -> AsteriskRecords:
+        return cls(log_dir / "queue_log", log_dir / "cdr-csv" / "Master.csv")
+
+    def read(
+        self, linkedids: Collection[str]
+    ) -> tuple[dict[str, list[QueueLogRow]], dict[str, datetime]]:
+        """Per call its queue_log rows, and the CDR end times."""
+        wanted = frozenset(linkedids)
+        by_call: dict[str, list[QueueLogRow]] = {}
+        for row in parse_queue_log(read_tail(self.queue_log).splitlines(), wanted):
+            by_call.setdefault(row.callid, []).append(row)
+        return by_call, parse_cdr_ends(read_tail(self.cdr_csv), wanted)

@@ -1,0 +1,251 @@
+"""Report arithmetic: calls per hour / day, per queue, intent and operator, and bar geometry for
+the SVG charts. Pure: the database adds up (call_router.queries: per UTC quarter hour, per
+queue, per operator), this module turns the sums into local buckets, rates and means."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Literal
+
+from call_router.wallboard import QueueStats
+
+Bucket = Literal["hour", "day"]
+
+# Calls are counted per quarter hour of UTC: every real time zone's offset is a whole number of
+# quarter hours, so the slots fold exactly into local hours and days (fold_slots),
+# DST included, and a 92-day report returns at most ~8,800 small rows whatever the traffic.
+SLOT_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class QueueTotals:
+    """Sums for one queue over a range (call_router.queries); queue_figures makes rates and means.
+
+    The definitions are the wallboard's (call_router.wallboard): a call is offered when it
+    joined the queue; its wait is the logged wait, else the time from joining to the answer,
+    the hang-up or `now`; decided/within are the service level's denominator/numerator.
+    """
+
+    queue: str
+    offered: int
+    answered: int
+    abandoned: int
+    within: int
+    decided: int
+    wait_sum: float
+    wait_count: int
+    talk_sum: float
+    talk_count: int
+
+
+@dataclass(frozen=True)
+class OperatorTotals:
+    """One operator over a range: calls answered, talk, pauses (from the agent state log)."""
+
+    operator: str
+    answered: int = 0
+    talk_sum: float = 0.0
+    talk_count: int = 0
+    pauses: int = 0
+    pause_seconds: float = 0.0
+
+
+def slot_of(at: datetime, slot_seconds: int = SLOT_SECONDS) -> int:
+    """The UTC slot (seconds since 1970 // slot_seconds) of an aware moment; as the SQL does."""
+    return int(at.timestamp()) // slot_seconds
+
+
+def fold_slots(
+    slots: Mapping[int, int],
+    zone: tzinfo,
+    by: Bucket,
+    first: date,
+    last: date,
+    slot_seconds: int = SLOT_SECONDS,
+) -> list[tuple[str, int]]:
+    """Counts per UTC slot folded into local hours of day (00..23) or local dates first..last.
+
+    Every bucket is listed, empty ones with 0, so the chart's axis is the same for every range.
+    Exact when `slot_seconds` divides every UTC offset of `zone` (900 s does for all zones).
+    """
+    counts: Counter[str] = Counter()
+    for slot, count in slots.items():
+        local = datetime.fromtimestamp(slot * slot_seconds, UTC).astimezone(zone)
+        counts[f"{local.hour:02d}" if by == "hour" else local.date().isoformat()] += count
+    if by == "hour":
+        labels = [f"{h:02d}" for h in range(24)]
+    else:
+        days = (last - first).days
+        labels = [(first + timedelta(days=i)).isoformat() for i in range(max(0, days) + 1)]
+    return [(label, counts.get(label, 0)) for label in labels]
+
+
+def per_bucket(
+    started: Iterable[datetime], zone: tzinfo, by: Bucket, first: date, last: date
+) -> list[tuple[str, int]]:
+    """Call counts per local hour of day or per local date, from the start times themselves."""
+    return fold_slots(Counter(slot_of(at) for at in started), zone, by, first, last)
+
+
+def per_key(keys: Iterable[str | None], missing: str = "—") -> list[tuple[str, int]]:
+    """Counts per value (e.g. intent), largest first, then by name."""
+    return ranked(Counter(key or missing for key in keys))
+
+
+def ranked(counts: Mapping[str | None, int], missing: str = "—") -> list[tuple[str, int]]:
+    """Counts per value, largest first, then by name; None is shown as `missing`."""
+    merged: Counter[str] = Counter()
+    for key, count in counts.items():
+        merged[key or missing] += count
+    return sorted(merged.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def queue_figures(
+    totals: Sequence[QueueTotals],
+    queues: Sequence[str],
+    *,
+    waiting: Mapping[str, int] | None = None,
+    current_waits: Mapping[str, Sequence[float]] | None = None,
+) -> list[QueueStats]:
+    """The wallboard's per-queue figures from SQL sums: every configured queue (even idle) in
+    order, then any other seen, by name.
+
+    `waiting` / `current_waits`: the live part for the wallboard, as in
+    call_router.wallboard.queue_stats (callers waiting now, seconds each has waited so far).
+    """
+    waiting = waiting or {}
+    current_waits = current_waits or {}
+    by_name = {t.queue: t for t in totals}
+    seen = set(by_name) | set(waiting) | set(current_waits)
+    ordered = list(queues) + sorted(name for name in seen if name not in queues)
+    result = []
+    for name in ordered:
+        t = by_name.get(name)
+        waits_now = current_waits.get(name, ())
+        waiting_now = max(waiting.get(name, 0), len(waits_now))
+        longest = int(max(waits_now)) if waits_now else None
+        if t is None:
+            result.append(QueueStats(name, waiting_now, longest))
+            continue
+        result.append(
+            QueueStats(
+                queue=name,
+                waiting=waiting_now,
+                longest_wait_seconds=longest,
+                offered=t.offered,
+                answered=t.answered,
+                abandoned=t.abandoned,
+                service_level=_ratio(t.within, t.decided),
+                asa_seconds=_ratio(t.wait_sum, t.wait_count),
+                aht_seconds=_ratio(t.talk_sum, t.talk_count),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class Summary:
+    offered: int
+    answered: int
+    abandoned: int
+    abandon_rate: float | None
+    service_level: float | None
+    asa_seconds: float | None
+    aht_seconds: float | None
+
+
+def summary(totals: Iterable[QueueTotals]) -> Summary:
+    """All queues together: sums first, then rates (a mean of per-queue rates would weigh a
+    quiet queue like a busy one)."""
+    items = list(totals)
+
+    def total(field: str) -> float:
+        return sum(getattr(t, field) for t in items)
+
+    offered = int(total("offered"))
+    abandoned = int(total("abandoned"))
+    return Summary(
+        offered=offered,
+        answered=int(total("answered")),
+        abandoned=abandoned,
+        abandon_rate=_ratio(abandoned, offered),
+        service_level=_ratio(total("within"), total("decided")),
+        asa_seconds=_ratio(total("wait_sum"), total("wait_count")),
+        aht_seconds=_ratio(total("talk_sum"), total("talk_count")),
+    )
+
+
+@dataclass(frozen=True)
+class OperatorFigures:
+    operator: str
+    answered: int
+    talk_seconds: float
+    aht_seconds: float | None
+    pauses: int
+    pause_seconds: float
+
+
+def operator_figures(totals: Iterable[OperatorTotals]) -> list[OperatorFigures]:
+    """Per operator: answered calls, talk time, average handle time (talk of finished calls;
+    the log has no after-call work time), pauses and paused time. By name."""
+    return [
+        OperatorFigures(
+            operator=t.operator,
+            answered=t.answered,
+            talk_seconds=t.talk_sum,
+            aht_seconds=_ratio(t.talk_sum, t.talk_count),
+            pauses=t.pauses,
+            pause_seconds=t.pause_seconds,
+        )
+        for t in sorted(totals, key=lambda t: t.operator)
+    ]
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+def bars(
+    items: Sequence[tuple[str, float]],
+    *,
+    width: float,
+    height: float,
+    gap: float = 2.0,
+    min_slots: int = 1,
+) -> list[Bar]:
+    """Vertical bars filling `width` x `height` (SVG coordinates: y grows downwards).
+
+    `min_slots`: lay out at least this many slots, so two bars are not each half a page wide.
+    """
+    if not items:
+        return []
+    top = max((value for _, value in items), default=0) or 1
+    slot = width / max(len(items), min_slots)
+    bar_width = max(1.0, slot - gap)
+    result = []
+    for index, (label, value) in enumerate(items):
+        h = height * max(0.0, value) / top
+        result.append(
+            Bar(
+                label,
+                value,
+                round(index * slot, 2),
+                round(height - h, 2),
+                round(bar_width, 2),
+                round(h, 2),
+            )
+        )
+    return result

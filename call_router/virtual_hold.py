@@ -1,0 +1,81 @@
+"""Virtual hold: a caller who pressed 1 in a queue leaves it and is called back in turn.
+
+The dialplan ([hotline-vhold] in extensions.conf) sends a `HotlineCallbackRequest` user event;
+the router calls `request_callback`, which marks the call (outcome "callback_requested") and
+opens the number's callback entry with reason "virtual_hold" and the caller's place in the
+queue (`placed_at` = when they joined it), in one transaction. Replays are harmless: the event
+key and open_or_attach's per-call check make a second delivery a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from call_router import callbacks
+from call_router.call_log import EVENT_CALLBACK, EVENT_CALLBACK_REQUESTED
+from call_router.db import Database
+from call_router.models import Call, CallEvent
+
+REASON_VIRTUAL_HOLD = "virtual_hold"
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    call_id: int
+    callback_id: int | None  # None: anonymous caller, nobody to call back
+
+
+def request_callback(
+    db: Database, linkedid: str, *, queue: str | None, at: datetime
+) -> CallbackRequest | None:
+    """None when the call is unknown (the router never saw it)."""
+    with db.session() as session:
+        return request_callback_in(session, linkedid, queue=queue, at=at)
+
+
+def request_callback_in(
+    session: Session, linkedid: str, *, queue: str | None, at: datetime
+) -> CallbackRequest | None:
+    """`request_callback` inside the caller's transaction (the router's batch)."""
+    call = session.scalars(select(Call).where(Call.linkedid == linkedid)).first()
+    if call is None:
+        return None
+    queue = queue or call.queue
+    _event(session, call.id, EVENT_CALLBACK_REQUESTED, at, {"queue": queue})
+    entry = callbacks.open_or_attach(
+        session,
+        caller_number=call.caller_number,
+        reason=REASON_VIRTUAL_HOLD,
+        queue=queue,
+        call_id=call.id,
+        now=at,
+        placed_at=call.queue_joined_at or at,
+    )
+    if entry is not None:
+        _event(
+            session,
+            call.id,
+            EVENT_CALLBACK,
+            at,
+            {"callback_id": entry.id, "attempts": entry.attempts, "reason": "virtual_hold"},
+        )
+    return CallbackRequest(call.id, entry.id if entry is not None else None)
+
+
+def _event(session: Session, call_id: int, kind: str, at: datetime, data: dict[str, Any]) -> None:
+    exists = session.scalar(
+        select(CallEvent.id).where(CallEvent.call_id == call_id, CallEvent.key == kind)
+    )
+    if exists is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(CallEvent(call_id=call_id, at=at, kind=kind, key=kind, data=data))
+    except IntegrityError:  # a concurrent replay won the race
+        pass

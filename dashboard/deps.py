@@ -1,0 +1,114 @@
+"""Request-scoped dependencies. Everything comes from `app.state`, set once by `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from call_router import accounts
+from call_router.accounts import Principal
+from call_router.db import Database
+from call_router.settings import Settings
+
+
+@dataclass(frozen=True)
+class DashboardState:
+    """What the app was built with; stored on `app.state.dashboard`."""
+
+    settings: Settings
+    db: Database
+    templates: Jinja2Templates
+    # The hotline's local time zone: what "today" means on the page.
+    zone: ZoneInfo
+
+
+def get_state(request: Request) -> DashboardState:
+    state: DashboardState = request.app.state.dashboard
+    return state
+
+
+StateDep = Annotated[DashboardState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_db(state: StateDep) -> Database:
+    return state.db
+
+
+def get_templates(state: StateDep) -> Jinja2Templates:
+    return state.templates
+
+
+def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
+    # Sync routes and a sync generator: FastAPI runs both in its thread pool, so a slow
+    # query never blocks the event loop.
+    with db.session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+# --- who is asking (the rules are in dashboard/auth.py) ------------------------------------
+
+SESSION_COOKIE = "hotline_session"
+
+
+class NotAuthenticated(Exception):
+    """No (valid) credentials: 401 JSON for /api/*, a redirect to /login for pages."""
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    # A malformed header is a failed credential, never a reason to fall back to the cookie.
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+def resolve_principal(request: Request, state: StateDep) -> Principal | None:
+    """The caller, from `Authorization: Bearer` or else the session cookie; None if neither
+    is valid. Sync on purpose: FastAPI runs it in its thread pool, off the event loop."""
+    if hasattr(request.state, "principal"):
+        cached: Principal | None = request.state.principal
+        return cached
+    token = _bearer(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    principal: Principal | None = None
+    if token or (token is None and cookie):
+        now = datetime.now(UTC)
+        with state.db.session() as session:
+            if token:
+                principal = accounts.token_principal(session, token, now=now)
+            else:
+                principal = accounts.session_principal(session, cookie or "", now=now)
+    request.state.principal = principal
+    return principal
+
+
+def current_principal(
+    principal: Annotated[Principal | None, Depends(resolve_principal)],
+) -> Principal:
+    """The acting user or token (`.role`, `.operator_login`); its router's access rule has
+    already admitted it, so routes only use it to know *who*."""
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(resolve_principal)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,113 @@
+"""`/api/calls`: the call log as JSON, newest first.
+
+The body stays a plain list (a contract); paging rides in headers, as GitHub's API does:
+`Link: <...>; rel="next"` whenever more calls match (a keyset cursor: stable while new calls
+arrive, and as fast on page 1000 as on page 1), and `X-Total-Count` when asked for with
+`with_total=true` (counting a million rows costs more than fetching a page, so it is opt-in).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import AwareDatetime
+
+from call_router import queries
+from call_router.models import Call
+from dashboard.deps import SessionDep, SettingsDep
+from dashboard.routes.schemas import CallDetailOut, CallOut, recording_reference
+
+router = APIRouter(prefix="/api/calls", tags=["calls"])
+
+Out = TypeVar("Out", bound=CallOut)
+
+
+def call_out(model: type[Out], call: Call, recordings_dir: Path) -> Out:
+    """The API's view of a call row: the utterance as a recordings-relative reference."""
+    out = model.model_validate(call)
+    out.utterance = recording_reference(call.utterance_path, recordings_dir)
+    return out
+
+
+@router.get("", response_model=list[CallOut])
+def list_calls(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: Annotated[
+        str | None, Query(max_length=64, description="Caller number in any spelling")
+    ] = None,
+    # Aware only: a naive time would be read in an unknown zone and silently shift the window.
+    since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")] = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    until: Annotated[
+        AwareDatetime | None, Query(description="ISO 8601 with offset; started before this")
+    ] = None,
+    queue: Annotated[str | None, Query(max_length=64)] = None,
+    intent: Annotated[str | None, Query(max_length=64)] = None,
+    outcome: Annotated[str | None, Query(max_length=64)] = None,
+    operator: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="From a previous page's Link rel=next; not with offset"),
+    ] = None,
+    with_total: Annotated[
+        bool, Query(description="Also count all matching calls (X-Total-Count header)")
+    ] = False,
+) -> list[CallOut]:
+    after = None
+    if cursor is not None:
+        if offset:
+            raise HTTPException(status_code=422, detail="give either cursor or offset")
+        try:
+            after = queries.CallPosition.from_token(cursor)
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail="cursor is not valid") from exc
+    where = queries.CallFilter(
+        caller=caller,
+        since=since,
+        until=until,
+        queue=queue,
+        intent=intent,
+        outcome=outcome,
+        operator=operator,
+    )
+    # One row more than asked for tells whether a next page exists without counting.
+    calls = queries.list_calls(
+        session,
+        where=where,
+        limit=limit + 1,
+        offset=offset,
+        country=settings.country_code,
+        after=after,
+    )
+    page, more = calls[:limit], len(calls) > limit
+    if more:
+        last = page[-1]
+        token = queries.CallPosition(last.started_at, last.id).token()
+        params = [(k, v) for k, v in request.query_params.multi_items() if k not in _PAGING]
+        # Relative (RFC 8288 allows it): right behind a proxy that rewrites scheme or host.
+        query = urlencode([*params, ("cursor", token)])
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    if with_total:
+        count = queries.count_calls(session, where, country=settings.country_code)
+        response.headers["X-Total-Count"] = str(count)
+    return [call_out(CallOut, call, settings.recordings_dir) for call in page]
+
+
+# Not carried into the next page's link: the cursor replaces the position, and the total was
+# given with the first page (the filters and the limit carry over).
+_PAGING = frozenset({"cursor", "offset", "with_total"})
+
+
+@router.get("/{call_id}", response_model=CallDetailOut)
+def get_call(call_id: int, session: SessionDep, settings: SettingsDep) -> CallDetailOut:
+    call = queries.call_with_events(session, call_id)
+    if call is None:
+        raise HTTPException(status_code=404, detail="call not found")
+    return call_out(CallDetailOut, call, settings.recordings_dir)

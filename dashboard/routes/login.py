@@ -1,0 +1,128 @@
+"""Signing in and out: `/login` (GET form, POST credentials), `POST /logout`, `GET /api/me`.
+
+The login form has no session yet, so it is protected against login CSRF with a double-submit
+cookie: the form's hidden field must equal a random cookie set with the form.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from call_router import accounts
+from dashboard.auth import CSRF_FIELD, LOGIN_CSRF_COOKIE, safe_next
+from dashboard.deps import SESSION_COOKIE, PrincipalDep, StateDep
+from dashboard.i18n import render
+
+# Public: the form and the credentials check.
+public_router = APIRouter(include_in_schema=False)
+# Signed-in users: sign out, who am I.
+router = APIRouter()
+
+FORM_MAX = 1024
+
+
+def _login_form(
+    request: Request, state: StateDep, next_path: str, *, error: bool, status_code: int = 200
+) -> Response:
+    # Reused while valid, so two open login tabs both work.
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or accounts.new_secret()
+    response = render(
+        state.templates,
+        request,
+        "login.html",
+        {"next": next_path, "login_csrf": token, "error": error, "search": None},
+        state.settings.default_language,
+        status_code=status_code,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=state.settings.dashboard_https,
+        path=request.app.url_path_for("login_submit"),
+    )
+    return response
+
+
+@public_router.get("/login", response_class=HTMLResponse, name="login_page")
+def login_page(request: Request, state: StateDep, next: str | None = None) -> Response:
+    return _login_form(request, state, safe_next(next), error=False)
+
+
+@public_router.post("/login", name="login_submit")
+def login_submit(
+    request: Request,
+    state: StateDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=FORM_MAX)],
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD, max_length=FORM_MAX)] = "",
+    remember: Annotated[bool, Form()] = False,
+    next: Annotated[str, Form(max_length=FORM_MAX)] = "/",
+) -> Response:
+    target = safe_next(next)
+    if not accounts.same_secret(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        # Expired form or a cross-site post: show a fresh form, say nothing about the account.
+        return _login_form(request, state, target, error=True, status_code=400)
+    settings = state.settings
+    now = datetime.now(UTC)
+    lifetime = (
+        timedelta(days=settings.session_remember_days)
+        if remember
+        else timedelta(hours=settings.session_hours)
+    )
+    with state.db.session() as session:
+        user = accounts.authenticate(session, username.strip(), password, now=now)
+        cookie = None
+        if user is not None:
+            cookie, _row = accounts.start_session(session, user, now=now, lifetime=lifetime)
+    if cookie is None:
+        return _login_form(request, state, target, error=True, status_code=401)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=int(lifetime.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=settings.dashboard_https,
+        path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=request.app.url_path_for("login_submit"))
+    return response
+
+
+@router.post("/logout", name="logout", include_in_schema=False)
+def logout(request: Request, state: StateDep, principal: PrincipalDep) -> Response:
+    # The router's rule has checked the CSRF token of this cookie session.
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and principal.kind == "user":
+        with state.db.session() as session:
+            accounts.end_session(session, cookie)
+    response = RedirectResponse(request.app.url_path_for("login_page"), status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+class MeOut(BaseModel):
+    name: str
+    kind: str
+    role: str
+    operator_login: str | None
+
+
+@router.get("/api/me", response_model=MeOut)
+def me(principal: PrincipalDep) -> MeOut:
+    """Who the credentials belong to (pages' scripts use it to know "my" operator login)."""
+    return MeOut(
+        name=principal.name,
+        kind=principal.kind,
+        role=principal.role,
+        operator_login=principal.operator_login,
+    )

@@ -1,0 +1,197 @@
+"""`/reports`: calls per hour or day, by queue, intent and operator, abandonment, ASA, service
+level, operators' talk and pause time.
+
+Charts are SVG rendered on the server (call_router.reports.bars): no chart library, no script,
+nothing the strict CSP has to allow. `/reports/export.csv` gives the same tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
+
+from call_router import queries, reports
+from call_router import wallboard as wb
+from call_router.settings import QUEUES, Settings
+from dashboard import csv_export
+from dashboard.deps import SessionDep, SettingsDep, StateDep
+from dashboard.i18n import render
+
+router = APIRouter(include_in_schema=False)
+
+DEFAULT_DAYS = 7
+# The database aggregates, one range scan per table of figures; at ~11,000 calls a day a
+# 30-day report took 1.5 s on the loaded bench machine (BENCHMARKS.md): keep it bounded.
+MAX_DAYS = 92
+CHART_WIDTH, CHART_HEIGHT = 720, 160
+
+Section = Literal["buckets", "queues", "intents", "operators"]
+
+
+@dataclass(frozen=True)
+class Report:
+    first: date
+    last: date
+    by: reports.Bucket
+    total: int
+    answered: int
+    abandoned: int
+    abandon_rate: float | None
+    service_level: float | None
+    asa_seconds: float | None
+    buckets: list[tuple[str, int]]
+    queues: list[wb.QueueStats]
+    intents: list[tuple[str, int]]
+    operators: list[reports.OperatorFigures]
+    aht_seconds: float | None = None
+
+
+def _range(zone: ZoneInfo, date_from: str | None, date_to: str | None) -> tuple[date, date]:
+    today = datetime.now(zone).date()
+    try:
+        last = date.fromisoformat(date_to) if date_to else today
+        first = date.fromisoformat(date_from) if date_from else last - timedelta(DEFAULT_DAYS - 1)
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail="dates are YYYY-MM-DD") from exc
+    if first > last:
+        first, last = last, first
+    if (last - first).days >= MAX_DAYS:
+        raise HTTPException(status_code=422, detail=f"at most {MAX_DAYS} days")
+    return first, last
+
+
+def build_report(
+    session: Session,
+    settings: Settings,
+    zone: ZoneInfo,
+    first: date,
+    last: date,
+    by: reports.Bucket,
+    *,
+    now: datetime | None = None,
+) -> Report:
+    """The local days first..last: the database aggregates (GROUP BY), this only folds."""
+    now = now or datetime.now(UTC)
+    since = datetime.combine(first, time.min, tzinfo=zone)
+    until = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
+    slots = queries.calls_per_slot(session, since, until)
+    totals = queries.queue_totals(
+        session, since, until, threshold=settings.service_level_seconds, now=now
+    )
+    overall = reports.summary(totals)
+    return Report(
+        first=first,
+        last=last,
+        by=by,
+        total=sum(slots.values()),
+        answered=overall.answered,
+        abandoned=overall.abandoned,
+        abandon_rate=overall.abandon_rate,
+        service_level=overall.service_level,
+        asa_seconds=overall.asa_seconds,
+        aht_seconds=overall.aht_seconds,
+        buckets=reports.fold_slots(slots, zone, by, first, last),
+        queues=reports.queue_figures(totals, QUEUES),
+        intents=reports.ranked(queries.calls_per_intent(session, since, until)),
+        operators=reports.operator_figures(queries.operator_totals(session, since, until, now=now)),
+    )
+
+
+DateText = Annotated[str | None, Query(max_length=10)]
+ByParam = Annotated[Literal["hour", "day"], Query()]
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    state: StateDep,
+    date_from: DateText = None,
+    date_to: DateText = None,
+    by: ByParam = "day",
+) -> Response:
+    first, last = _range(state.zone, date_from or None, date_to or None)
+    report = build_report(session, settings, state.zone, first, last, by)
+    query = {"date_from": first.isoformat(), "date_to": last.isoformat(), "by": by}
+    return render(
+        state.templates,
+        request,
+        "reports.html",
+        {
+            "search": None,
+            "r": report,
+            "query": query,
+            "sl_seconds": settings.service_level_seconds,
+            "size": {"width": CHART_WIDTH, "height": CHART_HEIGHT},
+            "bucket_bars": reports.bars(report.buckets, width=CHART_WIDTH, height=CHART_HEIGHT),
+            "intent_bars": reports.bars(
+                report.intents[:20], width=CHART_WIDTH, height=CHART_HEIGHT, min_slots=12
+            ),
+        },
+        settings.default_language,
+    )
+
+
+OPERATOR_COLUMNS = tuple(f.name for f in fields(reports.OperatorFigures))
+
+
+def _cell(value: object) -> str:
+    """Numbers as numbers (seconds rounded to whole ones), text defused for spreadsheets."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return str(round(value))
+    if isinstance(value, int):
+        return str(value)
+    return csv_export.safe_cell(value)
+
+
+def _section_rows(report: Report, section: Section) -> Iterator[list[str]]:
+    if section == "buckets":
+        yield [report.by, "calls"]
+        for label, count in report.buckets:
+            yield [label, str(count)]
+    elif section == "intents":
+        yield ["intent", "calls"]
+        for label, count in report.intents:
+            yield [csv_export.safe_cell(label), str(count)]
+    elif section == "operators":
+        yield list(OPERATOR_COLUMNS)
+        for figures in report.operators:
+            values = asdict(figures)
+            yield [_cell(values[f]) for f in OPERATOR_COLUMNS]
+    else:
+        fields = list(asdict(report.queues[0])) if report.queues else ["queue"]
+        yield fields
+        for stats in report.queues:
+            values = asdict(stats)
+            yield ["" if values[f] is None else csv_export.safe_cell(values[f]) for f in fields]
+
+
+@router.get("/reports/export.csv")
+def reports_export(
+    session: SessionDep,
+    settings: SettingsDep,
+    state: StateDep,
+    date_from: DateText = None,
+    date_to: DateText = None,
+    by: ByParam = "day",
+    section: Annotated[Section, Query()] = "queues",
+) -> StreamingResponse:
+    first, last = _range(state.zone, date_from or None, date_to or None)
+    report = build_report(session, settings, state.zone, first, last, by)
+    rows = list(_section_rows(report, section))
+    name = f"report-{section}-{first.isoformat()}-{last.isoformat()}.csv"
+    return StreamingResponse(
+        csv_export.encode_rows(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,114 @@
+"""JSON shapes of the API. A contract for integrators: add fields, never rename or drop them.
+
+Datetimes are UTC, ISO 8601, always with microseconds and a `Z` suffix
+(`2026-11-23T19:55:00.000000Z`): fixed width, so comparing two as strings orders them in time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+
+
+def iso_utc(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: the call log only holds UTC-aware ones")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
+
+
+class _FromRow(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CallOut(_FromRow):
+    id: int
+    caller_number: str
+    caller_name: str | None
+    started_at: Timestamp
+    answered_at: Timestamp | None
+    ended_at: Timestamp | None
+    menu_choice: str | None
+    intent: str | None
+    queue: str | None
+    outcome: str | None
+    operator: str | None
+    wait_seconds: int | None
+    talk_seconds: int | None
+    # What the speech menu heard (None for keypad-only calls). Caller speech: treat as hostile.
+    transcript: str | None = None
+    intent_confidence: float | None = None
+    # The kept utterance as a path relative to the recordings folder (`utterances/<id>-1.wav`),
+    # never the server's absolute path; None when there is none or it lies outside that folder.
+    utterance: str | None = None
+
+
+def recording_reference(path: str | None, recordings_dir: Path) -> str | None:
+    """`path` relative to `recordings_dir` in POSIX form, or None if it is not inside it.
+
+    The call log stores what the AGI side wrote (an absolute path on the server); the API
+    shows only the part below the recordings folder, which is what a playback URL needs.
+    """
+    if not path:
+        return None
+    candidate = PurePosixPath(path.replace("\\", "/"))
+    root = PurePosixPath(recordings_dir.as_posix())
+    if candidate.is_relative_to(root):
+        candidate = candidate.relative_to(root)
+    elif candidate.is_absolute():
+        return None
+    if not candidate.parts or ".." in candidate.parts:
+        return None
+    return candidate.as_posix()
+
+
+class CallEventOut(_FromRow):
+    id: int
+    at: Timestamp
+    kind: str
+    data: dict[str, Any]
+
+
+class DispositionOut(_FromRow):
+    """The operator's answer after the call (dashboard/routes/api_dispositions.py)."""
+
+    category: str
+    note: str | None
+    callout_created: bool
+    operator: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class CallDetailOut(CallOut):
+    dialed_number: str | None
+    language: str | None
+    menu_ended_at: Timestamp | None
+    queue_joined_at: Timestamp | None
+    hangup_cause: str | None
+    hangup_by: str | None
+    events: list[CallEventOut]
+    # None until the operator saves one.
+    disposition: DispositionOut | None = None
+
+
+class CallbackOut(_FromRow):
+    id: int
+    caller_number: str
+    status: str
+    reason: str
+    queue: str | None
+    attempts: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    closed_at: Timestamp | None
+    last_call_id: int | None
+
+
+class HealthOut(BaseModel):
+    status: str

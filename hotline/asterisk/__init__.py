@@ -1,0 +1,1 @@
+"""The Asterisk the hotline runs on: config rendering (`render`) and the runner (`sandbox`)."""

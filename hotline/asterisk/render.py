@@ -1,0 +1,428 @@
+"""Render the Asterisk configuration (asterisk_conf/*.conf.j2) from settings and the roster.
+
+Everything that lands in a config file is checked here first, and the Jinja environment checks
+every rendered value again (no newline, no `;`), so an operator name or a setting can never add
+a config line: in Asterisk's config files a newline starts a new option and `;` a comment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import os
+import re
+import struct
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from call_router.operators import RESERVED_LOGINS
+from call_router.settings import PROJECT_ROOT, QUEUES, Settings
+from hotline.asterisk.sandbox import AsteriskPaths
+
+TEMPLATES_DIR = PROJECT_ROOT / "asterisk_conf"
+
+# Dialplan and pjsip section names are built from these: lower-case, and never starting with
+# "_" (an extension starting with "_" is a pattern that would match other numbers).
+LOGIN_RE = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
+# Generated passwords are token_urlsafe; allow a little more but nothing a config parser reads.
+PASSWORD_RE = re.compile(r"[A-Za-z0-9._~!@#%^&*()+=:/?-]{8,128}")
+QUEUE_RE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+NUMBER_RE = re.compile(r"\+?[0-9]{1,20}")
+HOST_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
+AMI_USER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# Characters that would break a config value or a dialplan argument list.
+_BAD_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f;,\"$\[\]{}\\|]")
+_BAD_VALUE_CHARS = ("\n", "\r", "\x00", ";")
+# In a display name: config syntax characters become spaces.
+_NAME_UNSAFE = re.compile(r"[;,\"\\\[\]<>=$|{}`]")
+AUDIO_SUFFIXES = frozenset({".wav", ".gsm", ".sln", ".ulaw", ".alaw", ".g722", ".mp3"})
+
+
+# manager.conf `eventfilter`s for the hotline's AMI user: only what the router
+# (call_router/ami_listener.py) and click-to-call (OriginateResponse) read. Asterisk then never
+# sends the busy classes' noise (Newexten, VarSet, RTCP, Newstate, ...) that was parsed and
+# dropped. Action replies (QueueStatus, CoreShowChannels lists) are not events: not filtered.
+AMI_EVENTS = (
+    "FullyBooted",
+    "Newchannel",
+    "Hangup",
+    "QueueCallerJoin",
+    "QueueCallerLeave",
+    "QueueCallerAbandon",
+    "AgentCalled",
+    "AgentRingNoAnswer",
+    "AgentConnect",
+    "AgentComplete",
+    "BlindTransfer",
+    "AttendedTransfer",
+    "QueueMemberAdded",
+    "QueueMemberStatus",
+    "QueueMemberPause",
+    "QueueMemberPenalty",
+    "QueueMemberRemoved",
+    "UserEvent",
+    "OriginateResponse",
+)
+# (event, header, method, value): events wanted only when one header matches.
+AMI_HEADER_FILTERS = (
+    # The caller's variables the call log reads (QUEUESTATUS, VMSTATUS, HOTLINE_QUEUE).
+    ("VarSet", "Variable", "regex", "^(QUEUESTATUS|VMSTATUS|HOTLINE_QUEUE)$"),
+    # The voicemail greeting was played (outcome voicemail_offered).
+    ("Newexten", "Application", "exact", "VoiceMail"),
+    # A click-to-call's resident leg; Queue()'s own dials are not ours to log.
+    ("DialBegin", "Context", "exact", "callback-out"),
+    ("DialEnd", "Context", "exact", "callback-out"),
+)
+
+
+def ami_event_filters(enabled: bool) -> list[tuple[str, str]]:
+    """(criteria, value) pairs for `eventfilter(<criteria>) = <value>`; none when disabled."""
+    if not enabled:
+        return []
+    filters = [(f"action(include),name({name})", "") for name in AMI_EVENTS]
+    filters += [
+        (f"action(include),name({name}),header({header}),method({method})", value)
+        for name, header, method, value in AMI_HEADER_FILTERS
+    ]
+    return filters
+
+
+class ConfigError(ValueError):
+    """A value that must not go into the Asterisk configuration."""
+
+
+@dataclass(frozen=True)
+class OperatorConf:
+    sip_login: str
+    sip_password: str
+    name: str
+    queues: tuple[tuple[str, int], ...]  # (queue, penalty)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _full(pattern: re.Pattern[str], value: str, what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ConfigError(f"{what} {value!r} is not allowed in the Asterisk config")
+    return value
+
+
+def _ip(value: str, what: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ConfigError(f"{what} must be an IP address, got {value!r}") from None
+
+
+def _bind_ip(value: str, what: str) -> str:
+    return "127.0.0.1" if value == "localhost" else _ip(value, what)
+
+
+def _host(value: str, what: str) -> str:
+    return _full(HOST_RE, value, what)
+
+
+def _port(value: int, what: str) -> int:
+    if not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ConfigError(f"{what} must be a port number, got {value!r}")
+    return value
+
+
+def _match(value: str) -> str:
+    """pstn_match: an IP, a CIDR or a host name (pjsip identify `match`)."""
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        return _host(value, "pstn_match")
+
+
+def config_path(value: str, what: str) -> str:
+    if not value.startswith("/") or _BAD_PATH_CHARS.search(value):
+        raise ConfigError(f'{what} {value!r} must be an absolute path without ;,"$[]{{}}\\|')
+    return value
+
+
+def display_name(name: str, fallback: str) -> str:
+    """A name safe in `callerid = "..."` and a queue member line; Cyrillic is kept."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in name)
+    cleaned = " ".join(_NAME_UNSAFE.sub(" ", cleaned).split())[:64].strip()
+    return cleaned or fallback
+
+
+@dataclass(frozen=True)
+class _Operator:
+    login: str
+    password: str
+    name: str
+    queues: tuple[tuple[str, int], ...]
+
+
+def _operators(operators: Sequence[OperatorConf], settings: Settings) -> list[_Operator]:
+    seen: set[str] = set()
+    result = []
+    for op in operators:
+        login = _full(LOGIN_RE, op.sip_login, "SIP login")
+        if login in RESERVED_LOGINS or login in (settings.hotline_number, settings.meters_number):
+            raise ConfigError(f"SIP login {login!r} is reserved")
+        if login in seen:
+            raise ConfigError(f"SIP login {login!r} is listed twice")
+        seen.add(login)
+        if not isinstance(op.sip_password, str) or not PASSWORD_RE.fullmatch(op.sip_password):
+            # Never echo the password itself.
+            raise ConfigError(
+                f"SIP password of {login!r} must be 8-128 characters of letters, digits"
+                " and ._~!@#%^&*()+=:/?-"
+            )
+        queues = []
+        for queue, penalty in op.queues:
+            if queue not in QUEUES:
+                raise ConfigError(f"operator {login!r}: unknown queue {queue!r}")
+            if (
+                not isinstance(penalty, int)
+                or isinstance(penalty, bool)
+                or not 0 <= penalty <= 1000
+            ):
+                raise ConfigError(f"operator {login!r}: penalty {penalty!r} must be 0..1000")
+            queues.append((queue, penalty))
+        result.append(
+            _Operator(login, op.sip_password, display_name(op.name, login), tuple(queues))
+        )
+    return result
+
+
+def _queues() -> tuple[str, ...]:
+    for queue in QUEUES:
+        _full(QUEUE_RE, queue, "queue name")
+        if queue == "general":
+            raise ConfigError(
+                "a queue cannot be named 'general': app_queue reads [general] as its settings"
+            )
+    if "coordinator" not in QUEUES:
+        raise ConfigError("the dialplan's fail-safe needs a 'coordinator' queue")
+    return QUEUES
+
+
+def _check_rendered(value: Any) -> Any:
+    """Jinja `finalize`: the last line of defence for every {{ value }} in every template."""
+    text = str(value)
+    for bad in _BAD_VALUE_CHARS:
+        if bad in text:
+            raise ConfigError(f"refusing to render {text[:40]!r}: it contains {bad!r}")
+    return value
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        finalize=_check_rendered,
+    )
+
+
+def voicemail_pin(settings: Settings) -> str:
+    """An 8-digit mailbox PIN derived from the per-state-dir secret: no default credential."""
+    digest = hmac.new(settings.ami_secret.encode(), b"hotline voicemail pin", hashlib.sha256)
+    return f"{int(digest.hexdigest(), 16) % 10**8:08d}"
+
+
+def template_context(
+    settings: Settings, paths: AsteriskPaths, operators: Sequence[OperatorConf], moh_dir: str
+) -> dict[str, Any]:
+    for field in ("etc", "spool", "log", "run", "lib", "recordings", "data", "modules"):
+        config_path(getattr(paths, field), f"paths.{field}")
+    if not settings.rtp_start < settings.rtp_end:
+        raise ConfigError("rtp_start must be below rtp_end")
+    if not 1 <= settings.queue_timeout <= 86400:
+        raise ConfigError("queue_timeout must be 1..86400 seconds")
+    ami_host = _bind_ip(settings.ami_host, "ami_host")
+    ami_permit = {"127.0.0.1"}
+    if not ipaddress.ip_address(ami_host).is_unspecified:
+        ami_permit.add(ami_host)
+    roster = _operators(operators, settings)
+    queues = _queues()
+    return {
+        "paths": paths,
+        "queues": queues,
+        "operators": roster,
+        "hotline_number": _full(NUMBER_RE, settings.hotline_number, "hotline_number"),
+        "meters_number": _meters_number(settings),
+        "hotline_caller_id": _full(NUMBER_RE, settings.hotline_caller_id, "hotline_caller_id"),
+        "default_language": _full(re.compile(r"[a-z]{2}"), settings.default_language, "language"),
+        "sip_host": _bind_ip(settings.sip_host, "sip_host"),
+        "sip_port": _port(settings.sip_port, "sip_port"),
+        "pstn_match": _match(settings.pstn_match),
+        "pstn_host": _host(settings.pstn_host, "pstn_host"),
+        "pstn_port": _port(settings.pstn_port, "pstn_port"),
+        "rtp_start": _port(settings.rtp_start, "rtp_start"),
+        "rtp_end": _port(settings.rtp_end, "rtp_end"),
+        "ami_host": ami_host,
+        "ami_port": _port(settings.ami_port, "ami_port"),
+        "ami_permit": sorted(ami_permit),
+        "ami_username": _full(AMI_USER_RE, settings.ami_username, "ami_username"),
+        "ami_secret": _full(SECRET_RE, settings.ami_secret, "the AMI secret"),
+        "ami_event_filters": ami_event_filters(settings.ami_event_filter),
+        "agi_host": _host(settings.agi_host, "agi_host"),
+        "agi_port": _port(settings.agi_port, "agi_port"),
+        "queue_timeout": settings.queue_timeout,
+        **_queue_behaviour(settings, paths, queues),
+        "voicemail_pin": voicemail_pin(settings),
+        "moh_dir": config_path(moh_dir, "music on hold folder"),
+    }
+
+
+def _meters_number(settings: Settings) -> str | None:
+    if not settings.meters_number:
+        return None
+    number = _full(NUMBER_RE, settings.meters_number, "meters_number")
+    if number == settings.hotline_number:
+        raise ConfigError("meters_number must differ from hotline_number")
+    return number
+
+
+def _queue_behaviour(
+    settings: Settings, paths: AsteriskPaths, queues: tuple[str, ...]
+) -> dict[str, Any]:
+    """Overflow timeouts, wrap-up, queue length, recording and the virtual-hold prompt."""
+    for name in ("coordinator_timeout", "wrapup_seconds", "queue_maxlen"):
+        value = getattr(settings, name)
+        if not isinstance(value, int) or not 0 <= value <= 86400:
+            raise ConfigError(f"{name} must be 0..86400, got {value!r}")
+    if settings.coordinator_timeout < 1:
+        raise ConfigError("coordinator_timeout must be at least 1 second")
+    unknown = [q for q in settings.record_queues if q not in queues]
+    if unknown:
+        raise ConfigError(f"record_queues: unknown queue(s) {', '.join(unknown)}")
+    language = _full(re.compile(r"[a-z]{2}"), settings.default_language, "language")
+    return {
+        # A specialist queue overflows to the coordinator after queue_timeout; the coordinator
+        # (reached directly or by overflow) keeps the caller up to coordinator_timeout.
+        "queue_timeouts": {
+            q: settings.coordinator_timeout if q == "coordinator" else settings.queue_timeout
+            for q in queues
+        },
+        "wrapup_seconds": settings.wrapup_seconds,
+        "queue_maxlen": settings.queue_maxlen,
+        "record_queues": frozenset(settings.record_queues),
+        # queues.conf takes no variables: the offer is in the hotline's default language.
+        "callback_offer_prompt": config_path(
+            f"{paths.recordings}/prompts/{language}/queue_callback_offer", "prompt path"
+        ),
+    }
+
+
+def render_templates(context: dict[str, Any]) -> dict[str, str]:
+    """{file name: text} for every asterisk_conf/*.conf.j2."""
+    env = _environment()
+    names = sorted(p.name for p in TEMPLATES_DIR.glob("*.conf.j2"))
+    if not names:
+        raise ConfigError(f"no templates in {TEMPLATES_DIR}")
+    return {name.removesuffix(".j2"): env.get_template(name).render(context) for name in names}
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Atomic: a reload never reads half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, mode)
+    tmp.replace(path)
+
+
+def write_hold_music(path: Path, seconds: float = 12.0) -> None:
+    """A quiet, slow arpeggio (8 kHz 16-bit mono WAV) for when no real music is installed.
+
+    Debian's asterisk-moh-opsound-* is not in the sandbox root, so without this the `default`
+    class would have no files and callers would wait in silence (and think they were cut off).
+    """
+    rate = 8000
+    notes = (261.63, 329.63, 392.00, 523.25, 392.00, 329.63)  # C major, up and down
+    note_len = seconds / len(notes)
+    frames = bytearray()
+    for freq in notes:
+        n = int(rate * note_len)
+        for i in range(n):
+            t = i / rate
+            envelope = min(1.0, t / 0.05) * math.exp(-2.5 * t / note_len)
+            sample = (
+                0.12
+                * envelope
+                * (math.sin(2 * math.pi * freq * t) + 0.3 * math.sin(4 * math.pi * freq * t))
+            )
+            frames += struct.pack("<h", int(max(-1.0, min(1.0, sample)) * 32767))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with wave.open(str(tmp), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(frames))
+    tmp.replace(path)
+
+
+def _moh_dir(settings: Settings, paths: AsteriskPaths) -> str:
+    """recordings/moh if someone put music there, else a generated hold tone."""
+    custom = settings.recordings_dir / "moh"
+    if custom.is_dir() and any(p.suffix.lower() in AUDIO_SUFFIXES for p in custom.iterdir()):
+        return f"{paths.recordings}/moh"
+    generated = settings.asterisk_dir / "lib" / "moh" / "hotline-hold.wav"
+    if not generated.exists():
+        write_hold_music(generated)
+    return f"{paths.lib}/moh"
+
+
+def _link_voicemail(settings: Settings, paths: AsteriskPaths) -> None:
+    """Voicemail lives in recordings/voicemail (the layout the rest of the project reads).
+
+    app_voicemail always writes under <astspooldir>/voicemail, so that folder is a symlink to
+    the recordings folder *as Asterisk sees it* (inside the sandbox root it dangles on the host,
+    which is fine: only Asterisk follows it; host code reads settings.recordings_dir/voicemail).
+    """
+    (settings.recordings_dir / "voicemail").mkdir(parents=True, exist_ok=True)
+    link = settings.asterisk_dir / "spool" / "voicemail"
+    target = f"{paths.recordings}/voicemail"
+    if link.is_symlink():
+        if os.readlink(link) == target:
+            return
+        link.unlink()
+    elif link.exists():
+        return  # a real folder from an older layout: keep its messages, leave it alone
+    link.symlink_to(target)
+
+
+def render_config(
+    settings: Settings, paths: AsteriskPaths, operators: Sequence[OperatorConf]
+) -> Path:
+    """Write settings.asterisk_dir/etc/*.conf; create spool/log/run/lib; return asterisk.conf."""
+    base = settings.asterisk_dir
+    for sub in ("etc", "spool", "log", "log/cdr-csv", "run", "lib"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    context = template_context(settings, paths, operators, _moh_dir(settings, paths))
+    rendered = render_templates(context)
+    etc = base / "etc"
+    for name, text in rendered.items():
+        # Credentials only in the two files that need them, and only readable by us.
+        secret = name in {"manager.conf", "pjsip.conf", "voicemail.conf"}
+        _write(etc / name, text, 0o600 if secret else 0o644)
+    for stale in etc.glob("*.conf"):
+        if stale.name not in rendered:
+            stale.unlink()
+    _link_voicemail(settings, paths)
+    return etc / "asterisk.conf"

@@ -1,0 +1,154 @@
+"""`hotline agents`: operators' queue log-in, log-out, pauses and the live agent state.
+
+Changes are stored in the database and applied to the running Asterisk at once. If Asterisk
+is not running they are kept, and the router applies them when it (re)connects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from call_router.agents import AgentService, AgentView
+from call_router.ami_client import AmiActionFailed, AmiClient, AmiSender, AmiUnavailable
+from call_router.operators import RosterError
+from call_router.settings import QUEUES, Settings, get_settings
+
+app = typer.Typer(help="Operators' queue log-in, log-out and pauses.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Change = Callable[[AgentService, AmiSender | None], Awaitable[AgentView]]
+
+
+def _service(settings: Settings) -> AgentService:
+    from call_router.db import Database
+
+    db = Database(settings.db_url)
+    db.upgrade()
+    return AgentService(db)
+
+
+async def _apply(settings: Settings, change: Change) -> tuple[AgentView, bool]:
+    service = _service(settings)
+    try:
+        async with AmiClient(settings) as ami:
+            return await change(service, ami), True
+    except AmiUnavailable:
+        return await change(service, None), False
+
+
+def _run(change: Change, as_json: bool) -> None:
+    settings = get_settings()
+    try:
+        view, applied = asyncio.run(_apply(settings, change))
+    except RosterError as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from exc
+    except AmiActionFailed as exc:
+        typer.secho(f"Asterisk refused {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps({**_plain(view), "applied": applied}, ensure_ascii=False))
+        return
+    typer.echo(_line(view))
+    if not applied:
+        typer.secho(
+            "Asterisk is not reachable: saved, the router applies it when Asterisk is back.",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+
+
+def _queues(spec: str | None) -> list[str] | None:
+    if spec is None:
+        return None
+    queues = [q.strip().lower() for q in spec.split(",") if q.strip()]
+    unknown = [q for q in queues if q not in QUEUES]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUES)}"
+        )
+    return queues
+
+
+@app.command()
+def login(
+    login: str,
+    queues: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated queues (default: all the operator's skills)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Log an operator in to their queues."""
+    chosen = _queues(queues)
+    _run(lambda s, ami: s.login(ami, login, chosen, "cli"), as_json)
+
+
+@app.command()
+def logout(login: str, as_json: JsonOpt = False) -> None:
+    """Log an operator out of every queue."""
+    _run(lambda s, ami: s.logout(ami, login, "cli"), as_json)
+
+
+@app.command()
+def pause(
+    login: str,
+    reason: Annotated[str, typer.Option(help="Why: lunch, training, after-call work ...")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Pause an operator in all their queues (they stay logged in)."""
+    _run(lambda s, ami: s.pause(ami, login, reason, "cli"), as_json)
+
+
+@app.command()
+def unpause(login: str, as_json: JsonOpt = False) -> None:
+    """End an operator's pause."""
+    _run(lambda s, ami: s.unpause(ami, login, "cli"), as_json)
+
+
+@app.command()
+def state(as_json: JsonOpt = False) -> None:
+    """Every operator's state: logged in, paused (and why), busy, free, offline."""
+    settings = get_settings()
+
+    async def read() -> tuple[list[AgentView], bool]:
+        service = _service(settings)
+        try:
+            async with AmiClient(settings) as ami:
+                return await service.views(ami), True
+        except AmiUnavailable:
+            return await service.views(None), False
+
+    views, live = asyncio.run(read())
+    if as_json:
+        typer.echo(
+            json.dumps({"asterisk": live, "agents": [_plain(v) for v in views]}, ensure_ascii=False)
+        )
+        return
+    if not live:
+        typer.secho("Asterisk is not reachable: showing the saved state.", err=True)
+    for view in views:
+        typer.echo(_line(view))
+
+
+def _plain(view: AgentView) -> dict[str, object]:
+    data = asdict(view)
+    data["since"] = view.since.isoformat() if view.since else None
+    return data
+
+
+def _line(view: AgentView) -> str:
+    queues = ",".join(f"{q.queue}:{q.penalty}" for q in view.queues) or "-"
+    reason = f" ({view.pause_reason})" if view.pause_reason else ""
+    pending = " [not applied yet]" if view.pending and view.logged_in else ""
+    return f"{view.login:<8} {view.name:<24} {view.state}{reason:<10} {queues}{pending}"
+
+
+if __name__ == "__main__":  # `python -m hotline.cli_agents` until `hotline agents` is wired
+    app()

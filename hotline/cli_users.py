@@ -1,0 +1,248 @@
+"""`hotline users …` and `hotline tokens …`: dashboard accounts and API tokens.
+
+Registered by hotline/cli.py. There are no default credentials: `users add` prints a generated
+password once unless one is given on standard input; `tokens create` prints the token once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from call_router.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from call_router.db import Database
+
+users_app = typer.Typer(help="Dashboard accounts (supervisors, operators).", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens for integrations and wallboard screens.")
+
+FIRST_SUPERVISOR = "admin"
+
+
+def _database(settings: Settings) -> Database:
+    from call_router.db import Database
+
+    db = Database(settings.db_url)
+    db.upgrade()
+    return db
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_password_stdin() -> str:
+    # One line; the newline that `echo` adds is not part of the password.
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _run(action: Any) -> Any:
+    """Run `action(session)` in one transaction; an AccountError exits 2 with its message."""
+    from call_router.accounts import AccountError
+
+    db = _database(get_settings())
+    try:
+        with db.session() as session:
+            return action(session)
+    except AccountError as err:
+        raise _fail(str(err)) from None
+    finally:
+        db.dispose()
+
+
+def ensure_first_supervisor(session: Session) -> str | None:
+    """On a hotline without accounts, create `admin` and return its generated password once."""
+    from call_router import accounts
+
+    if accounts.count_users(session) > 0:
+        return None
+    password = accounts.generate_password()
+    accounts.create_user(session, FIRST_SUPERVISOR, password, accounts.SUPERVISOR, now=_now())
+    return password
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="supervisor or operator")],
+    operator: Annotated[
+        str | None, typer.Option(help="The roster SIP login this account works as.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a dashboard account; without --password-stdin a strong password is generated
+    and printed once."""
+    from call_router import accounts
+
+    password = _read_password_stdin() if password_stdin else accounts.generate_password()
+
+    def add(session: Session) -> dict[str, Any]:
+        user = accounts.create_user(
+            session, username, password, role, operator_login=operator, now=_now()
+        )
+        return {"username": user.username, "role": user.role, "operator": operator}
+
+    info = _run(add)
+    if not password_stdin:
+        info["password"] = password
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    typer.echo(f"user {info['username']} ({info['role']}) created")
+    if not password_stdin:
+        typer.echo(f"password: {password}  (shown once; change it with `hotline users passwd`)")
+
+
+@users_app.command("list")
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List accounts (never their passwords)."""
+    from call_router import accounts
+
+    def rows(session: Session) -> list[dict[str, Any]]:
+        return [
+            {
+                "username": u.username,
+                "role": u.role,
+                "operator": u.operator.sip_login if u.operator is not None else None,
+                "active": u.active,
+                "created_at": _iso(u.created_at),
+                "last_login_at": _iso(u.last_login_at),
+            }
+            for u in accounts.list_users(session)
+        ]
+
+    listed = _run(rows)
+    if as_json:
+        typer.echo(json.dumps(listed))
+        return
+    for row in listed:
+        state = "active" if row["active"] else "disabled"
+        linked = f" operator {row['operator']}" if row["operator"] else ""
+        typer.echo(f"{row['username']:<20} {row['role']:<10} {state:<8}{linked}")
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable an account and end its sessions."""
+    from call_router import accounts
+
+    _run(lambda session: accounts.set_active(session, username, False))
+    typer.echo(f"user {username} disabled")
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Enable a disabled account again."""
+    from call_router import accounts
+
+    _run(lambda session: accounts.set_active(session, username, True))
+    typer.echo(f"user {username} enabled")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set a new password (generated and printed once unless given on stdin); ends the
+    account's sessions."""
+    from call_router import accounts
+
+    password = _read_password_stdin() if password_stdin else accounts.generate_password()
+    _run(lambda session: accounts.set_password(session, username, password))
+    typer.echo(f"password of {username} changed")
+    if not password_stdin:
+        typer.echo(f"password: {password}  (shown once)")
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option(help="supervisor or operator")],
+    name: Annotated[str | None, typer.Option(help="What uses it, e.g. wallboard-hall.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an API token and print it once (send it as `Authorization: Bearer TOKEN`)."""
+    from call_router import accounts
+
+    def create(session: Session) -> dict[str, Any]:
+        token, row = accounts.create_token(session, role, name=name, now=_now())
+        return {"id": row.id, "name": row.name, "role": row.role, "token": token}
+
+    info = _run(create)
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    typer.echo(f"token {info['id']} ({info['name']}, {info['role']}):")
+    typer.echo(info["token"])
+    typer.echo("shown once; revoke with `hotline tokens revoke ID`")
+
+
+@tokens_app.command("list")
+def tokens_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List API tokens (their first characters only)."""
+    from call_router import accounts
+
+    def rows(session: Session) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": t.id,
+                "name": t.name,
+                "role": t.role,
+                "prefix": t.prefix,
+                "created_at": _iso(t.created_at),
+                "last_used_at": _iso(t.last_used_at),
+                "revoked_at": _iso(t.revoked_at),
+            }
+            for t in accounts.list_tokens(session)
+        ]
+
+    listed = _run(rows)
+    if as_json:
+        typer.echo(json.dumps(listed))
+        return
+    for row in listed:
+        state = "revoked" if row["revoked_at"] else "active"
+        used = row["last_used_at"] or "never used"
+        typer.echo(
+            f"{row['id']:>4} {row['prefix']}…  {row['role']:<10} {state:<8} {row['name']}  {used}"
+        )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke an API token: it stops working at once, in every dashboard process."""
+    from call_router import accounts
+
+    _run(lambda session: accounts.revoke_token(session, token_id, now=_now()))
+    typer.echo(f"token {token_id} revoked")

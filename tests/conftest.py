@@ -1,0 +1,184 @@
+"""Shared test plumbing: CI-aware requirements and the real hotline stack.
+
+In CI (CI=true) a missing Asterisk, PostgreSQL or Redis fails the run; locally such tests
+skip with the reason, so a developer without the sandbox still gets the unit tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from call_router.db import Database
+from call_router.settings import Settings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+HOTLINE = [sys.executable, "-m", "hotline"]
+
+# Test ports differ from the defaults so a developer's running hotline is left alone;
+# HOTLINE_TEST_PORT_BASE moves them all, so two suites can run side by side.
+PORT_BASE = int(os.environ.get("HOTLINE_TEST_PORT_BASE", "15000"))
+STACK_ENV = {
+    "HOTLINE_SIP_PORT": str(PORT_BASE + 60),
+    "HOTLINE_AMI_PORT": str(PORT_BASE + 38),
+    "HOTLINE_AGI_PORT": str(PORT_BASE + 73),
+    "HOTLINE_AUDIOSOCKET_PORT": str(PORT_BASE + 74),
+    "HOTLINE_DASHBOARD_PORT": str(PORT_BASE + 80),
+    "HOTLINE_PSTN_PORT": str(PORT_BASE + 70),
+    "HOTLINE_RTP_START": str(PORT_BASE + 100),
+    "HOTLINE_RTP_END": str(PORT_BASE + 499),
+    "HOTLINE_QUEUE_TIMEOUT": "60",
+    "HOTLINE_METERS_NUMBER": "500106",
+    # Tests share one stack: an entry left by one test must not ring another test's operator.
+    "HOTLINE_VIRTUAL_HOLD_AUTODIAL": "false",
+    # End-to-end tests must not depend on the time of day (quiet hours and business hours
+    # have their own tests with an injected clock): no quiet hours for call-backs here.
+    "HOTLINE_CALLBACK_QUIET_START": "00:00",
+    "HOTLINE_CALLBACK_QUIET_END": "00:00",
+    "HOTLINE_ASTERISK_MODE": os.environ.get("HOTLINE_ASTERISK_MODE", "auto"),
+}
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally, fail in CI: a skip must never hide a missing part there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (required in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+def run_hotline(
+    *args: str, timeout: float = 120, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*HOTLINE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        input=stdin,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"hotline {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def asterisk_available(settings: Settings) -> tuple[bool, str]:
+    if shutil.which("asterisk") and settings.asterisk_mode != "sandbox":
+        return True, "system asterisk"
+    if (settings.sandbox_root / "usr/sbin/asterisk").exists():
+        return True, "sandbox root"
+    if shutil.which("debootstrap") and os.geteuid() == 0:
+        return True, "sandbox root will be built"
+    return (
+        False,
+        "no Asterisk: no system binary, no sandbox root, and no debootstrap/root to build one",
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The whole hotline (Asterisk, FastAGI, AMI listener, dashboard) started by `hotline up`."""
+    state = tmp_path_factory.mktemp("hotline-state")
+    env = {
+        **STACK_ENV,
+        "HOTLINE_STATE_DIR": str(state),
+        "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),
+        "HOTLINE_REDIS_PREFIX": f"hotline-test-{os.getpid()}",
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    settings = Settings()
+    ok, reason = asterisk_available(settings)
+    require(ok, reason)
+    try:
+        run_hotline("up", timeout=900)
+        yield settings
+    finally:
+        logs = state / "log"
+        subprocess.run([*HOTLINE, "down"], capture_output=True, timeout=120, env=os.environ.copy())
+        artifacts = Path(__file__).parent / "artifacts" / "stack-logs"
+        if logs.exists():
+            shutil.rmtree(artifacts, ignore_errors=True)
+            shutil.copytree(logs, artifacts, dirs_exist_ok=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def supervisor_token(stack: Settings) -> str:
+    """A supervisor API token made once per session through the real CLI."""
+    out = run_hotline(
+        "tokens", "create", "--role", "supervisor", "--name", "test-suite", "--json"
+    ).stdout
+    token: str = json.loads(out.strip().splitlines()[-1])["token"]
+    return token
+
+
+@pytest.fixture
+def api(stack: Settings, supervisor_token: str) -> Iterator[httpx.Client]:
+    """An httpx client to the running dashboard, signed in as a supervisor (Bearer token)."""
+    headers = {"Authorization": f"Bearer {supervisor_token}"}
+    with httpx.Client(base_url=stack.dashboard_url, timeout=10, headers=headers) as client:
+        yield client
+
+
+def bearer_headers(db: Database, role: str = "supervisor", name: str = "test") -> dict[str, str]:
+    """Credentials for an in-process app (httpx.ASGITransport, TestClient) on `db`: a fresh
+    API token written straight to the database (the stack's tests use the CLI instead)."""
+    from datetime import UTC, datetime
+
+    from call_router.accounts import create_token
+
+    with db.session() as session:
+        token, _row = create_token(session, role, name=name, now=datetime.now(UTC))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def wait_for(
+    predicate: Any, timeout: float = 20, interval: float = 0.3, what: str = "condition"
+) -> Any:
+    """Poll until predicate() returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def add_operator(name: str, queues: str) -> dict[str, Any]:
+    """Add an operator through the real CLI; the running Asterisk reloads the roster."""
+    out = run_hotline("operators", "add", name, "--queues", queues, "--json").stdout
+    info: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    assert info["applied"] is True, "the running Asterisk should have reloaded the roster"
+    return info
+
+
+def finished_call(api: httpx.Client, caller: str) -> dict[str, Any]:
+    """The caller's newest call, once the AMI listener has closed its row."""
+
+    def latest_ended() -> dict[str, Any] | None:
+        calls = api.get("/api/calls", params={"caller": caller}).json()
+        return calls[0] if calls and calls[0]["ended_at"] else None
+
+    return dict(wait_for(latest_ended, timeout=30, what=f"a finished call from {caller}"))

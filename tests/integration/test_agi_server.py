@@ -1,0 +1,141 @@
+"""The FastAGI server as it runs in production: its own process, PostgreSQL, real signals.
+
+The AGI peer is the res_agi-speaking fake from the unit tests; the real-Asterisk path is the
+end-to-end test's job (tests/integration/test_e2e_call.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from agi_scripts import channel_vars
+from call_router.db import Database
+from call_router.models import Call, CallEvent
+from tests.unit.test_agi_protocol import FakeAsterisk, encode_environment, environment, run_call
+
+pytestmark = pytest.mark.postgres
+
+SERVER = [sys.executable, "-c", "from agi_scripts.server import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the FastAGI server exited during start-up"
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"FastAGI server not listening on {port} after {timeout}s")
+
+
+@pytest.fixture
+def agi_process(postgres_url: str, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": postgres_url,
+        "HOTLINE_AGI_HOST": "127.0.0.1",
+        "HOTLINE_AGI_PORT": str(port),
+        "HOTLINE_STATE_DIR": str(tmp_path / "state"),
+        "HOTLINE_RECORDINGS_DIR": str(tmp_path / "recordings"),
+        "HOTLINE_MENU_TIMEOUT": "1",
+        "HOTLINE_MENU_RETRIES": "1",
+        "HOTLINE_CONFIG_FILE": str(tmp_path / "none.toml"),
+    }
+    log = (tmp_path / "agi.log").open("wb")
+    proc = subprocess.Popen(SERVER, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_listening(port, proc)
+        yield port, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        log.close()
+
+
+def call_by_linkedid(url: str, linkedid: str) -> tuple[Call | None, list[str]]:
+    db = Database(url)
+    try:
+        with db.session() as session:
+            call = session.scalars(select(Call).where(Call.linkedid == linkedid)).first()
+            kinds = (
+                list(session.scalars(select(CallEvent.kind).where(CallEvent.call_id == call.id)))
+                if call
+                else []
+            )
+            return call, kinds
+    finally:
+        db.dispose()
+
+
+async def test_menu_choice_is_logged_in_postgres(
+    agi_process: tuple[int, subprocess.Popen[bytes]], postgres_url: str
+) -> None:
+    port, _ = agi_process
+    linkedid = f"it-{uuid.uuid4().hex[:12]}"
+    fake = FakeAsterisk(
+        keys=[("7", False), ("3", False)], variables={"CHANNEL(linkedid)": linkedid}
+    )
+    await run_call(port, fake, environment(agi_calleridname='"Bob" <b@x>\\n'))
+
+    assert fake.set_vars[channel_vars.QUEUE] == "heating"
+    call, kinds = call_by_linkedid(postgres_url, linkedid)
+    assert call is not None
+    assert (call.queue, call.intent, call.menu_choice) == ("heating", "heating", "3")
+    assert fake.set_vars[channel_vars.CALL_ID] == str(call.id)
+    assert "menu_invalid" in kinds and "menu_result" in kinds
+
+
+async def test_sigterm_lets_the_running_call_finish_then_exits(
+    agi_process: tuple[int, subprocess.Popen[bytes]], postgres_url: str
+) -> None:
+    port, proc = agi_process
+    linkedid = f"it-{uuid.uuid4().hex[:12]}"
+    fake = FakeAsterisk(keys=[("1", False)], variables={"CHANNEL(linkedid)": linkedid})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(encode_environment(environment()))
+    await writer.drain()
+    line = await reader.readline()  # ANSWER: the call is in the menu
+
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    # No new calls once stopping: Asterisk's AGI() fails and the dialplan fail-safe routes.
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+
+    async with asyncio.timeout(10):
+        while line:
+            for out in fake.reply(line.decode().rstrip("\n")):
+                writer.write(out.encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+    writer.close()
+
+    assert fake.set_vars[channel_vars.QUEUE] == "plumbing"
+    assert await asyncio.to_thread(proc.wait, 10) == 0
+    call, _ = call_by_linkedid(postgres_url, linkedid)
+    assert call is not None and call.queue == "plumbing"

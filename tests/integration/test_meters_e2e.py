@@ -1,0 +1,125 @@
+"""Meter readings by phone through the real Asterisk: the built-in `hotline` flow, key 6, then
+ivr_flows/meters.yaml; SIPp is the resident's phone and keys in the digits as RFC 4733 events.
+
+Each key is timed to land while its node is listening: a node listens from the start of its
+prompt until its timeout after the prompt ends (HOTLINE_MENU_TIMEOUT, 5 s), so keys are spaced
+by at least the prompt plus a margin, never by guesses about processing time. The read-back
+nodes hand a key pressed during them to the confirmation menu, so "1" may come early.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from agi_scripts.flows.conditions import luhn_ok
+from call_router.settings import Settings
+from hotline.sipua.testcall import place_call
+from tests.conftest import finished_call, run_hotline
+
+pytestmark = pytest.mark.asterisk
+
+
+def new_payer() -> str:
+    """A payer code of our own (11 digits, valid check digit), unique per test."""
+    body = f"7{uuid.uuid4().int % 10**9:09d}"
+    return next(body + d for d in "0123456789" if luhn_ok(body + d))
+
+
+def history(payer: str) -> list[dict[str, Any]]:
+    out = run_hotline("meters", "history", "--payer", payer, "--json").stdout
+    rows: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])
+    return rows
+
+
+def timeline(api: httpx.Client, call: dict[str, Any]) -> list[tuple[str, Any]]:
+    detail = api.get(f"/api/calls/{call['id']}").json()
+    return [(e["kind"], e["data"]) for e in detail["events"]]
+
+
+def actions(api: httpx.Client, call: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(d["service"], d["outcome"]) for k, d in timeline(api, call) if k == "action"]
+
+
+# Seconds after the caller's media starts (2 s after the answer). The Russian prompts:
+# greeting 4.3 s, payer 3.3, meter 5.2, task 8.6, reading 4.2, "last was" 3.4 + digits,
+# "much higher" 4.3, "you entered" 0.8 + digits, confirm 4.2.
+KEY_6 = (0.5, "6")  # during the greeting: handed to the menu, which leads into meters.yaml
+
+
+def test_a_reading_is_keyed_in_read_back_confirmed_and_stored(
+    stack: Settings, api: httpx.Client
+) -> None:
+    payer, caller = new_payer(), "+74956660001"
+    result = place_call(
+        stack,
+        from_number=caller,
+        hold=40,
+        dtmf_schedule=[KEY_6, (2.5, payer + "#"), (9.5, "1"), (13.0, "1"), (16.0, "512#"),
+                       (21.0, "1")],
+    )  # fmt: skip
+    assert result.answered, result.detail
+    call = finished_call(api, caller)
+    assert actions(api, call) == [("meter_check", "ok"), ("meter_store", "ok")], timeline(api, call)
+    rows = history(payer)
+    assert [(r["meter"], r["value"], r["status"], r["caller"]) for r in rows] == [
+        ("cold_water", 512, "active", caller)
+    ]
+    assert rows[0]["call_id"] == call["id"]  # linked to the call
+
+    # The same caller again: lower than 512, then far too high, then right.
+    result = place_call(
+        stack,
+        from_number=caller,
+        hold=60,
+        dtmf_schedule=[KEY_6, (2.5, payer + "#"), (9.5, "1"), (13.0, "1"), (16.0, "500#"),
+                       (26.0, "99999#"), (35.0, "530#"), (40.0, "1")],
+    )  # fmt: skip
+    assert result.answered, result.detail
+    call = finished_call(api, caller)
+    assert actions(api, call) == [
+        ("meter_check", "below_last"),
+        ("meter_check", "implausible_growth"),
+        ("meter_check", "ok"),
+        ("meter_store", "ok"),
+    ], timeline(api, call)
+    assert [(r["value"], r["status"]) for r in history(payer)] == [
+        (530, "active"),
+        (512, "active"),
+    ]
+
+    # And deletes it again: the last reading this number gave, said before it goes.
+    result = place_call(
+        stack,
+        from_number=caller,
+        hold=30,
+        dtmf_schedule=[KEY_6, (2.5, payer + "#"), (9.5, "1"), (13.0, "3"), (17.0, "1")],
+    )
+    assert result.answered, result.detail
+    call = finished_call(api, caller)
+    assert actions(api, call) == [("meter_last", "found"), ("meter_delete", "ok")], timeline(
+        api, call
+    )
+    assert [(r["value"], r["status"]) for r in history(payer)] == [
+        (530, "deleted"),
+        (512, "active"),
+    ]
+
+
+def test_the_direct_number_goes_straight_to_meter_readings(
+    stack: Settings, api: httpx.Client
+) -> None:
+    """HOTLINE_METERS_NUMBER (500106 in the test stack) skips the hotline menu."""
+    assert stack.meters_number
+    caller = "+74956660009"
+    result = place_call(stack, to=stack.meters_number, from_number=caller, hold=6)
+    assert result.answered, result.detail
+    call = finished_call(api, caller)
+    # The caller hangs up while asked for the payer code: the meters flow's first node.
+    left = dict(timeline(api, call))["hangup_in_menu"]
+    assert (left["flow"], left["node"]) == ("meters", "payer"), timeline(api, call)
+    assert call["outcome"] == "abandoned_in_menu"

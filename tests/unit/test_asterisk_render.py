@@ -1,0 +1,588 @@
+"""Rendering of asterisk_conf/*.conf.j2: every file renders, nothing can inject config lines."""
+
+from __future__ import annotations
+
+import re
+import wave
+from pathlib import Path
+
+import pytest
+
+from call_router.settings import QUEUES, Settings
+from hotline.asterisk import render
+from hotline.asterisk.render import ConfigError, OperatorConf, render_config
+from hotline.asterisk.sandbox import Asterisk, AsteriskPaths, debian_mirror, instance_id
+
+EXPECTED_FILES = {
+    "asterisk.conf",
+    "modules.conf",
+    "logger.conf",
+    "manager.conf",
+    "pjsip.conf",
+    "rtp.conf",
+    "extensions.conf",
+    "queues.conf",
+    "voicemail.conf",
+    "musiconhold.conf",
+    "cdr.conf",
+}
+PASSWORD = "pw_Zx8-kQ2mT7vB1nL4"
+INSIDE = "/srv/hotline/abc123/asterisk"
+PATHS = AsteriskPaths(
+    etc=f"{INSIDE}/etc",
+    spool=f"{INSIDE}/spool",
+    log=f"{INSIDE}/log",
+    run=f"{INSIDE}/run",
+    lib=f"{INSIDE}/lib",
+    recordings="/srv/hotline/abc123/recordings",
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        state_dir=tmp_path / "state",
+        recordings_dir=tmp_path / "recordings",
+        asterisk_root=tmp_path / "root",
+        sip_port=16060,
+        ami_port=16038,
+        agi_port=16573,
+        rtp_start=16000,
+        rtp_end=16199,
+    )
+
+
+def operator(**overrides: object) -> OperatorConf:
+    fields: dict[str, object] = {
+        "sip_login": "1001",
+        "sip_password": PASSWORD,
+        "name": "Анна Петрова",
+        "queues": (("plumbing", 0), ("coordinator", 5)),
+    }
+    fields.update(overrides)
+    return OperatorConf(**fields)  # type: ignore[arg-type]
+
+
+def sections(text: str) -> dict[str, list[tuple[str, str]]]:
+    """A small Asterisk config reader: {section: [(key, value), ...]}, comments dropped.
+
+    Repeated section names (pjsip's endpoint/aor/auth share names) are merged in order.
+    """
+    result: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] | None = None
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        header = re.fullmatch(r"\[([^\]]+)\](\(.*\))?", line)
+        if header:
+            current = result.setdefault(header.group(1), [])
+            continue
+        assert current is not None, f"option outside a section: {raw!r}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not an option line: {raw!r}"
+        current.append((key.rstrip(">").strip(), value.lstrip(">").strip()))
+    return result
+
+
+def values(section: list[tuple[str, str]], key: str) -> list[str]:
+    return [v for k, v in section if k == key]
+
+
+def rendered(settings: Settings, operators: list[OperatorConf] | None = None) -> dict[str, str]:
+    conf = render_config(settings, PATHS, operators if operators is not None else [operator()])
+    return {p.name: p.read_text() for p in conf.parent.glob("*.conf")}
+
+
+# --- every template renders ---------------------------------------------------------------
+
+
+def test_every_template_renders_into_etc(settings: Settings) -> None:
+    conf = render_config(settings, PATHS, [operator()])
+    assert conf == settings.asterisk_dir / "etc" / "asterisk.conf"
+    names = {p.name for p in conf.parent.glob("*.conf")}
+    templates = {p.name.removesuffix(".j2") for p in render.TEMPLATES_DIR.glob("*.conf.j2")}
+    assert names >= EXPECTED_FILES
+    assert names == templates
+    for name in names:
+        text = (conf.parent / name).read_text()
+        assert "{{" not in text and "{%" not in text, name
+        sections(text)  # parses as an Asterisk config file
+    for sub in ("spool", "log", "log/cdr-csv", "run", "lib"):
+        assert (settings.asterisk_dir / sub).is_dir()
+
+
+def test_rendering_with_no_operators_still_gives_every_queue(settings: Settings) -> None:
+    queues = sections(rendered(settings, [])["queues.conf"])
+    assert set(queues) == {"general", *QUEUES}
+    assert all(not values(queues[q], "member") for q in QUEUES)
+
+
+def test_a_missing_template_variable_is_an_error(settings: Settings) -> None:
+    context = render.template_context(settings, PATHS, [], "/srv/moh")
+    del context["ami_port"]
+    with pytest.raises(Exception, match="ami_port"):
+        render.render_templates(context)
+
+
+def test_stale_rendered_files_are_removed(settings: Settings) -> None:
+    etc = settings.asterisk_dir / "etc"
+    etc.mkdir(parents=True)
+    (etc / "sip.conf").write_text("[general]\n")
+    render_config(settings, PATHS, [])
+    assert not (etc / "sip.conf").exists()
+
+
+# --- asterisk.conf, modules.conf -----------------------------------------------------------
+
+
+def test_asterisk_conf_points_at_this_instances_folders(settings: Settings) -> None:
+    conf = sections(rendered(settings)["asterisk.conf"])
+    dirs = dict(conf["directories"])
+    assert dirs["astetcdir"] == PATHS.etc
+    assert dirs["astspooldir"] == PATHS.spool
+    assert dirs["astlogdir"] == PATHS.log
+    assert dirs["astrundir"] == PATHS.run
+    assert dirs["astvarlibdir"] == PATHS.lib
+    assert dirs["astdbdir"] == PATHS.lib
+    assert dirs["astdatadir"] == "/usr/share/asterisk"
+    assert dirs["astmoddir"] == PATHS.modules
+    # Control socket in the instance's own run dir: two instances never collide.
+    assert dict(conf["files"])["astctl"] == "asterisk.ctl"
+    assert dict(conf["options"])["defaultlanguage"] == settings.default_language
+
+
+def test_modules_conf_loads_only_what_we_use(settings: Settings) -> None:
+    conf = sections(rendered(settings)["modules.conf"])["modules"]
+    assert values(conf, "autoload") == ["no"]
+    loaded = set(values(conf, "load"))
+    for module in (
+        "chan_pjsip.so",
+        "res_pjsip_pubsub.so",
+        "res_pjsip_endpoint_identifier_user.so",
+        "res_pjsip_endpoint_identifier_ip.so",
+        "res_pjsip_registrar.so",
+        "app_queue.so",
+        "app_voicemail.so",
+        "res_agi.so",
+        "res_speech.so",
+        "app_audiosocket.so",
+        "res_audiosocket.so",
+        "cdr_csv.so",
+        "res_musiconhold.so",
+    ):
+        assert module in loaded
+    assert not {"chan_sip.so", "app_system.so", "func_shell.so", "res_ari.so"} & loaded
+
+
+def test_logger_writes_a_full_log_and_the_queue_log(settings: Settings) -> None:
+    conf = sections(rendered(settings)["logger.conf"])
+    general = dict(conf["general"])
+    assert general["queue_log"] == "yes" and general["queue_log_name"] == "queue_log"
+    logfiles = dict(conf["logfiles"])
+    assert "verbose" in logfiles["full"]
+    assert logfiles["console"] == "error"
+
+
+# --- AMI, SIP, RTP ---------------------------------------------------------------------------
+
+
+def test_manager_conf_has_the_generated_secret_and_local_permits(settings: Settings) -> None:
+    conf = sections(rendered(settings)["manager.conf"])
+    general = dict(conf["general"])
+    assert general["enabled"] == "yes"
+    assert (general["bindaddr"], general["port"]) == ("127.0.0.1", "16038")
+    assert general["displayconnects"] == "no"
+    user = conf[settings.ami_username]
+    assert values(user, "secret") == [settings.ami_secret]
+    assert len(settings.ami_secret) >= 16
+    assert values(user, "deny") == ["0.0.0.0/0.0.0.0"]
+    assert values(user, "permit") == ["127.0.0.1/255.255.255.255"]
+    for perm in ("read", "write"):
+        granted = set(values(user, perm)[0].split(","))
+        assert {"system", "call", "agent", "user", "command", "reporting", "originate"} <= granted
+
+
+def test_manager_conf_sends_the_ami_user_only_the_events_the_hotline_reads(
+    settings: Settings,
+) -> None:
+    from call_router.ami_listener import AmiListener
+    from call_router.call_log import CallLog
+    from call_router.db import Database
+    from call_router.live_state import LiveState
+
+    user = sections(rendered(settings)["manager.conf"])[settings.ami_username]
+    filters = {k.removeprefix("eventfilter"): v for k, v in user if k.startswith("eventfilter")}
+    names = set(re.findall(r"name\(([A-Za-z]+)\)", " ".join(filters)))
+    db = Database("sqlite://")
+    listener = AmiListener(settings, CallLog(db), LiveState.from_url("redis://127.0.0.1:1/0", "x"))
+    # Every event the router subscribes to, plus click-to-call's OriginateResponse.
+    assert set(listener._handlers) | {"OriginateResponse"} <= names
+    assert "(action(include),name(VarSet),header(Variable),method(regex))" in filters
+    varset = re.compile(filters["(action(include),name(VarSet),header(Variable),method(regex))"])
+    assert [v for v in ("QUEUESTATUS", "VMSTATUS", "HOTLINE_QUEUE") if varset.search(v)] == [
+        "QUEUESTATUS",
+        "VMSTATUS",
+        "HOTLINE_QUEUE",
+    ]
+    assert not varset.search("QUEUESTATUS_OLD") and not varset.search("CHANNEL")
+    assert "RTCPSent" not in names and "Newstate" not in names
+    db.dispose()
+
+    unfiltered = Settings(**{**settings.model_dump(), "ami_event_filter": False})
+    user = sections(rendered(unfiltered)["manager.conf"])[settings.ami_username]
+    assert not [k for k, _v in user if k.startswith("eventfilter")]
+
+
+def test_pjsip_conf_trunk_and_operators(settings: Settings) -> None:
+    conf = sections(rendered(settings)["pjsip.conf"])
+    assert values(conf["global"], "endpoint_identifier_order") == ["username,ip"]
+    assert values(conf["transport-udp"], "bind") == ["127.0.0.1:16060"]
+    pstn = dict(conf["pstn"])  # endpoint + aor share the name
+    assert pstn["context"] == "from-pstn"
+    assert pstn["dtmf_mode"] == "rfc4733"
+    assert pstn["direct_media"] == "no"
+    assert values(conf["pstn"], "contact") == [f"sip:{settings.pstn_host}:{settings.pstn_port}"]
+    assert dict(conf["pstn-identify"])["match"] == "127.0.0.1/32"
+    op = conf["1001"]
+    assert values(op, "context") == ["operators"]
+    assert values(op, "max_contacts") == ["1"]
+    assert values(op, "remove_existing") == ["yes"]
+    assert values(op, "callerid") == ['"Анна Петрова" <1001>']
+    assert dict(conf["1001-auth"])["password"] == PASSWORD
+    assert dict(conf["1001-auth"])["username"] == "1001"
+
+
+def test_rtp_range_comes_from_settings(settings: Settings) -> None:
+    conf = dict(sections(rendered(settings)["rtp.conf"])["general"])
+    assert (conf["rtpstart"], conf["rtpend"]) == ("16000", "16199")
+
+
+def test_secrets_appear_only_in_manager_and_pjsip(settings: Settings) -> None:
+    files = rendered(settings)
+    holders = {name for name, text in files.items() if settings.ami_secret in text}
+    assert holders == {"manager.conf"}
+    holders = {name for name, text in files.items() if PASSWORD in text}
+    assert holders == {"pjsip.conf"}
+    etc = settings.asterisk_dir / "etc"
+    assert (etc / "manager.conf").stat().st_mode & 0o077 == 0
+    assert (etc / "pjsip.conf").stat().st_mode & 0o077 == 0
+
+
+# --- dialplan -------------------------------------------------------------------------------
+
+
+def extensions(text: str, context: str) -> dict[str, list[str]]:
+    """{extension: [priority lines]} of one context."""
+    result: dict[str, list[str]] = {}
+    current = None
+    for key, value in sections(text)[context]:
+        if key == "exten":
+            current, _, rest = value.partition(",")
+            result.setdefault(current, []).append(rest)
+        elif key == "same":
+            assert current is not None
+            result[current].append(value)
+    return result
+
+
+def test_from_pstn_reaches_only_the_hotline_number(settings: Settings) -> None:
+    text = rendered(settings)["extensions.conf"]
+    exts = extensions(text, "from-pstn")
+    assert exts[settings.hotline_number][-1] == "n,Goto(hotline-ivr,s,1)"
+    patterns = [e for e in exts if e.startswith("_")]
+    assert patterns == ["_[+*#0-9]!"]
+    assert exts["_[+*#0-9]!"][-1] == "n,Hangup(1)"
+    assert {"s", "i", "h"} <= set(exts)
+    goto_targets = {
+        line.split("Goto(", 1)[1] for lines in exts.values() for line in lines if "Goto(" in line
+    }
+    assert goto_targets == {"hotline-ivr,s,1)"}
+
+
+def test_ivr_runs_the_fastagi_script_and_fails_safe_to_the_coordinator(settings: Settings) -> None:
+    text = rendered(settings)["extensions.conf"]
+    ivr = extensions(text, "hotline-ivr")["s"]
+    assert f"n,Set(CHANNEL(language)={settings.default_language})" in ivr
+    # The flow follows the number dialled; anything else (operators testing) gets `hotline`.
+    assert 'n,ExecIf($["${HOTLINE_FLOW}" != "meters"]?Set(HOTLINE_FLOW=hotline))' in ivr
+    assert "n,AGI(agi://127.0.0.1:16573/${HOTLINE_FLOW})" in ivr
+    agi = ivr.index("n,AGI(agi://127.0.0.1:16573/${HOTLINE_FLOW})")
+    after = ivr[agi + 1 :]
+    assert after[0] == 'n,GotoIf($["${AGISTATUS}" = "HANGUP"]?done)'
+    assert after[1] == 'n,GotoIf($["${AGISTATUS}" != "SUCCESS"]?agi-fail,s,1)'
+    for queue in QUEUES:
+        assert f'n,GotoIf($["${{HOTLINE_QUEUE}}" = "{queue}"]?hotline-queues,{queue},1)' in after
+    assert "n,Goto(agi-fail,s,1)" in after
+    fail = extensions(text, "agi-fail")["s"]
+    assert "n,Set(HOTLINE_FALLBACK=agi)" in fail
+    assert "n,Set(HOTLINE_QUEUE=coordinator)" in fail
+    assert fail[-1] == "n,Goto(hotline-queues,coordinator,1)"
+    assert "HOTLINE_RECORDINGS = /srv/hotline/abc123/recordings" in text
+
+
+def test_queue_extensions_are_explicit_with_a_timeout(settings: Settings) -> None:
+    text = rendered(settings)["extensions.conf"]
+    exts = extensions(text, "hotline-queues")
+    assert set(exts) == {*QUEUES, "i", "h"}
+    for queue in QUEUES:
+        timeout = settings.coordinator_timeout if queue == "coordinator" else settings.queue_timeout
+        assert f"n,Queue({queue},t,,,{timeout})" in exts[queue]
+        assert exts[queue][-1] == "n,Goto(hotline-queue-exit,s,1)"
+    exit_lines = extensions(text, "hotline-queue-exit")["s"]
+    for status in (
+        "TIMEOUT",
+        "FULL",
+        "JOINEMPTY",
+        "LEAVEEMPTY",
+        "JOINUNAVAIL",
+        "LEAVEUNAVAIL",
+        "CONTINUE",
+    ):
+        assert any(f'"{status}"' in line for line in exit_lines), status
+    assert "n(voicemail),VoiceMail(hotline@hotline,u)" in exit_lines
+    assert exit_lines[-1] == "n(done),Hangup()"
+
+
+def test_the_direct_meter_readings_number_runs_the_meters_flow(settings: Settings) -> None:
+    without = settings.model_copy(update={"meters_number": None})
+    assert "meters" not in str(extensions(rendered(without)["extensions.conf"], "from-pstn"))
+    with_meters = settings.model_copy(update={"meters_number": "500106"})
+    exts = extensions(rendered(with_meters)["extensions.conf"], "from-pstn")
+    assert exts["500106"][1:] == ["n,Set(HOTLINE_FLOW=meters)", "n,Goto(hotline-ivr,s,1)"]
+    assert exts[settings.hotline_number][1] == "n,Set(HOTLINE_FLOW=hotline)"
+    for bad in ("500;106", settings.hotline_number):
+        with pytest.raises(ConfigError, match="meters_number"):
+            rendered(settings.model_copy(update={"meters_number": bad}))
+
+
+def test_operators_dial_each_other_and_the_hotline_only(settings: Settings) -> None:
+    ops = [operator(), operator(sip_login="anna", name="Anna")]
+    exts = extensions(rendered(settings, ops)["extensions.conf"], "operators")
+    assert set(exts) == {settings.hotline_number, "1001", "anna", "i", "h"}
+    assert exts["anna"][0] == "1,Dial(PJSIP/anna,30)"
+
+
+def test_no_context_has_a_catch_all_pattern(settings: Settings) -> None:
+    text = rendered(settings)["extensions.conf"]
+    for line in text.splitlines():
+        assert not re.match(r"\s*exten\s*=\s*_\.", line), line
+        assert not re.match(r"\s*exten\s*=\s*_X\.", line), line
+
+
+# --- queues, voicemail, music on hold, CDR ----------------------------------------------------
+
+
+def test_queues_conf_has_no_general_queue_and_members_from_the_roster(settings: Settings) -> None:
+    conf = sections(rendered(settings)["queues.conf"])
+    assert set(conf) == {"general", *QUEUES}
+    general = dict(conf["general"])
+    assert general["persistentmembers"] == "no"
+    assert not values(conf["general"], "member")
+    for queue in QUEUES:
+        options = dict(conf[queue])
+        assert options["ringinuse"] == "no"
+        assert options["timeout"] == "15"
+        assert options["setinterfacevar"] == "yes"
+        assert options["musicclass"] == "default"
+        assert "unavailable" in options["joinempty"]
+    assert dict(conf["coordinator"])["strategy"] == "ringall"
+    assert dict(conf["plumbing"])["strategy"] == "rrmemory"
+    # Members are dynamic (QueueAdd by call_router/agents.py), never static lines.
+    assert all(not values(conf[q], "member") for q in QUEUES)
+    for queue in QUEUES:
+        options = dict(conf[queue])
+        assert options["context"] == "hotline-vhold"
+        assert options["wrapuptime"] == str(settings.wrapup_seconds)
+
+
+def test_a_queue_named_general_is_refused(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setattr(render, "QUEUES", (*QUEUES, "general"))
+    with pytest.raises(ConfigError, match="general"):
+        render_config(settings, PATHS, [])
+
+
+def test_voicemail_has_the_hotline_mailbox_and_lands_in_recordings(settings: Settings) -> None:
+    conf = sections(rendered(settings)["voicemail.conf"])
+    general = dict(conf["general"])
+    assert (general["format"], general["maxsecs"], general["minsecs"]) == ("wav", "120", "1")
+    assert general["attach"] == "no"
+    box = dict(conf["hotline"])["hotline"].split(",")
+    assert box[0].isdigit() and len(box[0]) == 8 and len(box) == 2  # PIN, name; no e-mail
+    link = settings.asterisk_dir / "spool" / "voicemail"
+    assert link.is_symlink()
+    assert str(link.readlink()) == f"{PATHS.recordings}/voicemail"
+    assert (settings.recordings_dir / "voicemail").is_dir()
+    render_config(settings, PATHS, [])  # re-rendering keeps the link
+    assert link.is_symlink()
+
+
+def test_music_on_hold_falls_back_to_a_generated_tone(settings: Settings) -> None:
+    conf = dict(sections(rendered(settings)["musiconhold.conf"])["default"])
+    assert conf["mode"] == "files"
+    assert conf["directory"] == f"{PATHS.lib}/moh"
+    with wave.open(str(settings.asterisk_dir / "lib" / "moh" / "hotline-hold.wav")) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        assert w.getnframes() > 8000 * 5
+
+
+def test_music_on_hold_uses_recordings_moh_when_it_has_music(settings: Settings) -> None:
+    moh = settings.recordings_dir / "moh"
+    moh.mkdir(parents=True)
+    (moh / "track.wav").write_bytes(b"RIFF")
+    conf = dict(sections(rendered(settings)["musiconhold.conf"])["default"])
+    assert conf["directory"] == f"{PATHS.recordings}/moh"
+
+
+def test_cdr_csv_is_enabled(settings: Settings) -> None:
+    conf = sections(rendered(settings)["cdr.conf"])
+    assert dict(conf["general"])["enable"] == "yes"
+    assert dict(conf["csv"])["usegmtime"] == "yes"
+
+
+# --- nothing can inject config lines ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Анна;Петрова",
+        "Eve\n[evil]\ntype = endpoint",
+        'Mallory" <666>\r\nmember => PJSIP/x',
+        "Bob, 0, PJSIP/x",
+        "\x00\x07",
+    ],
+)
+def test_operator_names_cannot_inject_config(settings: Settings, name: str) -> None:
+    files = rendered(settings, [operator(name=name)])
+    clean = rendered(settings, [operator(name="Clean Name")])
+    for file_name, text in files.items():
+        assert "[evil]" not in text
+        assert "<666>" not in text
+        # Same lines, same sections, same options as with a harmless name.
+        assert len(text.splitlines()) == len(clean[file_name].splitlines()), file_name
+        got, want = sections(text), sections(clean[file_name])
+        assert set(got) == set(want), file_name
+        assert all([k for k, _ in got[s]] == [k for k, _ in want[s]] for s in got), file_name
+    (callerid,) = values(sections(files["pjsip.conf"])["1001"], "callerid")
+    assert re.fullmatch(r'"[^";\n]+" <1001>', callerid)
+
+
+@pytest.mark.parametrize(
+    "login", ["a;b", "Anna", "_12", "x\ny", "pstn", "global", "h", "s", "500100", "a" * 41, ""]
+)
+def test_bad_or_reserved_logins_are_refused(settings: Settings, login: str) -> None:
+    with pytest.raises(ConfigError):
+        render_config(settings, PATHS, [operator(sip_login=login)])
+
+
+@pytest.mark.parametrize(
+    "password", ["short", "has;semicolon1", "new\nline[evil]", 'quote"1234567', "sp ace12345"]
+)
+def test_bad_passwords_are_refused_without_echoing_them(settings: Settings, password: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        render_config(settings, PATHS, [operator(sip_password=password)])
+    assert password not in str(err.value)
+
+
+def test_unknown_queue_and_bad_penalty_are_refused(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="unknown queue"):
+        render_config(settings, PATHS, [operator(queues=(("general", 0),))])
+    with pytest.raises(ConfigError, match="penalty"):
+        render_config(settings, PATHS, [operator(queues=(("lift", -1),))])
+
+
+def test_duplicate_logins_are_refused(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="twice"):
+        render_config(settings, PATHS, [operator(), operator()])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("hotline_number", "500;100"),
+        ("hotline_number", "_X."),
+        ("sip_host", "0.0.0.0\n[x]"),
+        ("sip_host", "example.org"),
+        ("agi_host", "host;evil"),
+        ("pstn_host", "a b"),
+        ("ami_username", "admin\n[x]"),
+    ],
+)
+def test_bad_settings_are_refused(settings: Settings, field: str, value: str) -> None:
+    with pytest.raises(ConfigError):
+        render_config(settings.model_copy(update={field: value}), PATHS, [])
+
+
+def test_a_path_with_config_syntax_is_refused(settings: Settings) -> None:
+    bad = AsteriskPaths(**{**PATHS.__dict__, "recordings": "/srv/rec;x"})
+    with pytest.raises(ConfigError):
+        render_config(settings, bad, [])
+
+
+def test_the_jinja_guard_catches_any_value_with_a_newline(settings: Settings) -> None:
+    context = render.template_context(settings, PATHS, [], "/srv/moh")
+    context["hotline_number"] = "1\n[evil]"
+    with pytest.raises(ConfigError, match="refusing to render"):
+        render.render_templates(context)
+
+
+def test_pstn_match_accepts_an_address_or_a_network(settings: Settings) -> None:
+    custom = settings.model_copy(update={"pstn_match": "10.1.2.0/24"})
+    conf = sections(rendered(custom)["pjsip.conf"])
+    assert dict(conf["pstn-identify"])["match"] == "10.1.2.0/24"
+
+
+# --- sandbox helpers that need no Asterisk -----------------------------------------------------
+
+
+def test_debian_mirror_reads_deb822_and_one_line_sources(tmp_path: Path) -> None:
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "debian.sources").write_text(
+        "Types: deb\n# comment\nURIs: http://mirror.invalid/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.invalid/debian/\nSuites: bookworm bookworm-updates\n"
+    )
+    assert debian_mirror(d, tmp_path / "none") == "http://mirror.invalid/debian"
+    legacy = tmp_path / "sources.list"
+    legacy.write_text(
+        "# deb http://old.invalid/debian bookworm main\n"
+        "deb http://sec.invalid/debian-security bookworm-security main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://one.invalid/debian bookworm main\n"
+    )
+    assert debian_mirror(tmp_path / "missing", legacy) == "http://one.invalid/debian"
+    assert debian_mirror(tmp_path / "missing", tmp_path / "none") is None
+
+
+def test_sandbox_paths_and_view_map_host_paths_inside_the_root(settings: Settings) -> None:
+    sandbox = Asterisk(settings.model_copy(update={"asterisk_mode": "sandbox"}))
+    inside = f"/srv/hotline/{instance_id(settings)}"
+    assert sandbox.mode == "sandbox"
+    assert sandbox.paths.etc == f"{inside}/asterisk/etc"
+    assert sandbox.paths.recordings == f"{inside}/recordings"
+    assert (
+        sandbox.view(settings.asterisk_dir / "tests" / "x.wav") == f"{inside}/asterisk/tests/x.wav"
+    )
+    assert sandbox.view(settings.recordings_dir / "prompts") == f"{inside}/recordings/prompts"
+    assert sandbox.view(settings.recordings_dir) == f"{inside}/recordings"
+    with pytest.raises(ValueError):
+        sandbox.view(Path("/etc/passwd"))
+
+
+def test_system_mode_uses_host_paths(settings: Settings) -> None:
+    system = Asterisk(settings.model_copy(update={"asterisk_mode": "system"}))
+    assert system.mode == "system"
+    assert system.paths.etc == str(settings.asterisk_dir.resolve() / "etc")
+    assert system.view(settings.recordings_dir / "a.wav") == str(
+        settings.recordings_dir.resolve() / "a.wav"
+    )
+
+
+def test_instances_differ_by_state_dir(tmp_path: Path) -> None:
+    a = Settings(state_dir=tmp_path / "a")
+    b = Settings(state_dir=tmp_path / "b")
+    assert instance_id(a) != instance_id(b)
+    assert instance_id(a) == instance_id(Settings(state_dir=tmp_path / "a" / ".." / "a"))

@@ -1,0 +1,234 @@
+"""docker-compose.yml agrees with the Settings defaults and keeps secrets out of the repo.
+
+Docker itself does not run here: this reads the files the way Compose would (YAML with
+anchors and merge keys) and checks what a wrong edit would silently break in production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from call_router.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKER = ROOT / "docker"
+PYTHON_SERVICES = {"agi": "agi", "router": "router", "dashboard": "dashboard"}
+TELEPHONY = ("asterisk", "agi", "router", "dashboard")
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?P<op>:?[-?+])?(?P<rest>[^}]*)\}")
+
+
+def default(field: str) -> Any:
+    """The coded default, whatever the developer's environment or hotline.toml says."""
+    return Settings.model_fields[field].get_default(call_default_factory=True)
+
+
+def resolve(value: str) -> str:
+    """Compose interpolation with an empty environment: `${X:-d}` gives d, `${X:?m}` stays."""
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group("op") in (":-", "-"):
+            return match.group("rest")
+        return match.group(0)
+
+    return INTERPOLATION.sub(sub, value)
+
+
+def with_required_filled(value: str) -> str:
+    """`${X:?message}` (must be set at deploy time) becomes a `from-env-X` placeholder."""
+    return INTERPOLATION.sub(
+        lambda m: f"from-env-{m['name']}" if m.group("op") in (":?", "?") else m.group(0), value
+    )
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = compose["services"]
+    return result
+
+
+def env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: resolve(str(v)) for k, v in (service.get("environment") or {}).items()}
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Named volume -> mount path."""
+    result = {}
+    for entry in service.get("volumes") or []:
+        source, target = str(entry).split(":")[:2]
+        result[source] = target
+    return result
+
+
+def published(service: dict[str, Any]) -> list[str]:
+    return [str(p) for p in service.get("ports") or []]
+
+
+def test_every_part_of_the_hotline_is_a_service(services: dict[str, Any]) -> None:
+    assert {"asterisk", "agi", "router", "dashboard", "redis", "postgres"} <= set(services)
+
+
+def test_python_services_share_one_image_and_run_the_hotline_cli(
+    services: dict[str, Any],
+) -> None:
+    images = {services[name]["image"] for name in PYTHON_SERVICES}
+    assert len(images) == 1
+    for name, command in PYTHON_SERVICES.items():
+        service = services[name]
+        assert service["build"]["dockerfile"] == "docker/python.Dockerfile"
+        assert service["command"] == [command]
+    dockerfile = (DOCKER / "python.Dockerfile").read_text()
+    assert 'ENTRYPOINT ["hotline"]' in dockerfile
+
+
+def test_asterisk_image_comes_from_debian_packages_and_renders_its_config(
+    services: dict[str, Any],
+) -> None:
+    asterisk = services["asterisk"]
+    dockerfile_path = ROOT / asterisk["build"]["dockerfile"]
+    dockerfile = dockerfile_path.read_text()
+    entry = DOCKER / "asterisk-entrypoint.sh"
+
+    froms = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert froms == ["debian:sid-slim"]
+    assert re.search(r"apt-get install[^&]*\basterisk\b", dockerfile)
+    assert "asterisk-core-sounds-ru" in dockerfile and "asterisk-core-sounds-en" in dockerfile
+    assert entry.name in dockerfile
+    assert os.access(entry, os.X_OK)
+    script = entry.read_text()
+    assert "hotline asterisk render" in script
+    assert "exec asterisk -f" in script
+
+
+def test_telephony_runs_on_the_host_network_with_the_default_ports(
+    services: dict[str, Any],
+) -> None:
+    wanted = {
+        "HOTLINE_SIP_PORT": default("sip_port"),
+        "HOTLINE_AMI_PORT": default("ami_port"),
+        "HOTLINE_AGI_PORT": default("agi_port"),
+        "HOTLINE_DASHBOARD_PORT": default("dashboard_port"),
+        "HOTLINE_RTP_START": default("rtp_start"),
+        "HOTLINE_RTP_END": default("rtp_end"),
+    }
+    for name in TELEPHONY:
+        service = services[name]
+        assert service.get("network_mode") == "host", name
+        assert published(service) == [], f"{name}: host network publishes nothing"
+        values = env(service)
+        assert {k: int(values[k]) for k in wanted} == wanted, name
+        # AMI and AGI stay internal; the dashboard has no accounts yet.
+        assert values["HOTLINE_AMI_HOST"] == "127.0.0.1"
+        assert values["HOTLINE_AGI_HOST"] == "127.0.0.1"
+        assert values["HOTLINE_DASHBOARD_HOST"] == default("dashboard_host") == "127.0.0.1"
+
+
+def test_dashboard_healthcheck_asks_the_dashboard_port(services: dict[str, Any]) -> None:
+    test = " ".join(services["dashboard"]["healthcheck"]["test"])
+    port = default("dashboard_port")
+
+    assert f"http://127.0.0.1:{port}/healthz" in test
+
+
+def test_nothing_publishes_ami_or_agi(services: dict[str, Any]) -> None:
+    internal = {str(default("ami_port")), str(default("agi_port"))}
+    for name, service in services.items():
+        for mapping in published(service):
+            host_port = mapping.split(":")[-2] if mapping.count(":") >= 1 else mapping
+            assert host_port not in internal, f"{name} publishes {mapping}"
+
+
+def test_redis_and_postgres_are_on_loopback_where_the_settings_look(
+    services: dict[str, Any],
+) -> None:
+    redis_default = urlsplit(default("redis_url"))
+    assert published(services["redis"]) == [f"127.0.0.1:{redis_default.port}:6379"]
+    assert published(services["postgres"]) == ["127.0.0.1:5432:5432"]
+    for name in TELEPHONY:
+        assert env(services[name])["HOTLINE_REDIS_URL"] == default("redis_url"), name
+
+
+def test_every_service_that_needs_the_database_gets_its_url(
+    services: dict[str, Any],
+) -> None:
+    pg = services["postgres"]["environment"]
+    for name in (*TELEPHONY, "migrate"):
+        url = urlsplit(with_required_filled(env(services[name])["HOTLINE_DATABASE_URL"]))
+        assert url.scheme == "postgresql+psycopg", name
+        assert (url.hostname, url.port) == ("127.0.0.1", 5432), name
+        assert url.username == pg["POSTGRES_USER"]
+        assert url.path == f"/{pg['POSTGRES_DB']}"
+        # The password is interpolated from the environment, never written down.
+        assert url.password == "from-env-POSTGRES_PASSWORD", name
+
+
+def test_migrations_run_once_before_anything_uses_the_database(
+    services: dict[str, Any],
+) -> None:
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    for name in TELEPHONY:
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_postgres_keeps_its_data_in_a_named_volume(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    assert mounts(services["postgres"]) == {"pgdata": "/var/lib/postgresql/data"}
+    assert "pgdata" in compose["volumes"]
+
+
+def test_recordings_and_state_volumes_are_shared_at_the_configured_paths(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    for name in ("asterisk", "agi", "dashboard"):
+        recordings_dir = env(services[name])["HOTLINE_RECORDINGS_DIR"]
+        assert mounts(services[name]).get("recordings") == recordings_dir, name
+    # The AMI secret is generated into the state dir by the asterisk container's render and
+    # read from there by the router and the AGI server.
+    for name in ("asterisk", "agi", "router"):
+        state_dir = env(services[name])["HOTLINE_STATE_DIR"]
+        assert mounts(services[name]).get("state") == state_dir, name
+    asterisk_check = services["asterisk"]["healthcheck"]["test"]
+    assert f"{env(services['asterisk'])['HOTLINE_STATE_DIR']}/asterisk/etc/asterisk.conf" in (
+        asterisk_check
+    )
+    assert {"recordings", "state"} <= set(compose["volumes"])
+
+
+def _strings(node: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(node, dict):
+        return [pair for k, v in node.items() for pair in _strings(v, f"{path}.{k}")]
+    if isinstance(node, list):
+        return [pair for i, v in enumerate(node) for pair in _strings(v, f"{path}[{i}]")]
+    return [(path, str(node))]
+
+
+def test_no_secret_is_committed(compose: dict[str, Any]) -> None:
+    secretish = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY)$", re.IGNORECASE)
+    for path, value in _strings(compose):
+        key = path.rsplit(".", 1)[-1]
+        if secretish.search(key):
+            assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), f"{path} must come from .env"
+        # No credentials inside URLs either, except the interpolated one.
+        for url in re.findall(r"\w+://[^\s\"']+", with_required_filled(value)):
+            password = urlsplit(url).password
+            assert password is None or password.startswith("from-env-"), path
+    example = (DOCKER / "env.example").read_text()
+    assert re.search(r"^POSTGRES_PASSWORD=$", example, flags=re.MULTILINE)
+    for ignore in ("python.Dockerfile.dockerignore", "asterisk.Dockerfile.dockerignore"):
+        lines = (DOCKER / ignore).read_text().splitlines()
+        assert ".env" in lines and ".git" in lines, ignore
