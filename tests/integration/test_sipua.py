@@ -354,9 +354,17 @@ def test_odd_caller_ids_arrive_as_sent(
         assert "Privacy: id" in result.sip_log
 
 
+def _wait_until_queue_can_ring(ami: AmiEvents) -> None:
+    """A REGISTER is answered before Asterisk updates the device state the queue reads;
+    a queue that still sees the member unavailable waits its retry (5 s) before ringing."""
+    ready = ami.wait(Event="DeviceStateChange", Device=f"PJSIP/{OPERATOR}", State="NOT_INUSE")
+    assert ready is not None, "Asterisk never saw the operator's phone as available"
+
+
 def test_softphone_registers_and_answers_a_queued_call(asterisk: Settings, ami: AmiEvents) -> None:
     with Softphone(asterisk, OPERATOR, OPERATOR_PASSWORD) as operator:
         assert operator.registered
+        _wait_until_queue_can_ring(ami)
         result = place_call(asterisk, dtmf="2", hold=6, dtmf_delay=1)
         assert result.answered, result.detail
         assert operator.wait_for_event("CALL_ESTABLISHED", timeout=5), operator.log
@@ -371,11 +379,12 @@ def test_softphone_registers_and_answers_a_queued_call(asterisk: Settings, ami: 
 
 def test_softphone_left_ringing_and_hung_up(asterisk: Settings, ami: AmiEvents) -> None:
     with Softphone(asterisk, OPERATOR, OPERATOR_PASSWORD, answer=False) as operator:
+        _wait_until_queue_can_ring(ami)
         caller = threading.Thread(
-            target=place_call, args=(asterisk,), kwargs={"dtmf": "2", "hold": 8, "dtmf_delay": 1}
+            target=place_call, args=(asterisk,), kwargs={"dtmf": "2", "hold": 15, "dtmf_delay": 1}
         )
         caller.start()
-        assert operator.wait_for_event("CALL_INCOMING", timeout=10), operator.log
+        assert operator.wait_for_event("CALL_INCOMING", timeout=15), operator.log
         assert operator.calls_answered() == 0
         operator.accept()
         assert operator.wait_for_event("CALL_ESTABLISHED", timeout=5), operator.log
