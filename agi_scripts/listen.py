@@ -38,7 +38,14 @@ from agi_scripts.audiosocket import (
     FrameType,
     dtmf_digit,
 )
-from agi_scripts.vad import BYTES_PER_MS, FINAL_EVENTS, EndOfSpeechDetector, VadConfig, VadEvent
+from agi_scripts.vad import (
+    BYTES_PER_MS,
+    FINAL_EVENTS,
+    EndOfSpeechDetector,
+    SpeechSegmenter,
+    VadConfig,
+    VadEvent,
+)
 
 if TYPE_CHECKING:
     from agi_scripts.flows.engine import SpeechResult
@@ -168,11 +175,10 @@ async def listen(
 def vad_config(settings: Any, prompt_ms: int, no_speech_timeout: float) -> VadConfig:
     # The no-speech clock counts audio time from the start of the prompt: the caller gets the
     # whole prompt plus `no_speech_timeout` (barge-in may start speech earlier, of course).
-    return VadConfig(
-        silence_ms=settings.speech_silence_ms,
-        max_utterance_ms=int(settings.speech_max_seconds * 1000),
-        no_speech_timeout_ms=prompt_ms + int(no_speech_timeout * 1000),
-    )
+    # The other rules are the ones recordings are cut by (speech.utterance_vad).
+    from agi_scripts.speech import utterance_vad
+
+    return utterance_vad(settings, no_speech_timeout_ms=prompt_ms + int(no_speech_timeout * 1000))
 
 
 async def _listen_streaming(
@@ -320,6 +326,9 @@ async def capture_utterance(
         detector.config.no_speech_timeout_ms * BYTES_PER_MS
     )
     feeder = _Feeder(stream) if stream is not None else None
+    # The recogniser hears only the utterance (from just before the onset to the end the
+    # detector found), cut exactly as a recording of the same audio is: speech.understand.
+    segmenter = SpeechSegmenter(detector)
     pcm = bytearray()
     ended_by: str = EndedBy.DROPPED
     dtmf: str | None = None
@@ -337,9 +346,9 @@ async def capture_utterance(
                 pcm += frame.payload
                 if on_audio is not None:
                     on_audio(frame.payload)
-                if feeder is not None:
-                    feeder.push(frame.payload)
-                event = detector.push(frame.payload)
+                event, heard = segmenter.push(frame.payload)
+                if feeder is not None and heard:
+                    feeder.push(heard)
                 if event == VadEvent.SPEECH_STARTED and not stop_prompt.is_set():
                     barged_in = player is not None and not player.done()
                     stop_prompt.set()
@@ -466,9 +475,13 @@ async def _listen_recording(
     result = None
     latency = None
     if recogniser is not None and speech_ms > 0 and ended_by != EndedBy.DTMF:
+        from agi_scripts.speech import utterance_audio
+
         try:
+            # Cut as a live stream is: the same audio gives the same answer either way.
+            segment = utterance_audio(settings, pcm) or pcm
             result = await recogniser.recognise_pcm(
-                pcm, language=language, sample_rate=SAMPLE_RATE, grammar=grammar
+                segment, language=language, sample_rate=SAMPLE_RATE, grammar=grammar
             )
             latency = (time.monotonic() - returned_at) * 1000
         except Exception as exc:  # a broken model must cost the speech, not the call

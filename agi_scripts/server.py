@@ -34,6 +34,7 @@ from agi_scripts.handlers.hotline import hotline
 from agi_scripts.handlers.meters import meters
 from agi_scripts.listen import SpeechMenu, Utterance
 from agi_scripts.speech import Recogniser, Understanding, configured_model_path
+from call_router import live_state
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.routing import SUPPORTED_LANGUAGES
@@ -216,6 +217,8 @@ class AgiServer:
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the FastAGI server until SIGTERM/SIGINT or cancellation. Migrations are the CLI's job."""
     db = Database(settings.db_url)
+    # Callback requests made in a flow reach the operators' callback pages live.
+    live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
     call_log = CallLog(
         db, country=settings.country_code, callback_min_wait=settings.callback_min_wait
     )

@@ -12,6 +12,13 @@ Two passes, both optional per call:
 - free-form: the model's whole vocabulary, a second opinion (about 1x real time on the small
   Korean model, so it is off unless `HOTLINE_SPEECH_FREE_PASS` is set).
 
+Deterministic: the same audio gives the same result every time. Kaldi's own dither (random
+noise on the features) is switched off in an overlay of the model folder
+(`agi_scripts.vosk_models`), and a fixed noise sequence of the same size is added to the samples
+instead (`dithered`), so silence still looks like the model's training audio. And the audio
+decoded is the same cut of the line whether it comes from a call or a file
+(`agi_scripts.vad.SpeechSegmenter`).
+
 A missing or broken model is logged once with what to do, `available()` turns False, and the
 speech menu falls back to the keypad: a bad model never fails a call.
 
@@ -23,7 +30,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import operator
+import random
+import sys
 import threading
+from array import array
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,7 +43,14 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from agi_scripts.vad import has_speech_dynamics
+from agi_scripts.vad import (
+    FRAME_BYTES,
+    VadConfig,
+    frame_rms,
+    has_speech_dynamics,
+    speech_segment,
+)
+from agi_scripts.vosk_models import ModelOverlayError, deterministic_model_dir
 from call_router.intents import (
     IntentMatch,
     Phrasebook,
@@ -47,10 +65,50 @@ SAMPLE_WIDTH = 2
 # Nobody describes a burst pipe in more than this; decoding more only costs CPU.
 MAX_UTTERANCE_SECONDS = 30.0
 UNKNOWN_WORD = "[unk]"
+# Audio is decoded in blocks of this size counted from the start of the utterance, however it
+# arrives: Vosk's endpointer looks at block boundaries, so the same audio fed in other chunks
+# could be split into other segments and end with other n-best scores.
+DECODE_BLOCK_BYTES = 1600  # 100 ms
 # Folders a Vosk model has; checked first so a wrong path gets a clear message, not a C++ abort.
 MODEL_MARKERS = ("am", "conf")
 
 log = structlog.get_logger("hotline.speech")
+
+
+def _dither_table(length: int = 2 * SAMPLE_RATE, seed: int = 0x5EED) -> array[int]:
+    """Kaldi's dither (Gaussian, std 1 sample step), as whole steps from a fixed seed."""
+    rng = random.Random(seed)
+    return array("h", (max(-2, min(2, round(rng.gauss(0.0, 1.0)))) for _ in range(length)))
+
+
+# The noise every utterance gets, sample n of the utterance getting DITHER[n % len]: digital
+# silence (exact zeros) is not what the model was trained on (Kaldi dithers by default);
+# measured on the corpus, decoding zeros undithered made misroutes 30 instead of 24.
+DITHER = _dither_table()
+
+
+def dithered(pcm: bytes, first_sample: int) -> bytes:
+    """16-bit little-endian PCM plus DITHER, counted from sample `first_sample` of the
+    utterance (so feeding in any chunk sizes gives the same samples)."""
+    usable = len(pcm) - len(pcm) % SAMPLE_WIDTH
+    samples = array("h")
+    samples.frombytes(pcm[:usable])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    count = len(samples)
+    start = first_sample % len(DITHER)
+    noise = DITHER[start : start + count]
+    while len(noise) < count:
+        noise += DITHER[: count - len(noise)]
+    if samples and (max(samples) > 32765 or min(samples) < -32766):
+        mixed = array(
+            "h", (max(-32768, min(32767, a + b)) for a, b in zip(samples, noise, strict=True))
+        )
+    else:
+        mixed = array("h", map(operator.add, samples, noise))
+    if sys.byteorder == "big":
+        mixed.byteswap()
+    return mixed.tobytes() + pcm[usable:]
 
 
 class SpeechUnavailable(RuntimeError):
@@ -74,6 +132,9 @@ class RecognitionResult:
     free_transcript: str | None
     duration: float  # seconds of audio decoded
     truncated: bool = False  # audio beyond MAX_UTTERANCE_SECONDS was ignored
+    # Whether the decoded audio rises and falls like speech (vad.has_speech_dynamics); steady
+    # noise or a tone is forced onto some grammar word, and must not be routed.
+    speech_like: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,6 +233,11 @@ class Recogniser:
             )
         import vosk  # type: ignore[import-untyped]
 
+        try:
+            path = deterministic_model_dir(path, self.settings.cache_dir)
+        except ModelOverlayError as exc:
+            # Speech still works, only not reproducibly: worth a warning, not the menu.
+            log.warning("speech model overlay failed; decoding with dither", error=str(exc))
         vosk.SetLogLevel(-1)
         try:
             model = vosk.Model(str(path))
@@ -272,6 +338,10 @@ class RecognitionStream:
         self._sample_rate = sample_rate
         self._max_bytes = int(MAX_UTTERANCE_SECONDS * sample_rate) * SAMPLE_WIDTH
         self._bytes = 0
+        self._samples = 0  # samples decoded so far: where the dither sequence is
+        self._levels: list[float] = []  # RMS of each 20 ms frame, for speech_like
+        self._frame_tail = b""
+        self._block = bytearray()  # audio waiting to fill a DECODE_BLOCK_BYTES block
         self._truncated = False
         self._lock = asyncio.Lock()
         self._grammar: _Pass | None = None
@@ -299,10 +369,25 @@ class RecognitionStream:
             self._truncated = True
         self._bytes += len(pcm)
         async with self._lock:
+            self._block += pcm
+            whole = len(self._block) - len(self._block) % DECODE_BLOCK_BYTES
+            if not whole:
+                return None
+            blocks = bytes(self._block[:whole])
+            del self._block[:whole]
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._pool, self._accept, pcm)
+            return await loop.run_in_executor(self._pool, self._accept_blocks, blocks)
+
+    def _accept_blocks(self, pcm: bytes) -> str | None:
+        partial = None
+        for offset in range(0, len(pcm), DECODE_BLOCK_BYTES):
+            partial = self._accept(pcm[offset : offset + DECODE_BLOCK_BYTES])
+        return partial
 
     def _accept(self, pcm: bytes) -> str | None:
+        self._measure(pcm)
+        pcm = dithered(pcm, self._samples)
+        self._samples += len(pcm) // SAMPLE_WIDTH
         partial: str | None = None
         for current in (self._grammar, self._free):
             if current is None:
@@ -319,16 +404,42 @@ class RecognitionStream:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._pool, self._finish)
 
+    def _measure(self, pcm: bytes) -> None:
+        """Frame levels as the audio passes, so finish() does not have to go over it again."""
+        audio = self._frame_tail + pcm
+        whole = len(audio) - len(audio) % FRAME_BYTES
+        self._levels.extend(
+            frame_rms(audio[i : i + FRAME_BYTES]) for i in range(0, whole, FRAME_BYTES)
+        )
+        self._frame_tail = audio[whole:]
+
+    def _speech_like(self) -> bool:
+        if self._sample_rate != SAMPLE_RATE:
+            return True  # the level rule is tuned for telephone audio
+        return has_speech_dynamics(levels=self._levels)
+
     def _finish(self) -> RecognitionResult:
+        if self._block:
+            self._accept(bytes(self._block))
+            self._block.clear()
         for current in (self._grammar, self._free):
             if current is not None:
                 current.segments.append(json.loads(current.recognizer.FinalResult()))
         duration = self._bytes / SAMPLE_WIDTH / self._sample_rate
+        speech_like = self._speech_like()
         free_text = _join_best(self._free.segments) if self._free is not None else None
         if self._grammar is None:
             words = _words(self._free.segments) if self._free is not None else []
             return RecognitionResult(
-                free_text or "", words, [], [1.0], None, free_text, duration, self._truncated
+                free_text or "",
+                words,
+                [],
+                [1.0],
+                None,
+                free_text,
+                duration,
+                self._truncated,
+                speech_like,
             )
         hypotheses, weights = _nbest(self._grammar.segments)
         return RecognitionResult(
@@ -340,6 +451,7 @@ class RecognitionStream:
             free_transcript=free_text,
             duration=duration,
             truncated=self._truncated,
+            speech_like=speech_like,
         )
 
 
@@ -422,17 +534,24 @@ async def understand(
 ) -> Understanding:
     """Recognise (unless given a result) and classify. `intents`: what this question accepts
     (a flow's `ask` node); None accepts every intent of the language. Raises SpeechUnavailable
-    when the language has no model; callers then use the keypad."""
+    when the language has no model; callers then use the keypad.
+
+    Audio (a recording) is cut by `utterance_audio` exactly as a live call's stream is, so a
+    file and a call with the same audio get the same answer."""
     if isinstance(audio, RecognitionResult):
         result = audio
     else:
         grammar = recogniser.grammar(language, intents)
+        segment = utterance_audio(recogniser.settings, audio, sample_rate)
+        if segment is None:
+            empty = RecognitionResult("", [], [], [1.0], None, None, 0.0, speech_like=False)
+            return Understanding(result=empty, match=NO_SPEECH_MATCH, language=language)
         result = await recogniser.recognise_pcm(
-            audio, language=language, sample_rate=sample_rate, grammar=grammar
+            segment, language=language, sample_rate=sample_rate, grammar=grammar
         )
-        if result.transcript and sample_rate == SAMPLE_RATE and not has_speech_dynamics(audio):
-            # Steady noise or a tone: whatever word Vosk forced it onto, nobody spoke.
-            return Understanding(result=result, match=NO_SPEECH_MATCH, language=language)
+    if result.transcript and not result.speech_like:
+        # Steady noise or a tone: whatever word Vosk forced it onto, nobody spoke.
+        return Understanding(result=result, match=NO_SPEECH_MATCH, language=language)
     match = classify(
         result.transcript,
         result.alternatives,
@@ -444,6 +563,28 @@ async def understand(
         allowed=intents,
     )
     return Understanding(result=result, match=match, language=language)
+
+
+def utterance_vad(settings: Settings, *, no_speech_timeout_ms: int = 10**9) -> VadConfig:
+    """The end-of-speech rules of a live call (listen.vad_config), for live audio and files."""
+    return VadConfig(
+        silence_ms=settings.speech_silence_ms,
+        max_utterance_ms=int(settings.speech_max_seconds * 1000),
+        no_speech_timeout_ms=no_speech_timeout_ms,
+    )
+
+
+def utterance_audio(settings: Settings, pcm: bytes, sample_rate: int = SAMPLE_RATE) -> bytes | None:
+    """The part of a recording the recogniser hears (vad.speech_segment with the live call's
+    rules); None when nobody spoke. Other rates than telephone audio are decoded whole, and so
+    is a recording the rules cannot cut but that rises and falls like speech: one that starts
+    mid-word, where the detector's first 200 ms (which measure the line) are already speech."""
+    if sample_rate != SAMPLE_RATE:
+        return pcm
+    segment = speech_segment(pcm, utterance_vad(settings))
+    if segment is None and has_speech_dynamics(pcm):
+        return pcm
+    return segment
 
 
 # --- audio files -------------------------------------------------------------------------------

@@ -192,17 +192,25 @@ class EndOfSpeechDetector:
         return event
 
 
-def has_speech_dynamics(pcm: bytes, *, frame_bytes: int = 320, min_ratio: float = 3.0) -> bool:
+def has_speech_dynamics(
+    pcm: bytes = b"",
+    *,
+    frame_bytes: int = 320,
+    min_ratio: float = 3.0,
+    levels: list[float] | None = None,
+) -> bool:
     """Does this audio rise and fall like speech, rather than sit steady like noise or a tone?
 
     Speech alternates loud syllables with quiet gaps (at least at its edges); line noise,
     hiss and music-on-hold tones stay near one level. A recogniser given a steady sound still
     forces it onto some word of its grammar, so such audio must not be routed at all.
     """
-    levels = sorted(
-        frame_rms(pcm[i : i + frame_bytes])
-        for i in range(0, len(pcm) - frame_bytes + 1, frame_bytes)
-    )
+    if levels is None:  # `levels`: the frames' RMS, when the caller measured them already
+        levels = [
+            frame_rms(pcm[i : i + frame_bytes])
+            for i in range(0, len(pcm) - frame_bytes + 1, frame_bytes)
+        ]
+    levels = sorted(levels)
     if len(levels) < 5:
         return False
     quiet = levels[len(levels) // 10]
@@ -210,3 +218,163 @@ def has_speech_dynamics(pcm: bytes, *, frame_bytes: int = 320, min_ratio: float 
     # skipping the single loudest frame ignores one click.
     loud = levels[-2]
     return loud >= VadConfig.min_start_rms and loud >= min_ratio * max(quiet, 1.0)
+
+
+# --- what the recogniser hears ------------------------------------------------------------
+
+# Line audio kept before the speech onset, and after the speech end, in the utterance the
+# recogniser decodes: a little silence on both sides, as the model was trained on.
+PREROLL_MS = 300
+TAIL_MS = 300
+# The onset and the end are placed to the sample, not to the 20 ms frame: where a sliding
+# window of this many samples (10 ms) first (last) reaches the detector's threshold. Frames are
+# cut wherever the line's packets fall; the sliding window depends on the audio alone.
+ANCHOR_SAMPLES = 80
+
+
+class SpeechSegmenter:
+    """Cuts the utterance the recogniser hears out of the line audio, frame by frame.
+
+    The segment runs from PREROLL_MS before the speech onset to TAIL_MS after the speech end,
+    both placed to the sample by the audio's own level (`loud_from`, `loud_until`), so the
+    same audio gives the same samples to decode whether it came as a call's AudioSocket frames
+    or as a file (`speech_segment`), whatever the phase of the 20 ms frames or the length of
+    the line audio before it. Audio is handed out as it arrives, held back by the detector's
+    silence window: the end is known only once that window has passed.
+    """
+
+    def __init__(
+        self,
+        detector: EndOfSpeechDetector,
+        preroll_ms: int = PREROLL_MS,
+        tail_ms: int = TAIL_MS,
+    ) -> None:
+        self.detector = detector
+        self.preroll_bytes = preroll_ms * BYTES_PER_MS
+        # The tail must lie inside the held-back window (the silence window less a frame).
+        silence_bytes = detector.config.silence_ms * BYTES_PER_MS
+        self.tail_bytes = max(0, min(tail_ms * BYTES_PER_MS, silence_bytes - 2 * FRAME_BYTES))
+        self.holdback_bytes = silence_bytes + FRAME_BYTES
+        self.started = False
+        self.closed = False
+        self._before = bytearray()  # the latest line audio, until speech starts
+        self._segment = bytearray()  # the utterance from its cut start on
+        self._handed = 0  # bytes of _segment handed out
+
+    @property
+    def segment(self) -> bytes:
+        return bytes(self._segment[: self._handed])
+
+    def push(self, frame: bytes) -> tuple[VadEvent | None, bytes]:
+        """The detector's event for this frame and the audio to hand to the recogniser."""
+        event = self.detector.push(frame)
+        if self.closed:
+            return event, b""
+        if not self.started:
+            self._before += frame
+            if self.detector.speech_start_ms is None:
+                keep = self.preroll_bytes + 200 * BYTES_PER_MS + self._loud_run_bytes()
+                del self._before[: max(0, len(self._before) - keep)]
+                return event, b""
+            self._start()
+        else:
+            self._segment += frame
+        if event in FINAL_EVENTS:
+            self.closed = True
+            end = len(self._segment)
+            if event == VadEvent.SPEECH_ENDED:
+                # Only the end of the utterance can hold its last loud stretch.
+                region = max(0, end - self.holdback_bytes - 200 * BYTES_PER_MS)
+                region -= region % BYTES_PER_SAMPLE
+                tail = bytes(self._segment[region:])
+                last = loud_until(tail, self.detector.end_threshold())
+                if last is not None:
+                    end = min(end, region + last + self.tail_bytes)
+            return event, self._hand_out(max(end, self._handed))
+        return event, self._hand_out(len(self._segment) - self.holdback_bytes)
+
+    def _loud_run_bytes(self) -> int:
+        return 2 * self.detector.config.start_frames * FRAME_BYTES
+
+    def _start(self) -> None:
+        self.started = True
+        onset = loud_from(bytes(self._before), self.detector.start_threshold())
+        if onset is None:  # cannot happen (a loud frame has a loud half); frames then
+            onset = max(0, len(self._before) - self._loud_run_bytes() // 2)
+        start = onset - self.preroll_bytes
+        # The line began less than the preroll before the onset: silence makes up the rest.
+        self._segment = bytearray(max(0, -start)) + self._before[max(0, start) :]
+        self._before = bytearray()
+
+    def _hand_out(self, upto: int) -> bytes:
+        if upto <= self._handed:
+            return b""
+        audio = bytes(self._segment[self._handed : upto])
+        self._handed = upto
+        return audio
+
+
+def _squares(pcm: bytes) -> list[int]:
+    usable = len(pcm) - len(pcm) % BYTES_PER_SAMPLE
+    samples = array("h")
+    samples.frombytes(pcm[:usable])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return [s * s for s in samples]
+
+
+def loud_from(pcm: bytes, rms: float, window: int = ANCHOR_SAMPLES) -> int | None:
+    """Byte offset where the first `window`-sample stretch with RMS >= `rms` begins."""
+    squares = _squares(pcm)
+    need = rms * rms * window
+    total = sum(squares[:window])
+    for i in range(len(squares) - window + 1):
+        if i:
+            total += squares[i + window - 1] - squares[i - 1]
+        if total >= need:
+            return i * BYTES_PER_SAMPLE
+    return None
+
+
+def loud_until(pcm: bytes, rms: float, window: int = ANCHOR_SAMPLES) -> int | None:
+    """Byte offset where the last `window`-sample stretch with RMS >= `rms` ends."""
+    squares = _squares(pcm)
+    need = rms * rms * window
+    n = len(squares)
+    total = sum(squares[n - window :]) if n >= window else 0
+    for end in range(n, window - 1, -1):
+        if end < n:
+            total += squares[end - window] - squares[end]
+        if total >= need:
+            return end * BYTES_PER_SAMPLE
+    return None
+
+
+def speech_segment(
+    pcm: bytes,
+    config: VadConfig | None = None,
+    preroll_ms: int = PREROLL_MS,
+    tail_ms: int = TAIL_MS,
+) -> bytes | None:
+    """The part of a recording the recogniser hears, cut exactly as a live call's audio is
+    (SpeechSegmenter over 20 ms frames); None when the detector finds no speech.
+
+    A recording that ends before the silence window closed is followed by silence up to the
+    window, as the line would have gone on after the caller stopped.
+    """
+    config = config or VadConfig(no_speech_timeout_ms=10**9)
+    segmenter = SpeechSegmenter(EndOfSpeechDetector(config), preroll_ms, tail_ms)
+    for offset in range(0, len(pcm), FRAME_BYTES):
+        segmenter.push(pcm[offset : offset + FRAME_BYTES])
+        if segmenter.closed:
+            break
+    if not segmenter.started:
+        return None
+    silence = bytes(FRAME_BYTES)
+    for _ in range(config.silence_ms // FRAME_MS + 1):
+        if segmenter.closed:
+            break
+        segmenter.push(silence)
+    if segmenter.detector.done not in (VadEvent.SPEECH_ENDED, VadEvent.MAX_LENGTH):
+        return None  # only a burst too short to be a word
+    return segmenter.segment

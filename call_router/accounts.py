@@ -40,7 +40,13 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AccountError(ValueError):
-    """Bad input for an account operation; the message is safe to show."""
+    """Bad input for an account operation; the message is safe to show. `code` and `values`
+    let a page say it in the reader's language (dashboard/i18n.py `account.err.<code>`)."""
+
+    def __init__(self, message: str, code: str = "invalid", **values: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.values = values
 
 
 # --- pure parts -----------------------------------------------------------------------------
@@ -64,16 +70,21 @@ def generate_password() -> str:
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise AccountError(
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters",
+            "password_short",
+            min=MIN_PASSWORD_LENGTH,
+        )
     if len(password) > 1024:
-        raise AccountError("password is too long")
+        raise AccountError("password is too long", "password_long")
     return password
 
 
 def check_username(username: str) -> str:
     if not USERNAME_RE.match(username):
         raise AccountError(
-            "username: 1-64 of letters, digits and . _ @ -, starting with a letter or digit"
+            "username: 1-64 of letters, digits and . _ @ -, starting with a letter or digit",
+            "username",
         )
     return username
 
@@ -83,7 +94,7 @@ def check_role(role: str) -> Role:
         return SUPERVISOR
     if role == OPERATOR:
         return OPERATOR
-    raise AccountError(f"role must be one of: {', '.join(ROLES)}")
+    raise AccountError(f"role must be one of: {', '.join(ROLES)}", "role")
 
 
 def digest(secret: str) -> str:
@@ -143,7 +154,11 @@ def get_user(session: Session, username: str) -> DashboardUser | None:
 def _operator_by_login(session: Session, sip_login: str) -> Operator:
     operator = session.scalar(select(Operator).where(Operator.sip_login == sip_login))
     if operator is None:
-        raise AccountError(f"no operator with SIP login {sip_login!r} in the roster")
+        raise AccountError(
+            f"no operator with SIP login {sip_login!r} in the roster",
+            "no_operator",
+            login=sip_login,
+        )
     return operator
 
 
@@ -160,7 +175,7 @@ def create_user(
     checked_role = check_role(role)
     check_password(password)
     if get_user(session, username) is not None:
-        raise AccountError(f"user {username!r} already exists")
+        raise AccountError(f"user {username!r} already exists", "user_exists", name=username)
     operator = _operator_by_login(session, operator_login) if operator_login else None
     user = DashboardUser(
         username=username,
@@ -182,7 +197,7 @@ def list_users(session: Session) -> list[DashboardUser]:
 def _existing_user(session: Session, username: str) -> DashboardUser:
     user = get_user(session, username)
     if user is None:
-        raise AccountError(f"no user {username!r}")
+        raise AccountError(f"no user {username!r}", "no_user", name=username)
     return user
 
 
@@ -193,6 +208,19 @@ def set_active(session: Session, username: str, active: bool) -> DashboardUser:
     if not active:
         end_user_sessions(session, user.id)
     return user
+
+
+def link_operator(session: Session, username: str, operator_login: str | None) -> DashboardUser:
+    """Make an account work as a roster operator (their SIP login is "me"), or unlink it."""
+    user = _existing_user(session, username)
+    user.operator = _operator_by_login(session, operator_login) if operator_login else None
+    session.flush()
+    return user
+
+
+def password_or_generated(typed: str | None) -> tuple[str, bool]:
+    """(the password to set, whether it was generated and must be shown once)."""
+    return (typed, False) if typed else (generate_password(), True)
 
 
 def set_password(session: Session, username: str, password: str) -> DashboardUser:
@@ -281,7 +309,7 @@ def create_token(
     checked_role = check_role(role)
     label = (name or "").strip() or f"{checked_role}-token"
     if len(label) > 64:
-        raise AccountError("token name: at most 64 characters")
+        raise AccountError("token name: at most 64 characters", "token_name")
     token = new_api_token()
     row = ApiToken(
         name=label,
@@ -313,7 +341,7 @@ def list_tokens(session: Session) -> list[ApiToken]:
 def revoke_token(session: Session, token_id: int, *, now: datetime) -> ApiToken:
     row = session.get(ApiToken, token_id)
     if row is None:
-        raise AccountError(f"no API token {token_id}")
+        raise AccountError(f"no API token {token_id}", "no_token", id=token_id)
     if row.revoked_at is None:
         row.revoked_at = now
     return row

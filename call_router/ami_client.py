@@ -81,6 +81,8 @@ async def wait_logged_in(manager: Manager, timeout: float = CONNECT_TIMEOUT) -> 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while manager.authenticated_future is None and not manager.authenticated:
+        if isinstance(manager, NoReconnectManager) and manager.lost.is_set():
+            raise AmiUnavailable("AMI connection closed before login")
         if loop.time() > deadline:
             raise TimeoutError("AMI login did not start")
         await asyncio.sleep(0.01)
@@ -88,16 +90,38 @@ async def wait_logged_in(manager: Manager, timeout: float = CONNECT_TIMEOUT) -> 
         response = await asyncio.wait_for(manager.authenticated_future, timeout)
         if not getattr(response, "success", False):
             manager.close()
-            raise AmiUnavailable("AMI login refused")
+            user = manager.config.get("username")
+            raise AmiUnavailable(f"AMI login refused for user {user!r}")
 
 
-class _OneShotManager(Manager):  # type: ignore[misc]
-    """A Manager that never reconnects: a failed or closed one-shot connection stays closed."""
+class NoReconnectManager(Manager):  # type: ignore[misc]
+    """A panoramisk Manager that never reconnects by itself: a failed or closed connection
+    stays closed and sets `lost`.
+
+    One-shot clients want nothing more; the router's listener owns reconnecting (with backoff
+    and a reconcile each time), which panoramisk's built-in retry would do behind its back.
+    """
 
     pinger: asyncio.Handle | None  # set by panoramisk's Manager (untyped)
 
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.lost = asyncio.Event()
+
+    @classmethod
+    def to(cls, settings: Settings, **options: Any) -> NoReconnectManager:
+        """A manager for the hotline's Asterisk (host, port and AMI user from `settings`)."""
+        return cls(
+            host=settings.ami_host,
+            port=settings.ami_port,
+            username=settings.ami_username,
+            secret=settings.ami_secret,
+            **options,
+        )
+
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         if f.cancelled() or f.exception() is not None:
+            self.lost.set()
             return
         super().connection_made(f)
 
@@ -106,6 +130,7 @@ class _OneShotManager(Manager):  # type: ignore[misc]
         if self.pinger:
             self.pinger.cancel()
             self.pinger = None
+        self.lost.set()
 
 
 class ManagerSender:
@@ -118,6 +143,22 @@ class ManagerSender:
         return await _send(self._manager, fields, many)
 
 
+async def connect_one_shot(settings: Settings, *, events: str) -> NoReconnectManager:
+    """A connected, logged-in manager for a short task; the caller closes it."""
+    # No keep-alive: the connection lives for one action or one call set-up.
+    manager = NoReconnectManager.to(settings, ping_delay=3600, events=events)
+    try:
+        await asyncio.wait_for(manager.connect(), CONNECT_TIMEOUT)
+        await wait_logged_in(manager)
+    except (OSError, TimeoutError) as exc:
+        manager.close()
+        raise AmiUnavailable(
+            f"cannot reach Asterisk's AMI at {settings.ami_host}:{settings.ami_port}: "
+            f"{exc or type(exc).__name__}"
+        ) from exc
+    return manager
+
+
 class AmiClient:
     """`async with AmiClient(settings) as ami: await ami.send({...})` - one short connection."""
 
@@ -126,29 +167,9 @@ class AmiClient:
         self._manager: Manager | None = None
 
     async def __aenter__(self) -> AmiClient:
-        manager = _OneShotManager(
-            host=self._settings.ami_host,
-            port=self._settings.ami_port,
-            username=self._settings.ami_username,
-            secret=self._settings.ami_secret,
-            # A one-shot client needs no keep-alive; it sees no events it would use either.
-            ping_delay=3600,
-            events="off",
-        )
-        self._manager = manager
-        try:
-            await asyncio.wait_for(manager.connect(), CONNECT_TIMEOUT)
-            await self._logged_in(manager)
-        except (OSError, TimeoutError) as exc:
-            manager.close()
-            raise AmiUnavailable(
-                f"cannot reach Asterisk's AMI at {self._settings.ami_host}:"
-                f"{self._settings.ami_port}: {exc or type(exc).__name__}"
-            ) from exc
+        # A one-shot client sees no events it would use.
+        self._manager = await connect_one_shot(self._settings, events="off")
         return self
-
-    async def _logged_in(self, manager: Manager) -> None:
-        await wait_logged_in(manager)
 
     async def __aexit__(
         self,

@@ -33,7 +33,7 @@ from panoramisk import Manager
 from sqlalchemy.exc import OperationalError
 
 from agi_scripts import channel_vars
-from call_router import callbacks, reconcile
+from call_router import callbacks, live_state, reconcile
 from call_router.agents import (
     AgentService,
     Membership,
@@ -42,7 +42,13 @@ from call_router.agents import (
     membership_from_event,
     queue_counts,
 )
-from call_router.ami_client import AmiActionFailed, AmiUnavailable, ManagerSender
+from call_router.ami_client import (
+    AmiActionFailed,
+    AmiUnavailable,
+    ManagerSender,
+    NoReconnectManager,
+    wait_logged_in,
+)
 from call_router.autopause import AutoPausePolicy
 from call_router.call_log import (
     EVENT_QUEUE_STATUS,
@@ -99,33 +105,6 @@ class _Reconcile:
     live_uniqueids: frozenset[str]
     requested_at: datetime
     done: asyncio.Future[int] = field(compare=False)
-
-
-class _OneConnectionManager(Manager):  # type: ignore[misc]
-    """A panoramisk Manager that never reconnects by itself.
-
-    The listener owns reconnecting (with backoff and a reconcile each time); panoramisk's
-    built-in retry would reconnect behind its back and skip the reconcile.
-    """
-
-    pinger: asyncio.Handle | None  # set by panoramisk's Manager (untyped)
-
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        self.lost = asyncio.Event()
-
-    def connection_made(self, f: asyncio.Future[Any]) -> None:
-        if f.cancelled() or f.exception() is not None:
-            self.lost.set()
-            return
-        super().connection_made(f)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._connected = False
-        if self.pinger:
-            self.pinger.cancel()
-            self.pinger = None
-        self.lost.set()
 
 
 class AmiListener:
@@ -215,7 +194,7 @@ class AmiListener:
                     finally:
                         agents.cancel()
                         self._sender = None
-                except (OSError, TimeoutError, AmiError) as exc:
+                except (OSError, TimeoutError, AmiError, AmiUnavailable) as exc:
                     log.warning("ami_disconnected", error=str(exc) or type(exc).__name__)
                 finally:
                     manager.close()
@@ -225,12 +204,9 @@ class AmiListener:
         finally:
             consumer.cancel()
 
-    def _new_manager(self) -> _OneConnectionManager:
-        manager = _OneConnectionManager(
-            host=self._settings.ami_host,
-            port=self._settings.ami_port,
-            username=self._settings.ami_username,
-            secret=self._settings.ami_secret,
+    def _new_manager(self) -> NoReconnectManager:
+        manager = NoReconnectManager.to(
+            self._settings,
             # Our watchdog does the real liveness check; keep panoramisk's blind ping rare.
             ping_delay=60,
             ping_interval=60,
@@ -242,22 +218,12 @@ class AmiListener:
         # Runs inside panoramisk's dispatch: do nothing but hand the event over.
         self._queue.put_nowait(_plain(event))
 
-    async def _connect(self, manager: _OneConnectionManager) -> None:
+    async def _connect(self, manager: NoReconnectManager) -> None:
         await asyncio.wait_for(manager.connect(), LOGIN_TIMEOUT)
-        # connection_made (a done-callback of the connect task) starts the login.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + LOGIN_TIMEOUT
-        while manager.authenticated_future is None and not manager.authenticated:
-            if manager.lost.is_set() or loop.time() > deadline:
-                raise AmiError("AMI connection closed before login")
-            await asyncio.sleep(0.01)
-        if manager.authenticated_future is not None:
-            response = await asyncio.wait_for(manager.authenticated_future, LOGIN_TIMEOUT)
-            if not getattr(response, "success", False):
-                raise AmiError(f"AMI login refused for user {self._settings.ami_username!r}")
+        await wait_logged_in(manager, LOGIN_TIMEOUT)
         log.info("ami_connected", host=self._settings.ami_host, port=self._settings.ami_port)
 
-    async def _watch(self, manager: _OneConnectionManager) -> None:
+    async def _watch(self, manager: NoReconnectManager) -> None:
         while True:
             try:
                 await asyncio.wait_for(manager.lost.wait(), WATCHDOG_INTERVAL)
@@ -273,7 +239,7 @@ class AmiListener:
             if _field(reply, "Response").lower() != "success":
                 raise AmiError(f"bad reply to AMI Ping: {_plain(reply)}")
 
-    async def _reconcile(self, manager: _OneConnectionManager) -> int:
+    async def _reconcile(self, manager: NoReconnectManager) -> int:
         """Close calls whose inbound channel is gone; returns how many were closed."""
         requested_at = self._clock()
         reply = await asyncio.wait_for(
@@ -909,6 +875,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     from call_router.db import Database
 
     db = Database(settings.db_url)
+    # Entries opened, attached, closed and escalated here reach the callback pages live.
+    live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
     call_log = CallLog(
         db, country=settings.country_code, callback_min_wait=settings.callback_min_wait
     )
@@ -919,9 +887,14 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     if task is not None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
-    from call_router import callback_escalation, click_to_call
+    from call_router import callback_escalation, click_to_call, report_rollups
 
-    background = [asyncio.create_task(callback_escalation.run_periodically(db, live))]
+    background = [
+        asyncio.create_task(callback_escalation.run_periodically(db, live)),
+        asyncio.create_task(
+            report_rollups.run_periodically(db.engine, threshold=settings.service_level_seconds)
+        ),
+    ]
     if settings.virtual_hold_autodial:
         background.append(
             asyncio.create_task(click_to_call.run_virtual_hold_dispatcher(settings, db))

@@ -62,6 +62,9 @@ _DIALSTATUS_OUTCOME = {
 }
 # A click-to-call that never reported its end (router down) stops blocking the entry after this.
 ACTIVE_CALL_STALE = timedelta(minutes=15)
+# Where a session keeps the changes it made to the list until they are committed (and then
+# published live: call_router/live_state.py `CallbackPublisher`).
+CHANGES_KEY = "hotline_callback_changes"
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +75,22 @@ class CallbackError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@dataclass(frozen=True)
+class CallbackChange:
+    """One step in an entry's history (created, claimed, released, outcome, escalated, ...)."""
+
+    callback_id: int
+    action: str
+    operator: str | None
+
+
+def take_changes(session: Session) -> list[CallbackChange]:
+    """The changes this session recorded since the last take (forgotten on rollback by the
+    publisher; nothing here does I/O)."""
+    changes: list[CallbackChange] = session.info.pop(CHANGES_KEY, [])
+    return changes
 
 
 @dataclass(frozen=True)
@@ -663,6 +682,9 @@ def _history(
         )
     )
     session.flush()
+    session.info.setdefault(CHANGES_KEY, []).append(
+        CallbackChange(callback_id=callback_id, action=action, operator=operator)
+    )
 
 
 def _open_entry(session: Session, number: str) -> Callback | None:

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from call_router import callback_policy as policy
 from call_router import callbacks
 from call_router.agents import Membership, login_of, parse_members
-from call_router.ami_client import AmiClient, AmiUnavailable, plain, wait_logged_in
+from call_router.ami_client import AmiClient, AmiUnavailable, connect_one_shot, plain
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call, CallEvent, Operator, utcnow
@@ -45,7 +45,6 @@ EXTEN = "dial"
 OPERATOR_RING_SECONDS = 30
 # Extra wait for OriginateResponse beyond the ring time.
 RESPONSE_SLACK = 15.0
-CONNECT_TIMEOUT = 5.0
 # app_queue's member Status for an idle device (AST_DEVICE_NOT_INUSE).
 DEVICE_NOT_INUSE = 1
 # Seconds between two virtual-hold dispatch rounds (QueueStatus is cheap).
@@ -209,23 +208,8 @@ def complete(
 
 
 async def _connect(settings: Settings) -> Manager:
-    manager = Manager(
-        host=settings.ami_host,
-        port=settings.ami_port,
-        username=settings.ami_username,
-        secret=settings.ami_secret,
-        ping_delay=3600,
-        # OriginateResponse is a "call" class event: a session without events never sees it.
-        events="call",
-        reconnect_timeout=3600,
-    )
-    try:
-        await asyncio.wait_for(manager.connect(), CONNECT_TIMEOUT)
-        await wait_logged_in(manager)
-    except (OSError, TimeoutError) as exc:
-        manager.close()
-        raise AmiUnavailable(f"cannot reach Asterisk's AMI: {exc or type(exc).__name__}") from exc
-    return manager
+    # OriginateResponse is a "call" class event: a session without events never sees it.
+    return await connect_one_shot(settings, events="call")
 
 
 # --- virtual hold: dial held callers when operators of their queue are free ------------------

@@ -5,6 +5,8 @@
 - hash `<prefix>:live:queues`: queue → number of callers waiting;
 - hashes `<prefix>:live:operators` (login → state) and `<prefix>:live:queue_agents`
   (queue → operators free/busy/paused/offline), kept by the router from queue member events.
+- events `{"type": "callback", "action": ..., "callback_id": ..., "operator": ...}` after every
+  committed change to the callback list, whichever process made it (`CallbackPublisher`).
 
 Redis is a convenience, the database is the record: when Redis is down every method logs a
 (rate-limited) warning and returns; redis-py reconnects by itself on the next command.
@@ -15,17 +17,24 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+import redis as sync_redis
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
 
+from call_router import callbacks
 from call_router.call_log import CallView
+from call_router.db import Database
 
 STAGE_MENU = "menu"
 STAGE_QUEUE = "queue"
@@ -182,6 +191,105 @@ class LiveState:
                 failures=self._failures_since_warning,
             )
             self._last_warning = now
+
+
+# --- callback list changes ------------------------------------------------------------------
+
+EVENT_CALLBACK = "callback"
+
+
+class CallbackPublisher:
+    """Publishes the callback-list changes a session committed (callbacks.take_changes), so
+    every open callback page updates within a second, whichever process made the change (the
+    dashboard's API, the router's call log and escalation, the CLI, the FastAGI flows).
+
+    Runs in SQLAlchemy's after_commit hook, i.e. in the committing thread: a plain (sync)
+    Redis client with short timeouts, and after a failure Redis is left alone for
+    `retry_after` seconds, so a Redis outage costs the call path at most one connect timeout
+    now and then. Never raises: the change is committed whatever Redis says.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        *,
+        retry_after: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.channel = f"{prefix}:events"
+        self._redis = sync_redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.5)
+        self._retry_after = retry_after
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+
+    def publish(self, changes: Iterable[callbacks.CallbackChange]) -> bool:
+        with self._lock:
+            down = self._down_since
+        if down is not None and self._monotonic() - down < self._retry_after:
+            return False
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for change in changes:
+                pipe.publish(
+                    self.channel,
+                    _event(
+                        EVENT_CALLBACK,
+                        {
+                            "action": change.action,
+                            "callback_id": change.callback_id,
+                            "operator": change.operator,
+                        },
+                    ),
+                )
+            pipe.execute()
+        except (RedisError, OSError) as exc:
+            with self._lock:
+                if self._down_since is None:
+                    log.warning("redis_unavailable", operation="callback_changes", error=str(exc))
+                self._down_since = self._monotonic()
+            return False
+        with self._lock:
+            self._down_since = None
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            self._redis.close()
+
+
+# SQLAlchemy's session events are per Session class, not per Database: one hook for the
+# process, finding each engine's publisher here (weak: a disposed Database takes it along).
+_publishers: weakref.WeakKeyDictionary[Engine, CallbackPublisher] = weakref.WeakKeyDictionary()
+
+
+def publish_callback_changes(db: Database, url: str, prefix: str) -> CallbackPublisher:
+    """From now on, committed callback changes of `db`'s sessions are published on Redis.
+    Call once per process at start-up (again for the same database: the new one replaces)."""
+    publisher = CallbackPublisher(url, prefix)
+    old = _publishers.get(db.engine)
+    _publishers[db.engine] = publisher
+    if old is not None:
+        old.close()
+    if not event.contains(Session, "after_commit", _after_commit):
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_rollback", _after_rollback)
+    return publisher
+
+
+def _after_commit(session: Session) -> None:
+    changes = callbacks.take_changes(session)
+    if not changes:
+        return
+    bind = session.get_bind()
+    publisher = _publishers.get(getattr(bind, "engine", bind))  # type: ignore[arg-type]
+    if publisher is not None:
+        publisher.publish(changes)
+
+
+def _after_rollback(session: Session) -> None:
+    callbacks.take_changes(session)  # never happened: nothing to tell
 
 
 def _call_json(call: CallView) -> dict[str, Any]:

@@ -199,4 +199,5 @@ from call_router import (  # noqa: E402, F401
     callback_models,
     flow_models,
     meter_models,
+    report_models,
 )

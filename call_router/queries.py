@@ -440,6 +440,16 @@ def calls_per_intent(session: Session, since: datetime, until: datetime) -> dict
     return {intent: int(n) for intent, n in session.execute(stmt)}
 
 
+def calls_per_slot_intent_stmt(since: datetime, until: datetime) -> Select[*tuple[Any, ...]]:
+    """(slot, intent, calls): calls_per_slot and calls_per_intent in one, for the rollup."""
+    slot = epoch_slot(Call.started_at).label("slot")
+    return (
+        select(slot, Call.intent, func.count())
+        .where(_in_range(since, until))
+        .group_by(slot, Call.intent)
+    )
+
+
 def _wait_expr(now: datetime) -> Any:
     until = func.coalesce(Call.answered_at, Call.ended_at, _at(now))
     return func.coalesce(
@@ -458,18 +468,21 @@ def _count_if(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def queue_totals(
-    session: Session, since: datetime, until: datetime, *, threshold: float, now: datetime
-) -> list[QueueTotals]:
-    """Per queue, the calls started in [since, until) that joined it (see QueueTotals)."""
+def queue_totals_stmt(
+    since: datetime, until: datetime, *, threshold: float, now: datetime, by_slot: bool = False
+) -> Select[*tuple[Any, ...]]:
+    """([slot,] queue, offered, answered, abandoned, within, decided, wait_sum, wait_count,
+    talk_sum, talk_count) per queue (and per slot: the rollup), as QueueTotals' fields."""
     wait = _wait_expr(now)
     talk = _talk_expr()
     answered = Call.answered_at.is_not(None)
     ended = Call.ended_at.is_not(None)
     answered_wait = case((answered, wait))
     finished_talk = case((and_(answered, ended), talk))
-    stmt = (
+    keys = [epoch_slot(Call.started_at).label("slot")] if by_slot else []
+    return (
         select(
+            *keys,
             Call.queue,
             func.count(),
             func.count(Call.answered_at),
@@ -482,37 +495,58 @@ def queue_totals(
             func.count(finished_talk),
         )
         .where(_in_range(since, until), Call.queue.is_not(None), Call.queue_joined_at.is_not(None))
-        .group_by(Call.queue)
-        .order_by(Call.queue)
+        .group_by(*keys, Call.queue)
     )
-    return [
-        QueueTotals(
-            queue=str(row[0]),
-            offered=int(row[1]),
-            answered=int(row[2]),
-            abandoned=int(row[3]),
-            within=int(row[4]),
-            decided=int(row[5]),
-            wait_sum=float(row[6]),
-            wait_count=int(row[7]),
-            talk_sum=float(row[8]),
-            talk_count=int(row[9]),
+
+
+def queue_totals_of(row: Any) -> QueueTotals:
+    """QueueTotals from a row of (queue, offered, ... talk_count)."""
+    return QueueTotals(
+        queue=str(row[0]),
+        offered=int(row[1]),
+        answered=int(row[2]),
+        abandoned=int(row[3]),
+        within=int(row[4]),
+        decided=int(row[5]),
+        wait_sum=float(row[6]),
+        wait_count=int(row[7]),
+        talk_sum=float(row[8]),
+        talk_count=int(row[9]),
+    )
+
+
+def queue_totals(
+    session: Session, since: datetime, until: datetime, *, threshold: float, now: datetime
+) -> list[QueueTotals]:
+    """Per queue, the calls started in [since, until) that joined it (see QueueTotals)."""
+    stmt = queue_totals_stmt(since, until, threshold=threshold, now=now).order_by(Call.queue)
+    return [queue_totals_of(row) for row in session.execute(stmt)]
+
+
+def operator_calls_stmt(
+    since: datetime, until: datetime, *, by_slot: bool = False
+) -> Select[*tuple[Any, ...]]:
+    """([slot,] operator, answered, talk_sum, talk_count) of answered calls per operator."""
+    talk = case((Call.ended_at.is_not(None), _talk_expr()))
+    keys = [epoch_slot(Call.started_at).label("slot")] if by_slot else []
+    return (
+        select(
+            *keys,
+            Call.operator,
+            func.count(),
+            func.coalesce(func.sum(talk), 0.0),
+            func.count(talk),
         )
-        for row in session.execute(stmt)
-    ]
+        .where(_in_range(since, until), Call.operator.is_not(None), Call.answered_at.is_not(None))
+        .group_by(*keys, Call.operator)
+    )
 
 
 def operator_calls(session: Session, since: datetime, until: datetime) -> dict[str, OperatorTotals]:
     """Answered calls per operator (the queue member name the call log keeps)."""
-    talk = case((Call.ended_at.is_not(None), _talk_expr()))
-    stmt = (
-        select(Call.operator, func.count(), func.coalesce(func.sum(talk), 0.0), func.count(talk))
-        .where(_in_range(since, until), Call.operator.is_not(None), Call.answered_at.is_not(None))
-        .group_by(Call.operator)
-    )
     return {
         str(name): OperatorTotals(str(name), int(n), float(talk_sum), int(talk_n))
-        for name, n, talk_sum, talk_n in session.execute(stmt)
+        for name, n, talk_sum, talk_n in session.execute(operator_calls_stmt(since, until))
     }
 
 
@@ -557,11 +591,16 @@ def operator_names(session: Session) -> dict[str, str]:
 
 
 def operator_totals(
-    session: Session, since: datetime, until: datetime, *, now: datetime
+    session: Session,
+    since: datetime,
+    until: datetime,
+    *,
+    now: datetime,
+    calls: dict[str, OperatorTotals] | None = None,
 ) -> list[OperatorTotals]:
     """Answered calls, talk and pauses per operator, by name (logins without a roster entry
-    are shown by login)."""
-    totals = operator_calls(session, since, until)
+    are shown by login). `calls`: operator_calls already added up (e.g. from the rollup)."""
+    totals = dict(calls) if calls is not None else operator_calls(session, since, until)
     names = operator_names(session)
     for login, (count, seconds) in operator_pauses(session, since, until, now=now).items():
         name = names.get(login, login)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Literal
+from typing import Literal, TypeVar
 
 from call_router.wallboard import QueueStats
 
 Bucket = Literal["hour", "day"]
+K = TypeVar("K")
 
 # Calls are counted per quarter hour of UTC: every real time zone's offset is a whole number of
 # quarter hours, so the slots fold exactly into local hours and days (fold_slots),
@@ -53,9 +54,136 @@ class OperatorTotals:
     pause_seconds: float = 0.0
 
 
+T = TypeVar("T", QueueTotals, OperatorTotals)
+
+
 def slot_of(at: datetime, slot_seconds: int = SLOT_SECONDS) -> int:
     """The UTC slot (seconds since 1970 // slot_seconds) of an aware moment; as the SQL does."""
     return int(at.timestamp()) // slot_seconds
+
+
+def slot_start(slot: int, slot_seconds: int = SLOT_SECONDS) -> datetime:
+    return datetime.fromtimestamp(slot * slot_seconds, UTC)
+
+
+# --- rolled-up slots (call_router.report_rollups): which part of a range reads them -----------
+
+# A slot is "closed" - its figures can no longer change unless a call in it is changed late,
+# which the database trigger of migration 0009 catches - once it ended SETTLE_SLOTS ago and every
+# call that started in it has ended, or is older than the stale age (a call the router lost).
+SETTLE_SLOTS = 1
+
+
+def closed_before(now: datetime, oldest_open: datetime | None) -> int:
+    """The first slot that is not closed at `now`: every slot before it is closed.
+
+    `oldest_open`: the start of the oldest call still open that is younger than the stale age.
+    """
+    first_open = slot_of(now) - SETTLE_SLOTS
+    if oldest_open is not None:
+        first_open = min(first_open, slot_of(oldest_open))
+    return first_open
+
+
+def stale_age(threshold: float, stale_call: timedelta) -> timedelta:
+    """How old an open call must be for its slot to close anyway. Its figures must not depend
+    on `now` any more: an unanswered open call counts as past the service-level threshold once
+    it has waited longer than that."""
+    return max(stale_call, timedelta(seconds=threshold + 2 * SLOT_SECONDS))
+
+
+def runs(slots: Iterable[int], max_length: int) -> list[tuple[int, int]]:
+    """Sorted slots as half-open runs [first, last + 1) of consecutive slots, each at most
+    `max_length` long (one rollup transaction each)."""
+    result: list[tuple[int, int]] = []
+    for slot in sorted(set(slots)):
+        if result and result[-1][1] == slot and slot - result[-1][0] < max_length:
+            result[-1] = (result[-1][0], slot + 1)
+        else:
+            result.append((slot, slot + 1))
+    return result
+
+
+def day_runs(slots: Iterable[int], day: int) -> list[tuple[int, int]]:
+    """Like `runs`, each run within one UTC day (`day` slots, from 1970-01-01)."""
+    by_day: dict[int, list[int]] = {}
+    for slot in slots:
+        by_day.setdefault(slot // day, []).append(slot)
+    return [run for key in sorted(by_day) for run in runs(by_day[key], day)]
+
+
+@dataclass(frozen=True)
+class RangePlan:
+    """A report range [since, until) split into rolled-up slots and live time ranges."""
+
+    rolled: tuple[int, int] | None  # slots [first, end) to read from the rollup tables
+    live: list[tuple[datetime, datetime]]  # ranges the live GROUP BY adds up
+
+
+def plan_range(
+    since: datetime, until: datetime, closed_end: int, covered: Iterable[int] = ()
+) -> RangePlan:
+    """Whole slots of [since, until) before `closed_end` are read rolled up if `covered`;
+    the rest (partial slots at the ends, uncovered slots, open slots) live."""
+    first = -(-int(since.timestamp()) // SLOT_SECONDS)  # ceil: a partial first slot is live
+    end = min(int(until.timestamp()) // SLOT_SECONDS, closed_end)
+    if first >= end:
+        return RangePlan(None, [(since, until)] if since < until else [])
+    wanted = set(covered)
+    gaps = runs((s for s in range(first, end) if s not in wanted), max_length=end - first)
+    live = [(slot_start(a), slot_start(b)) for a, b in gaps]
+    if since < slot_start(first):
+        live.insert(0, (since, slot_start(first)))
+    if slot_start(end) < until:
+        live.append((slot_start(end), until))
+    return RangePlan((first, end), _joined(live))
+
+
+def _joined(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    result: list[tuple[datetime, datetime]] = []
+    for start, stop in sorted(ranges):
+        if result and result[-1][1] >= start:
+            result[-1] = (result[-1][0], max(result[-1][1], stop))
+        else:
+            result.append((start, stop))
+    return result
+
+
+def add_counts(*parts: Mapping[K, int]) -> dict[K, int]:
+    """Counts per key added up over several ranges."""
+    total: Counter[K] = Counter()
+    for part in parts:
+        total.update(part)
+    return dict(total)
+
+
+def add_queue_totals(*parts: Iterable[QueueTotals]) -> list[QueueTotals]:
+    """QueueTotals of several ranges added up per queue, by queue name."""
+    merged: dict[str, QueueTotals] = {}
+    for part in parts:
+        for t in part:
+            base = merged.get(t.queue)
+            merged[t.queue] = t if base is None else _add(base, t)
+    return [merged[name] for name in sorted(merged)]
+
+
+def add_operator_totals(*parts: Mapping[str, OperatorTotals]) -> dict[str, OperatorTotals]:
+    """OperatorTotals of several ranges added up per operator."""
+    merged: dict[str, OperatorTotals] = {}
+    for part in parts:
+        for name, t in part.items():
+            base = merged.get(name)
+            merged[name] = t if base is None else _add(base, t)
+    return merged
+
+
+def _add(a: T, b: T) -> T:
+    values = {
+        f.name: getattr(a, f.name) + getattr(b, f.name)
+        for f in fields(a)
+        if f.name not in ("queue", "operator")
+    }
+    return replace(a, **values)
 
 
 def fold_slots(

@@ -35,6 +35,13 @@ def _config_file() -> Path:
     return Path(os.environ.get("HOTLINE_CONFIG_FILE", "hotline.toml"))
 
 
+def default_dashboard_workers(cpus: int | None = None) -> int:
+    """One dashboard worker per usable core (a container's cpuset counts), at most 4."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cpus or 1))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
 
@@ -95,6 +102,10 @@ class Settings(BaseSettings):
 
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8000
+    # uvicorn worker processes: one process is bound to one core (Python renders the pages), so
+    # one per core, at most 4 (each keeps its own database pool). Safe on SQLite too: WAL, and the
+    # AGI server and router already share the file. Per-process state is documented in main.py.
+    dashboard_workers: int = Field(default_factory=lambda: default_dashboard_workers(), ge=1, le=32)
     # Served over https (directly or behind a TLS proxy): session cookies get the Secure flag.
     dashboard_https: bool = False
     # How long a dashboard sign-in lasts; "keep me signed in" (an unattended wallboard screen)

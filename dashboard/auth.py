@@ -11,8 +11,8 @@ The access rules, declared per router where dashboard/main.py includes it:
     staff       supervisors and operators: today's calls, the call log, call detail and its
                 audio, the operator page, the callback list pages, the calls API,
                 dispositions, callbacks list/claim/call/outcome, agents API, /api/me, /logout
-    supervisor  wallboard (page, snapshot, live stream), reports, incidents, flows, and whatever
-                is not staff
+    supervisor  wallboard (page, snapshot, live stream), reports, incidents, flows, accounts and
+                API tokens (/admin/...), and whatever is not staff
 
 An operator acts only as themself: a request that names an operator (`{login}` in the path of
 /api/agents/..., `"operator"` in a JSON body of callbacks or dispositions) must name the roster
@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -44,7 +45,8 @@ from jinja2 import Environment, pass_context
 
 from call_router import accounts
 from call_router.accounts import OPERATOR, SUPERVISOR, Principal
-from dashboard.deps import NotAuthenticated, OptionalPrincipal
+from call_router.db import Database
+from dashboard.deps import SESSION_COOKIE, NotAuthenticated, OptionalPrincipal
 
 LOGIN_CSRF_COOKIE = "hotline_login_csrf"
 CSRF_FIELD = "csrf_token"
@@ -251,3 +253,26 @@ def install_template_globals(env: Environment) -> None:
         return (principal.csrf_token or "") if principal is not None else ""
 
     env.globals.update(current_user=current_user, csrf_token=csrf_token, csrf_field=CSRF_FIELD)
+
+
+def still_admitted(request: Request, db: Database) -> bool:
+    """Whether the credential that admitted `request` still stands for the same principal:
+    its session not signed out or expired, the account active and unchanged, its token not
+    revoked. For responses that outlive their request (SSE streams, dashboard/live.py).
+    Sync (one indexed read): run it in the thread pool."""
+    admitted: Principal | None = getattr(request.state, "principal", None)
+    if admitted is None:
+        return True  # a public route: nobody was admitted, nothing to re-check
+    now = datetime.now(UTC)
+    with db.session() as session:
+        if admitted.kind == "token":
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            fresh = (
+                accounts.token_principal(session, token.strip(), now=now)
+                if scheme.lower() == "bearer"
+                else None
+            )
+        else:
+            cookie = request.cookies.get(SESSION_COOKIE) or ""
+            fresh = accounts.session_principal(session, cookie, now=now)
+    return fresh == admitted

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from starlette.datastructures import URL
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from call_router import live_state
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard import auth, i18n
 from dashboard.deps import DashboardState
 from dashboard.routes import (
+    admin_pages,
     api_agents,
     api_callbacks,
     api_calls,
@@ -75,10 +82,43 @@ def format_duration(seconds: int | None) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+# Route paths remembered per app (see path_cache); cleared when full, the navigation refills it.
+URL_CACHE_SIZE = 4096
+
+
+def path_cache() -> Callable[..., URL]:
+    """`url_for` for templates that remembers each (route, parameters) -> path.
+
+    Starlette finds a route by trying every route in turn (~50 us here), and a page asks for
+    dozens: the navigation on every page, one link per call-log row. Templates only use
+    `.path`, so a relative URL is returned; the request's root_path is part of the key.
+    """
+    paths: dict[tuple[str, str, tuple[tuple[str, Any], ...]], str] = {}
+
+    @pass_context
+    def url_for(context: Any, name: str, /, **path_params: Any) -> URL:
+        request: Request = context["request"]
+        key = (request.scope.get("root_path", ""), name, tuple(sorted(path_params.items())))
+        path = paths.get(key)
+        if path is None:
+            path = request.url_for(name, **path_params).path
+            if len(paths) >= URL_CACHE_SIZE:
+                paths.clear()
+            paths[key] = path
+        return URL(path)
+
+    return url_for
+
+
 def make_templates(zone: ZoneInfo) -> Jinja2Templates:
     # Autoescape everything: caller names and numbers come from the carrier, i.e. from anyone.
+    # auto_reload off: templates do not change under a running server, and checking every
+    # template file's mtime on every render is a system call per template per page.
     env = Environment(
-        loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        auto_reload=False,
     )
 
     def local(dt: datetime | None, fmt: str = "%H:%M:%S") -> str:
@@ -91,6 +131,8 @@ def make_templates(zone: ZoneInfo) -> Jinja2Templates:
     i18n.install(env)
     auth.install_template_globals(env)
     audio.install(env)
+    # Jinja2Templates keeps a url_for already there (it only sets a default).
+    env.globals["url_for"] = path_cache()
     return Jinja2Templates(env=env)
 
 
@@ -103,6 +145,8 @@ def create_app(
     settings = settings or Settings()
     owns_db = db is None
     database = db or Database(settings.db_url)
+    # Claims and outcomes made here reach the other operators' callback pages live.
+    live_state.publish_callback_changes(database, settings.redis_url, settings.redis_prefix)
     zone = zone or (ZoneInfo(settings.timezone) if settings.timezone else system_zone())
 
     @asynccontextmanager
@@ -150,20 +194,61 @@ def create_app(
     app.include_router(reports.router, dependencies=supervisor)
     app.include_router(incident_pages.router, dependencies=supervisor)
     app.include_router(flow_pages.router, dependencies=supervisor)
+    app.include_router(admin_pages.router, dependencies=supervisor)
     auth.check_routes(app)
     return app
 
 
+# The app as uvicorn imports it in each worker process: `create_app()` builds Settings from the
+# same HOTLINE_* environment the parent was started with.
+APP_FACTORY = "dashboard.main:create_app"
+# Live streams (wallboard, operator page) never end on their own: on SIGTERM give them this long,
+# then close them, so a worker exits before `hotline down` would have to kill it.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+    """uvicorn's HTTP protocol with TCP_NODELAY on every connection.
+
+    With several workers uvicorn binds the listening socket itself with `proto` 0, so asyncio
+    does not turn Nagle's algorithm off on accepted connections (uvicorn issue #3149): every
+    keep-alive response then waits ~40 ms for the client's delayed ACK.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """`uvicorn.run` arguments for these settings.
+
+    One worker serves the app built here. Several workers need the app as an import string:
+    uvicorn's parent process binds the socket and each worker builds its own app, with its own
+    database pool. Nothing the app keeps in memory has to be shared between workers: sign-ins,
+    tokens, CSRF secrets and callbacks live in the database, live state in Redis, and each
+    live stream (SSE) subscribes to Redis itself and keeps its own state (see wallboard.py).
+    """
+    options: dict[str, Any] = {
+        "host": settings.dashboard_host,
+        "port": settings.dashboard_port,
+        "log_level": "info",
+        "http": NoDelayHTTPProtocol,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+    }
+    if settings.dashboard_workers > 1:
+        workers = settings.dashboard_workers
+        return {"app": APP_FACTORY, "factory": True, "workers": workers, **options}
+    return {"app": create_app(settings), **options}
+
+
 def main() -> None:
-    settings = Settings()
     # Every page and API needs a sign-in (dashboard/auth.py). Still 127.0.0.1 by default:
     # publish it through an https proxy (and set HOTLINE_DASHBOARD_HTTPS=true for Secure cookies).
-    uvicorn.run(
-        create_app(settings),
-        host=settings.dashboard_host,
-        port=settings.dashboard_port,
-        log_level="info",
-    )
+    options = uvicorn_options(Settings())
+    uvicorn.run(**options)
 
 
 if __name__ == "__main__":

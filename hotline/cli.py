@@ -15,6 +15,7 @@ from hotline.cli_callbacks import app as callbacks_cli
 from hotline.cli_flows import app as flows_cli
 from hotline.cli_incidents import app as incidents_cli
 from hotline.cli_meters import app as meters_cli
+from hotline.cli_reports import app as reports_cli
 from hotline.cli_speech import app as speech_cli
 from hotline.cli_speech import models_command
 from hotline.cli_users import FIRST_SUPERVISOR, ensure_first_supervisor, tokens_app, users_app
@@ -35,6 +36,7 @@ app.add_typer(agents_cli, name="agents", help="Operators at work: log in/out of 
 app.add_typer(flows_cli, name="flows", help="Voice menus as data: check and reload.")
 app.add_typer(incidents_cli, name="incidents", help="Active incident announcements.")
 app.add_typer(meters_cli, name="meters", help="Meter readings by phone: current and history.")
+app.add_typer(reports_cli, name="reports", help="Reports: pre-aggregate closed quarter hours.")
 app.add_typer(speech_cli, name="speech", help="Speech recognition (Vosk), offline.")
 app.command("models", help="Where the speech models are and where to get them.")(models_command)
 app.add_typer(callbacks_cli, name="callbacks", help="The callback list: claim, call back, outcome.")

@@ -26,10 +26,13 @@ OUTCOMES = ("reached", "no_answer", "busy", "wrong_number", "retry")
 
 
 def _database(settings: Settings) -> Database:
+    from call_router import live_state
     from call_router.db import Database
 
     db = Database(settings.db_url)
     db.upgrade()
+    # Claims and outcomes made here reach the operators' callback pages live.
+    live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
     return db
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -66,6 +67,21 @@ def _run(action: Any) -> Any:
         db.dispose()
 
 
+def _list(
+    rows: Callable[[Session], list[dict[str, Any]]],
+    line: Callable[[dict[str, Any]], str],
+    *,
+    as_json: bool,
+) -> None:
+    """`users list` and `tokens list`: the rows as JSON, or one formatted line each."""
+    listed = _run(rows)
+    if as_json:
+        typer.echo(json.dumps(listed))
+        return
+    for row in listed:
+        typer.echo(line(row))
+
+
 def ensure_first_supervisor(session: Session) -> str | None:
     """On a hotline without accounts, create `admin` and return its generated password once."""
     from call_router import accounts
@@ -96,7 +112,9 @@ def users_add(
     and printed once."""
     from call_router import accounts
 
-    password = _read_password_stdin() if password_stdin else accounts.generate_password()
+    password, generated = accounts.password_or_generated(
+        _read_password_stdin() if password_stdin else None
+    )
 
     def add(session: Session) -> dict[str, Any]:
         user = accounts.create_user(
@@ -105,13 +123,13 @@ def users_add(
         return {"username": user.username, "role": user.role, "operator": operator}
 
     info = _run(add)
-    if not password_stdin:
+    if generated:
         info["password"] = password
     if as_json:
         typer.echo(json.dumps(info))
         return
     typer.echo(f"user {info['username']} ({info['role']}) created")
-    if not password_stdin:
+    if generated:
         typer.echo(f"password: {password}  (shown once; change it with `hotline users passwd`)")
 
 
@@ -135,14 +153,12 @@ def users_list(
             for u in accounts.list_users(session)
         ]
 
-    listed = _run(rows)
-    if as_json:
-        typer.echo(json.dumps(listed))
-        return
-    for row in listed:
+    def line(row: dict[str, Any]) -> str:
         state = "active" if row["active"] else "disabled"
         linked = f" operator {row['operator']}" if row["operator"] else ""
-        typer.echo(f"{row['username']:<20} {row['role']:<10} {state:<8}{linked}")
+        return f"{row['username']:<20} {row['role']:<10} {state:<8}{linked}"
+
+    _list(rows, line, as_json=as_json)
 
 
 @users_app.command("disable")
@@ -171,13 +187,18 @@ def users_passwd(
     ] = False,
 ) -> None:
     """Set a new password (generated and printed once unless given on stdin); ends the
-    account's sessions."""
+    account's sessions and lifts a sign-in lockout, as the dashboard's accounts page does."""
     from call_router import accounts
+    from dashboard.login_throttle import LoginThrottle
 
-    password = _read_password_stdin() if password_stdin else accounts.generate_password()
+    password, generated = accounts.password_or_generated(
+        _read_password_stdin() if password_stdin else None
+    )
     _run(lambda session: accounts.set_password(session, username, password))
+    settings = get_settings()
+    LoginThrottle(settings.redis_url, settings.redis_prefix).forget_account(username)
     typer.echo(f"password of {username} changed")
-    if not password_stdin:
+    if generated:
         typer.echo(f"password: {password}  (shown once)")
 
 
@@ -227,16 +248,14 @@ def tokens_list(
             for t in accounts.list_tokens(session)
         ]
 
-    listed = _run(rows)
-    if as_json:
-        typer.echo(json.dumps(listed))
-        return
-    for row in listed:
+    def line(row: dict[str, Any]) -> str:
         state = "revoked" if row["revoked_at"] else "active"
         used = row["last_used_at"] or "never used"
-        typer.echo(
+        return (
             f"{row['id']:>4} {row['prefix']}…  {row['role']:<10} {state:<8} {row['name']}  {used}"
         )
+
+    _list(rows, line, as_json=as_json)
 
 
 @tokens_app.command("revoke")

@@ -84,20 +84,87 @@ def start_service(settings: Settings, name: str) -> int:
     return proc.pid
 
 
+def _recorded_pid(settings: Settings, name: str) -> int | None:
+    try:
+        return int(pid_file(settings, name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def group_members(group: int) -> list[int]:
+    """Live processes in process group `group` (from Linux /proc; zombies left out)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(entry.name))
+    return members
+
+
+def _stop_group(group: int, timeout: float, only: Callable[[int], bool] | None = None) -> bool:
+    """End what is left of a service's process group (the dashboard's uvicorn workers);
+    `only` picks which members. Whether there was anything to end."""
+
+    def targets() -> list[int]:
+        return [pid for pid in group_members(group) if only is None or only(pid)]
+
+    found = bool(targets())
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = targets()
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and targets():
+            time.sleep(0.1)
+    return found
+
+
+def _started_by(name: str) -> Callable[[int], bool]:
+    """A process the service may have started: a multiprocessing child (uvicorn's workers,
+    multiprocessing's resource tracker) or one with the service's own command line."""
+
+    def check(pid: int) -> bool:
+        return _ours(pid, name) or any("multiprocessing" in arg for arg in _cmdline(pid))
+
+    return check
+
+
 def stop_service(settings: Settings, name: str, timeout: float = 10) -> bool:
+    """Stop a service and the processes it started; whether anything was running.
+
+    start_service makes each service a session and process-group leader, so its children (the
+    dashboard's uvicorn workers) carry its pid as their group id. If the leader died on its
+    own, its workers may live on (holding the port): the group in the pid file is then
+    searched for them, and only processes that look like them are ended.
+    """
+    recorded = _recorded_pid(settings, name)
     pid = read_pid(settings, name)
-    if pid is None:
-        pid_file(settings, name).unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _ours(pid, name):
-        time.sleep(0.1)
-    if _ours(pid, name):
-        os.kill(pid, signal.SIGKILL)
+    stopped = False
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _ours(pid, name):
+            time.sleep(0.1)
+        if _ours(pid, name):
+            os.kill(pid, signal.SIGKILL)
+        stopped = True
+        # uvicorn's parent stops its workers on SIGTERM; this ends any it could not.
+        _stop_group(pid, timeout=min(timeout, 5))
+    elif recorded is not None and recorded not in group_members(recorded):
+        stopped = _stop_group(recorded, timeout=min(timeout, 5), only=_started_by(name))
     pid_file(settings, name).unlink(missing_ok=True)
     ready_file(settings, name).unlink(missing_ok=True)
-    return True
+    return stopped
 
 
 def _http_ok(url: str) -> bool:

@@ -182,3 +182,20 @@ def finished_call(api: httpx.Client, caller: str) -> dict[str, Any]:
         return calls[0] if calls and calls[0]["ended_at"] else None
 
     return dict(wait_for(latest_ended, timeout=30, what=f"a finished call from {caller}"))
+
+
+def open_callback(
+    db: Database, number: str, *, reason: str = "voicemail", queue: str = "heating", **extra: Any
+) -> int:
+    """A callback entry straight into the list (as if the resident asked for one); its id.
+    `extra` goes to callbacks.open_or_attach (now, rules, placed_at, ...)."""
+    from call_router import callbacks
+    from call_router.models import utcnow
+
+    extra.setdefault("now", utcnow())
+    with db.session() as session:
+        entry = callbacks.open_or_attach(
+            session, caller_number=number, reason=reason, queue=queue, call_id=None, **extra
+        )
+        assert entry is not None, f"no entry for {number}"
+        return entry.id

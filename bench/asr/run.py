@@ -4,8 +4,13 @@ memory, concurrent streams per core.
     .venv/bin/python bench/asr/make_corpus.py
     .venv/bin/python bench/asr/run.py [--corpus bench/results/asr-corpus] [--lang ko]
 
-Every utterance goes through the live path: 20 ms chunks into `Recogniser.stream()`, then
-`finish()` and `understand()`; the latency is from the last chunk (end of audio) to the intent.
+Every utterance goes through the live path: cut by the live call's end-of-speech rules
+(`utterance_audio`, the same SpeechSegmenter the AudioSocket stream uses), then 20 ms chunks
+into `Recogniser.stream()`, `finish()` and `understand()`; the latency is from the last chunk
+(end of the silence window) to the intent. Two agreement checks run beside it: the same file
+decoded again (determinism), and the file placed in a call-like line (1.5 s more of its own
+edge audio, silence or noise, plus a random 0-19 ms shift before it, 1.5 s after) and decided
+again (how the cut and the feature-frame phase move borderline decisions).
 The baseline is what the issue measured: a bare keyword grammar (no fillers, no n-best) and
 "first keyword wins". Results go to bench/results/asr-<date>.json.
 """
@@ -32,6 +37,7 @@ from agi_scripts.speech import (  # noqa: E402
     RecognitionResult,
     telephone_pcm,
     understand,
+    utterance_audio,
 )
 from call_router.intents import naive_keyword_intent  # noqa: E402
 from call_router.settings import Settings  # noqa: E402
@@ -102,15 +108,27 @@ async def accuracy(
     latencies: list[float] = []
     busy_total = audio_total = 0.0
     book = recogniser.phrasebook(language)
+    shift = random.Random(3)
     for item in corpus:
         pcm = item["pcm"]
-        result, finish_latency, busy = await stream_utterance(recogniser, pcm, language)
-        classified = time.perf_counter()
-        understood = await understand(recogniser, result, language=language)
-        latency = finish_latency + time.perf_counter() - classified
-        latencies.append(latency)
-        busy_total += busy
-        audio_total += result.duration
+        segment = utterance_audio(recogniser.settings, pcm)
+        if segment is None:  # nobody spoke, by the live rules: what a call would conclude
+            understood = await understand(recogniser, pcm, language=language)
+            result = understood.result
+        else:
+            result, finish_latency, busy = await stream_utterance(recogniser, segment, language)
+            classified = time.perf_counter()
+            understood = await understand(recogniser, result, language=language)
+            latency = finish_latency + time.perf_counter() - classified
+            latencies.append(latency)
+            busy_total += busy
+            audio_total += result.duration
+        again = await understand(recogniser, pcm, language=language)
+        # The line before and after sounds like the file's own edges (silence, or its noise).
+        edge = 2 * 2400  # 300 ms: the corpus' line silence around the speech
+        before = pcm[:edge] * 5 + pcm[: 2 * shift.randrange(160)]
+        line = before + pcm + pcm[-edge:] * 5
+        in_line = await understand(recogniser, line, language=language)
         baseline = await recogniser.recognise_pcm(
             pcm, language=language, grammar=BASELINE_KEYWORDS[language]
         )
@@ -125,6 +143,10 @@ async def accuracy(
                 "intent": understood.intent,
                 "candidate": understood.match.candidate,
                 "confidence": understood.confidence,
+                "again_intent": again.intent,
+                "again_confidence": again.confidence,
+                "line_intent": in_line.intent,
+                "line_confidence": in_line.confidence,
                 "baseline_transcript": baseline.transcript,
                 "baseline_intent": naive_keyword_intent(baseline.transcript, book),
                 "latency_ms": round(latency * 1000, 1),
@@ -132,6 +154,14 @@ async def accuracy(
         )
     return {
         "rows": rows,
+        "same_decision": {
+            "file_again": sum(r["again_intent"] == r["intent"] for r in rows),
+            "file_again_same_confidence": sum(
+                r["again_confidence"] == r["confidence"] for r in rows
+            ),
+            "in_a_line": sum(r["line_intent"] == r["intent"] for r in rows),
+            "of": len(rows),
+        },
         "latency_ms": {
             "p50": round(percentile(latencies, 50) * 1000, 1),
             "p95": round(percentile(latencies, 95) * 1000, 1),
@@ -184,7 +214,7 @@ async def concurrency(
         latencies: list[float] = []
         # At least 12 utterances per level, so one slow finish does not make the p95.
         for round_ in range(max(3, -(-12 // level))):
-            picks = [corpus[(round_ * level + i) % len(corpus)]["pcm"] for i in range(level)]
+            picks = [corpus[(round_ * level + i) % len(corpus)]["segment"] for i in range(level)]
             outcomes = await asyncio.gather(
                 *(
                     stream_utterance(recogniser, pcm, language, pace=True, delay=rng.random())
@@ -235,10 +265,11 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"no corpus at {args.corpus}: run bench/asr/make_corpus.py first", file=sys.stderr)
         return 2
     corpus = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
-    for item in corpus:
-        item["pcm"] = telephone_pcm(args.corpus / item["file"])
     cores = os.cpu_count() or 1
     recogniser = Recogniser(Settings(), max_workers=max(4, cores * 2))
+    for item in corpus:
+        item["pcm"] = telephone_pcm(args.corpus / item["file"])
+        item["segment"] = utterance_audio(recogniser.settings, item["pcm"]) or item["pcm"]
     print(f"{len(corpus)} utterances, language {args.lang}", flush=True)
     mem = await memory(recogniser, corpus, args.lang)
     acc = await accuracy(recogniser, corpus, args.lang)

@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,6 +38,7 @@ import datagen  # noqa: E402
 
 from call_router import accounts, queries  # noqa: E402
 from call_router.db import Database  # noqa: E402
+from hotline import services  # noqa: E402
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "hotline_bench_dashboard"
@@ -214,6 +216,17 @@ def scenarios(facts: dict[str, Any], rng: random.Random) -> dict[str, Callable[[
     }
 
 
+def group_cpu_seconds(group: int) -> float:
+    """CPU time (user + system) of the live processes in a process group: the dashboard's."""
+    total = 0
+    for pid in services.group_members(group):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rfind(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))
@@ -221,8 +234,16 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def measure(
-    base: str, token: str, make_url_: Callable[[], str], requests: int, concurrency: int
+    base: str,
+    token: str,
+    make_url_: Callable[[], str],
+    requests: int,
+    concurrency: int,
+    rate: float | None = None,
 ) -> dict[str, Any]:
+    """`concurrency` clients; back to back (a saturation test: latency = clients / throughput),
+    or with `rate` each client starts a request every concurrency/rate seconds (people who
+    click now and then; a client that falls behind sends its next one at once)."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -235,19 +256,27 @@ async def measure(
         queue = [make_url_() for _ in range(requests)]
         started = time.perf_counter()
 
-        async def worker() -> None:
+        async def worker(index: int) -> None:
+            interval = concurrency / rate if rate else 0.0
+            due = started + index * interval / concurrency  # spread the clients' starts
             while queue:
+                if interval:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    due += interval
+                    if not queue:
+                        break
                 path = queue.pop()
                 t0 = time.perf_counter()
                 response = await client.get(path)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
     return {
         "requests": requests,
         "concurrency": concurrency,
+        "offered_rps": rate,
         "statuses": statuses,
         "p50_ms": round(statistics.median(latencies), 1),
         "p95_ms": round(percentile(latencies, 0.95), 1),
@@ -257,7 +286,7 @@ async def measure(
     }
 
 
-def start_server(url: str, port: int, state_dir: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, state_dir: Path, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "HOTLINE_DATABASE_URL": url,
@@ -265,28 +294,46 @@ def start_server(url: str, port: int, state_dir: Path) -> subprocess.Popen[bytes
         "HOTLINE_TIMEZONE": ZONE.key,
         "HOTLINE_DASHBOARD_HOST": "127.0.0.1",
         "HOTLINE_DASHBOARD_PORT": str(port),
+        "HOTLINE_DASHBOARD_WORKERS": str(workers),
         # Its own Redis keys: the wallboard reads live state there (empty: no router runs).
         "HOTLINE_REDIS_PREFIX": f"bench-dashboard-{os.getpid()}",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.main"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    log_path = state_dir / f"dashboard-{workers}.log"
+    with log_path.open("wb") as server_log:
+        # Its own process group: uvicorn's workers are stopped with it (stop_server).
+        server = subprocess.Popen(
+            [sys.executable, "-m", "dashboard.main"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=server_log,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
+                # Every worker up: uvicorn's parent logs each one's startup.
+                started = log_path.read_text().count("Application startup complete")
+                if started >= workers:
+                    return server
         except httpx.HTTPError:
-            time.sleep(0.2)
-        if server.poll() is not None:
-            break
-    server.kill()
-    errors = server.stderr.read().decode() if server.stderr else ""
-    raise SystemExit(f"dashboard did not start: {errors[-2000:]}")
+            pass
+        time.sleep(0.2)
+    stop_server(server)
+    raise SystemExit(f"dashboard did not start: {log_path.read_text()[-2000:]}")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (uvicorn's parent stops its workers), then SIGKILL whatever of the group is left."""
+    server.terminate()
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGKILL)
 
 
 def explain(url: str) -> dict[str, str]:
@@ -317,6 +364,13 @@ def explain(url: str) -> dict[str, str]:
             limit=51,
         ),
         "count_all": lambda s: queries.count_calls(s, queries.CallFilter()),
+        # What /calls counts (dashboard/routes/pages.py COUNT_CAP): at most 10,001.
+        "count_capped": lambda s: queries.count_calls(s, queries.CallFilter(), cap=10_001),
+        "count_capped_week_queue": lambda s: queries.count_calls(
+            s,
+            queries.CallFilter(since=week, until=week + timedelta(days=7), queue="heating"),
+            cap=10_001,
+        ),
         "distinct_queue": lambda s: queries.distinct_values(s, "queue"),
         "wallboard_calls": lambda s: queries.wallboard_calls(
             s, queries.start_of_day(now, ZONE), now
@@ -463,11 +517,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per scenario and concurrency")
     parser.add_argument("--concurrency", default="1,8", help="comma-separated client counts")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument(
+        "--workers", default="1", help="comma-separated dashboard worker counts, one run each"
+    )
+    parser.add_argument(
+        "--rate", type=float, help="offered requests/s in all (paced clients; default: none)"
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "21080")))
     parser.add_argument("--explain", type=Path, help="write EXPLAIN ANALYZE plans here")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument(
         "--compare-reports", action="store_true", help="also time the old row-by-row report"
+    )
+    parser.add_argument(
+        "--skip-paths", action="store_true", help="skip the in-process wallboard comparison"
     )
     parser.add_argument("--drop", action="store_true", help="drop the bench database and exit")
     args = parser.parse_args()
@@ -489,7 +552,7 @@ def main() -> None:
         log(f"plans written to {args.explain}")
     token = bench_token(url)
     facts = samples(url)
-    wallboard = wallboard_paths(url)
+    wallboard = None if args.skip_paths else wallboard_paths(url)
     log(f"wallboard figures in-process: {wallboard}")
     report_compare = report_paths(url) if args.compare_reports else None
     log(f"30-day report in-process: {report_compare}")
@@ -497,6 +560,7 @@ def main() -> None:
     rng = random.Random(SEED)
     wanted = {s for s in args.only.split(",") if s}
     levels = [int(c) for c in args.concurrency.split(",")]
+    worker_counts = [int(w) for w in args.workers.split(",")]
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} CPU {cpu_model()}",
@@ -506,27 +570,47 @@ def main() -> None:
         "calls_today": facts["calls_today"],
         "wallboard_paths": wallboard,
         "report_paths": report_compare,
-        "transport": "uvicorn (python -m dashboard.main, 1 process) + httpx over loopback",
+        "transport": "uvicorn (python -m dashboard.main, HOTLINE_DASHBOARD_WORKERS) + httpx",
+        "workers": worker_counts,
         "scenarios": {},
     }
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as state:
-        server = start_server(url, args.port, Path(state))
-        try:
-            base = f"http://127.0.0.1:{args.port}"
-            for name, make in scenarios(facts, rng).items():
-                if wanted and name not in wanted:
-                    continue
-                for level in levels:
-                    result = asyncio.run(measure(base, token, make, args.requests, level))
-                    results["scenarios"].setdefault(name, []).append(result)
-                    log(
-                        f"{name:32} c={level:<2} p50 {result['p50_ms']:7.1f}  p95 "
-                        f"{result['p95_ms']:7.1f}  p99 {result['p99_ms']:7.1f} ms  "
-                        f"{result['rps']:6.1f} req/s  {result['statuses']}"
-                    )
-        finally:
-            server.terminate()
-            server.wait(10)
+        for workers in worker_counts:
+            server = start_server(url, args.port, Path(state), workers)
+            log(f"dashboard up with {workers} worker(s)")
+            try:
+                base = f"http://127.0.0.1:{args.port}"
+                for name, make in scenarios(facts, rng).items():
+                    if wanted and name not in wanted:
+                        continue
+                    for level in levels:
+                        cpu_before = group_cpu_seconds(server.pid)
+                        client_before = time.process_time()
+                        result = asyncio.run(
+                            measure(base, token, make, args.requests, level, args.rate)
+                        )
+                        client_cpu = time.process_time() - client_before
+                        # The app's own cost, whatever else loads the machine (PostgreSQL and
+                        # the clients not included); warm-up requests count too.
+                        done = args.requests + min(10, args.requests)
+                        cpu = group_cpu_seconds(server.pid) - cpu_before
+                        result["server_cpu_ms_per_request"] = round(cpu * 1000 / done, 2)
+                        # The load generator shares the cores: its cost per request too.
+                        result["client_cpu_ms_per_request"] = round(client_cpu * 1000 / done, 2)
+                        result["workers"] = workers
+                        result["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+                        results["scenarios"].setdefault(name, []).append(result)
+                        log(
+                            f"{name:32} w={workers} c={level:<2} r={args.rate or '-'} "
+                            f"p50 {result['p50_ms']:7.1f}  "
+                            f"p95 {result['p95_ms']:7.1f}  p99 {result['p99_ms']:7.1f} ms  "
+                            f"{result['rps']:6.1f} req/s  "
+                            f"cpu {result['server_cpu_ms_per_request']:5.1f} ms/req "
+                            f"(client {result['client_cpu_ms_per_request']:4.1f})  "
+                            f"{result['statuses']}  load {result['load_avg'][0]}"
+                        )
+            finally:
+                stop_server(server)
     results["load_avg_end"] = os.getloadavg()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

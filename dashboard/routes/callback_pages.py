@@ -1,6 +1,9 @@
 """The operator's callback list: `/callbacks` ("my claimed entries" and the open queue in
-calling order, overdue ones marked), with fragments the page's script reloads after an action
-and the progress of a click-to-call.
+calling order, overdue ones marked), with fragments the page's script reloads after an action,
+the progress of a click-to-call, and the live feed `/callbacks/stream` (Server-Sent Events):
+every change to the list, whichever process made it (call_router/live_state.py publishes
+them after the commit), pushes the lists again within a second, so operators see each other's
+claims; the page polls slowly only while the feed is down.
 
 Claims, calls and outcomes go through the JSON API (dashboard/routes/api_callbacks.py); the
 order is callbacks.list_callbacks' (callback_policy.order_key), never re-sorted here.
@@ -14,13 +17,18 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel
+from redis.asyncio import Redis
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from call_router import callback_policy, callbacks, queries
+from call_router.live_state import EVENT_CALLBACK
 from call_router.models import CALLBACK_OPEN, Callback, CallEvent, utcnow
 from dashboard.deps import SessionDep, StateDep
 from dashboard.i18n import render, request_language, translate
+from dashboard.live import live_stream, sse_message, sse_response
 from dashboard.routes.operator_pages import FULL, OperatorParam, acting_operator_login
 
 router = APIRouter(include_in_schema=False)
@@ -28,8 +36,11 @@ router = APIRouter(include_in_schema=False)
 OUTCOMES = ("reached", "no_answer", "busy", "wrong_number", "retry")
 # How often the page's script asks for the progress of a call-back it placed.
 PROGRESS_POLL_MS = 1000
-# Reload the lists this often when the operator is not typing in them (other operators work too).
-REFRESH_MS = 15000
+# The page's fallback: reload the lists this often while the live feed is down.
+REFRESH_MS = 60000
+# The feed pushes the lists this often without events too: a claim runs out by the clock.
+STREAM_REFRESH_SECONDS = 30.0
+STREAM_DEBOUNCE_SECONDS = 0.1
 
 # The stages of a click-to-call, in order (call_router/click_to_call.py, callbacks.py).
 STAGE_OPERATOR_RINGING = "operator_ringing"
@@ -81,7 +92,7 @@ def call_stage(events: Sequence[CallEvent], ended: bool) -> str:
     return STAGE_OPERATOR_RINGING
 
 
-def _lists_context(session: SessionDep, login: str | None, now: datetime) -> dict[str, Any]:
+def _lists_context(session: Session, login: str | None, now: datetime) -> dict[str, Any]:
     entries = callbacks.list_callbacks(session, CALLBACK_OPEN, now=now)
     mine, others = split_lists(entries, login, now)
     return {"mine": mine, "others": others, "login": login, "FULL": FULL, "outcomes": OUTCOMES}
@@ -115,6 +126,40 @@ def callback_lists(
         "partials/callback_lists.html",
         _lists_context(session, login, utcnow()),
         state.settings.default_language,
+    )
+
+
+def is_list_change(event: dict[str, Any]) -> bool:
+    """Whether a live event changes the callback list (or may have: a resync)."""
+    return event.get("type") in (EVENT_CALLBACK, "resync")
+
+
+@router.get("/callbacks/stream")
+async def callbacks_stream(
+    request: Request, state: StateDep, operator: OperatorParam = None
+) -> StreamingResponse:
+    """The two lists as server-rendered (autoescaped) HTML, now and after every change."""
+    login = acting_operator_login(request, operator)
+    lang, _ = request_language(request, state.settings.default_language)
+    template = state.templates.env.get_template("partials/callback_lists.html")
+
+    def lists_html() -> str:
+        with state.db.session() as session:
+            context = _lists_context(session, login, utcnow())
+            return template.render({"request": request, "lang": lang, **context})
+
+    async def lists_now(_redis: Redis, live: bool) -> str:
+        return sse_message("lists", {"html": await run_in_threadpool(lists_html), "live": live})
+
+    return sse_response(
+        live_stream(
+            request,
+            state,
+            lists_now,
+            relevant=is_list_change,
+            refresh_seconds=STREAM_REFRESH_SECONDS,
+            debounce_seconds=STREAM_DEBOUNCE_SECONDS,
+        )
     )
 
 

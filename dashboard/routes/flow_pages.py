@@ -2,7 +2,8 @@
 has live, when it last (re)loaded them, and what `hotline flows check` says about the files now;
 `POST /flows/reload` does what `hotline flows reload` does.
 
-Both reuse hotline/cli_flows.py's functions (check_flows, reload_flows, read_status).
+Both do what the CLI does, through agi_scripts/flows/admin.py (check_flows, reload_flows,
+read_status); which process is the running server comes from hotline/services.py's pid files.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from agi_scripts.flows.admin import ReloadOutcome, check_flows, read_status, reload_flows
 from agi_scripts.flows.loader import flow_files
 from agi_scripts.flows.schema import Flow
 from agi_scripts.flows.services import flows_status_file
 from dashboard.deps import StateDep
 from dashboard.i18n import render
-from hotline import services
-from hotline.cli_flows import ReloadOutcome, check_flows, read_status, reload_flows
+from hotline.services import read_pid
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,7 +70,7 @@ def flows_page(request: Request, state: StateDep) -> Response:
         "folder": settings.flows_dir.name,
         "rows": flow_rows(files, check.flows, live),
         "errors": check.errors,
-        "server_running": services.read_pid(settings, "agi") is not None,
+        "server_running": read_pid(settings, "agi") is not None,
         "loaded_at": (
             datetime.fromtimestamp(loaded_at, UTC) if isinstance(loaded_at, int | float) else None
         ),
@@ -82,6 +83,6 @@ def flows_page(request: Request, state: StateDep) -> Response:
 @router.post("/flows/reload")
 def reload_flows_now(request: Request, state: StateDep) -> Response:
     # Sync: FastAPI runs it in its thread pool while it waits for the server's confirmation.
-    outcome = reload_flows(state.settings)
+    outcome = reload_flows(state.settings, read_pid(state.settings, "agi"))
     target = request.app.url_path_for("flows_page")
     return RedirectResponse(f"{target}?reloaded={reload_result(outcome)}", status_code=303)

@@ -1,7 +1,9 @@
 """Signing in and out: `/login` (GET form, POST credentials), `POST /logout`, `GET /api/me`.
 
 The login form has no session yet, so it is protected against login CSRF with a double-submit
-cookie: the form's hidden field must equal a random cookie set with the form.
+cookie: the form's hidden field must equal a random cookie set with the form. Failed sign-ins
+are counted per account and per client address (dashboard/login_throttle.py); past the limit
+the form answers 429 "try again in N minutes", the same whether the account exists or not.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from call_router import accounts
+from dashboard import login_throttle
 from dashboard.auth import CSRF_FIELD, LOGIN_CSRF_COOKIE, safe_next
-from dashboard.deps import SESSION_COOKIE, PrincipalDep, StateDep
+from dashboard.deps import SESSION_COOKIE, DashboardState, PrincipalDep, StateDep
 from dashboard.i18n import render
+from dashboard.login_throttle import LoginThrottle
 
 # Public: the form and the credentials check.
 public_router = APIRouter(include_in_schema=False)
@@ -26,8 +30,25 @@ router = APIRouter()
 FORM_MAX = 1024
 
 
+def throttle(request: Request, state: DashboardState) -> LoginThrottle:
+    settings = state.settings
+    return login_throttle.for_app(request.app, settings.redis_url, settings.redis_prefix)
+
+
+def _client_address(request: Request) -> str:
+    # Behind a reverse proxy this is the proxy unless uvicorn trusts its X-Forwarded-For
+    # (--forwarded-allow-ips); then it is the browser's address.
+    return request.client.host if request.client is not None else "unknown"
+
+
 def _login_form(
-    request: Request, state: StateDep, next_path: str, *, error: bool, status_code: int = 200
+    request: Request,
+    state: StateDep,
+    next_path: str,
+    *,
+    error: bool,
+    status_code: int = 200,
+    locked_minutes: int | None = None,
 ) -> Response:
     # Reused while valid, so two open login tabs both work.
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or accounts.new_secret()
@@ -35,7 +56,13 @@ def _login_form(
         state.templates,
         request,
         "login.html",
-        {"next": next_path, "login_csrf": token, "error": error, "search": None},
+        {
+            "next": next_path,
+            "login_csrf": token,
+            "error": error,
+            "locked_minutes": locked_minutes,
+            "search": None,
+        },
         state.settings.default_language,
         status_code=status_code,
     )
@@ -70,6 +97,16 @@ def login_submit(
     if not accounts.same_secret(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
         # Expired form or a cross-site post: show a fresh form, say nothing about the account.
         return _login_form(request, state, target, error=True, status_code=400)
+    name, address = username.strip(), _client_address(request)
+    limiter = throttle(request, state)
+    locked = limiter.locked(name, address)
+    if locked is not None:
+        # Refused before the password is even checked, so guessing on gains nothing.
+        response = _login_form(
+            request, state, target, error=False, status_code=429, locked_minutes=locked.minutes
+        )
+        response.headers["Retry-After"] = str(locked.seconds)
+        return response
     settings = state.settings
     now = datetime.now(UTC)
     lifetime = (
@@ -78,12 +115,14 @@ def login_submit(
         else timedelta(hours=settings.session_hours)
     )
     with state.db.session() as session:
-        user = accounts.authenticate(session, username.strip(), password, now=now)
+        user = accounts.authenticate(session, name, password, now=now)
         cookie = None
         if user is not None:
             cookie, _row = accounts.start_session(session, user, now=now, lifetime=lifetime)
     if cookie is None:
+        limiter.failed(name, address)
         return _login_form(request, state, target, error=True, status_code=401)
+    limiter.succeeded(name)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

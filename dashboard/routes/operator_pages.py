@@ -12,7 +12,6 @@ the page is told with `?operator=LOGIN`).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -33,13 +31,14 @@ from call_router.models import Call, Operator, utcnow
 from call_router.screen_pop import OperatorIdentity
 from dashboard.deps import DashboardState, StateDep
 from dashboard.i18n import render, request_language, translate
-from dashboard.routes.wallboard import (
+from dashboard.live import (
     LiveView,
-    _parse_time,
-    _redis,
-    _sse,
     live_stream,
+    parse_time,
     read_live,
+    read_live_once,
+    sse_message,
+    sse_response,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -92,7 +91,7 @@ def _agent(
     actual = (live.operators or {}).get(who.login)
     if actual is not None:
         state = str(actual.get("state") or "unknown")
-        since = _parse_time(actual.get("since"))
+        since = parse_time(actual.get("since"))
         queues = [str(q) for q in actual.get("queues") or []]
     else:
         state = "logged_out" if desired is None else "paused" if desired.paused else "unknown"
@@ -217,23 +216,13 @@ async def operator_page(
         "FULL": FULL,
     }
     if who is not None:
-        live = await _read_live(state)
+        live = await read_live_once(settings)
         view = await run_in_threadpool(operator_view, state, who, live, lang, utcnow())
         context["view"] = view
     return render(state.templates, request, "operator.html", context, settings.default_language)
 
 
 # --- live --------------------------------------------------------------------------------------
-
-
-async def _read_live(state: DashboardState, redis: Redis | None = None) -> LiveView:
-    client = redis or _redis(state.settings)
-    try:
-        return await read_live(client, state.settings.redis_prefix)
-    finally:
-        if redis is None:
-            with contextlib.suppress(RedisError, OSError):
-                await client.aclose()
 
 
 def concerns(event: dict[str, Any], who: OperatorIdentity, linkedid: str | None) -> bool:
@@ -257,11 +246,11 @@ def operator_events(
         view = await run_in_threadpool(operator_view, state, who, view_of_redis, lang, utcnow())
         data = panels(state, request, view, lang)
         linkedid = data["linkedid"]
-        return _sse("panels", data)
+        return sse_message("panels", data)
 
     return live_stream(
         request,
-        state.settings,
+        state,
         panels_now,
         relevant=lambda event: concerns(event, who, linkedid),
         refresh_seconds=REFRESH_SECONDS,
@@ -284,11 +273,7 @@ async def operator_stream(
     who = await run_in_threadpool(load)
     assert who is not None
     lang, _ = request_language(request, state.settings.default_language)
-    return StreamingResponse(
-        operator_events(request, state, who, lang),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(operator_events(request, state, who, lang))
 
 
 # --- small helpers -------------------------------------------------------------------------

@@ -7,13 +7,15 @@ home page fresh from the JSON API. All texts go through dashboard.i18n.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import time as time_module
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from call_router import queries
 from call_router.db import Database
@@ -27,11 +29,43 @@ router = APIRouter(include_in_schema=False)
 # How often the page asks the API for news; "a test call shows up within a few seconds".
 REFRESH_MS = 2000
 PAGE_SIZE = 50
+# The call log counts matching calls up to here (or up to the page asked for): an exact count
+# reads every match, ~170 ms for a million calls. Beyond it the page says "10000+".
+COUNT_CAP = 10_000
 # One export is a file for a spreadsheet, not a backup: bound it.
 EXPORT_MAX = 100_000
 EXPORT_CHUNK = 1000
 
 FilterText = Annotated[str | None, Query(max_length=64)]
+FILTER_COLUMNS = ("queue", "intent", "outcome", "operator")
+# The filter menus' choices (values seen in the log) change rarely, and reading them is four
+# index walks per page: each process reads them again after this long.
+OPTIONS_TTL_SECONDS = 30.0
+
+
+class FilterOptions:
+    """The call log's menu choices, read at most every OPTIONS_TTL_SECONDS (per app)."""
+
+    def __init__(self, clock: Callable[[], float] = time_module.monotonic) -> None:
+        self._clock = clock
+        self._read_at: float | None = None
+        self._values: dict[str, list[str]] = {}
+
+    def get(self, session: Session) -> dict[str, list[str]]:
+        now = self._clock()
+        if self._read_at is None or now - self._read_at >= OPTIONS_TTL_SECONDS:
+            # Two threads may both read at expiry: same values, no lock needed.
+            self._values = {name: queries.distinct_values(session, name) for name in FILTER_COLUMNS}
+            self._read_at = now
+        return self._values
+
+    @staticmethod
+    def of(request: Request) -> FilterOptions:
+        state = request.app.state
+        if not hasattr(state, "call_log_options"):
+            state.call_log_options = FilterOptions()
+        options: FilterOptions = state.call_log_options
+        return options
 
 
 @router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
@@ -147,9 +181,14 @@ def call_log_page(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     flt, bad_date = page_filter(state.zone, form)
-    total = queries.count_calls(session, flt, country=settings.country_code)
+    # Enough to know whether this page has a next one; past the cap the total is "N+".
+    cap = max(COUNT_CAP, page * PAGE_SIZE) + 1
+    counted = queries.count_calls(session, flt, country=settings.country_code, cap=cap)
+    exact = counted < cap
+    total = counted if exact else cap - 1
     pages = max(1, math.ceil(total / PAGE_SIZE))
-    page = min(page, pages)
+    if exact:
+        page = min(page, pages)
     calls = queries.list_calls(
         session,
         where=flt,
@@ -171,13 +210,11 @@ def call_log_page(
             "query": query,
             "search": form.caller,
             "bad_date": bad_date,
-            "total": total,
+            "total": total if exact else f"{total}+",
             "page": page,
-            "pages": pages,
-            "options": {
-                name: queries.distinct_values(session, name)
-                for name in ("queue", "intent", "outcome", "operator")
-            },
+            "pages": pages if exact else f"{pages}+",
+            "has_next": page < pages or not exact,
+            "options": FilterOptions.of(request).get(session),
             "time_format": "%Y-%m-%d %H:%M:%S",
         },
         settings.default_language,

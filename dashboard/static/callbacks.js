@@ -1,6 +1,8 @@
 // The callback list: claim, release, click-to-call (with its progress) and outcomes through
-// /api/callbacks; the lists are server-rendered fragments (autoescaped) reloaded after each
-// action and now and then, unless the operator is typing in them.
+// /api/callbacks. The lists are server-rendered fragments (autoescaped): pushed over
+// Server-Sent Events whenever anyone changes the list, reloaded after this page's own actions,
+// and polled slowly only while the live feed is down. A fragment that arrives while the
+// operator is typing in the lists (or reading a history) waits until they are done.
 "use strict";
 
 (function () {
@@ -13,6 +15,8 @@
   const progress = document.getElementById("cb-progress");
   const progressText = document.getElementById("cb-progress-text");
   let polling = null;
+  let source = null;
+  let pending = null;  // lists HTML held back while the operator is busy in them
 
   function say(text, bad) {
     status.textContent = text;
@@ -21,11 +25,32 @@
 
   const send = window.hotlinePost;
 
+  function busy() {
+    return lists.contains(document.activeElement) ||
+      lists.querySelector("details[open]") !== null;
+  }
+
+  function show(html) {
+    if (busy()) {
+      pending = html;
+      return;
+    }
+    pending = null;
+    // Server-rendered and autoescaped (partials/callback_lists.html).
+    lists.innerHTML = html;
+    root.dataset.loadedAt = String(Date.now());
+  }
+
+  function showPending() {
+    // After focus moved or a history closed: the held-back lists, if nothing else is busy.
+    setTimeout(function () { if (pending !== null && !busy()) show(pending); }, 0);
+  }
+
   async function reload() {
     const response = await fetch(cfg.listsUrl, { credentials: "same-origin" });
     if (!response.ok) return;
-    // Server-rendered and autoescaped (partials/callback_lists.html).
-    lists.innerHTML = await response.text();
+    pending = null;
+    lists.innerHTML = await response.text();  // this page's own action: show it at once
     root.dataset.loadedAt = String(Date.now());
   }
 
@@ -93,7 +118,8 @@
   // History on demand: one request per entry the operator opens.
   lists.addEventListener("toggle", function (event) {
     const details = event.target;
-    if (!details.open || !details.classList.contains("history")) return;
+    if (!details.classList.contains("history")) return;
+    if (!details.open) { showPending(); return; }
     const body = details.querySelector(".history-body");
     fetch(cfg.pageUrl + encodeURIComponent(details.dataset.id) + "/history",
       { credentials: "same-origin" })
@@ -101,9 +127,30 @@
       .then(function (html) { body.innerHTML = html; });  // server-rendered, autoescaped
   }, true);
 
+  lists.addEventListener("focusout", showPending);
+
+  function live() {
+    return source !== null && source.readyState === EventSource.OPEN &&
+      root.dataset.live === "yes";
+  }
+
+  if (window.EventSource && cfg.streamUrl) {
+    source = new EventSource(cfg.streamUrl);
+    source.addEventListener("lists", function (event) {
+      const data = JSON.parse(event.data);
+      root.dataset.live = data.live ? "yes" : "no";
+      show(data.html);
+    });
+    // The sign-in ended (signed out elsewhere, expired, disabled): the reload asks again.
+    source.addEventListener("ended", function () {
+      source.close();
+      window.location.reload();
+    });
+    source.addEventListener("error", function () { root.dataset.live = "no"; });
+  }
+
+  // The fallback: while the live feed is down, other operators' work shows up this often.
   setInterval(function () {
-    const busy = lists.contains(document.activeElement) ||
-      lists.querySelector("details[open]") !== null;
-    if (!busy) reload();
-  }, Number(cfg.refreshMs) || 15000);
+    if (!live() && !busy()) reload();
+  }, Number(cfg.refreshMs) || 60000);
 })();

@@ -103,4 +103,9 @@
     say(status, cfg.tLive + " — " + cfg.tUpdated + " " + clock, !data.live);
   });
   source.addEventListener("error", function () { say(status, cfg.tReconnecting, true); });
+  // The sign-in ended (signed out elsewhere, expired, disabled): the reload asks again.
+  source.addEventListener("ended", function () {
+    source.close();
+    window.location.reload();
+  });
 })();

@@ -118,6 +118,11 @@
     // EventSource retries on its own (the server asks for 2 s); just say so.
     setStatus(cfg.tReconnecting, true);
   });
+  // The sign-in ended (signed out elsewhere, expired, disabled): the reload asks again.
+  source.addEventListener("ended", function () {
+    source.close();
+    window.location.reload();
+  });
   // Let the clocks tick between snapshots.
   setInterval(render, 1000);
 })();

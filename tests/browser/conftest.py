@@ -8,18 +8,21 @@ tests/artifacts/browser/<test>.png.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from call_router.settings import Settings
+from tests.browser import signin
 from tests.conftest import require, run_hotline
 
 CHROMIUM = os.environ.get("HOTLINE_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -107,7 +110,8 @@ def sign_in(page: Any, base_url: str, account: Account) -> None:
 @pytest.fixture
 def anonymous_page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[BrowserPage]:
     """A page with no session: it sees only /login."""
-    yield from _browser_page(chromium, request)
+    with _browser_page(chromium, request) as holder:
+        yield holder
 
 
 @pytest.fixture
@@ -115,12 +119,44 @@ def browser_page(
     chromium: Any, request: pytest.FixtureRequest, stack: Settings, supervisor_account: Account
 ) -> Iterator[BrowserPage]:
     """A page signed in as a supervisor through the login form."""
-    for holder in _browser_page(chromium, request):
+    with _browser_page(chromium, request) as holder:
         sign_in(holder.page, stack.dashboard_url, supervisor_account)
         yield holder
 
 
-def _browser_page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[BrowserPage]:
+@pytest.fixture(scope="module")
+def api(stack: Settings) -> Iterator[httpx.Client]:
+    """The test's own view through the API: a client with a fresh supervisor token."""
+    client = signin.supervisor_api(stack)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def operator_pages(
+    chromium: Any, request: pytest.FixtureRequest, stack: Settings
+) -> Iterator[Callable[[tuple[str, str]], BrowserPage]]:
+    """Opens pages signed in through /login as the given (username, password), each in a
+    browser context of its own (its own cookies): several operators side by side."""
+    opened = 0
+    with contextlib.ExitStack() as pages:
+
+        def open_page(account: tuple[str, str]) -> BrowserPage:
+            nonlocal opened
+            opened += 1
+            holder = pages.enter_context(_browser_page(chromium, request, opened))
+            signin.sign_in(holder.page, stack, *account)
+            return holder
+
+        yield open_page
+
+
+@contextlib.contextmanager
+def _browser_page(
+    chromium: Any, request: pytest.FixtureRequest, number: int = 0
+) -> Iterator[BrowserPage]:
     context = chromium.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     holder = BrowserPage(page)
@@ -141,5 +177,6 @@ def _browser_page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Bro
         if report is not None and report.failed:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+            name += f"-{number}" if number else ""
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         context.close()

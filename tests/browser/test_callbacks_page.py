@@ -3,27 +3,33 @@
 One resident leaves a real voicemail through the sandbox Asterisk (nobody answers, the menu
 hands them to the coordinator, then the message offer): the call detail page plays it, and an
 operator works the callback entry it created from the list page: claim, click-to-call with
-both legs on real baresip phones, outcome.
+both legs on real baresip phones, outcome. Two operators' pages side by side see each other's
+claims live (no reload).
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 import struct
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from call_router.db import Database
 from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
 from tests.browser.conftest import BrowserPage
-from tests.browser.signin import operator_account, sign_in, supervisor_api
-from tests.conftest import add_operator, finished_call, run_hotline, wait_for
+from tests.browser.signin import operator_account
+from tests.conftest import add_operator, finished_call, open_callback, run_hotline, wait_for
+from tests.integration.conftest import entry_of
+
+OperatorPages = Callable[[tuple[str, str]], BrowserPage]
 
 pytestmark = pytest.mark.asterisk
 
@@ -48,15 +54,6 @@ def caller_audio(path: Path) -> Path:
         )
         out.writeframes(b"\x00\x00" * rate * SILENCE_SECONDS)
     return path
-
-
-@pytest.fixture(scope="module")
-def api(stack: Settings) -> Iterator[httpx.Client]:
-    client = supervisor_api(stack)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +86,7 @@ def test_the_call_detail_plays_the_real_voicemail(
     api: httpx.Client,
     operator: dict[str, Any],
     voicemail_call: dict[str, Any],
-    browser_page: BrowserPage,
+    operator_pages: OperatorPages,
 ) -> None:
     call_id = voicemail_call["id"]
     served = api.get(f"/calls/{call_id}/audio/voicemail")
@@ -97,8 +94,8 @@ def test_the_call_detail_plays_the_real_voicemail(
     assert served.headers["content-type"] == "audio/wav"
     assert served.content[:4] == b"RIFF" and served.content[8:12] == b"WAVE"
 
+    browser_page = operator_pages(operator["account"])
     page = browser_page.page
-    sign_in(page, stack, *operator["account"])
     page.goto(f"{stack.dashboard_url}/calls/{call_id}?lang=en")
     page.wait_for_function(
         """() => {
@@ -129,20 +126,15 @@ def test_an_operator_claims_calls_back_and_resolves_from_the_list(
     api: httpx.Client,
     operator: dict[str, Any],
     voicemail_call: dict[str, Any],
-    browser_page: BrowserPage,
+    operator_pages: OperatorPages,
 ) -> None:
     login = operator["sip_login"]
-    entry = wait_for(
-        lambda: next(
-            (e for e in api.get("/api/callbacks").json() if e["caller_number"] == RESIDENT), None
-        ),
-        what="the voicemail's callback entry",
-    )
+    entry = wait_for(lambda: entry_of(api, RESIDENT), what="the voicemail's callback entry")
     assert entry["reason"] == "voicemail"
     row = f"tr.cb-row[data-id='{entry['id']}']"
 
+    browser_page = operator_pages(operator["account"])
     page = browser_page.page
-    sign_in(page, stack, *operator["account"])
     page.goto(f"{stack.dashboard_url}/callbacks?lang=en")
     page.locator(f"#cb-queue {row} button[data-action='claim']").click()
     page.wait_for_selector(f"#cb-mine {row}", timeout=10_000)
@@ -177,3 +169,62 @@ def test_an_operator_claims_calls_back_and_resolves_from_the_list(
     assert done["history"][-1]["note"] == "Boiler <b>restarted</b>"
     assert browser_page.dialogs == []
     assert not [e for e in browser_page.console_errors if "Content Security Policy" in e]
+
+
+@pytest.fixture(scope="module")
+def two_operators(stack: Settings) -> Iterator[list[dict[str, Any]]]:
+    infos = [add_operator(name, "meters") for name in ("Lev Live", "Mia Live")]
+    for info in infos:
+        info["account"] = operator_account(stack, info["sip_login"])
+    try:
+        yield infos
+    finally:
+        for info in infos:
+            run_hotline("operators", "disable", info["sip_login"])
+
+
+def test_two_operators_see_each_others_claims_without_reloading(
+    stack: Settings,
+    api: httpx.Client,
+    two_operators: list[dict[str, Any]],
+    operator_pages: OperatorPages,
+) -> None:
+    # An entry of its own (a resident who asked for a call-back), straight into the list.
+    number = "+7495" + str(secrets.randbelow(10**7)).zfill(7)
+    db = Database(stack.db_url)
+    try:
+        entry_id = open_callback(db, number, queue="meters")
+    finally:
+        db.dispose()
+    row = f"tr.cb-row[data-id='{entry_id}']"
+    lev, mia = (operator_pages(info["account"]) for info in two_operators)
+    for holder in (lev, mia):
+        holder.page.goto(f"{stack.dashboard_url}/callbacks?lang=en")
+        holder.page.wait_for_selector("#callbacks[data-live='yes']", timeout=10_000)
+        holder.page.wait_for_selector(f"#cb-queue {row} button[data-action='claim']")
+        # Set on the page: a reload would lose it.
+        holder.page.evaluate("window.__noReload = true")
+
+    lev.page.locator(f"#cb-queue {row} button[data-action='claim']").click()
+    lev.page.wait_for_selector(f"#cb-mine {row}", timeout=5_000)
+    # Mia's page hears of it over the live feed: claimed by Lev, no claim button any more.
+    mia.page.wait_for_selector(
+        f"#cb-queue {row}:not(:has(button[data-action='claim']))", timeout=5_000
+    )
+    assert two_operators[0]["sip_login"] in mia.page.inner_text(f"#cb-queue {row}")
+    assert (
+        api.get(f"/api/callbacks/{entry_id}").json()["claimed_by"]
+        == (two_operators[0]["sip_login"])
+    )
+
+    # Lev gives it back: Mia may claim it again, and does; Lev sees that too.
+    lev.page.locator(f"#cb-mine {row} button[data-action='release']").click()
+    mia.page.wait_for_selector(f"#cb-queue {row} button[data-action='claim']", timeout=5_000)
+    mia.page.locator(f"#cb-queue {row} button[data-action='claim']").click()
+    lev.page.wait_for_selector(
+        f"#cb-queue {row}:not(:has(button[data-action='claim']))", timeout=5_000
+    )
+    assert two_operators[1]["sip_login"] in lev.page.inner_text(f"#cb-queue {row}")
+    for holder in (lev, mia):
+        assert holder.page.evaluate("window.__noReload === true"), "the page reloaded"
+        assert holder.dialogs == []

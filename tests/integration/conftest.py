@@ -7,18 +7,27 @@ HOTLINE_TEST_POSTGRES_URL / HOTLINE_TEST_REDIS_URL to point elsewhere.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
+import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from call_router.db import Database
 from call_router.models import Base
+from call_router.settings import Settings
 from tests.conftest import require
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -98,3 +107,98 @@ async def redis_prefix(redis_client: Redis) -> AsyncIterator[str]:
         keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*")]
         if keys:
             await redis_client.delete(*keys)
+
+
+# --- a real HTTP server for the dashboard (SSE needs real streaming) ---------------------------
+
+
+@pytest.fixture
+def serve(database: Database) -> Iterator[Callable[[Settings, int], str]]:
+    """Start the app with given settings on a loopback port in a thread; yields a starter
+    that returns the base URL. Stopped after the test."""
+    from dashboard.main import create_app
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(settings: Settings, port: int) -> str:
+        app = create_app(settings, database, zone=ZoneInfo("UTC"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "dashboard did not start"
+            time.sleep(0.05)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+class SseEvents:
+    """Reads the events of one name off an SSE response (others are skipped)."""
+
+    def __init__(self, response: httpx.Response, event: str) -> None:
+        self._lines = response.aiter_lines()
+        self._event = event
+        self.seen: list[str] = []  # every event name read, in order
+
+    async def next(self, timeout: float) -> dict[str, Any]:
+        async def read() -> dict[str, Any]:
+            event = None
+            async for line in self._lines:
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                    self.seen.append(event)
+                elif line.startswith("data:") and event == self._event:
+                    data: dict[str, Any] = json.loads(line.split(":", 1)[1])
+                    return data
+            raise AssertionError(f"stream ended; events seen: {self.seen}")
+
+        return await asyncio.wait_for(read(), timeout)
+
+    async def until_closed(self, timeout: float) -> list[str]:
+        """Every event name up to the server closing the stream."""
+
+        async def read() -> list[str]:
+            async for line in self._lines:
+                if line.startswith("event:"):
+                    self.seen.append(line.split(":", 1)[1].strip())
+            return self.seen
+
+        return await asyncio.wait_for(read(), timeout)
+
+
+# --- the real stack: calls and callback entries as the API shows them --------------------------
+
+
+def calls_of(api: httpx.Client, caller: str) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = api.get("/api/calls", params={"caller": caller}).json()
+    return calls
+
+
+def entry_of(api: httpx.Client, number: str, status: str = "open") -> dict[str, Any] | None:
+    """The caller's callback entry with that status, if there is one."""
+    rows = api.get("/api/callbacks", params={"status": status}).json()
+    return next((row for row in rows if row["caller_number"] == number), None)
+
+
+def missed_call(stack: Settings, api: httpx.Client, operator: dict[str, Any], caller: str) -> int:
+    """The resident waits in the heating queue, the operator's phone only rings, they hang up:
+    the id of the callback entry that leaves."""
+    from hotline.sipua.softphone import Softphone
+    from hotline.sipua.testcall import place_call
+    from tests.conftest import finished_call, wait_for
+
+    with Softphone(stack, operator["sip_login"], operator["sip_password"], answer=False):
+        result = place_call(stack, dtmf="3", from_number=caller, hold=8)
+        assert result.answered, result.detail
+        call = finished_call(api, caller)
+    assert call["outcome"] == "abandoned_in_queue"
+    entry = wait_for(lambda: entry_of(api, caller), what=f"a callback entry for {caller}")
+    return int(entry["id"])

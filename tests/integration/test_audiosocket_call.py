@@ -156,12 +156,16 @@ class Harness:
         return result
 
 
-def synthesise(text: str, target: Path, voice: str = "ko", lead_in: float = LEAD_IN_S) -> Path:
-    """espeak-ng → 8 kHz mono 16-bit wav with `lead_in` seconds of silence before the speech."""
+def synthesise(
+    text: str, target: Path, voice: str = "ko", lead_in: float = LEAD_IN_S, speed: int = 190
+) -> Path:
+    """espeak-ng → 8 kHz mono 16-bit wav with `lead_in` seconds of silence before the speech.
+    190 words/min: the speed at which the robotic voice's 엘리베이터 is heard as lift
+    (decoding is deterministic, so it is every time)."""
     require(shutil.which("espeak-ng") is not None and shutil.which("sox") is not None,
             "espeak-ng and sox are needed to synthesise test speech")  # fmt: skip
     raw = target.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
     subprocess.run(
         [
             "sox",

@@ -23,14 +23,10 @@ from call_router.models import utcnow
 from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
-from tests.conftest import add_operator, finished_call, wait_for
+from tests.conftest import add_operator, open_callback, wait_for
+from tests.integration.conftest import entry_of, missed_call
 
 pytestmark = pytest.mark.asterisk
-
-
-def entry_of(api: httpx.Client, number: str, status: str = "open") -> dict[str, Any] | None:
-    rows = api.get("/api/callbacks", params={"status": status}).json()
-    return next((row for row in rows if row["caller_number"] == number), None)
 
 
 def detail(api: httpx.Client, callback_id: int) -> dict[str, Any]:
@@ -38,17 +34,6 @@ def detail(api: httpx.Client, callback_id: int) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def missed_call(stack: Settings, api: httpx.Client, operator: dict[str, Any], caller: str) -> int:
-    """The resident waits in the heating queue, the operator's phone only rings, they hang up."""
-    with Softphone(stack, operator["sip_login"], operator["sip_password"], answer=False):
-        result = place_call(stack, dtmf="3", from_number=caller, hold=8)
-        assert result.answered, result.detail
-        call = finished_call(api, caller)
-    assert call["outcome"] == "abandoned_in_queue"
-    entry = wait_for(lambda: entry_of(api, caller), what=f"a callback entry for {caller}")
-    return int(entry["id"])
 
 
 def daytime_rules(stack: Settings) -> callbacks.CallbackRules:
@@ -201,31 +186,17 @@ def test_virtual_hold_keeps_the_place_and_dials_only_when_an_operator_is_free(
     db = Database(stack.db_url)
     rules = daytime_rules(stack)
     now = utcnow()
-    with db.session() as session:
-        # `second` asked first (created first) but joined the queue later: `first` keeps
-        # the earlier place and must be dialled first.
-        late = callbacks.open_or_attach(
-            session,
-            caller_number=second,
-            reason="virtual_hold",
-            queue="lift",
-            call_id=None,
-            now=now,
-            placed_at=now - timedelta(minutes=1),
-            rules=rules,
+    # `second` asked first (created first) but joined the queue later: `first` keeps the
+    # earlier place and must be dialled first.
+    late_id, early_id = (
+        open_callback(
+            db, number, reason="virtual_hold", queue="lift", now=now, placed_at=at, rules=rules
         )
-        early = callbacks.open_or_attach(
-            session,
-            caller_number=first,
-            reason="virtual_hold",
-            queue="lift",
-            call_id=None,
-            now=now,
-            placed_at=now - timedelta(minutes=5),
-            rules=rules,
+        for number, at in (
+            (second, now - timedelta(minutes=1)),
+            (first, now - timedelta(minutes=5)),
         )
-        assert late is not None and early is not None
-        early_id, late_id = early.id, late.id
+    )
 
     def dispatch() -> list[click_to_call.PlacedCall]:
         return asyncio.run(click_to_call.dispatch_virtual_hold(stack, db, rules=rules))

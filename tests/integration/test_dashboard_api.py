@@ -6,17 +6,15 @@ Rows go in through the models after the real migrations; requests go through the
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import re
 import shutil
 import subprocess
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Depends, Request, Response
 from redis.asyncio import Redis
 
@@ -35,7 +32,7 @@ from call_router.settings import Settings
 from dashboard import auth
 from dashboard.main import create_app
 from tests.conftest import PORT_BASE, bearer_headers, require
-from tests.integration.conftest import REDIS_URL
+from tests.integration.conftest import REDIS_URL, SseEvents
 
 HOSTILE_NAME = "<script>alert(1)</script>"
 MOSCOW_NUMBER = normalize_number("+74951234567", "RU")
@@ -625,49 +622,11 @@ async def test_wallboard_script_only_writes_text() -> None:
 # --- the wallboard stream (a real HTTP server: SSE needs real streaming) ------------------
 
 
-@pytest.fixture
-def serve(db: Database) -> Iterator[Any]:
-    """Start the app with given settings on a loopback port in a thread; yields a starter."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(settings: Settings, port: int) -> str:
-        app = create_app(settings, db, zone=ZoneInfo("UTC"))
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "dashboard did not start"
-            time.sleep(0.05)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-class Snapshots:
+class Snapshots(SseEvents):
     """Reads `snapshot` events off an SSE response."""
 
     def __init__(self, response: httpx.Response) -> None:
-        self._lines = response.aiter_lines()
-
-    async def next(self, timeout: float) -> dict[str, Any]:
-        async def read() -> dict[str, Any]:
-            event = None
-            async for line in self._lines:
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and event == "snapshot":
-                    data: dict[str, Any] = json.loads(line.split(":", 1)[1])
-                    return data
-            raise AssertionError("stream ended")
-
-        return await asyncio.wait_for(read(), timeout)
+        super().__init__(response, "snapshot")
 
 
 async def test_stream_pushes_a_snapshot_within_a_second_of_an_event(

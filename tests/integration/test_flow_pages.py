@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from agi_scripts.flows.admin import read_status
 from agi_scripts.flows.loader import FlowRegistry
 from agi_scripts.flows.services import flows_status_file
 from call_router import accounts
@@ -21,7 +22,6 @@ from call_router.db import Database
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
 from dashboard.main import create_app
 from hotline import services
-from hotline.cli_flows import read_status
 from tests.conftest import PORT_BASE, bearer_headers, wait_for
 
 BASE = "http://dashboard.test"

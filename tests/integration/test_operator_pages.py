@@ -19,9 +19,10 @@ from call_router.db import Database
 from call_router.models import Call, Callback, CallEvent, Operator, OperatorSkill, utcnow
 from call_router.screen_pop import OperatorIdentity
 from call_router.settings import Settings
+from dashboard.live import LiveView
 from dashboard.main import create_app
 from dashboard.routes.operator_pages import operator_view, panels
-from dashboard.routes.wallboard import LiveView
+from tests.conftest import open_callback
 
 HOSTILE = "<script>alert(1)</script>"
 NUMBER = "+74954440050"
@@ -158,18 +159,13 @@ async def test_callback_page_keeps_the_api_order_splits_my_claims_and_marks_over
 ) -> None:
     now = utcnow()
     ids = seed(database, now)
-    with database.session() as session:
-        other = callbacks.open_or_attach(
-            session,
-            caller_number=OTHER,
-            reason="voicemail",
-            queue="coordinator",
-            call_id=None,
-            now=now,
-            rules=callbacks.CallbackRules.from_settings(settings),
-        )
-        assert other is not None
-        other_id = other.id
+    other_id = open_callback(
+        database,
+        OTHER,
+        queue="coordinator",
+        now=now,
+        rules=callbacks.CallbackRules.from_settings(settings),
+    )
     api_order = [e["id"] for e in (await client.get("/api/callbacks")).json()]
     assert set(api_order) == {ids["entry"], other_id}
 

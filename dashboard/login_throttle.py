@@ -1,0 +1,164 @@
+"""Brute-force protection for POST /login: failed sign-ins are counted per account and per
+client address, in Redis, so every dashboard process on every box shares the counts.
+
+The `limits` library does the counting (a moving window: "5 failures in any 15 minutes", not
+a fixed clock window an attacker can straddle). Only failures are counted; a success clears
+the account's count (not the address's: one valid account must not reset a guessing run
+from the same address). Usernames are counted whether or not they exist, and as a digest,
+so the answer and the keys in Redis say nothing about which accounts exist.
+
+When Redis is down the counts fall back to this process's memory, with one warning per
+outage, rather than failing open: an outage (or an attacker who can cause one) must not
+switch the protection off, and a per-process count still bounds guessing to the limit times
+the number of worker processes. Failing closed (refusing every sign-in) would lock out the
+whole call centre because of a cache. Redis is retried after RETRY_REDIS_AFTER seconds.
+
+Checking and counting are two steps, so a burst of parallel guesses can overshoot a limit by
+the number of requests in flight; each guess still costs an argon2 verification.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from limits import RateLimitItem, parse
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from call_router import accounts
+
+log = logging.getLogger(__name__)
+
+PER_ACCOUNT = parse("5 per 15 minutes")
+PER_ADDRESS = parse("20 per 15 minutes")
+RETRY_REDIS_AFTER = 30.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Locked:
+    """Sign-ins refused for now; `seconds` until one more attempt is allowed."""
+
+    seconds: int
+
+    @property
+    def minutes(self) -> int:
+        return max(1, math.ceil(self.seconds / 60))
+
+
+def account_key(username: str) -> str:
+    # Case-folded: "Admin" and "admin" are one guessing run. A digest: no name in Redis.
+    return accounts.digest(username.strip().casefold())
+
+
+class LoginThrottle:
+    def __init__(
+        self,
+        redis_url: str,
+        key_prefix: str,
+        *,
+        per_account: RateLimitItem = PER_ACCOUNT,
+        per_address: RateLimitItem = PER_ADDRESS,
+    ) -> None:
+        self.per_account = per_account
+        self.per_address = per_address
+        storage = RedisStorage(
+            redis_url,
+            key_prefix=f"{key_prefix}:login-throttle",
+            wrap_exceptions=True,
+            # Short: a hung Redis must not hold the sign-in page.
+            socket_timeout=1,
+            socket_connect_timeout=1,
+        )
+        self._shared = MovingWindowRateLimiter(storage)
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._lock = threading.Lock()
+        self._redis_down_since: float | None = None
+
+    def _limiter(self) -> MovingWindowRateLimiter:
+        with self._lock:
+            down = self._redis_down_since
+        if down is not None and time.monotonic() - down < RETRY_REDIS_AFTER:
+            return self._local
+        return self._shared
+
+    def _run(self, action: Callable[[MovingWindowRateLimiter], T]) -> T:
+        limiter = self._limiter()
+        if limiter is self._local:
+            return action(limiter)
+        try:
+            result = action(limiter)
+        except StorageError as exc:
+            with self._lock:
+                first = self._redis_down_since is None
+                self._redis_down_since = time.monotonic()
+            if first:
+                log.warning("login throttle: Redis unavailable (%s); counting in this process", exc)
+            return action(self._local)
+        with self._lock:
+            if self._redis_down_since is not None:
+                log.warning("login throttle: Redis is back; counting there again")
+            self._redis_down_since = None
+        return result
+
+    def _checks(self, username: str, address: str) -> list[tuple[RateLimitItem, str, str]]:
+        return [
+            (self.per_account, "account", account_key(username)),
+            (self.per_address, "address", address),
+        ]
+
+    def locked(self, username: str, address: str) -> Locked | None:
+        """Whether a sign-in for this name from this address must be refused now."""
+
+        def check(limiter: MovingWindowRateLimiter) -> Locked | None:
+            waits = [
+                limiter.get_window_stats(item, kind, key).reset_time - time.time()
+                for item, kind, key in self._checks(username, address)
+                if not limiter.test(item, kind, key)
+            ]
+            return Locked(max(1, math.ceil(max(waits)))) if waits else None
+
+        return self._run(check)
+
+    def failed(self, username: str, address: str) -> None:
+        def count(limiter: MovingWindowRateLimiter) -> None:
+            for item, kind, key in self._checks(username, address):
+                limiter.hit(item, kind, key)
+
+        self._run(count)
+
+    def succeeded(self, username: str) -> None:
+        """A right password: the account's failures are forgiven (the address's are not)."""
+        self.forget_account(username)
+
+    def forget_account(self, username: str) -> None:
+        """Clear an account's failures (a sign-in, or a supervisor setting a new password)."""
+
+        def clear(limiter: MovingWindowRateLimiter) -> None:
+            limiter.clear(self.per_account, "account", account_key(username))
+
+        self._run(clear)
+        if self._limiter() is self._shared:
+            # Counted here during an outage? Forget that too.
+            self._local.clear(self.per_account, "account", account_key(username))
+
+
+_app_lock = threading.Lock()
+
+
+def for_app(app: Any, redis_url: str, key_prefix: str) -> LoginThrottle:
+    """The app's one throttle (made on first use: one Redis pool per dashboard process)."""
+    with _app_lock:
+        throttle: LoginThrottle | None = getattr(app.state, "login_throttle", None)
+        if throttle is None:
+            throttle = LoginThrottle(redis_url, key_prefix)
+            app.state.login_throttle = throttle
+        return throttle
