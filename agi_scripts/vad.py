@@ -240,7 +240,8 @@ class SpeechSegmenter:
     same audio gives the same samples to decode whether it came as a call's AudioSocket frames
     or as a file (`speech_segment`), whatever the phase of the 20 ms frames or the length of
     the line audio before it. Audio is handed out as it arrives, held back by the detector's
-    silence window: the end is known only once that window has passed.
+    silence window less the tail: the end is known only once that window has passed, and
+    it lies at least `silence_ms - tail_ms` (less a frame) before the audio received then.
     """
 
     def __init__(
@@ -251,10 +252,13 @@ class SpeechSegmenter:
     ) -> None:
         self.detector = detector
         self.preroll_bytes = preroll_ms * BYTES_PER_MS
-        # The tail must lie inside the held-back window (the silence window less a frame).
-        silence_bytes = detector.config.silence_ms * BYTES_PER_MS
-        self.tail_bytes = max(0, min(tail_ms * BYTES_PER_MS, silence_bytes - 2 * FRAME_BYTES))
-        self.holdback_bytes = silence_bytes + FRAME_BYTES
+        # When the detector ends the utterance, the last loud stretch ended at most a silence
+        # window (and half a frame) ago: audio older than that less the tail is surely in the
+        # segment and can be decoded at once. Holding back only the rest keeps the decoding
+        # left after the end of speech short.
+        self.silence_bytes = detector.config.silence_ms * BYTES_PER_MS
+        self.tail_bytes = max(0, min(tail_ms * BYTES_PER_MS, self.silence_bytes - 2 * FRAME_BYTES))
+        self.holdback_bytes = self.silence_bytes - self.tail_bytes + 2 * FRAME_BYTES
         self.started = False
         self.closed = False
         self._before = bytearray()  # the latest line audio, until speech starts
@@ -284,7 +288,7 @@ class SpeechSegmenter:
             end = len(self._segment)
             if event == VadEvent.SPEECH_ENDED:
                 # Only the end of the utterance can hold its last loud stretch.
-                region = max(0, end - self.holdback_bytes - 200 * BYTES_PER_MS)
+                region = max(0, end - self.silence_bytes - 200 * BYTES_PER_MS)
                 region -= region % BYTES_PER_SAMPLE
                 tail = bytes(self._segment[region:])
                 last = loud_until(tail, self.detector.end_threshold())

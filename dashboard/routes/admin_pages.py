@@ -42,7 +42,17 @@ def _notice(request: Request, allowed: frozenset[str]) -> dict[str, str] | None:
     return {"code": done, "name": request.query_params.get("name", "")[:64]}
 
 
-def _no_store(response: Response) -> Response:
+def _admin_page(
+    request: Request, state: StateDep, template: str, context: dict[str, Any], status_code: int
+) -> Response:
+    response = render(
+        state.templates,
+        request,
+        template,
+        context,
+        state.settings.default_language,
+        status_code=status_code,
+    )
     # The page may hold a password or token shown once: no cache, no back-button copy.
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -69,15 +79,7 @@ def _users_page(
         "notice": _notice(request, USER_NOTICES),
         "form": form or {"username": "", "role": accounts.OPERATOR, "operator": ""},
     }
-    response = render(
-        state.templates,
-        request,
-        "admin_users.html",
-        context,
-        state.settings.default_language,
-        status_code=status_code,
-    )
-    return _no_store(response)
+    return _admin_page(request, state, "admin_users.html", context, status_code)
 
 
 def _back_to_users(request: Request, done: str, name: str) -> Response:
@@ -203,15 +205,7 @@ def _tokens_page(
         "notice": _notice(request, TOKEN_NOTICES),
         "form": form or {"name": "", "role": accounts.SUPERVISOR},
     }
-    response = render(
-        state.templates,
-        request,
-        "admin_tokens.html",
-        context,
-        state.settings.default_language,
-        status_code=status_code,
-    )
-    return _no_store(response)
+    return _admin_page(request, state, "admin_tokens.html", context, status_code)
 
 
 @router.get("/admin/tokens", response_class=HTMLResponse, name="admin_tokens_page")

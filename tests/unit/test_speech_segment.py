@@ -103,8 +103,12 @@ def test_a_recording_that_stops_with_the_speech_gets_its_tail_of_silence() -> No
 
 def test_audio_is_held_back_until_the_end_is_known() -> None:
     handed, sizes = streamed(UTTERANCE)
-    # Nothing after the final frame, and the tail came out at the end in one piece.
+    # Nothing after the final frame, and the tail came out at the end in one piece ...
     assert sizes[-1] > FRAME_BYTES
+    # ... a short one: only silence window - tail was held back, so little is left to decode
+    # after the end of speech (the latency a caller waits for).
+    holdback = SpeechSegmenter(EndOfSpeechDetector(CONFIG)).holdback_bytes
+    assert sizes[-1] <= holdback < (CONFIG.silence_ms * BYTES_PER_MS)
     assert sum(sizes) == len(handed)
     # While the caller speaks, audio flows (the recogniser decodes as they talk).
     speaking = sizes[: len(sizes) - CONFIG.silence_ms // 20]
