@@ -16,6 +16,7 @@ from call_router import accounts
 from call_router.accounts import Principal
 from call_router.db import Database
 from call_router.settings import Settings
+from dashboard.live_hub import LiveHub
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class DashboardState:
     templates: Jinja2Templates
     # The hotline's local time zone: what "today" means on the page.
     zone: ZoneInfo
+    # This process's Redis client and shared live pictures (dashboard/live_hub.py).
+    live: LiveHub
 
 
 def get_state(request: Request) -> DashboardState:
@@ -59,7 +62,10 @@ def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits before the response is sent. FastAPI's default
+# ends a yield dependency after sending, so a client could read its own write back unapplied
+# (or be told "done" about a commit that then failed).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # --- who is asking (the rules are in dashboard/auth.py) ------------------------------------

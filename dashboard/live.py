@@ -90,17 +90,6 @@ def connect(settings: Settings) -> Redis:
     return Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
 
 
-@contextlib.asynccontextmanager
-async def redis_for(settings: Settings) -> AsyncIterator[Redis]:
-    """A Redis client for one request, closed afterwards whatever happened."""
-    redis = connect(settings)
-    try:
-        yield redis
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await redis.aclose()
-
-
 def json_object(raw: bytes | str) -> dict[str, Any] | None:
     """A JSON object, or None for anything else (another writer's garbage never raises)."""
     try:
@@ -140,12 +129,6 @@ async def read_live(redis: Redis, prefix: str) -> LiveView:
         parsed = json_object(value)
         operators[_text(key)] = parsed if parsed is not None else {"state": _text(value)}
     return LiveView(calls=calls, waiting=waiting, operators=operators)
-
-
-async def read_live_once(settings: Settings) -> LiveView:
-    """The live view on a connection of its own (a page load)."""
-    async with redis_for(settings) as redis:
-        return await read_live(redis, settings.redis_prefix)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -200,7 +183,8 @@ async def live_stream(
     The stream ends when the sign-in that opened it no longer holds (see the module doc).
     """
     channel = LiveKeys.of(state.settings.redis_prefix).events
-    redis = connect(state.settings)
+    # The process's client: the subscription holds one connection of its pool while it lasts.
+    redis = state.live.redis
     failures = 0
     last_check = time.monotonic()
 
@@ -210,59 +194,51 @@ async def live_stream(
         return bool(await run_in_threadpool(auth.still_admitted, request, state.db))
 
     ended = sse_message(EVENT_ENDED, {"reason": "signed_out"})
-    try:
-        yield f"retry: {CLIENT_RETRY_MS}\n\n"
-        while not await request.is_disconnected():
-            try:
-                async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(channel)
-                    # Subscribed first, then the full picture: an event in between is not lost.
-                    yield await picture(redis, True)
-                    failures = 0
-                    last_picture = last_beat = time.monotonic()
-                    while not await request.is_disconnected():
-                        message = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=1.0
-                        )
-                        now = time.monotonic()
-                        wanted = message is not None and relevant(event_of(message))
-                        if wanted:
-                            # The rest of the burst (a call being answered is several events)
-                            # goes into the same picture.
-                            deadline = now + debounce_seconds
-                            while (left := deadline - time.monotonic()) > 0:
-                                more = await pubsub.get_message(
-                                    ignore_subscribe_messages=True, timeout=left
-                                )
-                                if more is not None:
-                                    relevant(event_of(more))
-                        due = wanted or now - last_picture >= refresh_seconds
-                        if (due or now - last_check >= SESSION_CHECK_SECONDS) and not (
-                            await admitted()
-                        ):
-                            yield ended
-                            return
-                        if due:
-                            yield await picture(redis, True)
-                            last_picture = last_beat = time.monotonic()
-                        elif now - last_beat >= HEARTBEAT_SECONDS:
-                            yield ": heartbeat\n\n"
-                            last_beat = now
-                    return
-            except (RedisError, OSError) as exc:
-                if failures == 0:
-                    # Once per outage: the picture from the database alone, flagged not live.
-                    log.warning("live stream: Redis unavailable (%s); retrying", exc)
-                    yield await picture(redis, False)
-                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-                failures += 1
-                yield ": redis down\n\n"
-                await asyncio.sleep(delay)
-                if time.monotonic() - last_check >= SESSION_CHECK_SECONDS and not (
-                    await admitted()
-                ):
-                    yield ended
-                    return
-    finally:
-        with contextlib.suppress(RedisError, OSError):
-            await redis.aclose()
+    yield f"retry: {CLIENT_RETRY_MS}\n\n"
+    while not await request.is_disconnected():
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                # Subscribed first, then the full picture: an event in between is not lost.
+                yield await picture(redis, True)
+                failures = 0
+                last_picture = last_beat = time.monotonic()
+                while not await request.is_disconnected():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    now = time.monotonic()
+                    wanted = message is not None and relevant(event_of(message))
+                    if wanted:
+                        # The rest of the burst (a call being answered is several events)
+                        # goes into the same picture.
+                        deadline = now + debounce_seconds
+                        while (left := deadline - time.monotonic()) > 0:
+                            more = await pubsub.get_message(
+                                ignore_subscribe_messages=True, timeout=left
+                            )
+                            if more is not None:
+                                relevant(event_of(more))
+                    due = wanted or now - last_picture >= refresh_seconds
+                    if (due or now - last_check >= SESSION_CHECK_SECONDS) and not (
+                        await admitted()
+                    ):
+                        yield ended
+                        return
+                    if due:
+                        yield await picture(redis, True)
+                        last_picture = last_beat = time.monotonic()
+                    elif now - last_beat >= HEARTBEAT_SECONDS:
+                        yield ": heartbeat\n\n"
+                        last_beat = now
+                return
+        except (RedisError, OSError) as exc:
+            if failures == 0:
+                # Once per outage: the picture from the database alone, flagged not live.
+                log.warning("live stream: Redis unavailable (%s); retrying", exc)
+                yield await picture(redis, False)
+            delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+            failures += 1
+            yield ": redis down\n\n"
+            await asyncio.sleep(delay)
+            if time.monotonic() - last_check >= SESSION_CHECK_SECONDS and not (await admitted()):
+                yield ended
+                return

@@ -23,8 +23,9 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from call_router import live_state
 from call_router.db import Database
 from call_router.settings import Settings
-from dashboard import auth, i18n
+from dashboard import auth, i18n, live
 from dashboard.deps import DashboardState
+from dashboard.live_hub import LiveHub
 from dashboard.routes import (
     admin_pages,
     api_agents,
@@ -148,16 +149,19 @@ def create_app(
     # Claims and outcomes made here reach the other operators' callback pages live.
     live_state.publish_callback_changes(database, settings.redis_url, settings.redis_prefix)
     zone = zone or (ZoneInfo(settings.timezone) if settings.timezone else system_zone())
+    # One Redis client per process (its pool connects lazily, inside the serving loop).
+    hub = LiveHub(live.connect(settings), live.LiveKeys.of(settings.redis_prefix).events)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await hub.close()
         if owns_db:
             database.dispose()
 
     app = FastAPI(title="Hotline dashboard", lifespan=lifespan)
     app.state.dashboard = DashboardState(
-        settings=settings, db=database, templates=make_templates(zone), zone=zone
+        settings=settings, db=database, templates=make_templates(zone), zone=zone, live=hub
     )
 
     @app.middleware("http")
@@ -229,7 +233,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     uvicorn's parent process binds the socket and each worker builds its own app, with its own
     database pool. Nothing the app keeps in memory has to be shared between workers: sign-ins,
     tokens, CSRF secrets and callbacks live in the database, live state in Redis, and each
-    live stream (SSE) subscribes to Redis itself and keeps its own state (see wallboard.py).
+    live stream (SSE) subscribes to Redis itself and keeps its own state (see wallboard.py);
+    each process shares its wallboard picture among its own screens (dashboard/live_hub.py).
     """
     options: dict[str, Any] = {
         "host": settings.dashboard_host,

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ DB_NAME = "hotline_bench_dashboard"
 # the bench runs at. The generated log follows a Moscow working-day profile.
 ZONE = ZoneInfo("Europe/Moscow")
 SEED = 20261123
+REDIS_PREFIX = f"bench-dashboard-{os.getpid()}"
 
 
 def busy_zone(now: datetime, local_hour: int = 18) -> ZoneInfo:
@@ -286,6 +288,36 @@ async def measure(
     }
 
 
+@contextlib.contextmanager
+def live_events(redis_url: str, per_second: float) -> Any:
+    """Publish `per_second` events on the dashboard's `<prefix>:events` channel meanwhile, as
+    the router does for every change (a busy centre): each one invalidates the wallboard's
+    shared picture in every dashboard process (dashboard/live_hub.py)."""
+    if per_second <= 0:
+        yield
+        return
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    stop = threading.Event()
+
+    def publish() -> None:
+        due = time.monotonic()
+        while not stop.is_set():
+            client.publish(f"{REDIS_PREFIX}:events", json.dumps({"type": "bench"}))
+            due += 1 / per_second
+            stop.wait(max(0.0, due - time.monotonic()))
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        client.close()
+
+
 def start_server(url: str, port: int, state_dir: Path, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -296,7 +328,7 @@ def start_server(url: str, port: int, state_dir: Path, workers: int) -> subproce
         "HOTLINE_DASHBOARD_PORT": str(port),
         "HOTLINE_DASHBOARD_WORKERS": str(workers),
         # Its own Redis keys: the wallboard reads live state there (empty: no router runs).
-        "HOTLINE_REDIS_PREFIX": f"bench-dashboard-{os.getpid()}",
+        "HOTLINE_REDIS_PREFIX": REDIS_PREFIX,
     }
     log_path = state_dir / f"dashboard-{workers}.log"
     with log_path.open("wb") as server_log:
@@ -523,6 +555,12 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, help="offered requests/s in all (paced clients; default: none)"
     )
+    parser.add_argument(
+        "--events",
+        type=float,
+        default=0.0,
+        help="live events published per second while measuring (what a busy router sends)",
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "21080")))
     parser.add_argument("--explain", type=Path, help="write EXPLAIN ANALYZE plans here")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -574,6 +612,7 @@ def main() -> None:
         "workers": worker_counts,
         "scenarios": {},
     }
+    redis_url = os.environ.get("HOTLINE_REDIS_URL", "redis://127.0.0.1:6379/0")
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as state:
         for workers in worker_counts:
             server = start_server(url, args.port, Path(state), workers)
@@ -586,9 +625,10 @@ def main() -> None:
                     for level in levels:
                         cpu_before = group_cpu_seconds(server.pid)
                         client_before = time.process_time()
-                        result = asyncio.run(
-                            measure(base, token, make, args.requests, level, args.rate)
-                        )
+                        with live_events(redis_url, args.events):
+                            result = asyncio.run(
+                                measure(base, token, make, args.requests, level, args.rate)
+                            )
                         client_cpu = time.process_time() - client_before
                         # The app's own cost, whatever else loads the machine (PostgreSQL and
                         # the clients not included); warm-up requests count too.
@@ -598,10 +638,12 @@ def main() -> None:
                         # The load generator shares the cores: its cost per request too.
                         result["client_cpu_ms_per_request"] = round(client_cpu * 1000 / done, 2)
                         result["workers"] = workers
+                        result["events_per_second"] = args.events
                         result["load_avg"] = [round(x, 2) for x in os.getloadavg()]
                         results["scenarios"].setdefault(name, []).append(result)
                         log(
                             f"{name:32} w={workers} c={level:<2} r={args.rate or '-'} "
+                            f"ev={args.events or '-'} "
                             f"p50 {result['p50_ms']:7.1f}  "
                             f"p95 {result['p95_ms']:7.1f}  p99 {result['p99_ms']:7.1f} ms  "
                             f"{result['rps']:6.1f} req/s  "

@@ -36,7 +36,6 @@ from dashboard.live import (
     live_stream,
     parse_time,
     read_live,
-    read_live_once,
     sse_message,
     sse_response,
 )
@@ -216,7 +215,7 @@ async def operator_page(
         "FULL": FULL,
     }
     if who is not None:
-        live = await read_live_once(settings)
+        live = await read_live(state.live.redis, settings.redis_prefix)
         view = await run_in_threadpool(operator_view, state, who, live, lang, utcnow())
         context["view"] = view
     return render(state.templates, request, "operator.html", context, settings.default_language)

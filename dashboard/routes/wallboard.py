@@ -6,13 +6,18 @@ call in progress, callers waiting per queue, operator states) and wakes the stre
 event on `<prefix>:events` makes the stream push a fresh snapshot, debounced so a burst of
 events (a call joining a queue is several) costs one query. When Redis is down the snapshot is
 built from the call log alone and the stream keeps retrying Redis.
+
+Many screens show the same board: its facts (the SQL sums and the live state) are computed
+once per process for all of them and reused until the next event or for at most a second
+(`shared_facts`, dashboard/live_hub.py); only the language and the screen's own memory of
+overdue-callback events are applied per request.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +32,7 @@ from call_router import wallboard as wb
 from call_router.db import Database
 from call_router.models import Call
 from call_router.settings import QUEUES, Settings
+from dashboard import live_hub
 from dashboard.deps import DashboardState, StateDep
 from dashboard.i18n import render, request_language, translate
 from dashboard.live import (
@@ -34,7 +40,6 @@ from dashboard.live import (
     live_stream,
     parse_time,
     read_live,
-    redis_for,
     sse_message,
     sse_response,
 )
@@ -44,6 +49,8 @@ router = APIRouter(tags=["wallboard"])
 
 # An overdue-callback event is an alert for this long unless the database knows better.
 OVERDUE_MEMORY_SECONDS = 3600.0
+# The name of the board's facts among the process's shared pictures (dashboard/live_hub.py).
+WALLBOARD_PICTURE = "wallboard"
 
 
 def queue_call(call: Call, now: datetime) -> wb.QueueCall:
@@ -165,17 +172,23 @@ def _alert_text(lang: str, alert: wb.Alert) -> str:
     )
 
 
-def build_snapshot(
-    db: Database,
-    settings: Settings,
-    zone: ZoneInfo,
-    live: LiveView,
-    lang: str,
-    *,
-    overdue_events: int = 0,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """The wallboard as JSON-ready values. Sync: runs in the thread pool (database I/O)."""
+@dataclass(frozen=True)
+class BoardFacts:
+    """What the board is computed from at `now`, before any language or per-screen detail:
+    the part shared by every screen of a dashboard process (see `shared_facts`)."""
+
+    now: datetime
+    live: LiveView
+    totals: list[reports.QueueTotals]
+    calls: list[wb.LiveCall]
+    roster: list[queries.RosterEntry]
+    overdue_callbacks: int
+
+
+def gather_facts(
+    db: Database, settings: Settings, zone: ZoneInfo, live: LiveView, now: datetime | None = None
+) -> BoardFacts:
+    """The database side of the board. Sync: runs in the thread pool (database I/O)."""
     now = now or datetime.now(UTC)
     since = queries.start_of_day(now, zone)
     with db.session() as session:
@@ -191,18 +204,26 @@ def build_snapshot(
         roster = queries.roster(session)
         overdue_db = queries.overdue_callbacks(session, now)
         calls = _live_calls(rows, live, now)
+    return BoardFacts(now, live, totals, calls, roster, overdue_db or 0)
+
+
+def compose_snapshot(
+    facts: BoardFacts, settings: Settings, lang: str, *, overdue_events: int = 0
+) -> dict[str, Any]:
+    """The wallboard as JSON-ready values, in `lang`. Pure and cheap: per request."""
+    calls, live, now = facts.calls, facts.live, facts.now
     current_waits: dict[str, list[float]] = {}
     for call in calls:
         if call.stage == wb.STAGE_QUEUE and call.queue:
             current_waits.setdefault(call.queue, []).append(call.seconds_in_stage)
     stats = reports.queue_figures(
-        totals, QUEUES, waiting=live.waiting or {}, current_waits=current_waits
+        facts.totals, QUEUES, waiting=live.waiting or {}, current_waits=current_waits
     )
     found = wb.alerts(
         stats,
         service_level_target=settings.service_level_target,
         waiting_threshold=settings.wallboard_waiting_alert,
-        overdue_callbacks=max(overdue_db or 0, overdue_events),
+        overdue_callbacks=max(facts.overdue_callbacks, overdue_events),
     )
     return {
         "generated_at": iso_utc(now),
@@ -210,27 +231,54 @@ def build_snapshot(
         "service_level_seconds": settings.service_level_seconds,
         "service_level_target": settings.service_level_target,
         "queues": [asdict(s) for s in stats],
-        "operators": _operators(roster, live, calls, now, lang),
+        "operators": _operators(facts.roster, live, calls, now, lang),
         "calls": [{**asdict(c), "stage_label": translate(lang, f"stage.{c.stage}")} for c in calls],
         "alerts": [{**asdict(a), "text": _alert_text(lang, a)} for a in found],
     }
 
 
-async def snapshot_for(
-    request: Request, state: Any, redis: Redis, *, overdue_events: int = 0
+def build_snapshot(
+    db: Database,
+    settings: Settings,
+    zone: ZoneInfo,
+    live: LiveView,
+    lang: str,
+    *,
+    overdue_events: int = 0,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    settings: Settings = state.settings
+    """The wallboard computed afresh (no sharing). Sync: runs in the thread pool."""
+    facts = gather_facts(db, settings, zone, live, now)
+    return compose_snapshot(facts, settings, lang, overdue_events=overdue_events)
+
+
+async def shared_facts(state: DashboardState, *, not_before: float | None = None) -> BoardFacts:
+    """The board's facts, computed once per process for every screen asking at the same time
+    and reused until the next live event or for at most a second (dashboard/live_hub.py).
+    `not_before`: a moment (live_hub.clock) the facts must have been read after."""
+    settings = state.settings
+
+    async def compute() -> BoardFacts:
+        # read_live degrades to "not live" when Redis is down; the call log still answers.
+        live = await read_live(state.live.redis, settings.redis_prefix)
+        return await run_in_threadpool(gather_facts, state.db, settings, state.zone, live)
+
+    facts = await state.live.picture(WALLBOARD_PICTURE).get(compute, not_before=not_before)
+    assert isinstance(facts, BoardFacts)
+    return facts
+
+
+async def snapshot_for(
+    request: Request,
+    state: DashboardState,
+    *,
+    overdue_events: int = 0,
+    not_before: float | None = None,
+) -> dict[str, Any]:
+    settings = state.settings
     lang, _ = request_language(request, settings.default_language)
-    live = await read_live(redis, settings.redis_prefix)
-    return await run_in_threadpool(
-        build_snapshot,
-        state.db,
-        settings,
-        state.zone,
-        live,
-        lang,
-        overdue_events=overdue_events,
-    )
+    facts = await shared_facts(state, not_before=not_before)
+    return compose_snapshot(facts, settings, lang, overdue_events=overdue_events)
 
 
 class OverdueMemory:
@@ -253,17 +301,29 @@ class OverdueMemory:
 
 def wallboard_events(request: Request, state: DashboardState) -> AsyncIterator[str]:
     overdue = OverdueMemory()
+    # When this stream last saw an event it has not pushed a picture for yet: the next
+    # picture must have been read after it (another screen's may be shared if it was).
+    unseen_since: float | None = None
 
     def note(event: dict[str, Any]) -> bool:
+        nonlocal unseen_since
+        if unseen_since is None:
+            unseen_since = live_hub.clock()
         if event.get("type") == "callback_overdue":
             overdue.add(event)
         return True  # every event may change the board
 
-    async def snapshot(redis: Redis, _live: bool) -> str:
-        # snapshot_for reads Redis itself and degrades to the call log when it is down.
+    async def snapshot(_redis: Redis, _live: bool) -> str:
+        nonlocal unseen_since
+        # Without an event (the first picture after (re)subscribing, the periodic refresh)
+        # the picture must be read from now on: nothing tells what the stream missed.
+        not_before = unseen_since if unseen_since is not None else live_hub.clock()
+        unseen_since = None
         return sse_message(
             "snapshot",
-            await snapshot_for(request, state, redis, overdue_events=overdue.count()),
+            await snapshot_for(
+                request, state, overdue_events=overdue.count(), not_before=not_before
+            ),
         )
 
     return live_stream(request, state, snapshot, relevant=note)
@@ -271,8 +331,7 @@ def wallboard_events(request: Request, state: DashboardState) -> AsyncIterator[s
 
 @router.get("/api/wallboard")
 async def wallboard_snapshot(request: Request, state: StateDep) -> dict[str, Any]:
-    async with redis_for(state.settings) as redis:
-        return await snapshot_for(request, state, redis)
+    return await snapshot_for(request, state)
 
 
 @router.get("/api/wallboard/stream")
@@ -282,8 +341,7 @@ async def wallboard_stream(request: Request, state: StateDep) -> StreamingRespon
 
 @router.get("/wallboard", response_class=HTMLResponse, include_in_schema=False)
 async def wallboard_page(request: Request, state: StateDep) -> Response:
-    async with redis_for(state.settings) as redis:
-        snapshot = await snapshot_for(request, state, redis)
+    snapshot = await snapshot_for(request, state)
     settings = state.settings
     return render(
         state.templates,
