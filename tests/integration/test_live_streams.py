@@ -149,7 +149,7 @@ async def test_another_operators_claim_reaches_the_list_feed(
         )
         assert claimed.status_code == 200, claimed.text
         # Pushed by the claim's own event (the feed's clock refresh is 30 s away).
-        after = await feed.next(timeout=2)
+        after = await feed.next(timeout=10)
     assert "op_anna" in after["html"]
     assert 'data-action="claim"' not in after["html"]
 
@@ -179,7 +179,7 @@ async def test_changes_are_published_after_the_commit_and_never_for_a_rollback(
             await asyncio.to_thread(claim)
             events: list[dict[str, Any]] = []
             while len(events) < 2:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=10)
                 assert message is not None, f"only {events}"
                 events.append(json.loads(message["data"]))
             # Nothing else queued: the rolled-back claim was never told.
