@@ -18,6 +18,7 @@ from call_router import callbacks
 from call_router.db import Database
 from call_router.live_state import LiveState
 from call_router.models import utcnow
+from call_router.periodic import run_every
 
 EVENT_KIND = "callback_overdue"
 INTERVAL_SECONDS = 30.0
@@ -66,9 +67,6 @@ async def run_periodically(
     interval: float = INTERVAL_SECONDS,
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
-    while True:
-        try:
-            await escalate_overdue(db, live, now=clock())
-        except Exception:  # the next pass retries; the router must keep running
-            log.exception("callback_escalation_failed")
-        await asyncio.sleep(interval)
+    await run_every(
+        interval, lambda: escalate_overdue(db, live, now=clock()), name="callback_escalation"
+    )

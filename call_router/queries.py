@@ -235,38 +235,6 @@ def call_with_events(session: Session, call_id: int) -> Call | None:
 STALE_CALL = timedelta(hours=4)
 
 
-# What the wallboard reads of a call: plain columns, not ORM objects (identity map and change
-# tracking cost ~3x more per row, and a busy day is ~10,000 rows per snapshot).
-WALLBOARD_COLUMNS = (
-    Call.id,
-    Call.caller_number,
-    Call.caller_name,
-    Call.started_at,
-    Call.queue_joined_at,
-    Call.answered_at,
-    Call.ended_at,
-    Call.queue,
-    Call.operator,
-    Call.outcome,
-    Call.wait_seconds,
-    Call.talk_seconds,
-)
-
-
-def wallboard_calls(session: Session, since: datetime, now: datetime) -> list[Any]:
-    """Today's calls plus any still open from before midnight (not older than STALE_CALL).
-
-    Rows with the attributes of WALLBOARD_COLUMNS (read-only, named like Call's).
-    """
-    stmt = select(*WALLBOARD_COLUMNS).where(
-        or_(
-            Call.started_at >= since,
-            and_(Call.ended_at.is_(None), Call.started_at >= now - STALE_CALL),
-        )
-    )
-    return list(session.execute(stmt.order_by(Call.started_at.asc(), Call.id.asc())))
-
-
 def open_calls(session: Session, now: datetime) -> list[Call]:
     """Calls not ended yet (not older than STALE_CALL): the wallboard's calls in progress.
 

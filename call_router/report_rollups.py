@@ -62,6 +62,7 @@ from sqlalchemy.orm import Session
 
 from call_router import queries, reports
 from call_router.models import Call, utcnow
+from call_router.periodic import run_every
 from call_router.report_models import (
     SPAN_DAY,
     SPAN_SLOT,
@@ -220,14 +221,13 @@ async def run_periodically(
     clock: Callable[[], datetime] = utcnow,
 ) -> None:
     """The router's background job: roll up the recently closed quarter hours, forever."""
-    while True:
+
+    async def one_pass() -> int:
         now = clock()
         first, end = reports.slot_of(now - ROUTER_LOOKBACK), reports.slot_of(now) + 1
-        try:
-            await asyncio.to_thread(roll_up, engine, first, end, threshold=threshold, now=now)
-        except Exception:  # the next pass retries; the router must keep running
-            log.exception("report_rollup_failed")
-        await asyncio.sleep(interval)
+        return await asyncio.to_thread(roll_up, engine, first, end, threshold=threshold, now=now)
+
+    await run_every(interval, one_pass, name="report_rollup")
 
 
 def _claim(

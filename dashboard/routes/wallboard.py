@@ -237,21 +237,6 @@ def compose_snapshot(
     }
 
 
-def build_snapshot(
-    db: Database,
-    settings: Settings,
-    zone: ZoneInfo,
-    live: LiveView,
-    lang: str,
-    *,
-    overdue_events: int = 0,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """The wallboard computed afresh (no sharing). Sync: runs in the thread pool."""
-    facts = gather_facts(db, settings, zone, live, now)
-    return compose_snapshot(facts, settings, lang, overdue_events=overdue_events)
-
-
 async def shared_facts(state: DashboardState, *, not_before: float | None = None) -> BoardFacts:
     """The board's facts, computed once per process for every screen asking at the same time
     and reused until the next live event or for at most a second (dashboard/live_hub.py).

@@ -1,0 +1,23 @@
+"""The router's background jobs: one pass now, then one every interval, for as long as it runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+async def run_every(
+    interval: float, one_pass: Callable[[], Awaitable[object]], *, name: str
+) -> None:
+    """Run `one_pass` now and every `interval` seconds until cancelled. A failing pass is logged
+    as `<name>_failed` and the next one retries: the router must keep running."""
+    while True:
+        try:
+            await one_pass()
+        except Exception:
+            log.exception(f"{name}_failed")
+        await asyncio.sleep(interval)
