@@ -50,6 +50,7 @@ from call_router.ami_client import (
     wait_logged_in,
 )
 from call_router.autopause import AutoPausePolicy
+from call_router.ban_policy import FAILURE_EVENTS
 from call_router.call_log import (
     EVENT_QUEUE_STATUS,
     EVENT_VOICEMAIL,
@@ -62,6 +63,7 @@ from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveS
 from call_router.models import utcnow
 from call_router.operators import RosterError
 from call_router.settings import QUEUES, Settings
+from call_router.sip_bans import Apply, SipBanGuard, carrier_networks, rules_of
 from call_router.virtual_hold import CallbackRequest, request_callback_in
 
 INBOUND_CONTEXT = "from-pstn"
@@ -117,6 +119,7 @@ class AmiListener:
         clock: Callable[[], datetime] = utcnow,
         db: Database | None = None,
         records: reconcile.AsteriskRecords | None = None,
+        sip_bans: SipBanGuard | None = None,
     ) -> None:
         self._settings = settings
         self._call_log = call_log
@@ -167,6 +170,10 @@ class AmiListener:
             "DialBegin": self._on_callback_dial,
             "DialEnd": self._on_callback_dial,
         }
+        if sip_bans is not None:
+            # Failed SIP authentications: counted (and maybe banned) after the batch commits.
+            for name in FAILURE_EVENTS:
+                self._handlers[name] = _after_commit(sip_bans.on_event)
 
     # --- connection lifecycle -------------------------------------------------------
 
@@ -806,6 +813,15 @@ class AmiListener:
             await self._live.queue_waiting(event.get("Queue", ""), count)
 
 
+def _after_commit(act: Callable[[Event], Awaitable[None]]) -> Handler:
+    """A handler that writes nothing to the call log and acts on the event afterwards."""
+
+    def handler(event: Event) -> Effect:
+        return lambda: act(event)
+
+    return handler
+
+
 def _is_inbound_first_channel(event: Event) -> bool:
     return (
         event.get("Context") == INBOUND_CONTEXT
@@ -870,18 +886,33 @@ def _describe(item: Mapping[str, str] | _Reconcile) -> str:
     return f"{item.get('Event')} linkedid={item.get('Linkedid')}"
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run the listener until SIGTERM/SIGINT. Migrations are the CLI's job."""
+async def serve(
+    settings: Settings,
+    *,
+    ready: asyncio.Event | None = None,
+    apply_sip_bans: Apply | None = None,
+) -> None:
+    """Run the listener until SIGTERM/SIGINT. Migrations are the CLI's job.
+
+    `apply_sip_bans` puts the database's active SIP bans into Asterisk (re-render and reload:
+    the `hotline` CLI's job); without it bans are only recorded.
+    """
     from call_router.db import Database
 
     db = Database(settings.db_url)
+    rules = rules_of(settings)
+    guard = (
+        SipBanGuard(db, rules, carrier_networks(settings), apply_sip_bans)
+        if rules is not None
+        else None
+    )
     # Entries opened, attached, closed and escalated here reach the callback pages live.
     live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
     call_log = CallLog(
         db, country=settings.country_code, callback_min_wait=settings.callback_min_wait
     )
     live = LiveState.from_url(settings.redis_url, settings.redis_prefix)
-    listener = AmiListener(settings, call_log, live, db=db)
+    listener = AmiListener(settings, call_log, live, db=db, sip_bans=guard)
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:
@@ -895,6 +926,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
             report_rollups.run_periodically(db.engine, threshold=settings.service_level_seconds)
         ),
     ]
+    if guard is not None:
+        background.append(asyncio.create_task(guard.run()))
     if settings.virtual_hold_autodial:
         background.append(
             asyncio.create_task(click_to_call.run_virtual_hold_dispatcher(settings, db))

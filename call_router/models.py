@@ -200,4 +200,5 @@ from call_router import (  # noqa: E402, F401
     flow_models,
     meter_models,
     report_models,
+    sip_ban_models,
 )

@@ -71,10 +71,16 @@ class Settings(BaseSettings):
 
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
-    # The carrier trunk is identified by its source address (an IP or a CIDR).
+    # The carrier trunk is identified by its source address only: IPs, CIDRs or host names,
+    # comma-separated. Nothing else may use the trunk (pjsip ACL), and these are never banned.
     pstn_match: str = "127.0.0.1"
     pstn_host: str = "127.0.0.1"
     pstn_port: int = 5070
+    # SIP brute-force protection (call_router/sip_bans.py): this many failed authentications
+    # from one address within the window ban it for sip_ban_seconds. 0 failures: off.
+    sip_ban_threshold: int = Field(default=10, ge=0, le=10_000)
+    sip_ban_window_seconds: int = Field(default=300, ge=1, le=86_400)
+    sip_ban_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
     rtp_start: int = 10000
     rtp_end: int = 10999
 

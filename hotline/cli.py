@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from hotline.cli_flows import app as flows_cli
 from hotline.cli_incidents import app as incidents_cli
 from hotline.cli_meters import app as meters_cli
 from hotline.cli_reports import app as reports_cli
+from hotline.cli_security import app as security_cli
 from hotline.cli_speech import app as speech_cli
 from hotline.cli_speech import models_command
 from hotline.cli_users import FIRST_SUPERVISOR, ensure_first_supervisor, tokens_app, users_app
@@ -42,6 +44,7 @@ app.command("models", help="Where the speech models are and where to get them.")
 app.add_typer(callbacks_cli, name="callbacks", help="The callback list: claim, call back, outcome.")
 app.add_typer(users_app, name="users", help="Dashboard accounts: supervisors and operators.")
 app.add_typer(tokens_app, name="tokens", help="API tokens for the dashboard (Bearer).")
+app.add_typer(security_cli, name="security", help="SIP brute-force bans: list and lift.")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -61,13 +64,17 @@ def _database(settings: Settings) -> Database:
 
 
 def render_asterisk(settings: Settings) -> Path:
-    """Render asterisk_conf/ from settings and the roster; returns the asterisk.conf path."""
+    """Render asterisk_conf/ from settings, the roster and the SIP bans; returns the
+    asterisk.conf path."""
+    from call_router.models import utcnow
     from call_router.operators import list_operators
+    from call_router.sip_bans import active_addresses
     from hotline.asterisk.render import OperatorConf, render_config
     from hotline.asterisk.sandbox import Asterisk
 
     db = _database(settings)
     with db.session() as session:
+        banned = active_addresses(session, utcnow())
         operators = [
             OperatorConf(
                 sip_login=op.sip_login,
@@ -78,7 +85,7 @@ def render_asterisk(settings: Settings) -> Path:
             for op in list_operators(session, enabled_only=True)
         ]
     db.dispose()
-    return render_config(settings, Asterisk(settings).paths, operators)
+    return render_config(settings, Asterisk(settings).paths, operators, banned)
 
 
 def reload_asterisk(settings: Settings) -> bool:
@@ -92,6 +99,16 @@ def reload_asterisk(settings: Settings) -> bool:
     asterisk.cli("queue reload all")
     asterisk.cli("dialplan reload")
     return True
+
+
+def apply_bans(settings: Settings) -> None:
+    """Put the active SIP bans into the running Asterisk (pjsip.conf ACLs, res_pjsip reload)."""
+    from hotline.asterisk.sandbox import Asterisk
+
+    render_asterisk(settings)
+    asterisk = Asterisk(settings)
+    if asterisk.status().running:
+        asterisk.cli("module reload res_pjsip.so")
 
 
 @asterisk_app.command("render")
@@ -274,7 +291,10 @@ def router() -> None:
     from call_router.ami_listener import serve
     from hotline.services import run_foreground
 
-    run_foreground(get_settings(), "router", serve)
+    settings = get_settings()
+    run_foreground(
+        settings, "router", functools.partial(serve, apply_sip_bans=lambda: apply_bans(settings))
+    )
 
 
 @app.command()

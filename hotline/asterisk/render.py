@@ -22,8 +22,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from call_router.ban_policy import FAILURE_EVENTS, host_network, is_protected
 from call_router.operators import RESERVED_LOGINS
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
+from call_router.sip_bans import carrier_entries, carrier_networks
 from hotline.asterisk.sandbox import AsteriskPaths
 
 TEMPLATES_DIR = PROJECT_ROOT / "asterisk_conf"
@@ -70,6 +72,8 @@ AMI_EVENTS = (
     "QueueMemberRemoved",
     "UserEvent",
     "OriginateResponse",
+    # Failed SIP authentications (class "security"): the router's brute-force bans.
+    *sorted(FAILURE_EVENTS),
 )
 # (event, header, method, value): events wanted only when one header matches.
 AMI_HEADER_FILTERS = (
@@ -138,11 +142,30 @@ def _port(value: int, what: str) -> int:
 
 
 def _match(value: str) -> str:
-    """pstn_match: an IP, a CIDR or a host name (pjsip identify `match`)."""
+    """One pstn_match entry: an IP, a CIDR or a host name (pjsip identify `match`)."""
     try:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError:
         return _host(value, "pstn_match")
+
+
+def _carrier(settings: Settings) -> dict[str, list[str]]:
+    """The trunk's identify `match` entries and its ACL (host names resolved to addresses)."""
+    entries = [_match(entry) for entry in carrier_entries(settings)]
+    if not entries:
+        raise ConfigError("pstn_match must name at least one carrier address")
+    try:
+        networks = carrier_networks(settings)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return {"carrier_match": entries, "carrier_networks": [str(net) for net in networks]}
+
+
+def _banned(addresses: Sequence[str], settings: Settings) -> list[str]:
+    """ACL entries for banned addresses; a carrier address is never one of them."""
+    protected = carrier_networks(settings)
+    valid = [_ip(address, "banned address") for address in addresses]
+    return [host_network(address) for address in valid if not is_protected(address, protected)]
 
 
 def config_path(value: str, what: str) -> str:
@@ -242,7 +265,11 @@ def voicemail_pin(settings: Settings) -> str:
 
 
 def template_context(
-    settings: Settings, paths: AsteriskPaths, operators: Sequence[OperatorConf], moh_dir: str
+    settings: Settings,
+    paths: AsteriskPaths,
+    operators: Sequence[OperatorConf],
+    moh_dir: str,
+    banned: Sequence[str] = (),
 ) -> dict[str, Any]:
     for field in ("etc", "spool", "log", "run", "lib", "recordings", "data", "modules"):
         config_path(getattr(paths, field), f"paths.{field}")
@@ -266,7 +293,8 @@ def template_context(
         "default_language": _full(re.compile(r"[a-z]{2}"), settings.default_language, "language"),
         "sip_host": _bind_ip(settings.sip_host, "sip_host"),
         "sip_port": _port(settings.sip_port, "sip_port"),
-        "pstn_match": _match(settings.pstn_match),
+        **_carrier(settings),
+        "banned_networks": _banned(banned, settings),
         "pstn_host": _host(settings.pstn_host, "pstn_host"),
         "pstn_port": _port(settings.pstn_port, "pstn_port"),
         "rtp_start": _port(settings.rtp_start, "rtp_start"),
@@ -407,14 +435,17 @@ def _link_voicemail(settings: Settings, paths: AsteriskPaths) -> None:
 
 
 def render_config(
-    settings: Settings, paths: AsteriskPaths, operators: Sequence[OperatorConf]
+    settings: Settings,
+    paths: AsteriskPaths,
+    operators: Sequence[OperatorConf],
+    banned: Sequence[str] = (),
 ) -> Path:
     """Write settings.asterisk_dir/etc/*.conf; create spool/log/run/lib; return asterisk.conf."""
     base = settings.asterisk_dir
     for sub in ("etc", "spool", "log", "log/cdr-csv", "run", "lib"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    context = template_context(settings, paths, operators, _moh_dir(settings, paths))
+    context = template_context(settings, paths, operators, _moh_dir(settings, paths), banned)
     rendered = render_templates(context)
     etc = base / "etc"
     for name, text in rendered.items():

@@ -180,6 +180,7 @@ def place_call(
     to: str | None = None,
     local_port: int | None = None,
     dtmf_schedule: Sequence[tuple[float, str]] = (),
+    local_ip: str = "127.0.0.1",
 ) -> CallResult:
     """Place one call to the hotline and wait until it ends.
 
@@ -187,6 +188,7 @@ def place_call(
     `dtmf_delay` is the wait after the answer before the audio and then the digits start.
     `dtmf_schedule`: more digits later in the call, as (seconds after the media starts,
     digits), e.g. [(12.0, "1")] to press 1 while waiting in a queue.
+    `local_ip`: the source address (another loopback address plays a stranger, not the carrier).
     """
     digits = "".join(iter_valid_dtmf(dtmf))
     schedule = [(at, "".join(iter_valid_dtmf(keys))) for at, keys in sorted(dtmf_schedule)]
@@ -225,9 +227,9 @@ def place_call(
             f"{settings.sip_host}:{settings.sip_port}",
             "-sf", sipp.inside(scenario),
             "-m", "1",
-            "-i", "127.0.0.1",
+            "-i", local_ip,
             "-p", str(sip_port),
-            "-mi", "127.0.0.1",
+            "-mi", local_ip,
             "-mp", str(free_udp_port(even=True)),
             "-timeout", f"{round(budget)}s",
             "-timeout_error",

@@ -535,6 +535,35 @@ def test_pstn_match_accepts_an_address_or_a_network(settings: Settings) -> None:
     assert dict(conf["pstn-identify"])["match"] == "10.1.2.0/24"
 
 
+def test_the_trunk_is_found_by_address_only_and_operators_by_name_only(
+    settings: Settings,
+) -> None:
+    custom = settings.model_copy(update={"pstn_match": "10.1.2.0/24, 192.0.2.7"})
+    conf = sections(rendered(custom)["pjsip.conf"])
+    pstn = conf["pstn"]
+    assert values(pstn, "identify_by") == ["ip"]
+    assert values(pstn, "auth") == []
+    # Deny everybody, then permit the carrier: the last matching rule wins in Asterisk ACLs.
+    assert values(pstn, "deny") == ["0.0.0.0/0.0.0.0", "::/0"]
+    assert values(pstn, "permit") == ["10.1.2.0/24", "192.0.2.7/32"]
+    assert dict(conf["pstn-identify"])["match"] == "10.1.2.0/24,192.0.2.7/32"
+    assert values(conf["1001"], "identify_by") == ["username"]
+    assert values(conf["1001"], "deny") == []
+
+
+def test_banned_addresses_are_denied_on_operator_endpoints_but_never_a_carrier(
+    settings: Settings,
+) -> None:
+    conf = render_config(
+        settings, PATHS, [operator()], banned=["203.0.113.9", "127.0.0.1", "2001:db8::5"]
+    )
+    pjsip = sections(conf.with_name("pjsip.conf").read_text())
+    assert values(pjsip["1001"], "deny") == ["203.0.113.9/32", "2001:db8::5/128"]
+    assert "203.0.113.9/32" not in values(pjsip["pstn"], "deny")
+    with pytest.raises(ConfigError, match="banned address"):
+        render_config(settings, PATHS, [operator()], banned=["1.2.3.4\n[evil]"])
+
+
 # --- sandbox helpers that need no Asterisk -----------------------------------------------------
 
 
