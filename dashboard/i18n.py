@@ -76,6 +76,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "admin.done.enabled": "Account {name} enabled.",
         "admin.done.linked": "Roster operator of {name} saved.",
         "admin.done.revoked": "API token {name} revoked.",
+        "admin.done.lifted": "The ban of {name} is lifted; Asterisk lets it in within seconds.",
+        "admin.done.not_banned": "{name} is not banned.",
+        "admin.security": "SIP bans",
+        "admin.security_about": (
+            "Addresses that failed SIP sign-in too often are refused for a while"
+            " (settings sip_ban_*). The carrier's addresses are never banned."
+        ),
+        "admin.ban_address": "Address",
+        "admin.ban_reason": "Why",
+        "admin.ban_failures": "{count} × {reason}",
+        "admin.ban_since": "Banned at",
+        "admin.ban_until": "Until",
+        "admin.ban_lift": "Lift",
+        "admin.no_bans": "No banned addresses.",
         "admin.token_name": "Name",
         "admin.token_name_hint": "what uses it, e.g. wallboard-hall",
         "admin.token_start": "Starts with",
@@ -437,6 +451,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "admin.done.enabled": "Учётная запись {name} включена.",
         "admin.done.linked": "Оператор для {name} сохранён.",
         "admin.done.revoked": "API-токен {name} отозван.",
+        "admin.done.lifted": (
+            "Блокировка {name} снята; Asterisk пустит адрес через несколько секунд."
+        ),
+        "admin.done.not_banned": "{name} не заблокирован.",
+        "admin.security": "Блокировки SIP",
+        "admin.security_about": (
+            "Адреса, с которых слишком часто ошибались при входе по SIP, на время не"
+            " принимаются (настройки sip_ban_*). Адреса оператора связи не блокируются никогда."
+        ),
+        "admin.ban_address": "Адрес",
+        "admin.ban_reason": "Причина",
+        "admin.ban_failures": "{count} × {reason}",
+        "admin.ban_since": "Заблокирован",
+        "admin.ban_until": "До",
+        "admin.ban_lift": "Снять",
+        "admin.no_bans": "Заблокированных адресов нет.",
         "admin.token_name": "Название",
         "admin.token_name_hint": "кто им пользуется, например wallboard-hall",
         "admin.token_start": "Начало",

@@ -42,6 +42,7 @@ from dashboard.routes import (
     operator_pages,
     pages,
     reports,
+    security_pages,
     wallboard,
 )
 from dashboard.routes.schemas import iso_utc
@@ -199,6 +200,7 @@ def create_app(
     app.include_router(incident_pages.router, dependencies=supervisor)
     app.include_router(flow_pages.router, dependencies=supervisor)
     app.include_router(admin_pages.router, dependencies=supervisor)
+    app.include_router(security_pages.router, dependencies=supervisor)
     auth.check_routes(app)
     return app
 
