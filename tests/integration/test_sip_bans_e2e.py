@@ -15,6 +15,7 @@ import pytest
 
 from call_router.settings import Settings
 from hotline.sipua.register import register_once
+from hotline.sipua.testcall import place_call
 from tests.conftest import add_operator, run_hotline, wait_for
 
 pytestmark = pytest.mark.asterisk
@@ -59,3 +60,15 @@ def test_wrong_passwords_ban_the_address_until_it_is_unbanned(stack: Settings) -
 
     missing = run_hotline("security", "unban", ATTACKER, check=False)
     assert missing.returncode == 1 and "not banned" in missing.stderr
+
+
+def test_a_scanner_trying_names_is_banned_too(stack: Settings) -> None:
+    scanner = "127.0.0.4"
+    for attempt in range(stack.sip_ban_threshold):
+        result = place_call(stack, from_number=f"98765{attempt}", hold=1, local_ip=scanner)
+        assert not result.answered, result.detail
+    ban = wait_for(
+        lambda: [b for b in _bans() if b["address"] == scanner], what="the scanner's ban"
+    )[0]
+    assert ban["reason"] == "InvalidAccountID"
+    run_hotline("security", "unban", scanner)
