@@ -10,6 +10,7 @@ a bound, and routes the caller only to a real queue (else the dialplan's fail-sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from agi_scripts import channel_vars
 from agi_scripts.agi import (
@@ -117,7 +119,9 @@ def hostile_environment(draw: st.DrawFn) -> bytes:
     extra = draw(st.integers(0, 3000))
     env.update({f"agi_var_{i}": "v" for i in range(extra)})
     raw = encode_environment(env)
-    shape = draw(st.sampled_from(["whole", "truncated", "no_blank_line", "binary", "crlf"]))
+    shape = draw(
+        st.sampled_from(["whole", "truncated", "no_blank_line", "binary", "crlf", "hangup"])
+    )
     if shape == "truncated":
         raw = raw[: draw(st.integers(0, len(raw)))]
     elif shape == "no_blank_line":
@@ -126,6 +130,9 @@ def hostile_environment(draw: st.DrawFn) -> bytes:
         raw = draw(st.binary(max_size=2000)) + draw(st.sampled_from([b"", b"\n\n"]))
     elif shape == "crlf":
         raw = raw.replace(b"\n", b"\r\n")
+    elif shape == "hangup":  # AGISIGHUP's line, anywhere in the header
+        cut = draw(st.integers(0, len(raw)))
+        raw = raw[:cut] + b"HANGUP\n" + raw[cut:]
     return raw
 
 
@@ -364,3 +371,49 @@ async def test_hostile_replies_end_routed_and_never_block_another_call(
     assert set(hostile.queue_set) <= set(QUEUES)
     # The server is still serving afterwards.
     assert server._server is not None and server._server.is_serving()
+
+
+async def test_over_long_reply_line_ends_the_session_with_a_clear_log_line(
+    server: AgiServer,
+) -> None:
+    with capture_logs() as logs:
+        hostile = await hostile_call(
+            server.port,
+            encode_environment(environment()),
+            [b"200 result=0 (" + b"x" * HUGE + b")\n"],
+        )
+    assert hostile.commands == ["ANSWER"]  # nothing more said on a stream out of step
+    (entry,) = [e for e in logs if e["event"] == "agi_out_of_step"]
+    assert entry["error"] == "AGI reply line longer than the stream limit"
+    assert not [e for e in logs if e["event"] == "agi_route_failed"]
+
+
+@pytest.mark.parametrize("flood", [b"100 result=0 Trying...\n", b"HANGUP\n"])
+async def test_a_flooding_peer_does_not_starve_other_calls(
+    settings: Settings, db: Database, flood: bytes
+) -> None:
+    """A peer that never stops sending keeps its own session busy, not the event loop."""
+    app = build_app(settings, CallLog(db))
+    assert isinstance(app, RouteRegistry)
+    agi_server = AgiServer(app, env_timeout=ENV_TIMEOUT, command_timeout=GOOD_BOUND * 2)
+    await agi_server.start("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", agi_server.port)
+    stop = asyncio.Event()
+
+    async def flood_forever() -> None:
+        writer.write(encode_environment(environment()))
+        with contextlib.suppress(ConnectionError, OSError):
+            while not stop.is_set():
+                writer.write(flood * 4096)
+                await writer.drain()
+
+    flooding = asyncio.create_task(flood_forever())
+    try:
+        good = await asyncio.wait_for(good_call(agi_server.port, _next_call()), GOOD_BOUND)
+        assert not flooding.done()  # served while the flood went on
+        assert good.queue_set == ["electricity"]
+    finally:
+        stop.set()
+        await flooding
+        writer.close()
+        await agi_server.stop(grace=0.5)
