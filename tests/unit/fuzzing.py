@@ -21,6 +21,8 @@ SOCKETS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# The richest socket property (hostile AGI replies deep into the menu): a few more.
+SOCKETS_DEEP = settings(SOCKETS, max_examples=40)
 # Pure functions over a store that lives across the examples (e.g. a SQLite call log).
 SHARED_STORE = settings(
     PURE, max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
@@ -40,7 +40,7 @@ from agi_scripts.server import AgiServer, RouteRegistry, build_app
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.settings import QUEUES, Settings
-from tests.unit.fuzzing import PURE, SOCKETS
+from tests.unit.fuzzing import PURE, SOCKETS, SOCKETS_DEEP
 from tests.unit.test_agi_protocol import FakeAsterisk, encode_environment, environment, run_call
 
 # The server's own bounds in these tests (production: 5 s and 10 s).
@@ -208,7 +208,7 @@ async def test_channel_stops_talking_once_out_of_step(stream: list[bytes], eof: 
     if eof:
         reader.feed_eof()
     writer = _Writer()
-    channel = AgiChannel(reader, writer, AgiEnvironment(), default_timeout=0.05)  # type: ignore[arg-type]
+    channel = AgiChannel(reader, writer, AgiEnvironment(), default_timeout=0.01)  # type: ignore[arg-type]
     for _ in range(len(stream) + 1):
         try:
             reply = await channel.command("GET VARIABLE X")
@@ -277,7 +277,7 @@ async def good_call(port: int, n: int) -> Session:
     return Session(fake.commands, [queue] if queue else [], time.monotonic() - started)
 
 
-async def hostile_call(port: int, header: bytes, script: list[bytes]) -> Session:
+async def hostile_call(port: int, header: bytes, script: list[bytes | None]) -> Session:
     """Send `header`, answer commands from `script` (then like Asterisk), until the server
     closes. Returns what the server said; fails the test if it never closes."""
     started = time.monotonic()
@@ -353,18 +353,32 @@ async def test_hostile_environment_never_blocks_another_call(
     assert set(hostile.queue_set) <= set(QUEUES)
 
 
-@SOCKETS
-@given(script=st.lists(reply_step, min_size=1, max_size=6))
-@example(script=[b"HANGUP\n"] * 3 + [b"200 result=1 endpos=" + b"9" * 5000 + b"\n"])
-@example(script=[b"200 result=1 (" + b"x" * HUGE + b")\n", b"200 result=1\n"])
-@example(script=[b"200 result=1\n", b"200 result=1\n", b"520-usage\n" + b"x\n" * 300])
+@SOCKETS_DEEP
+@given(
+    # None: that command gets Asterisk's proper answer, so hostile replies reach the menu too.
+    script=st.tuples(
+        st.integers(0, 12), st.lists(st.one_of(st.none(), reply_step), min_size=1, max_size=6)
+    ).map(lambda t: [None] * t[0] + t[1]),
+    route=st.sampled_from(["hotline", "meters"]),
+)
+@example(
+    script=[b"HANGUP\n"] * 3 + [b"200 result=1 endpos=" + b"9" * 5000 + b"\n"], route="hotline"
+)
+@example(script=[b"200 result=1 (" + b"x" * HUGE + b")\n", b"200 result=1\n"], route="hotline")
+@example(script=[None, None, b"520-usage\n" + b"x\n" * 300], route="meters")
 async def test_hostile_replies_end_routed_and_never_block_another_call(
-    server: AgiServer, script: list[bytes]
+    server: AgiServer, script: list[bytes | None], route: str
 ) -> None:
+    header = encode_environment(environment(agi_network_script=route))
     hostile, good = await asyncio.gather(
-        hostile_call(server.port, encode_environment(environment()), list(script)),
+        hostile_call(server.port, header, list(script)),
         good_call(server.port, _next_call()),
     )
+    # How deep the hostile session got (shown by --hypothesis-show-statistics).
+    event(
+        f"hostile session: {'menu' if any('GET DATA' in c for c in hostile.commands) else 'setup'}"
+    )
+    event(f"hostile routed to: {hostile.queue_set[-1] if hostile.queue_set else 'fail-safe'}")
     assert good.queue_set == ["electricity"]
     assert good.seconds < GOOD_BOUND
     # Routed: to a real queue, or (nothing set) by the dialplan's fail-safe to a coordinator.
