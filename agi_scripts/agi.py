@@ -31,7 +31,8 @@ _VARIABLE_NAME = re.compile(r"[A-Z0-9_]+")
 _READABLE_NAME = re.compile(r"[A-Za-z0-9_]+(\([A-Za-z0-9_,.-]*\))?")
 _REPLY = re.compile(r"^(?P<code>\d{3})(?P<sep>[ -])?(?P<rest>.*)$")
 _RESULT = re.compile(
-    r"result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?(?:\s+endpos=(?P<endpos>-?\d+))?"
+    # endpos is a sample count: more digits than an int64 holds is garbage, not a position.
+    r"result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?(?:\s+endpos=(?P<endpos>-?\d{1,18})\b)?"
 )
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
 _DIGITS = re.compile(r"[0-9*#A-D]*")
@@ -263,13 +264,16 @@ class AgiChannel:
             line = await self._read_line()
             if line.startswith("520 "):
                 return
+        self.desynchronised = True
         raise AgiError("520 usage block never ended")
 
     async def _read_line(self) -> str:
         try:
             raw = await self.reader.readline()
         except (asyncio.LimitOverrunError, ValueError) as exc:
-            raise AgiError("AGI reply line too long") from exc
+            # The reader dropped part of the line: whatever follows is not a reply we can place.
+            self.desynchronised = True
+            raise AgiError("AGI reply line longer than the stream limit") from exc
         if not raw:
             self.hung_up = True
             raise CallerHangup("AGI connection closed by Asterisk")

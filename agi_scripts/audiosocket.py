@@ -292,8 +292,8 @@ class AudioSocketServer:
         try:
             async with asyncio.timeout(self.uuid_timeout):
                 first = await read_frame(reader)
-        except (TimeoutError, FrameError) as exc:
-            log.warning("audiosocket_no_uuid", error=str(exc) or "timeout")
+        except (TimeoutError, FrameError, ConnectionError) as exc:
+            log.warning("audiosocket_no_uuid", error=str(exc) or type(exc).__name__)
             writer.close()
             return
         if first is None or first.kind != FrameType.UUID:

@@ -229,6 +229,8 @@ async def _listen_streaming(
     ended_by = EndedBy.HANGUP if exec_outcome == "hangup" else capture.ended_by
     if capture.recognition_error is not None:
         ctx.log.warning("listen_recognition_failed", error=capture.recognition_error)
+    if capture.stream_error is not None:
+        ctx.log.warning("audiosocket_stream_broken", error=capture.stream_error)
     path = await save_utterance(settings, ctx, capture.pcm)
     return Utterance(
         pcm=capture.pcm,
@@ -310,6 +312,7 @@ class Capture:
     prompt_frames_sent: int
     barged_in: bool
     recognition_error: str | None = None
+    stream_error: str | None = None
 
 
 async def capture_utterance(
@@ -334,6 +337,7 @@ async def capture_utterance(
     dtmf: str | None = None
     barged_in = False
     ended_at: float | None = None
+    stream_error: str | None = None
     try:
         async for frame in session.frames():
             if frame.kind == FrameType.AUDIO:
@@ -369,8 +373,10 @@ async def capture_utterance(
                 ended_by = EndedBy.ERROR
                 break
             # UUID again / SILENCE: nothing to do.
-    except FrameError:
+    except (FrameError, ConnectionError) as exc:
+        # Broken framing (e.g. an oversized length, refused unread) or a reset connection.
         ended_by = EndedBy.DROPPED
+        stream_error = f"{type(exc).__name__}: {exc}"
     finally:
         stop_prompt.set()
         sent = await player if player is not None else 0
@@ -383,7 +389,9 @@ async def capture_utterance(
         if result is not None and ended_at is not None:
             latency = (loop.time() - ended_at) * 1000
     error = str(feeder.error) if feeder is not None and feeder.error is not None else None
-    return Capture(bytes(pcm), ended_by, dtmf, speech_ms, result, latency, sent, barged_in, error)
+    return Capture(
+        bytes(pcm), ended_by, dtmf, speech_ms, result, latency, sent, barged_in, error, stream_error
+    )
 
 
 class _Feeder:

@@ -207,9 +207,15 @@ class AgiServer:
         except asyncio.CancelledError:
             log.warning("agi_call_cancelled")
             raise
-        except Exception:
+        except Exception as exc:
+            linkedid = ctx.linkedid or printable(env.uniqueid, 64)
+            if isinstance(exc, AgiError) and channel.desynchronised:
+                # Garbage, an over-long line or a reply that never came: nothing more can be
+                # said on this stream; closing it leaves the caller to the dialplan.
+                log.warning("agi_out_of_step", linkedid=linkedid, error=str(exc))
+                return
             # Whatever went wrong, the dialplan routes the caller (coordinator): never drop.
-            log.exception("agi_route_failed", linkedid=ctx.linkedid or printable(env.uniqueid, 64))
+            log.exception("agi_route_failed", linkedid=linkedid)
             with contextlib.suppress(AgiError, CallerHangup, ValueError):
                 await channel.verbose("hotline: FastAGI route failed; dialplan fail-safe applies")
 

@@ -772,7 +772,7 @@ class AmiListener:
         """Our dialplan's user events: a virtual-hold request, a call recording started."""
         name = event.get("UserEvent", "")
         linkedid = event.get("Linkedid", "")
-        queue = event.get("Queue") or None
+        queue = event.get("Queue") if event.get("Queue") in self._queues else None
         if not linkedid:
             return None
         if name == "HotlineCallbackRequest":
@@ -854,11 +854,17 @@ def _stage(call: CallView) -> str:
     return STAGE_MENU
 
 
+# AMI counters (HoldTime, TalkTime, Position, ...) are never negative; beyond a database
+# integer they are garbage that would fail the write of the whole call.
+_MAX_COUNTER = 2**31 - 1
+
+
 def _int(value: str | None) -> int | None:
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is not None and 0 <= number <= _MAX_COUNTER else None
 
 
 def _field(message: Any, name: str) -> str:

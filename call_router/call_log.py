@@ -623,7 +623,12 @@ def _utc(at: datetime) -> datetime:
 
 
 def _before(at: datetime, seconds: int | None) -> datetime | None:
-    return at - timedelta(seconds=seconds) if seconds is not None and seconds >= 0 else None
+    if seconds is None or seconds < 0:
+        return None
+    try:
+        return at - timedelta(seconds=seconds)
+    except OverflowError:  # before year 1: a broken clock or counter, not a time
+        return None
 
 
 def _cap(value: str | None, length: int) -> str | None:

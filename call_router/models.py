@@ -39,6 +39,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+class ClippedString(TypeDecorator[str]):
+    """A string column keeping its first `length` characters, on write and in lookups alike:
+    an identifier from outside that is longer than the column still finds its own row."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.max_length = length
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return value[: self.max_length] if value is not None else None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -63,7 +78,8 @@ class Call(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Asterisk's linkedid of the inbound leg: the same on every leg of the call.
-    linkedid: Mapped[str] = mapped_column(String(64), unique=True)
+    # Asterisk allows 150 (a long systemname): a longer linkedid is clipped, consistently.
+    linkedid: Mapped[str] = mapped_column(ClippedString(64), unique=True)
     channel: Mapped[str | None] = mapped_column(String(128))
     caller_number: Mapped[str] = mapped_column(String(32), default="anonymous", index=True)
     caller_number_raw: Mapped[str | None] = mapped_column(String(128))

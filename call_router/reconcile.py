@@ -13,9 +13,8 @@ Pure, apart from the two small file readers at the end; unit-tested with plain l
 from __future__ import annotations
 
 import csv
-import io
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,7 +63,8 @@ def parse_queue_log(lines: Iterable[str], callids: Collection[str]) -> list[Queu
             continue
         try:
             at = float(parts[0])
-        except ValueError:
+            datetime.fromtimestamp(at, UTC)  # a time, not nan, inf or beyond year 9999
+        except (ValueError, OverflowError, OSError):
             continue
         rows.append(QueueLogRow(at, parts[1], parts[2], parts[3], parts[4], tuple(parts[5:])))
     return rows
@@ -73,7 +73,7 @@ def parse_queue_log(lines: Iterable[str], callids: Collection[str]) -> list[Queu
 def parse_cdr_ends(text: str, linkedids: Collection[str]) -> dict[str, datetime]:
     """linkedid → when its last channel ended (the CDR `end`, UTC with usegmtime)."""
     ends: dict[str, datetime] = {}
-    for record in csv.reader(io.StringIO(text)):
+    for record in _csv_records(text):
         if len(record) <= _CDR_LINKEDID or record[_CDR_LINKEDID] not in linkedids:
             continue
         try:
@@ -84,6 +84,22 @@ def parse_cdr_ends(text: str, linkedids: Collection[str]) -> dict[str, datetime]
         if linkedid not in ends or end > ends[linkedid]:
             ends[linkedid] = end
     return ends
+
+
+def _csv_records(text: str) -> Iterator[list[str]]:
+    """One record per line: a line cut short by a crash (an open quote) must not swallow the
+    records after it, as one csv.reader over the whole text would (or fail on its size)."""
+    for line in _lines(text):
+        try:
+            yield next(csv.reader([line]), [])
+        except csv.Error:
+            continue
+
+
+def _lines(text: str) -> list[str]:
+    # Only "\n" ends an Asterisk record: splitlines() would also cut at U+2028 and the like,
+    # which a caller ID written into a record may carry (and forge a line for another call).
+    return [line.rstrip("\r") for line in text.split("\n")]
 
 
 def missed_events(rows: Sequence[QueueLogRow], known: Sequence[KnownEvent]) -> list[dict[str, str]]:
@@ -202,6 +218,6 @@ class AsteriskRecords:
         """Per call its queue_log rows, and the CDR end times."""
         wanted = frozenset(linkedids)
         by_call: dict[str, list[QueueLogRow]] = {}
-        for row in parse_queue_log(read_tail(self.queue_log).splitlines(), wanted):
+        for row in parse_queue_log(_lines(read_tail(self.queue_log)), wanted):
             by_call.setdefault(row.callid, []).append(row)
         return by_call, parse_cdr_ends(read_tail(self.cdr_csv), wanted)
