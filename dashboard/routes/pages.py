@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from call_router import queries
 from call_router.db import Database
+from call_router.dispositions import disposition_history
 from call_router.queries import CallFilter
 from dashboard import csv_export
 from dashboard.deps import SessionDep, SettingsDep, StateDep
@@ -273,6 +274,7 @@ def call_page(
             "search": None,
             "extras": extras,
             "disposition": queries.disposition_of(session, call_id),
+            "disposition_history": disposition_history(session, call_id),
         },
         settings.default_language,
     )

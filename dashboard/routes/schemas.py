@@ -83,6 +83,19 @@ class DispositionOut(_FromRow):
     operator: str | None
     created_at: Timestamp
     updated_at: Timestamp
+    # Who saved this version: a dashboard user, or `token:<name>` (None before history began).
+    changed_by: str | None = None
+
+
+class DispositionChangeOut(_FromRow):
+    """One save of a disposition, as saved: for `operator`, by `changed_by`, at `at`."""
+
+    at: Timestamp
+    category: str
+    note: str | None
+    callout_created: bool
+    operator: str | None
+    changed_by: str | None
 
 
 class CallDetailOut(CallOut):
@@ -95,6 +108,8 @@ class CallDetailOut(CallOut):
     events: list[CallEventOut]
     # None until the operator saves one.
     disposition: DispositionOut | None = None
+    # Every save of the disposition, oldest first (empty until the first).
+    disposition_history: list[DispositionChangeOut] = []
 
 
 class CallbackOut(_FromRow):
