@@ -242,6 +242,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_level": "info",
         "http": NoDelayHTTPProtocol,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: behind a local
+        # proxy every browser would share one address (one guesser locks all out), and without
+        # one any local client could claim any address. Only the configured proxies are trusted.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or [],
     }
     if settings.dashboard_workers > 1:
         workers = settings.dashboard_workers
@@ -252,8 +257,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 def main() -> None:
     # Every page and API needs a sign-in (dashboard/auth.py). Still 127.0.0.1 by default:
     # publish it through an https proxy (and set HOTLINE_DASHBOARD_HTTPS=true for Secure cookies).
-    options = uvicorn_options(Settings())
-    uvicorn.run(**options)
+    settings = Settings()
+    # The secrets (device-cookie key) are made here, before the workers start: workers that
+    # each created a missing key would disagree.
+    settings.secrets  # noqa: B018
+    uvicorn.run(**uvicorn_options(settings))
 
 
 if __name__ == "__main__":
