@@ -32,6 +32,7 @@ from dashboard.routes import (
     api_callbacks,
     api_calls,
     api_dispositions,
+    api_docs,
     api_meters,
     audio,
     callback_pages,
@@ -159,7 +160,14 @@ def create_app(
         if owns_db:
             database.dispose()
 
-    app = FastAPI(title="Hotline dashboard", lifespan=lifespan)
+    # FastAPI's public docs off: dashboard/routes/api_docs.py serves them to staff only.
+    app = FastAPI(
+        title="Hotline dashboard",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.dashboard = DashboardState(
         settings=settings, db=database, templates=make_templates(zone), zone=zone, live=hub
     )
@@ -185,6 +193,7 @@ def create_app(
     app.include_router(health.router, dependencies=public)
     app.include_router(login.public_router, dependencies=public)
     app.include_router(login.router, dependencies=staff)
+    app.include_router(api_docs.router, dependencies=staff)
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
     app.include_router(api_agents.router, dependencies=staff)
