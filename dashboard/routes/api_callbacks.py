@@ -21,7 +21,7 @@ from call_router import callbacks, click_to_call, queries
 from call_router.callback_policy import Outcome
 from call_router.models import CALLBACK_OPEN, utcnow
 from dashboard.deps import ActorDep, DatabaseDep, SessionDep, SettingsDep, StateDep
-from dashboard.routes.schemas import CallbackOut, Timestamp, _FromRow
+from dashboard.routes.schemas import CallbackOut, RowId, Timestamp, _FromRow
 
 router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
 
@@ -129,13 +129,17 @@ def summary(session: SessionDep, state: StateDep) -> SummaryOut:
 
 
 @router.get("/{callback_id}", response_model=CallbackDetailOut)
-def get_callback(session: SessionDep, callback_id: int) -> CallbackDetailOut:
+def get_callback(session: SessionDep, callback_id: RowId) -> CallbackDetailOut:
     return _detail(session, callback_id)
 
 
 @router.post("/{callback_id}/claim", response_model=CallbackDetailOut)
 def claim(
-    session: SessionDep, settings: SettingsDep, actor: ActorDep, callback_id: int, body: OperatorIn
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+    callback_id: RowId,
+    body: OperatorIn,
 ) -> CallbackDetailOut:
     operator = actor.required_operator(body.operator)
     try:
@@ -154,7 +158,7 @@ def claim(
 
 @router.post("/{callback_id}/release", response_model=CallbackDetailOut)
 def release(
-    session: SessionDep, actor: ActorDep, callback_id: int, body: ReleaseIn
+    session: SessionDep, actor: ActorDep, callback_id: RowId, body: ReleaseIn
 ) -> CallbackDetailOut:
     """An operator releases only their own claim; a supervisor naming nobody releases any."""
     operator = actor.operator(body.operator)
@@ -167,7 +171,7 @@ def release(
 
 @router.post("/{callback_id}/outcome", response_model=CallbackDetailOut)
 def outcome(
-    session: SessionDep, settings: SettingsDep, actor: ActorDep, callback_id: int, body: OutcomeIn
+    session: SessionDep, settings: SettingsDep, actor: ActorDep, callback_id: RowId, body: OutcomeIn
 ) -> CallbackDetailOut:
     if body.at is not None and body.at.tzinfo is None:
         raise HTTPException(422, detail={"code": "bad_time", "message": "`at` needs a time zone"})
@@ -191,7 +195,7 @@ def outcome(
 
 @router.post("/{callback_id}/call", response_model=CallStartedOut, status_code=202)
 def call(
-    settings: SettingsDep, db: DatabaseDep, actor: ActorDep, callback_id: int, body: OperatorIn
+    settings: SettingsDep, db: DatabaseDep, actor: ActorDep, callback_id: RowId, body: OperatorIn
 ) -> CallStartedOut:
     """Ring the operator's phone, then the resident. Returns once the call is placed (202);
     its progress appears in the entry's history and the call log."""

@@ -23,6 +23,7 @@ from dashboard.routes.schemas import (
     CallDetailOut,
     CallOut,
     DispositionChangeOut,
+    RowId,
     recording_reference,
 )
 
@@ -112,7 +113,7 @@ _PAGING = frozenset({"cursor", "offset", "with_total"})
 
 
 @router.get("/{call_id}", response_model=CallDetailOut)
-def get_call(call_id: int, session: SessionDep, settings: SettingsDep) -> CallDetailOut:
+def get_call(call_id: RowId, session: SessionDep, settings: SettingsDep) -> CallDetailOut:
     call = queries.call_with_events(session, call_id)
     if call is None:
         raise HTTPException(status_code=404, detail="call not found")

@@ -14,7 +14,7 @@ from call_router.dispositions import (
 )
 from call_router.models import utcnow
 from dashboard.deps import ActorDep, SessionDep, SettingsDep
-from dashboard.routes.schemas import DispositionOut
+from dashboard.routes.schemas import DispositionOut, RowId
 
 router = APIRouter(tags=["dispositions"])
 
@@ -32,7 +32,7 @@ class DispositionIn(BaseModel):
 
 @router.post("/api/calls/{call_id}/disposition", response_model=DispositionOut)
 def post_disposition(
-    call_id: int,
+    call_id: RowId,
     body: DispositionIn,
     session: SessionDep,
     settings: SettingsDep,
@@ -63,7 +63,7 @@ def post_disposition(
 
 
 @router.get("/api/calls/{call_id}/disposition", response_model=DispositionOut)
-def read_disposition(call_id: int, session: SessionDep) -> DispositionOut:
+def read_disposition(call_id: RowId, session: SessionDep) -> DispositionOut:
     row = get_disposition(session, call_id)
     if row is None:
         raise HTTPException(status_code=404, detail="no disposition for this call")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 
@@ -20,6 +21,11 @@ def iso_utc(dt: datetime) -> str:
 
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
+
+# A row id in a path: the tables' ids are 32-bit INTEGERs, so a larger number names no row
+# (422 here; PostgreSQL would refuse to compare it and the request would end in a 500).
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
 
 
 class _FromRow(BaseModel):
