@@ -272,6 +272,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "disp.other": "other",
         # callback list page (dashboard/routes/callback_pages.py)
         "cbp.title": "Callbacks",
+        "cbp.by": "by",
         "cbp.who": "Say which operator you are to claim and call.",
         "cbp.mine": "My claimed entries",
         "cbp.none_mine": "You hold no entries.",
@@ -631,6 +632,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "disp.wrong_number": "ошиблись номером",
         "disp.other": "другое",
         "cbp.title": "Обратные звонки",
+        "cbp.by": "кем:",
         "cbp.who": "Укажите, какой вы оператор, чтобы брать и звонить.",
         "cbp.mine": "Мои записи",
         "cbp.none_mine": "У вас нет взятых записей.",

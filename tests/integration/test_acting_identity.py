@@ -249,6 +249,8 @@ async def test_a_supervisor_acting_for_an_operator_is_recorded_as_themself(
     assert (row["action"], row["operator"], row["data"]["by"]) == ("claimed", PAVEL, "sup")
     # Claiming needs someone to claim for: a supervisor must say whom.
     assert nobody.status_code == 422
+    page = await sup.http.get(f"/callbacks/{entry}/history", params={"lang": "en"})
+    assert f"claimed — {PAVEL} (by sup)" in page.text, page.text
 
     call_id = _call(app_db, "acting-sup")
     saved = await sup.post(
