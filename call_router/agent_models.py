@@ -62,9 +62,28 @@ class CallDisposition(Base):
     operator: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who saved the current version (dashboard user, `token:<name>`); None before 0010.
+    changed_by: Mapped[str | None] = mapped_column(String(80))
 
     # The backref gives every Call a `disposition` attribute (None until one is saved), so the
     # call detail API shows it without models.py knowing about this module.
     call: Mapped[Call] = relationship(
         backref=backref("disposition", uselist=False, cascade="all, delete-orphan")
     )
+
+
+class CallDispositionChange(Base):
+    """Every save of a call's disposition, as saved (migration 0010): who changed what, when.
+    Rows are only ever added; the current version is also the newest row here."""
+
+    __tablename__ = "call_disposition_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    category: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    callout_created: Mapped[bool] = mapped_column(Boolean, default=False)
+    # On whose behalf (the roster login), and who did it (a supervisor acting for them).
+    operator: Mapped[str | None] = mapped_column(String(64))
+    changed_by: Mapped[str | None] = mapped_column(String(80))

@@ -281,7 +281,13 @@ def summary(session: Session, now: datetime, since: datetime) -> dict[str, int]:
 
 
 def claim(
-    session: Session, callback_id: int, operator: str, now: datetime, *, timeout: int
+    session: Session,
+    callback_id: int,
+    operator: str,
+    now: datetime,
+    *,
+    timeout: int,
+    by: str | None = None,
 ) -> Callback:
     """Take the entry for `timeout` seconds (again, for its holder: extends the claim).
 
@@ -314,12 +320,17 @@ def claim(
             raise CallbackError("not_open", f"callback {callback_id} is {entry.status}")
         raise CallbackError("claimed", f"callback {callback_id} is claimed by {entry.claimed_by}")
     assert entry is not None
-    _history(session, callback_id, ACTION_CLAIMED, now, operator=operator)
+    _history(session, callback_id, ACTION_CLAIMED, now, operator=operator, by=by)
     return entry
 
 
 def release(
-    session: Session, callback_id: int, now: datetime, *, operator: str | None = None
+    session: Session,
+    callback_id: int,
+    now: datetime,
+    *,
+    operator: str | None = None,
+    by: str | None = None,
 ) -> Callback:
     """Give the entry back. With `operator`, only that operator's claim is released."""
     entry = _get(session, callback_id)
@@ -330,7 +341,7 @@ def release(
     entry.claimed_by = None
     entry.claimed_until = None
     entry.updated_at = now
-    _history(session, callback_id, ACTION_RELEASED, now, operator=operator or holder)
+    _history(session, callback_id, ACTION_RELEASED, now, operator=operator or holder, by=by)
     return entry
 
 
@@ -345,6 +356,7 @@ def start_call(
     *,
     call_id: int,
     rules: CallbackRules,
+    by: str | None = None,
 ) -> Callback:
     """Mark the entry as being dialled by `operator` (who must hold the claim) on `call_id`.
 
@@ -388,7 +400,9 @@ def start_call(
     if not result.rowcount:  # type: ignore[attr-defined]
         raise CallbackError("call_in_progress", f"callback {callback_id} is being dialled")
     session.refresh(entry)
-    _history(session, callback_id, ACTION_CALL_STARTED, now, operator=operator, call_id=call_id)
+    _history(
+        session, callback_id, ACTION_CALL_STARTED, now, operator=operator, call_id=call_id, by=by
+    )
     return entry
 
 
@@ -403,6 +417,7 @@ def record_outcome(
     retry_at: datetime | None = None,
     note: str | None = None,
     call_id: int | None = None,
+    by: str | None = None,
 ) -> Callback:
     """Apply an outcome: close (reached, wrong number, too many tries) or schedule the next try.
 
@@ -462,6 +477,7 @@ def record_outcome(
         call_id=call_id,
         note=note,
         data=data,
+        by=by,
     )
     return entry
 
@@ -668,7 +684,13 @@ def _history(
     call_id: int | None = None,
     note: str | None = None,
     data: dict[str, Any] | None = None,
+    by: str | None = None,
 ) -> None:
+    """One history row. `by`: who did it, when that is not `operator` themself (a supervisor
+    acting for them) or there is no operator (kept in `data`, the table is unchanged)."""
+    data = dict(data or {})
+    if by is not None:
+        data["by"] = by
     session.add(
         CallbackAttempt(
             callback_id=callback_id,
@@ -678,7 +700,7 @@ def _history(
             outcome=outcome,
             call_id=call_id,
             note=note,
-            data=data or {},
+            data=data,
         )
     )
     session.flush()

@@ -82,8 +82,10 @@ def prepare(
     *,
     rules: callbacks.CallbackRules,
     now: datetime | None = None,
+    by: str | None = None,
 ) -> PlacedCall:
-    """Check and record the call-back before Asterisk is asked; raises callbacks.CallbackError."""
+    """Check and record the call-back before Asterisk is asked; raises callbacks.CallbackError.
+    `by`: who asked (a supervisor placing it for `operator`), for the entry's history."""
     now = now or utcnow()
     linkedid = f"cb-{uuid.uuid4().hex}"
     with db.session() as session:
@@ -115,7 +117,9 @@ def prepare(
             )
         )
         # Raises (and rolls the call row back) when the entry may not be dialled now.
-        callbacks.start_call(session, callback_id, operator, now, call_id=call.id, rules=rules)
+        callbacks.start_call(
+            session, callback_id, operator, now, call_id=call.id, rules=rules, by=by
+        )
         return PlacedCall(callback_id, call.id, linkedid, operator, entry.caller_number)
 
 

@@ -1,8 +1,9 @@
 """The operator's answer after a call: category, note, whether a callout request was created.
 
-One disposition per call; saving again replaces it (the operator corrects a typo) and keeps the
-creation time. Categories are a closed list (settings.disposition_categories) so reports can
-count them; the note is free text.
+One disposition per call; saving again replaces the current one (the operator corrects a typo)
+and keeps the creation time, and every save is also kept in `call_disposition_changes`: who
+changed what, when; nothing is overwritten without a trace. Categories are a closed list
+(settings.disposition_categories) so reports can count them; the note is free text.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from call_router.agent_models import CallDisposition
+from call_router.agent_models import CallDisposition, CallDispositionChange
 from call_router.models import Call
 
 MAX_NOTE = 4000
@@ -31,6 +32,8 @@ class DispositionInput:
     note: str | None
     callout_created: bool
     operator: str | None = None
+    # Who saves it: a dashboard user or `token:<name>` (a supervisor saving for `operator`).
+    changed_by: str | None = None
 
 
 def save_disposition(
@@ -40,7 +43,13 @@ def save_disposition(
     *,
     categories: tuple[str, ...] | list[str],
     now: datetime,
+    only_own: bool = False,
 ) -> CallDisposition:
+    """Save (or correct) the call's disposition and add the save to its history.
+
+    `only_own`: the saver is an operator, who may not replace a disposition another operator
+    saved (a supervisor may; the history shows both).
+    """
     call = session.get(Call, call_id)
     if call is None:
         raise DispositionError("call_not_found", f"no call {call_id}")
@@ -50,19 +59,49 @@ def save_disposition(
             "bad_category", f"unknown category {data.category!r}; one of: {', '.join(categories)}"
         )
     note = (data.note or "").strip()[:MAX_NOTE] or None
-    row = session.scalar(select(CallDisposition).where(CallDisposition.call_id == call_id))
+    # Default: the operator who answered the call (a supervisor saving without naming one).
+    operator = (data.operator or "").strip()[:64] or call.operator
+    row = session.scalar(
+        select(CallDisposition).where(CallDisposition.call_id == call_id).with_for_update()
+    )
     if row is None:
         row = CallDisposition(call_id=call_id, created_at=now)
         session.add(row)
+    elif only_own and row.operator not in (None, operator):
+        raise DispositionError(
+            "not_yours", f"call {call_id}'s disposition was saved by operator {row.operator}"
+        )
     row.category = category
     row.note = note
     row.callout_created = data.callout_created
-    # Default: the operator who answered the call (the API has no accounts yet).
-    row.operator = (data.operator or "").strip()[:64] or call.operator
+    row.operator = operator
+    row.changed_by = data.changed_by
     row.updated_at = now
+    session.add(
+        CallDispositionChange(
+            call_id=call_id,
+            at=now,
+            category=category,
+            note=note,
+            callout_created=data.callout_created,
+            operator=operator,
+            changed_by=data.changed_by,
+        )
+    )
     session.flush()
     return row
 
 
 def get_disposition(session: Session, call_id: int) -> CallDisposition | None:
     return session.scalar(select(CallDisposition).where(CallDisposition.call_id == call_id))
+
+
+def disposition_history(session: Session, call_id: int) -> list[CallDispositionChange]:
+    """Every save of the call's disposition, oldest first."""
+    return list(
+        session.scalars(
+            select(CallDispositionChange)
+            .where(CallDispositionChange.call_id == call_id)
+            .order_by(CallDispositionChange.at, CallDispositionChange.id)
+        )
+    )

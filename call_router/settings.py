@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     dashboard_workers: int = Field(default_factory=lambda: default_dashboard_workers(), ge=1, le=32)
     # Served over https (directly or behind a TLS proxy): session cookies get the Secure flag.
     dashboard_https: bool = False
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the dashboard believes
+    # (uvicorn's forwarded_allow_ips: comma-separated addresses or networks, "*" for any).
+    # Empty (the default): trust none; the client address is the TCP peer's. Set it to the
+    # proxy's address only: a trusted proxy decides which address sign-in failures count on.
+    forwarded_allow_ips: str = Field(default="", max_length=1000)
     # How long a dashboard sign-in lasts; "keep me signed in" (an unattended wallboard screen)
     # lasts session_remember_days instead.
     session_hours: int = Field(default=12, ge=1, le=24 * 7)
@@ -257,14 +262,23 @@ class Settings(BaseSettings):
     def ami_secret(self) -> str:
         return self.secrets["ami_secret"]
 
+    @property
+    def dashboard_device_key(self) -> str:
+        return self.secrets["dashboard_device_key"]
+
+
+# Generated on first use, each kept once made: the AMI password; the key that signs the
+# dashboard's device cookies (dashboard/device_trust.py).
+SECRET_NAMES = ("ami_secret", "dashboard_device_key")
+
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:
-    if path.exists():
-        data: dict[str, str] = json.loads(path.read_text())
-        if "ami_secret" in data:
-            return data
+    data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if all(name in data for name in SECRET_NAMES):
+        return data
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"ami_secret": secrets.token_urlsafe(24)}
+    for name in SECRET_NAMES:
+        data.setdefault(name, secrets.token_urlsafe(24))
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

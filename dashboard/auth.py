@@ -8,16 +8,21 @@ share it); an integration or an unattended screen sends `Authorization: Bearer T
 The access rules, declared per router where dashboard/main.py includes it:
 
     public      /healthz, /login (GET, POST), /static
-    staff       supervisors and operators: today's calls, the call log, call detail and its
+    staff       supervisors and operators: the API's description (/openapi.json, /docs,
+                /redoc), today's calls, the call log, call detail and its
                 audio, the operator page, the callback list pages, the calls API,
                 dispositions, callbacks list/claim/call/outcome, agents API, /api/me, /logout
     supervisor  wallboard (page, snapshot, live stream), reports, incidents, flows, accounts and
                 API tokens (/admin/...), and whatever is not staff
 
-An operator acts only as themself: a request that names an operator (`{login}` in the path of
-/api/agents/..., `"operator"` in a JSON body of callbacks or dispositions) must name the roster
-login linked to their account, else 403 (an operator-role API token is linked to nobody, so it
-cannot do what names an operator). Supervisors and supervisor tokens may act for anyone.
+An operator acts only as themself. Who acts is decided inside each route from the principal
+(`dashboard.deps.ActorDep`), never by reading the request here: a rule that parses the body
+for a name sees a different body than the route does (another content type, a missing field).
+A named operator (`{login}` in the path of /api/agents/..., `"operator"` in the body of
+callbacks or dispositions) that is not the account's own is 403, and naming nobody acts as
+the account's own login (an operator-role API token is linked to nobody, so it cannot do what
+acts as an operator). Supervisors and supervisor tokens may act for anyone; the history then
+records the supervisor (`by`) beside the operator acted for.
 
 CSRF: a cookie is an ambient credential, so every POST/PUT/PATCH/DELETE authenticated by the
 session cookie must carry the session's CSRF token, as the form field `csrf_token` or the
@@ -32,7 +37,6 @@ dependency answers 403 for a route added later without one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,9 +56,6 @@ LOGIN_CSRF_COOKIE = "hotline_login_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Where an operator request names the operator it acts as.
-ACTING_AS_PATH_PARAM = "login"
-ACTING_AS_BODY_FIELD = "operator"
 
 
 def _csrf_ok(request: Request, expected: str | None, form_value: Any) -> bool:
@@ -70,25 +71,6 @@ async def _form_field(request: Request, name: str) -> Any:
         return None
     form = await request.form()
     return form.get(name)
-
-
-async def _acting_as(request: Request) -> set[str]:
-    names: set[str] = set()
-    in_path = request.path_params.get(ACTING_AS_PATH_PARAM)
-    if isinstance(in_path, str):
-        names.add(in_path)
-    if request.headers.get("content-type", "").startswith("application/json"):
-        try:
-            body = json.loads(await request.body() or b"null")
-        except (ValueError, UnicodeDecodeError):
-            body = None  # the route's own validation answers 422
-        if isinstance(body, dict) and isinstance(body.get(ACTING_AS_BODY_FIELD), str):
-            names.add(body[ACTING_AS_BODY_FIELD])
-    else:
-        value = await _form_field(request, ACTING_AS_BODY_FIELD)
-        if isinstance(value, str) and value:
-            names.add(value)
-    return names
 
 
 class Access:
@@ -112,10 +94,6 @@ class Access:
             form_value = await _form_field(request, CSRF_FIELD)
             if not _csrf_ok(request, principal.csrf_token, form_value):
                 raise HTTPException(403, detail="missing or wrong CSRF token")
-        if principal.role == OPERATOR:
-            acting = await _acting_as(request)
-            if acting and acting != {principal.operator_login}:
-                raise HTTPException(403, detail="an operator may act only as themself")
 
 
 PUBLIC = Access("public", ())
@@ -188,18 +166,13 @@ def check_routes(app: FastAPI) -> None:
     missing = [
         f"{sorted(info.methods)} {info.path}"
         for info in route_table(app)
-        if info.rule is None
-        and not (info.framework and (info.path in FRAMEWORK_PATHS or info.path == "/static"))
+        if info.rule is None and not (info.framework and info.path == "/static")
     ]
     if missing:
         raise RuntimeError(
             "routes without an access rule (include their router with "
             "dependencies=[Depends(PUBLIC | STAFF | SUPERVISOR_ONLY)]): " + ", ".join(missing)
         )
-
-
-# FastAPI's own documentation routes (no data; openapi lists the API's shape only).
-FRAMEWORK_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
 def _wants_page(request: Request) -> bool:

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from call_router import accounts
-from call_router.accounts import Principal
+from call_router.accounts import OPERATOR, Principal
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard.live_hub import LiveHub
@@ -118,3 +118,58 @@ def current_principal(
 
 OptionalPrincipal = Annotated[Principal | None, Depends(resolve_principal)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+# --- on whose behalf (who is acting comes from the credentials, never from the request) ------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The signed-in principal and the roster login it works as.
+
+    An operator account always works as its own linked login: a login named in the request
+    (path or body, in any content type) that is not theirs is refused, and naming none is not
+    a supervisor override. A supervisor (or supervisor token) may name an operator to act for
+    and is recorded as `by` beside that operator; naming none acts as the supervisor.
+    """
+
+    principal: Principal
+
+    @property
+    def by(self) -> str:
+        """Who did it, for history rows: the user name, or `token:<name>` for an API token
+        (usernames cannot contain ':', so the two never collide)."""
+        p = self.principal
+        return p.name if p.kind == "user" else f"token:{p.name}"
+
+    @property
+    def is_operator(self) -> bool:
+        return self.principal.role == OPERATOR
+
+    def operator(self, named: str | None) -> str | None:
+        """The roster login this request acts as: the operator's own (403 if `named` is
+        someone else, or if the account is linked to no operator), else the supervisor's
+        choice (None: nobody named, the supervisor acts as themself)."""
+        if not self.is_operator:
+            return named
+        own = self.principal.operator_login
+        if own is None:
+            raise HTTPException(403, detail="this operator account is linked to no operator")
+        if named is not None and named.strip() != own:
+            raise HTTPException(403, detail="an operator may act only as themself")
+        return own
+
+    def required_operator(self, named: str | None) -> str:
+        """As `operator`, for actions that need one (claiming, calling): a supervisor must
+        name whom they act for."""
+        login = self.operator(named)
+        if login is None:
+            raise HTTPException(422, detail="name the operator to act for (`operator`)")
+        return login
+
+
+def current_actor(principal: PrincipalDep) -> Actor:
+    return Actor(principal)
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]

@@ -1,6 +1,14 @@
 """Brute-force protection for POST /login: failed sign-ins are counted per account and per
 client address, in Redis, so every dashboard process on every box shares the counts.
 
+Without denial of service: the account and address limits apply to untrusted clients only.
+A browser that signed in to the account before carries a device cookie for it
+(dashboard/device_trust.py, OWASP's device-cookie scheme); its attempts are counted per device
+instead, so an attacker who exhausts `admin`'s limit from elsewhere does not lock the real
+supervisor out of their own browser, and a stolen device cookie buys PER_DEVICE guesses only.
+The client address is the TCP peer's unless the dashboard is told to trust a proxy
+(HOTLINE_FORWARDED_ALLOW_IPS, dashboard/main.py): a forged X-Forwarded-For changes nothing.
+
 The `limits` library does the counting (a moving window: "5 failures in any 15 minutes", not
 a fixed clock window an attacker can straddle). Only failures are counted; a success clears
 the account's count (not the address's: one valid account must not reset a guessing run
@@ -38,6 +46,7 @@ log = logging.getLogger(__name__)
 
 PER_ACCOUNT = parse("5 per 15 minutes")
 PER_ADDRESS = parse("20 per 15 minutes")
+PER_DEVICE = parse("5 per 15 minutes")
 RETRY_REDIS_AFTER = 30.0
 
 T = TypeVar("T")
@@ -67,9 +76,11 @@ class LoginThrottle:
         *,
         per_account: RateLimitItem = PER_ACCOUNT,
         per_address: RateLimitItem = PER_ADDRESS,
+        per_device: RateLimitItem = PER_DEVICE,
     ) -> None:
         self.per_account = per_account
         self.per_address = per_address
+        self.per_device = per_device
         storage = RedisStorage(
             redis_url,
             key_prefix=f"{key_prefix}:login-throttle",
@@ -109,28 +120,33 @@ class LoginThrottle:
             self._redis_down_since = None
         return result
 
-    def _checks(self, username: str, address: str) -> list[tuple[RateLimitItem, str, str]]:
+    def _checks(
+        self, username: str, address: str, device: str
+    ) -> list[tuple[RateLimitItem, str, str]]:
+        if device:  # a known browser (device_trust.DeviceTrust.device_for): its own count
+            return [(self.per_device, "device", device)]
         return [
             (self.per_account, "account", account_key(username)),
             (self.per_address, "address", address),
         ]
 
-    def locked(self, username: str, address: str) -> Locked | None:
-        """Whether a sign-in for this name from this address must be refused now."""
+    def locked(self, username: str, address: str, device: str = "") -> Locked | None:
+        """Whether a sign-in for this name from this address (and known device, if any) must
+        be refused now."""
 
         def check(limiter: MovingWindowRateLimiter) -> Locked | None:
             waits = [
                 limiter.get_window_stats(item, kind, key).reset_time - time.time()
-                for item, kind, key in self._checks(username, address)
+                for item, kind, key in self._checks(username, address, device)
                 if not limiter.test(item, kind, key)
             ]
             return Locked(max(1, math.ceil(max(waits)))) if waits else None
 
         return self._run(check)
 
-    def failed(self, username: str, address: str) -> None:
+    def failed(self, username: str, address: str, device: str = "") -> None:
         def count(limiter: MovingWindowRateLimiter) -> None:
-            for item, kind, key in self._checks(username, address):
+            for item, kind, key in self._checks(username, address, device):
                 limiter.hit(item, kind, key)
 
         self._run(count)

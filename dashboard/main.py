@@ -32,6 +32,7 @@ from dashboard.routes import (
     api_callbacks,
     api_calls,
     api_dispositions,
+    api_docs,
     api_meters,
     audio,
     callback_pages,
@@ -160,7 +161,14 @@ def create_app(
         if owns_db:
             database.dispose()
 
-    app = FastAPI(title="Hotline dashboard", lifespan=lifespan)
+    # FastAPI's public docs off: dashboard/routes/api_docs.py serves them to staff only.
+    app = FastAPI(
+        title="Hotline dashboard",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.dashboard = DashboardState(
         settings=settings, db=database, templates=make_templates(zone), zone=zone, live=hub
     )
@@ -186,6 +194,7 @@ def create_app(
     app.include_router(health.router, dependencies=public)
     app.include_router(login.public_router, dependencies=public)
     app.include_router(login.router, dependencies=staff)
+    app.include_router(api_docs.router, dependencies=staff)
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
     app.include_router(api_agents.router, dependencies=staff)
@@ -244,6 +253,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_level": "info",
         "http": NoDelayHTTPProtocol,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: behind a local
+        # proxy every browser would share one address (one guesser locks all out), and without
+        # one any local client could claim any address. Only the configured proxies are trusted.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": settings.forwarded_allow_ips or [],
     }
     if settings.dashboard_workers > 1:
         workers = settings.dashboard_workers
@@ -254,8 +268,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 def main() -> None:
     # Every page and API needs a sign-in (dashboard/auth.py). Still 127.0.0.1 by default:
     # publish it through an https proxy (and set HOTLINE_DASHBOARD_HTTPS=true for Secure cookies).
-    options = uvicorn_options(Settings())
-    uvicorn.run(**options)
+    settings = Settings()
+    # The secrets (device-cookie key) are made here, before the workers start: workers that
+    # each created a missing key would disagree.
+    settings.secrets  # noqa: B018
+    uvicorn.run(**uvicorn_options(settings))
 
 
 if __name__ == "__main__":

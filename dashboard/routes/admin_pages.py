@@ -22,6 +22,7 @@ from call_router.operators import list_operators
 from dashboard.deps import PrincipalDep, SessionDep, StateDep
 from dashboard.i18n import render
 from dashboard.routes.login import throttle
+from dashboard.routes.schemas import RowId
 
 router = APIRouter(include_in_schema=False)
 
@@ -235,7 +236,7 @@ def admin_token_create(
 
 @router.post("/admin/tokens/{token_id}/revoke", name="admin_token_revoke")
 def admin_token_revoke(
-    token_id: int, request: Request, session: SessionDep, state: StateDep
+    token_id: RowId, request: Request, session: SessionDep, state: StateDep
 ) -> Response:
     try:
         with state.db.session() as writer:

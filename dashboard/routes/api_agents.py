@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from call_router.agents import AgentService, AgentView
 from call_router.ami_client import AmiActionFailed, AmiClient, AmiSender, AmiUnavailable
 from call_router.operators import RosterError
-from dashboard.deps import DatabaseDep, SettingsDep
+from dashboard.deps import ActorDep, DatabaseDep, SettingsDep
 from dashboard.routes.schemas import Timestamp
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
@@ -108,22 +108,29 @@ async def login(
     login: str,
     settings: SettingsDep,
     db: DatabaseDep,
+    actor: ActorDep,
     body: Annotated[LoginIn | None, Body()] = None,
 ) -> AgentOut:
+    actor.operator(login)  # an operator changes only their own state (403 otherwise)
     queues = body.queues if body else None
     return await _apply(settings, db, login, lambda s, ami: s.login(ami, login, queues, "api"))
 
 
 @router.post("/{login}/logout", response_model=AgentOut)
-async def logout(login: str, settings: SettingsDep, db: DatabaseDep) -> AgentOut:
+async def logout(login: str, settings: SettingsDep, db: DatabaseDep, actor: ActorDep) -> AgentOut:
+    actor.operator(login)
     return await _apply(settings, db, login, lambda s, ami: s.logout(ami, login, "api"))
 
 
 @router.post("/{login}/pause", response_model=AgentOut)
-async def pause(login: str, body: PauseIn, settings: SettingsDep, db: DatabaseDep) -> AgentOut:
+async def pause(
+    login: str, body: PauseIn, settings: SettingsDep, db: DatabaseDep, actor: ActorDep
+) -> AgentOut:
+    actor.operator(login)
     return await _apply(settings, db, login, lambda s, ami: s.pause(ami, login, body.reason, "api"))
 
 
 @router.post("/{login}/unpause", response_model=AgentOut)
-async def unpause(login: str, settings: SettingsDep, db: DatabaseDep) -> AgentOut:
+async def unpause(login: str, settings: SettingsDep, db: DatabaseDep, actor: ActorDep) -> AgentOut:
+    actor.operator(login)
     return await _apply(settings, db, login, lambda s, ami: s.unpause(ami, login, "api"))

@@ -2,8 +2,10 @@
 
 GET keeps the original fields (an integrator contract) and adds the work-list ones. Errors of
 the workflow are HTTP 409/404 with a stable `code` (callbacks.CallbackError.code).
-The operator is named in the request; an operator account may name only its own roster login
-(dashboard/auth.py), supervisors and API tokens anyone.
+Who acts comes from the credentials (dashboard/deps.py `Actor`): an operator account always
+acts as its own roster login (`operator` in the body may be left out; naming another is 403);
+a supervisor or supervisor token names the operator it acts for, and the entry's history
+records it in `data.by`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pydantic import BaseModel, Field
 from call_router import callbacks, click_to_call, queries
 from call_router.callback_policy import Outcome
 from call_router.models import CALLBACK_OPEN, utcnow
-from dashboard.deps import DatabaseDep, SessionDep, SettingsDep, StateDep
-from dashboard.routes.schemas import CallbackOut, Timestamp, _FromRow
+from dashboard.deps import ActorDep, DatabaseDep, SessionDep, SettingsDep, StateDep
+from dashboard.routes.schemas import CallbackOut, RowId, Timestamp, _FromRow
 
 router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
 
@@ -60,7 +62,8 @@ class CallbackDetailOut(CallbackItemOut):
 
 
 class OperatorIn(BaseModel):
-    operator: str = Field(pattern=LOGIN)
+    # Required for supervisors; an operator account acts as itself either way.
+    operator: str | None = Field(default=None, pattern=LOGIN)
 
 
 class ReleaseIn(BaseModel):
@@ -126,17 +129,27 @@ def summary(session: SessionDep, state: StateDep) -> SummaryOut:
 
 
 @router.get("/{callback_id}", response_model=CallbackDetailOut)
-def get_callback(session: SessionDep, callback_id: int) -> CallbackDetailOut:
+def get_callback(session: SessionDep, callback_id: RowId) -> CallbackDetailOut:
     return _detail(session, callback_id)
 
 
 @router.post("/{callback_id}/claim", response_model=CallbackDetailOut)
 def claim(
-    session: SessionDep, settings: SettingsDep, callback_id: int, body: OperatorIn
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+    callback_id: RowId,
+    body: OperatorIn,
 ) -> CallbackDetailOut:
+    operator = actor.required_operator(body.operator)
     try:
         callbacks.claim(
-            session, callback_id, body.operator, utcnow(), timeout=settings.callback_claim_timeout
+            session,
+            callback_id,
+            operator,
+            utcnow(),
+            timeout=settings.callback_claim_timeout,
+            by=actor.by,
         )
     except callbacks.CallbackError as exc:
         raise _conflict(exc) from exc
@@ -144,9 +157,13 @@ def claim(
 
 
 @router.post("/{callback_id}/release", response_model=CallbackDetailOut)
-def release(session: SessionDep, callback_id: int, body: ReleaseIn) -> CallbackDetailOut:
+def release(
+    session: SessionDep, actor: ActorDep, callback_id: RowId, body: ReleaseIn
+) -> CallbackDetailOut:
+    """An operator releases only their own claim; a supervisor naming nobody releases any."""
+    operator = actor.operator(body.operator)
     try:
-        callbacks.release(session, callback_id, utcnow(), operator=body.operator)
+        callbacks.release(session, callback_id, utcnow(), operator=operator, by=actor.by)
     except callbacks.CallbackError as exc:
         raise _conflict(exc) from exc
     return _detail(session, callback_id)
@@ -154,10 +171,11 @@ def release(session: SessionDep, callback_id: int, body: ReleaseIn) -> CallbackD
 
 @router.post("/{callback_id}/outcome", response_model=CallbackDetailOut)
 def outcome(
-    session: SessionDep, settings: SettingsDep, callback_id: int, body: OutcomeIn
+    session: SessionDep, settings: SettingsDep, actor: ActorDep, callback_id: RowId, body: OutcomeIn
 ) -> CallbackDetailOut:
     if body.at is not None and body.at.tzinfo is None:
         raise HTTPException(422, detail={"code": "bad_time", "message": "`at` needs a time zone"})
+    operator = actor.operator(body.operator)
     try:
         callbacks.record_outcome(
             session,
@@ -165,9 +183,10 @@ def outcome(
             Outcome(body.outcome),
             utcnow(),
             rules=callbacks.CallbackRules.from_settings(settings),
-            operator=body.operator,
+            operator=operator,
             retry_at=body.at,
             note=body.note,
+            by=actor.by,
         )
     except callbacks.CallbackError as exc:
         raise _conflict(exc) from exc
@@ -176,13 +195,18 @@ def outcome(
 
 @router.post("/{callback_id}/call", response_model=CallStartedOut, status_code=202)
 def call(
-    settings: SettingsDep, db: DatabaseDep, callback_id: int, body: OperatorIn
+    settings: SettingsDep, db: DatabaseDep, actor: ActorDep, callback_id: RowId, body: OperatorIn
 ) -> CallStartedOut:
     """Ring the operator's phone, then the resident. Returns once the call is placed (202);
     its progress appears in the entry's history and the call log."""
+    operator = actor.required_operator(body.operator)
     try:
         placed = click_to_call.prepare(
-            db, callback_id, body.operator, rules=callbacks.CallbackRules.from_settings(settings)
+            db,
+            callback_id,
+            operator,
+            rules=callbacks.CallbackRules.from_settings(settings),
+            by=actor.by,
         )
     except callbacks.CallbackError as exc:
         raise _conflict(exc) from exc

@@ -16,9 +16,16 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import AwareDatetime
 
 from call_router import queries
+from call_router.dispositions import disposition_history
 from call_router.models import Call
 from dashboard.deps import SessionDep, SettingsDep
-from dashboard.routes.schemas import CallDetailOut, CallOut, recording_reference
+from dashboard.routes.schemas import (
+    CallDetailOut,
+    CallOut,
+    DispositionChangeOut,
+    RowId,
+    recording_reference,
+)
 
 router = APIRouter(prefix="/api/calls", tags=["calls"])
 
@@ -106,8 +113,12 @@ _PAGING = frozenset({"cursor", "offset", "with_total"})
 
 
 @router.get("/{call_id}", response_model=CallDetailOut)
-def get_call(call_id: int, session: SessionDep, settings: SettingsDep) -> CallDetailOut:
+def get_call(call_id: RowId, session: SessionDep, settings: SettingsDep) -> CallDetailOut:
     call = queries.call_with_events(session, call_id)
     if call is None:
         raise HTTPException(status_code=404, detail="call not found")
-    return call_out(CallDetailOut, call, settings.recordings_dir)
+    out = call_out(CallDetailOut, call, settings.recordings_dir)
+    out.disposition_history = [
+        DispositionChangeOut.model_validate(row) for row in disposition_history(session, call_id)
+    ]
+    return out

@@ -34,6 +34,7 @@ from call_router import queries
 from call_router.models import Call, CallEvent
 from call_router.settings import Settings
 from dashboard.deps import SessionDep, SettingsDep
+from dashboard.routes.schemas import RowId
 
 router = APIRouter(include_in_schema=False)
 log = structlog.get_logger(__name__)
@@ -218,7 +219,9 @@ def audio_cache_dir(settings: Settings) -> Path:
 
 
 @router.get("/calls/{call_id}/audio/{kind}")
-def call_audio(call_id: int, kind: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def call_audio(
+    call_id: RowId, kind: str, session: SessionDep, settings: SettingsDep
+) -> FileResponse:
     if kind not in KINDS:
         raise HTTPException(404, detail="no such audio kind")
     call = queries.call_with_events(session, call_id)

@@ -30,6 +30,7 @@ from dashboard.deps import SessionDep, StateDep
 from dashboard.i18n import render, request_language, translate
 from dashboard.live import live_stream, sse_message, sse_response
 from dashboard.routes.operator_pages import FULL, OperatorParam, acting_operator_login
+from dashboard.routes.schemas import RowId
 
 router = APIRouter(include_in_schema=False)
 
@@ -165,7 +166,7 @@ async def callbacks_stream(
 
 @router.get("/callbacks/{callback_id}/history", response_class=HTMLResponse)
 def callback_history(
-    callback_id: int, request: Request, session: SessionDep, state: StateDep
+    callback_id: RowId, request: Request, session: SessionDep, state: StateDep
 ) -> Response:
     if callbacks.get_callback(session, callback_id) is None:
         raise HTTPException(404, detail="no such callback")
@@ -190,7 +191,7 @@ class ProgressOut(BaseModel):
 
 @router.get("/callbacks/{callback_id}/progress/{call_id}", response_model=ProgressOut)
 def callback_progress(
-    callback_id: int, call_id: int, request: Request, session: SessionDep, state: StateDep
+    callback_id: RowId, call_id: RowId, request: Request, session: SessionDep, state: StateDep
 ) -> ProgressOut:
     """How the click-to-call `call_id` of the entry is getting on (the page polls this)."""
     entry = callbacks.get_callback(session, callback_id)

@@ -17,6 +17,7 @@ from call_router import incidents
 from call_router.models import utcnow
 from dashboard.deps import SessionDep, StateDep
 from dashboard.i18n import render
+from dashboard.routes.schemas import RowId
 
 router = APIRouter(include_in_schema=False)
 
@@ -119,7 +120,7 @@ def create_incident(
 
 
 @router.post("/incidents/{incident_id}/end")
-def end_incident(incident_id: int, request: Request, state: StateDep) -> Response:
+def end_incident(incident_id: RowId, request: Request, state: StateDep) -> Response:
     with state.db.session() as writer:
         if incidents.end(writer, incident_id, utcnow()) is None:
             raise HTTPException(404, detail="no such incident")

@@ -4,6 +4,9 @@ The login form has no session yet, so it is protected against login CSRF with a 
 cookie: the form's hidden field must equal a random cookie set with the form. Failed sign-ins
 are counted per account and per client address (dashboard/login_throttle.py); past the limit
 the form answers 429 "try again in N minutes", the same whether the account exists or not.
+A browser that signed in to an account before is trusted for it (a device cookie,
+dashboard/device_trust.py): the account's lock-out does not apply to it, its failures count
+per device.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from call_router import accounts
 from dashboard import login_throttle
 from dashboard.auth import CSRF_FIELD, LOGIN_CSRF_COOKIE, safe_next
 from dashboard.deps import SESSION_COOKIE, DashboardState, PrincipalDep, StateDep
+from dashboard.device_trust import DEVICE_COOKIE, LIFETIME, DeviceTrust
 from dashboard.i18n import render
 from dashboard.login_throttle import LoginThrottle
 
@@ -35,9 +39,13 @@ def throttle(request: Request, state: DashboardState) -> LoginThrottle:
     return login_throttle.for_app(request.app, settings.redis_url, settings.redis_prefix)
 
 
+def device_trust(state: DashboardState) -> DeviceTrust:
+    return DeviceTrust(state.settings.dashboard_device_key.encode())
+
+
 def _client_address(request: Request) -> str:
     # Behind a reverse proxy this is the proxy unless uvicorn trusts its X-Forwarded-For
-    # (--forwarded-allow-ips); then it is the browser's address.
+    # (HOTLINE_FORWARDED_ALLOW_IPS, dashboard/main.py); then it is the browser's address.
     return request.client.host if request.client is not None else "unknown"
 
 
@@ -99,7 +107,10 @@ def login_submit(
         return _login_form(request, state, target, error=True, status_code=400)
     name, address = username.strip(), _client_address(request)
     limiter = throttle(request, state)
-    locked = limiter.locked(name, address)
+    trust = device_trust(state)
+    device_cookie = request.cookies.get(DEVICE_COOKIE)
+    device = trust.device_for(device_cookie, name)
+    locked = limiter.locked(name, address, device)
     if locked is not None:
         # Refused before the password is even checked, so guessing on gains nothing.
         response = _login_form(
@@ -120,7 +131,7 @@ def login_submit(
         if user is not None:
             cookie, _row = accounts.start_session(session, user, now=now, lifetime=lifetime)
     if cookie is None:
-        limiter.failed(name, address)
+        limiter.failed(name, address, device)
         return _login_form(request, state, target, error=True, status_code=401)
     limiter.succeeded(name)
     response = RedirectResponse(target, status_code=303)
@@ -133,7 +144,18 @@ def login_submit(
         secure=settings.dashboard_https,
         path="/",
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path=request.app.url_path_for("login_submit"))
+    login_path = request.app.url_path_for("login_submit")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=login_path)
+    # This browser is now known for this account (a fresh entry: an old one ages out).
+    response.set_cookie(
+        DEVICE_COOKIE,
+        trust.issue(device_cookie, name),
+        max_age=int(LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=settings.dashboard_https,
+        path=login_path,
+    )
     return response
 
 

@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 
 from call_router import queries
 from call_router.db import Database
+from call_router.dispositions import disposition_history
 from call_router.queries import CallFilter
 from dashboard import csv_export
 from dashboard.deps import SessionDep, SettingsDep, StateDep
 from dashboard.i18n import render
+from dashboard.routes.schemas import RowId
 
 router = APIRouter(include_in_schema=False)
 
@@ -258,7 +260,7 @@ OPTIONAL_FIELDS = ("transcript", "intent_confidence", "utterance_path")
 
 @router.get("/calls/{call_id}", response_class=HTMLResponse)
 def call_page(
-    call_id: int, request: Request, session: SessionDep, settings: SettingsDep, state: StateDep
+    call_id: RowId, request: Request, session: SessionDep, settings: SettingsDep, state: StateDep
 ) -> Response:
     call = queries.call_with_events(session, call_id)
     if call is None:
@@ -273,6 +275,7 @@ def call_page(
             "search": None,
             "extras": extras,
             "disposition": queries.disposition_of(session, call_id),
+            "disposition_history": disposition_history(session, call_id),
         },
         settings.default_language,
     )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 
@@ -20,6 +21,11 @@ def iso_utc(dt: datetime) -> str:
 
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
+
+# A row id in a path: the tables' ids are 32-bit INTEGERs, so a larger number names no row
+# (422 here; PostgreSQL would refuse to compare it and the request would end in a 500).
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
 
 
 class _FromRow(BaseModel):
@@ -83,6 +89,19 @@ class DispositionOut(_FromRow):
     operator: str | None
     created_at: Timestamp
     updated_at: Timestamp
+    # Who saved this version: a dashboard user, or `token:<name>` (None before history began).
+    changed_by: str | None = None
+
+
+class DispositionChangeOut(_FromRow):
+    """One save of a disposition, as saved: for `operator`, by `changed_by`, at `at`."""
+
+    at: Timestamp
+    category: str
+    note: str | None
+    callout_created: bool
+    operator: str | None
+    changed_by: str | None
 
 
 class CallDetailOut(CallOut):
@@ -95,6 +114,8 @@ class CallDetailOut(CallOut):
     events: list[CallEventOut]
     # None until the operator saves one.
     disposition: DispositionOut | None = None
+    # Every save of the disposition, oldest first (empty until the first).
+    disposition_history: list[DispositionChangeOut] = []
 
 
 class CallbackOut(_FromRow):

@@ -816,3 +816,24 @@ async def test_call_detail_shows_the_operators_disposition_as_text(
 
     assert "Disposition" in page and "resolved" in page
     assert "&lt;b&gt;lift&lt;/b&gt; restarted" in page and "<b>lift</b>" not in page
+
+
+async def test_an_id_beyond_the_databases_integer_range_is_422_not_a_server_error(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found by tests/integration/test_api_fuzz.py: PostgreSQL refused to compare such a
+    number with an INTEGER column and the request ended in a 500."""
+    huge = 2**31  # one past the largest INTEGER
+    requests = [
+        client.get(f"/api/calls/{huge}"),
+        client.get(f"/api/calls/{huge}/disposition"),
+        client.post(f"/api/calls/{huge}/disposition", json={"category": "consultation"}),
+        client.get(f"/api/callbacks/{huge}"),
+        client.post(f"/api/callbacks/{huge}/claim", json={"operator": "3201"}),
+        client.post(f"/api/callbacks/{huge}/release", json={}),
+        client.post(f"/api/callbacks/{huge}/outcome", json={"outcome": "reached"}),
+        client.get(f"/calls/{huge}"),
+    ]
+    for request in requests:
+        response = await request
+        assert response.status_code == 422, (response.request.url, response.text)

@@ -342,3 +342,24 @@ async def test_an_operators_disposition_is_signed_with_their_roster_login(
     assert saved.status_code == 200, saved.text
     assert saved.json()["operator"] == "3201"
     assert forged.status_code == 403
+
+
+async def test_the_api_description_is_for_signed_in_staff_only(
+    http: httpx.AsyncClient, app_db: Database
+) -> None:
+    paths = ("/openapi.json", "/docs", "/redoc")
+    for path in paths:
+        anonymous = await http.get(path)
+        assert anonymous.status_code == 303, path
+        assert anonymous.headers["location"].startswith("/login?next="), path
+        assert "/api/" not in anonymous.text
+        # A made-up or malformed credential is no better.
+        bogus = await http.get(path, headers={"Authorization": "Bearer hlt_nothing"})
+        assert bogus.status_code in (303, 401), path
+    operator_token = bearer_headers(app_db, role="operator")
+    described = await http.get("/openapi.json", headers=operator_token)
+    assert described.status_code == 200
+    assert "/api/calls" in described.json()["paths"]
+    await sign_in(http, "olga")
+    for path in paths:
+        assert (await http.get(path)).status_code == 200, path

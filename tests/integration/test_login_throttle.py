@@ -22,6 +22,7 @@ from call_router import accounts
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard import login_throttle
+from dashboard.device_trust import DEVICE_COOKIE
 from dashboard.main import create_app
 from hotline.cli import app as cli
 from tests.integration.conftest import REDIS_URL
@@ -183,3 +184,65 @@ async def test_hotline_users_passwd_lifts_a_lockout(
     )
     assert result.exit_code == 0, result.output
     assert (await attempt(clients(), "sup", "a brand new secret")).status_code == 303
+
+
+# --- device cookies: the lock-out is no denial of service -------------------------------------
+
+
+def signed_out(browser: httpx.AsyncClient) -> None:
+    """The session is over (signed out, expired); the browser keeps its other cookies."""
+    browser.cookies.delete("hotline_session")
+
+
+async def test_a_known_browser_signs_in_while_an_attacker_holds_the_accounts_lockout(
+    clients: Client,
+) -> None:
+    supervisors_browser = clients(address="127.0.0.5")
+    assert (await attempt(supervisors_browser, "sup", PASSWORD)).status_code == 303
+    signed_out(supervisors_browser)
+
+    attacker = clients(address="127.0.0.6")
+    for _ in range(ACCOUNT_LIMIT):
+        assert (await attempt(attacker, "sup", "wrong password")).status_code == 401
+    # The attacker, even with the right password, and any browser new to the account, are
+    # throttled (from the supervisor's own address too)...
+    assert (await attempt(attacker, "sup", PASSWORD)).status_code == 429
+    new_browser = clients(address="127.0.0.5")
+    assert (await attempt(new_browser, "sup", PASSWORD)).status_code == 429
+    # ...the supervisor's own browser is not.
+    assert (await attempt(supervisors_browser, "sup", PASSWORD)).status_code == 303
+
+
+async def test_a_known_browsers_failures_lock_only_that_browser(clients: Client) -> None:
+    known = clients(address="127.0.0.7")
+    assert (await attempt(known, "sup", PASSWORD)).status_code == 303
+    signed_out(known)
+    for _ in range(login_throttle.PER_DEVICE.amount):
+        assert (await attempt(known, "sup", "wrong password")).status_code == 401
+    assert (await attempt(known, "sup", PASSWORD)).status_code == 429
+    # Counted on that device, not on the account: another browser still signs in.
+    assert (await attempt(clients(address="127.0.0.8"), "sup", PASSWORD)).status_code == 303
+
+
+async def test_a_forged_or_foreign_device_cookie_is_not_trusted(
+    clients: Client, app_db: Database
+) -> None:
+    with app_db.session() as session:
+        accounts.create_user(session, "olga", PASSWORD, "operator", now=datetime.now(UTC))
+    operators_browser = clients(address="127.0.0.9")
+    assert (await attempt(operators_browser, "olga", PASSWORD)).status_code == 303
+    olgas_cookie = operators_browser.cookies.get(DEVICE_COOKIE)
+    assert olgas_cookie
+
+    attacker = clients(address="127.0.0.10")
+    for _ in range(ACCOUNT_LIMIT):
+        assert (await attempt(attacker, "sup", "wrong password")).status_code == 401
+    # Olga's cookie is for Olga's account; a cookie with a changed signature is nobody's.
+    with_olgas = clients(address="127.0.0.11")
+    with_olgas.cookies.set(DEVICE_COOKIE, olgas_cookie, domain="dashboard.test", path="/login")
+    forged = clients(address="127.0.0.12")
+    forged.cookies.set(
+        DEVICE_COOKIE, olgas_cookie[:-4] + "0000", domain="dashboard.test", path="/login"
+    )
+    assert (await attempt(with_olgas, "sup", PASSWORD)).status_code == 429
+    assert (await attempt(forged, "sup", PASSWORD)).status_code == 429

@@ -110,3 +110,29 @@ async def accepted_nodelay(protocol_class: type[asyncio.Protocol]) -> int:
 async def test_the_protocol_turns_nagle_off_where_uvicorn_leaves_it_on() -> None:
     assert await accepted_nodelay(H11Protocol) == 0, "uvicorn #3149 fixed? then drop ours"
     assert await accepted_nodelay(main.NoDelayHTTPProtocol) == 1
+
+
+def test_no_proxy_is_trusted_unless_configured(env: pytest.MonkeyPatch) -> None:
+    """uvicorn's own default believes X-Forwarded-For from 127.0.0.1; the dashboard's does not."""
+    env.setenv("HOTLINE_DASHBOARD_WORKERS", "1")
+    options = main.uvicorn_options(Settings())
+    config = uvicorn.Config(**options)
+    config.load()
+    assert options["proxy_headers"] is False
+    assert not _has_proxy_middleware(config.loaded_app)
+
+    env.setenv("HOTLINE_FORWARDED_ALLOW_IPS", "10.0.0.5,192.168.1.0/24")
+    trusted = uvicorn.Config(**main.uvicorn_options(Settings()))
+    trusted.load()
+    assert _has_proxy_middleware(trusted.loaded_app)
+    assert trusted.forwarded_allow_ips == "10.0.0.5,192.168.1.0/24"
+
+
+def _has_proxy_middleware(app: object) -> bool:
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    while app is not None:
+        if isinstance(app, ProxyHeadersMiddleware):
+            return True
+        app = getattr(app, "app", None)
+    return False
