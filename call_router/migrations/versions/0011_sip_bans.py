@@ -1,7 +1,7 @@
 """banned SIP source addresses
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-04
 
 Table: call_router/sip_ban_models.py.
@@ -15,7 +15,7 @@ from alembic import op
 import call_router.models
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
