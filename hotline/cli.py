@@ -16,6 +16,7 @@ from hotline.cli_flows import app as flows_cli
 from hotline.cli_incidents import app as incidents_cli
 from hotline.cli_meters import app as meters_cli
 from hotline.cli_reports import app as reports_cli
+from hotline.cli_retention import app as retention_cli
 from hotline.cli_speech import app as speech_cli
 from hotline.cli_speech import models_command
 from hotline.cli_users import FIRST_SUPERVISOR, ensure_first_supervisor, tokens_app, users_app
@@ -37,11 +38,28 @@ app.add_typer(flows_cli, name="flows", help="Voice menus as data: check and relo
 app.add_typer(incidents_cli, name="incidents", help="Active incident announcements.")
 app.add_typer(meters_cli, name="meters", help="Meter readings by phone: current and history.")
 app.add_typer(reports_cli, name="reports", help="Reports: pre-aggregate closed quarter hours.")
+app.add_typer(retention_cli, name="retention", help="Delete old recordings and logs now.")
 app.add_typer(speech_cli, name="speech", help="Speech recognition (Vosk), offline.")
 app.command("models", help="Where the speech models are and where to get them.")(models_command)
 app.add_typer(callbacks_cli, name="callbacks", help="The callback list: claim, call back, outcome.")
 app.add_typer(users_app, name="users", help="Dashboard accounts: supervisors and operators.")
 app.add_typer(tokens_app, name="tokens", help="API tokens for the dashboard (Bearer).")
+
+
+@app.callback()
+def _private() -> None:
+    """Every command: files and folders the hotline creates are its user's alone."""
+    from call_router.private_files import make_private
+
+    make_private()
+
+
+def warn_loosened(settings: Settings) -> None:
+    """Say, on stderr, which private files an admin made readable to others."""
+    from call_router.private_files import loosened
+
+    for item in loosened(settings):
+        typer.secho(f"warning: {item.message()}", err=True, fg=typer.colors.YELLOW)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -167,6 +185,8 @@ def up(
     from hotline.prompts import build_prompts
 
     settings = get_settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    warn_loosened(settings)
     db = _database(settings)
     with db.session() as session:
         roster = list_operators(session)
@@ -265,7 +285,9 @@ def agi() -> None:
     from agi_scripts.server import serve
     from hotline.services import run_foreground
 
-    run_foreground(get_settings(), "agi", serve)
+    settings = get_settings()
+    warn_loosened(settings)
+    run_foreground(settings, "agi", serve)
 
 
 @app.command()
@@ -274,7 +296,9 @@ def router() -> None:
     from call_router.ami_listener import serve
     from hotline.services import run_foreground
 
-    run_foreground(get_settings(), "router", serve)
+    settings = get_settings()
+    warn_loosened(settings)
+    run_foreground(settings, "router", serve)
 
 
 @app.command()
@@ -282,6 +306,7 @@ def dashboard() -> None:
     """Run the dashboard in the foreground."""
     from dashboard.main import main
 
+    warn_loosened(get_settings())
     main()
 
 

@@ -198,9 +198,28 @@ def test_manager_conf_has_the_generated_secret_and_local_permits(settings: Setti
     assert len(settings.ami_secret) >= 16
     assert values(user, "deny") == ["0.0.0.0/0.0.0.0"]
     assert values(user, "permit") == ["127.0.0.1/255.255.255.255"]
-    for perm in ("read", "write"):
-        granted = set(values(user, perm)[0].split(","))
-        assert {"system", "call", "agent", "user", "command", "reporting", "originate"} <= granted
+
+
+def test_each_ami_user_gets_only_the_classes_its_process_uses(settings: Settings) -> None:
+    conf = sections(rendered(settings)["manager.conf"])
+    granted = {}
+    for role in ("router", "originate", "control"):
+        name, secret = settings.ami_login(role)
+        user = conf[name]
+        assert values(user, "secret") == [secret]
+        assert values(user, "permit") == ["127.0.0.1/255.255.255.255"]
+        granted[role] = {
+            perm: set(filter(None, values(user, perm)[0].split(","))) for perm in ("read", "write")
+        }
+        # Nobody may load modules or run a shell (System(), Command).
+        assert not {"system", "command", "config", "all"} & granted[role]["write"]
+    assert len({settings.ami_login(r)[1] for r in ("router", "originate", "control")}) == 3
+    assert granted["router"]["write"] == {"agent", "reporting"}
+    assert granted["originate"]["write"] == {"originate"}
+    assert granted["control"] == {"read": set(), "write": {"agent"}}
+    assert [name for name in conf if name != "general"] == [
+        settings.ami_login(r)[0] for r in ("router", "originate", "control")
+    ]
 
 
 def test_manager_conf_sends_the_ami_user_only_the_events_the_hotline_reads(
