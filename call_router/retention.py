@@ -224,11 +224,22 @@ SWEEP_INTERVAL_SECONDS = 24 * 3600
 async def rotate_asterisk_logs(settings: Settings) -> bool:
     """Ask Asterisk to rotate full/messages/queue_log (logger.conf: by timestamp); False when
     Asterisk is not reachable (the sweep still removes what is already rotated)."""
-    from call_router.ami_client import AmiActionFailed, AmiClient, AmiUnavailable, check
+    from call_router.ami_client import (
+        AmiActionFailed,
+        AmiUnavailable,
+        ManagerSender,
+        check,
+        connect_one_shot,
+    )
 
     try:
-        async with AmiClient(settings) as ami:
-            check("LoggerRotate", await ami.send({"Action": "LoggerRotate"}))
+        # A router chore: its AMI user has the "reporting" class LoggerRotate needs.
+        manager = await connect_one_shot(settings, events="off", role="router")
+        try:
+            reply = await ManagerSender(manager).send({"Action": "LoggerRotate"})
+        finally:
+            manager.close()
+        check("LoggerRotate", reply)
     except (AmiUnavailable, AmiActionFailed, OSError, TimeoutError) as exc:
         log.warning("asterisk_log_rotate_failed", error=str(exc) or type(exc).__name__)
         return False

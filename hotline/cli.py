@@ -47,11 +47,17 @@ app.add_typer(tokens_app, name="tokens", help="API tokens for the dashboard (Bea
 
 
 @app.callback()
-def _private() -> None:
-    """Every command: files and folders the hotline creates are its user's alone."""
+def _process_setup() -> None:
+    """Every command: files and folders it creates are the hotline user's alone, and log
+    lines go to stderr, so stdout carries only the command's output (`--json`: only JSON)."""
+    import sys
+
+    import structlog
+
     from call_router.private_files import make_private
 
     make_private()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
 
 
 def warn_loosened(settings: Settings) -> None:

@@ -112,11 +112,12 @@ class AmiUserClasses:
 # Per role (call_router/settings.py AmiRole), the smallest class sets its actions and events
 # need. Events: Newchannel/Hangup/Dial*/OriginateResponse are "call", Queue*/Agent* "agent",
 # UserEvent "user", VarSet/Newexten "dialplan". Actions: QueueAdd/Remove/Pause/Penalty need
-# "agent", CoreShowChannels "reporting", Originate "originate" (of System() & co. also
-# "system", which nobody has); Ping and QueueStatus need none. Nobody gets system or command.
+# "agent", CoreShowChannels and LoggerRotate "reporting", Originate "originate" (of System()
+# & co. also "system", which nobody has); Ping and QueueStatus need none. Nobody gets system
+# or command.
 AMI_USERS: dict[AmiRole, AmiUserClasses] = {
     "router": AmiUserClasses(
-        "the router: reads call events, syncs queue members, reconciles channels",
+        "the router: reads call events, syncs queue members, reconciles, rotates logs",
         read="call,agent,user,dialplan",
         write="agent,reporting",
     ),

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import stat
 import uuid
 from pathlib import Path
@@ -20,9 +22,11 @@ import pytest
 from call_router.settings import AMI_ROLES, Settings
 from hotline.asterisk.sandbox import Asterisk
 from hotline.sipua.softphone import Softphone
-from tests.conftest import add_operator, run_hotline, wait_for
+from hotline.sipua.testcall import place_call
+from tests.conftest import add_operator, finished_call, run_hotline, wait_for
 from tests.integration.conftest import entry_of, missed_call
 from tests.integration.test_asterisk_sandbox import Ami, login
+from tests.integration.test_meters_e2e import KEY_6, history, new_payer
 
 pytestmark = pytest.mark.asterisk
 
@@ -210,3 +214,46 @@ def test_a_loosened_folder_is_reported_at_start_up(stack: Settings) -> None:
     assert f"chmod 0700 {voicemail}" in out.stderr
     clean = run_hotline("up", timeout=300)
     assert "readable by other local users" not in clean.stderr
+
+
+# --- logs (issue 10 item 8) ------------------------------------------------------------------
+
+
+def test_no_payer_code_in_any_log_after_a_meter_reading_call(
+    stack: Settings, api: httpx.Client
+) -> None:
+    payer, caller = new_payer(), "+74956660077"
+    result = place_call(
+        stack,
+        from_number=caller,
+        hold=40,
+        dtmf_schedule=[KEY_6, (2.5, payer + "#"), (9.5, "1"), (13.0, "1"), (16.0, "512#"),
+                       (21.0, "1")],
+    )  # fmt: skip
+    assert result.answered, result.detail
+    finished_call(api, caller)
+    # The keys did reach the hotline: the reading is stored under the payer code.
+    assert [(r["meter"], r["value"]) for r in history(payer)] == [("cold_water", 512)]
+    logs = [stack.log_dir, stack.asterisk_dir / "log"]
+    files = [p for folder in logs for p in folder.rglob("*") if p.is_file()]
+    assert any(p.name == "full" for p in files) and any(p.name == "agi.log" for p in files)
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert payer not in text, f"the payer code is in {path}"
+        # Asterisk's dtmf log level writes one line per key: the code, spelt out.
+        keys = "".join(re.findall(r"DTMF (?:begin|end) '([0-9*#])'", text))
+        assert payer not in keys, f"the payer code's keys are in {path}"
+
+
+def test_the_retention_sweep_rotates_asterisk_logs(stack: Settings) -> None:
+    folder = stack.asterisk_dir / "log"
+
+    def rotated() -> set[str]:
+        return {p.name for p in folder.iterdir() if p.name.startswith("full.")}
+
+    before = rotated()
+    out = run_hotline("retention", "sweep", "--json")
+    report = json.loads(out.stdout)
+    assert report["errors"] == [] and "asterisk_log_rotate_failed" not in out.stderr
+    wait_for(lambda: rotated() - before, timeout=10, what="a rotated full log")
+    assert (folder / "full").exists()  # Asterisk writes a fresh one
