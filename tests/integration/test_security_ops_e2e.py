@@ -96,12 +96,12 @@ def test_the_dialplan_never_sends_a_number_outside_the_plan_to_the_trunk(stack: 
             assert resident.wait_for_event("CALL_INCOMING", timeout=10), resident.log[-1500:]
             for number in ("+78091234567", "+8821612345678", "+442079460000"):
                 hangup = _originate_callback(stack, events, number)
-                assert hangup.get("Cause") == "28", hangup  # refused: invalid number format
                 # Dial would have sent its INVITE before the hang-up; allow for delivery.
                 assert not resident.wait_for_event("CALL_INCOMING", count=2, timeout=2), (
-                    number,
+                    f"{number} was dialled over the trunk",
                     resident.log[-1500:],
                 )
+                assert hangup.get("Cause") == "28", hangup  # refused: invalid number format
     finally:
         events.close()
 
@@ -240,8 +240,8 @@ def test_no_payer_code_in_any_log_after_a_meter_reading_call(
     for path in files:
         text = path.read_text(errors="replace")
         assert payer not in text, f"the payer code is in {path}"
-        # Asterisk's dtmf log level writes one line per key: the code, spelt out.
-        keys = "".join(re.findall(r"DTMF (?:begin|end) '([0-9*#])'", text))
+        # Asterisk's dtmf log level writes a begin and an end line per key: the code, spelt out.
+        keys = "".join(re.findall(r"DTMF end '([0-9*#])'", text))
         assert payer not in keys, f"the payer code's keys are in {path}"
 
 

@@ -182,6 +182,26 @@ def test_logger_writes_a_full_log_and_the_queue_log(settings: Settings) -> None:
     logfiles = dict(conf["logfiles"])
     assert "verbose" in logfiles["full"]
     assert logfiles["console"] == "error"
+    # Keys pressed are payer codes: no log gets the dtmf level. Rotated files carry the time.
+    assert not any("dtmf" in levels for levels in logfiles.values())
+    assert general["rotatestrategy"] == "timestamp"
+
+
+def test_callback_out_dials_only_the_rendered_numbering_plan(settings: Settings) -> None:
+    conf = sections(rendered(settings)["extensions.conf"])
+    allowed = {v.split(",")[0] for k, v in conf["callback-plan"] if k == "exten"}
+    denied = {v.split(",")[0] for k, v in conf["callback-denied"] if k == "exten"}
+    assert "_+749[12345689]XXXXXXX" in allowed  # Moscow landlines
+    assert any(p.startswith("_+79") for p in allowed)  # mobiles
+    assert "_+780[39]XXXXXXX" in denied  # premium rate
+    assert not any(p.startswith("_+780") for p in allowed)
+    out = [v for k, v in conf["callback-out"] if k in ("exten", "same")]
+    plan = next(i for i, v in enumerate(out) if "DIALPLAN_EXISTS(callback-plan" in v)
+    dial = next(i for i, v in enumerate(out) if "Dial(PJSIP/" in v)
+    assert plan < dial
+    wider = Settings(**{**settings.model_dump(), "dial_out_denied_prefixes": ["+7958"]})
+    conf = sections(rendered(wider)["extensions.conf"])
+    assert "_+7958.,1,Hangup(28)" in [v for k, v in conf["callback-denied"] if k == "exten"]
 
 
 # --- AMI, SIP, RTP ---------------------------------------------------------------------------
