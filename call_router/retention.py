@@ -219,6 +219,9 @@ def _voicemail_app_owner(session: Session, txt: Path) -> Call | None:
 # --- running it -------------------------------------------------------------------------------
 
 SWEEP_INTERVAL_SECONDS = 24 * 3600
+# Asterisk's logs are rotated at most this often by the router (a rotated file's mtime is the
+# last line written before its rotation).
+ROTATE_EVERY = timedelta(hours=23)
 
 
 async def rotate_asterisk_logs(settings: Settings) -> bool:
@@ -246,11 +249,27 @@ async def rotate_asterisk_logs(settings: Settings) -> bool:
     return True
 
 
-async def sweep_now(settings: Settings, db: Database, now: datetime) -> SweepReport:
-    """Rotate Asterisk's logs, then sweep (off the event loop: it walks folders)."""
+def rotation_due(settings: Settings, now: datetime) -> bool:
+    """No rotated `full` log from the last day: a router restart does not rotate again."""
+    folder = settings.asterisk_dir / "log"
+    try:
+        newest = max(
+            (p.stat().st_mtime for p in folder.glob("full.*") if p.is_file()), default=None
+        )
+    except OSError:
+        return True
+    return newest is None or now.timestamp() - newest >= ROTATE_EVERY.total_seconds()
+
+
+async def sweep_now(
+    settings: Settings, db: Database, now: datetime, *, rotate: bool | None = None
+) -> SweepReport:
+    """Rotate Asterisk's logs (when due, or `rotate`), then sweep (off the event loop: it
+    walks folders)."""
     import asyncio
 
-    await rotate_asterisk_logs(settings)
+    if rotate if rotate is not None else rotation_due(settings, now):
+        await rotate_asterisk_logs(settings)
     return await asyncio.to_thread(sweep, settings, db, now)
 
 
