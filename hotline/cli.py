@@ -57,7 +57,8 @@ def _process_setup() -> None:
     from call_router.private_files import make_private
 
     make_private()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    # sys.stderr looked up per logger, not once: a test runner may swap and close it.
+    structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
 
 
 def warn_loosened(settings: Settings) -> None:
