@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from panoramisk import Manager
 
-from call_router.settings import Settings
+from call_router.settings import AmiRole, Settings
 
 ACTION_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5.0
@@ -109,13 +109,14 @@ class NoReconnectManager(Manager):  # type: ignore[misc]
         self.lost = asyncio.Event()
 
     @classmethod
-    def to(cls, settings: Settings, **options: Any) -> NoReconnectManager:
-        """A manager for the hotline's Asterisk (host, port and AMI user from `settings`)."""
+    def to(cls, settings: Settings, role: AmiRole = "router", **options: Any) -> NoReconnectManager:
+        """A manager for the hotline's Asterisk, logged in as the AMI user of `role`."""
+        username, secret = settings.ami_login(role)
         return cls(
             host=settings.ami_host,
             port=settings.ami_port,
-            username=settings.ami_username,
-            secret=settings.ami_secret,
+            username=username,
+            secret=secret,
             **options,
         )
 
@@ -143,10 +144,12 @@ class ManagerSender:
         return await _send(self._manager, fields, many)
 
 
-async def connect_one_shot(settings: Settings, *, events: str) -> NoReconnectManager:
+async def connect_one_shot(
+    settings: Settings, *, events: str, role: AmiRole = "control"
+) -> NoReconnectManager:
     """A connected, logged-in manager for a short task; the caller closes it."""
     # No keep-alive: the connection lives for one action or one call set-up.
-    manager = NoReconnectManager.to(settings, ping_delay=3600, events=events)
+    manager = NoReconnectManager.to(settings, role, ping_delay=3600, events=events)
     try:
         await asyncio.wait_for(manager.connect(), CONNECT_TIMEOUT)
         await wait_logged_in(manager)
@@ -167,8 +170,9 @@ class AmiClient:
         self._manager: Manager | None = None
 
     async def __aenter__(self) -> AmiClient:
-        # A one-shot client sees no events it would use.
-        self._manager = await connect_one_shot(self._settings, events="off")
+        # A one-shot client sees no events it would use; its AMI user may only send queue
+        # actions (QueueStatus, QueueAdd/Remove/Pause/Penalty).
+        self._manager = await connect_one_shot(self._settings, events="off", role="control")
         return self
 
     async def __aexit__(

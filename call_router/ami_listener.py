@@ -924,10 +924,11 @@ async def serve(
     if task is not None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
-    from call_router import callback_escalation, click_to_call, report_rollups
+    from call_router import callback_escalation, click_to_call, report_rollups, retention
 
     background = [
         asyncio.create_task(callback_escalation.run_periodically(db, live)),
+        asyncio.create_task(retention.run_periodically(settings, db)),
         asyncio.create_task(
             report_rollups.run_periodically(db.engine, threshold=settings.service_level_seconds)
         ),

@@ -35,6 +35,7 @@ from call_router.callback_models import (
     ACTION_RELEASED,
     CallbackAttempt,
 )
+from call_router.dial_plan import DialPlan
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent
 from call_router.numbers import is_anonymous, normalize_number
 from call_router.settings import Settings
@@ -104,6 +105,8 @@ class CallbackRules:
     max_attempts: int
     retry_delays: tuple[int, ...]
     country: str = "RU"
+    # Where a call-back may dial; None: the national plan of `country` (dial_plan.py).
+    dial_plan: DialPlan | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CallbackRules:
@@ -118,7 +121,12 @@ class CallbackRules:
             max_attempts=settings.callback_max_attempts,
             retry_delays=tuple(settings.callback_retry_delays),
             country=settings.country_code,
+            dial_plan=DialPlan.from_settings(settings),
         )
+
+    @property
+    def plan(self) -> DialPlan:
+        return self.dial_plan or DialPlan.national(self.country)
 
     @property
     def zone(self) -> tzinfo:
@@ -204,6 +212,17 @@ def open_or_attach(
     _rank(existing, rules, now)
     _history(session, existing.id, ACTION_ATTACHED, now, call_id=call_id, data={"reason": reason})
     return existing
+
+
+def check_dialable(entry: Callback, rules: CallbackRules) -> None:
+    """Raise CallbackError("number_refused") for a number outside the dial-out plan (checked
+    again at each dial: the plan in force now decides, not the one at creation)."""
+    refusal = rules.plan.refusal(entry.caller_number)
+    if refusal is not None:
+        raise CallbackError(
+            "number_refused",
+            f"callback {entry.id}: {entry.caller_number} is outside the dial-out plan ({refusal})",
+        )
 
 
 def close_for_number(session: Session, number: str, reason: str, now: datetime) -> int:
@@ -367,6 +386,7 @@ def start_call(
     entry = _get(session, callback_id)
     if entry.status != CALLBACK_OPEN:
         raise CallbackError("not_open", f"callback {callback_id} is {entry.status}")
+    check_dialable(entry, rules)
     if entry.claimed_by != operator or not _claim_live(entry, now):
         raise CallbackError("not_claimed", f"claim callback {callback_id} before calling")
     allowed, why = policy.may_call_now(now, rules.quiet, entry.next_attempt_at)
@@ -557,7 +577,10 @@ def virtual_hold_waiting(
         return [], {}
     rows = session.scalars(
         select(Callback).where(
-            Callback.status == CALLBACK_OPEN, Callback.reason == policy.REASON_VIRTUAL_HOLD
+            Callback.status == CALLBACK_OPEN,
+            Callback.reason == policy.REASON_VIRTUAL_HOLD,
+            # Outside the dial-out plan: for an operator to look at, never auto-dialled.
+            Callback.refused_reason.is_(None),
         )
     ).all()
     held: list[policy.HeldCallback] = []
@@ -738,6 +761,8 @@ def _try_create(
         intent=intent,
         placed_at=placed_at,
         tries=0,
+        # Kept on the list (the operators see who called and why we will not dial them).
+        refused_reason=rules.plan.refusal(number),
     )
     _rank(entry, rules, now)
     try:
@@ -746,5 +771,9 @@ def _try_create(
             session.add(entry)
     except IntegrityError:
         return None
-    _history(session, entry.id, ACTION_CREATED, now, call_id=call_id, data={"reason": reason})
+    data: dict[str, Any] = {"reason": reason}
+    if entry.refused_reason is not None:
+        data["refused"] = entry.refused_reason
+        log.warning("callback_number_refused", callback_id=entry.id, refused=entry.refused_reason)
+    _history(session, entry.id, ACTION_CREATED, now, call_id=call_id, data=data)
     return entry

@@ -213,7 +213,8 @@ def complete(
 
 async def _connect(settings: Settings) -> Manager:
     # OriginateResponse is a "call" class event: a session without events never sees it.
-    return await connect_one_shot(settings, events="call")
+    # Its own AMI user: Originate only (not of System() & co.), and the "call" events.
+    return await connect_one_shot(settings, events="call", role="originate")
 
 
 # --- virtual hold: dial held callers when operators of their queue are free ------------------

@@ -174,6 +174,9 @@ class Callback(Base):
     active_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the number is outside the dial-out plan (call_router/dial_plan.py), e.g.
+    # "international", "premium_rate"; such an entry is listed but never dialled.
+    refused_reason: Mapped[str | None] = mapped_column(String(32))
 
 
 class Operator(Base):

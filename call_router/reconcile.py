@@ -201,6 +201,15 @@ def read_tail(path: Path, limit: int = READ_TAIL_BYTES) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def newest_rotated(path: Path) -> Path | None:
+    """The most recently rotated copy of a log (`queue_log.<time>`), if any."""
+    try:
+        rotated = [p for p in path.parent.glob(path.name + ".*") if p.is_file()]
+        return max(rotated, key=lambda p: p.stat().st_mtime, default=None)
+    except OSError:
+        return None
+
+
 @dataclass(frozen=True)
 class AsteriskRecords:
     """Where this installation's Asterisk writes the queue_log and the CDR CSV."""
@@ -218,6 +227,12 @@ class AsteriskRecords:
         """Per call its queue_log rows, and the CDR end times."""
         wanted = frozenset(linkedids)
         by_call: dict[str, list[QueueLogRow]] = {}
-        for row in parse_queue_log(_lines(read_tail(self.queue_log)), wanted):
+        # The daily log rotation (call_router/retention.py) may have just moved the lines we
+        # need into queue_log.<time>: read the newest rotated file's tail first.
+        text = read_tail(self.queue_log)
+        rotated = newest_rotated(self.queue_log)
+        if rotated is not None:
+            text = read_tail(rotated) + "\n" + text
+        for row in parse_queue_log(_lines(text), wanted):
             by_call.setdefault(row.callid, []).append(row)
         return by_call, parse_cdr_ends(read_tail(self.cdr_csv), wanted)

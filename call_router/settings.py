@@ -26,6 +26,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 QUEUES = ("plumbing", "electricity", "heating", "lift", "meters", "coordinator", "duty")
 
 
+# AMI users: the router's event listener, click-to-call's Originate, one-shot queue actions.
+AmiRole = Literal["router", "originate", "control"]
+AMI_ROLES: tuple[AmiRole, ...] = ("router", "originate", "control")
+# Generated on first use, each kept once made: the AMI users' passwords; the key that signs the
+# dashboard's device cookies (dashboard/device_trust.py).
+_SECRET_KEYS = (
+    "ami_secret",
+    "ami_originate_secret",
+    "ami_control_secret",
+    "dashboard_device_key",
+)
+
+
 def _xdg(var: str, fallback: str) -> Path:
     base = os.environ.get(var)
     return Path(base) if base else Path.home() / fallback
@@ -182,6 +195,12 @@ class Settings(BaseSettings):
         "wrong_number",
         "other",
     ]
+    # --- retention (call_router/retention.py): days kept, 0 = forever; swept daily ---
+    retention_voicemail_days: int = Field(default=90, ge=0)
+    retention_recordings_days: int = Field(default=90, ge=0)
+    retention_utterances_days: int = Field(default=30, ge=0)
+    # Asterisk's rotated logs (full.*, messages.*, queue_log.*; rotated once a day).
+    retention_logs_days: int = Field(default=30, ge=0)
     # --- the callback list (call_router/callback_policy.py) ---
     # No callback rings a resident between these local times (timezone above); "HH:MM".
     callback_quiet_start: str = "21:00"
@@ -194,6 +213,13 @@ class Settings(BaseSettings):
     callback_ring_timeout: int = 45
     # Wait before the next try after no answer / busy: one delay per attempt, the last repeats.
     callback_retry_delays: list[int] = [900, 3600, 10800]
+    # --- where call-backs may dial (call_router/dial_plan.py; also rendered into the dialplan) ---
+    # Countries (ISO codes) whose numbers may be dialled; empty: country_code alone.
+    dial_out_countries: list[str] = []
+    # phonenumbers number types that may be dialled: no premium rate, shared cost, toll free...
+    dial_out_number_types: list[str] = ["FIXED_LINE", "MOBILE", "FIXED_LINE_OR_MOBILE"]
+    # E.164 prefixes never dialled even when their type is allowed (e.g. "+7958").
+    dial_out_denied_prefixes: list[str] = []
     # Minutes from the first missed call to "must have been called back", per category.
     callback_deadlines: dict[str, int] = {
         "emergency": 15,
@@ -266,19 +292,24 @@ class Settings(BaseSettings):
     def dashboard_device_key(self) -> str:
         return self.secrets["dashboard_device_key"]
 
-
-# Generated on first use, each kept once made: the AMI password; the key that signs the
-# dashboard's device cookies (dashboard/device_trust.py).
-SECRET_NAMES = ("ami_secret", "dashboard_device_key")
+    def ami_login(self, role: AmiRole) -> tuple[str, str]:
+        """(user, secret) of one AMI user: each role gets only the classes it uses
+        (asterisk_conf/manager.conf.j2), so a leaked or confused client cannot do the rest."""
+        if role == "router":
+            return self.ami_username, self.ami_secret
+        return f"{self.ami_username}-{role}", self.secrets[f"ami_{role}_secret"]
 
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:
-    data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    if all(name in data for name in SECRET_NAMES):
-        return data
+    data: dict[str, str] = {}
+    if path.exists():
+        data = json.loads(path.read_text())
+        if all(key in data for key in _SECRET_KEYS):
+            return data
     path.parent.mkdir(parents=True, exist_ok=True)
-    for name in SECRET_NAMES:
-        data.setdefault(name, secrets.token_urlsafe(24))
+    # Keys added by a newer version are generated; existing ones are kept.
+    for key in _SECRET_KEYS:
+        data.setdefault(key, secrets.token_urlsafe(24))
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -17,6 +17,7 @@ from hotline.cli_flows import app as flows_cli
 from hotline.cli_incidents import app as incidents_cli
 from hotline.cli_meters import app as meters_cli
 from hotline.cli_reports import app as reports_cli
+from hotline.cli_retention import app as retention_cli
 from hotline.cli_security import app as security_cli
 from hotline.cli_speech import app as speech_cli
 from hotline.cli_speech import models_command
@@ -39,12 +40,36 @@ app.add_typer(flows_cli, name="flows", help="Voice menus as data: check and relo
 app.add_typer(incidents_cli, name="incidents", help="Active incident announcements.")
 app.add_typer(meters_cli, name="meters", help="Meter readings by phone: current and history.")
 app.add_typer(reports_cli, name="reports", help="Reports: pre-aggregate closed quarter hours.")
+app.add_typer(retention_cli, name="retention", help="Delete old recordings and logs now.")
 app.add_typer(speech_cli, name="speech", help="Speech recognition (Vosk), offline.")
 app.command("models", help="Where the speech models are and where to get them.")(models_command)
 app.add_typer(callbacks_cli, name="callbacks", help="The callback list: claim, call back, outcome.")
 app.add_typer(users_app, name="users", help="Dashboard accounts: supervisors and operators.")
 app.add_typer(tokens_app, name="tokens", help="API tokens for the dashboard (Bearer).")
 app.add_typer(security_cli, name="security", help="SIP brute-force bans: list and lift.")
+
+
+@app.callback()
+def _process_setup() -> None:
+    """Every command: files and folders it creates are the hotline user's alone, and log
+    lines go to stderr, so stdout carries only the command's output (`--json`: only JSON)."""
+    import sys
+
+    import structlog
+
+    from call_router.private_files import make_private
+
+    make_private()
+    # sys.stderr looked up per logger, not once: a test runner may swap and close it.
+    structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
+
+
+def warn_loosened(settings: Settings) -> None:
+    """Say, on stderr, which private files an admin made readable to others."""
+    from call_router.private_files import loosened
+
+    for item in loosened(settings):
+        typer.secho(f"warning: {item.message()}", err=True, fg=typer.colors.YELLOW)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -184,6 +209,8 @@ def up(
     from hotline.prompts import build_prompts
 
     settings = get_settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    warn_loosened(settings)
     db = _database(settings)
     with db.session() as session:
         roster = list_operators(session)
@@ -282,7 +309,9 @@ def agi() -> None:
     from agi_scripts.server import serve
     from hotline.services import run_foreground
 
-    run_foreground(get_settings(), "agi", serve)
+    settings = get_settings()
+    warn_loosened(settings)
+    run_foreground(settings, "agi", serve)
 
 
 @app.command()
@@ -292,6 +321,7 @@ def router() -> None:
     from hotline.services import run_foreground
 
     settings = get_settings()
+    warn_loosened(settings)
     run_foreground(
         settings, "router", functools.partial(serve, apply_sip_bans=lambda: apply_bans(settings))
     )
@@ -302,6 +332,7 @@ def dashboard() -> None:
     """Run the dashboard in the foreground."""
     from dashboard.main import main
 
+    warn_loosened(get_settings())
     main()
 
 

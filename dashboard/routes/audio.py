@@ -32,6 +32,7 @@ from jinja2 import Environment, pass_context
 
 from call_router import queries
 from call_router.models import Call, CallEvent
+from call_router.retention import EVENT_MEDIA_DELETED
 from call_router.settings import Settings
 from dashboard.deps import SessionDep, SettingsDep
 from dashboard.routes.schemas import RowId
@@ -57,6 +58,8 @@ class AudioSource:
 
     kind: str
     path: Path | None
+    # Removed by the retention sweep (call_router/retention.py), not lost.
+    deleted_by_retention: bool = False
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -167,8 +170,16 @@ def call_sources(call: Call, recordings: Path) -> list[AudioSource]:
     events = list(call.events)
     kinds = {event.kind for event in events}
     found: list[AudioSource] = []
+    swept = {
+        str(event.data.get("kind"))
+        for event in events
+        if event.kind == EVENT_MEDIA_DELETED and isinstance(event.data, dict)
+    }
 
     def add(kind: str, candidate: str | Path | None) -> None:
+        if kind in swept:
+            found.append(AudioSource(kind, None, deleted_by_retention=True))
+            return
         path = inside(recordings, candidate) if candidate else None
         if path is not None:
             path = with_audio_suffix(path)
@@ -183,7 +194,7 @@ def call_sources(call: Call, recordings: Path) -> list[AudioSource]:
         )
     if "recording" in kinds:
         add("recording", event_file(events, "recording"))
-    if getattr(call, "utterance_path", None):
+    if getattr(call, "utterance_path", None) or "utterance" in swept:
         add("utterance", call.utterance_path)
     return found
 

@@ -129,6 +129,8 @@ class CallbackOut(_FromRow):
     updated_at: Timestamp
     closed_at: Timestamp | None
     last_call_id: int | None
+    # Set when the number is outside the dial-out plan (e.g. "international"): never dialled.
+    refused_reason: str | None = None
 
 
 class HealthOut(BaseModel):

@@ -23,8 +23,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from call_router.ban_policy import FAILURE_EVENTS, host_network, is_protected
+from call_router.dial_plan import DialPlan, DialPlanError
 from call_router.operators import RESERVED_LOGINS
-from call_router.settings import PROJECT_ROOT, QUEUES, Settings
+from call_router.settings import PROJECT_ROOT, QUEUES, AmiRole, Settings
 from call_router.sip_bans import carrier_entries, carrier_networks
 from hotline.asterisk.sandbox import AsteriskPaths
 
@@ -37,6 +38,7 @@ LOGIN_RE = re.compile(r"[a-z0-9][a-z0-9_]{0,39}")
 PASSWORD_RE = re.compile(r"[A-Za-z0-9._~!@#%^&*()+=:/?-]{8,128}")
 QUEUE_RE = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 NUMBER_RE = re.compile(r"\+?[0-9]{1,20}")
+DIAL_PATTERN_RE = re.compile(r"_\+[0-9XNZ\[\]]{2,40}\.?")
 HOST_RE = re.compile(r"[A-Za-z0-9.:-]{1,253}")
 AMI_USER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -87,16 +89,79 @@ AMI_HEADER_FILTERS = (
 )
 
 
-def ami_event_filters(enabled: bool) -> list[tuple[str, str]]:
+def ami_event_filters(
+    enabled: bool, events: Sequence[str] = AMI_EVENTS, with_headers: bool = True
+) -> list[tuple[str, str]]:
     """(criteria, value) pairs for `eventfilter(<criteria>) = <value>`; none when disabled."""
     if not enabled:
         return []
-    filters = [(f"action(include),name({name})", "") for name in AMI_EVENTS]
-    filters += [
-        (f"action(include),name({name}),header({header}),method({method})", value)
-        for name, header, method, value in AMI_HEADER_FILTERS
-    ]
+    filters = [(f"action(include),name({name})", "") for name in events]
+    if with_headers:
+        filters += [
+            (f"action(include),name({name}),header({header}),method({method})", value)
+            for name, header, method, value in AMI_HEADER_FILTERS
+        ]
     return filters
+
+
+@dataclass(frozen=True)
+class AmiUserClasses:
+    """What one AMI user may receive (read) and send (write); Asterisk's class names."""
+
+    purpose: str
+    read: str
+    write: str
+
+
+# Per role (call_router/settings.py AmiRole), the smallest class sets its actions and events
+# need. Events: Newchannel/Hangup/Dial*/OriginateResponse are "call", Queue*/Agent* "agent",
+# UserEvent "user", VarSet/Newexten "dialplan", failed SIP authentications "security" (the
+# router's brute-force bans). Actions: QueueAdd/Remove/Pause/Penalty need
+# "agent", CoreShowChannels and LoggerRotate "reporting", Originate "originate" (of System()
+# & co. also "system", which nobody has); Ping and QueueStatus need none. Nobody gets system
+# or command.
+AMI_USERS: dict[AmiRole, AmiUserClasses] = {
+    "router": AmiUserClasses(
+        "the router: reads call events, syncs queue members, reconciles, rotates logs",
+        read="call,agent,user,dialplan,security",
+        write="agent,reporting",
+    ),
+    "originate": AmiUserClasses(
+        "click-to-call and virtual hold: Originate and its OriginateResponse",
+        read="call",
+        write="originate",
+    ),
+    "control": AmiUserClasses(
+        "one-shot queue actions (CLI, dashboard, virtual hold): QueueStatus, pause, login",
+        read="",
+        write="agent",
+    ),
+}
+
+
+def _ami_users(settings: Settings) -> list[dict[str, Any]]:
+    users = []
+    for role, classes in AMI_USERS.items():
+        name, secret = settings.ami_login(role)
+        if role == "router":
+            filters = ami_event_filters(settings.ami_event_filter)
+        elif classes.read:
+            filters = ami_event_filters(
+                settings.ami_event_filter, ("OriginateResponse",), with_headers=False
+            )
+        else:
+            filters = []
+        users.append(
+            {
+                "name": _full(AMI_USER_RE, name, "AMI user"),
+                "secret": _full(SECRET_RE, secret, "the AMI secret"),
+                "purpose": classes.purpose,
+                "read": classes.read,
+                "write": classes.write,
+                "filters": filters,
+            }
+        )
+    return users
 
 
 class ConfigError(ValueError):
@@ -289,6 +354,7 @@ def template_context(
         "operators": roster,
         "hotline_number": _full(NUMBER_RE, settings.hotline_number, "hotline_number"),
         "meters_number": _meters_number(settings),
+        **_dial_out(settings),
         "hotline_caller_id": _full(NUMBER_RE, settings.hotline_caller_id, "hotline_caller_id"),
         "default_language": _full(re.compile(r"[a-z]{2}"), settings.default_language, "language"),
         "sip_host": _bind_ip(settings.sip_host, "sip_host"),
@@ -302,9 +368,7 @@ def template_context(
         "ami_host": ami_host,
         "ami_port": _port(settings.ami_port, "ami_port"),
         "ami_permit": sorted(ami_permit),
-        "ami_username": _full(AMI_USER_RE, settings.ami_username, "ami_username"),
-        "ami_secret": _full(SECRET_RE, settings.ami_secret, "the AMI secret"),
-        "ami_event_filters": ami_event_filters(settings.ami_event_filter),
+        "ami_users": _ami_users(settings),
         "agi_host": _host(settings.agi_host, "agi_host"),
         "agi_port": _port(settings.agi_port, "agi_port"),
         "queue_timeout": settings.queue_timeout,
@@ -312,6 +376,20 @@ def template_context(
         "voicemail_pin": voicemail_pin(settings),
         "moh_dir": config_path(moh_dir, "music on hold folder"),
     }
+
+
+def _dial_out(settings: Settings) -> dict[str, list[str]]:
+    """The dial-out plan as extension patterns ([callback-plan], [callback-denied])."""
+    try:
+        plan = DialPlan.from_settings(settings)
+        allowed, denied = plan.asterisk_patterns(), plan.asterisk_denied_patterns()
+    except DialPlanError as exc:
+        raise ConfigError(str(exc)) from exc
+    if not allowed:
+        raise ConfigError("the dial-out plan allows no number at all: check dial_out_* settings")
+    for pattern in allowed + denied:
+        _full(DIAL_PATTERN_RE, pattern, "dial-out pattern")
+    return {"dial_out_allowed": allowed, "dial_out_denied": denied}
 
 
 def _meters_number(settings: Settings) -> str | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from call_router.settings import QUEUES, Settings
+from call_router.settings import QUEUES, AmiRole, Settings
 from hotline.asterisk.render import OperatorConf, render_config
 from hotline.asterisk.sandbox import Asterisk, AsteriskError, _is_mounted
 from tests.conftest import asterisk_available, require
@@ -123,14 +123,36 @@ class Ami:
             self.sock.close()
 
 
-def login(settings: Settings, secret: str | None = None) -> tuple[Ami, dict[str, str]]:
+def login(
+    settings: Settings, secret: str | None = None, role: AmiRole = "router"
+) -> tuple[Ami, dict[str, str]]:
     ami = Ami(settings.ami_host, settings.ami_port)
+    username, right_secret = settings.ami_login(role)
     reply = ami.action(
-        "Login",
-        Username=settings.ami_username,
-        Secret=secret if secret is not None else settings.ami_secret,
+        "Login", Username=username, Secret=secret if secret is not None else right_secret
     )
     return ami, reply
+
+
+class AmiPair:
+    """What the tests drive Asterisk with: actions (Originate) as click-to-call's AMI user,
+    events as the router's; no AMI user may do both (manager.conf)."""
+
+    def __init__(self, events: Ami, actions: Ami) -> None:
+        self.events_client = events
+        self.actions_client = actions
+
+    def action(self, action: str, **fields: str) -> dict[str, str]:
+        return self.actions_client.action(action, **fields)
+
+    def wait_event(
+        self, match: Callable[[dict[str, str]], bool], timeout: float = 20, what: str = "event"
+    ) -> dict[str, str]:
+        return self.events_client.wait_event(match, timeout, what)
+
+    def close(self) -> None:
+        self.events_client.close()
+        self.actions_client.close()
 
 
 # --- fixtures -------------------------------------------------------------------------------
@@ -190,9 +212,12 @@ def asterisk(settings: Settings) -> Iterator[Asterisk]:
 
 
 @pytest.fixture
-def ami(asterisk: Asterisk, settings: Settings) -> Iterator[Ami]:
-    client, reply = login(settings)
+def ami(asterisk: Asterisk, settings: Settings) -> Iterator[AmiPair]:
+    events, reply = login(settings)
     assert reply["Response"] == "Success", reply
+    actions, reply = login(settings, role="originate")
+    assert reply["Response"] == "Success", reply
+    client = AmiPair(events, actions)
     yield client
     client.close()
 
@@ -282,7 +307,7 @@ def _agi_port_is_free(settings: Settings) -> bool:
     return False
 
 
-def originate_into_ivr(ami: Ami, exten: str = "silent") -> None:
+def originate_into_ivr(ami: AmiPair, exten: str = "silent") -> None:
     reply = ami.action(
         "Originate",
         Channel="Local/s@hotline-ivr",
@@ -306,7 +331,7 @@ def hang_up_everything(asterisk: Asterisk) -> None:
 
 
 def test_with_no_fastagi_server_and_no_operator_the_caller_goes_coordinator_then_voicemail(
-    asterisk: Asterisk, settings: Settings, ami: Ami
+    asterisk: Asterisk, settings: Settings, ami: AmiPair
 ) -> None:
     assert _agi_port_is_free(settings), "something listens on the AGI test port"
     try:
@@ -389,7 +414,7 @@ def _softphone(asterisk: Asterisk, settings: Settings) -> subprocess.Popen[bytes
 
 
 def test_with_no_fastagi_server_a_registered_operator_still_gets_the_call(
-    asterisk: Asterisk, settings: Settings, ami: Ami
+    asterisk: Asterisk, settings: Settings, ami: AmiPair
 ) -> None:
     assert _agi_port_is_free(settings), "something listens on the AGI test port"
     phone = _softphone(asterisk, settings)
@@ -419,7 +444,7 @@ def test_with_no_fastagi_server_a_registered_operator_still_gets_the_call(
             phone.wait(5)
 
 
-def test_the_fastagi_priority_becomes_the_queue_priority(asterisk: Asterisk, ami: Ami) -> None:
+def test_the_fastagi_priority_becomes_the_queue_priority(asterisk: Asterisk, ami: AmiPair) -> None:
     for value, expected in (("7", ["7"]), ("1) evil", [])):
         reply = ami.action(
             "Originate",
@@ -450,7 +475,7 @@ def test_the_fastagi_priority_becomes_the_queue_priority(asterisk: Asterisk, ami
         assert prio == expected, value
 
 
-def test_from_pstn_rejects_numbers_other_than_the_hotline(asterisk: Asterisk, ami: Ami) -> None:
+def test_from_pstn_rejects_numbers_other_than_the_hotline(asterisk: Asterisk, ami: AmiPair) -> None:
     reply = ami.action(
         "Originate",
         Channel="Local/999@from-pstn",
@@ -468,7 +493,7 @@ def test_from_pstn_rejects_numbers_other_than_the_hotline(asterisk: Asterisk, am
     hang_up_everything(asterisk)
 
 
-def test_cdrs_are_written_as_csv(asterisk: Asterisk, settings: Settings, ami: Ami) -> None:
+def test_cdrs_are_written_as_csv(asterisk: Asterisk, settings: Settings, ami: AmiPair) -> None:
     csv = settings.asterisk_dir / "log" / "cdr-csv" / "Master.csv"
     reply = ami.action(
         "Originate",

@@ -182,6 +182,26 @@ def test_logger_writes_a_full_log_and_the_queue_log(settings: Settings) -> None:
     logfiles = dict(conf["logfiles"])
     assert "verbose" in logfiles["full"]
     assert logfiles["console"] == "error"
+    # Keys pressed are payer codes: no log gets the dtmf level. Rotated files carry the time.
+    assert not any("dtmf" in levels for levels in logfiles.values())
+    assert general["rotatestrategy"] == "timestamp"
+
+
+def test_callback_out_dials_only_the_rendered_numbering_plan(settings: Settings) -> None:
+    conf = sections(rendered(settings)["extensions.conf"])
+    allowed = {v.split(",")[0] for k, v in conf["callback-plan"] if k == "exten"}
+    denied = {v.split(",")[0] for k, v in conf["callback-denied"] if k == "exten"}
+    assert "_+749[12345689]XXXXXXX" in allowed  # Moscow landlines
+    assert any(p.startswith("_+79") for p in allowed)  # mobiles
+    assert "_+780[39]XXXXXXX" in denied  # premium rate
+    assert not any(p.startswith("_+780") for p in allowed)
+    out = [v for k, v in conf["callback-out"] if k in ("exten", "same")]
+    plan = next(i for i, v in enumerate(out) if "DIALPLAN_EXISTS(callback-plan" in v)
+    dial = next(i for i, v in enumerate(out) if "Dial(PJSIP/" in v)
+    assert plan < dial
+    wider = Settings(**{**settings.model_dump(), "dial_out_denied_prefixes": ["+7958"]})
+    conf = sections(rendered(wider)["extensions.conf"])
+    assert "_+7958.,1,Hangup(28)" in [v for k, v in conf["callback-denied"] if k == "exten"]
 
 
 # --- AMI, SIP, RTP ---------------------------------------------------------------------------
@@ -198,9 +218,28 @@ def test_manager_conf_has_the_generated_secret_and_local_permits(settings: Setti
     assert len(settings.ami_secret) >= 16
     assert values(user, "deny") == ["0.0.0.0/0.0.0.0"]
     assert values(user, "permit") == ["127.0.0.1/255.255.255.255"]
-    for perm in ("read", "write"):
-        granted = set(values(user, perm)[0].split(","))
-        assert {"system", "call", "agent", "user", "command", "reporting", "originate"} <= granted
+
+
+def test_each_ami_user_gets_only_the_classes_its_process_uses(settings: Settings) -> None:
+    conf = sections(rendered(settings)["manager.conf"])
+    granted = {}
+    for role in ("router", "originate", "control"):
+        name, secret = settings.ami_login(role)
+        user = conf[name]
+        assert values(user, "secret") == [secret]
+        assert values(user, "permit") == ["127.0.0.1/255.255.255.255"]
+        granted[role] = {
+            perm: set(filter(None, values(user, perm)[0].split(","))) for perm in ("read", "write")
+        }
+        # Nobody may load modules or run a shell (System(), Command).
+        assert not {"system", "command", "config", "all"} & granted[role]["write"]
+    assert len({settings.ami_login(r)[1] for r in ("router", "originate", "control")}) == 3
+    assert granted["router"]["write"] == {"agent", "reporting"}
+    assert granted["originate"]["write"] == {"originate"}
+    assert granted["control"] == {"read": set(), "write": {"agent"}}
+    assert [name for name in conf if name != "general"] == [
+        settings.ami_login(r)[0] for r in ("router", "originate", "control")
+    ]
 
 
 def test_manager_conf_sends_the_ami_user_only_the_events_the_hotline_reads(

@@ -140,3 +140,16 @@ def test_records_are_read_from_the_log_dir_tail_only(tmp_path: Path) -> None:
     assert AsteriskRecords.in_log_dir(tmp_path / "missing").read([CALL]) == ({}, {})
     # A long file: only whole lines of its tail.
     assert read_tail(tmp_path / "queue_log", limit=100).splitlines() == ANSWERED_LINES[-1:]
+
+
+def test_lines_moved_by_a_log_rotation_are_still_read(tmp_path: Path) -> None:
+    """The router's daily LoggerRotate may move a call's first lines into queue_log.<time>."""
+    (tmp_path / "queue_log.2025-11-22-00:00:00").write_text("\n".join(ANSWERED_LINES[:1]) + "\n")
+    (tmp_path / "queue_log").write_text("\n".join(ANSWERED_LINES[1:]) + "\n")
+    rows, _ends = AsteriskRecords.in_log_dir(tmp_path).read([CALL])
+    assert [r.verb for r in rows[CALL]] == [
+        "ENTERQUEUE",
+        "RINGNOANSWER",
+        "CONNECT",
+        "COMPLETECALLER",
+    ]
