@@ -49,6 +49,13 @@ def log(msg: str) -> None:
     print(f"[agi-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -80,9 +87,13 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60
 
 
 @contextlib.contextmanager
-def server(argv: list[str], env: dict[str, str], port: int, cpu: int, logfile: Path) -> Iterator[int]:
+def server(
+    argv: list[str], env: dict[str, str], port: int, cpu: int, logfile: Path
+) -> Iterator[int]:
     out = logfile.open("wb")
-    proc = subprocess.Popen(["taskset", "-c", str(cpu), *argv], env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        ["taskset", "-c", str(cpu), *argv], env=env, stdout=out, stderr=subprocess.STDOUT
+    )
     try:
         wait_listening(port, proc)
         yield proc.pid
@@ -141,7 +152,9 @@ async def sample_rss(pid: int, stop: asyncio.Event, peak: list[int]) -> None:
 
 async def run_phases(pid: int, port: int, args: argparse.Namespace, script: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    rate_caller = Caller(keys=tuple(args.keys.split(",")), hangup_share=args.hangup_share, script=script)
+    rate_caller = Caller(
+        keys=tuple(args.keys.split(",")), hangup_share=args.hangup_share, script=script
+    )
     # Warm-up: imports, first SQL statements, caches.
     await closed_loop(port, rate_caller, min(args.concurrency, 10), 2.0)
     cpu0 = cpu_seconds(pid)
@@ -172,7 +185,9 @@ async def run_phases(pid: int, port: int, args: argparse.Namespace, script: str)
         result["held"]["rss_base_mib"] = round(base / 1024, 1)
         result["held"]["rss_peak_mib"] = round(peak[0] / 1024, 1)
         if stats.peak_in_progress:
-            result["held"]["kib_per_held_session"] = round((peak[0] - base) / stats.peak_in_progress, 1)
+            result["held"]["kib_per_held_session"] = round(
+                (peak[0] - base) / stats.peak_in_progress, 1
+            )
         log(f"  held: {json.dumps(result['held'])}")
     return result
 
@@ -186,7 +201,9 @@ async def overload(port: int, args: argparse.Namespace) -> dict[str, Any]:
     from loadgen import session
 
     rng = random.Random(3)
-    holders = [asyncio.create_task(session(port, holding, stats_hold, rng)) for _ in range(args.cap)]
+    holders = [
+        asyncio.create_task(session(port, holding, stats_hold, rng)) for _ in range(args.cap)
+    ]
     deadline = time.monotonic() + 30
     while stats_hold.in_progress < args.cap or len(stats_hold.first_reply_ms) < args.cap:
         if time.monotonic() > deadline:
@@ -237,7 +254,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     os.sched_setaffinity(0, load_cpus)
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.processor() or ''}".strip(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {_cpu_model()}",
         "python": platform.python_version(),
         "args": vars(args),
     }
@@ -298,7 +315,9 @@ def count_rows(db_url: str) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--servers", default="hotline,reference")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--cpu", type=int, default=0, help="the core the servers are pinned to")
@@ -308,7 +327,9 @@ def main() -> None:
     parser.add_argument("--hangup-share", type=float, default=0.1)
     parser.add_argument("--held", type=int, default=3000)
     parser.add_argument("--think", type=float, default=2.0)
-    parser.add_argument("--ramp", type=float, default=500.0, help="held callers arriving per second")
+    parser.add_argument(
+        "--ramp", type=float, default=500.0, help="held callers arriving per second"
+    )
     parser.add_argument("--held-timeout", type=float, default=120.0)
     parser.add_argument("--cap", type=int, default=200, help="0: skip the overload phase")
     parser.add_argument("--over", type=int, default=50)
