@@ -61,6 +61,8 @@ FALLBACK_QUEUE = "coordinator"
 MAX_CHOICE_LENGTH = 16
 _NOT_A_KEY = re.compile(r"[^0-9*#A-D]")
 CONFIRM_YES = "1"
+# How long database work that needs the call's row waits for the call-log writer.
+CALL_ROW_WAIT = 3.0
 
 T = TypeVar("T")
 
@@ -538,15 +540,15 @@ class FlowEngine:
         intent = node.intent
         self.ctx.log.info("menu_decision", queue=node.queue, intent=intent, choice=choice)
         if self.ctx.linkedid:
-            await self._write(
-                "menu_result",
-                self.ctx.call_log.record_menu_result,
+            self.ctx.writer.submit(
+                "record_menu_result",
                 self.ctx.linkedid,
                 choice=choice,
                 intent=intent,
                 queue=node.queue,
                 language=self.language,
             )
+        await set_call_id(self.agi, self.ctx)
         await self.agi.set_variable(channel_vars.INTENT, intent or "")
         await self.agi.set_variable(channel_vars.MENU_CHOICE, choice or "")
         if node.priority is not None:
@@ -632,6 +634,7 @@ class FlowEngine:
             },
         )
         if self.rt.lookups is not None and self.ctx.linkedid:
+            await self._call_row_written()
             await self._lookup(
                 self.rt.lookups.open_callback,
                 self.ctx.linkedid,
@@ -708,6 +711,7 @@ class FlowEngine:
         )
         result: ActionResult | None = None
         if self.rt.actions is not None:
+            await self._call_row_written()
             result = await self._lookup(
                 self.rt.actions.run, node.service, node.args, dict(self.state.variables), call
             )
@@ -797,27 +801,26 @@ class FlowEngine:
         await self._event("flow_step", data)
 
     async def _event(self, kind: str, data: dict[str, Any]) -> None:
+        """A timeline entry, queued for the call-log writer (never awaited)."""
         if not self.ctx.linkedid:
             return
         self._seq += 1
-        await self._write(
-            kind,
-            self.ctx.call_log.record_event,
-            self.ctx.linkedid,
-            kind,
-            key=f"flow:{self._seq}:{kind}",
-            data=data,
+        self.ctx.writer.submit(
+            "record_event", self.ctx.linkedid, kind=kind, key=f"flow:{self._seq}:{kind}", data=data
         )
 
-    async def _write(
-        self, what: str, write: Callable[..., T], *args: Any, **kwargs: Any
-    ) -> T | None:
-        """A call-log write off the event loop. The caller's routing matters more than the log."""
-        try:
-            return await asyncio.to_thread(write, *args, **kwargs)
-        except Exception:
-            self.ctx.log.exception("call_log_write_failed", what=what)
-            return None
+    async def _call_row_written(self) -> None:
+        """Before database work that needs this call's row (a callback, a meter reading): let
+        the writer catch up, for a bounded time (it normally is milliseconds behind)."""
+        await self.ctx.writer.idle(timeout=CALL_ROW_WAIT)
+
+
+async def set_call_id(agi: AgiChannel, ctx: CallContext) -> None:
+    """HOTLINE_CALL_ID for later dialplan steps, if the call row is written by now (it
+    normally is, milliseconds after the arrival); never waited for."""
+    call_id = ctx.writer.call_id(ctx.linkedid) if ctx.linkedid else None
+    if call_id is not None:
+        await agi.set_variable(channel_vars.CALL_ID, str(call_id))
 
 
 def collect_problem(digits: str, node: CollectNode) -> str | None:

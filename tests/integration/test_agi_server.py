@@ -106,7 +106,9 @@ async def test_menu_choice_is_logged_in_postgres(
     call, kinds = call_by_linkedid(postgres_url, linkedid)
     assert call is not None
     assert (call.queue, call.intent, call.menu_choice) == ("heating", "heating", "3")
-    assert fake.set_vars[channel_vars.CALL_ID] == str(call.id)
+    # Set only if the call-log writer had stored the row by the time the menu ended (the menu
+    # never waits for the database); then it is this call's row.
+    assert fake.set_vars.get(channel_vars.CALL_ID) in (None, str(call.id))
     assert "menu_invalid" in kinds and "menu_result" in kinds
 
 
