@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from call_router.call_log import CallLog
+from call_router.call_log import CallArrival, CallLog, MenuResult, TimelineEntry
 from call_router.models import utcnow
 
 # Call ids remembered for HOTLINE_CALL_ID (newest kept).
@@ -56,6 +56,13 @@ class Write:
     def from_line(cls, line: str) -> Write:
         raw = json.loads(line)
         return cls(str(raw["op"]), str(raw["linkedid"]), dict(raw["args"]))
+
+
+_GROUPED = frozenset({"ensure_call", "record_menu_result", "record_event"})
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _transient(exc: BaseException) -> bool:
@@ -236,18 +243,63 @@ class CallWriter:
         Returns how many writes from the front of `batch` are done. Raises when the database
         is away (nothing counted as done then).
         """
-        results: list[Any] = []
         try:
             with self.call_log.batch():
+                # Grouped by kind, a statement each: new calls first (every other write needs
+                # its call's row), then menu results, then any other write in order, then the
+                # timeline entries; each call's writes keep their order within each kind.
+                arrivals = [self._arrival(w) for w in batch if w.op == "ensure_call"]
+                ids = self.call_log.ensure_calls(arrivals)
+                self.call_log.checkpoint()
+                results = [self._menu_result(w) for w in batch if w.op == "record_menu_result"]
+                self.call_log.record_menu_results(results)
+                self.call_log.checkpoint()
                 for write in batch:
-                    results.append(self._apply(write))
-                    self.call_log.checkpoint()
+                    if write.op not in _GROUPED:
+                        self._apply(write)
+                        self.call_log.checkpoint()
+                events = [self._entry(w) for w in batch if w.op == "record_event"]
+                self.call_log.record_events(events)
         except Exception as exc:
             if _transient(exc):
                 raise
             return self._write_one_by_one(batch)
-        self._remember(batch, results)
+        self._remember_ids(ids)
         return len(batch)
+
+    @staticmethod
+    def _arrival(write: Write) -> CallArrival:
+        args = write.args
+        return CallArrival(
+            linkedid=write.linkedid,
+            caller_number=args.get("caller_number"),
+            caller_name=args.get("caller_name"),
+            channel=args.get("channel"),
+            dialed_number=args.get("dialed_number"),
+            started_at=_time(args.get("started_at")),
+        )
+
+    @staticmethod
+    def _menu_result(write: Write) -> MenuResult:
+        args = write.args
+        return MenuResult(
+            linkedid=write.linkedid,
+            choice=args.get("choice"),
+            intent=args.get("intent"),
+            queue=str(args["queue"]),
+            language=args.get("language"),
+            at=_time(args.get("at")),
+        )
+
+    @staticmethod
+    def _entry(write: Write) -> TimelineEntry:
+        return TimelineEntry(
+            linkedid=write.linkedid,
+            kind=str(write.args["kind"]),
+            key=str(write.args["key"]),
+            at=_time(write.args.get("at")),
+            data=write.args.get("data"),
+        )
 
     def _write_one_by_one(self, batch: list[Write]) -> int:
         for n, write in enumerate(batch):
@@ -272,11 +324,20 @@ class CallWriter:
         return self.OPS[write.op](self.call_log, write.linkedid, **args)
 
     def _remember(self, batch: list[Write], results: list[Any]) -> None:
-        for write, result in zip(batch, results, strict=True):
-            if write.op == "ensure_call" and isinstance(result, int):
-                self._call_ids[write.linkedid] = result
-                if len(self._call_ids) > _KNOWN_CALL_IDS:
-                    self._call_ids.popitem(last=False)
+        self._remember_ids(
+            {
+                w.linkedid: r
+                for w, r in zip(batch, results, strict=True)
+                if w.op == "ensure_call" and isinstance(r, int)
+            }
+        )
+
+    def _remember_ids(self, ids: dict[str, int]) -> None:
+        for linkedid, call_id in ids.items():
+            self._call_ids[linkedid] = call_id
+            self._call_ids.move_to_end(linkedid)
+        while len(self._call_ids) > _KNOWN_CALL_IDS:
+            self._call_ids.popitem(last=False)
 
     def _reject(self, write: Write, exc: Exception) -> None:
         self.rejected += 1
