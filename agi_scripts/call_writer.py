@@ -245,20 +245,26 @@ class CallWriter:
         """
         try:
             with self.call_log.batch():
-                # Grouped by kind, a statement each: new calls first (every other write needs
-                # its call's row), then menu results, then any other write in order, then the
-                # timeline entries; each call's writes keep their order within each kind.
+                # A statement per kind: new calls first (every other write needs its call's
+                # row), the call columns of menu results, any other write one by one, then
+                # all timeline entries in one INSERT, in the order they were submitted.
                 arrivals = [self._arrival(w) for w in batch if w.op == "ensure_call"]
                 ids = self.call_log.ensure_calls(arrivals)
                 self.call_log.checkpoint()
-                results = [self._menu_result(w) for w in batch if w.op == "record_menu_result"]
-                self.call_log.record_menu_results(results)
+                events: list[TimelineEntry] = []
+                results: list[MenuResult] = []
+                for write in batch:
+                    if write.op == "record_event":
+                        events.append(self._entry(write))
+                    elif write.op == "record_menu_result":
+                        results.append(self._menu_result(write))
+                        events.append(self.call_log.menu_result_entry(results[-1]))
+                self.call_log.apply_menu_results(results)
                 self.call_log.checkpoint()
                 for write in batch:
                     if write.op not in _GROUPED:
                         self._apply(write)
                         self.call_log.checkpoint()
-                events = [self._entry(w) for w in batch if w.op == "record_event"]
                 self.call_log.record_events(events)
         except Exception as exc:
             if _transient(exc):

@@ -310,8 +310,12 @@ class CallLog:
             )
             return {linkedid: call_id for linkedid, call_id in found}
 
-    def record_menu_results(self, results: list[MenuResult]) -> None:
-        """`record_menu_result` for many calls at once, in order (the latest pass wins)."""
+    def apply_menu_results(self, results: list[MenuResult]) -> None:
+        """The call columns of many `record_menu_result`s, in order (the latest pass wins).
+
+        The timeline entries (`menu_result_entry`) go in with `record_events`, in the order
+        the caller's steps happened.
+        """
         if not results:
             return
         with self._session() as session:
@@ -320,7 +324,6 @@ class CallLog:
                 call.linkedid: call
                 for call in session.scalars(select(Call).where(Call.linkedid.in_(linkedids)))
             }
-            rows = []
             for result in results:
                 at = result.at or self._clock()
                 call = calls.get(result.linkedid)
@@ -332,27 +335,20 @@ class CallLog:
                         caller_name=None,
                         started_at=at,
                     )
-                data = {
-                    "choice": result.choice,
-                    "intent": result.intent,
-                    "queue": result.queue,
-                    "language": result.language,
-                }
-                rows.append(
-                    {
-                        "call_id": call.id,
-                        "kind": EVENT_MENU_RESULT,
-                        "key": EVENT_MENU_RESULT,
-                        "at": at,
-                        "data": data,
-                    }
-                )
                 _apply_menu_result(
                     call, result.choice, result.intent, result.queue, result.language, at
                 )
-            table: Table = CallEvent.__table__  # type: ignore[assignment]
-            session.execute(_insert_ignore(session, table, ["call_id", "key"]), rows)
             session.flush()
+
+    @staticmethod
+    def menu_result_entry(result: MenuResult) -> TimelineEntry:
+        data = {
+            "choice": result.choice,
+            "intent": result.intent,
+            "queue": result.queue,
+            "language": result.language,
+        }
+        return TimelineEntry(result.linkedid, EVENT_MENU_RESULT, EVENT_MENU_RESULT, result.at, data)
 
     def record_events(self, events: list[TimelineEntry]) -> int:
         """Many timeline entries in one statement (the FastAGI writer's bursts).
@@ -399,8 +395,8 @@ class CallLog:
             call = _call_by_linkedid(session, linkedid) or self._ensure(
                 session, linkedid, caller_number=None, caller_name=None, started_at=at
             )
-            data = {"choice": choice, "intent": intent, "queue": queue, "language": language}
-            self._insert_event(session, call.id, EVENT_MENU_RESULT, EVENT_MENU_RESULT, at, data)
+            entry = self.menu_result_entry(MenuResult(linkedid, choice, intent, queue, language))
+            self._insert_event(session, call.id, entry.kind, entry.key, at, entry.data)
             _apply_menu_result(call, choice, intent, queue, language, at)
 
     def record_speech(
