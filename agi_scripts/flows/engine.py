@@ -145,6 +145,14 @@ class FlowLookups(Protocol):
 
     def caller_language(self, caller_number: str) -> str | None: ...
 
+    def language_if_fresh(self, caller_number: str) -> tuple[bool, str | None]:
+        """From memory, no I/O: (True, language or None), or (False, None) to read it."""
+        ...
+
+    def incidents_if_fresh(self, area: str | None) -> list[ActiveIncident] | None:
+        """From memory, no I/O: the incidents, or None when they must be read."""
+        ...
+
     def remember_language(self, caller_number: str, language: str) -> None: ...
 
 
@@ -507,7 +515,7 @@ class FlowEngine:
                 lookups.recent_calls, number, now - window, self.ctx.linkedid or ""
             )
         if lookups is not None and any(b.when.incident is not None for b in node.branches):
-            active = await self._lookup(lookups.active_incidents, self.state.variables.get("area"))
+            active = await self._incidents(lookups)
             incidents = frozenset(incident.category for incident in active or [])
         return CallFacts(
             now=now,
@@ -516,6 +524,13 @@ class FlowEngine:
             recent_calls=recent,
             incident_categories=incidents,
         )
+
+    async def _incidents(self, lookups: FlowLookups) -> list[ActiveIncident] | None:
+        area = self.state.variables.get("area")
+        cached = lookups.incidents_if_fresh(area)
+        if cached is not None:
+            return cached  # no thread, no database: read at most every few seconds
+        return await self._lookup(lookups.active_incidents, area)
 
     async def _lookup(self, fn: Callable[..., T], *args: Any) -> T | None:
         try:
@@ -561,11 +576,7 @@ class FlowEngine:
 
     async def _incident(self, node_id: str, node: IncidentNode) -> tuple[str, dict[str, Any]]:
         lookups = self.rt.lookups
-        active = (
-            await self._lookup(lookups.active_incidents, self.state.variables.get("area"))
-            if lookups is not None
-            else None
-        )
+        active = await self._incidents(lookups) if lookups is not None else None
         if not active:
             return node.next, {"announced": []}
         heard = active[: node.max_announced]

@@ -161,7 +161,9 @@ async def _remembered_language(ctx: CallContext) -> str | None:
     number = ctx.env.caller_number
     if lookups is None or not number:
         return None
-    found = await _read(ctx, "caller_language", lookups.caller_language, number)
+    fresh, found = lookups.language_if_fresh(number)  # from memory: no thread, no database
+    if not fresh:
+        found = await _read(ctx, "caller_language", lookups.caller_language, number)
     return pick_language(found, "") or None if found else None
 
 
