@@ -61,6 +61,17 @@ class Write:
 _GROUPED = frozenset({"ensure_call", "record_menu_result", "record_event"})
 
 
+def _stamped(op: str, args: dict[str, Any], clock: Callable[[], datetime]) -> dict[str, Any]:
+    """The write's time stamped now if it has none; times as ISO text (JSON-safe)."""
+    field = "started_at" if op == "ensure_call" else "at"
+    if args.get(field) is None:
+        args[field] = clock()
+    for name in _TIME_FIELDS:
+        if isinstance(args.get(name), datetime):
+            args[name] = args[name].isoformat()
+    return args
+
+
 def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
@@ -93,7 +104,10 @@ class CallWriter:
         retry_max: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
         log: Any = None,
+        ops: dict[str, Callable[..., Any]] | None = None,
     ) -> None:
+        # More kinds of write besides the call log's: op name -> fn(call_log, linkedid, **args).
+        self.ops = {**self.OPS, **(ops or {})}
         self.call_log = call_log
         self.spool_path = spool_path
         self.memory_limit = memory_limit
@@ -108,6 +122,7 @@ class CallWriter:
         self._spool_file: Any = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._submitted = 0
         self._written = 0  # submitted writes now in the database (or set aside)
         self._progress = asyncio.Condition()
@@ -120,21 +135,41 @@ class CallWriter:
 
     def submit(self, op: str, linkedid: str, **args: Any) -> None:
         """Queue one write; the time it happened is stamped now if the write has one."""
-        if op not in self.OPS:
+        if op not in self.ops:
             raise ValueError(f"unknown call-log write {op!r}")
-        field = "started_at" if op == "ensure_call" else "at"
-        if args.get(field) is None:
-            args[field] = self.clock()
-        for name in _TIME_FIELDS:
-            if isinstance(args.get(name), datetime):
-                args[name] = args[name].isoformat()
-        write = Write(op, linkedid, args)
+        write = Write(op, linkedid, _stamped(op, args, self.clock))
         self._submitted += 1
         if self._spooled or len(self._memory) >= self.memory_limit:
             self._append_to_spool([write])
         else:
             self._memory.append(write)
         self._wake.set()
+
+    def keep_from_thread(self, op: str, linkedid: str, timeout: float = 5.0, **args: Any) -> bool:
+        """From a worker thread: a write that must survive anything once acknowledged (a meter
+        reading the caller is told is saved). It goes to the spool file, fsynced, before this
+        returns True; it is written to the database with the rest."""
+        if self._loop is None:
+            return False
+        done = asyncio.run_coroutine_threadsafe(self._keep(op, linkedid, args), self._loop)
+        try:
+            return done.result(timeout)
+        except Exception:
+            self.log.exception("call_writer_keep_failed", op=op, linkedid=linkedid)
+            return False
+
+    async def _keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+        if op not in self.ops:
+            raise ValueError(f"unknown call-log write {op!r}")
+        write = Write(op, linkedid, _stamped(op, args, self.clock))
+        # After whatever is queued in memory (the call's row among it): the spool is always
+        # written after the memory queue.
+        self._append_to_spool([write])
+        assert self._spool_file is not None
+        os.fsync(self._spool_file.fileno())
+        self._submitted += 1
+        self._wake.set()
+        return True
 
     @property
     def backlog(self) -> int:
@@ -178,6 +213,7 @@ class CallWriter:
             self.log.warning("call_writer_spool_replay", writes=left, spool=str(self.spool_path))
             self._spooled = left
             self._submitted += left
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="call-writer")
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -230,6 +266,8 @@ class CallWriter:
             self.batches += 1
             for _ in range(done):
                 self._memory.popleft()
+            if not self._memory:
+                self._spool_written()
             await self._advance(done)
 
     async def _advance(self, count: int) -> None:
@@ -327,7 +365,7 @@ class CallWriter:
         for name in _TIME_FIELDS:
             if isinstance(args.get(name), str):
                 args[name] = datetime.fromisoformat(args[name])
-        return self.OPS[write.op](self.call_log, write.linkedid, **args)
+        return self.ops[write.op](self.call_log, write.linkedid, **args)
 
     def _remember(self, batch: list[Write], results: list[Any]) -> None:
         self._remember_ids(
@@ -381,11 +419,17 @@ class CallWriter:
         self._spool_read = 0
         self._spooled += len(writes)
 
+    def _spool_written(self) -> None:
+        """Everything read from the spool is in the database: empty the file. (Until then a
+        killed process replays it at its next start; the writes are idempotent.)"""
+        if not self._spooled and self._spool_read:
+            self.spool_path.write_bytes(b"")
+            self._spool_read = 0
+
     def _append_to_spool(self, writes: list[Write]) -> None:
         if self._spool_file is None:
-            if not self._spooled:
-                self._spool_read = 0
-                self.spool_path.write_bytes(b"")
+            if not self._spooled and not self._memory:
+                self._spool_written()  # what it held is written: start it afresh
             self._spool_file = self.spool_path.open("a", encoding="utf-8")
             self.log.warning("call_writer_spooling", spool=str(self.spool_path))
         self._spool_file.write("".join(w.to_line() for w in writes))
@@ -409,12 +453,11 @@ class CallWriter:
                     loaded.append(Write.from_line(line.decode("utf-8")))
                 self._spooled -= 1
         if self._spooled <= 0 or not loaded:
+            # All read; the file is emptied only once they are written (`_spool_written`).
             self._spooled = 0
             if self._spool_file is not None:
                 self._spool_file.close()
                 self._spool_file = None
-            self.spool_path.write_bytes(b"")
-            self._spool_read = 0
         self._memory.extend(loaded)
 
     def _count_spool(self) -> int:

@@ -31,6 +31,7 @@ from agi_scripts.agi import (
 )
 from agi_scripts.audiosocket import AudioSocketServer
 from agi_scripts.call_writer import CallWriter
+from agi_scripts.flows.actions import DEFERRED_STORE, store_deferred_reading
 from agi_scripts.flows.services import FlowServices
 from agi_scripts.handlers.hotline import hotline
 from agi_scripts.handlers.meters import meters
@@ -266,12 +267,17 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         settings.agi_spool_file,
         memory_limit=settings.agi_writer_memory_limit,
         max_backlog=settings.agi_writer_max_backlog,
+        ops={DEFERRED_STORE: store_deferred_reading},
     )
     audiosocket = AudioSocketServer()
     recogniser = Recogniser(settings)
     speech = SpeechMenu(settings, recogniser, audiosocket, on_utterance=_speech_recorder(writer))
     flows = FlowServices.from_settings(
-        settings, db=db, speech=speech, log=structlog.get_logger("hotline.flows")
+        settings,
+        db=db,
+        speech=speech,
+        log=structlog.get_logger("hotline.flows"),
+        defer=writer.keep_from_thread,
     )
     app = build_app(settings, call_log, flows)
     assert isinstance(app, RouteRegistry)

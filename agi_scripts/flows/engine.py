@@ -63,6 +63,9 @@ _NOT_A_KEY = re.compile(r"[^0-9*#A-D]")
 CONFIRM_YES = "1"
 # How long database work that needs the call's row waits for the call-log writer.
 CALL_ROW_WAIT = 3.0
+# The longest a caller waits in silence for a database lookup or action; then the flow goes
+# on as if it failed (an unknown fact is false, an action takes its on_error path).
+LOOKUP_TIMEOUT = 5.0
 
 T = TypeVar("T")
 
@@ -534,7 +537,11 @@ class FlowEngine:
 
     async def _lookup(self, fn: Callable[..., T], *args: Any) -> T | None:
         try:
-            return await asyncio.to_thread(fn, *args)
+            # Bounded: a slow database must not leave the caller in silence.
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), LOOKUP_TIMEOUT)
+        except TimeoutError:
+            self.ctx.log.warning("flow_lookup_timeout", lookup=getattr(fn, "__name__", "?"))
+            return None
         except Exception:
             # An unknown fact counts as false: the caller still gets the ordinary path.
             self.ctx.log.exception("flow_lookup_failed", lookup=getattr(fn, "__name__", "?"))
@@ -823,7 +830,8 @@ class FlowEngine:
     async def _call_row_written(self) -> None:
         """Before database work that needs this call's row (a callback, a meter reading): let
         the writer catch up, for a bounded time (it normally is milliseconds behind)."""
-        await self.ctx.writer.idle(timeout=CALL_ROW_WAIT)
+        if self.ctx.writer.database_ok:  # else it cannot catch up now: do not wait for it
+            await self.ctx.writer.idle(timeout=CALL_ROW_WAIT)
 
 
 async def set_call_id(agi: AgiChannel, ctx: CallContext) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from agi_scripts.flows.actions import MeterActions
+from agi_scripts.flows.actions import Defer, MeterActions
 from agi_scripts.flows.engine import ActiveIncident, FlowActions, FlowLookups, SpeechInput
 from agi_scripts.flows.loader import FlowRegistry
 from call_router import callbacks
@@ -53,6 +53,7 @@ class FlowServices:
         db: Database | None = None,
         speech: SpeechInput | None = None,
         log: Any = None,
+        defer: Defer | None = None,
     ) -> FlowServices:
         registry = FlowRegistry(
             settings.flows_dir,
@@ -62,7 +63,7 @@ class FlowServices:
             status_file=flows_status_file(settings),
         )
         lookups = DbLookups(db, settings.country_code) if db is not None else None
-        actions = MeterActions(db, settings.country_code) if db is not None else None
+        actions = MeterActions(db, settings.country_code, defer=defer) if db is not None else None
         # Asterisk writes voicemail here (RECORD FILE does not create folders).
         with contextlib.suppress(OSError):
             (settings.recordings_dir / "voicemail").mkdir(parents=True, exist_ok=True)

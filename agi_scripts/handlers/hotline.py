@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from agi_scripts.server import CallContext
 
 FLOW = "hotline"
+# Before the greeting: the longest a caller waits for their remembered language.
+READ_TIMEOUT = 1.0
 _LINKEDID = re.compile(r"[^A-Za-z0-9._-]")
 
 T = TypeVar("T")
@@ -189,9 +191,13 @@ async def _recordings_root(agi: AgiChannel, ctx: CallContext) -> str:
 async def _read(
     ctx: CallContext, what: str, read: Callable[..., T], *args: Any, **kwargs: Any
 ) -> T | None:
-    """A database read off the event loop; unknown (None) when the database fails."""
+    """A database read off the event loop; unknown (None) when the database fails or is slow
+    (the caller is not kept waiting for it)."""
     try:
-        return await asyncio.to_thread(read, *args, **kwargs)
+        return await asyncio.wait_for(asyncio.to_thread(read, *args, **kwargs), READ_TIMEOUT)
+    except TimeoutError:
+        ctx.log.warning("database_read_timeout", what=what)
+        return None
     except Exception:
         ctx.log.exception("database_read_failed", what=what)
         return None

@@ -61,6 +61,7 @@ class Stats:
     session_ms: list[float] = field(default_factory=list)
     first_reply_ms: list[float] = field(default_factory=list)  # connect → first command/close
     queues: dict[str, int] = field(default_factory=dict)
+    failsafe: int = 0  # handed back to the dialplan's fail-safe (coordinator) by the server
     in_progress: int = 0
     peak_in_progress: int = 0
 
@@ -126,7 +127,7 @@ async def session(port: int, caller: Caller, stats: Stats, rng: random.Random) -
         sent = time.perf_counter()
         keys = list(caller.keys)
         queue = ""
-        dead = first = False
+        dead = first = failsafe = False
         while True:
             try:
                 line = await asyncio.wait_for(reader.readline(), caller.command_timeout)
@@ -141,6 +142,8 @@ async def session(port: int, caller: Caller, stats: Stats, rng: random.Random) -
                 break  # the server ended the session
             stats.think_ms.append((now - sent) * 1000)
             cmd = line.decode("utf-8", "replace").rstrip("\r\n")
+            if cmd.startswith("VERBOSE") and "fail-safe" in cmd:
+                failsafe = True
             if cmd.startswith("SET VARIABLE HOTLINE_QUEUE "):
                 queue = cmd.split(" ", 3)[3].strip('"')
             if cmd.startswith("GET DATA") and not dead:
@@ -163,6 +166,9 @@ async def session(port: int, caller: Caller, stats: Stats, rng: random.Random) -
         elif queue:
             stats.completed += 1
             stats.queues[queue] = stats.queues.get(queue, 0) + 1
+        elif failsafe:
+            stats.completed += 1
+            stats.failsafe += 1
         else:
             stats.error("no_queue")
         stats.session_ms.append((time.perf_counter() - t0) * 1000)
