@@ -61,17 +61,17 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
         dialed_number=printable(ctx.env.dialed_number or "", 32) or None,
     )
     try:
-        language = pick_language(
-            await agi.get_variable("CHANNEL(language)") or ctx.env.language,
-            ctx.settings.default_language,
-        )
+        channel_language = await agi.get_variable("CHANNEL(language)") or ctx.env.language
+        language = pick_language(channel_language, ctx.settings.default_language)
         root = await _recordings_root(agi, ctx)
         services = ctx.flows
         remembered = await _remembered_language(ctx)
         if remembered:
             language = remembered
-        # Asterisk's own numbers and times (SAY DIGITS/DATETIME) follow the channel language.
-        await agi.set_language(language)
+        # Asterisk's own numbers and times (SAY DIGITS/DATETIME) follow the channel language
+        # (one round trip fewer when it already is the one).
+        if language != channel_language:
+            await agi.set_language(language)
         flow = services.registry.get(flow_name) if services is not None else None
         if services is None or flow is None:
             ctx.log.error("flow_missing", hint="run `hotline flows check`")

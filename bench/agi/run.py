@@ -161,7 +161,12 @@ async def run_phases(pid: int, port: int, args: argparse.Namespace, script: str)
     cpu0 = cpu_seconds(pid)
     stats, seconds = await closed_loop(port, rate_caller, args.concurrency, args.seconds)
     result["rate"] = summarise(stats, seconds)
-    result["rate"]["server_cpu_pct"] = round(100 * (cpu_seconds(pid) - cpu0) / seconds, 1)
+    cpu = cpu_seconds(pid) - cpu0
+    result["rate"]["server_cpu_pct"] = round(100 * cpu / seconds, 1)
+    # CPU per session: what a whole free core would serve, whatever else ran on this one.
+    result["rate"]["server_cpu_ms_per_session"] = round(1000 * cpu / max(stats.completed, 1), 3)
+    result["rate"]["sessions_per_core_s"] = round(stats.completed / cpu, 1) if cpu else None
+    result["rate"]["commands_per_session"] = round(len(stats.think_ms) / max(stats.started, 1), 1)
     log(f"  rate: {json.dumps(result['rate'])}")
     if args.held:
         await asyncio.sleep(1.0)  # let the writer settle
