@@ -229,6 +229,7 @@ async def overload(port: int, args: argparse.Namespace) -> dict[str, Any]:
         "to_failsafe": over.failsafe,
         "errors": over.errors,
         "answered_p50_ms": percentile(over.session_ms, 50),
+        "answered_p95_ms": percentile(over.session_ms, 95),
         "answered_max_ms": percentile(over.session_ms, 100),
     }
 
