@@ -14,7 +14,8 @@ MENU_CHOICE = "HOTLINE_MENU_CHOICE"
 PRIORITY = "HOTLINE_PRIORITY"
 # Set by the dialplan when it routes without the FastAGI script ("agi" = AGI failed).
 FALLBACK = "HOTLINE_FALLBACK"
-# The call log row id, for later dialplan steps that want to reference it.
+# The call log row id, for later dialplan steps that want to reference it. Set when the row is
+# already written as the menu ends (normally; the menu never waits for the database).
 CALL_ID = "HOTLINE_CALL_ID"
 # Global set in extensions.conf [globals]: the recordings folder as Asterisk sees it (inside
 # the sandbox root it differs from the host path).

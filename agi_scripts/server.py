@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ from agi_scripts.agi import (
     read_environment,
 )
 from agi_scripts.audiosocket import AudioSocketServer
+from agi_scripts.call_writer import CallWriter
+from agi_scripts.flows.actions import DEFERRED_STORE, store_deferred_reading
 from agi_scripts.flows.services import FlowServices
 from agi_scripts.handlers.hotline import hotline
 from agi_scripts.handlers.meters import meters
@@ -60,6 +63,8 @@ class CallContext:
     settings: Settings
     call_log: CallLog
     log: Any  # structlog BoundLogger, bound to this call
+    # Call-log writes go here, never straight to the database: the caller never waits for it.
+    writer: CallWriter
     linkedid: str | None = None
     # The caller's live audio (agi_scripts/listen.py); None: listening falls back to RECORD FILE.
     audiosocket: AudioSocketServer | None = None
@@ -112,9 +117,21 @@ class AgiServer:
         env_timeout: float = ENV_TIMEOUT,
         command_timeout: float | None = None,
         audiosocket: AudioSocketServer | None = None,
+        writer: CallWriter | None = None,
+        max_sessions: int | None = None,
     ) -> None:
         self.app = app
         self.audiosocket = audiosocket
+        settings = app.settings
+        self.writer = writer or CallWriter(
+            app.call_log,
+            settings.agi_spool_file,
+            memory_limit=settings.agi_writer_memory_limit,
+            max_backlog=settings.agi_writer_max_backlog,
+        )
+        self.max_sessions = max_sessions or settings.agi_max_sessions
+        self.overloaded = 0  # callers answered "overloaded" since start
+        self._overload_logged = 0.0
         self.env_timeout = env_timeout
         self.command_timeout = command_timeout
         self.log = structlog.get_logger("hotline.agi")
@@ -131,6 +148,7 @@ class AgiServer:
         return len(self._calls)
 
     async def start(self, host: str, port: int) -> None:
+        await self.writer.start()
         self._server = await asyncio.start_server(
             self._on_connection, host, port, backlog=LISTEN_BACKLOG, limit=ENV_MAX_BYTES * 2
         )
@@ -151,6 +169,7 @@ class AgiServer:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        await self.writer.stop()
         self.log.info("agi_stopped")
 
     async def _on_connection(
@@ -183,6 +202,9 @@ class AgiServer:
         channel = AgiChannel(reader, writer, env)
         if self.command_timeout is not None:
             channel.default_timeout = self.command_timeout
+        if self.active_calls > self.max_sessions or self.writer.behind:
+            await self._overloaded(channel, log)
+            return
         route = self.app.route(env.network_script)
         if route is None:
             log.warning("agi_unknown_route")
@@ -197,6 +219,7 @@ class AgiServer:
             settings=self.app.settings,
             call_log=self.app.call_log,
             log=log,
+            writer=self.writer,
             audiosocket=self.audiosocket,
             flows=self.app.flows,
         )
@@ -219,6 +242,23 @@ class AgiServer:
             with contextlib.suppress(AgiError, CallerHangup, ValueError):
                 await channel.verbose("hotline: FastAGI route failed; dialplan fail-safe applies")
 
+    async def _overloaded(self, channel: AgiChannel, log: Any) -> None:
+        """Too busy to run a menu well: hand the caller straight back to the dialplan, whose
+        fail-safe (no HOTLINE_QUEUE set) puts them through to the coordinator at once."""
+        self.overloaded += 1
+        now = time.monotonic()
+        if now - self._overload_logged >= 1.0:  # one line a second, not one per caller
+            self._overload_logged = now
+            log.warning(
+                "agi_overloaded",
+                sessions=self.active_calls,
+                max_sessions=self.max_sessions,
+                writer_backlog=self.writer.backlog,
+                overloaded_total=self.overloaded,
+            )
+        with contextlib.suppress(AgiError, CallerHangup):
+            await channel.verbose("hotline: FastAGI overloaded; dialplan fail-safe applies")
+
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run the FastAGI server until SIGTERM/SIGINT or cancellation. Migrations are the CLI's job."""
@@ -228,15 +268,26 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     call_log = CallLog(
         db, country=settings.country_code, callback_min_wait=settings.callback_min_wait
     )
+    writer = CallWriter(
+        call_log,
+        settings.agi_spool_file,
+        memory_limit=settings.agi_writer_memory_limit,
+        max_backlog=settings.agi_writer_max_backlog,
+        ops={DEFERRED_STORE: store_deferred_reading},
+    )
     audiosocket = AudioSocketServer()
     recogniser = Recogniser(settings)
-    speech = SpeechMenu(settings, recogniser, audiosocket, on_utterance=_speech_recorder(call_log))
+    speech = SpeechMenu(settings, recogniser, audiosocket, on_utterance=_speech_recorder(writer))
     flows = FlowServices.from_settings(
-        settings, db=db, speech=speech, log=structlog.get_logger("hotline.flows")
+        settings,
+        db=db,
+        speech=speech,
+        log=structlog.get_logger("hotline.flows"),
+        defer=writer.keep_from_thread,
     )
     app = build_app(settings, call_log, flows)
     assert isinstance(app, RouteRegistry)
-    server = AgiServer(app, audiosocket=audiosocket)
+    server = AgiServer(app, audiosocket=audiosocket, writer=writer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -280,7 +331,7 @@ def _speech_languages(settings: Settings) -> list[str]:
     return [*SUPPORTED_LANGUAGES, *extra]
 
 
-def _speech_recorder(call_log: CallLog) -> Callable[[Utterance, Any], Awaitable[None]]:
+def _speech_recorder(writer: CallWriter) -> Callable[[Utterance, Any], Awaitable[None]]:
     """SpeechMenu's on_utterance: the transcript, intent and audio file onto the call record."""
     log = structlog.get_logger("hotline.speech")
 
@@ -298,18 +349,14 @@ def _speech_recorder(call_log: CallLog) -> Callable[[Utterance, Any], Awaitable[
         )
         if not utterance.linkedid or (understood is None and utterance.path is None):
             return  # nothing heard, nothing kept
-        try:
-            await asyncio.to_thread(
-                call_log.record_speech,
-                utterance.linkedid,
-                transcript=understood.transcript if understood is not None else None,
-                intent=understood.intent if understood is not None else None,
-                confidence=understood.confidence if understood is not None else None,
-                utterance_path=str(utterance.path) if utterance.path is not None else None,
-            )
-        except Exception:
-            # Routing the caller matters more than the log: never fail the menu over it.
-            log.exception("speech_record_failed", linkedid=utterance.linkedid)
+        writer.submit(
+            "record_speech",
+            utterance.linkedid,
+            transcript=understood.transcript if understood is not None else None,
+            intent=understood.intent if understood is not None else None,
+            confidence=understood.confidence if understood is not None else None,
+            utterance_path=str(utterance.path) if utterance.path is not None else None,
+        )
 
     return record
 

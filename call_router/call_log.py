@@ -107,6 +107,41 @@ class CallView:
         )
 
 
+@dataclass(frozen=True)
+class CallArrival:
+    """One `ensure_call`, for `ensure_calls`."""
+
+    linkedid: str
+    caller_number: str | None
+    caller_name: str | None
+    channel: str | None = None
+    dialed_number: str | None = None
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MenuResult:
+    """One `record_menu_result`, for `record_menu_results`."""
+
+    linkedid: str
+    choice: str | None
+    intent: str | None
+    queue: str
+    language: str | None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One `record_event`, for `record_events`."""
+
+    linkedid: str
+    kind: str
+    key: str
+    at: datetime | None = None
+    data: dict[str, Any] | None = None
+
+
 class CallLog:
     def __init__(
         self,
@@ -233,6 +268,118 @@ class CallLog:
                 return False
             return self._insert_event(session, call.id, kind, key, at, data)
 
+    def ensure_calls(self, arrivals: list[CallArrival]) -> dict[str, int]:
+        """`ensure_call` for many calls at once (the FastAGI writer's bursts): their ids."""
+        if not arrivals:
+            return {}
+        with self._session() as session:
+            linkedids = {_cap(a.linkedid, 64) or "" for a in arrivals}
+            known = {
+                call.linkedid: call
+                for call in session.scalars(select(Call).where(Call.linkedid.in_(linkedids)))
+            }
+            fresh: dict[str, dict[str, Any]] = {}
+            for arrival in arrivals:
+                values = self._call_values(arrival, arrival.started_at or self._clock())
+                call = known.get(values["linkedid"])
+                if call is not None:
+                    _merge_call(call, values)
+                elif values["linkedid"] in fresh:
+                    fresh[values["linkedid"]]["started_at"] = min(
+                        fresh[values["linkedid"]]["started_at"], values["started_at"]
+                    )
+                else:
+                    fresh[values["linkedid"]] = values
+            if fresh:
+                table: Table = Call.__table__  # type: ignore[assignment]
+                inserted = set(
+                    session.scalars(
+                        _insert_ignore(session, table, ["linkedid"])
+                        .values(list(fresh.values()))
+                        .returning(table.c.linkedid)
+                    )
+                )
+                # Created meanwhile by the router: merge as ensure_call would.
+                for linkedid in fresh.keys() - inserted:
+                    call = _call_by_linkedid(session, linkedid)
+                    if call is not None:
+                        _merge_call(call, fresh[linkedid])
+            session.flush()
+            found = session.execute(
+                select(Call.linkedid, Call.id).where(Call.linkedid.in_(linkedids))
+            )
+            return {linkedid: call_id for linkedid, call_id in found}
+
+    def apply_menu_results(self, results: list[MenuResult]) -> None:
+        """The call columns of many `record_menu_result`s, in order (the latest pass wins).
+
+        The timeline entries (`menu_result_entry`) go in with `record_events`, in the order
+        the caller's steps happened.
+        """
+        if not results:
+            return
+        with self._session() as session:
+            linkedids = {r.linkedid for r in results}
+            calls = {
+                call.linkedid: call
+                for call in session.scalars(select(Call).where(Call.linkedid.in_(linkedids)))
+            }
+            for result in results:
+                at = result.at or self._clock()
+                call = calls.get(result.linkedid)
+                if call is None:
+                    call = calls[result.linkedid] = self._ensure(
+                        session,
+                        result.linkedid,
+                        caller_number=None,
+                        caller_name=None,
+                        started_at=at,
+                    )
+                _apply_menu_result(
+                    call, result.choice, result.intent, result.queue, result.language, at
+                )
+            session.flush()
+
+    @staticmethod
+    def menu_result_entry(result: MenuResult) -> TimelineEntry:
+        data = {
+            "choice": result.choice,
+            "intent": result.intent,
+            "queue": result.queue,
+            "language": result.language,
+        }
+        return TimelineEntry(result.linkedid, EVENT_MENU_RESULT, EVENT_MENU_RESULT, result.at, data)
+
+    def record_events(self, events: list[TimelineEntry]) -> int:
+        """Many timeline entries in one statement (the FastAGI writer's bursts).
+
+        Same rules as `record_event`: an unknown call's entries and a (call, key) already there
+        are skipped. Returns how many entries were known calls' (inserted or already there).
+        """
+        if not events:
+            return 0
+        with self._session() as session:
+            linkedids = {event.linkedid for event in events}
+            found = session.execute(
+                select(Call.linkedid, Call.id).where(Call.linkedid.in_(linkedids))
+            )
+            ids = {linkedid: call_id for linkedid, call_id in found}
+            rows = [
+                {
+                    "call_id": ids[event.linkedid],
+                    "kind": event.kind[:_MAX_KIND],
+                    "key": event.key[:_MAX_KEY],
+                    "at": event.at or self._clock(),
+                    "data": event.data or {},
+                }
+                for event in events
+                if event.linkedid in ids
+            ]
+            if rows:
+                table: Table = CallEvent.__table__  # type: ignore[assignment]
+                session.execute(_insert_ignore(session, table, ["call_id", "key"]), rows)
+            return len(rows)
+
     def record_menu_result(
         self,
         linkedid: str,
@@ -248,15 +395,9 @@ class CallLog:
             call = _call_by_linkedid(session, linkedid) or self._ensure(
                 session, linkedid, caller_number=None, caller_name=None, started_at=at
             )
-            data = {"choice": choice, "intent": intent, "queue": queue, "language": language}
-            self._insert_event(session, call.id, EVENT_MENU_RESULT, EVENT_MENU_RESULT, at, data)
-            # The latest menu pass wins (a caller may go through the menu again).
-            call.menu_choice = _cap(choice, 32)
-            call.intent = _cap(intent, 32)
-            call.language = _cap(language, 8)
-            call.menu_ended_at = at
-            if call.queue_joined_at is None:
-                call.queue = _cap(queue, 32)
+            entry = self.menu_result_entry(MenuResult(linkedid, choice, intent, queue, language))
+            self._insert_event(session, call.id, entry.kind, entry.key, at, entry.data)
+            _apply_menu_result(call, choice, intent, queue, language, at)
 
     def record_speech(
         self,
@@ -479,31 +620,29 @@ class CallLog:
         channel: str | None = None,
         dialed_number: str | None = None,
     ) -> Call:
-        number = normalize_number(caller_number, self._country)
-        values: dict[str, Any] = {
-            "linkedid": _cap(linkedid, 64),
-            "caller_number": number,
-            "caller_number_raw": _cap(_printable(caller_number), 128),
-            "caller_name": clean_caller_name(caller_name),
-            "channel": _cap(_printable(channel), 128),
-            "dialed_number": _cap(_dialable(dialed_number), 32),
-            "started_at": started_at,
-        }
+        values = self._call_values(
+            CallArrival(linkedid, caller_number, caller_name, channel, dialed_number, started_at),
+            started_at,
+        )
         session.execute(
             _insert_ignore(session, Call.__table__, ["linkedid"]).values(**values)  # type: ignore[arg-type]
         )
         call = _call_by_linkedid(session, linkedid)
         assert call is not None  # inserted above or by a concurrent writer
-        # The other writer created the row: merge in what it did not know.
-        if started_at < call.started_at:
-            call.started_at = started_at
-        if call.caller_number == ANONYMOUS and number != ANONYMOUS:
-            call.caller_number = number
-            call.caller_number_raw = values["caller_number_raw"]
-        for field in ("caller_name", "channel", "dialed_number"):
-            if getattr(call, field) is None and values[field] is not None:
-                setattr(call, field, values[field])
+        _merge_call(call, values)
         return call
+
+    def _call_values(self, arrival: CallArrival, started_at: datetime) -> dict[str, Any]:
+        """A new call row's columns, raw caller ID cleaned."""
+        return {
+            "linkedid": _cap(arrival.linkedid, 64),
+            "caller_number": normalize_number(arrival.caller_number, self._country),
+            "caller_number_raw": _cap(_printable(arrival.caller_number), 128),
+            "caller_name": clean_caller_name(arrival.caller_name),
+            "channel": _cap(_printable(arrival.channel), 128),
+            "dialed_number": _cap(_dialable(arrival.dialed_number), 32),
+            "started_at": started_at,
+        }
 
     def _insert_event(
         self,
@@ -601,6 +740,35 @@ def _facts(call: Call, events: list[CallEvent] | Any, *, reconciled: bool) -> ou
         talk_time=talk_time if isinstance(talk_time, int) else None,
         reconciled=reconciled,
     )
+
+
+def _apply_menu_result(
+    call: Call,
+    choice: str | None,
+    intent: str | None,
+    queue: str,
+    language: str | None,
+    at: datetime,
+) -> None:
+    # The latest menu pass wins (a caller may go through the menu again).
+    call.menu_choice = _cap(choice, 32)
+    call.intent = _cap(intent, 32)
+    call.language = _cap(language, 8)
+    call.menu_ended_at = at
+    if call.queue_joined_at is None:
+        call.queue = _cap(queue, 32)
+
+
+def _merge_call(call: Call, values: dict[str, Any]) -> None:
+    """Another writer created the row: merge in what it did not know."""
+    if values["started_at"] < call.started_at:
+        call.started_at = values["started_at"]
+    if call.caller_number == ANONYMOUS and values["caller_number"] != ANONYMOUS:
+        call.caller_number = values["caller_number"]
+        call.caller_number_raw = values["caller_number_raw"]
+    for field in ("caller_name", "channel", "dialed_number"):
+        if getattr(call, field) is None and values[field] is not None:
+            setattr(call, field, values[field])
 
 
 def _call_by_linkedid(session: Session, linkedid: str) -> Call | None:

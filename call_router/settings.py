@@ -109,6 +109,14 @@ class Settings(BaseSettings):
 
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # Calls one FastAGI process serves at once; the next ones are routed to the coordinator at
+    # once (never left in silence). A held menu call costs ~10-20 KiB and no CPU while waiting.
+    agi_max_sessions: int = Field(default=4000, ge=1, le=100_000)
+    # The call-log writer (agi_scripts/call_writer.py): writes kept in memory before they go to
+    # the spool file, and unwritten writes (memory + spool) past which new callers are routed
+    # to the coordinator without the menu (the database has fallen that far behind).
+    agi_writer_memory_limit: int = Field(default=20_000, ge=100, le=10_000_000)
+    agi_writer_max_backlog: int = Field(default=1_000_000, ge=1000, le=100_000_000)
     # The caller's live audio (Asterisk's AudioSocket app connects here; agi_scripts/listen.py).
     audiosocket_host: str = "127.0.0.1"
     audiosocket_port: int = 4574
@@ -257,6 +265,11 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'hotline.db'}"
+
+    @property
+    def agi_spool_file(self) -> Path:
+        """The FastAGI call-log writer's spool (writes kept while the database is away)."""
+        return self.state_dir / "spool" / "agi-call-log.jsonl"
 
     @property
     def run_dir(self) -> Path:

@@ -7,19 +7,26 @@ in a worker thread with its own session; the rules live in call_router/meter_rea
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from agi_scripts.flows.engine import ActionCall, ActionResult
 from agi_scripts.flows.schema import ActionArgs
 from call_router import meter_store
+from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.meter_models import MeterReading
 from call_router.meter_readings import DEFAULT_AMEND_WINDOW, MeterKind, meter_kind
 from call_router.models import Call
 from call_router.numbers import ANONYMOUS, normalize_number
+
+# A reading the caller confirmed while the database was away: kept in the call-log writer's
+# spool (fsynced before the caller hears "saved") and stored when the database returns.
+DEFERRED_STORE = "store_meter_reading"
+Defer = Callable[..., bool]  # CallWriter.keep_from_thread
 
 Service = Callable[["MeterActions", Session, ActionArgs, dict[str, str], ActionCall], ActionResult]
 
@@ -28,18 +35,46 @@ class MeterActions:
     """engine.FlowActions for the meter-readings flow."""
 
     def __init__(
-        self, db: Database, country: str, amend_window: timedelta = DEFAULT_AMEND_WINDOW
+        self,
+        db: Database,
+        country: str,
+        amend_window: timedelta = DEFAULT_AMEND_WINDOW,
+        *,
+        defer: Defer | None = None,
     ) -> None:
         self._db = db
         self._country = country
         self._amend_window = amend_window
+        self._defer = defer
 
     def run(
         self, service: str, args: ActionArgs, variables: dict[str, str], call: ActionCall
     ) -> ActionResult:
         handler = SERVICES[service]
-        with self._db.session() as session:
-            return handler(self, session, args, variables, call)
+        try:
+            with self._db.session() as session:
+                return handler(self, session, args, variables, call)
+        except OperationalError:
+            # The database is away. A new reading (checked against the last one moments ago)
+            # is kept durably and stored when it returns; anything else fails (coordinator).
+            if service != "meter_store" or args.replace or not self._kept(args, variables, call):
+                raise
+            return ActionResult("ok", {"reading_id": ""})
+
+    def _kept(self, args: ActionArgs, variables: dict[str, str], call: ActionCall) -> bool:
+        if self._defer is None or not call.linkedid:
+            return False
+        payer, meter = self._payer_and_meter(args, variables)
+        return self._defer(
+            DEFERRED_STORE,
+            call.linkedid,
+            payer=payer,
+            meter=meter,
+            digits=variables.get(args.reading_var, ""),
+            at=call.now,
+            caller_number=self._caller(call),
+            max_monthly_growth=dict(args.max_monthly_growth),
+        )
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -131,6 +166,51 @@ class MeterActions:
             return ActionResult("none")
         meter_store.delete(session, row, call.now)
         return ActionResult("ok", {"deleted_reading": str(row.value)})
+
+
+def store_deferred_reading(
+    call_log: CallLog,
+    linkedid: str,
+    *,
+    payer: str,
+    meter: MeterKind,
+    digits: str,
+    at: datetime,
+    caller_number: str | None,
+    max_monthly_growth: dict[MeterKind, int],
+) -> None:
+    """The call-log writer's replay of a DEFERRED_STORE (in its transaction).
+
+    Once only: a replay after a crash finds the reading of this call, meter and moment already
+    there. A reading the rules now refuse (another came in meanwhile) is an error: the writer
+    sets it aside in its `.rejected` file for a person.
+    """
+
+    def store(session: Session) -> None:
+        call_id = session.scalar(select(Call.id).where(Call.linkedid == linkedid))
+        if call_id is not None:
+            done = session.scalars(
+                select(MeterReading.submitted_at).where(
+                    MeterReading.call_id == call_id, MeterReading.meter == meter
+                )
+            )
+            if any(abs((when - at).total_seconds()) < 0.001 for when in done):
+                return
+        stored = meter_store.submit(
+            session,
+            payer,
+            meter,
+            digits,
+            at,
+            source="phone",
+            caller_number=caller_number,
+            call_id=call_id,
+            max_monthly_growth=max_monthly_growth or None,
+        )
+        if stored.reading_id is None:
+            raise ValueError(f"deferred meter reading refused: {stored.check.problem}")
+
+    call_log.run(store)
 
 
 SERVICES: dict[str, Service] = {

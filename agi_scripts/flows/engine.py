@@ -61,6 +61,11 @@ FALLBACK_QUEUE = "coordinator"
 MAX_CHOICE_LENGTH = 16
 _NOT_A_KEY = re.compile(r"[^0-9*#A-D]")
 CONFIRM_YES = "1"
+# How long database work that needs the call's row waits for the call-log writer.
+CALL_ROW_WAIT = 3.0
+# The longest a caller waits in silence for a database lookup or action; then the flow goes
+# on as if it failed (an unknown fact is false, an action takes its on_error path).
+LOOKUP_TIMEOUT = 5.0
 
 T = TypeVar("T")
 
@@ -142,6 +147,14 @@ class FlowLookups(Protocol):
     ) -> bool: ...
 
     def caller_language(self, caller_number: str) -> str | None: ...
+
+    def language_if_fresh(self, caller_number: str) -> tuple[bool, str | None]:
+        """From memory, no I/O: (True, language or None), or (False, None) to read it."""
+        ...
+
+    def incidents_if_fresh(self, area: str | None) -> list[ActiveIncident] | None:
+        """From memory, no I/O: the incidents, or None when they must be read."""
+        ...
 
     def remember_language(self, caller_number: str, language: str) -> None: ...
 
@@ -505,7 +518,7 @@ class FlowEngine:
                 lookups.recent_calls, number, now - window, self.ctx.linkedid or ""
             )
         if lookups is not None and any(b.when.incident is not None for b in node.branches):
-            active = await self._lookup(lookups.active_incidents, self.state.variables.get("area"))
+            active = await self._incidents(lookups)
             incidents = frozenset(incident.category for incident in active or [])
         return CallFacts(
             now=now,
@@ -515,9 +528,20 @@ class FlowEngine:
             incident_categories=incidents,
         )
 
+    async def _incidents(self, lookups: FlowLookups) -> list[ActiveIncident] | None:
+        area = self.state.variables.get("area")
+        cached = lookups.incidents_if_fresh(area)
+        if cached is not None:
+            return cached  # no thread, no database: read at most every few seconds
+        return await self._lookup(lookups.active_incidents, area)
+
     async def _lookup(self, fn: Callable[..., T], *args: Any) -> T | None:
         try:
-            return await asyncio.to_thread(fn, *args)
+            # Bounded: a slow database must not leave the caller in silence.
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), LOOKUP_TIMEOUT)
+        except TimeoutError:
+            self.ctx.log.warning("flow_lookup_timeout", lookup=getattr(fn, "__name__", "?"))
+            return None
         except Exception:
             # An unknown fact counts as false: the caller still gets the ordinary path.
             self.ctx.log.exception("flow_lookup_failed", lookup=getattr(fn, "__name__", "?"))
@@ -538,15 +562,15 @@ class FlowEngine:
         intent = node.intent
         self.ctx.log.info("menu_decision", queue=node.queue, intent=intent, choice=choice)
         if self.ctx.linkedid:
-            await self._write(
-                "menu_result",
-                self.ctx.call_log.record_menu_result,
+            self.ctx.writer.submit(
+                "record_menu_result",
                 self.ctx.linkedid,
                 choice=choice,
                 intent=intent,
                 queue=node.queue,
                 language=self.language,
             )
+        await set_call_id(self.agi, self.ctx)
         await self.agi.set_variable(channel_vars.INTENT, intent or "")
         await self.agi.set_variable(channel_vars.MENU_CHOICE, choice or "")
         if node.priority is not None:
@@ -559,11 +583,7 @@ class FlowEngine:
 
     async def _incident(self, node_id: str, node: IncidentNode) -> tuple[str, dict[str, Any]]:
         lookups = self.rt.lookups
-        active = (
-            await self._lookup(lookups.active_incidents, self.state.variables.get("area"))
-            if lookups is not None
-            else None
-        )
+        active = await self._incidents(lookups) if lookups is not None else None
         if not active:
             return node.next, {"announced": []}
         heard = active[: node.max_announced]
@@ -632,6 +652,7 @@ class FlowEngine:
             },
         )
         if self.rt.lookups is not None and self.ctx.linkedid:
+            await self._call_row_written()
             await self._lookup(
                 self.rt.lookups.open_callback,
                 self.ctx.linkedid,
@@ -708,6 +729,7 @@ class FlowEngine:
         )
         result: ActionResult | None = None
         if self.rt.actions is not None:
+            await self._call_row_written()
             result = await self._lookup(
                 self.rt.actions.run, node.service, node.args, dict(self.state.variables), call
             )
@@ -797,27 +819,27 @@ class FlowEngine:
         await self._event("flow_step", data)
 
     async def _event(self, kind: str, data: dict[str, Any]) -> None:
+        """A timeline entry, queued for the call-log writer (never awaited)."""
         if not self.ctx.linkedid:
             return
         self._seq += 1
-        await self._write(
-            kind,
-            self.ctx.call_log.record_event,
-            self.ctx.linkedid,
-            kind,
-            key=f"flow:{self._seq}:{kind}",
-            data=data,
+        self.ctx.writer.submit(
+            "record_event", self.ctx.linkedid, kind=kind, key=f"flow:{self._seq}:{kind}", data=data
         )
 
-    async def _write(
-        self, what: str, write: Callable[..., T], *args: Any, **kwargs: Any
-    ) -> T | None:
-        """A call-log write off the event loop. The caller's routing matters more than the log."""
-        try:
-            return await asyncio.to_thread(write, *args, **kwargs)
-        except Exception:
-            self.ctx.log.exception("call_log_write_failed", what=what)
-            return None
+    async def _call_row_written(self) -> None:
+        """Before database work that needs this call's row (a callback, a meter reading): let
+        the writer catch up, for a bounded time (it normally is milliseconds behind)."""
+        if self.ctx.writer.database_ok:  # else it cannot catch up now: do not wait for it
+            await self.ctx.writer.idle(timeout=CALL_ROW_WAIT)
+
+
+async def set_call_id(agi: AgiChannel, ctx: CallContext) -> None:
+    """HOTLINE_CALL_ID for later dialplan steps, if the call row is written by now (it
+    normally is, milliseconds after the arrival); never waited for."""
+    call_id = ctx.writer.call_id(ctx.linkedid) if ctx.linkedid else None
+    if call_id is not None:
+        await agi.set_variable(channel_vars.CALL_ID, str(call_id))
 
 
 def collect_problem(digits: str, node: CollectNode) -> str | None:

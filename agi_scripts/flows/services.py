@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
-from agi_scripts.flows.actions import MeterActions
+from agi_scripts.flows.actions import Defer, MeterActions
 from agi_scripts.flows.engine import ActiveIncident, FlowActions, FlowLookups, SpeechInput
 from agi_scripts.flows.loader import FlowRegistry
 from call_router import callbacks
@@ -21,6 +22,11 @@ from call_router.flow_models import CallerLanguage, Incident
 from call_router.models import Call, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.settings import QUEUES, Settings
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they are UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def flows_status_file(settings: Settings) -> Path:
@@ -47,6 +53,7 @@ class FlowServices:
         db: Database | None = None,
         speech: SpeechInput | None = None,
         log: Any = None,
+        defer: Defer | None = None,
     ) -> FlowServices:
         registry = FlowRegistry(
             settings.flows_dir,
@@ -56,7 +63,7 @@ class FlowServices:
             status_file=flows_status_file(settings),
         )
         lookups = DbLookups(db, settings.country_code) if db is not None else None
-        actions = MeterActions(db, settings.country_code) if db is not None else None
+        actions = MeterActions(db, settings.country_code, defer=defer) if db is not None else None
         # Asterisk writes voicemail here (RECORD FILE does not create folders).
         with contextlib.suppress(OSError):
             (settings.recordings_dir / "voicemail").mkdir(parents=True, exist_ok=True)
@@ -69,12 +76,36 @@ class FlowServices:
         )
 
 
-class DbLookups:
-    """Condition facts from the call log (and, once they exist, the incidents table)."""
+# Incidents are announced this long after a supervisor opens them, at the latest: the open
+# incidents are read once per this many seconds, not once per call.
+INCIDENTS_TTL = 2.0
+# Remembered caller languages are held in memory and read again this often (another FastAGI
+# process may have remembered one); one process's own choices are seen at once.
+LANGUAGES_TTL = 60.0
 
-    def __init__(self, db: Database, country: str) -> None:
+
+class DbLookups:
+    """Condition facts from the call log (and, once they exist, the incidents table).
+
+    The facts every call asks for (open incidents, a caller's remembered language) are kept
+    in memory and read again after a while, so a call normally needs no database round trip
+    (and no worker thread) for them: see `incidents_if_fresh` and `language_if_fresh`.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        country: str,
+        *,
+        incidents_ttl: float = INCIDENTS_TTL,
+        languages_ttl: float = LANGUAGES_TTL,
+    ) -> None:
         self._db = db
         self._country = country
+        self._incidents_ttl = incidents_ttl
+        self._languages_ttl = languages_ttl
+        self._incidents: tuple[float, list[Incident]] | None = None
+        self._languages: tuple[float, dict[str, str]] | None = None
 
     def recent_calls(self, caller_number: str, since: datetime, exclude_linkedid: str) -> int:
         number = normalize_number(caller_number, self._country)
@@ -91,12 +122,22 @@ class DbLookups:
             return int(count or 0)
 
     def caller_language(self, caller_number: str) -> str | None:
+        if self._languages is None or self._stale(self._languages[0], self._languages_ttl):
+            with self._db.session() as session:
+                rows = session.execute(
+                    select(CallerLanguage.caller_number, CallerLanguage.language)
+                )
+                self._languages = (time.monotonic(), {number: lang for number, lang in rows})
+        return self.language_if_fresh(caller_number)[1]
+
+    def language_if_fresh(self, caller_number: str) -> tuple[bool, str | None]:
+        """(True, language or None) from memory; (False, None) when it must be read first."""
+        if self._languages is None or self._stale(self._languages[0], self._languages_ttl):
+            return False, None
         number = normalize_number(caller_number, self._country)
         if number == ANONYMOUS:
-            return None
-        with self._db.session() as session:
-            row = session.get(CallerLanguage, number)
-            return row.language if row is not None else None
+            return True, None
+        return True, self._languages[1].get(number)
 
     def remember_language(self, caller_number: str, language: str) -> None:
         number = normalize_number(caller_number, self._country)
@@ -108,18 +149,33 @@ class DbLookups:
                 session.add(CallerLanguage(caller_number=number, language=language))
             else:
                 row.language, row.updated_at = language, utcnow()
+        if self._languages is not None:
+            self._languages[1][number] = language
 
     def active_incidents(self, area: str | None) -> list[ActiveIncident]:
+        if self._incidents is None or self._stale(self._incidents[0], self._incidents_ttl):
+            with self._db.session() as session:
+                rows = session.scalars(
+                    select(Incident).where(Incident.ended_at.is_(None)).order_by(Incident.id.desc())
+                ).all()
+                self._incidents = (time.monotonic(), list(rows))
+        found = self.incidents_if_fresh(area)
+        return found if found is not None else []
+
+    def incidents_if_fresh(self, area: str | None) -> list[ActiveIncident] | None:
+        """Incidents now active for the area, newest first, from memory; None: read first."""
+        if self._incidents is None or self._stale(self._incidents[0], self._incidents_ttl):
+            return None
         now = utcnow()
-        with self._db.session() as session:
-            rows = session.scalars(
-                select(Incident).where(Incident.ended_at.is_(None)).order_by(Incident.id.desc())
-            ).all()
-            return [
-                ActiveIncident(row.id, row.category, row.expected_end)
-                for row in rows
-                if row.matches(area) and (row.expected_end is None or row.expected_end > now)
-            ]
+        return [
+            ActiveIncident(row.id, row.category, row.expected_end)
+            for row in self._incidents[1]
+            if row.matches(area) and (row.expected_end is None or _aware(row.expected_end) > now)
+        ]
+
+    @staticmethod
+    def _stale(loaded_at: float, ttl: float) -> bool:
+        return time.monotonic() - loaded_at >= ttl
 
     def open_callback(
         self, linkedid: str, queue: str | None, reason: str, voicemail: str | None = None

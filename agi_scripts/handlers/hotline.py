@@ -16,13 +16,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agi_scripts import channel_vars
 from agi_scripts.agi import AgiChannel, AgiError, CallerHangup, printable
-from agi_scripts.flows.engine import FALLBACK_QUEUE, FlowEngine, FlowRuntime, FlowState
+from agi_scripts.flows.engine import (
+    FALLBACK_QUEUE,
+    FlowEngine,
+    FlowRuntime,
+    FlowState,
+    set_call_id,
+)
 from call_router.routing import pick_language
 
 if TYPE_CHECKING:
     from agi_scripts.server import CallContext
 
 FLOW = "hotline"
+# Before the greeting: the longest a caller waits for their remembered language.
+READ_TIMEOUT = 1.0
 _LINKEDID = re.compile(r"[^A-Za-z0-9._-]")
 
 T = TypeVar("T")
@@ -43,10 +51,9 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
     ctx.linkedid = linkedid
     ctx.log = ctx.log.bind(linkedid=linkedid, flow=flow_name)
 
-    call_id = await _write(
-        ctx,
-        "arrival",
-        ctx.call_log.ensure_call,
+    # Queued, not awaited: the menu goes on while the writer stores it (call_writer.py).
+    ctx.writer.submit(
+        "ensure_call",
         linkedid,
         caller_number=ctx.env.caller_number,
         caller_name=ctx.env.caller_name,
@@ -54,19 +61,17 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
         dialed_number=printable(ctx.env.dialed_number or "", 32) or None,
     )
     try:
-        if call_id is not None:
-            await agi.set_variable(channel_vars.CALL_ID, str(call_id))
-        language = pick_language(
-            await agi.get_variable("CHANNEL(language)") or ctx.env.language,
-            ctx.settings.default_language,
-        )
+        channel_language = await agi.get_variable("CHANNEL(language)") or ctx.env.language
+        language = pick_language(channel_language, ctx.settings.default_language)
         root = await _recordings_root(agi, ctx)
         services = ctx.flows
         remembered = await _remembered_language(ctx)
         if remembered:
             language = remembered
-        # Asterisk's own numbers and times (SAY DIGITS/DATETIME) follow the channel language.
-        await agi.set_language(language)
+        # Asterisk's own numbers and times (SAY DIGITS/DATETIME) follow the channel language
+        # (one round trip fewer when it already is the one).
+        if language != channel_language:
+            await agi.set_language(language)
         flow = services.registry.get(flow_name) if services is not None else None
         if services is None or flow is None:
             ctx.log.error("flow_missing", hint="run `hotline flows check`")
@@ -98,12 +103,10 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
             if agi.desynchronised or agi.hung_up:
                 raise  # nothing more can be said to Asterisk: the dialplan fail-safe decides
             ctx.log.exception("flow_failed", node=state.node)
-            await _write(
-                ctx,
-                "flow_error",
-                ctx.call_log.record_event,
+            ctx.writer.submit(
+                "record_event",
                 linkedid,
-                "flow_error",
+                kind="flow_error",
                 key="flow_error",
                 data={"flow": flow_name, "node": state.node, "error": printable(repr(exc), 200)},
             )
@@ -118,12 +121,10 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
         ctx.log.info(
             "hangup_in_menu", node=state.node, menu_plays=state.menu_plays, reason=str(hangup)
         )
-        await _write(
-            ctx,
-            "hangup_in_menu",
-            ctx.call_log.record_event,
+        ctx.writer.submit(
+            "record_event",
             linkedid,
-            "hangup_in_menu",
+            kind="hangup_in_menu",
             key="hangup_in_menu",
             data={
                 "flow": flow_name,
@@ -140,10 +141,8 @@ async def _to_coordinator(
 ) -> None:
     """The fail-safe in Python: a coordinator helps the caller the flow could not."""
     if ctx.linkedid:
-        await _write(
-            ctx,
-            "menu_result",
-            ctx.call_log.record_menu_result,
+        ctx.writer.submit(
+            "record_menu_result",
             ctx.linkedid,
             choice=state.choice or None,
             intent=None,
@@ -151,6 +150,7 @@ async def _to_coordinator(
             language=language,
         )
     ctx.log.info("menu_decision", queue=FALLBACK_QUEUE, reason=reason)
+    await set_call_id(agi, ctx)
     await agi.set_variable(channel_vars.INTENT, "")
     await agi.set_variable(channel_vars.MENU_CHOICE, state.choice)
     await agi.set_variable(channel_vars.QUEUE, FALLBACK_QUEUE)
@@ -163,7 +163,9 @@ async def _remembered_language(ctx: CallContext) -> str | None:
     number = ctx.env.caller_number
     if lookups is None or not number:
         return None
-    found = await _write(ctx, "caller_language", lookups.caller_language, number)
+    fresh, found = lookups.language_if_fresh(number)  # from memory: no thread, no database
+    if not fresh:
+        found = await _read(ctx, "caller_language", lookups.caller_language, number)
     return pick_language(found, "") or None if found else None
 
 
@@ -186,14 +188,18 @@ async def _recordings_root(agi: AgiChannel, ctx: CallContext) -> str:
     return str(ctx.settings.recordings_dir)
 
 
-async def _write(
-    ctx: CallContext, what: str, write: Callable[..., T], *args: Any, **kwargs: Any
+async def _read(
+    ctx: CallContext, what: str, read: Callable[..., T], *args: Any, **kwargs: Any
 ) -> T | None:
-    """A call-log write off the event loop. The caller's routing matters more than the log."""
+    """A database read off the event loop; unknown (None) when the database fails or is slow
+    (the caller is not kept waiting for it)."""
     try:
-        return await asyncio.to_thread(write, *args, **kwargs)
+        return await asyncio.wait_for(asyncio.to_thread(read, *args, **kwargs), READ_TIMEOUT)
+    except TimeoutError:
+        ctx.log.warning("database_read_timeout", what=what)
+        return None
     except Exception:
-        ctx.log.exception("call_log_write_failed", what=what)
+        ctx.log.exception("database_read_failed", what=what)
         return None
 
 

@@ -155,8 +155,15 @@ class FakeAsterisk:
         return ["510 Invalid or unknown command"]
 
 
-async def run_call(port: int, fake: FakeAsterisk, env: dict[str, str] | None = None) -> None:
-    """One AGI session: send the environment, answer commands until the server hangs up."""
+async def run_call(
+    target: int | AgiServer, fake: FakeAsterisk, env: dict[str, str] | None = None
+) -> None:
+    """One AGI session: send the environment, answer commands until the server hangs up.
+
+    Given the server itself (not just its port), also wait until its call-log writer has
+    stored the call's writes (they are queued, never awaited by the menu).
+    """
+    port = target.port if isinstance(target, AgiServer) else target
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(encode_environment(env or environment()))
     await writer.drain()
@@ -166,6 +173,8 @@ async def run_call(port: int, fake: FakeAsterisk, env: dict[str, str] | None = N
                 writer.write(out.encode() + b"\n")
             await writer.drain()
     writer.close()
+    if isinstance(target, AgiServer):
+        assert await target.writer.idle(timeout=10), "the call-log writer did not catch up"
 
 
 @pytest.fixture
@@ -214,7 +223,7 @@ def event_kinds(db: Database, linkedid: str = LINKEDID) -> dict[str, dict[str, o
 
 async def test_key_2_routes_to_electricity(server: AgiServer, db: Database) -> None:
     fake = FakeAsterisk(keys=[("2", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
 
     assert fake.commands[0] == "ANSWER"
     assert fake.set_vars[channel_vars.QUEUE] == "electricity"
@@ -222,7 +231,9 @@ async def test_key_2_routes_to_electricity(server: AgiServer, db: Database) -> N
     assert fake.set_vars[channel_vars.MENU_CHOICE] == "2"
     call = call_row(db)
     assert call is not None
-    assert fake.set_vars[channel_vars.CALL_ID] == str(call.id)
+    # Set only if the call-log writer had stored the row by the time the menu ended (the menu
+    # never waits for the database); then it is this call's row.
+    assert fake.set_vars.get(channel_vars.CALL_ID) in (None, str(call.id))
     assert (call.queue, call.intent, call.menu_choice, call.language) == (
         "electricity",
         "electricity",
@@ -240,14 +251,14 @@ async def test_key_2_routes_to_electricity(server: AgiServer, db: Database) -> N
 
 async def test_key_pressed_during_greeting_skips_the_menu(server: AgiServer) -> None:
     fake = FakeAsterisk(stream_keys=["4"])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "lift"
     assert fake.count("GET DATA") == 0
 
 
 async def test_star_repeats_the_menu_without_counting_as_a_failure(server: AgiServer) -> None:
     fake = FakeAsterisk(keys=[("*", False), ("*", False), ("1", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.count("GET DATA") == 3
     assert fake.set_vars[channel_vars.QUEUE] == "plumbing"
     assert fake.set_vars[channel_vars.INTENT] == "water"
@@ -255,14 +266,14 @@ async def test_star_repeats_the_menu_without_counting_as_a_failure(server: AgiSe
 
 async def test_endless_star_presses_end_at_the_coordinator(server: AgiServer) -> None:
     fake = FakeAsterisk(keys=[("*", False)] * 50)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.count("GET DATA") == MAX_MENU_PLAYS
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
 
 
 async def test_invalid_twice_goes_to_the_coordinator(server: AgiServer, db: Database) -> None:
     fake = FakeAsterisk(keys=[("7", False), ("8", False)])  # 9 switches the language
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     assert fake.set_vars[channel_vars.INTENT] == ""
     assert fake.set_vars[channel_vars.MENU_CHOICE] == "8"
@@ -275,7 +286,7 @@ async def test_invalid_twice_goes_to_the_coordinator(server: AgiServer, db: Data
 
 async def test_silence_goes_to_the_coordinator(server: AgiServer) -> None:
     fake = FakeAsterisk(keys=[])  # every GET DATA times out
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.count("GET DATA") == 2  # menu_retries=1: one retry
     assert f"{RECORDINGS}/prompts/en/no_input" in fake.played
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
@@ -284,14 +295,14 @@ async def test_silence_goes_to_the_coordinator(server: AgiServer) -> None:
 
 async def test_invalid_then_valid_key_routes(server: AgiServer) -> None:
     fake = FakeAsterisk(keys=[("7", False), ("0", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     assert fake.set_vars[channel_vars.INTENT] == "operator"
 
 
 async def test_very_long_digit_string_is_an_invalid_key(server: AgiServer, db: Database) -> None:
     fake = FakeAsterisk(keys=[("1" * 5000, True), ("3" * 40, False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     assert len(fake.set_vars[channel_vars.MENU_CHOICE]) <= 16
     call = call_row(db)
@@ -300,7 +311,7 @@ async def test_very_long_digit_string_is_an_invalid_key(server: AgiServer, db: D
 
 async def test_unsupported_language_uses_the_default(server: AgiServer) -> None:
     fake = FakeAsterisk(keys=[("5", False)], variables={"CHANNEL(language)": "de"})
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.played[0] == f"{RECORDINGS}/prompts/ru/greeting"
     assert fake.set_vars[channel_vars.QUEUE] == "meters"
 
@@ -310,7 +321,7 @@ async def test_missing_recordings_global_falls_back_to_settings(
 ) -> None:
     fake = FakeAsterisk(keys=[("3", False)])
     del fake.variables[channel_vars.RECORDINGS]
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.played[0] == f"{settings.recordings_dir}/prompts/en/greeting"
     assert fake.set_vars[channel_vars.QUEUE] == "heating"
 
@@ -328,7 +339,7 @@ async def test_missing_menu_prompt_sends_the_caller_to_the_coordinator(
         return None
 
     fake = FakeAsterisk(override=missing_files)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     # greeting, language offer, menu, farewell: each probed once
     assert fake.count("CHANNEL STATUS") == 4
@@ -343,7 +354,7 @@ async def test_failed_playback_on_a_live_channel_does_not_stop_the_menu(server: 
         return ["200 result=-1 endpos=0"] if cmd.startswith("STREAM FILE") else None
 
     fake = FakeAsterisk(keys=[("2", False)], override=missing_greeting)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "electricity"
     assert "CHANNEL STATUS" in fake.commands
 
@@ -356,7 +367,7 @@ async def test_hangup_mid_menu_is_recorded_with_the_node(
     server: AgiServer, db: Database, style: str
 ) -> None:
     fake = FakeAsterisk(keys=[("9", False)], hangup_on=("GET DATA", 2), hangup_style=style)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert channel_vars.QUEUE not in fake.set_vars
     events = event_kinds(db)
     assert events["hangup_in_menu"]["node"] == "menu"
@@ -369,7 +380,7 @@ async def test_hangup_mid_menu_is_recorded_with_the_node(
 
 async def test_hangup_during_greeting(server: AgiServer, db: Database) -> None:
     fake = FakeAsterisk(hangup_on=("STREAM FILE", 1))
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert event_kinds(db)["hangup_in_menu"]["node"] == "greeting"
     assert fake.count("GET DATA") == 0
 
@@ -380,7 +391,7 @@ async def test_hangup_line_before_a_reply_keeps_replies_in_step(server: AgiServe
         return ["HANGUP", "200 result=1 (en)"] if cmd == "GET VARIABLE CHANNEL(language)" else None
 
     fake = FakeAsterisk(override=hangup_then_ok)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.commands[-1] == "GET VARIABLE CHANNEL(language)"
     assert channel_vars.QUEUE not in fake.set_vars
 
@@ -394,7 +405,7 @@ async def test_half_sent_header_is_closed_and_others_are_served(server: AgiServe
     await writer.drain()
 
     fake = FakeAsterisk(keys=[("2", False)])
-    await run_call(server.port, fake)  # served while the stalled one waits
+    await run_call(server, fake)  # served while the stalled one waits
     assert fake.set_vars[channel_vars.QUEUE] == "electricity"
 
     # The server closes it after its header timeout (without one it would wait forever).
@@ -408,7 +419,7 @@ async def test_half_sent_header_is_closed_and_others_are_served(server: AgiServe
     writer2.close()
     await asyncio.sleep(0.1)
     fake2 = FakeAsterisk(keys=[("3", False)])
-    await run_call(server.port, fake2)
+    await run_call(server, fake2)
     assert fake2.set_vars[channel_vars.QUEUE] == "heating"
 
 
@@ -436,7 +447,7 @@ async def test_garbage_reply_leaves_the_call_to_the_dialplan(server: AgiServer) 
         return ["this is not AGI"] if cmd.startswith("GET DATA") else None
 
     fake = FakeAsterisk(override=garbage)
-    await run_call(server.port, fake)  # returns: the server closed the session
+    await run_call(server, fake)  # returns: the server closed the session
     assert channel_vars.QUEUE not in fake.set_vars
     # Out of step with Asterisk: nothing more is sent, the dialplan fail-safe takes over.
     assert fake.commands[-1].startswith("GET DATA")
@@ -455,7 +466,7 @@ async def test_usage_error_block_is_consumed_whole(server: AgiServer) -> None:
         return None
 
     fake = FakeAsterisk(override=usage)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     # The block was read to its end, so the following commands got their own replies.
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     assert fake.set_vars[channel_vars.MENU_CHOICE] == ""
@@ -475,7 +486,7 @@ async def test_hostile_caller_names_are_stored_clean(
     server: AgiServer, db: Database, name: str
 ) -> None:
     fake = FakeAsterisk(keys=[("2", False)])
-    await run_call(server.port, fake, environment(agi_calleridname=name))
+    await run_call(server, fake, environment(agi_calleridname=name))
     assert fake.set_vars[channel_vars.QUEUE] == "electricity"
     call = call_row(db)
     assert call is not None
@@ -489,14 +500,14 @@ async def test_injected_header_line_cannot_change_the_route(server: AgiServer) -
     # A raw line break in a caller name would put a forged key line into the environment.
     env = environment(agi_calleridname="x\nagi_network_script: evil")
     fake = FakeAsterisk(keys=[("2", False)])
-    await run_call(server.port, fake, env)
+    await run_call(server, fake, env)
     assert fake.set_vars[channel_vars.QUEUE] == "electricity"
 
 
 async def test_anonymous_caller(server: AgiServer, db: Database) -> None:
     env = environment(agi_callerid="unknown", agi_calleridname="unknown", agi_callingpres="32")
     fake = FakeAsterisk(keys=[("0", False)])
-    await run_call(server.port, fake, env)
+    await run_call(server, fake, env)
     call = call_row(db)
     assert call is not None
     assert call.caller_number == "anonymous"
@@ -507,13 +518,13 @@ async def test_anonymous_caller(server: AgiServer, db: Database) -> None:
 async def test_missing_linkedid_falls_back_to_uniqueid(server: AgiServer, db: Database) -> None:
     fake = FakeAsterisk(keys=[("2", False)])
     del fake.variables["CHANNEL(linkedid)"]
-    await run_call(server.port, fake, environment(agi_uniqueid="1763920000.77"))
+    await run_call(server, fake, environment(agi_uniqueid="1763920000.77"))
     assert call_row(db, "1763920000.77") is not None
 
 
 async def test_unknown_route_leaves_the_call_to_the_dialplan(server: AgiServer) -> None:
     fake = FakeAsterisk()
-    await run_call(server.port, fake, environment(agi_network_script="nope"))
+    await run_call(server, fake, environment(agi_network_script="nope"))
     assert len(fake.commands) == 1 and fake.commands[0].startswith("VERBOSE")
     assert "nope" in fake.commands[0]
 
@@ -523,7 +534,7 @@ async def test_many_concurrent_calls(server: AgiServer, db: Database) -> None:
         FakeAsterisk(keys=[(str(1 + i % 5), False)], variables={"CHANNEL(linkedid)": f"1.{i}"})
         for i in range(40)
     ]
-    await asyncio.gather(*(run_call(server.port, fake) for fake in fakes))
+    await asyncio.gather(*(run_call(server, fake) for fake in fakes))
     queues = ["plumbing", "electricity", "heating", "lift", "meters"]
     assert [f.set_vars[channel_vars.QUEUE] for f in fakes] == [queues[i % 5] for i in range(40)]
     assert all(call_row(db, f"1.{i}") is not None for i in range(40))

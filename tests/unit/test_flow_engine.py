@@ -234,7 +234,7 @@ async def stack(settings: Settings, db: Database) -> AsyncIterator[Stack]:
 async def test_in_business_hours_the_menu_runs(stack: Stack, db: Database) -> None:
     server = await stack.serve(HOURS_FLOW, clock=moscow("2026-11-23 12:00"), calendar=CALENDAR)
     fake = FakeAsterisk(keys=[("6", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "lift"
     assert fake.set_vars[channel_vars.MENU_CHOICE] == "6"
     # Every step is on the call's timeline; the last one is the route.
@@ -257,7 +257,7 @@ async def test_in_business_hours_the_menu_runs(stack: Stack, db: Database) -> No
 async def test_after_hours_weekends_and_holidays_go_to_duty(stack: Stack, when: str) -> None:
     server = await stack.serve(HOURS_FLOW, clock=moscow(when), calendar=CALENDAR)
     fake = FakeAsterisk(keys=[("1", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "duty"
     assert fake.set_vars[channel_vars.PRIORITY] == "5"
     assert fake.played == [prompt("closed")]
@@ -289,7 +289,7 @@ async def test_ask_by_speech_is_confirmed_then_routed(stack: Stack) -> None:
     speech = FakeSpeech([SpeechResult("heating", "у меня холодные батареи", 0.9)])
     server = await stack.serve(ASK_FLOW, speech=speech)
     fake = FakeAsterisk(keys=[("1", False)])  # "1": yes, that is right
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert speech.asked == [(prompt("problem"), "en", ["heating", "water"])]
     assert fake.played == [prompt("said_heating"), prompt("confirm")]
     assert fake.set_vars[channel_vars.QUEUE] == "heating"
@@ -300,7 +300,7 @@ async def test_ask_choose_again_falls_back_to_the_keypad(stack: Stack, db: Datab
     speech = FakeSpeech([SpeechResult("heating", "горячая вода", 0.4)])
     server = await stack.serve(ASK_FLOW, speech=speech)
     fake = FakeAsterisk(keys=[("2", False), ("1", False)])  # "no", then key 1 = water
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.played[-1] == prompt("problem")  # asked again, by keypad
     assert fake.set_vars[channel_vars.QUEUE] == "plumbing"
     assert event_kinds(db)["speech"]["text"] == "горячая вода"
@@ -309,7 +309,7 @@ async def test_ask_choose_again_falls_back_to_the_keypad(stack: Stack, db: Datab
 async def test_ask_without_a_recogniser_is_a_keypad_menu(stack: Stack) -> None:
     server = await stack.serve(ASK_FLOW, speech=None)
     fake = FakeAsterisk(keys=[("3", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "heating"
 
 
@@ -317,7 +317,7 @@ async def test_ask_not_understood_twice_goes_to_the_coordinator(stack: Stack) ->
     speech = FakeSpeech([SpeechResult(None, "ммм"), SpeechResult(None, "э-э")])
     server = await stack.serve(ASK_FLOW, speech=speech)
     fake = FakeAsterisk()
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     assert fake.count("GET DATA") == 0
 
@@ -328,7 +328,7 @@ async def test_a_broken_recogniser_falls_back_to_the_keypad(stack: Stack) -> Non
 
     server = await stack.serve(ASK_FLOW, speech=broken)
     fake = FakeAsterisk(keys=[("1", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "plumbing"
 
 
@@ -349,7 +349,7 @@ async def test_collect_digits(
 ) -> None:
     server = await stack.serve(COLLECT_FLOW)
     fake = FakeAsterisk(keys=keys)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == queue
     assert all(c.endswith(" 1000 13") for c in fake.commands if c.startswith("GET DATA"))
     if len(keys) > 1:
@@ -363,11 +363,11 @@ async def test_collect_digits(
 async def test_repeat_caller_within_24_hours_gets_priority(stack: Stack, db: Database) -> None:
     server = await stack.serve(REPEAT_FLOW)
     first = FakeAsterisk(override=hangup_ok)
-    await run_call(server.port, first)
+    await run_call(server, first)
     assert first.commands[-1] == "HANGUP"  # first call: the flow says goodbye and hangs up
     assert first.played == [prompt("bye")]
     again = FakeAsterisk(variables={"CHANNEL(linkedid)": "1763920000.99"})
-    await run_call(server.port, again, environment(agi_uniqueid="1763920000.99"))
+    await run_call(server, again, environment(agi_uniqueid="1763920000.99"))
     assert again.set_vars[channel_vars.QUEUE] == "coordinator"
     assert again.set_vars[channel_vars.PRIORITY] == "7"
 
@@ -375,9 +375,9 @@ async def test_repeat_caller_within_24_hours_gets_priority(stack: Stack, db: Dat
 async def test_anonymous_caller_is_never_a_repeat_caller(stack: Stack) -> None:
     server = await stack.serve(REPEAT_FLOW)
     env = environment(agi_callerid="unknown", agi_calleridname="unknown")
-    await run_call(server.port, FakeAsterisk(override=hangup_ok), env)
+    await run_call(server, FakeAsterisk(override=hangup_ok), env)
     fake = FakeAsterisk(variables={"CHANNEL(linkedid)": "2.2"}, override=hangup_ok)
-    await run_call(server.port, fake, {**env, "agi_uniqueid": "2.2"})
+    await run_call(server, fake, {**env, "agi_uniqueid": "2.2"})
     assert fake.commands[-1] == "HANGUP"
 
 
@@ -393,7 +393,7 @@ async def test_engine_failure_sends_the_caller_to_the_coordinator(
     monkeypatch.setattr(FlowEngine, "_route", boom)
     server = await stack.serve(HOURS_FLOW)
     fake = FakeAsterisk(keys=[("1", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     assert fake.set_vars[channel_vars.MENU_CHOICE] == "1"
     assert event_kinds(db)["flow_error"]["node"] == "water"
@@ -409,14 +409,14 @@ async def test_missing_flow_sends_the_caller_to_the_coordinator(
     assert server.app.flows is not None
     server.app.flows.registry.reload()
     fake = FakeAsterisk()
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
 
 
 async def test_hangup_records_the_node_the_caller_left(stack: Stack, db: Database) -> None:
     server = await stack.serve(COLLECT_FLOW)
     fake = FakeAsterisk(keys=[("12", False)], hangup_on=("GET DATA", 2))
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     left = event_kinds(db)["hangup_in_menu"]
     assert left["node"] == "account"
     assert left["summary"] == "abandoned in menu at node account"
@@ -433,7 +433,7 @@ async def test_a_supervisor_edit_is_live_for_the_next_call(
     assert server.app.flows is not None
     assert server.app.flows.registry.reload() == []
     fake = FakeAsterisk(keys=[("7", False)])
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "plumbing"
 
 
@@ -473,7 +473,7 @@ async def test_voicemail_is_recorded_and_opens_a_callback(
         return recorder(["200 result=0 (timeout) endpos=40000"])(cmd)
 
     fake = FakeAsterisk(override=record)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     recorded = next(c for c in fake.commands if c.startswith("RECORD FILE"))
     assert recorded == (f'RECORD FILE "{RECORDINGS}/voicemail/{LINKEDID}-2" wav "#" 60000 BEEP s=3')
     assert fake.commands[-1] == "HANGUP"
@@ -511,7 +511,7 @@ async def test_voicemail_is_recorded_and_opens_a_callback(
 async def test_hangup_while_recording_still_keeps_the_message(stack: Stack, db: Database) -> None:
     server = await stack.serve(VOICEMAIL_FLOW)
     fake = FakeAsterisk(override=recorder(["HANGUP", "200 result=-1 endpos=24000"]))
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     events = event_kinds(db)
     assert events["voicemail"]["file"] == f"voicemail/{LINKEDID}-2.wav"
     assert events["voicemail"]["seconds"] is None  # Asterisk said HANGUP before the length
@@ -555,7 +555,7 @@ async def test_after_hours_emergency_reaches_the_duty_team_first(
     built_in_at_night: AgiServer,
 ) -> None:
     fake = FakeAsterisk(keys=[("1", False)])
-    await run_call(built_in_at_night.port, fake)
+    await run_call(built_in_at_night, fake)
     assert fake.played[0] == prompt("after_hours")
     assert fake.set_vars[channel_vars.QUEUE] == "duty"
     assert fake.set_vars[channel_vars.PRIORITY] == "10"
@@ -566,7 +566,7 @@ async def test_after_hours_silence_goes_to_duty_not_a_recorder(
     built_in_at_night: AgiServer,
 ) -> None:
     fake = FakeAsterisk()
-    await run_call(built_in_at_night.port, fake)
+    await run_call(built_in_at_night, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "duty"
 
 
@@ -576,7 +576,7 @@ async def test_after_hours_message_is_left_for_a_callback(
     fake = FakeAsterisk(
         keys=[("2", False)], override=recorder(["200 result=35 (dtmf) endpos=80000"])
     )
-    await run_call(built_in_at_night.port, fake)
+    await run_call(built_in_at_night, fake)
     assert channel_vars.QUEUE not in fake.set_vars
     assert fake.played[-2:] == [prompt("leave_message"), prompt("message_saved")]
     assert fake.commands[-1] == "HANGUP"
@@ -626,7 +626,7 @@ async def test_an_active_incident_is_heard_before_the_menu(
     add_incident(db, areas=["Lenina 5"])  # the caller's area is unknown: not announced
     add_incident(db, ended_at=datetime(2026, 1, 1, tzinfo=UTC))  # over
     fake = FakeAsterisk(keys=[("1", False), ("2", False)])  # "different problem", electricity
-    await run_call(built_in.port, fake)
+    await run_call(built_in, fake)
     assert fake.played[:5] == [
         prompt("greeting"),
         prompt("russian_offer", "ru"),
@@ -645,7 +645,7 @@ async def test_a_caller_who_hangs_up_after_the_announcement_counts_as_helped(
 
     heard = add_incident(db)
     fake = FakeAsterisk(hangup_on=("GET DATA", 1))  # gone during "press 1 if different"
-    await run_call(built_in.port, fake)
+    await run_call(built_in, fake)
     assert event_kinds(db)["hangup_in_menu"]["node"] == "incidents"
     assert channel_vars.QUEUE not in fake.set_vars
     with db.session() as session:
@@ -656,7 +656,7 @@ async def test_without_incidents_the_menu_comes_straight_after_the_greeting(
     built_in: AgiServer,
 ) -> None:
     fake = FakeAsterisk(keys=[("3", False)])
-    await run_call(built_in.port, fake)
+    await run_call(built_in, fake)
     assert fake.played[:3] == [prompt("greeting"), prompt("russian_offer", "ru"), prompt("menu")]
     assert fake.set_vars[channel_vars.QUEUE] == "heating"
 
@@ -700,7 +700,7 @@ async def test_incidents_of_the_callers_area_with_the_expected_end_spoken(
     add_incident(db, areas=["34"])
     server = await stack.serve(AREA_FLOW, calendar=CALENDAR)
     fake = FakeAsterisk(keys=[("12", False), ("", True), ("1", False)], override=saying)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert prompt(f"incident_{ours}") in fake.played
     assert fake.played.index(prompt("closed")) == fake.played.index(prompt(f"incident_{ours}")) + 1
     said = [c for c in fake.commands if c.startswith("SAY DATETIME")]
@@ -715,7 +715,7 @@ async def test_the_expected_end_is_said_the_russian_way(stack: Stack, db: Databa
     fake = FakeAsterisk(
         keys=[("99", False)], override=saying, variables={"CHANNEL(language)": "ru"}
     )
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert [c.split(" ")[4] for c in fake.commands if c.startswith("SAY DATETIME")] == ["HM"]
 
 
@@ -737,7 +737,7 @@ async def test_a_gas_smell_at_night_is_put_through_to_the_gas_service(
     built_in_at_night: AgiServer, db: Database
 ) -> None:
     fake = FakeAsterisk(keys=[("3", False)], override=dialling("ANSWER"))
-    await run_call(built_in_at_night.port, fake)
+    await run_call(built_in_at_night, fake)
     assert 'EXEC Dial "PJSIP/104@pstn,30"' in fake.commands
     assert fake.played[-1] == prompt("gas_transfer")
     assert fake.commands[-1] == "HANGUP"
@@ -749,7 +749,7 @@ async def test_when_the_gas_service_does_not_answer_the_duty_team_does(
     built_in_at_night: AgiServer, db: Database
 ) -> None:
     fake = FakeAsterisk(keys=[("3", False)], override=dialling("NOANSWER"))
-    await run_call(built_in_at_night.port, fake)
+    await run_call(built_in_at_night, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "duty"
     assert fake.set_vars[channel_vars.PRIORITY] == "10"
     assert event_kinds(db)["transfer"]["status"] == "NOANSWER"
@@ -761,7 +761,7 @@ async def test_a_gas_smell_said_in_the_day_is_confirmed_and_put_through(
     speech = FakeSpeech([SpeechResult("gas", "пахнет газом", 0.8)])
     server = await stack.serve(None, speech=speech)
     fake = FakeAsterisk(keys=[("1", False)], override=dialling("ANSWER"))
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     # Spoken-only choices are offered to the recogniser; the language switch (9) is not.
     assert "gas" in speech.asked[0][2] and "other_language" not in speech.asked[0][2]
     assert prompt("said_gas") in fake.played
@@ -777,7 +777,7 @@ async def test_a_caller_who_ends_the_transferred_call_is_not_an_abandonment(
         return dialling("ANSWER")(cmd)
 
     fake = FakeAsterisk(keys=[("3", False)], override=answer)
-    await run_call(built_in_at_night.port, fake)
+    await run_call(built_in_at_night, fake)
     events = event_kinds(db)
     assert events["transfer"]["status"] == "ANSWER"
     assert "hangup_in_menu" not in events
@@ -790,7 +790,7 @@ async def test_a_key_pressed_instead_of_speaking_is_the_choice(stack: Stack) -> 
     speech = FakeSpeech([SpeechResult(None, key="3")])
     server = await stack.serve(None, speech=speech)
     fake = FakeAsterisk()
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "heating"
     assert fake.count("GET DATA") == 0
     # With speech, the menu asks for words first; the keypad menu text is for the rest.
@@ -801,7 +801,7 @@ async def test_saying_meter_readings_leads_into_the_meters_flow(stack: Stack, db
     speech = FakeSpeech([SpeechResult("meters", "показания счётчиков", 0.9)])
     server = await stack.serve(None, speech=speech)
     fake = FakeAsterisk(keys=[("1", False)])  # "right"; then silence at the payer code
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert prompt("said_meters") in fake.played
     assert prompt("meters_payer") in fake.played
     steps = event_kinds(db)
@@ -812,7 +812,7 @@ async def test_not_understood_twice_in_the_hotline_goes_to_the_coordinator(stack
     speech = FakeSpeech([SpeechResult(None, "ммм"), SpeechResult(None, "")])
     server = await stack.serve(None, speech=speech)
     fake = FakeAsterisk()
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
 
 
@@ -834,7 +834,7 @@ async def test_odd_keys_get_a_sensible_next_step(
 ) -> None:
     server = await stack.serve(HOURS_FLOW)
     fake = FakeAsterisk(keys=keys)
-    await run_call(server.port, fake)
+    await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == queue
     assert fake.set_vars[channel_vars.MENU_CHOICE] == choice
     call = call_row(db)
@@ -849,7 +849,7 @@ async def test_language_choice_is_remembered_for_the_next_call(
 ) -> None:
     ru = {"CHANNEL(language)": "ru"}
     first = FakeAsterisk(keys=[("9", False), ("2", False)], variables=dict(ru))
-    await run_call(built_in.port, first)
+    await run_call(built_in, first)
     assert first.played[:3] == [
         prompt("greeting", "ru"),
         prompt("english_offer"),
@@ -861,7 +861,7 @@ async def test_language_choice_is_remembered_for_the_next_call(
     assert call is not None and call.language == "en"
 
     again = FakeAsterisk(keys=[("3", False)], variables={**ru, "CHANNEL(linkedid)": "3.3"})
-    await run_call(built_in.port, again, environment(agi_uniqueid="3.3"))
+    await run_call(built_in, again, environment(agi_uniqueid="3.3"))
     assert again.played[0] == prompt("greeting")  # English from the first word
     assert again.set_vars[channel_vars.QUEUE] == "heating"
 
@@ -875,5 +875,5 @@ async def test_anonymous_callers_language_is_not_remembered(
         built_in.port, FakeAsterisk(keys=[("9", False), ("2", False)], variables=dict(ru)), env
     )
     again = FakeAsterisk(keys=[("3", False)], variables={**ru, "CHANNEL(linkedid)": "4.4"})
-    await run_call(built_in.port, again, {**env, "agi_uniqueid": "4.4"})
+    await run_call(built_in, again, {**env, "agi_uniqueid": "4.4"})
     assert again.played[0] == prompt("greeting", "ru")

@@ -51,7 +51,7 @@ async def call(stack: Stack, when: datetime, keys: list[str], **kw: str) -> Fake
     server = await stack.serve(None, clock=at(when))
     fake = meters_call(keys, **kw)
     env = environment(agi_callerid=kw["caller"]) if "caller" in kw else None
-    await run_call(server.port, fake, env)
+    await run_call(server, fake, env)
     return fake
 
 

@@ -1,0 +1,473 @@
+"""The FastAGI server's call-log writer: a caller's menu never waits for the database.
+
+Flow steps, menu results and speech results are queued here (`submit`, no I/O) and written
+by one task, in submission order (so each call's order is kept), many calls' writes in one
+transaction per burst. Every write is idempotent (keyed as in CallLog), so a batch that fails
+is simply written again.
+
+While the database is unreachable (or the queue passes `memory_limit`), writes go to a spool
+file in the state dir, appended in order and replayed in order when the database returns; a
+spool left by a killed process is replayed at the next start. Orderly shutdown writes
+everything (or leaves it in the spool). What a SIGKILL can lose: only the writes still in
+memory, i.e. those of the last moments (normally well under a second) while the database was
+up; the router rebuilds the call row, its queue, answer and end from AMI and queue_log/CDR.
+
+A write that fails for another reason than the database being away (a bug, bad data) is
+tried alone; if it fails alone too it is set aside in `<spool>.rejected` with the error, so
+one bad write never blocks the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from call_router.call_log import CallArrival, CallLog, MenuResult, TimelineEntry
+from call_router.models import utcnow
+
+# Call ids remembered for HOTLINE_CALL_ID (newest kept).
+_KNOWN_CALL_IDS = 20_000
+_TIME_FIELDS = ("at", "started_at")
+
+
+@dataclass(frozen=True)
+class Write:
+    """One call-log write: a CallLog method name and its arguments (JSON-safe)."""
+
+    op: str
+    linkedid: str
+    args: dict[str, Any]
+
+    def to_line(self) -> str:
+        return json.dumps({"op": self.op, "linkedid": self.linkedid, "args": self.args}) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> Write:
+        raw = json.loads(line)
+        return cls(str(raw["op"]), str(raw["linkedid"]), dict(raw["args"]))
+
+
+_GROUPED = frozenset({"ensure_call", "record_menu_result", "record_event"})
+
+
+def _stamped(op: str, args: dict[str, Any], clock: Callable[[], datetime]) -> dict[str, Any]:
+    """The write's time stamped now if it has none; times as ISO text (JSON-safe)."""
+    field = "started_at" if op == "ensure_call" else "at"
+    if args.get(field) is None:
+        args[field] = clock()
+    for name in _TIME_FIELDS:
+        if isinstance(args.get(name), datetime):
+            args[name] = args[name].isoformat()
+    return args
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _transient(exc: BaseException) -> bool:
+    """The database is away or busy (retry later), as opposed to a write that is wrong."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class CallWriter:
+    """See the module docstring. Start it inside the event loop; `stop` flushes."""
+
+    OPS: dict[str, Callable[..., Any]] = {
+        "ensure_call": CallLog.ensure_call,
+        "record_event": CallLog.record_event,
+        "record_menu_result": CallLog.record_menu_result,
+        "record_speech": CallLog.record_speech,
+    }
+
+    def __init__(
+        self,
+        call_log: CallLog,
+        spool_path: Path,
+        *,
+        memory_limit: int = 20_000,
+        max_backlog: int = 500_000,
+        batch_size: int = 1000,
+        retry_max: float = 5.0,
+        linger: float = 0.02,
+        clock: Callable[[], datetime] = utcnow,
+        log: Any = None,
+        ops: dict[str, Callable[..., Any]] | None = None,
+    ) -> None:
+        # More kinds of write besides the call log's: op name -> fn(call_log, linkedid, **args).
+        self.ops = {**self.OPS, **(ops or {})}
+        self.call_log = call_log
+        self.spool_path = spool_path
+        self.memory_limit = memory_limit
+        self.max_backlog = max_backlog
+        self.batch_size = batch_size
+        self.retry_max = retry_max
+        self.linger = linger
+        self.clock = clock
+        self.log = log or structlog.get_logger("hotline.call_writer")
+        self._memory: deque[Write] = deque()
+        self._spooled = 0  # lines in the spool not yet written to the database
+        self._spool_read = 0  # byte offset of the first of them
+        self._spool_file: Any = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._submitted = 0
+        self._written = 0  # submitted writes now in the database (or set aside)
+        self._progress = asyncio.Condition()
+        self._call_ids: OrderedDict[str, int] = OrderedDict()
+        self.database_ok = True
+        self.batches = 0
+        self.rejected = 0
+
+    # --- the caller's side: no I/O ------------------------------------------------------
+
+    def submit(self, op: str, linkedid: str, **args: Any) -> None:
+        """Queue one write; the time it happened is stamped now if the write has one."""
+        if op not in self.ops:
+            raise ValueError(f"unknown call-log write {op!r}")
+        write = Write(op, linkedid, _stamped(op, args, self.clock))
+        self._submitted += 1
+        if self._spooled or len(self._memory) >= self.memory_limit:
+            self._append_to_spool([write])
+        else:
+            self._memory.append(write)
+        self._wake.set()
+
+    def keep_from_thread(self, op: str, linkedid: str, timeout: float = 5.0, **args: Any) -> bool:
+        """From a worker thread: a write that must survive anything once acknowledged (a meter
+        reading the caller is told is saved). It goes to the spool file, fsynced, before this
+        returns True; it is written to the database with the rest."""
+        if self._loop is None:
+            return False
+        done = asyncio.run_coroutine_threadsafe(self._keep(op, linkedid, args), self._loop)
+        try:
+            return done.result(timeout)
+        except Exception:
+            self.log.exception("call_writer_keep_failed", op=op, linkedid=linkedid)
+            return False
+
+    async def _keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+        if op not in self.ops:
+            raise ValueError(f"unknown call-log write {op!r}")
+        write = Write(op, linkedid, _stamped(op, args, self.clock))
+        # After whatever is queued in memory (the call's row among it): the spool is always
+        # written after the memory queue.
+        self._append_to_spool([write])
+        assert self._spool_file is not None
+        os.fsync(self._spool_file.fileno())
+        self._submitted += 1
+        self._wake.set()
+        return True
+
+    @property
+    def backlog(self) -> int:
+        """Writes submitted and not yet in the database."""
+        return len(self._memory) + self._spooled
+
+    @property
+    def spooled(self) -> int:
+        """Writes waiting in the spool file."""
+        return self._spooled
+
+    @property
+    def behind(self) -> bool:
+        """Too much unwritten to take new callers safely (the server answers them overloaded)."""
+        return self.backlog >= self.max_backlog
+
+    def call_id(self, linkedid: str) -> int | None:
+        """The call row's id, once its `ensure_call` is written."""
+        return self._call_ids.get(linkedid)
+
+    async def idle(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        target = self._submitted
+
+        async def reached() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self._written >= target)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
+        left = self._count_spool()
+        if left:
+            self.log.warning("call_writer_spool_replay", writes=left, spool=str(self.spool_path))
+            self._spooled = left
+            self._submitted += left
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="call-writer")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued (up to `timeout`); whatever is left goes to the spool."""
+        if self._task is None:
+            return
+        await self.idle(timeout)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        if self._memory:
+            self._spill_memory()
+        if self._spool_file is not None:
+            self._spool_file.flush()
+            os.fsync(self._spool_file.fileno())
+            self._spool_file.close()
+            self._spool_file = None
+        if self.backlog:
+            self.log.warning("call_writer_stopped_with_spool", writes=self.backlog)
+
+    # --- the writer task ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = 0.0
+        while True:
+            if not self._memory and self._spooled:
+                # On the loop, like submit(): the spool's bookkeeping has one owner.
+                self._load_from_spool()
+            if not self._memory:
+                self._wake.clear()
+                await self._wake.wait()
+                # Let the burst gather: one transaction for many calls' writes costs far less
+                # CPU than one each (a caller never waits for this).
+                await asyncio.sleep(self.linger)
+                continue
+            batch = [self._memory[i] for i in range(min(self.batch_size, len(self._memory)))]
+            try:
+                done = await asyncio.to_thread(self._write_batch, batch)
+            except Exception as exc:  # transient: the database is away or busy
+                if self.database_ok:
+                    self.log.warning("call_writer_database_away", error=str(exc)[:200])
+                self.database_ok = False
+                # Keep the queue on disk while the database is away: a kill loses nothing.
+                if self._memory:
+                    self._spill_memory()
+                delay = min(self.retry_max, max(0.2, delay * 2))
+                await asyncio.sleep(delay)
+                continue
+            if not self.database_ok:
+                self.log.info("call_writer_database_back", backlog=self.backlog)
+            self.database_ok, delay = True, 0.0
+            self.batches += 1
+            for _ in range(done):
+                self._memory.popleft()
+            if not self._memory:
+                self._spool_written()
+            await self._advance(done)
+
+    async def _advance(self, count: int) -> None:
+        async with self._progress:
+            self._written += count
+            self._progress.notify_all()
+
+    def _write_batch(self, batch: list[Write]) -> int:
+        """In a worker thread: all of `batch` in one transaction; else one by one.
+
+        Returns how many writes from the front of `batch` are done. Raises when the database
+        is away (nothing counted as done then).
+        """
+        try:
+            with self.call_log.batch():
+                # A statement per kind: new calls first (every other write needs its call's
+                # row), the call columns of menu results, any other write one by one, then
+                # all timeline entries in one INSERT, in the order they were submitted.
+                arrivals = [self._arrival(w) for w in batch if w.op == "ensure_call"]
+                ids = self.call_log.ensure_calls(arrivals)
+                self.call_log.checkpoint()
+                events: list[TimelineEntry] = []
+                results: list[MenuResult] = []
+                for write in batch:
+                    if write.op == "record_event":
+                        events.append(self._entry(write))
+                    elif write.op == "record_menu_result":
+                        results.append(self._menu_result(write))
+                        events.append(self.call_log.menu_result_entry(results[-1]))
+                self.call_log.apply_menu_results(results)
+                self.call_log.checkpoint()
+                for write in batch:
+                    if write.op not in _GROUPED:
+                        self._apply(write)
+                        self.call_log.checkpoint()
+                self.call_log.record_events(events)
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            return self._write_one_by_one(batch)
+        self._remember_ids(ids)
+        return len(batch)
+
+    @staticmethod
+    def _arrival(write: Write) -> CallArrival:
+        args = write.args
+        return CallArrival(
+            linkedid=write.linkedid,
+            caller_number=args.get("caller_number"),
+            caller_name=args.get("caller_name"),
+            channel=args.get("channel"),
+            dialed_number=args.get("dialed_number"),
+            started_at=_time(args.get("started_at")),
+        )
+
+    @staticmethod
+    def _menu_result(write: Write) -> MenuResult:
+        args = write.args
+        return MenuResult(
+            linkedid=write.linkedid,
+            choice=args.get("choice"),
+            intent=args.get("intent"),
+            queue=str(args["queue"]),
+            language=args.get("language"),
+            at=_time(args.get("at")),
+        )
+
+    @staticmethod
+    def _entry(write: Write) -> TimelineEntry:
+        return TimelineEntry(
+            linkedid=write.linkedid,
+            kind=str(write.args["kind"]),
+            key=str(write.args["key"]),
+            at=_time(write.args.get("at")),
+            data=write.args.get("data"),
+        )
+
+    def _write_one_by_one(self, batch: list[Write]) -> int:
+        for n, write in enumerate(batch):
+            try:
+                with self.call_log.batch():
+                    result = self._apply(write)
+            except Exception as exc:
+                if _transient(exc):
+                    if n:
+                        return n  # the ones before are in; retry the rest later
+                    raise
+                self._reject(write, exc)
+                continue
+            self._remember([write], [result])
+        return len(batch)
+
+    def _apply(self, write: Write) -> Any:
+        args = dict(write.args)
+        for name in _TIME_FIELDS:
+            if isinstance(args.get(name), str):
+                args[name] = datetime.fromisoformat(args[name])
+        return self.ops[write.op](self.call_log, write.linkedid, **args)
+
+    def _remember(self, batch: list[Write], results: list[Any]) -> None:
+        self._remember_ids(
+            {
+                w.linkedid: r
+                for w, r in zip(batch, results, strict=True)
+                if w.op == "ensure_call" and isinstance(r, int)
+            }
+        )
+
+    def _remember_ids(self, ids: dict[str, int]) -> None:
+        for linkedid, call_id in ids.items():
+            self._call_ids[linkedid] = call_id
+            self._call_ids.move_to_end(linkedid)
+        while len(self._call_ids) > _KNOWN_CALL_IDS:
+            self._call_ids.popitem(last=False)
+
+    def _reject(self, write: Write, exc: Exception) -> None:
+        self.rejected += 1
+        self.log.error(
+            "call_writer_rejected", op=write.op, linkedid=write.linkedid, error=repr(exc)[:300]
+        )
+        with self.spool_path.with_suffix(".rejected").open("a", encoding="utf-8") as out:
+            out.write(
+                json.dumps({"write": json.loads(write.to_line()), "error": repr(exc)[:300]}) + "\n"
+            )
+
+    # --- the spool ---------------------------------------------------------------------------
+
+    def _spill_memory(self) -> None:
+        """Move the in-memory queue to the front of the spool (kept in order)."""
+        writes = list(self._memory)
+        self._memory.clear()
+        if not self._spooled:
+            self._append_to_spool(writes)
+            return
+        # The spool holds newer writes: rewrite it with these in front.
+        if self._spool_file is not None:
+            self._spool_file.close()
+            self._spool_file = None
+        with self.spool_path.open("rb") as old:
+            old.seek(self._spool_read)
+            rest = old.read()
+        tmp = self.spool_path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            out.write("".join(w.to_line() for w in writes).encode())
+            out.write(rest)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.spool_path)
+        self._spool_read = 0
+        self._spooled += len(writes)
+
+    def _spool_written(self) -> None:
+        """Everything read from the spool is in the database: empty the file. (Until then a
+        killed process replays it at its next start; the writes are idempotent.)"""
+        if not self._spooled and self._spool_read:
+            self.spool_path.write_bytes(b"")
+            self._spool_read = 0
+
+    def _append_to_spool(self, writes: list[Write]) -> None:
+        if self._spool_file is None:
+            if not self._spooled and not self._memory:
+                self._spool_written()  # what it held is written: start it afresh
+            self._spool_file = self.spool_path.open("a", encoding="utf-8")
+            self.log.warning("call_writer_spooling", spool=str(self.spool_path))
+        self._spool_file.write("".join(w.to_line() for w in writes))
+        # Into the kernel at once: a killed process loses nothing (fsync on stop).
+        self._spool_file.flush()
+        self._spooled += len(writes)
+
+    def _load_from_spool(self) -> None:
+        """Move the oldest spooled writes back into memory for the writer."""
+        if self._spool_file is not None:
+            self._spool_file.flush()
+        loaded: list[Write] = []
+        with self.spool_path.open("rb") as spool:
+            spool.seek(self._spool_read)
+            while len(loaded) < self.batch_size * 4:
+                line = spool.readline()
+                if not line.endswith(b"\n"):
+                    break  # end (or a line cut by a crash: nothing was acknowledged for it)
+                self._spool_read += len(line)
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    loaded.append(Write.from_line(line.decode("utf-8")))
+                self._spooled -= 1
+        if self._spooled <= 0 or not loaded:
+            # All read; the file is emptied only once they are written (`_spool_written`).
+            self._spooled = 0
+            if self._spool_file is not None:
+                self._spool_file.close()
+                self._spool_file = None
+        self._memory.extend(loaded)
+
+    def _count_spool(self) -> int:
+        try:
+            with self.spool_path.open("rb") as spool:
+                return sum(1 for line in spool if line.endswith(b"\n"))
+        except FileNotFoundError:
+            return 0

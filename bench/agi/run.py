@@ -1,0 +1,358 @@
+"""FastAGI benchmark: the Hotline server and a bare-asyncio reference, side by side, one run.
+
+Both servers run pinned to one core (`taskset -c --cpu`); the load generator (bench/agi/
+loadgen.py, plays res_agi over TCP) runs pinned to the other. Phases, each against both servers:
+
+1. rate: `--concurrency` callers with no think time for `--seconds`: sessions/s, server think
+   time p50/p99 (our reply → its next command), errors; a share of callers hang up mid-menu;
+2. held: `--held` callers arriving at `--ramp`/s, each thinking `--think` s at every keypad
+   prompt, so all are in the menu at once: completed, errors, server RSS growth per session;
+3. overload (Hotline only): a server capped at `--cap` sessions holds `--cap` callers, then
+   `--over` more arrive: how fast each is answered and routed (coordinator).
+
+    .venv/bin/python bench/agi/run.py                 # the BENCHMARKS.md run
+    .venv/bin/python bench/agi/run.py --db postgres   # the call log in a fresh PostgreSQL db
+
+Prints a table on stderr and one JSON document on stdout (also saved with `--save`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from loadgen import Caller, Stats, closed_loop, held, percentile  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def log(msg: str) -> None:
+    print(f"[agi-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} during start-up")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def server(
+    argv: list[str], env: dict[str, str], port: int, cpu: int, logfile: Path
+) -> Iterator[int]:
+    out = logfile.open("wb")
+    proc = subprocess.Popen(
+        ["taskset", "-c", str(cpu), *argv], env=env, stdout=out, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_listening(port, proc)
+        yield proc.pid
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        out.close()
+
+
+def hotline_env(tmp: Path, db_url: str, port: int, extra: dict[str, str]) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": db_url,
+        "HOTLINE_AGI_HOST": "127.0.0.1",
+        "HOTLINE_AGI_PORT": str(port),
+        "HOTLINE_AUDIOSOCKET_PORT": str(free_port()),
+        "HOTLINE_STATE_DIR": str(tmp / "state"),
+        "HOTLINE_RECORDINGS_DIR": str(tmp / "recordings"),
+        "HOTLINE_CONFIG_FILE": str(tmp / "none.toml"),
+        "HOTLINE_DEFAULT_LANGUAGE": "ru",
+        **extra,
+    }
+    return env
+
+
+def summarise(stats: Stats, seconds: float) -> dict[str, Any]:
+    return {
+        "sessions": stats.started,
+        "completed": stats.completed,
+        "hangups": stats.hangups,
+        "errors": stats.errors,
+        "error_kinds": stats.error_kinds,
+        "seconds": round(seconds, 2),
+        "sessions_per_s": round(stats.completed / seconds, 1) if seconds else None,
+        "think_p50_ms": percentile(stats.think_ms, 50),
+        "think_p99_ms": percentile(stats.think_ms, 99),
+        "think_max_ms": percentile(stats.think_ms, 100),
+        "first_reply_p99_ms": percentile(stats.first_reply_ms, 99),
+        "queues": stats.queues,
+        "to_failsafe": stats.failsafe,
+        "peak_in_progress": stats.peak_in_progress,
+    }
+
+
+async def sample_rss(pid: int, stop: asyncio.Event, peak: list[int]) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(OSError):
+            peak[0] = max(peak[0], rss_kib(pid))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+
+
+async def run_phases(pid: int, port: int, args: argparse.Namespace, script: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    rate_caller = Caller(
+        keys=tuple(args.keys.split(",")), hangup_share=args.hangup_share, script=script
+    )
+    # Warm-up: imports, first SQL statements, caches.
+    await closed_loop(port, rate_caller, min(args.concurrency, 10), 2.0)
+    cpu0 = cpu_seconds(pid)
+    stats, seconds = await closed_loop(port, rate_caller, args.concurrency, args.seconds)
+    result["rate"] = summarise(stats, seconds)
+    cpu = cpu_seconds(pid) - cpu0
+    result["rate"]["server_cpu_pct"] = round(100 * cpu / seconds, 1)
+    # CPU per session: what a whole free core would serve, whatever else ran on this one.
+    result["rate"]["server_cpu_ms_per_session"] = round(1000 * cpu / max(stats.completed, 1), 3)
+    result["rate"]["sessions_per_core_s"] = round(stats.completed / cpu, 1) if cpu else None
+    result["rate"]["commands_per_session"] = round(len(stats.think_ms) / max(stats.started, 1), 1)
+    log(f"  rate: {json.dumps(result['rate'])}")
+    if args.held:
+        await asyncio.sleep(1.0)  # let the writer settle
+        base = rss_kib(pid)
+        peak = [base]
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_rss(pid, stop, peak))
+        think = (args.think * 0.75, args.think * 1.25)
+        held_caller = Caller(
+            keys=tuple(args.keys.split(",")), think=think, hangup_share=args.hangup_share,
+            script=script, command_timeout=args.think * 10,
+        )  # fmt: skip
+        try:
+            stats, seconds = await asyncio.wait_for(
+                held(port, held_caller, args.held, args.ramp), args.held_timeout
+            )
+        except TimeoutError:
+            stats, seconds = Stats(errors=-1), args.held_timeout
+        stop.set()
+        await sampler
+        result["held"] = summarise(stats, seconds)
+        result["held"]["rss_base_mib"] = round(base / 1024, 1)
+        result["held"]["rss_peak_mib"] = round(peak[0] / 1024, 1)
+        if stats.peak_in_progress:
+            result["held"]["kib_per_held_session"] = round(
+                (peak[0] - base) / stats.peak_in_progress, 1
+            )
+        log(f"  held: {json.dumps(result['held'])}")
+    return result
+
+
+async def overload(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """`--cap` callers hold the server; `--over` more arrive and must be routed at once."""
+    holding = Caller(keys=("1",), think=(20.0, 20.0), command_timeout=60)
+    stats_hold = Stats()
+    import random
+
+    from loadgen import session
+
+    rng = random.Random(3)
+    holders = [
+        asyncio.create_task(session(port, holding, stats_hold, rng)) for _ in range(args.cap)
+    ]
+    deadline = time.monotonic() + 30
+    while stats_hold.in_progress < args.cap or len(stats_hold.first_reply_ms) < args.cap:
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    over = Stats()
+    # One at a time (each measured alone), as callers arrive at a box that is full.
+    for _ in range(args.over):
+        await session(port, Caller(keys=("1",)), over, rng)
+    for task in holders:
+        task.cancel()
+    await asyncio.gather(*holders, return_exceptions=True)
+    return {
+        "cap": args.cap,
+        "over": args.over,
+        "routed": over.queues,
+        "to_failsafe": over.failsafe,
+        "errors": over.errors,
+        "answered_p50_ms": percentile(over.session_ms, 50),
+        "answered_p95_ms": percentile(over.session_ms, 95),
+        "answered_max_ms": percentile(over.session_ms, 100),
+    }
+
+
+def create_pg_database(name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    from call_router.db import Database
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cpus = sorted(os.sched_getaffinity(0))
+    load_cpus = {c for c in cpus if c != args.cpu} or set(cpus)
+    os.sched_setaffinity(0, load_cpus)
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {_cpu_model()}",
+        "python": platform.python_version(),
+        "args": vars(args),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="agi-bench-"))
+    pg_name = f"hotline_bench_agi_{os.getpid()}"
+    if args.db == "postgres":
+        db_url = create_pg_database(pg_name)
+    else:
+        db_url = f"sqlite:///{tmp / 'hotline.db'}"
+    try:
+        Database(db_url).upgrade()
+        hotline_argv = [sys.executable, "-c", "from agi_scripts.server import main; main()"]
+        if "hotline" in args.servers:
+            port = free_port()
+            env = hotline_env(tmp, db_url, port, {})
+            log(f"hotline server on core {args.cpu}, db {args.db}")
+            with server(hotline_argv, env, port, args.cpu, tmp / "hotline.log") as pid:
+                report["hotline"] = await run_phases(pid, port, args, "hotline")
+        if "reference" in args.servers:
+            port = free_port()
+            log(f"reference server on core {args.cpu}")
+            argv = [sys.executable, str(HERE / "reference_server.py"), str(port)]
+            with server(argv, dict(os.environ), port, args.cpu, tmp / "reference.log") as pid:
+                report["reference"] = await run_phases(pid, port, args, "hotline")
+        if "hotline" in args.servers and args.cap:
+            port = free_port()
+            env = hotline_env(tmp, db_url, port, {"HOTLINE_AGI_MAX_SESSIONS": str(args.cap)})
+            log(f"hotline server capped at {args.cap} sessions")
+            with server(hotline_argv, env, port, args.cpu, tmp / "hotline-capped.log"):
+                report["overload"] = await overload(port, args)
+                log(f"  overload: {json.dumps(report['overload'])}")
+        if "hotline" in report and "reference" in report:
+            h, r = report["hotline"]["rate"], report["reference"]["rate"]
+            report["ratio_sessions_per_s"] = round(h["sessions_per_s"] / r["sessions_per_s"], 3)
+        if "hotline" in args.servers:
+            report["call_log_rows"] = count_rows(db_url)
+    finally:
+        if args.db == "postgres":
+            drop_pg_database(pg_name)
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log(f"kept {tmp}")
+    return report
+
+
+def count_rows(db_url: str) -> dict[str, int]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        calls = conn.execute(text("SELECT count(*) FROM calls")).scalar_one()
+        events = conn.execute(text("SELECT count(*) FROM call_events")).scalar_one()
+    engine.dispose()
+    return {"calls": int(calls), "call_events": int(events)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--servers", default="hotline,reference")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--cpu", type=int, default=0, help="the core the servers are pinned to")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--keys", default="1,1", help="GET DATA answers in turn (the last repeats)")
+    parser.add_argument("--hangup-share", type=float, default=0.1)
+    parser.add_argument("--held", type=int, default=3000)
+    parser.add_argument("--think", type=float, default=2.0)
+    parser.add_argument(
+        "--ramp", type=float, default=500.0, help="held callers arriving per second"
+    )
+    parser.add_argument("--held-timeout", type=float, default=120.0)
+    parser.add_argument("--cap", type=int, default=200, help="0: skip the overload phase")
+    parser.add_argument("--over", type=int, default=50)
+    parser.add_argument("--save", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
+    args = parser.parse_args()
+    report = asyncio.run(main_async(args))
+    text = json.dumps(report, indent=2, default=str)
+    if args.save:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
