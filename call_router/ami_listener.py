@@ -38,6 +38,7 @@ from call_router.agents import (
     AgentService,
     Membership,
     agent_state,
+    interface_of,
     login_of,
     membership_from_event,
     queue_counts,
@@ -71,6 +72,10 @@ WATCHDOG_INTERVAL = 5.0
 WATCHDOG_TIMEOUT = 5.0
 LOGIN_TIMEOUT = 10.0
 RECONCILE_TIMEOUT = 15.0
+# Asterisk's AMI answers before every module is loaded; QueueAdd needs app_queue.
+BOOT_TIMEOUT = 60.0
+# `core show uptime seconds` has whole seconds: a call this close to the start is not "before".
+ASTERISK_START_SLACK = timedelta(seconds=2)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 # A call that started this close to the channel snapshot may be missing from it legitimately.
@@ -105,6 +110,9 @@ class _Reconcile:
     live_uniqueids: frozenset[str]
     requested_at: datetime
     done: asyncio.Future[int] = field(compare=False)
+    # When this Asterisk started, and when the router last lost its AMI link (Asterisk gone).
+    asterisk_started_at: datetime | None = None
+    went_away_at: datetime | None = None
 
 
 class AmiListener:
@@ -141,6 +149,8 @@ class AmiListener:
         self._members: dict[tuple[str, str], Membership] = {}
         # login → (state, since) for the wallboard's "since".
         self._operator_since: dict[str, tuple[str, datetime]] = {}
+        # When the AMI link was last lost: the moment Asterisk went away if it was restarted.
+        self._link_lost_at: datetime | None = None
         # The subscribe table: Asterisk event name → handler. Everything else is ignored.
         # Each runs inside the batch's transaction and returns what to do after the commit.
         self._handlers: dict[str, Handler] = {
@@ -180,7 +190,8 @@ class AmiListener:
                 try:
                     await self._connect(manager)
                     backoff = BACKOFF_FIRST
-                    closed = await self._reconcile(manager)
+                    started_at = await self._asterisk_started_at(manager)
+                    closed = await self._reconcile(manager, started_at)
                     log.info("ami_ready", reconciled=closed)
                     # Queue membership before "ready": a call right after start finds operators.
                     await self._sync_agents(ManagerSender(manager))
@@ -189,12 +200,15 @@ class AmiListener:
                     agents = asyncio.create_task(
                         self._agent_loop(ManagerSender(manager)), name="ami-agents"
                     )
+                    heartbeat = asyncio.create_task(self._live_heartbeat(), name="live-heartbeat")
                     try:
                         await self._watch(manager)
                     finally:
                         agents.cancel()
+                        heartbeat.cancel()
                         self._sender = None
                 except (OSError, TimeoutError, AmiError, AmiUnavailable) as exc:
+                    self._link_lost_at = self._clock()
                     log.warning("ami_disconnected", error=str(exc) or type(exc).__name__)
                 finally:
                     manager.close()
@@ -239,7 +253,30 @@ class AmiListener:
             if _field(reply, "Response").lower() != "success":
                 raise AmiError(f"bad reply to AMI Ping: {_plain(reply)}")
 
-    async def _reconcile(self, manager: NoReconnectManager) -> int:
+    async def _asterisk_started_at(self, manager: NoReconnectManager) -> datetime | None:
+        """Wait until Asterisk is fully booted (app_queue loaded, so QueueAdd works), then
+        when it started: its uptime tells a restarted Asterisk from a reconnect to the same one.
+        None if it cannot say (the reconcile then treats vanished calls as before)."""
+        try:
+            await asyncio.wait_for(
+                manager.send_action({"Action": "Command", "Command": "core waitfullybooted"}),
+                BOOT_TIMEOUT,
+            )
+            reply = await asyncio.wait_for(
+                manager.send_action({"Action": "Command", "Command": "core show uptime seconds"}),
+                WATCHDOG_TIMEOUT,
+            )
+        except TimeoutError as exc:
+            raise AmiError("Asterisk did not finish booting") from exc
+        uptime = asterisk_uptime(_command_output(reply))
+        if uptime is None:
+            log.warning("asterisk_uptime_unknown", reply=_plain(reply))
+            return None
+        return self._clock() - timedelta(seconds=uptime)
+
+    async def _reconcile(
+        self, manager: NoReconnectManager, asterisk_started_at: datetime | None = None
+    ) -> int:
         """Close calls whose inbound channel is gone; returns how many were closed."""
         requested_at = self._clock()
         reply = await asyncio.wait_for(
@@ -252,7 +289,9 @@ class AmiListener:
             _field(m, "Uniqueid") for m in messages if _field(m, "Event") == "CoreShowChannel"
         )
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Reconcile(uniqueids, requested_at, done))
+        self._queue.put_nowait(
+            _Reconcile(uniqueids, requested_at, done, asterisk_started_at, self._link_lost_at)
+        )
         return await done
 
     # --- the consumer ------------------------------------------------------------------
@@ -352,16 +391,19 @@ class AmiListener:
             for call in calls:
                 if call.linkedid in item.live_uniqueids:
                     continue
-                if call.started_at > item.requested_at - RECONCILE_GRACE:
-                    continue
                 end = reconcile.ended_at(call.linkedid, rows.get(call.linkedid, []), cdr_ends)
+                dropped_at = None if end is not None else _dropped_at(call.started_at, item)
+                # A call older than this Asterisk is gone for sure, however recent it is.
+                if dropped_at is None and call.started_at > item.requested_at - RECONCILE_GRACE:
+                    continue
                 ended = await asyncio.to_thread(
                     self._call_log.call_ended,
                     call.linkedid,
-                    cause="reconciled",
-                    at=end or self._clock(),
+                    cause="asterisk_restart" if dropped_at is not None else "reconciled",
+                    at=end or dropped_at or self._clock(),
                     reconciled=True,
                     known_end=end is not None,
+                    dropped=dropped_at is not None,
                 )
                 if ended is not None:
                     closed += 1
@@ -731,6 +773,14 @@ class AmiListener:
         login = login_of(interface)
         if login is None:
             return
+        await self._live.operator_state(login, self._operator_live(login, at))
+        await self._live.queue_agents(
+            queue_counts(self._members.values(), QUEUES, now=at.timestamp())
+        )
+
+    def _operator_live(self, login: str, at: datetime, name: str | None = None) -> dict[str, Any]:
+        """The wallboard's view of one operator from Asterisk's membership."""
+        interface = interface_of(login)
         mine = [m for (_q, i), m in sorted(self._members.items()) if i == interface]
         state = agent_state(mine, logged_in=bool(mine), now=at.timestamp())
         previous = self._operator_since.get(login)
@@ -738,28 +788,43 @@ class AmiListener:
             self._operator_since[login] = (state, at)
         since = self._operator_since[login][1]
         paused = [m for m in mine if m.paused]
-        await self._live.operator_state(
-            login,
-            {
-                "name": mine[0].name if mine else login,
-                "state": state,
-                "since": since.isoformat(),
-                "paused": bool(mine) and len(paused) == len(mine),
-                "reason": paused[0].reason if paused else None,
-                "queues": [m.queue for m in mine],
-            },
-        )
-        await self._live.queue_agents(
-            queue_counts(self._members.values(), QUEUES, now=at.timestamp())
-        )
+        return {
+            "name": name or (mine[0].name if mine else login),
+            "state": state,
+            "since": since.isoformat(),
+            "paused": bool(mine) and len(paused) == len(mine),
+            "reason": paused[0].reason if paused else None,
+            "queues": [m.queue for m in mine],
+        }
 
     async def _publish_agents(self) -> None:
-        interfaces = {i for _q, i in self._members}
+        """Replace the live operator list: the roster's operators in Asterisk's state, and
+        nobody else (not another installation's, nor a bare channel name)."""
         at = self._clock()
-        for interface in sorted(interfaces):
-            await self._publish_agent(interface, at)
-        if not interfaces:
-            await self._live.queue_agents(queue_counts([], QUEUES, now=at.timestamp()))
+        if self._agents is not None:
+            try:
+                roster = await asyncio.to_thread(self._agents.roster_names)
+            except OperationalError as exc:
+                log.warning("agents_roster_failed", error=str(exc))
+                return
+        else:
+            logins = (login_of(i) for _q, i in self._members)
+            roster = {login: "" for login in logins if login is not None}
+        states = {login: self._operator_live(login, at, name) for login, name in roster.items()}
+        counts = queue_counts(self._members.values(), QUEUES, now=at.timestamp())
+        await self._live.replace_operators(states, counts)
+
+    async def _live_heartbeat(self) -> None:
+        """While connected to Asterisk: tell readers the live hashes are current, and rebuild
+        them when Redis lost them (flushed, restarted) or missed updates while it was down."""
+        while True:
+            await self._live.heartbeat(self._clock())
+            if self._live.resync_needed:
+                try:
+                    await self._resync_live()
+                except OperationalError as exc:
+                    log.warning("live_resync_failed", error=str(exc))
+            await asyncio.sleep(live_state.HEARTBEAT_SECONDS)
 
     def _on_user_event(self, event: Event) -> Effect | None:
         """Our dialplan's user events: a virtual-hold request, a call recording started."""
@@ -804,6 +869,43 @@ class AmiListener:
         count = _int(event.get("Count"))
         if count is not None:
             await self._live.queue_waiting(event.get("Queue", ""), count)
+
+
+def asterisk_uptime(output: str) -> int | None:
+    """Seconds from `core show uptime seconds` ("System uptime: 5"), None if not there."""
+    for line in output.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "system uptime" and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
+def _command_output(reply: Any) -> str:
+    """The text of an AMI Command reply (Asterisk 22: repeated `Output:` headers)."""
+    if not hasattr(reply, "get"):
+        return ""
+    output = reply.get("Output")
+    if isinstance(output, list):
+        return "\n".join(str(line) for line in output)
+    if output is not None:
+        return str(output)
+    # Older Asterisks put the text in the body (panoramisk: `content`).
+    return str(getattr(reply, "content", "") or "")
+
+
+def _dropped_at(started_at: datetime, item: _Reconcile) -> datetime | None:
+    """If the call began before this Asterisk started, Asterisk went away under it: when.
+
+    The moment the router lost its AMI link, if that fell during the call; else (the router
+    was down too) the latest time it can have been, the new Asterisk's start.
+    """
+    restart = item.asterisk_started_at
+    if restart is None or started_at >= restart - ASTERISK_START_SLACK:
+        return None
+    went_away = item.went_away_at
+    if went_away is not None and started_at <= went_away <= restart + ASTERISK_START_SLACK:
+        return went_away
+    return restart
 
 
 def _is_inbound_first_channel(event: Event) -> bool:

@@ -227,7 +227,7 @@ def compose_snapshot(
     )
     return {
         "generated_at": iso_utc(now),
-        "live": live.ok,
+        **live.status(now),
         "service_level_seconds": settings.service_level_seconds,
         "service_level_target": settings.service_level_target,
         "queues": [asdict(s) for s in stats],

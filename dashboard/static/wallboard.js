@@ -111,7 +111,12 @@
     root.dataset.generatedAt = last.generated_at;
     render();
     const clock = new Date().toLocaleTimeString([], { hour12: false });
-    if (last.live) setStatus(cfg.tLive + " — " + cfg.tUpdated + " " + clock, false);
+    root.dataset.stale = last.stale ? "yes" : "no";
+    if (last.stale && last.live_age_seconds !== null && last.live_age_seconds !== undefined) {
+      setStatus(cfg.tStale.replace("{age}", last.live_age_seconds + " s"), true);
+    } else if (last.stale && last.redis) {
+      setStatus(cfg.tStaleUnknown, true);
+    } else if (last.live) setStatus(cfg.tLive + " — " + cfg.tUpdated + " " + clock, false);
     else setStatus(cfg.tRedisDown + " — " + cfg.tUpdated + " " + clock, true);
   });
   source.addEventListener("error", function () {
