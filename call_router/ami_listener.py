@@ -21,7 +21,9 @@ eventfilter, hotline/asterisk/render.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from sqlalchemy.exc import OperationalError
 
 from agi_scripts import channel_vars
 from call_router import callbacks, live_state, reconcile
+from call_router import health as health_report
 from call_router.agents import (
     AgentService,
     Membership,
@@ -84,6 +87,10 @@ RECONCILE_GRACE = timedelta(seconds=5)
 # often Asterisk's membership is compared in full anyway (someone used the Asterisk CLI).
 AGENT_SYNC_INTERVAL = 2.0
 AGENT_FULL_SYNC = 60.0
+# The UserEvent the router sends itself through Asterisk to measure its lag; at most this many
+# in flight (a stuck writer must not pile them up).
+LAG_PROBE = "HotlineProbe"
+MAX_PROBES = 3
 # Retries of one event when the database is briefly unavailable.
 HANDLE_RETRIES = (0.5, 1.0, 2.0)
 
@@ -151,6 +158,13 @@ class AmiListener:
         self._operator_since: dict[str, tuple[str, datetime]] = {}
         # When the AMI link was last lost: the moment Asterisk went away if it was restarted.
         self._link_lost_at: datetime | None = None
+        # Health (call_router/health.py): this Asterisk's start, and lag probes in flight
+        # (a UserEvent sent through Asterisk and timed until its handler ran).
+        self._asterisk_started: datetime | None = None
+        self._probes: dict[str, float] = {}
+        # The live AMI link while connected and reconciled (None otherwise).
+        self._link: ManagerSender | None = None
+        self._last_lag: float | None = None
         # The subscribe table: Asterisk event name → handler. Everything else is ignored.
         # Each runs inside the batch's transaction and returns what to do after the commit.
         self._handlers: dict[str, Handler] = {
@@ -183,6 +197,7 @@ class AmiListener:
     async def run(self, *, ready: asyncio.Event | None = None) -> None:
         """Forever: connect, reconcile, consume; reconnect with backoff (1, 2, 4 … 30 s)."""
         consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        health_reports = asyncio.create_task(self._health_loop(), name="router-health")
         backoff = BACKOFF_FIRST
         try:
             while True:
@@ -191,6 +206,7 @@ class AmiListener:
                     await self._connect(manager)
                     backoff = BACKOFF_FIRST
                     started_at = await self._asterisk_started_at(manager)
+                    self._asterisk_started, self._probes = started_at, {}
                     closed = await self._reconcile(manager, started_at)
                     log.info("ami_ready", reconciled=closed)
                     # Queue membership before "ready": a call right after start finds operators.
@@ -201,12 +217,13 @@ class AmiListener:
                         self._agent_loop(ManagerSender(manager)), name="ami-agents"
                     )
                     heartbeat = asyncio.create_task(self._live_heartbeat(), name="live-heartbeat")
+                    self._link = ManagerSender(manager)
                     try:
                         await self._watch(manager)
                     finally:
                         agents.cancel()
                         heartbeat.cancel()
-                        self._sender = None
+                        self._sender = self._link = None
                 except (OSError, TimeoutError, AmiError, AmiUnavailable) as exc:
                     self._link_lost_at = self._clock()
                     log.warning("ami_disconnected", error=str(exc) or type(exc).__name__)
@@ -217,6 +234,7 @@ class AmiListener:
                 backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             consumer.cancel()
+            health_reports.cancel()
 
     def _new_manager(self) -> NoReconnectManager:
         manager = NoReconnectManager.to(
@@ -829,6 +847,9 @@ class AmiListener:
     def _on_user_event(self, event: Event) -> Effect | None:
         """Our dialplan's user events: a virtual-hold request, a call recording started."""
         name = event.get("UserEvent", "")
+        if name == LAG_PROBE:
+            self._probe_returned(event.get("Probe", ""))
+            return None
         linkedid = event.get("Linkedid", "")
         queue = event.get("Queue") or None
         if not linkedid:
@@ -852,6 +873,56 @@ class AmiListener:
                 data={"file": file, "queue": queue},
             )
         return None
+
+    # --- health (call_router/health.py) ---------------------------------------------------
+
+    def spool_depth(self) -> int | None:
+        """Events kept in a durable spool while the database is away. Hook for the router's
+        spool: None while it has none."""
+        return None
+
+    def health(self) -> health_report.RouterReport:
+        lag = self._last_lag
+        if self._probes:  # one still on its way: it is at least this late
+            oldest = time.monotonic() - min(self._probes.values())
+            lag = max(lag or 0.0, oldest)
+        return health_report.RouterReport(
+            updated_at=self._clock(),
+            ami_connected=self._link is not None,
+            asterisk_started_at=self._asterisk_started,
+            lag_seconds=None if lag is None else round(lag, 3),
+            pending_events=self._queue.qsize(),
+            spool_depth=self.spool_depth(),
+        )
+
+    async def _health_loop(self) -> None:
+        """Every few seconds: send a lag probe through Asterisk, write the router's report."""
+        path = health_report.router_health_path(self._settings)
+        sequence = 0
+        while True:
+            sender = self._link
+            if sender is not None and len(self._probes) < MAX_PROBES:
+                sequence += 1
+                probe = f"{os.getpid()}-{sequence}"
+                self._probes[probe] = time.monotonic()
+                try:
+                    await sender.send(
+                        {"Action": "UserEvent", "UserEvent": LAG_PROBE, "Probe": probe}
+                    )
+                except (AmiActionFailed, AmiUnavailable) as exc:
+                    self._probes.pop(probe, None)
+                    log.warning("lag_probe_failed", error=str(exc))
+            try:
+                await asyncio.to_thread(health_report.write_router_health, path, self.health())
+            except OSError as exc:
+                log.warning("router_health_write_failed", error=str(exc))
+            await asyncio.sleep(health_report.HEALTH_INTERVAL)
+
+    def _probe_returned(self, probe: str) -> None:
+        # Runs in a writer's thread: plain dict operations only.
+        sent = self._probes.pop(probe, None)
+        if sent is not None:
+            self._last_lag = time.monotonic() - sent
 
     # --- helpers ------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from call_router.settings import Settings
 from dashboard import auth
 from dashboard.main import create_app
 from tests.conftest import PORT_BASE, bearer_headers, require
-from tests.integration.conftest import REDIS_URL, SseEvents
+from tests.integration.conftest import REDIS_URL, SseEvents, router_heartbeat
 
 HOSTILE_NAME = "<script>alert(1)</script>"
 MOSCOW_NUMBER = normalize_number("+74951234567", "RU")
@@ -324,7 +324,8 @@ async def test_healthz_is_ok_after_a_database_query(client: httpx.AsyncClient) -
     head = await client.head("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json()["status"] == "ok"
+    assert response.json()["dependencies"]["database"] == "ok"
     assert head.status_code == 200
 
 
@@ -473,6 +474,8 @@ async def test_call_detail_shows_transcript_intent_and_confidence_escaped(
 
 @pytest.fixture
 async def live_redis(redis_client: Redis, redis_prefix: str) -> tuple[Redis, str]:
+    """Redis with the router running (its heartbeat is fresh)."""
+    await router_heartbeat(redis_client, redis_prefix)
     return redis_client, redis_prefix
 
 

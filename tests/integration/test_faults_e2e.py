@@ -292,13 +292,19 @@ def test_redis_leftovers_outage_and_flush_never_show_wrong_live_data(
     board = wait_for(lambda: (b := wallboard(api))["live"] and b, what="the board live")
     assert board["stale"] is False and board["live_age_seconds"] is not None
     # Every live key expires if nobody refreshes it (a stopped installation's keys go away).
-    for key in ("operators", "calls", "heartbeat"):
+    for key in ("operators", "queues", "heartbeat", "epoch"):
         assert 0 < old.ttl(f"{prefix}:live:{key}") <= 600, key
 
     # Redis goes away: calls are still logged, and the board says its live data is stale.
     private_redis.stop()
     board = wait_for(lambda: (b := wallboard(api))["stale"] and b, what="the board stale")
     assert board["live"] is False and board["redis"] is False
+    # Health says which part is down: Redis, and only Redis.
+    status = run_hotline("status", "--json", check=False)
+    deps = json.loads(status.stdout)["dependencies"]
+    assert status.returncode == 3 and deps["redis"]["ok"] is False
+    assert all(deps[name]["ok"] for name in ("asterisk", "ami_link", "router_lag", "database"))
+    assert httpx.get(f"{own_stack.dashboard_url}/healthz").json()["dependencies"]["redis"] == "down"
     caller = "+74951119601"
     result = place_call(own_stack, dtmf="2", from_number=caller, hold=6)
     assert result.answered, result.detail
