@@ -21,6 +21,7 @@ eventfilter, hotline/asterisk/render.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -164,6 +165,8 @@ class AmiListener:
         self._probes: dict[str, float] = {}
         # The live AMI link while connected and reconciled (None otherwise).
         self._link: ManagerSender | None = None
+        # Set when the link comes or goes: the health report is rewritten at once.
+        self._link_changed = asyncio.Event()
         self._last_lag: float | None = None
         # The subscribe table: Asterisk event name → handler. Everything else is ignored.
         # Each runs inside the batch's transaction and returns what to do after the commit.
@@ -218,12 +221,14 @@ class AmiListener:
                     )
                     heartbeat = asyncio.create_task(self._live_heartbeat(), name="live-heartbeat")
                     self._link = ManagerSender(manager)
+                    self._link_changed.set()
                     try:
                         await self._watch(manager)
                     finally:
                         agents.cancel()
                         heartbeat.cancel()
                         self._sender = self._link = None
+                        self._link_changed.set()
                 except (OSError, TimeoutError, AmiError, AmiUnavailable) as exc:
                     self._link_lost_at = self._clock()
                     log.warning("ami_disconnected", error=str(exc) or type(exc).__name__)
@@ -912,11 +917,13 @@ class AmiListener:
                 except (AmiActionFailed, AmiUnavailable) as exc:
                     self._probes.pop(probe, None)
                     log.warning("lag_probe_failed", error=str(exc))
+            self._link_changed.clear()
             try:
                 await asyncio.to_thread(health_report.write_router_health, path, self.health())
             except OSError as exc:
                 log.warning("router_health_write_failed", error=str(exc))
-            await asyncio.sleep(health_report.HEALTH_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._link_changed.wait(), health_report.HEALTH_INTERVAL)
 
     def _probe_returned(self, probe: str) -> None:
         # Runs in a writer's thread: plain dict operations only.
