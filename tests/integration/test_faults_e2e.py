@@ -220,8 +220,9 @@ def test_asterisk_killed_mid_load_drops_calls_into_the_callback_list_and_restore
         )
         assert ended["outcome"] == "dropped", ended
         ended_at = datetime.fromisoformat(ended["ended_at"])
-        # The moment Asterisk went away, not when the router found out after the restart.
-        assert abs(ended_at - killed_at) < timedelta(seconds=3), (ended_at, killed_at)
+        # The moment Asterisk went away (as the router saw its link drop, on a loaded test
+        # machine a moment later), not when the router reconnected after the restart.
+        assert timedelta(0) <= ended_at - killed_at < timedelta(seconds=5), (ended_at, killed_at)
         entry = entry_of(api, caller)
         assert entry is not None, f"{caller} should be on the callback list"
         assert entry["reason"] == "dropped"
@@ -305,7 +306,13 @@ def test_redis_leftovers_outage_and_flush_never_show_wrong_live_data(
     assert status.returncode == 3 and deps["redis"]["ok"] is False
     for name in ("asterisk", "ami_link", "router_lag", "database"):
         assert deps[name]["ok"], deps[name]
-    assert httpx.get(f"{own_stack.dashboard_url}/healthz").json()["dependencies"]["redis"] == "down"
+    wait_for(
+        lambda: (
+            httpx.get(f"{own_stack.dashboard_url}/healthz").json()["dependencies"]["redis"]
+            == "down"
+        ),
+        what="/healthz saying Redis is down",
+    )
     caller = "+74951119601"
     result = place_call(own_stack, dtmf="2", from_number=caller, hold=6)
     assert result.answered, result.detail
