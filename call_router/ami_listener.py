@@ -853,8 +853,8 @@ class AmiListener:
         """Our dialplan's user events: a virtual-hold request, a call recording started."""
         name = event.get("UserEvent", "")
         if name == LAG_PROBE:
-            self._probe_returned(event.get("Probe", ""))
-            return None
+            probe = event.get("Probe", "")
+            return lambda: self._probe_returned(probe)
         linkedid = event.get("Linkedid", "")
         queue = event.get("Queue") or None
         if not linkedid:
@@ -925,8 +925,8 @@ class AmiListener:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._link_changed.wait(), health_report.HEALTH_INTERVAL)
 
-    def _probe_returned(self, probe: str) -> None:
-        # Runs in a writer's thread: plain dict operations only.
+    async def _probe_returned(self, probe: str) -> None:
+        # An effect: runs on the loop once the probe's batch is written, like any event's.
         sent = self._probes.pop(probe, None)
         if sent is not None:
             self._last_lag = time.monotonic() - sent

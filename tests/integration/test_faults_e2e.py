@@ -261,6 +261,13 @@ def roster_logins() -> set[str]:
     return {op["sip_login"] for op in json.loads(out.strip().splitlines()[-1])}
 
 
+def status_dependencies() -> dict[str, Any]:
+    deps: dict[str, Any] = json.loads(run_hotline("status", "--json", check=False).stdout)[
+        "dependencies"
+    ]
+    return deps
+
+
 def restart_router(settings: Settings) -> None:
     services.stop_service(settings, "router")
     services.start_service(settings, "router")
@@ -295,6 +302,17 @@ def test_redis_leftovers_outage_and_flush_never_show_wrong_live_data(
     # Every live key expires if nobody refreshes it (a stopped installation's keys go away).
     for key in ("operators", "queues", "heartbeat", "epoch"):
         assert 0 < old.ttl(f"{prefix}:live:{key}") <= 600, key
+
+    # The router measures its lag behind Asterisk (a probe event through Asterisk).
+    lag = wait_for(
+        lambda: (
+            (d := status_dependencies())["router_lag"]["detail"] != "not measured yet"
+            and d["router_lag"]
+        ),
+        timeout=40,
+        what="the router's lag measured",
+    )
+    assert lag["ok"] and " s (" in lag["detail"], lag
 
     # Redis goes away: calls are still logged, and the board says its live data is stale.
     private_redis.stop()
