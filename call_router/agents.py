@@ -415,6 +415,11 @@ class AgentService:
         await self._write(lambda s: record_pause(s, login, False, None, source, self._clock()))
         return await self._applied(ami, login)
 
+    def roster_names(self) -> dict[str, str]:
+        """login → name of every enabled operator: the live board lists no one else."""
+        with self._db.session() as session:
+            return {op.sip_login: op.name for op in list_operators(session, enabled_only=True)}
+
     def fingerprint(self) -> tuple[object, ...]:
         """Changes whenever the desired membership changes (roster edit, login, pause ...)."""
         desired, managed = self._read_desired()

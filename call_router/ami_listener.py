@@ -21,7 +21,10 @@ eventfilter, hotline/asterisk/render.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,10 +37,12 @@ from sqlalchemy.exc import OperationalError
 
 from agi_scripts import channel_vars
 from call_router import callbacks, live_state, reconcile
+from call_router import health as health_report
 from call_router.agents import (
     AgentService,
     Membership,
     agent_state,
+    interface_of,
     login_of,
     membership_from_event,
     queue_counts,
@@ -73,6 +78,11 @@ WATCHDOG_INTERVAL = 5.0
 WATCHDOG_TIMEOUT = 5.0
 LOGIN_TIMEOUT = 10.0
 RECONCILE_TIMEOUT = 15.0
+# Asterisk's AMI answers before every module is loaded; QueueAdd needs app_queue.
+BOOT_TIMEOUT = 60.0
+BOOT_POLL = 0.25
+# CoreStatus's start time has whole seconds: a call this close to the start is not "before".
+ASTERISK_START_SLACK = timedelta(seconds=2)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 # A call that started this close to the channel snapshot may be missing from it legitimately.
@@ -81,6 +91,10 @@ RECONCILE_GRACE = timedelta(seconds=5)
 # often Asterisk's membership is compared in full anyway (someone used the Asterisk CLI).
 AGENT_SYNC_INTERVAL = 2.0
 AGENT_FULL_SYNC = 60.0
+# The UserEvent the router sends itself through Asterisk to measure its lag; at most this many
+# in flight (a stuck writer must not pile them up).
+LAG_PROBE = "HotlineProbe"
+MAX_PROBES = 3
 # Retries of one event when the database is briefly unavailable.
 HANDLE_RETRIES = (0.5, 1.0, 2.0)
 
@@ -107,6 +121,9 @@ class _Reconcile:
     live_uniqueids: frozenset[str]
     requested_at: datetime
     done: asyncio.Future[int] = field(compare=False)
+    # When this Asterisk started, and when the router last lost its AMI link (Asterisk gone).
+    asterisk_started_at: datetime | None = None
+    went_away_at: datetime | None = None
 
 
 class AmiListener:
@@ -144,6 +161,17 @@ class AmiListener:
         self._members: dict[tuple[str, str], Membership] = {}
         # login → (state, since) for the wallboard's "since".
         self._operator_since: dict[str, tuple[str, datetime]] = {}
+        # When the AMI link was last lost: the moment Asterisk went away if it was restarted.
+        self._link_lost_at: datetime | None = None
+        # Health (call_router/health.py): this Asterisk's start, and lag probes in flight
+        # (a UserEvent sent through Asterisk and timed until its handler ran).
+        self._asterisk_started: datetime | None = None
+        self._probes: dict[str, float] = {}
+        # The live AMI link while connected and reconciled (None otherwise).
+        self._link: ManagerSender | None = None
+        # Set when the link comes or goes: the health report is rewritten at once.
+        self._link_changed = asyncio.Event()
+        self._last_lag: float | None = None
         # The subscribe table: Asterisk event name → handler. Everything else is ignored.
         # Each runs inside the batch's transaction and returns what to do after the commit.
         self._handlers: dict[str, Handler] = {
@@ -180,6 +208,7 @@ class AmiListener:
     async def run(self, *, ready: asyncio.Event | None = None) -> None:
         """Forever: connect, reconcile, consume; reconnect with backoff (1, 2, 4 … 30 s)."""
         consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        health_reports = asyncio.create_task(self._health_loop(), name="router-health")
         backoff = BACKOFF_FIRST
         try:
             while True:
@@ -187,7 +216,9 @@ class AmiListener:
                 try:
                     await self._connect(manager)
                     backoff = BACKOFF_FIRST
-                    closed = await self._reconcile(manager)
+                    started_at = await self._asterisk_started_at(manager)
+                    self._asterisk_started, self._probes = started_at, {}
+                    closed = await self._reconcile(manager, started_at)
                     log.info("ami_ready", reconciled=closed)
                     # Queue membership before "ready": a call right after start finds operators.
                     await self._sync_agents(ManagerSender(manager))
@@ -196,12 +227,18 @@ class AmiListener:
                     agents = asyncio.create_task(
                         self._agent_loop(ManagerSender(manager)), name="ami-agents"
                     )
+                    heartbeat = asyncio.create_task(self._live_heartbeat(), name="live-heartbeat")
+                    self._link = ManagerSender(manager)
+                    self._link_changed.set()
                     try:
                         await self._watch(manager)
                     finally:
                         agents.cancel()
-                        self._sender = None
+                        heartbeat.cancel()
+                        self._sender = self._link = None
+                        self._link_changed.set()
                 except (OSError, TimeoutError, AmiError, AmiUnavailable) as exc:
+                    self._link_lost_at = self._clock()
                     log.warning("ami_disconnected", error=str(exc) or type(exc).__name__)
                 finally:
                     manager.close()
@@ -210,6 +247,7 @@ class AmiListener:
                 backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             consumer.cancel()
+            health_reports.cancel()
 
     def _new_manager(self) -> NoReconnectManager:
         manager = NoReconnectManager.to(
@@ -246,7 +284,45 @@ class AmiListener:
             if _field(reply, "Response").lower() != "success":
                 raise AmiError(f"bad reply to AMI Ping: {_plain(reply)}")
 
-    async def _reconcile(self, manager: NoReconnectManager) -> int:
+    async def _asterisk_started_at(self, manager: NoReconnectManager) -> datetime | None:
+        """Wait until Asterisk is fully booted (app_queue loaded, so QueueAdd works), then
+        when it started: its start time tells a restarted Asterisk from a reconnect to the same
+        one. None if it cannot say (the reconcile then treats vanished calls as before).
+        Only actions the router's AMI user may send (no `command` class: SECURITY.md, item 6)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BOOT_TIMEOUT
+        while not await self._queues_loaded(manager):
+            if loop.time() >= deadline:
+                raise AmiError("Asterisk did not finish booting")
+            await asyncio.sleep(BOOT_POLL)
+        try:
+            reply = await asyncio.wait_for(
+                manager.send_action({"Action": "CoreStatus"}), WATCHDOG_TIMEOUT
+            )
+        except TimeoutError as exc:
+            raise AmiError("no reply to AMI CoreStatus") from exc
+        started = asterisk_started(
+            _field(reply, "CoreStartupDate"), _field(reply, "CoreStartupTime")
+        )
+        if started is None:
+            log.warning("asterisk_start_unknown", reply=_plain(reply))
+        return started
+
+    async def _queues_loaded(self, manager: NoReconnectManager) -> bool:
+        """app_queue answers QueueSummary once it is loaded (an unknown action before)."""
+        try:
+            reply = await asyncio.wait_for(
+                manager.send_action({"Action": "QueueSummary", "Queue": QUEUES[0]}),
+                WATCHDOG_TIMEOUT,
+            )
+        except TimeoutError as exc:
+            raise AmiError("no reply to AMI QueueSummary") from exc
+        first = reply[0] if isinstance(reply, list) and reply else reply
+        return _field(first, "Response").lower() == "success"
+
+    async def _reconcile(
+        self, manager: NoReconnectManager, asterisk_started_at: datetime | None = None
+    ) -> int:
         """Close calls whose inbound channel is gone; returns how many were closed."""
         requested_at = self._clock()
         reply = await asyncio.wait_for(
@@ -259,7 +335,9 @@ class AmiListener:
             _field(m, "Uniqueid") for m in messages if _field(m, "Event") == "CoreShowChannel"
         )
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Reconcile(uniqueids, requested_at, done))
+        self._queue.put_nowait(
+            _Reconcile(uniqueids, requested_at, done, asterisk_started_at, self._link_lost_at)
+        )
         return await done
 
     # --- the consumer ------------------------------------------------------------------
@@ -359,16 +437,19 @@ class AmiListener:
             for call in calls:
                 if call.linkedid in item.live_uniqueids:
                     continue
-                if call.started_at > item.requested_at - RECONCILE_GRACE:
-                    continue
                 end = reconcile.ended_at(call.linkedid, rows.get(call.linkedid, []), cdr_ends)
+                dropped_at = None if end is not None else _dropped_at(call.started_at, item)
+                # A call older than this Asterisk is gone for sure, however recent it is.
+                if dropped_at is None and call.started_at > item.requested_at - RECONCILE_GRACE:
+                    continue
                 ended = await asyncio.to_thread(
                     self._call_log.call_ended,
                     call.linkedid,
-                    cause="reconciled",
-                    at=end or self._clock(),
+                    cause="asterisk_restart" if dropped_at is not None else "reconciled",
+                    at=end or dropped_at or self._clock(),
                     reconciled=True,
                     known_end=end is not None,
+                    dropped=dropped_at is not None,
                 )
                 if ended is not None:
                     closed += 1
@@ -738,6 +819,14 @@ class AmiListener:
         login = login_of(interface)
         if login is None:
             return
+        await self._live.operator_state(login, self._operator_live(login, at))
+        await self._live.queue_agents(
+            queue_counts(self._members.values(), QUEUES, now=at.timestamp())
+        )
+
+    def _operator_live(self, login: str, at: datetime, name: str | None = None) -> dict[str, Any]:
+        """The wallboard's view of one operator from Asterisk's membership."""
+        interface = interface_of(login)
         mine = [m for (_q, i), m in sorted(self._members.items()) if i == interface]
         state = agent_state(mine, logged_in=bool(mine), now=at.timestamp())
         previous = self._operator_since.get(login)
@@ -745,32 +834,50 @@ class AmiListener:
             self._operator_since[login] = (state, at)
         since = self._operator_since[login][1]
         paused = [m for m in mine if m.paused]
-        await self._live.operator_state(
-            login,
-            {
-                "name": mine[0].name if mine else login,
-                "state": state,
-                "since": since.isoformat(),
-                "paused": bool(mine) and len(paused) == len(mine),
-                "reason": paused[0].reason if paused else None,
-                "queues": [m.queue for m in mine],
-            },
-        )
-        await self._live.queue_agents(
-            queue_counts(self._members.values(), QUEUES, now=at.timestamp())
-        )
+        return {
+            "name": name or (mine[0].name if mine else login),
+            "state": state,
+            "since": since.isoformat(),
+            "paused": bool(mine) and len(paused) == len(mine),
+            "reason": paused[0].reason if paused else None,
+            "queues": [m.queue for m in mine],
+        }
 
     async def _publish_agents(self) -> None:
-        interfaces = {i for _q, i in self._members}
+        """Replace the live operator list: the roster's operators in Asterisk's state, and
+        nobody else (not another installation's, nor a bare channel name)."""
         at = self._clock()
-        for interface in sorted(interfaces):
-            await self._publish_agent(interface, at)
-        if not interfaces:
-            await self._live.queue_agents(queue_counts([], QUEUES, now=at.timestamp()))
+        if self._agents is not None:
+            try:
+                roster = await asyncio.to_thread(self._agents.roster_names)
+            except OperationalError as exc:
+                log.warning("agents_roster_failed", error=str(exc))
+                return
+        else:
+            logins = (login_of(i) for _q, i in self._members)
+            roster = {login: "" for login in logins if login is not None}
+        states = {login: self._operator_live(login, at, name) for login, name in roster.items()}
+        counts = queue_counts(self._members.values(), QUEUES, now=at.timestamp())
+        await self._live.replace_operators(states, counts)
+
+    async def _live_heartbeat(self) -> None:
+        """While connected to Asterisk: tell readers the live hashes are current, and rebuild
+        them when Redis lost them (flushed, restarted) or missed updates while it was down."""
+        while True:
+            await self._live.heartbeat(self._clock())
+            if self._live.resync_needed:
+                try:
+                    await self._resync_live()
+                except OperationalError as exc:
+                    log.warning("live_resync_failed", error=str(exc))
+            await asyncio.sleep(live_state.HEARTBEAT_SECONDS)
 
     def _on_user_event(self, event: Event) -> Effect | None:
         """Our dialplan's user events: a virtual-hold request, a call recording started."""
         name = event.get("UserEvent", "")
+        if name == LAG_PROBE:
+            probe = event.get("Probe", "")
+            return lambda: self._probe_returned(probe)
         linkedid = event.get("Linkedid", "")
         queue = event.get("Queue") if event.get("Queue") in self._queues else None
         if not linkedid:
@@ -794,6 +901,58 @@ class AmiListener:
                 data={"file": file, "queue": queue},
             )
         return None
+
+    # --- health (call_router/health.py) ---------------------------------------------------
+
+    def spool_depth(self) -> int | None:
+        """Events kept in a durable spool while the database is away. Hook for the router's
+        spool: None while it has none."""
+        return None
+
+    def health(self) -> health_report.RouterReport:
+        lag = self._last_lag
+        if self._probes:  # one still on its way: it is at least this late
+            oldest = time.monotonic() - min(self._probes.values())
+            lag = max(lag or 0.0, oldest)
+        return health_report.RouterReport(
+            updated_at=self._clock(),
+            ami_connected=self._link is not None,
+            asterisk_started_at=self._asterisk_started,
+            lag_seconds=None if lag is None else round(lag, 3),
+            pending_events=self._queue.qsize(),
+            spool_depth=self.spool_depth(),
+        )
+
+    async def _health_loop(self) -> None:
+        """Every few seconds: send a lag probe through Asterisk, write the router's report."""
+        path = health_report.router_health_path(self._settings)
+        sequence = 0
+        while True:
+            sender = self._link
+            if sender is not None and len(self._probes) < MAX_PROBES:
+                sequence += 1
+                probe = f"{os.getpid()}-{sequence}"
+                self._probes[probe] = time.monotonic()
+                try:
+                    await sender.send(
+                        {"Action": "UserEvent", "UserEvent": LAG_PROBE, "Probe": probe}
+                    )
+                except (AmiActionFailed, AmiUnavailable) as exc:
+                    self._probes.pop(probe, None)
+                    log.warning("lag_probe_failed", error=str(exc))
+            self._link_changed.clear()
+            try:
+                await asyncio.to_thread(health_report.write_router_health, path, self.health())
+            except OSError as exc:
+                log.warning("router_health_write_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._link_changed.wait(), health_report.HEALTH_INTERVAL)
+
+    async def _probe_returned(self, probe: str) -> None:
+        # An effect: runs on the loop once the probe's batch is written, like any event's.
+        sent = self._probes.pop(probe, None)
+        if sent is not None:
+            self._last_lag = time.monotonic() - sent
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -820,6 +979,31 @@ def _after_commit(act: Callable[[Event], Awaitable[None]]) -> Handler:
         return lambda: act(event)
 
     return handler
+
+
+def asterisk_started(date: str, time_of_day: str) -> datetime | None:
+    """When Asterisk started, from CoreStatus's CoreStartupDate/Time (its local wall clock;
+    the router is taken to share the machine's time zone, as the sandbox and compose do)."""
+    try:
+        local = datetime.strptime(f"{date.strip()} {time_of_day.strip()}", "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return local.astimezone(UTC)
+
+
+def _dropped_at(started_at: datetime, item: _Reconcile) -> datetime | None:
+    """If the call began before this Asterisk started, Asterisk went away under it: when.
+
+    The moment the router lost its AMI link, if that fell during the call; else (the router
+    was down too) the latest time it can have been, the new Asterisk's start.
+    """
+    restart = item.asterisk_started_at
+    if restart is None or started_at >= restart - ASTERISK_START_SLACK:
+        return None
+    went_away = item.went_away_at
+    if went_away is not None and started_at <= went_away <= restart + ASTERISK_START_SLACK:
+        return went_away
+    return restart
 
 
 def _is_inbound_first_channel(event: Event) -> bool:

@@ -49,6 +49,8 @@ EVENT_CONNECT = "agent_connect"
 EVENT_COMPLETE = "agent_complete"
 EVENT_HANGUP = "hangup"
 EVENT_RECONCILED = "reconciled"
+# The router closed the call because Asterisk went away (restart, crash) while it was open.
+EVENT_DROPPED = "dropped"
 EVENT_MENU_RESULT = "menu_result"
 # What the speech menu heard, with the audio kept (the flow's own "speech" step has no file).
 EVENT_UTTERANCE = "utterance"
@@ -570,13 +572,15 @@ class CallLog:
         at: datetime | None = None,
         reconciled: bool = False,
         known_end: bool = False,
+        dropped: bool = False,
     ) -> CallView | None:
         """Close the call and settle its outcome (and callback). None if unknown or already done.
 
         `reconciled`: the router closes a call whose channel is gone. `known_end`: Asterisk's
         records gave the real end, so who hung up follows from the facts, not "system".
+        `dropped`: the channel is gone because Asterisk itself went away (outcome "dropped").
         """
-        kind = EVENT_RECONCILED if reconciled else EVENT_HANGUP
+        kind = EVENT_DROPPED if dropped else EVENT_RECONCILED if reconciled else EVENT_HANGUP
 
         def apply(session: Session, call: Call, at: datetime) -> None:
             if call.ended_at is not None:  # a hang-up after reconcile, or the reverse
@@ -707,6 +711,9 @@ def _wants_callback(outcome: str, call: Call) -> bool:
     only once the caller chose a problem (hanging up on the greeting asks for nothing)."""
     if outcome in CALLBACK_OUTCOMES or outcome == outcomes.AFTER_HOURS:
         return True
+    if outcome == outcomes.DROPPED:
+        # Cut off before reaching a person (waiting or in the menu): they are called back.
+        return call.answered_at is None
     return outcome == outcomes.ABANDONED_IN_MENU and bool(call.intent or call.menu_choice)
 
 
@@ -739,6 +746,7 @@ def _facts(call: Call, events: list[CallEvent] | Any, *, reconciled: bool) -> ou
         complete_reason=complete_reason,
         talk_time=talk_time if isinstance(talk_time, int) else None,
         reconciled=reconciled,
+        dropped=EVENT_DROPPED in kinds,
     )
 
 

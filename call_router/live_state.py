@@ -6,7 +6,15 @@
 - hashes `<prefix>:live:operators` (login → state) and `<prefix>:live:queue_agents`
   (queue → operators free/busy/paused/offline), kept by the router from queue member events.
 - events `{"type": "callback", "action": ..., "callback_id": ..., "operator": ...}` after every
-  committed change to the callback list, whichever process made it (`CallbackPublisher`).
+  committed change to the callback list, whichever process made it (`CallbackPublisher`);
+- `<prefix>:live:heartbeat`: when the router last vouched for the hashes (ISO time, written
+  every few seconds while it is connected to Asterisk); readers call the hashes stale without
+  a recent one. `<prefix>:live:epoch`: set when the hashes were rebuilt; gone after a flush or
+  a Redis restart, which makes the router rebuild them.
+
+Every key expires (LIVE_TTL, refreshed by the heartbeat), so the keys of an installation that
+is gone do not linger; the router replaces the operator hash with its roster at start, so no
+one else's operators show up under its prefix.
 
 Redis is a convenience, the database is the record: when Redis is down every method logs a
 (rate-limited) warning and returns; redis-py reconnects by itself on the next command.
@@ -21,7 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis as sync_redis
@@ -39,6 +47,12 @@ from call_router.db import Database
 STAGE_MENU = "menu"
 STAGE_QUEUE = "queue"
 STAGE_TALKING = "talking"
+# The router refreshes the heartbeat this often, and every key's expiry with it.
+HEARTBEAT_SECONDS = 2.0
+# Live keys outlive their writer by this much (a stopped installation's keys go away).
+LIVE_TTL_SECONDS = 600
+# The dashboard calls live data stale when the heartbeat is older than this.
+STALE_AFTER_SECONDS = 10.0
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +73,8 @@ class LiveState:
         self.queues_key = f"{prefix}:live:queues"
         self.operators_key = f"{prefix}:live:operators"
         self.queue_agents_key = f"{prefix}:live:queue_agents"
+        self.heartbeat_key = f"{prefix}:live:heartbeat"
+        self.epoch_key = f"{prefix}:live:epoch"
         self._monotonic = monotonic
         self._warn_every = warn_every
         self._retry_after = retry_after
@@ -122,6 +138,49 @@ class LiveState:
         raw = await self._redis.hgetall(self.operators_key)
         return {_text(k): json.loads(v) for k, v in raw.items()}
 
+    async def replace_operators(
+        self, states: dict[str, dict[str, Any]], counts: dict[str, dict[str, int]]
+    ) -> bool:
+        """Both operator hashes from the truth (roster + Asterisk): nobody else is left."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(self.operators_key, self.queue_agents_key)
+        if states:
+            pipe.hset(
+                self.operators_key,
+                mapping={
+                    login: json.dumps(state, ensure_ascii=False, default=str)
+                    for login, state in states.items()
+                },
+            )
+        if counts:
+            pipe.hset(self.queue_agents_key, mapping={q: json.dumps(c) for q, c in counts.items()})
+        for key in (self.operators_key, self.queue_agents_key):
+            pipe.expire(key, LIVE_TTL_SECONDS)
+        pipe.publish(self.channel, _event("operators", {"operators": len(states)}))
+        return await self._run(pipe.execute(), "replace_operators")
+
+    async def heartbeat(self, at: datetime) -> bool:
+        """Vouch for the hashes now and keep every key from expiring. If the hashes were
+        never rebuilt in this Redis (flushed, restarted empty), `resync_needed` is set."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self.heartbeat_key, at.isoformat(), ex=LIVE_TTL_SECONDS)
+        pipe.exists(self.epoch_key)
+        for key in self._live_keys():
+            pipe.expire(key, LIVE_TTL_SECONDS)
+        ok, replies = await self._try(pipe.execute(), "heartbeat")
+        if ok and not replies[1]:
+            self.resync_needed = True
+        return ok
+
+    def _live_keys(self) -> tuple[str, ...]:
+        return (
+            self.calls_key,
+            self.queues_key,
+            self.operators_key,
+            self.queue_agents_key,
+            self.epoch_key,
+        )
+
     async def publish(self, kind: str, payload: dict[str, Any]) -> bool:
         """A timeline event that changes no live hash (ring, transfer, callback)."""
         return await self._run(self._redis.publish(self.channel, _event(kind, payload)), "publish")
@@ -140,6 +199,9 @@ class LiveState:
             pipe.hset(self.calls_key, mapping=mapping)
         if waiting:
             pipe.hset(self.queues_key, mapping=waiting)  # type: ignore[arg-type]
+        pipe.set(self.epoch_key, _iso(datetime.now(UTC)) or "")
+        for key in self._live_keys():
+            pipe.expire(key, LIVE_TTL_SECONDS)
         pipe.publish(self.channel, _event("resync", {"calls": len(mapping)}))
         done = await self._run(pipe.execute(), "replace_all")
         if done:
@@ -159,26 +221,31 @@ class LiveState:
     # --- internals ------------------------------------------------------------------
 
     async def _run(self, awaitable: Awaitable[Any], what: str) -> bool:
+        ok, _reply = await self._try(awaitable, what)
+        return ok
+
+    async def _try(self, awaitable: Awaitable[Any], what: str) -> tuple[bool, Any]:
+        """(whether Redis took it, its reply)."""
         now = self._monotonic()
         if self._last_failure is not None and now - self._last_failure < self._retry_after:
             # Down a moment ago: don't spend a connect timeout on every event of the call path.
             if inspect.iscoroutine(awaitable):
                 awaitable.close()  # never awaited: close it so Python does not warn
             self._failures_since_warning += 1
-            return False
+            return False, None
         try:
-            await awaitable
+            reply = await awaitable
         except (RedisError, OSError) as exc:
             self._last_failure = self._monotonic()
             self._warn(what, exc)
-            return False
+            return False, None
         if self._last_failure is not None:
             log.info("redis_back", skipped_updates=self._failures_since_warning)
             self._last_failure = None
             self._last_warning = None
             self._failures_since_warning = 0
             self.resync_needed = True
-        return True
+        return True, reply
 
     def _warn(self, what: str, exc: Exception) -> None:
         self._failures_since_warning += 1

@@ -19,6 +19,8 @@ NO_AGENTS = "no_agents"
 AFTER_HOURS = "after_hours"
 # The caller pressed 1 in a queue (virtual hold) and was put on the callback list.
 CALLBACK_REQUESTED = "callback_requested"
+# Asterisk went away (crash, kill, restart) while the call was in progress.
+DROPPED = "dropped"
 
 OUTCOMES = (
     ANSWERED,
@@ -30,6 +32,7 @@ OUTCOMES = (
     NO_AGENTS,
     AFTER_HOURS,
     CALLBACK_REQUESTED,
+    DROPPED,
 )
 # Outcomes where a resident wanted an operator and did not get one: callback candidates.
 MISSED_OUTCOMES = frozenset({ABANDONED_IN_QUEUE, QUEUE_TIMEOUT, QUEUE_FULL, NO_AGENTS})
@@ -71,6 +74,8 @@ class CallFacts:
     talk_time: int | None = None
     # True when the router closed the call itself (channel gone while it was disconnected).
     reconciled: bool = False
+    # True when the call was cut because Asterisk itself went away (see ami_listener.py).
+    dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def summarize(facts: CallFacts) -> CallSummary:
 
 
 def derive_outcome(facts: CallFacts) -> str:
+    if facts.dropped:
+        return DROPPED
     if facts.answered_at is not None:
         return ANSWERED
     if facts.voicemail:
@@ -129,7 +136,7 @@ def talk_seconds(facts: CallFacts) -> int | None:
 
 
 def hangup_by(facts: CallFacts, outcome: str) -> str:
-    if facts.reconciled:
+    if facts.reconciled or outcome == DROPPED:
         return BY_SYSTEM
     if outcome == ANSWERED:
         return _COMPLETE_REASON_BY.get((facts.complete_reason or "").lower(), BY_CALLER)

@@ -6,6 +6,7 @@ settings, so a test or a second deployment only has to change the environment.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -13,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -71,7 +72,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Key and channel prefix in Redis, so several hotlines (or test runs) can share one server.
-    redis_prefix: str = "hotline"
+    # Empty: "hotline-<installation id>", the id generated once in the state directory, so a
+    # new installation never reads an earlier one's live state. Processes that share no state
+    # directory (containers) set it explicitly.
+    redis_prefix: str = ""
 
     hotline_number: str = "500100"
     # Optional direct number for meter readings (ivr_flows/meters.yaml), e.g. "500106".
@@ -258,6 +262,12 @@ class Settings(BaseSettings):
 
     # --- derived paths -------------------------------------------------------------
 
+    @model_validator(mode="after")
+    def _installation_redis_prefix(self) -> Settings:
+        if not self.redis_prefix:
+            self.redis_prefix = f"hotline-{installation_id(self.state_dir)}"
+        return self
+
     @property
     def sandbox_root(self) -> Path:
         return self.asterisk_root or self.cache_dir / "asterisk-root"
@@ -311,6 +321,43 @@ class Settings(BaseSettings):
         if role == "router":
             return self.ami_username, self.ami_secret
         return f"{self.ami_username}-{role}", self.secrets[f"ami_{role}_secret"]
+
+
+INSTALLATION_ID_FILE = "installation-id"
+
+
+def installation_id(state_dir: Path) -> str:
+    """This installation's id: random, made once and kept in the state directory.
+
+    Written to a temporary file and linked into place, so processes starting together agree
+    on the first one. Where the state directory cannot be written, the directory's path stands
+    in (stable for that machine).
+    """
+    path = state_dir / INSTALLATION_ID_FILE
+    try:
+        return _read_id(path)
+    except (OSError, ValueError):
+        pass
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        temporary = state_dir / f".{INSTALLATION_ID_FILE}.{os.getpid()}"
+        temporary.write_text(secrets.token_hex(6) + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first: its id wins
+        finally:
+            temporary.unlink(missing_ok=True)
+        return _read_id(path)
+    except (OSError, ValueError):
+        return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+
+
+def _read_id(path: Path) -> str:
+    value = path.read_text().strip()
+    if not value.isalnum() or len(value) > 64:
+        raise ValueError(f"bad installation id in {path}")
+    return value
 
 
 def load_or_create_secrets(path: Path) -> dict[str, str]:

@@ -197,6 +197,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wb.connecting": "Connecting…",
         "wb.reconnecting": "Connection lost; reconnecting…",
         "wb.redis_down": "Live events unavailable (Redis); figures from the call log",
+        "wb.stale": "Live data is STALE (last update {age} ago); figures from the call log",
+        "wb.stale_unknown": (
+            "Live data is STALE (no update from the router); figures from the call log"
+        ),
         "wb.updated": "updated",
         "wb.definitions": "Definitions",
         "wb.def.offered": "Offered: calls that joined the queue today (since local midnight).",
@@ -575,6 +579,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "wb.connecting": "Подключение…",
         "wb.reconnecting": "Связь потеряна; переподключаемся…",
         "wb.redis_down": "Живые события недоступны (Redis); данные из журнала звонков",
+        "wb.stale": "Живые данные УСТАРЕЛИ (обновлены {age} назад); данные из журнала звонков",
+        "wb.stale_unknown": (
+            "Живые данные УСТАРЕЛИ (нет обновлений от маршрутизатора); данные из журнала звонков"
+        ),
         "wb.updated": "обновлено",
         "wb.definitions": "Определения",
         "wb.def.offered": "Поступило: звонки, вставшие в очередь сегодня (с местной полуночи).",

@@ -5,7 +5,9 @@ callback list).
 The router writes (call_router/live_state.py): channel `<prefix>:events` (one JSON object per
 change) and the hashes `<prefix>:live:calls|queues|operators`. The database is the record; when
 Redis is down every reader here says so (`LiveView.ok` False, a picture flagged not live) and
-the stream keeps retrying.
+the stream keeps retrying. The hashes count only while the router's heartbeat is recent: with
+it old or missing (router stopped, Asterisk away, Redis flushed and not rebuilt yet) the view is
+`stale`, its numbers are left out and pages say how old the last update is.
 
 A stream outlives the request that opened it, so it re-checks the credential that admitted it
 (dashboard/auth.py `still_admitted`) every SESSION_CHECK_SECONDS and before every picture it
@@ -31,6 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
+from call_router.live_state import STALE_AFTER_SECONDS
 from call_router.settings import Settings
 from dashboard import auth
 from dashboard.deps import DashboardState
@@ -60,10 +63,31 @@ class LiveView:
     calls: dict[str, dict[str, Any]] | None = None
     waiting: dict[str, int] | None = None
     operators: dict[str, dict[str, Any]] | None = None
+    # When the router last vouched for the hashes (its heartbeat), if known.
+    updated_at: datetime | None = None
+    # The hashes cannot be trusted now (Redis down, or no recent heartbeat).
+    stale: bool = False
+    # Redis answered (False: down, so nothing could be read at all).
+    reachable: bool = True
 
     @property
     def ok(self) -> bool:
         return self.calls is not None
+
+    def status(self, now: datetime) -> dict[str, Any]:
+        """What every page and API says about live data: live, stale, and since when."""
+        age = (
+            None
+            if self.updated_at is None
+            else max(0, int((now - self.updated_at).total_seconds()))
+        )
+        return {
+            "live": self.ok,
+            "stale": self.stale,
+            "live_updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "live_age_seconds": age,
+            "redis": self.reachable,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,7 @@ class LiveKeys:
     calls: str
     queues: str
     operators: str
+    heartbeat: str
 
     @classmethod
     def of(cls, prefix: str) -> LiveKeys:
@@ -82,6 +107,7 @@ class LiveKeys:
             calls=f"{prefix}:live:calls",
             queues=f"{prefix}:live:queues",
             operators=f"{prefix}:live:operators",
+            heartbeat=f"{prefix}:live:heartbeat",
         )
 
 
@@ -103,7 +129,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def read_live(redis: Redis, prefix: str) -> LiveView:
+async def read_live(redis: Redis, prefix: str, now: datetime | None = None) -> LiveView:
     keys = LiveKeys.of(prefix)
     # Two tries: after a Redis restart the pool's first connection is a dead one; the error
     # drops it and the second try connects afresh.
@@ -113,11 +139,17 @@ async def read_live(redis: Redis, prefix: str) -> LiveView:
             pipe.hgetall(keys.calls)
             pipe.hgetall(keys.queues)
             pipe.hgetall(keys.operators)
-            raw_calls, raw_queues, raw_ops = await pipe.execute()
+            pipe.get(keys.heartbeat)
+            raw_calls, raw_queues, raw_ops, raw_beat = await pipe.execute()
             break
         except (RedisError, OSError):
             if attempt:
-                return LiveView()
+                return LiveView(stale=True, reachable=False)
+    updated_at = parse_time(_text(raw_beat)) if raw_beat else None
+    now = now or datetime.now(UTC)
+    if updated_at is None or (now - updated_at).total_seconds() > STALE_AFTER_SECONDS:
+        # Old numbers are worse than none: the pages fall back to the call log.
+        return LiveView(updated_at=updated_at, stale=True)
     calls = {_text(k): v for k, v in ((k, json_object(v)) for k, v in raw_calls.items()) if v}
     waiting: dict[str, int] = {}
     for key, value in raw_queues.items():
@@ -128,7 +160,7 @@ async def read_live(redis: Redis, prefix: str) -> LiveView:
         # Another module owns this hash's shape; take JSON objects or a bare state string.
         parsed = json_object(value)
         operators[_text(key)] = parsed if parsed is not None else {"state": _text(value)}
-    return LiveView(calls=calls, waiting=waiting, operators=operators)
+    return LiveView(calls=calls, waiting=waiting, operators=operators, updated_at=updated_at)
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -14,6 +14,7 @@ from call_router.settings import Settings, get_settings
 from hotline.cli_agents import app as agents_cli
 from hotline.cli_callbacks import app as callbacks_cli
 from hotline.cli_flows import app as flows_cli
+from hotline.cli_health import doctor_command, status_command
 from hotline.cli_incidents import app as incidents_cli
 from hotline.cli_meters import app as meters_cli
 from hotline.cli_reports import app as reports_cli
@@ -283,21 +284,8 @@ def down() -> None:
     typer.echo("hotline stopped")
 
 
-@app.command()
-def status() -> None:
-    """What runs."""
-    from hotline import services
-    from hotline.asterisk.sandbox import Asterisk
-
-    settings = get_settings()
-    ast = Asterisk(settings).status()
-    typer.echo(f"asterisk   {'running' if ast.running else 'stopped'}  {ast.detail}")
-    all_up = ast.running
-    for name in services.SERVICE_NAMES:
-        st = services.status(settings, name)
-        all_up = all_up and st.running
-        typer.echo(f"{name:<10} {st.detail}{f'  pid {st.pid}' if st.pid else ''}")
-    raise typer.Exit(0 if all_up else 3)
+app.command("status")(status_command)
+app.command("doctor")(doctor_command)
 
 
 # --- services (foreground; `up` runs them in the background) ------------------------------

@@ -74,6 +74,10 @@ class OperatorView:
     last_call: dict[str, Any] | None
     live: bool
     generated_at: datetime
+    # Live data cannot be trusted now; how old its last update is (None: unknown).
+    stale: bool = False
+    live_age_seconds: int | None = None
+    redis: bool = True
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -148,6 +152,9 @@ def operator_view(
             last_call=_last_call(session, current or screen_pop.last_call(session, who)),
             live=live.ok,
             generated_at=now,
+            stale=live.stale,
+            live_age_seconds=live.status(now)["live_age_seconds"],
+            redis=live.reachable,
         )
 
 
@@ -162,6 +169,8 @@ def panels(
     return {
         "generated_at": view.generated_at.isoformat(),
         "live": view.live,
+        "stale": view.stale,
+        "live_age_seconds": view.live_age_seconds,
         "agent_html": env.get_template("partials/operator_agent.html").render(context),
         "call_html": env.get_template("partials/operator_call.html").render(context),
         "call_id": view.call["call"].id if view.call else None,
@@ -226,7 +235,7 @@ async def operator_page(
 
 def concerns(event: dict[str, Any], who: OperatorIdentity, linkedid: str | None) -> bool:
     """Whether a live event may change this operator's page."""
-    if event.get("type") == "resync":
+    if event.get("type") in ("resync", "operators"):
         return True
     if event.get("login") == who.login or event.get("operator") in who.names:
         return True

@@ -135,3 +135,5 @@ class CallbackOut(_FromRow):
 
 class HealthOut(BaseModel):
     status: str
+    # Each dependency: "ok" or "down" (database, asterisk, ami_link, router_lag, redis, ...).
+    dependencies: dict[str, str] = {}

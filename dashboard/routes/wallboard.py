@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from call_router import queries, reports
 from call_router import wallboard as wb
 from call_router.db import Database
+from call_router.live_state import STALE_AFTER_SECONDS
 from call_router.models import Call
 from call_router.settings import QUEUES, Settings
 from dashboard import live_hub
@@ -227,7 +228,7 @@ def compose_snapshot(
     )
     return {
         "generated_at": iso_utc(now),
-        "live": live.ok,
+        **live.status(now),
         "service_level_seconds": settings.service_level_seconds,
         "service_level_target": settings.service_level_target,
         "queues": [asdict(s) for s in stats],
@@ -311,7 +312,9 @@ def wallboard_events(request: Request, state: DashboardState) -> AsyncIterator[s
             ),
         )
 
-    return live_stream(request, state, snapshot, relevant=note)
+    # A stopped router sends no events: refresh often enough that the board soon says its
+    # live data went stale (the shared picture keeps this cheap for many screens).
+    return live_stream(request, state, snapshot, relevant=note, refresh_seconds=STALE_AFTER_SECONDS)
 
 
 @router.get("/api/wallboard")

@@ -110,10 +110,24 @@
     received = Date.now();
     root.dataset.generatedAt = last.generated_at;
     render();
-    const clock = new Date().toLocaleTimeString([], { hour12: false });
-    if (last.live) setStatus(cfg.tLive + " — " + cfg.tUpdated + " " + clock, false);
-    else setStatus(cfg.tRedisDown + " — " + cfg.tUpdated + " " + clock, true);
+    updatedClock = new Date().toLocaleTimeString([], { hour12: false });
+    liveStatus();
   });
+
+  // Live, stale (with the age of the router's last update, ticking), or Redis down.
+  let updatedClock = "";
+  function liveStatus() {
+    const clock = updatedClock;
+    root.dataset.stale = last.stale ? "yes" : "no";
+    const known = last.live_age_seconds !== null && last.live_age_seconds !== undefined;
+    const age = known ? last.live_age_seconds + Math.floor((Date.now() - received) / 1000) : null;
+    if (last.stale && known) {
+      setStatus(cfg.tStale.replace("{age}", age + " s"), true);
+    } else if (last.stale && last.redis) {
+      setStatus(cfg.tStaleUnknown, true);
+    } else if (last.live) setStatus(cfg.tLive + " — " + cfg.tUpdated + " " + clock, false);
+    else setStatus(cfg.tRedisDown + " — " + cfg.tUpdated + " " + clock, true);
+  }
   source.addEventListener("error", function () {
     // EventSource retries on its own (the server asks for 2 s); just say so.
     setStatus(cfg.tReconnecting, true);
@@ -123,6 +137,9 @@
     source.close();
     window.location.reload();
   });
-  // Let the clocks tick between snapshots.
-  setInterval(render, 1000);
+  // Let the clocks (and a stale marker's age) tick between snapshots.
+  setInterval(function () {
+    render();
+    if (last && last.stale) liveStatus();
+  }, 1000);
 })();

@@ -109,6 +109,14 @@ async def redis_prefix(redis_client: Redis) -> AsyncIterator[str]:
             await redis_client.delete(*keys)
 
 
+async def router_heartbeat(redis: Redis, prefix: str) -> None:
+    """What the running router writes every few seconds: without it the dashboard calls the
+    live hashes stale (call_router/live_state.py)."""
+    from datetime import UTC, datetime
+
+    await redis.set(f"{prefix}:live:heartbeat", datetime.now(UTC).isoformat(), ex=600)
+
+
 # --- a real HTTP server for the dashboard (SSE needs real streaming) ---------------------------
 
 

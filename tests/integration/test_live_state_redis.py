@@ -182,3 +182,23 @@ async def test_redis_outage_never_raises_and_recovers(private_redis: tuple[int, 
         assert await live.waiting() == {"plumbing": 1}
     finally:
         await live.close()
+
+
+async def test_operator_hash_is_replaced_and_a_flush_asks_for_a_rebuild(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    live = LiveState(redis_client, redis_prefix)
+    # Another installation's leftovers under the same prefix.
+    await redis_client.hset(live.operators_key, "PJSIP/1003", json.dumps({"state": "offline"}))
+    counts = {"heating": {"free": 1, "busy": 0, "paused": 0, "offline": 0}}
+    assert await live.replace_operators({"1001": {"name": "Anna", "state": "free"}}, counts)
+    assert set(await live.operators()) == {"1001"}
+    assert await live.replace_all([], {"heating": 0})
+    assert await live.heartbeat(T0)
+    assert live.resync_needed is False
+    for key in (live.operators_key, live.queues_key, live.heartbeat_key, live.epoch_key):
+        assert 0 < await redis_client.ttl(key) <= 600, key
+
+    await redis_client.delete(live.epoch_key)  # as FLUSHALL or an empty restart leaves it
+    assert await live.heartbeat(T0)
+    assert live.resync_needed is True

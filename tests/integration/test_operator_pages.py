@@ -193,3 +193,26 @@ async def test_callback_page_keeps_the_api_order_splits_my_claims_and_marks_over
     assert "claimed" in history.text and "outcome" in history.text
     assert HOSTILE not in history.text and "&lt;script&gt;" in history.text
     assert (await client.get("/callbacks/999999/history")).status_code == 404
+
+
+async def test_the_operator_panel_says_live_data_is_stale_and_how_old(
+    app: Any, database: Database
+) -> None:
+    now = utcnow()
+    seed(database, now)
+    state = app.state.dashboard
+    anna = OperatorIdentity("op_anna", "Anna Petrova")
+
+    # The router's last heartbeat was 42 s ago: its hashes are not shown as the truth.
+    old = LiveView(updated_at=now - timedelta(seconds=42), stale=True)
+    data = panels(state, request_for(app), operator_view(state, anna, old, "en", now), "en")
+    assert data["stale"] is True and data["live_age_seconds"] == 42
+    assert 'data-stale="yes"' in data["agent_html"] and "STALE" in data["agent_html"]
+    # No heartbeat at all (Redis flushed, router never ran): stale, age unknown.
+    never = LiveView(stale=True)
+    html = panels(state, request_for(app), operator_view(state, anna, never, "en", now), "en")
+    assert "no update from the router" in html["agent_html"]
+    # Fresh: no marker.
+    fresh = LiveView(calls={}, operators={}, updated_at=now)
+    html = panels(state, request_for(app), operator_view(state, anna, fresh, "en", now), "en")
+    assert "STALE" not in html["agent_html"] and html["stale"] is False

@@ -25,7 +25,7 @@ from dashboard import live_hub
 from dashboard.main import create_app
 from dashboard.routes.wallboard import WALLBOARD_PICTURE
 from tests.conftest import bearer_headers
-from tests.integration.conftest import REDIS_URL
+from tests.integration.conftest import REDIS_URL, router_heartbeat
 from tests.integration.test_dashboard_api import add_call
 
 NUMBER = "+74950000042"
@@ -86,6 +86,7 @@ async def test_a_live_event_drops_the_shared_board_at_once(
         assert (await board(http))["calls"] == []
         entry = {"call_id": None, "caller_number": NUMBER, "stage": "menu"}
         await redis_client.hset(f"{redis_prefix}:live:calls", "L42", json.dumps(entry))
+        await router_heartbeat(redis_client, redis_prefix)
         # Written without an event: the shared board is still the one read before.
         assert (await board(http))["calls"] == []
 
@@ -109,6 +110,7 @@ async def test_concurrent_screens_share_one_computation(
     monkeypatch.setattr(live_hub, "MAX_AGE_SECONDS", 3600.0)
     entry = {"call_id": None, "caller_number": NUMBER, "stage": "queue", "queue": "lift"}
     await redis_client.hset(f"{redis_prefix}:live:calls", "L7", json.dumps(entry))
+    await router_heartbeat(redis_client, redis_prefix)
     app = create_app(board_settings(tmp_path, redis_prefix), database, zone=ZoneInfo("UTC"))
     hub = app.state.dashboard.live
     async with running(app, database) as http:

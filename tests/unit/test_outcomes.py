@@ -98,3 +98,18 @@ def test_clock_skew_never_gives_negative_durations() -> None:
     facts = CallFacts(started_at=at(10), ended_at=at(5), queue_joined_at=at(10), answered_at=at(12))
     summary = summarize(facts)
     assert (summary.wait_seconds, summary.talk_seconds) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        {},  # in the menu
+        {"queue_joined_at": at(10)},  # waiting
+        {"queue_joined_at": at(10), "answered_at": at(20)},  # talking
+    ],
+)
+def test_a_call_cut_by_asterisk_going_away_is_dropped_by_the_system(stage: dict) -> None:
+    facts = CallFacts(started_at=at(0), ended_at=at(30), dropped=True, reconciled=True, **stage)
+    summary = summarize(facts)
+    assert (summary.outcome, summary.hangup_by) == (outcomes.DROPPED, "system")
+    assert outcomes.DROPPED in outcomes.OUTCOMES

@@ -1,0 +1,91 @@
+"""`hotline status [--json]` and `hotline doctor`: what runs, and each dependency's health
+(call_router/health.py), in plain words for a person or as JSON for a script."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from call_router import health
+from call_router.settings import Settings, get_settings
+
+# Exit code when something is down (the historic `hotline status` code).
+EXIT_DOWN = 3
+# Which of our processes a dependency check is about.
+_CHECKED_BY = {
+    "asterisk": "asterisk",
+    "ami_link": "router",
+    "router_lag": "router",
+    "router_spool": "router",
+    "fastagi": "agi",
+}
+
+
+def gather(settings: Settings) -> dict[str, Any]:
+    """Processes we started and every dependency's check."""
+    from hotline import services
+    from hotline.asterisk.sandbox import Asterisk
+
+    ast = Asterisk(settings).status()
+    processes = [{"name": "asterisk", "running": ast.running, "pid": ast.pid, "detail": ast.detail}]
+    for name in services.SERVICE_NAMES:
+        st = services.status(settings, name)
+        processes.append({"name": name, "running": st.running, "pid": st.pid, "detail": st.detail})
+    checks = health.check_all(settings)
+    ok = all(p["running"] for p in processes) and all(c.ok for c in checks)
+    return {
+        "ok": ok,
+        "processes": processes,
+        "dependencies": {c.name: c.as_dict() for c in checks},
+    }
+
+
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+) -> None:
+    """What runs, and whether each dependency works (exit 3 if anything is down)."""
+    report = gather(get_settings())
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+    else:
+        for proc in report["processes"]:
+            if proc["name"] == "asterisk":
+                state = "running" if proc["running"] else "stopped"
+                typer.echo(f"asterisk   {state}  {proc['detail']}")
+            else:
+                pid = f"  pid {proc['pid']}" if proc["pid"] else ""
+                typer.echo(f"{proc['name']:<10} {proc['detail']}{pid}")
+        for check in report["dependencies"].values():
+            typer.echo(
+                f"{check['name']:<12} {'ok' if check['ok'] else 'DOWN':<4}  {check['detail']}"
+            )
+    raise typer.Exit(0 if report["ok"] else EXIT_DOWN)
+
+
+def doctor_command() -> None:
+    """Explain in plain words what is broken and what to run (exit 3 if anything is)."""
+    report = gather(get_settings())
+    stopped = {proc["name"] for proc in report["processes"] if not proc["running"]}
+    if stopped == {proc["name"] for proc in report["processes"]}:
+        problems = ["Nothing of the hotline is running. Run `hotline up`."]
+    else:
+        problems = [
+            f"{proc['name']} is not running ({proc['detail']}). Run `hotline up`."
+            for proc in report["processes"]
+            if not proc["running"]
+        ]
+    problems += [
+        f"{check['name']}: {check['detail']}.\n    What to do: {check['hint']}."
+        for check in report["dependencies"].values()
+        # A stopped process is said once above, not again through each of its checks.
+        if not check["ok"] and _CHECKED_BY.get(check["name"]) not in stopped
+    ]
+    if not problems:
+        typer.echo("Everything works: Asterisk, the router, the database, Redis and FastAGI.")
+        raise typer.Exit(0)
+    typer.echo(f"{len(problems)} problem(s) found:")
+    for problem in problems:
+        typer.echo(f"  - {problem}")
+    raise typer.Exit(EXIT_DOWN)

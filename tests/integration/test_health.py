@@ -1,0 +1,110 @@
+"""`hotline status --json`, `hotline doctor` and `/healthz` with dependencies really down: a
+closed port for Asterisk, FastAGI and Redis, and the router not running."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from call_router.db import Database
+from call_router.settings import Settings
+from tests.conftest import run_hotline
+from tests.integration.conftest import REDIS_URL
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+def broken_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {
+        "HOTLINE_STATE_DIR": str(tmp_path / "state"),
+        "HOTLINE_AMI_PORT": str(closed_port()),
+        "HOTLINE_AGI_PORT": str(closed_port()),
+        "HOTLINE_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_status_json_reports_each_dependency_and_exits_3_when_one_is_down(
+    broken_env: dict[str, str],
+) -> None:
+    proc = run_hotline("status", "--json", check=False)
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)  # JSON only on stdout
+    deps = report["dependencies"]
+    assert report["ok"] is False
+    assert deps["database"]["ok"] is True  # SQLite in the state directory
+    for down in ("asterisk", "ami_link", "router_lag", "redis", "fastagi"):
+        assert deps[down]["ok"] is False, down
+        assert deps[down]["hint"], down
+    assert broken_env["HOTLINE_AMI_PORT"] in deps["asterisk"]["detail"]
+
+
+def test_doctor_explains_in_plain_words_what_is_down_and_what_to_run(
+    broken_env: dict[str, str],
+) -> None:
+    proc = run_hotline("doctor", check=False)
+    assert proc.returncode == 3
+    text = proc.stdout
+    assert "Nothing of the hotline is running. Run `hotline up`." in text
+    # Redis is not ours to start: it gets its own explanation.
+    assert "redis: Redis does not answer" in text
+    assert "What to do: start redis-server" in text
+
+
+async def test_healthz_names_each_dependency_down_but_stays_200_while_the_database_answers(
+    tmp_path: Path,
+) -> None:
+    from dashboard.main import create_app
+
+    down = Settings(
+        state_dir=tmp_path / "state",
+        ami_port=closed_port(),
+        agi_port=closed_port(),
+        redis_url=f"redis://127.0.0.1:{closed_port()}/0",
+    )
+    up = Settings(state_dir=tmp_path / "state", redis_url=REDIS_URL)
+    db = Database(f"sqlite:///{tmp_path / 'calls.db'}")
+    db.upgrade()
+    answers = []
+    try:
+        for settings in (down, up):
+            app = create_app(settings, db, zone=ZoneInfo("UTC"))
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://dashboard.test"
+            ) as http:
+                answers.append(await http.get("/healthz"))
+    finally:
+        db.dispose()
+
+    broken, working = answers
+    assert broken.status_code == 200  # the dashboard itself works without them
+    deps = broken.json()["dependencies"]
+    assert deps["database"] == "ok"
+    for name in ("asterisk", "ami_link", "router_lag", "redis", "fastagi"):
+        assert deps[name] == "down", name
+    # Nothing but the word: no ports, paths or errors for an unauthenticated client.
+    assert str(down.ami_port) not in broken.text
+    assert working.json()["dependencies"]["redis"] == "ok"

@@ -1,0 +1,45 @@
+"""Telling a restarted Asterisk from a reconnect, and when a call's Asterisk went away."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from call_router.ami_listener import _dropped_at, _Reconcile, asterisk_started
+
+T0 = datetime(2026, 12, 4, 22, 0, tzinfo=UTC)
+
+
+def item(started: datetime | None, went_away: datetime | None) -> _Reconcile:
+    future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    return _Reconcile(frozenset(), T0, future, started, went_away)
+
+
+def test_the_start_is_read_from_core_status() -> None:
+    local = datetime(2026, 12, 4, 23, 4, 50).astimezone(UTC)
+    assert asterisk_started("2026-12-04", "23:04:50") == local
+    assert asterisk_started("", "") is None
+    assert asterisk_started("2026-12-04", "not a time") is None
+
+
+async def test_a_call_older_than_this_asterisk_was_dropped_when_the_link_went() -> None:
+    restart, lost = T0 - timedelta(seconds=5), T0 - timedelta(seconds=20)
+    assert _dropped_at(T0 - timedelta(seconds=60), item(restart, lost)) == lost
+
+
+async def test_without_the_moment_the_link_went_the_new_start_is_the_end() -> None:
+    restart = T0 - timedelta(seconds=5)
+    # Lost before the call began (an earlier outage): not this call's end.
+    earlier = T0 - timedelta(hours=1)
+    assert _dropped_at(T0 - timedelta(seconds=60), item(restart, earlier)) == restart
+    assert _dropped_at(T0 - timedelta(seconds=60), item(restart, None)) == restart
+
+
+@pytest.mark.parametrize("started", [None, T0 - timedelta(hours=2)])
+async def test_a_call_of_the_same_asterisk_or_an_unknown_one_is_not_dropped(
+    started: datetime | None,
+) -> None:
+    # Same Asterisk (it started before the call), or its start is unknown.
+    assert _dropped_at(T0 - timedelta(seconds=60), item(started, T0)) is None

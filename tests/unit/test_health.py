@@ -1,0 +1,57 @@
+"""The router's own health report (call_router/health.py), from plain values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from call_router import health
+
+NOW = datetime(2026, 12, 4, 22, 0, tzinfo=UTC)
+
+
+def report(**changes: object) -> health.RouterReport:
+    values: dict[str, object] = {
+        "updated_at": NOW - timedelta(seconds=3),
+        "ami_connected": True,
+        "asterisk_started_at": NOW - timedelta(hours=1),
+        "lag_seconds": 0.05,
+        "pending_events": 0,
+        "spool_depth": None,
+        **changes,
+    }
+    return health.RouterReport(**values)  # type: ignore[arg-type]
+
+
+def by_name(checks: list[health.Check]) -> dict[str, health.Check]:
+    return {check.name: check for check in checks}
+
+
+def test_a_fresh_report_of_a_connected_router_is_healthy() -> None:
+    checks = by_name(health.router_checks(report(), NOW))
+    assert checks["ami_link"].ok and checks["router_lag"].ok and checks["router_spool"].ok
+    assert "0.05" in checks["router_lag"].detail
+
+
+def test_no_report_or_an_old_one_means_the_router_is_not_running() -> None:
+    for missing in (None, report(updated_at=NOW - timedelta(minutes=5))):
+        checks = by_name(health.router_checks(missing, NOW))
+        assert not checks["ami_link"].ok and "not running" in checks["ami_link"].detail
+        assert "hotline up" in checks["ami_link"].hint
+
+
+def test_a_lost_ami_link_and_a_long_lag_are_reported_with_what_to_do() -> None:
+    checks = by_name(
+        health.router_checks(report(ami_connected=False, lag_seconds=42.0, pending_events=900), NOW)
+    )
+    assert not checks["ami_link"].ok and "hotline asterisk up" in checks["ami_link"].hint
+    assert not checks["router_lag"].ok and "42.0 s behind" in checks["router_lag"].detail
+
+
+def test_the_report_survives_its_file_and_a_broken_file_reads_as_none(tmp_path: Path) -> None:
+    path = tmp_path / "run" / health.ROUTER_HEALTH_FILE
+    written = report(spool_depth=12)
+    health.write_router_health(path, written)
+    assert health.read_router_health(path) == written
+    path.write_text("{not json")
+    assert health.read_router_health(path) is None
