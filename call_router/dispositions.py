@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from call_router.agent_models import CallDisposition, CallDispositionChange
 from call_router.models import Call
-from call_router.screen_pop import operator_identity
+from call_router.screen_pop import OperatorIdentity, connected_interface, operator_identity
 
 MAX_NOTE = 4000
 
@@ -99,10 +99,14 @@ def save_disposition(
 
 
 def _answered_by(session: Session, call: Call, login: str) -> bool:
-    """Whether the call log names `login` as the call's operator (by login, or by roster name
-    as the queue does)."""
-    identity = operator_identity(session, login)
-    return call.operator in (identity.names if identity is not None else (login,))
+    """Whether `login` answered the call: the phone of its AgentConnect when there is one (it
+    tells apart two operators with one roster name, and survives a renamed operator), else
+    the call log's operator (the roster name, as the queue names members, or the login)."""
+    who = operator_identity(session, login) or OperatorIdentity(login, login)
+    interface = connected_interface(call)
+    if interface is not None:
+        return interface == who.interface
+    return call.operator in who.names
 
 
 def get_disposition(session: Session, call_id: int) -> CallDisposition | None:

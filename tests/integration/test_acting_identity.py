@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from call_router import accounts, callbacks
+from call_router.call_log import EVENT_CONNECT
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
-from call_router.models import Call, Callback
+from call_router.models import Call, Callback, CallEvent
 from call_router.operators import add_operator, parse_skills
 from call_router.settings import Settings
 from dashboard.main import create_app
@@ -301,12 +302,26 @@ async def test_an_operator_cannot_take_the_disposition_of_a_call_another_operato
     her answer, and Pavel would be refused on his own call (`not_yours`). The call log names
     the operator by login (click-to-call) or by roster name (the queue's MemberName)."""
     olga, pavel = browsers["olga"], browsers["pavel"]
-    for linkedid, named in (("squat-login", PAVEL), ("squat-name", "Pavel")):
+    for linkedid, named, phone in (
+        ("squat-login", PAVEL, None),
+        ("squat-name", "Pavel", None),
+        # Renamed since the call: his phone's AgentConnect still says it was his.
+        ("squat-renamed", "Pavel Old-Name", f"PJSIP/{PAVEL}"),
+    ):
         call_id = _call(app_db, linkedid)
         with app_db.session() as session:
             row = session.get(Call, call_id)
             assert row is not None
             row.operator = named
+            if phone is not None:
+                session.add(
+                    CallEvent(
+                        call_id=call_id,
+                        kind=EVENT_CONNECT,
+                        key=f"{linkedid}-connect",
+                        data={"interface": phone},
+                    )
+                )
         squat = await olga.post(f"/api/calls/{call_id}/disposition", {"category": "complaint"})
         assert squat.status_code == 403, f"{named}: {squat.status_code} {squat.text}"
         own = await pavel.post(f"/api/calls/{call_id}/disposition", {"category": "consultation"})
