@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from call_router.agent_models import CallDisposition, CallDispositionChange
 from call_router.models import Call
+from call_router.screen_pop import OperatorIdentity, connected_interface, operator_identity
 
 MAX_NOTE = 4000
 
@@ -47,8 +48,9 @@ def save_disposition(
 ) -> CallDisposition:
     """Save (or correct) the call's disposition and add the save to its history.
 
-    `only_own`: the saver is an operator, who may not replace a disposition another operator
-    saved (a supervisor may; the history shows both).
+    `only_own`: the saver is an operator, who may neither replace a disposition another
+    operator saved nor file the first one on a call another operator answered (a supervisor
+    may; the history shows both).
     """
     call = session.get(Call, call_id)
     if call is None:
@@ -61,6 +63,10 @@ def save_disposition(
     note = (data.note or "").strip()[:MAX_NOTE] or None
     # Default: the operator who answered the call (a supervisor saving without naming one).
     operator = (data.operator or "").strip()[:64] or call.operator
+    if only_own and call.operator is not None and not _answered_by(session, call, operator or ""):
+        raise DispositionError(
+            "not_yours", f"call {call_id} was answered by operator {call.operator}"
+        )
     row = session.scalar(
         select(CallDisposition).where(CallDisposition.call_id == call_id).with_for_update()
     )
@@ -90,6 +96,17 @@ def save_disposition(
     )
     session.flush()
     return row
+
+
+def _answered_by(session: Session, call: Call, login: str) -> bool:
+    """Whether `login` answered the call: the phone of its AgentConnect when there is one (it
+    tells apart two operators with one roster name, and survives a renamed operator), else
+    the call log's operator (the roster name, as the queue names members, or the login)."""
+    who = operator_identity(session, login) or OperatorIdentity(login, login)
+    interface = connected_interface(call)
+    if interface is not None:
+        return interface == who.interface
+    return call.operator in who.names
 
 
 def get_disposition(session: Session, call_id: int) -> CallDisposition | None:

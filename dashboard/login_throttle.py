@@ -10,10 +10,11 @@ The client address is the TCP peer's unless the dashboard is told to trust a pro
 (HOTLINE_FORWARDED_ALLOW_IPS, dashboard/main.py): a forged X-Forwarded-For changes nothing.
 
 The `limits` library does the counting (a moving window: "5 failures in any 15 minutes", not
-a fixed clock window an attacker can straddle). Only failures are counted; a success clears
-the account's count (not the address's: one valid account must not reset a guessing run
-from the same address). Usernames are counted whether or not they exist, and as a digest,
-so the answer and the keys in Redis say nothing about which accounts exist.
+a fixed clock window an attacker can straddle). In effect failures are counted: a success
+clears the account's (and the device's) count, not the address's (one valid account must not
+reset a guessing run from the same address). Usernames are counted whether or not they
+exist, and as a digest, so the answer and the keys in Redis say nothing about which accounts
+exist.
 
 When Redis is down the counts fall back to this process's memory, with one warning per
 outage, rather than failing open: an outage (or an attacker who can cause one) must not
@@ -21,8 +22,12 @@ switch the protection off, and a per-process count still bounds guessing to the 
 the number of worker processes. Failing closed (refusing every sign-in) would lock out the
 whole call centre because of a cache. Redis is retried after RETRY_REDIS_AFTER seconds.
 
-Checking and counting are two steps, so a burst of parallel guesses can overshoot a limit by
-the number of requests in flight; each guess still costs an argon2 verification.
+An attempt takes its place under the account's (or the device's) limit before the password is
+checked, in one atomic step (`reserve`): parallel guesses cannot all pass a check made before
+any of them was counted (they did: 30 at once were 30 guesses where the limit is 5). The
+address limit is checked first and counted on failure only (a success from a new browser at a
+shared office address must not count), so a burst across many names can overshoot it by the
+requests in flight, once per window; each of those guesses is still an argon2 verification.
 """
 
 from __future__ import annotations
@@ -120,40 +125,47 @@ class LoginThrottle:
             self._redis_down_since = None
         return result
 
-    def _checks(
-        self, username: str, address: str, device: str
-    ) -> list[tuple[RateLimitItem, str, str]]:
-        if device:  # a known browser (device_trust.DeviceTrust.device_for): its own count
-            return [(self.per_device, "device", device)]
-        return [
-            (self.per_account, "account", account_key(username)),
-            (self.per_address, "address", address),
-        ]
+    def _locked(
+        self, limiter: MovingWindowRateLimiter, item: RateLimitItem, kind: str, key: str
+    ) -> Locked:
+        wait = limiter.get_window_stats(item, kind, key).reset_time - time.time()
+        return Locked(max(1, math.ceil(wait)))
 
-    def locked(self, username: str, address: str, device: str = "") -> Locked | None:
-        """Whether a sign-in for this name from this address (and known device, if any) must
-        be refused now."""
+    def reserve(self, username: str, address: str, device: str = "") -> Locked | None:
+        """Take this attempt's place under the limits before its password is checked (a
+        sign-in for this name from this address, from a known browser's `device` if any);
+        Locked if it must be refused now. Then call `failed` or `succeeded`."""
 
-        def check(limiter: MovingWindowRateLimiter) -> Locked | None:
-            waits = [
-                limiter.get_window_stats(item, kind, key).reset_time - time.time()
-                for item, kind, key in self._checks(username, address, device)
-                if not limiter.test(item, kind, key)
-            ]
-            return Locked(max(1, math.ceil(max(waits)))) if waits else None
+        def take(limiter: MovingWindowRateLimiter) -> Locked | None:
+            if device:  # a known browser (device_trust.DeviceTrust.device_for): its own count
+                if not limiter.hit(self.per_device, "device", device):
+                    return self._locked(limiter, self.per_device, "device", device)
+                return None
+            if not limiter.test(self.per_address, "address", address):
+                return self._locked(limiter, self.per_address, "address", address)
+            account = account_key(username)
+            if not limiter.hit(self.per_account, "account", account):
+                return self._locked(limiter, self.per_account, "account", account)
+            return None
 
-        return self._run(check)
+        return self._run(take)
 
     def failed(self, username: str, address: str, device: str = "") -> None:
+        """A wrong password after `reserve`: the address counts it too (untrusted clients)."""
+        if device:
+            return
+
         def count(limiter: MovingWindowRateLimiter) -> None:
-            for item, kind, key in self._checks(username, address, device):
-                limiter.hit(item, kind, key)
+            limiter.hit(self.per_address, "address", address)
 
         self._run(count)
 
-    def succeeded(self, username: str) -> None:
-        """A right password: the account's failures are forgiven (the address's are not)."""
+    def succeeded(self, username: str, device: str = "") -> None:
+        """A right password: the account's (and this device's) failures are forgiven; the
+        address's are not."""
         self.forget_account(username)
+        if device:
+            self._run(lambda limiter: limiter.clear(self.per_device, "device", device))
 
     def forget_account(self, username: str) -> None:
         """Clear an account's failures (a sign-in, or a supervisor setting a new password)."""

@@ -110,7 +110,7 @@ def login_submit(
     trust = device_trust(state)
     device_cookie = request.cookies.get(DEVICE_COOKIE)
     device = trust.device_for(device_cookie, name)
-    locked = limiter.locked(name, address, device)
+    locked = limiter.reserve(name, address, device)
     if locked is not None:
         # Refused before the password is even checked, so guessing on gains nothing.
         response = _login_form(
@@ -133,7 +133,7 @@ def login_submit(
     if cookie is None:
         limiter.failed(name, address, device)
         return _login_form(request, state, target, error=True, status_code=401)
-    limiter.succeeded(name)
+    limiter.succeeded(name, device)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -53,13 +53,13 @@ FULL = "%Y-%m-%d %H:%M"
 
 
 def acting_operator_login(request: Request, operator: str | None) -> str | None:
-    """The roster login this page works for: a signed-in operator's linked login, else (a
-    supervisor or a token, who may act for anyone) the one the page is told, `?operator=LOGIN`.
-    The one place that decides it."""
+    """The roster login this page works for: an operator's (account or token) linked login,
+    None if it is linked to nobody; a supervisor (who may act for anyone) is told which by
+    `?operator=LOGIN`. The one place that decides it."""
     principal = getattr(request.state, "principal", None)
-    linked = getattr(principal, "operator_login", None)
-    if linked and not getattr(principal, "is_supervisor", False):
-        return str(linked)
+    if not getattr(principal, "is_supervisor", False):
+        linked = getattr(principal, "operator_login", None)
+        return str(linked) if linked else None
     login = (operator or "").strip()
     return login or None
 

@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from call_router import accounts, callbacks
+from call_router.call_log import EVENT_CONNECT
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
-from call_router.models import Call, Callback
+from call_router.models import Call, Callback, CallEvent
 from call_router.operators import add_operator, parse_skills
 from call_router.settings import Settings
 from dashboard.main import create_app
@@ -292,3 +293,62 @@ async def test_every_disposition_save_is_kept_with_who_and_when(
     assert table, page.text
     assert table[0].count("<tr>") == 3  # the header and both saves
     assert "first" in table[0] and "second" in table[0] and "sup" in table[0]
+
+
+async def test_an_operator_cannot_take_the_disposition_of_a_call_another_operator_answered(
+    app_db: Database, browsers: dict[str, Browser]
+) -> None:
+    """Olga files her disposition on Pavel's call before he does: the call log would show
+    her answer, and Pavel would be refused on his own call (`not_yours`). The call log names
+    the operator by login (click-to-call) or by roster name (the queue's MemberName)."""
+    olga, pavel = browsers["olga"], browsers["pavel"]
+    for linkedid, named, phone in (
+        ("squat-login", PAVEL, None),
+        ("squat-name", "Pavel", None),
+        # Renamed since the call: his phone's AgentConnect still says it was his.
+        ("squat-renamed", "Pavel Old-Name", f"PJSIP/{PAVEL}"),
+    ):
+        call_id = _call(app_db, linkedid)
+        with app_db.session() as session:
+            row = session.get(Call, call_id)
+            assert row is not None
+            row.operator = named
+            if phone is not None:
+                session.add(
+                    CallEvent(
+                        call_id=call_id,
+                        kind=EVENT_CONNECT,
+                        key=f"{linkedid}-connect",
+                        data={"interface": phone},
+                    )
+                )
+        squat = await olga.post(f"/api/calls/{call_id}/disposition", {"category": "complaint"})
+        assert squat.status_code == 403, f"{named}: {squat.status_code} {squat.text}"
+        own = await pavel.post(f"/api/calls/{call_id}/disposition", {"category": "consultation"})
+        assert own.status_code == 200, own.text
+        detail = (await pavel.http.get(f"/api/calls/{call_id}")).json()
+        assert [h["changed_by"] for h in detail["disposition_history"]] == ["pavel"]
+
+
+async def test_an_operator_account_linked_to_nobody_cannot_open_another_operators_pages(
+    app_db: Database, browsers: dict[str, Browser]
+) -> None:
+    """`?operator=LOGIN` is for supervisors; an operator account linked to no roster login
+    (or an operator-role API token) must not get Pavel's page, his live feed or his claims
+    shown as its own by naming him."""
+    with app_db.session() as session:
+        accounts.create_user(session, "loose", PASSWORD, "operator", now=datetime.now(UTC))
+    sup = browsers["sup"]
+    seen = await sup.http.get("/operator", params={"operator": PAVEL})
+    assert f'data-login="{PAVEL}"' in seen.text  # the supervisor may (the marker is right)
+
+    async with httpx.AsyncClient(transport=sup.http._transport, base_url=BASE) as http:
+        await sign_in(http, "loose")
+        page = await http.get("/operator", params={"operator": PAVEL})
+        assert page.status_code == 200
+        assert f'data-login="{PAVEL}"' not in page.text
+        lists = await http.get("/callbacks/lists", params={"operator": PAVEL})
+        assert lists.status_code == 200
+        assert lists.text == (await http.get("/callbacks/lists")).text
+        async with http.stream("GET", "/api/operator/stream", params={"operator": PAVEL}) as stream:
+            assert stream.status_code in (403, 422)

@@ -308,11 +308,15 @@ async def test_api_tokens_are_created_shown_once_listed_without_secret_and_revok
 async def test_every_form_needs_the_sessions_csrf_token(clients: Client, app: FastAPI) -> None:
     http, csrf = await supervisor(clients)
     posts = [
-        info.path.replace("{username}", "olga").replace("{token_id}", "1")
+        info.path.replace("{username}", "olga")
+        .replace("{token_id}", "1")
+        .replace("{address}", "127.0.0.2")
         for info in auth.route_table(app)
         if info.path.startswith("/admin/") and "POST" in info.methods
     ]
-    assert len(posts) == 6, posts
+    # Accounts (4), tokens (2) and lifting a SIP ban (/admin/security/{address}/lift).
+    assert len(posts) == 7, posts
+    assert "/admin/security/127.0.0.2/lift" in posts
     for path in posts:
         response = await http.post(path, data={"active": "false", "role": "operator"})
         assert response.status_code == 403, path

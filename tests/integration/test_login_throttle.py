@@ -5,6 +5,7 @@ shared by two app instances (two dashboard processes), reset by a success, and s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -246,3 +247,34 @@ async def test_a_forged_or_foreign_device_cookie_is_not_trusted(
     )
     assert (await attempt(with_olgas, "sup", PASSWORD)).status_code == 429
     assert (await attempt(forged, "sup", PASSWORD)).status_code == 429
+
+
+# --- parallel guesses: checked and counted in one step ------------------------------------------
+
+BURST = 30
+
+
+async def _burst(browser: httpx.AsyncClient, username: str) -> list[int]:
+    """BURST wrong passwords sent at once (one form, then the POSTs in parallel): how many
+    were answered 401, i.e. had their password checked."""
+    form = await browser.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    data = {"username": username, "password": "wrong password", "csrf_token": csrf[1]}
+    responses = await asyncio.gather(*(browser.post("/login", data=data) for _ in range(BURST)))
+    return [response.status_code for response in responses]
+
+
+async def test_parallel_guesses_get_no_more_tries_than_the_limit(clients: Client) -> None:
+    """Checking the lock-out before the (slow) password check and counting after it let a
+    burst of parallel guesses all through: BURST guesses where the limit is five."""
+    known = clients(address="127.0.0.14")
+    assert (await attempt(known, "sup", PASSWORD)).status_code == 303
+    signed_out(known)
+
+    statuses = await _burst(clients(address="127.0.0.13"), "sup")
+    assert statuses.count(401) <= ACCOUNT_LIMIT, statuses
+    assert statuses.count(401) + statuses.count(429) == BURST, statuses
+    # A known browser's burst is held to the device's limit the same way.
+    statuses = await _burst(known, "sup")
+    assert statuses.count(401) <= login_throttle.PER_DEVICE.amount, statuses

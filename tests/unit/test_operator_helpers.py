@@ -88,6 +88,8 @@ def test_a_signed_in_operator_is_always_themself_a_supervisor_picks() -> None:
     supervisor = SimpleNamespace(operator_login=None, is_supervisor=True)
     assert acting_operator_login(request(operator), "op_boris") == "op_anna"  # type: ignore[arg-type]
     assert acting_operator_login(request(supervisor), " op_boris ") == "op_boris"  # type: ignore[arg-type]
+    unlinked = SimpleNamespace(operator_login=None, is_supervisor=False)  # or an operator token
+    assert acting_operator_login(request(unlinked), "op_boris") is None  # type: ignore[arg-type]
     assert acting_operator_login(request(None), "") is None  # type: ignore[arg-type]
     assert acting_operator_login(SimpleNamespace(state=SimpleNamespace()), None) is None  # type: ignore[arg-type]
 
