@@ -14,8 +14,14 @@ and CDRs (call_router/reconcile.py), so calls that ended meanwhile get their tru
 Writing: the consumer deals the events out to a few writer lanes by linkedid (one call, one
 lane, so a call's events keep their arrival order); each lane drains what has queued up and
 writes it in one transaction (handlers are idempotent, so a failed batch is replayed event by
-event), then updates live state. The AMI user only gets the events handled here (manager.conf
-eventfilter, hotline/asterisk/render.py).
+event and only a bad event is lost), then updates live state. The AMI user only gets the events
+handled here (manager.conf eventfilter, hotline/asterisk/render.py).
+
+An unreachable database loses nothing: a batch that fails for want of a database, and every
+event after it, waits in the backlog (call_router/event_backlog.py: memory, then a spool file)
+in arrival order; one replayer retries it with a capped backoff, forever, and once it is written
+the listener catches up with Asterisk's records exactly as after an AMI reconnect. At shutdown
+whatever is not written yet goes to the spool, which is replayed first at the next start.
 """
 
 from __future__ import annotations
@@ -30,10 +36,17 @@ from typing import Any
 
 import structlog
 from panoramisk import Manager
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import select
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from agi_scripts import channel_vars
-from call_router import callbacks, live_state, reconcile
+from call_router import callbacks, live_state, reconcile, router_health
 from call_router.agents import (
     AgentService,
     Membership,
@@ -58,6 +71,7 @@ from call_router.call_log import (
     CallView,
 )
 from call_router.db import Database
+from call_router.event_backlog import EventBacklog
 from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveState
 from call_router.models import utcnow
 from call_router.operators import RosterError
@@ -79,8 +93,9 @@ RECONCILE_GRACE = timedelta(seconds=5)
 # often Asterisk's membership is compared in full anyway (someone used the Asterisk CLI).
 AGENT_SYNC_INTERVAL = 2.0
 AGENT_FULL_SYNC = 60.0
-# Retries of one event when the database is briefly unavailable.
-HANDLE_RETRIES = (0.5, 1.0, 2.0)
+# Retries of the backlog while the database is unreachable: 0.5, 1, 2, 4, 5, 5 ... s, forever.
+REPLAY_BACKOFF_FIRST = 0.5
+REPLAY_BACKOFF_MAX = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +111,19 @@ EVENT_RECORDING = "recording"
 
 class AmiError(Exception):
     """The AMI connection is unusable (login refused, no pong, connection lost)."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached: the events must wait, they are not at fault."""
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """A lost or refused connection (server down, restarting, network) - not a bad event."""
+    if isinstance(exc, DatabaseUnavailable | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @dataclass(frozen=True)
@@ -117,6 +145,7 @@ class AmiListener:
         clock: Callable[[], datetime] = utcnow,
         db: Database | None = None,
         records: reconcile.AsteriskRecords | None = None,
+        backlog: EventBacklog | None = None,
     ) -> None:
         self._settings = settings
         self._call_log = call_log
@@ -141,6 +170,22 @@ class AmiListener:
         self._members: dict[tuple[str, str], Membership] = {}
         # login → (state, since) for the wallboard's "since".
         self._operator_since: dict[str, tuple[str, datetime]] = {}
+        # Events waiting for the database, oldest first (memory, then the spool file).
+        self._backlog = backlog or EventBacklog(
+            settings.router_spool_path, settings.router_backlog_memory
+        )
+        self._db_reachable = True
+        self._health_path = router_health.path(settings)
+        # Set when the backlog has something to write (or the database is to be probed).
+        self._backlog_waiting = asyncio.Event()
+        # Set while nothing waits and the database is reachable: events are written directly.
+        self._idle = asyncio.Event()
+        # Set when Asterisk's records must be read again (after an outage, a deferred reconcile).
+        self._catch_up_due = asyncio.Event()
+        (self._backlog_waiting if self._backlog else self._idle).set()
+        # The writer lanes and the batch each one is writing, for the shutdown's spool.
+        self._lanes: list[asyncio.Queue[dict[str, str]]] = []
+        self._in_flight: dict[int, list[dict[str, str]]] = {}
         # The subscribe table: Asterisk event name → handler. Everything else is ignored.
         # Each runs inside the batch's transaction and returns what to do after the commit.
         self._handlers: dict[str, Handler] = {
@@ -173,6 +218,7 @@ class AmiListener:
     async def run(self, *, ready: asyncio.Event | None = None) -> None:
         """Forever: connect, reconcile, consume; reconnect with backoff (1, 2, 4 … 30 s)."""
         consumer = asyncio.create_task(self._consume(), name="ami-consumer")
+        replayer = asyncio.create_task(self._replay_backlog(), name="ami-backlog")
         backoff = BACKOFF_FIRST
         try:
             while True:
@@ -186,13 +232,17 @@ class AmiListener:
                     await self._sync_agents(ManagerSender(manager))
                     if ready is not None:
                         ready.set()
-                    agents = asyncio.create_task(
-                        self._agent_loop(ManagerSender(manager)), name="ami-agents"
-                    )
+                    helpers = [
+                        asyncio.create_task(
+                            self._agent_loop(ManagerSender(manager)), name="ami-agents"
+                        ),
+                        asyncio.create_task(self._catch_up_when_due(manager), name="ami-catch-up"),
+                    ]
                     try:
                         await self._watch(manager)
                     finally:
-                        agents.cancel()
+                        for helper in helpers:
+                            helper.cancel()
                         self._sender = None
                 except (OSError, TimeoutError, AmiError, AmiUnavailable) as exc:
                     log.warning("ami_disconnected", error=str(exc) or type(exc).__name__)
@@ -203,6 +253,8 @@ class AmiListener:
                 backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             consumer.cancel()
+            replayer.cancel()
+            self._spool_pending()
 
     def _new_manager(self) -> NoReconnectManager:
         manager = NoReconnectManager.to(
@@ -264,9 +316,9 @@ class AmiListener:
         arrival order; lanes write different calls at the same time, so one call's database
         round trips (or live-state updates) do not hold up the others.
         """
-        lanes = [asyncio.Queue[dict[str, str]]() for _ in range(self._writers)]
+        lanes = self._lanes = [asyncio.Queue[dict[str, str]]() for _ in range(self._writers)]
         workers = [
-            asyncio.create_task(self._write_lane(lane), name=f"ami-writer-{i}")
+            asyncio.create_task(self._write_lane(i, lane), name=f"ami-writer-{i}")
             for i, lane in enumerate(lanes)
         ]
         try:
@@ -277,10 +329,15 @@ class AmiListener:
                         # It must see everything that arrived before Asterisk's snapshot.
                         for lane in lanes:
                             await lane.join()
-                        await self._apply_reconcile(item)
+                        if self._holding():
+                            # Events are waiting for the database: catch up once written.
+                            item.done.set_result(0)
+                            self._catch_up_due.set()
+                        else:
+                            await self._apply_reconcile(item)
                     else:
                         lanes[_lane_of(item, len(lanes))].put_nowait(item)
-                    if self._live.resync_needed:
+                    if self._live.resync_needed and not self._holding():
                         await self._resync_live()
                 except Exception:
                     log.exception("ami_event_failed", ami_event=_describe(item))
@@ -290,8 +347,11 @@ class AmiListener:
             for worker in workers:
                 worker.cancel()
 
-    async def _write_lane(self, lane: asyncio.Queue[dict[str, str]]) -> None:
-        """Drain the lane in batches: the events waiting are written in one transaction."""
+    async def _write_lane(self, index: int, lane: asyncio.Queue[dict[str, str]]) -> None:
+        """Drain the lane in batches: the events waiting are written in one transaction.
+
+        While older events wait in the backlog, new ones queue up behind them (a call's events
+        all pass through this one lane, so its order holds across lane, memory and spool)."""
         while True:
             events = [await lane.get()]
             while len(events) < self._batch_size:
@@ -299,37 +359,135 @@ class AmiListener:
                     events.append(lane.get_nowait())
                 except asyncio.QueueEmpty:
                     break
+            self._in_flight[index] = events
             try:
-                await self._apply(events)
+                if self._holding():
+                    self._hold(events)
+                else:
+                    await self._apply(events)
+            except DatabaseUnavailable as exc:
+                log.warning("ami_events_held", events=len(events), error=str(exc))
+                self._hold(events)
             except Exception:  # one bad event must not stop the router
                 log.exception("ami_event_failed", ami_event=_describe(events[0]))
             finally:
+                self._in_flight.pop(index, None)
                 for _ in events:
                     lane.task_done()
 
-    async def _apply(self, events: list[dict[str, str]]) -> None:
-        """Write a batch; retry while the database is briefly away; isolate a bad event."""
-        for delay in HANDLE_RETRIES:
-            try:
-                await self.handle_batch(events)
-                return
-            except OperationalError as exc:  # database briefly away; bugs are not retried
-                log.warning("ami_event_retry", ami_event=_describe(events[0]), error=str(exc))
-                await asyncio.sleep(delay)
-            except Exception:
-                if len(events) == 1:
-                    raise
-                break
-        if len(events) == 1:
+    async def _apply(self, events: Sequence[Mapping[str, str]]) -> None:
+        """Write a batch in one transaction; if an event in it is bad, write the others one by
+        one (writes are idempotent) and lose only that one. Raises DatabaseUnavailable when
+        the database cannot be reached: then nothing is lost, the caller keeps the events."""
+        try:
             await self.handle_batch(events)
             return
-        # The batch was rolled back: replay it event by event (writes are idempotent), so
-        # only the event that fails is lost.
+        except Exception as exc:
+            if database_unreachable(exc):
+                raise DatabaseUnavailable(_first_line(exc)) from exc
+            if len(events) == 1:
+                log.exception("ami_event_failed", ami_event=_describe(events[0]))
+                return
         for event in events:
+            await self._apply([event])
+
+    # --- the backlog: events waiting for the database ------------------------------------
+
+    def _holding(self) -> bool:
+        """New events must queue behind the backlog (or the database is known to be away)."""
+        return bool(self._backlog) or not self._db_reachable
+
+    def _hold(self, events: Sequence[Mapping[str, str]]) -> None:
+        self._backlog.append(dict(event) for event in events)
+        self._idle.clear()
+        self._backlog_waiting.set()
+
+    def _database_lost(self, exc: BaseException) -> None:
+        if self._db_reachable:
+            log.warning("database_unreachable", error=_first_line(exc))
+        self._db_reachable = False
+        self._idle.clear()
+        self._backlog_waiting.set()
+        self._catch_up_due.set()
+
+    async def _replay_backlog(self) -> None:
+        """Write the backlog oldest first, retrying with a capped backoff until the database
+        takes it; after an outage the catch-up with Asterisk's records follows."""
+        delay = REPLAY_BACKOFF_FIRST
+        while True:
+            if not self._holding():
+                self._idle.set()
+                self._write_health()
+                await self._backlog_waiting.wait()
+                self._backlog_waiting.clear()
+                continue
+            batch = self._backlog.peek(self._batch_size)
             try:
-                await self._apply([event])
-            except Exception:
-                log.exception("ami_event_failed", ami_event=_describe(event))
+                if batch:
+                    await self._apply(batch)
+                else:  # nothing waits, but the database was missed: is it back?
+                    await asyncio.to_thread(self._call_log.run, lambda s: s.execute(select(1)))
+            except Exception as exc:
+                if database_unreachable(exc):
+                    self._database_lost(exc)
+                else:  # not the events' fault either: keep them and try again
+                    log.exception("backlog_replay_failed")
+                self._write_health()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REPLAY_BACKOFF_MAX)
+                continue
+            self._backlog.commit()
+            delay = REPLAY_BACKOFF_FIRST
+            if not self._db_reachable:
+                self._db_reachable = True
+                log.info("database_reachable", waiting=len(self._backlog))
+            self._write_health()
+
+    async def _catch_up_when_due(self, manager: NoReconnectManager) -> None:
+        """After an outage, once the backlog is written: the same catch-up as on reconnect."""
+        while True:
+            await self._catch_up_due.wait()
+            await self._idle.wait()
+            self._catch_up_due.clear()
+            try:
+                closed = await self._reconcile(manager)
+            except (TimeoutError, AmiError) as exc:  # the watchdog reconnects, and reconciles
+                log.warning("catch_up_failed", error=str(exc) or type(exc).__name__)
+                return
+            log.info("caught_up_after_outage", reconciled=closed)
+
+    def _spool_pending(self) -> None:
+        """At shutdown: everything not known to be written goes to the spool, in order."""
+        pending: list[dict[str, str]] = []
+        for index, lane in enumerate(self._lanes):
+            pending += self._in_flight.get(index, [])
+            while not lane.empty():
+                pending.append(lane.get_nowait())
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not isinstance(item, _Reconcile):
+                pending.append(item)
+        self._backlog.append(pending)
+        try:
+            self._backlog.spill()
+        except OSError:
+            log.exception("backlog_spool_failed", events=len(self._backlog))
+        self._write_health()
+
+    def health(self) -> router_health.RouterHealth:
+        """Database reachable, events waiting (on disk / in all): for status and /healthz."""
+        return router_health.RouterHealth(
+            database_reachable=self._db_reachable,
+            spool_depth=self._backlog.spool_depth,
+            backlog=len(self._backlog),
+            updated_at=self._clock(),
+        )
+
+    def _write_health(self) -> None:
+        try:
+            router_health.write(self._health_path, self.health())
+        except OSError as exc:  # health is a report: never stop the router for it
+            log.warning("router_health_write_failed", error=str(exc))
 
     async def _apply_reconcile(self, item: _Reconcile) -> None:
         """Catch up with Asterisk: first what its records say the router missed (through the
@@ -367,6 +525,11 @@ class AmiListener:
                     closed += 1
                     await self._live.call_ended(ended)
             await self._resync_live()
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            # Nothing is lost: the catch-up runs again once the database is back.
+            self._database_lost(exc)
         finally:
             if not item.done.done():
                 item.done.set_result(closed)
@@ -862,6 +1025,12 @@ def _lane_of(event: Event, lanes: int) -> int:
     """Every event of one call (linkedid) goes to the same writer; the rest to the first."""
     linkedid = event.get("Linkedid", "")
     return zlib.crc32(linkedid.encode()) % lanes if linkedid else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    """A driver's error, without the SQL and the background link SQLAlchemy appends."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _describe(item: Mapping[str, str] | _Reconcile) -> str:
