@@ -68,3 +68,15 @@ class CallDisposition(Base):
     call: Mapped[Call] = relationship(
         backref=backref("disposition", uselist=False, cascade="all, delete-orphan")
     )
+
+
+class MissedRings(Base):
+    """Consecutive rings a queue member did not answer (call_router/autopause.py), kept here
+    rather than in the router's memory so a router restart does not forget them (migration
+    0013). A row exists only while the count is above zero."""
+
+    __tablename__ = "agent_missed_rings"
+
+    interface: Mapped[str] = mapped_column(String(64), primary_key=True)  # e.g. PJSIP/1001
+    missed: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

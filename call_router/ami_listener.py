@@ -46,7 +46,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from agi_scripts import channel_vars
-from call_router import callbacks, live_state, reconcile, router_health
+from call_router import callbacks, live_state, missed_rings, reconcile, router_health
 from call_router.agents import (
     AgentService,
     Membership,
@@ -679,8 +679,15 @@ class AmiListener:
             at=self._at(event),
             ring_time=_int(event.get("RingTime")),
         )
-        # A replayed event must not count a second miss.
-        return (lambda: self._count_missed_ring(event)) if is_new else None
+        interface = event.get("Interface", "")
+        # A replayed event must not count a second miss: the count is written with the event.
+        if not is_new or not interface or not self._autopause.enabled:
+            return None
+        at = self._at(event)
+        missed: int = self._call_log.run(
+            lambda session: missed_rings.count_miss(session, interface, at)
+        )
+        return lambda: self._count_missed_ring(event, missed)
 
     def _on_agent_connect(self, event: Event) -> Effect | None:
         linkedid, queue, member = _agent_fields(event)
@@ -693,13 +700,10 @@ class AmiListener:
             hold_time=_int(event.get("HoldTime")),
             interface=event.get("Interface") or None,
         )
-
-        async def publish() -> None:
-            self._autopause.answered(event.get("Interface", ""))
-            if call is not None:
-                await self._live.call_stage(call, STAGE_TALKING)
-
-        return publish
+        interface = event.get("Interface", "")
+        if interface and self._autopause.enabled:  # an answered call ends the missed-ring run
+            self._call_log.run(lambda session: missed_rings.reset(session, interface))
+        return (lambda: self._live.call_stage(call, STAGE_TALKING)) if call is not None else None
 
     def _on_agent_complete(self, event: Event) -> Effect | None:
         linkedid, queue, member = _agent_fields(event)
@@ -857,14 +861,18 @@ class AmiListener:
                 await self._sync_agents(sender)
                 last_seen, last_full = seen, loop.time()
 
-    async def _count_missed_ring(self, event: Event) -> None:
+    async def _count_missed_ring(self, event: Event, missed: int) -> None:
         interface = event.get("Interface", "")
         login = login_of(interface)
         member = self._members.get((event.get("Queue", ""), interface))
-        decision = self._autopause.missed_ring(
-            interface, paused=bool(member is not None and member.paused)
+        decision = self._autopause.decide(
+            interface, missed, paused=bool(member is not None and member.paused)
         )
-        if decision is None or login is None or self._agents is None or self._sender is None:
+        if decision is None:
+            return
+        # The pause is the consequence: the next count starts after it.
+        await self._reset_missed_rings(interface)
+        if login is None or self._agents is None or self._sender is None:
             return
         log.info("agent_auto_pause", login=login, missed=decision.missed)
         try:
@@ -877,9 +885,12 @@ class AmiListener:
         if member is None:
             return
         previous = self._members.get((member.queue, member.interface))
-        if previous is None or previous.paused != member.paused:
-            # A break (or its end) starts the missed-ring count afresh.
-            self._autopause.pause_changed(member.interface)
+        if event.get("Event") == "QueueMemberAdded" or (
+            previous is not None and previous.paused != member.paused
+        ):
+            # A login, a break or its end starts the missed-ring count afresh. (A member merely
+            # unknown here is not new: the router may have just restarted.)
+            await self._reset_missed_rings(member.interface)
         self._members[(member.queue, member.interface)] = member
         await self._publish_agent(member.interface, self._at(event))
 
@@ -887,8 +898,18 @@ class AmiListener:
         interface = event.get("Interface", "")
         self._members.pop((event.get("Queue", ""), interface), None)
         if not any(i == interface for _q, i in self._members):
-            self._autopause.removed(interface)
+            await self._reset_missed_rings(interface)
         await self._publish_agent(interface, self._at(event))
+
+    async def _reset_missed_rings(self, interface: str) -> None:
+        if not self._autopause.enabled:
+            return
+        try:
+            await asyncio.to_thread(
+                self._call_log.run, lambda session: missed_rings.reset(session, interface)
+            )
+        except Exception as exc:  # at worst an early auto-pause; never stop the router for it
+            log.warning("missed_rings_reset_failed", interface=interface, error=_first_line(exc))
 
     async def _publish_agent(self, interface: str, at: datetime) -> None:
         login = login_of(interface)

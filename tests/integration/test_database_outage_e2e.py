@@ -1,0 +1,225 @@
+"""PostgreSQL stopped for 30 s under load: the router loses no event.
+
+A hotline stack of its own (`hotline up` with its own state folder and ports) on a PostgreSQL
+cluster of its own, so stopping the database touches nothing else. Calls are in progress when
+the database goes away (one talking, three waiting); while it is away the operator ends one
+call and answers the next, which ends too, and two callers give up waiting in the queue. When
+it is back: every call has exactly one row, every row is finished with its true outcome, every
+abandon has its callback entry.
+
+New calls arriving during the outage need the FastAGI server to survive it as well (its own
+fault case); here every caller is past the menu before the database goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from call_router import router_health
+from call_router.db import Database
+from call_router.models import Call, Callback
+from call_router.settings import Settings
+from hotline.sipua.softphone import Softphone
+from hotline.sipua.testcall import CallResult, place_call
+from tests.conftest import HOTLINE, PORT_BASE, STACK_ENV, asterisk_available, require, wait_for
+from tests.integration.private_postgres import PrivatePostgres, available
+
+pytestmark = pytest.mark.asterisk
+
+# This stack's ports sit above the session stack's (PORT_BASE .. +499), PostgreSQL's too.
+PORT_OFFSET = 500
+POSTGRES_PORT = PORT_BASE + 520
+PORT_KEYS = (
+    "HOTLINE_SIP_PORT", "HOTLINE_AMI_PORT", "HOTLINE_AGI_PORT", "HOTLINE_AUDIOSOCKET_PORT",
+    "HOTLINE_DASHBOARD_PORT", "HOTLINE_PSTN_PORT", "HOTLINE_RTP_START", "HOTLINE_RTP_END",
+)  # fmt: skip
+OUTAGE_SECONDS = 30
+
+
+@dataclass
+class OutageStack:
+    settings: Settings
+    env: dict[str, str]
+    postgres: PrivatePostgres
+    db: Database
+
+    def hotline(self, *args: str, timeout: float = 120) -> dict[str, Any]:
+        proc = subprocess.run(
+            [*HOTLINE, *args, "--json"], capture_output=True, text=True, timeout=timeout,
+            env=self.env,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"hotline {' '.join(args)}: {proc.stderr}"
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+
+
+@pytest.fixture(scope="module")
+def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutageStack]:
+    ok, reason = available()
+    require(ok, reason)
+    state = tmp_path_factory.mktemp("outage-state")
+    env = {
+        **os.environ,
+        **{k: str(int(v) + PORT_OFFSET) if k in PORT_KEYS else v for k, v in STACK_ENV.items()},
+        "HOTLINE_STATE_DIR": str(state),
+        "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),
+        "HOTLINE_REDIS_PREFIX": f"hotline-outage-{uuid.uuid4().hex[:8]}",
+    }
+    postgres = PrivatePostgres(POSTGRES_PORT)
+    env["HOTLINE_DATABASE_URL"] = postgres.url
+    settings = Settings(
+        **{
+            k.removeprefix("HOTLINE_").lower(): v
+            for k, v in env.items()
+            if k.startswith("HOTLINE_")
+        }
+    )
+    ok, reason = asterisk_available(settings)
+    require(ok, reason)
+    db: Database | None = None
+    try:
+        postgres.init()
+        postgres.start()
+        up = subprocess.run([*HOTLINE, "up"], capture_output=True, text=True, timeout=900, env=env)
+        assert up.returncode == 0, f"hotline up: {up.stdout}\n{up.stderr}"
+        db = Database(postgres.url)
+        yield OutageStack(settings, env, postgres, db)
+    finally:
+        subprocess.run([*HOTLINE, "down"], capture_output=True, timeout=120, env=env)
+        if db is not None:
+            db.dispose()
+        logs = state / "log"
+        if logs.exists():
+            artifacts = Path(__file__).parent.parent / "artifacts" / "outage-stack-logs"
+            shutil.rmtree(artifacts, ignore_errors=True)
+            shutil.copytree(logs, artifacts, dirs_exist_ok=True)
+        postgres.destroy()
+
+
+def calls_of(db: Database, caller: str) -> list[Call]:
+    with db.session() as session:
+        return list(session.scalars(select(Call).where(Call.caller_number == caller)))
+
+
+def open_entry(db: Database, caller: str) -> Callback | None:
+    with db.session() as session:
+        return session.scalars(
+            select(Callback).where(Callback.caller_number == caller, Callback.status == "open")
+        ).first()
+
+
+def answered(db: Database, caller: str) -> bool:
+    rows = calls_of(db, caller)
+    return bool(rows and rows[0].answered_at)
+
+
+def queued(db: Database, caller: str) -> bool:
+    rows = calls_of(db, caller)
+    return bool(rows and rows[0].queue_joined_at)
+
+
+def agent_state(api: httpx.Client, login: str) -> str:
+    (found,) = [a for a in api.get("/api/agents").json() if a["login"] == login]
+    return str(found["state"])
+
+
+def test_postgresql_stopped_30s_under_load_loses_no_call_and_no_abandon(
+    outage_stack: OutageStack,
+) -> None:
+    stack, settings, db = outage_stack, outage_stack.settings, outage_stack.db
+    token = stack.hotline("tokens", "create", "--role", "supervisor", "--name", "outage")["token"]
+    api = httpx.Client(
+        base_url=settings.dashboard_url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+    )
+    answering = stack.hotline("operators", "add", "Anna Answers", "--queues", "heating")
+    on_break = stack.hotline("operators", "add", "Boris Break", "--queues", "lift")
+    # Boris is logged in but paused: lift callers join the queue and wait for nobody.
+    stack.hotline("agents", "pause", on_break["sip_login"], "--reason", "training")
+    talker, waiter, newcomer, late_waiter = (
+        "+74951119501", "+74951119502", "+74951119503", "+74951119504",
+    )  # fmt: skip
+    with (
+        Softphone(settings, answering["sip_login"], answering["sip_password"]) as anna,
+        Softphone(settings, on_break["sip_login"], on_break["sip_password"]),
+        ThreadPoolExecutor(4) as pool,
+    ):
+        wait_for(lambda: agent_state(api, answering["sip_login"]) == "free", what="Anna free")
+        # Talks to Anna until she hangs up (during the outage).
+        results: dict[str, Future[CallResult]] = {
+            talker: pool.submit(place_call, settings, dtmf="3", from_number=talker, hold=90)
+        }
+        wait_for(lambda: answered(db, talker), timeout=60, what="Anna talking")
+        # The others wait in the queues (Anna is busy, Boris on a break) when the database
+        # goes away; their hold counts from the hotline's answer, ~10 s before that.
+        for caller, digit, hold in ((newcomer, "3", 28), (waiter, "4", 22), (late_waiter, "4", 26)):
+            results[caller] = pool.submit(
+                place_call, settings, dtmf=digit, from_number=caller, hold=hold
+            )
+        for caller in (newcomer, waiter, late_waiter):
+            wait_for(lambda c=caller: queued(db, c), timeout=60, what=f"{caller} queued")
+        stack.postgres.stop()
+        outage_started = time.monotonic()
+
+        # While the database is away: Anna ends her call and answers the next caller, who
+        # hangs up later; the two lift callers give up waiting.
+        anna.hangup()
+        assert results[talker].result(timeout=60).remote_hangup
+        for caller, result in results.items():
+            outcome = result.result(timeout=OUTAGE_SECONDS + 60)
+            assert outcome.answered, f"{caller}: {outcome.detail}"
+        spent = time.monotonic() - outage_started
+        assert spent < OUTAGE_SECONDS + 15, f"calls outlasted the outage ({spent:.0f} s)"
+        health = wait_for(
+            lambda: (h := router_health.read(settings)) and not h.database_reachable and h,
+            timeout=OUTAGE_SECONDS,
+            what="the router noticing the outage",
+        )
+        assert health.backlog > 0, health
+        assert anna.calls_answered() == 2
+        # The outage lasts its 30 s whatever the calls did: a duration, not a wait for a state.
+        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
+        stack.postgres.start()
+
+        def finished(caller: str) -> Call | None:
+            rows = calls_of(db, caller)
+            return rows[0] if len(rows) == 1 and rows[0].ended_at is not None else None
+
+        for caller in results:
+            wait_for(lambda c=caller: finished(c), timeout=60, what=f"{caller}'s row finished")
+
+    outcomes = {caller: finished(caller) for caller in results}
+    assert {caller: row.outcome for caller, row in outcomes.items() if row} == {
+        talker: "answered",
+        waiter: "abandoned_in_queue",
+        newcomer: "answered",
+        late_waiter: "abandoned_in_queue",
+    }
+    for caller in results:
+        assert len(calls_of(db, caller)) == 1
+    for caller in (waiter, late_waiter):
+        entry = wait_for(lambda c=caller: open_entry(db, c), what=f"{caller}'s callback entry")
+        assert (entry.reason, entry.queue) == ("abandoned_in_queue", "lift")
+    for caller in (talker, newcomer):
+        assert open_entry(db, caller) is None
+    health = wait_for(
+        lambda: (
+            (h := router_health.read(settings)) and h.database_reachable and not h.backlog and h
+        ),
+        what="the router's backlog written",
+    )
+    assert health.spool_depth == 0
+    api.close()
