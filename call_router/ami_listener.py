@@ -432,6 +432,9 @@ class AmiListener:
                     self._database_lost(exc)
                 else:  # not the events' fault either: keep them and try again
                     log.exception("backlog_replay_failed")
+                # To disk at every retry: a crash of the router now loses at most the events
+                # of the last few seconds (and Asterisk's records give those back).
+                self._spill()
                 self._write_health()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, REPLAY_BACKOFF_MAX)
@@ -468,11 +471,14 @@ class AmiListener:
             if not isinstance(item, _Reconcile):
                 pending.append(item)
         self._backlog.append(pending)
+        self._spill()
+        self._write_health()
+
+    def _spill(self) -> None:
         try:
             self._backlog.spill()
-        except OSError:
+        except OSError:  # a full or broken disk: the events stay in memory
             log.exception("backlog_spool_failed", events=len(self._backlog))
-        self._write_health()
 
     def health(self) -> router_health.RouterHealth:
         """Database reachable, events waiting (on disk / in all): for status and /healthz."""

@@ -1,11 +1,12 @@
 """Events the router could not write yet, oldest first: a spool file, then memory.
 
 While the database is unreachable the router parks every event here instead of dropping it.
-Memory holds the newest events up to a bound; past it, memory is appended to the spool (JSON
-lines, fsynced per append), so the spool always holds older events than memory and replaying
-"spool, then memory" keeps the arrival order. The spool is read from a cursor and truncated once
-it has been replayed to the end; after a crash it is replayed from its start again, which adds
-nothing twice because every event the router writes is idempotent (timeline keys).
+Memory holds the newest events up to a bound; past it (and at every retry of the router, and at
+shutdown), memory is appended to the spool (JSON lines, fsynced per append), so the spool always
+holds older events than memory and replaying "spool, then memory" keeps the arrival order.
+The spool is read from a cursor and truncated once it has been replayed to the end; after a
+crash it is replayed from its start again, which adds nothing twice because every event the
+router writes is idempotent (timeline keys).
 
 Not thread-safe: used from the router's event loop only.
 """
