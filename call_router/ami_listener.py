@@ -290,6 +290,8 @@ class AmiListener:
                 raise AmiError("no reply to AMI Ping") from exc
             if _field(reply, "Response").lower() != "success":
                 raise AmiError(f"bad reply to AMI Ping: {_plain(reply)}")
+            # A heartbeat for readers of the health file: its updated_at stays fresh.
+            self._write_health()
 
     async def _reconcile(self, manager: NoReconnectManager) -> int:
         """Close calls whose inbound channel is gone; returns how many were closed."""
@@ -454,7 +456,7 @@ class AmiListener:
             self._catch_up_due.clear()
             try:
                 closed = await self._reconcile(manager)
-            except (TimeoutError, AmiError) as exc:  # the watchdog reconnects, and reconciles
+            except (OSError, TimeoutError, AmiError) as exc:  # reconnecting reconciles anyway
                 log.warning("catch_up_failed", error=str(exc) or type(exc).__name__)
                 return
             log.info("caught_up_after_outage", reconciled=closed)

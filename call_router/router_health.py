@@ -1,8 +1,9 @@
 """The router's own view of its health, for `hotline status` and /healthz.
 
-The router writes it to a small JSON file in the run directory whenever it changes (and while
-events are waiting), so it can be read without the database or Redis - the very things it
-reports on. `updated_at` lets a reader tell a live router from a stale file.
+The router writes it to a small JSON file in the run directory whenever it changes, while
+events are waiting, and at every AMI watchdog ping (5 s) - so it can be read without the
+database or Redis, the very things it reports on. An `updated_at` older than ~15 s means the
+router is stuck, down, or has lost Asterisk.
 """
 
 from __future__ import annotations
