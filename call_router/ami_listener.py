@@ -37,13 +37,7 @@ from typing import Any
 import structlog
 from panoramisk import Manager
 from sqlalchemy import select
-from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
-    InterfaceError,
-    OperationalError,
-)
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import OperationalError
 
 from agi_scripts import channel_vars
 from call_router import callbacks, live_state, missed_rings, reconcile, router_health
@@ -70,7 +64,7 @@ from call_router.call_log import (
     CallLog,
     CallView,
 )
-from call_router.db import Database
+from call_router.db import Database, DatabaseUnavailable, first_line, unreachable
 from call_router.event_backlog import EventBacklog
 from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveState
 from call_router.models import utcnow
@@ -111,19 +105,6 @@ EVENT_RECORDING = "recording"
 
 class AmiError(Exception):
     """The AMI connection is unusable (login refused, no pong, connection lost)."""
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached: the events must wait, they are not at fault."""
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """A lost or refused connection (server down, restarting, network) - not a bad event."""
-    if isinstance(exc, DatabaseUnavailable | OperationalError | InterfaceError):
-        return True
-    if isinstance(exc, DisconnectionError | PoolTimeout):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @dataclass(frozen=True)
@@ -385,8 +366,8 @@ class AmiListener:
             await self.handle_batch(events)
             return
         except Exception as exc:
-            if database_unreachable(exc):
-                raise DatabaseUnavailable(_first_line(exc)) from exc
+            if unreachable(exc):
+                raise DatabaseUnavailable(first_line(exc)) from exc
             if len(events) == 1:
                 log.exception("ami_event_failed", ami_event=_describe(events[0]))
                 return
@@ -406,7 +387,7 @@ class AmiListener:
 
     def _database_lost(self, exc: BaseException) -> None:
         if self._db_reachable:
-            log.warning("database_unreachable", error=_first_line(exc))
+            log.warning("database_unreachable", error=first_line(exc))
         self._db_reachable = False
         self._idle.clear()
         self._backlog_waiting.set()
@@ -430,7 +411,7 @@ class AmiListener:
                 else:  # nothing waits, but the database was missed: is it back?
                     await asyncio.to_thread(self._call_log.run, lambda s: s.execute(select(1)))
             except Exception as exc:
-                if database_unreachable(exc):
+                if unreachable(exc):
                     self._database_lost(exc)
                 else:  # not the events' fault either: keep them and try again
                     log.exception("backlog_replay_failed")
@@ -534,7 +515,7 @@ class AmiListener:
                     await self._live.call_ended(ended)
             await self._resync_live()
         except Exception as exc:
-            if not database_unreachable(exc):
+            if not unreachable(exc):
                 raise
             # Nothing is lost: the catch-up runs again once the database is back.
             self._database_lost(exc)
@@ -917,7 +898,7 @@ class AmiListener:
                 self._call_log.run, lambda session: missed_rings.reset(session, interface)
             )
         except Exception as exc:  # at worst an early auto-pause; never stop the router for it
-            log.warning("missed_rings_reset_failed", interface=interface, error=_first_line(exc))
+            log.warning("missed_rings_reset_failed", interface=interface, error=first_line(exc))
 
     async def _publish_agent(self, interface: str, at: datetime) -> None:
         login = login_of(interface)
@@ -1054,12 +1035,6 @@ def _lane_of(event: Event, lanes: int) -> int:
     """Every event of one call (linkedid) goes to the same writer; the rest to the first."""
     linkedid = event.get("Linkedid", "")
     return zlib.crc32(linkedid.encode()) % lanes if linkedid else 0
-
-
-def _first_line(exc: BaseException) -> str:
-    """A driver's error, without the SQL and the background link SQLAlchemy appends."""
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _describe(item: Mapping[str, str] | _Reconcile) -> str:

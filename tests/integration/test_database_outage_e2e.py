@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -33,6 +34,7 @@ from call_router import router_health
 from call_router.db import Database
 from call_router.models import Call, Callback
 from call_router.settings import Settings
+from hotline import services
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import HOTLINE, PORT_BASE, STACK_ENV, asterisk_available, require, wait_for
@@ -65,6 +67,12 @@ class OutageStack:
         assert proc.returncode == 0, f"hotline {' '.join(args)}: {proc.stderr}"
         result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
         return result
+
+    def api(self) -> httpx.Client:
+        """The dashboard's API, as a supervisor."""
+        token = self.hotline("tokens", "create", "--role", "supervisor", "--name", "outage")
+        headers = {"Authorization": f"Bearer {token['token']}"}
+        return httpx.Client(base_url=self.settings.dashboard_url, timeout=10, headers=headers)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +130,12 @@ def open_entry(db: Database, caller: str) -> Callback | None:
         ).first()
 
 
+def finished(db: Database, caller: str) -> Call | None:
+    """The caller's one row, once it has ended."""
+    rows = calls_of(db, caller)
+    return rows[0] if len(rows) == 1 and rows[0].ended_at is not None else None
+
+
 def answered(db: Database, caller: str) -> bool:
     rows = calls_of(db, caller)
     return bool(rows and rows[0].answered_at)
@@ -141,10 +155,7 @@ def test_postgresql_stopped_30s_under_load_loses_no_call_and_no_abandon(
     outage_stack: OutageStack,
 ) -> None:
     stack, settings, db = outage_stack, outage_stack.settings, outage_stack.db
-    token = stack.hotline("tokens", "create", "--role", "supervisor", "--name", "outage")["token"]
-    api = httpx.Client(
-        base_url=settings.dashboard_url, timeout=10, headers={"Authorization": f"Bearer {token}"}
-    )
+    api = stack.api()
     answering = stack.hotline("operators", "add", "Anna Answers", "--queues", "heating")
     on_break = stack.hotline("operators", "add", "Boris Break", "--queues", "lift")
     # Boris is logged in but paused: lift callers join the queue and wait for nobody.
@@ -195,15 +206,10 @@ def test_postgresql_stopped_30s_under_load_loses_no_call_and_no_abandon(
         # The outage lasts its 30 s whatever the calls did: a duration, not a wait for a state.
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
         stack.postgres.start()
-
-        def finished(caller: str) -> Call | None:
-            rows = calls_of(db, caller)
-            return rows[0] if len(rows) == 1 and rows[0].ended_at is not None else None
-
         for caller in results:
-            wait_for(lambda c=caller: finished(c), timeout=60, what=f"{caller}'s row finished")
+            wait_for(lambda c=caller: finished(db, c), timeout=60, what=f"{caller}'s row finished")
 
-    outcomes = {caller: finished(caller) for caller in results}
+    outcomes = {caller: finished(db, caller) for caller in results}
     assert {caller: row.outcome for caller, row in outcomes.items() if row} == {
         talker: "answered",
         waiter: "abandoned_in_queue",
@@ -224,4 +230,64 @@ def test_postgresql_stopped_30s_under_load_loses_no_call_and_no_abandon(
         what="the router's backlog written",
     )
     assert health.spool_depth == 0
+    api.close()
+
+
+def test_router_killed_during_the_outage_loses_nothing_its_spool_and_asterisk_give_it_back(
+    outage_stack: OutageStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL while events wait for the database: what was on disk comes from the spool, the
+    rest (at most the last seconds, in memory) from Asterisk's queue_log and CDRs."""
+    stack, settings, db = outage_stack, outage_stack.settings, outage_stack.db
+    api = stack.api()
+    answering = stack.hotline("operators", "add", "Carl Crash", "--queues", "heating")
+    on_break = stack.hotline("operators", "add", "Dora Down", "--queues", "lift")
+    stack.hotline("agents", "pause", on_break["sip_login"], "--reason", "training")
+    talker, waiter = "+74951119601", "+74951119602"
+    with (
+        Softphone(settings, answering["sip_login"], answering["sip_password"]) as carl,
+        Softphone(settings, on_break["sip_login"], on_break["sip_password"]),
+        ThreadPoolExecutor(2) as pool,
+    ):
+        wait_for(lambda: agent_state(api, answering["sip_login"]) == "free", what="Carl free")
+        talking = pool.submit(place_call, settings, dtmf="3", from_number=talker, hold=90)
+        wait_for(lambda: answered(db, talker), timeout=60, what="Carl talking")
+        waiting = pool.submit(place_call, settings, dtmf="4", from_number=waiter, hold=20)
+        wait_for(lambda: queued(db, waiter), timeout=60, what=f"{waiter} queued")
+        stack.postgres.stop()
+        carl.hangup()
+        assert talking.result(timeout=60).remote_hangup
+        # The hang-up waits on disk by now; the abandon that follows may be in memory only.
+        wait_for(
+            lambda: (h := router_health.read(settings)) and h.spool_depth,
+            timeout=30,
+            what="the router's spool",
+        )
+        assert waiting.result(timeout=60).answered
+        pid = services.read_pid(settings, "router")
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: services.read_pid(settings, "router") is None, what="the router gone")
+        for key, value in stack.env.items():
+            if key.startswith("HOTLINE_"):
+                monkeypatch.setenv(key, value)
+        # Restarted (as its supervisor would) while the database is still away.
+        services.start_service(settings, "router")
+        services.wait_ready(settings, "router", timeout=60)
+        stack.postgres.start()
+        for caller in (talker, waiter):
+            wait_for(lambda c=caller: finished(db, c), timeout=60, what=f"{caller}'s row finished")
+
+    talked, gave_up = finished(db, talker), finished(db, waiter)
+    assert talked is not None and gave_up is not None
+    assert (talked.outcome, talked.operator) == ("answered", "Carl Crash")
+    assert gave_up.outcome == "abandoned_in_queue"
+    entry = wait_for(lambda: open_entry(db, waiter), what=f"{waiter}'s callback entry")
+    assert (entry.reason, entry.queue) == ("abandoned_in_queue", "lift")
+    assert open_entry(db, talker) is None
+    assert [len(calls_of(db, caller)) for caller in (talker, waiter)] == [1, 1]
+    wait_for(
+        lambda: (h := router_health.read(settings)) and h.database_reachable and not h.backlog,
+        what="the router's backlog written",
+    )
     api.close()
