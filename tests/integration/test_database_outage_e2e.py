@@ -7,6 +7,9 @@ call and answers the next, which ends too, and two callers give up waiting in th
 it is back: every call has exactly one row, every row is finished with its true outcome, every
 abandon has its callback entry.
 
+Then the router is SIGKILLed in the middle of an outage and restarted while the database is
+still away: the spool gives back what was on disk, Asterisk's queue_log/CDR the rest.
+
 New calls arriving during the outage need the FastAGI server to survive it as well (its own
 fault case); here every caller is past the menu before the database goes.
 """
