@@ -89,6 +89,9 @@ def outage_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutageSta
         "HOTLINE_STATE_DIR": str(state),
         "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),
         "HOTLINE_REDIS_PREFIX": f"hotline-outage-{uuid.uuid4().hex[:8]}",
+        # One in-process worker: on a loaded machine uvicorn's supervisor kills workers slower
+        # to start than its health check, and this test is about the router, not the web.
+        "HOTLINE_DASHBOARD_WORKERS": "1",
     }
     postgres = PrivatePostgres(POSTGRES_PORT)
     env["HOTLINE_DATABASE_URL"] = postgres.url
