@@ -87,3 +87,15 @@ class CallDispositionChange(Base):
     # On whose behalf (the roster login), and who did it (a supervisor acting for them).
     operator: Mapped[str | None] = mapped_column(String(64))
     changed_by: Mapped[str | None] = mapped_column(String(80))
+
+
+class MissedRings(Base):
+    """Consecutive rings a queue member did not answer (call_router/autopause.py), kept here
+    rather than in the router's memory so a router restart does not forget them (migration
+    0013). A row exists only while the count is above zero."""
+
+    __tablename__ = "agent_missed_rings"
+
+    interface: Mapped[str] = mapped_column(String(64), primary_key=True)  # e.g. PJSIP/1001
+    missed: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

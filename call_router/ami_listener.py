@@ -14,8 +14,14 @@ and CDRs (call_router/reconcile.py), so calls that ended meanwhile get their tru
 Writing: the consumer deals the events out to a few writer lanes by linkedid (one call, one
 lane, so a call's events keep their arrival order); each lane drains what has queued up and
 writes it in one transaction (handlers are idempotent, so a failed batch is replayed event by
-event), then updates live state. The AMI user only gets the events handled here (manager.conf
-eventfilter, hotline/asterisk/render.py).
+event and only a bad event is lost), then updates live state. The AMI user only gets the events
+handled here (manager.conf eventfilter, hotline/asterisk/render.py).
+
+An unreachable database loses nothing: a batch that fails for want of a database, and every
+event after it, waits in the backlog (call_router/event_backlog.py: memory, then a spool file)
+in arrival order; one replayer retries it with a capped backoff, forever, and once it is written
+the listener catches up with Asterisk's records exactly as after an AMI reconnect. At shutdown
+whatever is not written yet goes to the spool, which is replayed first at the next start.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ from typing import Any
 
 import structlog
 from panoramisk import Manager
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from agi_scripts import channel_vars
-from call_router import callbacks, live_state, reconcile
+from call_router import callbacks, live_state, missed_rings, reconcile
 from call_router import health as health_report
 from call_router.agents import (
     AgentService,
@@ -63,7 +70,8 @@ from call_router.call_log import (
     CallLog,
     CallView,
 )
-from call_router.db import Database
+from call_router.db import Database, DatabaseUnavailable, first_line, unreachable
+from call_router.event_backlog import EventBacklog
 from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveState
 from call_router.models import utcnow
 from call_router.operators import RosterError
@@ -95,8 +103,9 @@ AGENT_FULL_SYNC = 60.0
 # in flight (a stuck writer must not pile them up).
 LAG_PROBE = "HotlineProbe"
 MAX_PROBES = 3
-# Retries of one event when the database is briefly unavailable.
-HANDLE_RETRIES = (0.5, 1.0, 2.0)
+# Retries of the backlog while the database is unreachable: 0.5, 1, 2, 4, 5, 5 ... s, forever.
+REPLAY_BACKOFF_FIRST = 0.5
+REPLAY_BACKOFF_MAX = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -137,6 +146,7 @@ class AmiListener:
         db: Database | None = None,
         records: reconcile.AsteriskRecords | None = None,
         sip_bans: SipBanGuard | None = None,
+        backlog: EventBacklog | None = None,
     ) -> None:
         self._settings = settings
         self._call_log = call_log
@@ -172,6 +182,21 @@ class AmiListener:
         # Set when the link comes or goes: the health report is rewritten at once.
         self._link_changed = asyncio.Event()
         self._last_lag: float | None = None
+        # Events waiting for the database, oldest first (memory, then the spool file).
+        self._backlog = backlog or EventBacklog(
+            settings.router_spool_path, settings.router_backlog_memory
+        )
+        self._db_reachable = True
+        # Set when the backlog has something to write (or the database is to be probed).
+        self._backlog_waiting = asyncio.Event()
+        # Set while nothing waits and the database is reachable: events are written directly.
+        self._idle = asyncio.Event()
+        # Set when Asterisk's records must be read again (after an outage, a deferred reconcile).
+        self._catch_up_due = asyncio.Event()
+        (self._backlog_waiting if self._backlog else self._idle).set()
+        # The writer lanes and the batch each one is writing, for the shutdown's spool.
+        self._lanes: list[asyncio.Queue[dict[str, str]]] = []
+        self._in_flight: dict[int, list[dict[str, str]]] = {}
         # The subscribe table: Asterisk event name → handler. Everything else is ignored.
         # Each runs inside the batch's transaction and returns what to do after the commit.
         self._handlers: dict[str, Handler] = {
@@ -209,6 +234,7 @@ class AmiListener:
         """Forever: connect, reconcile, consume; reconnect with backoff (1, 2, 4 … 30 s)."""
         consumer = asyncio.create_task(self._consume(), name="ami-consumer")
         health_reports = asyncio.create_task(self._health_loop(), name="router-health")
+        replayer = asyncio.create_task(self._replay_backlog(), name="ami-backlog")
         backoff = BACKOFF_FIRST
         try:
             while True:
@@ -224,17 +250,20 @@ class AmiListener:
                     await self._sync_agents(ManagerSender(manager))
                     if ready is not None:
                         ready.set()
-                    agents = asyncio.create_task(
-                        self._agent_loop(ManagerSender(manager)), name="ami-agents"
-                    )
-                    heartbeat = asyncio.create_task(self._live_heartbeat(), name="live-heartbeat")
+                    helpers = [
+                        asyncio.create_task(
+                            self._agent_loop(ManagerSender(manager)), name="ami-agents"
+                        ),
+                        asyncio.create_task(self._catch_up_when_due(manager), name="ami-catch-up"),
+                        asyncio.create_task(self._live_heartbeat(), name="live-heartbeat"),
+                    ]
                     self._link = ManagerSender(manager)
                     self._link_changed.set()
                     try:
                         await self._watch(manager)
                     finally:
-                        agents.cancel()
-                        heartbeat.cancel()
+                        for helper in helpers:
+                            helper.cancel()
                         self._sender = self._link = None
                         self._link_changed.set()
                 except (OSError, TimeoutError, AmiError, AmiUnavailable) as exc:
@@ -248,6 +277,8 @@ class AmiListener:
         finally:
             consumer.cancel()
             health_reports.cancel()
+            replayer.cancel()
+            self._spool_pending()
 
     def _new_manager(self) -> NoReconnectManager:
         manager = NoReconnectManager.to(
@@ -283,6 +314,8 @@ class AmiListener:
                 raise AmiError("no reply to AMI Ping") from exc
             if _field(reply, "Response").lower() != "success":
                 raise AmiError(f"bad reply to AMI Ping: {_plain(reply)}")
+            # A heartbeat for readers of the health file: its updated_at stays fresh.
+            self._write_health()
 
     async def _asterisk_started_at(self, manager: NoReconnectManager) -> datetime | None:
         """Wait until Asterisk is fully booted (app_queue loaded, so QueueAdd works), then
@@ -349,9 +382,9 @@ class AmiListener:
         arrival order; lanes write different calls at the same time, so one call's database
         round trips (or live-state updates) do not hold up the others.
         """
-        lanes = [asyncio.Queue[dict[str, str]]() for _ in range(self._writers)]
+        lanes = self._lanes = [asyncio.Queue[dict[str, str]]() for _ in range(self._writers)]
         workers = [
-            asyncio.create_task(self._write_lane(lane), name=f"ami-writer-{i}")
+            asyncio.create_task(self._write_lane(i, lane), name=f"ami-writer-{i}")
             for i, lane in enumerate(lanes)
         ]
         try:
@@ -362,10 +395,15 @@ class AmiListener:
                         # It must see everything that arrived before Asterisk's snapshot.
                         for lane in lanes:
                             await lane.join()
-                        await self._apply_reconcile(item)
+                        if self._holding():
+                            # Events are waiting for the database: catch up once written.
+                            item.done.set_result(0)
+                            self._catch_up_due.set()
+                        else:
+                            await self._apply_reconcile(item)
                     else:
                         lanes[_lane_of(item, len(lanes))].put_nowait(item)
-                    if self._live.resync_needed:
+                    if self._live.resync_needed and not self._holding():
                         await self._resync_live()
                 except Exception:
                     log.exception("ami_event_failed", ami_event=_describe(item))
@@ -375,8 +413,11 @@ class AmiListener:
             for worker in workers:
                 worker.cancel()
 
-    async def _write_lane(self, lane: asyncio.Queue[dict[str, str]]) -> None:
-        """Drain the lane in batches: the events waiting are written in one transaction."""
+    async def _write_lane(self, index: int, lane: asyncio.Queue[dict[str, str]]) -> None:
+        """Drain the lane in batches: the events waiting are written in one transaction.
+
+        While older events wait in the backlog, new ones queue up behind them (a call's events
+        all pass through this one lane, so its order holds across lane, memory and spool)."""
         while True:
             events = [await lane.get()]
             while len(events) < self._batch_size:
@@ -384,37 +425,135 @@ class AmiListener:
                     events.append(lane.get_nowait())
                 except asyncio.QueueEmpty:
                     break
+            self._in_flight[index] = events
             try:
-                await self._apply(events)
+                if self._holding():
+                    self._hold(events)
+                else:
+                    await self._apply(events)
+            except DatabaseUnavailable as exc:
+                log.warning("ami_events_held", events=len(events), error=str(exc))
+                self._hold(events)
             except Exception:  # one bad event must not stop the router
                 log.exception("ami_event_failed", ami_event=_describe(events[0]))
             finally:
+                self._in_flight.pop(index, None)
                 for _ in events:
                     lane.task_done()
 
-    async def _apply(self, events: list[dict[str, str]]) -> None:
-        """Write a batch; retry while the database is briefly away; isolate a bad event."""
-        for delay in HANDLE_RETRIES:
-            try:
-                await self.handle_batch(events)
-                return
-            except OperationalError as exc:  # database briefly away; bugs are not retried
-                log.warning("ami_event_retry", ami_event=_describe(events[0]), error=str(exc))
-                await asyncio.sleep(delay)
-            except Exception:
-                if len(events) == 1:
-                    raise
-                break
-        if len(events) == 1:
+    async def _apply(self, events: Sequence[Mapping[str, str]]) -> None:
+        """Write a batch in one transaction; if an event in it is bad, write the others one by
+        one (writes are idempotent) and lose only that one. Raises DatabaseUnavailable when
+        the database cannot be reached: then nothing is lost, the caller keeps the events."""
+        try:
             await self.handle_batch(events)
             return
-        # The batch was rolled back: replay it event by event (writes are idempotent), so
-        # only the event that fails is lost.
+        except Exception as exc:
+            if unreachable(exc):
+                raise DatabaseUnavailable(first_line(exc)) from exc
+            if len(events) == 1:
+                log.exception("ami_event_failed", ami_event=_describe(events[0]))
+                return
         for event in events:
+            await self._apply([event])
+
+    # --- the backlog: events waiting for the database ------------------------------------
+
+    def _holding(self) -> bool:
+        """New events must queue behind the backlog (or the database is known to be away)."""
+        return bool(self._backlog) or not self._db_reachable
+
+    def _hold(self, events: Sequence[Mapping[str, str]]) -> None:
+        self._backlog.append(dict(event) for event in events)
+        self._idle.clear()
+        self._backlog_waiting.set()
+
+    def _database_lost(self, exc: BaseException) -> None:
+        if self._db_reachable:
+            log.warning("database_unreachable", error=first_line(exc))
+        self._db_reachable = False
+        self._idle.clear()
+        self._backlog_waiting.set()
+        self._catch_up_due.set()
+
+    async def _replay_backlog(self) -> None:
+        """Write the backlog oldest first, retrying with a capped backoff until the database
+        takes it; after an outage the catch-up with Asterisk's records follows."""
+        delay = REPLAY_BACKOFF_FIRST
+        while True:
+            if not self._holding():
+                self._idle.set()
+                self._write_health()
+                await self._backlog_waiting.wait()
+                self._backlog_waiting.clear()
+                continue
+            batch = self._backlog.peek(self._batch_size)
             try:
-                await self._apply([event])
-            except Exception:
-                log.exception("ami_event_failed", ami_event=_describe(event))
+                if batch:
+                    await self._apply(batch)
+                else:  # nothing waits, but the database was missed: is it back?
+                    await asyncio.to_thread(self._call_log.run, lambda s: s.execute(select(1)))
+            except Exception as exc:
+                if unreachable(exc):
+                    self._database_lost(exc)
+                else:  # not the events' fault either: keep them and try again
+                    log.exception("backlog_replay_failed")
+                # To disk at every retry: a crash of the router now loses at most the events
+                # of the last few seconds (and Asterisk's records give those back).
+                self._spill()
+                self._write_health()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REPLAY_BACKOFF_MAX)
+                continue
+            self._backlog.commit()
+            delay = REPLAY_BACKOFF_FIRST
+            if not self._db_reachable:
+                self._db_reachable = True
+                log.info("database_reachable", waiting=len(self._backlog))
+            self._write_health()
+
+    async def _catch_up_when_due(self, manager: NoReconnectManager) -> None:
+        """After an outage, once the backlog is written: the same catch-up as on reconnect."""
+        while True:
+            await self._catch_up_due.wait()
+            await self._idle.wait()
+            self._catch_up_due.clear()
+            try:
+                closed = await self._reconcile(manager)
+            except (OSError, TimeoutError, AmiError) as exc:  # reconnecting reconciles anyway
+                log.warning("catch_up_failed", error=str(exc) or type(exc).__name__)
+                return
+            log.info("caught_up_after_outage", reconciled=closed)
+
+    def _spool_pending(self) -> None:
+        """At shutdown: everything not known to be written goes to the spool, in order."""
+        pending: list[dict[str, str]] = []
+        for index, lane in enumerate(self._lanes):
+            pending += self._in_flight.get(index, [])
+            while not lane.empty():
+                pending.append(lane.get_nowait())
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not isinstance(item, _Reconcile):
+                pending.append(item)
+        self._backlog.append(pending)
+        self._spill()
+        self._write_health()
+
+    def _spill(self) -> None:
+        try:
+            self._backlog.spill()
+        except OSError:  # a full or broken disk: the events stay in memory
+            log.exception("backlog_spool_failed", events=len(self._backlog))
+
+    def _write_health(self) -> None:
+        """At once, on a change the report shows (outage, backlog, a probe's return)."""
+        try:
+            health_report.write_router_health(
+                health_report.router_health_path(self._settings), self.health()
+            )
+        except OSError as exc:  # health is a report: never stop the router for it
+            log.warning("router_health_write_failed", error=str(exc))
 
     async def _apply_reconcile(self, item: _Reconcile) -> None:
         """Catch up with Asterisk: first what its records say the router missed (through the
@@ -455,6 +594,11 @@ class AmiListener:
                     closed += 1
                     await self._live.call_ended(ended)
             await self._resync_live()
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            # Nothing is lost: the catch-up runs again once the database is back.
+            self._database_lost(exc)
         finally:
             if not item.done.done():
                 item.done.set_result(closed)
@@ -604,8 +748,15 @@ class AmiListener:
             at=self._at(event),
             ring_time=_int(event.get("RingTime")),
         )
-        # A replayed event must not count a second miss.
-        return (lambda: self._count_missed_ring(event)) if is_new else None
+        interface = event.get("Interface", "")
+        # A replayed event must not count a second miss: the count is written with the event.
+        if not is_new or not interface or not self._autopause.enabled:
+            return None
+        at = self._at(event)
+        missed: int = self._call_log.run(
+            lambda session: missed_rings.count_miss(session, interface, at)
+        )
+        return lambda: self._count_missed_ring(event, missed)
 
     def _on_agent_connect(self, event: Event) -> Effect | None:
         linkedid, queue, member = _agent_fields(event)
@@ -618,13 +769,10 @@ class AmiListener:
             hold_time=_int(event.get("HoldTime")),
             interface=event.get("Interface") or None,
         )
-
-        async def publish() -> None:
-            self._autopause.answered(event.get("Interface", ""))
-            if call is not None:
-                await self._live.call_stage(call, STAGE_TALKING)
-
-        return publish
+        interface = event.get("Interface", "")
+        if interface and self._autopause.enabled:  # an answered call ends the missed-ring run
+            self._call_log.run(lambda session: missed_rings.reset(session, interface))
+        return (lambda: self._live.call_stage(call, STAGE_TALKING)) if call is not None else None
 
     def _on_agent_complete(self, event: Event) -> Effect | None:
         linkedid, queue, member = _agent_fields(event)
@@ -782,14 +930,18 @@ class AmiListener:
                 await self._sync_agents(sender)
                 last_seen, last_full = seen, loop.time()
 
-    async def _count_missed_ring(self, event: Event) -> None:
+    async def _count_missed_ring(self, event: Event, missed: int) -> None:
         interface = event.get("Interface", "")
         login = login_of(interface)
         member = self._members.get((event.get("Queue", ""), interface))
-        decision = self._autopause.missed_ring(
-            interface, paused=bool(member is not None and member.paused)
+        decision = self._autopause.decide(
+            interface, missed, paused=bool(member is not None and member.paused)
         )
-        if decision is None or login is None or self._agents is None or self._sender is None:
+        if decision is None:
+            return
+        # The pause is the consequence: the next count starts after it.
+        await self._reset_missed_rings(interface)
+        if login is None or self._agents is None or self._sender is None:
             return
         log.info("agent_auto_pause", login=login, missed=decision.missed)
         try:
@@ -802,9 +954,12 @@ class AmiListener:
         if member is None:
             return
         previous = self._members.get((member.queue, member.interface))
-        if previous is None or previous.paused != member.paused:
-            # A break (or its end) starts the missed-ring count afresh.
-            self._autopause.pause_changed(member.interface)
+        if event.get("Event") == "QueueMemberAdded" or (
+            previous is not None and previous.paused != member.paused
+        ):
+            # A login, a break or its end starts the missed-ring count afresh. (A member merely
+            # unknown here is not new: the router may have just restarted.)
+            await self._reset_missed_rings(member.interface)
         self._members[(member.queue, member.interface)] = member
         await self._publish_agent(member.interface, self._at(event))
 
@@ -812,8 +967,18 @@ class AmiListener:
         interface = event.get("Interface", "")
         self._members.pop((event.get("Queue", ""), interface), None)
         if not any(i == interface for _q, i in self._members):
-            self._autopause.removed(interface)
+            await self._reset_missed_rings(interface)
         await self._publish_agent(interface, self._at(event))
+
+    async def _reset_missed_rings(self, interface: str) -> None:
+        if not self._autopause.enabled:
+            return
+        try:
+            await asyncio.to_thread(
+                self._call_log.run, lambda session: missed_rings.reset(session, interface)
+            )
+        except Exception as exc:  # at worst an early auto-pause; never stop the router for it
+            log.warning("missed_rings_reset_failed", interface=interface, error=first_line(exc))
 
     async def _publish_agent(self, interface: str, at: datetime) -> None:
         login = login_of(interface)
@@ -904,10 +1069,9 @@ class AmiListener:
 
     # --- health (call_router/health.py) ---------------------------------------------------
 
-    def spool_depth(self) -> int | None:
-        """Events kept in a durable spool while the database is away. Hook for the router's
-        spool: None while it has none."""
-        return None
+    def spool_depth(self) -> int:
+        """Events kept in the durable spool while the database is away."""
+        return self._backlog.spool_depth
 
     def health(self) -> health_report.RouterReport:
         lag = self._last_lag
@@ -921,6 +1085,8 @@ class AmiListener:
             lag_seconds=None if lag is None else round(lag, 3),
             pending_events=self._queue.qsize(),
             spool_depth=self.spool_depth(),
+            database_reachable=self._db_reachable,
+            backlog=len(self._backlog),
         )
 
     async def _health_loop(self) -> None:

@@ -10,7 +10,13 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -58,6 +64,25 @@ def _drop_if_closed_by_server(dbapi_conn, _record, _proxy):  # type: ignore[no-u
     if poller.poll(0):
         # SQLAlchemy discards it and connects afresh for this checkout.
         raise DisconnectionError()
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached: the work must wait, it is not at fault."""
+
+
+def unreachable(exc: BaseException) -> bool:
+    """A lost or refused connection (server down, restarting, network), not a bad query."""
+    if isinstance(exc, DatabaseUnavailable | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver's error without the SQL and the link SQLAlchemy appends: fit for a log line."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class Database:

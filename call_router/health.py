@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,12 +59,21 @@ class RouterReport:
     lag_seconds: float | None
     # Events received from Asterisk and not handed to a writer yet.
     pending_events: int
-    # Events kept in the router's durable spool while the database is away (None: no spool).
+    # Events kept in the router's durable spool while the database is away (on disk), and
+    # all events waiting for the database (disk plus memory; call_router/event_backlog.py).
     spool_depth: int | None
+    # False from the first write that failed for want of a database until one succeeds again.
+    database_reachable: bool = True
+    backlog: int = 0
 
 
 def router_health_path(settings: Settings) -> Path:
     return settings.run_dir / ROUTER_HEALTH_FILE
+
+
+def read_router_report(settings: Settings) -> RouterReport | None:
+    """What this installation's router last wrote; None if it never ran here."""
+    return read_router_health(router_health_path(settings))
 
 
 def write_router_health(path: Path, report: RouterReport) -> None:
@@ -73,7 +83,8 @@ def write_router_health(path: Path, report: RouterReport) -> None:
         value = values[key]
         values[key] = value.isoformat() if value is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    # Per thread: the router writes from its loop and from a worker thread.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     temporary.write_text(json.dumps(values))
     temporary.replace(path)
 
@@ -92,6 +103,8 @@ def read_router_health(path: Path) -> RouterReport | None:
             lag_seconds=values.get("lag_seconds"),
             pending_events=int(values.get("pending_events") or 0),
             spool_depth=values.get("spool_depth"),
+            database_reachable=bool(values.get("database_reachable", True)),
+            backlog=int(values.get("backlog") or 0),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -217,14 +230,21 @@ def router_checks(report: RouterReport | None, now: datetime | None = None) -> l
         checks.append(
             Check("router_lag", True, f"{lag:.2f} s ({report.pending_events} events waiting)")
         )
-    spool = report.spool_depth
-    checks.append(
-        Check(
-            "router_spool",
-            True,
-            "no spool in this version" if spool is None else f"{spool} events spooled",
+    spool = report.spool_depth or 0
+    if report.database_reachable:
+        checks.append(
+            Check("router_spool", True, f"{report.backlog} events waiting, {spool} on disk")
         )
-    )
+    else:
+        checks.append(
+            Check(
+                "router_spool",
+                False,
+                f"the database is unreachable: {report.backlog} events kept "
+                f"({spool} on disk), written when it returns",
+                "bring the database back (`hotline doctor`); no event is lost meanwhile",
+            )
+        )
     return checks
 
 

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     ami_batch_size: int = Field(default=200, ge=1, le=5000)
     # ... by this many writers in parallel, each owning a share of the calls (PostgreSQL).
     ami_writers: int = Field(default=4, ge=1, le=16)
+    # While the database is unreachable the router keeps up to this many events in memory
+    # (and never more than a few seconds' worth); the rest go to the spool file
+    # (router_spool_path). All are written when it returns.
+    router_backlog_memory: int = Field(default=1000, ge=1)
     # manager.conf sends the AMI user only the events the hotline reads (off: every event).
     ami_event_filter: bool = True
 
@@ -284,6 +288,11 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.state_dir / "run"
+
+    @property
+    def router_spool_path(self) -> Path:
+        """Events the router holds for an unreachable database (call_router/event_backlog.py)."""
+        return self.state_dir / "spool" / "router-events.jsonl"
 
     @property
     def log_dir(self) -> Path:

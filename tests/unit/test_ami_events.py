@@ -560,11 +560,14 @@ async def test_a_failing_event_in_a_batch_loses_only_itself(
 
 
 class FakeAsterisk:
-    """Speaks enough AMI for panoramisk: greeting, Login, Ping, CoreShowChannels, events."""
+    """Speaks enough AMI for panoramisk: greeting, Login, Ping, CoreShowChannels, QueueSummary,
+    CoreStatus, events."""
 
     def __init__(self, channels: list[dict[str, str]]) -> None:
         self.channels = channels
         self.logins = 0
+        # Up since before the test's calls began: a reconnect, not a restart under them.
+        self.started_at = float(T0 - 3600)
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
@@ -630,6 +633,20 @@ class FakeAsterisk:
                 *listed,
                 {"Event": "CoreShowChannelsComplete", "ActionID": action_id,
                  "EventList": "Complete", "ListItems": str(len(listed))},
+            ]  # fmt: skip
+        if name == "queuesummary":  # app_queue is loaded: the router waits for this
+            return [
+                {"Response": "Success", "ActionID": action_id, "EventList": "start",
+                 "Message": "Queue summary will follow"},
+                {"Event": "QueueSummaryComplete", "ActionID": action_id,
+                 "EventList": "Complete", "ListItems": "0"},
+            ]  # fmt: skip
+        if name == "corestatus":
+            started = datetime.fromtimestamp(self.started_at).astimezone()  # Asterisk's clock
+            return [
+                {"Response": "Success", "ActionID": action_id,
+                 "CoreStartupDate": started.strftime("%Y-%m-%d"),
+                 "CoreStartupTime": started.strftime("%H:%M:%S")},
             ]  # fmt: skip
         return [{"Response": "Error", "ActionID": action_id, "Message": "Invalid/unknown command"}]
 
