@@ -207,6 +207,9 @@ def up(
     asterisk.start()
     for name in services.SERVICE_NAMES:
         services.wait_ready(settings, name, timeout=60)
+    # From here on a service that dies is restarted (hotline/supervisor.py).
+    services.start_service(settings, SUPERVISOR)
+    services.wait_ready(settings, SUPERVISOR, timeout=30)
 
     typer.echo(
         "\n".join(
@@ -237,6 +240,10 @@ def up(
     )
 
 
+# `hotline supervise` (hotline/supervisor.py) as a background service of `hotline up`.
+SUPERVISOR = "supervise"
+
+
 def _all_queues() -> tuple[str, ...]:
     from call_router.settings import QUEUES
 
@@ -250,6 +257,8 @@ def down() -> None:
     from hotline.asterisk.sandbox import Asterisk
 
     settings = get_settings()
+    # First, or it would restart what is stopped next.
+    services.stop_service(settings, SUPERVISOR)
     Asterisk(settings).stop()
     for name in reversed(services.SERVICE_NAMES):
         services.stop_service(settings, name)
@@ -258,18 +267,31 @@ def down() -> None:
 
 @app.command()
 def status() -> None:
-    """What runs."""
+    """What runs, and how often the supervisor restarted it."""
     from hotline import services
     from hotline.asterisk.sandbox import Asterisk
+    from hotline.supervisor import read_records
 
     settings = get_settings()
     ast = Asterisk(settings).status()
     typer.echo(f"asterisk   {'running' if ast.running else 'stopped'}  {ast.detail}")
     all_up = ast.running
-    for name in services.SERVICE_NAMES:
+    records = read_records(settings)
+    for name in (*services.SERVICE_NAMES, SUPERVISOR):
         st = services.status(settings, name)
         all_up = all_up and st.running
-        typer.echo(f"{name:<10} {st.detail}{f'  pid {st.pid}' if st.pid else ''}")
+        line = f"{name:<10} {st.detail}{f'  pid {st.pid}' if st.pid else ''}"
+        record = records.get(name)
+        if record is not None and record.restarts:
+            line += f"  restarts {record.restarts} (last {record.last_restart}"
+            line += f", {record.last_exit})" if record.last_exit else ")"
+        if record is not None and record.gave_up:
+            all_up = False
+            line += (
+                f"  GIVEN UP after {record.fast_crashes - 1} fast crashes "
+                f"({record.last_exit}): see {services.log_file(settings, name)}"
+            )
+        typer.echo(line)
     raise typer.Exit(0 if all_up else 3)
 
 
@@ -295,6 +317,14 @@ def router() -> None:
     run_foreground(
         settings, "router", functools.partial(serve, apply_sip_bans=lambda: apply_bans(settings))
     )
+
+
+@app.command()
+def supervise() -> None:
+    """Restart the services of `hotline up` that die (`up` runs it in the background)."""
+    from hotline.supervisor import run
+
+    run(get_settings())
 
 
 @app.command()

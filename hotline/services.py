@@ -43,6 +43,22 @@ def log_file(settings: Settings, name: str) -> Path:
     return settings.log_dir / f"{name}.log"
 
 
+def held_file(settings: Settings, name: str) -> Path:
+    """Present while a service is stopped on purpose: the supervisor leaves it down."""
+    return settings.run_dir / f"{name}.held"
+
+
+def is_held(settings: Settings, name: str) -> bool:
+    return held_file(settings, name).exists()
+
+
+def hold(settings: Settings, name: str) -> None:
+    """Mark a service as stopped on purpose (before stopping it): nothing restarts it until
+    the next start_service."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    held_file(settings, name).touch()
+
+
 def _cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -65,8 +81,10 @@ def read_pid(settings: Settings, name: str) -> int | None:
 
 
 def start_service(settings: Settings, name: str) -> int:
+    """Start a service (unless it runs); from then on the supervisor restarts it if it dies."""
     existing = read_pid(settings, name)
     if existing:
+        held_file(settings, name).unlink(missing_ok=True)
         return existing
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +99,8 @@ def start_service(settings: Settings, name: str) -> int:
             env=os.environ.copy(),
         )
     pid_file(settings, name).write_text(str(proc.pid))
+    # Only now: until the new pid is recorded the supervisor would take the old one for dead.
+    held_file(settings, name).unlink(missing_ok=True)
     return proc.pid
 
 
@@ -140,6 +160,12 @@ def _started_by(name: str) -> Callable[[int], bool]:
 
 
 def stop_service(settings: Settings, name: str, timeout: float = 10) -> bool:
+    """Stop a service on purpose (the supervisor leaves it down); whether anything was running."""
+    hold(settings, name)
+    return clean_up(settings, name, timeout)
+
+
+def clean_up(settings: Settings, name: str, timeout: float = 10) -> bool:
     """Stop a service and the processes it started; whether anything was running.
 
     start_service makes each service a session and process-group leader, so its children (the

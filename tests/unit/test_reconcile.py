@@ -140,3 +140,20 @@ def test_records_are_read_from_the_log_dir_tail_only(tmp_path: Path) -> None:
     assert AsteriskRecords.in_log_dir(tmp_path / "missing").read([CALL]) == ({}, {})
     # A long file: only whole lines of its tail.
     assert read_tail(tmp_path / "queue_log", limit=100).splitlines() == ANSWERED_LINES[-1:]
+
+
+def test_an_agi_failure_line_becomes_the_fail_safe_user_event() -> None:
+    lines = [
+        f"{T0 + 2}|{CALL}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE",
+        f"{T0 + 2}|{CALL}|coordinator|NONE|ENTERQUEUE||+74951234567|1",
+    ]
+    events = missed_events(parse_queue_log(lines, {CALL}), known=[])
+    assert [(e["Event"], e.get("UserEvent")) for e in events] == [
+        ("UserEvent", "HotlineAgiFailed"),
+        ("QueueCallerJoin", None),
+    ]
+    assert (events[0]["Status"], events[0]["Queue"], events[0]["Linkedid"]) == (
+        "FAILURE",
+        "coordinator",
+        CALL,
+    )
