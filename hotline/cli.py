@@ -288,7 +288,7 @@ def status() -> None:
         if record is not None and record.gave_up:
             all_up = False
             line += (
-                f"  GIVEN UP after {record.fast_crashes - 1} fast crashes "
+                f"  GIVEN UP after {record.fast_crashes} fast crashes "
                 f"({record.last_exit}): see {services.log_file(settings, name)}"
             )
         typer.echo(line)

@@ -21,6 +21,8 @@ from pathlib import Path
 from call_router.settings import Settings
 
 SERVICE_NAMES = ("agi", "router", "dashboard")
+# How long a started service may take to show its command line in /proc (execve done).
+EXEC_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -98,17 +100,34 @@ def start_service(settings: Settings, name: str) -> int:
             start_new_session=True,
             env=os.environ.copy(),
         )
+    # Popen may return while execve is still under way (vfork), when /proc shows no command
+    # line yet: record the pid once it is recognisably ours, so nobody takes it for dead.
+    deadline = time.monotonic() + EXEC_TIMEOUT
+    while not _ours(proc.pid, name) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     pid_file(settings, name).write_text(str(proc.pid))
     # Only now: until the new pid is recorded the supervisor would take the old one for dead.
     held_file(settings, name).unlink(missing_ok=True)
     return proc.pid
 
 
-def _recorded_pid(settings: Settings, name: str) -> int | None:
+def recorded_pid(settings: Settings, name: str) -> int | None:
     try:
         return int(pid_file(settings, name).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def process_age(pid: int) -> float | None:
+    """Seconds since the process started (Linux /proc), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    # Field 22, after "pid (comm)" whose comm may hold spaces: start time in clock ticks.
+    started = int(stat[stat.rfind(")") + 2 :].split()[19]) / os.sysconf("SC_CLK_TCK")
+    return max(0.0, uptime - started)
 
 
 def group_members(group: int) -> list[int]:
@@ -173,7 +192,7 @@ def clean_up(settings: Settings, name: str, timeout: float = 10) -> bool:
     own, its workers may live on (holding the port): the group in the pid file is then
     searched for them, and only processes that look like them are ended.
     """
-    recorded = _recorded_pid(settings, name)
+    recorded = recorded_pid(settings, name)
     pid = read_pid(settings, name)
     stopped = False
     if pid is not None:

@@ -157,8 +157,9 @@ class Supervisor:
         pid = services.read_pid(self._settings, name)
         if pid is not None:
             if pid != watch.pid:
-                # Started by `hotline up`, by us, or by hand: measure its uptime from now.
-                watch.pid, watch.seen_at, watch.restart_at = pid, now, None
+                # Started by `hotline up`, by us, or by hand: its uptime counts from its start.
+                age = services.process_age(pid) or 0.0
+                watch.pid, watch.seen_at, watch.restart_at = pid, now - age, None
             return False
         if watch.record.gave_up or services.is_held(self._settings, name):
             # Stopped on purpose (`hotline down`, stop_service): not ours to restart.
@@ -171,17 +172,29 @@ class Supervisor:
             return True
         return False
 
+    def _exit_of(self, pid: int) -> str:
+        """How a dead process ended, if it was our child; it may not be reaped yet."""
+        if pid not in self._exits:
+            with contextlib.suppress(ChildProcessError):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == pid:
+                    return _exit_description(status)
+        return self._exits.pop(pid, "died")
+
     def _died(self, name: str, watch: _Watch, now: float) -> bool:
         record = watch.record
         uptime = now - watch.seen_at if watch.pid is not None else 0.0
-        record.last_exit = self._exits.pop(watch.pid, "gone") if watch.pid else "not running"
+        # The pid file names it even if it died before we saw it run.
+        pid = watch.pid or services.recorded_pid(self._settings, name)
+        # How it ended is known only for our own children (not for what `hotline up` started).
+        record.last_exit = self._exit_of(pid) if pid else "not running"
         record.fast_crashes, delay = self._policy.after_exit(uptime, record.fast_crashes)
         if delay is None:
             record.gave_up = True
             log.error(
                 "service_given_up",
                 service=name,
-                fast_crashes=record.fast_crashes - 1,
+                fast_crashes=record.fast_crashes,
                 last_exit=record.last_exit,
                 log=str(services.log_file(self._settings, name)),
             )
@@ -189,7 +202,7 @@ class Supervisor:
         log.warning(
             "service_died",
             service=name,
-            pid=watch.pid,
+            pid=pid,
             last_exit=record.last_exit,
             uptime=round(uptime, 1),
             restart_in=delay,
