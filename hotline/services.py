@@ -205,11 +205,22 @@ def clean_up(settings: Settings, name: str, timeout: float = 10) -> bool:
         stopped = True
         # uvicorn's parent stops its workers on SIGTERM; this ends any it could not.
         _stop_group(pid, timeout=min(timeout, 5))
-    elif recorded is not None and recorded not in group_members(recorded):
+    elif recorded is not None and _leader_gone(recorded, timeout=min(timeout, 2)):
         stopped = _stop_group(recorded, timeout=min(timeout, 5), only=_started_by(name))
     pid_file(settings, name).unlink(missing_ok=True)
     ready_file(settings, name).unlink(missing_ok=True)
     return stopped
+
+
+def _leader_gone(leader: int, timeout: float) -> bool:
+    """Whether a dead service's leader has left its group. A SIGKILLed one shows no command
+    line while it is still exiting (its threads): wait for that to finish."""
+    deadline = time.monotonic() + timeout
+    while leader in group_members(leader):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _http_ok(url: str) -> bool:
