@@ -33,6 +33,8 @@ from hotline import services
 
 NAME = "supervise"
 POLL_INTERVAL = 0.5
+# How long a dead child may take to finish exiting before its status is read.
+EXIT_WAIT = 2.0
 
 log = structlog.get_logger(__name__)
 
@@ -160,6 +162,10 @@ class Supervisor:
                 # Started by `hotline up`, by us, or by hand: its uptime counts from its start.
                 age = services.process_age(pid) or 0.0
                 watch.pid, watch.seen_at, watch.restart_at = pid, now - age, None
+                if watch.record.gave_up:
+                    # Started again by hand (`hotline up`): supervised afresh.
+                    watch.record.gave_up, watch.record.fast_crashes = False, 0
+                    return True
             return False
         if watch.record.gave_up or services.is_held(self._settings, name):
             # Stopped on purpose (`hotline down`, stop_service): not ours to restart.
@@ -174,11 +180,18 @@ class Supervisor:
 
     def _exit_of(self, pid: int) -> str:
         """How a dead process ended, if it was our child; it may not be reaped yet."""
-        if pid not in self._exits:
-            with contextlib.suppress(ChildProcessError):
+        # A SIGKILLed process shows no command line while it is still exiting: wait briefly.
+        deadline = self._clock() + EXIT_WAIT
+        while pid not in self._exits:
+            try:
                 done, status = os.waitpid(pid, os.WNOHANG)
-                if done == pid:
-                    return _exit_description(status)
+            except ChildProcessError:
+                break  # not our child
+            if done == pid:
+                return _exit_description(status)
+            if self._clock() >= deadline:
+                break
+            time.sleep(0.02)
         return self._exits.pop(pid, "died")
 
     def _died(self, name: str, watch: _Watch, now: float) -> bool:

@@ -99,3 +99,9 @@ def test_a_service_that_crashes_at_every_start_is_given_up_loudly(settings: Sett
     (line,) = [line for line in status.stdout.splitlines() if line.startswith("agi")]
     assert "GIVEN UP after 3 fast crashes (exit code 1)" in line, line
     assert "restarts 2" in line
+
+    # Started again by hand (`hotline up` after the fault is fixed): supervised afresh.
+    services.start_service(settings, "agi")
+    services.wait_ready(settings, "agi", timeout=60)
+    supervisor.tick()
+    assert not read_records(settings)["agi"].gave_up
