@@ -64,6 +64,7 @@ from call_router.ami_client import (
 from call_router.autopause import AutoPausePolicy
 from call_router.ban_policy import FAILURE_EVENTS
 from call_router.call_log import (
+    EVENT_AGI_FAILED,
     EVENT_QUEUE_STATUS,
     EVENT_VOICEMAIL,
     EVENT_VOICEMAIL_OFFERED,
@@ -1038,7 +1039,8 @@ class AmiListener:
             await asyncio.sleep(live_state.HEARTBEAT_SECONDS)
 
     def _on_user_event(self, event: Event) -> Effect | None:
-        """Our dialplan's user events: a virtual-hold request, a call recording started."""
+        """Our dialplan's user events: a virtual-hold request, the FastAGI fail-safe taken, a
+        call recording started."""
         name = event.get("UserEvent", "")
         if name == LAG_PROBE:
             probe = event.get("Probe", "")
@@ -1056,6 +1058,16 @@ class AmiListener:
                 return None
             data = {"linkedid": linkedid, "queue": queue, "callback_id": result.callback_id}
             return lambda: self._live.publish("callback_requested", data)
+        if name == "HotlineAgiFailed":
+            # The dialplan's fail-safe (agi-fail): the FastAGI server died, refused or broke.
+            self._call_log.record_event(
+                linkedid,
+                EVENT_AGI_FAILED,
+                key=EVENT_AGI_FAILED,
+                at=self._at(event),
+                data={"status": event.get("Status", "")[:32], "queue": queue},
+            )
+            return None
         if name == "HotlineRecording":
             file = event.get("File", "")
             self._call_log.record_event(

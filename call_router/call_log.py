@@ -58,6 +58,9 @@ EVENT_CALLBACK = "callback"
 EVENT_CALLBACK_SKIPPED = "callback_skipped"
 # Virtual hold: the caller pressed 1 in a queue (call_router/virtual_hold.py).
 EVENT_CALLBACK_REQUESTED = "callback_requested"
+# The FastAGI server failed (died, refused, broke) and the dialplan sent the caller to the
+# coordinator; data {"status": AGISTATUS, "queue"}.
+EVENT_AGI_FAILED = "agi_failed"
 
 # Outcomes that put the caller on the callback list.
 CALLBACK_OUTCOMES = outcomes.MISSED_OUTCOMES | {outcomes.VOICEMAIL}

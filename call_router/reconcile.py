@@ -21,6 +21,8 @@ from pathlib import Path
 
 # Our dialplan's QueueLog() line for "press 1 to be called back" (extensions.conf.j2).
 VERB_CALLBACK = "HOTLINECALLBACK"
+# Its line for "the FastAGI server failed, the caller goes to the coordinator" (agi-fail).
+VERB_AGI_FAILED = "HOTLINEAGIFAILED"
 # queue_log verbs that end the caller's stay in a queue, and the QUEUESTATUS they mean.
 _EXIT_STATUS = {"EXITWITHTIMEOUT": "TIMEOUT", "EXITEMPTY": "LEAVEEMPTY", "EXITWITHKEY": ""}
 _COMPLETE_REASON = {"COMPLETECALLER": "caller", "COMPLETEAGENT": "agent"}
@@ -162,6 +164,10 @@ def missed_events(rows: Sequence[QueueLogRow], known: Sequence[KnownEvent]) -> l
         elif row.verb == VERB_CALLBACK:
             # The request is idempotent by itself (one per call): no need to look it up.
             events.append({"Event": "UserEvent", **base, "UserEvent": "HotlineCallbackRequest"})
+        elif row.verb == VERB_AGI_FAILED:
+            # Recorded under one key per call: a replay adds nothing.
+            failed = {"UserEvent": "HotlineAgiFailed", "Status": row.field(0)}
+            events.append({"Event": "UserEvent", **base, **failed})
     return events
 
 

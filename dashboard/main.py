@@ -220,6 +220,9 @@ APP_FACTORY = "dashboard.main:create_app"
 # Live streams (wallboard, operator page) never end on their own: on SIGTERM give them this long,
 # then close them, so a worker exits before `hotline down` would have to kill it.
 GRACEFUL_SHUTDOWN_SECONDS = 5
+# uvicorn kills a worker that is not up (imports, app built) or does not answer its parent's
+# ping within this; its default 5 s restarted workers for ever on a busy two-core machine.
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
@@ -261,7 +264,13 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     }
     if settings.dashboard_workers > 1:
         workers = settings.dashboard_workers
-        return {"app": APP_FACTORY, "factory": True, "workers": workers, **options}
+        return {
+            "app": APP_FACTORY,
+            "factory": True,
+            "workers": workers,
+            "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        }
     return {"app": create_app(settings), **options}
 
 

@@ -235,6 +235,9 @@ def up(
     asterisk.start()
     for name in services.SERVICE_NAMES:
         services.wait_ready(settings, name, timeout=60)
+    # From here on a service that dies is restarted (hotline/supervisor.py).
+    services.start_service(settings, SUPERVISOR)
+    services.wait_ready(settings, SUPERVISOR, timeout=30)
 
     typer.echo(
         "\n".join(
@@ -265,6 +268,10 @@ def up(
     )
 
 
+# `hotline supervise` (hotline/supervisor.py) as a background service of `hotline up`.
+SUPERVISOR = "supervise"  # hotline/supervisor.py NAME (imported lazily there)
+
+
 def _all_queues() -> tuple[str, ...]:
     from call_router.settings import QUEUES
 
@@ -278,6 +285,8 @@ def down() -> None:
     from hotline.asterisk.sandbox import Asterisk
 
     settings = get_settings()
+    # First, or it would restart what is stopped next.
+    services.stop_service(settings, SUPERVISOR)
     Asterisk(settings).stop()
     for name in reversed(services.SERVICE_NAMES):
         services.stop_service(settings, name)
@@ -313,6 +322,14 @@ def router() -> None:
     run_foreground(
         settings, "router", functools.partial(serve, apply_sip_bans=lambda: apply_bans(settings))
     )
+
+
+@app.command()
+def supervise() -> None:
+    """Restart the services of `hotline up` that die (`up` runs it in the background)."""
+    from hotline.supervisor import run
+
+    run(get_settings())
 
 
 @app.command()

@@ -25,16 +25,34 @@ _CHECKED_BY = {
 
 def gather(settings: Settings) -> dict[str, Any]:
     """Processes we started and every dependency's check."""
-    from hotline import services
+    from hotline import services, supervisor
     from hotline.asterisk.sandbox import Asterisk
 
     ast = Asterisk(settings).status()
-    processes = [{"name": "asterisk", "running": ast.running, "pid": ast.pid, "detail": ast.detail}]
-    for name in services.SERVICE_NAMES:
+    processes: list[dict[str, Any]] = [
+        {"name": "asterisk", "running": ast.running, "pid": ast.pid, "detail": ast.detail}
+    ]
+    records = supervisor.read_records(settings)
+    for name in (*services.SERVICE_NAMES, supervisor.NAME):
         st = services.status(settings, name)
-        processes.append({"name": name, "running": st.running, "pid": st.pid, "detail": st.detail})
+        record = records.get(name)
+        processes.append(
+            {
+                "name": name,
+                "running": st.running,
+                "pid": st.pid,
+                "detail": st.detail,
+                # How often `hotline supervise` restarted it, and whether it gave up.
+                "restarts": record.restarts if record else 0,
+                "last_restart": record.last_restart if record else None,
+                "last_exit": record.last_exit if record else None,
+                "gave_up": bool(record and record.gave_up),
+                "fast_crashes": record.fast_crashes if record else 0,
+                "log": str(services.log_file(settings, name)),
+            }
+        )
     checks = health.check_all(settings)
-    ok = all(p["running"] for p in processes) and all(c.ok for c in checks)
+    ok = all(p["running"] and not p.get("gave_up") for p in processes) and all(c.ok for c in checks)
     return {
         "ok": ok,
         "processes": processes,
@@ -55,13 +73,26 @@ def status_command(
                 state = "running" if proc["running"] else "stopped"
                 typer.echo(f"asterisk   {state}  {proc['detail']}")
             else:
-                pid = f"  pid {proc['pid']}" if proc["pid"] else ""
-                typer.echo(f"{proc['name']:<10} {proc['detail']}{pid}")
+                typer.echo(_process_line(proc))
         for check in report["dependencies"].values():
             typer.echo(
                 f"{check['name']:<12} {'ok' if check['ok'] else 'DOWN':<4}  {check['detail']}"
             )
     raise typer.Exit(0 if report["ok"] else EXIT_DOWN)
+
+
+def _process_line(proc: dict[str, Any]) -> str:
+    pid = f"  pid {proc['pid']}" if proc["pid"] else ""
+    line = f"{proc['name']:<10} {proc['detail']}{pid}"
+    if proc["restarts"]:
+        line += f"  restarts {proc['restarts']} (last {proc['last_restart']}"
+        line += f", {proc['last_exit']})" if proc["last_exit"] else ")"
+    if proc["gave_up"]:
+        line += (
+            f"  GIVEN UP after {proc['fast_crashes']} fast crashes "
+            f"({proc['last_exit']}): see {proc['log']}"
+        )
+    return line
 
 
 def doctor_command() -> None:
@@ -76,6 +107,13 @@ def doctor_command() -> None:
             for proc in report["processes"]
             if not proc["running"]
         ]
+    problems += [
+        f"{proc['name']} keeps crashing: the supervisor gave up after {proc['fast_crashes']} "
+        f"fast crashes ({proc['last_exit']}). Read {proc['log']}, fix the cause, then run "
+        "`hotline up`."
+        for proc in report["processes"]
+        if proc.get("gave_up")
+    ]
     problems += [
         f"{check['name']}: {check['detail']}.\n    What to do: {check['hint']}."
         for check in report["dependencies"].values()

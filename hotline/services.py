@@ -21,6 +21,8 @@ from pathlib import Path
 from call_router.settings import Settings
 
 SERVICE_NAMES = ("agi", "router", "dashboard")
+# How long a started service may take to show its command line in /proc (execve done).
+EXEC_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,22 @@ def ready_file(settings: Settings, name: str) -> Path:
 
 def log_file(settings: Settings, name: str) -> Path:
     return settings.log_dir / f"{name}.log"
+
+
+def held_file(settings: Settings, name: str) -> Path:
+    """Present while a service is stopped on purpose: the supervisor leaves it down."""
+    return settings.run_dir / f"{name}.held"
+
+
+def is_held(settings: Settings, name: str) -> bool:
+    return held_file(settings, name).exists()
+
+
+def hold(settings: Settings, name: str) -> None:
+    """Mark a service as stopped on purpose (before stopping it): nothing restarts it until
+    the next start_service."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    held_file(settings, name).touch()
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -65,8 +83,10 @@ def read_pid(settings: Settings, name: str) -> int | None:
 
 
 def start_service(settings: Settings, name: str) -> int:
+    """Start a service (unless it runs); from then on the supervisor restarts it if it dies."""
     existing = read_pid(settings, name)
     if existing:
+        held_file(settings, name).unlink(missing_ok=True)
         return existing
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -80,15 +100,34 @@ def start_service(settings: Settings, name: str) -> int:
             start_new_session=True,
             env=os.environ.copy(),
         )
+    # Popen may return while execve is still under way (vfork), when /proc shows no command
+    # line yet: record the pid once it is recognisably ours, so nobody takes it for dead.
+    deadline = time.monotonic() + EXEC_TIMEOUT
+    while not _ours(proc.pid, name) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     pid_file(settings, name).write_text(str(proc.pid))
+    # Only now: until the new pid is recorded the supervisor would take the old one for dead.
+    held_file(settings, name).unlink(missing_ok=True)
     return proc.pid
 
 
-def _recorded_pid(settings: Settings, name: str) -> int | None:
+def recorded_pid(settings: Settings, name: str) -> int | None:
     try:
         return int(pid_file(settings, name).read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def process_age(pid: int) -> float | None:
+    """Seconds since the process started (Linux /proc), None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    # Field 22, after "pid (comm)" whose comm may hold spaces: start time in clock ticks.
+    started = int(stat[stat.rfind(")") + 2 :].split()[19]) / os.sysconf("SC_CLK_TCK")
+    return max(0.0, uptime - started)
 
 
 def group_members(group: int) -> list[int]:
@@ -140,6 +179,12 @@ def _started_by(name: str) -> Callable[[int], bool]:
 
 
 def stop_service(settings: Settings, name: str, timeout: float = 10) -> bool:
+    """Stop a service on purpose (the supervisor leaves it down); whether anything was running."""
+    hold(settings, name)
+    return clean_up(settings, name, timeout)
+
+
+def clean_up(settings: Settings, name: str, timeout: float = 10) -> bool:
     """Stop a service and the processes it started; whether anything was running.
 
     start_service makes each service a session and process-group leader, so its children (the
@@ -147,7 +192,7 @@ def stop_service(settings: Settings, name: str, timeout: float = 10) -> bool:
     own, its workers may live on (holding the port): the group in the pid file is then
     searched for them, and only processes that look like them are ended.
     """
-    recorded = _recorded_pid(settings, name)
+    recorded = recorded_pid(settings, name)
     pid = read_pid(settings, name)
     stopped = False
     if pid is not None:
@@ -160,11 +205,22 @@ def stop_service(settings: Settings, name: str, timeout: float = 10) -> bool:
         stopped = True
         # uvicorn's parent stops its workers on SIGTERM; this ends any it could not.
         _stop_group(pid, timeout=min(timeout, 5))
-    elif recorded is not None and recorded not in group_members(recorded):
+    elif recorded is not None and _leader_gone(recorded, timeout=min(timeout, 2)):
         stopped = _stop_group(recorded, timeout=min(timeout, 5), only=_started_by(name))
     pid_file(settings, name).unlink(missing_ok=True)
     ready_file(settings, name).unlink(missing_ok=True)
     return stopped
+
+
+def _leader_gone(leader: int, timeout: float) -> bool:
+    """Whether a dead service's leader has left its group. A SIGKILLed one shows no command
+    line while it is still exiting (its threads): wait for that to finish."""
+    deadline = time.monotonic() + timeout
+    while leader in group_members(leader):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _http_ok(url: str) -> bool:

@@ -77,3 +77,7 @@ def test_with_the_fastagi_server_down_the_call_still_reaches_the_coordinator(
     assert call["queue"] == "coordinator"
     assert call["menu_choice"] is None
     assert call["ended_at"] is not None
+    # The call log says why: nothing listened on the AGI port.
+    events = api.get(f"/api/calls/{call['id']}").json()["events"]
+    (failed,) = [e for e in events if e["kind"] == "agi_failed"]
+    assert failed["data"] == {"status": "FAILURE", "queue": "coordinator"}

@@ -28,9 +28,11 @@ pytestmark = pytest.mark.asterisk
 
 
 def kill_router(settings: Settings) -> None:
-    """SIGKILL: no goodbye, no last write - as a crash or an OOM kill would."""
+    """SIGKILL: no goodbye, no last write - as a crash or an OOM kill would. The router stays
+    down (held: the supervisor leaves it) until start_router."""
     pid = services.read_pid(settings, "router")
     assert pid is not None, "the router should be running"
+    services.hold(settings, "router")
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: services.read_pid(settings, "router") is None, what="the router gone")
 

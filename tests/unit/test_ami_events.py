@@ -425,6 +425,35 @@ async def test_agi_down_and_no_operators_gives_no_agents_with_the_dialplan_queue
         ]
 
 
+def agi_failed(call: Call_, t: float, status: str = "FAILURE") -> dict[str, str]:
+    return {
+        "Event": "UserEvent", "Privilege": "user,all", "Timestamp": ts(t), **call.caller,
+        "Context": "agi-fail", "UserEvent": "HotlineAgiFailed", "Queue": "coordinator",
+        "Status": status,
+    }  # fmt: skip
+
+
+async def test_the_agi_fail_safe_is_on_the_timeline_once(
+    listener: AmiListener, db: Database
+) -> None:
+    # The FastAGI server died mid-menu: the dialplan's fail-safe tells the router (live, and
+    # again from queue_log after a reconnect: the replay adds nothing).
+    call = Call_("1763892000.96", number="+79160000096")
+    await feed(
+        listener,
+        [
+            call.newchannel(0), agi_failed(call, 4), agi_failed(call, 4),
+            call.queue_join(4, queue="coordinator"),
+        ],
+    )  # fmt: skip
+
+    kinds = event_kinds(db, call.linkedid)
+    assert kinds.count("agi_failed") == 1, kinds
+    with db.session() as session:
+        query = select(CallEvent.data).join(Call).where(CallEvent.kind == "agi_failed")
+        assert session.scalars(query).one() == {"status": "FAILURE", "queue": "coordinator"}
+
+
 async def test_message_left_after_timeout_is_voicemail(listener: AmiListener, db: Database) -> None:
     call = Call_("1763892000.98", number="+79160000098")
     await feed(

@@ -356,6 +356,9 @@ def test_ivr_runs_the_fastagi_script_and_fails_safe_to_the_coordinator(settings:
     fail = extensions(text, "agi-fail")["s"]
     assert "n,Set(HOTLINE_FALLBACK=agi)" in fail
     assert "n,Set(HOTLINE_QUEUE=coordinator)" in fail
+    # The call log learns why: live (user event) and, for a router that is away, queue_log.
+    assert "n,UserEvent(HotlineAgiFailed,Queue: coordinator,Status: ${AGISTATUS})" in fail
+    assert "n,QueueLog(coordinator,${CHANNEL(linkedid)},NONE,HOTLINEAGIFAILED,${AGISTATUS})" in fail
     assert fail[-1] == "n,Goto(hotline-queues,coordinator,1)"
     assert "HOTLINE_RECORDINGS = /srv/hotline/abc123/recordings" in text
 

@@ -65,6 +65,8 @@ def test_several_workers_get_an_importable_factory(env: pytest.MonkeyPatch) -> N
     assert options["factory"] is True
     assert options["http"] is main.NoDelayHTTPProtocol
     assert options["timeout_graceful_shutdown"] == main.GRACEFUL_SHUTDOWN_SECONDS
+    # A worker slow to start on a busy machine is not killed and respawned for ever.
+    assert options["timeout_worker_healthcheck"] == main.WORKER_HEALTHCHECK_SECONDS >= 30
     # What each worker process does: import the string and call it with no arguments; the
     # app then reads the same HOTLINE_* environment.
     factory = import_from_string(options["app"])

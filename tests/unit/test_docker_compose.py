@@ -136,6 +136,15 @@ def test_telephony_runs_on_the_host_network_with_the_default_ports(
         assert values["HOTLINE_DASHBOARD_HOST"] == default("dashboard_host") == "127.0.0.1"
 
 
+def test_every_long_running_service_is_restarted_when_it_dies(
+    services: dict[str, Any],
+) -> None:
+    # A crashed or OOM-killed FastAGI server, router, dashboard (or a dependency) comes back.
+    for name in (*TELEPHONY, "postgres", "redis"):
+        assert services[name].get("restart") == "unless-stopped", name
+    assert services["migrate"]["restart"] == "no", "a one-shot job is not restarted"
+
+
 def test_dashboard_healthcheck_asks_the_dashboard_port(services: dict[str, Any]) -> None:
     test = " ".join(services["dashboard"]["healthcheck"]["test"])
     port = default("dashboard_port")

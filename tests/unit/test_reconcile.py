@@ -153,3 +153,20 @@ def test_lines_moved_by_a_log_rotation_are_still_read(tmp_path: Path) -> None:
         "CONNECT",
         "COMPLETECALLER",
     ]
+
+
+def test_an_agi_failure_line_becomes_the_fail_safe_user_event() -> None:
+    lines = [
+        f"{T0 + 2}|{CALL}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE",
+        f"{T0 + 2}|{CALL}|coordinator|NONE|ENTERQUEUE||+74951234567|1",
+    ]
+    events = missed_events(parse_queue_log(lines, {CALL}), known=[])
+    assert [(e["Event"], e.get("UserEvent")) for e in events] == [
+        ("UserEvent", "HotlineAgiFailed"),
+        ("QueueCallerJoin", None),
+    ]
+    assert (events[0]["Status"], events[0]["Queue"], events[0]["Linkedid"]) == (
+        "FAILURE",
+        "coordinator",
+        CALL,
+    )
