@@ -208,7 +208,11 @@ def analyse(
     ami_lags = [lag for _, lag in ami]
     steady_lags = [lag for at, lag in ami if phase.warmup_end <= at <= phase.end]
 
-    memory_pass = all(r["pass"] for r in processes.values() if r["growth_pct"] is not None)
+    # A child that came and went (a restarted worker) has no growth of its own; its service,
+    # summed over its children, must still be there at both ends.
+    memory_pass = all(r["pass"] for r in processes.values() if r["growth_pct"] is not None) and all(
+        r["growth_pct"] is not None for r in services.values()
+    )
     rows_pass = not any(faults.values())
     return {
         "params": {
