@@ -1176,12 +1176,16 @@ def _dropped_at(started_at: datetime, item: _Reconcile) -> datetime | None:
     was down too) the latest time it can have been, the new Asterisk's start.
     """
     restart = item.asterisk_started_at
-    if restart is None or started_at >= restart - ASTERISK_START_SLACK:
+    if restart is None:
         return None
     went_away = item.went_away_at
+    # Began before the link to the old Asterisk was lost: on the old one, however close to
+    # the (whole-second) start of the new one.
     if went_away is not None and started_at <= went_away <= restart + ASTERISK_START_SLACK:
         return went_away
-    return restart
+    if started_at < restart - ASTERISK_START_SLACK:
+        return restart
+    return None
 
 
 def _is_inbound_first_channel(event: Event) -> bool:

@@ -43,3 +43,15 @@ async def test_a_call_of_the_same_asterisk_or_an_unknown_one_is_not_dropped(
 ) -> None:
     # Same Asterisk (it started before the call), or its start is unknown.
     assert _dropped_at(T0 - timedelta(seconds=60), item(started, T0)) is None
+
+
+async def test_a_call_begun_just_before_the_link_went_is_dropped_however_close_to_the_restart() -> (
+    None
+):
+    """CoreStatus gives the new start in whole seconds; a caller who rang a moment before
+    Asterisk died is still on the old one."""
+    lost = T0 - timedelta(seconds=3)
+    restart = T0 - timedelta(seconds=2)
+    assert _dropped_at(lost - timedelta(milliseconds=500), item(restart, lost)) == lost
+    # Begun after the link went (on the new Asterisk), within the start's rounding: not dropped.
+    assert _dropped_at(restart - timedelta(milliseconds=500), item(restart, lost)) is None
