@@ -510,7 +510,8 @@ def utterances_dir(settings: Any) -> Path:
 def next_utterance_path(settings: Any, ctx: ListenContext) -> Path:
     """recordings/utterances/<linkedid>-<n>.wav, n counting this call's utterances from 1."""
     folder = utterances_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    # Residents' voices: the hotline's own, whatever the umask of the process that runs us.
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     call = _SAFE_NAME.sub("_", ctx.linkedid or ctx.env.uniqueid or "call")[:64]
     n = 1 + sum(1 for _ in folder.glob(f"{call}-*.wav"))
     while (folder / f"{call}-{n}.wav").exists():

@@ -29,6 +29,8 @@ def closed_port() -> int:
 
 @pytest.fixture
 def broken_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    # An installed state folder (SQLite opens), whatever else the environment sets.
+    (tmp_path / "state").mkdir(mode=0o700)
     env = {
         "HOTLINE_STATE_DIR": str(tmp_path / "state"),
         "HOTLINE_AMI_PORT": str(closed_port()),
@@ -55,7 +57,7 @@ def test_status_json_reports_each_dependency_and_exits_3_when_one_is_down(
     report = json.loads(proc.stdout)  # JSON only on stdout
     deps = report["dependencies"]
     assert report["ok"] is False
-    assert deps["database"]["ok"] is True  # SQLite in the state directory
+    assert deps["database"]["ok"] is True, deps["database"]  # SQLite in the state directory
     for down in ("asterisk", "ami_link", "router_lag", "redis", "fastagi"):
         assert deps[down]["ok"] is False, down
         assert deps[down]["hint"], down
