@@ -78,12 +78,15 @@ def test_a_gas_smell_at_night_is_put_through_to_the_gas_service(
         assert result.answered, result.detail
         assert gas_service.calls_answered() == 1, gas_service.log[-2000:]
     call = finished_call(api, caller)
-    # The FastAGI server writes the transfer when Dial returns, off the caller's path: it may
-    # land just after the router has closed the row.
+    # The FastAGI server writes how the transfer ended when Dial returns, off the caller's
+    # path: it may land just after the router has closed the row ("dialling" until then).
     seen = wait_for(
-        lambda: (found := events(api, call)) and "transfer" in found and found,
+        lambda: (
+            (found := events(api, call)).get("transfer", {}).get("status") not in (None, "dialling")
+            and found
+        ),
         timeout=15,
-        what="the transfer event",
+        what="the transfer's outcome",
     )
     assert seen["transfer"] == {
         "node": "gas",
