@@ -54,7 +54,8 @@ def daytime_rules(stack: Settings) -> callbacks.CallbackRules:
 def call_ended(api: httpx.Client, callback_id: int) -> dict[str, Any]:
     def ended() -> dict[str, Any] | None:
         body = detail(api, callback_id)
-        return body if any(h["action"] == "call_ended" for h in body["history"]) else None
+        done = any(h["action"] == "call_ended" for h in body["history"])
+        return body if done and body["active_call_id"] is None else None
 
     return wait_for(ended, timeout=60, what=f"callback {callback_id}'s call to end")
 
