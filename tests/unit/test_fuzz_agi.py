@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from hypothesis import event, example, given
@@ -40,6 +39,7 @@ from agi_scripts.server import AgiServer, RouteRegistry, build_app
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.settings import QUEUES, Settings
+from tests.unit import test_agi_protocol as agi_protocol
 from tests.unit.fuzzing import PURE, SOCKETS, SOCKETS_DEEP
 from tests.unit.test_agi_protocol import FakeAsterisk, encode_environment, environment, run_call
 
@@ -230,24 +230,9 @@ async def test_channel_stops_talking_once_out_of_step(stream: list[bytes], eof: 
 # --- the server over a real socket ------------------------------------------------------
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        menu_timeout=1,
-        menu_retries=1,
-        default_language="ru",
-    )
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.db_url)
-    database.upgrade()
-    yield database
-    database.dispose()
+# The same settings and call-log database as the protocol tests (fixtures shared by name).
+settings = agi_protocol.settings
+db = agi_protocol.db
 
 
 @pytest.fixture
