@@ -46,6 +46,7 @@ from agi_scripts.vad import (
     VadConfig,
     VadEvent,
 )
+from call_router.asterisk_paths import asterisk_paths, asterisk_view
 
 if TYPE_CHECKING:
     from agi_scripts.flows.engine import SpeechResult
@@ -446,10 +447,12 @@ async def _listen_recording(
     no_speech_timeout: float,
     recogniser: RecogniserLike | None,
 ) -> Utterance:
-    from hotline.asterisk.sandbox import Asterisk
-
     settings = ctx.settings
-    view = Asterisk(settings).view
+    paths = asterisk_paths(settings)
+
+    def view(host: Path) -> str:
+        return asterisk_view(settings, paths, host)
+
     if prompt is not None:
         key = await agi.stream_file(view(prompt.with_suffix("")), escape_digits=DTMF_KEYS)
         if key:
@@ -597,9 +600,7 @@ class SpeechMenu:
 
     def host_prompt(self, prompt: str) -> Path | None:
         """The host wav behind an Asterisk-side prompt path (recordings/.../name, no suffix)."""
-        from hotline.asterisk.sandbox import Asterisk
-
-        inside = Asterisk(self.settings).paths.recordings.rstrip("/") + "/"
+        inside = asterisk_paths(self.settings).recordings.rstrip("/") + "/"
         if not prompt.startswith(inside):
             return None
         path = Path(self.settings.recordings_dir) / (prompt[len(inside) :] + ".wav")

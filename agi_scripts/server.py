@@ -364,7 +364,7 @@ def _speech_recorder(writer: CallWriter) -> Callable[[Utterance, Any], Awaitable
 def _warn_about_missing_prompts(settings: Settings, log: Any) -> None:
     # With a prompt missing, Asterisk 22 answers -1 to STREAM FILE (and the AGI ends with
     # AGISTATUS=FAILURE) or GET DATA: every caller would skip the menu for the coordinator.
-    from hotline.prompts import PromptError, missing_prompts
+    from call_router.flows.prompts import PromptError, missing_prompts
 
     try:
         missing = missing_prompts(settings)

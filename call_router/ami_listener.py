@@ -42,8 +42,7 @@ from panoramisk import Manager
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from agi_scripts import channel_vars
-from call_router import callbacks, live_state, missed_rings, reconcile
+from call_router import callbacks, channel_vars, live_state, missed_rings, reconcile
 from call_router import health as health_report
 from call_router.agents import (
     AgentService,

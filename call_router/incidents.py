@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agi_scripts.flows.conditions import resolve_timezone
 from call_router.flow_models import Incident
+from call_router.flows.conditions import resolve_timezone
 from call_router.models import CallEvent
 from call_router.settings import Settings
 
@@ -216,7 +216,7 @@ def speak(settings: Settings, incident_id: int, messages: dict[str, str]) -> Spo
     """Synthesise the announcement per language with the flows' voices (espeak-ng)."""
     # The synthesiser lives with the prompt builder; imported here so reading incidents
     # never needs it.
-    from hotline.prompts import PromptError, prompt_catalogue, prompts_root, synthesize
+    from call_router.flows.prompts import PromptError, prompt_catalogue, prompts_root, synthesize
 
     try:
         voices = prompt_catalogue(settings.flows_dir).voices

@@ -204,10 +204,10 @@ def up(
     build: Annotated[bool, typer.Option(help="Build the sandbox root if missing.")] = True,
 ) -> None:
     """Start the whole hotline in the background; returns once a call can be taken."""
+    from call_router.flows.prompts import build_prompts
     from call_router.operators import add_operator, list_operators, parse_skills
     from hotline import services
     from hotline.asterisk.sandbox import Asterisk
-    from hotline.prompts import build_prompts
 
     settings = get_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -427,7 +427,7 @@ def prompts_build(
     force: Annotated[bool, typer.Option(help="Regenerate generated prompts.")] = False,
 ) -> None:
     """Synthesise the voice prompts with espeak-ng (studio recordings are kept)."""
-    from hotline.prompts import build_prompts
+    from call_router.flows.prompts import build_prompts
 
     built = build_prompts(get_settings(), force=force)
     typer.echo(f"{len(built)} prompt(s) built")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from agi_scripts.flows.admin import check_flows, reload_flows
-from agi_scripts.flows.loader import FlowSet
+from call_router.flows.admin import check_flows, reload_flows
+from call_router.flows.loader import FlowSet
 from call_router.settings import get_settings
 
 app = typer.Typer(help="Voice-menu flows (ivr_flows/*.yaml).", no_args_is_help=True)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from call_router.pid_files import cmdline, is_ours, pid_file, read_pid
 from call_router.settings import Settings
 
 SERVICE_NAMES = ("agi", "router", "dashboard")
@@ -31,10 +32,6 @@ class ServiceStatus:
     running: bool
     pid: int | None
     detail: str
-
-
-def pid_file(settings: Settings, name: str) -> Path:
-    return settings.run_dir / f"{name}.pid"
 
 
 def ready_file(settings: Settings, name: str) -> Path:
@@ -61,27 +58,6 @@ def hold(settings: Settings, name: str) -> None:
     held_file(settings, name).touch()
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _ours(pid: int, name: str) -> bool:
-    args = _cmdline(pid)
-    return "hotline" in args and name in args
-
-
-def read_pid(settings: Settings, name: str) -> int | None:
-    try:
-        pid = int(pid_file(settings, name).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _ours(pid, name) else None
-
-
 def start_service(settings: Settings, name: str) -> int:
     """Start a service (unless it runs); from then on the supervisor restarts it if it dies."""
     existing = read_pid(settings, name)
@@ -103,7 +79,7 @@ def start_service(settings: Settings, name: str) -> int:
     # Popen may return while execve is still under way (vfork), when /proc shows no command
     # line yet: record the pid once it is recognisably ours, so nobody takes it for dead.
     deadline = time.monotonic() + EXEC_TIMEOUT
-    while not _ours(proc.pid, name) and proc.poll() is None and time.monotonic() < deadline:
+    while not is_ours(proc.pid, name) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     pid_file(settings, name).write_text(str(proc.pid))
     # Only now: until the new pid is recorded the supervisor would take the old one for dead.
@@ -173,7 +149,7 @@ def _started_by(name: str) -> Callable[[int], bool]:
     multiprocessing's resource tracker) or one with the service's own command line."""
 
     def check(pid: int) -> bool:
-        return _ours(pid, name) or any("multiprocessing" in arg for arg in _cmdline(pid))
+        return is_ours(pid, name) or any("multiprocessing" in arg for arg in cmdline(pid))
 
     return check
 
@@ -198,9 +174,9 @@ def clean_up(settings: Settings, name: str, timeout: float = 10) -> bool:
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _ours(pid, name):
+        while time.monotonic() < deadline and is_ours(pid, name):
             time.sleep(0.1)
-        if _ours(pid, name):
+        if is_ours(pid, name):
             os.kill(pid, signal.SIGKILL)
         stopped = True
         # uvicorn's parent stops its workers on SIGTERM; this ends any it could not.

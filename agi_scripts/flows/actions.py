@@ -14,10 +14,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from agi_scripts.flows.engine import ActionCall, ActionResult
-from agi_scripts.flows.schema import ActionArgs
 from call_router import meter_store
 from call_router.call_log import CallLog
 from call_router.db import Database
+from call_router.flows.schema import ActionArgs
 from call_router.meter_models import MeterReading
 from call_router.meter_readings import DEFAULT_AMEND_WINDOW, MeterKind, meter_kind
 from call_router.models import Call

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from agi_scripts import channel_vars
 from agi_scripts.agi import (
     AgiChannel,
     AgiError,
@@ -25,8 +24,10 @@ from agi_scripts.agi import (
     printable,
     quote_argument,
 )
-from agi_scripts.flows.conditions import BusinessCalendar, CallFacts, evaluate, luhn_ok
-from agi_scripts.flows.schema import (
+from agi_scripts.voicemail import Trimmed, trim_voicemail
+from call_router import channel_vars
+from call_router.flows.conditions import BusinessCalendar, CallFacts, evaluate, luhn_ok
+from call_router.flows.schema import (
     ACTION_OUTCOMES,
     REPEAT_KEY,
     ActionArgs,
@@ -48,7 +49,6 @@ from agi_scripts.flows.schema import (
     TransferNode,
     VoicemailNode,
 )
-from agi_scripts.voicemail import Trimmed, trim_voicemail
 
 if TYPE_CHECKING:
     from agi_scripts.server import CallContext

@@ -7,18 +7,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from agi_scripts.flows.actions import Defer, MeterActions
 from agi_scripts.flows.engine import ActiveIncident, FlowActions, FlowLookups, SpeechInput
-from agi_scripts.flows.loader import FlowRegistry
 from call_router import callbacks
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.flow_models import CallerLanguage, Incident
+from call_router.flows.admin import flows_status_file
+from call_router.flows.loader import FlowRegistry
 from call_router.models import Call, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.settings import QUEUES, Settings
@@ -27,11 +27,6 @@ from call_router.settings import QUEUES, Settings
 def _aware(at: datetime) -> datetime:
     """SQLite hands back naive datetimes; they are UTC."""
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def flows_status_file(settings: Settings) -> Path:
-    """Where the running FastAGI server says which flows it loaded (read by the CLI)."""
-    return settings.run_dir / "flows.json"
 
 
 @dataclass

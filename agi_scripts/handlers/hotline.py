@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agi_scripts import channel_vars
 from agi_scripts.agi import AgiChannel, AgiError, CallerHangup, printable
 from agi_scripts.flows.engine import (
     FALLBACK_QUEUE,
@@ -23,6 +22,7 @@ from agi_scripts.flows.engine import (
     FlowState,
     set_call_id,
 )
+from call_router import channel_vars
 from call_router.routing import pick_language
 
 if TYPE_CHECKING:

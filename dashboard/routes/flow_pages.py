@@ -2,8 +2,8 @@
 has live, when it last (re)loaded them, and what `hotline flows check` says about the files now;
 `POST /flows/reload` does what `hotline flows reload` does.
 
-Both do what the CLI does, through agi_scripts/flows/admin.py (check_flows, reload_flows,
-read_status); which process is the running server comes from hotline/services.py's pid files.
+Both do what the CLI does, through call_router/flows/admin.py (check_flows, reload_flows,
+read_status); which process is the running server comes from call_router/pid_files.py.
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from agi_scripts.flows.admin import ReloadOutcome, check_flows, read_status, reload_flows
-from agi_scripts.flows.loader import flow_files
-from agi_scripts.flows.schema import Flow
-from agi_scripts.flows.services import flows_status_file
+from call_router.flows.admin import (
+    ReloadOutcome,
+    check_flows,
+    flows_status_file,
+    read_status,
+    reload_flows,
+)
+from call_router.flows.loader import flow_files
+from call_router.flows.schema import Flow
+from call_router.pid_files import read_pid
 from dashboard.deps import StateDep
 from dashboard.i18n import render
-from hotline.services import read_pid
 
 router = APIRouter(include_in_schema=False)
 

@@ -22,12 +22,12 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from call_router.asterisk_paths import AsteriskPaths
 from call_router.ban_policy import FAILURE_EVENTS, host_network, is_protected
 from call_router.dial_plan import DialPlan, DialPlanError
 from call_router.operators import RESERVED_LOGINS
 from call_router.settings import PROJECT_ROOT, QUEUES, AmiRole, Settings
 from call_router.sip_bans import carrier_entries, carrier_networks
-from hotline.asterisk.sandbox import AsteriskPaths
 
 TEMPLATES_DIR = PROJECT_ROOT / "asterisk_conf"
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -37,8 +36,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from call_router.asterisk_paths import (
+    AsteriskMode,
+    asterisk_mode,
+    asterisk_paths,
+    asterisk_view,
+    host_path,
+    inside_root,
+    instance_id,
+)
 from call_router.settings import Settings
 
 PACKAGES = (
@@ -47,13 +54,6 @@ PACKAGES = (
     "asterisk-core-sounds-ru-gsm",
     "sip-tester",
     "baresip",
-)
-DEFAULT_DATA_DIR = "/usr/share/asterisk"
-MODULE_DIRS = (
-    "/usr/lib/x86_64-linux-gnu/asterisk/modules",
-    "/usr/lib/aarch64-linux-gnu/asterisk/modules",
-    "/usr/lib/asterisk/modules",
-    "/usr/lib64/asterisk/modules",
 )
 AMI_BANNER = b"Asterisk Call Manager"
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
@@ -64,30 +64,10 @@ class AsteriskError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class AsteriskPaths:
-    """Folders as Asterisk itself sees them (inside the root in sandbox mode)."""
-
-    etc: str
-    spool: str
-    log: str
-    run: str
-    lib: str
-    recordings: str
-    # Read-only parts of the install (sounds, modules): the same for every instance.
-    data: str = DEFAULT_DATA_DIR
-    modules: str = MODULE_DIRS[0]
-
-
-@dataclass(frozen=True)
 class AsteriskStatus:
     running: bool
     pid: int | None
     detail: str
-
-
-def instance_id(settings: Settings) -> str:
-    """A short, stable name for this state dir's instance."""
-    return hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:10]
 
 
 def debian_mirror(
@@ -178,32 +158,11 @@ class Asterisk:
         self.settings = settings
         self.root = settings.sandbox_root
         self.instance = instance_id(settings)
-        system_binary = shutil.which("asterisk")
-        if settings.asterisk_mode == "system" or (
-            settings.asterisk_mode == "auto" and system_binary
-        ):
-            self.mode: Literal["system", "sandbox"] = "system"
-        else:
-            self.mode = "sandbox"
-        self._binary = system_binary or "asterisk"
+        self.mode: AsteriskMode = asterisk_mode(settings)
+        self._binary = shutil.which("asterisk") or "asterisk"
         self._proc: subprocess.Popen[bytes] | None = None
-        self.inside = f"/srv/hotline/{self.instance}"
-        if self.mode == "sandbox":
-            base = f"{self.inside}/asterisk"
-            recordings = f"{self.inside}/recordings"
-        else:
-            base = str(settings.asterisk_dir.resolve())
-            recordings = str(settings.recordings_dir.resolve())
-        self.paths = AsteriskPaths(
-            etc=f"{base}/etc",
-            spool=f"{base}/spool",
-            log=f"{base}/log",
-            run=f"{base}/run",
-            lib=f"{base}/lib",
-            recordings=recordings,
-            data=DEFAULT_DATA_DIR,
-            modules=self._module_dir(),
-        )
+        self.inside = inside_root(settings)
+        self.paths = asterisk_paths(settings, self.mode)
 
     # --- where things are --------------------------------------------------------------------
 
@@ -227,13 +186,7 @@ class Asterisk:
 
     def _host(self, inside_path: str) -> Path:
         """The host path of a path as seen from inside the root (sandbox mode)."""
-        return self.root / inside_path.lstrip("/") if self.mode == "sandbox" else Path(inside_path)
-
-    def _module_dir(self) -> str:
-        for candidate in MODULE_DIRS:
-            if self._host(candidate).is_dir():
-                return candidate
-        return MODULE_DIRS[0]
+        return host_path(self.settings, self.mode, inside_path)
 
     def _mounts(self) -> list[tuple[Path, Path]]:
         """(host source, mountpoint on the host) for this instance's bind mounts."""
@@ -243,20 +196,9 @@ class Asterisk:
             (self.settings.recordings_dir, mp / "recordings"),
         ]
 
-    def view(self, host_path: Path) -> str:
+    def view(self, host: Path) -> str:
         """Where a host path under asterisk_dir or recordings_dir appears to Asterisk."""
-        resolved = Path(host_path).resolve()
-        for source, inside in (
-            (self.settings.asterisk_dir.resolve(), self.paths.etc.rsplit("/", 1)[0]),
-            (self.settings.recordings_dir.resolve(), self.paths.recordings),
-        ):
-            if resolved == source or source in resolved.parents:
-                rel = resolved.relative_to(source)
-                return inside if str(rel) == "." else f"{inside}/{rel}"
-        raise ValueError(
-            f"{host_path} is outside {self.settings.asterisk_dir} and "
-            f"{self.settings.recordings_dir}: Asterisk cannot see it"
-        )
+        return asterisk_view(self.settings, self.paths, host)
 
     def _argv(self, *args: str) -> list[str]:
         if self.mode == "sandbox":

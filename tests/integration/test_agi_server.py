@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from agi_scripts import channel_vars
+from call_router import channel_vars
 from call_router.db import Database
 from call_router.models import Call, CallEvent
 from tests.conftest import wait_for

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agi_scripts.flows.conditions import luhn_ok
+from call_router.flows.conditions import luhn_ok
 from tests.conftest import PORT_BASE, require
 
 PAYER = next(f"7123456789{d}" for d in "0123456789" if luhn_ok(f"7123456789{d}"))

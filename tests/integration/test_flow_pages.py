@@ -14,11 +14,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from agi_scripts.flows.admin import read_status
-from agi_scripts.flows.loader import FlowRegistry
-from agi_scripts.flows.services import flows_status_file
 from call_router import accounts
 from call_router.db import Database
+from call_router.flows.admin import flows_status_file, read_status
+from call_router.flows.loader import FlowRegistry
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
 from dashboard.main import create_app
 from hotline import services

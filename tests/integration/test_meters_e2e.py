@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agi_scripts.flows.conditions import luhn_ok
+from call_router.flows.conditions import luhn_ok
 from call_router.settings import Settings
 from hotline.sipua.testcall import place_call
 from tests.conftest import finished_call, run_hotline

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from agi_scripts import channel_vars
 from agi_scripts.agi import (
     AgiChannel,
     AgiEnvironment,
@@ -28,6 +27,7 @@ from agi_scripts.agi import (
     read_environment,
 )
 from agi_scripts.server import AgiServer, RouteRegistry, build_app, serve
+from call_router import channel_vars
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call, CallEvent

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from call_router.asterisk_paths import AsteriskPaths, instance_id
 from call_router.settings import QUEUES, Settings
 from hotline.asterisk import render
 from hotline.asterisk.render import ConfigError, OperatorConf, render_config
-from hotline.asterisk.sandbox import Asterisk, AsteriskPaths, debian_mirror, instance_id
+from hotline.asterisk.sandbox import Asterisk, debian_mirror
 
 EXPECTED_FILES = {
     "asterisk.conf",

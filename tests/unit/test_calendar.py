@@ -7,14 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agi_scripts.flows.conditions import (
+from call_router.flows.conditions import (
     ALWAYS_OPEN,
     CallFacts,
     build_calendar,
     evaluate,
     luhn_ok,
 )
-from agi_scripts.flows.schema import CalendarDoc, When
+from call_router.flows.schema import CalendarDoc, When
 
 CAL = build_calendar(
     CalendarDoc.model_validate(

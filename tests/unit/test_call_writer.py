@@ -194,7 +194,7 @@ async def test_a_confirmed_meter_reading_survives_a_database_outage(
 
     from agi_scripts.flows.actions import MeterActions
     from agi_scripts.flows.engine import ActionCall
-    from agi_scripts.flows.schema import ActionArgs
+    from call_router.flows.schema import ActionArgs
     from call_router.meter_models import MeterReading
 
     writer.submit("ensure_call", "meter.1", caller_number="+74951234567", caller_name=None)

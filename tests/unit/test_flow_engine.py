@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from agi_scripts import channel_vars
 from agi_scripts.agi import AgiChannel
 from agi_scripts.flows.actions import MeterActions
 from agi_scripts.flows.engine import FlowEngine, SpeechResult
-from agi_scripts.flows.loader import FlowRegistry
 from agi_scripts.flows.services import DbLookups, FlowServices
 from agi_scripts.server import AgiServer, RouteRegistry, build_app
+from call_router import channel_vars
 from call_router.call_log import CallLog
 from call_router.db import Database
+from call_router.flows.loader import FlowRegistry
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
 from tests.unit.test_agi_protocol import (
     LINKEDID,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agi_scripts.flows.loader import FlowRegistry, load_flows
+from call_router.flows.loader import FlowRegistry, load_flows
 from call_router.settings import PROJECT_ROOT, QUEUES
 
 PROMPTS = """\

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from agi_scripts import channel_vars
+from call_router import channel_vars
 from call_router.db import Database
 from call_router.meter_models import MeterReading
 from tests.unit import test_flow_engine as engine_tests

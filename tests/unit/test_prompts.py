@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from call_router.settings import PROJECT_ROOT, Settings
-from hotline.prompts import (
+from call_router.flows.prompts import (
     MANIFEST_FILE,
     PromptError,
     build_prompts,
     load_prompt_texts,
     missing_prompts,
 )
+from call_router.settings import PROJECT_ROOT, Settings
 from tests.conftest import require
 
 LANGUAGES = {"ru", "en"}

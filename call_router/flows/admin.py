@@ -2,7 +2,7 @@
 `hotline flows check|reload` (hotline/cli_flows.py) and the supervisor's flows page
 (dashboard/routes/flow_pages.py) both do. No CLI, no web: plain values in and out.
 
-Which process is the running server (its pid) is the caller's to say: hotline/services.py
+Which process is the running server (its pid) is the caller's to say: call_router/pid_files.py
 keeps the pid files.
 """
 
@@ -15,11 +15,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agi_scripts.flows.loader import FlowSet, load_flows
-from agi_scripts.flows.services import flows_status_file
+from call_router.flows.loader import FlowSet, load_flows
 from call_router.settings import QUEUES, Settings
 
 RELOAD_WAIT = 10.0
+
+
+def flows_status_file(settings: Settings) -> Path:
+    """Where the running FastAGI server says which flows it loaded (read by the CLI)."""
+    return settings.run_dir / "flows.json"
 
 
 def check_flows(settings: Settings, folder: Path, texts_only: bool) -> FlowSet:

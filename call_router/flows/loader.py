@@ -20,13 +20,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from agi_scripts.flows.conditions import (
+from call_router.flows.conditions import (
     ALWAYS_OPEN,
     BusinessCalendar,
     CalendarError,
     build_calendar,
 )
-from agi_scripts.flows.schema import (
+from call_router.flows.schema import (
     INPUT_TYPES,
     NODE_TYPES,
     CalendarDoc,

@@ -17,8 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agi_scripts.flows.loader import PROMPTS_FILE as PROMPTS_YAML
-from agi_scripts.flows.loader import (
+from call_router.flows.loader import PROMPTS_FILE as PROMPTS_YAML
+from call_router.flows.loader import (
     SOUND_SUFFIXES,
     FlowError,
     PromptCatalogue,

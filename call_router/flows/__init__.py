@@ -1,0 +1,1 @@
+"""Voice-menu definitions: the flow schema, loading and validation, calendars and prompts."""
