@@ -33,6 +33,11 @@ class Skill:
     penalty: int = 0
 
 
+# A queue penalty (Asterisk's queue member penalty): 0 = first choice; higher = only when the
+# lower ones are busy. The one range the roster, the CLI and the rendered queues.conf accept.
+PENALTY_MAX = 100
+
+
 def parse_skills(spec: str) -> list[Skill]:
     """`plumbing,coordinator:5` → skills; a penalty makes the queue overflow-only for them."""
     skills: list[Skill] = []
@@ -49,8 +54,8 @@ def parse_skills(spec: str) -> list[Skill]:
             raise RosterError(
                 f"penalty for {queue!r} must be a whole number, got {penalty!r}"
             ) from None
-        if not 0 <= value <= 100:
-            raise RosterError(f"penalty for {queue!r} must be 0..100")
+        if not 0 <= value <= PENALTY_MAX:
+            raise RosterError(f"penalty for {queue!r} must be 0..{PENALTY_MAX}")
         if any(s.queue == queue for s in skills):
             raise RosterError(f"queue {queue!r} is listed twice")
         skills.append(Skill(queue, value))

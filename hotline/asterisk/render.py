@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from call_router.asterisk_paths import AsteriskPaths
 from call_router.ban_policy import FAILURE_EVENTS, host_network, is_protected
 from call_router.dial_plan import DialPlan, DialPlanError
-from call_router.operators import RESERVED_LOGINS
+from call_router.operators import PENALTY_MAX, RESERVED_LOGINS
 from call_router.settings import PROJECT_ROOT, QUEUES, AmiRole, Settings
 from call_router.sip_bans import carrier_entries, carrier_networks
 
@@ -277,9 +277,11 @@ def _operators(operators: Sequence[OperatorConf], settings: Settings) -> list[_O
             if (
                 not isinstance(penalty, int)
                 or isinstance(penalty, bool)
-                or not 0 <= penalty <= 1000
+                or not 0 <= penalty <= PENALTY_MAX
             ):
-                raise ConfigError(f"operator {login!r}: penalty {penalty!r} must be 0..1000")
+                raise ConfigError(
+                    f"operator {login!r}: penalty {penalty!r} must be 0..{PENALTY_MAX}"
+                )
             queues.append((queue, penalty))
         result.append(
             _Operator(login, op.sip_password, display_name(op.name, login), tuple(queues))
