@@ -293,6 +293,7 @@ async def serve(
         speech=speech,
         log=structlog.get_logger("hotline.flows"),
         defer=writer.keep_from_thread,
+        worker=listeners.worker or 0,
     )
     app = build_app(settings, call_log, flows)
     assert isinstance(app, RouteRegistry)

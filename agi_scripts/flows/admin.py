@@ -56,20 +56,43 @@ def reload_flows(
     settings: Settings, server_pid: int | None, wait: float = RELOAD_WAIT
 ) -> ReloadOutcome:
     """Validate, then SIGHUP the running FastAGI server (`server_pid`, None when it is not
-    running) and wait for its new status file."""
+    running) and wait for its new status file (every worker's, under `--workers N`)."""
     result = check_flows(settings, settings.flows_dir, texts_only=True)
     if server_pid is None:
         return ReloadOutcome(result, running=False)
-    path = flows_status_file(settings)
-    before = read_status(path).get("generation")
+    targets = _reloaders(settings, server_pid)
+    before = {path: read_status(path).get("generation") for path, _ in targets}
     os.kill(server_pid, signal.SIGHUP)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        status = read_status(path)
-        if status.get("pid") == server_pid and status.get("generation") != before:
-            return ReloadOutcome(result, running=True, confirmed=True, status=status)
+        statuses = [read_status(path) for path, _ in targets]
+        if all(
+            status.get("pid") == pid and status.get("generation") != before[path]
+            for status, (path, pid) in zip(statuses, targets, strict=True)
+        ):
+            # Report a refusal if any worker refused (they read the same files).
+            shown = next((s for s in statuses if s.get("errors")), statuses[0])
+            return ReloadOutcome(result, running=True, confirmed=True, status=shown)
         time.sleep(0.1)
     return ReloadOutcome(result, running=True)
+
+
+def _reloaders(settings: Settings, server_pid: int) -> list[tuple[Path, int]]:
+    """(status file, pid) of each process that reloads on the server's SIGHUP: itself, or
+    the ready workers of `hotline agi --workers N` (agi_scripts/workers.py), whose parent
+    forwards the signal."""
+    from agi_scripts.workers import read_status as read_workers
+
+    pool = read_workers(settings)
+    if pool is not None and pool.get("parent") == server_pid:
+        ready = [
+            (flows_status_file(settings, int(w["index"])), int(w["pid"]))
+            for w in pool["workers"]
+            if isinstance(w, dict) and w.get("pid") and w.get("ready")
+        ]
+        if ready:
+            return ready
+    return [(flows_status_file(settings), server_pid)]
 
 
 def read_status(path: Path) -> dict[str, object]:

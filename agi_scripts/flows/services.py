@@ -29,9 +29,10 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def flows_status_file(settings: Settings) -> Path:
-    """Where the running FastAGI server says which flows it loaded (read by the CLI)."""
-    return settings.run_dir / "flows.json"
+def flows_status_file(settings: Settings, worker: int = 0) -> Path:
+    """Where the running FastAGI server says which flows it loaded (read by the CLI); each of
+    `hotline agi --workers N` writes its own (worker 0 the single process's)."""
+    return settings.run_dir / ("flows.json" if worker == 0 else f"flows.{worker}.json")
 
 
 @dataclass
@@ -54,13 +55,14 @@ class FlowServices:
         speech: SpeechInput | None = None,
         log: Any = None,
         defer: Defer | None = None,
+        worker: int = 0,
     ) -> FlowServices:
         registry = FlowRegistry(
             settings.flows_dir,
             queues=QUEUES,
             timezone=settings.timezone,
             log=log,
-            status_file=flows_status_file(settings),
+            status_file=flows_status_file(settings, worker),
         )
         lookups = DbLookups(db, settings.country_code) if db is not None else None
         actions = MeterActions(db, settings.country_code, defer=defer) if db is not None else None
