@@ -194,7 +194,7 @@ def restart_pause(lived: float, quick_deaths: int) -> float:
 
 
 def status_file(settings: Settings) -> Path:
-    return settings.run_dir / "agi-workers.json"
+    return settings.agi_workers_file
 
 
 def read_status(settings: Settings) -> dict[str, Any] | None:

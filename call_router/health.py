@@ -191,7 +191,21 @@ def check_fastagi(settings: Settings) -> Check:
             "start it: `hotline up` (or `hotline agi`); meanwhile every caller skips the menu "
             "and waits for a coordinator",
         )
-    return Check("fastagi", True, f"accepts connections on {where}")
+    return Check("fastagi", True, f"accepts connections on {where}{_agi_workers(settings)}")
+
+
+def _agi_workers(settings: Settings) -> str:
+    """`hotline agi --workers N`: how many are ready (their parent's status file)."""
+    try:
+        data = json.loads(settings.agi_workers_file.read_text())
+        workers = [w for w in data["workers"] if isinstance(w, dict)]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    ready = [w for w in workers if w.get("ready")]
+    restarts = sum(int(w.get("restarts") or 0) for w in workers)
+    pids = ", ".join(str(w.get("pid")) for w in ready)
+    detail = f"; {len(ready)} of {len(workers)} workers ready (pids {pids})"
+    return detail + (f", {restarts} restarted" if restarts else "")
 
 
 def router_checks(report: RouterReport | None, now: datetime | None = None) -> list[Check]:

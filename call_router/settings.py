@@ -299,6 +299,12 @@ class Settings(BaseSettings):
         return self.state_dir / "run"
 
     @property
+    def agi_workers_file(self) -> Path:
+        """Who serves under `hotline agi --workers N`, written by their parent (absent: one
+        process)."""
+        return self.run_dir / "agi-workers.json"
+
+    @property
     def router_spool_path(self) -> Path:
         """Events the router holds for an unreachable database (call_router/event_backlog.py)."""
         return self.state_dir / "spool" / "router-events.jsonl"

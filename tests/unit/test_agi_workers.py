@@ -174,3 +174,31 @@ async def test_an_adopted_spool_is_replayed_by_its_new_worker(tmp_path: Path) ->
     db.dispose()
     assert keys == ["flow:0", "flow:1", "flow:2"]
     assert spool.read_bytes() == b""  # written, so emptied
+
+
+def test_health_names_the_workers_that_serve(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    from call_router.health import check_fastagi
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        settings = Settings(state_dir=tmp_path, agi_host="127.0.0.1", agi_port=port)
+        assert check_fastagi(settings).detail == f"accepts connections on 127.0.0.1:{port}"
+        settings.agi_workers_file.parent.mkdir(parents=True)
+        settings.agi_workers_file.write_text(
+            json.dumps(
+                {
+                    "parent": 10,
+                    "port": port,
+                    "workers": [
+                        {"index": 0, "pid": 11, "ready": True, "restarts": 0},
+                        {"index": 1, "pid": None, "ready": False, "restarts": 2},
+                    ],
+                }
+            )
+        )
+        check = check_fastagi(settings)
+    assert check.ok
+    assert check.detail.endswith("; 1 of 2 workers ready (pids 11), 2 restarted"), check.detail
