@@ -28,7 +28,6 @@ from call_router.settings import PROJECT_ROOT, Settings
 from hotline import services
 from hotline.sipua.testcall import place_call
 from tests.conftest import finished_call, require, run_hotline, wait_for
-from tests.integration.test_flows_e2e import restart_agi
 from tests.integration.test_speech_e2e import (
     KOREAN_FLOW,
     _korean_model_ready,
@@ -74,6 +73,14 @@ def two_workers(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
             else:
                 os.environ[key] = value
         restart_agi(stack)
+
+
+def restart_agi(settings: Settings) -> None:
+    """As test_flows_e2e's, with time for two workers to load their speech models on a busy
+    machine (each loads its own)."""
+    services.stop_service(settings, "agi")
+    services.start_service(settings, "agi")
+    services.wait_ready(settings, "agi", timeout=120)
 
 
 def _agi_log(settings: Settings) -> str:
