@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import re
@@ -261,7 +262,12 @@ class WorkerPool:
     """Binds the port, runs N workers, restarts the ones that die, forwards signals."""
 
     def __init__(
-        self, settings: Settings, count: int, *, command: WorkerCommand = worker_command
+        self,
+        settings: Settings,
+        count: int,
+        *,
+        command: WorkerCommand = worker_command,
+        bind_wait: float = STOP_TIMEOUT,
     ) -> None:
         self.settings = settings
         self.count = count
@@ -269,9 +275,11 @@ class WorkerPool:
         self.workers = [Worker(i) for i in range(count)]
         self.log = structlog.get_logger("hotline.agi.workers")
         self.sock: socket.socket | None = None
+        self.bind_wait = bind_wait
         self._stopping = asyncio.Event()
         self._all_ready = asyncio.Event()
         self._failure: str | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -287,7 +295,7 @@ class WorkerPool:
                 into=str(adopted.into),
                 writes=adopted.writes,
             )
-        self.sock = bind_shared(self.settings.agi_host, self.settings.agi_port)
+        self.sock = await self._bind()
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         handlers = {
@@ -334,6 +342,20 @@ class WorkerPool:
             self.log.info("agi_workers_stopped")
         if self._failure is not None:
             raise RuntimeError(self._failure)
+
+    async def _bind(self) -> socket.socket:
+        """The shared socket. The port may still be held for a while by the workers of a
+        parent that was killed (they drain their calls after their SIGTERM): wait for them,
+        up to `bind_wait` seconds, before reporting the port as taken."""
+        deadline = time.monotonic() + self.bind_wait
+        while True:
+            try:
+                return bind_shared(self.settings.agi_host, self.settings.agi_port)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                    raise
+                self.log.warning("agi_port_busy", port=self.settings.agi_port, error=str(exc))
+                await asyncio.sleep(0.5)
 
     def signal_all(self, sig: signal.Signals) -> None:
         for worker in self.workers:
@@ -394,7 +416,9 @@ class WorkerPool:
             "agi_worker_started", worker=worker.index, pid=worker.pid, restarts=worker.restarts
         )
         self._write_status()
-        asyncio.create_task(self._await_ready(worker, read_end, worker.process))
+        watcher = asyncio.create_task(self._await_ready(worker, read_end, worker.process))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
 
     async def _await_ready(
         self, worker: Worker, read_end: int, process: asyncio.subprocess.Process

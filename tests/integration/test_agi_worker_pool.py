@@ -149,7 +149,7 @@ async def test_the_port_in_use_is_reported_once_at_start(tmp_path: Path) -> None
     try:
         port = taken.getsockname()[1]
         settings = Settings(state_dir=tmp_path / "state", agi_host="127.0.0.1", agi_port=port)
-        pool = WorkerPool(settings, 2, command=fake_command(tmp_path / "hup.txt"))
+        pool = WorkerPool(settings, 2, command=fake_command(tmp_path / "hup.txt"), bind_wait=0.6)
         with pytest.raises(OSError):
             await pool.run(asyncio.Event())
     finally:
