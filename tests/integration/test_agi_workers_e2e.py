@@ -37,7 +37,9 @@ from tests.integration.test_speech_e2e import (
     unique_caller,
 )
 
-pytestmark = pytest.mark.asterisk
+# Two workers each load the speech model, then up to MAX_ROUNDS rounds of speech calls: more
+# than the default per-test limit on a busy machine (and the first test may start the stack).
+pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(900)]
 
 # Calls placed two at a time until both workers served one; a worker that never gets a
 # caller in this many would mean the shared socket is not shared.
