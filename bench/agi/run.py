@@ -321,14 +321,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             # Its own state dir: the workers' spools and ready file are not the first server's.
             env = hotline_env(tmp, db_url, port, {"HOTLINE_STATE_DIR": str(tmp / "state-w")})
             argv = [sys.executable, "-m", "hotline", "agi", "--workers", str(args.workers)]
-            cpus = args.workers_cpus or ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-            # The load generator may share these cores: give it the others if there are any.
-            log(f"hotline with {args.workers} workers on cores {cpus}, db {args.db}")
+            # Default: every core this bench may use (the load generator shares them).
+            cores = args.workers_cpus or ",".join(str(c) for c in cpus)
+            log(f"hotline with {args.workers} workers on cores {cores}, db {args.db}")
             ready = tmp / "state-w" / "run" / "agi.ready"
-            with server(argv, env, port, cpus, tmp / "hotline-workers.log", ready) as pid:
+            with server(argv, env, port, cores, tmp / "hotline-workers.log", ready) as pid:
                 report["hotline_workers"] = await run_phases(pid, port, args, "hotline")
                 report["hotline_workers"]["workers"] = args.workers
-                report["hotline_workers"]["cores"] = cpus
+                report["hotline_workers"]["cores"] = cores
         if "reference" in args.servers:
             port = free_port()
             log(f"reference server on core {args.cpu}")
