@@ -254,12 +254,14 @@ class AudioSocketServer:
     def running(self) -> bool:
         return self._server is not None and self._server.is_serving()
 
-    async def start(self, host: str, port: int) -> None:
-        self._host = host
+    async def start(self, host: str, port: int, *, advertise: str | None = None) -> None:
+        """Listen on host:port; `advertise`: the host Asterisk is told to connect to (default:
+        `host`; HOTLINE_AUDIOSOCKET_ADVERTISE_HOST)."""
+        self._host = advertise or host
         self._server = await asyncio.start_server(
             self._on_connection, host, port, backlog=LISTEN_BACKLOG
         )
-        self.log.info("audiosocket_listening", host=host, port=self.port)
+        self.log.info("audiosocket_listening", host=host, port=self.port, address=self.address)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,14 +38,13 @@ from agi_scripts.handlers.hotline import hotline
 from agi_scripts.handlers.meters import meters
 from agi_scripts.listen import SpeechMenu, Utterance
 from agi_scripts.speech import Recogniser, Understanding, configured_model_path
+from agi_scripts.workers import LISTEN_BACKLOG, Listeners
 from call_router import live_state
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.routing import SUPPORTED_LANGUAGES
 from call_router.settings import Settings
 
-# Connections the kernel may queue while we accept: a burst of callers must not see SYN drops.
-LISTEN_BACKLOG = 1024
 # Running calls get this long to finish their menu after SIGTERM before they are cancelled.
 SHUTDOWN_GRACE = 5.0
 
@@ -147,10 +147,13 @@ class AgiServer:
     def active_calls(self) -> int:
         return len(self._calls)
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, sock: socket.socket | None = None) -> None:
+        """Listen on host:port, or accept on `sock` (the socket `hotline agi --workers`' parent
+        bound and shares with its other workers)."""
         await self.writer.start()
+        where: dict[str, Any] = {"sock": sock} if sock is not None else {"host": host, "port": port}
         self._server = await asyncio.start_server(
-            self._on_connection, host, port, backlog=LISTEN_BACKLOG, limit=ENV_MAX_BYTES * 2
+            self._on_connection, **where, backlog=LISTEN_BACKLOG, limit=ENV_MAX_BYTES * 2
         )
         self.log.info("agi_listening", host=host, port=self.port, routes=self.app.paths)
 
@@ -260,8 +263,14 @@ class AgiServer:
             await channel.verbose("hotline: FastAGI overloaded; dialplan fail-safe applies")
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """Run the FastAGI server until SIGTERM/SIGINT or cancellation. Migrations are the CLI's job."""
+async def serve(
+    settings: Settings, *, ready: asyncio.Event | None = None, listeners: Listeners | None = None
+) -> None:
+    """Run the FastAGI server until SIGTERM/SIGINT or cancellation. Migrations are the CLI's job.
+
+    `listeners`: this process is one of `hotline agi --workers N` (agi_scripts/workers.py): it
+    accepts on the sockets its parent bound and keeps its own spool."""
+    listeners = listeners or Listeners()
     db = Database(settings.db_url)
     # Callback requests made in a flow reach the operators' callback pages live.
     live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
@@ -270,7 +279,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     )
     writer = CallWriter(
         call_log,
-        settings.agi_spool_file,
+        listeners.spool or settings.agi_spool_file,
         memory_limit=settings.agi_writer_memory_limit,
         max_backlog=settings.agi_writer_max_backlog,
         ops={DEFERRED_STORE: store_deferred_reading},
@@ -284,6 +293,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         speech=speech,
         log=structlog.get_logger("hotline.flows"),
         defer=writer.keep_from_thread,
+        worker=listeners.worker or 0,
     )
     app = build_app(settings, call_log, flows)
     assert isinstance(app, RouteRegistry)
@@ -308,11 +318,15 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     server.log.info("speech_models", **{lang: error or "loaded" for lang, error in loaded.items()})
     try:
         try:
-            await audiosocket.start(settings.audiosocket_host, settings.audiosocket_port)
+            await audiosocket.start(
+                settings.audiosocket_host,
+                settings.audiosocket_port,
+                advertise=settings.audiosocket_advertise_host,
+            )
         except OSError as exc:
             # Calls still work: listen() falls back to RECORD FILE when the server is not up.
             server.log.warning("audiosocket_not_listening", error=str(exc))
-        await server.start(settings.agi_host, settings.agi_port)
+        await server.start(settings.agi_host, settings.agi_port, sock=listeners.agi)
         if ready is not None:
             ready.set()
         await stop.wait()

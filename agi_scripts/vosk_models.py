@@ -46,8 +46,10 @@ def deterministic_model_dir(model: Path, cache_dir: Path) -> Path:
         raise ModelOverlayError(f"cannot build a model overlay in {overlay.parent}: {exc}") from exc
     try:
         _build(model, staging)
-        if overlay.exists():
-            shutil.rmtree(overlay, ignore_errors=True)  # stale: another model or version
+        # Stale (another model or version): replace it. Current: a twin (another FastAGI
+        # worker starting at the same time) built it first and may be loading it already.
+        if overlay.exists() and not _is_current(model, overlay):
+            shutil.rmtree(overlay, ignore_errors=True)
         try:
             staging.rename(overlay)
         except OSError:

@@ -25,6 +25,7 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from call_router.pid_files import read_agi_workers
 from call_router.settings import Settings
 
 TIMEOUT = 2.0
@@ -191,7 +192,20 @@ def check_fastagi(settings: Settings) -> Check:
             "start it: `hotline up` (or `hotline agi`); meanwhile every caller skips the menu "
             "and waits for a coordinator",
         )
-    return Check("fastagi", True, f"accepts connections on {where}")
+    return Check("fastagi", True, f"accepts connections on {where}{_agi_workers(settings)}")
+
+
+def _agi_workers(settings: Settings) -> str:
+    """`hotline agi --workers N`: how many are ready (their parent's status file)."""
+    data = read_agi_workers(settings)
+    if data is None:
+        return ""
+    workers = [w for w in data["workers"] if isinstance(w, dict)]
+    ready = [w for w in workers if w.get("ready")]
+    restarts = sum(int(w.get("restarts") or 0) for w in workers)
+    pids = ", ".join(str(w.get("pid")) for w in ready)
+    detail = f"; {len(ready)} of {len(workers)} workers ready (pids {pids})"
+    return detail + (f", {restarts} restarted" if restarts else "")
 
 
 def router_checks(report: RouterReport | None, now: datetime | None = None) -> list[Check]:

@@ -7,7 +7,9 @@ ask the running FastAGI server to reload its flows.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from call_router.settings import Settings
 
@@ -36,3 +38,14 @@ def read_pid(settings: Settings, name: str) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if is_ours(pid, name) else None
+
+
+def read_agi_workers(settings: Settings) -> dict[str, Any] | None:
+    """What the parent of `hotline agi --workers N` (agi_scripts/workers.py) last wrote about
+    its workers: {"parent": pid, "workers": [{"index", "pid", "ready", "restarts"…}]}; None
+    for a single process, or when no server runs."""
+    try:
+        data = json.loads(settings.agi_workers_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("workers"), list) else None

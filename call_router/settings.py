@@ -12,7 +12,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import (
@@ -119,7 +119,11 @@ class Settings(BaseSettings):
     agi_port: int = 4573
     # Calls one FastAGI process serves at once; the next ones are routed to the coordinator at
     # once (never left in silence). A held menu call costs ~10-20 KiB and no CPU while waiting.
+    # (HOTLINE_AGI_MAX_SESSIONS counts per process: with N workers a box holds N times as many.)
     agi_max_sessions: int = Field(default=4000, ge=1, le=100_000)
+    # FastAGI processes sharing agi_port (agi_scripts/workers.py): one uses one core. "auto":
+    # one per CPU this process may run on. 1: a single process, no supervisor in front of it.
+    agi_workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
     # The call-log writer (agi_scripts/call_writer.py): writes kept in memory before they go to
     # the spool file, and unwritten writes (memory + spool) past which new callers are routed
     # to the coordinator without the menu (the database has fallen that far behind).
@@ -127,7 +131,12 @@ class Settings(BaseSettings):
     agi_writer_max_backlog: int = Field(default=1_000_000, ge=1000, le=100_000_000)
     # The caller's live audio (Asterisk's AudioSocket app connects here; agi_scripts/listen.py).
     audiosocket_host: str = "127.0.0.1"
+    # With N FastAGI workers, worker i listens on audiosocket_port + i (0: any free port).
     audiosocket_port: int = 4574
+    # The address Asterisk connects back to (AudioSocket(uuid,HOST:PORT)); unset: the listen
+    # host. Set it when the FastAGI box is not where Asterisk reaches audiosocket_host (a
+    # 0.0.0.0 listener, several boxes behind one AGI address).
+    audiosocket_advertise_host: str | None = Field(default=None, max_length=255)
     # stream: AudioSocket with barge-in; record: AGI RECORD FILE (no barge-in, whole-second
     # silence window). A failed stream falls back to record on its own.
     speech_mode: Literal["stream", "record"] = "stream"
@@ -288,6 +297,12 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.state_dir / "run"
+
+    @property
+    def agi_workers_file(self) -> Path:
+        """Who serves under `hotline agi --workers N`, written by their parent (absent: one
+        process)."""
+        return self.run_dir / "agi-workers.json"
 
     @property
     def router_spool_path(self) -> Path:

@@ -301,14 +301,44 @@ app.command("doctor")(doctor_command)
 
 
 @app.command()
-def agi() -> None:
+def agi(
+    workers: str | None = typer.Option(
+        None,
+        "--workers",
+        help="FastAGI processes sharing the port (a number or 'auto': one per CPU); "
+        "default HOTLINE_AGI_WORKERS (1).",
+    ),
+    worker: int | None = typer.Option(None, hidden=True),
+    listen_fd: int | None = typer.Option(None, hidden=True),
+    ready_fd: int | None = typer.Option(None, hidden=True),
+    parent: int | None = typer.Option(None, hidden=True),
+) -> None:
     """Run the FastAGI server in the foreground."""
-    from agi_scripts.server import serve
+    from agi_scripts import workers as pool
     from hotline.services import run_foreground
 
     settings = get_settings()
+    if worker is not None:  # started by the parent below (agi_scripts/workers.py)
+        if listen_fd is None or ready_fd is None or parent is None:
+            raise _fail("--worker needs --listen-fd, --ready-fd and --parent")
+        pool.run_worker(settings, worker, listen_fd, ready_fd, parent)
+        return
     warn_loosened(settings)
-    run_foreground(settings, "agi", serve)
+    try:
+        count = pool.worker_count(workers if workers is not None else settings.agi_workers)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    if count == 1:
+        from agi_scripts.server import serve
+
+        # Spools of workers from an earlier `--workers N` run are replayed by this process.
+        for adopted in pool.adopt_spools(settings.agi_spool_file, 1):
+            typer.echo(
+                f"replaying {adopted.writes} call-log writes left by {adopted.orphan}", err=True
+            )
+        run_foreground(settings, "agi", serve)
+    else:
+        run_foreground(settings, "agi", functools.partial(pool.serve_workers, workers=count))
 
 
 @app.command()

@@ -49,13 +49,14 @@ class FlowServices:
         speech: SpeechInput | None = None,
         log: Any = None,
         defer: Defer | None = None,
+        worker: int = 0,
     ) -> FlowServices:
         registry = FlowRegistry(
             settings.flows_dir,
             queues=QUEUES,
             timezone=settings.timezone,
             log=log,
-            status_file=flows_status_file(settings),
+            status_file=flows_status_file(settings, worker),
         )
         lookups = DbLookups(db, settings.country_code) if db is not None else None
         actions = MeterActions(db, settings.country_code, defer=defer) if db is not None else None

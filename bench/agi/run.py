@@ -63,39 +63,72 @@ def free_port() -> int:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of the server: the process and its workers, if any."""
+    total = 0
+    for each in (pid, *children(pid)):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
 
 
-def cpu_seconds(pid: int) -> float:
+def _own_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` (`hotline agi --workers N`'s workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of the server: the process and its workers, if any."""
+    total = _own_cpu_seconds(pid)
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            total += _own_cpu_seconds(child)
+    return total
+
+
+def wait_listening(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = 120, ready: Path | None = None
+) -> None:
+    """Until the port accepts (and `ready` exists: workers bind late, their parent at once)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} during start-up")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if ready is None or ready.exists():
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listening on {port} after {timeout}s")
 
 
 @contextlib.contextmanager
 def server(
-    argv: list[str], env: dict[str, str], port: int, cpu: int, logfile: Path
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    cpu: int | str,
+    logfile: Path,
+    ready: Path | None = None,
 ) -> Iterator[int]:
     out = logfile.open("wb")
     proc = subprocess.Popen(
         ["taskset", "-c", str(cpu), *argv], env=env, stdout=out, stderr=subprocess.STDOUT
     )
     try:
-        wait_listening(port, proc)
+        wait_listening(port, proc, ready=ready)
         yield proc.pid
     finally:
         if proc.poll() is None:
@@ -283,6 +316,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             log(f"hotline server on core {args.cpu}, db {args.db}")
             with server(hotline_argv, env, port, args.cpu, tmp / "hotline.log") as pid:
                 report["hotline"] = await run_phases(pid, port, args, "hotline")
+        if "hotline" in args.servers and args.workers > 1:
+            port = free_port()
+            # Its own state dir: the workers' spools and ready file are not the first server's.
+            env = hotline_env(tmp, db_url, port, {"HOTLINE_STATE_DIR": str(tmp / "state-w")})
+            argv = [sys.executable, "-m", "hotline", "agi", "--workers", str(args.workers)]
+            # Default: every core this bench may use (the load generator shares them).
+            cores = args.workers_cpus or ",".join(str(c) for c in cpus)
+            log(f"hotline with {args.workers} workers on cores {cores}, db {args.db}")
+            ready = tmp / "state-w" / "run" / "agi.ready"
+            with server(argv, env, port, cores, tmp / "hotline-workers.log", ready) as pid:
+                report["hotline_workers"] = await run_phases(pid, port, args, "hotline")
+                report["hotline_workers"]["workers"] = args.workers
+                report["hotline_workers"]["cores"] = cores
         if "reference" in args.servers:
             port = free_port()
             log(f"reference server on core {args.cpu}")
@@ -299,6 +345,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "hotline" in report and "reference" in report:
             h, r = report["hotline"]["rate"], report["reference"]["rate"]
             report["ratio_sessions_per_s"] = round(h["sessions_per_s"] / r["sessions_per_s"], 3)
+        if "hotline" in report and "hotline_workers" in report:
+            h, w = report["hotline"]["rate"], report["hotline_workers"]["rate"]
+            report["ratio_workers_sessions_per_s"] = round(
+                w["sessions_per_s"] / h["sessions_per_s"], 3
+            )
         if "hotline" in args.servers:
             report["call_log_rows"] = count_rows(db_url)
     finally:
@@ -343,6 +394,15 @@ def main() -> None:
     parser.add_argument("--held-timeout", type=float, default=120.0)
     parser.add_argument("--cap", type=int, default=200, help="0: skip the overload phase")
     parser.add_argument("--over", type=int, default=50)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also run `hotline agi --workers N` (unpinned from --cpu: on --workers-cpus)",
+    )
+    parser.add_argument(
+        "--workers-cpus", default="", help="taskset list for the workers (default: all cores)"
+    )
     parser.add_argument("--save", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     args = parser.parse_args()

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from call_router.flows.loader import FlowSet, load_flows
+from call_router.pid_files import read_agi_workers
 from call_router.settings import QUEUES, Settings
 
 RELOAD_WAIT = 10.0
 
 
-def flows_status_file(settings: Settings) -> Path:
-    """Where the running FastAGI server says which flows it loaded (read by the CLI)."""
-    return settings.run_dir / "flows.json"
+def flows_status_file(settings: Settings, worker: int = 0) -> Path:
+    """Where the running FastAGI server says which flows it loaded (read by the CLI); each of
+    `hotline agi --workers N` writes its own (worker 0 the single process's)."""
+    return settings.run_dir / ("flows.json" if worker == 0 else f"flows.{worker}.json")
 
 
 def check_flows(settings: Settings, folder: Path, texts_only: bool) -> FlowSet:
@@ -60,20 +62,41 @@ def reload_flows(
     settings: Settings, server_pid: int | None, wait: float = RELOAD_WAIT
 ) -> ReloadOutcome:
     """Validate, then SIGHUP the running FastAGI server (`server_pid`, None when it is not
-    running) and wait for its new status file."""
+    running) and wait for its new status file (every worker's, under `--workers N`)."""
     result = check_flows(settings, settings.flows_dir, texts_only=True)
     if server_pid is None:
         return ReloadOutcome(result, running=False)
-    path = flows_status_file(settings)
-    before = read_status(path).get("generation")
+    targets = _reloaders(settings, server_pid)
+    before = {path: read_status(path).get("generation") for path, _ in targets}
     os.kill(server_pid, signal.SIGHUP)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        status = read_status(path)
-        if status.get("pid") == server_pid and status.get("generation") != before:
-            return ReloadOutcome(result, running=True, confirmed=True, status=status)
+        statuses = [read_status(path) for path, _ in targets]
+        if all(
+            status.get("pid") == pid and status.get("generation") != before[path]
+            for status, (path, pid) in zip(statuses, targets, strict=True)
+        ):
+            # Report a refusal if any worker refused (they read the same files).
+            shown = next((s for s in statuses if s.get("errors")), statuses[0])
+            return ReloadOutcome(result, running=True, confirmed=True, status=shown)
         time.sleep(0.1)
     return ReloadOutcome(result, running=True)
+
+
+def _reloaders(settings: Settings, server_pid: int) -> list[tuple[Path, int]]:
+    """(status file, pid) of each process that reloads on the server's SIGHUP: itself, or
+    the ready workers of `hotline agi --workers N` (agi_scripts/workers.py), whose parent
+    forwards the signal."""
+    pool = read_agi_workers(settings)
+    if pool is not None and pool.get("parent") == server_pid:
+        ready = [
+            (flows_status_file(settings, int(w["index"])), int(w["pid"]))
+            for w in pool["workers"]
+            if isinstance(w, dict) and w.get("pid") and w.get("ready")
+        ]
+        if ready:
+            return ready
+    return [(flows_status_file(settings), server_pid)]
 
 
 def read_status(path: Path) -> dict[str, object]:

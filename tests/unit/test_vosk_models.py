@@ -5,6 +5,7 @@ model decodes deterministically in tests/integration/test_speech_vosk.py)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from agi_scripts.vosk_models import (
     deterministic_model_dir,
@@ -63,3 +64,26 @@ def test_without_dither_replaces_any_dither_option() -> None:
     assert without_dither("--dither=0.5\n--x=1") == "--x=1\n--dither=0\n"
     assert without_dither("") == "--dither=0\n"
     assert without_dither("--x=1\n").endswith("--dither=0\n")
+
+
+def test_a_twin_that_built_the_overlay_first_keeps_it(tmp_path: Path, monkeypatch: Any) -> None:
+    """Two FastAGI workers start at once on a fresh cache: both build; the one that renames
+    second must not delete the first one's overlay, which that worker may be loading."""
+    from agi_scripts import vosk_models
+
+    model = fake_model(tmp_path)
+    cache = tmp_path / "cache"
+    real_build = vosk_models._build
+    twin: dict[str, int] = {}
+
+    def build_while_a_twin_finishes(source: Path, target: Path) -> None:
+        real_build(source, target)
+        if not twin:  # the twin's whole build lands between our check and our rename
+            monkeypatch.setattr(vosk_models, "_build", real_build)
+            done = deterministic_model_dir(model, cache)
+            twin["inode"] = done.stat().st_ino
+
+    monkeypatch.setattr(vosk_models, "_build", build_while_a_twin_finishes)
+    overlay = deterministic_model_dir(model, cache)
+    assert overlay.stat().st_ino == twin["inode"]  # the twin's folder, still in place
+    assert has_no_dither(overlay)
