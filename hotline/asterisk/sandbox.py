@@ -14,8 +14,21 @@ Sandbox mode, per instance (one per state dir):
 side by side (on different ports). Asterisk runs as `chroot ROOT asterisk -C .../asterisk.conf -f`
 (foreground, no console: `-c` without a tty spins), its output in settings.log_dir/asterisk.out,
 its pid in settings.run_dir/asterisk.pid. Stop only ever signals that pid, after checking that
-it is still our asterisk. Never `rm -rf` a root while an instance runs: the bind mounts point
-at live state.
+it is still our asterisk.
+
+Asterisk does not run as root: `-U asterisk -G asterisk` (the user and group the Debian package
+created inside the root) makes it drop to that user right after reading asterisk.conf, before
+any module loads, any port is bound or any caller is heard. Why -U rather than
+`chroot --userspec`: the same binary then still starts as root, so Linux keeps CAP_NET_ADMIN
+for it (TOS/DSCP marks on SIP and RTP) and nothing else, and it sets the supplementary groups
+of the root's user; `--userspec` would start it with no capability at all. Neither keeps
+CAP_NET_BIND_SERVICE: the ports it binds (SIP, RTP, AMI, HTTP) must be above 1023 (5060 is).
+Before each start the folders it writes are handed to that user (`_hand_over`, modes unchanged:
+0700/0600), and files our processes write there later are too
+(call_router/private_files.py `give_to_folder_owner`). The remote console (`asterisk -rx`, run
+as root) still reaches the control socket in its run dir.
+
+Never `rm -rf` a root while an instance runs: the bind mounts point at live state.
 
 System mode: a host `asterisk` binary (e.g. on Ubuntu) runs with host paths, no mounts.
 settings.asterisk_mode: "auto" (system if the host has asterisk, else sandbox), "system",
@@ -32,6 +45,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -56,6 +70,10 @@ MODULE_DIRS = (
     "/usr/lib64/asterisk/modules",
 )
 AMI_BANNER = b"Asterisk Call Manager"
+# The unprivileged user and group the sandbox Asterisk runs as (made by Debian's package).
+RUN_USER = "asterisk"
+# Folders under recordings/ that Asterisk writes (the rest it only reads).
+ASTERISK_WRITES = ("voicemail", "calls", "utterances")
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 
 
@@ -166,6 +184,51 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _user_ids(root: Path, name: str) -> tuple[int, int] | None:
+    """(uid, gid) of a user in a root's /etc/passwd, or None."""
+    try:
+        lines = (root / "etc" / "passwd").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == name:
+            with contextlib.suppress(ValueError):
+                return int(fields[2]), int(fields[3])
+    return None
+
+
+def _chown_tree(top: Path, uid: int, gid: int, *, unreadable_only: bool = False) -> None:
+    """chown -R without following symlinks, skipping what is already right.
+
+    `unreadable_only`: only what other users could not read (files without o+r, folders
+    without o+rx), i.e. what our own umask 077 made; the rest Asterisk reads as anyone does.
+    """
+
+    def fix(path: Path, folder: bool) -> None:
+        try:
+            st = path.lstat()
+        except OSError:
+            return
+        if stat.S_ISLNK(st.st_mode) or (st.st_uid, st.st_gid) == (uid, gid):
+            return
+        if unreadable_only:
+            need = 0o005 if folder else 0o004
+            if st.st_mode & need == need:
+                return
+        with contextlib.suppress(OSError):
+            os.chown(path, uid, gid, follow_symlinks=False)
+
+    if not top.is_dir() or top.is_symlink():
+        return
+    fix(top, True)
+    for dirpath, dirs, files in os.walk(top):
+        for name in dirs:
+            fix(Path(dirpath) / name, True)
+        for name in files:
+            fix(Path(dirpath) / name, False)
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -257,6 +320,33 @@ class Asterisk:
             f"{host_path} is outside {self.settings.asterisk_dir} and "
             f"{self.settings.recordings_dir}: Asterisk cannot see it"
         )
+
+    def run_ids(self) -> tuple[int, int] | None:
+        """(uid, gid) of the root's `asterisk` user, which the sandbox Asterisk runs as."""
+        if self.mode != "sandbox":
+            return None
+        return _user_ids(self.root, RUN_USER)
+
+    def _hand_over(self, ids: tuple[int, int]) -> None:
+        """Give Asterisk's user what it works in, modes unchanged (0700 / 0600).
+
+        All of asterisk/ (config, spool, logs, run dir, astdb) and the recordings folders it
+        writes; elsewhere in recordings/ (prompts, music) only what it could not read
+        otherwise (written under our umask 077). The folders that lead to the bind mounts
+        inside the root become enterable by its group only.
+        """
+        uid, gid = ids
+        _chown_tree(self.settings.asterisk_dir, uid, gid)
+        recordings = self.settings.recordings_dir
+        for name in ASTERISK_WRITES:
+            _chown_tree(recordings / name, uid, gid)
+        _chown_tree(recordings, uid, gid, unreadable_only=True)
+        srv = self.root / "srv" / "hotline"
+        instance = srv / self.instance
+        for folder, owner, mode in ((srv, 0, 0o711), (instance, 0, 0o750)):
+            with contextlib.suppress(OSError):
+                os.chown(folder, owner, gid)
+                os.chmod(folder, mode)
 
     def _argv(self, *args: str) -> list[str]:
         if self.mode == "sandbox":
@@ -468,11 +558,20 @@ class Asterisk:
         if not host_conf.is_file():
             raise AsteriskError(f"no rendered config at {host_conf}: render it first")
         self._check_ports_free()
+        user: tuple[str, ...] = ()
         if self.mode == "sandbox":
             self._mount()
+            ids = self.run_ids()
+            if ids is None:
+                raise AsteriskError(
+                    f"the sandbox root {self.root} has no {RUN_USER!r} user to run Asterisk as "
+                    "(is its asterisk package installed?)"
+                )
+            self._hand_over(ids)
+            user = ("-U", RUN_USER, "-G", RUN_USER)
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
-        argv = self._argv("-C", self.conf, "-f", "-n")
+        argv = self._argv("-C", self.conf, *user, "-f", "-n")
         with self.out_file.open("ab") as out:
             out.write(f"--- {time.strftime('%F %T')} starting {' '.join(argv)}\n".encode())
             out.flush()

@@ -201,6 +201,36 @@ def test_secrets_and_recordings_are_private_after_hotline_up(stack: Settings) ->
     wait_for(recording.exists, timeout=20, what="the recording Asterisk writes")
     assert _mode(recording) == 0o600
     assert _mode(recording.parent) == 0o700
+    # Written by the sandbox Asterisk's own user, not root (system mode: its own user).
+    run_as = Asterisk(stack).run_ids()
+    if run_as is not None:
+        assert recording.stat().st_uid == run_as[0] != 0
+
+
+def test_the_sandbox_asterisk_is_not_root(stack: Settings) -> None:
+    asterisk = Asterisk(stack)
+    if asterisk.mode != "sandbox":
+        pytest.skip("system mode: the host's own Asterisk runs as its package made it")
+    status = asterisk.status()
+    assert status.running and status.pid is not None, status.detail
+    run_as = asterisk.run_ids()
+    assert run_as is not None and run_as[0] != 0
+    # Every thread, effective and saved ids too: nothing of root left after start-up.
+    for task in Path(f"/proc/{status.pid}/task").iterdir():
+        text = (task / "status").read_text()
+        uids = re.search(r"^Uid:\s+(.*)$", text, re.M)
+        gids = re.search(r"^Gid:\s+(.*)$", text, re.M)
+        assert uids and gids
+        assert {int(u) for u in uids.group(1).split()} == {run_as[0]}, (task, uids.group(0))
+        assert {int(g) for g in gids.group(1).split()} == {run_as[1]}, (task, gids.group(0))
+    # The remote console (over the control socket in its run dir) still answers.
+    out = run_hotline("asterisk", "cli", "core show uptime")
+    assert "uptime" in out.stdout.lower(), out.stdout
+    # What it writes is its own, and still private: voicemail, a recording, its logs.
+    voicemail = stack.recordings_dir / "voicemail"
+    assert voicemail.stat().st_uid == run_as[0] and _mode(voicemail) == 0o700
+    full = stack.asterisk_dir / "log" / "full"
+    assert full.stat().st_uid == run_as[0] and _mode(full) == 0o600
 
 
 def test_a_loosened_folder_is_reported_at_start_up(stack: Settings) -> None:
