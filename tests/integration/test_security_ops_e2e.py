@@ -281,9 +281,32 @@ def test_the_retention_sweep_rotates_asterisk_logs(stack: Settings) -> None:
     def rotated() -> set[str]:
         return {p.name for p in folder.iterdir() if p.name.startswith("full.")}
 
-    before = rotated()
+    def rotated_cdrs() -> set[str]:
+        return {p.name for p in (folder / "cdr-csv").glob("Master.csv.*")}
+
+    # A call's CDR (and its queue_log line) so that there is something to rotate.
+    cdr = folder / "cdr-csv" / "Master.csv"
+    actions, reply = login(stack, role="originate")
+    try:
+        assert reply["Response"] == "Success", reply
+        started = actions.action(
+            "Originate",
+            Channel="Local/hold@hotline-tests",
+            Application="QueueLog",
+            Data="heating,sweep-test,NONE,INFO,rotation",
+            Async="true",
+        )
+        assert started["Response"] == "Success", started
+    finally:
+        actions.close()
+    wait_for(lambda: cdr.exists() and cdr.stat().st_size > 0, timeout=30, what="a CDR")
+    before, before_cdrs = rotated(), rotated_cdrs()
     out = run_hotline("retention", "sweep", "--json")
     report = json.loads(out.stdout)
     assert report["errors"] == [] and "asterisk_log_rotate_failed" not in out.stderr
     wait_for(lambda: rotated() - before, timeout=10, what="a rotated full log")
     assert (folder / "full").exists()  # Asterisk writes a fresh one
+    # The CDR file with every caller's number is rotated too (and swept like the logs).
+    assert rotated_cdrs() - before_cdrs
+    assert not cdr.exists() or "sweep-test" not in cdr.read_text()
+    assert any(p.name.startswith("queue_log.") for p in folder.iterdir())
