@@ -313,8 +313,8 @@ def rotation_due(settings: Settings, now: datetime) -> bool:
 async def sweep_now(
     settings: Settings, db: Database, now: datetime, *, rotate: bool | None = None
 ) -> SweepReport:
-    """Rotate Asterisk's logs and the CDR file (when due, or `rotate`), then sweep (off the event loop: it
-    walks folders)."""
+    """Rotate Asterisk's logs and the CDR file (when due, or `rotate`), then sweep (off the
+    event loop: it walks folders)."""
     import asyncio
 
     if rotate if rotate is not None else rotation_due(settings, now):
