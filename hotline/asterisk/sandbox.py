@@ -16,8 +16,11 @@ side by side (on different ports). Asterisk runs as `chroot ROOT asterisk -C ...
 its pid in settings.run_dir/asterisk.pid. Stop only ever signals that pid, after checking that
 it is still our asterisk.
 
-Asterisk does not run as root: `-U asterisk -G asterisk` (the user and group the Debian package
-created inside the root) makes it drop to that user right after reading asterisk.conf, before
+Asterisk does not run as root: `-U hotline-asterisk -G hotline-asterisk` (a user and group
+`_ensure_run_user` adds to the root, with an id no host account or group has: Debian's own
+`asterisk` user, uid 101, is another service's uid on many hosts, and processes of one uid may
+signal each other across a chroot) makes it drop to that user right after reading asterisk.conf,
+before
 any module loads, any port is bound or any caller is heard. Why -U rather than
 `chroot --userspec`: the same binary then still starts as root, so Linux keeps CAP_NET_ADMIN
 for it (TOS/DSCP marks on SIP and RTP) and nothing else, and it sets the supplementary groups
@@ -70,8 +73,11 @@ MODULE_DIRS = (
     "/usr/lib64/asterisk/modules",
 )
 AMI_BANNER = b"Asterisk Call Manager"
-# The unprivileged user and group the sandbox Asterisk runs as (made by Debian's package).
-RUN_USER = "asterisk"
+# The unprivileged user and group the sandbox Asterisk runs as, added to the root with ids no
+# account of the host has (the package's own `asterisk`, 101, is often the host's postgres:
+# the same uid could signal or trace the database server).
+RUN_USER = "hotline-asterisk"
+RUN_IDS_FROM = 64000
 # Folders under recordings/ that Asterisk writes (the rest it only reads).
 ASTERISK_WRITES = ("voicemail", "calls", "utterances")
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
@@ -196,6 +202,36 @@ def _user_ids(root: Path, name: str) -> tuple[int, int] | None:
             with contextlib.suppress(ValueError):
                 return int(fields[2]), int(fields[3])
     return None
+
+
+def _ids_in(path: Path) -> set[int]:
+    """The numeric ids (third field) of a passwd or group file."""
+    ids = set()
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            fields = line.split(":")
+            if len(fields) > 2 and fields[2].isdigit():
+                ids.add(int(fields[2]))
+    return ids
+
+
+def _ensure_run_user(root: Path, host_etc: Path = Path("/etc")) -> tuple[int, int]:
+    """Add RUN_USER (user and group of one id) to the root unless it has it: the first id from
+    RUN_IDS_FROM that no user or group of the host or the root has. Additive only."""
+    found = _user_ids(root, RUN_USER)
+    if found is not None:
+        return found
+    taken = set()
+    for etc in (host_etc, root / "etc"):
+        taken |= _ids_in(etc / "passwd") | _ids_in(etc / "group")
+    new_id = next(i for i in range(RUN_IDS_FROM, 65534) if i not in taken)
+    with (root / "etc" / "group").open("a") as group:
+        group.write(f"{RUN_USER}:x:{new_id}:\n")
+    with (root / "etc" / "passwd").open("a") as passwd:
+        passwd.write(
+            f"{RUN_USER}:x:{new_id}:{new_id}:Hotline Asterisk:/nonexistent:/usr/sbin/nologin\n"
+        )
+    return new_id, new_id
 
 
 def _chown_tree(top: Path, uid: int, gid: int, *, unreadable_only: bool = False) -> None:
@@ -376,6 +412,10 @@ class Asterisk:
                 if not self.installed():
                     self._build_root(progress)
         self._fix_root(self.root)
+        if _user_ids(self.root, RUN_USER) is None:
+            with open(self.root.with_name(self.root.name + ".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                _ensure_run_user(self.root)
 
     def _build_root(self, progress: Callable[[str], None]) -> None:
         if os.geteuid() != 0:

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import grp
 import json
+import pwd
 import re
 import stat
 import uuid
@@ -215,6 +217,9 @@ def test_the_sandbox_asterisk_is_not_root(stack: Settings) -> None:
     assert status.running and status.pid is not None, status.detail
     run_as = asterisk.run_ids()
     assert run_as is not None and run_as[0] != 0
+    # An id of its own: no service of the host shares it (it could signal or trace them).
+    assert run_as[0] not in {p.pw_uid for p in pwd.getpwall()}
+    assert run_as[1] not in {g.gr_gid for g in grp.getgrall()}
     # Every thread, effective and saved ids too: nothing of root left after start-up.
     for task in Path(f"/proc/{status.pid}/task").iterdir():
         text = (task / "status").read_text()
