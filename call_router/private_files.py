@@ -5,6 +5,14 @@ call), secrets.json and the rendered Asterisk credentials; recordings/ holds res
 Every hotline process runs under umask 077 (`make_private`, set by the CLI before anything is
 written, and inherited by the Asterisk it starts), so what it creates is 0700 / 0600. An admin
 can still loosen a path later: `loosened` finds it and each service warns at start-up.
+
+The sandbox Asterisk does not run as root: it drops to the root's own `asterisk` user
+(hotline/asterisk/sandbox.py), which owns the folders it works in (asterisk/ and recordings/,
+handed over at each start). Modes stay 0700 / 0600: our processes run as root in sandbox mode
+(chroot and bind mounts need it) and read them anyway, and no other local user can even enter
+the state folder. A file one of our processes writes into a folder Asterisk owns is handed to
+the folder's owner (`give_to_folder_owner`), so Asterisk can read a re-rendered config or a new
+prompt. The start-up check (`loosened`) is about modes, so it holds for both owners.
 """
 
 from __future__ import annotations
@@ -21,6 +29,23 @@ PRIVATE_UMASK = 0o077
 PRIVATE_RECORDINGS = ("voicemail", "calls", "utterances")
 _SECRET_FILES = ("secrets.json", "hotline.db", "hotline.db-wal", "hotline.db-shm")
 _SECRET_CONFIGS = ("manager.conf", "pjsip.conf", "voicemail.conf")
+
+
+def give_to_folder_owner(path: Path) -> None:
+    """Make `path` belong to its folder's owner and group (no-op unless we are root).
+
+    A file root writes into a folder the sandbox Asterisk's user owns would be unreadable to
+    it (0600 root); the mode is kept, only the owner changes.
+    """
+    if os.geteuid() != 0:
+        return
+    try:
+        folder = path.parent.stat()
+        mine = path.lstat()
+        if (mine.st_uid, mine.st_gid) != (folder.st_uid, folder.st_gid):
+            os.chown(path, folder.st_uid, folder.st_gid, follow_symlinks=False)
+    except OSError:
+        return
 
 
 def make_private() -> None:

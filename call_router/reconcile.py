@@ -241,4 +241,9 @@ class AsteriskRecords:
             text = read_tail(rotated) + "\n" + text
         for row in parse_queue_log(_lines(text), wanted):
             by_call.setdefault(row.callid, []).append(row)
-        return by_call, parse_cdr_ends(read_tail(self.cdr_csv), wanted)
+        # The same for the CDR file, which the sweep rotates too (Master.csv.<time>).
+        cdr = read_tail(self.cdr_csv)
+        rotated_cdr = newest_rotated(self.cdr_csv)
+        if rotated_cdr is not None:
+            cdr = read_tail(rotated_cdr) + "\n" + cdr
+        return by_call, parse_cdr_ends(cdr, wanted)

@@ -5,9 +5,13 @@ files older than their kind's limit, by modification time:
 - voicemail   recordings/voicemail/**      settings.retention_voicemail_days (default 90)
 - recordings  recordings/calls/**          settings.retention_recordings_days (default 90)
 - utterances  recordings/utterances/**     settings.retention_utterances_days (default 30)
-- logs        Asterisk's rotated logs (full.*, messages.*, queue_log.*)
-                                           settings.retention_logs_days (default 30);
-              logger.conf names rotated files by time, and the sweep asks Asterisk to rotate.
+- logs        Asterisk's rotated logs (full.*, messages.*, queue_log.*) and CDRs
+              (cdr-csv/Master.csv.*)       settings.retention_logs_days (default 30);
+              logger.conf names rotated files by time, and the sweep asks Asterisk to rotate;
+              Master.csv (every caller's number and times) is rotated here, the same way
+              (cdr_csv opens it for each record, so a renamed file is simply started anew).
+              The newest rotated copy of each log is kept whatever its age: the router's
+              reconcile (call_router/reconcile.py) reads it after a reconnect.
 0 days keeps a kind forever. A deleted file's call gets a `media_deleted` timeline event (its
 `utterance_path` is cleared), so pages say "deleted by retention" instead of a broken player.
 """
@@ -36,7 +40,9 @@ MEDIA_KINDS = {"voicemail": "voicemail", "recordings": "calls", "utterances": "u
 # The timeline / audio-source kind of each media kind (dashboard/routes/audio.py).
 SOURCE_KIND = {"voicemail": "voicemail", "recordings": "recording", "utterances": "utterance"}
 # Rotated Asterisk logs: the live files (full, messages, queue_log) are never touched.
-ROTATED_LOG = re.compile(r"^(full|messages|queue_log)\..+$")
+ROTATED_LOG = re.compile(r"^(full|messages|queue_log|Master\.csv)\.(.+)$")
+# cdr_csv's file, under the log folder.
+CDR_CSV = Path("cdr-csv") / "Master.csv"
 # A VoiceMail() message: msgNNNN.<format> with msgNNNN.txt naming the caller's channel.
 _APP_MESSAGE = re.compile(r"^msg[0-9]{4}$")
 # How far from a file's time its call may have started (a day for the events naming it).
@@ -76,7 +82,10 @@ def sweep(settings: Settings, db: Database, now: datetime) -> SweepReport:
         cutoff = (now - timedelta(days=days)).timestamp()
         if kind == "logs":
             folder = settings.asterisk_dir / "log"
-            old = [p for p in _old_files(folder, cutoff) if ROTATED_LOG.match(p.name)]
+            keep = _newest_rotated(folder)
+            old = [
+                p for p in _old_files(folder, cutoff) if ROTATED_LOG.match(p.name) and p not in keep
+            ]
             report.removed[kind] = _remove(old, report)
             continue
         root = settings.recordings_dir
@@ -87,6 +96,46 @@ def sweep(settings: Settings, db: Database, now: datetime) -> SweepReport:
             report.removed[kind] += _remove(group, report)
     log.info("retention_sweep", removed=report.removed, calls_marked=report.calls_marked)
     return report
+
+
+def _newest_rotated(folder: Path) -> set[Path]:
+    """The newest rotated copy of each log (per folder and name): reconcile may need it."""
+    newest: dict[tuple[Path, str], tuple[float, Path]] = {}
+    for path in _old_files(folder, float("inf")):
+        match = ROTATED_LOG.match(path.name)
+        if not match:
+            continue
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        key = (path.parent, match.group(1))
+        if key not in newest or mtime > newest[key][0]:
+            newest[key] = (mtime, path)
+    return {path for _mtime, path in newest.values()}
+
+
+def rotate_cdr_csv(settings: Settings, now: datetime) -> Path | None:
+    """Rename cdr-csv/Master.csv to Master.csv.<epoch seconds> (as logger.conf's timestamp
+    strategy names the others); Asterisk starts a new one with the next call. None when
+    there is nothing to rotate."""
+    live = settings.asterisk_dir / "log" / CDR_CSV
+    try:
+        if live.stat().st_size == 0:
+            return None
+    except OSError:
+        return None
+    stamp = int(now.timestamp())
+    target = live.with_name(f"{live.name}.{stamp}")
+    while target.exists():
+        stamp += 1
+        target = live.with_name(f"{live.name}.{stamp}")
+    try:
+        live.rename(target)
+    except OSError as exc:
+        log.warning("cdr_csv_rotate_failed", error=exc.strerror)
+        return None
+    return target
 
 
 def _old_files(folder: Path, cutoff: float) -> Iterator[Path]:
@@ -264,12 +313,13 @@ def rotation_due(settings: Settings, now: datetime) -> bool:
 async def sweep_now(
     settings: Settings, db: Database, now: datetime, *, rotate: bool | None = None
 ) -> SweepReport:
-    """Rotate Asterisk's logs (when due, or `rotate`), then sweep (off the event loop: it
-    walks folders)."""
+    """Rotate Asterisk's logs and the CDR file (when due, or `rotate`), then sweep (off the
+    event loop: it walks folders)."""
     import asyncio
 
     if rotate if rotate is not None else rotation_due(settings, now):
         await rotate_asterisk_logs(settings)
+        rotate_cdr_csv(settings, now)
     return await asyncio.to_thread(sweep, settings, db, now)
 
 

@@ -28,6 +28,7 @@ from call_router.flows.loader import (
     parse_flow,
     read_yaml,
 )
+from call_router.private_files import give_to_folder_owner
 from call_router.settings import Settings
 
 PROMPTS_FILE = PROMPTS_YAML
@@ -169,6 +170,7 @@ def synthesize(text: str, voice: str, target: Path) -> None:
 
     binary = espeak_binary()
     target.parent.mkdir(parents=True, exist_ok=True)
+    give_to_folder_owner(target.parent)
     with tempfile.TemporaryDirectory(prefix="hotline-prompt-") as tmp:
         raw = Path(tmp) / "espeak.wav"
         # Text on stdin: nothing in it can be taken for an option.
@@ -190,6 +192,8 @@ def synthesize(text: str, voice: str, target: Path) -> None:
         )
         partial = target.with_name(f".{target.name}.partial")
         audio.export(partial, format="wav")
+        # Asterisk plays it: in sandbox mode its own user owns the prompts' folders.
+        give_to_folder_owner(partial)
         partial.replace(target)
 
 

@@ -26,6 +26,7 @@ from call_router.asterisk_paths import AsteriskPaths
 from call_router.ban_policy import FAILURE_EVENTS, host_network, is_protected
 from call_router.dial_plan import DialPlan, DialPlanError
 from call_router.operators import PENALTY_MAX, RESERVED_LOGINS
+from call_router.private_files import give_to_folder_owner
 from call_router.settings import PROJECT_ROOT, QUEUES, AmiRole, Settings
 from call_router.sip_bans import carrier_entries, carrier_networks
 
@@ -450,6 +451,7 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.chmod(tmp, mode)
+    give_to_folder_owner(tmp)  # the sandbox Asterisk's user owns etc/ (it must read this)
     tmp.replace(path)
 
 
@@ -481,6 +483,7 @@ def write_hold_music(path: Path, seconds: float = 12.0) -> None:
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(bytes(frames))
+    give_to_folder_owner(tmp)
     tmp.replace(path)
 
 

@@ -14,8 +14,24 @@ Sandbox mode, per instance (one per state dir):
 side by side (on different ports). Asterisk runs as `chroot ROOT asterisk -C .../asterisk.conf -f`
 (foreground, no console: `-c` without a tty spins), its output in settings.log_dir/asterisk.out,
 its pid in settings.run_dir/asterisk.pid. Stop only ever signals that pid, after checking that
-it is still our asterisk. Never `rm -rf` a root while an instance runs: the bind mounts point
-at live state.
+it is still our asterisk.
+
+Asterisk does not run as root: `-U hotline-asterisk -G hotline-asterisk` (a user and group
+`_ensure_run_user` adds to the root, with an id no host account or group has: Debian's own
+`asterisk` user, uid 101, is another service's uid on many hosts, and processes of one uid may
+signal each other across a chroot) makes it drop to that user right after reading asterisk.conf,
+before
+any module loads, any port is bound or any caller is heard. Why -U rather than
+`chroot --userspec`: the same binary then still starts as root, so Linux keeps CAP_NET_ADMIN
+for it (TOS/DSCP marks on SIP and RTP) and nothing else, and it sets the supplementary groups
+of the root's user; `--userspec` would start it with no capability at all. Neither keeps
+CAP_NET_BIND_SERVICE: the ports it binds (SIP, RTP, AMI, HTTP) must be above 1023 (5060 is).
+Before each start the folders it writes are handed to that user (`_hand_over`, modes unchanged:
+0700/0600), and files our processes write there later are too
+(call_router/private_files.py `give_to_folder_owner`). The remote console (`asterisk -rx`, run
+as root) still reaches the control socket in its run dir.
+
+Never `rm -rf` a root while an instance runs: the bind mounts point at live state.
 
 System mode: a host `asterisk` binary (e.g. on Ubuntu) runs with host paths, no mounts.
 settings.asterisk_mode: "auto" (system if the host has asterisk, else sandbox), "system",
@@ -31,6 +47,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -56,6 +73,13 @@ PACKAGES = (
     "baresip",
 )
 AMI_BANNER = b"Asterisk Call Manager"
+# The unprivileged user and group the sandbox Asterisk runs as, added to the root with ids no
+# account of the host has (the package's own `asterisk`, 101, is often the host's postgres:
+# the same uid could signal or trace the database server).
+RUN_USER = "hotline-asterisk"
+RUN_IDS_FROM = 64000
+# Folders under recordings/ that Asterisk writes (the rest it only reads).
+ASTERISK_WRITES = ("voicemail", "calls", "utterances")
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 
 
@@ -146,6 +170,81 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _user_ids(root: Path, name: str) -> tuple[int, int] | None:
+    """(uid, gid) of a user in a root's /etc/passwd, or None."""
+    try:
+        lines = (root / "etc" / "passwd").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == name:
+            with contextlib.suppress(ValueError):
+                return int(fields[2]), int(fields[3])
+    return None
+
+
+def _ids_in(path: Path) -> set[int]:
+    """The numeric ids (third field) of a passwd or group file."""
+    ids = set()
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            fields = line.split(":")
+            if len(fields) > 2 and fields[2].isdigit():
+                ids.add(int(fields[2]))
+    return ids
+
+
+def _ensure_run_user(root: Path, host_etc: Path = Path("/etc")) -> tuple[int, int]:
+    """Add RUN_USER (user and group of one id) to the root unless it has it: the first id from
+    RUN_IDS_FROM that no user or group of the host or the root has. Additive only."""
+    found = _user_ids(root, RUN_USER)
+    if found is not None:
+        return found
+    taken = set()
+    for etc in (host_etc, root / "etc"):
+        taken |= _ids_in(etc / "passwd") | _ids_in(etc / "group")
+    new_id = next(i for i in range(RUN_IDS_FROM, 65534) if i not in taken)
+    with (root / "etc" / "group").open("a") as group:
+        group.write(f"{RUN_USER}:x:{new_id}:\n")
+    with (root / "etc" / "passwd").open("a") as passwd:
+        passwd.write(
+            f"{RUN_USER}:x:{new_id}:{new_id}:Hotline Asterisk:/nonexistent:/usr/sbin/nologin\n"
+        )
+    return new_id, new_id
+
+
+def _chown_tree(top: Path, uid: int, gid: int, *, unreadable_only: bool = False) -> None:
+    """chown -R without following symlinks, skipping what is already right.
+
+    `unreadable_only`: only what other users could not read (files without o+r, folders
+    without o+rx), i.e. what our own umask 077 made; the rest Asterisk reads as anyone does.
+    """
+
+    def fix(path: Path, folder: bool) -> None:
+        try:
+            st = path.lstat()
+        except OSError:
+            return
+        if stat.S_ISLNK(st.st_mode) or (st.st_uid, st.st_gid) == (uid, gid):
+            return
+        if unreadable_only:
+            need = 0o005 if folder else 0o004
+            if st.st_mode & need == need:
+                return
+        with contextlib.suppress(OSError):
+            os.chown(path, uid, gid, follow_symlinks=False)
+
+    if not top.is_dir() or top.is_symlink():
+        return
+    fix(top, True)
+    for dirpath, dirs, files in os.walk(top):
+        for name in dirs:
+            fix(Path(dirpath) / name, True)
+        for name in files:
+            fix(Path(dirpath) / name, False)
+
+
 def _tail(path: Path, lines: int = 25) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -200,6 +299,33 @@ class Asterisk:
         """Where a host path under asterisk_dir or recordings_dir appears to Asterisk."""
         return asterisk_view(self.settings, self.paths, host)
 
+    def run_ids(self) -> tuple[int, int] | None:
+        """(uid, gid) of the root's `asterisk` user, which the sandbox Asterisk runs as."""
+        if self.mode != "sandbox":
+            return None
+        return _user_ids(self.root, RUN_USER)
+
+    def _hand_over(self, ids: tuple[int, int]) -> None:
+        """Give Asterisk's user what it works in, modes unchanged (0700 / 0600).
+
+        All of asterisk/ (config, spool, logs, run dir, astdb) and the recordings folders it
+        writes; elsewhere in recordings/ (prompts, music) only what it could not read
+        otherwise (written under our umask 077). The folders that lead to the bind mounts
+        inside the root become enterable by its group only.
+        """
+        uid, gid = ids
+        _chown_tree(self.settings.asterisk_dir, uid, gid)
+        recordings = self.settings.recordings_dir
+        for name in ASTERISK_WRITES:
+            _chown_tree(recordings / name, uid, gid)
+        _chown_tree(recordings, uid, gid, unreadable_only=True)
+        srv = self.root / "srv" / "hotline"
+        instance = srv / self.instance
+        for folder, owner, mode in ((srv, 0, 0o711), (instance, 0, 0o750)):
+            with contextlib.suppress(OSError):
+                os.chown(folder, owner, gid)
+                os.chmod(folder, mode)
+
     def _argv(self, *args: str) -> list[str]:
         if self.mode == "sandbox":
             return ["chroot", str(self.root), "asterisk", *args]
@@ -228,6 +354,10 @@ class Asterisk:
                 if not self.installed():
                     self._build_root(progress)
         self._fix_root(self.root)
+        if _user_ids(self.root, RUN_USER) is None:
+            with open(self.root.with_name(self.root.name + ".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                _ensure_run_user(self.root)
 
     def _build_root(self, progress: Callable[[str], None]) -> None:
         if os.geteuid() != 0:
@@ -410,11 +540,20 @@ class Asterisk:
         if not host_conf.is_file():
             raise AsteriskError(f"no rendered config at {host_conf}: render it first")
         self._check_ports_free()
+        user: tuple[str, ...] = ()
         if self.mode == "sandbox":
             self._mount()
+            ids = self.run_ids()
+            if ids is None:
+                raise AsteriskError(
+                    f"the sandbox root {self.root} has no {RUN_USER!r} user to run Asterisk as "
+                    "(is its asterisk package installed?)"
+                )
+            self._hand_over(ids)
+            user = ("-U", RUN_USER, "-G", RUN_USER)
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
-        argv = self._argv("-C", self.conf, "-f", "-n")
+        argv = self._argv("-C", self.conf, *user, "-f", "-n")
         with self.out_file.open("ab") as out:
             out.write(f"--- {time.strftime('%F %T')} starting {' '.join(argv)}\n".encode())
             out.flush()

@@ -362,4 +362,33 @@ async def test_the_api_description_is_for_signed_in_staff_only(
     assert "/api/calls" in described.json()["paths"]
     await sign_in(http, "olga")
     for path in paths:
-        assert (await http.get(path)).status_code == 200, path
+        response = await http.get(path)
+        if path == "/redoc":  # one viewer: /docs
+            assert (response.status_code, response.headers["location"]) == (307, "/docs")
+            continue
+        assert response.status_code == 200, path
+
+
+async def test_the_api_viewers_name_no_outside_host_and_their_assets_load(
+    http: httpx.AsyncClient, app_db: Database
+) -> None:
+    assets = await http.get("/docs/assets/swagger-ui-bundle.js")
+    assert assets.status_code == 303  # staff only, like the pages
+    await sign_in(http, "olga")
+    for path in ("/docs",):
+        page = await http.get(path)
+        assert page.status_code == 200, path
+        # No other host, not even a protocol-relative one; no inline script.
+        assert not re.search(r"(?i)(https?:)?//[a-z0-9]", page.text), (path, page.text)
+        assert "<script>" not in page.text.replace(" ", "")
+        referenced = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert any(ref.endswith(".js") for ref in referenced), (path, referenced)
+        for ref in referenced:
+            assert ref.startswith("/"), ref
+            loaded = await http.get(ref)
+            assert loaded.status_code == 200, ref
+            assert len(loaded.content) > 1000 or ref.endswith("api-docs.js"), ref
+    bundle = await http.get("/docs/assets/swagger-ui-bundle.js")
+    assert "SwaggerUIBundle" in bundle.text and "javascript" in bundle.headers["content-type"]
+    assert (await http.get("/docs/assets/..%2Fcore.py")).status_code == 404
+    assert (await http.get("/docs/assets/core.py")).status_code == 404

@@ -120,3 +120,35 @@ def test_zero_days_keeps_a_kind_forever(database: Database, tmp_path: Path) -> N
     ancient = _file(settings.recordings_dir / "utterances/a-1.wav", days_old=3000)
     report = retention.sweep(settings, database, NOW)
     assert ancient.exists() and report.removed["utterances"] == 0
+
+
+def test_the_cdr_file_is_rotated_and_swept_keeping_what_reconcile_reads(
+    database: Database, tmp_path: Path
+) -> None:
+    """cdr-csv/Master.csv holds every caller's number and times: rotated by the sweep like
+    Asterisk's logs, old copies deleted, the newest copy of each log kept whatever its age
+    (call_router/reconcile.py reads it after a reconnect)."""
+    settings = Settings(state_dir=tmp_path / "state", recordings_dir=tmp_path / "recordings")
+    logs = settings.asterisk_dir / "log"
+    live = _file(logs / "cdr-csv" / "Master.csv", days_old=0, text="a CDR line\n")
+
+    rotated = retention.rotate_cdr_csv(settings, NOW)
+
+    assert rotated == logs / "cdr-csv" / f"Master.csv.{int(NOW.timestamp())}"
+    assert rotated.read_text() == "a CDR line\n" and not live.exists()
+    assert retention.rotate_cdr_csv(settings, NOW) is None  # nothing new: nothing to rotate
+    # Old copies, and the newest of each log older than the limit (only one is kept).
+    older_cdr = _file(logs / "cdr-csv" / "Master.csv.1700000000", days_old=60)
+    newest_old_cdr = _file(logs / "cdr-csv" / "Master.csv.1710000000", days_old=45)
+    os.utime(rotated, (NOW.timestamp() - 40 * 86400,) * 2)  # and the fresh one is old too
+    older_queue_log = _file(logs / "queue_log.1700000000", days_old=50)
+    newest_queue_log = _file(logs / "queue_log.1710000000", days_old=35)
+    live_queue_log = _file(logs / "queue_log", days_old=35)
+
+    report = retention.sweep(settings, database, NOW)
+
+    for gone in (older_cdr, newest_old_cdr, older_queue_log):
+        assert not gone.exists(), gone
+    for kept in (rotated, newest_queue_log, live_queue_log):
+        assert kept.exists(), kept
+    assert report.removed["logs"] == 3 and report.errors == []

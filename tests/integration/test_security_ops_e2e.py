@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import grp
 import json
+import pwd
 import re
 import stat
 import uuid
@@ -201,6 +203,39 @@ def test_secrets_and_recordings_are_private_after_hotline_up(stack: Settings) ->
     wait_for(recording.exists, timeout=20, what="the recording Asterisk writes")
     assert _mode(recording) == 0o600
     assert _mode(recording.parent) == 0o700
+    # Written by the sandbox Asterisk's own user, not root (system mode: its own user).
+    run_as = Asterisk(stack).run_ids()
+    if run_as is not None:
+        assert recording.stat().st_uid == run_as[0] != 0
+
+
+def test_the_sandbox_asterisk_is_not_root(stack: Settings) -> None:
+    asterisk = Asterisk(stack)
+    if asterisk.mode != "sandbox":
+        pytest.skip("system mode: the host's own Asterisk runs as its package made it")
+    status = asterisk.status()
+    assert status.running and status.pid is not None, status.detail
+    run_as = asterisk.run_ids()
+    assert run_as is not None and run_as[0] != 0
+    # An id of its own: no service of the host shares it (it could signal or trace them).
+    assert run_as[0] not in {p.pw_uid for p in pwd.getpwall()}
+    assert run_as[1] not in {g.gr_gid for g in grp.getgrall()}
+    # Every thread, effective and saved ids too: nothing of root left after start-up.
+    for task in Path(f"/proc/{status.pid}/task").iterdir():
+        text = (task / "status").read_text()
+        uids = re.search(r"^Uid:\s+(.*)$", text, re.M)
+        gids = re.search(r"^Gid:\s+(.*)$", text, re.M)
+        assert uids and gids
+        assert {int(u) for u in uids.group(1).split()} == {run_as[0]}, (task, uids.group(0))
+        assert {int(g) for g in gids.group(1).split()} == {run_as[1]}, (task, gids.group(0))
+    # The remote console (over the control socket in its run dir) still answers.
+    out = run_hotline("asterisk", "cli", "core show uptime")
+    assert "uptime" in out.stdout.lower(), out.stdout
+    # What it writes is its own, and still private: voicemail, a recording, its logs.
+    voicemail = stack.recordings_dir / "voicemail"
+    assert voicemail.stat().st_uid == run_as[0] and _mode(voicemail) == 0o700
+    full = stack.asterisk_dir / "log" / "full"
+    assert full.stat().st_uid == run_as[0] and _mode(full) == 0o600
 
 
 def test_a_loosened_folder_is_reported_at_start_up(stack: Settings) -> None:
@@ -251,9 +286,32 @@ def test_the_retention_sweep_rotates_asterisk_logs(stack: Settings) -> None:
     def rotated() -> set[str]:
         return {p.name for p in folder.iterdir() if p.name.startswith("full.")}
 
-    before = rotated()
+    def rotated_cdrs() -> set[str]:
+        return {p.name for p in (folder / "cdr-csv").glob("Master.csv.*")}
+
+    # A call's CDR (and its queue_log line) so that there is something to rotate.
+    cdr = folder / "cdr-csv" / "Master.csv"
+    actions, reply = login(stack, role="originate")
+    try:
+        assert reply["Response"] == "Success", reply
+        started = actions.action(
+            "Originate",
+            Channel="Local/hold@hotline-tests",
+            Application="QueueLog",
+            Data="heating,sweep-test,NONE,INFO,rotation",
+            Async="true",
+        )
+        assert started["Response"] == "Success", started
+    finally:
+        actions.close()
+    wait_for(lambda: cdr.exists() and cdr.stat().st_size > 0, timeout=30, what="a CDR")
+    before, before_cdrs = rotated(), rotated_cdrs()
     out = run_hotline("retention", "sweep", "--json")
     report = json.loads(out.stdout)
     assert report["errors"] == [] and "asterisk_log_rotate_failed" not in out.stderr
     wait_for(lambda: rotated() - before, timeout=10, what="a rotated full log")
     assert (folder / "full").exists()  # Asterisk writes a fresh one
+    # The CDR file with every caller's number is rotated too (and swept like the logs).
+    assert rotated_cdrs() - before_cdrs
+    assert not cdr.exists() or "sweep-test" not in cdr.read_text()
+    assert any(p.name.startswith("queue_log.") for p in folder.iterdir())

@@ -155,6 +155,19 @@ def test_lines_moved_by_a_log_rotation_are_still_read(tmp_path: Path) -> None:
     ]
 
 
+def test_a_cdr_moved_by_the_sweeps_rotation_is_still_read(tmp_path: Path) -> None:
+    """The sweep renames cdr-csv/Master.csv to Master.csv.<time>; the call's end is there."""
+    (tmp_path / "cdr-csv").mkdir()
+    rotated = tmp_path / "cdr-csv" / "Master.csv.1763856000"
+    rotated.write_text(cdr_line(CALL, CALL, "2025-11-23 10:02:27"))
+    _rows, ends = AsteriskRecords.in_log_dir(tmp_path).read([CALL])
+    assert ends == {CALL: datetime(2025, 11, 23, 10, 2, 27, tzinfo=UTC)}
+    # A newer record in the live file wins, as in one file.
+    (tmp_path / "cdr-csv" / "Master.csv").write_text(cdr_line(CALL, CALL, "2025-11-23 10:05:00"))
+    _rows, ends = AsteriskRecords.in_log_dir(tmp_path).read([CALL])
+    assert ends == {CALL: datetime(2025, 11, 23, 10, 5, tzinfo=UTC)}
+
+
 def test_an_agi_failure_line_becomes_the_fail_safe_user_event() -> None:
     lines = [
         f"{T0 + 2}|{CALL}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE",
