@@ -298,6 +298,8 @@ def summary(session: Session, now: datetime, since: datetime) -> dict[str, int]:
     anonymous = session.scalar(
         select(func.count())
         .select_from(CallEvent)
+        # Through the call: behind a tenant wall, only its own calls count.
+        .join(Call, Call.id == CallEvent.call_id)
         .where(CallEvent.kind == EVENT_CALLBACK_SKIPPED, CallEvent.at >= since)
     )
     return {

@@ -111,6 +111,10 @@ class Call(Base):
     )
     tenant: Mapped[Tenant | None] = relationship(lazy="select")
 
+    @property
+    def tenant_slug(self) -> str | None:
+        return self.tenant.slug if self.tenant is not None else None
+
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.at", cascade="all, delete-orphan"
     )
@@ -188,6 +192,10 @@ class Callback(Base):
         ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
     )
     tenant: Mapped[Tenant | None] = relationship(lazy="select")
+
+    @property
+    def tenant_slug(self) -> str | None:
+        return self.tenant.slug if self.tenant is not None else None
 
 
 class Operator(Base):
