@@ -182,7 +182,8 @@ def list_tenants(session: Session) -> list[Tenant]:
 
 
 def slugs(session: Session) -> dict[int, str]:
-    return dict(session.execute(select(Tenant.id, Tenant.slug)).tuples())
+    # Not dict(result): a Result has .keys(), so dict() would read it as a mapping.
+    return {tenant_id: slug for tenant_id, slug in session.execute(select(Tenant.id, Tenant.slug))}
 
 
 def filter_scope(session: Session, value: str | None) -> Scope:
