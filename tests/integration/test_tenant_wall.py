@@ -212,3 +212,17 @@ def test_centre_staff_see_every_tenant_and_filter_by_tenant(
         assert _ids(api.get("/api/callbacks", params={"tenant": "dom-b"})) == {world.b_callback}
         assert api.get("/api/callbacks/summary").json()["open"] == 3
         assert api.get("/api/callbacks/summary", params={"tenant": "dom-a"}).json()["open"] == 1
+
+
+def test_centre_wide_pages_are_refused_to_a_tenant_supervisor(
+    database: Database, world: World, base: str
+) -> None:
+    """The wallboard, reports and administration add up every tenant's figures (not behind the
+    wall yet): a tenant's supervisor is refused them, the centre's is not."""
+    tenant = _token(database, "supervisor", "dom-a")
+    centre = _token(database, "supervisor", None)
+    with httpx.Client(base_url=base) as http:
+        for path in ("/wallboard", "/reports", "/admin/users", "/admin/tokens"):
+            refused = http.get(path, headers=tenant)
+            assert refused.status_code == 403, (path, refused.status_code)
+            assert http.get(path, headers=centre).status_code == 200, path
