@@ -134,6 +134,8 @@ class Principal:
     token_id: int | None = None
     # Set for cookie sessions only: state-changing requests must send it back.
     csrf_token: str | None = None
+    # The tenant whose rows alone it sees (call_router/tenants.py); None: the centre's staff.
+    tenant_id: int | None = None
 
     @property
     def is_supervisor(self) -> bool:
@@ -162,6 +164,18 @@ def _operator_by_login(session: Session, sip_login: str) -> Operator:
     return operator
 
 
+def _tenant_id(session: Session, slug: str | None) -> int | None:
+    """The id of tenant `slug` (None: the centre, i.e. no tenant)."""
+    if slug is None:
+        return None
+    from call_router.tenants import get_tenant
+
+    tenant = get_tenant(session, slug)
+    if tenant is None:
+        raise AccountError(f"no tenant {slug!r}", "no_tenant", name=slug)
+    return tenant.id
+
+
 def create_user(
     session: Session,
     username: str,
@@ -169,6 +183,7 @@ def create_user(
     role: str,
     *,
     operator_login: str | None = None,
+    tenant: str | None = None,
     now: datetime,
 ) -> DashboardUser:
     check_username(username)
@@ -184,6 +199,7 @@ def create_user(
         operator=operator,
         active=True,
         created_at=now,
+        tenant_id=_tenant_id(session, tenant),
     )
     session.add(user)
     session.flush()
@@ -255,6 +271,7 @@ def user_principal(user: DashboardUser, csrf_token: str | None = None) -> Princi
         operator_login=user.operator.sip_login if user.operator is not None else None,
         user_id=user.id,
         csrf_token=csrf_token,
+        tenant_id=user.tenant_id,
     )
 
 
@@ -303,7 +320,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def create_token(
-    session: Session, role: str, *, name: str | None, now: datetime
+    session: Session, role: str, *, name: str | None, now: datetime, tenant: str | None = None
 ) -> tuple[str, ApiToken]:
     """A new API token; the clear value is returned once and never stored."""
     checked_role = check_role(role)
@@ -317,6 +334,7 @@ def create_token(
         prefix=token[:12],
         role=checked_role,
         created_at=now,
+        tenant_id=_tenant_id(session, tenant),
     )
     session.add(row)
     session.flush()
@@ -331,7 +349,13 @@ def token_principal(session: Session, token: str, *, now: datetime) -> Principal
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         row.last_used_at = now
-    return Principal(kind="token", name=row.name, role=check_role(row.role), token_id=row.id)
+    return Principal(
+        kind="token",
+        name=row.name,
+        role=check_role(row.role),
+        token_id=row.id,
+        tenant_id=row.tenant_id,
+    )
 
 
 def list_tokens(session: Session) -> list[ApiToken]:

@@ -27,7 +27,7 @@ from sqlalchemy import Insert, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from call_router import callbacks, outcomes
+from call_router import callbacks, outcomes, tenants
 from call_router.db import Database
 from call_router.models import Call, CallEvent, utcnow
 from call_router.numbers import ANONYMOUS, clean_caller_name, normalize_number
@@ -284,8 +284,12 @@ class CallLog:
                 for call in session.scalars(select(Call).where(Call.linkedid.in_(linkedids)))
             }
             fresh: dict[str, dict[str, Any]] = {}
+            tenant_of = tenants.tenants_for_numbers(
+                session, {_cap(_dialable(a.dialed_number), 32) for a in arrivals}
+            )
             for arrival in arrivals:
                 values = self._call_values(arrival, arrival.started_at or self._clock())
+                values["tenant_id"] = tenant_of.get(values["dialed_number"])
                 call = known.get(values["linkedid"])
                 if call is not None:
                     _merge_call(call, values)
@@ -631,6 +635,8 @@ class CallLog:
             CallArrival(linkedid, caller_number, caller_name, channel, dialed_number, started_at),
             started_at,
         )
+        # The tenant whose number was dialled (call_router/tenants.py); else the centre's.
+        values["tenant_id"] = tenants.tenant_for_number(session, values["dialed_number"])
         session.execute(
             _insert_ignore(session, Call.__table__, ["linkedid"]).values(**values)  # type: ignore[arg-type]
         )
@@ -777,7 +783,7 @@ def _merge_call(call: Call, values: dict[str, Any]) -> None:
     if call.caller_number == ANONYMOUS and values["caller_number"] != ANONYMOUS:
         call.caller_number = values["caller_number"]
         call.caller_number_raw = values["caller_number_raw"]
-    for field in ("caller_name", "channel", "dialed_number"):
+    for field in ("caller_name", "channel", "dialed_number", "tenant_id"):
         if getattr(call, field) is None and values[field] is not None:
             setattr(call, field, values[field])
 

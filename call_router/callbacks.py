@@ -177,12 +177,17 @@ def open_or_attach(
     if is_anonymous(caller_number):
         log.info("callback_skipped_anonymous", call_id=call_id, reason=reason)
         return None
-    if intent is None and call_id is not None:
-        intent = session.scalar(select(Call.intent).where(Call.id == call_id))
+    # The entry belongs to the call's tenant (call_router/tenants.py); no call: the centre's.
+    tenant_id: int | None = None
+    if call_id is not None:
+        row = session.execute(select(Call.intent, Call.tenant_id).where(Call.id == call_id)).first()
+        if row is not None:
+            intent = intent if intent is not None else row.intent
+            tenant_id = row.tenant_id
     existing = _open_entry(session, caller_number)
     if existing is None:
         created = _try_create(
-            session, caller_number, reason, queue, call_id, now, intent, placed_at, rules
+            session, caller_number, reason, queue, call_id, now, intent, placed_at, rules, tenant_id
         )
         if created is not None:
             return created
@@ -190,7 +195,16 @@ def open_or_attach(
         existing = _open_entry(session, caller_number)
         if existing is None:  # it was closed again in between; nothing sane left to do
             return _try_create(
-                session, caller_number, reason, queue, call_id, now, intent, placed_at, rules
+                session,
+                caller_number,
+                reason,
+                queue,
+                call_id,
+                now,
+                intent,
+                placed_at,
+                rules,
+                tenant_id,
             )
     if call_id is not None and existing.last_call_id == call_id:
         return existing
@@ -284,6 +298,8 @@ def summary(session: Session, now: datetime, since: datetime) -> dict[str, int]:
     anonymous = session.scalar(
         select(func.count())
         .select_from(CallEvent)
+        # Through the call: behind a tenant wall, only its own calls count.
+        .join(Call, Call.id == CallEvent.call_id)
         .where(CallEvent.kind == EVENT_CALLBACK_SKIPPED, CallEvent.at >= since)
     )
     return {
@@ -748,8 +764,10 @@ def _try_create(
     intent: str | None,
     placed_at: datetime | None,
     rules: CallbackRules,
+    tenant_id: int | None = None,
 ) -> Callback | None:
     entry = Callback(
+        tenant_id=tenant_id,
         caller_number=number,
         status=CALLBACK_OPEN,
         reason=reason,

@@ -104,6 +104,16 @@ class Call(Base):
     transcript: Mapped[str | None] = mapped_column(Text)
     intent_confidence: Mapped[float | None] = mapped_column(Float)
     utterance_path: Mapped[str | None] = mapped_column(String(255))
+    # The management company the call is for (migration 0014; call_router/tenants.py);
+    # NULL: the centre's own. Set from the dialled number when it is a tenant's.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    tenant: Mapped[Tenant | None] = relationship(lazy="select")
+
+    @property
+    def tenant_slug(self) -> str | None:
+        return self.tenant.slug if self.tenant is not None else None
 
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.at", cascade="all, delete-orphan"
@@ -177,6 +187,15 @@ class Callback(Base):
     # Why the number is outside the dial-out plan (call_router/dial_plan.py), e.g.
     # "international", "premium_rate"; such an entry is listed but never dialled.
     refused_reason: Mapped[str | None] = mapped_column(String(32))
+    # The call's tenant when the entry was opened (NULL: the centre's).
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    tenant: Mapped[Tenant | None] = relationship(lazy="select")
+
+    @property
+    def tenant_slug(self) -> str | None:
+        return self.tenant.slug if self.tenant is not None else None
 
 
 class Operator(Base):
@@ -191,6 +210,10 @@ class Operator(Base):
     language: Mapped[str] = mapped_column(String(8), default="ru")
     enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The tenant whose specialist this operator is; NULL: the centre's staff.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
 
     skills: Mapped[list[OperatorSkill]] = relationship(
         back_populates="operator", cascade="all, delete-orphan", order_by="OperatorSkill.queue"
@@ -220,4 +243,6 @@ from call_router import (  # noqa: E402, F401
     meter_models,
     report_models,
     sip_ban_models,
+    tenant_models,
 )
+from call_router.tenant_models import Tenant  # noqa: E402

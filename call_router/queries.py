@@ -29,6 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.functions import FunctionElement
 
+from call_router import tenants
 from call_router.models import CALLBACK_OPEN, Call, Callback, Operator, UTCDateTime
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.outcomes import ABANDONED_IN_QUEUE
@@ -177,6 +178,17 @@ def distinct_values(session: Session, column_name: str, *, limit: int = 200) -> 
     """
     if column_name not in _DISTINCT_COLUMNS:
         raise KeyError(column_name)
+    if not tenants.scope_of(session).everything:
+        # Behind a tenant wall: an ORM query, which the wall narrows (raw SQL it would not).
+        column = getattr(Call, column_name)
+        walled = (
+            select(column)
+            .where(column.is_not(None), column != "")
+            .distinct()
+            .order_by(column)
+            .limit(limit)
+        )
+        return [str(value) for value in session.scalars(walled)]
     # The name is one of the fixed identifiers above, never user input.
     sql = text(
         f"""

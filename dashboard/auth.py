@@ -76,9 +76,12 @@ async def _form_field(request: Request, name: str) -> Any:
 class Access:
     """One access rule; `Depends(rule)` at include_router. Public rules check nothing."""
 
-    def __init__(self, name: str, roles: Iterable[str]) -> None:
+    def __init__(self, name: str, roles: Iterable[str], *, tenant_accounts: bool = True) -> None:
         self.name = name
         self.roles = frozenset(roles)
+        # False: refused to a tenant's account or token (call_router/tenants.py), for pages
+        # whose figures are not behind the tenant wall yet (wallboard, reports, admin).
+        self.tenant_accounts = tenant_accounts
 
     def __repr__(self) -> str:
         return f"Access({self.name})"
@@ -90,6 +93,8 @@ class Access:
             raise NotAuthenticated()
         if principal.role not in self.roles:
             raise HTTPException(403, detail="your role may not open this")
+        if principal.tenant_id is not None and not self.tenant_accounts:
+            raise HTTPException(403, detail="only the centre's staff may open this")
         if principal.csrf_token is not None and request.method not in SAFE_METHODS:
             form_value = await _form_field(request, CSRF_FIELD)
             if not _csrf_ok(request, principal.csrf_token, form_value):
@@ -98,7 +103,9 @@ class Access:
 
 PUBLIC = Access("public", ())
 STAFF = Access("staff", (SUPERVISOR, OPERATOR))
-SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,))
+# The centre's supervisors only: a tenant's supervisor sees its calls and callbacks (staff
+# routes, behind the wall) but not yet the centre-wide wallboard, reports and administration.
+SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,), tenant_accounts=False)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ COLUMNS = (
     # Added later: new columns go at the end so existing spreadsheets keep their layout.
     "transcript",
     "intent_confidence",
+    # The tenant's slug; empty: the centre's own call.
+    "tenant",
 )
 
 
@@ -72,6 +74,7 @@ def call_row(call: Call, zone: tzinfo) -> list[str]:
         # What the caller said: the most hostile text in the row.
         safe_cell(call.transcript),
         "" if call.intent_confidence is None else f"{call.intent_confidence:.3f}",
+        safe_cell(call.tenant_slug),
     ]
 
 

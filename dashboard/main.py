@@ -24,7 +24,7 @@ from call_router import live_state
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard import auth, i18n, live
-from dashboard.deps import DashboardState
+from dashboard.deps import DashboardState, tenant_wall
 from dashboard.live_hub import LiveHub
 from dashboard.routes import (
     admin_pages,
@@ -168,6 +168,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Before any route's own work: the tenant wall of the principal (call_router/tenants.py).
+        dependencies=[Depends(tenant_wall)],
     )
     app.state.dashboard = DashboardState(
         settings=settings, db=database, templates=make_templates(zone), zone=zone, live=hub

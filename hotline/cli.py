@@ -22,6 +22,7 @@ from hotline.cli_retention import app as retention_cli
 from hotline.cli_security import app as security_cli
 from hotline.cli_speech import app as speech_cli
 from hotline.cli_speech import models_command
+from hotline.cli_tenants import numbers_app, tenants_app
 from hotline.cli_users import FIRST_SUPERVISOR, ensure_first_supervisor, tokens_app, users_app
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ app.add_typer(callbacks_cli, name="callbacks", help="The callback list: claim, c
 app.add_typer(users_app, name="users", help="Dashboard accounts: supervisors and operators.")
 app.add_typer(tokens_app, name="tokens", help="API tokens for the dashboard (Bearer).")
 app.add_typer(security_cli, name="security", help="SIP brute-force bans: list and lift.")
+app.add_typer(tenants_app, name="tenants", help="Tenants: the management companies served.")
+app.add_typer(numbers_app, name="numbers", help="Dialled numbers: the centre's or a tenant's.")
 
 
 @app.callback()

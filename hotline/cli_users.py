@@ -82,6 +82,12 @@ def _list(
         typer.echo(line(row))
 
 
+def _tenant_slugs(session: Session) -> dict[int, str]:
+    from call_router.tenants import slugs
+
+    return slugs(session)
+
+
 def ensure_first_supervisor(session: Session) -> str | None:
     """On a hotline without accounts, create `admin` and return its generated password once."""
     from call_router import accounts
@@ -103,6 +109,10 @@ def users_add(
     operator: Annotated[
         str | None, typer.Option(help="The roster SIP login this account works as.")
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="The tenant (slug) it works for; without it, the centre's (sees all)."),
+    ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
@@ -118,9 +128,14 @@ def users_add(
 
     def add(session: Session) -> dict[str, Any]:
         user = accounts.create_user(
-            session, username, password, role, operator_login=operator, now=_now()
+            session, username, password, role, operator_login=operator, tenant=tenant, now=_now()
         )
-        return {"username": user.username, "role": user.role, "operator": operator}
+        return {
+            "username": user.username,
+            "role": user.role,
+            "operator": operator,
+            "tenant": tenant,
+        }
 
     info = _run(add)
     if generated:
@@ -141,9 +156,11 @@ def users_list(
     from call_router import accounts
 
     def rows(session: Session) -> list[dict[str, Any]]:
+        slugs = _tenant_slugs(session)
         return [
             {
                 "username": u.username,
+                "tenant": slugs.get(u.tenant_id) if u.tenant_id is not None else None,
                 "role": u.role,
                 "operator": u.operator.sip_login if u.operator is not None else None,
                 "active": u.active,
@@ -209,14 +226,18 @@ def users_passwd(
 def tokens_create(
     role: Annotated[str, typer.Option(help="supervisor or operator")],
     name: Annotated[str | None, typer.Option(help="What uses it, e.g. wallboard-hall.")] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="The tenant (slug) it works for; without it, the centre's (sees all)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an API token and print it once (send it as `Authorization: Bearer TOKEN`)."""
     from call_router import accounts
 
     def create(session: Session) -> dict[str, Any]:
-        token, row = accounts.create_token(session, role, name=name, now=_now())
-        return {"id": row.id, "name": row.name, "role": row.role, "token": token}
+        token, row = accounts.create_token(session, role, name=name, now=_now(), tenant=tenant)
+        return {"id": row.id, "name": row.name, "role": row.role, "tenant": tenant, "token": token}
 
     info = _run(create)
     if as_json:
@@ -235,9 +256,11 @@ def tokens_list(
     from call_router import accounts
 
     def rows(session: Session) -> list[dict[str, Any]]:
+        slugs = _tenant_slugs(session)
         return [
             {
                 "id": t.id,
+                "tenant": slugs.get(t.tenant_id) if t.tenant_id is not None else None,
                 "name": t.name,
                 "role": t.role,
                 "prefix": t.prefix,

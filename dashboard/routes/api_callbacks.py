@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from call_router import callbacks, click_to_call, queries
+from call_router import callbacks, click_to_call, queries, tenants
 from call_router.callback_policy import Outcome
 from call_router.models import CALLBACK_OPEN, utcnow
 from dashboard.deps import ActorDep, DatabaseDep, SessionDep, SettingsDep, StateDep
@@ -105,8 +105,13 @@ def list_callbacks(
     status: Annotated[
         str, Query(pattern=r"^[a-z_]{1,16}$", description="`open` (default), `all`, or a status")
     ] = CALLBACK_OPEN,
+    tenant: Annotated[
+        str | None,
+        Query(max_length=32, description="A tenant's slug, or `centre`; within your own wall"),
+    ] = None,
 ) -> list[CallbackItemOut]:
     """Open entries in calling order: emergencies, repeat callers, then by deadline and age."""
+    tenants.narrow(session, tenant)
     rows = callbacks.list_callbacks(session, None if status == ALL else status, now=utcnow())
     return [CallbackItemOut.model_validate(row) for row in rows]
 
@@ -122,7 +127,15 @@ class SummaryOut(BaseModel):
 
 
 @router.get("/summary", response_model=SummaryOut)
-def summary(session: SessionDep, state: StateDep) -> SummaryOut:
+def summary(
+    session: SessionDep,
+    state: StateDep,
+    tenant: Annotated[
+        str | None,
+        Query(max_length=32, description="A tenant's slug, or `centre`; within your own wall"),
+    ] = None,
+) -> SummaryOut:
+    tenants.narrow(session, tenant)
     now = utcnow()
     since = queries.start_of_day(now, state.zone)
     return SummaryOut(**callbacks.summary(session, now, since))

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import queries
+from call_router import queries, tenants
 from call_router.db import Database
 from call_router.dispositions import disposition_history
 from call_router.queries import CallFilter
@@ -50,16 +50,18 @@ class FilterOptions:
 
     def __init__(self, clock: Callable[[], float] = time_module.monotonic) -> None:
         self._clock = clock
-        self._read_at: float | None = None
-        self._values: dict[str, list[str]] = {}
+        # Per tenant wall (call_router/tenants.py): one tenant never sees another's values.
+        self._read: dict[tenants.Scope, tuple[float, dict[str, list[str]]]] = {}
 
     def get(self, session: Session) -> dict[str, list[str]]:
         now = self._clock()
-        if self._read_at is None or now - self._read_at >= OPTIONS_TTL_SECONDS:
+        scope = tenants.scope_of(session)
+        read = self._read.get(scope)
+        if read is None or now - read[0] >= OPTIONS_TTL_SECONDS:
             # Two threads may both read at expiry: same values, no lock needed.
-            self._values = {name: queries.distinct_values(session, name) for name in FILTER_COLUMNS}
-            self._read_at = now
-        return self._values
+            values = {name: queries.distinct_values(session, name) for name in FILTER_COLUMNS}
+            read = self._read[scope] = (now, values)
+        return read[1]
 
     @staticmethod
     def of(request: Request) -> FilterOptions:

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import Path as PathParam
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
 
 
 def iso_utc(dt: datetime) -> str:
@@ -52,6 +52,8 @@ class CallOut(_FromRow):
     # The kept utterance as a path relative to the recordings folder (`utterances/<id>-1.wav`),
     # never the server's absolute path; None when there is none or it lies outside that folder.
     utterance: str | None = None
+    # The management company (tenant slug); None: the contact centre's own (added field).
+    tenant: str | None = Field(default=None, validation_alias=AliasChoices("tenant_slug", "tenant"))
 
 
 def recording_reference(path: str | None, recordings_dir: Path) -> str | None:
@@ -131,6 +133,8 @@ class CallbackOut(_FromRow):
     last_call_id: int | None
     # Set when the number is outside the dial-out plan (e.g. "international"): never dialled.
     refused_reason: str | None = None
+    # The management company (tenant slug); None: the contact centre's own (added field).
+    tenant: str | None = Field(default=None, validation_alias=AliasChoices("tenant_slug", "tenant"))
 
 
 class HealthOut(BaseModel):

@@ -365,6 +365,8 @@ CALL_FIELDS = [
     "transcript",
     "intent_confidence",
     "utterance",
+    # Added by the tenants change (a slug, or null for the centre's own call).
+    "tenant",
 ]
 
 

@@ -69,8 +69,9 @@ def test_speech_columns_come_last_and_the_transcript_is_defused() -> None:
 
     record = dict(zip(COLUMNS, call_row(call, ZoneInfo("UTC")), strict=True))
 
-    assert COLUMNS[-2:] == ("transcript", "intent_confidence")
+    # Added after the first layout, in order: speech (two columns), then the tenant.
+    assert COLUMNS[-3:] == ("transcript", "intent_confidence", "tenant")
     assert record["transcript"] == "'=1+1 нет воды"
     assert record["intent"] == "water" and record["intent_confidence"] == "0.877"
     keypad = call_row(Call(id=9, caller_number="1", started_at=call.started_at), ZoneInfo("UTC"))
-    assert keypad[-2:] == ["", ""]
+    assert keypad[-3:] == ["", "", ""]
