@@ -339,6 +339,7 @@ def agi(
             typer.echo(
                 f"replaying {adopted.writes} call-log writes left by {adopted.orphan}", err=True
             )
+        pool.hold_spool(settings.agi_spool_file)  # for this process's life (after adopting)
         run_foreground(settings, "agi", serve)
     else:
         run_foreground(settings, "agi", functools.partial(pool.serve_workers, workers=count))

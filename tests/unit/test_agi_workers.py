@@ -202,3 +202,26 @@ def test_health_names_the_workers_that_serve(tmp_path: Path) -> None:
         check = check_fastagi(settings)
     assert check.ok
     assert check.detail.endswith("; 1 of 2 workers ready (pids 11), 2 restarted"), check.detail
+
+
+def test_a_spool_still_held_by_a_live_worker_is_left_for_the_next_start(tmp_path: Path) -> None:
+    """A killed parent's worker drains its calls for a while and still appends to its spool:
+    moving that file now would lose what it appends. Its lock says it is alive."""
+    import os
+
+    from agi_scripts.workers import hold_spool, try_lock_spool
+
+    spool = tmp_path / "agi-call-log.jsonl"
+    worker_spool(spool, 1).write_text("w1\n")
+    draining = try_lock_spool(worker_spool(spool, 1))  # as the old worker holds it
+    assert draining is not None
+    assert try_lock_spool(worker_spool(spool, 1)) is None
+    assert hold_spool(worker_spool(spool, 1), wait=0.3) is None  # gave up waiting, goes on
+    assert adopt_spools(spool, 1) == []
+    assert worker_spool(spool, 1).read_text() == "w1\n"
+    os.close(draining)  # the old worker exits
+    assert [a.writes for a in adopt_spools(spool, 1)] == [1]
+    assert _lines(spool) == ["w1"]
+    held = hold_spool(spool, wait=0.3)
+    assert held is not None  # free: the new process holds it from now on
+    os.close(held)
