@@ -44,7 +44,13 @@ from bench.callstack import (  # noqa: E402
     wait_for_rows,
     write_lags,
 )
-from bench.load.saturation import Limits, creation_rate, judge, step_problems  # noqa: E402
+from bench.load.saturation import (
+    Limits,
+    caller_problems,
+    creation_rate,
+    judge,
+    log_problems,
+)  # noqa: E402
 
 PORT_BASE = 25000
 # Asterisk's RTP ports: base+100..base+999 (450 channels: ~40 calls/s in menu + talk);
@@ -267,7 +273,10 @@ def main() -> int:
     ap.add_argument("--queue", default="electricity")
     ap.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     ap.add_argument("--port-base", type=int, default=PORT_BASE, help="ports base..base+999")
-    ap.add_argument("--settle", type=float, default=30, help="max s for a step's call rows")
+    ap.add_argument("--settle", type=float, default=20, help="max s for a step's call rows")
+    ap.add_argument(
+        "--final-settle", type=float, default=180, help="max s for the whole call log at the end"
+    )
     ap.add_argument("--all-steps", action="store_true", help="do not stop at the first bad step")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the state dir, logs, database")
@@ -303,6 +312,9 @@ def main() -> int:
         ast_offset = ast_log.stat().st_size if ast_log.exists() else 0
         first = 1
         steps: list[dict[str, Any]] = results["steps"]
+        done: list[tuple[CallerPlan, float, list[list[str]], dict[str, Any], float, float]] = []
+        warnings: list[Counter[str]] = []
+        loads: list[tuple[float, float, float]] = []
         baseline: float | None = None
         for rate in rates:
             calls = max(1, round(rate * args.step))
@@ -318,33 +330,42 @@ def main() -> int:
                 tag=f"-r{rate:g}",
                 recv_timeout=args.patience,
             )
-            load_before = os.getloadavg()
+            loads.append(os.getloadavg())
             log(f"step {rate:g} calls/s: {calls} calls, numbers {first}..{first + calls - 1}")
             t0 = time.time()
             stack.start_callers(plan)
             meter.stats_file = stack.caller_file("stats.csv", plan.tag)
             sipp_exit = stack.wait_callers(plan)
             t1 = time.time()
-            stats = sipp_stat(meter.stats_file)
+            stats = sipp_stat(meter.stats_file) | {"exit": sipp_exit, "load": os.getloadavg()}
             lines = read_log_lines(stack.caller_file("logs.log", plan.tag))
-            answered = set(answered_numbers(lines))
-            wait_for_rows(stack.db_url, answered, args.settle)
-            ast_offset, warnings = asterisk_warnings(ast_log, ast_offset)
-            step = analyse_step(
-                stack, meter, plan, rate, lines, stats, t0, t1, args, warnings, load_before
-            )
-            step["sipp_exit"] = sipp_exit
-            steps.append(step)
+            wait_for_rows(stack.db_url, set(answered_numbers(lines)), args.settle)
+            ast_offset, new_warnings = asterisk_warnings(ast_log, ast_offset)
+            warnings.append(new_warnings)
+            done.append((plan, rate, lines, stats, t0, t1))
+            step = analyse_step(stack, meter, *done[-1], args, new_warnings, loads[-1])
             if baseline is None:
                 baseline = step["menu_s"].get("p50")
-            problems = step_problems(step, baseline, limits)
-            step["problems"] = problems
+            problems = caller_problems(step, baseline, limits)
             log(f"step {rate:g}: {json.dumps(summary(step))}")
+            behind = log_problems(step) or "fine"
+            log(f"step {rate:g}: callers {problems or 'fine'}; call log {behind}")
             first += calls
             if problems and not args.all_steps:
-                log(f"stop: {'; '.join(problems)}")
+                log("stop: the callers felt it")
                 break
         meter.stop()
+        # The call log may still be catching up: wait for every answered call's row, then
+        # measure every step again from the complete log.
+        answered = {n for d in done for n in answered_numbers(d[2])}
+        log(f"waiting up to {args.final_settle:g} s for the call log of {len(answered)} calls")
+        wait_for_rows(stack.db_url, answered, args.final_settle)
+        for d, w, load in zip(done, warnings, loads, strict=True):
+            steps.append(analyse_step(stack, meter, *d, args, w, load))
+        first_menu = steps[0]["menu_s"].get("p50") if steps else None
+        for step in steps:
+            step["caller_problems"] = caller_problems(step, first_menu, limits)
+            step["log_problems"] = log_problems(step, limits)
     results["verdict"] = judge(steps, limits)
     results["machine"] = machine()
     print(json.dumps(results, indent=2, default=str))
@@ -420,12 +441,13 @@ def analyse_step(
         "invite_to_200_ms": sipp_duration_ms(stats.get("ResponseTimeanswer(C)")),
         "invite_to_200_ms_worst_second": worst_second(stack.caller_file("stats.csv", plan.tag)),
         "sipp_failed_calls": stats.get("FailedCall(C)"),
+        "sipp_exit": stats.get("exit"),
         "open_calls_peak": max(open_calls) if open_calls else None,
         "cpu_pct": cpu,
         "ours_pct_of_one_core": round(sum(cpu.values()), 1),
         "machine_busy_pct": busy,
         "loadavg_before": load_before,
-        "loadavg_after": os.getloadavg(),
+        "loadavg_after": stats.get("load"),
         "asterisk_warnings": dict(warnings.most_common(8)),
         "duration_s": round(t1 - t0, 1),
         "window": [round(t0, 1), round(t1, 1)],

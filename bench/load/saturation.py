@@ -7,7 +7,7 @@ each function). The rules are deliberately simple and written down in BENCHMARKS
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,12 +54,11 @@ def failed_calls(step: Mapping[str, Any]) -> int:
     )
 
 
-def step_problems(
+def caller_problems(
     step: Mapping[str, Any], baseline_menu_s: float | None, limits: Limits = Limits()
 ) -> list[str]:
-    """Why this step is not healthy (empty: it is). Reads target_rate, achieved_rate, planned,
-    completion_pct, rejected {code: n}, not_answered, fail_safe, outcomes, menu_s {p95},
-    ami_lag_s {p95}."""
+    """What callers felt (empty: nothing). Reads target_rate, achieved_rate, planned,
+    completion_pct, rejected {code: n}, not_answered, fail_safe, outcomes, menu_s {p95}."""
     problems = []
     if (step["achieved_rate"] or 0.0) < limits.min_rate_ratio * step["target_rate"]:
         problems.append(
@@ -77,10 +76,22 @@ def step_problems(
         and menu_p95 - baseline_menu_s > limits.max_menu_excess_s
     ):
         problems.append(f"menu p95 {menu_p95:.1f} s (first step p50 {baseline_menu_s:.1f} s)")
+    return problems
+
+
+def log_problems(step: Mapping[str, Any], limits: Limits = Limits()) -> list[str]:
+    """The call log falling behind Asterisk (empty: it keeps up). Reads ami_lag_s {p95}."""
     lag = step["ami_lag_s"].get("p95")
     if lag is not None and lag > limits.max_ami_lag_p95_s:
-        problems.append(f"AMI event → row lag p95 {lag:.1f} s")
-    return problems
+        return [f"AMI event → row lag p95 {lag:.1f} s"]
+    return []
+
+
+def step_problems(
+    step: Mapping[str, Any], baseline_menu_s: float | None, limits: Limits = Limits()
+) -> list[str]:
+    """Why this step is not healthy (empty: it is): what callers felt, then the call log."""
+    return caller_problems(step, baseline_menu_s, limits) + log_problems(step, limits)
 
 
 def bottleneck(
@@ -159,18 +170,35 @@ def queue_symptoms(
 
 
 def judge(steps: Sequence[Mapping[str, Any]], limits: Limits = Limits()) -> dict[str, Any]:
-    """The ramp's verdict: the highest healthy rate, the first failing step, why, and the part
-    that saturated. The first step's median menu time is the reference for the others."""
+    """The ramp's verdict, twice: for the callers (rate, completion, failures, menu time) and
+    for the call log (AMI event → row lag). Each: the highest healthy rate, the first failing
+    step, why, and the part that saturated. The first step's median menu time is the
+    reference for the others."""
     baseline = steps[0]["menu_s"].get("p50") if steps else None
+    callers = first_bad(steps, lambda s: caller_problems(s, baseline, limits))
+    if callers["step"] is not None:
+        callers["bottleneck"] = bottleneck(callers["step"], baseline, limits)
+    call_log = first_bad(steps, lambda s: log_problems(s, limits))
+    if call_log["step"] is not None:
+        call_log["bottleneck"] = router_bottleneck(call_log["step"], limits)
+    for verdict in (callers, call_log):
+        verdict.pop("step")
+    return {"callers": callers, "call_log": call_log}
+
+
+def first_bad(
+    steps: Sequence[Mapping[str, Any]], problems_of: Callable[[Mapping[str, Any]], list[str]]
+) -> dict[str, Any]:
     last_good: float | None = None
     for step in steps:
-        problems = step_problems(step, baseline, limits)
+        problems = problems_of(step)
         if problems:
             return {
                 "last_good_rate": last_good,
                 "saturated_at_rate": step["target_rate"],
                 "problems": problems,
-                "bottleneck": bottleneck(step, baseline, limits),
+                "bottleneck": None,
+                "step": step,
             }
         last_good = step["achieved_rate"]
     return {
@@ -178,4 +206,26 @@ def judge(steps: Sequence[Mapping[str, Any]], limits: Limits = Limits()) -> dict
         "saturated_at_rate": None,
         "problems": [],
         "bottleneck": None,
+        "step": None,
+    }
+
+
+def router_bottleneck(step: Mapping[str, Any], limits: Limits = Limits()) -> dict[str, Any]:
+    """The call log fell behind: the router's queue of AMI events grew. Is the router at its one
+    core, or short of CPU on a busy machine, or waiting for the database?"""
+    cpu: Mapping[str, float] = step["cpu_pct"]
+    router, pg, busy = cpu.get("router", 0.0), cpu.get("postgres", 0.0), step["machine_busy_pct"]
+    lag = step["ami_lag_s"].get("p95")
+    where = (
+        "at its one core"
+        if router >= limits.busy_core_pct
+        else "short of CPU: machine busy"
+        if busy >= limits.busy_machine_pct
+        else "not CPU-bound: waiting"
+    )
+    return {
+        "part": "router",
+        "why": f"AMI events wait {lag:.1f} s (p95) for their row; router {router:.0f} % of one"
+        f" core ({where}), our PostgreSQL backends {pg:.0f} %, machine {busy:.0f} % busy",
+        "evidence": [],
     }

@@ -75,30 +75,40 @@ def test_each_limit_makes_a_step_unhealthy() -> None:
     assert step_problems(step(20), base, stricter) == ["AMI event → row lag p95 0.3 s"]
 
 
-def test_judge_stops_at_the_first_bad_step_and_keeps_the_last_good_rate() -> None:
+def test_judge_names_the_first_bad_step_for_callers_and_for_the_call_log() -> None:
     steps = [
         step(10, achieved_rate=9.9),
-        step(15, achieved_rate=14.8),
-        step(20, ami_lag_s={"p95": 30.0}, cpu_pct={"router": 97.0, "asterisk": 60.0}),
-        step(30),  # never judged: the ramp is over at 20
+        step(15, achieved_rate=14.8, ami_lag_s={"p95": 30.0}, machine_busy_pct=99.0),
+        step(20, fail_safe=100, cpu_pct={"agi": 97.0, "router": 40.0}),
+        step(30),  # never the verdict: the callers' limit is at 20
     ]
     verdict = judge(steps)
-    assert verdict["last_good_rate"] == 14.8
-    assert verdict["saturated_at_rate"] == 20
-    assert verdict["problems"] == ["AMI event → row lag p95 30.0 s"]
-    assert verdict["bottleneck"]["part"] == "router"
-    assert verdict["bottleneck"]["why"] == "router at 97 % of its one core"
+    callers = verdict["callers"]
+    assert callers["last_good_rate"] == 14.8
+    assert callers["saturated_at_rate"] == 20
+    assert callers["problems"] == ["100 of 1200 callers failed"]
+    assert callers["bottleneck"]["part"] == "agi"
+    assert callers["bottleneck"]["why"] == "agi at 97 % of its one core"
+    log = verdict["call_log"]
+    assert (log["last_good_rate"], log["saturated_at_rate"]) == (9.9, 15)
+    assert log["problems"] == ["AMI event → row lag p95 30.0 s"]
+    assert log["bottleneck"]["part"] == "router"
+    assert log["bottleneck"]["why"] == (
+        "AMI events wait 30.0 s (p95) for their row; router 30 % of one core (short of CPU:"
+        " machine busy), our PostgreSQL backends 0 %, machine 99 % busy"
+    )
 
 
 def test_judge_of_a_ramp_that_never_saturates() -> None:
     verdict = judge([step(10), step(20)])
-    assert verdict == {
-        "last_good_rate": 20,
-        "saturated_at_rate": None,
-        "problems": [],
-        "bottleneck": None,
-    }
-    assert judge([])["last_good_rate"] is None
+    for side in ("callers", "call_log"):
+        assert verdict[side] == {
+            "last_good_rate": 20,
+            "saturated_at_rate": None,
+            "problems": [],
+            "bottleneck": None,
+        }
+    assert judge([])["callers"]["last_good_rate"] is None
 
 
 def test_a_one_core_process_at_its_limit_is_named_before_any_symptom() -> None:
