@@ -83,6 +83,8 @@ class CpuMeter(threading.Thread):
         self.stats_file: Path | None = None
         self._last: dict[int, float] = {}
         self._total: dict[str, float] = {}
+        self._last_wait: dict[int, float] = {}
+        self._wait: dict[str, float] = {}
         self._halt = threading.Event()
 
     def families(self) -> dict[str, list[int]]:
@@ -111,24 +113,26 @@ class CpuMeter(threading.Thread):
         import psutil
 
         for name, pids in self.families().items():
+            self._total.setdefault(name, 0.0)  # named even before its first delta
+            self._wait.setdefault(name, 0.0)
             for pid in pids:
                 try:
                     t = psutil.Process(pid).cpu_times()
                 except psutil.Error:
                     continue
-                used = t.user + t.system
-                before = self._last.get(pid)
-                self._last[pid] = used
-                if before is not None and used >= before:
-                    self._total[name] = self._total.get(name, 0.0) + used - before
-                self._total.setdefault(name, 0.0)  # named even before its first delta
+                add_delta(self._total, self._last, name, pid, t.user + t.system)
+                waited = runqueue_wait_s(pid)
+                if waited is not None:
+                    add_delta(self._wait, self._last_wait, name, pid, waited)
         busy, total = machine_jiffies()
         stat = sipp_stat(self.stats_file) if self.stats_file else {}
         self.samples.append(
             {
                 "t": time.time(),
                 "cpu": dict(self._total),
+                "wait": dict(self._wait),
                 "machine": (busy, total),
+                "pressure": cpu_pressure_s(),
                 "created": stat.get("TotalCallCreated"),
                 "open": stat.get("CurrentCall"),
             }
@@ -144,20 +148,63 @@ class CpuMeter(threading.Thread):
         self._halt.set()
         self.join(timeout=5)
 
-    def window(self, start: float, end: float) -> tuple[dict[str, float], float]:
-        """CPU % of one core of each part, and % busy of the whole machine, in [start, end]."""
+    def window(self, start: float, end: float) -> dict[str, Any]:
+        """In [start, end]: CPU % of one core of each part, the % of the time its threads waited
+        for a CPU (run queue; a one-thread process that used 20 % and waited 75 % wanted 95 %),
+        the whole machine's busy %, and the % of the time some task waited for a CPU (PSI)."""
         inside = [s for s in self.samples if start <= s["t"] <= end]
         if len(inside) < 2:
-            return {}, 0.0
+            return {"cpu_pct": {}, "runqueue_wait_pct": {}, "machine_busy_pct": 0.0}
         a, b = inside[0], inside[-1]
         wall = b["t"] - a["t"]
-        cpu = {
-            n: round(100 * (b["cpu"].get(n, 0.0) - a["cpu"].get(n, 0.0)) / wall, 1)
-            for n in b["cpu"]
-        }
+
+        def pct(key: str) -> dict[str, float]:
+            return {
+                n: round(100 * (b[key].get(n, 0.0) - a[key].get(n, 0.0)) / wall, 1) for n in b[key]
+            }
+
         busy = b["machine"][0] - a["machine"][0]
         total = b["machine"][1] - a["machine"][1]
-        return cpu, round(100 * busy / max(1, total), 1)
+        pressure = None
+        if a["pressure"] is not None and b["pressure"] is not None:
+            pressure = round(100 * (b["pressure"] - a["pressure"]) / wall, 1)
+        return {
+            "cpu_pct": pct("cpu"),
+            "runqueue_wait_pct": pct("wait"),
+            "machine_busy_pct": round(100 * busy / max(1, total), 1),
+            "cpu_pressure_some_pct": pressure,
+        }
+
+
+def add_delta(
+    totals: dict[str, float], last: dict[int, float], name: str, pid: int, value: float
+) -> None:
+    """Add a process's growth of a cumulative counter since the last look to its part's total."""
+    before = last.get(pid)
+    last[pid] = value
+    if before is not None and value >= before:
+        totals[name] = totals.get(name, 0.0) + value - before
+
+
+def runqueue_wait_s(pid: int) -> float | None:
+    """Seconds the process's threads have waited on a run queue for a CPU (schedstat)."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[1])
+    except OSError:
+        return None
+    return total / 1e9
+
+
+def cpu_pressure_s() -> float | None:
+    """PSI: seconds during which some task waited for a CPU (since boot)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return int(line.rsplit("total=", 1)[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def sipp_stat(path: Path) -> dict[str, Any]:
@@ -198,6 +245,31 @@ def worst_second(path: Path) -> float | None:
         return None
     values = [sipp_duration_ms(line.split(";")[col]) for line in lines[1:]]
     return max((v for v in values if v is not None), default=None)
+
+
+def asterisk_snapshot(settings: Any) -> dict[str, Any]:
+    """Asterisk's own view at full load: channels up, operators' contacts not reachable, and the
+    task-processor queues (its work queues; a growing one is where Asterisk falls behind)."""
+    from hotline.asterisk.sandbox import Asterisk
+
+    ast = Asterisk(settings)
+    out: dict[str, Any] = {"t": round(time.time(), 1)}
+    with contextlib.suppress(Exception):
+        out["channels"] = ast.cli("core show channels count").strip().splitlines()[:2]
+    with contextlib.suppress(Exception):
+        contacts = ast.cli("pjsip show contacts")
+        out["contacts_unreachable"] = sum(
+            1 for line in contacts.splitlines() if "Contact:" in line and "Unavail" in line
+        )
+    with contextlib.suppress(Exception):
+        rows: list[dict[str, Any]] = []
+        for line in ast.cli("core show taskprocessors").splitlines():
+            f = line.split()
+            if len(f) >= 6 and f[1].isdigit() and f[2].isdigit() and f[3].isdigit():
+                rows.append({"name": f[0], "in_queue": int(f[2]), "max_depth": int(f[3])})
+        out["taskprocessors_in_queue"] = sorted(rows, key=lambda r: -int(r["in_queue"]))[:5]
+        out["taskprocessors_max_depth"] = sorted(rows, key=lambda r: -int(r["max_depth"]))[:5]
+    return out
 
 
 # --- the call log of one step ----------------------------------------------------------------
@@ -335,9 +407,21 @@ def main() -> int:
             t0 = time.time()
             stack.start_callers(plan)
             meter.stats_file = stack.caller_file("stats.csv", plan.tag)
+            # Asterisk's queues when the step is at full load (its last calls being made).
+            snapshot: dict[str, Any] = {}
+            timer = threading.Timer(
+                max(1.0, calls / rate - 2),
+                lambda into=snapshot: into.update(asterisk_snapshot(stack.settings)),
+            )
+            timer.start()
             sipp_exit = stack.wait_callers(plan)
             t1 = time.time()
-            stats = sipp_stat(meter.stats_file) | {"exit": sipp_exit, "load": os.getloadavg()}
+            timer.cancel()
+            stats = sipp_stat(meter.stats_file) | {
+                "exit": sipp_exit,
+                "load": os.getloadavg(),
+                "asterisk": snapshot,
+            }
             lines = read_log_lines(stack.caller_file("logs.log", plan.tag))
             wait_for_rows(stack.db_url, set(answered_numbers(lines)), args.settle)
             ast_offset, new_warnings = asterisk_warnings(ast_log, ast_offset)
@@ -402,7 +486,8 @@ def analyse_step(
 
     # CPU in the steady part: after the first calls reached the queue, until the last was made.
     warm = min(10.0, args.step / 3)
-    cpu, busy = meter.window(t0 + warm, t0 + plan.calls / rate)
+    usage = meter.window(t0 + warm, t0 + plan.calls / rate)
+    cpu = usage["cpu_pct"]
 
     rows = step_rows(stack.db_url, plan.first, plan.first + plan.calls - 1)
     by_number: dict[str, list[dict[str, Any]]] = {}
@@ -443,12 +528,12 @@ def analyse_step(
         "sipp_failed_calls": stats.get("FailedCall(C)"),
         "sipp_exit": stats.get("exit"),
         "open_calls_peak": max(open_calls) if open_calls else None,
-        "cpu_pct": cpu,
+        **usage,
         "ours_pct_of_one_core": round(sum(cpu.values()), 1),
-        "machine_busy_pct": busy,
         "loadavg_before": load_before,
         "loadavg_after": stats.get("load"),
         "asterisk_warnings": dict(warnings.most_common(8)),
+        "asterisk_at_full_load": stats.get("asterisk"),
         "duration_s": round(t1 - t0, 1),
         "window": [round(t0, 1), round(t1, 1)],
     }
@@ -466,7 +551,9 @@ def summary(step: dict[str, Any]) -> dict[str, Any]:
         "ami_lag_s",
         "invite_to_200_ms",
         "cpu_pct",
+        "runqueue_wait_pct",
         "machine_busy_pct",
+        "cpu_pressure_some_pct",
     )
     return {k: step[k] for k in keys}
 

@@ -216,6 +216,11 @@ def router_bottleneck(step: Mapping[str, Any], limits: Limits = Limits()) -> dic
     cpu: Mapping[str, float] = step["cpu_pct"]
     router, pg, busy = cpu.get("router", 0.0), cpu.get("postgres", 0.0), step["machine_busy_pct"]
     lag = step["ami_lag_s"].get("p95")
+    waited = step.get("runqueue_wait_pct", {}).get("router")
+    if waited is not None:
+        router_text = f"router {router:.0f} % of one core + {waited:.0f} % waiting for a CPU"
+    else:
+        router_text = f"router {router:.0f} % of one core"
     where = (
         "at its one core"
         if router >= limits.busy_core_pct
@@ -225,7 +230,7 @@ def router_bottleneck(step: Mapping[str, Any], limits: Limits = Limits()) -> dic
     )
     return {
         "part": "router",
-        "why": f"AMI events wait {lag:.1f} s (p95) for their row; router {router:.0f} % of one"
-        f" core ({where}), our PostgreSQL backends {pg:.0f} %, machine {busy:.0f} % busy",
+        "why": f"AMI events wait {lag:.1f} s (p95) for their row; {router_text} ({where}),"
+        f" our PostgreSQL backends {pg:.0f} %, machine {busy:.0f} % busy",
         "evidence": [],
     }
