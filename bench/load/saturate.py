@@ -321,7 +321,12 @@ def asterisk_warnings(path: Path, offset: int) -> tuple[int, Counter[str]]:
         for level in ("WARNING", "ERROR"):
             if f"] {level}[" in line or f" {level}[" in line:
                 # "[date] WARNING[tid] file.c: message": keep level + source file
-                source = line.split("]", 2)[-1].split(":", 1)[0].strip()
+                after = line.split(f"{level}[", 1)[1].split("]", 1)[1]
+                # " [C-0000002a] file.c: ..." (a call's id) or " file.c: ..."
+                after = after.strip()
+                if after.startswith("[C-"):
+                    after = after.split("]", 1)[1].strip()
+                source = after.split(":", 1)[0]
                 kinds[f"{level} {source}"] += 1
     return end, kinds
 
@@ -352,9 +357,22 @@ def main() -> int:
     ap.add_argument("--all-steps", action="store_true", help="do not stop at the first bad step")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the state dir, logs, database")
+    ap.add_argument(
+        "--rejudge",
+        type=Path,
+        help="no run: judge the steps recorded in this JSON again (current rules), rewrite it",
+    )
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     limits = Limits()
+    if args.rejudge:
+        recorded = json.loads(args.rejudge.read_text())
+        mark_problems(recorded["steps"], limits)
+        recorded["limits"] = asdict(limits)
+        recorded["verdict"] = judge(recorded["steps"], limits)
+        args.rejudge.write_text(json.dumps(recorded, indent=2, default=str))
+        print(json.dumps(recorded["verdict"], indent=2))
+        return 0
 
     started = datetime.now(UTC)
     os.environ["HOTLINE_WRAPUP_SECONDS"] = str(args.wrapup)
@@ -446,16 +464,20 @@ def main() -> int:
         wait_for_rows(stack.db_url, answered, args.final_settle)
         for d, w, load in zip(done, warnings, loads, strict=True):
             steps.append(analyse_step(stack, meter, *d, args, w, load))
-        first_menu = steps[0]["menu_s"].get("p50") if steps else None
-        for step in steps:
-            step["caller_problems"] = caller_problems(step, first_menu, limits)
-            step["log_problems"] = log_problems(step, limits)
+        mark_problems(steps, limits)
     results["verdict"] = judge(steps, limits)
     results["machine"] = machine()
     print(json.dumps(results, indent=2, default=str))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0
+
+
+def mark_problems(steps: list[dict[str, Any]], limits: Limits) -> None:
+    first_menu = steps[0]["menu_s"].get("p50") if steps else None
+    for step in steps:
+        step["caller_problems"] = caller_problems(step, first_menu, limits)
+        step["log_problems"] = log_problems(step, limits)
 
 
 def analyse_step(

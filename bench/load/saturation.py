@@ -25,6 +25,7 @@ class Limits:
     max_failed_pct: float = 2.0  # SIP errors + never answered + AGI fail-safe, % of planned
     max_menu_excess_s: float = 2.0  # menu p95 above the first step's p50 (the fixed prompts)
     max_ami_lag_p95_s: float = 5.0  # AMI event → call-log row
+    max_invite_to_200_ms: float = 500.0  # Asterisk's SIP answer, mean (idle: a few ms)
     busy_core_pct: float = 85.0  # a one-core process at this share of its core is saturated
     busy_machine_pct: float = 90.0  # every core of the machine this busy: the machine is
 
@@ -105,11 +106,23 @@ def bottleneck(
     load named (on a shared machine every part is short of CPU before any is at its own
     limit); else, if every core is busy, the machine."""
     cpu: Mapping[str, float] = step["cpu_pct"]
+    waits: Mapping[str, float] = step.get("runqueue_wait_pct") or {}
     evidence = [
-        f"{name} {pct:.0f} % of one core" for name, pct in sorted(cpu.items(), key=lambda i: -i[1])
+        f"{name} {pct:.0f} % of one core"
+        + (f" + {waits[name]:.0f} % waiting for a CPU" if name in waits else "")
+        for name, pct in sorted(cpu.items(), key=lambda i: -i[1])
     ]
     busy = step["machine_busy_pct"]
     evidence.append(f"machine {busy:.0f} % busy (all cores, other jobs included)")
+    ast = step.get("asterisk_at_full_load") or {}
+    if ast.get("channels"):
+        evidence.append(f"asterisk at full load: {', '.join(ast['channels'])}")
+    if ast.get("contacts_unreachable"):
+        evidence.append(f"asterisk: {ast['contacts_unreachable']} operator contacts unreachable")
+    queued = [t for t in ast.get("taskprocessors_in_queue", []) if t["in_queue"] > 0]
+    if queued:
+        tps = ", ".join(f"{t['name']} {t['in_queue']}" for t in queued)
+        evidence.append(f"asterisk task-processor queues at full load: {tps}")
     symptoms = queue_symptoms(step, baseline_menu_s, limits)
     evidence += symptoms
     full = [n for n in SINGLE_CORE if cpu.get(n, 0.0) >= limits.busy_core_pct]
@@ -135,7 +148,9 @@ def bottleneck(
 def queue_symptoms(
     step: Mapping[str, Any], baseline_menu_s: float | None = None, limits: Limits = Limits()
 ) -> list[str]:
-    """Queues that grew, most telling first, each as "<part>: <what>"."""
+    """Queues that grew, each as "<part>: <what>", in the order a caller meets the parts: the
+    load generator, Asterisk's SIP answer, the FastAGI server, the menu; the call log (router)
+    last, as callers do not wait for it."""
     out = []
     achieved = step["achieved_rate"] or 0.0
     if achieved < limits.min_rate_ratio * step["target_rate"]:
@@ -143,11 +158,6 @@ def queue_symptoms(
             f"sipp_callers: the load generator made only {achieved:.1f} of"
             f" {step['target_rate']:g} new calls/s"
         )
-    lag = step["ami_lag_s"].get("p95")
-    if lag is not None and lag > limits.max_ami_lag_p95_s:
-        out.append(f"router: AMI events wait {lag:.1f} s (p95) for their call-log row")
-    if step["fail_safe"]:
-        out.append(f"agi: {step['fail_safe']} callers sent to the fail-safe (overload, no reply)")
     rejected = sum(step["rejected"].values())
     if rejected or step["not_answered"]:
         out.append(
@@ -155,8 +165,10 @@ def queue_symptoms(
             f" {step['not_answered']} INVITEs never answered"
         )
     inv = step.get("invite_to_200_ms")
-    if inv is not None and inv > 1000:
+    if inv is not None and inv > limits.max_invite_to_200_ms:
         out.append(f"asterisk: INVITE → 200 OK takes {inv:.0f} ms on average")
+    if step["fail_safe"]:
+        out.append(f"agi: {step['fail_safe']} callers sent to the fail-safe (overload, no reply)")
     menu_p95 = step["menu_s"].get("p95")
     if (
         menu_p95 is not None
@@ -166,6 +178,9 @@ def queue_symptoms(
         out.append(f"menu: p95 {menu_p95:.1f} s against {baseline_menu_s:.1f} s at first")
     if step["outcomes"].get("abandoned_in_menu", 0):
         out.append(f"menu: {step['outcomes']['abandoned_in_menu']} callers hung up in the menu")
+    lag = step["ami_lag_s"].get("p95")
+    if lag is not None and lag > limits.max_ami_lag_p95_s:
+        out.append(f"router: AMI events wait {lag:.1f} s (p95) for their call-log row")
     return out
 
 

@@ -138,8 +138,12 @@ def test_without_a_full_core_the_first_grown_queue_is_named_with_the_machine_loa
     assert got["why"] == (
         "p95 11.0 s against 6.2 s at first; agi 40 %, asterisk 70 % of one core, machine 98 % busy"
     )
+    # Callers do not wait for the call log: a slow menu is named before the router's lag.
     lagging = step(20, ami_lag_s={"p95": 9.0}, menu_s={"p50": 9.0, "p95": 11.0})
-    assert bottleneck(lagging, baseline_menu_s=6.2)["part"] == "router"
+    assert bottleneck(lagging, baseline_menu_s=6.2)["part"] == "menu"
+    assert bottleneck(step(20, ami_lag_s={"p95": 9.0}))["part"] == "router"
+    slow_sip = step(20, invite_to_200_ms=540.0, menu_s={"p50": 9.0, "p95": 11.0})
+    assert bottleneck(slow_sip, baseline_menu_s=6.2)["part"] == "asterisk"
     slow_generator = step(40, achieved_rate=30.0, ami_lag_s={"p95": 9.0})
     assert bottleneck(slow_generator)["part"] == "sipp_callers"
     sip = bottleneck(step(40, rejected={"503": 7}, not_answered=3))
@@ -152,3 +156,30 @@ def test_a_busy_machine_without_symptoms_is_the_machine() -> None:
     assert got["part"] == "machine CPU"
     assert got["why"] == "all cores 97 % busy; our largest user asterisk (60 %)"
     assert "machine 97 % busy (all cores, other jobs included)" in got["evidence"]
+
+
+def test_the_evidence_names_cpu_waits_and_asterisk_queues() -> None:
+    s = step(
+        15,
+        cpu_pct={"asterisk": 40.0, "router": 15.0},
+        runqueue_wait_pct={"router": 70.0},
+        asterisk_at_full_load={
+            "channels": ["380 active channels", "260 active calls"],
+            "contacts_unreachable": 12,
+            "taskprocessors_in_queue": [
+                {"name": "stasis/m:manager:core-0000000c", "in_queue": 5120, "max_depth": 6237},
+                {"name": "app_voicemail", "in_queue": 0, "max_depth": 0},
+            ],
+        },
+    )
+    evidence = bottleneck(s)["evidence"]
+    assert evidence[:2] == [
+        "asterisk 40 % of one core",
+        "router 15 % of one core + 70 % waiting for a CPU",
+    ]
+    assert "asterisk at full load: 380 active channels, 260 active calls" in evidence
+    assert "asterisk: 12 operator contacts unreachable" in evidence
+    assert (
+        "asterisk task-processor queues at full load: stasis/m:manager:core-0000000c 5120"
+        in evidence
+    )
