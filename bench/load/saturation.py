@@ -59,7 +59,8 @@ def caller_problems(
     step: Mapping[str, Any], baseline_menu_s: float | None, limits: Limits = Limits()
 ) -> list[str]:
     """What callers felt (empty: nothing). Reads target_rate, achieved_rate, planned,
-    completion_pct, rejected {code: n}, not_answered, fail_safe, outcomes, menu_s {p95}."""
+    completion_pct, rejected {code: n}, not_answered, fail_safe, outcomes, invite_to_200_ms
+    (the caller hears ringing that long before the menu), menu_s {p95}."""
     problems = []
     if (step["achieved_rate"] or 0.0) < limits.min_rate_ratio * step["target_rate"]:
         problems.append(
@@ -70,6 +71,9 @@ def caller_problems(
     failed = failed_calls(step)
     if 100 * failed / max(1, step["planned"]) > limits.max_failed_pct:
         problems.append(f"{failed} of {step['planned']} callers failed")
+    inv = step.get("invite_to_200_ms")
+    if inv is not None and inv > limits.max_invite_to_200_ms:
+        problems.append(f"INVITE → 200 OK {inv:.0f} ms on average")
     menu_p95 = step["menu_s"].get("p95")
     if (
         menu_p95 is not None

@@ -71,6 +71,10 @@ def test_each_limit_makes_a_step_unhealthy() -> None:
     assert step_problems(step(20, ami_lag_s={"p95": 12.5}), base) == [
         "AMI event → row lag p95 12.5 s"
     ]
+    assert step_problems(step(20, invite_to_200_ms=3340.0), base) == [
+        "INVITE → 200 OK 3340 ms on average"
+    ]
+    assert step_problems(step(20, invite_to_200_ms=None), base) == []
     stricter = Limits(max_ami_lag_p95_s=0.1)
     assert step_problems(step(20), base, stricter) == ["AMI event → row lag p95 0.3 s"]
 
