@@ -54,15 +54,18 @@ def log(msg: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
-def stack_env(state: Path, db_url: str, queue_timeout: int, b: int, name: str) -> dict[str, str]:
+def stack_env(
+    state: Path, db_url: str, queue_timeout: int, b: int, name: str, rtp_end: int = 499
+) -> dict[str, str]:
     return {
         "HOTLINE_SIP_PORT": str(b + 60),
         "HOTLINE_AMI_PORT": str(b + 38),
         "HOTLINE_AGI_PORT": str(b + 73),
+        "HOTLINE_AUDIOSOCKET_PORT": str(b + 74),
         "HOTLINE_DASHBOARD_PORT": str(b + 80),
         "HOTLINE_PSTN_PORT": str(b + 70),
         "HOTLINE_RTP_START": str(b + 100),
-        "HOTLINE_RTP_END": str(b + 499),
+        "HOTLINE_RTP_END": str(b + rtp_end),
         "HOTLINE_QUEUE_TIMEOUT": str(queue_timeout),
         "HOTLINE_STATE_DIR": str(state),
         "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),
@@ -365,10 +368,14 @@ class CallerPlan:
     dtmf_delay: float
     audio: float
     digit: str
+    first: int = 1  # the first caller number's index (several plans on one stack: no overlap)
+    tag: str = ""  # suffix of this plan's SIPp files (several plans on one stack)
+    # SIPp -recv_timeout: a call that waits longer for an expected message fails (None: never).
+    recv_timeout: float | None = None
 
     @property
     def numbers(self) -> list[str]:
-        return [f"{CALLER_PREFIX}{i:05d}" for i in range(1, self.calls + 1)]
+        return [f"{CALLER_PREFIX}{i:05d}" for i in range(self.first, self.first + self.calls)]
 
     @property
     def budget_s(self) -> float:
@@ -389,14 +396,22 @@ class Stack:
         queue_timeout: int,
         keep: bool = False,
         trace: bool = False,
+        rtp_end: int = 499,
+        media_ports: tuple[int, int] = (520, 540),
     ) -> None:
+        """Ports are offsets from `port_base`: Asterisk's RTP 100..`rtp_end`, SIPp's media ports
+        (callers, operators) `media_ports`, which must lie outside Asterisk's RTP range."""
         self.name = name
+        self.rtp_end = rtp_end
+        self.media_ports = media_ports
         self.keep = keep
         self.trace_on = trace
         self.base = port_base
         self.state = Path(tempfile.mkdtemp(prefix=f"hotline-bench-{name}-"))
         self.db_url, self.db_name = create_database(db, self.state, name)
-        os.environ.update(stack_env(self.state, self.db_url, queue_timeout, port_base, name))
+        os.environ.update(
+            stack_env(self.state, self.db_url, queue_timeout, port_base, name, rtp_end)
+        )
         self.op_proc: subprocess.Popen[bytes] | None = None
         self.call_proc: subprocess.Popen[bytes] | None = None
         self.workdir: Path | None = None
@@ -457,7 +472,7 @@ class Stack:
             "-m", str(len(self.operators)), "-r", "50", "-l", str(len(self.operators) + 10),
             "-d", str(int(operator_life_s * 1000)),
             "-i", "127.0.0.1", "-p", str(self.base + 90),
-            "-mi", "127.0.0.1", "-mp", str(self.base + 540),
+            "-mi", "127.0.0.1", "-mp", str(self.base + self.media_ports[1]),
             "-trace_logs", "-log_file", self.sipp.inside(op_log),
             "-trace_err", "-error_file", self.sipp.inside(workdir / "operators_errors.log"),
             "-nostdin", "-aa", *self.trace(workdir / "operators_msg.log"),
@@ -480,46 +495,51 @@ class Stack:
 
     @property
     def caller_log(self) -> Path:
-        assert self.workdir is not None
-        return self.workdir / "caller_logs.log"
+        return self.caller_file("logs.log")
 
     @property
     def caller_stats(self) -> Path:
+        return self.caller_file("stats.csv")
+
+    def caller_file(self, what: str, tag: str = "") -> Path:
+        """A SIPp carrier's file: caller_logs.log, caller<tag>_stats.csv, ..."""
         assert self.workdir is not None
-        return self.workdir / "caller_stats.csv"
+        return self.workdir / f"caller{tag}_{what}"
 
     def start_callers(self, plan: CallerPlan) -> subprocess.Popen[bytes]:
         """The SIPp carrier: one unique caller number per call, keypad digit after the
         greeting, then the caller stays until an operator hangs up or patience runs out."""
         assert self.workdir is not None
         workdir, sipp, settings = self.workdir, self.sipp, self.settings
-        media_s = caller_pcap(workdir / "caller.pcap", plan.digit, plan.audio)
+        media_s = caller_pcap(workdir / f"caller{plan.tag}.pcap", plan.digit, plan.audio)
         hold_ms = int((plan.patience - plan.dtmf_delay - media_s - 0.2) * 1000)
+        scenario = workdir / f"caller{plan.tag}.xml"
         render(
-            "caller.xml", workdir / "caller.xml",
-            PCAP=sipp.inside(workdir / "caller.pcap"),
+            "caller.xml", scenario,
+            PCAP=sipp.inside(workdir / f"caller{plan.tag}.pcap"),
             DELAY_MS=str(int(plan.dtmf_delay * 1000)),
             MEDIA_MS=str(int(media_s * 1000) + 200),
             HOLD_MS=str(max(1, hold_ms)),
         )  # fmt: skip
-        (workdir / "callers.csv").write_text(
-            "SEQUENTIAL\n" + "".join(f"{n};\n" for n in plan.numbers)
-        )
+        numbers = workdir / f"callers{plan.tag}.csv"
+        numbers.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in plan.numbers))
+        extra = [] if plan.recv_timeout is None else ["-recv_timeout", f"{int(plan.recv_timeout)}s"]
+        tag = plan.tag
         self.call_proc = sipp.popen(
             f"{settings.sip_host}:{settings.sip_port}",
-            "-sf", sipp.inside(workdir / "caller.xml"),
-            "-inf", sipp.inside(workdir / "callers.csv"),
+            "-sf", sipp.inside(scenario),
+            "-inf", sipp.inside(numbers),
             "-key", "to_user", settings.hotline_number,
             "-r", str(round(plan.rate * 10)), "-rp", "10000",
             "-l", str(plan.concurrent), "-m", str(plan.calls),
             "-i", "127.0.0.1", "-p", str(settings.pstn_port),
-            "-mi", "127.0.0.1", "-mp", str(self.base + 520),
-            "-timeout", f"{int(plan.budget_s)}s", "-timeout_error",
-            "-trace_logs", "-log_file", sipp.inside(self.caller_log),
-            "-trace_err", "-error_file", sipp.inside(workdir / "caller_errors.log"),
-            "-trace_stat", "-stf", sipp.inside(self.caller_stats), "-fd", "1",
-            "-trace_screen", "-screen_file", sipp.inside(workdir / "caller_screen.log"),
-            "-nostdin", "-aa", *self.trace(workdir / "caller_msg.log"),
+            "-mi", "127.0.0.1", "-mp", str(self.base + self.media_ports[0]),
+            "-timeout", f"{int(plan.budget_s)}s", "-timeout_error", *extra,
+            "-trace_logs", "-log_file", sipp.inside(self.caller_file("logs.log", tag)),
+            "-trace_err", "-error_file", sipp.inside(self.caller_file("errors.log", tag)),
+            "-trace_stat", "-stf", sipp.inside(self.caller_file("stats.csv", tag)), "-fd", "1",
+            "-trace_screen", "-screen_file", sipp.inside(self.caller_file("screen.log", tag)),
+            "-nostdin", "-aa", *self.trace(self.caller_file("msg.log", tag)),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         return self.call_proc
