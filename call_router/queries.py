@@ -219,22 +219,6 @@ def todays_calls(
     return list_calls(session, since=start_of_day(now, tz), limit=limit)
 
 
-def list_callbacks(session: Session, status: str | None = CALLBACK_OPEN) -> list[Callback]:
-    """Callbacks with `status` (None: all of them).
-
-    Open ones come oldest first, the order to call residents back in; any other selection is a
-    history, newest first.
-    """
-    stmt = select(Callback)
-    if status is not None:
-        stmt = stmt.where(Callback.status == status)
-    if status == CALLBACK_OPEN:
-        stmt = stmt.order_by(Callback.created_at.asc(), Callback.id.asc())
-    else:
-        stmt = stmt.order_by(Callback.created_at.desc(), Callback.id.desc())
-    return list(session.scalars(stmt.limit(MAX_PAGE)))
-
-
 def call_with_events(session: Session, call_id: int) -> Call | None:
     """One call with its timeline loaded (events ordered by time), or None."""
     stmt = select(Call).where(Call.id == call_id).options(selectinload(Call.events))

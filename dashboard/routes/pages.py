@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import queries, tenants
+from call_router import callbacks, queries, tenants
+from call_router.callbacks import CALLBACK_OPEN
 from call_router.db import Database
 from call_router.dispositions import disposition_history
 from call_router.queries import CallFilter
@@ -88,14 +89,15 @@ def calls_page(
     else:
         # A search looks through the whole log, not just today.
         calls = queries.list_calls(session, caller=caller, country=settings.country_code)
-    callbacks = queries.list_callbacks(session)
+    # The same calling order as the callbacks page and the live refresh of this list.
+    open_callbacks = callbacks.list_callbacks(session, CALLBACK_OPEN, now=now)[: queries.MAX_PAGE]
     return render(
         state.templates,
         request,
         "calls/list.html",
         {
             "calls": calls,
-            "callbacks": callbacks,
+            "callbacks": open_callbacks,
             "search": caller,
             "since": None if caller else since,
             "day": since.date(),
