@@ -724,3 +724,17 @@ async def test_a_writer_behind_its_bound_hands_callers_to_the_dialplan_at_once(
     finally:
         call_log.go.set()
         await server.stop(grace=1.0)
+
+
+async def test_the_dialplans_agi_arguments_spare_every_get_variable(
+    server: AgiServer, db: Database
+) -> None:
+    # The shipped dialplan: AGI(agi://.../${HOTLINE_FLOW},${CHANNEL(linkedid)},${HOTLINE_RECORDINGS})
+    fake = FakeAsterisk(keys=[("2", False)])
+    env = environment(agi_uniqueid="5.5", agi_arg_1="5.1", agi_arg_2="/srv/rec")
+    await run_call(server, fake, env)
+    assert not [c for c in fake.commands if c.startswith("GET VARIABLE")]
+    assert fake.played[0] == "/srv/rec/prompts/en/greeting"
+    assert fake.set_vars[channel_vars.QUEUE] == "electricity"
+    row = call_row(db, "5.1")  # the linkedid given, not the channel's uniqueid
+    assert row is not None and row.queue == "electricity"
