@@ -24,6 +24,8 @@ DEFAULT_COMMAND_TIMEOUT = 10.0
 # A usage block is ~10 lines; bound it so a babbling peer cannot keep us reading.
 MAX_USAGE_LINES = 200
 HANGUP_LINE = "HANGUP"
+# Lines that are not the reply (HANGUP, 100 Trying) read in a row before other calls get a turn.
+_YIELD_EVERY = 32
 
 _LANGUAGE = re.compile(r"[a-z]{2}(_[A-Z]{2})?")
 _VARIABLE_NAME = re.compile(r"[A-Z0-9_]+")
@@ -52,6 +54,9 @@ class EnvironmentReadError(AgiError):
 
 def printable(text: str, limit: int = 200) -> str:
     """Text safe for a log line or the Asterisk console: no control characters, bounded."""
+    if text.isprintable():
+        # No character of a C category (nor a separator but space): nothing to replace.
+        return text[:limit]
     cleaned = "".join(
         ch if not unicodedata.category(ch).startswith("C") else "\N{REPLACEMENT CHARACTER}"
         for ch in text[: limit * 2]
@@ -185,8 +190,17 @@ def quote_argument(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class _ReplyOverdue(Exception):  # noqa: N818 - raised into the reader by the deadline timer
+    """The command in flight got no reply in time."""
+
+
 class AgiChannel:
-    """One call's AGI conversation. Not safe for concurrent commands (the protocol is serial)."""
+    """One call's AGI conversation. Not safe for concurrent commands (the protocol is serial).
+
+    Each command's reply is awaited against a deadline kept by one timer per channel, moved
+    only when it fires or a command needs it sooner (no timer object per command): when it
+    passes, the reader is failed and the command raises AgiError. `close()` stops the timer.
+    """
 
     def __init__(
         self,
@@ -202,6 +216,12 @@ class AgiChannel:
         self.hung_up = False
         # After a timed-out command the next line may be its late reply: stop talking.
         self.desynchronised = False
+        # When the command in flight must have its reply (loop time); None: none in flight.
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        # Something not a StreamWriter (a test's) is always drained.
+        self._transport: asyncio.WriteTransport | None = getattr(writer, "transport", None)
 
     # --- the protocol ------------------------------------------------------------------
 
@@ -220,17 +240,22 @@ class AgiChannel:
         if self.desynchronised:
             raise AgiError("AGI stream out of sync after an earlier timeout")
         limit = self.default_timeout if timeout is None else timeout
+        deadline = self._arm(limit)
         try:
-            async with asyncio.timeout(limit):
-                self.writer.write(cmd.encode("utf-8") + b"\n")
-                await self.writer.drain()
-                reply = await self._read_reply()
-        except TimeoutError as exc:
+            self.writer.write(cmd.encode("utf-8") + b"\n")
+            if self._transport is None or self._transport.get_write_buffer_size():
+                # The peer is not reading: wait for room, within the same deadline.
+                async with asyncio.timeout_at(deadline):
+                    await self.writer.drain()
+            reply = await self._read_reply()
+        except (TimeoutError, _ReplyOverdue) as exc:
             self.desynchronised = True
             raise AgiError(f"no reply to {command_verb(cmd)} within {limit}s") from exc
         except (ConnectionError, BrokenPipeError) as exc:
             self.hung_up = True
             raise CallerHangup("AGI connection lost") from exc
+        finally:
+            self._deadline = None
         if self.hung_up and not after_hangup:
             # The reply arrived after HANGUP: stream is in sync, but the call is over.
             raise CallerHangup("HANGUP received")
@@ -241,11 +266,50 @@ class AgiChannel:
             raise AgiError(f"{command_verb(cmd)} failed: {reply.code} {reply.data or ''}")
         return reply
 
+    def _arm(self, limit: float) -> float:
+        """The deadline of a command about to be sent; the timer is set (again) only if it is
+        not set or set for later than that."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        self._deadline = deadline
+        if self._timer is None or self._timer_at > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._deadline_check)
+            self._timer_at = deadline
+        return deadline
+
+    def _deadline_check(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return  # no command in flight: the next one sets the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:
+            self._timer = loop.call_at(deadline, self._deadline_check)
+            self._timer_at = deadline
+            return
+        # The reply is overdue: the read waiting for it fails (see `command`).
+        self.reader.set_exception(_ReplyOverdue())
+
+    def close(self) -> None:
+        """The conversation is over: stop the deadline timer."""
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     async def _read_reply(self) -> AgiResult:
+        skipped = 0
         while True:
             line = await self._read_line()
             if line == HANGUP_LINE:
                 self.hung_up = True
+                skipped += 1
+                if skipped % _YIELD_EVERY == 0:
+                    # A peer flooding lines that are no reply: buffered lines are read without
+                    # a pause, so let the other calls run now and then.
+                    await asyncio.sleep(0)
                 continue
             try:
                 reply = parse_reply_line(line)
@@ -254,6 +318,9 @@ class AgiChannel:
                 self.desynchronised = True
                 raise
             if reply.code == 100:  # "100 result=0 Trying...": the real reply follows
+                skipped += 1
+                if skipped % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 continue
             if reply.code == 520 and line.startswith("520-"):
                 await self._skip_usage_block()

@@ -43,14 +43,21 @@ _TIME_FIELDS = ("at", "started_at")
 
 @dataclass(frozen=True)
 class Write:
-    """One call-log write: a CallLog method name and its arguments (JSON-safe)."""
+    """One call-log write: a CallLog method name and its arguments (JSON-safe, but for its
+    times: datetimes in memory, ISO text in the spool)."""
 
     op: str
     linkedid: str
     args: dict[str, Any]
 
     def to_line(self) -> str:
-        return json.dumps({"op": self.op, "linkedid": self.linkedid, "args": self.args}) + "\n"
+        args = {
+            name: value.isoformat()
+            if name in _TIME_FIELDS and isinstance(value, datetime)
+            else value
+            for name, value in self.args.items()
+        }
+        return json.dumps({"op": self.op, "linkedid": self.linkedid, "args": args}) + "\n"
 
     @classmethod
     def from_line(cls, line: str) -> Write:
@@ -62,17 +69,17 @@ _GROUPED = frozenset({"ensure_call", "record_menu_result", "record_event"})
 
 
 def _stamped(op: str, args: dict[str, Any], clock: Callable[[], datetime]) -> dict[str, Any]:
-    """The write's time stamped now if it has none; times as ISO text (JSON-safe)."""
+    """The write's time stamped now if it has none (a datetime in memory; ISO text in the
+    spool, see `Write.to_line`)."""
     field = "started_at" if op == "ensure_call" else "at"
     if args.get(field) is None:
         args[field] = clock()
-    for name in _TIME_FIELDS:
-        if isinstance(args.get(name), datetime):
-            args[name] = args[name].isoformat()
     return args
 
 
 def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 

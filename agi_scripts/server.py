@@ -205,6 +205,12 @@ class AgiServer:
         channel = AgiChannel(reader, writer, env)
         if self.command_timeout is not None:
             channel.default_timeout = self.command_timeout
+        try:
+            await self._serve_channel(channel, env, log)
+        finally:
+            channel.close()
+
+    async def _serve_channel(self, channel: AgiChannel, env: AgiEnvironment, log: Any) -> None:
         if self.active_calls > self.max_sessions or self.writer.behind:
             await self._overloaded(channel, log)
             return

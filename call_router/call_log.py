@@ -23,13 +23,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Insert, Table, select, update
+from sqlalchemy import Insert, Table, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from call_router import callbacks, outcomes, tenants
 from call_router.db import Database
-from call_router.models import Call, CallEvent, utcnow
+from call_router.models import Call, CallEvent, UTCDateTime, utcnow
 from call_router.numbers import ANONYMOUS, clean_caller_name, normalize_number
 from call_router.reconcile import KnownEvent
 
@@ -274,15 +274,14 @@ class CallLog:
             return self._insert_event(session, call.id, kind, key, at, data)
 
     def ensure_calls(self, arrivals: list[CallArrival]) -> dict[str, int]:
-        """`ensure_call` for many calls at once (the FastAGI writer's bursts): their ids."""
+        """`ensure_call` for many calls at once (the FastAGI writer's bursts): their ids.
+
+        Core statements of a fixed shape (compiled once, cached): one SELECT of the rows
+        already there, one many-row INSERT .. ON CONFLICT DO NOTHING of the new ones.
+        """
         if not arrivals:
             return {}
         with self._session() as session:
-            linkedids = {_cap(a.linkedid, 64) or "" for a in arrivals}
-            known = {
-                call.linkedid: call
-                for call in session.scalars(select(Call).where(Call.linkedid.in_(linkedids)))
-            }
             fresh: dict[str, dict[str, Any]] = {}
             tenant_of = tenants.tenants_for_numbers(
                 session, {_cap(_dialable(a.dialed_number), 32) for a in arrivals}
@@ -290,64 +289,77 @@ class CallLog:
             for arrival in arrivals:
                 values = self._call_values(arrival, arrival.started_at or self._clock())
                 values["tenant_id"] = tenant_of.get(values["dialed_number"])
-                call = known.get(values["linkedid"])
-                if call is not None:
-                    _merge_call(call, values)
-                elif values["linkedid"] in fresh:
-                    fresh[values["linkedid"]]["started_at"] = min(
-                        fresh[values["linkedid"]]["started_at"], values["started_at"]
-                    )
-                else:
+                earlier = fresh.get(values["linkedid"])
+                if earlier is None:
                     fresh[values["linkedid"]] = values
-            if fresh:
+                else:
+                    earlier["started_at"] = min(earlier["started_at"], values["started_at"])
+            linkedids = list(fresh)
+            known = _call_ids(session, linkedids)
+            if known:
+                # Created before (the router, an earlier pass): merge as ensure_call would.
+                for row in session.scalars(select(Call).where(Call.linkedid.in_(list(known)))):
+                    _merge_call(row, fresh[row.linkedid])
+            new = [values for linkedid, values in fresh.items() if linkedid not in known]
+            if new:
                 table: Table = Call.__table__  # type: ignore[assignment]
                 inserted = set(
                     session.scalars(
-                        _insert_ignore(session, table, ["linkedid"])
-                        .values(list(fresh.values()))
-                        .returning(table.c.linkedid)
+                        _insert_ignore(session, table, ["linkedid"]).returning(table.c.linkedid),
+                        new,
                     )
                 )
                 # Created meanwhile by the router: merge as ensure_call would.
-                for linkedid in fresh.keys() - inserted:
-                    call = _call_by_linkedid(session, linkedid)
-                    if call is not None:
-                        _merge_call(call, fresh[linkedid])
-            session.flush()
-            found = session.execute(
-                select(Call.linkedid, Call.id).where(Call.linkedid.in_(linkedids))
-            )
-            return {linkedid: call_id for linkedid, call_id in found}
+                for values in new:
+                    if values["linkedid"] not in inserted:
+                        meanwhile = _call_by_linkedid(session, values["linkedid"])
+                        if meanwhile is not None:
+                            _merge_call(meanwhile, values)
+                session.flush()
+                known = _call_ids(session, linkedids)
+            else:
+                session.flush()
+            return known
 
     def apply_menu_results(self, results: list[MenuResult]) -> None:
         """The call columns of many `record_menu_result`s, in order (the latest pass wins).
 
         The timeline entries (`menu_result_entry`) go in with `record_events`, in the order
-        the caller's steps happened.
+        the caller's steps happened. One cached UPDATE, executed for every result in turn.
         """
         if not results:
             return
         with self._session() as session:
-            linkedids = {r.linkedid for r in results}
-            calls = {
-                call.linkedid: call
-                for call in session.scalars(select(Call).where(Call.linkedid.in_(linkedids)))
-            }
+            linkedids = list({r.linkedid: None for r in results})
+            known = set(_call_ids(session, linkedids))
             for result in results:
-                at = result.at or self._clock()
-                call = calls.get(result.linkedid)
-                if call is None:
-                    call = calls[result.linkedid] = self._ensure(
+                if result.linkedid not in known:
+                    # No arrival written for it (should not happen): create the row first.
+                    self._ensure(
                         session,
                         result.linkedid,
                         caller_number=None,
                         caller_name=None,
-                        started_at=at,
+                        started_at=result.at or self._clock(),
                     )
-                _apply_menu_result(
-                    call, result.choice, result.intent, result.queue, result.language, at
-                )
+                    known.add(result.linkedid)
             session.flush()
+            session.execute(
+                _MENU_RESULT,
+                [
+                    {
+                        "m_lid": _cap(result.linkedid, 64),
+                        "m_choice": _cap(result.choice, 32),
+                        "m_intent": _cap(result.intent, 32),
+                        "m_language": _cap(result.language, 8),
+                        "m_at": result.at or self._clock(),
+                        "m_queue": _cap(result.queue, 32),
+                    }
+                    for result in results
+                ],
+            )
+            # ORM rows loaded earlier in this transaction must not hide these columns.
+            session.expire_all()
 
     @staticmethod
     def menu_result_entry(result: MenuResult) -> TimelineEntry:
@@ -786,6 +798,33 @@ def _merge_call(call: Call, values: dict[str, Any]) -> None:
     for field in ("caller_name", "channel", "dialed_number", "tenant_id"):
         if getattr(call, field) is None and values[field] is not None:
             setattr(call, field, values[field])
+
+
+# Fixed-shape statements of the writer's bursts: compiled once, then taken from the cache.
+_CALL_IDS = select(Call.linkedid, Call.id).where(
+    Call.linkedid.in_(bindparam("linkedids", expanding=True))
+)
+# _apply_menu_result as one UPDATE: the latest menu pass wins; the queue column only while
+# the caller has not joined a queue yet (then the queue path owns it).
+_MENU_RESULT = (
+    update(Call.__table__)  # type: ignore[arg-type]
+    .where(Call.__table__.c.linkedid == bindparam("m_lid"))
+    .values(
+        menu_choice=bindparam("m_choice"),
+        intent=bindparam("m_intent"),
+        language=bindparam("m_language"),
+        menu_ended_at=bindparam("m_at", type_=UTCDateTime()),
+        queue=case(
+            (Call.__table__.c.queue_joined_at.is_(None), bindparam("m_queue")),
+            else_=Call.__table__.c.queue,
+        ),
+    )
+)
+
+
+def _call_ids(session: Session, linkedids: list[str]) -> dict[str, int]:
+    """The ids of those calls that have a row."""
+    return {lid: cid for lid, cid in session.execute(_CALL_IDS, {"linkedids": linkedids})}
 
 
 def _call_by_linkedid(session: Session, linkedid: str) -> Call | None:

@@ -21,3 +21,9 @@ CALL_ID = "HOTLINE_CALL_ID"
 # the sandbox root it differs from the host path).
 # Prompts are played as ${HOTLINE_RECORDINGS}/prompts/<lang>/<name>.
 RECORDINGS = "HOTLINE_RECORDINGS"
+
+# The dialplan hands these to the FastAGI script as the AGI's arguments (agi_arg_1, agi_arg_2
+# of the environment), so it need not ask for them (a GET VARIABLE round trip each); without
+# them (an older dialplan) the script asks.
+ARG_LINKEDID = "agi_arg_1"
+ARG_RECORDINGS = "agi_arg_2"

@@ -7,6 +7,7 @@ dashboard goes through these functions first.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -53,7 +54,10 @@ def normalize_number(raw: str | None, country: str = "RU") -> str:
     return ("+" if plus else "") + digits
 
 
+@functools.lru_cache(maxsize=4096)
 def _to_e164(number: str, country: str) -> str | None:
+    # Cached: the FastAGI server asks for the same caller's number on its menu path and again
+    # in the call-log writer, and callers call again; phonenumbers' parse is the slow part.
     try:
         parsed = phonenumbers.parse(number, None if number.startswith("+") else country)
     except phonenumbers.NumberParseException:

@@ -560,7 +560,8 @@ class FlowEngine:
         state = self.state
         choice = state.choice or None
         intent = node.intent
-        self.ctx.log.info("menu_decision", queue=node.queue, intent=intent, choice=choice)
+        # No log line per routed call (a write per call at carrier scale): the decision is in
+        # the call log (the menu_result entry below); the fallbacks are logged (hotline.py).
         if self.ctx.linkedid:
             self.ctx.writer.submit(
                 "record_menu_result",

@@ -130,6 +130,8 @@ class DbLookups:
         """(True, language or None) from memory; (False, None) when it must be read first."""
         if self._languages is None or self._stale(self._languages[0], self._languages_ttl):
             return False, None
+        if not self._languages[1]:
+            return True, None  # nobody has chosen a language yet
         number = normalize_number(caller_number, self._country)
         if number == ANONYMOUS:
             return True, None

@@ -43,9 +43,11 @@ async def hotline(agi: AgiChannel, ctx: CallContext) -> None:
 async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
     state = FlowState(node="answer")
     await agi.answer()
-    linkedid = _clean_linkedid(await agi.get_variable("CHANNEL(linkedid)")) or _clean_linkedid(
-        ctx.env.uniqueid
-    )
+    # From the dialplan's AGI arguments (channel_vars.ARG_*), else asked for.
+    given = ctx.env.get(channel_vars.ARG_LINKEDID)
+    linkedid = _clean_linkedid(
+        given or await agi.get_variable("CHANNEL(linkedid)")
+    ) or _clean_linkedid(ctx.env.uniqueid)
     if not linkedid:
         raise AgiError("call has neither linkedid nor uniqueid")
     ctx.linkedid = linkedid
@@ -61,7 +63,9 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
         dialed_number=printable(ctx.env.dialed_number or "", 32) or None,
     )
     try:
-        channel_language = await agi.get_variable("CHANNEL(language)") or ctx.env.language
+        # agi_language is the channel's language as the AGI started (the dialplan sets it
+        # just before): no need to ask for it again.
+        channel_language = ctx.env.language or await agi.get_variable("CHANNEL(language)") or ""
         language = pick_language(channel_language, ctx.settings.default_language)
         root = await _recordings_root(agi, ctx)
         services = ctx.flows
@@ -180,7 +184,9 @@ def _known(ctx: CallContext) -> str:
 
 
 async def _recordings_root(agi: AgiChannel, ctx: CallContext) -> str:
-    root = await agi.get_variable(channel_vars.RECORDINGS)
+    root = ctx.env.get(channel_vars.ARG_RECORDINGS) or await agi.get_variable(
+        channel_vars.RECORDINGS
+    )
     # The global comes from our own config, but a broken one must not break the command line.
     if root and printable(root, 1024) == root and '"' not in root:
         return root

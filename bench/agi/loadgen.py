@@ -46,6 +46,9 @@ def environment(linkedid: str, script: str, number: str) -> bytes:
         "agi_enhanced": "0.0",
         "agi_accountcode": "",
         "agi_threadid": "140000000000",
+        # The shipped dialplan's AGI arguments: ${CHANNEL(linkedid)}, ${HOTLINE_RECORDINGS}.
+        "agi_arg_1": linkedid,
+        "agi_arg_2": RECORDINGS,
     }
     return "".join(f"{k}: {v}\n" for k, v in env.items()).encode() + b"\n"
 

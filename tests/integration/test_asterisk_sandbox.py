@@ -276,7 +276,8 @@ def test_endpoints_queues_and_dialplan_are_loaded(asterisk: Asterisk) -> None:
     coordinator = asterisk.cli("queue show coordinator")
     assert "(PJSIP/1001" in coordinator
     ivr = asterisk.cli("dialplan show hotline-ivr")
-    assert "AGI(agi://127.0.0.1:16573/${HOTLINE_FLOW})" in ivr
+    agi = "AGI(agi://127.0.0.1:16573/${HOTLINE_FLOW},${CHANNEL(linkedid)},${HOTLINE_RECORDINGS})"
+    assert agi in ivr
     identify = asterisk.cli("pjsip show identifies")
     assert "pstn" in identify
 

@@ -8,9 +8,12 @@ real one on a SQLite file.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -26,6 +29,7 @@ from agi_scripts.agi import (
     quote_argument,
     read_environment,
 )
+from agi_scripts.call_writer import CallWriter
 from agi_scripts.server import AgiServer, RouteRegistry, build_app, serve
 from call_router import channel_vars
 from call_router.call_log import CallLog
@@ -165,7 +169,10 @@ async def run_call(
     """
     port = target.port if isinstance(target, AgiServer) else target
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(encode_environment(env or environment()))
+    # Asterisk sends the channel's language in the environment (agi_language).
+    language = fake.variables.get("CHANNEL(language)", "")
+    env = {**(env or environment()), "agi_language": language}
+    writer.write(encode_environment(env))
     await writer.drain()
     async with asyncio.timeout(20):
         while line := await reader.readline():
@@ -388,11 +395,11 @@ async def test_hangup_during_greeting(server: AgiServer, db: Database) -> None:
 async def test_hangup_line_before_a_reply_keeps_replies_in_step(server: AgiServer) -> None:
     # Asterisk writes HANGUP before the reply of the command in flight; it is not the reply.
     def hangup_then_ok(cmd: str) -> list[str] | None:
-        return ["HANGUP", "200 result=1 (en)"] if cmd == "GET VARIABLE CHANNEL(language)" else None
+        return ["HANGUP", "200 result=1 (/r)"] if cmd == "GET VARIABLE HOTLINE_RECORDINGS" else None
 
     fake = FakeAsterisk(override=hangup_then_ok)
     await run_call(server, fake)
-    assert fake.commands[-1] == "GET VARIABLE CHANNEL(language)"
+    assert fake.commands[-1] == "GET VARIABLE HOTLINE_RECORDINGS"
     assert channel_vars.QUEUE not in fake.set_vars
 
 
@@ -661,3 +668,73 @@ async def test_eof_is_a_hangup() -> None:
     channel = AgiChannel(reader, _NullWriter(), AgiEnvironment())  # type: ignore[arg-type]
     with pytest.raises(CallerHangup):
         await channel.answer()
+
+
+# --- overload: the call-log writer behind its bound ----------------------------------------
+
+
+class _StalledCallLog(CallLog):
+    """A call log whose writes hang (a database far too slow) until `go` is set."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.go = threading.Event()
+
+    def ensure_calls(self, arrivals: Any) -> dict[str, int]:
+        self.go.wait(20)
+        return super().ensure_calls(arrivals)
+
+
+async def test_a_writer_behind_its_bound_hands_callers_to_the_dialplan_at_once(
+    settings: Settings, db: Database
+) -> None:
+    call_log = _StalledCallLog(db)
+    app = build_app(settings, call_log)
+    assert isinstance(app, RouteRegistry)
+    writer = CallWriter(call_log, settings.agi_spool_file, max_backlog=3, linger=0)
+    server = AgiServer(app, env_timeout=0.5, command_timeout=2.0, writer=writer)
+    await server.start("127.0.0.1", 0)
+    try:
+        # The first caller gets the menu; its writes (arrival, steps, result) stay unwritten.
+        first = FakeAsterisk(keys=[("2", False)])
+        await run_call(server.port, first)
+        assert first.set_vars[channel_vars.QUEUE] == "electricity"
+        assert writer.behind, writer.backlog
+        # The next caller is not served a menu the call log cannot keep up with: no ANSWER,
+        # no queue, the fail-safe told to the dialplan (the coordinator takes them at once).
+        second = FakeAsterisk(keys=[("2", False)], variables={"CHANNEL(linkedid)": "2.2"})
+        started = time.monotonic()
+        await run_call(server.port, second, environment(agi_uniqueid="2.2"))
+        assert time.monotonic() - started < 1.0
+        assert second.commands == [
+            'VERBOSE "hotline: FastAGI overloaded; dialplan fail-safe applies" 1'
+        ]
+        assert channel_vars.QUEUE not in second.set_vars
+        assert server.overloaded == 1
+        # Once the writer has caught up, callers get the menu again, and nothing was lost.
+        call_log.go.set()
+        assert await writer.idle(timeout=10)
+        assert not writer.behind
+        third = FakeAsterisk(keys=[("3", False)], variables={"CHANNEL(linkedid)": "3.3"})
+        await run_call(server, third, environment(agi_uniqueid="3.3"))
+        assert third.set_vars[channel_vars.QUEUE] == "heating"
+        first_row = call_row(db)
+        assert first_row is not None and first_row.queue == "electricity"
+        assert call_row(db, "2.2") is None
+    finally:
+        call_log.go.set()
+        await server.stop(grace=1.0)
+
+
+async def test_the_dialplans_agi_arguments_spare_every_get_variable(
+    server: AgiServer, db: Database
+) -> None:
+    # The shipped dialplan: AGI(agi://.../${HOTLINE_FLOW},${CHANNEL(linkedid)},${HOTLINE_RECORDINGS})
+    fake = FakeAsterisk(keys=[("2", False)])
+    env = environment(agi_uniqueid="5.5", agi_arg_1="5.1", agi_arg_2="/srv/rec")
+    await run_call(server, fake, env)
+    assert not [c for c in fake.commands if c.startswith("GET VARIABLE")]
+    assert fake.played[0] == "/srv/rec/prompts/en/greeting"
+    assert fake.set_vars[channel_vars.QUEUE] == "electricity"
+    row = call_row(db, "5.1")  # the linkedid given, not the channel's uniqueid
+    assert row is not None and row.queue == "electricity"

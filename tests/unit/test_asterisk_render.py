@@ -346,8 +346,10 @@ def test_ivr_runs_the_fastagi_script_and_fails_safe_to_the_coordinator(settings:
     assert f"n,Set(CHANNEL(language)={settings.default_language})" in ivr
     # The flow follows the number dialled; anything else (operators testing) gets `hotline`.
     assert 'n,ExecIf($["${HOTLINE_FLOW}" != "meters"]?Set(HOTLINE_FLOW=hotline))' in ivr
-    assert "n,AGI(agi://127.0.0.1:16573/${HOTLINE_FLOW})" in ivr
-    agi = ivr.index("n,AGI(agi://127.0.0.1:16573/${HOTLINE_FLOW})")
+    # The linkedid and recordings folder go along as arguments (no GET VARIABLE for them).
+    line = "n,AGI(agi://127.0.0.1:16573/${HOTLINE_FLOW},${CHANNEL(linkedid)},${HOTLINE_RECORDINGS})"
+    assert line in ivr
+    agi = ivr.index(line)
     after = ivr[agi + 1 :]
     assert after[0] == 'n,GotoIf($["${AGISTATUS}" = "HANGUP"]?done)'
     assert after[1] == 'n,GotoIf($["${AGISTATUS}" != "SUCCESS"]?agi-fail,s,1)'

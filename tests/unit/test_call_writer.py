@@ -1,8 +1,9 @@
 """The FastAGI call-log writer (agi_scripts/call_writer.py) on a real SQLite call log.
 
 A database outage is an OperationalError from the call log, as SQLAlchemy raises it when the
-server is away or the file is locked; the PostgreSQL outage through the real stack is in
-tests/integration/test_agi_slow_database.py.
+server is away or the file is locked; a slowed (locked) database through the real Asterisk is
+in tests/integration/test_agi_under_pressure.py, a PostgreSQL outage through the real stack in
+tests/integration/test_database_outage_e2e.py.
 """
 
 from __future__ import annotations
