@@ -74,7 +74,7 @@ class EndedBy(StrEnum):
 
 
 class ListenContext(Protocol):
-    """What listen() uses of the call (agi_scripts.server.CallContext has it all)."""
+    """What listen() uses of the call (agi_scripts.call_context.CallContext has it all)."""
 
     settings: Any  # call_router.settings.Settings
     log: Any  # structlog BoundLogger bound to the call

@@ -13,7 +13,6 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -31,6 +30,7 @@ from agi_scripts.agi import (
     read_environment,
 )
 from agi_scripts.audiosocket import AudioSocketServer
+from agi_scripts.call_context import CallContext
 from agi_scripts.call_writer import CallWriter
 from agi_scripts.flows.actions import DEFERRED_STORE, store_deferred_reading
 from agi_scripts.flows.services import FlowServices
@@ -49,27 +49,6 @@ from call_router.settings import Settings
 SHUTDOWN_GRACE = 5.0
 
 Route = Callable[[AgiChannel, "CallContext"], Awaitable[None]]
-
-
-@dataclass
-class CallContext:
-    """What a route needs besides the channel; handed in, never global.
-
-    The route fills in `linkedid` (and rebinds `log`) once it knows it, so the server's
-    error log names the call the same way the call log does.
-    """
-
-    env: AgiEnvironment
-    settings: Settings
-    call_log: CallLog
-    log: Any  # structlog BoundLogger, bound to this call
-    # Call-log writes go here, never straight to the database: the caller never waits for it.
-    writer: CallWriter
-    linkedid: str | None = None
-    # The caller's live audio (agi_scripts/listen.py); None: listening falls back to RECORD FILE.
-    audiosocket: AudioSocketServer | None = None
-    # The voice-menu flows (registry, clock, speech input, lookups); None: no flows loaded.
-    flows: FlowServices | None = None
 
 
 class RouteRegistry(Application):

@@ -51,7 +51,7 @@ from call_router.flows.schema import (
 )
 
 if TYPE_CHECKING:
-    from agi_scripts.server import CallContext
+    from agi_scripts.call_context import CallContext
 
 # A flow that visits this many nodes in one call is looping (validation should have caught it).
 MAX_STEPS = 200

@@ -26,7 +26,7 @@ from call_router import channel_vars
 from call_router.routing import pick_language
 
 if TYPE_CHECKING:
-    from agi_scripts.server import CallContext
+    from agi_scripts.call_context import CallContext
 
 FLOW = "hotline"
 # Before the greeting: the longest a caller waits for their remembered language.

@@ -10,7 +10,7 @@ from agi_scripts.agi import AgiChannel
 from agi_scripts.handlers.hotline import run_flow
 
 if TYPE_CHECKING:
-    from agi_scripts.server import CallContext
+    from agi_scripts.call_context import CallContext
 
 FLOW = "meters"
 
