@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from call_router.call_log import CallArrival, CallLog, MenuResult, TimelineEntry
+from call_router.durable_spool import DurableSpool, Record
 from call_router.models import utcnow
 
 # Call ids remembered for HOTLINE_CALL_ID (newest kept).
@@ -50,19 +50,26 @@ class Write:
     linkedid: str
     args: dict[str, Any]
 
-    def to_line(self) -> str:
+    def to_record(self) -> Record:
+        """JSON-safe: its times as ISO text."""
         args = {
             name: value.isoformat()
             if name in _TIME_FIELDS and isinstance(value, datetime)
             else value
             for name, value in self.args.items()
         }
-        return json.dumps({"op": self.op, "linkedid": self.linkedid, "args": args}) + "\n"
+        return {"op": self.op, "linkedid": self.linkedid, "args": args}
+
+    @classmethod
+    def from_record(cls, raw: Record) -> Write:
+        return cls(str(raw["op"]), str(raw["linkedid"]), dict(raw["args"]))
+
+    def to_line(self) -> str:
+        return json.dumps(self.to_record()) + "\n"
 
     @classmethod
     def from_line(cls, line: str) -> Write:
-        raw = json.loads(line)
-        return cls(str(raw["op"]), str(raw["linkedid"]), dict(raw["args"]))
+        return cls.from_record(json.loads(line))
 
 
 _GROUPED = frozenset({"ensure_call", "record_menu_result", "record_event"})
@@ -70,7 +77,7 @@ _GROUPED = frozenset({"ensure_call", "record_menu_result", "record_event"})
 
 def _stamped(op: str, args: dict[str, Any], clock: Callable[[], datetime]) -> dict[str, Any]:
     """The write's time stamped now if it has none (a datetime in memory; ISO text in the
-    spool, see `Write.to_line`)."""
+    spool, see `Write.to_record`)."""
     field = "started_at" if op == "ensure_call" else "at"
     if args.get(field) is None:
         args[field] = clock()
@@ -126,9 +133,8 @@ class CallWriter:
         self.clock = clock
         self.log = log or structlog.get_logger("hotline.call_writer")
         self._memory: deque[Write] = deque()
-        self._spooled = 0  # lines in the spool not yet written to the database
-        self._spool_read = 0  # byte offset of the first of them
-        self._spool_file: Any = None
+        # Writes on disk (older than memory's once memory was spilled, else newer).
+        self._spool = DurableSpool(spool_path)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,7 +154,7 @@ class CallWriter:
             raise ValueError(f"unknown call-log write {op!r}")
         write = Write(op, linkedid, _stamped(op, args, self.clock))
         self._submitted += 1
-        if self._spooled or len(self._memory) >= self.memory_limit:
+        if self._spool.pending or len(self._memory) >= self.memory_limit:
             self._append_to_spool([write])
         else:
             self._memory.append(write)
@@ -173,9 +179,7 @@ class CallWriter:
         write = Write(op, linkedid, _stamped(op, args, self.clock))
         # After whatever is queued in memory (the call's row among it): the spool is always
         # written after the memory queue.
-        self._append_to_spool([write])
-        assert self._spool_file is not None
-        os.fsync(self._spool_file.fileno())
+        self._append_to_spool([write], sync=True)
         self._submitted += 1
         self._wake.set()
         return True
@@ -183,12 +187,12 @@ class CallWriter:
     @property
     def backlog(self) -> int:
         """Writes submitted and not yet in the database."""
-        return len(self._memory) + self._spooled
+        return len(self._memory) + self._spool.pending
 
     @property
     def spooled(self) -> int:
         """Writes waiting in the spool file."""
-        return self._spooled
+        return self._spool.pending
 
     @property
     def behind(self) -> bool:
@@ -217,10 +221,9 @@ class CallWriter:
 
     async def start(self) -> None:
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        left = self._count_spool()
+        left = self._spool.pending  # what a killed process left (a torn last line cut off)
         if left:
             self.log.warning("call_writer_spool_replay", writes=left, spool=str(self.spool_path))
-            self._spooled = left
             self._submitted += left
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="call-writer")
@@ -236,11 +239,7 @@ class CallWriter:
         self._task = None
         if self._memory:
             self._spill_memory()
-        if self._spool_file is not None:
-            self._spool_file.flush()
-            os.fsync(self._spool_file.fileno())
-            self._spool_file.close()
-            self._spool_file = None
+        self._spool.close()
         if self.backlog:
             self.log.warning("call_writer_stopped_with_spool", writes=self.backlog)
 
@@ -249,7 +248,7 @@ class CallWriter:
     async def _run(self) -> None:
         delay = 0.0
         while True:
-            if not self._memory and self._spooled:
+            if not self._memory and self._spool.pending:
                 # On the loop, like submit(): the spool's bookkeeping has one owner.
                 self._load_from_spool()
             if not self._memory:
@@ -405,76 +404,36 @@ class CallWriter:
                 json.dumps({"write": json.loads(write.to_line()), "error": repr(exc)[:300]}) + "\n"
             )
 
-    # --- the spool ---------------------------------------------------------------------------
+    # --- the spool (call_router/durable_spool.py) --------------------------------------------
 
     def _spill_memory(self) -> None:
         """Move the in-memory queue to the front of the spool (kept in order)."""
         writes = list(self._memory)
         self._memory.clear()
-        if not self._spooled:
-            self._append_to_spool(writes)
-            return
-        # The spool holds newer writes: rewrite it with these in front.
-        if self._spool_file is not None:
-            self._spool_file.close()
-            self._spool_file = None
-        with self.spool_path.open("rb") as old:
-            old.seek(self._spool_read)
-            rest = old.read()
-        tmp = self.spool_path.with_suffix(".tmp")
-        with tmp.open("wb") as out:
-            out.write("".join(w.to_line() for w in writes).encode())
-            out.write(rest)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.spool_path)
-        self._spool_read = 0
-        self._spooled += len(writes)
+        if not self._spool.pending:
+            # What was read from the spool is written or among `writes`: start it afresh.
+            self._spool.clear()
+        self._spool.prepend(w.to_record() for w in writes)
 
     def _spool_written(self) -> None:
         """Everything read from the spool is in the database: empty the file. (Until then a
         killed process replays it at its next start; the writes are idempotent.)"""
-        if not self._spooled and self._spool_read:
-            self.spool_path.write_bytes(b"")
-            self._spool_read = 0
+        if not self._spool.pending:
+            self._spool.clear()
 
-    def _append_to_spool(self, writes: list[Write]) -> None:
-        if self._spool_file is None:
-            if not self._spooled and not self._memory:
-                self._spool_written()  # what it held is written: start it afresh
-            self._spool_file = self.spool_path.open("a", encoding="utf-8")
+    def _append_to_spool(self, writes: list[Write], *, sync: bool = False) -> None:
+        if not self._spool.pending and not self._memory:
+            self._spool_written()  # what it held is written: start it afresh
+        if self._spool.empty:
             self.log.warning("call_writer_spooling", spool=str(self.spool_path))
-        self._spool_file.write("".join(w.to_line() for w in writes))
         # Into the kernel at once: a killed process loses nothing (fsync on stop).
-        self._spool_file.flush()
-        self._spooled += len(writes)
+        self._spool.append((w.to_record() for w in writes), sync=sync)
 
     def _load_from_spool(self) -> None:
         """Move the oldest spooled writes back into memory for the writer."""
-        if self._spool_file is not None:
-            self._spool_file.flush()
-        loaded: list[Write] = []
-        with self.spool_path.open("rb") as spool:
-            spool.seek(self._spool_read)
-            while len(loaded) < self.batch_size * 4:
-                line = spool.readline()
-                if not line.endswith(b"\n"):
-                    break  # end (or a line cut by a crash: nothing was acknowledged for it)
-                self._spool_read += len(line)
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    loaded.append(Write.from_line(line.decode("utf-8")))
-                self._spooled -= 1
-        if self._spooled <= 0 or not loaded:
-            # All read; the file is emptied only once they are written (`_spool_written`).
-            self._spooled = 0
-            if self._spool_file is not None:
-                self._spool_file.close()
-                self._spool_file = None
-        self._memory.extend(loaded)
-
-    def _count_spool(self) -> int:
-        try:
-            with self.spool_path.open("rb") as spool:
-                return sum(1 for line in spool if line.endswith(b"\n"))
-        except FileNotFoundError:
-            return 0
+        batch = self._spool.read(self.batch_size * 4)
+        # Consumed, but the file is emptied only once they are written (`_spool_written`).
+        self._spool.consume(batch)
+        for record in batch.records:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                self._memory.append(Write.from_record(record))

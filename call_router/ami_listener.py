@@ -917,7 +917,11 @@ class AmiListener:
         if self._agents is None:
             return
         loop = asyncio.get_running_loop()
-        last_seen = await asyncio.to_thread(self._agents.fingerprint)
+        # None: not known (the database was away when the link came up, so the sync before
+        # "ready" failed too): the first fingerprint read applies everything.
+        last_seen: tuple[object, ...] | None = None
+        with contextlib.suppress(OperationalError):
+            last_seen = await asyncio.to_thread(self._agents.fingerprint)
         last_full = loop.time()
         while True:
             await asyncio.sleep(AGENT_SYNC_INTERVAL)

@@ -28,7 +28,8 @@ RUN apt-get update \
 # under the state volume, so it needs no root.
 RUN groupadd --system --gid 10001 hotline \
     && useradd --system --uid 10001 --gid hotline --home-dir /var/lib/hotline hotline \
-    && install -d -o hotline -g hotline /var/lib/hotline/state /var/lib/hotline/recordings
+    && install -d -o hotline -g hotline /var/lib/hotline/state /var/lib/hotline/state/run \
+        /var/lib/hotline/recordings
 
 WORKDIR /opt/hotline
 COPY . .

@@ -16,7 +16,8 @@ RUN apt-get update \
 # A fixed uid shared with the Asterisk image, so both can write the shared volumes.
 RUN groupadd --system --gid 10001 hotline \
     && useradd --system --uid 10001 --gid hotline --home-dir /var/lib/hotline hotline \
-    && install -d -o hotline -g hotline /var/lib/hotline/state /var/lib/hotline/recordings
+    && install -d -o hotline -g hotline /var/lib/hotline/state /var/lib/hotline/state/run \
+        /var/lib/hotline/recordings
 
 WORKDIR /opt/hotline
 COPY . .

@@ -204,8 +204,11 @@ async def _read(
     except TimeoutError:
         ctx.log.warning("database_read_timeout", what=what)
         return None
-    except Exception:
-        ctx.log.exception("database_read_failed", what=what)
+    except Exception as exc:
+        # No traceback: rendering one (structlog's console renderer, with locals) costs seconds
+        # of CPU on this event loop, every caller's menu waits meanwhile (when the database is
+        # away, every new call would pay it).
+        ctx.log.warning("database_read_failed", what=what, error=repr(exc)[:300])
         return None
 
 

@@ -10,8 +10,9 @@ abandon has its callback entry.
 Then the router is SIGKILLed in the middle of an outage and restarted while the database is
 still away: the spool gives back what was on disk, Asterisk's queue_log/CDR the rest.
 
-New calls arriving during the outage need the FastAGI server to survive it as well (its own
-fault case); here every caller is past the menu before the database goes.
+Last, callers who arrive while the database is away: the FastAGI server plays them the menu
+(its writes wait in its own spool), one reaches an operator, one gives up in the queue, one asks
+for a callback; their rows, timelines and callback entries appear when the database is back.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sqlalchemy import select
 
 from call_router import health as health_report
 from call_router.db import Database
-from call_router.models import Call, Callback
+from call_router.models import Call, Callback, CallEvent
 from call_router.settings import Settings
 from hotline import services
 from hotline.sipua.softphone import Softphone
@@ -278,11 +279,12 @@ def test_router_killed_during_the_outage_loses_nothing_its_spool_and_asterisk_gi
         pid = services.read_pid(settings, "router")
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: services.read_pid(settings, "router") is None, what="the router gone")
+        # Gone, or already restarted by `hotline up`'s supervisor (it restarts at once).
+        wait_for(lambda: services.read_pid(settings, "router") != pid, what="the router gone")
         for key, value in stack.env.items():
             if key.startswith("HOTLINE_"):
                 monkeypatch.setenv(key, value)
-        # Restarted (as its supervisor would) while the database is still away.
+        # Restarted (by its supervisor, else here) while the database is still away.
         services.start_service(settings, "router")
         services.wait_ready(settings, "router", timeout=60)
         stack.postgres.start()
@@ -302,6 +304,103 @@ def test_router_killed_during_the_outage_loses_nothing_its_spool_and_asterisk_gi
             (h := health_report.read_router_report(settings))
             and h.database_reachable
             and not h.backlog
+        ),
+        what="the router's backlog written",
+    )
+    api.close()
+
+
+def events_of(db: Database, caller: str) -> list[str]:
+    with db.session() as session:
+        (call,) = session.scalars(select(Call).where(Call.caller_number == caller))
+        return list(
+            session.scalars(
+                select(CallEvent.kind).where(CallEvent.call_id == call.id).order_by(CallEvent.at)
+            )
+        )
+
+
+def test_calls_placed_while_the_database_is_away_get_the_menu_an_operator_or_a_callback(
+    outage_stack: OutageStack,
+) -> None:
+    """Callers who arrive after PostgreSQL went away: the menu answers them, one reaches an
+    operator, one gives up in the queue, one presses 1 for a callback; when the database is
+    back each has its one finished row, its timeline and (for the last two) its callback."""
+    stack, settings, db = outage_stack, outage_stack.settings, outage_stack.db
+    api = stack.api()
+    answering = stack.hotline("operators", "add", "Emil Early", "--queues", "heating")
+    on_break = stack.hotline("operators", "add", "Fedor Far", "--queues", "lift")
+    stack.hotline("agents", "pause", on_break["sip_login"], "--reason", "training")
+    talker, giver_up, holder = "+74951119701", "+74951119702", "+74951119703"
+    with (
+        Softphone(settings, answering["sip_login"], answering["sip_password"]) as emil,
+        Softphone(settings, on_break["sip_login"], on_break["sip_password"]),
+        ThreadPoolExecutor(3) as pool,
+    ):
+        wait_for(lambda: agent_state(api, answering["sip_login"]) == "free", what="Emil free")
+        # The router notices at its first write (these calls' events), not before.
+        stack.postgres.stop()
+        results = {
+            talker: pool.submit(place_call, settings, dtmf="3", from_number=talker, hold=12),
+            giver_up: pool.submit(place_call, settings, dtmf="4", from_number=giver_up, hold=20),
+            # Presses 1 while waiting (again, if the menu was slow to put it in the queue): the
+            # hotline confirms and hangs up long before 45 s.
+            holder: pool.submit(
+                place_call,
+                settings,
+                dtmf="4",
+                from_number=holder,
+                hold=45,
+                dtmf_schedule=[(16.0, "1"), (22.0, "1"), (28.0, "1")],
+            ),
+        }
+        for caller, result in results.items():
+            outcome = result.result(timeout=120)
+            assert outcome.answered, f"{caller}: {outcome.detail}"
+        assert results[holder].result().remote_hangup, "the callback offer did not end the call"
+        assert emil.calls_answered() == 1
+        # All of it is on disk while the database is still away: the router's events and
+        # the FastAGI server's menu writes.
+        report = health_report.read_router_report(settings)
+        assert report is not None and not report.database_reachable and report.spool_depth
+        assert settings.agi_spool_file.exists() and settings.agi_spool_file.stat().st_size
+        stack.postgres.start()
+        for caller in results:
+            wait_for(lambda c=caller: finished(db, c), timeout=90, what=f"{caller}'s row finished")
+
+    # The menu's writes (choice, timeline) come from the FastAGI server's spool, replayed at
+    # its next retry (backoff up to 5 s), not with the router's.
+    wait_for(
+        lambda: not settings.agi_spool_file.exists() or not settings.agi_spool_file.stat().st_size,
+        timeout=60,
+        what="the FastAGI server's spool replayed",
+    )
+    rows = {caller: finished(db, caller) for caller in results}
+    assert {c: (r.outcome, r.menu_choice, r.queue) for c, r in rows.items() if r} == {
+        talker: ("answered", "3", "heating"),
+        giver_up: ("abandoned_in_queue", "4", "lift"),
+        holder: ("callback_requested", "4", "lift"),
+    }
+    talked = rows[talker]
+    assert talked is not None and talked.operator == "Emil Early" and talked.answered_at
+    for caller in results:
+        assert len(calls_of(db, caller)) == 1
+    timelines = {caller: events_of(db, caller) for caller in results}
+    for caller, kinds in timelines.items():
+        assert {"menu_result", "queue_join", "hangup"} <= set(kinds), (caller, kinds)
+    assert "agent_connect" in timelines[talker]
+    assert "callback_requested" in timelines[holder]
+    gave_up = wait_for(lambda: open_entry(db, giver_up), what=f"{giver_up}'s callback entry")
+    assert (gave_up.reason, gave_up.queue) == ("abandoned_in_queue", "lift")
+    held = wait_for(lambda: open_entry(db, holder), what=f"{holder}'s callback entry")
+    assert (held.reason, held.queue) == ("virtual_hold", "lift")
+    assert open_entry(db, talker) is None
+    wait_for(
+        lambda: (
+            (h := health_report.read_router_report(settings))
+            and h.database_reachable
+            and not h.backlog
+            and not h.spool_depth
         ),
         what="the router's backlog written",
     )

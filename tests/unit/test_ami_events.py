@@ -851,3 +851,40 @@ async def test_a_reconnect_takes_what_was_missed_from_the_queue_log_and_cdrs(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await asterisk.stop()
+
+
+async def test_roster_changes_apply_after_a_link_that_came_up_while_the_database_was_away(
+    settings: Settings, db: Database, live: LiveState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router (re)connects to Asterisk during a database outage: its agent loop must not
+    die on the first fingerprint read, and applies the roster once the database is back."""
+    from sqlalchemy.exc import OperationalError
+
+    import call_router.ami_listener as ami_listener
+
+    listener = AmiListener(settings, CallLog(db, callback_min_wait=10), live, db=db)
+    monkeypatch.setattr(ami_listener, "AGENT_SYNC_INTERVAL", 0.01)
+    database_away = True
+
+    class Agents:
+        def fingerprint(self) -> tuple[object, ...]:
+            if database_away:
+                raise OperationalError("SELECT", {}, ConnectionRefusedError("database is away"))
+            return ("operator 1006 in heating",)
+
+    synced = asyncio.Event()
+
+    async def sync_agents(_sender: Any) -> None:
+        synced.set()
+
+    monkeypatch.setattr(listener, "_agents", Agents())
+    monkeypatch.setattr(listener, "_sync_agents", sync_agents)
+    loop = asyncio.create_task(listener._agent_loop(object()))  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(0.1)
+        assert not loop.done(), loop.exception() if loop.done() else None
+        assert not synced.is_set()
+        database_away = False
+        await asyncio.wait_for(synced.wait(), 5)
+    finally:
+        loop.cancel()

@@ -164,6 +164,26 @@ async def test_a_spool_left_behind_is_replayed_at_start(
     assert spool.read_text() == ""
 
 
+async def test_a_torn_last_line_left_by_a_crash_does_not_swallow_the_next_write(
+    call_log: FlakyCallLog, db: Database, tmp_path: Path
+) -> None:
+    # Killed in the middle of an append: the spool ends in half a line.
+    spool = tmp_path / "agi.jsonl"
+    spool.write_text('{"op": "ensure_call", "linkedid": "torn.0", "args": {"caller_nu')
+    call_log.down = True
+    w = CallWriter(call_log, spool, retry_max=0.2)
+    await w.start()
+    a_call(w, "torn.1", steps=2)  # the database is away: to the spool, after the torn line
+    while call_log.attempts < 2:
+        await w.idle(timeout=0.1)
+    assert w.spooled == 4
+    call_log.down = False
+    assert await w.idle(timeout=10)
+    await w.stop()
+    assert timeline(db, "torn.1") == ["flow:0", "flow:1", "menu_result"]
+    assert spool.read_text() == ""
+
+
 async def test_a_bad_write_is_set_aside_and_the_rest_are_written(
     writer: CallWriter, db: Database
 ) -> None:

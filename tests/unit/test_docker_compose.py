@@ -218,6 +218,27 @@ def test_recordings_and_state_volumes_are_shared_at_the_configured_paths(
     assert {"recordings", "state"} <= set(compose["volumes"])
 
 
+def test_the_dashboard_reads_the_run_files_the_other_services_write(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    # /healthz reads the router's router-health.json and the flows page flows.json, both in
+    # settings.run_dir (<state dir>/run): every service sees one run volume there, the
+    # dashboard read-only (it gets no state volume: no AMI secret).
+    for name in ("asterisk", "agi", "router", "dashboard"):
+        run_dir = f"{env(services[name])['HOTLINE_STATE_DIR']}/run"
+        assert mounts(services[name]).get("run") == run_dir, name
+    dashboard_run = [str(v) for v in services["dashboard"]["volumes"] if str(v).startswith("run:")]
+    assert dashboard_run == [f"run:{env(services['dashboard'])['HOTLINE_STATE_DIR']}/run:ro"]
+    assert "state" not in mounts(services["dashboard"])
+    assert "run" in compose["volumes"]
+    # An empty named volume takes the owner of the image's folder it is mounted on: without
+    # the folder in the images it would be root's, and the router (uid 10001) could not write.
+    for image in ("python.Dockerfile", "asterisk.Dockerfile"):
+        dockerfile = (DOCKER / image).read_text()
+        assert "install -d -o hotline -g hotline" in dockerfile, image
+        assert "/var/lib/hotline/state/run" in dockerfile, image
+
+
 def _strings(node: Any, path: str = "") -> list[tuple[str, str]]:
     if isinstance(node, dict):
         return [pair for k, v in node.items() for pair in _strings(v, f"{path}.{k}")]
