@@ -76,7 +76,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--queue", default="electricity", help="queue the operators serve")
     ap.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     ap.add_argument("--port-base", type=int, default=PORT_BASE, help="ports base..base+600")
-    ap.add_argument("--settle", type=float, default=120, help="max seconds for the call log")
+    # The wait ends as soon as every answered caller's row is finished; the bound only has to
+    # exceed the router's worst lag behind Asterisk (295 s on a starved machine), or a late
+    # row is counted as lost.
+    ap.add_argument("--settle", type=float, default=600, help="max seconds for the call log")
     ap.add_argument("--json", type=Path, help="results file (default bench/soak/results/...)")
     ap.add_argument("--trace", action="store_true", help="SIPp -trace_msg (with --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the state dir and database")
