@@ -188,9 +188,10 @@ def create_app(
     # Every router declares who may use it (rules: dashboard/auth.py); check_routes below
     # refuses to start if one does not.
     auth.install(app)
-    public, staff, supervisor = (
+    public, staff, centre_staff, supervisor = (
         [Depends(auth.PUBLIC)],
         [Depends(auth.STAFF)],
+        [Depends(auth.CENTRE_STAFF)],
         [Depends(auth.SUPERVISOR_ONLY)],
     )
     app.include_router(health.router, dependencies=public)
@@ -199,12 +200,12 @@ def create_app(
     app.include_router(api_docs.router, dependencies=staff)
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
-    app.include_router(api_agents.router, dependencies=staff)
-    app.include_router(api_dispositions.router, dependencies=staff)
-    app.include_router(api_meters.router, dependencies=staff)
+    app.include_router(api_agents.router, dependencies=centre_staff)
+    app.include_router(api_dispositions.router, dependencies=centre_staff)
+    app.include_router(api_meters.router, dependencies=centre_staff)
     app.include_router(pages.router, dependencies=staff)
     app.include_router(audio.router, dependencies=staff)
-    app.include_router(operator_pages.router, dependencies=staff)
+    app.include_router(operator_pages.router, dependencies=centre_staff)
     app.include_router(callback_pages.router, dependencies=staff)
     app.include_router(wallboard.router, dependencies=supervisor)
     app.include_router(reports.router, dependencies=supervisor)

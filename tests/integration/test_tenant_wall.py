@@ -222,7 +222,17 @@ def test_centre_wide_pages_are_refused_to_a_tenant_supervisor(
     tenant = _token(database, "supervisor", "dom-a")
     centre = _token(database, "supervisor", None)
     with httpx.Client(base_url=base) as http:
-        for path in ("/wallboard", "/reports", "/admin/users", "/admin/tokens"):
+        for path in (
+            "/wallboard",
+            "/reports",
+            "/admin/users",
+            "/admin/tokens",
+            # Operators, meter readings and dispositions are not behind the wall yet either.
+            "/api/agents",
+            "/api/meter-readings",
+            f"/api/calls/{world.b_call}/disposition",
+        ):
             refused = http.get(path, headers=tenant)
             assert refused.status_code == 403, (path, refused.status_code)
-            assert http.get(path, headers=centre).status_code == 200, path
+            # The centre's supervisor is let in (a 422 asks for a query, a 404: nothing saved).
+            assert http.get(path, headers=centre).status_code in (200, 404, 422), path
