@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from agi_scripts.workers import WorkerPool, read_status, status_file
+from agi_scripts.workers import WorkerPool, status_file
+from call_router.pid_files import read_agi_workers as read_status
 from call_router.settings import Settings
 
 FAKE_WORKER = r"""

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agi_scripts.workers import read_status
+from call_router.pid_files import read_agi_workers as read_status
 from call_router.settings import PROJECT_ROOT, Settings
 from hotline import services
 from hotline.sipua.testcall import place_call
