@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,31 +61,49 @@ def hold(settings: Settings, name: str) -> None:
 
 def start_service(settings: Settings, name: str) -> int:
     """Start a service (unless it runs); from then on the supervisor restarts it if it dies."""
-    existing = read_pid(settings, name)
-    if existing:
-        held_file(settings, name).unlink(missing_ok=True)
-        return existing
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    ready_file(settings, name).unlink(missing_ok=True)
-    with log_file(settings, name).open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline", name],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=os.environ.copy(),
-        )
-    # Popen may return while execve is still under way (vfork), when /proc shows no command
-    # line yet: record the pid once it is recognisably ours, so nobody takes it for dead.
-    deadline = time.monotonic() + EXEC_TIMEOUT
-    while not is_ours(proc.pid, name) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    pid_file(settings, name).write_text(str(proc.pid))
-    # Only now: until the new pid is recorded the supervisor would take the old one for dead.
-    held_file(settings, name).unlink(missing_ok=True)
-    return proc.pid
+    # One starter at a time: the supervisor restarting a dead service and `hotline up` (or
+    # anyone) starting it would otherwise both find it down and start two, one of them
+    # unrecorded, never stopped, and handling the same events twice.
+    with _start_lock(settings, name):
+        existing = read_pid(settings, name)
+        if existing:
+            held_file(settings, name).unlink(missing_ok=True)
+            return existing
+        ready_file(settings, name).unlink(missing_ok=True)
+        with log_file(settings, name).open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hotline", name],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=os.environ.copy(),
+            )
+        # Popen may return while execve is still under way (vfork), when /proc shows no
+        # command line yet: record the pid once it is recognisably ours, so nobody takes it
+        # for dead.
+        deadline = time.monotonic() + EXEC_TIMEOUT
+        while not is_ours(proc.pid, name) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid_file(settings, name).write_text(str(proc.pid))
+        # Only now: until the new pid is recorded the supervisor would take the old one for
+        # dead.
+        held_file(settings, name).unlink(missing_ok=True)
+        return proc.pid
+
+
+@contextlib.contextmanager
+def _start_lock(settings: Settings, name: str) -> Iterator[None]:
+    """An exclusive lock on run/<name>.start.lock (held only while starting; a killed
+    holder's lock is released by the kernel)."""
+    with (settings.run_dir / f"{name}.start.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def recorded_pid(settings: Settings, name: str) -> int | None:

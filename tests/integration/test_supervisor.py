@@ -7,11 +7,14 @@ server (`python -m hotline agi`), made to crash at start by a port somebody else
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,23 @@ def test_a_service_that_crashes_at_every_start_is_given_up_loudly(settings: Sett
     services.wait_ready(settings, "agi", timeout=60)
     supervisor.tick()
     assert not read_records(settings)["agi"].gave_up
+
+
+def test_two_starters_at_once_start_one_service(settings: Settings) -> None:
+    """The supervisor restarting a dead service while someone else (`hotline up`, a test)
+    starts it too: one process, recorded, never a second one nobody stops."""
+    barrier = threading.Barrier(2)
+
+    def start() -> int:
+        barrier.wait()
+        return services.start_service(settings, "agi")
+
+    with ThreadPoolExecutor(2) as pool:
+        started = list(pool.map(lambda _: start(), range(2)))
+    try:
+        assert started[0] == started[1], f"two services started: {started}"
+        assert services.read_pid(settings, "agi") == started[0]
+    finally:
+        for pid in set(started) - {services.recorded_pid(settings, "agi")}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
