@@ -20,6 +20,7 @@ from call_router.dispositions import disposition_history
 from call_router.models import Call
 from dashboard.deps import SessionDep, SettingsDep
 from dashboard.routes.schemas import (
+    MAX_ROW_ID,
     CallDetailOut,
     CallOut,
     DispositionChangeOut,
@@ -51,7 +52,8 @@ def list_calls(
     # Aware only: a naive time would be read in an unknown zone and silently shift the window.
     since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Past every row id (32-bit): PostgreSQL refuses an OFFSET beyond bigint with a 500.
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     until: Annotated[
         AwareDatetime | None, Query(description="ISO 8601 with offset; started before this")
     ] = None,

@@ -317,6 +317,10 @@ class Asterisk:
         _chown_tree(self.settings.asterisk_dir, uid, gid)
         recordings = self.settings.recordings_dir
         for name in ASTERISK_WRITES:
+            # Made now if missing: one made later by our processes (root, 0700) would be
+            # closed to Asterisk (RECORD FILE of an utterance, a voicemail).
+            with contextlib.suppress(OSError):
+                (recordings / name).mkdir(mode=0o700, parents=True, exist_ok=True)
             _chown_tree(recordings / name, uid, gid)
         _chown_tree(recordings, uid, gid, unreadable_only=True)
         srv = self.root / "srv" / "hotline"

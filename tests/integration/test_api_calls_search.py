@@ -168,6 +168,13 @@ async def test_a_bad_cursor_is_a_clear_error(
     assert "cursor" in response.text
 
 
+async def test_an_offset_past_every_row_is_a_clear_error(client: httpx.AsyncClient) -> None:
+    """Found by the API fuzzer: an OFFSET beyond PostgreSQL's bigint was a 500."""
+    response = await client.get("/api/calls", params={"offset": 10**19})
+    assert response.status_code == 422
+    assert "offset" in response.text
+
+
 async def test_csv_export_has_speech_columns_defused(
     client: httpx.AsyncClient, database: Database
 ) -> None:

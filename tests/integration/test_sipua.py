@@ -367,7 +367,7 @@ def test_softphone_registers_and_answers_a_queued_call(asterisk: Settings, ami: 
         _wait_until_queue_can_ring(ami)
         result = place_call(asterisk, dtmf="2", hold=6, dtmf_delay=1)
         assert result.answered, result.detail
-        assert operator.wait_for_event("CALL_ESTABLISHED", timeout=5), operator.log
+        assert operator.wait_for_event("CALL_ESTABLISHED", timeout=20), operator.log
         assert operator.calls_answered() == 1
         assert ami.wait(Event="AgentConnect", Queue="support") is not None
         # Asterisk re-INVITEd the caller when it bridged (direct media); our BYE still matched
@@ -387,7 +387,7 @@ def test_softphone_left_ringing_and_hung_up(asterisk: Settings, ami: AmiEvents) 
         assert operator.wait_for_event("CALL_INCOMING", timeout=15), operator.log
         assert operator.calls_answered() == 0
         operator.accept()
-        assert operator.wait_for_event("CALL_ESTABLISHED", timeout=5), operator.log
+        assert operator.wait_for_event("CALL_ESTABLISHED", timeout=20), operator.log
         operator.hangup()
         assert operator.wait_for_event("CALL_CLOSED", timeout=5), operator.log
         caller.join(timeout=20)

@@ -63,7 +63,12 @@ def test_users_add_with_a_password_on_stdin_prints_none(state: Settings) -> None
         stdin="a long enough secret\n",
     )
     assert code == 0, out
-    assert json.loads(out) == {"username": "boris", "role": "operator", "operator": None}
+    assert json.loads(out) == {
+        "username": "boris",
+        "role": "operator",
+        "operator": None,
+        "tenant": None,
+    }
     assert "a long enough secret" not in out
 
 
