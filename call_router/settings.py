@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     sip_ban_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
     rtp_start: int = 10000
     rtp_end: int = 10999
+    # glibc malloc arenas Asterisk may use (MALLOC_ARENA_MAX). glibc's default (8 per core)
+    # strands the memory of each peak of concurrent calls in many arenas, so a long-running
+    # Asterisk's RSS creeps up (BENCHMARKS.md, "Soak"). 0: leave glibc's default.
+    asterisk_malloc_arena_max: int = Field(default=2, ge=0, le=256)
 
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038

@@ -50,7 +50,7 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +81,14 @@ RUN_IDS_FROM = 64000
 # Folders under recordings/ that Asterisk writes (the rest it only reads).
 ASTERISK_WRITES = ("voicemail", "calls", "utterances")
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+
+
+def asterisk_environment(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment Asterisk runs in: `base` plus the allocator bound from the settings."""
+    env = dict(base)
+    if settings.asterisk_malloc_arena_max:
+        env["MALLOC_ARENA_MAX"] = str(settings.asterisk_malloc_arena_max)
+    return env
 
 
 class AsteriskError(RuntimeError):
@@ -558,6 +566,7 @@ class Asterisk:
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         argv = self._argv("-C", self.conf, *user, "-f", "-n")
+        env = asterisk_environment(self.settings, _ENV if self.mode == "sandbox" else os.environ)
         with self.out_file.open("ab") as out:
             out.write(f"--- {time.strftime('%F %T')} starting {' '.join(argv)}\n".encode())
             out.flush()
@@ -567,7 +576,7 @@ class Asterisk:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=_ENV if self.mode == "sandbox" else None,
+                env=env,
             )
         self._proc = proc  # kept so Python does not warn about a running child it dropped
         self.pid_file.write_text(f"{proc.pid}\n")

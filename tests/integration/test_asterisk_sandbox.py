@@ -246,6 +246,16 @@ def test_up_twice_is_idempotent(asterisk: Asterisk) -> None:
     assert asterisk.status().pid == before.pid
 
 
+def test_asterisk_runs_with_bounded_malloc_arenas(asterisk: Asterisk, settings: Settings) -> None:
+    # glibc's default arena count let a soak's Asterisk RSS creep up after each peak of calls.
+    status = asterisk.status()
+    assert status.pid
+    environ = Path(f"/proc/{status.pid}/environ").read_bytes().split(b"\0")
+    wanted = f"MALLOC_ARENA_MAX={settings.asterisk_malloc_arena_max}".encode()
+    assert settings.asterisk_malloc_arena_max > 0
+    assert wanted in environ
+
+
 def test_every_module_we_load_is_running(asterisk: Asterisk, settings: Settings) -> None:
     wanted = [
         line.split("=", 1)[1].strip()

@@ -111,6 +111,10 @@ def test_asterisk_image_comes_from_debian_packages_and_renders_its_config(
     script = entry.read_text()
     assert "hotline asterisk render" in script
     assert "exec asterisk -f" in script
+    # The same allocator bound as the sandbox's (HOTLINE_ASTERISK_MALLOC_ARENA_MAX).
+    assert 'export MALLOC_ARENA_MAX="$arenas"' in script
+    arenas = default("asterisk_malloc_arena_max")
+    assert f"HOTLINE_ASTERISK_MALLOC_ARENA_MAX:-{arenas}}}" in script
 
 
 def test_telephony_runs_on_the_host_network_with_the_default_ports(
