@@ -10,6 +10,7 @@ processes (CPU, RSS, open files).
 
 from __future__ import annotations
 
+import argparse
 import array
 import contextlib
 import math
@@ -373,6 +374,17 @@ class CallerPlan:
     # SIPp -recv_timeout: a call that waits longer for an expected message fails (None: never).
     recv_timeout: float | None = None
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **fields: Any) -> CallerPlan:
+        """A plan from the benches' common caller options (--rate, --concurrent, --patience,
+        --dtmf-delay, --audio, --digit); `fields` gives the rest or overrides them."""
+        common = {
+            name: getattr(args, name)
+            for name in ("rate", "concurrent", "patience", "dtmf_delay", "audio", "digit")
+            if hasattr(args, name)
+        }
+        return cls(**(common | fields))
+
     @property
     def numbers(self) -> list[str]:
         return [f"{CALLER_PREFIX}{i:05d}" for i in range(self.first, self.first + self.calls)]
@@ -418,6 +430,13 @@ class Stack:
         self.pids: dict[str, int] = {}
         self.operators: list[dict[str, Any]] = []
         self.registered = 0
+
+    @classmethod
+    def from_args(cls, name: str, args: argparse.Namespace, **options: Any) -> Stack:
+        """A stack from the benches' common options (--db, --port-base, --keep, --trace);
+        `options` gives the rest (queue_timeout at least) or overrides them."""
+        common = {"db": args.db, "port_base": args.port_base, "keep": args.keep}
+        return cls(name, **(common | {"trace": getattr(args, "trace", False)} | options))
 
     def __enter__(self) -> Stack:
         return self

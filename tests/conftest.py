@@ -6,6 +6,7 @@ skip with the reason, so a developer without the sandbox still gets the unit tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -47,6 +48,16 @@ STACK_ENV = {
     "HOTLINE_CALLBACK_QUIET_END": "00:00",
     "HOTLINE_ASTERISK_MODE": os.environ.get("HOTLINE_ASTERISK_MODE", "auto"),
 }
+
+
+@contextlib.contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """These HOTLINE_* variables set for the block (and for the commands it runs), the earlier
+    values (or their absence) restored after it, also when it fails or skips."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield
 
 
 def require(condition: bool, reason: str) -> None:
@@ -100,26 +111,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),
         "HOTLINE_REDIS_PREFIX": f"hotline-test-{os.getpid()}",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    settings = Settings()
-    ok, reason = asterisk_available(settings)
-    require(ok, reason)
-    try:
-        run_hotline("up", timeout=900)
-        yield settings
-    finally:
-        logs = state / "log"
-        subprocess.run([*HOTLINE, "down"], capture_output=True, timeout=120, env=os.environ.copy())
-        artifacts = Path(__file__).parent / "artifacts" / "stack-logs"
-        if logs.exists():
-            shutil.rmtree(artifacts, ignore_errors=True)
-            shutil.copytree(logs, artifacts, dirs_exist_ok=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment(env):
+        settings = Settings()
+        ok, reason = asterisk_available(settings)
+        require(ok, reason)
+        try:
+            run_hotline("up", timeout=900)
+            yield settings
+        finally:
+            logs = state / "log"
+            subprocess.run(
+                [*HOTLINE, "down"], capture_output=True, timeout=120, env=os.environ.copy()
+            )
+            artifacts = Path(__file__).parent / "artifacts" / "stack-logs"
+            if logs.exists():
+                shutil.rmtree(artifacts, ignore_errors=True)
+                shutil.copytree(logs, artifacts, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

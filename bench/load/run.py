@@ -108,23 +108,8 @@ def main() -> int:
     os.environ["HOTLINE_AMI_WRITERS"] = str(args.writers)
     if args.wrapup is not None:
         os.environ["HOTLINE_WRAPUP_SECONDS"] = str(args.wrapup)
-    plan = CallerPlan(
-        calls=args.calls,
-        rate=args.rate,
-        concurrent=args.concurrent,
-        patience=args.patience,
-        dtmf_delay=args.dtmf_delay,
-        audio=args.audio,
-        digit=args.digit,
-    )
-    with Stack(
-        "load",
-        db=args.db,
-        port_base=args.port_base,
-        queue_timeout=int(args.patience) + 60,
-        keep=args.keep,
-        trace=args.trace,
-    ) as stack:
+    plan = CallerPlan.from_args(args, calls=args.calls)
+    with Stack.from_args("load", args, queue_timeout=int(args.patience) + 60) as stack:
         stack.up(
             args.operators,
             args.queue,

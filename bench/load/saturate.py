@@ -384,12 +384,10 @@ def main() -> int:
         "loadavg_before": os.getloadavg(),
         "steps": [],
     }
-    with Stack(
+    with Stack.from_args(
         "sat",
-        db=args.db,
-        port_base=args.port_base,
+        args,
         queue_timeout=int(args.patience) + 30,
-        keep=args.keep,
         rtp_end=RTP_END,
         media_ports=MEDIA_PORTS,
     ) as stack:
@@ -408,14 +406,11 @@ def main() -> int:
         baseline: float | None = None
         for rate in rates:
             calls = max(1, round(rate * args.step))
-            plan = CallerPlan(
+            plan = CallerPlan.from_args(
+                args,
                 calls=calls,
                 rate=rate,
                 concurrent=int(rate * (args.patience + 15)) + 50,
-                patience=args.patience,
-                dtmf_delay=args.dtmf_delay,
-                audio=args.audio,
-                digit=args.digit,
                 first=first,
                 tag=f"-r{rate:g}",
                 recv_timeout=args.patience,

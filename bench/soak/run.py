@@ -95,24 +95,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     started_wall = datetime.now(UTC)
-    plan = CallerPlan(
-        calls=round(args.minutes * 60 * args.rate),
-        rate=args.rate,
-        concurrent=args.concurrent,
-        patience=args.patience,
-        dtmf_delay=args.dtmf_delay,
-        audio=args.audio,
-        digit=args.digit,
-    )
+    plan = CallerPlan.from_args(args, calls=round(args.minutes * 60 * args.rate))
     out = args.json or HERE / "results" / f"soak-{started_wall:%Y%m%dT%H%M}.json"
-    with Stack(
-        "soak",
-        db=args.db,
-        port_base=args.port_base,
-        queue_timeout=int(args.patience) + 60,
-        keep=args.keep,
-        trace=args.trace,
-    ) as stack:
+    with Stack.from_args("soak", args, queue_timeout=int(args.patience) + 60) as stack:
         stack.up(
             args.operators,
             args.queue,

@@ -27,7 +27,7 @@ from call_router.pid_files import read_agi_workers as read_status
 from call_router.settings import PROJECT_ROOT, Settings
 from hotline import services
 from hotline.sipua.testcall import place_call
-from tests.conftest import finished_call, require, run_hotline, wait_for
+from tests.conftest import environment, finished_call, require, run_hotline, wait_for
 from tests.integration.test_speech_e2e import (
     KOREAN_FLOW,
     _korean_model_ready,
@@ -61,20 +61,13 @@ def two_workers(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
     )
     (flows / "hotline.yaml").write_text(KOREAN_FLOW, encoding="utf-8")
     lift = synthesise("엘리베이터", folder / "lift.wav", speed=190)
-    saved = {key: os.environ.get(key) for key in ("HOTLINE_FLOWS_DIR", "HOTLINE_AGI_WORKERS")}
-    os.environ["HOTLINE_FLOWS_DIR"] = str(flows)
-    os.environ["HOTLINE_AGI_WORKERS"] = "2"
     try:
-        run_hotline("prompts", "build")
-        restart_agi(stack)
-        yield lift
+        with environment({"HOTLINE_FLOWS_DIR": str(flows), "HOTLINE_AGI_WORKERS": "2"}):
+            run_hotline("prompts", "build")
+            restart_agi(stack)
+            yield lift
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        restart_agi(stack)
+        restart_agi(stack)  # the stack's own flows and one worker again
 
 
 def restart_agi(settings: Settings) -> None:

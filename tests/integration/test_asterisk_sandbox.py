@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import os
 import shutil
 import socket
 import struct
@@ -25,7 +24,7 @@ import pytest
 from call_router.settings import QUEUES, AmiRole, Settings
 from hotline.asterisk.render import OperatorConf, render_config
 from hotline.asterisk.sandbox import Asterisk, AsteriskError, _is_mounted
-from tests.conftest import asterisk_available, require
+from tests.conftest import asterisk_available, environment, require
 
 pytestmark = pytest.mark.asterisk
 
@@ -166,16 +165,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         "HOTLINE_STATE_DIR": str(state),
         "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         yield Settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ from tests.conftest import (
     STACK_ENV,
     add_operator,
     asterisk_available,
+    environment,
     finished_call,
     require,
     run_hotline,
@@ -136,21 +137,17 @@ def own_stack(
         "HOTLINE_REDIS_URL": private_redis.url,
         "HOTLINE_REDIS_PREFIX": f"hotline-faults-{uuid.uuid4().hex[:8]}",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         settings = Settings()
         ok, reason = asterisk_available(settings)
         require(ok, reason)
-        run_hotline("up", timeout=900)
-        yield settings
-    finally:
-        subprocess.run([*HOTLINE, "down"], capture_output=True, timeout=120, env=os.environ.copy())
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        try:
+            run_hotline("up", timeout=900)
+            yield settings
+        finally:
+            subprocess.run(
+                [*HOTLINE, "down"], capture_output=True, timeout=120, env=os.environ.copy()
+            )
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ closed port for Asterisk, FastAGI and Redis, and the router not running."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from call_router.db import Database
 from call_router.settings import Settings
-from tests.conftest import run_hotline
+from tests.conftest import environment, run_hotline
 from tests.integration.conftest import REDIS_URL
 
 
@@ -37,16 +36,8 @@ def broken_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "HOTLINE_AGI_PORT": str(closed_port()),
         "HOTLINE_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         yield env
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_status_json_reports_each_dependency_and_exits_3_when_one_is_down(

@@ -86,6 +86,24 @@ def _originate_callback(stack: Settings, events: Ami, number: str) -> dict[str, 
     return hangup
 
 
+def _originate_application(stack: Settings, application: str, data: str) -> None:
+    """Run one dialplan application on a Local channel that answers at once, as click-to-call's
+    AMI user (which may originate, but not System() or MixMonitor)."""
+    actions, reply = login(stack, role="originate")
+    try:
+        assert reply["Response"] == "Success", reply
+        started = actions.action(
+            "Originate",
+            Channel="Local/hold@hotline-tests",
+            Application=application,
+            Data=data,
+            Async="true",
+        )
+        assert started["Response"] == "Success", started
+    finally:
+        actions.close()
+
+
 def test_the_dialplan_never_sends_a_number_outside_the_plan_to_the_trunk(stack: Settings) -> None:
     events, reply = login(stack)
     assert reply["Response"] == "Success", reply
@@ -115,28 +133,37 @@ def _login_as(stack: Settings, username: str, secret: str) -> Ami:
     return client
 
 
+def _assert_no_command_and_no_shell(client: Ami, who: str, shell_command: str) -> None:
+    """`client` may neither run CLI commands, nor originate into System(), nor load modules."""
+    command = client.action("Command", Command="core show version")
+    assert command["Response"] == "Error", (who, command)
+    assert "Permission denied" in command.get("Message", ""), (who, command)
+    shell = client.action(
+        "Originate",
+        Channel="Local/silent@hotline-tests",
+        Application="System",
+        Data=shell_command,
+        Async="true",
+    )
+    assert shell["Response"] == "Error", (who, shell)
+    message = shell.get("Message", "")
+    # Without the originate class: denied; with it but without system: forbidden.
+    assert "Permission denied" in message or "Access Forbidden" in message, (who, shell)
+    load = client.action("ModuleLoad", Module="app_system.so", LoadType="load")
+    assert load["Response"] == "Error", (who, load)
+
+
 def test_the_routers_ami_user_cannot_run_commands_or_a_shell(stack: Settings) -> None:
     # Logged in exactly as the router is (settings.ami_username / ami_secret).
     router = _login_as(stack, stack.ami_username, stack.ami_secret)
     marker = stack.sandbox_root / "tmp" / f"hotline-pwned-{uuid.uuid4().hex[:8]}"
     try:
-        command = router.action("Command", Command="core show version")
-        assert command["Response"] == "Error", command
-        assert "Permission denied" in command.get("Message", ""), command
-        shell = router.action(
-            "Originate",
-            Channel="Local/silent@hotline-tests",
-            Application="System",
-            Data=f"touch /tmp/{marker.name}",
-            Async="true",
-        )
-        assert shell["Response"] == "Error" and "Permission denied" in shell.get("Message", "")
+        _assert_no_command_and_no_shell(router, "router", f"touch /tmp/{marker.name}")
+        # The router has no originate class at all: not even a harmless application.
         plain = router.action(
             "Originate", Channel="Local/silent@hotline-tests", Application="Wait", Data="1"
         )
         assert plain["Response"] == "Error" and "Permission denied" in plain.get("Message", "")
-        load = router.action("ModuleLoad", Module="app_system.so", LoadType="load")
-        assert load["Response"] == "Error", load
     finally:
         router.close()
     assert not marker.exists()
@@ -146,22 +173,7 @@ def test_no_hotline_ami_user_may_run_commands_or_a_shell(stack: Settings) -> Non
     for role in AMI_ROLES:
         client = _login_as(stack, *stack.ami_login(role))
         try:
-            command = client.action("Command", Command="core show version")
-            assert command["Response"] == "Error", (role, command)
-            assert "Permission denied" in command.get("Message", ""), (role, command)
-            shell = client.action(
-                "Originate",
-                Channel="Local/silent@hotline-tests",
-                Application="System",
-                Data="true",
-                Async="true",
-            )
-            assert shell["Response"] == "Error", (role, shell)
-            message = shell.get("Message", "")
-            # Without the originate class: denied; with it but without system: forbidden.
-            assert "Permission denied" in message or "Access Forbidden" in message, (role, shell)
-            load = client.action("ModuleLoad", Module="app_system.so", LoadType="load")
-            assert load["Response"] == "Error", (role, load)
+            _assert_no_command_and_no_shell(client, role, "true")
         finally:
             client.close()
 
@@ -187,19 +199,7 @@ def test_secrets_and_recordings_are_private_after_hotline_up(stack: Settings) ->
     # MixMonitor, which can run a command).
     assert _mode(stack.asterisk_dir / "log" / "full") == 0o600
     recording = stack.recordings_dir / "calls" / f"modes-{uuid.uuid4().hex[:8]}.wav"
-    actions, reply = login(stack, role="originate")
-    try:
-        assert reply["Response"] == "Success", reply
-        started = actions.action(
-            "Originate",
-            Channel="Local/hold@hotline-tests",
-            Application="Record",
-            Data=f"{Asterisk(stack).view(recording)},0,1",
-            Async="true",
-        )
-        assert started["Response"] == "Success", started
-    finally:
-        actions.close()
+    _originate_application(stack, "Record", f"{Asterisk(stack).view(recording)},0,1")
     wait_for(recording.exists, timeout=20, what="the recording Asterisk writes")
     assert _mode(recording) == 0o600
     assert _mode(recording.parent) == 0o700
@@ -291,19 +291,7 @@ def test_the_retention_sweep_rotates_asterisk_logs(stack: Settings) -> None:
 
     # A call's CDR (and its queue_log line) so that there is something to rotate.
     cdr = folder / "cdr-csv" / "Master.csv"
-    actions, reply = login(stack, role="originate")
-    try:
-        assert reply["Response"] == "Success", reply
-        started = actions.action(
-            "Originate",
-            Channel="Local/hold@hotline-tests",
-            Application="QueueLog",
-            Data="heating,sweep-test,NONE,INFO,rotation",
-            Async="true",
-        )
-        assert started["Response"] == "Success", started
-    finally:
-        actions.close()
+    _originate_application(stack, "QueueLog", "heating,sweep-test,NONE,INFO,rotation")
     wait_for(lambda: cdr.exists() and cdr.stat().st_size > 0, timeout=30, what="a CDR")
     before, before_cdrs = rotated(), rotated_cdrs()
     out = run_hotline("retention", "sweep", "--json")
