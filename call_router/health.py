@@ -216,7 +216,9 @@ def router_checks(report: RouterReport | None, now: datetime | None = None) -> l
         why = "no report" if report is None else f"last report {report.updated_at.isoformat()}"
         down = f"the router is not running ({why})"
         hint = f"{start}; until then calls are not completed in the log"
-        return [Check("ami_link", False, down, hint), Check("router_lag", False, down, hint)]
+        return [
+            Check(name, False, down, hint) for name in ("ami_link", "router_lag", "router_spool")
+        ]
     checks = [
         Check("ami_link", True, "the router is connected to Asterisk")
         if report.ami_connected
@@ -260,6 +262,10 @@ def router_checks(report: RouterReport | None, now: datetime | None = None) -> l
             )
         )
     return checks
+
+
+# Every check's name, in check_all's order (`hotline status --check NAME`).
+CHECK_NAMES = ("asterisk", "ami_link", "router_lag", "router_spool", "database", "redis", "fastagi")
 
 
 def check_all(settings: Settings) -> list[Check]:

@@ -22,6 +22,10 @@ RUN apt-get update \
         tzdata \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/*
+# Debian's Russian sounds come without the `ru` link English gets from its alternatives: without
+# it a caller whose language is ru hears English (the sandbox root gets the same link).
+RUN [ -e /usr/share/asterisk/sounds/ru ] \
+    || ln -s ru_RU_f_IvrvoiceRU /usr/share/asterisk/sounds/ru
 
 # The same fixed uid as the Python image: both write the shared state and recordings volumes.
 # Asterisk runs as this user too; the rendered asterisk.conf keeps every writable folder

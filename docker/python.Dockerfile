@@ -8,9 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# tzdata: "today" on the dashboard is the local day of TZ.
+# tzdata: "today" on the dashboard is the local day of TZ. espeak-ng: incidents created on
+# the dashboard are synthesised there (call_router/incidents.py). ffmpeg: pydub converts
+# recorded utterances for the browser (dashboard/routes/audio.py) and audio for the menus.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tzdata \
+    && apt-get install -y --no-install-recommends tzdata espeak-ng ffmpeg \
     && rm -rf /var/lib/apt/lists/*
 
 # A fixed uid shared with the Asterisk image, so both can write the shared volumes.

@@ -62,9 +62,20 @@ def gather(settings: Settings) -> dict[str, Any]:
 
 def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--check",
+            help="Only this dependency check (repeatable; e.g. fastagi, ami_link): a container's "
+            "health check, where the other processes run elsewhere.",
+        ),
+    ] = None,
 ) -> None:
     """What runs, and whether each dependency works (exit 3 if anything is down)."""
-    report = gather(get_settings())
+    settings = get_settings()
+    if only:
+        _checks_only(settings, only, as_json)
+    report = gather(settings)
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
     else:
@@ -79,6 +90,25 @@ def status_command(
                 f"{check['name']:<12} {'ok' if check['ok'] else 'DOWN':<4}  {check['detail']}"
             )
     raise typer.Exit(0 if report["ok"] else EXIT_DOWN)
+
+
+def _checks_only(settings: Settings, names: list[str], as_json: bool) -> None:
+    """The named dependency checks alone (no process list): exit 0, or 3 if one is down."""
+    unknown = sorted(set(names) - set(health.CHECK_NAMES))
+    if unknown:
+        raise typer.BadParameter(
+            f"no check named {', '.join(unknown)}; the checks are {', '.join(health.CHECK_NAMES)}",
+            param_hint="--check",
+        )
+    checks = {check.name: check for check in health.check_all(settings)}
+    wanted = [checks[name] for name in dict.fromkeys(names)]
+    ok = all(check.ok for check in wanted)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "dependencies": {c.name: c.as_dict() for c in wanted}}))
+    else:
+        for check in wanted:
+            typer.echo(f"{check.name:<12} {'ok' if check.ok else 'DOWN':<4}  {check.detail}")
+    raise typer.Exit(0 if ok else EXIT_DOWN)
 
 
 def _process_line(proc: dict[str, Any]) -> str:

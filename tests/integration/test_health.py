@@ -55,6 +55,22 @@ def test_status_json_reports_each_dependency_and_exits_3_when_one_is_down(
     assert broken_env["HOTLINE_AMI_PORT"] in deps["asterisk"]["detail"]
 
 
+def test_status_check_answers_for_the_named_checks_alone(broken_env: dict[str, str]) -> None:
+    # A container's health check: the database is up, so "database" alone is healthy although
+    # nothing else of the hotline runs in this environment.
+    up = run_hotline("status", "--check", "database", "--json", check=False)
+    assert up.returncode == 0, up.stderr
+    assert set(json.loads(up.stdout)["dependencies"]) == {"database"}
+    down = run_hotline("status", "--check", "fastagi", "--check", "database", check=False)
+    assert down.returncode == 3
+    assert down.stdout.startswith("fastagi      DOWN"), down.stdout
+    assert "database     ok" in down.stdout
+    router = run_hotline("status", "--check", "router_spool", "--json", check=False)
+    assert router.returncode == 3 and "not running" in router.stdout
+    wrong = run_hotline("status", "--check", "fastagj", check=False)
+    assert wrong.returncode == 2 and "no check named fastagj" in wrong.stderr
+
+
 def test_doctor_explains_in_plain_words_what_is_down_and_what_to_run(
     broken_env: dict[str, str],
 ) -> None:

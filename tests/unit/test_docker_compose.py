@@ -210,9 +210,10 @@ def test_recordings_and_state_volumes_are_shared_at_the_configured_paths(
     for name in ("asterisk", "agi", "dashboard"):
         recordings_dir = env(services[name])["HOTLINE_RECORDINGS_DIR"]
         assert mounts(services[name]).get("recordings") == recordings_dir, name
-    # The AMI secret is generated into the state dir by the asterisk container's render and
-    # read from there by the router and the AGI server.
-    for name in ("asterisk", "agi", "router"):
+    # The AMI secrets are generated into the state dir by the asterisk container's render and
+    # read from there by the router, the AGI server and the dashboard (click-to-call, agent
+    # control), which therefore start after asterisk is healthy.
+    for name in ("asterisk", "agi", "router", "dashboard"):
         state_dir = env(services[name])["HOTLINE_STATE_DIR"]
         assert mounts(services[name]).get("state") == state_dir, name
     asterisk_check = services["asterisk"]["healthcheck"]["test"]
@@ -220,6 +221,8 @@ def test_recordings_and_state_volumes_are_shared_at_the_configured_paths(
         asterisk_check
     )
     assert {"recordings", "state"} <= set(compose["volumes"])
+    for name in ("agi", "router", "dashboard"):
+        assert services[name]["depends_on"]["asterisk"]["condition"] == "service_healthy", name
 
 
 def test_the_dashboard_reads_the_run_files_the_other_services_write(
@@ -227,13 +230,12 @@ def test_the_dashboard_reads_the_run_files_the_other_services_write(
 ) -> None:
     # /healthz reads the router's router-health.json and the flows page flows.json, both in
     # settings.run_dir (<state dir>/run): every service sees one run volume there, the
-    # dashboard read-only (it gets no state volume: no AMI secret).
+    # dashboard read-only.
     for name in ("asterisk", "agi", "router", "dashboard"):
         run_dir = f"{env(services[name])['HOTLINE_STATE_DIR']}/run"
         assert mounts(services[name]).get("run") == run_dir, name
     dashboard_run = [str(v) for v in services["dashboard"]["volumes"] if str(v).startswith("run:")]
     assert dashboard_run == [f"run:{env(services['dashboard'])['HOTLINE_STATE_DIR']}/run:ro"]
-    assert "state" not in mounts(services["dashboard"])
     assert "run" in compose["volumes"]
     # An empty named volume takes the owner of the image's folder it is mounted on: without
     # the folder in the images it would be root's, and the router (uid 10001) could not write.
@@ -266,3 +268,37 @@ def test_no_secret_is_committed(compose: dict[str, Any]) -> None:
     for ignore in ("python.Dockerfile.dockerignore", "asterisk.Dockerfile.dockerignore"):
         lines = (DOCKER / ignore).read_text().splitlines()
         assert ".env" in lines and ".git" in lines, ignore
+
+
+def test_every_service_that_reads_the_menus_mounts_the_one_flows_folder(
+    services: dict[str, Any],
+) -> None:
+    # Prompts are built from the flows (asterisk), run (agi) and shown (dashboard): one folder
+    # of the checkout, read-only, so a menu change needs no image rebuild.
+    for name in ("asterisk", "agi", "dashboard"):
+        flows_dir = env(services[name])["HOTLINE_FLOWS_DIR"]
+        assert f"./ivr_flows:{flows_dir}:ro" in [str(v) for v in services[name]["volumes"]], name
+    assert (ROOT / "ivr_flows" / "hotline.yaml").is_file()
+
+
+def test_the_images_carry_the_programs_the_code_runs() -> None:
+    python_image = (DOCKER / "python.Dockerfile").read_text()
+    # Incidents are synthesised where they are created (the dashboard); audio is converted.
+    assert re.search(r"apt-get install[^&]*\bespeak-ng\b", python_image)
+    assert re.search(r"apt-get install[^&]*\bffmpeg\b", python_image)
+    asterisk_image = (DOCKER / "asterisk.Dockerfile").read_text()
+    # The same `ru` sounds link as the sandbox root's (hotline/asterisk/sandbox.py _fix_root).
+    assert "ln -s ru_RU_f_IvrvoiceRU /usr/share/asterisk/sounds/ru" in asterisk_image
+    sandbox = (ROOT / "hotline" / "asterisk" / "sandbox.py").read_text()
+    assert 'ru.symlink_to("ru_RU_f_IvrvoiceRU")' in sandbox
+
+
+def test_each_python_service_has_a_health_check_that_names_real_checks(
+    services: dict[str, Any],
+) -> None:
+    from call_router.health import CHECK_NAMES
+
+    for name, check in (("agi", "fastagi"), ("router", "ami_link")):
+        test = services[name]["healthcheck"]["test"]
+        assert test == ["CMD", "hotline", "status", "--check", check], name
+        assert check in CHECK_NAMES

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from call_router import health
+from call_router.settings import Settings
 
 NOW = datetime(2026, 12, 4, 22, 0, tzinfo=UTC)
 
@@ -55,3 +56,10 @@ def test_the_report_survives_its_file_and_a_broken_file_reads_as_none(tmp_path: 
     assert health.read_router_health(path) == written
     path.write_text("{not json")
     assert health.read_router_health(path) is None
+
+
+def test_check_names_are_the_names_check_all_gives(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path, ami_port=1, agi_port=1, redis_url="redis://127.0.0.1:1/0"
+    )
+    assert tuple(check.name for check in health.check_all(settings)) == health.CHECK_NAMES
