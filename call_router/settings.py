@@ -100,9 +100,11 @@ class Settings(BaseSettings):
     sip_ban_seconds: int = Field(default=3600, ge=1, le=30 * 86_400)
     rtp_start: int = 10000
     rtp_end: int = 10999
-    # glibc malloc arenas Asterisk may use (MALLOC_ARENA_MAX). glibc's default (8 per core)
-    # strands the memory of each peak of concurrent calls in many arenas, so a long-running
-    # Asterisk's RSS creeps up (BENCHMARKS.md, "Soak"). 0: leave glibc's default.
+    # Asterisk's memory allocator. With glibc's malloc a long-running Asterisk's RSS creeps up
+    # call after call (memory freed between peaks stays fragmented in its arenas; BENCHMARKS.md,
+    # "Soak"); jemalloc (Debian's libjemalloc2, preloaded) gives freed pages back. "glibc":
+    # Asterisk's own default, with at most asterisk_malloc_arena_max arenas (0: glibc's).
+    asterisk_allocator: Literal["jemalloc", "glibc"] = "jemalloc"
     asterisk_malloc_arena_max: int = Field(default=2, ge=0, le=256)
 
     ami_host: str = "127.0.0.1"

@@ -16,8 +16,16 @@ if [ ! -f "$conf" ]; then
     exit 1
 fi
 
-# Bound glibc's malloc arenas (HOTLINE_ASTERISK_MALLOC_ARENA_MAX, default 2; 0 = glibc's own
-# default): with one arena per thread, memory freed after each peak of calls stays stranded.
+# The allocator (HOTLINE_ASTERISK_ALLOCATOR, as the sandbox runs it: hotline/asterisk/sandbox.py):
+# jemalloc gives freed memory back, where glibc's malloc lets a long-running Asterisk creep up;
+# glibc's arenas are bounded either way (HOTLINE_ASTERISK_MALLOC_ARENA_MAX, 0 = glibc's default).
+if [ "${HOTLINE_ASTERISK_ALLOCATOR:-jemalloc}" = jemalloc ]; then
+    for lib in /usr/lib/*/libjemalloc.so.2; do
+        if [ -e "$lib" ]; then
+            export LD_PRELOAD="$lib"
+        fi
+    done
+fi
 arenas="${HOTLINE_ASTERISK_MALLOC_ARENA_MAX:-2}"
 if [ "$arenas" != 0 ]; then
     export MALLOC_ARENA_MAX="$arenas"

@@ -11,12 +11,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/hotline/venv/bin:$PATH
 
 # espeak-ng: `hotline prompts build` synthesises the voice prompts at start-up.
+# libjemalloc2: the allocator Asterisk runs with (the entry script preloads it).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         asterisk \
         asterisk-core-sounds-en \
         asterisk-core-sounds-ru \
         espeak-ng \
+        libjemalloc2 \
         python3 \
         python3-venv \
         tzdata \

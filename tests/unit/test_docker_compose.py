@@ -115,6 +115,10 @@ def test_asterisk_image_comes_from_debian_packages_and_renders_its_config(
     assert 'export MALLOC_ARENA_MAX="$arenas"' in script
     arenas = default("asterisk_malloc_arena_max")
     assert f"HOTLINE_ASTERISK_MALLOC_ARENA_MAX:-{arenas}}}" in script
+    # ... and the same allocator: jemalloc from the image's packages, preloaded.
+    assert f"HOTLINE_ASTERISK_ALLOCATOR:-{default('asterisk_allocator')}}}" in script
+    assert 'export LD_PRELOAD="$lib"' in script and "libjemalloc.so.2" in script
+    assert re.search(r"apt-get install[^&]*\blibjemalloc2\b", dockerfile)
 
 
 def test_telephony_runs_on_the_host_network_with_the_default_ports(
