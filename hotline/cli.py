@@ -348,7 +348,7 @@ def agi(
 @app.command()
 def router() -> None:
     """Run the AMI listener in the foreground."""
-    from call_router.ami_listener import serve
+    from call_router.router_service import serve
     from hotline.services import run_foreground
 
     settings = get_settings()

@@ -52,7 +52,7 @@ AUDIO_SUFFIXES = frozenset({".wav", ".gsm", ".sln", ".ulaw", ".alaw", ".g722", "
 
 
 # manager.conf `eventfilter`s for the hotline's AMI user: only what the router
-# (call_router/ami_listener.py) and click-to-call (OriginateResponse) read. Asterisk then never
+# (call_router/router_events.py) and click-to-call (OriginateResponse) read. Asterisk then never
 # sends the busy classes' noise (Newexten, VarSet, RTCP, Newstate, ...) that was parsed and
 # dropped. Action replies (QueueStatus, CoreShowChannels lists) are not events: not filtered.
 AMI_EVENTS = (

@@ -127,7 +127,7 @@ async def test_an_outage_holds_events_in_memory_and_on_disk_then_writes_them_all
         switch.down = True
         for event in during:
             await asterisk.send_event(event)
-        await wait_until(lambda: len(listener._backlog) >= len(during), timeout=20)
+        await wait_until(lambda: len(listener.writer.backlog) >= len(during), timeout=20)
         await wait_until(lambda: not listener.health().database_reachable, timeout=20)
         health = health_report.read_router_report(settings)
         assert health is not None and not health.database_reachable
@@ -141,7 +141,7 @@ async def test_an_outage_holds_events_in_memory_and_on_disk_then_writes_them_all
         # Then the same catch-up with Asterisk's records as after a reconnect.
         await wait_until(lambda: asterisk.snapshots > snapshots, timeout=20)
         assert snapshot(database) == expected
-        await wait_until(lambda: not listener._backlog, timeout=10)
+        await wait_until(lambda: not listener.writer.backlog, timeout=10)
         health = health_report.read_router_report(settings)
         assert health is not None and health.database_reachable and health.backlog == 0
         assert settings.router_spool_path.read_bytes() == b""
@@ -166,7 +166,7 @@ async def test_shutdown_during_an_outage_spools_everything_and_the_next_start_wr
     events = mixed_traffic()
     for event in events[:12]:
         listener._queue.put_nowait(event)
-    await wait_until(lambda: len(listener._backlog) >= 12, timeout=20)
+    await wait_until(lambda: len(listener.writer.backlog) >= 12, timeout=20)
     # The rest has only just arrived (not even dealt to a lane) when the router is stopped.
     for event in events[12:]:
         listener._queue.put_nowait(event)
@@ -177,10 +177,10 @@ async def test_shutdown_during_an_outage_spools_everything_and_the_next_start_wr
 
     switch.down = False
     restarted = AmiListener(settings, call_log, live)
-    assert restarted._holding()  # the spool goes first, before any new event
-    replayer = asyncio.create_task(restarted._replay_backlog())
+    assert restarted.writer.holding()  # the spool goes first, before any new event
+    replayer = asyncio.create_task(restarted.writer.replay_forever())
     try:
-        await wait_until(lambda: not restarted._holding(), timeout=20)
+        await wait_until(lambda: not restarted.writer.holding(), timeout=20)
     finally:
         replayer.cancel()
         await asyncio.gather(replayer, return_exceptions=True)
@@ -196,7 +196,7 @@ async def test_a_crash_in_the_middle_of_the_replay_adds_nothing_twice(
     first.spill()
     listener = AmiListener(settings, call_log, live, backlog=first)
     for batch in range(3):  # three batches written; the third is never marked done: killed
-        await listener._apply(first.peek(7))
+        await listener.writer.apply(first.peek(7))
         if batch < 2:
             first.commit()
 
@@ -204,6 +204,6 @@ async def test_a_crash_in_the_middle_of_the_replay_adds_nothing_twice(
     assert len(restarted) == len(mixed_traffic())  # replayed from the spool's start
     listener = AmiListener(settings, call_log, live, backlog=restarted)
     while restarted:
-        await listener._apply(restarted.peek(7))
+        await listener.writer.apply(restarted.peek(7))
         restarted.commit()
     assert snapshot(database) == expected

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from call_router.ami_listener import AmiListener, _lane_of
+from call_router.ami_listener import AmiListener
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.live_state import LiveState
+from call_router.router_writer import lane_index
 from call_router.settings import Settings
 from tests.unit.test_ami_events import (
     FakeAsterisk,
@@ -23,10 +24,10 @@ from tests.unit.test_ami_events import (
 def test_every_event_of_a_call_goes_to_one_lane() -> None:
     events = mixed_traffic()
     for event in events:
-        lanes = {_lane_of(e, 4) for e in events if e.get("Linkedid") == event["Linkedid"]}
+        lanes = {lane_index(e, 4) for e in events if e.get("Linkedid") == event["Linkedid"]}
         assert len(lanes) == 1
-    assert len({_lane_of(e, 4) for e in events}) > 1  # the calls do spread out
-    assert _lane_of({"Event": "QueueMemberStatus"}, 4) == 0
+    assert len({lane_index(e, 4) for e in events}) > 1  # the calls do spread out
+    assert lane_index({"Event": "QueueMemberStatus"}, 4) == 0
 
 
 async def test_streamed_events_give_the_same_log_as_event_by_event(

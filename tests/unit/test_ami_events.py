@@ -576,7 +576,7 @@ async def test_a_failing_event_in_a_batch_loses_only_itself(
 
     monkeypatch.setattr(call_log, "queue_left", queue_left)
     events = sorted(answered_call(good) + answered_call(bad), key=lambda e: float(e["Timestamp"]))
-    await listener._apply(events)
+    await listener.writer.apply(events)
 
     for call in (good, bad):
         row = the_call(db, call.linkedid)
@@ -860,10 +860,10 @@ async def test_roster_changes_apply_after_a_link_that_came_up_while_the_database
     die on the first fingerprint read, and applies the roster once the database is back."""
     from sqlalchemy.exc import OperationalError
 
-    import call_router.ami_listener as ami_listener
+    import call_router.router_agents as router_agents
 
     listener = AmiListener(settings, CallLog(db, callback_min_wait=10), live, db=db)
-    monkeypatch.setattr(ami_listener, "AGENT_SYNC_INTERVAL", 0.01)
+    monkeypatch.setattr(router_agents, "AGENT_SYNC_INTERVAL", 0.01)
     database_away = True
 
     class Agents:
@@ -877,9 +877,9 @@ async def test_roster_changes_apply_after_a_link_that_came_up_while_the_database
     async def sync_agents(_sender: Any) -> None:
         synced.set()
 
-    monkeypatch.setattr(listener, "_agents", Agents())
-    monkeypatch.setattr(listener, "_sync_agents", sync_agents)
-    loop = asyncio.create_task(listener._agent_loop(object()))  # type: ignore[arg-type]
+    monkeypatch.setattr(listener.agents, "service", Agents())
+    monkeypatch.setattr(listener.agents, "sync", sync_agents)
+    loop = asyncio.create_task(listener.agents.follow_roster(object()))  # type: ignore[arg-type]
     try:
         await asyncio.sleep(0.1)
         assert not loop.done(), loop.exception() if loop.done() else None

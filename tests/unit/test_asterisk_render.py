@@ -257,7 +257,7 @@ def test_manager_conf_sends_the_ami_user_only_the_events_the_hotline_reads(
     db = Database("sqlite://")
     listener = AmiListener(settings, CallLog(db), LiveState.from_url("redis://127.0.0.1:1/0", "x"))
     # Every event the router subscribes to, plus click-to-call's OriginateResponse.
-    assert set(listener._handlers) | {"OriginateResponse"} <= names
+    assert set(listener.events.handlers) | {"OriginateResponse"} <= names
     assert "(action(include),name(VarSet),header(Variable),method(regex))" in filters
     varset = re.compile(filters["(action(include),name(VarSet),header(Variable),method(regex))"])
     assert [v for v in ("QUEUESTATUS", "VMSTATUS", "HOTLINE_QUEUE") if varset.search(v)] == [

@@ -47,14 +47,14 @@ class Router:
     def __init__(self, settings: Settings, db: Database, live: LiveState) -> None:
         self.listener = AmiListener(settings, CallLog(db, callback_min_wait=10), live, db=db)
         self.pauses: list[tuple[str, str, str]] = []
-        agents = self.listener._agents
+        agents = self.listener.agents.service
         assert agents is not None
 
         async def pause(_sender: Any, login: str, reason: str, source: str) -> None:
             self.pauses.append((login, reason, source))
 
         agents.pause = pause  # type: ignore[method-assign]
-        self.listener._sender = object()  # type: ignore[assignment]
+        self.listener.agents.sender = object()  # type: ignore[assignment]
 
     async def handle(self, *events: dict[str, str]) -> None:
         for event in events:
