@@ -11,7 +11,8 @@ The access rules, declared per router where dashboard/main.py includes it:
     staff       supervisors and operators: the API's description (/openapi.json, /docs,
                 /redoc), today's calls, the call log, call detail and its
                 audio, the operator page, the callback list pages, the calls API,
-                dispositions, callbacks list/claim/call/outcome, agents API, /api/me, /logout
+                dispositions, meter readings, callbacks list/claim/call/outcome, agents API,
+                /api/me, /logout (a tenant's account: its tenant's rows, call_router/tenants.py)
     supervisor  wallboard (page, snapshot, live stream), reports (a tenant's supervisor: its
                 own tenant's figures, call_router/tenants.py)
     centre supervisor  incidents, flows, accounts, API tokens and tenants (/admin/...),
