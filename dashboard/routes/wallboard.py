@@ -402,6 +402,15 @@ async def wallboard_stream(
 async def wallboard_page(request: Request, state: StateDep, tenant: TenantParam = None) -> Response:
     snapshot = await snapshot_for(request, state, scope=await board_scope(state, tenant))
     settings = state.settings
+    choices: list[str] = []
+    if tenants.current().everything:
+        # The filter's choices: only the centre's staff may know every tenant's slug.
+
+        def load() -> list[str]:
+            with state.db.session() as session:
+                return [t.slug for t in tenants.list_tenants(session)]
+
+        choices = await run_in_threadpool(load)
     return render(
         state.templates,
         request,
@@ -410,6 +419,7 @@ async def wallboard_page(request: Request, state: StateDep, tenant: TenantParam 
             "snap": snapshot,
             "search": None,
             "tenant": tenant or "",
+            "tenant_choices": choices,
             "sl_seconds": settings.service_level_seconds,
             "sl_target": round(settings.service_level_target * 100),
         },

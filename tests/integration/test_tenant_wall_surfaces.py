@@ -348,6 +348,8 @@ async def test_the_wallboard_and_its_stream_show_a_tenant_only_its_live_state(
         assert page.status_code == 200
         assert "79140000001" in page.text and "79140000002" not in page.text
         assert "Boris" not in page.text
+        # No tenant filter (it would list the other tenants) on a tenant's board.
+        assert 'id="wb-tenant"' not in page.text and "dom-b" not in page.text
 
         async with http.stream("GET", "/api/wallboard/stream", headers=tenant) as response:
             assert response.status_code == 200
@@ -372,6 +374,9 @@ async def test_the_wallboard_and_its_stream_show_a_tenant_only_its_live_state(
 
         everything = (await http.get("/api/wallboard", headers=centre)).json()
         assert _board_ids(everything) == ({world.a_call, world.b_call}, {"Anna", "Boris"}, 2)
+        centre_page = await http.get("/wallboard", params={"tenant": "dom-b"}, headers=centre)
+        assert 'id="wb-tenant"' in centre_page.text
+        assert "79140000002" in centre_page.text and "79140000001" not in centre_page.text
         only_b = await http.get("/api/wallboard", params={"tenant": "dom-b"}, headers=centre)
         assert _board_ids(only_b.json()) == ({world.b_call}, {"Boris"}, 1)
 
