@@ -537,7 +537,9 @@ class CallLog:
                     call.queue_joined_at = _before(at, hold_time)
             call.operator = _cap(operator, 64)
             call.queue = _cap(queue, 32)
-            callbacks.close_for_number(session, call.caller_number, "reached_operator", at)
+            callbacks.close_for_number(
+                session, call.caller_number, "reached_operator", at, tenant_id=call.tenant_id
+            )
 
         data = {
             "queue": queue,

@@ -1,7 +1,8 @@
 """The callback list: residents who wanted an operator and did not get one.
 
-One open entry per caller number (a partial unique index enforces it); later misses of the
-same number attach to that entry instead of adding rows. Operators claim an entry (an atomic
+One open entry per (tenant, caller number) (a partial unique index enforces it, migration
+0017); later misses of the same number with the same tenant attach to that entry instead of
+adding rows. Operators claim an entry (an atomic
 conditional UPDATE, so two operators never hold the same one), call the resident back and
 report the outcome; every step is written to the entry's history (`callback_attempts`).
 The rules (priority, deadlines, retries, quiet hours) live in call_router/callback_policy.py.
@@ -184,7 +185,7 @@ def open_or_attach(
         if row is not None:
             intent = intent if intent is not None else row.intent
             tenant_id = row.tenant_id
-    existing = _open_entry(session, caller_number)
+    existing = _open_entry(session, caller_number, tenant_id)
     if existing is None:
         created = _try_create(
             session, caller_number, reason, queue, call_id, now, intent, placed_at, rules, tenant_id
@@ -192,7 +193,7 @@ def open_or_attach(
         if created is not None:
             return created
         # Another process opened the entry between our read and insert: attach to theirs.
-        existing = _open_entry(session, caller_number)
+        existing = _open_entry(session, caller_number, tenant_id)
         if existing is None:  # it was closed again in between; nothing sane left to do
             return _try_create(
                 session,
@@ -239,14 +240,24 @@ def check_dialable(entry: Callback, rules: CallbackRules) -> None:
         )
 
 
-def close_for_number(session: Session, number: str, reason: str, now: datetime) -> int:
-    """Close the number's open entry (e.g. the resident later reached an operator)."""
+def close_for_number(
+    session: Session,
+    number: str,
+    reason: str,
+    now: datetime,
+    *,
+    tenant_id: int | None = None,
+) -> int:
+    """Close the number's open entry with `tenant_id` (None: the centre's), e.g. the resident
+    later reached that tenant's operator; the number's entries with other tenants stay open."""
     if is_anonymous(number):
         return 0
     ids = list(
         session.scalars(
             select(Callback.id).where(
-                Callback.caller_number == number, Callback.status == CALLBACK_OPEN
+                Callback.caller_number == number,
+                Callback.status == CALLBACK_OPEN,
+                _of_tenant(tenant_id),
             )
         )
     )
@@ -748,9 +759,18 @@ def _history(
     )
 
 
-def _open_entry(session: Session, number: str) -> Callback | None:
+def _of_tenant(tenant_id: int | None) -> Any:
+    return Callback.tenant_id.is_(None) if tenant_id is None else Callback.tenant_id == tenant_id
+
+
+def _open_entry(session: Session, number: str, tenant_id: int | None) -> Callback | None:
+    """The open entry of `number` with this tenant (at most one: uq_callbacks_open_number)."""
     return session.scalars(
-        select(Callback).where(Callback.caller_number == number, Callback.status == CALLBACK_OPEN)
+        select(Callback).where(
+            Callback.caller_number == number,
+            Callback.status == CALLBACK_OPEN,
+            _of_tenant(tenant_id),
+        )
     ).first()
 
 

@@ -140,12 +140,14 @@ CALLBACK_OPEN = "open"
 
 
 class Callback(Base):
-    """A resident to call back. At most one open entry per caller number."""
+    """A resident to call back. At most one open entry per (tenant, caller number): migration
+    0017; coalesce, as NULL (the centre's entries) never collides in a unique index."""
 
     __tablename__ = "callbacks"
     __table_args__ = (
         Index(
-            "uq_callbacks_open_number",
+            "uq_callbacks_open_tenant_number",
+            text("coalesce(tenant_id, 0)"),
             "caller_number",
             unique=True,
             sqlite_where=text("status = 'open'"),

@@ -433,10 +433,18 @@ def _count_if(condition: Any) -> Any:
 
 
 def queue_totals_stmt(
-    since: datetime, until: datetime, *, threshold: float, now: datetime, by_slot: bool = False
+    since: datetime,
+    until: datetime,
+    *,
+    threshold: float,
+    now: datetime,
+    by_slot: bool = False,
+    key: Any = None,
 ) -> Select[*tuple[Any, ...]]:
     """([slot,] queue, offered, answered, abandoned, within, decided, wait_sum, wait_count,
-    talk_sum, talk_count) per queue (and per slot: the rollup), as QueueTotals' fields."""
+    talk_sum, talk_count) per queue (and per slot: the rollup), as QueueTotals' fields.
+    `key`: group by that column instead of the queue (the roll-up by tenant)."""
+    group = Call.queue if key is None else key
     wait = _wait_expr(now)
     talk = _talk_expr()
     answered = Call.answered_at.is_not(None)
@@ -447,7 +455,7 @@ def queue_totals_stmt(
     return (
         select(
             *keys,
-            Call.queue,
+            group,
             func.count(),
             func.count(Call.answered_at),
             _count_if(and_(Call.answered_at.is_(None), Call.outcome == ABANDONED_IN_QUEUE)),
@@ -459,7 +467,7 @@ def queue_totals_stmt(
             func.count(finished_talk),
         )
         .where(_in_range(since, until), Call.queue.is_not(None), Call.queue_joined_at.is_not(None))
-        .group_by(*keys, Call.queue)
+        .group_by(*keys, group)
     )
 
 
@@ -485,6 +493,15 @@ def queue_totals(
     """Per queue, the calls started in [since, until) that joined it (see QueueTotals)."""
     stmt = queue_totals_stmt(since, until, threshold=threshold, now=now).order_by(Call.queue)
     return [queue_totals_of(row) for row in session.execute(stmt)]
+
+
+def tenant_totals(
+    session: Session, since: datetime, until: datetime, *, threshold: float, now: datetime
+) -> dict[int | None, QueueTotals]:
+    """The queue figures of [since, until) per tenant (None: the centre's own calls): the
+    centre-wide roll-up. Behind the session's tenant wall like every call query."""
+    stmt = queue_totals_stmt(since, until, threshold=threshold, now=now, key=Call.tenant_id)
+    return {row[0]: queue_totals_of(row) for row in session.execute(stmt)}
 
 
 def operator_calls_stmt(

@@ -8,11 +8,15 @@ tenant's accounts and API tokens see only their tenant's rows; the centre's (no 
 (`set_scope(session, scope)`; the dashboard does it for every request from its principal,
 dashboard/deps.py). Every ORM SELECT, UPDATE and DELETE run in that session - `select(Call)`,
 `session.get(Callback, id)`, a relationship load, an aggregate over `Call.queue` - gets
-`tenant_id = <the scope's tenant>` added for each tenant-owned entity (`OWNED`), by the
-`do_orm_execute` hook below. So a route cannot forget it: another tenant's row is simply not
-there (a guessed id is a 404, never a 403 that would confirm it exists). A session without a
-scope (the router, the FastAGI server, the CLI) sees everything. Raw SQL text is not ORM and
-is not filtered: keep tenant-visible reads in ORM statements.
+`tenant_id = <the scope's tenant>` added for each tenant-owned entity (`OWNED`: calls,
+callbacks, the operators' roster), and the same wall through their owner for rows that belong
+to a call (`OF_A_CALL`: dispositions and their history, meter readings) or to an operator
+(`OF_AN_OPERATOR`: queue states, pauses and their log), by the `do_orm_execute` hook below.
+So a route cannot forget it: another tenant's row is simply not there (a guessed id is a 404,
+never a 403 that would confirm it exists). A session without a scope (the router, the FastAGI
+server, the CLI) sees everything. Redis's live state is not ORM either: a walled wallboard takes
+from it only the calls and operators its ORM rows show (dashboard/routes/wallboard.py). Raw
+SQL text is not ORM and is not filtered: keep tenant-visible reads in ORM statements.
 """
 
 from __future__ import annotations
@@ -26,11 +30,25 @@ from typing import Any, Final
 from sqlalchemy import event, false, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
-from call_router.models import Call, Callback, utcnow
+from call_router.agent_models import (
+    AgentState,
+    AgentStateLog,
+    CallDisposition,
+    CallDispositionChange,
+)
+from call_router.meter_models import MeterReading
+from call_router.models import Call, Callback, Operator, utcnow
 from call_router.tenant_models import DialledNumber, Tenant
 
 # The entities whose rows belong to a tenant (or, NULL, to the centre). Each has `tenant_id`.
-OWNED: Final = (Call, Callback)
+OWNED: Final = (Call, Callback, Operator)
+# Rows that belong to a call: they are behind the wall of the call they belong to (its
+# disposition, the disposition's history, a meter reading phoned in during it). A reading
+# entered with no call (the CLI) is the centre's.
+OF_A_CALL: Final = (CallDisposition, CallDispositionChange, MeterReading)
+# Rows keyed by an operator's SIP login: behind the wall of that operator (their queue state
+# and pauses, and its log: the shift report's source).
+OF_AN_OPERATOR: Final = (AgentState, AgentStateLog)
 
 # `?tenant=centre`: the centre's own rows (tenant_id NULL). Never a tenant's slug.
 CENTRE: Final = "centre"
@@ -118,6 +136,30 @@ def _criteria(scope: Scope) -> Any:
     return lambda cls: cls.tenant_id == tenant
 
 
+def _call_criteria(scope: Scope) -> Any:
+    """For rows of a call: the call is behind the wall."""
+    if scope.nothing:
+        return lambda cls: false()
+    if scope.centre_only:
+        return lambda cls: cls.call_id.in_(select(Call.id).where(Call.tenant_id.is_(None)))
+    tenant = scope.tenant
+    return lambda cls: cls.call_id.in_(select(Call.id).where(Call.tenant_id == tenant))
+
+
+def _operator_criteria(scope: Scope) -> Any:
+    """For rows keyed by an operator's SIP login: the roster entry is behind the wall."""
+    if scope.nothing:
+        return lambda cls: false()
+    if scope.centre_only:
+        return lambda cls: cls.sip_login.in_(
+            select(Operator.sip_login).where(Operator.tenant_id.is_(None))
+        )
+    tenant = scope.tenant
+    return lambda cls: cls.sip_login.in_(
+        select(Operator.sip_login).where(Operator.tenant_id == tenant)
+    )
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _apply_wall(state: ORMExecuteState) -> None:
     """The wall: every ORM statement of a scoped session is narrowed to the scope's rows."""
@@ -126,10 +168,16 @@ def _apply_wall(state: ORMExecuteState) -> None:
         return
     if not (state.is_select or state.is_update or state.is_delete):
         return
-    criteria = _criteria(scope)
-    state.statement = state.statement.options(
-        *(with_loader_criteria(entity, criteria, include_aliases=True) for entity in OWNED)
-    )
+    options = [
+        with_loader_criteria(entity, criteria, include_aliases=True)
+        for entities, criteria in (
+            (OWNED, _criteria(scope)),
+            (OF_A_CALL, _call_criteria(scope)),
+            (OF_AN_OPERATOR, _operator_criteria(scope)),
+        )
+        for entity in entities
+    ]
+    state.statement = state.statement.options(*options)
 
 
 # --- tenants ----------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ The access rules, declared per router where dashboard/main.py includes it:
     staff       supervisors and operators: the API's description (/openapi.json, /docs,
                 /redoc), today's calls, the call log, call detail and its
                 audio, the operator page, the callback list pages, the calls API,
-                dispositions, callbacks list/claim/call/outcome, agents API, /api/me, /logout
-    supervisor  wallboard (page, snapshot, live stream), reports, incidents, flows, accounts and
-                API tokens (/admin/...), and whatever is not staff
+                dispositions, meter readings, callbacks list/claim/call/outcome, agents API,
+                /api/me, /logout (a tenant's account: its tenant's rows, call_router/tenants.py)
+    supervisor  wallboard (page, snapshot, live stream), reports (a tenant's supervisor: its
+                own tenant's figures, call_router/tenants.py)
+    centre supervisor  incidents, flows, accounts, API tokens and tenants (/admin/...),
+                security: the centre's supervisors only, never a tenant's account
 
 An operator acts only as themself. Who acts is decided inside each route from the principal
 (`dashboard.deps.ActorDep`), never by reading the request here: a rule that parses the body
@@ -80,7 +83,7 @@ class Access:
         self.name = name
         self.roles = frozenset(roles)
         # False: refused to a tenant's account or token (call_router/tenants.py), for pages
-        # whose figures are not behind the tenant wall yet (wallboard, reports, admin).
+        # that are the centre's by nature (administration, flows, incidents, security).
         self.tenant_accounts = tenant_accounts
 
     def __repr__(self) -> str:
@@ -103,12 +106,14 @@ class Access:
 
 PUBLIC = Access("public", ())
 STAFF = Access("staff", (SUPERVISOR, OPERATOR))
-# The centre's supervisors only: a tenant's supervisor sees its calls and callbacks (staff
-# routes, behind the wall) but not yet the centre-wide wallboard, reports and administration.
-SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,), tenant_accounts=False)
-# The centre's staff only: operators' states and pauses, meter readings, dispositions and the
-# operator console read tables and live events the tenant wall does not cover yet.
-CENTRE_STAFF = Access("centre staff", (SUPERVISOR, OPERATOR), tenant_accounts=False)
+# Supervisors: the centre's, and a tenant's behind its wall (the wallboard, reports: every
+# figure is read through call_router/tenants.py, so a tenant's supervisor gets its own).
+SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,))
+# The centre's supervisors only: what is the centre's by nature, not a tenant's data
+# (accounts, tokens and tenants administration, voice menus, incidents, security).
+CENTRE_SUPERVISOR = Access("centre supervisor", (SUPERVISOR,), tenant_accounts=False)
+# Every rule a role other than supervisor is refused.
+SUPERVISOR_RULES = (SUPERVISOR_ONLY, CENTRE_SUPERVISOR)
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,8 @@ def check_routes(app: FastAPI) -> None:
     if missing:
         raise RuntimeError(
             "routes without an access rule (include their router with "
-            "dependencies=[Depends(PUBLIC | STAFF | SUPERVISOR_ONLY)]): " + ", ".join(missing)
+            "dependencies=[Depends(PUBLIC | STAFF | SUPERVISOR_ONLY | CENTRE_SUPERVISOR)]): "
+            + ", ".join(missing)
         )
 
 

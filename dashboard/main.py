@@ -44,6 +44,7 @@ from dashboard.routes import (
     pages,
     reports,
     security_pages,
+    tenant_pages,
     wallboard,
 )
 from dashboard.routes.schemas import iso_utc
@@ -188,11 +189,11 @@ def create_app(
     # Every router declares who may use it (rules: dashboard/auth.py); check_routes below
     # refuses to start if one does not.
     auth.install(app)
-    public, staff, centre_staff, supervisor = (
+    public, staff, supervisor, centre_supervisor = (
         [Depends(auth.PUBLIC)],
         [Depends(auth.STAFF)],
-        [Depends(auth.CENTRE_STAFF)],
         [Depends(auth.SUPERVISOR_ONLY)],
+        [Depends(auth.CENTRE_SUPERVISOR)],
     )
     app.include_router(health.router, dependencies=public)
     app.include_router(login.public_router, dependencies=public)
@@ -200,19 +201,20 @@ def create_app(
     app.include_router(api_docs.router, dependencies=staff)
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
-    app.include_router(api_agents.router, dependencies=centre_staff)
-    app.include_router(api_dispositions.router, dependencies=centre_staff)
-    app.include_router(api_meters.router, dependencies=centre_staff)
+    app.include_router(api_agents.router, dependencies=staff)
+    app.include_router(api_dispositions.router, dependencies=staff)
+    app.include_router(api_meters.router, dependencies=staff)
     app.include_router(pages.router, dependencies=staff)
     app.include_router(audio.router, dependencies=staff)
-    app.include_router(operator_pages.router, dependencies=centre_staff)
+    app.include_router(operator_pages.router, dependencies=staff)
     app.include_router(callback_pages.router, dependencies=staff)
     app.include_router(wallboard.router, dependencies=supervisor)
     app.include_router(reports.router, dependencies=supervisor)
-    app.include_router(incident_pages.router, dependencies=supervisor)
-    app.include_router(flow_pages.router, dependencies=supervisor)
-    app.include_router(admin_pages.router, dependencies=supervisor)
-    app.include_router(security_pages.router, dependencies=supervisor)
+    app.include_router(incident_pages.router, dependencies=centre_supervisor)
+    app.include_router(flow_pages.router, dependencies=centre_supervisor)
+    app.include_router(admin_pages.router, dependencies=centre_supervisor)
+    app.include_router(security_pages.router, dependencies=centre_supervisor)
+    app.include_router(tenant_pages.router, dependencies=centre_supervisor)
     auth.check_routes(app)
     return app
 

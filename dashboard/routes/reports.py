@@ -8,7 +8,7 @@ nothing the strict CSP has to allow. `/reports/export.csv` gives the same tables
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import queries, report_rollups, reports
+from call_router import queries, report_rollups, reports, tenants
 from call_router import wallboard as wb
 from call_router.settings import QUEUES, Settings
 from dashboard import csv_export
@@ -32,7 +32,7 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 92
 CHART_WIDTH, CHART_HEIGHT = 720, 160
 
-Section = Literal["buckets", "queues", "intents", "operators"]
+Section = Literal["buckets", "queues", "intents", "operators", "tenants"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Report:
     intents: list[tuple[str, int]]
     operators: list[reports.OperatorFigures]
     aht_seconds: float | None = None
+    # The roll-up by tenant (`queue` is the tenant's slug, or `centre`): one row per tenant
+    # whose calls the reader may see (a tenant's supervisor: its own only).
+    tenants: list[wb.QueueStats] = field(default_factory=list)
 
 
 def _range(zone: ZoneInfo, date_from: str | None, date_to: str | None) -> tuple[date, date]:
@@ -87,6 +90,13 @@ def build_report(
     )
     slots, totals = figures.slots, figures.queues
     overall = reports.summary(totals)
+    names = tenants.slugs(session)
+    by_tenant = [
+        replace(t, queue=names.get(tenant_id, str(tenant_id)) if tenant_id else tenants.CENTRE)
+        for tenant_id, t in queries.tenant_totals(
+            session, since, until, threshold=settings.service_level_seconds, now=now
+        ).items()
+    ]
     return Report(
         first=first,
         last=last,
@@ -104,11 +114,14 @@ def build_report(
         operators=reports.operator_figures(
             queries.operator_totals(session, since, until, now=now, calls=figures.operators)
         ),
+        tenants=reports.queue_figures(by_tenant, ()),
     )
 
 
 DateText = Annotated[str | None, Query(max_length=10)]
 ByParam = Annotated[Literal["hour", "day"], Query()]
+# `?tenant=SLUG` (or `centre`): one tenant's report; it only narrows the reader's wall.
+TenantParam = Annotated[str | None, Query(max_length=32)]
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -120,10 +133,14 @@ def reports_page(
     date_from: DateText = None,
     date_to: DateText = None,
     by: ByParam = "day",
+    tenant: TenantParam = None,
 ) -> Response:
     first, last = _range(state.zone, date_from or None, date_to or None)
+    tenants.narrow(session, tenant)
     report = build_report(session, settings, state.zone, first, last, by)
     query = {"date_from": first.isoformat(), "date_to": last.isoformat(), "by": by}
+    if tenant:
+        query["tenant"] = tenant
     return render(
         state.templates,
         request,
@@ -131,6 +148,11 @@ def reports_page(
         {
             "search": None,
             "r": report,
+            "tenant": tenant or "",
+            # The filter's choices: only the centre's staff may know every tenant's slug.
+            "tenant_choices": [t.slug for t in tenants.list_tenants(session)]
+            if tenants.current().everything
+            else [],
             "query": query,
             "sl_seconds": settings.service_level_seconds,
             "size": {"width": CHART_WIDTH, "height": CHART_HEIGHT},
@@ -172,10 +194,14 @@ def _section_rows(report: Report, section: Section) -> Iterator[list[str]]:
             values = asdict(figures)
             yield [_cell(values[f]) for f in OPERATOR_COLUMNS]
     else:
-        fields = list(asdict(report.queues[0])) if report.queues else ["queue"]
+        table = report.tenants if section == "tenants" else report.queues
+        fields = list(asdict(table[0])) if table else ["queue"]
+        if section == "tenants":
+            fields = ["tenant" if f == "queue" else f for f in fields]
         yield fields
-        for stats in report.queues:
+        for stats in table:
             values = asdict(stats)
+            values["tenant"] = values["queue"]
             yield ["" if values[f] is None else csv_export.safe_cell(values[f]) for f in fields]
 
 
@@ -188,8 +214,10 @@ def reports_export(
     date_to: DateText = None,
     by: ByParam = "day",
     section: Annotated[Section, Query()] = "queues",
+    tenant: TenantParam = None,
 ) -> StreamingResponse:
     first, last = _range(state.zone, date_from or None, date_to or None)
+    tenants.narrow(session, tenant)
     report = build_report(session, settings, state.zone, first, last, by)
     rows = list(_section_rows(report, section))
     name = f"report-{section}-{first.isoformat()}-{last.isoformat()}.csv"

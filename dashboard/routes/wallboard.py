@@ -19,15 +19,15 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
-from call_router import queries, reports
+from call_router import queries, reports, tenants
 from call_router import wallboard as wb
 from call_router.db import Database
 from call_router.live_state import STALE_AFTER_SECONDS
@@ -52,6 +52,9 @@ router = APIRouter(tags=["wallboard"])
 OVERDUE_MEMORY_SECONDS = 3600.0
 # The name of the board's facts among the process's shared pictures (dashboard/live_hub.py).
 WALLBOARD_PICTURE = "wallboard"
+
+# `?tenant=SLUG` (or `centre`): narrows the board to that tenant's calls, operators and queues.
+TenantParam = Annotated[str | None, Query(max_length=32)]
 
 
 def queue_call(call: Call, now: datetime) -> wb.QueueCall:
@@ -186,13 +189,45 @@ class BoardFacts:
     overdue_callbacks: int
 
 
+def walled_live(live: LiveView, rows: list[Call], roster: list[queries.RosterEntry]) -> LiveView:
+    """Redis's live state cut down to what a scope's database rows allow: the calls among
+    `rows` (the scope's open calls), the operators on `roster` (the scope's), callers waiting
+    counted from those calls. Redis holds every tenant's live state; it is not behind the ORM
+    wall, so a walled board takes from it only what the wall let through."""
+    if live.calls is None:
+        return live
+    ids = {row.id for row in rows}
+    calls = {key: entry for key, entry in live.calls.items() if entry.get("call_id") in ids}
+    waiting: dict[str, int] = {}
+    for entry in calls.values():
+        if entry.get("stage") == wb.STAGE_QUEUE and entry.get("queue"):
+            queue = str(entry["queue"])
+            waiting[queue] = waiting.get(queue, 0) + 1
+    logins = {member.login for member in roster if member.login}
+    operators = {key: entry for key, entry in (live.operators or {}).items() if key in logins}
+    return LiveView(
+        calls=calls,
+        waiting=waiting,
+        operators=operators,
+        updated_at=live.updated_at,
+        stale=live.stale,
+        reachable=live.reachable,
+    )
+
+
 def gather_facts(
-    db: Database, settings: Settings, zone: ZoneInfo, live: LiveView, now: datetime | None = None
+    db: Database,
+    settings: Settings,
+    zone: ZoneInfo,
+    live: LiveView,
+    now: datetime | None = None,
+    scope: tenants.Scope = tenants.EVERYTHING,
 ) -> BoardFacts:
-    """The database side of the board. Sync: runs in the thread pool (database I/O)."""
+    """The database side of the board, behind `scope`'s wall. Sync: runs in the thread pool."""
     now = now or datetime.now(UTC)
     since = queries.start_of_day(now, zone)
     with db.session() as session:
+        tenants.set_scope(session, scope)
         # Today's figures are summed by the database; only calls still open are read as rows.
         totals = queries.queue_totals(
             session,
@@ -204,6 +239,8 @@ def gather_facts(
         rows = queries.open_calls(session, now)
         roster = queries.roster(session)
         overdue_db = queries.overdue_callbacks(session, now)
+        if not scope.everything:
+            live = walled_live(live, rows, roster)
         calls = _live_calls(rows, live, now)
     return BoardFacts(now, live, totals, calls, roster, overdue_db or 0)
 
@@ -238,20 +275,43 @@ def compose_snapshot(
     }
 
 
-async def shared_facts(state: DashboardState, *, not_before: float | None = None) -> BoardFacts:
-    """The board's facts, computed once per process for every screen asking at the same time
-    and reused until the next live event or for at most a second (dashboard/live_hub.py).
-    `not_before`: a moment (live_hub.clock) the facts must have been read after."""
+async def shared_facts(
+    state: DashboardState,
+    *,
+    not_before: float | None = None,
+    scope: tenants.Scope = tenants.EVERYTHING,
+) -> BoardFacts:
+    """The board's facts, computed once per process for every screen of the same `scope`
+    asking at the same time and reused until the next live event or for at most a second
+    (dashboard/live_hub.py). `not_before`: a moment (live_hub.clock) the facts must have been
+    read after."""
     settings = state.settings
 
     async def compute() -> BoardFacts:
         # read_live degrades to "not live" when Redis is down; the call log still answers.
         live = await read_live(state.live.redis, settings.redis_prefix)
-        return await run_in_threadpool(gather_facts, state.db, settings, state.zone, live)
+        return await run_in_threadpool(
+            gather_facts, state.db, settings, state.zone, live, None, scope
+        )
 
-    facts = await state.live.picture(WALLBOARD_PICTURE).get(compute, not_before=not_before)
+    # One picture per scope: a tenant's board is never another's (nor the centre's).
+    name = WALLBOARD_PICTURE if scope.everything else f"{WALLBOARD_PICTURE}:{scope}"
+    facts = await state.live.picture(name).get(compute, not_before=not_before)
     assert isinstance(facts, BoardFacts)
     return facts
+
+
+async def board_scope(state: DashboardState, tenant: str | None) -> tenants.Scope:
+    """The request's wall (its principal's tenant, dashboard/deps.py) narrowed by `?tenant=`."""
+    wall = tenants.current()
+    if not tenant:
+        return wall
+
+    def load() -> tenants.Scope:
+        with state.db.session() as session:
+            return wall.narrowed(tenants.filter_scope(session, tenant))
+
+    return await run_in_threadpool(load)
 
 
 async def snapshot_for(
@@ -260,10 +320,15 @@ async def snapshot_for(
     *,
     overdue_events: int = 0,
     not_before: float | None = None,
+    scope: tenants.Scope = tenants.EVERYTHING,
 ) -> dict[str, Any]:
     settings = state.settings
     lang, _ = request_language(request, settings.default_language)
-    facts = await shared_facts(state, not_before=not_before)
+    facts = await shared_facts(state, not_before=not_before, scope=scope)
+    if not scope.everything:
+        # Overdue-callback events from Redis are every tenant's: a walled board counts only
+        # the overdue callbacks its database rows show.
+        overdue_events = 0
     return compose_snapshot(facts, settings, lang, overdue_events=overdue_events)
 
 
@@ -285,7 +350,9 @@ class OverdueMemory:
         return len(self._seen)
 
 
-def wallboard_events(request: Request, state: DashboardState) -> AsyncIterator[str]:
+def wallboard_events(
+    request: Request, state: DashboardState, scope: tenants.Scope = tenants.EVERYTHING
+) -> AsyncIterator[str]:
     overdue = OverdueMemory()
     # When this stream last saw an event it has not pushed a picture for yet: the next
     # picture must have been read after it (another screen's may be shared if it was).
@@ -308,7 +375,7 @@ def wallboard_events(request: Request, state: DashboardState) -> AsyncIterator[s
         return sse_message(
             "snapshot",
             await snapshot_for(
-                request, state, overdue_events=overdue.count(), not_before=not_before
+                request, state, overdue_events=overdue.count(), not_before=not_before, scope=scope
             ),
         )
 
@@ -318,19 +385,32 @@ def wallboard_events(request: Request, state: DashboardState) -> AsyncIterator[s
 
 
 @router.get("/api/wallboard")
-async def wallboard_snapshot(request: Request, state: StateDep) -> dict[str, Any]:
-    return await snapshot_for(request, state)
+async def wallboard_snapshot(
+    request: Request, state: StateDep, tenant: TenantParam = None
+) -> dict[str, Any]:
+    return await snapshot_for(request, state, scope=await board_scope(state, tenant))
 
 
 @router.get("/api/wallboard/stream")
-async def wallboard_stream(request: Request, state: StateDep) -> StreamingResponse:
-    return sse_response(wallboard_events(request, state))
+async def wallboard_stream(
+    request: Request, state: StateDep, tenant: TenantParam = None
+) -> StreamingResponse:
+    return sse_response(wallboard_events(request, state, await board_scope(state, tenant)))
 
 
 @router.get("/wallboard", response_class=HTMLResponse, include_in_schema=False)
-async def wallboard_page(request: Request, state: StateDep) -> Response:
-    snapshot = await snapshot_for(request, state)
+async def wallboard_page(request: Request, state: StateDep, tenant: TenantParam = None) -> Response:
+    snapshot = await snapshot_for(request, state, scope=await board_scope(state, tenant))
     settings = state.settings
+    choices: list[str] = []
+    if tenants.current().everything:
+        # The filter's choices: only the centre's staff may know every tenant's slug.
+
+        def load() -> list[str]:
+            with state.db.session() as session:
+                return [t.slug for t in tenants.list_tenants(session)]
+
+        choices = await run_in_threadpool(load)
     return render(
         state.templates,
         request,
@@ -338,6 +418,8 @@ async def wallboard_page(request: Request, state: StateDep) -> Response:
         {
             "snap": snapshot,
             "search": None,
+            "tenant": tenant or "",
+            "tenant_choices": choices,
             "sl_seconds": settings.service_level_seconds,
             "sl_target": round(settings.service_level_target * 100),
         },

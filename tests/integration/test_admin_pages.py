@@ -311,11 +311,13 @@ async def test_every_form_needs_the_sessions_csrf_token(clients: Client, app: Fa
         info.path.replace("{username}", "olga")
         .replace("{token_id}", "1")
         .replace("{address}", "127.0.0.2")
+        .replace("{slug}", "dom-a")
         for info in auth.route_table(app)
         if info.path.startswith("/admin/") and "POST" in info.methods
     ]
-    # Accounts (4), tokens (2) and lifting a SIP ban (/admin/security/{address}/lift).
-    assert len(posts) == 7, posts
+    # Accounts (4), tokens (2), lifting a SIP ban (/admin/security/{address}/lift) and
+    # tenants (3: a tenant, its number, its account).
+    assert len(posts) == 10, posts
     assert "/admin/security/127.0.0.2/lift" in posts
     for path in posts:
         response = await http.post(path, data={"active": "false", "role": "operator"})

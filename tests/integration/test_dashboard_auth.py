@@ -117,7 +117,7 @@ async def test_an_operator_gets_403_on_every_supervisor_route(
     http: httpx.AsyncClient, app_db: Database
 ) -> None:
     operator = bearer_headers(app_db, role="operator")
-    supervisor_only = [(m, p) for m, p, rule in PROTECTED if rule is auth.SUPERVISOR_ONLY]
+    supervisor_only = [(m, p) for m, p, rule in PROTECTED if rule in auth.SUPERVISOR_RULES]
     assert ("GET", "/wallboard") in supervisor_only
     for method, path in supervisor_only:
         response = await http.request(method, path, headers=operator)
