@@ -27,10 +27,19 @@ from sqlalchemy import event, false, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from call_router.models import Call, Callback, utcnow
+from call_router.request_models import Crew, Open311Key, RequestCall, RequestEvent, ServiceRequest
 from call_router.tenant_models import DialledNumber, Tenant
 
 # The entities whose rows belong to a tenant (or, NULL, to the centre). Each has `tenant_id`.
-OWNED: Final = (Call, Callback)
+OWNED: Final = (
+    Call,
+    Callback,
+    ServiceRequest,
+    RequestEvent,
+    RequestCall,
+    Crew,
+    Open311Key,
+)
 
 # `?tenant=centre`: the centre's own rows (tenant_id NULL). Never a tenant's slug.
 CENTRE: Final = "centre"
