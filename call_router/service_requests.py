@@ -338,7 +338,7 @@ def change_state(
         request.open_key = None
         request.closed_at = request.closed_at or now
     if target == life.NEW:
-        request.crew_id = None
+        request.crew = None
     _event(request, "status", actor, now, from_state=previous, to_state=target, note=clean_note)
     _flush(session)
     return request
@@ -373,7 +373,7 @@ def assign(
     if previous not in (life.ASSIGNED, life.ON_THE_WAY):
         life.check_move(previous, life.ASSIGNED)
     request.state = life.ASSIGNED
-    request.crew_id = crew.id
+    request.crew = crew
     request.updated_at = now
     clean_note = _text(note, "note", MAX_NOTE)
     _event(
@@ -571,3 +571,62 @@ def key_for(
         return None
     row.last_used_at = now or utcnow()
     return row
+
+
+# --- one shape for the CLI's --json and the API -------------------------------------------
+
+
+def crew_dict(crew: Crew) -> dict[str, object]:
+    return {
+        "id": crew.id,
+        "name": crew.name,
+        "categories": list(crew.categories),
+        "districts": list(crew.districts),
+        "phone": crew.phone,
+        "active": crew.active,
+    }
+
+
+def request_dict(
+    request: ServiceRequest, *, now: datetime | None = None, detail: bool = False
+) -> dict[str, object]:
+    info: dict[str, object] = {
+        "number": request.number,
+        "category": request.category,
+        "state": request.state,
+        "status": life.open311_status(request.state),
+        "priority": life.PRIORITIES[request.priority],
+        "street": request.street,
+        "house": request.house,
+        "flat": request.flat,
+        "district": request.district,
+        "lat": request.lat,
+        "long": request.long,
+        "description": request.description,
+        "caller_number": request.caller_number,
+        "caller_name": request.caller_name,
+        "source": request.source,
+        "crew": crew_dict(request.crew) if request.crew is not None else None,
+        "reports": request.reports,
+        "status_notes": request.status_notes,
+        "created_at": request.created_at.isoformat(),
+        "updated_at": request.updated_at.isoformat(),
+        "sla_deadline": request.sla_deadline.isoformat(),
+        "overdue": life.overdue(request.state, request.sla_deadline, now or utcnow()),
+        "closed_at": request.closed_at.isoformat() if request.closed_at else None,
+        "version": request.version,
+    }
+    if detail:
+        info["calls"] = [link.call_id for link in request.calls]
+        info["history"] = [
+            {
+                "at": event.at.isoformat(),
+                "action": event.action,
+                "actor": event.actor,
+                "from_state": event.from_state,
+                "to_state": event.to_state,
+                "note": event.note,
+            }
+            for event in request.events
+        ]
+    return info
