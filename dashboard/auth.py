@@ -48,7 +48,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, pass_context
 
 from call_router import accounts
-from call_router.accounts import OPERATOR, SUPERVISOR, Principal
+from call_router.accounts import CREW, DISPATCHER, OPERATOR, ROLES, SUPERVISOR, Principal
 from call_router.db import Database
 from dashboard.deps import SESSION_COOKIE, NotAuthenticated, OptionalPrincipal
 
@@ -103,6 +103,10 @@ class Access:
 
 PUBLIC = Access("public", ())
 STAFF = Access("staff", (SUPERVISOR, OPERATOR))
+# Every signed-in role: signing out, /api/me.
+SIGNED_IN = Access("signed in", ROLES)
+# Service requests (dashboard/routes/api_requests.py decides per action who may do what).
+REQUESTS = Access("requests", (SUPERVISOR, OPERATOR, DISPATCHER, CREW))
 # The centre's supervisors only: a tenant's supervisor sees its calls and callbacks (staff
 # routes, behind the wall) but not yet the centre-wide wallboard, reports and administration.
 SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,), tenant_accounts=False)

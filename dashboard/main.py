@@ -34,6 +34,7 @@ from dashboard.routes import (
     api_dispositions,
     api_docs,
     api_meters,
+    api_requests,
     audio,
     callback_pages,
     flow_pages,
@@ -196,10 +197,11 @@ def create_app(
     )
     app.include_router(health.router, dependencies=public)
     app.include_router(login.public_router, dependencies=public)
-    app.include_router(login.router, dependencies=staff)
+    app.include_router(login.router, dependencies=[Depends(auth.SIGNED_IN)])
     app.include_router(api_docs.router, dependencies=staff)
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
+    app.include_router(api_requests.router, dependencies=[Depends(auth.REQUESTS)])
     app.include_router(api_agents.router, dependencies=centre_staff)
     app.include_router(api_dispositions.router, dependencies=centre_staff)
     app.include_router(api_meters.router, dependencies=centre_staff)
