@@ -41,6 +41,7 @@ from dashboard.routes import (
     health,
     incident_pages,
     login,
+    open311,
     operator_pages,
     pages,
     reports,
@@ -202,6 +203,8 @@ def create_app(
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
     app.include_router(api_requests.router, dependencies=[Depends(auth.REQUESTS)])
+    # Open311 clients: public reads, an Open311 API key for POST (checked in the router).
+    app.include_router(open311.router, dependencies=public)
     app.include_router(api_agents.router, dependencies=centre_staff)
     app.include_router(api_dispositions.router, dependencies=centre_staff)
     app.include_router(api_meters.router, dependencies=centre_staff)
