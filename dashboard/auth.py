@@ -14,6 +14,10 @@ The access rules, declared per router where dashboard/main.py includes it:
                 dispositions, callbacks list/claim/call/outcome, agents API, /api/me, /logout
     supervisor  wallboard (page, snapshot, live stream), reports, incidents, flows, accounts and
                 API tokens (/admin/...), and whatever is not staff
+    signed in   every role (also dispatcher, crew): /logout, /api/me
+    requests    supervisor, operator, dispatcher, crew: /api/requests, /api/crews (who may do
+                which action is decided per route: dashboard/routes/api_requests.py)
+    public      also /open311/v2/... (Open311 clients; POST checks its own API key)
 
 An operator acts only as themself. Who acts is decided inside each route from the principal
 (`dashboard.deps.ActorDep`), never by reading the request here: a rule that parses the body

@@ -47,6 +47,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "role.operator": "operator",
         "role.dispatcher": "dispatcher",
         "role.crew": "crew",
+        "nav.requests": "Requests",
+        "nav.dispatch": "Dispatch",
+        "nav.crew": "Crew jobs",
         # brute-force lockout (dashboard/login_throttle.py)
         "auth.locked": "Too many failed sign-ins. Try again in {minutes} min.",
         # accounts pages (dashboard/routes/admin_pages.py)
@@ -436,6 +439,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "role.operator": "оператор",
         "role.dispatcher": "диспетчер",
         "role.crew": "бригада",
+        "nav.requests": "Заявки",
+        "nav.dispatch": "Диспетчер",
+        "nav.crew": "Работы бригады",
         "auth.locked": "Слишком много неудачных попыток входа. Попробуйте через {minutes} мин.",
         "nav.admin": "Учётные записи",
         "admin.users": "Учётные записи",

@@ -45,6 +45,7 @@ from dashboard.routes import (
     operator_pages,
     pages,
     reports,
+    request_pages,
     security_pages,
     wallboard,
 )
@@ -205,6 +206,7 @@ def create_app(
     app.include_router(api_requests.router, dependencies=[Depends(auth.REQUESTS)])
     # Open311 clients: public reads, an Open311 API key for POST (checked in the router).
     app.include_router(open311.router, dependencies=public)
+    app.include_router(request_pages.router, dependencies=[Depends(auth.REQUESTS)])
     app.include_router(api_agents.router, dependencies=centre_staff)
     app.include_router(api_dispositions.router, dependencies=centre_staff)
     app.include_router(api_meters.router, dependencies=centre_staff)
