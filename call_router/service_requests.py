@@ -630,3 +630,51 @@ def request_dict(
             for event in request.events
         ]
     return info
+
+
+# --- from a call: what the operator's form starts with ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A new request's form, prefilled from a call: the category its recognised intent
+    suggests, the caller's last address, and their open requests (to attach instead)."""
+
+    call_id: int
+    caller_number: str | None
+    caller_name: str | None
+    category: str | None
+    last_address: dict[str, str | None] | None
+    open_requests: list[ServiceRequest]
+
+
+def suggest_for_call(session: Session, call_id: int, categories: dict[str, Category]) -> Suggestion:
+    call = session.scalar(select(Call).where(Call.id == call_id))  # behind the wall
+    if call is None:
+        raise RequestError(f"no call {call_id}", "not_found")
+    number = _caller_number(call.caller_number)
+    last = None
+    if number is not None:
+        last = session.scalar(
+            select(ServiceRequest)
+            .where(ServiceRequest.caller_number == number)
+            .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+            .limit(1)
+        )
+    return Suggestion(
+        call_id=call.id,
+        caller_number=number,
+        caller_name=call.caller_name,
+        category=life.category_for_intent(categories, call.intent),
+        last_address=(
+            {
+                "street": last.street,
+                "house": last.house,
+                "flat": last.flat,
+                "district": last.district,
+            }
+            if last is not None
+            else None
+        ),
+        open_requests=open_requests_for_caller(session, number) if number else [],
+    )

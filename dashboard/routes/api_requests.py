@@ -303,6 +303,36 @@ def create_request(
     return {**store.request_dict(created.request), "attached": created.attached}
 
 
+class SuggestionOut(BaseModel):
+    call_id: int
+    caller_number: str | None
+    caller_name: str | None
+    # From the call's recognised intent (service_categories.yaml `intents`); null: none.
+    category: str | None
+    last_address: dict[str, str | None] | None
+    open_requests: list[RequestOut]
+
+
+@router.get("/api/requests/suggest", response_model=SuggestionOut)
+def suggest(
+    session: SessionDep, call_id: Annotated[int, Query(ge=1, le=MAX_ROW_ID)]
+) -> dict[str, Any]:
+    """The operator's new-request form prefilled from a call (screen-pop): the category from
+    the recognised intent, the caller's last address, and their open requests to attach to."""
+    try:
+        found = store.suggest_for_call(session, call_id, life.load_categories())
+    except LifecycleError as exc:
+        raise _refused(exc) from None
+    return {
+        "call_id": found.call_id,
+        "caller_number": found.caller_number,
+        "caller_name": found.caller_name,
+        "category": found.category,
+        "last_address": found.last_address,
+        "open_requests": [store.request_dict(r) for r in found.open_requests],
+    }
+
+
 @router.get("/api/requests/{number}", response_model=RequestDetailOut)
 def get_request(number: str, session: SessionDep) -> dict[str, Any]:
     """One request with its calls and full history."""

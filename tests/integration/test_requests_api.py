@@ -188,3 +188,39 @@ async def test_tenant_wall_on_requests(app_client: Client, database: Database) -
     a_csv = (await a.get("/api/requests/export.csv")).text
     assert number_b not in a_csv
     assert len((await centre.get("/api/requests")).json()) == 2
+
+
+async def test_a_call_prefills_the_new_request(app_client: Client, database: Database) -> None:
+    with database.session() as session:
+        first = Call(
+            linkedid=uuid.uuid4().hex,
+            caller_number="+79001112233",
+            caller_name="Anna",
+            started_at=datetime.now(UTC),
+            intent="heating",
+        )
+        second = Call(
+            linkedid=uuid.uuid4().hex,
+            caller_number="+79001112233",
+            started_at=datetime.now(UTC),
+            intent="lift",
+        )
+        session.add_all([first, second])
+        session.flush()
+        ids = (first.id, second.id)
+    operator = app_client("operator")
+    fresh = (await operator.get("/api/requests/suggest", params={"call_id": ids[0]})).json()
+    assert fresh["category"] == "heating" and fresh["last_address"] is None
+    made = await operator.post("/api/requests", json={**BODY, "call_id": ids[0]})
+    assert made.status_code == 201 and made.json()["source"] == "phone"
+    later = (await operator.get("/api/requests/suggest", params={"call_id": ids[1]})).json()
+    assert later["category"] == "lift"
+    assert later["last_address"] == {
+        "street": "Lenina St",
+        "house": "5",
+        "flat": "12",
+        "district": "North",
+    }
+    assert [r["number"] for r in later["open_requests"]] == [made.json()["number"]]
+    missing = await operator.get("/api/requests/suggest", params={"call_id": 999999})
+    assert missing.status_code == 404
