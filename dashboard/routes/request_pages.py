@@ -56,8 +56,10 @@ def _number(number: str) -> str:
     return number
 
 
-def _back(back: str, number: str, message: str) -> Response:
+def _back(back: str, number: str, message: str, crew_id: int | None = None) -> Response:
     target = BACK.get(back) or f"/requests/{number}"
+    if back == "crew" and crew_id is not None:
+        target = f"/crew?crew={crew_id}"  # back to the same crew's jobs
     sep = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{sep}msg={quote(message)}", status_code=303)
 
@@ -209,7 +211,7 @@ def request_status_form(
     try:
         # Its own transaction: a refused change rolls back there, the page is read afresh.
         with state.db.session() as work:
-            store.change_state(
+            changed = store.change_state(
                 work,
                 _number(number),
                 new_state,
@@ -220,7 +222,8 @@ def request_status_form(
             )
     except LifecycleError as exc:
         return _detail(number, request, state, session, actor, error=str(exc), status=409)
-    return _back(back, number, f"Request {number}: {life.STATUS_NOTES[new_state]}")
+    message = f"Request {number}: {life.STATUS_NOTES[new_state]}"
+    return _back(back, number, message, crew_id=changed.crew_id)
 
 
 @router.post("/requests/{number}/assign", name="request_assign_form")

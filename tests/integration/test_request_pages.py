@@ -115,6 +115,8 @@ async def test_dispatcher_assigns_and_crew_reports(
             },
         )
         assert answer.status_code == 303, answer.text
+        # Back to the same crew's jobs, not to an empty crew chooser.
+        assert answer.headers["location"].startswith(f"/crew?crew={crew_id}&msg=")
         version += 1
     # A crew may not close or reassign.
     closing = await browser.post(
