@@ -204,3 +204,19 @@ def open_key(tenant_id: int | None, category: str, key: str) -> str:
 
 def overdue(state: str, deadline: datetime, now: datetime) -> bool:
     return is_open(state) and now > deadline
+
+
+# Escalation of a request nobody finished in time (the seeds' "ignored request"): first the
+# dispatchers see it as overdue; if it is still open after half its SLA span again (at least an
+# hour), it goes up to the supervisors.
+DISPATCHER_LEVEL: Final = "dispatcher"
+SUPERVISOR_LEVEL: Final = "supervisor"
+MIN_SUPERVISOR_DELAY: Final = timedelta(hours=1)
+
+
+def escalation(state: str, created_at: datetime, deadline: datetime, now: datetime) -> str | None:
+    """Who must look at an overdue request now: None (not overdue), dispatcher, supervisor."""
+    if not overdue(state, deadline, now):
+        return None
+    delay = max((deadline - created_at) / 2, MIN_SUPERVISOR_DELAY)
+    return SUPERVISOR_LEVEL if now > deadline + delay else DISPATCHER_LEVEL

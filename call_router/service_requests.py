@@ -613,6 +613,9 @@ def request_dict(
         "updated_at": request.updated_at.isoformat(),
         "sla_deadline": request.sla_deadline.isoformat(),
         "overdue": life.overdue(request.state, request.sla_deadline, now or utcnow()),
+        "escalated_to": life.escalation(
+            request.state, request.created_at, request.sla_deadline, now or utcnow()
+        ),
         "closed_at": request.closed_at.isoformat() if request.closed_at else None,
         "version": request.version,
     }

@@ -74,6 +74,7 @@ CSV_COLUMNS = (
     "sla_deadline",
     "overdue",
     "closed_at",
+    "escalated_to",
 )
 
 
@@ -118,6 +119,8 @@ class RequestOut(BaseModel):
     updated_at: str
     sla_deadline: str
     overdue: bool
+    # An overdue request goes to the dispatchers, later to the supervisors (null: not overdue).
+    escalated_to: str | None
     closed_at: str | None
     version: int
 

@@ -101,3 +101,15 @@ def test_priorities() -> None:
     assert life.priority_value(1) == 1
     with pytest.raises(LifecycleError):
         life.priority_value("urgent!!")
+
+
+def test_overdue_requests_escalate_to_dispatcher_then_supervisor() -> None:
+    deadline = T0 + timedelta(hours=24)
+    assert life.escalation("assigned", T0, deadline, T0 + timedelta(hours=23)) is None
+    assert life.escalation("assigned", T0, deadline, T0 + timedelta(hours=25)) == "dispatcher"
+    assert life.escalation("assigned", T0, deadline, T0 + timedelta(hours=37)) == "supervisor"
+    assert life.escalation("done", T0, deadline, T0 + timedelta(hours=99)) is None
+    # A short SLA still gives the dispatcher at least an hour before the supervisor hears.
+    short = T0 + timedelta(hours=1)
+    assert life.escalation("new", T0, short, T0 + timedelta(minutes=100)) == "dispatcher"
+    assert life.escalation("new", T0, short, T0 + timedelta(minutes=121)) == "supervisor"
