@@ -165,7 +165,7 @@ class ListQuery:
     numbers: tuple[str, ...]
     codes: tuple[str, ...]
     states: tuple[str, ...]
-    since: datetime
+    since: datetime | None
     until: datetime | None
 
 
@@ -184,9 +184,13 @@ def list_query(params: Mapping[str, str], now: datetime) -> ListQuery:
         states = tuple(s for s in life.STATES if life.open311_status(s) == wanted)
     until = parse_datetime(params.get("end_date"), "end_date")
     since = parse_datetime(params.get("start_date"), "start_date")
+    numbers = split("service_request_id")
+    if numbers:
+        # The spec: with service_request_id, every other filter is ignored.
+        return ListQuery(numbers, (), (), None, None)
     if since is None:
         since = (until or now) - timedelta(days=DEFAULT_DAYS)
-    return ListQuery(split("service_request_id"), split("service_code"), states, since, until)
+    return ListQuery(numbers, split("service_code"), states, since, until)
 
 
 def new_request(form: Mapping[str, str], categories: Mapping[str, Category]) -> NewRequest:

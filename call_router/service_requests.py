@@ -399,6 +399,7 @@ class RequestFilter:
     since: datetime | None = None
     until: datetime | None = None
     numbers: Sequence[str] = ()
+    categories: Sequence[str] = ()  # any of these (Open311's comma-separated service_code)
 
 
 def list_requests(
@@ -422,6 +423,8 @@ def list_requests(
         stmt = stmt.where(ServiceRequest.created_at >= where.since)
     if where.until is not None:
         stmt = stmt.where(ServiceRequest.created_at <= where.until)
+    if where.categories:
+        stmt = stmt.where(ServiceRequest.category.in_(list(where.categories)))
     if where.numbers:
         ids = [row_id for row_id in map(id_of, where.numbers) if row_id is not None]
         stmt = stmt.where(ServiceRequest.id.in_(ids))

@@ -159,10 +159,9 @@ def list_requests(fmt: str, request: Request, session: SessionDep) -> Response:
             since=query.since,
             until=query.until,
             numbers=query.numbers,
+            categories=query.codes,
         )
         rows = store.list_requests(session, where, limit=o311.MAX_RESULTS)
-        if query.codes:
-            rows = [r for r in rows if r.category in query.codes]
         return _render(fmt, "service_requests", _documents(session, rows, keyed))
 
     return _answer(fmt, work)

@@ -204,6 +204,8 @@ async def test_post_and_read_requests_conform(
         "service_code=lift": [],
         "service_code=heating,lift": [number],
         f"service_request_id={number}": [number],
+        # With service_request_id the other filters are ignored (the spec).
+        f"service_request_id={number}&status=open&service_code=lift": [number],
         "start_date=2001-01-01T00:00:00Z&end_date=2001-02-01T00:00:00Z": [],
     }
     for query, expected in filters.items():
