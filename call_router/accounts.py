@@ -25,8 +25,12 @@ from call_router.models import Operator
 
 SUPERVISOR: Final = "supervisor"
 OPERATOR: Final = "operator"
-ROLES = (SUPERVISOR, OPERATOR)
-Role = Literal["supervisor", "operator"]
+# Service requests (call_router/service_requests.py): a dispatcher assigns jobs to crews; a
+# crew account reports its jobs' progress. Neither opens the calls, callbacks or operator pages.
+DISPATCHER: Final = "dispatcher"
+CREW: Final = "crew"
+ROLES = (SUPERVISOR, OPERATOR, DISPATCHER, CREW)
+Role = Literal["supervisor", "operator", "dispatcher", "crew"]
 
 TOKEN_PREFIX = "hlt_"
 MIN_PASSWORD_LENGTH = 10
@@ -94,6 +98,10 @@ def check_role(role: str) -> Role:
         return SUPERVISOR
     if role == OPERATOR:
         return OPERATOR
+    if role == DISPATCHER:
+        return DISPATCHER
+    if role == CREW:
+        return CREW
     raise AccountError(f"role must be one of: {', '.join(ROLES)}", "role")
 
 

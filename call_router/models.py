@@ -244,6 +244,7 @@ from call_router import (  # noqa: E402, F401
     flow_models,
     meter_models,
     report_models,
+    request_models,
     sip_ban_models,
     tenant_models,
 )

@@ -38,10 +38,20 @@ from call_router.agent_models import (
 )
 from call_router.meter_models import MeterReading
 from call_router.models import Call, Callback, Operator, utcnow
+from call_router.request_models import Crew, Open311Key, RequestCall, RequestEvent, ServiceRequest
 from call_router.tenant_models import DialledNumber, Tenant
 
 # The entities whose rows belong to a tenant (or, NULL, to the centre). Each has `tenant_id`.
-OWNED: Final = (Call, Callback, Operator)
+OWNED: Final = (
+    Call,
+    Callback,
+    Operator,
+    ServiceRequest,
+    RequestEvent,
+    RequestCall,
+    Crew,
+    Open311Key,
+)
 # Rows that belong to a call: they are behind the wall of the call they belong to (its
 # disposition, the disposition's history, a meter reading phoned in during it). A reading
 # entered with no call (the CLI) is the centre's.

@@ -17,6 +17,10 @@ The access rules, declared per router where dashboard/main.py includes it:
                 own tenant's figures, call_router/tenants.py)
     centre supervisor  incidents, flows, accounts, API tokens and tenants (/admin/...),
                 security: the centre's supervisors only, never a tenant's account
+    signed in   every role (also dispatcher, crew): /logout, /api/me
+    requests    supervisor, operator, dispatcher, crew: /api/requests, /api/crews (who may do
+                which action is decided per route: dashboard/routes/api_requests.py)
+    public      also /open311/v2/... (Open311 clients; POST checks its own API key)
 
 An operator acts only as themself. Who acts is decided inside each route from the principal
 (`dashboard.deps.ActorDep`), never by reading the request here: a rule that parses the body
@@ -51,7 +55,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, pass_context
 
 from call_router import accounts
-from call_router.accounts import OPERATOR, SUPERVISOR, Principal
+from call_router.accounts import CREW, DISPATCHER, OPERATOR, ROLES, SUPERVISOR, Principal
 from call_router.db import Database
 from dashboard.deps import SESSION_COOKIE, NotAuthenticated, OptionalPrincipal
 
@@ -106,6 +110,10 @@ class Access:
 
 PUBLIC = Access("public", ())
 STAFF = Access("staff", (SUPERVISOR, OPERATOR))
+# Every signed-in role: signing out, /api/me.
+SIGNED_IN = Access("signed in", ROLES)
+# Service requests (dashboard/routes/api_requests.py decides per action who may do what).
+REQUESTS = Access("requests", (SUPERVISOR, OPERATOR, DISPATCHER, CREW))
 # Supervisors: the centre's, and a tenant's behind its wall (the wallboard, reports: every
 # figure is read through call_router/tenants.py, so a tenant's supervisor gets its own).
 SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,))

@@ -45,6 +45,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "auth.logout": "Sign out",
         "role.supervisor": "supervisor",
         "role.operator": "operator",
+        "role.dispatcher": "dispatcher",
+        "role.crew": "crew",
+        "nav.requests": "Requests",
+        "nav.dispatch": "Dispatch",
+        "nav.crew": "Crew jobs",
         # brute-force lockout (dashboard/login_throttle.py)
         "auth.locked": "Too many failed sign-ins. Try again in {minutes} min.",
         # accounts pages (dashboard/routes/admin_pages.py)
@@ -451,6 +456,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "auth.logout": "Выйти",
         "role.supervisor": "супервизор",
         "role.operator": "оператор",
+        "role.dispatcher": "диспетчер",
+        "role.crew": "бригада",
+        "nav.requests": "Заявки",
+        "nav.dispatch": "Диспетчер",
+        "nav.crew": "Работы бригады",
         "auth.locked": "Слишком много неудачных попыток входа. Попробуйте через {minutes} мин.",
         "nav.admin": "Учётные записи",
         "admin.users": "Учётные записи",

@@ -34,15 +34,18 @@ from dashboard.routes import (
     api_dispositions,
     api_docs,
     api_meters,
+    api_requests,
     audio,
     callback_pages,
     flow_pages,
     health,
     incident_pages,
     login,
+    open311,
     operator_pages,
     pages,
     reports,
+    request_pages,
     security_pages,
     tenant_pages,
     wallboard,
@@ -197,10 +200,14 @@ def create_app(
     )
     app.include_router(health.router, dependencies=public)
     app.include_router(login.public_router, dependencies=public)
-    app.include_router(login.router, dependencies=staff)
+    app.include_router(login.router, dependencies=[Depends(auth.SIGNED_IN)])
     app.include_router(api_docs.router, dependencies=staff)
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
+    app.include_router(api_requests.router, dependencies=[Depends(auth.REQUESTS)])
+    # Open311 clients: public reads, an Open311 API key for POST (checked in the router).
+    app.include_router(open311.router, dependencies=public)
+    app.include_router(request_pages.router, dependencies=[Depends(auth.REQUESTS)])
     app.include_router(api_agents.router, dependencies=staff)
     app.include_router(api_dispositions.router, dependencies=staff)
     app.include_router(api_meters.router, dependencies=staff)

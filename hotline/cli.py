@@ -18,6 +18,7 @@ from hotline.cli_health import doctor_command, status_command
 from hotline.cli_incidents import app as incidents_cli
 from hotline.cli_meters import app as meters_cli
 from hotline.cli_reports import app as reports_cli
+from hotline.cli_requests import crews_app, open311_app, requests_app
 from hotline.cli_retention import app as retention_cli
 from hotline.cli_security import app as security_cli
 from hotline.cli_speech import app as speech_cli
@@ -51,6 +52,9 @@ app.add_typer(tokens_app, name="tokens", help="API tokens for the dashboard (Bea
 app.add_typer(security_cli, name="security", help="SIP brute-force bans: list and lift.")
 app.add_typer(tenants_app, name="tenants", help="Tenants: the management companies served.")
 app.add_typer(numbers_app, name="numbers", help="Dialled numbers: the centre's or a tenant's.")
+app.add_typer(requests_app, name="requests", help="Service requests: jobs for repair crews.")
+app.add_typer(crews_app, name="crews", help="Repair crews and contractors.")
+app.add_typer(open311_app, name="open311", help="The Open311 GeoReport v2 API: keys.")
 
 
 @app.callback()

@@ -105,7 +105,7 @@ def ensure_first_supervisor(session: Session) -> str | None:
 @users_app.command("add")
 def users_add(
     username: str,
-    role: Annotated[str, typer.Option(help="supervisor or operator")],
+    role: Annotated[str, typer.Option(help="supervisor, operator, dispatcher or crew")],
     operator: Annotated[
         str | None, typer.Option(help="The roster SIP login this account works as.")
     ] = None,
@@ -224,7 +224,7 @@ def users_passwd(
 
 @tokens_app.command("create")
 def tokens_create(
-    role: Annotated[str, typer.Option(help="supervisor or operator")],
+    role: Annotated[str, typer.Option(help="supervisor, operator, dispatcher or crew")],
     name: Annotated[str | None, typer.Option(help="What uses it, e.g. wallboard-hall.")] = None,
     tenant: Annotated[
         str | None,

@@ -91,6 +91,10 @@ def login_page(request: Request, state: StateDep, next: str | None = None) -> Re
     return _login_form(request, state, safe_next(next), error=False)
 
 
+# Where a role lands after signing in, when no page was asked for (default: today's calls).
+HOME_BY_ROLE = {"dispatcher": "/dispatch", "crew": "/crew"}
+
+
 @public_router.post("/login", name="login_submit")
 def login_submit(
     request: Request,
@@ -134,6 +138,9 @@ def login_submit(
         limiter.failed(name, address, device)
         return _login_form(request, state, target, error=True, status_code=401)
     limiter.succeeded(name, device)
+    if target == "/" and user is not None and user.role in HOME_BY_ROLE:
+        # Dispatchers and crews open no call pages: their work starts elsewhere.
+        target = HOME_BY_ROLE[user.role]
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -149,4 +149,14 @@ def test_the_dashboards_route_table_gives_every_route_exactly_one_rule() -> None
     assert rules[("/api/wallboard/stream", "GET")] is auth.SUPERVISOR_ONLY
     assert rules[("/reports", "GET")] is auth.SUPERVISOR_ONLY
     public = {path for (path, _m), rule in rules.items() if rule is auth.PUBLIC}
-    assert public == {"/healthz", "/login"}
+    # Open311 clients (a city portal, a 311 app) have no dashboard account: reads are public,
+    # POST checks its own API key (tests/integration/test_open311.py).
+    open311 = {
+        "/open311/v2/services.{fmt}",
+        "/open311/v2/services/{code}.{fmt}",
+        "/open311/v2/requests.{fmt}",
+        "/open311/v2/requests/{number}.{fmt}",
+        "/open311/v2/tokens/{token}.{fmt}",
+    }
+    assert public == {"/healthz", "/login"} | open311
+    assert rules[("/api/requests", "POST")] is auth.REQUESTS

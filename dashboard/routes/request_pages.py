@@ -1,0 +1,257 @@
+"""Service-request pages: `/requests` (the list), `/requests/{number}` (detail, history, status
+and assignment forms), `/dispatch` (new and overdue requests, assign each to a crew) and
+`/crew` (a crew's open jobs on a phone: on the way, working, done with a short report).
+
+Server-rendered; the forms post here (CSRF: dashboard/auth.py) and go through the same store
+and the same per-role table as the JSON API (dashboard/routes/api_requests.py ROLE_STATES).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from call_router import request_lifecycle as life
+from call_router import service_requests as store
+from call_router.models import utcnow
+from call_router.request_lifecycle import LifecycleError
+from call_router.service_requests import RequestFilter
+from dashboard.deps import ActorDep, SessionDep, StateDep
+from dashboard.i18n import render
+from dashboard.routes.api_requests import DISPATCHERS, ROLE_STATES
+from dashboard.routes.schemas import MAX_ROW_ID
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 200
+# Where a form may send the browser back to (never a URL from the form: no open redirect).
+BACK = {"detail": None, "dispatch": "/dispatch", "crew": "/crew"}
+CREW_NEXT = {
+    life.ASSIGNED: (life.ON_THE_WAY, life.IN_PROGRESS),
+    life.ON_THE_WAY: (life.IN_PROGRESS,),
+    life.IN_PROGRESS: (life.DONE, life.WAITING_FOR_PARTS, life.CANNOT_FIX),
+    life.WAITING_FOR_PARTS: (life.IN_PROGRESS, life.DONE, life.CANNOT_FIX),
+}
+
+
+def _page(
+    state: StateDep, request: Request, name: str, context: dict[str, Any], status: int = 200
+) -> Response:
+    return render(
+        state.templates,
+        request,
+        name,
+        {"labels": life.STATUS_NOTES, "priorities": life.PRIORITIES, **context},
+        state.settings.default_language,
+        status_code=status,
+    )
+
+
+def _number(number: str) -> str:
+    if store.id_of(number) is None:
+        raise HTTPException(404, detail="no such request")
+    return number
+
+
+def _back(back: str, number: str, message: str, crew_id: int | None = None) -> Response:
+    target = BACK.get(back) or f"/requests/{number}"
+    if back == "crew" and crew_id is not None:
+        target = f"/crew?crew={crew_id}"  # back to the same crew's jobs
+    sep = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{sep}msg={quote(message)}", status_code=303)
+
+
+@router.get("/requests", name="requests_page")
+def requests_page(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    category: Annotated[str | None, Query(max_length=32)] = None,
+    overdue: bool = False,
+) -> Response:
+    now = utcnow()
+    where = RequestFilter(
+        states=(status,) if status in life.STATES else (),
+        category=category or None,
+        overdue_at=now if overdue else None,
+    )
+    rows = store.list_requests(session, where, limit=PAGE_SIZE)
+    return _page(
+        state,
+        request,
+        "requests/list.html",
+        {
+            "rows": [store.request_dict(r, now=now) for r in rows],
+            "states": life.STATES,
+            "categories": life.load_categories(),
+            "chosen": {"status": status or "", "category": category or "", "overdue": overdue},
+        },
+    )
+
+
+@router.get("/dispatch", name="dispatch_page")
+def dispatch_page(
+    request: Request, state: StateDep, session: SessionDep, actor: ActorDep, msg: str | None = None
+) -> Response:
+    if actor.principal.role not in DISPATCHERS:
+        raise HTTPException(403, detail="your role may not open this")
+    now = utcnow()
+    fresh = store.list_requests(session, RequestFilter(states=(life.NEW,)), limit=PAGE_SIZE)
+    late = store.list_requests(session, RequestFilter(overdue_at=now), limit=PAGE_SIZE)
+    return _page(
+        state,
+        request,
+        "requests/dispatch.html",
+        {
+            "fresh": [store.request_dict(r, now=now) for r in fresh],
+            "late": [store.request_dict(r, now=now) for r in late],
+            "crews": [store.crew_dict(c) for c in store.list_crews(session) if c.active],
+            "message": msg[:200] if msg else None,
+        },
+    )
+
+
+@router.get("/crew", name="crew_page")
+def crew_page(
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    crew: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
+    msg: str | None = None,
+) -> Response:
+    crews = store.list_crews(session)
+    chosen = next((c for c in crews if c.id == crew), None)
+    jobs: list[dict[str, Any]] = []
+    if chosen is not None:
+        rows = store.list_requests(
+            session,
+            RequestFilter(states=tuple(CREW_NEXT), crew_id=chosen.id),
+            limit=PAGE_SIZE,
+        )
+        jobs = [store.request_dict(r) for r in rows]
+    return _page(
+        state,
+        request,
+        "requests/crew.html",
+        {
+            "crews": [store.crew_dict(c) for c in crews],
+            "chosen": store.crew_dict(chosen) if chosen else None,
+            "jobs": jobs,
+            "next_states": CREW_NEXT,
+            "message": msg[:200] if msg else None,
+        },
+    )
+
+
+@router.get("/requests/{number}", name="request_page")
+def request_page(
+    number: str,
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    actor: ActorDep,
+    msg: str | None = None,
+) -> Response:
+    return _detail(number, request, state, session, actor, message=msg[:200] if msg else None)
+
+
+def _detail(
+    number: str,
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    actor: ActorDep,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    try:
+        found = store.get_request(session, _number(number))
+    except LifecycleError:
+        raise HTTPException(404, detail="no such request") from None
+    role = actor.principal.role
+    moves = sorted(life.TRANSITIONS[found.state] & ROLE_STATES.get(role, frozenset()))
+    return _page(
+        state,
+        request,
+        "requests/detail.html",
+        {
+            "r": store.request_dict(found, detail=True),
+            "moves": moves,
+            "crews": [store.crew_dict(c) for c in store.list_crews(session) if c.active]
+            if role in DISPATCHERS
+            else [],
+            "message": message,
+            "error": error,
+        },
+        status,
+    )
+
+
+@router.post("/requests/{number}/status", name="request_status_form")
+def request_status_form(
+    number: str,
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    actor: ActorDep,
+    new_state: Annotated[str, Form(alias="state", max_length=32)],
+    note: Annotated[str, Form(max_length=store.MAX_NOTE)] = "",
+    version: Annotated[int | None, Form(ge=1, le=MAX_ROW_ID)] = None,
+    duplicate_of: Annotated[str, Form(max_length=12)] = "",
+    back: Annotated[str, Form(max_length=16)] = "detail",
+) -> Response:
+    if new_state not in ROLE_STATES.get(actor.principal.role, frozenset()):
+        raise HTTPException(403, detail=f"your role may not set {new_state[:32]}")
+    try:
+        # Its own transaction: a refused change rolls back there, the page is read afresh.
+        with state.db.session() as work:
+            changed = store.change_state(
+                work,
+                _number(number),
+                new_state,
+                actor=actor.by,
+                note=note or None,
+                expected_version=version,
+                duplicate_of=duplicate_of or None,
+            )
+    except LifecycleError as exc:
+        return _detail(number, request, state, session, actor, error=str(exc), status=409)
+    message = f"Request {number}: {life.STATUS_NOTES[new_state]}"
+    return _back(back, number, message, crew_id=changed.crew_id)
+
+
+@router.post("/requests/{number}/assign", name="request_assign_form")
+def request_assign_form(
+    number: str,
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    actor: ActorDep,
+    crew_id: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
+    note: Annotated[str, Form(max_length=store.MAX_NOTE)] = "",
+    version: Annotated[int | None, Form(ge=1, le=MAX_ROW_ID)] = None,
+    force: Annotated[bool, Form()] = False,
+    back: Annotated[str, Form(max_length=16)] = "detail",
+) -> Response:
+    if actor.principal.role not in DISPATCHERS:
+        raise HTTPException(403, detail="your role may not assign requests")
+    try:
+        with state.db.session() as work:
+            store.assign(
+                work,
+                _number(number),
+                crew_id,
+                actor=actor.by,
+                note=note or None,
+                expected_version=version,
+                force=force,
+            )
+    except LifecycleError as exc:
+        return _detail(number, request, state, session, actor, error=str(exc), status=409)
+    return _back(back, number, f"Request {number} assigned.")

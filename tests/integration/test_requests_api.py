@@ -1,0 +1,226 @@
+"""`/api/requests` and `/api/crews` through the real app (httpx + ASGI transport) on real
+SQLite and PostgreSQL: roles, the tenant wall, optimistic locking, bad input, CSV safety."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from call_router import accounts, tenants
+from call_router.db import Database
+from call_router.models import Call
+from call_router.settings import Settings
+from dashboard.main import create_app
+
+HOSTILE = '=HYPERLINK("http://evil.example","x")'
+Client = Callable[..., httpx.AsyncClient]
+
+
+def _token(db: Database, role: str, tenant: str | None = None) -> dict[str, str]:
+    with db.session() as session:
+        token, _row = accounts.create_token(
+            session,
+            role,
+            name=f"{role}-{uuid.uuid4().hex[:6]}",
+            now=datetime.now(UTC),
+            tenant=tenant,
+        )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def app_client(database: Database, tmp_path: Path) -> AsyncIterator[Client]:
+    app = create_app(Settings(state_dir=tmp_path / "state"), database, zone=ZoneInfo("UTC"))
+    clients: list[httpx.AsyncClient] = []
+
+    def make(role: str = "supervisor", tenant: str | None = None) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://dashboard.test",
+            headers=_token(database, role, tenant),
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+BODY = {
+    "category": "heating",
+    "street": "Lenina St",
+    "house": "5",
+    "flat": "12",
+    "district": "North",
+    "description": "<script>alert(1)</script> no heating",
+    "caller_number": "+79001112233",
+    "caller_name": HOSTILE,
+}
+
+
+async def test_operator_creates_dispatcher_assigns_crew_reports(app_client: Client) -> None:
+    operator, dispatcher, crew = (
+        app_client("operator"),
+        app_client("dispatcher"),
+        app_client("crew"),
+    )
+    made = await operator.post("/api/requests", json=BODY)
+    assert made.status_code == 201, made.text
+    number = made.json()["number"]
+    again = await operator.post("/api/requests", json={**BODY, "street": "lenina st."})
+    assert again.status_code == 200 and again.json()["attached"] is True
+    assert again.json()["number"] == number
+
+    assert (await crew.post("/api/requests", json=BODY)).status_code == 403
+    added = await dispatcher.post(
+        "/api/crews", json={"name": "Heat N", "categories": ["heating"], "districts": ["North"]}
+    )
+    assert added.status_code == 201, added.text
+    assert (
+        await operator.post(f"/api/requests/{number}/assign", json={"crew_id": 1})
+    ).status_code == 403
+    assigned = await dispatcher.post(
+        f"/api/requests/{number}/assign", json={"crew_id": added.json()["id"]}
+    )
+    assert assigned.status_code == 200, assigned.text
+    version = assigned.json()["version"]
+
+    # The crew may report its work, not close or reassign it.
+    assert (
+        await crew.post(f"/api/requests/{number}/status", json={"state": "closed"})
+    ).status_code == 403
+    moved = await crew.post(
+        f"/api/requests/{number}/status", json={"state": "on_the_way", "version": version}
+    )
+    assert moved.status_code == 200, moved.text
+    # A change based on the version read before the crew's is refused, not applied.
+    stale = await dispatcher.post(
+        f"/api/requests/{number}/status", json={"state": "cannot_fix", "version": version}
+    )
+    assert stale.status_code == 409 and stale.json()["detail"]["code"] == "conflict"
+    bad_move = await crew.post(f"/api/requests/{number}/status", json={"state": "done"})
+    assert bad_move.status_code == 409 and bad_move.json()["detail"]["code"] == "transition"
+
+    detail = (await dispatcher.get(f"/api/requests/{number}")).json()
+    assert detail["state"] == "on_the_way"
+    assert [h["action"] for h in detail["history"]] == [
+        "created", "reported_again", "assigned", "status",
+    ]  # fmt: skip
+    assert detail["history"][-1]["actor"].startswith("token:crew-")
+    listed = (await crew.get("/api/requests", params={"state": "on_the_way"})).json()
+    assert [r["number"] for r in listed] == [number]
+
+
+async def test_bad_input_is_refused_clearly(app_client: Client) -> None:
+    client = app_client()
+    for body, status in (
+        ({**BODY, "category": "nope"}, 422),
+        ({**BODY, "description": "x" * 4001}, 422),
+        ({**BODY, "street": ""}, 422),
+        ({**BODY, "lat": 100}, 422),
+        ({**BODY, "call_id": 2**40}, 422),
+        ({**BODY, "call_id": 12345}, 404),
+    ):
+        answer = await client.post("/api/requests", json=body)
+        assert answer.status_code == status, (body, answer.text)
+    unknown = await client.post("/api/requests", json={**BODY, "category": "nope"})
+    assert unknown.json()["detail"]["code"] == "unknown_category"
+    for path in (
+        "/api/requests/1",
+        "/api/requests/99999",
+        "/api/requests/abc",
+        "/api/requests/" + "9" * 40,
+    ):
+        assert (await client.get(path)).status_code == 404, path
+    assert (await client.get("/api/requests")).status_code == 200
+    assert (await client.get("/api/requests", params={"limit": 0})).status_code == 422
+    anonymous = httpx.AsyncClient(transport=client._transport, base_url="http://dashboard.test")
+    async with anonymous:
+        assert (await anonymous.get("/api/requests")).status_code == 401
+
+
+async def test_csv_export_defuses_formulas(app_client: Client) -> None:
+    client = app_client()
+    assert (await client.post("/api/requests", json=BODY)).status_code == 201
+    answer = await client.get("/api/requests/export.csv")
+    assert answer.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert rows[0]["caller_name"] == "'" + HOSTILE
+    assert rows[0]["description"] == BODY["description"]
+
+
+async def test_tenant_wall_on_requests(app_client: Client, database: Database) -> None:
+    with database.session() as session:
+        tenants.add_tenant(session, "Company A", slug="a")
+        tenant_b = tenants.add_tenant(session, "Company B", slug="b")
+        call = Call(
+            linkedid=uuid.uuid4().hex,
+            caller_number="+7900",
+            started_at=datetime.now(UTC),
+            tenant_id=tenant_b.id,
+        )
+        session.add(call)
+        session.flush()
+        b_call = call.id
+    a, b, centre = app_client("supervisor", "a"), app_client("operator", "b"), app_client()
+    mine = await a.post("/api/requests", json=BODY)
+    assert mine.status_code == 201
+    # Same address in another tenant: its own request, not a duplicate of A's.
+    theirs = await b.post("/api/requests", json={**BODY, "call_id": b_call})
+    assert theirs.status_code == 201 and theirs.json()["source"] == "phone"
+    # A's staff cannot see, change or link B's request, nor attach to B's call.
+    number_b = theirs.json()["number"]
+    assert (await a.get(f"/api/requests/{number_b}")).status_code == 404
+    assert (
+        await a.post(f"/api/requests/{number_b}/status", json={"state": "closed"})
+    ).status_code == 404
+    assert (await a.post("/api/requests", json={**BODY, "call_id": b_call})).status_code == 404
+    assert [r["number"] for r in (await a.get("/api/requests")).json()] == [mine.json()["number"]]
+    a_csv = (await a.get("/api/requests/export.csv")).text
+    assert number_b not in a_csv
+    assert len((await centre.get("/api/requests")).json()) == 2
+
+
+async def test_a_call_prefills_the_new_request(app_client: Client, database: Database) -> None:
+    with database.session() as session:
+        first = Call(
+            linkedid=uuid.uuid4().hex,
+            caller_number="+79001112233",
+            caller_name="Anna",
+            started_at=datetime.now(UTC),
+            intent="heating",
+        )
+        second = Call(
+            linkedid=uuid.uuid4().hex,
+            caller_number="+79001112233",
+            started_at=datetime.now(UTC),
+            intent="lift",
+        )
+        session.add_all([first, second])
+        session.flush()
+        ids = (first.id, second.id)
+    operator = app_client("operator")
+    fresh = (await operator.get("/api/requests/suggest", params={"call_id": ids[0]})).json()
+    assert fresh["category"] == "heating" and fresh["last_address"] is None
+    made = await operator.post("/api/requests", json={**BODY, "call_id": ids[0]})
+    assert made.status_code == 201 and made.json()["source"] == "phone"
+    later = (await operator.get("/api/requests/suggest", params={"call_id": ids[1]})).json()
+    assert later["category"] == "lift"
+    assert later["last_address"] == {
+        "street": "Lenina St",
+        "house": "5",
+        "flat": "12",
+        "district": "North",
+    }
+    assert [r["number"] for r in later["open_requests"]] == [made.json()["number"]]
+    missing = await operator.get("/api/requests/suggest", params={"call_id": 999999})
+    assert missing.status_code == 404

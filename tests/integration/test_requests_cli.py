@@ -1,0 +1,77 @@
+"""`hotline requests …`, `hotline crews …` and `hotline open311 keys …` through the real CLI on
+a fresh state folder (SQLite); every `--json` prints only JSON."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.integration.test_cli_json import cli  # noqa: F401 - the fixture
+
+__all__ = ["cli"]
+
+
+def test_request_lifecycle_from_the_cli(cli: Any) -> None:  # noqa: F811
+    crew = cli(
+        "crews", "add", "Heating North", "--category", "heating", "--district", "North", "--json"
+    )
+    assert crew["categories"] == ["heating"] and crew["districts"] == ["North"]
+    assert [c["name"] for c in cli("crews", "list", "--json")] == ["Heating North"]
+    made = cli(
+        "requests", "create", "--category", "heating", "--street", "Lenina St", "--house", "5",
+        "--flat", "12", "--district", "north", "--description", "Нет отопления",
+        "--caller-number", "+79001112233", "--json",
+    )  # fmt: skip
+    assert made["attached"] is False and made["state"] == "new"
+    again = cli(
+        "requests", "create", "--category", "heating", "--street", "LENINA st.", "--house", "5",
+        "--flat", "12", "--json",
+    )  # fmt: skip
+    assert again["attached"] is True and again["number"] == made["number"]
+    assert again["reports"] == 2
+    number = made["number"]
+    assigned = cli("requests", "assign", number, "--crew", str(crew["id"]), "--json")
+    assert assigned["state"] == "assigned" and assigned["crew"]["name"] == "Heating North"
+    for state in ("on_the_way", "in_progress", "done"):
+        assert cli("requests", "status", number, state, "--json")["state"] == state
+    shown = cli("requests", "show", number, "--json")
+    assert shown["description"] == "Нет отопления"
+    assert [h["action"] for h in shown["history"]] == [
+        "created", "reported_again", "assigned", "status", "status", "status",
+    ]  # fmt: skip
+    assert [r["number"] for r in cli("requests", "list", "--state", "done", "--json")] == [number]
+    assert cli("requests", "list", "--overdue", "--json") == []
+
+    key = cli("open311", "keys", "create", "--name", "city portal", "--json")
+    assert set(key) == {"api_key", "name"} and key["api_key"].startswith("o311_")
+    listed = cli("open311", "keys", "list", "--json")
+    assert [k["name"] for k in listed] == ["city portal"]
+    assert key["api_key"] not in str(listed)
+    assert cli("open311", "keys", "revoke", "city portal", "--json")["revoked_at"]
+
+
+def test_refusals_exit_2_with_the_reason(tmp_path: Path) -> None:
+    env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state")}
+    env.pop("HOTLINE_DATABASE_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hotline", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            check=False,
+        )
+
+    unknown = run("requests", "create", "--category", "nope", "--street", "A", "--house", "1")
+    assert unknown.returncode == 2 and "unknown category" in unknown.stderr
+    missing = run("requests", "show", "1001")
+    assert missing.returncode == 2 and "no request 1001" in missing.stderr
+    made = run("requests", "create", "--category", "lift", "--street", "A", "--house", "1")
+    assert made.returncode == 0, made.stderr
+    bad_move = run("requests", "status", "1001", "done")
+    assert bad_move.returncode == 2 and "cannot become done" in bad_move.stderr
