@@ -77,6 +77,7 @@ from call_router.models import utcnow
 from call_router.operators import RosterError
 from call_router.settings import QUEUES, Settings
 from call_router.sip_bans import Apply, SipBanGuard, carrier_networks, rules_of
+from call_router.tenant_routing import is_known_queue
 from call_router.virtual_hold import CallbackRequest, request_callback_in
 
 INBOUND_CONTEXT = "from-pstn"
@@ -117,6 +118,14 @@ Handler = Callable[[Event], Effect | None]
 
 # Timeline kind of a call recording (MixMonitor); data {file (under recordings/), queue}.
 EVENT_RECORDING = "recording"
+
+
+class OurQueues:
+    """`queue in OurQueues()`: a queue of ours, the centre's or a tenant's own (by its name's
+    shape: tenants' queues come and go while the router runs)."""
+
+    def __contains__(self, queue: object) -> bool:
+        return isinstance(queue, str) and is_known_queue(queue, QUEUES)
 
 
 class AmiError(Exception):
@@ -161,7 +170,8 @@ class AmiListener:
         self._records = records or reconcile.AsteriskRecords.in_log_dir(
             settings.asterisk_dir / "log"
         )
-        self._queues = frozenset(QUEUES)
+        # The centre's queues and the tenants' own (t<id>_<service>, tenant_routing.py).
+        self._queues = OurQueues()
         # Agent state (call_router/agents.py): without a database the listener only logs calls.
         self._db = db
         self._agents = AgentService(db, clock=clock) if db is not None else None
