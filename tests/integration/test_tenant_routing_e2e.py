@@ -128,6 +128,10 @@ def test_a_call_to_tenant_a_s_number_reaches_a_s_own_plumber(
     assert call["queue"] == centre.a.plumbing_queue
     assert call["outcome"] == "answered"
     assert call["operator"] == centre.a.plumber["name"]
+    # The call page shows both.
+    page = api.get(f"/calls/{call['id']}").text
+    assert f'id="dialled-number">{A_NUMBER}<' in page
+    assert f'id="call-tenant">{centre.a.slug} (' in page
 
 
 def test_a_centre_call_from_a_phone_registered_at_b_s_building_reaches_b_s_plumber(
