@@ -105,6 +105,7 @@ class CallWriter:
         "record_event": CallLog.record_event,
         "record_menu_result": CallLog.record_menu_result,
         "record_speech": CallLog.record_speech,
+        "record_tenant": CallLog.record_tenant,
     }
 
     def __init__(

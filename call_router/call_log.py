@@ -420,6 +420,31 @@ class CallLog:
             self._insert_event(session, call.id, entry.kind, entry.key, at, entry.data)
             _apply_menu_result(call, choice, intent, queue, language, at)
 
+    def record_tenant(
+        self,
+        linkedid: str,
+        *,
+        tenant_id: int | None,
+        source: str,
+        building_id: int | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """The menu's decision of the call's company (call_router/tenant_routing.py): it
+        overrides the dialled number's (a centre number's caller placed with a tenant). Once
+        per source (idempotent: the timeline key)."""
+        at = at or self._clock()
+        with self._session() as session:
+            call = _call_by_linkedid(session, linkedid) or self._ensure(
+                session, linkedid, caller_number=None, caller_name=None, started_at=at
+            )
+            data = {"tenant_id": tenant_id, "source": source, "building_id": building_id}
+            if not self._insert_event(session, call.id, "tenant", f"tenant:{source}", at, data):
+                return
+            call.tenant_id = tenant_id
+            call.tenant_source = _cap(source, 16)
+            if building_id is not None:
+                call.building_id = building_id
+
     def record_speech(
         self,
         linkedid: str,

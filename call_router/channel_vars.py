@@ -17,6 +17,13 @@ FALLBACK = "HOTLINE_FALLBACK"
 # The call log row id, for later dialplan steps that want to reference it. Set when the row is
 # already written as the menu ends (normally; the menu never waits for the database).
 CALL_ID = "HOTLINE_CALL_ID"
+# Set by the FastAGI script as soon as it knows the call's company (call_router/
+# tenant_routing.py), before anything about it is written: the tenant's slug ("" = the
+# centre's own), how it was decided (number, phone, earlier_call, keypad, unknown), and the
+# caller's building id when known.
+TENANT = "HOTLINE_TENANT"
+TENANT_SOURCE = "HOTLINE_TENANT_SOURCE"
+BUILDING = "HOTLINE_BUILDING"
 # Global set in extensions.conf [globals]: the recordings folder as Asterisk sees it (inside
 # the sandbox root it differs from the host path).
 # Prompts are played as ${HOTLINE_RECORDINGS}/prompts/<lang>/<name>.

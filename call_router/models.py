@@ -110,6 +110,13 @@ class Call(Base):
         ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
     )
     tenant: Mapped[Tenant | None] = relationship(lazy="select")
+    # How the tenant was decided (call_router/tenant_routing.py SOURCES: number, phone,
+    # earlier_call, keypad, unknown, centre; migration 0016); NULL: by the dialled number
+    # before the menu said more (or the menu never ran).
+    tenant_source: Mapped[str | None] = mapped_column(String(16))
+    # The caller's building when the menu knew it (a registered phone, an earlier call, a
+    # confirmed house code): their next call to the centre goes to its tenant.
+    building_id: Mapped[int | None] = mapped_column(Integer)
 
     @property
     def tenant_slug(self) -> str | None:
@@ -216,6 +223,7 @@ class Operator(Base):
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
     )
+    tenant: Mapped[Tenant | None] = relationship(lazy="select")
 
     skills: Mapped[list[OperatorSkill]] = relationship(
         back_populates="operator", cascade="all, delete-orphan", order_by="OperatorSkill.queue"

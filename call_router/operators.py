@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -38,16 +38,17 @@ class Skill:
 PENALTY_MAX = 100
 
 
-def parse_skills(spec: str) -> list[Skill]:
-    """`plumbing,coordinator:5` → skills; a penalty makes the queue overflow-only for them."""
+def parse_skills(spec: str, known: Collection[str] = QUEUES) -> list[Skill]:
+    """`plumbing,coordinator:5` → skills; a penalty makes the queue overflow-only for them.
+    `known`: the queues allowed (the centre's, and tenants' own where they apply)."""
     skills: list[Skill] = []
     for item in (part.strip() for part in spec.split(",")):
         if not item:
             continue
         queue, _, penalty = item.partition(":")
         queue = queue.strip().lower()
-        if queue not in QUEUES:
-            raise RosterError(f"unknown queue {queue!r}; known queues: {', '.join(QUEUES)}")
+        if queue not in known:
+            raise RosterError(f"unknown queue {queue!r}; known queues: {', '.join(known)}")
         try:
             value = int(penalty) if penalty else 0
         except ValueError:
@@ -86,6 +87,7 @@ def add_operator(
     *,
     language: str = "ru",
     login: str | None = None,
+    tenant_id: int | None = None,
 ) -> Operator:
     login = login or next_login(session)
     if not LOGIN_RE.match(login):
@@ -101,6 +103,7 @@ def add_operator(
         sip_password=secrets.token_urlsafe(16),
         language=language,
         enabled=True,
+        tenant_id=tenant_id,
         skills=[OperatorSkill(queue=s.queue, penalty=s.penalty) for s in skills],
     )
     session.add(operator)
@@ -131,4 +134,34 @@ def operator_dict(operator: Operator) -> dict[str, object]:
         "language": operator.language,
         "enabled": operator.enabled,
         "queues": [{"queue": s.queue, "penalty": s.penalty} for s in operator.skills],
+        # The tenant (slug) whose specialist this is; None: the centre's staff (added field).
+        "tenant": operator.tenant.slug if operator.tenant is not None else None,
     }
+
+
+def skills_for_tenant(
+    session: Session, spec: str, tenant_slug: str | None
+) -> tuple[list[Skill], int | None]:
+    """Skills for an operator of a tenant (or, None, of the centre), and the tenant's id.
+
+    A tenant's operator names services (`plumbing`) and is put in the tenant's own queue of
+    each service it has (`t3_plumbing`), else in the centre's; they may also name the
+    centre's coordinator and duty queues, never another tenant's queue. The centre's staff
+    may be in any queue."""
+    from call_router import tenants
+    from call_router.tenant_routing import queue_for, tenant_queue_name
+
+    own = tenants.own_services(session)
+    if tenant_slug is None:
+        every = [tenant_queue_name(t, svc) for t, svcs in own.items() for svc in sorted(svcs)]
+        return parse_skills(spec, (*QUEUES, *every)), None
+    tenant = tenants.require_tenant(session, tenant_slug)
+    mine = own.get(tenant.id, frozenset())
+    known = (*QUEUES, *(tenant_queue_name(tenant.id, svc) for svc in sorted(mine)))
+    skills: list[Skill] = []
+    for skill in parse_skills(spec, known):
+        queue = queue_for(tenant.id, skill.queue, own)
+        if any(s.queue == queue for s in skills):
+            raise RosterError(f"queue {queue!r} is listed twice")
+        skills.append(Skill(queue, skill.penalty))
+    return skills, tenant.id

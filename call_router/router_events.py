@@ -25,6 +25,7 @@ from call_router.call_log import (
 from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveState
 from call_router.settings import QUEUES
 from call_router.sip_bans import SipBanGuard
+from call_router.tenant_routing import is_known_queue
 from call_router.virtual_hold import CallbackRequest, request_callback_in
 
 if TYPE_CHECKING:
@@ -46,6 +47,14 @@ Effect = Callable[[], Awaitable[Any]]
 Handler = Callable[[Event], Effect | None]
 
 
+class OurQueues:
+    """`queue in OurQueues()`: a queue of ours, the centre's or a tenant's own (by its name's
+    shape: tenants' queues come and go while the router runs)."""
+
+    def __contains__(self, queue: object) -> bool:
+        return isinstance(queue, str) and is_known_queue(queue, QUEUES)
+
+
 class CallEvents:
     """AMI events → call log rows and timeline entries (idempotent: a replayed event writes
     nothing twice), plus the live-state effects to run after the commit."""
@@ -65,7 +74,8 @@ class CallEvents:
         self._agents = agents
         self._clock = clock
         self._probe_returned = probe_returned
-        self._queues = frozenset(QUEUES)
+        # The centre's queues and the tenants' own (t<id>_<service>, tenant_routing.py).
+        self._queues = OurQueues()
         # Asterisk event name → handler. Everything else is ignored.
         self.handlers: dict[str, Handler] = {
             "Newchannel": self.on_newchannel,

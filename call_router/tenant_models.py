@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from call_router.models import Base, UTCDateTime, utcnow
@@ -36,5 +36,54 @@ class DialledNumber(Base):
     number: Mapped[str] = mapped_column(String(32), primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TenantQueue(Base):
+    """A specialist queue of the tenant's own (`t<tenant id>_<service>`,
+    call_router/tenant_routing.py): its calls for that service go to its own specialists."""
+
+    __tablename__ = "tenant_queues"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    service: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class Building(Base):
+    """A building a tenant serves (`hotline buildings import FILE --tenant T`).
+
+    `code`: the house code residents key in the menu (unique across the centre: the caller
+    does not know the company yet); None: the building cannot be chosen by keypad."""
+
+    __tablename__ = "buildings"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "street", "house", name="uq_buildings_address"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="RESTRICT"), index=True
+    )
+    street: Mapped[str] = mapped_column(String(128))
+    house: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(8), unique=True, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ResidentPhone(Base):
+    """A resident's phone registered at a building: calls from it to the centre's numbers go
+    to that building's tenant. `tenant_id` is the building's (kept here for the wall)."""
+
+    __tablename__ = "resident_phones"
+
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    building_id: Mapped[int] = mapped_column(
+        ForeignKey("buildings.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="RESTRICT"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -39,13 +39,17 @@ from call_router.agent_models import (
 from call_router.meter_models import MeterReading
 from call_router.models import Call, Callback, Operator, utcnow
 from call_router.request_models import Crew, Open311Key, RequestCall, RequestEvent, ServiceRequest
-from call_router.tenant_models import DialledNumber, Tenant
+from call_router.tenant_models import Building, DialledNumber, ResidentPhone, Tenant, TenantQueue
+from call_router.tenant_routing import SERVICES, tenant_queue_name
 
 # The entities whose rows belong to a tenant (or, NULL, to the centre). Each has `tenant_id`.
 OWNED: Final = (
     Call,
     Callback,
     Operator,
+    Building,
+    ResidentPhone,
+    TenantQueue,
     ServiceRequest,
     RequestEvent,
     RequestCall,
@@ -309,3 +313,63 @@ def tenants_for_numbers(session: Session, dialled: set[str | None]) -> dict[str 
         )
     )
     return {number: tenant for number, tenant in rows.tuples() if tenant is not None}
+
+
+def number_owners(session: Session) -> dict[str, int | None]:
+    """Every registered number: its tenant's id, or None for the centre's."""
+    rows = session.execute(select(DialledNumber.number, DialledNumber.tenant_id))
+    return {number: tenant for number, tenant in rows}
+
+
+# --- tenants' own queues -------------------------------------------------------------------
+
+
+def parse_services(spec: str) -> list[str]:
+    """`plumbing,heating` → the services; '' → none."""
+    services: list[str] = []
+    for item in (part.strip().lower() for part in spec.split(",")):
+        if not item:
+            continue
+        if item not in SERVICES:
+            raise TenantError(
+                f"no service {item!r}; a tenant may have its own: {', '.join(SERVICES)}"
+                " (coordinator and duty are the centre's)"
+            )
+        if item not in services:
+            services.append(item)
+    return services
+
+
+def set_tenant_queues(session: Session, slug: str, services: list[str]) -> list[str]:
+    """The tenant's own queues become exactly `services`; returns their queue names."""
+    tenant = require_tenant(session, slug)
+    current = {
+        row.service: row
+        for row in session.scalars(select(TenantQueue).where(TenantQueue.tenant_id == tenant.id))
+    }
+    for service, row in current.items():
+        if service not in services:
+            session.delete(row)
+    for service in services:
+        if service not in current:
+            session.add(TenantQueue(tenant_id=tenant.id, service=service))
+    session.flush()
+    return [tenant_queue_name(tenant.id, service) for service in services]
+
+
+def own_services(session: Session) -> dict[int, frozenset[str]]:
+    """Tenant id → the services it has its own queues for."""
+    found: dict[int, set[str]] = {}
+    for tenant_id, service in session.execute(select(TenantQueue.tenant_id, TenantQueue.service)):
+        found.setdefault(tenant_id, set()).add(service)
+    return {tenant_id: frozenset(services) for tenant_id, services in found.items()}
+
+
+def tenant_queue_names(session: Session) -> list[str]:
+    """Every tenant's own queue, for queues.conf and the dialplan."""
+    rows = session.execute(
+        select(TenantQueue.tenant_id, TenantQueue.service).order_by(
+            TenantQueue.tenant_id, TenantQueue.service
+        )
+    )
+    return [tenant_queue_name(tenant_id, service) for tenant_id, service in rows]

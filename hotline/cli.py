@@ -23,7 +23,7 @@ from hotline.cli_retention import app as retention_cli
 from hotline.cli_security import app as security_cli
 from hotline.cli_speech import app as speech_cli
 from hotline.cli_speech import models_command
-from hotline.cli_tenants import numbers_app, tenants_app
+from hotline.cli_tenants import buildings_app, numbers_app, tenants_app
 from hotline.cli_users import FIRST_SUPERVISOR, ensure_first_supervisor, tokens_app, users_app
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ app.add_typer(numbers_app, name="numbers", help="Dialled numbers: the centre's o
 app.add_typer(requests_app, name="requests", help="Service requests: jobs for repair crews.")
 app.add_typer(crews_app, name="crews", help="Repair crews and contractors.")
 app.add_typer(open311_app, name="open311", help="The Open311 GeoReport v2 API: keys.")
+app.add_typer(buildings_app, name="buildings", help="Tenants' buildings and residents' phones.")
 
 
 @app.callback()
@@ -102,6 +103,7 @@ def render_asterisk(settings: Settings) -> Path:
     from call_router.models import utcnow
     from call_router.operators import list_operators
     from call_router.sip_bans import active_addresses
+    from call_router.tenants import number_owners, tenant_queue_names
     from hotline.asterisk.render import OperatorConf, render_config
     from hotline.asterisk.sandbox import Asterisk
 
@@ -117,8 +119,17 @@ def render_asterisk(settings: Settings) -> Path:
             )
             for op in list_operators(session, enabled_only=True)
         ]
+        tenant_queues = tenant_queue_names(session)
+        numbers = list(number_owners(session))
     db.dispose()
-    return render_config(settings, Asterisk(settings).paths, operators, banned)
+    return render_config(
+        settings,
+        Asterisk(settings).paths,
+        operators,
+        banned,
+        tenant_queues=tenant_queues,
+        dialled_numbers=numbers,
+    )
 
 
 def reload_asterisk(settings: Settings) -> bool:
@@ -398,20 +409,32 @@ def operators_add(
     login: Annotated[
         str | None, typer.Option(help="SIP login (default: next free number).")
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="The tenant (slug) whose specialist this is: its own queues."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Create an operator and print the SIP login and password."""
-    from call_router.operators import RosterError, add_operator, operator_dict, parse_skills
+    """Create an operator and print the SIP login and password. With --tenant T the
+    operator is T's: the services named (plumbing, ...) are T's own queues where T has them."""
+    from call_router.operators import (
+        RosterError,
+        add_operator,
+        operator_dict,
+        skills_for_tenant,
+    )
+    from call_router.tenants import TenantError
 
     settings = get_settings()
     db = _database(settings)
     try:
         with db.session() as session:
+            skills, tenant_id = skills_for_tenant(session, queues, tenant)
             operator = add_operator(
-                session, name, parse_skills(queues), language=language, login=login
+                session, name, skills, language=language, login=login, tenant_id=tenant_id
             )
             info = operator_dict(operator)
-    except RosterError as err:
+    except (RosterError, TenantError) as err:
         raise _fail(f"error: {err}", 2) from None
     render_asterisk(settings)
     info["applied"] = reload_asterisk(settings)

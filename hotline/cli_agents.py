@@ -18,6 +18,7 @@ from call_router.agents import AgentService, AgentView
 from call_router.ami_client import AmiActionFailed, AmiClient, AmiSender, AmiUnavailable
 from call_router.operators import RosterError
 from call_router.settings import QUEUES, Settings, get_settings
+from call_router.tenant_routing import is_known_queue
 
 app = typer.Typer(help="Operators' queue log-in, log-out and pauses.", no_args_is_help=True)
 
@@ -68,7 +69,7 @@ def _queues(spec: str | None) -> list[str] | None:
     if spec is None:
         return None
     queues = [q.strip().lower() for q in spec.split(",") if q.strip()]
-    unknown = [q for q in queues if q not in QUEUES]
+    unknown = [q for q in queues if not is_known_queue(q, QUEUES)]
     if unknown:
         raise typer.BadParameter(
             f"unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUES)}"

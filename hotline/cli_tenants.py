@@ -19,9 +19,13 @@ if TYPE_CHECKING:
 
 tenants_app = typer.Typer(help="Management companies served by the centre.", no_args_is_help=True)
 numbers_app = typer.Typer(help="Dialled numbers: the centre's or a tenant's.", no_args_is_help=True)
+buildings_app = typer.Typer(
+    help="Tenants' buildings (house codes) and residents' phones.", no_args_is_help=True
+)
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CENTRE_QUEUES_ONLY = "- (served by the centre's queues)"
 
 
 def _run(action: Callable[[Session], T]) -> T:
@@ -45,7 +49,9 @@ def tenant_dict(session: Session, tenant: Tenant) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from call_router.models import Call, Operator
-    from call_router.tenant_models import DialledNumber
+    from call_router.tenant_models import Building, DialledNumber
+    from call_router.tenant_routing import tenant_queue_name
+    from call_router.tenants import own_services
 
     def count(model: Any) -> int:
         stmt = select(func.count()).select_from(model).where(model.tenant_id == tenant.id)
@@ -63,6 +69,12 @@ def tenant_dict(session: Session, tenant: Tenant) -> dict[str, Any]:
         "numbers": list(numbers),
         "operators": count(Operator),
         "calls": count(Call),
+        # Its own specialist queues (added field): service -> Asterisk queue name.
+        "queues": {
+            service: tenant_queue_name(tenant.id, service)
+            for service in sorted(own_services(session).get(tenant.id, frozenset()))
+        },
+        "buildings": count(Building),
     }
 
 
@@ -71,7 +83,17 @@ def _number_dict(row: DialledNumber, slugs: dict[int, str]) -> dict[str, Any]:
 
 
 def _emit(info: Any, as_json: bool, text: Callable[[Any], str]) -> None:
-    typer.echo(json.dumps(info) if as_json else text(info))
+    typer.echo(json.dumps(info, ensure_ascii=False) if as_json else text(info))
+
+
+def _apply_to_asterisk(info: dict[str, Any]) -> None:
+    """Re-render the Asterisk config (numbers, queues) and reload a running Asterisk;
+    `info["applied"]` says whether it was running."""
+    from hotline.cli import reload_asterisk, render_asterisk
+
+    settings = get_settings()
+    render_asterisk(settings)
+    info["applied"] = reload_asterisk(settings)
 
 
 @tenants_app.command("add")
@@ -80,13 +102,52 @@ def tenants_add(
     slug: Annotated[
         str | None, typer.Option(help="Short name for --tenant and ?tenant= (default: from NAME).")
     ] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(help="Its own specialist queues, e.g. plumbing,heating (default: none)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a tenant (a management company or homeowners' association)."""
     from call_router import tenants
 
-    info = _run(lambda s: tenant_dict(s, tenants.add_tenant(s, name, slug=slug)))
+    def add(session: Session) -> dict[str, Any]:
+        tenant = tenants.add_tenant(session, name, slug=slug)
+        if queues:
+            tenants.set_tenant_queues(session, tenant.slug, tenants.parse_services(queues))
+        return tenant_dict(session, tenant)
+
+    info = _run(add)
+    if queues:
+        _apply_to_asterisk(info)
     _emit(info, as_json, lambda i: f"tenant {i['slug']} ({i['name']}) added")
+
+
+@tenants_app.command("queues")
+def tenants_queues(
+    slug: str,
+    services: Annotated[
+        str,
+        typer.Argument(help="Its own queues: plumbing,electricity,heating,lift,meters; '' none."),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Set which specialist queues a tenant has of its own (`t<id>_<service>`): its calls for
+    those services go to its own specialists, the others to the centre's queues."""
+    from call_router import tenants
+
+    def apply(session: Session) -> dict[str, Any]:
+        tenants.set_tenant_queues(session, slug, tenants.parse_services(services))
+        return tenant_dict(session, tenants.require_tenant(session, slug))
+
+    info = _run(apply)
+    _apply_to_asterisk(info)
+
+    def text(i: dict[str, Any]) -> str:
+        own = ", ".join(f"{svc} ({q})" for svc, q in i["queues"].items()) or "none"
+        return f"tenant {i['slug']}: own queues {own}"
+
+    _emit(info, as_json, text)
 
 
 @tenants_app.command("list")
@@ -117,7 +178,8 @@ def tenants_show(slug: str, as_json: JsonOpt = False) -> None:
             [
                 f"tenant   {i['slug']} ({i['name']})",
                 f"numbers  {', '.join(i['numbers']) or '-'}",
-                f"operators {i['operators']}, calls {i['calls']}",
+                f"queues   {', '.join(i['queues'].values()) or CENTRE_QUEUES_ONLY}",
+                f"operators {i['operators']}, calls {i['calls']}, buildings {i['buildings']}",
             ]
         )
 
@@ -139,6 +201,8 @@ def numbers_add(
         typer.secho("error: give exactly one of --tenant T or --centre", err=True)
         raise typer.Exit(2)
     info = _run(lambda s: _number_dict(tenants.add_number(s, number, tenant), tenants.slugs(s)))
+    # The trunk answers the number from now on (asterisk_conf extensions.conf [from-pstn]).
+    _apply_to_asterisk(info)
     _emit(info, as_json, lambda i: f"number {i['number']} -> {i['tenant'] or 'the centre'}")
 
 
@@ -152,4 +216,92 @@ def numbers_list(as_json: JsonOpt = False) -> None:
         rows,
         as_json,
         lambda items: "\n".join(f"{i['number']:<16} {i['tenant'] or 'centre'}" for i in items),
+    )
+
+
+# --- buildings ---------------------------------------------------------------------------------
+
+
+@buildings_app.command("import")
+def buildings_import(
+    file: Annotated[
+        typer.FileBinaryRead, typer.Argument(help="CSV: street,house[,code]; - = stdin")
+    ],
+    tenant: Annotated[str, typer.Option(help="The tenant (slug) that serves them.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a tenant's buildings from CSV (street,house[,code]; `;` also separates; an
+    optional header line). A house code (1-8 digits) is what residents key in the menu; it
+    is unique across the centre. Every line is checked first: any bad line refuses the whole
+    file (each bad line listed), nothing is half-imported. An address already imported for
+    the tenant takes the file's code."""
+    from call_router import buildings, tenants
+
+    data = file.read(buildings.MAX_FILE_BYTES + 1)
+
+    def load(session: Session) -> dict[str, Any]:
+        result = buildings.import_buildings(session, tenant, buildings.parse_csv(data))
+        slugs = tenants.slugs(session)
+        return {
+            "tenant": tenant,
+            "added": result.added,
+            "updated": result.updated,
+            "buildings": [buildings.building_dict(b, slugs) for b in result.buildings],
+        }
+
+    info = _run(load)
+    _emit(
+        info,
+        as_json,
+        lambda i: f"{i['added']} buildings added, {i['updated']} updated for {i['tenant']}",
+    )
+
+
+@buildings_app.command("list")
+def buildings_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's (slug).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List buildings with their house codes."""
+    from call_router import buildings, tenants
+
+    rows = _run(
+        lambda s: [
+            buildings.building_dict(b, tenants.slugs(s))
+            for b in buildings.list_buildings(s, tenant)
+        ]
+    )
+
+    def text(items: list[dict[str, Any]]) -> str:
+        return "\n".join(
+            f"{i['id']:>6} {i['tenant']:<20} {i['code'] or '-':>8}  {i['street']}, {i['house']}"
+            for i in items
+        )
+
+    _emit(rows, as_json, text)
+
+
+@buildings_app.command("phone")
+def buildings_phone(
+    phone: str,
+    building: Annotated[int, typer.Option(help="The building's id (`hotline buildings list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a resident's phone at a building: their calls to the centre's numbers go to
+    the building's tenant without asking."""
+    from call_router import buildings, tenants
+
+    country = get_settings().country_code
+
+    def register(session: Session) -> dict[str, Any]:
+        row = buildings.register_phone(session, phone, building, country)
+        return {
+            "phone": row.phone,
+            "building": row.building_id,
+            "tenant": tenants.slugs(session).get(row.tenant_id),
+        }
+
+    info = _run(register)
+    _emit(
+        info, as_json, lambda i: f"phone {i['phone']} -> building {i['building']} ({i['tenant']})"
     )

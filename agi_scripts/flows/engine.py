@@ -34,6 +34,7 @@ from call_router.flows.schema import (
     ActionNode,
     AskNode,
     CollectNode,
+    CompanyNode,
     ConditionNode,
     Flow,
     FlowJumpNode,
@@ -48,6 +49,12 @@ from call_router.flows.schema import (
     SetNode,
     TransferNode,
     VoicemailNode,
+)
+from call_router.tenant_routing import (
+    CENTRE_DECISION,
+    UNKNOWN_DECISION,
+    TenantDecision,
+    clean_house_code,
 )
 
 if TYPE_CHECKING:
@@ -159,6 +166,22 @@ class FlowLookups(Protocol):
     def remember_language(self, caller_number: str, language: str) -> None: ...
 
 
+class TenantLookups(Protocol):
+    """The company a call is for (agi_scripts/flows/services.py TenantDirectory)."""
+
+    def building_by_code(self, code: str) -> tuple[int, int] | None:
+        """(building id, tenant id) of a house code. Synchronous: a worker thread."""
+        ...
+
+    def slug(self, tenant_id: int | None) -> str:
+        """The tenant's slug, '' for the centre. From memory, no I/O."""
+        ...
+
+    def queue_for(self, tenant_id: int | None, queue: str) -> str:
+        """The tenant's own queue for a flow's queue, else that queue. From memory."""
+        ...
+
+
 def clean_choice(digits: str) -> str:
     """What may be stored/logged of keypad input: keypad symbols only, bounded."""
     return _NOT_A_KEY.sub("", digits)[:MAX_CHOICE_LENGTH]
@@ -198,6 +221,8 @@ class FlowRuntime:
     trunk: str = "pstn"
     # IANA zone in which times (an incident's expected end) are spoken.
     timezone: str | None = None
+    # Which company a call is for; None: every call is the centre's (no tenants).
+    tenants: TenantLookups | None = None
 
 
 class FlowEngine:
@@ -209,6 +234,7 @@ class FlowEngine:
         flow: Flow,
         runtime: FlowRuntime,
         variables: dict[str, str] | None = None,
+        tenant: TenantDecision = CENTRE_DECISION,
     ) -> None:
         self.agi = agi
         self.ctx = ctx
@@ -223,6 +249,9 @@ class FlowEngine:
         self._pending: dict[str, str] = {}
         self._speech_off = runtime.speech is None
         self._seq = 0  # makes each timeline event's key unique within the call
+        # The company the call is for, as decided before the flow (hotline.py) or by a
+        # `company` node; `ask` until the caller has told us.
+        self.tenant = tenant
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -294,6 +323,8 @@ class FlowEngine:
                 return None, {"flow": node.flow}
             case TransferNode():
                 return await self._transfer(node_id, node)
+            case CompanyNode():
+                return await self._company(node)
         raise AssertionError(f"unhandled node type {node.type}")  # pragma: no cover
 
     # --- menus and keys ---------------------------------------------------------------------
@@ -556,10 +587,38 @@ class FlowEngine:
         if self.rt.lookups is not None and number:
             await self._lookup(self.rt.lookups.remember_language, number, language)
 
+    # --- the company --------------------------------------------------------------------------
+
+    async def _company(self, node: CompanyNode) -> tuple[str, dict[str, Any]]:
+        decided = self.tenant
+        if not decided.must_ask:
+            return node.next, {"source": decided.source}
+        if node.code_var not in self.state.variables:
+            return node.ask, {"source": "ask"}
+        # The caller's keys, checked again whatever the flow's collect node allowed.
+        code = clean_house_code(self.state.variables.get(node.code_var, ""))
+        found = None
+        if code is not None and self.rt.tenants is not None:
+            found = await self._lookup(self.rt.tenants.building_by_code, code)
+        if found is None:
+            await self.decide_tenant(UNKNOWN_DECISION)
+            return node.on_failure, {"source": "unknown", "code_found": False}
+        building_id, tenant_id = found
+        await self.decide_tenant(TenantDecision("keypad", tenant_id, building_id))
+        return node.next, {"source": "keypad", "code_found": True}
+
+    async def decide_tenant(self, decision: TenantDecision) -> None:
+        """The call is `decision`'s: channel variables first, then (queued) the call log."""
+        self.tenant = decision
+        await set_tenant(self.agi, self.ctx, self.rt.tenants, decision)
+
     async def _route(self, node: RouteNode) -> None:
         state = self.state
         choice = state.choice or None
         intent = node.intent
+        queue = node.queue
+        if self.rt.tenants is not None:
+            queue = self.rt.tenants.queue_for(self.tenant.tenant_id, node.queue)
         # No log line per routed call (a write per call at carrier scale): the decision is in
         # the call log (the menu_result entry below); the fallbacks are logged (hotline.py).
         if self.ctx.linkedid:
@@ -568,7 +627,7 @@ class FlowEngine:
                 self.ctx.linkedid,
                 choice=choice,
                 intent=intent,
-                queue=node.queue,
+                queue=queue,
                 language=self.language,
             )
         await set_call_id(self.agi, self.ctx)
@@ -577,8 +636,8 @@ class FlowEngine:
         if node.priority is not None:
             await self.agi.set_variable(channel_vars.PRIORITY, str(node.priority))
         # QUEUE last: the dialplan takes a set queue as "the menu finished".
-        await self.agi.set_variable(channel_vars.QUEUE, node.queue)
-        state.result, state.queue = "routed", node.queue
+        await self.agi.set_variable(channel_vars.QUEUE, queue)
+        state.result, state.queue = "routed", queue
         if node.prompt:
             await self.play(node.prompt, "")
 
@@ -833,6 +892,28 @@ class FlowEngine:
         the writer catch up, for a bounded time (it normally is milliseconds behind)."""
         if self.ctx.writer.database_ok:  # else it cannot catch up now: do not wait for it
             await self.ctx.writer.idle(timeout=CALL_ROW_WAIT)
+
+
+async def set_tenant(
+    agi: AgiChannel,
+    ctx: CallContext,
+    tenants: TenantLookups | None,
+    decision: TenantDecision,
+) -> None:
+    """HOTLINE_TENANT & co. on the channel, then the decision queued for the call log."""
+    slug = tenants.slug(decision.tenant_id) if tenants is not None else ""
+    await agi.set_variable(channel_vars.TENANT, slug)
+    await agi.set_variable(channel_vars.TENANT_SOURCE, decision.source)
+    building = str(decision.building_id) if decision.building_id is not None else ""
+    await agi.set_variable(channel_vars.BUILDING, building)
+    if ctx.linkedid:
+        ctx.writer.submit(
+            "record_tenant",
+            ctx.linkedid,
+            tenant_id=decision.tenant_id,
+            source=decision.source,
+            building_id=decision.building_id,
+        )
 
 
 async def set_call_id(agi: AgiChannel, ctx: CallContext) -> None:

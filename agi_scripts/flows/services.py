@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from agi_scripts.flows.actions import Defer, MeterActions
 from agi_scripts.flows.engine import ActiveIncident, FlowActions, FlowLookups, SpeechInput
-from call_router import callbacks
+from call_router import buildings, callbacks, tenants
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.flow_models import CallerLanguage, Incident
@@ -22,6 +22,13 @@ from call_router.flows.loader import FlowRegistry
 from call_router.models import Call, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.settings import QUEUES, Settings
+from call_router.tenant_models import Building, Tenant
+from call_router.tenant_routing import (
+    NumberOwner,
+    TenantDecision,
+    decide,
+    queue_for,
+)
 
 
 def _aware(at: datetime) -> datetime:
@@ -38,6 +45,8 @@ class FlowServices:
     actions: FlowActions | None = None
     # Numbers `transfer` nodes may name as `setting:<name>`.
     numbers: dict[str, str] = field(default_factory=dict)
+    # Which company a call is for (tenants' numbers, buildings, own queues).
+    tenants: TenantDirectory | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +78,7 @@ class FlowServices:
             lookups=lookups,
             actions=actions,
             numbers={"gas_emergency_number": settings.gas_emergency_number},
+            tenants=TenantDirectory(db, settings.country_code) if db is not None else None,
         )
 
 
@@ -206,3 +216,107 @@ class DbLookups:
                 )
                 entry.note = entry.note or f"voicemail: {voicemail}"
             return entry is not None
+
+
+# Tenants, their numbers and own queues are read again this often (`hotline numbers add`,
+# `hotline tenants queues` take effect within it); a call normally reads nothing.
+TENANTS_TTL = 5.0
+
+
+@dataclass(frozen=True)
+class _TenantFacts:
+    loaded_at: float
+    owners: dict[str, int | None]  # registered number -> tenant id (None: the centre's)
+    slugs: dict[int, str]
+    own_services: dict[int, frozenset[str]]
+    codes_exist: bool
+
+
+class TenantDirectory:
+    """Which company a call is for (call_router/tenant_routing.py decides), from memory but
+    for the one read a centre-number call needs: the caller's known building."""
+
+    def __init__(self, db: Database, country: str, *, ttl: float = TENANTS_TTL) -> None:
+        self._db = db
+        self._country = country
+        self._ttl = ttl
+        self._facts: _TenantFacts | None = None
+
+    def _load(self) -> _TenantFacts:
+        with self._db.session() as session:
+            codes = session.scalar(select(Building.id).where(Building.code.is_not(None)).limit(1))
+            facts = _TenantFacts(
+                loaded_at=time.monotonic(),
+                owners=tenants.number_owners(session),
+                slugs={i: slug for i, slug in session.execute(select(Tenant.id, Tenant.slug))},
+                own_services=tenants.own_services(session),
+                codes_exist=codes is not None,
+            )
+        self._facts = facts
+        return facts
+
+    def _fresh(self) -> _TenantFacts | None:
+        facts = self._facts
+        if facts is None or time.monotonic() - facts.loaded_at >= self._ttl:
+            return None
+        return facts
+
+    def _current(self) -> _TenantFacts:
+        """Fresh facts, read again when stale; the last ones if the database fails."""
+        facts = self._fresh()
+        if facts is not None:
+            return facts
+        try:
+            return self._load()
+        except Exception:
+            if self._facts is not None:
+                return self._facts
+            raise
+
+    @staticmethod
+    def _owner(facts: _TenantFacts, dialled: str | None) -> tuple[NumberOwner, int | None]:
+        try:
+            number = tenants.clean_number(dialled or "")
+        except tenants.TenantError:
+            return "unregistered", None
+        if number not in facts.owners:
+            return "unregistered", None
+        tenant = facts.owners[number]
+        return ("tenant", tenant) if tenant is not None else ("centre", None)
+
+    def decide_if_fresh(self, dialled: str | None) -> TenantDecision | None:
+        """From memory, no I/O: the decision, or None when it needs a read (stale facts, or
+        a centre number whose caller must be looked up)."""
+        facts = self._fresh()
+        if facts is None:
+            return None
+        owner, tenant = self._owner(facts, dialled)
+        if owner == "centre":
+            return None
+        return decide(owner, tenant, None, codes_exist=facts.codes_exist)
+
+    def decide(self, dialled: str | None, caller_number: str | None) -> TenantDecision:
+        """The decision before the menu. Synchronous (a worker thread): may read."""
+        facts = self._current()
+        owner, tenant = self._owner(facts, dialled)
+        known = None
+        if owner == "centre":
+            number = normalize_number(caller_number, self._country)
+            if number != ANONYMOUS:
+                with self._db.session() as session:
+                    known = buildings.known_building(session, number)
+        return decide(owner, tenant, known, codes_exist=facts.codes_exist)
+
+    def building_by_code(self, code: str) -> tuple[int, int] | None:
+        with self._db.session() as session:
+            return buildings.building_by_code(session, code)
+
+    def slug(self, tenant_id: int | None) -> str:
+        facts = self._facts
+        if tenant_id is None or facts is None:
+            return ""
+        return facts.slugs.get(tenant_id, "")
+
+    def queue_for(self, tenant_id: int | None, queue: str) -> str:
+        facts = self._facts
+        return queue_for(tenant_id, queue, facts.own_services if facts is not None else {})

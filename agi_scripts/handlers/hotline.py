@@ -21,9 +21,11 @@ from agi_scripts.flows.engine import (
     FlowRuntime,
     FlowState,
     set_call_id,
+    set_tenant,
 )
 from call_router import channel_vars
 from call_router.routing import pick_language
+from call_router.tenant_routing import CENTRE_DECISION, TenantDecision
 
 if TYPE_CHECKING:
     from agi_scripts.call_context import CallContext
@@ -94,9 +96,19 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
             flows=services.registry.get,
             numbers=services.numbers,
             timezone=_zone_name(services.registry.calendar.tz) or ctx.settings.timezone,
+            tenants=services.tenants,
         )
+        tenant = await _tenant_decision(ctx)
+        if tenant.source not in ("centre", "ask"):
+            await set_tenant(agi, ctx, runtime.tenants, tenant)
         engine = FlowEngine(
-            agi, ctx, flow_name, flow, runtime, variables={"caller_known": _known(ctx)}
+            agi,
+            ctx,
+            flow_name,
+            flow,
+            runtime,
+            variables={"caller_known": _known(ctx)},
+            tenant=tenant,
         )
         state = engine.state
         try:
@@ -171,6 +183,23 @@ async def _remembered_language(ctx: CallContext) -> str | None:
     if not fresh:
         found = await _read(ctx, "caller_language", lookups.caller_language, number)
     return pick_language(found, "") or None if found else None
+
+
+async def _tenant_decision(ctx: CallContext) -> TenantDecision:
+    """Which company the call is for, before the menu (call_router/tenant_routing.py): from
+    memory for most calls; a centre number's caller is looked up, bounded. A failed read
+    leaves the company unknown (the flow's `company` node then sends them to a coordinator
+    if it cannot ask)."""
+    directory = ctx.flows.tenants if ctx.flows is not None else None
+    if directory is None:
+        return CENTRE_DECISION
+    dialled = ctx.env.dialed_number
+    found = directory.decide_if_fresh(dialled)
+    if found is None:
+        found = await _read(
+            ctx, "tenant_decision", directory.decide, dialled, ctx.env.caller_number
+        )
+    return found if found is not None else CENTRE_DECISION
 
 
 def _zone_name(tz: object) -> str | None:

@@ -361,6 +361,23 @@ class TransferNode(Strict):
     on_failure: NodeId
 
 
+class CompanyNode(Strict):
+    """Which management company the call is for (call_router/tenant_routing.py).
+
+    Known - a tenant's own number, the caller's registered phone or earlier call - or not
+    asked on this number (not one of the centre's registered numbers, or no building has a
+    house code): straight on to `next`. Unknown on the centre's number: on to `ask`, which
+    collects the house code into `code_var`, reads it back, has it confirmed and comes back
+    here; then the code's building gives the tenant (`next`), or nothing does (`on_failure`,
+    a coordinator). The caller's keys are checked here again: 1-8 digits or nothing."""
+
+    type: Literal["company"]
+    code_var: VarName = "house_code"
+    next: NodeId
+    ask: NodeId
+    on_failure: NodeId
+
+
 Node = Annotated[
     PlayNode
     | MenuNode
@@ -376,7 +393,8 @@ Node = Annotated[
     | SayNode
     | ActionNode
     | FlowJumpNode
-    | TransferNode,
+    | TransferNode
+    | CompanyNode,
     Field(discriminator="type"),
 ]
 NODE_TYPES = (
@@ -395,6 +413,7 @@ NODE_TYPES = (
     "action",
     "flow",
     "transfer",
+    "company",
 )
 # Nodes that wait for the caller: a loop through one of them is a menu, not a hang.
 INPUT_TYPES = ("menu", "ask", "collect", "voicemail")
@@ -412,7 +431,7 @@ class Flow(Strict):
 def node_targets(node: Node) -> list[tuple[str, str]]:
     """(key path inside the node, target node id) for every edge leaving the node."""
     out: list[tuple[str, str]] = []
-    for attr in ("next", "keys_to", "on_failure", "on_error"):
+    for attr in ("next", "keys_to", "on_failure", "on_error", "ask"):
         target = getattr(node, attr, None)
         if target:
             out.append((attr, target))

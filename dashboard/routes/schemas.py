@@ -54,6 +54,10 @@ class CallOut(_FromRow):
     utterance: str | None = None
     # The management company (tenant slug); None: the contact centre's own (added field).
     tenant: str | None = Field(default=None, validation_alias=AliasChoices("tenant_slug", "tenant"))
+    # The number the caller dialled, and how the tenant was decided: number, phone,
+    # earlier_call, keypad, unknown, centre; None before the menu said (added fields).
+    dialed_number: str | None = None
+    tenant_source: str | None = None
 
 
 def recording_reference(path: str | None, recordings_dir: Path) -> str | None:
@@ -107,7 +111,6 @@ class DispositionChangeOut(_FromRow):
 
 
 class CallDetailOut(CallOut):
-    dialed_number: str | None
     language: str | None
     menu_ended_at: Timestamp | None
     queue_joined_at: Timestamp | None

@@ -29,6 +29,7 @@ from call_router.operators import PENALTY_MAX, RESERVED_LOGINS
 from call_router.private_files import give_to_folder_owner
 from call_router.settings import PROJECT_ROOT, QUEUES, AmiRole, Settings
 from call_router.sip_bans import carrier_entries, carrier_networks
+from call_router.tenant_routing import parse_tenant_queue
 
 TEMPLATES_DIR = PROJECT_ROOT / "asterisk_conf"
 
@@ -255,7 +256,9 @@ class _Operator:
     queues: tuple[tuple[str, int], ...]
 
 
-def _operators(operators: Sequence[OperatorConf], settings: Settings) -> list[_Operator]:
+def _operators(
+    operators: Sequence[OperatorConf], settings: Settings, known: tuple[str, ...] = QUEUES
+) -> list[_Operator]:
     seen: set[str] = set()
     result = []
     for op in operators:
@@ -273,7 +276,7 @@ def _operators(operators: Sequence[OperatorConf], settings: Settings) -> list[_O
             )
         queues = []
         for queue, penalty in op.queues:
-            if queue not in QUEUES:
+            if queue not in known:
                 raise ConfigError(f"operator {login!r}: unknown queue {queue!r}")
             if (
                 not isinstance(penalty, int)
@@ -290,7 +293,8 @@ def _operators(operators: Sequence[OperatorConf], settings: Settings) -> list[_O
     return result
 
 
-def _queues() -> tuple[str, ...]:
+def _queues(tenant_queues: Sequence[str] = ()) -> tuple[str, ...]:
+    """The centre's queues, then the tenants' own (`t<id>_<service>`, from the store)."""
     for queue in QUEUES:
         _full(QUEUE_RE, queue, "queue name")
         if queue == "general":
@@ -299,7 +303,25 @@ def _queues() -> tuple[str, ...]:
             )
     if "coordinator" not in QUEUES:
         raise ConfigError("the dialplan's fail-safe needs a 'coordinator' queue")
-    return QUEUES
+    own = []
+    for queue in tenant_queues:
+        if parse_tenant_queue(queue) is None:
+            raise ConfigError(f"{queue!r} is not a tenant queue name (t<id>_<service>)")
+        if queue not in own:
+            own.append(queue)
+    return (*QUEUES, *own)
+
+
+def _dialled_numbers(numbers: Sequence[str], settings: Settings) -> list[str]:
+    """The registered numbers [from-pstn] answers besides the hotline and meters numbers."""
+    own = {settings.hotline_number, settings.meters_number}
+    result = []
+    for number in numbers:
+        # The store allows * and # (tenants.clean_number); a trunk extension takes digits.
+        if number in own or number in result or not NUMBER_RE.fullmatch(number):
+            continue
+        result.append(number)
+    return result
 
 
 def _check_rendered(value: Any) -> Any:
@@ -338,6 +360,8 @@ def template_context(
     operators: Sequence[OperatorConf],
     moh_dir: str,
     banned: Sequence[str] = (),
+    tenant_queues: Sequence[str] = (),
+    dialled_numbers: Sequence[str] = (),
 ) -> dict[str, Any]:
     for field in ("etc", "spool", "log", "run", "lib", "recordings", "data", "modules"):
         config_path(getattr(paths, field), f"paths.{field}")
@@ -349,13 +373,14 @@ def template_context(
     ami_permit = {"127.0.0.1"}
     if not ipaddress.ip_address(ami_host).is_unspecified:
         ami_permit.add(ami_host)
-    roster = _operators(operators, settings)
-    queues = _queues()
+    queues = _queues(tenant_queues)
+    roster = _operators(operators, settings, queues)
     return {
         "paths": paths,
         "queues": queues,
         "operators": roster,
         "hotline_number": _full(NUMBER_RE, settings.hotline_number, "hotline_number"),
+        "dialled_numbers": _dialled_numbers(dialled_numbers, settings),
         "meters_number": _meters_number(settings),
         **_dial_out(settings),
         "hotline_caller_id": _full(NUMBER_RE, settings.hotline_caller_id, "hotline_caller_id"),
@@ -522,13 +547,23 @@ def render_config(
     paths: AsteriskPaths,
     operators: Sequence[OperatorConf],
     banned: Sequence[str] = (),
+    tenant_queues: Sequence[str] = (),
+    dialled_numbers: Sequence[str] = (),
 ) -> Path:
     """Write settings.asterisk_dir/etc/*.conf; create spool/log/run/lib; return asterisk.conf."""
     base = settings.asterisk_dir
     for sub in ("etc", "spool", "log", "log/cdr-csv", "run", "lib"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
-    context = template_context(settings, paths, operators, _moh_dir(settings, paths), banned)
+    context = template_context(
+        settings,
+        paths,
+        operators,
+        _moh_dir(settings, paths),
+        banned,
+        tenant_queues=tenant_queues,
+        dialled_numbers=dialled_numbers,
+    )
     rendered = render_templates(context)
     etc = base / "etc"
     for name, text in rendered.items():

@@ -367,6 +367,9 @@ CALL_FIELDS = [
     "utterance",
     # Added by the tenants change (a slug, or null for the centre's own call).
     "tenant",
+    # Added by tenant routing: the number dialled, how the tenant was decided.
+    "dialed_number",
+    "tenant_source",
 ]
 
 

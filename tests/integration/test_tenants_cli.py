@@ -3,6 +3,7 @@ real CLI on a fresh state folder (SQLite); every `--json` prints only JSON."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,8 @@ def test_tenants_numbers_and_scoped_credentials(cli: Any) -> None:  # noqa: F811
     assert cli("numbers", "add", "5-100", "--tenant", "dom-service", "--json") == {
         "number": "5100",
         "tenant": "dom-service",
+        # Rendered into [from-pstn]; no Asterisk runs here to reload (added field).
+        "applied": False,
     }
     assert cli("numbers", "add", "500100", "--centre", "--json")["tenant"] is None
     assert cli("numbers", "list", "--json") == [
@@ -72,3 +75,97 @@ def test_unknown_tenants_and_bad_input_are_refused(tmp_path: Path) -> None:
         proc = run(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert message in proc.stderr and proc.stdout == "", (args, proc.stderr)
+
+
+def test_buildings_own_queues_and_tenant_operators(cli: Any, tmp_path: Path) -> None:  # noqa: F811
+    a = cli("tenants", "add", "Dom A", "--slug", "dom-a", "--queues", "plumbing,heating", "--json")
+    assert a["queues"] == {"heating": "t1_heating", "plumbing": "t1_plumbing"}
+    assert cli("tenants", "add", "Dom B", "--slug", "dom-b", "--json")["queues"] == {}
+    assert cli("tenants", "queues", "dom-a", "plumbing", "--json")["queues"] == {
+        "plumbing": "t1_plumbing"
+    }
+    # A's plumber is in A's own plumbing queue and may help the centre's coordinator.
+    plumber = cli(
+        "operators", "add", "Anna", "--queues", "plumbing,coordinator:5", "--tenant", "dom-a",
+        "--json",
+    )  # fmt: skip
+    assert plumber["tenant"] == "dom-a"
+    assert sorted(plumber["queues"], key=lambda q: q["queue"]) == [
+        {"queue": "coordinator", "penalty": 5},
+        {"queue": "t1_plumbing", "penalty": 0},
+    ]
+    # B has no own queues: its operator is in the centre's queue of the service.
+    assert cli("operators", "add", "Boris", "--queues", "lift", "--tenant", "dom-b", "--json")[
+        "queues"
+    ] == [{"queue": "lift", "penalty": 0}]
+
+    csv = tmp_path / "a.csv"
+    csv.write_text("street;house;code\nЛенина;5;11\nМира;1;\n", encoding="utf-8")
+    imported = cli("buildings", "import", str(csv), "--tenant", "dom-a", "--json")
+    assert (imported["added"], imported["updated"]) == (2, 0)
+    lenina = imported["buildings"][0]
+    assert (lenina["street"], lenina["house"], lenina["code"], lenina["tenant"]) == (
+        "Ленина", "5", "11", "dom-a"
+    )  # fmt: skip
+    assert [b["code"] for b in cli("buildings", "list", "--tenant", "dom-a", "--json")] == [
+        "11",
+        None,
+    ]
+    assert cli(
+        "buildings", "phone", "8 914 000 00 01", "--building", str(lenina["id"]), "--json"
+    ) == {
+        "phone": "+79140000001",
+        "building": lenina["id"],
+        "tenant": "dom-a",
+    }
+    shown = cli("tenants", "show", "dom-a", "--json")
+    assert shown["buildings"] == 2 and shown["operators"] == 1
+
+
+def test_bad_building_files_and_queues_are_refused_whole(tmp_path: Path) -> None:
+    env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state")}
+    env.pop("HOTLINE_DATABASE_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hotline", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+        )
+
+    assert run("tenants", "add", "Dom A", "--slug", "dom-a").returncode == 0
+    assert run("tenants", "add", "Dom B", "--slug", "dom-b", "--queues", "lift").returncode == 0
+    good = tmp_path / "good.csv"
+    good.write_text("Lenina,5,11\n", encoding="utf-8")
+    assert run("buildings", "import", str(good), "--tenant", "dom-a").returncode == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Mira,1,12\nMira,2,1x\n,3,13\nSadovaya,4,11\n", encoding="utf-8")
+    for args, messages in (
+        (("buildings", "import", str(bad), "--tenant", "dom-b", "--json"),
+         ["nothing imported", "line 2: the code must be 1-8 digits",
+          "line 3: the street is empty"]),
+        (("tenants", "queues", "dom-a", "plumbing,coordinator"), ["no service 'coordinator'"]),
+        (("operators", "add", "X", "--queues", "t2_lift", "--tenant", "dom-a"),
+         ["unknown queue 't2_lift'"]),
+        (("buildings", "phone", "anonymous", "--building", "1"), ["not a phone number"]),
+    ):  # fmt: skip
+        proc = run(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.stdout == ""
+        for message in messages:
+            assert message in proc.stderr, (args, proc.stderr)
+    # The file's good line (Mira 1) was not written either; nor was the clash of line 4 noticed
+    # before the bad lines refused the file.
+    listed = run("buildings", "list", "--json")
+    assert [b["street"] for b in json.loads(listed.stdout)] == ["Lenina"]
+    clash = tmp_path / "clash.csv"
+    clash.write_text("Mira,1,12\nSadovaya,4,11\n", encoding="utf-8")
+    proc = run("buildings", "import", str(clash), "--tenant", "dom-b")
+    assert proc.returncode == 2 and "line 2: code 11 already belongs to another building" in (
+        proc.stderr
+    )
+    assert [b["street"] for b in json.loads(run("buildings", "list", "--json").stdout)] == [
+        "Lenina"
+    ]
