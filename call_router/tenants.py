@@ -26,11 +26,12 @@ from typing import Any, Final
 from sqlalchemy import event, false, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
+from call_router.control_models import ControlAction
 from call_router.models import Call, Callback, utcnow
 from call_router.tenant_models import DialledNumber, Tenant
 
 # The entities whose rows belong to a tenant (or, NULL, to the centre). Each has `tenant_id`.
-OWNED: Final = (Call, Callback)
+OWNED: Final = (Call, Callback, ControlAction)
 
 # `?tenant=centre`: the centre's own rows (tenant_id NULL). Never a tenant's slug.
 CENTRE: Final = "centre"

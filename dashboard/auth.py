@@ -12,6 +12,8 @@ The access rules, declared per router where dashboard/main.py includes it:
                 /redoc), today's calls, the call log, call detail and its
                 audio, the operator page, the callback list pages, the calls API,
                 dispositions, callbacks list/claim/call/outcome, agents API, /api/me, /logout
+    supervisors supervisors, a tenant's too: call control (/api/calls/{id}/hangup|move|monitor,
+                /api/calls/move), its audit (/api/control/audit, /supervision/audit)
     supervisor  wallboard (page, snapshot, live stream), reports, incidents, flows, accounts and
                 API tokens (/admin/...), and whatever is not staff
 
@@ -106,6 +108,9 @@ STAFF = Access("staff", (SUPERVISOR, OPERATOR))
 # The centre's supervisors only: a tenant's supervisor sees its calls and callbacks (staff
 # routes, behind the wall) but not yet the centre-wide wallboard, reports and administration.
 SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,), tenant_accounts=False)
+# Supervisors, a tenant's too: call control (hang up, move, monitor) and its audit, all behind
+# the tenant wall (a tenant's supervisor acts only on its own calls; another's id is a 404).
+SUPERVISORS = Access("supervisors", (SUPERVISOR,))
 # The centre's staff only: operators' states and pauses, meter readings, dispositions and the
 # operator console read tables and live events the tenant wall does not cover yet.
 CENTRE_STAFF = Access("centre staff", (SUPERVISOR, OPERATOR), tenant_accounts=False)
