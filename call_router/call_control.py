@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from call_router.agents import interface_of
@@ -38,7 +38,8 @@ from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable, R
 from call_router.call_log import EVENT_ENDED_BY_SUPERVISOR, EVENT_MOVED, CallLog
 from call_router.control_models import ControlAction
 from call_router.db import Database
-from call_router.models import Call, Operator, utcnow
+from call_router.models import Call, CallEvent, Operator, utcnow
+from call_router.outcomes import BY_SUPERVISOR, DROPPED
 from call_router.settings import QUEUES, Settings
 
 log = structlog.get_logger(__name__)
@@ -153,6 +154,15 @@ class CallControl:
             row_open = await asyncio.to_thread(self._row_open, call_id)
             if not channels and not row_open:
                 raise ControlError("call_ended", f"call {call_id} has already ended", 409)
+            # Marked before the Hangup: the router settles the call (who hung up) as soon as
+            # Asterisk reports the hang-up, and must find the mark there already.
+            await self._in_thread(
+                self._log.record_event,
+                linkedid,
+                EVENT_ENDED_BY_SUPERVISOR,
+                key=EVENT_ENDED_BY_SUPERVISOR,
+                data={"by": self._by, "channels": [c.name for c in channels]},
+            )
             hung = []
             for channel in channels:
                 reply = await self._action(
@@ -161,20 +171,16 @@ class CallControl:
                 if reply.get("Response", "").lower() == "success":
                     hung.append(channel.name)
             if channels and not hung:
-                # Every channel went away between the list and the Hangup: it just ended.
+                # Every channel went away between the list and the Hangup: it just ended,
+                # not by us.
+                await self._in_thread(self._unmark, call_id)
                 raise ControlError("call_ended", f"call {call_id} has already ended", 409)
-            await self._in_thread(
-                self._log.record_event,
-                linkedid,
-                EVENT_ENDED_BY_SUPERVISOR,
-                key=EVENT_ENDED_BY_SUPERVISOR,
-                data={"by": self._by, "channels": hung},
-            )
             if not channels:
                 # A stuck row: no channel left in Asterisk, nothing will ever end it but us.
                 await self._in_thread(
                     self._log.call_ended, linkedid, cause="ended_by_supervisor", known_end=True
                 )
+            await self._in_thread(self._settle_hangup_by, call_id)
         except ControlError as exc:
             await self._in_thread(self._audit, "hangup", call_id=call_id, tenant=tenant, error=exc)
             raise
@@ -264,6 +270,9 @@ class CallControl:
                 "Exten": target,
                 "Priority": "1",
             }
+            # The timeline's time is when the move was asked: the new queue's events (an
+            # operator answering at once) come after it.
+            asked_at = utcnow()
             reply = await self._action(redirect, tolerate=True)
             if reply.get("Response", "").lower() != "success":
                 # Nothing moved: the caller is still where they were (or has just hung up).
@@ -295,6 +304,7 @@ class CallControl:
             linkedid,
             EVENT_MOVED,
             key=f"moved:{uuid.uuid4().hex}",
+            at=asked_at,
             data=data,
         )
         detail = f"moved to {'queue' if queue else 'operator'} {target} (priority {priority})"
@@ -339,7 +349,10 @@ class CallControl:
             )
             if state.get("Value", "UNAVAILABLE") in ("UNAVAILABLE", "INVALID", "UNKNOWN", ""):
                 raise ControlError(
-                    "phone_unavailable", f"your phone ({phone}) is not registered", 409
+                    "phone_unavailable",
+                    f"your phone ({phone}) is not registered"
+                    f" (device state {state.get('Value') or state.get('Message') or '?'})",
+                    409,
                 )
             ring = self._settings.monitor_ring_seconds
             action: dict[str, Any] = {
@@ -422,6 +435,21 @@ class CallControl:
         if found is None:
             raise ControlError("not_found", f"no call {call_id}", 404)
         return found
+
+    def _unmark(self, call_id: int) -> None:
+        with self._db.session() as session:
+            session.execute(
+                delete(CallEvent).where(
+                    CallEvent.call_id == call_id, CallEvent.key == EVENT_ENDED_BY_SUPERVISOR
+                )
+            )
+
+    def _settle_hangup_by(self, call_id: int) -> None:
+        """A call the router settled before it saw our mark still says who ended it."""
+        with self._db.session() as session:
+            call = session.get(Call, call_id)
+            if call is not None and call.ended_at is not None and call.outcome != DROPPED:
+                call.hangup_by = BY_SUPERVISOR
 
     def _row_open(self, call_id: int) -> bool:
         with self._db.session() as session:
