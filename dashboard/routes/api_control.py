@@ -17,13 +17,16 @@ one AMI link (`AmiDep`). Buttons on the call page and the wallboard post forms h
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
 
 from call_router.call_control import MAX_MOVE, CallControl, ControlError, Outcome, audit_rows
+from call_router.models import Call
 from dashboard.deps import ActorDep, AmiDep, SessionDep, StateDep
 from dashboard.i18n import render
 from dashboard.routes.schemas import RowId, Timestamp
@@ -165,7 +168,7 @@ def audit(session: SessionDep) -> list[AuditOut]:
 
 @pages.get("/supervision/audit", response_class=HTMLResponse, name="control_audit_page")
 def audit_page(request: Request, session: SessionDep, state: StateDep) -> Response:
-    context = {"rows": audit_rows(session), "notice": request.query_params.get("done", "")[:200]}
+    context = {"rows": audit_rows(session), "search": None}
     response = render(
         state.templates, request, "control_audit.html", context, state.settings.default_language
     )
@@ -223,3 +226,42 @@ async def monitor_form(
     except ControlError as exc:
         return _back(request, call_id, exc.message)
     return _back(request, call_id, outcome.detail)
+
+
+@pages.post("/control/move-waiting", name="control_move_waiting_form")
+async def move_waiting_form(
+    request: Request,
+    state: StateDep,
+    ami: AmiDep,
+    actor: ActorDep,
+    from_queue: Annotated[str, Form(pattern=QUEUE_RE)],
+    to_queue: Annotated[str, Form(pattern=QUEUE_RE)],
+) -> Response:
+    """The wallboard's "everyone waiting in heating -> coordinator": every call of the queue
+    with no operator yet (behind the tenant wall), moved in one go."""
+    from urllib.parse import urlencode
+
+    ids = await asyncio.to_thread(_waiting_in, state, from_queue)
+    if not ids:
+        message = f"nobody is waiting in {from_queue}"
+    else:
+        try:
+            outcomes = await _control(state, ami, actor).move(ids[:MAX_MOVE], queue=to_queue)
+        except ControlError as exc:
+            message = exc.message
+        else:
+            moved = sum(1 for o in outcomes if o.ok)
+            message = f"moved {moved} of {len(outcomes)} from {from_queue} to {to_queue}"
+    target = request.app.url_path_for("wallboard_page")
+    return RedirectResponse(f"{target}?{urlencode({'control': message[:200]})}", 303)
+
+
+def _waiting_in(state: StateDep, queue: str) -> list[int]:
+    with state.db.session() as session:
+        return list(
+            session.scalars(
+                select(Call.id)
+                .where(Call.queue == queue, Call.ended_at.is_(None), Call.answered_at.is_(None))
+                .order_by(Call.queue_joined_at, Call.id)
+            )
+        )

@@ -11,6 +11,7 @@ AMI login (`AmiLink`), not one per action.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -363,3 +364,73 @@ def test_the_dashboards_ami_link_logs_in_once_and_comes_back_after_a_loss(
             await link.close()
 
     assert asyncio.run(play()) == (1, 2)
+
+
+def _session(stack: Settings, username: str) -> tuple[httpx.Client, str]:
+    """A signed-in browser session (the real form) and its CSRF token."""
+    client = httpx.Client(base_url=stack.dashboard_url, timeout=60)
+    form = client.get("/login")
+    login_csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert login_csrf, form.text
+    signed = client.post(
+        "/login", data={"username": username, "password": PASSWORD, "csrf_token": login_csrf[1]}
+    )
+    assert signed.status_code == 303, signed.text
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', client.get("/calls").text)
+    assert csrf
+    return client, csrf[1]
+
+
+def test_everyone_waiting_in_heating_is_moved_from_the_wallboard(
+    stack: Settings,
+    api: httpx.Client,
+    operators: dict[str, dict[str, Any]],
+    paused_heating: str,
+) -> None:
+    heating, coordinator = operators["heating"], operators["coordinator"]
+    run_hotline(
+        "users", "add", "ctl-boss", "--role", "supervisor",
+        "--operator", operators["supervisor"]["sip_login"], "--password-stdin", stdin=PASSWORD,
+    )  # fmt: skip
+    numbers = ["+74951118011", "+74951118012"]
+    boss, csrf = _session(stack, "ctl-boss")
+    with (
+        contextlib.closing(boss),
+        Softphone(stack, heating["sip_login"], heating["sip_password"]),
+        # The coordinator's phone rings but nobody answers: the moved callers wait there.
+        Softphone(stack, coordinator["sip_login"], coordinator["sip_password"], answer=False),
+    ):
+        callers = [Caller(stack, number, dtmf="3", hold=50) for number in numbers]
+        calls = [
+            wait_for(waiting(api, n, "heating"), timeout=40, what=f"{n} in heating")
+            for n in numbers
+        ]
+        page = boss.get(f"/calls/{calls[0]['id']}")
+        assert 'class="call-control"' in page.text  # the buttons, for a supervisor
+        # Without the CSRF token the form is refused and nobody moves.
+        forged = boss.post(
+            "/control/move-waiting", data={"from_queue": "heating", "to_queue": "coordinator"}
+        )
+        assert forged.status_code == 403
+        moved = boss.post(
+            "/control/move-waiting",
+            data={"csrf_token": csrf, "from_queue": "heating", "to_queue": "coordinator"},
+        )
+        assert moved.status_code == 303
+        assert "moved 2 of 2" in moved.headers["location"].replace("+", " ")
+        for number in numbers:
+            wait_for(waiting(api, number, "coordinator"), timeout=20, what=f"{number} moved")
+        # Then ended from the call page's button (a form post with the session's CSRF token).
+        for call in calls:
+            ended = boss.post(f"/calls/{call['id']}/control/hangup", data={"csrf_token": csrf})
+            assert ended.status_code == 303
+        for caller in callers:
+            caller.join()
+        audit_page = boss.get("/supervision/audit")
+        assert audit_page.status_code == 200 and "ctl-boss" in audit_page.text
+    for number in numbers:
+        done = finished_call(api, number)
+        detail = api.get(f"/api/calls/{done['id']}").json()
+        (move,) = [e for e in detail["events"] if e["kind"] == "moved"]
+        assert move["data"]["by"] == "ctl-boss" and move["data"]["to_queue"] == "coordinator"
+        assert detail["hangup_by"] == "supervisor"
