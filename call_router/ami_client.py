@@ -1,9 +1,12 @@
-"""One-shot AMI actions (the CLI and the dashboard API), and the `AmiSender` seam.
+"""AMI clients: one-shot (the CLI), one long-lived link per process (the dashboard's call
+control and agent panel), and the `AmiSender` seam.
 
-The agent service talks to Asterisk through `AmiSender`: the CLI and API open a short
-connection per request with `AmiClient`; the router passes its long-lived manager through
-`ManagerSender`. Every reply is a plain dict of strings, and every call has a timeout: a hung
-Asterisk must never hang an operator's "pause" button.
+The agent and call-control services talk to Asterisk through `AmiSender`: the CLI opens a
+short connection per command with `AmiClient`; the dashboard keeps one `AmiLink` per process
+(logged in once, reconnected after a loss: no fresh login per button press); the router
+passes its long-lived manager through `ManagerSender`. Every reply is a plain dict of
+strings, and every call has a timeout: a hung Asterisk must never hang an operator's "pause"
+button.
 
 panoramisk guesses whether an action answers with a list of events from the reply text, and
 guesses wrong for QueueAdd ("Added interface to queue" looks like a list to it, so the future
@@ -189,3 +192,95 @@ class AmiClient:
         if self._manager is None:
             raise AmiUnavailable("AmiClient used outside `async with`")
         return await _send(self._manager, fields, many)
+
+
+class AmiLink:
+    """One long-lived, logged-in AMI connection for a whole process (an `AmiSender`).
+
+    Connects on first use and again after the connection is lost or an action times out
+    (a hung link is dropped, the next action logs in afresh). panoramisk matches replies to
+    actions by ActionID, so concurrent requests share the connection. `originate` sends an
+    Async Originate and waits for its OriginateResponse (the AMI user's event filter lets
+    only that event through).
+    """
+
+    def __init__(self, settings: Settings, role: AmiRole = "supervise") -> None:
+        self._settings = settings
+        self._role: AmiRole = role
+        self._manager: NoReconnectManager | None = None
+        self._lock: asyncio.Lock | None = None
+        self._responses: dict[str, asyncio.Future[Reply]] = {}
+        self.logins = 0  # how many times it logged in (tests: one per process, not per action)
+
+    @property
+    def connected(self) -> bool:
+        return self._manager is not None and not self._manager.lost.is_set()
+
+    async def _ready(self) -> NoReconnectManager:
+        manager = self._manager
+        if manager is not None and not manager.lost.is_set():
+            return manager
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            manager = self._manager
+            if manager is not None and not manager.lost.is_set():
+                return manager
+            if manager is not None:
+                manager.close()
+            manager = await connect_one_shot(self._settings, events="call", role=self._role)
+            manager.register_event("OriginateResponse", self._on_originate_response)
+            self._manager = manager
+            self.logins += 1
+            return manager
+
+    def _drop(self, manager: NoReconnectManager) -> None:
+        if self._manager is manager:
+            self._manager = None
+        manager.close()
+
+    async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[Reply]:
+        manager = await self._ready()
+        try:
+            return await _send(manager, fields, many)
+        except AmiUnavailable:
+            self._drop(manager)
+            raise
+
+    def _on_originate_response(self, _manager: Manager, event: Any) -> None:
+        fields = plain(event)
+        waiter = self._responses.get(fields.get("ActionID", ""))
+        if waiter is not None and not waiter.done():
+            waiter.set_result(fields)
+
+    async def originate(self, fields: Mapping[str, str | list[str]], timeout: float) -> Reply:
+        """An Async Originate (fields must hold a unique ActionID): its OriginateResponse, or
+        the immediate error reply. Raises AmiUnavailable when none comes in `timeout`."""
+        manager = await self._ready()
+        action_id = str(fields["ActionID"])
+        waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._responses[action_id] = waiter
+        try:
+            try:
+                first = plain(
+                    await asyncio.wait_for(
+                        manager.send_action({**fields, "Async": "true"}, as_list=False),
+                        ACTION_TIMEOUT,
+                    )
+                )
+            except TimeoutError as exc:
+                self._drop(manager)
+                raise AmiUnavailable(f"no reply to Originate in {ACTION_TIMEOUT}s") from exc
+            if first.get("Response", "").lower() != "success":
+                return first
+            try:
+                return await asyncio.wait_for(waiter, timeout)
+            except TimeoutError as exc:
+                raise AmiUnavailable(f"no OriginateResponse in {timeout}s") from exc
+        finally:
+            self._responses.pop(action_id, None)
+
+    async def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None

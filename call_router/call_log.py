@@ -51,6 +51,9 @@ EVENT_HANGUP = "hangup"
 EVENT_RECONCILED = "reconciled"
 # The router closed the call because Asterisk went away (restart, crash) while it was open.
 EVENT_DROPPED = "dropped"
+# Supervisors' call control (call_router/call_control.py): who ended or moved the call.
+EVENT_ENDED_BY_SUPERVISOR = "ended_by_supervisor"
+EVENT_MOVED = "moved"
 EVENT_MENU_RESULT = "menu_result"
 # What the speech menu heard, with the audio kept (the flow's own "speech" step has no file).
 EVENT_UTTERANCE = "utterance"
@@ -795,6 +798,7 @@ def _facts(call: Call, events: list[CallEvent] | Any, *, reconciled: bool) -> ou
         talk_time=talk_time if isinstance(talk_time, int) else None,
         reconciled=reconciled,
         dropped=EVENT_DROPPED in kinds,
+        ended_by_supervisor=EVENT_ENDED_BY_SUPERVISOR in kinds,
     )
 
 

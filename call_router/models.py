@@ -249,6 +249,7 @@ from call_router import (  # noqa: E402, F401
     account_models,
     agent_models,
     callback_models,
+    control_models,
     flow_models,
     meter_models,
     report_models,

@@ -40,6 +40,8 @@ MISSED_OUTCOMES = frozenset({ABANDONED_IN_QUEUE, QUEUE_TIMEOUT, QUEUE_FULL, NO_A
 BY_CALLER = "caller"
 BY_AGENT = "agent"
 BY_SYSTEM = "system"
+# A supervisor ended the call (call_router/call_control.py): the timeline names who.
+BY_SUPERVISOR = "supervisor"
 
 # app_queue's QUEUESTATUS values when Queue() returns without an operator.
 _QUEUE_STATUS_OUTCOME = {
@@ -76,6 +78,8 @@ class CallFacts:
     reconciled: bool = False
     # True when the call was cut because Asterisk itself went away (see ami_listener.py).
     dropped: bool = False
+    # A supervisor ended it from the dashboard or the CLI (call_router/call_control.py).
+    ended_by_supervisor: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ def talk_seconds(facts: CallFacts) -> int | None:
 
 
 def hangup_by(facts: CallFacts, outcome: str) -> str:
+    if facts.ended_by_supervisor and outcome != DROPPED:
+        return BY_SUPERVISOR
     if facts.reconciled or outcome == DROPPED:
         return BY_SYSTEM
     if outcome == ANSWERED:

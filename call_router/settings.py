@@ -27,15 +27,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 QUEUES = ("plumbing", "electricity", "heating", "lift", "meters", "coordinator", "duty")
 
 
-# AMI users: the router's event listener, click-to-call's Originate, one-shot queue actions.
-AmiRole = Literal["router", "originate", "control"]
-AMI_ROLES: tuple[AmiRole, ...] = ("router", "originate", "control")
+# AMI users: the router's event listener, click-to-call's Originate, one-shot queue actions,
+# and the supervisors' call control (the dashboard's one long-lived link, the CLI's calls).
+AmiRole = Literal["router", "originate", "control", "supervise"]
+AMI_ROLES: tuple[AmiRole, ...] = ("router", "originate", "control", "supervise")
 # Generated on first use, each kept once made: the AMI users' passwords; the key that signs the
 # dashboard's device cookies (dashboard/device_trust.py).
 _SECRET_KEYS = (
     "ami_secret",
     "ami_originate_secret",
     "ami_control_secret",
+    "ami_supervise_secret",
     "dashboard_device_key",
 )
 
@@ -242,6 +244,12 @@ class Settings(BaseSettings):
     callback_max_attempts: int = 3
     # Seconds a resident's phone rings on a call-back before it counts as "no answer".
     callback_ring_timeout: int = 45
+    # --- supervisors' call control (call_router/call_control.py) ---
+    # The operator hears a beep when a supervisor starts listening, whispering or barging
+    # (some laws require it); off: ChanSpy is silent to them.
+    monitor_beep: bool = True
+    # Seconds the supervisor's own phone rings for a monitor session before it is given up.
+    monitor_ring_seconds: int = 30
     # Wait before the next try after no answer / busy: one delay per attempt, the last repeats.
     callback_retry_delays: list[int] = [900, 3600, 10800]
     # --- where call-backs may dial (call_router/dial_plan.py; also rendered into the dialplan) ---

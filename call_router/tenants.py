@@ -36,6 +36,7 @@ from call_router.agent_models import (
     CallDisposition,
     CallDispositionChange,
 )
+from call_router.control_models import ControlAction
 from call_router.meter_models import MeterReading
 from call_router.models import Call, Callback, Operator, utcnow
 from call_router.request_models import Crew, Open311Key, RequestCall, RequestEvent, ServiceRequest
@@ -55,6 +56,7 @@ OWNED: Final = (
     RequestCall,
     Crew,
     Open311Key,
+    ControlAction,
 )
 # Rows that belong to a call: they are behind the wall of the call they belong to (its
 # disposition, the disposition's history, a meter reading phoned in during it). A reading

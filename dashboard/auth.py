@@ -21,6 +21,8 @@ The access rules, declared per router where dashboard/main.py includes it:
     requests    supervisor, operator, dispatcher, crew: /api/requests, /api/crews (who may do
                 which action is decided per route: dashboard/routes/api_requests.py)
     public      also /open311/v2/... (Open311 clients; POST checks its own API key)
+    supervisor  also call control (/api/calls/{id}/hangup|move|monitor, /api/calls/move) and
+                its audit (/api/control/audit, /supervision/audit), behind the tenant wall
 
 An operator acts only as themself. Who acts is decided inside each route from the principal
 (`dashboard.deps.ActorDep`), never by reading the request here: a rule that parses the body

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from call_router import accounts, tenants
 from call_router.accounts import OPERATOR, Principal
+from call_router.ami_client import AmiLink
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard.live_hub import LiveHub
@@ -30,6 +31,8 @@ class DashboardState:
     zone: ZoneInfo
     # This process's Redis client and shared live pictures (dashboard/live_hub.py).
     live: LiveHub
+    # This process's one AMI connection for agent and call control (logged in once).
+    ami: AmiLink
 
 
 def get_state(request: Request) -> DashboardState:
@@ -59,7 +62,12 @@ def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
         yield session
 
 
+def get_ami(state: StateDep) -> AmiLink:
+    return state.ami
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AmiDep = Annotated[AmiLink, Depends(get_ami)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 # scope="function": the transaction commits before the response is sent. FastAPI's default

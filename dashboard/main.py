@@ -21,6 +21,7 @@ from starlette.datastructures import URL
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from call_router import live_state
+from call_router.ami_client import AmiLink
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard import auth, i18n, live
@@ -31,6 +32,7 @@ from dashboard.routes import (
     api_agents,
     api_callbacks,
     api_calls,
+    api_control,
     api_dispositions,
     api_docs,
     api_meters,
@@ -157,11 +159,15 @@ def create_app(
     zone = zone or (ZoneInfo(settings.timezone) if settings.timezone else system_zone())
     # One Redis client per process (its pool connects lazily, inside the serving loop).
     hub = LiveHub(live.connect(settings), live.LiveKeys.of(settings.redis_prefix).events)
+    # One AMI link per process for every agent and call-control action (connects lazily,
+    # inside the serving loop; reconnects after a loss).
+    ami = AmiLink(settings, "supervise")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         await hub.close()
+        await ami.close()
         if owns_db:
             database.dispose()
 
@@ -176,7 +182,7 @@ def create_app(
         dependencies=[Depends(tenant_wall)],
     )
     app.state.dashboard = DashboardState(
-        settings=settings, db=database, templates=make_templates(zone), zone=zone, live=hub
+        settings=settings, db=database, templates=make_templates(zone), zone=zone, live=hub, ami=ami
     )
 
     @app.middleware("http")
@@ -202,6 +208,9 @@ def create_app(
     app.include_router(login.public_router, dependencies=public)
     app.include_router(login.router, dependencies=[Depends(auth.SIGNED_IN)])
     app.include_router(api_docs.router, dependencies=staff)
+    # Before api_calls: its routes are more specific (/api/calls/move, /{id}/hangup ...).
+    app.include_router(api_control.router, dependencies=supervisor)
+    app.include_router(api_control.pages, dependencies=supervisor)
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
     app.include_router(api_requests.router, dependencies=[Depends(auth.REQUESTS)])

@@ -13,6 +13,7 @@ import typer
 from call_router.settings import Settings, get_settings
 from hotline.cli_agents import app as agents_cli
 from hotline.cli_callbacks import app as callbacks_cli
+from hotline.cli_calls import app as calls_cli
 from hotline.cli_flows import app as flows_cli
 from hotline.cli_health import doctor_command, status_command
 from hotline.cli_incidents import app as incidents_cli
@@ -46,6 +47,7 @@ app.add_typer(reports_cli, name="reports", help="Reports: pre-aggregate closed q
 app.add_typer(retention_cli, name="retention", help="Delete old recordings and logs now.")
 app.add_typer(speech_cli, name="speech", help="Speech recognition (Vosk), offline.")
 app.command("models", help="Where the speech models are and where to get them.")(models_command)
+app.add_typer(calls_cli, name="calls", help="Call control: hang up, move, monitor.")
 app.add_typer(callbacks_cli, name="callbacks", help="The callback list: claim, call back, outcome.")
 app.add_typer(users_app, name="users", help="Dashboard accounts: supervisors and operators.")
 app.add_typer(tokens_app, name="tokens", help="API tokens for the dashboard (Bearer).")

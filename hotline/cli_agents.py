@@ -43,16 +43,39 @@ async def _apply(settings: Settings, change: Change) -> tuple[AgentView, bool]:
         return await change(service, None), False
 
 
-def _run(change: Change, as_json: bool) -> None:
+def _audit(
+    settings: Settings, action: str, login: str, target: str | None, error: str | None
+) -> None:
+    """The call-control audit row of a change made from the shell (`cli:<user>`)."""
+    from call_router.call_control import CallControl
+    from call_router.db import Database
+    from hotline.cli_calls import cli_actor
+
+    db = Database(settings.db_url)
+    try:
+        control = CallControl(settings, db, AmiClient(settings), by=cli_actor())
+        control.audit_agent(action, login, target=target, error=error)
+    finally:
+        db.dispose()
+
+
+def _run(change: Change, as_json: bool, audit: tuple[str, str, str | None] | None = None) -> None:
+    """`audit`: (action, login, target) for the call-control audit."""
     settings = get_settings()
     try:
         view, applied = asyncio.run(_apply(settings, change))
     except RosterError as exc:
+        if audit is not None:
+            _audit(settings, *audit, error=str(exc))
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from exc
     except AmiActionFailed as exc:
+        if audit is not None:
+            _audit(settings, *audit, error=f"Asterisk refused {exc}")
         typer.secho(f"Asterisk refused {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1) from exc
+    if audit is not None:
+        _audit(settings, *audit, error=None)
     if as_json:
         typer.echo(json.dumps({**_plain(view), "applied": applied}, ensure_ascii=False))
         return
@@ -88,13 +111,17 @@ def login(
 ) -> None:
     """Log an operator in to their queues."""
     chosen = _queues(queues)
-    _run(lambda s, ami: s.login(ami, login, chosen, "cli"), as_json)
+    _run(
+        lambda s, ami: s.login(ami, login, chosen, "cli"),
+        as_json,
+        ("login", login, ",".join(chosen) if chosen else None),
+    )
 
 
 @app.command()
 def logout(login: str, as_json: JsonOpt = False) -> None:
     """Log an operator out of every queue."""
-    _run(lambda s, ami: s.logout(ami, login, "cli"), as_json)
+    _run(lambda s, ami: s.logout(ami, login, "cli"), as_json, ("logout", login, None))
 
 
 @app.command()
@@ -104,13 +131,13 @@ def pause(
     as_json: JsonOpt = False,
 ) -> None:
     """Pause an operator in all their queues (they stay logged in)."""
-    _run(lambda s, ami: s.pause(ami, login, reason, "cli"), as_json)
+    _run(lambda s, ami: s.pause(ami, login, reason, "cli"), as_json, ("pause", login, reason))
 
 
 @app.command()
 def unpause(login: str, as_json: JsonOpt = False) -> None:
     """End an operator's pause."""
-    _run(lambda s, ami: s.unpause(ami, login, "cli"), as_json)
+    _run(lambda s, ami: s.unpause(ami, login, "cli"), as_json, ("unpause", login, None))
 
 
 @app.command()

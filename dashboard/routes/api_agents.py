@@ -1,8 +1,12 @@
 """`/api/agents`: operators' queue log-in, log-out and pauses (the dashboard's agent panel).
 
 Each change is stored first (the database holds the desired state), then applied to Asterisk
-over a short AMI connection. If Asterisk cannot be reached the change is kept and the router
-applies it when it reconnects; the answer then says `"pending": true`.
+over this process's one AMI link (dashboard/deps.py `AmiDep`: logged in once, not per
+request). If Asterisk cannot be reached the change is kept and the router applies it when it
+reconnects; the answer then says `"pending": true`.
+
+An operator changes only their own state; a supervisor (or supervisor token) may change
+anyone's, and each such change is written to the call-control audit (`control_actions`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field
 
 from call_router.agents import AgentService, AgentView
-from call_router.ami_client import AmiActionFailed, AmiClient, AmiSender, AmiUnavailable
+from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable
+from call_router.call_control import CallControl
+from call_router.db import Database
 from call_router.operators import RosterError
-from dashboard.deps import ActorDep, DatabaseDep, SettingsDep
+from dashboard.deps import Actor, ActorDep, AmiDep, DatabaseDep, SettingsDep
 from dashboard.routes.schemas import Timestamp
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
@@ -74,30 +80,61 @@ class PauseIn(BaseModel):
 Change = Callable[[AgentService, AmiSender | None], Awaitable[AgentView]]
 
 
-async def _apply(settings: SettingsDep, db: DatabaseDep, login: str, change: Change) -> AgentOut:
+async def _apply(
+    ami: AmiDep,
+    db: DatabaseDep,
+    login: str,
+    change: Change,
+    *,
+    audit: tuple[Actor, SettingsDep, str, str | None] | None = None,
+) -> AgentOut:
+    """`audit`: (actor, settings, action, target) - audited when a supervisor acts."""
     service = AgentService(db)
+    error: str | None = None
     try:
         try:
-            async with AmiClient(settings) as ami:
-                view = await change(service, ami)
+            view = await change(service, ami)
         except AmiUnavailable as exc:
             # Stored anyway: the router applies it when Asterisk is back (pending = true).
             log.warning("agents_api_ami_unavailable", error=str(exc), login=login)
             view = await change(service, None)
     except RosterError as exc:
         status = 404 if str(exc).startswith("no operator") else 409
+        error = str(exc)
         raise HTTPException(status_code=status, detail=str(exc)) from exc
     except AmiActionFailed as exc:
+        error = f"Asterisk refused {exc}"
         raise HTTPException(status_code=502, detail=f"Asterisk refused {exc}") from exc
+    finally:
+        if audit is not None and not audit[0].is_operator:
+            await _audit(db, audit, login, error)
     return AgentOut.of(view)
 
 
+async def _audit(
+    db: Database, audit: tuple[Actor, SettingsDep, str, str | None], login: str, error: str | None
+) -> None:
+    import asyncio
+
+    actor, settings, action, target = audit
+    # No AMI needed to write the row; the audit lives with call control's (one table).
+    control = CallControl(settings, db, _NO_AMI, by=actor.by)
+    await asyncio.to_thread(control.audit_agent, action, login, target=target, error=error)
+
+
+class _NoAmi:
+    async def send(self, fields: object, *, many: bool = False) -> list[dict[str, str]]:
+        raise AmiUnavailable("not used for audit rows")
+
+
+_NO_AMI = _NoAmi()
+
+
 @router.get("", response_model=list[AgentOut])
-async def list_agents(settings: SettingsDep, db: DatabaseDep) -> list[AgentOut]:
+async def list_agents(ami: AmiDep, db: DatabaseDep) -> list[AgentOut]:
     service = AgentService(db)
     try:
-        async with AmiClient(settings) as ami:
-            views = await service.views(ami)
+        views = await service.views(ami)
     except AmiUnavailable:
         views = await service.views(None)
     return [AgentOut.of(v) for v in views]
@@ -107,30 +144,59 @@ async def list_agents(settings: SettingsDep, db: DatabaseDep) -> list[AgentOut]:
 async def login(
     login: str,
     settings: SettingsDep,
+    ami: AmiDep,
     db: DatabaseDep,
     actor: ActorDep,
     body: Annotated[LoginIn | None, Body()] = None,
 ) -> AgentOut:
     actor.operator(login)  # an operator changes only their own state (403 otherwise)
     queues = body.queues if body else None
-    return await _apply(settings, db, login, lambda s, ami: s.login(ami, login, queues, "api"))
+    return await _apply(
+        ami,
+        db,
+        login,
+        lambda s, a: s.login(a, login, queues, "api"),
+        audit=(actor, settings, "login", ",".join(queues) if queues else None),
+    )
 
 
 @router.post("/{login}/logout", response_model=AgentOut)
-async def logout(login: str, settings: SettingsDep, db: DatabaseDep, actor: ActorDep) -> AgentOut:
+async def logout(
+    login: str, settings: SettingsDep, ami: AmiDep, db: DatabaseDep, actor: ActorDep
+) -> AgentOut:
     actor.operator(login)
-    return await _apply(settings, db, login, lambda s, ami: s.logout(ami, login, "api"))
+    return await _apply(
+        ami,
+        db,
+        login,
+        lambda s, a: s.logout(a, login, "api"),
+        audit=(actor, settings, "logout", None),
+    )
 
 
 @router.post("/{login}/pause", response_model=AgentOut)
 async def pause(
-    login: str, body: PauseIn, settings: SettingsDep, db: DatabaseDep, actor: ActorDep
+    login: str, body: PauseIn, settings: SettingsDep, ami: AmiDep, db: DatabaseDep, actor: ActorDep
 ) -> AgentOut:
     actor.operator(login)
-    return await _apply(settings, db, login, lambda s, ami: s.pause(ami, login, body.reason, "api"))
+    return await _apply(
+        ami,
+        db,
+        login,
+        lambda s, a: s.pause(a, login, body.reason, "api"),
+        audit=(actor, settings, "pause", body.reason),
+    )
 
 
 @router.post("/{login}/unpause", response_model=AgentOut)
-async def unpause(login: str, settings: SettingsDep, db: DatabaseDep, actor: ActorDep) -> AgentOut:
+async def unpause(
+    login: str, settings: SettingsDep, ami: AmiDep, db: DatabaseDep, actor: ActorDep
+) -> AgentOut:
     actor.operator(login)
-    return await _apply(settings, db, login, lambda s, ami: s.unpause(ami, login, "api"))
+    return await _apply(
+        ami,
+        db,
+        login,
+        lambda s, a: s.unpause(a, login, "api"),
+        audit=(actor, settings, "unpause", None),
+    )

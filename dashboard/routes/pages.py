@@ -22,6 +22,7 @@ from call_router.callbacks import CALLBACK_OPEN
 from call_router.db import Database
 from call_router.dispositions import disposition_history
 from call_router.queries import CallFilter
+from call_router.settings import QUEUES
 from dashboard import csv_export
 from dashboard.deps import SessionDep, SettingsDep, StateDep
 from dashboard.i18n import render
@@ -280,6 +281,8 @@ def call_page(
             "extras": extras,
             "disposition": queries.disposition_of(session, call_id),
             "disposition_history": disposition_history(session, call_id),
+            # Where a supervisor may move a waiting caller (dashboard/routes/api_control.py).
+            "control_queues": QUEUES,
         },
         settings.default_language,
     )

@@ -422,6 +422,8 @@ async def wallboard_page(request: Request, state: StateDep, tenant: TenantParam 
             "tenant_choices": choices,
             "sl_seconds": settings.service_level_seconds,
             "sl_target": round(settings.service_level_target * 100),
+            # Supervisors' "move everyone waiting" form (dashboard/routes/api_control.py).
+            "control_queues": QUEUES,
         },
         settings.default_language,
     )

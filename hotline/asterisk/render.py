@@ -138,6 +138,12 @@ AMI_USERS: dict[AmiRole, AmiUserClasses] = {
         read="",
         write="agent",
     ),
+    "supervise": AmiUserClasses(
+        "supervisors' call control (the dashboard's one long-lived link, `hotline calls`):"
+        " channels, Hangup, Redirect, Originate to ChanSpy, queue pauses",
+        read="call",
+        write="agent,call,originate,reporting",
+    ),
 }
 
 

@@ -119,6 +119,15 @@ async def test_an_operator_gets_403_on_every_supervisor_route(
     operator = bearer_headers(app_db, role="operator")
     supervisor_only = [(m, p) for m, p, rule in PROTECTED if rule in auth.SUPERVISOR_RULES]
     assert ("GET", "/wallboard") in supervisor_only
+    # Call control (issue 18): every action and its audit.
+    assert {
+        ("POST", "/api/calls/1/hangup"),
+        ("POST", "/api/calls/1/move"),
+        ("POST", "/api/calls/move"),
+        ("POST", "/api/calls/1/monitor"),
+        ("GET", "/api/control/audit"),
+        ("GET", "/supervision/audit"),
+    } <= set(supervisor_only)
     for method, path in supervisor_only:
         response = await http.request(method, path, headers=operator)
         assert response.status_code == 403, (method, path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from call_router.asterisk_paths import AsteriskPaths, instance_id
-from call_router.settings import QUEUES, Settings
+from call_router.settings import AMI_ROLES, QUEUES, Settings
 from hotline.asterisk import render
 from hotline.asterisk.render import ConfigError, OperatorConf, render_config
 from hotline.asterisk.sandbox import Asterisk, debian_mirror
@@ -224,7 +224,7 @@ def test_manager_conf_has_the_generated_secret_and_local_permits(settings: Setti
 def test_each_ami_user_gets_only_the_classes_its_process_uses(settings: Settings) -> None:
     conf = sections(rendered(settings)["manager.conf"])
     granted = {}
-    for role in ("router", "originate", "control"):
+    for role in AMI_ROLES:
         name, secret = settings.ami_login(role)
         user = conf[name]
         assert values(user, "secret") == [secret]
@@ -234,12 +234,18 @@ def test_each_ami_user_gets_only_the_classes_its_process_uses(settings: Settings
         }
         # Nobody may load modules or run a shell (System(), Command).
         assert not {"system", "command", "config", "all"} & granted[role]["write"]
-    assert len({settings.ami_login(r)[1] for r in ("router", "originate", "control")}) == 3
+    assert len({settings.ami_login(r)[1] for r in AMI_ROLES}) == 4
     assert granted["router"]["write"] == {"agent", "reporting"}
     assert granted["originate"]["write"] == {"originate"}
     assert granted["control"] == {"read": set(), "write": {"agent"}}
+    # Call control: hang up, redirect, originate to ChanSpy, pauses; reads only call events
+    # (the manager.conf filter lets nothing but OriginateResponse through).
+    assert granted["supervise"] == {
+        "read": {"call"},
+        "write": {"agent", "call", "originate", "reporting"},
+    }
     assert [name for name in conf if name != "general"] == [
-        settings.ami_login(r)[0] for r in ("router", "originate", "control")
+        settings.ami_login(r)[0] for r in AMI_ROLES
     ]
 
 

@@ -1,0 +1,100 @@
+"""The call-control audit table on SQLite and PostgreSQL: its migration (0019) matches the
+model and downgrades cleanly, rows are behind the tenant wall, and an action refused before
+Asterisk is asked (unknown call, unknown queue or operator) is still audited."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from call_router import tenants
+from call_router.call_control import CallControl, ControlError, audit_rows
+from call_router.control_models import ControlAction
+from call_router.db import Database, alembic_config
+from call_router.models import Base, Call
+from call_router.settings import Settings
+
+
+class NoAsterisk:
+    """An AMI that must never be reached: these refusals happen before Asterisk is asked."""
+
+    async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[dict[str, str]]:
+        raise AssertionError(f"Asterisk asked {fields.get('Action')}")
+
+
+def _control(db: Database, by: str = "boss") -> CallControl:
+    return CallControl(Settings(), db, NoAsterisk(), by=by)
+
+
+def test_the_audit_table_matches_its_migration_and_downgrades(database: Database) -> None:
+    with database.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert not [d for d in diff if "control_actions" in repr(d)], diff
+    config = alembic_config(database.url)
+    command.downgrade(config, "0015")
+    with database.engine.connect() as conn:
+        assert "control_actions" not in conn.dialect.get_table_names(conn)
+    command.upgrade(config, "head")
+    with database.engine.connect() as conn:
+        assert "control_actions" in conn.dialect.get_table_names(conn)
+
+
+def test_refusals_are_audited_and_rows_stay_behind_the_tenant_wall(database: Database) -> None:
+    with database.session() as session:
+        a = tenants.add_tenant(session, "Alpha", now=datetime.now(UTC)).id
+        b = tenants.add_tenant(session, "Beta", now=datetime.now(UTC)).id
+        calls = {}
+        for tenant in (a, b):
+            call = Call(linkedid=uuid.uuid4().hex, caller_number="+74950000001", tenant_id=tenant)
+            session.add(call)
+            session.flush()
+            calls[tenant] = call.id
+
+    async def refused(work: object) -> ControlError:
+        with pytest.raises(ControlError) as caught:
+            await work  # type: ignore[misc]
+        return caught.value
+
+    control = _control(database)
+    # A call that does not exist: 404, nothing asked of Asterisk, nothing audited (no call).
+    missing = asyncio.run(refused(control.hangup(10**6)))
+    assert (missing.status, missing.code) == (404, "not_found")
+    unknown = asyncio.run(refused(control.move([calls[a]], queue="nowhere")))
+    assert (unknown.status, unknown.code) == (404, "unknown_queue")
+    nobody = asyncio.run(refused(control.move([calls[a]], operator="9999")))
+    assert (nobody.status, nobody.code) == (404, "unknown_operator")
+    with database.session() as session:
+        rows = audit_rows(session)
+    assert [(r.action, r.result, r.by) for r in rows] == [
+        ("move", "refused", "boss"),
+        ("move", "refused", "boss"),
+    ]
+    assert rows[1].target == "nowhere" and rows[0].operator == "9999"
+
+    # Tenant rows: A's supervisor sees only A's; the centre sees all.
+    with database.session() as session:
+        for tenant in (a, b):
+            session.add(
+                ControlAction(
+                    by="boss", action="hangup", call_id=calls[tenant], result="ok", tenant_id=tenant
+                )
+            )
+    tenants.enter(tenants.tenant_scope(a))
+    try:
+        with database.session() as session:
+            seen = audit_rows(session)
+        # And a call of B is simply not there for A's supervisor (404, not 403).
+        other = asyncio.run(refused(_control(database, "boss-a").hangup(calls[b])))
+    finally:
+        tenants.enter(tenants.EVERYTHING)
+    assert [r.tenant_id for r in seen] == [a]
+    assert (other.status, other.code) == (404, "not_found")
+    with database.session() as session:
+        assert {r.tenant_id for r in audit_rows(session)} == {None, a, b}
