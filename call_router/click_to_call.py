@@ -87,7 +87,7 @@ def prepare(
     """Check and record the call-back before Asterisk is asked; raises callbacks.CallbackError.
     `by`: who asked (a supervisor placing it for `operator`), for the entry's history."""
     now = now or utcnow()
-    linkedid = f"cb-{uuid.uuid4().hex}"
+    linkedid = f"{callbacks.OUTBOUND_LINKEDID_PREFIX}{uuid.uuid4().hex}"
     with db.session() as session:
         known = session.scalar(
             select(Operator.id).where(Operator.sip_login == operator, Operator.enabled.is_(True))
