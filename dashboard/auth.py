@@ -12,8 +12,9 @@ The access rules, declared per router where dashboard/main.py includes it:
                 /redoc), today's calls, the call log, call detail and its
                 audio, the operator page, the callback list pages, the calls API,
                 dispositions, callbacks list/claim/call/outcome, agents API, /api/me, /logout
-    supervisor  wallboard (page, snapshot, live stream), reports, incidents, flows, accounts and
-                API tokens (/admin/...), and whatever is not staff
+    supervisor  wallboard (page, snapshot, live stream), reports, /metrics (a machine's path:
+                401, not a redirect to /login), incidents, flows, accounts and API tokens
+                (/admin/...), and whatever is not staff
 
 An operator acts only as themself. Who acts is decided inside each route from the principal
 (`dashboard.deps.ActorDep`), never by reading the request here: a rule that parses the body
@@ -185,8 +186,17 @@ def check_routes(app: FastAPI) -> None:
         )
 
 
+# Read by machines, not people: a missing credential is a 401, never a redirect to /login.
+MACHINE_PATHS = frozenset({"/metrics"})
+
+
 def _wants_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and request.method in SAFE_METHODS
+    path = request.url.path
+    return (
+        not path.startswith("/api/")
+        and path not in MACHINE_PATHS
+        and request.method in SAFE_METHODS
+    )
 
 
 def not_authenticated_response(request: Request, _exc: Exception) -> Response:

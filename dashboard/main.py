@@ -40,6 +40,7 @@ from dashboard.routes import (
     health,
     incident_pages,
     login,
+    metrics,
     operator_pages,
     pages,
     reports,
@@ -213,6 +214,8 @@ def create_app(
     app.include_router(flow_pages.router, dependencies=supervisor)
     app.include_router(admin_pages.router, dependencies=supervisor)
     app.include_router(security_pages.router, dependencies=supervisor)
+    # Prometheus scrapes with a supervisor token; the centre's figures only.
+    app.include_router(metrics.router, dependencies=supervisor)
     auth.check_routes(app)
     return app
 
