@@ -69,6 +69,26 @@ class Target:
         return percent / 100, within
 
 
+def target_from_options(
+    average_wait: float | None,
+    service_level_text: str | None,
+    max_occupancy: float,
+    default_service_level: tuple[float, float],
+) -> Target:
+    """The target a user asked for (`--target-asa 60`, `--target-sl 80/20`, both, or neither:
+    then `default_service_level`, the configured share and answer time)."""
+    share, within = default_service_level
+    if service_level_text is not None:
+        share, within = Target.parse_service_level(service_level_text)
+    wants_service_level = service_level_text is not None or average_wait is None
+    return Target(
+        service_level=share if wants_service_level else None,
+        answer_seconds=within,
+        average_wait=average_wait,
+        max_occupancy=max_occupancy,
+    )
+
+
 @dataclass(frozen=True)
 class Staffing:
     """The operators one interval needs and what they would achieve."""

@@ -107,6 +107,9 @@ STAFF = Access("staff", (SUPERVISOR, OPERATOR))
 # The centre's supervisors only: a tenant's supervisor sees its calls and callbacks (staff
 # routes, behind the wall) but not yet the centre-wide wallboard, reports and administration.
 SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,), tenant_accounts=False)
+# Supervisors, a tenant's too: reports whose every read is behind the tenant wall (abandoned
+# callers, staffing), so a tenant's supervisor sees its own company's figures.
+SUPERVISORS = Access("supervisors", (SUPERVISOR,))
 # The centre's staff only: operators' states and pauses, meter readings, dispositions and the
 # operator console read tables and live events the tenant wall does not cover yet.
 CENTRE_STAFF = Access("centre staff", (SUPERVISOR, OPERATOR), tenant_accounts=False)

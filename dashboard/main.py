@@ -28,6 +28,7 @@ from dashboard.deps import DashboardState, tenant_wall
 from dashboard.live_hub import LiveHub
 from dashboard.routes import (
     admin_pages,
+    analytics,
     api_agents,
     api_callbacks,
     api_calls,
@@ -214,6 +215,8 @@ def create_app(
     app.include_router(flow_pages.router, dependencies=supervisor)
     app.include_router(admin_pages.router, dependencies=supervisor)
     app.include_router(security_pages.router, dependencies=supervisor)
+    # Abandoned callers and staffing: behind the tenant wall, so a tenant's supervisor too.
+    app.include_router(analytics.router, dependencies=[Depends(auth.SUPERVISORS)])
     # Prometheus scrapes with a supervisor token; the centre's figures only.
     app.include_router(metrics.router, dependencies=supervisor)
     auth.check_routes(app)

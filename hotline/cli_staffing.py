@@ -14,30 +14,11 @@ import typer
 from call_router import staffing, staffing_store, tenants
 from call_router.callbacks import hotline_zone
 from call_router.db import Database
-from call_router.erlang import ErlangError, Target
+from call_router.erlang import ErlangError, target_from_options
 from call_router.models import utcnow
 from call_router.settings import get_settings
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def build_target(
-    target_asa: float | None,
-    target_sl: str | None,
-    max_occupancy: float,
-    default_sl: tuple[float, float],
-) -> Target:
-    """The target from the options; neither given: the configured service level."""
-    share, within = default_sl
-    if target_sl is not None:
-        share, within = Target.parse_service_level(target_sl)
-    wants_service_level = target_sl is not None or target_asa is None
-    return Target(
-        service_level=share if wants_service_level else None,
-        answer_seconds=within,
-        average_wait=target_asa,
-        max_occupancy=max_occupancy,
-    )
 
 
 def staffing_command(
@@ -66,7 +47,7 @@ def staffing_command(
     (HOTLINE_SERVICE_LEVEL_TARGET within HOTLINE_SERVICE_LEVEL_SECONDS)."""
     settings = get_settings()
     try:
-        target = build_target(
+        target = target_from_options(
             target_asa,
             target_sl,
             max_occupancy,
