@@ -5,7 +5,7 @@ Supervisors are asked "why did people wait?", and a percentage of abandoned call
 answer it: the list does. A caller counts here when they reached a queue and left it
 unanswered (`outcomes.MISSED_OUTCOMES`: hung up while waiting, timed out, queue full, no
 operator). "Called back" is the first call an operator placed to that number afterwards
-(click-to-call rows, `callbacks.OUTBOUND_LINKEDID_PREFIX`), and the callback entry the call
+(click-to-call rows: `Call.direction` callback), and the callback entry the call
 went to is the one for that number that was open when the caller left.
 
 Every read is an ORM statement: the tenant wall (call_router/tenants.py) applies, so a tenant
@@ -23,8 +23,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from call_router.callbacks import OUTBOUND_LINKEDID_PREFIX
-from call_router.models import Call, Callback
+from call_router.models import DIRECTION_CALLBACK, DIRECTION_INBOUND, Call, Callback
 from call_router.outcomes import MISSED_OUTCOMES
 
 MAX_ROWS: Final = 5000
@@ -75,7 +74,7 @@ def abandoned_calls(
             Call.started_at < until,
             Call.outcome.in_(sorted(MISSED_OUTCOMES)),
             Call.answered_at.is_(None),
-            Call.linkedid.not_like(f"{OUTBOUND_LINKEDID_PREFIX}%"),
+            Call.direction == DIRECTION_INBOUND,
         )
         .order_by(Call.started_at.desc(), Call.id.desc())
         .limit(limit)
@@ -91,7 +90,7 @@ def abandoned_calls(
     placed = (
         select(Call)
         .where(
-            Call.linkedid.like(f"{OUTBOUND_LINKEDID_PREFIX}%"),
+            Call.direction == DIRECTION_CALLBACK,
             Call.caller_number.in_(numbers),
             Call.started_at >= since,
         )

@@ -36,7 +36,7 @@ from call_router.agents import Membership, login_of, parse_members
 from call_router.ami_client import AmiClient, AmiUnavailable, connect_one_shot, plain
 from call_router.call_log import CallLog
 from call_router.db import Database
-from call_router.models import Call, CallEvent, Operator, utcnow
+from call_router.models import DIRECTION_CALLBACK, Call, CallEvent, Operator, utcnow
 from call_router.settings import Settings
 
 CONTEXT = "callback-out"
@@ -104,6 +104,7 @@ def prepare(
             started_at=now,
             queue=entry.queue,
             operator=operator,
+            direction=DIRECTION_CALLBACK,
         )
         session.add(call)
         session.flush()

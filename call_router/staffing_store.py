@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 
 from call_router import tenants
 from call_router.agent_models import AgentStateLog
-from call_router.callbacks import OUTBOUND_LINKEDID_PREFIX
 from call_router.erlang import Target
-from call_router.models import Call, Operator
+from call_router.models import DIRECTION_INBOUND, Call, Operator
 from call_router.staffing import AgentEvent, CallSample, ForecastRow, Window, forecast
 
 
@@ -33,7 +32,7 @@ def inbound_queue_calls(
     stmt = select(Call.queue_joined_at, Call.answered_at, Call.ended_at, Call.talk_seconds).where(
         Call.queue_joined_at >= since,
         Call.queue_joined_at < until,
-        Call.linkedid.not_like(f"{OUTBOUND_LINKEDID_PREFIX}%"),
+        Call.direction == DIRECTION_INBOUND,
     )
     samples = []
     for joined, answered, ended, talk in session.execute(stmt):

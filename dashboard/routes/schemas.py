@@ -54,6 +54,8 @@ class CallOut(_FromRow):
     utterance: str | None = None
     # The management company (tenant slug); None: the contact centre's own (added field).
     tenant: str | None = Field(default=None, validation_alias=AliasChoices("tenant_slug", "tenant"))
+    # inbound / callback (an operator's click-to-call) / internal (added field).
+    direction: str = "inbound"
 
 
 def recording_reference(path: str | None, recordings_dir: Path) -> str | None:

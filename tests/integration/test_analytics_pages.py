@@ -76,7 +76,7 @@ def fill(db: Database) -> dict[str, int]:
         ),
         "callback_call": add_call(
             db, T0 + timedelta(minutes=30), caller_number=NUMBER, queue="heating",
-            linkedid=f"cb-{uuid.uuid4().hex}", operator="1001",
+            linkedid=f"cb-{uuid.uuid4().hex}", operator="1001", direction="callback",
             answered_at=T0 + timedelta(minutes=30, seconds=9),
             ended_at=T0 + timedelta(minutes=33), outcome="answered",
         ),

@@ -65,7 +65,7 @@ def fill(db: Database) -> int:
             for i in range(5):
                 session.add(call(local(monday, 9, 1, i), 60, tenant_id=other.id))
             # an operator's click-to-call: not an arrival
-            session.add(call(local(monday, 9, 2), 60, linkedid=f"cb-{n}"))
+            session.add(call(local(monday, 9, 2), 60, linkedid=f"cb-{n}", direction="callback"))
         # five weeks ago: outside the history
         session.add(call(local(mondays[-1] - timedelta(weeks=1), 9, 5), 100))
         # today (Wednesday) 09:00: inside the forecast week, not the history
