@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import cached_property
 from typing import Any, Final
 
 from call_router.erlang import ErlangError, Staffing, Target, agents_needed
@@ -81,8 +82,10 @@ class Window:
             int(self.start.timestamp()) // SLOT_SECONDS, int(self.end.timestamp()) // SLOT_SECONDS
         )
 
+    @cached_property
     def occurrences(self) -> dict[Cell, int]:
-        """How many times each local quarter hour occurs in the history (N, DST days aside)."""
+        """How many times each local quarter hour occurs in the history (N, DST days aside).
+        Cached: every step of a forecast divides by it."""
         seen: dict[Cell, int] = defaultdict(int)
         for slot in self.epoch_slots():
             seen[self.cell_of(datetime.fromtimestamp(slot * SLOT_SECONDS, UTC))] += 1
@@ -195,7 +198,7 @@ def per_cell(window: Window, per_slot: dict[int, float]) -> dict[Cell, float]:
     total: dict[Cell, float] = defaultdict(float)
     for slot, seconds in per_slot.items():
         total[window.cell_of(datetime.fromtimestamp(slot * SLOT_SECONDS, UTC))] += seconds
-    seen = window.occurrences()
+    seen = window.occurrences
     return {cell: total[cell] / SLOT_SECONDS / seen[cell] for cell in total if seen.get(cell)}
 
 
@@ -208,7 +211,7 @@ def forecast(
     """The coming week (seven local days from `window.today`), one row per quarter hour."""
     counts = arrivals(window, calls)
     handles, overall_handle = handle_times(window, calls)
-    seen = window.occurrences()
+    seen = window.occurrences
     logged_seconds, ready_seconds = staffed_seconds(window, events)
     logged, ready = per_cell(window, logged_seconds), per_cell(window, ready_seconds)
     rows = []

@@ -338,9 +338,10 @@ def staffing_page(
             "search": None,
             "days": days,
             "target": _target_json(target),
+            # The last day read, not the (exclusive) end.
             "history": (
                 window.start.astimezone(state.zone).date(),
-                window.end.astimezone(state.zone).date(),
+                window.today - timedelta(days=1),
             ),
             "query": query,
         },
