@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -47,6 +47,8 @@ EVENT_CALLBACK_SKIPPED = "callback_skipped"
 
 # Timeline kinds of an outbound (click-to-call) call in the call log.
 EVENT_OUTBOUND = "callback_call"  # written when the call is placed: data {callback_id, operator}
+# The linkedid of a call an operator places to a resident (click-to-call): not an arrival.
+OUTBOUND_LINKEDID_PREFIX: Final = "cb-"
 EVENT_DIAL_BEGIN = "callback_dial"  # the operator answered; the resident's leg rings
 EVENT_DIAL_END = "callback_dial_end"  # data {status: DIALSTATUS}
 # Call-log outcomes of outbound calls (the inbound vocabulary is in call_router/outcomes.py).

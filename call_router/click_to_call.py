@@ -36,7 +36,7 @@ from call_router.agents import Membership, login_of, parse_members
 from call_router.ami_client import AmiClient, AmiUnavailable, connect_one_shot, plain
 from call_router.call_log import CallLog
 from call_router.db import Database
-from call_router.models import Call, CallEvent, Operator, utcnow
+from call_router.models import DIRECTION_CALLBACK, Call, CallEvent, Operator, utcnow
 from call_router.settings import Settings
 
 CONTEXT = "callback-out"
@@ -87,7 +87,7 @@ def prepare(
     """Check and record the call-back before Asterisk is asked; raises callbacks.CallbackError.
     `by`: who asked (a supervisor placing it for `operator`), for the entry's history."""
     now = now or utcnow()
-    linkedid = f"cb-{uuid.uuid4().hex}"
+    linkedid = f"{callbacks.OUTBOUND_LINKEDID_PREFIX}{uuid.uuid4().hex}"
     with db.session() as session:
         known = session.scalar(
             select(Operator.id).where(Operator.sip_login == operator, Operator.enabled.is_(True))
@@ -104,6 +104,7 @@ def prepare(
             started_at=now,
             queue=entry.queue,
             operator=operator,
+            direction=DIRECTION_CALLBACK,
         )
         session.add(call)
         session.flush()

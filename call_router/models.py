@@ -104,6 +104,12 @@ class Call(Base):
     transcript: Mapped[str | None] = mapped_column(Text)
     intent_confidence: Mapped[float | None] = mapped_column(Float)
     utterance_path: Mapped[str | None] = mapped_column(String(255))
+    # Who placed it (migration 0020): a resident calling in (DIRECTION_INBOUND), an operator
+    # calling a resident back (DIRECTION_CALLBACK, click-to-call), or an internal call.
+    # Reports of answered calls and the staffing forecast count inbound calls only.
+    direction: Mapped[str] = mapped_column(
+        String(16), default="inbound", server_default=text("'inbound'")
+    )
     # The management company the call is for (migration 0014; call_router/tenants.py);
     # NULL: the centre's own. Set from the dialled number when it is a tenant's.
     tenant_id: Mapped[int | None] = mapped_column(
@@ -144,6 +150,10 @@ class CallEvent(Base):
 
 
 CALLBACK_OPEN = "open"
+DIRECTION_INBOUND = "inbound"
+DIRECTION_CALLBACK = "callback"
+DIRECTION_INTERNAL = "internal"
+DIRECTIONS = (DIRECTION_INBOUND, DIRECTION_CALLBACK, DIRECTION_INTERNAL)
 
 
 class Callback(Base):

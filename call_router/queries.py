@@ -30,7 +30,14 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.functions import FunctionElement
 
 from call_router import tenants
-from call_router.models import CALLBACK_OPEN, Call, Callback, Operator, UTCDateTime
+from call_router.models import (
+    CALLBACK_OPEN,
+    DIRECTION_INBOUND,
+    Call,
+    Callback,
+    Operator,
+    UTCDateTime,
+)
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.outcomes import ABANDONED_IN_QUEUE
 from call_router.reports import SLOT_SECONDS, OperatorTotals, QueueTotals
@@ -57,6 +64,7 @@ class CallFilter:
     intent: str | None = None
     outcome: str | None = None
     operator: str | None = None
+    direction: str | None = None
 
 
 def _filtered(stmt: Select[Any], flt: CallFilter, country: str) -> Select[Any] | None:
@@ -79,6 +87,7 @@ def _filtered(stmt: Select[Any], flt: CallFilter, country: str) -> Select[Any] |
         (Call.intent, flt.intent),
         (Call.outcome, flt.outcome),
         (Call.operator, flt.operator),
+        (Call.direction, flt.direction),
     ):
         if value is not None:
             stmt = stmt.where(column == value)
@@ -507,7 +516,7 @@ def tenant_totals(
 def operator_calls_stmt(
     since: datetime, until: datetime, *, by_slot: bool = False
 ) -> Select[*tuple[Any, ...]]:
-    """([slot,] operator, answered, talk_sum, talk_count) of answered calls per operator."""
+    """([slot,] operator, answered, talk_sum, talk_count) of answered inbound calls per operator."""
     talk = case((Call.ended_at.is_not(None), _talk_expr()))
     keys = [epoch_slot(Call.started_at).label("slot")] if by_slot else []
     return (
@@ -518,7 +527,13 @@ def operator_calls_stmt(
             func.coalesce(func.sum(talk), 0.0),
             func.count(talk),
         )
-        .where(_in_range(since, until), Call.operator.is_not(None), Call.answered_at.is_not(None))
+        .where(
+            _in_range(since, until),
+            Call.operator.is_not(None),
+            Call.answered_at.is_not(None),
+            # An operator's own click-to-call is not a call they answered.
+            Call.direction == DIRECTION_INBOUND,
+        )
         .group_by(*keys, Call.operator)
     )
 

@@ -23,6 +23,8 @@ The access rules, declared per router where dashboard/main.py includes it:
     public      also /open311/v2/... (Open311 clients; POST checks its own API key)
     supervisor  also call control (/api/calls/{id}/hangup|move|monitor, /api/calls/move) and
                 its audit (/api/control/audit, /supervision/audit), behind the tenant wall
+    supervisor  also /metrics (a machine's path: 401, not a redirect to /login), the abandoned
+                callers and staffing reports (behind the tenant wall)
 
 An operator acts only as themself. Who acts is decided inside each route from the principal
 (`dashboard.deps.ActorDep`), never by reading the request here: a rule that parses the body
@@ -201,8 +203,17 @@ def check_routes(app: FastAPI) -> None:
         )
 
 
+# Read by machines, not people: a missing credential is a 401, never a redirect to /login.
+MACHINE_PATHS = frozenset({"/metrics"})
+
+
 def _wants_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and request.method in SAFE_METHODS
+    path = request.url.path
+    return (
+        not path.startswith("/api/")
+        and path not in MACHINE_PATHS
+        and request.method in SAFE_METHODS
+    )
 
 
 def not_authenticated_response(request: Request, _exc: Exception) -> Response:

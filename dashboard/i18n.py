@@ -14,6 +14,8 @@ from fastapi import Request, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, pass_context
 
+from dashboard.i18n_analytics import MESSAGES as ANALYTICS_MESSAGES
+
 LANGUAGES = ("ru", "en")
 COOKIE = "hotline_lang"
 FALLBACK = "en"
@@ -903,6 +905,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "flows.result.unconfirmed": "Сервер FastAGI не подтвердил перезагрузку.",
     },
 }
+
+
+for _lang, _texts in ANALYTICS_MESSAGES.items():
+    MESSAGES[_lang].update(_texts)
 
 
 def translate(lang: str, key: str, **values: Any) -> str:

@@ -29,6 +29,7 @@ from dashboard.deps import DashboardState, tenant_wall
 from dashboard.live_hub import LiveHub
 from dashboard.routes import (
     admin_pages,
+    analytics,
     api_agents,
     api_callbacks,
     api_calls,
@@ -43,6 +44,7 @@ from dashboard.routes import (
     health,
     incident_pages,
     login,
+    metrics,
     open311,
     operator_pages,
     pages,
@@ -231,6 +233,10 @@ def create_app(
     app.include_router(admin_pages.router, dependencies=centre_supervisor)
     app.include_router(security_pages.router, dependencies=centre_supervisor)
     app.include_router(tenant_pages.router, dependencies=centre_supervisor)
+    # Abandoned callers and staffing: behind the tenant wall, so a tenant's supervisor too.
+    app.include_router(analytics.router, dependencies=supervisor)
+    # Prometheus scrapes with a supervisor token; the centre's figures only.
+    app.include_router(metrics.router, dependencies=centre_supervisor)
     auth.check_routes(app)
     return app
 

@@ -24,6 +24,7 @@ from hotline.cli_retention import app as retention_cli
 from hotline.cli_security import app as security_cli
 from hotline.cli_speech import app as speech_cli
 from hotline.cli_speech import models_command
+from hotline.cli_staffing import staffing_command
 from hotline.cli_tenants import buildings_app, numbers_app, tenants_app
 from hotline.cli_users import FIRST_SUPERVISOR, ensure_first_supervisor, tokens_app, users_app
 
@@ -48,6 +49,9 @@ app.add_typer(retention_cli, name="retention", help="Delete old recordings and l
 app.add_typer(speech_cli, name="speech", help="Speech recognition (Vosk), offline.")
 app.command("models", help="Where the speech models are and where to get them.")(models_command)
 app.add_typer(calls_cli, name="calls", help="Call control: hang up, move, monitor.")
+app.command("staffing", help="Operators needed per quarter hour next week (Erlang C).")(
+    staffing_command
+)
 app.add_typer(callbacks_cli, name="callbacks", help="The callback list: claim, call back, outcome.")
 app.add_typer(users_app, name="users", help="Dashboard accounts: supervisors and operators.")
 app.add_typer(tokens_app, name="tokens", help="API tokens for the dashboard (Bearer).")

@@ -9,7 +9,7 @@ arrive, and as fast on page 1000 as on page 1), and `X-Total-Count` when asked f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -72,6 +72,10 @@ def list_calls(
         str | None,
         Query(max_length=32, description="A tenant's slug, or `centre`; within your own wall"),
     ] = None,
+    direction: Annotated[
+        Literal["inbound", "callback", "internal"] | None,
+        Query(description="inbound (residents calling), callback (operators' click-to-call)"),
+    ] = None,
 ) -> list[CallOut]:
     # Narrows the request's tenant wall, never widens it (call_router/tenants.py).
     tenants.narrow(session, tenant)
@@ -91,6 +95,7 @@ def list_calls(
         intent=intent,
         outcome=outcome,
         operator=operator,
+        direction=direction,
     )
     # One row more than asked for tells whether a next page exists without counting.
     calls = queries.list_calls(

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
     responses={503: {"model": HealthOut}},
 )
 def healthz(request: Request, db: DatabaseDep, settings: SettingsDep) -> HealthOut | JSONResponse:
-    dependencies = _dependencies(request, settings)
+    dependencies = dependency_states(request, settings)
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -54,7 +54,9 @@ class _Checked:
     dependencies: dict[str, str]
 
 
-def _dependencies(request: Request, settings: Settings) -> dict[str, str]:
+def dependency_states(request: Request, settings: Settings) -> dict[str, str]:
+    """Each dependency "ok" or "down", checked at most every CHECK_EVERY_SECONDS (shared with
+    /metrics)."""
     cached: _Checked | None = getattr(request.app.state, "health_checked", None)
     now = time.monotonic()
     if cached is not None and now - cached.at < CHECK_EVERY_SECONDS:

@@ -58,6 +58,8 @@ class CallOut(_FromRow):
     # earlier_call, keypad, unknown, centre; None before the menu said (added fields).
     dialed_number: str | None = None
     tenant_source: str | None = None
+    # inbound / callback (an operator's click-to-call) / internal (added field).
+    direction: str = "inbound"
 
 
 def recording_reference(path: str | None, recordings_dir: Path) -> str | None:

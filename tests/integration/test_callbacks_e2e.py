@@ -24,7 +24,7 @@ from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
 from tests.conftest import add_operator, open_callback, wait_for
-from tests.integration.conftest import entry_of, missed_call
+from tests.integration.conftest import calls_of, entry_of, missed_call
 
 pytestmark = pytest.mark.asterisk
 
@@ -100,6 +100,9 @@ def test_operator_calls_the_resident_back_both_legs_ring_and_the_entry_is_resolv
     assert call["caller_number"] == resident
     assert call["operator"] == login
     assert call["answered_at"] is not None and call["ended_at"] is not None
+    # Placed by the operator: a callback, not an inbound call they answered (migration 0020).
+    assert call["direction"] == "callback"
+    assert {c["direction"] for c in calls_of(api, resident) if c["id"] != call_id} == {"inbound"}
     kinds = {event["kind"]: event["data"] for event in call["events"]}
     assert kinds[callbacks.EVENT_OUTBOUND]["callback_id"] == callback_id
     assert kinds[callbacks.EVENT_DIAL_BEGIN]["operator_channel"].startswith(f"PJSIP/{login}-")

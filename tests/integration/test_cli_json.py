@@ -71,6 +71,8 @@ def test_every_cheap_json_command_prints_only_json(cli: Any, tmp_path: Path) -> 
     assert len(cli("meters", "list", "--payer", PAYER, "--json")) == 1
     assert len(cli("meters", "history", "--payer", PAYER, "--json")) == 1
     assert "rolled_up" in cli("reports", "rollup", "--json")
+    forecast = cli("staffing", "--target-asa", "60", "--weeks", "4", "--json")
+    assert len(forecast["rows"]) == 7 * 96 and forecast["target"]["average_wait"] == 60
     # The sweep asks Asterisk to rotate its logs first: unreachable here, said on stderr.
     swept = cli("retention", "sweep", "--json")
     assert swept["removed"] == {"voicemail": 0, "recordings": 0, "utterances": 0, "logs": 0}

@@ -1,0 +1,166 @@
+"""Discrete-event check of the staffing forecast (simpy): does a plan hold when callers give up?
+
+Erlang C assumes callers wait for ever. Real callers hang up; those who stay then wait less,
+so the plan should be on the safe side. This simulates one quarter-hour pattern many times
+over - Poisson arrivals, exponential handle times, `agents` operators, exponential patience -
+and reports the service level (answered within the target, over everyone who called), the
+average wait of those answered, and the share who abandoned, beside Erlang C's figures.
+
+    .venv/bin/python bench/staffing/simulate.py --calls 100 --interval 1800 --handle 180 \
+        --within 20 --patience 60 --hours 200
+
+Without --agents it simulates the plan `call_router.erlang.agents_needed` makes for
+--target-sl (default 80/20). tests/unit/test_staffing_simulation.py runs it small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Generator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import simpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+
+from call_router import erlang  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Outcome:
+    callers: int
+    answered: int
+    abandoned: int
+    answered_within: int
+    total_wait_answered: float
+
+    @property
+    def service_level(self) -> float:
+        """Answered within the target, over every caller (abandoned ones count against)."""
+        return self.answered_within / self.callers if self.callers else 1.0
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandoned / self.callers if self.callers else 0.0
+
+    @property
+    def average_wait(self) -> float:
+        return self.total_wait_answered / self.answered if self.answered else 0.0
+
+
+def simulate(
+    *,
+    calls: float,
+    interval_seconds: float,
+    handle_seconds: float,
+    agents: int,
+    within: float,
+    patience_seconds: float | None,
+    hours: float,
+    seed: int = 1,
+) -> Outcome:
+    """M/M/N(+M) queue: Poisson arrivals at `calls` per interval, exponential handle time,
+    exponential patience with this mean (None: callers never give up), for `hours`."""
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    operators = simpy.Resource(env, capacity=agents)
+    rate = calls / interval_seconds
+    counts = {"callers": 0, "answered": 0, "abandoned": 0, "within": 0}
+    waits = [0.0]
+    warmup = 3600.0  # an empty centre at t=0 is not the steady state Erlang C describes
+
+    def caller() -> Generator[Any, Any, None]:
+        arrived = env.now
+        counted = arrived >= warmup
+        with operators.request() as request:
+            if patience_seconds is None:
+                yield request
+            else:
+                gives_up = env.timeout(rng.expovariate(1 / patience_seconds))
+                result = yield request | gives_up
+                if request not in result:
+                    if counted:
+                        counts["callers"] += 1
+                        counts["abandoned"] += 1
+                    return
+            waited = env.now - arrived
+            if counted:
+                counts["callers"] += 1
+                counts["answered"] += 1
+                counts["within"] += waited <= within
+                waits[0] += waited
+            yield env.timeout(rng.expovariate(1 / handle_seconds))
+
+    def arrivals() -> Generator[Any, Any, None]:
+        while True:
+            yield env.timeout(rng.expovariate(rate))
+            env.process(caller())
+
+    env.process(arrivals())
+    env.run(until=warmup + hours * 3600)
+    return Outcome(
+        counts["callers"], counts["answered"], counts["abandoned"], counts["within"], waits[0]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--calls", type=float, default=100, help="calls per interval")
+    parser.add_argument("--interval", type=float, default=1800, help="interval, seconds")
+    parser.add_argument("--handle", type=float, default=180, help="mean handle time, seconds")
+    parser.add_argument("--within", type=float, default=20, help="service-level answer time, s")
+    parser.add_argument(
+        "--target-sl", default="80/20", help="plan target when --agents is not given"
+    )
+    parser.add_argument("--max-occupancy", type=float, default=1.0)
+    parser.add_argument("--agents", type=int, help="operators (default: the Erlang C plan)")
+    parser.add_argument("--patience", type=float, default=60, help="mean patience, s; 0 = never")
+    parser.add_argument("--hours", type=float, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    share, within = erlang.Target.parse_service_level(args.target_sl)
+    target = erlang.Target(
+        service_level=share, answer_seconds=within, max_occupancy=args.max_occupancy
+    )
+    plan = erlang.agents_needed(args.calls, args.handle, args.interval, target)
+    agents = args.agents or plan.agents
+    predicted = erlang.evaluate(args.calls, args.handle, args.interval, agents, args.within)
+    outcome = simulate(
+        calls=args.calls,
+        interval_seconds=args.interval,
+        handle_seconds=args.handle,
+        agents=agents,
+        within=args.within,
+        patience_seconds=args.patience or None,
+        hours=args.hours,
+        seed=args.seed,
+    )
+    print(
+        json.dumps(
+            {
+                "agents": agents,
+                "erlang_c": {
+                    "service_level": round(predicted.service_level, 4),
+                    "average_wait": round(predicted.average_wait, 2),
+                    "wait_probability": round(predicted.wait_probability, 4),
+                },
+                "simulated": {
+                    **asdict(outcome),
+                    "service_level": round(outcome.service_level, 4),
+                    "average_wait": round(outcome.average_wait, 2),
+                    "abandon_rate": round(outcome.abandon_rate, 4),
+                },
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
