@@ -205,14 +205,21 @@ def _check_number(number: str) -> str:
     return number
 
 
+# Query filters: a known state, a category code's shape (call_router/service_categories.yaml),
+# a caller number in any spelling but no control characters (PostgreSQL refuses NUL in text).
+State = Literal[life.STATES]  # type: ignore[valid-type]
+CATEGORY_CODE = r"^[a-z0-9_-]{1,32}$"
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+
+
 @router.get("/api/requests", response_model=list[RequestOut])
 def list_requests(
     session: SessionDep,
-    state: Annotated[list[str] | None, Query(max_length=len(life.STATES))] = None,
-    category: Annotated[str | None, Query(max_length=32)] = None,
+    state: Annotated[list[State] | None, Query(max_length=len(life.STATES))] = None,
+    category: Annotated[str | None, Query(pattern=CATEGORY_CODE)] = None,
     crew: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     overdue: bool = False,
-    caller: Annotated[str | None, Query(max_length=64)] = None,
+    caller: Annotated[str | None, Query(max_length=64, pattern=NO_CONTROL_CHARACTERS)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[dict[str, Any]]:
@@ -257,8 +264,8 @@ def _csv_rows(db: DatabaseDep, where: RequestFilter) -> Iterator[str]:
 @router.get("/api/requests/export.csv", response_class=StreamingResponse)
 def export_requests(
     db: DatabaseDep,
-    state: Annotated[list[str] | None, Query(max_length=len(life.STATES))] = None,
-    category: Annotated[str | None, Query(max_length=32)] = None,
+    state: Annotated[list[State] | None, Query(max_length=len(life.STATES))] = None,
+    category: Annotated[str | None, Query(pattern=CATEGORY_CODE)] = None,
     overdue: bool = False,
 ) -> StreamingResponse:
     """The requests as CSV (text cells that a spreadsheet would run as formulas are defused)."""
