@@ -15,18 +15,18 @@ centre's view). Rule: `auth.SUPERVISOR_ONLY` (dashboard/main.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from call_router import abandoned, staffing, staffing_store, tenants
 from call_router.erlang import ErlangError, Target, target_from_options
-from call_router.settings import QUEUES, Settings
+from call_router.settings import QUEUES
 from dashboard import csv_export
 from dashboard.deps import SessionDep, StateDep
 from dashboard.i18n import render
@@ -181,16 +181,28 @@ ServiceLevelParam = Annotated[str | None, Query(max_length=16)]
 OccupancyParam = Annotated[float, Query(gt=0, le=1)]
 
 
-def _forecast(
-    session: Session,
-    settings: Settings,
-    zone: ZoneInfo,
-    weeks: int,
-    target_asa: float | None,
-    target_sl: str | None,
-    max_occupancy: float,
-    tenant: str | None,
-) -> tuple[Target, staffing.Window, list[staffing.ForecastRow]]:
+@dataclass(frozen=True)
+class Forecast:
+    """The coming week's plan, as one request asked for it (query kept for the page's form)."""
+
+    target: Target
+    window: staffing.Window
+    rows: list[staffing.ForecastRow]
+    weeks: int
+    query: dict[str, str | int]
+
+
+def forecast(
+    session: SessionDep,
+    state: StateDep,
+    weeks: WeeksParam = 4,
+    target_asa: SecondsParam = None,
+    target_sl: ServiceLevelParam = None,
+    max_occupancy: OccupancyParam = 0.85,
+    tenant: TenantParam = None,
+) -> Forecast:
+    """The staffing routes' one set of options → the forecast (behind the tenant wall)."""
+    settings = state.settings
     try:
         target = target_from_options(
             target_asa,
@@ -202,9 +214,18 @@ def _forecast(
         raise HTTPException(status_code=422, detail=str(exc)) from exc
     tenants.narrow(session, tenant or None)
     window, rows = staffing_store.week_forecast(
-        session, datetime.now(UTC), weeks, zone, target, settings.wrapup_seconds
+        session, datetime.now(UTC), weeks, state.zone, target, settings.wrapup_seconds
     )
-    return target, window, rows
+    query: dict[str, str | int] = {
+        "weeks": weeks,
+        "target_asa": "" if target_asa is None else f"{target_asa:g}",
+        "target_sl": target_sl or "",
+        "max_occupancy": f"{max_occupancy:g}",
+    }
+    return Forecast(target, window, rows, weeks, query)
+
+
+ForecastDep = Annotated[Forecast, Depends(forecast)]
 
 
 def _target_json(target: Target) -> dict[str, Any]:
@@ -217,41 +238,21 @@ def _target_json(target: Target) -> dict[str, Any]:
 
 
 @router.get("/api/staffing")
-def staffing_api(
-    session: SessionDep,
-    state: StateDep,
-    weeks: WeeksParam = 4,
-    target_asa: SecondsParam = None,
-    target_sl: ServiceLevelParam = None,
-    max_occupancy: OccupancyParam = 0.85,
-    tenant: TenantParam = None,
-) -> dict[str, Any]:
+def staffing_api(plan: ForecastDep) -> dict[str, Any]:
     """Operators needed per quarter hour of the coming week (Erlang C, occupancy-capped) from
     the last `weeks` weeks, beside those logged in then. Same as `hotline staffing --json`."""
-    target, window, rows = _forecast(
-        session, state.settings, state.zone, weeks, target_asa, target_sl, max_occupancy, tenant
-    )
+    target, window, rows = plan.target, plan.window, plan.rows
     return {
         "history": {"since": window.start.isoformat(), "until": window.end.isoformat()},
-        "weeks": weeks,
+        "weeks": plan.weeks,
         "target": _target_json(target),
         "rows": [row.as_dict() for row in rows],
     }
 
 
 @router.get("/staffing.csv")
-def staffing_csv(
-    session: SessionDep,
-    state: StateDep,
-    weeks: WeeksParam = 4,
-    target_asa: SecondsParam = None,
-    target_sl: ServiceLevelParam = None,
-    max_occupancy: OccupancyParam = 0.85,
-    tenant: TenantParam = None,
-) -> StreamingResponse:
-    _, window, rows = _forecast(
-        session, state.settings, state.zone, weeks, target_asa, target_sl, max_occupancy, tenant
-    )
+def staffing_csv(plan: ForecastDep) -> StreamingResponse:
+    window, rows = plan.window, plan.rows
     lines = ([str(cell) for cell in row] for row in staffing.csv_rows(rows))
     return StreamingResponse(
         csv_export.encode_rows(lines),
@@ -296,19 +297,8 @@ def day_chart(rows: list[staffing.ForecastRow]) -> dict[str, Any]:
 
 
 @router.get("/staffing", response_class=HTMLResponse)
-def staffing_page(
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    weeks: WeeksParam = 4,
-    target_asa: SecondsParam = None,
-    target_sl: ServiceLevelParam = None,
-    max_occupancy: OccupancyParam = 0.85,
-    tenant: TenantParam = None,
-) -> Response:
-    target, window, rows = _forecast(
-        session, state.settings, state.zone, weeks, target_asa, target_sl, max_occupancy, tenant
-    )
+def staffing_page(request: Request, state: StateDep, plan: ForecastDep) -> Response:
+    target, window, rows = plan.target, plan.window, plan.rows
     days = []
     for offset in range(7):
         day = window.today + timedelta(days=offset)
@@ -324,12 +314,7 @@ def staffing_page(
                 "rows": [r for r in of_day if r.needed or r.logged_in],
             }
         )
-    query = {
-        "weeks": weeks,
-        "target_asa": "" if target_asa is None else f"{target_asa:g}",
-        "target_sl": target_sl or "",
-        "max_occupancy": f"{max_occupancy:g}",
-    }
+    query = plan.query
     return render(
         state.templates,
         request,
