@@ -370,6 +370,8 @@ CALL_FIELDS = [
     # Added by tenant routing: the number dialled, how the tenant was decided.
     "dialed_number",
     "tenant_source",
+    # Added by supervisor analytics: inbound / callback / internal.
+    "direction",
 ]
 
 
