@@ -375,6 +375,8 @@ def _warn_about_missing_prompts(settings: Settings, log: Any) -> None:
 
 
 def main() -> None:
+    from agi_scripts.event_loop import run
     from call_router.settings import get_settings
 
-    asyncio.run(serve(get_settings()))
+    settings = get_settings()
+    run(serve(settings), use_uvloop=settings.agi_uvloop)
