@@ -874,19 +874,15 @@ def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
         )
         return
     document = [
-        {"c": row["call_id"], "k": row["kind"], "y": row["key"], "a": at, "d": row["data"]}
+        {"c": row["call_id"], "k": row["kind"], "y": row["key"], "a": _iso(at), "d": row["data"]}
         for row, at in zip(rows, times, strict=True)
     ]
-    connection.exec_driver_sql(
-        _EVENTS_POSTGRESQL, {"rows": json.dumps(document, default=_iso_time)}
-    )
+    connection.exec_driver_sql(_EVENTS_POSTGRESQL, {"rows": json.dumps(document)})
 
 
-def _iso_time(value: Any) -> str:
-    """json.dumps' `default`: a naive UTC datetime (the `at` column) as PostgreSQL reads it."""
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+def _iso(value: Any) -> Any:
+    """A naive UTC datetime (the `at` column, bound) as PostgreSQL reads it from JSON."""
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else value
 
 
 def _call_ids(session: Session, linkedids: list[str]) -> dict[str, int]:
