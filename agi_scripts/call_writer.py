@@ -309,19 +309,32 @@ class CallWriter:
                     elif write.op == "record_menu_result":
                         results.append(self._menu_result(write))
                         events.append(self.call_log.menu_result_entry(results[-1]))
-                self.call_log.apply_menu_results(results)
+                # Rows written in this transaction or an earlier batch: not looked up again.
+                known = self._known_ids(batch, ids)
+                self.call_log.apply_menu_results(results, known)
                 self.call_log.checkpoint()
                 for write in batch:
                     if write.op not in _GROUPED:
                         self._apply(write)
                         self.call_log.checkpoint()
-                self.call_log.record_events(events)
+                self.call_log.record_events(events, known)
         except Exception as exc:
             if _transient(exc):
                 raise
             return self._write_one_by_one(batch)
         self._remember_ids(ids)
         return len(batch)
+
+    def _known_ids(self, batch: list[Write], ids: dict[str, int]) -> dict[str, int]:
+        """The call ids of the batch's calls known without a query (this batch's arrivals,
+        or an earlier batch's)."""
+        known = dict(ids)
+        remembered = self._call_ids
+        for write in batch:
+            linkedid = write.linkedid
+            if linkedid not in known and linkedid in remembered:
+                known[linkedid] = remembered[linkedid]
+        return known
 
     @staticmethod
     def _arrival(write: Write) -> CallArrival:

@@ -531,6 +531,7 @@ async def serve_workers(
 
 def run_worker(settings: Settings, index: int, listen_fd: int, ready_fd: int, parent: int) -> None:
     """One worker: serve() on the parent's socket with its own AudioSocket port and spool."""
+    from agi_scripts.event_loop import run
     from agi_scripts.server import serve
 
     _die_with_parent(parent)
@@ -559,7 +560,7 @@ def run_worker(settings: Settings, index: int, listen_fd: int, ready_fd: int, pa
             with contextlib.suppress(asyncio.CancelledError):
                 await announcer
 
-    asyncio.run(main())
+    run(main(), use_uvloop=settings.agi_uvloop)
 
 
 def _die_with_parent(parent: int) -> None:

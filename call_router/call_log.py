@@ -14,9 +14,10 @@ transaction (the AMI listener writes a burst of events with one commit).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -306,35 +307,44 @@ class CallLog:
             new = [values for linkedid, values in fresh.items() if linkedid not in known]
             if new:
                 table: Table = Call.__table__  # type: ignore[assignment]
-                inserted = set(
-                    session.scalars(
-                        _insert_ignore(session, table, ["linkedid"]).returning(table.c.linkedid),
+                # One multi-row INSERT (insertmanyvalues) that names the ids it created.
+                inserted = {
+                    linkedid: call_id
+                    for linkedid, call_id in session.execute(
+                        _insert_ignore(session, table, ["linkedid"]).returning(
+                            table.c.linkedid, table.c.id
+                        ),
                         new,
                     )
-                )
+                }
+                known.update(inserted)
                 # Created meanwhile by the router: merge as ensure_call would.
                 for values in new:
                     if values["linkedid"] not in inserted:
                         meanwhile = _call_by_linkedid(session, values["linkedid"])
                         if meanwhile is not None:
                             _merge_call(meanwhile, values)
-                session.flush()
-                known = _call_ids(session, linkedids)
-            else:
-                session.flush()
+                            session.flush()
+                            known[meanwhile.linkedid] = meanwhile.id
+            session.flush()
             return known
 
-    def apply_menu_results(self, results: list[MenuResult]) -> None:
+    def apply_menu_results(
+        self, results: list[MenuResult], call_ids: Mapping[str, int] | None = None
+    ) -> None:
         """The call columns of many `record_menu_result`s, in order (the latest pass wins).
 
         The timeline entries (`menu_result_entry`) go in with `record_events`, in the order
         the caller's steps happened. One cached UPDATE, executed for every result in turn.
+        `call_ids`: calls known to have a row (linkedid -> id); only the others are looked up.
         """
         if not results:
             return
         with self._session() as session:
-            linkedids = list({r.linkedid: None for r in results})
-            known = set(_call_ids(session, linkedids))
+            given = call_ids or {}
+            unknown = list({r.linkedid: None for r in results if r.linkedid not in given})
+            known = set(_call_ids(session, unknown)) if unknown else set()
+            known.update(r.linkedid for r in results if r.linkedid in given)
             for result in results:
                 if result.linkedid not in known:
                     # No arrival written for it (should not happen): create the row first.
@@ -374,20 +384,22 @@ class CallLog:
         }
         return TimelineEntry(result.linkedid, EVENT_MENU_RESULT, EVENT_MENU_RESULT, result.at, data)
 
-    def record_events(self, events: list[TimelineEntry]) -> int:
+    def record_events(
+        self, events: list[TimelineEntry], call_ids: Mapping[str, int] | None = None
+    ) -> int:
         """Many timeline entries in one statement (the FastAGI writer's bursts).
 
         Same rules as `record_event`: an unknown call's entries and a (call, key) already there
         are skipped. Returns how many entries were known calls' (inserted or already there).
+        `call_ids`: calls known to have a row (linkedid -> id); only the others are looked up.
         """
         if not events:
             return 0
         with self._session() as session:
-            linkedids = {event.linkedid for event in events}
-            found = session.execute(
-                select(Call.linkedid, Call.id).where(Call.linkedid.in_(linkedids))
-            )
-            ids = {linkedid: call_id for linkedid, call_id in found}
+            ids = dict(call_ids or {})
+            unknown = list({e.linkedid: None for e in events if e.linkedid not in ids})
+            if unknown:
+                ids.update(_call_ids(session, unknown))
             rows = [
                 {
                     "call_id": ids[event.linkedid],
@@ -400,8 +412,7 @@ class CallLog:
                 if event.linkedid in ids
             ]
             if rows:
-                table: Table = CallEvent.__table__  # type: ignore[assignment]
-                session.execute(_insert_ignore(session, table, ["call_id", "key"]), rows)
+                _insert_events(session, rows)
             return len(rows)
 
     def record_menu_result(
@@ -851,6 +862,58 @@ _MENU_RESULT = (
         ),
     )
 )
+
+
+# The writer's timeline bursts, straight to the driver: SQLAlchemy's per-row parameter
+# building cost more CPU than the database's own work (BENCHMARKS.md, "FastAGI server").
+# SQLite: one prepared statement run for every row (sqlite3's executemany, in C).
+_EVENTS_SQLITE = (
+    "INSERT INTO call_events (call_id, kind, key, at, data) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (call_id, key) DO NOTHING"
+)
+# PostgreSQL: one statement of fixed text for the whole burst, its rows as one JSON array
+# (one C-encoded parameter; psycopg's array parameters are escaped element by element in
+# Python). Taken in array order, so the ids follow the submission order.
+_EVENTS_POSTGRESQL = (
+    "INSERT INTO call_events (call_id, kind, key, at, data) "
+    "SELECT e.c, e.k, e.y, e.a, e.d FROM ROWS FROM (json_to_recordset(%(rows)s::json) "
+    "AS (c integer, k varchar, y varchar, a timestamp, d json)) WITH ORDINALITY AS e "
+    "ORDER BY e.ordinality ON CONFLICT (call_id, key) DO NOTHING"
+)
+
+
+def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """INSERT .. ON CONFLICT DO NOTHING of many timeline rows, stored exactly as the ORM
+    stores them (the columns' own bind processors: naive UTC times, JSON text)."""
+    table: Table = CallEvent.__table__  # type: ignore[assignment]
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name not in ("sqlite", "postgresql"):
+        session.execute(_insert_ignore(session, table, ["call_id", "key"]), rows)
+        return
+    at_bind = table.c.at.type.bind_processor(dialect)
+    times = [at_bind(row["at"]) if at_bind else row["at"] for row in rows]
+    if dialect.name == "sqlite":
+        data_bind = table.c.data.type.bind_processor(dialect)
+        assert data_bind is not None  # SQLite's JSON type serialises
+        connection.exec_driver_sql(
+            _EVENTS_SQLITE,
+            [
+                (row["call_id"], row["kind"], row["key"], at, data_bind(row["data"]))
+                for row, at in zip(rows, times, strict=True)
+            ],
+        )
+        return
+    document = [
+        {"c": row["call_id"], "k": row["kind"], "y": row["key"], "a": _iso(at), "d": row["data"]}
+        for row, at in zip(rows, times, strict=True)
+    ]
+    connection.exec_driver_sql(_EVENTS_POSTGRESQL, {"rows": json.dumps(document)})
+
+
+def _iso(value: Any) -> Any:
+    """A naive UTC datetime (the `at` column, bound) as PostgreSQL reads it from JSON."""
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else value
 
 
 def _call_ids(session: Session, linkedids: list[str]) -> dict[str, int]:

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # FastAGI processes sharing agi_port (agi_scripts/workers.py): one uses one core. "auto":
     # one per CPU this process may run on. 1: a single process, no supervisor in front of it.
     agi_workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    # The FastAGI processes run on uvloop (less CPU per AGI command; agi_scripts/event_loop.py)
+    # when it is installed; false: the stdlib asyncio loop.
+    agi_uvloop: bool = True
     # The call-log writer (agi_scripts/call_writer.py): writes kept in memory before they go to
     # the spool file, and unwritten writes (memory + spool) past which new callers are routed
     # to the coordinator without the menu (the database has fallen that far behind).

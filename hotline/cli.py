@@ -339,6 +339,7 @@ def agi(
 ) -> None:
     """Run the FastAGI server in the foreground."""
     from agi_scripts import workers as pool
+    from agi_scripts.event_loop import loop_factory
     from hotline.services import run_foreground
 
     settings = get_settings()
@@ -361,7 +362,7 @@ def agi(
                 f"replaying {adopted.writes} call-log writes left by {adopted.orphan}", err=True
             )
         pool.hold_spool(settings.agi_spool_file)  # for this process's life (after adopting)
-        run_foreground(settings, "agi", serve)
+        run_foreground(settings, "agi", serve, loop_factory(settings.agi_uvloop))
     else:
         run_foreground(settings, "agi", functools.partial(pool.serve_workers, workers=count))
 

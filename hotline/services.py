@@ -267,8 +267,15 @@ def status(settings: Settings, name: str) -> ServiceStatus:
 Serve = Callable[..., Awaitable[None]]
 
 
-def run_foreground(settings: Settings, name: str, serve: Serve) -> None:
-    """Run a service's `serve(settings, ready=event)`; its ready file exists while it is ready."""
+def run_foreground(
+    settings: Settings,
+    name: str,
+    serve: Serve,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> None:
+    """Run a service's `serve(settings, ready=event)`; its ready file exists while it is ready.
+
+    `loop_factory`: the event loop to run it on (None: asyncio's default)."""
 
     async def main() -> None:
         ready = asyncio.Event()
@@ -288,4 +295,5 @@ def run_foreground(settings: Settings, name: str, serve: Serve) -> None:
                 await announcer
             path.unlink(missing_ok=True)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())

@@ -112,6 +112,10 @@ class DbLookups:
         self._languages_ttl = languages_ttl
         self._incidents: tuple[float, list[Incident]] | None = None
         self._languages: tuple[float, dict[str, str]] | None = None
+        # A read again is under way (one caller does it): the others meanwhile take what is
+        # in memory instead of each reading the same rows in a thread of their own.
+        self._incidents_reading = False
+        self._languages_reading = False
 
     def recent_calls(self, caller_number: str, since: datetime, exclude_linkedid: str) -> int:
         number = normalize_number(caller_number, self._country)
@@ -128,24 +132,37 @@ class DbLookups:
             return int(count or 0)
 
     def caller_language(self, caller_number: str) -> str | None:
-        if self._languages is None or self._stale(self._languages[0], self._languages_ttl):
-            with self._db.session() as session:
-                rows = session.execute(
-                    select(CallerLanguage.caller_number, CallerLanguage.language)
-                )
-                self._languages = (time.monotonic(), {number: lang for number, lang in rows})
-        return self.language_if_fresh(caller_number)[1]
+        try:
+            if self._languages is None or self._stale(self._languages[0], self._languages_ttl):
+                with self._db.session() as session:
+                    rows = session.execute(
+                        select(CallerLanguage.caller_number, CallerLanguage.language)
+                    )
+                    self._languages = (time.monotonic(), {number: lang for number, lang in rows})
+        finally:
+            self._languages_reading = False
+        return self._language_in_memory(caller_number)
 
     def language_if_fresh(self, caller_number: str) -> tuple[bool, str | None]:
-        """(True, language or None) from memory; (False, None) when it must be read first."""
-        if self._languages is None or self._stale(self._languages[0], self._languages_ttl):
+        """(True, language or None) from memory; (False, None) when it must be read first:
+        then this caller is the one to read it (`caller_language`); until that read is done,
+        the others get what is in memory (read at most a TTL and one read ago)."""
+        if self._languages is None:
             return False, None
+        if self._stale(self._languages[0], self._languages_ttl) and not self._languages_reading:
+            self._languages_reading = True
+            return False, None
+        return True, self._language_in_memory(caller_number)
+
+    def _language_in_memory(self, caller_number: str) -> str | None:
+        if self._languages is None:
+            return None
         if not self._languages[1]:
-            return True, None  # nobody has chosen a language yet
+            return None  # nobody has chosen a language yet
         number = normalize_number(caller_number, self._country)
         if number == ANONYMOUS:
-            return True, None
-        return True, self._languages[1].get(number)
+            return None
+        return self._languages[1].get(number)
 
     def remember_language(self, caller_number: str, language: str) -> None:
         number = normalize_number(caller_number, self._country)
@@ -161,19 +178,33 @@ class DbLookups:
             self._languages[1][number] = language
 
     def active_incidents(self, area: str | None) -> list[ActiveIncident]:
-        if self._incidents is None or self._stale(self._incidents[0], self._incidents_ttl):
-            with self._db.session() as session:
-                rows = session.scalars(
-                    select(Incident).where(Incident.ended_at.is_(None)).order_by(Incident.id.desc())
-                ).all()
-                self._incidents = (time.monotonic(), list(rows))
-        found = self.incidents_if_fresh(area)
-        return found if found is not None else []
+        try:
+            if self._incidents is None or self._stale(self._incidents[0], self._incidents_ttl):
+                with self._db.session() as session:
+                    rows = session.scalars(
+                        select(Incident)
+                        .where(Incident.ended_at.is_(None))
+                        .order_by(Incident.id.desc())
+                    ).all()
+                    self._incidents = (time.monotonic(), list(rows))
+        finally:
+            self._incidents_reading = False
+        return self._incidents_in_memory(area)
 
     def incidents_if_fresh(self, area: str | None) -> list[ActiveIncident] | None:
-        """Incidents now active for the area, newest first, from memory; None: read first."""
-        if self._incidents is None or self._stale(self._incidents[0], self._incidents_ttl):
+        """Incidents now active for the area, newest first, from memory; None: read first
+        (`active_incidents`), and this caller is the one to; until that read is done, the
+        others get what is in memory (read at most a TTL and one read ago)."""
+        if self._incidents is None:
             return None
+        if self._stale(self._incidents[0], self._incidents_ttl) and not self._incidents_reading:
+            self._incidents_reading = True
+            return None
+        return self._incidents_in_memory(area)
+
+    def _incidents_in_memory(self, area: str | None) -> list[ActiveIncident]:
+        if self._incidents is None:
+            return []
         now = utcnow()
         return [
             ActiveIncident(row.id, row.category, row.expected_end)

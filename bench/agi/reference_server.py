@@ -4,7 +4,10 @@ What a FastAGI server costs at the least on this machine, so the Hotline server'
 be read as a ratio in the same run: ANSWER, GET VARIABLE CHANNEL(linkedid), STREAM FILE
 greeting, GET DATA menu, SET VARIABLE HOTLINE_INTENT, SET VARIABLE HOTLINE_QUEUE.
 
-    python bench/agi/reference_server.py PORT
+    python bench/agi/reference_server.py PORT [--uvloop]
+
+The issue's reference is bare asyncio (the stdlib loop); `--uvloop` runs the same code on
+uvloop, the loop the Hotline server uses by default, for the like-for-like ratio.
 """
 
 from __future__ import annotations
@@ -53,4 +56,9 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    if "--uvloop" in sys.argv[2:]:
+        import uvloop
+
+        uvloop.run(main(int(sys.argv[1])))
+    else:
+        asyncio.run(main(int(sys.argv[1])))

@@ -329,12 +329,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 report["hotline_workers"] = await run_phases(pid, port, args, "hotline")
                 report["hotline_workers"]["workers"] = args.workers
                 report["hotline_workers"]["cores"] = cores
-        if "reference" in args.servers:
+        for name in ("reference", "reference-uvloop"):
+            if name not in args.servers.split(","):
+                continue
             port = free_port()
-            log(f"reference server on core {args.cpu}")
+            log(f"{name} server on core {args.cpu}")
             argv = [sys.executable, str(HERE / "reference_server.py"), str(port)]
-            with server(argv, dict(os.environ), port, args.cpu, tmp / "reference.log") as pid:
-                report["reference"] = await run_phases(pid, port, args, "hotline")
+            if name == "reference-uvloop":
+                argv.append("--uvloop")
+            with server(argv, dict(os.environ), port, args.cpu, tmp / f"{name}.log") as pid:
+                report[name.replace("-", "_")] = await run_phases(pid, port, args, "hotline")
         if "hotline" in args.servers and args.cap:
             port = free_port()
             env = hotline_env(tmp, db_url, port, {"HOTLINE_AGI_MAX_SESSIONS": str(args.cap)})
@@ -345,6 +349,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "hotline" in report and "reference" in report:
             h, r = report["hotline"]["rate"], report["reference"]["rate"]
             report["ratio_sessions_per_s"] = round(h["sessions_per_s"] / r["sessions_per_s"], 3)
+        if "hotline" in report and "reference_uvloop" in report:
+            h, r = report["hotline"]["rate"], report["reference_uvloop"]["rate"]
+            report["ratio_sessions_per_s_uvloop_reference"] = round(
+                h["sessions_per_s"] / r["sessions_per_s"], 3
+            )
         if "hotline" in report and "hotline_workers" in report:
             h, w = report["hotline"]["rate"], report["hotline_workers"]["rate"]
             report["ratio_workers_sessions_per_s"] = round(
@@ -403,10 +412,23 @@ def main() -> None:
     parser.add_argument(
         "--workers-cpus", default="", help="taskset list for the workers (default: all cores)"
     )
+    parser.add_argument(
+        "--loadgen-loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the load generator's event loop (uvloop: it costs less per command, so the "
+        "reference's numbers are less the generator's)",
+    )
     parser.add_argument("--save", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     args = parser.parse_args()
-    report = asyncio.run(main_async(args))
+    factory = None
+    if args.loadgen_loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        report = runner.run(main_async(args))
     text = json.dumps(report, indent=2, default=str)
     if args.save:
         args.save.parent.mkdir(parents=True, exist_ok=True)

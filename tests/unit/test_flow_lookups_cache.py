@@ -1,0 +1,68 @@
+"""The FastAGI server's in-memory incidents and caller languages (agi_scripts/flows/services.py
+DbLookups): when they go stale, ONE caller reads them again; the callers meanwhile get what is
+in memory instead of each reading the same rows in a thread (a burst of reads every few
+seconds, each stalling the event loop's other calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agi_scripts.flows.services import DbLookups
+from call_router.db import Database
+from call_router.flow_models import CallerLanguage, Incident
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'calls.db'}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+def test_stale_incidents_are_read_again_by_one_caller_while_others_use_memory(
+    db: Database,
+) -> None:
+    with db.session() as session:
+        session.add(Incident(category="water", areas=[], message={}))
+    lookups = DbLookups(db, "RU", incidents_ttl=0.0)  # stale at once, every time
+    assert lookups.incidents_if_fresh(None) is None  # nothing in memory yet: read
+    assert [i.category for i in lookups.active_incidents(None)] == ["water"]
+    with db.session() as session:
+        session.add(Incident(category="lift", areas=[], message={}))
+    # Stale: the first caller is told to read...
+    assert lookups.incidents_if_fresh(None) is None
+    # ...the next ones, while that read is under way, get what memory has.
+    assert [i.category for i in lookups.incidents_if_fresh(None) or []] == ["water"]
+    assert [i.category for i in lookups.incidents_if_fresh(None) or []] == ["water"]
+    assert [i.category for i in lookups.active_incidents(None)] == ["lift", "water"]
+    # The read is done: the next stale look asks for a read again.
+    assert lookups.incidents_if_fresh(None) is None
+
+
+def test_a_failed_read_lets_the_next_caller_read_again(db: Database) -> None:
+    lookups = DbLookups(db, "RU", incidents_ttl=0.0)
+    lookups.active_incidents(None)
+    assert lookups.incidents_if_fresh(None) is None
+    db.dispose()
+    broken = DbLookups(Database("sqlite:////nonexistent/dir/calls.db"), "RU", incidents_ttl=0.0)
+    broken._incidents = lookups._incidents
+    assert broken.incidents_if_fresh(None) is None
+    with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+        broken.active_incidents(None)
+    assert broken.incidents_if_fresh(None) is None  # not stuck serving memory forever
+
+
+def test_stale_languages_are_read_again_by_one_caller(db: Database) -> None:
+    with db.session() as session:
+        session.add(CallerLanguage(caller_number="+74951234567", language="en"))
+    lookups = DbLookups(db, "RU", languages_ttl=0.0)
+    assert lookups.language_if_fresh("+74951234567") == (False, None)
+    assert lookups.caller_language("+74951234567") == "en"
+    assert lookups.language_if_fresh("+74951234567") == (False, None)  # this one reads
+    assert lookups.language_if_fresh("+74951234567") == (True, "en")  # meanwhile: memory
+    assert lookups.caller_language("+74951234567") == "en"
+    assert lookups.language_if_fresh("+74951234567") == (False, None)
