@@ -169,6 +169,9 @@ def _call_criteria(scope: Scope) -> Any:
 
 
 def _reading_criteria(scope: Scope) -> Any:
+    # The accounts' table, not the entity: the wall must not narrow its own subquery (under
+    # "centre only" it would hide exactly the tenants' accounts this rule has to see).
+    accounts = PayerAccount.__table__.c
     if scope.nothing:
         return lambda cls: false()
     if scope.centre_only:
@@ -176,15 +179,13 @@ def _reading_criteria(scope: Scope) -> Any:
             cls.call_id.in_(select(Call.id).where(Call.tenant_id.is_(None))),
             and_(
                 cls.call_id.is_(None),
-                cls.payer_code.not_in(
-                    select(PayerAccount.code).where(PayerAccount.tenant_id.is_not(None))
-                ),
+                cls.payer_code.not_in(select(accounts.code).where(accounts.tenant_id.is_not(None))),
             ),
         )
     tenant = scope.tenant
     return lambda cls: or_(
         cls.call_id.in_(select(Call.id).where(Call.tenant_id == tenant)),
-        cls.payer_code.in_(select(PayerAccount.code).where(PayerAccount.tenant_id == tenant)),
+        cls.payer_code.in_(select(accounts.code).where(accounts.tenant_id == tenant)),
     )
 
 
