@@ -51,10 +51,7 @@ class ImportResult:
 
 def parse_csv(data: bytes) -> list[BuildingRow]:
     """The file's buildings, or BuildingImportError listing every bad line. Pure."""
-    try:
-        text = csv_files.decode(data, MAX_FILE_BYTES)
-    except csv_files.CsvFileError as err:
-        raise BuildingImportError(err.errors) from None
+    text = csv_files.decode(data, MAX_FILE_BYTES, BuildingImportError)
     rows: list[BuildingRow] = []
     errors: list[tuple[int, str]] = []
     seen_codes: dict[str, int] = {}

@@ -45,16 +45,16 @@ def clean_text(value: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
 
 
-def decode(data: bytes, max_bytes: int) -> str:
-    """The file as text (UTF-8, with or without a BOM), or CsvFileError for the whole file."""
+def decode(data: bytes, max_bytes: int, error: type[CsvFileError] = CsvFileError) -> str:
+    """The file as text (UTF-8, with or without a BOM), or `error` for the whole file."""
     if len(data) > max_bytes:
-        raise CsvFileError([(0, f"the file is larger than {max_bytes} bytes")])
+        raise error([(0, f"the file is larger than {max_bytes} bytes")])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise CsvFileError([(0, f"not UTF-8 text (byte {err.start})")]) from None
+        raise error([(0, f"not UTF-8 text (byte {err.start})")]) from None
     if "\x00" in text:
-        raise CsvFileError([(0, "not a text file (NUL bytes)")])
+        raise error([(0, "not a text file (NUL bytes)")])
     return text
 
 

@@ -114,10 +114,7 @@ def _row(number: int, cells: list[str]) -> tuple[AccountRow | None, str | None]:
 
 def parse_csv(data: bytes) -> list[AccountRow]:
     """The file's lines, or AccountImportError listing every bad line. Pure."""
-    try:
-        text = csv_files.decode(data, MAX_FILE_BYTES)
-    except CsvFileError as err:
-        raise AccountImportError(err.errors) from None
+    text = csv_files.decode(data, MAX_FILE_BYTES, AccountImportError)
     rows: list[AccountRow] = []
     errors: list[tuple[int, str]] = []
     addresses: dict[str, tuple[int, str]] = {}
