@@ -9,14 +9,14 @@ line's number and reason, and nothing is half-imported.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from call_router import csv_files
+from call_router.csv_files import clean_text
 from call_router.models import Call, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.tenant_models import Building, ResidentPhone, Tenant
@@ -27,20 +27,11 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 100_000
 MAX_STREET = 128
 MAX_HOUSE = 16
-# Errors listed in full up to this many; beyond, "and N more".
-MAX_ERRORS_SHOWN = 50
 _HEADER = ("street", "house", "code")
 
 
-class BuildingImportError(TenantError):
+class BuildingImportError(csv_files.CsvFileError, TenantError):
     """The file is refused; `errors` are (line number, reason), line 0 for the whole file."""
-
-    def __init__(self, errors: list[tuple[int, str]]) -> None:
-        self.errors = errors
-        shown = [f"line {n}: {why}" if n else why for n, why in errors[:MAX_ERRORS_SHOWN]]
-        if len(errors) > MAX_ERRORS_SHOWN:
-            shown.append(f"and {len(errors) - MAX_ERRORS_SHOWN} more")
-        super().__init__("nothing imported:\n" + "\n".join(shown))
 
 
 @dataclass(frozen=True)
@@ -58,59 +49,32 @@ class ImportResult:
     buildings: list[Building] = field(default_factory=list)
 
 
-def _text(value: str) -> str:
-    """Printable, whitespace collapsed."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
-
-
 def parse_csv(data: bytes) -> list[BuildingRow]:
     """The file's buildings, or BuildingImportError listing every bad line. Pure."""
-    if len(data) > MAX_FILE_BYTES:
-        raise BuildingImportError([(0, f"the file is larger than {MAX_FILE_BYTES} bytes")])
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise BuildingImportError([(0, f"not UTF-8 text (byte {err.start})")]) from None
-    if "\x00" in text:
-        raise BuildingImportError([(0, "not a text file (NUL bytes)")])
-    first = text.split("\n", 1)[0]
-    # Spreadsheets in Russian locales write `;`; a comma may then be inside a street name.
-    delimiter = ";" if first.count(";") > first.count(",") else ","
+    text = csv_files.decode(data, MAX_FILE_BYTES, BuildingImportError)
     rows: list[BuildingRow] = []
     errors: list[tuple[int, str]] = []
     seen_codes: dict[str, int] = {}
     seen_addresses: dict[tuple[str, str], int] = {}
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        for number, cells in enumerate(reader, start=1):
-            if number > MAX_ROWS:
-                errors.append((number, f"more than {MAX_ROWS} lines"))
-                break
-            cells = [cell.strip() for cell in cells]
-            if not any(cells):
-                continue  # blank line
-            if number == 1 and tuple(c.lower() for c in cells) in (_HEADER, _HEADER[:2]):
+    for number, cells in csv_files.lines(text, _HEADER, MAX_ROWS, errors):
+        row, problem = _row(number, cells)
+        if problem:
+            errors.append((number, problem))
+            continue
+        assert row is not None
+        key = (row.street.casefold(), row.house.casefold())
+        if key in seen_addresses:
+            errors.append((number, f"the same address as line {seen_addresses[key]}"))
+            continue
+        seen_addresses[key] = number
+        if row.code is not None:
+            if row.code in seen_codes:
+                errors.append(
+                    (number, f"code {row.code} is already on line {seen_codes[row.code]}")
+                )
                 continue
-            row, problem = _row(number, cells)
-            if problem:
-                errors.append((number, problem))
-                continue
-            assert row is not None
-            key = (row.street.casefold(), row.house.casefold())
-            if key in seen_addresses:
-                errors.append((number, f"the same address as line {seen_addresses[key]}"))
-                continue
-            seen_addresses[key] = number
-            if row.code is not None:
-                if row.code in seen_codes:
-                    errors.append(
-                        (number, f"code {row.code} is already on line {seen_codes[row.code]}")
-                    )
-                    continue
-                seen_codes[row.code] = number
-            rows.append(row)
-    except csv.Error as err:
-        errors.append((reader.line_num, f"unreadable CSV ({err})"))
+            seen_codes[row.code] = number
+        rows.append(row)
     if errors:
         raise BuildingImportError(errors)
     if not rows:
@@ -123,7 +87,7 @@ def _row(number: int, cells: list[str]) -> tuple[BuildingRow | None, str | None]
         return None, "expected street,house[,code]"
     if len(cells) > 3:
         return None, f"expected at most 3 columns (street,house,code), got {len(cells)}"
-    street, house = _text(cells[0]), _text(cells[1])
+    street, house = clean_text(cells[0]), clean_text(cells[1])
     code = cells[2] if len(cells) == 3 else ""
     if not street:
         return None, "the street is empty"
@@ -134,7 +98,10 @@ def _row(number: int, cells: list[str]) -> tuple[BuildingRow | None, str | None]
     if len(house) > MAX_HOUSE:
         return None, f"the house is longer than {MAX_HOUSE} characters"
     if code and not HOUSE_CODE_RE.fullmatch(code):
-        return None, f"the code must be 1-8 digits (keyed on a phone), got {_text(code)[:20]!r}"
+        return (
+            None,
+            f"the code must be 1-8 digits (keyed on a phone), got {clean_text(code)[:20]!r}",
+        )
     return BuildingRow(number, street, house, code or None), None
 
 

@@ -102,6 +102,12 @@ def check_reading(
     return ReadingCheck(parsed, last=previous.value)
 
 
+def newest(*readings: PreviousReading | None) -> PreviousReading | None:
+    """The latest of the known previous readings (phoned in, or billing's)."""
+    known = [r for r in readings if r is not None]
+    return max(known, key=lambda r: r.submitted_at) if known else None
+
+
 def may_amend(
     submitted_at: datetime,
     submitted_by: str | None,

@@ -26,7 +26,9 @@ from call_router.meter_readings import (
     ReadingCheck,
     check_reading,
     may_amend,
+    newest,
 )
+from call_router.payer_accounts import billing_baseline
 
 MAX_PAYER_CODE = 32
 
@@ -74,9 +76,12 @@ def check(
     replacing: MeterReading | None = None,
     max_monthly_growth: Mapping[MeterKind, int] | None = None,
 ) -> ReadingCheck:
-    """The verdict on a new reading; when `replacing` the last one, against the one before."""
+    """The verdict on a new reading; when `replacing` the last one, against the one before
+    (or against billing's last reading of the meter, when that is newer)."""
     rows = [r for r in current_readings(session, payer_code, meter) if r is not replacing]
-    previous = PreviousReading(rows[0].value, rows[0].submitted_at) if rows else None
+    phoned = PreviousReading(rows[0].value, rows[0].submitted_at) if rows else None
+    billed = billing_baseline(session, _payer(payer_code), meter)
+    previous = newest(phoned, billed)
     return check_reading(digits, meter, previous, now, max_monthly_growth)
 
 

@@ -10,8 +10,9 @@ dashboard/deps.py). Every ORM SELECT, UPDATE and DELETE run in that session - `s
 `session.get(Callback, id)`, a relationship load, an aggregate over `Call.queue` - gets
 `tenant_id = <the scope's tenant>` added for each tenant-owned entity (`OWNED`: calls,
 callbacks, the operators' roster), and the same wall through their owner for rows that belong
-to a call (`OF_A_CALL`: dispositions and their history, meter readings) or to an operator
-(`OF_AN_OPERATOR`: queue states, pauses and their log), by the `do_orm_execute` hook below.
+to a call (`OF_A_CALL`: dispositions and their history; meter readings, also by payer
+account) or to an operator (`OF_AN_OPERATOR`: queue states, pauses and their log), by the
+`do_orm_execute` hook below.
 So a route cannot forget it: another tenant's row is simply not there (a guessed id is a 404,
 never a 403 that would confirm it exists). A session without a scope (the router, the FastAGI
 server, the CLI) sees everything. Redis's live state is not ORM either: a walled wallboard takes
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import event, false, select
+from sqlalchemy import and_, event, false, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 
 from call_router.agent_models import (
@@ -37,7 +38,7 @@ from call_router.agent_models import (
     CallDispositionChange,
 )
 from call_router.control_models import ControlAction
-from call_router.meter_models import MeterReading
+from call_router.meter_models import MeterReading, PayerAccount, PayerMeter
 from call_router.models import Call, Callback, Operator, utcnow
 from call_router.request_models import Crew, Open311Key, RequestCall, RequestEvent, ServiceRequest
 from call_router.tenant_models import Building, DialledNumber, ResidentPhone, Tenant, TenantQueue
@@ -57,11 +58,16 @@ OWNED: Final = (
     Crew,
     Open311Key,
     ControlAction,
+    PayerAccount,
+    PayerMeter,
 )
 # Rows that belong to a call: they are behind the wall of the call they belong to (its
-# disposition, the disposition's history, a meter reading phoned in during it). A reading
-# entered with no call (the CLI) is the centre's.
-OF_A_CALL: Final = (CallDisposition, CallDispositionChange, MeterReading)
+# disposition, the disposition's history).
+OF_A_CALL: Final = (CallDisposition, CallDispositionChange)
+# Meter readings: the tenant's when phoned in during its call or given for its payer account
+# (a resident of its building may phone the centre's number); one entered with no call (the
+# CLI) for no tenant's account is the centre's.
+OF_A_CALL_OR_ACCOUNT: Final = (MeterReading,)
 # Rows keyed by an operator's SIP login: behind the wall of that operator (their queue state
 # and pauses, and its log: the shift report's source).
 OF_AN_OPERATOR: Final = (AgentState, AgentStateLog)
@@ -162,6 +168,27 @@ def _call_criteria(scope: Scope) -> Any:
     return lambda cls: cls.call_id.in_(select(Call.id).where(Call.tenant_id == tenant))
 
 
+def _reading_criteria(scope: Scope) -> Any:
+    # The accounts' table, not the entity: the wall must not narrow its own subquery (under
+    # "centre only" it would hide exactly the tenants' accounts this rule has to see).
+    accounts = PayerAccount.__table__.c
+    if scope.nothing:
+        return lambda cls: false()
+    if scope.centre_only:
+        return lambda cls: or_(
+            cls.call_id.in_(select(Call.id).where(Call.tenant_id.is_(None))),
+            and_(
+                cls.call_id.is_(None),
+                cls.payer_code.not_in(select(accounts.code).where(accounts.tenant_id.is_not(None))),
+            ),
+        )
+    tenant = scope.tenant
+    return lambda cls: or_(
+        cls.call_id.in_(select(Call.id).where(Call.tenant_id == tenant)),
+        cls.payer_code.in_(select(accounts.code).where(accounts.tenant_id == tenant)),
+    )
+
+
 def _operator_criteria(scope: Scope) -> Any:
     """For rows keyed by an operator's SIP login: the roster entry is behind the wall."""
     if scope.nothing:
@@ -189,6 +216,7 @@ def _apply_wall(state: ORMExecuteState) -> None:
         for entities, criteria in (
             (OWNED, _criteria(scope)),
             (OF_A_CALL, _call_criteria(scope)),
+            (OF_A_CALL_OR_ACCOUNT, _reading_criteria(scope)),
             (OF_AN_OPERATOR, _operator_criteria(scope)),
         )
         for entity in entities

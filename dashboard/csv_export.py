@@ -12,11 +12,10 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, tzinfo
 
+from call_router.csv_files import FORMULA_STARTS, safe_cell
 from call_router.models import Call
 
-# OWASP's list: formula starters plus tab and carriage return, which some spreadsheets strip
-# before looking at the next character.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+__all__ = ["COLUMNS", "FORMULA_STARTS", "call_row", "safe_cell"]
 
 COLUMNS = (
     "id",
@@ -39,16 +38,6 @@ COLUMNS = (
     # The tenant's slug; empty: the centre's own call.
     "tenant",
 )
-
-
-def safe_cell(value: object) -> str:
-    """One cell's text, defused if a spreadsheet would read it as a formula."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
 
 
 def call_row(call: Call, zone: tzinfo) -> list[str]:

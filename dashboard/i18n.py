@@ -466,6 +466,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "flows.result.not_running": "The FastAGI server is not running; it loads the flows "
         "when it starts.",
         "flows.result.unconfirmed": "The FastAGI server did not confirm the reload.",
+        # meter readings page (dashboard/routes/meter_pages.py)
+        "nav.meters": "Meter readings",
+        "meters.title": "Meter readings of the month",
+        "meters.month": "Month",
+        "meters.explain": "Each meter's last reading of the month that is still current, as "
+        "billing gets it (hotline meters export).",
+        "meters.payer": "Payer code",
+        "meters.address": "Address",
+        "meters.meter": "Meter",
+        "meters.serial": "Serial",
+        "meters.previous": "Billing's last",
+        "meters.value": "Reading",
+        "meters.submitted": "Given at",
+        "meters.source": "By",
+        "meters.none": "No readings this month.",
+        "meters.kind.cold_water": "Cold water",
+        "meters.kind.hot_water": "Hot water",
+        "meters.kind.heat": "Heat",
     },
     "ru": {
         "brand": "Горячая линия",
@@ -903,6 +921,24 @@ MESSAGES: dict[str, dict[str, str]] = {
         "их последнюю исправную версию.",
         "flows.result.not_running": "Сервер FastAGI не запущен; он загрузит сценарии при старте.",
         "flows.result.unconfirmed": "Сервер FastAGI не подтвердил перезагрузку.",
+        # meter readings page (dashboard/routes/meter_pages.py)
+        "nav.meters": "Показания",
+        "meters.title": "Показания счётчиков за месяц",
+        "meters.month": "Месяц",
+        "meters.explain": "Последние действующие показания каждого счётчика за месяц, как их "
+        "получит биллинг (hotline meters export).",
+        "meters.payer": "Код плательщика",
+        "meters.address": "Адрес",
+        "meters.meter": "Счётчик",
+        "meters.serial": "Номер",
+        "meters.previous": "Последние в биллинге",
+        "meters.value": "Показания",
+        "meters.submitted": "Переданы",
+        "meters.source": "Способ",
+        "meters.none": "За этот месяц показаний нет.",
+        "meters.kind.cold_water": "Холодная вода",
+        "meters.kind.hot_water": "Горячая вода",
+        "meters.kind.heat": "Отопление",
     },
 }
 

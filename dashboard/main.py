@@ -44,6 +44,7 @@ from dashboard.routes import (
     health,
     incident_pages,
     login,
+    meter_pages,
     metrics,
     open311,
     operator_pages,
@@ -235,6 +236,7 @@ def create_app(
     app.include_router(tenant_pages.router, dependencies=centre_supervisor)
     # Abandoned callers and staffing: behind the tenant wall, so a tenant's supervisor too.
     app.include_router(analytics.router, dependencies=supervisor)
+    app.include_router(meter_pages.router, dependencies=supervisor)
     # Prometheus scrapes with a supervisor token; the centre's figures only.
     app.include_router(metrics.router, dependencies=centre_supervisor)
     auth.check_routes(app)

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
-from typing import Annotated, Any
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.orm import Session
 
-from call_router import meter_store
+from call_router import meter_store, payer_accounts, tenants
 from call_router.db import Database
+from call_router.flows.conditions import resolve_timezone
 from call_router.meter_models import MeterReading
 from call_router.meter_readings import METER_KINDS, MeterKind, meter_kind
 from call_router.models import utcnow
 from call_router.settings import get_settings
+from call_router.tenants import require_tenant
 
-app = typer.Typer(help="Meter readings submitted by phone.", no_args_is_help=True)
+app = typer.Typer(
+    help="Meter readings submitted by phone; payer accounts from billing.", no_args_is_help=True
+)
+T = TypeVar("T")
 
 PayerOption = Annotated[str, typer.Option("--payer", help="The payer code (digits).")]
 MeterOption = Annotated[
@@ -128,3 +138,97 @@ def add(
     finally:
         db.dispose()
     typer.echo(json.dumps(info, ensure_ascii=False) if as_json else f"reading {info['id']} stored")
+
+
+def _settled(action: Callable[[Session], T]) -> T:
+    """`action(session)` in one transaction; bad input exits 2 with its message."""
+    db = _db()
+    try:
+        with db.session() as session:
+            return action(session)
+    except ValueError as err:  # CsvFileError, TenantError, a bad month
+        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+
+
+@app.command("import")
+def import_accounts(
+    file: Annotated[
+        typer.FileBinaryRead,
+        typer.Argument(help=f"CSV: {','.join(payer_accounts.HEADER)}; - = stdin"),
+    ],
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="The tenant (slug) whose accounts they are; default: the centre."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import payer accounts and their meters from the billing system's CSV.
+
+    One meter a line (an account with several meters on several lines, one with none on a
+    line with the meter columns empty); `;` also separates; an optional header line. Every line
+    is checked first: any bad line refuses the whole file, nothing is half-imported. Once any
+    account is imported, the meters menu accepts only imported payer codes, and only their
+    meters; billing's last reading is the baseline a phoned reading is checked against."""
+    data = file.read(payer_accounts.MAX_FILE_BYTES + 1)
+
+    def load(session: Session) -> dict[str, Any]:
+        tenant_id = require_tenant(session, tenant).id if tenant else None
+        result = payer_accounts.import_accounts(session, payer_accounts.parse_csv(data), tenant_id)
+        return {
+            "tenant": tenant,
+            "accounts_added": result.accounts_added,
+            "accounts_updated": result.accounts_updated,
+            "meters_added": result.meters_added,
+            "meters_updated": result.meters_updated,
+            "without_check_digit": result.without_check_digit,
+        }
+
+    info = _settled(load)
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False))
+        return
+    typer.echo(
+        f"accounts: {info['accounts_added']} added, {info['accounts_updated']} updated; "
+        f"meters: {info['meters_added']} added, {info['meters_updated']} updated"
+    )
+    if info["without_check_digit"]:
+        typer.secho(
+            f"warning: {len(info['without_check_digit'])} payer codes have no valid check digit "
+            "(e.g. " + ", ".join(info["without_check_digit"][:3]) + "): the meters flow "
+            "(`checksum: luhn` in ivr_flows/meters.yaml) refuses them; remove that line if "
+            "your billing's codes carry no check digit",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+
+
+@app.command("export")
+def export_month(
+    month: Annotated[str, typer.Option("--month", help="YYYY-MM, in the centre's time zone.")],
+    tenant: Annotated[
+        str | None, typer.Option(help="Only this tenant's accounts (slug); default: all.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The month's readings for billing, as CSV on stdout (or --json): each meter's last
+    reading of the month that is still current, with the account's address, the meter's
+    serial and billing's previous reading. Text cells are safe to open in a spreadsheet."""
+    settings = get_settings()
+    zone = resolve_timezone(settings.timezone)
+
+    def read(session: Session) -> list[payer_accounts.ExportRow]:
+        first = payer_accounts.parse_month(month)
+        if tenant:
+            tenants.set_scope(session, tenants.tenant_scope(require_tenant(session, tenant).id))
+        return payer_accounts.month_readings(session, first, zone)
+
+    rows = _settled(read)
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], ensure_ascii=False))
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")
+    writer.writerow(payer_accounts.EXPORT_HEADER)
+    writer.writerows(payer_accounts.csv_row(r) for r in rows)

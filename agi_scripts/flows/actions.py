@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from agi_scripts.flows.engine import ActionCall, ActionResult
-from call_router import meter_store
+from call_router import meter_store, payer_accounts
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.flows.schema import ActionArgs
@@ -55,6 +55,9 @@ class MeterActions:
             with self._db.session() as session:
                 return handler(self, session, args, variables, call)
         except OperationalError:
+            if service in UNCHECKED_WHEN_AWAY:
+                # Billing's lists cannot be read: the caller goes on as before accounts existed.
+                return ActionResult("ok")
             # The database is away. A new reading (checked against the last one moments ago)
             # is kept durably and stored when it returns; anything else fails (coordinator).
             if service != "meter_store" or args.replace or not self._kept(args, variables, call):
@@ -98,6 +101,21 @@ class MeterActions:
         )
 
     # --- the services ----------------------------------------------------------------------
+
+    def payer_check(
+        self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> ActionResult:
+        payer = variables.get(args.payer_var, "")
+        if not payer.isascii() or not payer.isdigit():
+            return ActionResult("unknown")
+        return ActionResult("ok" if payer_accounts.account_known(session, payer) else "unknown")
+
+    def meter_on_account(
+        self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
+    ) -> ActionResult:
+        payer, meter = self._payer_and_meter(args, variables)
+        known = payer_accounts.meter_known(session, payer, meter)
+        return ActionResult("ok" if known else "none")
 
     def _target(
         self, session: Session, args: ActionArgs, variables: dict[str, str], call: ActionCall
@@ -213,7 +231,12 @@ def store_deferred_reading(
     call_log.run(store)
 
 
+# Checks against billing's lists that a database outage must not turn into a dead end.
+UNCHECKED_WHEN_AWAY = frozenset({"payer_check", "meter_on_account"})
+
 SERVICES: dict[str, Service] = {
+    "payer_check": MeterActions.payer_check,
+    "meter_on_account": MeterActions.meter_on_account,
     "meter_check": MeterActions.meter_check,
     "meter_store": MeterActions.meter_store,
     "meter_last": MeterActions.meter_last,

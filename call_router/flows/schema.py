@@ -285,6 +285,11 @@ class SayNode(Strict):
 # the success that follows `next`; the others may be mapped in `outcomes`, and any that is not
 # (or a failure of the service itself) follows `on_error`.
 ACTION_OUTCOMES: dict[str, tuple[str, ...]] = {
+    # Is the code in `payer_var` a payer account billing gave (`hotline meters import`)? Any
+    # code is, until accounts are imported.
+    "payer_check": ("ok", "unknown"),
+    # Does that account have the meter in `meter_var` (any, when billing lists none for it)?
+    "meter_on_account": ("ok", "none"),
     # Is the reading in `reading_var` acceptable for payer + meter? Sets `last_reading`.
     "meter_check": ("ok", "below_last", "implausible_growth", "not_digits", "too_long"),
     # Store it (checked again); sets `reading_id`. With `replace`, the caller's last reading
@@ -296,7 +301,9 @@ ACTION_OUTCOMES: dict[str, tuple[str, ...]] = {
     # Delete that reading (kept in the history as deleted).
     "meter_delete": ("ok", "none"),
 }
-ActionService = Literal["meter_check", "meter_store", "meter_last", "meter_delete"]
+ActionService = Literal[
+    "payer_check", "meter_on_account", "meter_check", "meter_store", "meter_last", "meter_delete"
+]
 MeterKindName = Literal["cold_water", "hot_water", "heat"]
 
 

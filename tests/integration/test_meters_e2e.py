@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete, select
 
+from call_router.db import Database
 from call_router.flows.conditions import luhn_ok
+from call_router.meter_models import PayerAccount, PayerMeter
 from call_router.settings import Settings
 from hotline.sipua.testcall import place_call
 from tests.conftest import finished_call, run_hotline
@@ -45,6 +49,10 @@ def actions(api: httpx.Client, call: dict[str, Any]) -> list[tuple[str, str]]:
     return [(d["service"], d["outcome"]) for k, d in timeline(api, call) if k == "action"]
 
 
+# With no payer accounts imported, every code with a valid check digit is taken, and any meter.
+UNCHECKED = [("payer_check", "ok"), ("meter_on_account", "ok")]
+
+
 # Seconds after the caller's media starts (2 s after the answer). The Russian prompts:
 # greeting 4.3 s, payer 3.3, meter 5.2, task 8.6, reading 4.2, "last was" 3.4 + digits,
 # "much higher" 4.3, "you entered" 0.8 + digits, confirm 4.2.
@@ -64,7 +72,9 @@ def test_a_reading_is_keyed_in_read_back_confirmed_and_stored(
     )  # fmt: skip
     assert result.answered, result.detail
     call = finished_call(api, caller)
-    assert actions(api, call) == [("meter_check", "ok"), ("meter_store", "ok")], timeline(api, call)
+    assert actions(api, call) == [*UNCHECKED, ("meter_check", "ok"), ("meter_store", "ok")], (
+        timeline(api, call)
+    )
     rows = history(payer)
     assert [(r["meter"], r["value"], r["status"], r["caller"]) for r in rows] == [
         ("cold_water", 512, "active", caller)
@@ -82,6 +92,7 @@ def test_a_reading_is_keyed_in_read_back_confirmed_and_stored(
     assert result.answered, result.detail
     call = finished_call(api, caller)
     assert actions(api, call) == [
+        *UNCHECKED,
         ("meter_check", "below_last"),
         ("meter_check", "implausible_growth"),
         ("meter_check", "ok"),
@@ -101,8 +112,8 @@ def test_a_reading_is_keyed_in_read_back_confirmed_and_stored(
     )
     assert result.answered, result.detail
     call = finished_call(api, caller)
-    assert actions(api, call) == [("meter_last", "found"), ("meter_delete", "ok")], timeline(
-        api, call
+    assert actions(api, call) == [*UNCHECKED, ("meter_last", "found"), ("meter_delete", "ok")], (
+        timeline(api, call)
     )
     assert [(r["value"], r["status"]) for r in history(payer)] == [
         (530, "deleted"),
@@ -123,3 +134,33 @@ def test_the_direct_number_goes_straight_to_meter_readings(
     left = dict(timeline(api, call))["hangup_in_menu"]
     assert (left["flow"], left["node"]) == ("meters", "payer"), timeline(api, call)
     assert call["outcome"] == "abandoned_in_menu"
+
+
+def test_once_billing_accounts_are_imported_an_unknown_code_is_asked_again(
+    stack: Settings, api: httpx.Client, tmp_path: Path
+) -> None:
+    payer, stranger, caller = new_payer(), new_payer(), "+74956660003"
+    billing = tmp_path / "billing.csv"
+    billing.write_text(f"{payer},Lenina 5,cold_water,,,\n", encoding="utf-8")
+    run_hotline("meters", "import", str(billing))
+    try:
+        # A code with a right check digit that billing does not know; then the caller hangs up.
+        result = place_call(
+            stack, from_number=caller, hold=16, dtmf_schedule=[KEY_6, (2.5, stranger + "#")]
+        )
+        assert result.answered, result.detail
+        call = finished_call(api, caller)
+        assert actions(api, call) == [("payer_check", "unknown")], timeline(api, call)
+        left = dict(timeline(api, call))["hangup_in_menu"]
+        assert left["node"] == "payer", timeline(api, call)  # asked for a code again
+        assert history(stranger) == []
+    finally:
+        # The stack's database is shared: other tests' payer codes are not billing's.
+        db = Database(stack.db_url)
+        try:
+            with db.session() as session:
+                mine = select(PayerAccount.id).where(PayerAccount.code == payer)
+                session.execute(delete(PayerMeter).where(PayerMeter.account_id.in_(mine)))
+                session.execute(delete(PayerAccount).where(PayerAccount.code == payer))
+        finally:
+            db.dispose()

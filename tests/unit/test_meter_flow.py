@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from call_router import channel_vars
+from call_router import channel_vars, payer_accounts
 from call_router.db import Database
+from call_router.flows.conditions import luhn_ok
 from call_router.meter_models import MeterReading
 from tests.unit import test_flow_engine as engine_tests
 from tests.unit.test_agi_protocol import RECORDINGS, FakeAsterisk, environment, run_call
@@ -182,3 +183,51 @@ async def test_keeping_the_reading_changes_nothing(stack: Stack, db: Database) -
     fake = await call(stack, T0 + timedelta(hours=2), [PAYER, "2", "3", "2"])
     assert prompt("meters_kept") in fake.played
     assert readings(db) == [("hot_water", 300, "active")]
+
+
+# --- against billing's payer accounts (`hotline meters import`) ---------------------------
+
+BILLING = (
+    "payer_code,address,meter,serial,last_reading,last_read_on\n"
+    f"{PAYER},Lenina 5-12,cold_water,CW-1,600,2026-10-25\n"
+)
+
+
+def import_billing(db: Database, text: str = BILLING) -> None:
+    with db.session() as session:
+        payer_accounts.import_accounts(session, payer_accounts.parse_csv(text.encode()), None)
+
+
+def other_valid_code() -> str:
+    """A code with a valid check digit that billing does not list."""
+    return next(c for c in (f"4000000000{d}" for d in range(10)) if luhn_ok(c))
+
+
+async def test_an_unknown_payer_code_is_asked_again_once_accounts_are_imported(
+    stack: Stack, db: Database
+) -> None:
+    import_billing(db)
+    fake = await call(stack, T0, [other_valid_code(), PAYER, "1", "1", "612", "1"])
+    assert fake.played.count(prompt("meters_payer_unknown")) == 1
+    assert prompt("meters_payer_invalid") not in fake.played  # the check digit was right
+    assert readings(db) == [("cold_water", 612, "active")]
+
+
+async def test_a_meter_the_account_does_not_have_is_refused_and_billing_is_the_baseline(
+    stack: Stack, db: Database
+) -> None:
+    import_billing(db)
+    # Hot water is not on the account; cold water is, and billing last read it at 600.
+    fake = await call(stack, T0, [PAYER, "2", "1", "1", "590", "612", "1"])
+    assert fake.played.count(prompt("meters_no_such_meter")) == 1
+    assert prompt("meters_below_last") in fake.played
+    assert fake.said == ["600", "612"]  # type: ignore[attr-defined]  # billing's, then the new
+    assert readings(db) == [("cold_water", 612, "active")]
+
+
+async def test_without_imported_accounts_any_code_and_meter_is_taken(
+    stack: Stack, db: Database
+) -> None:
+    fake = await call(stack, T0, [other_valid_code(), "2", "1", "5", "1"])
+    assert prompt("meters_payer_unknown") not in fake.played
+    assert readings(db) == [("hot_water", 5, "active")]
