@@ -702,12 +702,7 @@ class FlowEngine:
             if key:
                 break
         if not key:
-            self.state.node = node_id
-            key, _ = await self.agi.get_data(
-                self.prompt(node.different_prompt),
-                timeout_ms=(node.timeout or self.rt.menu_timeout) * 1000,
-                max_digits=1,
-            )
+            key = await self._one_key(node_id, node.different_prompt, node.timeout)
         self.state.variables["incident_heard"] = ",".join(str(i) for i in announced)
         return node.next, {"announced": announced, "key": clean_choice(key)}
 
@@ -743,12 +738,7 @@ class FlowEngine:
             if key:
                 break
         if not key:
-            self.state.node = node_id
-            key, _ = await self.agi.get_data(
-                self.prompt(node.talk_prompt),
-                timeout_ms=(node.timeout or self.rt.menu_timeout) * 1000,
-                max_digits=1,
-            )
+            key = await self._one_key(node_id, node.talk_prompt, node.timeout)
         key = clean_choice(key)
         if key != node.key:
             return node.next, {"requests": numbers, "key": key}
@@ -761,6 +751,14 @@ class FlowEngine:
             await self._lookup(desk.link_call, self.ctx.linkedid, request.number)
         await self._route_to(request.queue, "service_request", None, node.prompt, request.tenant_id)
         return None, {"requests": numbers, "key": key, "request": request.number}
+
+    async def _one_key(self, node_id: str, prompt: str, timeout: int | None) -> str:
+        """After an announcement: a prompt and one key (none when the caller is silent)."""
+        self.state.node = node_id
+        key, _ = await self.agi.get_data(
+            self.prompt(prompt), timeout_ms=(timeout or self.rt.menu_timeout) * 1000, max_digits=1
+        )
+        return key
 
     async def _say_number(self, digits: str, escape: str) -> str:
         try:

@@ -4,14 +4,10 @@ migration goes down and up again."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from call_router import callback_policy as policy
 from call_router import request_feedback as feedback
@@ -21,8 +17,7 @@ from call_router.callbacks import CallbackRules
 from call_router.db import Database, alembic_config
 from call_router.dial_plan import DialPlan
 from call_router.request_feedback_dialer import take_due
-from tests.conftest import require
-from tests.integration.conftest import POSTGRES_ADMIN_URL, _postgres_reachable
+from tests.integration import test_tenant_migration
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # noon in Moscow
 RULES = CallbackRules(
@@ -35,6 +30,8 @@ RULES = CallbackRules(
     country="RU",
     dial_plan=DialPlan.national("RU"),
 )
+# A brand-new database of the test's own, SQLite and PostgreSQL (the migration goes down on it).
+empty_url = test_tenant_migration.empty_url
 FEEDBACK_COLUMNS = {"feedback_due_at", "feedback_attempts", "feedback_score", "feedback_at"}
 
 
@@ -71,26 +68,6 @@ def test_a_done_request_is_called_once_and_the_answer_reopens_it(database: Datab
         assert (last.from_state, last.to_state, last.actor) == (life.DONE, life.NEW, feedback.ACTOR)
     # Reopened: no more calls, whatever the clock says.
     assert take_due(database, RULES, T0 + timedelta(days=1)) == []
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
-    """A database of this test's own (the migration goes down and up on it)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/down.db"
-        return
-    ok, reason = _postgres_reachable()
-    require(ok, reason)
-    name = f"hotline_feedback_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _columns(db: Database) -> set[str]:

@@ -8,9 +8,8 @@ repo's own ivr_flows and a real SQLite database.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,6 +29,7 @@ from call_router.dial_plan import DialPlan
 from call_router.flows.loader import FlowRegistry
 from call_router.request_feedback_dialer import originate_fields, take_due
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
+from tests.unit import test_agi_protocol as protocol
 from tests.unit.test_agi_protocol import (
     RECORDINGS,
     FakeAsterisk,
@@ -38,6 +38,9 @@ from tests.unit.test_agi_protocol import (
     run_call,
 )
 
+# The settings and database fixtures of the AGI protocol tests (default language ru).
+settings = protocol.settings
+db = protocol.db
 CATEGORIES = life.load_categories()
 CALLER = "+79161234567"  # the fake Asterisk's caller
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -54,26 +57,6 @@ def saying(cmd: str) -> list[str] | None:
     if cmd.startswith("SAY "):
         return ["200 result=0"]
     return ["200 result=1", "HANGUP"] if cmd == "HANGUP" else None
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        menu_timeout=1,
-        menu_retries=1,
-        default_language="ru",
-    )
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.db_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture
