@@ -293,3 +293,31 @@ def test_a_bad_key_or_a_request_not_done_is_refused(db: Database) -> None:
         with pytest.raises(store.RequestError) as state:
             feedback.record_answer(session, number, "1")
         assert state.value.code == "state"
+
+
+class UnansweredLink:
+    """The AMI link's answer when the resident's phone only rang (OriginateResponse reason 3)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, object]] = []
+
+    async def originate(self, fields: dict[str, object], timeout: float) -> dict[str, str]:
+        self.sent.append(fields)
+        return {"Response": "Failure", "Reason": "3", "ActionID": str(fields["ActionID"])}
+
+
+async def test_a_try_nobody_answers_is_noted_and_the_next_one_stays_scheduled(
+    settings: Settings, db: Database
+) -> None:
+    from call_router.request_feedback_dialer import place
+
+    number = make_request(db, state=life.DONE)
+    (attempt,) = take_due(db, rules(), NOON)
+    link = UnansweredLink()
+    assert await place(settings, db, link, attempt) is False  # type: ignore[arg-type]
+    assert [f["ActionID"] for f in link.sent] == [f"hotline-feedback-{number}-1"]
+    with db.session() as session:
+        request = store.get_request(session, number)
+        assert request.events[-1].action == "feedback_no_answer"
+        assert request.feedback_due_at == NOON + timedelta(seconds=900)
+        assert request.state == life.DONE
