@@ -38,6 +38,7 @@ from agi_scripts.flows.actions import DEFERRED_STORE, store_deferred_reading
 from agi_scripts.flows.services import FlowServices
 from agi_scripts.handlers.hotline import hotline
 from agi_scripts.handlers.meters import meters
+from agi_scripts.handlers.request_feedback import request_feedback
 from agi_scripts.listen import SpeechMenu, Utterance
 from agi_scripts.speech import Recogniser, Understanding, configured_model_path
 from agi_scripts.workers import LISTEN_BACKLOG, Listeners
@@ -85,6 +86,7 @@ def build_app(
     # One explicit line per route: route name = handler module = function name.
     app.add_route("hotline", hotline)
     app.add_route("meters", meters)
+    app.add_route("request_feedback", request_feedback)
     return app
 
 

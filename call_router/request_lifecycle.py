@@ -123,6 +123,8 @@ class Category:
     keywords: str | None = None
     agency: str | None = None
     intents: tuple[str, ...] = ()
+    # The queue a resident asking about such a request is put through to (phone menu).
+    queue: str | None = None
 
     def deadline(self, created_at: datetime, priority: int) -> datetime:
         """The SLA deadline: the category's hours (the emergency hours for an emergency)."""
@@ -157,6 +159,9 @@ def parse_categories(data: object) -> dict[str, Category]:
         intents = item.get("intents") or []
         if not isinstance(intents, list) or not all(isinstance(i, str) for i in intents):
             raise LifecycleError(f"{where}.intents: a list of intent names", "categories")
+        queue = item.get("queue")
+        if queue is not None and (not isinstance(queue, str) or not CODE_RE.match(queue)):
+            raise LifecycleError(f"{where}.queue: a queue name", "categories")
         assert isinstance(hours, int | float)
         found[code] = Category(
             code=code,
@@ -167,6 +172,7 @@ def parse_categories(data: object) -> dict[str, Category]:
             keywords=item.get("keywords"),
             agency=item.get("agency"),
             intents=tuple(intents),
+            queue=queue,
         )
     if not found:
         raise LifecycleError("categories file: no categories", "categories")

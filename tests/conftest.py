@@ -42,6 +42,11 @@ STACK_ENV = {
     "HOTLINE_METERS_NUMBER": "500106",
     # Tests share one stack: an entry left by one test must not ring another test's operator.
     "HOTLINE_VIRTUAL_HOLD_AUTODIAL": "false",
+    # Likewise the "is it fixed?" calls: a test that marks a request done must not ring the
+    # resident phone of another; the feedback test runs the dialer's round itself.
+    "HOTLINE_REQUEST_FEEDBACK_CALLS": "false",
+    # A status change reaches the next call's menu at once (no memory of open requests).
+    "HOTLINE_REQUEST_STATUS_TTL": "0",
     # End-to-end tests must not depend on the time of day (quiet hours and business hours
     # have their own tests with an injected clock): no quiet hours for call-backs here.
     "HOTLINE_CALLBACK_QUIET_START": "00:00",

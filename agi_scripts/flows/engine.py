@@ -44,6 +44,7 @@ from call_router.flows.schema import (
     MenuNode,
     Node,
     PlayNode,
+    RequestsNode,
     RouteNode,
     SayNode,
     SetNode,
@@ -97,6 +98,33 @@ class ActiveIncident:
     id: int
     category: str
     expected_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """A caller's open service request, as the menu reads it out."""
+
+    number: str
+    category: str
+    state: str
+    queue: str  # the flow queue a caller asking about it goes to
+    tenant_id: int | None = None
+
+
+class RequestLookups(Protocol):
+    """The caller's open service requests (agi_scripts/flows/requests.py CallerRequests)."""
+
+    def open_if_fresh(self, caller_number: str) -> list[OpenRequest] | None:
+        """From memory, no I/O: the caller's open requests, or None when they must be read."""
+        ...
+
+    def open_requests(self, caller_number: str) -> list[OpenRequest]:
+        """Synchronous (a worker thread): reads them when stale."""
+        ...
+
+    def link_call(self, linkedid: str, number: str) -> bool:
+        """Note on the request that this call asked about it. Synchronous."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -223,6 +251,8 @@ class FlowRuntime:
     timezone: str | None = None
     # Which company a call is for; None: every call is the centre's (no tenants).
     tenants: TenantLookups | None = None
+    # The caller's open service requests (`requests` nodes); None: none are read out.
+    requests: RequestLookups | None = None
 
 
 class FlowEngine:
@@ -315,6 +345,8 @@ class FlowEngine:
                 return await self._voicemail(node)
             case IncidentNode():
                 return await self._incident(node_id, node)
+            case RequestsNode():
+                return await self._requests(node_id, node)
             case SayNode():
                 return await self._say(node)
             case ActionNode():
@@ -613,12 +645,22 @@ class FlowEngine:
         await set_tenant(self.agi, self.ctx, self.rt.tenants, decision)
 
     async def _route(self, node: RouteNode) -> None:
+        await self._route_to(node.queue, node.intent, node.priority, node.prompt)
+
+    async def _route_to(
+        self,
+        flow_queue: str,
+        intent: str | None,
+        priority: int | None,
+        prompt: str | None,
+        tenant_id: int | None = None,
+    ) -> None:
         state = self.state
         choice = state.choice or None
-        intent = node.intent
-        queue = node.queue
+        queue = flow_queue
         if self.rt.tenants is not None:
-            queue = self.rt.tenants.queue_for(self.tenant.tenant_id, node.queue)
+            owner = tenant_id if tenant_id is not None else self.tenant.tenant_id
+            queue = self.rt.tenants.queue_for(owner, flow_queue)
         # No log line per routed call (a write per call at carrier scale): the decision is in
         # the call log (the menu_result entry below); the fallbacks are logged (hotline.py).
         if self.ctx.linkedid:
@@ -633,13 +675,13 @@ class FlowEngine:
         await set_call_id(self.agi, self.ctx)
         await self.agi.set_variable(channel_vars.INTENT, intent or "")
         await self.agi.set_variable(channel_vars.MENU_CHOICE, choice or "")
-        if node.priority is not None:
-            await self.agi.set_variable(channel_vars.PRIORITY, str(node.priority))
+        if priority is not None:
+            await self.agi.set_variable(channel_vars.PRIORITY, str(priority))
         # QUEUE last: the dialplan takes a set queue as "the menu finished".
         await self.agi.set_variable(channel_vars.QUEUE, queue)
         state.result, state.queue = "routed", queue
-        if node.prompt:
-            await self.play(node.prompt, "")
+        if prompt:
+            await self.play(prompt, "")
 
     async def _incident(self, node_id: str, node: IncidentNode) -> tuple[str, dict[str, Any]]:
         lookups = self.rt.lookups
@@ -660,14 +702,72 @@ class FlowEngine:
             if key:
                 break
         if not key:
-            self.state.node = node_id
-            key, _ = await self.agi.get_data(
-                self.prompt(node.different_prompt),
-                timeout_ms=(node.timeout or self.rt.menu_timeout) * 1000,
-                max_digits=1,
-            )
+            key = await self._one_key(node_id, node.different_prompt, node.timeout)
         self.state.variables["incident_heard"] = ",".join(str(i) for i in announced)
         return node.next, {"announced": announced, "key": clean_choice(key)}
+
+    async def _requests(
+        self, node_id: str, node: RequestsNode
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The caller's open requests first; the key puts them through about the newest."""
+        desk = self.rt.requests
+        number = self.ctx.env.caller_number
+        if desk is None or not number:
+            return node.next, {"requests": []}
+        found = desk.open_if_fresh(number)  # from memory: no thread, no database
+        if found is None:
+            found = await self._lookup(desk.open_requests, number)
+        if not found:
+            return node.next, {"requests": []}
+        heard = found[: node.max_announced]
+        numbers = [request.number for request in heard]
+        # Recorded before playing: the timeline says what the caller was told.
+        await self._event(
+            "request_status",
+            {"node": node_id, "requests": numbers, "states": [r.state for r in heard]},
+        )
+        key = ""
+        for request in heard:
+            key = await self.play("request_yours", node.key)
+            if not key:
+                key = await self._say_number(request.number, node.key)
+            if not key:
+                key = await self.play(f"request_about_{request.category}", node.key)
+            if not key:
+                key = await self.play(f"request_state_{request.state}", node.key)
+            if key:
+                break
+        if not key:
+            key = await self._one_key(node_id, node.talk_prompt, node.timeout)
+        key = clean_choice(key)
+        if key != node.key:
+            return node.next, {"requests": numbers, "key": key}
+        # The caller asks about the newest one read out (the one they heard first).
+        request = heard[0]
+        self.state.choice = key
+        self.state.variables["service_request"] = request.number
+        if self.ctx.linkedid:
+            await self._call_row_written()
+            await self._lookup(desk.link_call, self.ctx.linkedid, request.number)
+        await self._route_to(request.queue, "service_request", None, node.prompt, request.tenant_id)
+        return None, {"requests": numbers, "key": key, "request": request.number}
+
+    async def _one_key(self, node_id: str, prompt: str, timeout: int | None) -> str:
+        """After an announcement: a prompt and one key (none when the caller is silent)."""
+        self.state.node = node_id
+        key, _ = await self.agi.get_data(
+            self.prompt(prompt), timeout_ms=(timeout or self.rt.menu_timeout) * 1000, max_digits=1
+        )
+        return key
+
+    async def _say_number(self, digits: str, escape: str) -> str:
+        try:
+            return await self.agi.say_digits(digits[:32], escape)
+        except AgiError as exc:
+            if self.agi.desynchronised:
+                raise
+            self.ctx.log.warning("say_failed", var="service_request", error=str(exc))
+            return ""
 
     async def _voicemail(self, node: VoicemailNode) -> tuple[str | None, dict[str, Any]]:
         """Record after the tone into recordings/voicemail/, then open a callback entry.

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from agi_scripts.flows.actions import Defer, MeterActions
 from agi_scripts.flows.engine import ActiveIncident, FlowActions, FlowLookups, SpeechInput
+from agi_scripts.flows.requests import CallerRequests
 from call_router import buildings, callbacks, tenants
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
@@ -47,6 +48,8 @@ class FlowServices:
     numbers: dict[str, str] = field(default_factory=dict)
     # Which company a call is for (tenants' numbers, buildings, own queues).
     tenants: TenantDirectory | None = None
+    # The callers' open service requests (`requests` nodes, the feedback call).
+    requests: CallerRequests | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +82,11 @@ class FlowServices:
             actions=actions,
             numbers={"gas_emergency_number": settings.gas_emergency_number},
             tenants=TenantDirectory(db, settings.country_code) if db is not None else None,
+            requests=(
+                CallerRequests(db, settings.country_code, ttl=settings.request_status_ttl)
+                if db is not None
+                else None
+            ),
         )
 
 

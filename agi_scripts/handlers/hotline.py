@@ -97,6 +97,7 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
             numbers=services.numbers,
             timezone=_zone_name(services.registry.calendar.tz) or ctx.settings.timezone,
             tenants=services.tenants,
+            requests=services.requests,
         )
         tenant = await _tenant_decision(ctx)
         if tenant.source not in ("centre", "ask"):

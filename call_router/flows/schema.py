@@ -263,6 +263,25 @@ class IncidentNode(Strict):
     next: NodeId
 
 
+class RequestsNode(Strict):
+    """The caller's open service requests, before the menu: "your request 1234 about heating:
+    a crew is on the way" (prompts `request_yours`, `request_about_<category>`,
+    `request_state_<state>`; the number in Asterisk's voice), then `talk_prompt` ("to talk
+    to someone about it, press 1"). The key puts the caller through to the request's queue
+    (its category's, the company's own if it has one; else the coordinator), with the request
+    linked to the call. No open request, or no key: on to `next`.
+    """
+
+    type: Literal["requests"]
+    talk_prompt: PromptName
+    key: str = Field(default="1", pattern=r"^[0-9*#]$")
+    # Played when the caller is put through ("connecting you to a specialist").
+    prompt: PromptName | None = None
+    timeout: int | None = Field(default=None, ge=1, le=60)
+    max_announced: int = Field(default=2, ge=1, le=5)
+    next: NodeId
+
+
 class HangupNode(Strict):
     type: Literal["hangup"]
     prompt: PromptName | None = None
@@ -396,6 +415,7 @@ Node = Annotated[
     | SetNode
     | GotoNode
     | IncidentNode
+    | RequestsNode
     | HangupNode
     | SayNode
     | ActionNode
@@ -415,6 +435,7 @@ NODE_TYPES = (
     "set",
     "goto",
     "incident",
+    "requests",
     "hangup",
     "say",
     "action",
@@ -465,6 +486,7 @@ def node_prompts(node: Node) -> list[tuple[str, str]]:
         "confirm",
         "different_prompt",
         "expected_prompt",
+        "talk_prompt",
     ):
         name = getattr(node, attr, None)
         if name:

@@ -123,6 +123,9 @@ class RequestOut(BaseModel):
     escalated_to: str | None
     closed_at: str | None
     version: int
+    # The "is it fixed?" call: tries so far, the resident's answer (1 solved, 2 not solved).
+    feedback_attempts: int = 0
+    feedback_score: int | None = None
 
 
 class RequestDetailOut(RequestOut):

@@ -28,6 +28,7 @@ from call_router import callback_policy, queries, screen_pop
 from call_router.agent_models import AgentState
 from call_router.agents import desired_agents
 from call_router.models import Call, Operator, utcnow
+from call_router.request_lifecycle import load_categories
 from call_router.screen_pop import OperatorIdentity
 from dashboard.deps import DashboardState, StateDep
 from dashboard.i18n import render, request_language, translate
@@ -221,6 +222,7 @@ async def operator_page(
         "roster": roster,
         "pause_reasons": PAUSE_REASONS,
         "categories": list(settings.disposition_categories),
+        "request_categories": load_categories(),
         "FULL": FULL,
     }
     if who is not None:

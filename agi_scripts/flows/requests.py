@@ -1,0 +1,138 @@
+"""Service requests on the phone: what the menu reads out to a caller with open requests, and
+the resident's answer to the automatic "is it fixed?" call (call_router/request_feedback.py).
+
+The menu's hot path reads nothing per call: every open request's (number, category, state,
+queue) is held in memory by caller number and read again once per `ttl` seconds, by one
+caller (the others meanwhile get what is in memory), as the incidents are
+(agi_scripts/flows/services.py DbLookups). A caller with no open request costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from agi_scripts.flows.engine import OpenRequest
+from call_router import request_feedback
+from call_router import request_lifecycle as life
+from call_router import service_requests as store
+from call_router.db import Database
+from call_router.models import Call
+from call_router.numbers import ANONYMOUS, normalize_number
+from call_router.request_lifecycle import Category
+from call_router.request_models import NUMBER_BASE, ServiceRequest
+
+# Open requests are read again this often (a status change reaches the menu within it).
+REQUESTS_TTL = 5.0
+FALLBACK_QUEUE = "coordinator"
+ACTOR = "phone menu"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    loaded_at: float
+    by_caller: dict[str, list[OpenRequest]]
+
+
+class CallerRequests:
+    """The callers' open requests from memory (see the module's docstring), and the writes a
+    call makes about them (link a call, the feedback answer). Writes are synchronous: the
+    engine runs them in a worker thread."""
+
+    def __init__(
+        self,
+        db: Database,
+        country: str,
+        categories: dict[str, Category] | None = None,
+        *,
+        ttl: float = REQUESTS_TTL,
+    ) -> None:
+        self._db = db
+        self._country = country
+        self._categories = categories if categories is not None else life.load_categories()
+        self._ttl = ttl
+        self._snapshot: _Snapshot | None = None
+        self._reading = False
+
+    def _key(self, caller_number: str | None) -> str | None:
+        number = normalize_number(caller_number, self._country)
+        return None if number == ANONYMOUS else number
+
+    def _queue(self, category: str) -> str:
+        found = self._categories.get(category)
+        return (found.queue if found is not None else None) or FALLBACK_QUEUE
+
+    def _load(self) -> _Snapshot:
+        by_caller: dict[str, list[OpenRequest]] = {}
+        with self._db.session() as session:
+            rows = session.execute(
+                select(
+                    ServiceRequest.id,
+                    ServiceRequest.category,
+                    ServiceRequest.state,
+                    ServiceRequest.tenant_id,
+                    ServiceRequest.caller_number,
+                )
+                .where(
+                    ServiceRequest.state.in_(sorted(life.OPEN_STATES)),
+                    ServiceRequest.caller_number.is_not(None),
+                )
+                .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+            )
+            for row_id, category, state, tenant_id, caller in rows:
+                key = self._key(caller)
+                if key is None:
+                    continue
+                by_caller.setdefault(key, []).append(
+                    OpenRequest(
+                        str(NUMBER_BASE + row_id), category, state, self._queue(category), tenant_id
+                    )
+                )
+        snapshot = _Snapshot(time.monotonic(), by_caller)
+        self._snapshot = snapshot
+        return snapshot
+
+    def open_requests(self, caller_number: str) -> list[OpenRequest]:
+        try:
+            snapshot = self._snapshot
+            if snapshot is None or time.monotonic() - snapshot.loaded_at >= self._ttl:
+                snapshot = self._load()
+        finally:
+            self._reading = False
+        key = self._key(caller_number)
+        return list(snapshot.by_caller.get(key, [])) if key else []
+
+    def open_if_fresh(self, caller_number: str) -> list[OpenRequest] | None:
+        snapshot = self._snapshot
+        if snapshot is None:
+            return None
+        if time.monotonic() - snapshot.loaded_at >= self._ttl and not self._reading:
+            self._reading = True  # this caller reads; the others take what is in memory
+            return None
+        key = self._key(caller_number)
+        return list(snapshot.by_caller.get(key, [])) if key else []
+
+    def link_call(self, linkedid: str, number: str) -> bool:
+        with self._db.session() as session:
+            call_id = session.scalar(select(Call.id).where(Call.linkedid == linkedid))
+            if call_id is None:
+                return False
+            store.link_call(session, number, call_id, actor=ACTOR)
+            return True
+
+    # --- the automatic "is it fixed?" call -------------------------------------------------
+
+    def feedback_caller(self, number: str) -> str | None:
+        """The number the request was reported from (its remembered language is used)."""
+        with self._db.session() as session:
+            try:
+                return store.get_request(session, number).caller_number
+            except store.RequestError:
+                return None
+
+    def record_feedback(self, number: str, key: str) -> str:
+        """The resident's key; the request's state after it."""
+        with self._db.session() as session:
+            return request_feedback.record_answer(session, number, key).state

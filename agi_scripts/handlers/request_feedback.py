@@ -1,0 +1,103 @@
+"""Route `request_feedback`: the automatic "is it fixed?" call once a request is done.
+
+The router originates it (call_router/request_feedback_dialer.py) into [request-feedback],
+which runs this route with the request number as its first argument and the recordings
+folder as its second, once the resident answered. "Your request 1234 has been marked as
+done. If the problem is solved, press 1; if not, press 2." 1 closes it, 2 reopens it
+(call_router/request_feedback.py); no key (twice): "we will call again later", and the dialer's
+next try (already scheduled) asks again. The prompts are in the resident's remembered
+language, else the hotline's default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from agi_scripts.agi import AgiChannel, AgiError, printable
+from call_router import channel_vars
+from call_router.request_feedback import SCORES, SOLVED
+from call_router.routing import pick_language
+
+if TYPE_CHECKING:
+    from agi_scripts.call_context import CallContext
+
+ASKS = 2
+KEY_TIMEOUT_MS = 6000
+DB_TIMEOUT = 5.0
+
+
+async def request_feedback(agi: AgiChannel, ctx: CallContext) -> None:
+    number = ctx.env.get(channel_vars.ARG_LINKEDID)  # first argument: the request number
+    root = ctx.env.get(channel_vars.ARG_RECORDINGS) or str(ctx.settings.recordings_dir)
+    desk = ctx.flows.requests if ctx.flows is not None else None
+    if not number.isascii() or not number.isdigit() or len(number) > 12 or desk is None:
+        ctx.log.warning("feedback_bad_request", number=printable(number, 16))
+        await agi.hangup()
+        return
+    ctx.log = ctx.log.bind(request=number)
+    language = await _language(ctx, number)
+    await agi.set_language(language)
+
+    def prompt(name: str) -> str:
+        return f"{root.rstrip('/')}/prompts/{language}/{name}"
+
+    await agi.answer()
+    key = ""
+    for _ask in range(ASKS):
+        key = await _play(agi, ctx, prompt("feedback_intro"), "12")
+        if not key:
+            key = await agi.say_digits(number, "12")
+        if not key:
+            key, _ = await agi.get_data(
+                prompt("feedback_question"), timeout_ms=KEY_TIMEOUT_MS, max_digits=1
+            )
+        key = key[:1]
+        if key in SCORES:
+            break
+    if key not in SCORES:
+        ctx.log.info("feedback_no_key")
+        await _play(agi, ctx, prompt("feedback_later"), "")
+        await agi.hangup()
+        return
+    try:
+        state = await asyncio.wait_for(
+            asyncio.to_thread(desk.record_feedback, number, key), DB_TIMEOUT
+        )
+    except Exception as exc:  # the next try (already scheduled) asks again
+        ctx.log.warning("feedback_not_recorded", error=printable(repr(exc), 200))
+        await _play(agi, ctx, prompt("feedback_later"), "")
+        await agi.hangup()
+        return
+    ctx.log.info("feedback_recorded", key=key, state=state)
+    await _play(agi, ctx, prompt("feedback_solved" if key == SOLVED else "feedback_reopened"), "")
+    await agi.hangup()
+
+
+async def _language(ctx: CallContext, number: str) -> str:
+    default = ctx.settings.default_language
+    desk = ctx.flows.requests if ctx.flows is not None else None
+    lookups = ctx.flows.lookups if ctx.flows is not None else None
+    if desk is None or lookups is None:
+        return default
+    try:
+        phone = await asyncio.wait_for(asyncio.to_thread(desk.feedback_caller, number), 1.0)
+        found = (
+            await asyncio.wait_for(asyncio.to_thread(lookups.caller_language, phone), 1.0)
+            if phone
+            else None
+        )
+    except Exception as exc:
+        ctx.log.warning("feedback_language_unknown", error=printable(repr(exc), 200))
+        return default
+    return pick_language(found, default) if found else default
+
+
+async def _play(agi: AgiChannel, ctx: CallContext, path: str, escape: str) -> str:
+    try:
+        return await agi.stream_file(path, escape)
+    except AgiError as exc:
+        if agi.desynchronised:
+            raise
+        ctx.log.warning("prompt_failed", prompt=path, error=str(exc))
+        return ""
