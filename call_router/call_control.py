@@ -22,18 +22,19 @@ What Asterisk does:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
-from call_router.agents import interface_of
+from call_router.agents import interface_of, login_of
 from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable, Reply
 from call_router.call_log import EVENT_ENDED_BY_SUPERVISOR, EVENT_MOVED, CallLog
 from call_router.control_models import ControlAction
@@ -56,6 +57,8 @@ WAITING_APPS: Final = frozenset(
 # Most callers moved at once in one request ("everyone waiting in heating").
 MAX_MOVE: Final = 200
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# The first key of the advisory lock a move holds on its call (the second is the call's id).
+MOVE_LOCK: Final = 18
 # Seconds beyond the supervisor's ring time to wait for Asterisk's OriginateResponse.
 RESPONSE_SLACK: Final = 10.0
 
@@ -127,11 +130,110 @@ def move_priority(current: str | None) -> int:
     return min(max(value, 1), 999)
 
 
+# ChanSpy's option letter of each mode, and (option d) the digit that switches to it.
+_MODE_OPTION: Final = {"listen": "", "whisper": "w", "barge": "B"}
+DTMF_MODES: Final = {"4": "listen", "5": "whisper", "6": "barge"}
+
+
 def spy_options(mode: str) -> str:
     """ChanSpy options for a monitor mode. Pure."""
     if mode not in MONITOR_MODES:
         raise ControlError("bad_mode", f"mode must be one of {', '.join(MONITOR_MODES)}", 422)
-    return "qdES" + {"listen": "", "whisper": "w", "barge": "B"}[mode]
+    return "qdES" + _MODE_OPTION[mode]
+
+
+def mode_of_options(options: str) -> str:
+    """The mode a ChanSpy started in, from its options. Pure."""
+    return next((m for m, o in _MODE_OPTION.items() if o and o in options), "listen")
+
+
+@dataclass(frozen=True)
+class MonitorSession:
+    """A supervisor's phone attached to an operator's leg: who monitors whom, how."""
+
+    supervisor: str  # the supervisor's phone (roster login)
+    mode: str
+    operator: str | None  # the operator's roster login
+    operator_channel: str
+    linkedid: str  # the monitored call's
+    seconds: int
+    spy_channel: str
+    call_id: int | None = None
+
+
+def monitor_sessions(
+    replies: Sequence[Mapping[str, str]], switched: Mapping[str, str] | None = None
+) -> list[MonitorSession]:
+    """The monitor sessions in progress, from a CoreShowChannels reply: our spy channels
+    (a supervisor's phone running ChanSpy in [hotline-spy]). `switched`: spy channel → the
+    mode its supervisor switched to by DTMF since (`SpyModes`). Pure."""
+    channels = [e for e in replies if e.get("Event") == "CoreShowChannel"]
+    by_name = {e.get("Channel", ""): e for e in channels}
+    sessions = []
+    for event in channels:
+        name = event.get("Channel", "")
+        if (
+            event.get("Application", "").lower() != "chanspy"
+            or event.get("Context") != SPY_CONTEXT
+            or not name.startswith("PJSIP/")
+        ):
+            continue
+        target, _, options = event.get("ApplicationData", "").partition(",")
+        spied = by_name.get(target, {})
+        sessions.append(
+            MonitorSession(
+                supervisor=login_of(name.rsplit("-", 1)[0]) or name,
+                mode=(switched or {}).get(name) or mode_of_options(options),
+                operator=login_of(target.rsplit("-", 1)[0]),
+                operator_channel=target,
+                linkedid=spied.get("Linkedid", ""),
+                seconds=_seconds(event.get("Duration", "")),
+                spy_channel=name,
+            )
+        )
+    return sessions
+
+
+def _seconds(duration: str) -> int:
+    """`01:02:03` (CoreShowChannel's Duration) → 3723; 0 when unreadable."""
+    try:
+        hours, minutes, seconds = (int(part) for part in duration.split(":"))
+    except ValueError:
+        return 0
+    return hours * 3600 + minutes * 60 + seconds
+
+
+class SpyModes:
+    """The mode each supervisor switched to by DTMF during a session (ChanSpy option d:
+    4 listen, 5 whisper, 6 barge). Asterisk reports no event for the switch itself, so the
+    dashboard's AMI link feeds this the DTMFEnd events of [hotline-spy] channels."""
+
+    MAX: Final = 1000
+
+    def __init__(self) -> None:
+        self._modes: dict[str, str] = {}
+
+    def on_dtmf(self, event: Mapping[str, str]) -> None:
+        mode = DTMF_MODES.get(event.get("Digit", ""))
+        channel = event.get("Channel", "")
+        if (
+            mode is None
+            or event.get("Context") != SPY_CONTEXT
+            or event.get("Direction", "").lower() != "received"
+            or not channel.startswith("PJSIP/")
+        ):
+            return
+        self._modes.pop(channel, None)
+        self._modes[channel] = mode
+        while len(self._modes) > self.MAX:
+            self._modes.pop(next(iter(self._modes)))
+
+    def current(self, live: Sequence[str]) -> dict[str, str]:
+        """The switches of the spy channels still up (the others are forgotten)."""
+        alive = set(live)
+        for channel in [c for c in self._modes if c not in alive]:
+            del self._modes[channel]
+        return dict(self._modes)
 
 
 class CallControl:
@@ -234,6 +336,58 @@ class CallControl:
         self, call_id: int, queue: str | None, operator: str | None, target: str
     ) -> Outcome:
         linkedid, tenant = await self._call(call_id, "move")
+        try:
+            async with self._claimed(call_id):
+                return await self._move_claimed(call_id, linkedid, tenant, queue, operator, target)
+        except ControlError as exc:
+            if exc.code == "busy":
+                await self._in_thread(
+                    self._audit,
+                    "move",
+                    call_id=call_id,
+                    tenant=tenant,
+                    operator=operator,
+                    target=queue,
+                    error=exc,
+                )
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _claimed(self, call_id: int) -> AsyncIterator[None]:
+        """One move of a caller at a time, whichever process or supervisor asks: a PostgreSQL
+        advisory lock on the call, held in a transaction of its own while the move runs. A second
+        supervisor moving the same caller meanwhile gets a clear 409 and touches nothing."""
+        engine = self._db.engine
+        if engine.dialect.name != "postgresql":
+            yield  # SQLite: one process, tests only
+            return
+        connection = await asyncio.to_thread(engine.connect)
+        try:
+            # Transaction-scoped: released when the connection's transaction ends (its close),
+            # never left behind on a pooled connection.
+            lock = text("SELECT pg_try_advisory_xact_lock(:kind, :call)")
+            params = {"kind": MOVE_LOCK, "call": call_id}
+            got = await asyncio.to_thread(lambda: connection.execute(lock, params).scalar())
+            if not got:
+                raise ControlError(
+                    "busy",
+                    f"call {call_id} is being moved by another supervisor right now;"
+                    " look at it again in a moment",
+                    409,
+                )
+            yield
+        finally:
+            await asyncio.to_thread(connection.close)
+
+    async def _move_claimed(
+        self,
+        call_id: int,
+        linkedid: str,
+        tenant: int | None,
+        queue: str | None,
+        operator: str | None,
+        target: str,
+    ) -> Outcome:
         try:
             channels = await self._channels(linkedid)
             caller = next((c for c in channels if c.is_caller_leg), None)
@@ -397,6 +551,30 @@ class CallControl:
             detail,
             {"mode": mode, "phone": phone, "operator_channel": operator_leg.name},
         )
+
+    async def monitors(self, modes: SpyModes | None = None) -> list[MonitorSession]:
+        """Who is monitoring whom now (Asterisk's channels are the truth: a session that ended
+        is gone), each with the call it is on, behind this session's tenant wall."""
+        try:
+            replies = await self._ami.send({"Action": "CoreShowChannels"}, many=True)
+        except AmiUnavailable as exc:
+            raise ControlError("asterisk_unavailable", f"Asterisk unreachable: {exc}", 503) from exc
+        live = [e.get("Channel", "") for e in replies if e.get("Event") == "CoreShowChannel"]
+        sessions = monitor_sessions(replies, modes.current(live) if modes else None)
+        linkedids = {s.linkedid for s in sessions if s.linkedid}
+
+        def read() -> dict[str, int]:
+            if not linkedids:
+                return {}
+            with self._db.session() as session:
+                rows = session.execute(
+                    select(Call.linkedid, Call.id).where(Call.linkedid.in_(linkedids))
+                )
+                return {linkedid: call_id for linkedid, call_id in rows}
+
+        calls = await asyncio.to_thread(read)
+        # Another tenant's call (not behind this wall) is not shown at all.
+        return [replace(s, call_id=calls[s.linkedid]) for s in sessions if s.linkedid in calls]
 
     # --- agents (the pause/unpause/logout themselves are call_router/agents.py) -------------
 
