@@ -340,16 +340,15 @@ class CallControl:
             async with self._claimed(call_id):
                 return await self._move_claimed(call_id, linkedid, tenant, queue, operator, target)
         except ControlError as exc:
-            if exc.code == "busy":
-                await self._in_thread(
-                    self._audit,
-                    "move",
-                    call_id=call_id,
-                    tenant=tenant,
-                    operator=operator,
-                    target=queue,
-                    error=exc,
-                )
+            await self._in_thread(
+                self._audit,
+                "move",
+                call_id=call_id,
+                tenant=tenant,
+                operator=operator,
+                target=queue,
+                error=exc,
+            )
             raise
 
     @contextlib.asynccontextmanager
@@ -388,64 +387,52 @@ class CallControl:
         operator: str | None,
         target: str,
     ) -> Outcome:
-        try:
-            channels = await self._channels(linkedid)
-            caller = next((c for c in channels if c.is_caller_leg), None)
-            if caller is None:
-                raise ControlError("call_ended", f"call {call_id} has already ended", 409)
-            if caller.bridged or caller.application.lower() not in WAITING_APPS:
-                raise ControlError(
-                    "not_waiting",
-                    f"call {call_id} is not waiting in a menu or queue"
-                    f" ({caller.application or 'no application'})",
-                    409,
-                )
-            current = await self._action(
-                {"Action": "Getvar", "Channel": caller.name, "Variable": "HOTLINE_PRIORITY"},
-                tolerate=True,
+        channels = await self._channels(linkedid)
+        caller = next((c for c in channels if c.is_caller_leg), None)
+        if caller is None:
+            raise ControlError("call_ended", f"call {call_id} has already ended", 409)
+        if caller.bridged or caller.application.lower() not in WAITING_APPS:
+            raise ControlError(
+                "not_waiting",
+                f"call {call_id} is not waiting in a menu or queue"
+                f" ({caller.application or 'no application'})",
+                409,
             )
-            priority = move_priority(current.get("Value"))
-            from_queue = await self._action(
-                {"Action": "Getvar", "Channel": caller.name, "Variable": "HOTLINE_QUEUE"},
-                tolerate=True,
-            )
-            await self._action(
-                {
-                    "Action": "Setvar",
-                    "Channel": caller.name,
-                    "Variable": "HOTLINE_PRIORITY",
-                    "Value": str(priority),
-                }
-            )
-            redirect = {
-                "Action": "Redirect",
+        current = await self._action(
+            {"Action": "Getvar", "Channel": caller.name, "Variable": "HOTLINE_PRIORITY"},
+            tolerate=True,
+        )
+        priority = move_priority(current.get("Value"))
+        from_queue = await self._action(
+            {"Action": "Getvar", "Channel": caller.name, "Variable": "HOTLINE_QUEUE"},
+            tolerate=True,
+        )
+        await self._action(
+            {
+                "Action": "Setvar",
                 "Channel": caller.name,
-                "Context": QUEUE_CONTEXT if queue is not None else MOVE_CONTEXT,
-                "Exten": target,
-                "Priority": "1",
+                "Variable": "HOTLINE_PRIORITY",
+                "Value": str(priority),
             }
-            # The timeline's time is when the move was asked: the new queue's events (an
-            # operator answering at once) come after it.
-            asked_at = utcnow()
-            reply = await self._action(redirect, tolerate=True)
-            if reply.get("Response", "").lower() != "success":
-                # Nothing moved: the caller is still where they were (or has just hung up).
-                raise ControlError(
-                    "call_ended" if "no such" in reply.get("Message", "").lower() else "refused",
-                    f"call {call_id} was not moved: {reply.get('Message', 'refused')}",
-                    409,
-                )
-        except ControlError as exc:
-            await self._in_thread(
-                self._audit,
-                "move",
-                call_id=call_id,
-                tenant=tenant,
-                operator=operator,
-                target=queue,
-                error=exc,
+        )
+        redirect = {
+            "Action": "Redirect",
+            "Channel": caller.name,
+            "Context": QUEUE_CONTEXT if queue is not None else MOVE_CONTEXT,
+            "Exten": target,
+            "Priority": "1",
+        }
+        # The timeline's time is when the move was asked: the new queue's events (an
+        # operator answering at once) come after it.
+        asked_at = utcnow()
+        reply = await self._action(redirect, tolerate=True)
+        if reply.get("Response", "").lower() != "success":
+            # Nothing moved: the caller is still where they were (or has just hung up).
+            raise ControlError(
+                "call_ended" if "no such" in reply.get("Message", "").lower() else "refused",
+                f"call {call_id} was not moved: {reply.get('Message', 'refused')}",
+                409,
             )
-            raise
         data = {
             "by": self._by,
             "from_queue": from_queue.get("Value") or None,

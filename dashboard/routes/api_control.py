@@ -30,7 +30,6 @@ from call_router.call_control import (
     MAX_MOVE,
     CallControl,
     ControlError,
-    MonitorSession,
     Outcome,
     audit_rows,
 )
@@ -103,16 +102,6 @@ class MonitorOut(BaseModel):
     operator: str | None
     call_id: int | None
     seconds: int
-
-    @classmethod
-    def of(cls, session: MonitorSession) -> MonitorOut:
-        return cls(
-            supervisor=session.supervisor,
-            mode=session.mode,
-            operator=session.operator,
-            call_id=session.call_id,
-            seconds=session.seconds,
-        )
 
 
 def _error(exc: ControlError) -> JSONResponse:
@@ -198,7 +187,11 @@ async def monitors(
         found = await _control(state, ami, actor).monitors(state.spy_modes)
     except ControlError as exc:
         return _error(exc)
-    shown = [MonitorOut.of(s) for s in found if call_id is None or s.call_id == call_id]
+    shown = [
+        MonitorOut.model_validate(s, from_attributes=True)
+        for s in found
+        if call_id is None or s.call_id == call_id
+    ]
     return JSONResponse([m.model_dump(mode="json") for m in shown])
 
 

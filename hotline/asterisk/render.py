@@ -146,7 +146,7 @@ AMI_USERS: dict[AmiRole, AmiUserClasses] = {
     ),
     "supervise": AmiUserClasses(
         "supervisors' call control (the dashboard's one long-lived link, `hotline calls`):"
-        " channels, Hangup, Redirect, Originate to ChanSpy, queue pauses; the DTMF mode"
+        " channels, Hangup, Redirect, Originate to ChanSpy, queue pauses, the DTMF mode"
         " switches pressed on supervisors' phones while they monitor",
         read="call,dtmf",
         write="agent,call,originate,reporting",

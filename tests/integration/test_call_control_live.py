@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
 import struct
 import threading
 import time
@@ -31,11 +30,18 @@ from call_router.operators import PENALTY_MAX
 from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
 from tests.conftest import add_operator, finished_call, run_hotline, wait_for
-from tests.integration.test_call_control_e2e import Caller, _tone, audit, events_of, waiting
+from tests.integration.test_call_control_e2e import (
+    PASSWORD,
+    Caller,
+    _session,
+    _tone,
+    audit,
+    events_of,
+    waiting,
+)
 
 pytestmark = pytest.mark.asterisk
 
-PASSWORD = "control-live-password-1"
 CALLER_HZ, OPERATOR_HZ, SUPERVISOR_HZ = 450, 600, 1400
 WINDOW = 0.5  # seconds of audio per measurement
 
@@ -68,18 +74,10 @@ def people(stack: Settings) -> dict[str, dict[str, Any]]:
 @contextlib.contextmanager
 def signed_in(stack: Settings, username: str) -> Iterator[httpx.Client]:
     """A browser-like session (the real sign-in form) sending its CSRF token on every POST."""
-    with httpx.Client(base_url=stack.dashboard_url, timeout=90) as client:
-        form = client.get("/login")
-        login_csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        assert login_csrf, form.text
-        signed = client.post(
-            "/login",
-            data={"username": username, "password": PASSWORD, "csrf_token": login_csrf[1]},
-        )
-        assert signed.status_code == 303, signed.text
-        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', client.get("/calls").text)
-        assert csrf
-        client.headers["X-CSRF-Token"] = csrf[1]
+    client, csrf = _session(stack, username)
+    with client:
+        client.headers["X-CSRF-Token"] = csrf
+        client.timeout = httpx.Timeout(90)
         yield client
 
 
