@@ -240,7 +240,9 @@ class AmiLink:
                 return manager
             if manager is not None:
                 manager.close()
-            manager = await connect_one_shot(self._settings, events="call", role=self._role)
+            manager = await connect_one_shot(
+                self._settings, events="call,dtmf" if self._listeners else "call", role=self._role
+            )
             manager.register_event("OriginateResponse", self._on_originate_response)
             for name in self._listeners:
                 manager.register_event(name, self._on_event)

@@ -27,17 +27,18 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import structlog
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from call_router.agents import interface_of, login_of
 from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable, Reply
 from call_router.call_log import EVENT_ENDED_BY_SUPERVISOR, EVENT_MOVED, CallLog
-from call_router.control_models import ControlAction
+from call_router.control_models import ControlAction, ControlClaim
 from call_router.db import Database
 from call_router.models import Call, CallEvent, Operator, utcnow
 from call_router.outcomes import BY_SUPERVISOR, DROPPED
@@ -57,8 +58,8 @@ WAITING_APPS: Final = frozenset(
 # Most callers moved at once in one request ("everyone waiting in heating").
 MAX_MOVE: Final = 200
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-# The first key of the advisory lock a move holds on its call (the second is the call's id).
-MOVE_LOCK: Final = 18
+# A move's claim on its call older than this was left by a crash: taken over.
+CLAIM_STALE: Final = timedelta(seconds=60)
 # Seconds beyond the supervisor's ring time to wait for Asterisk's OriginateResponse.
 RESPONSE_SLACK: Final = 10.0
 
@@ -353,30 +354,45 @@ class CallControl:
 
     @contextlib.asynccontextmanager
     async def _claimed(self, call_id: int) -> AsyncIterator[None]:
-        """One move of a caller at a time, whichever process or supervisor asks: a PostgreSQL
-        advisory lock on the call, held in a transaction of its own while the move runs. A second
+        """One move of a caller at a time, whichever process or supervisor asks: a claim row
+        on the call (`control_claims`, its primary key) while the move runs. A second
         supervisor moving the same caller meanwhile gets a clear 409 and touches nothing."""
-        engine = self._db.engine
-        if engine.dialect.name != "postgresql":
-            yield  # SQLite: one process, tests only
-            return
-        connection = await asyncio.to_thread(engine.connect)
+        token = uuid.uuid4().hex
+        if not await asyncio.to_thread(self._claim, call_id, token):
+            raise ControlError(
+                "busy",
+                f"call {call_id} is being moved by another supervisor right now;"
+                " look at it again in a moment",
+                409,
+            )
         try:
-            # Transaction-scoped: released when the connection's transaction ends (its close),
-            # never left behind on a pooled connection.
-            lock = text("SELECT pg_try_advisory_xact_lock(:kind, :call)")
-            params = {"kind": MOVE_LOCK, "call": call_id}
-            got = await asyncio.to_thread(lambda: connection.execute(lock, params).scalar())
-            if not got:
-                raise ControlError(
-                    "busy",
-                    f"call {call_id} is being moved by another supervisor right now;"
-                    " look at it again in a moment",
-                    409,
-                )
             yield
         finally:
-            await asyncio.to_thread(connection.close)
+            await asyncio.to_thread(self._unclaim, call_id, token)
+
+    def _claim(self, call_id: int, token: str) -> bool:
+        now = utcnow()
+        with self._db.session() as session:
+            # A claim left by a crashed process is stale after CLAIM_STALE: taken over.
+            session.execute(
+                delete(ControlClaim).where(
+                    ControlClaim.call_id == call_id, ControlClaim.at < now - CLAIM_STALE
+                )
+            )
+        try:
+            with self._db.session() as session:
+                session.add(ControlClaim(call_id=call_id, token=token, by=self._by, at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def _unclaim(self, call_id: int, token: str) -> None:
+        with self._db.session() as session:
+            session.execute(
+                delete(ControlClaim).where(
+                    ControlClaim.call_id == call_id, ControlClaim.token == token
+                )
+            )
 
     async def _move_claimed(
         self,

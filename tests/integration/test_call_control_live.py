@@ -23,9 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import delete, func, select
 
-from call_router.call_control import MOVE_LOCK
+from call_router.control_models import ControlClaim
+from call_router.db import Database
+from call_router.models import utcnow
 from call_router.operators import PENALTY_MAX
 from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
@@ -75,7 +77,7 @@ def people(stack: Settings) -> dict[str, dict[str, Any]]:
 def signed_in(stack: Settings, username: str) -> Iterator[httpx.Client]:
     """A browser-like session (the real sign-in form) sending its CSRF token on every POST."""
     client, csrf = _session(stack, username)
-    with client:
+    with contextlib.closing(client):
         client.headers["X-CSRF-Token"] = csrf
         client.timeout = httpx.Timeout(90)
         yield client
@@ -213,16 +215,35 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
     def span(path: Path, start: float, hz: int, of: tuple[float, float]) -> list[float]:
         return tone_levels(path, hz, of[0] - start, of[1] - start)
 
+    def profile(path: Path) -> str:
+        """Per second: caller/operator/supervisor tone levels, for the failure message."""
+        samples, rate = _samples(path)
+        return " ".join(
+            f"{i // rate}s:"
+            + "/".join(
+                str(round(_level(samples[i : i + rate], rate, hz)))
+                for hz in (CALLER_HZ, OPERATOR_HZ, SUPERVISOR_HZ)
+            )
+            for i in range(0, len(samples) - rate, rate)
+        )
+
+    timeline = (
+        f"caller up 0, operator up {op_up - caller_up:.1f}, supervisor up"
+        f" {sup_up - caller_up:.1f}, switched {switched_at - caller_up:.1f},"
+        f" ended {ended_at - caller_up:.1f}\n"
+        + "\n".join(f"{name}: {profile(path)}" for name, path in heard.items())
+    )
+
     # Whisper: the operator hears the supervisor, the caller does not (but hears the operator:
     # the recording is in step and the audio flows).
-    assert min(span(heard["operator"], op_up, SUPERVISOR_HZ, whisper_span)) > HEARD
-    assert max(span(heard["caller"], caller_up, SUPERVISOR_HZ, whisper_span)) < SILENT
-    assert min(span(heard["caller"], caller_up, OPERATOR_HZ, whisper_span)) > HEARD
+    assert min(span(heard["operator"], op_up, SUPERVISOR_HZ, whisper_span)) > HEARD, timeline
+    assert max(span(heard["caller"], caller_up, SUPERVISOR_HZ, whisper_span)) < SILENT, timeline
+    assert min(span(heard["caller"], caller_up, OPERATOR_HZ, whisper_span)) > HEARD, timeline
     # Barge (switched by DTMF in the same session): both hear the supervisor.
-    assert min(span(heard["caller"], caller_up, SUPERVISOR_HZ, barge_span)) > HEARD
-    assert min(span(heard["operator"], op_up, SUPERVISOR_HZ, barge_span)) > HEARD
+    assert min(span(heard["caller"], caller_up, SUPERVISOR_HZ, barge_span)) > HEARD, timeline
+    assert min(span(heard["operator"], op_up, SUPERVISOR_HZ, barge_span)) > HEARD, timeline
     # And the supervisor heard the call all along.
-    assert max(tone_levels(heard["supervisor"], OPERATOR_HZ, 0.5, 4.0)) > HEARD
+    assert max(tone_levels(heard["supervisor"], OPERATOR_HZ, 0.5, 4.0)) > HEARD, timeline
 
     rows = [r for r in audit(api) if r["call_id"] == call_id and r["action"] == "monitor"]
     assert [(r["by"], r["target"], r["result"]) for r in rows] == [
@@ -239,7 +260,7 @@ def test_a_caller_being_moved_by_one_supervisor_is_a_clear_409_for_another(
 ) -> None:
     heating = people["heating"]
     number = "+74951118032"
-    engine = create_engine(stack.db_url)
+    db = Database(stack.db_url)
     operator = people["operator"]
     with (
         Softphone(stack, heating["sip_login"], heating["sip_password"]) as heating_phone,
@@ -248,18 +269,17 @@ def test_a_caller_being_moved_by_one_supervisor_is_a_clear_409_for_another(
     ):
         caller = Caller(stack, number, dtmf="3", hold=60)
         call = wait_for(waiting(api, number, "heating"), timeout=40, what="the caller in heating")
-        # Another supervisor's move is under way (it holds the call's move lock).
-        with engine.connect() as other:
-            other.execute(
-                text("SELECT pg_advisory_xact_lock(:kind, :call)"),
-                {"kind": MOVE_LOCK, "call": call["id"]},
-            )
-            busy = api.post(f"/api/calls/{call['id']}/move", json={"queue": "coordinator"})
-            assert busy.status_code == 409, busy.text
-            assert busy.json()["code"] == "busy"
-            assert "another supervisor" in busy.json()["detail"]
-            many = api.post("/api/calls/move", json={"calls": [call["id"]], "queue": "duty"})
-            assert many.status_code == 200 and many.json()[0]["data"]["code"] == "busy"
+        # Another supervisor's move is under way (its claim on the call is there).
+        with db.session() as session:
+            session.add(ControlClaim(call_id=call["id"], token="x" * 32, by="other", at=utcnow()))
+        busy = api.post(f"/api/calls/{call['id']}/move", json={"queue": "coordinator"})
+        assert busy.status_code == 409, busy.text
+        assert busy.json()["code"] == "busy"
+        assert "another supervisor" in busy.json()["detail"]
+        many = api.post("/api/calls/move", json={"calls": [call["id"]], "queue": "duty"})
+        assert many.status_code == 200 and many.json()[0]["data"]["code"] == "busy"
+        with db.session() as session:
+            session.execute(delete(ControlClaim))
         # Nothing half done: still waiting in heating, no move in the timeline.
         assert waiting(api, number, "heating")() is not None
         assert not [e for e in events_of(api, call["id"]) if e["kind"] == "moved"]
@@ -287,7 +307,9 @@ def test_a_caller_being_moved_by_one_supervisor_is_a_clear_409_for_another(
         assert api.post(f"/api/calls/{call['id']}/hangup").status_code == 200
         caller.join()
         assert heating_phone.calls_ringing() == 0
-    engine.dispose()
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ControlClaim)) == 0
+    db.dispose()
     finished_call(api, number)
     rows = [r for r in audit(api) if r["call_id"] == call["id"] and r["action"] == "move"]
     refused = [r for r in rows if r["result"] == "refused"]
