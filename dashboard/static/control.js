@@ -67,10 +67,11 @@ document.addEventListener("submit", function (event) {
     return { ok: response.ok, status: response.status, body: parsed };
   }
 
-  // A table is redrawn only when its data changed and nobody is typing in it.
+  // A table is redrawn only when its data changed and nobody is typing or choosing in it.
   function redraw(body, key, rows) {
     if (body.dataset.shown === key) return;
-    if (body.contains(document.activeElement) && document.activeElement !== document.body) return;
+    const active = document.activeElement;
+    if (active && body.contains(active) && (active.tagName === "INPUT" || active.tagName === "SELECT")) return;
     body.dataset.shown = key;
     body.replaceChildren(...rows);
   }

@@ -85,7 +85,7 @@ def test_the_wallboards_control_buttons_act_and_the_audit_page_lists_them(
                 what="the move in the timeline",
             )
             assert moved[0]["data"]["by"] == supervisor_account.username
-            assert heating_phone.calls_ringing() == 0
+            assert heating_phone.calls_ringing() == heating_phone.calls_answered() == 0
 
             # End it: dismissing the confirmation ends nothing; accepting it does.
             call_row.locator(".control-hangup").click()
