@@ -212,6 +212,8 @@ document.addEventListener("submit", function (event) {
     const row = el("tr");
     row.dataset.login = a.login;
     row.dataset.state = a.state;
+    row.dataset.paused = a.paused ? "yes" : "no";
+    row.dataset.loggedIn = a.logged_in ? "yes" : "no";
     cell(row, a.name + " (" + a.login + ")");
     cell(row, a.state + (a.pause_reason ? " — " + a.pause_reason : ""), "state");
     const spec = el("input");
@@ -267,7 +269,9 @@ document.addEventListener("submit", function (event) {
     }
     if (agents.status === "fulfilled") {
       redraw(document.getElementById("wb-control-agents"),
-        JSON.stringify(agents.value.map(function (a) { return [a.login, a.state, a.paused, a.pause_reason, skillsText(a)]; })),
+        JSON.stringify(agents.value.map(function (a) {
+          return [a.login, a.state, a.logged_in, a.paused, a.pause_reason, skillsText(a)];
+        })),
         agents.value.map(agentRow));
     }
     root.dataset.loaded = "yes";

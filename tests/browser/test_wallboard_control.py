@@ -53,7 +53,7 @@ def test_the_wallboards_control_buttons_act_and_the_audit_page_lists_them(
         row.locator("input[name='reason']").fill("team meeting")
         row.locator(".control-pause").click()
         page.wait_for_selector(
-            f"#wb-control-agents tr[data-login='{login}'][data-state='paused']", timeout=20_000
+            f"#wb-control-agents tr[data-login='{login}'][data-paused='yes']", timeout=20_000
         )
         assert _agent(api, login)["pause_reason"] == "team meeting"
 
@@ -102,7 +102,7 @@ def test_the_wallboards_control_buttons_act_and_the_audit_page_lists_them(
             # no phone of their own, is told so when asking to listen.
             row.locator(".control-unpause").click()
             page.wait_for_selector(
-                f"#wb-control-agents tr[data-login='{login}'][data-state='free']", timeout=20_000
+                f"#wb-control-agents tr[data-login='{login}'][data-paused='no']", timeout=20_000
             )
             with CallInBackground(stack, dtmf="3", from_number=TALKING, hold=25):
                 assert heating_phone.wait_for_event("CALL_ESTABLISHED", timeout=40)
@@ -139,7 +139,7 @@ def test_the_wallboards_control_buttons_act_and_the_audit_page_lists_them(
         # Log out (confirmed by the overridden confirm above).
         row.locator(".control-logout").click()
         page.wait_for_selector(
-            f"#wb-control-agents tr[data-login='{login}'][data-state='logged_out']",
+            f"#wb-control-agents tr[data-login='{login}'][data-logged-in='no']",
             timeout=20_000,
         )
         assert _agent(api, login)["logged_in"] is False
