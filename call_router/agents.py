@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from call_router.agent_models import AgentState, AgentStateLog
 from call_router.ami_client import AmiActionFailed, AmiSender, Reply
 from call_router.db import Database
-from call_router.models import Operator, utcnow
-from call_router.operators import RosterError, list_operators
+from call_router.models import Operator, OperatorSkill, utcnow
+from call_router.operators import RosterError, Skill, list_operators, skills_for_tenant
 
 log = structlog.get_logger(__name__)
 
@@ -385,6 +385,39 @@ def record_pause(
     return True
 
 
+def record_queues(
+    session: Session, login: str, spec: str, source: str, now: datetime
+) -> list[Skill]:
+    """A supervisor's live change of an operator's queues and penalties, kept in the roster
+    (the operator's skills: a reload or a re-render keeps it) and applied to every queue they
+    are in. `spec` is the roster's own `heating,coordinator:5`, validated as `hotline operators
+    add` validates it: a known queue (the centre's, or the operator's tenant's own), a penalty
+    in 0..PENALTY_MAX, at least one queue. Returns the skills stored."""
+    op = _operator(session, login)
+    tenant = op.tenant.slug if op.tenant is not None else None
+    clean, _tenant_id = skills_for_tenant(session, spec, tenant)
+    before = {s.queue: s.penalty for s in op.skills}
+    op.skills.clear()
+    session.flush()
+    op.skills.extend(OperatorSkill(queue=s.queue, penalty=s.penalty) for s in clean)
+    row = _row(session, login)
+    if row is not None and row.queues is not None:
+        # A log-in to some of their queues: keep it to those still theirs (at least one).
+        kept = [q for q in row.queues if any(s.queue == q for s in clean)]
+        row.queues = kept or None
+        row.updated_at = now
+    _log(
+        session,
+        login,
+        "queues",
+        source,
+        now,
+        before=before,
+        after={s.queue: s.penalty for s in clean},
+    )
+    return clean
+
+
 # --- the service ------------------------------------------------------------------------
 
 
@@ -413,6 +446,12 @@ class AgentService:
 
     async def unpause(self, ami: AmiSender | None, login: str, source: str) -> AgentView:
         await self._write(lambda s: record_pause(s, login, False, None, source, self._clock()))
+        return await self._applied(ami, login)
+
+    async def set_queues(
+        self, ami: AmiSender | None, login: str, spec: str, source: str
+    ) -> AgentView:
+        await self._write(lambda s: record_queues(s, login, spec, source, self._clock()))
         return await self._applied(ami, login)
 
     def roster_names(self) -> dict[str, str]:

@@ -16,7 +16,7 @@ never resolves). `as_list` is therefore always passed explicitly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -210,7 +210,19 @@ class AmiLink:
         self._manager: NoReconnectManager | None = None
         self._lock: asyncio.Lock | None = None
         self._responses: dict[str, asyncio.Future[Reply]] = {}
+        # Event name -> callbacks with its plain fields, registered again on every connect.
+        self._listeners: dict[str, list[Callable[[Reply], None]]] = {}
         self.logins = 0  # how many times it logged in (tests: one per process, not per action)
+
+    def listen(self, event: str, callback: Callable[[Reply], None]) -> None:
+        """Call `callback` with each `event` the link receives (the AMI user's filter decides
+        which come at all). Keep it tiny: it runs on the link's reader."""
+        self._listeners.setdefault(event, []).append(callback)
+
+    def _on_event(self, _manager: Manager, event: Any) -> None:
+        fields = plain(event)
+        for callback in self._listeners.get(fields.get("Event", ""), ()):
+            callback(fields)
 
     @property
     def connected(self) -> bool:
@@ -228,8 +240,12 @@ class AmiLink:
                 return manager
             if manager is not None:
                 manager.close()
-            manager = await connect_one_shot(self._settings, events="call", role=self._role)
+            manager = await connect_one_shot(
+                self._settings, events="call,dtmf" if self._listeners else "call", role=self._role
+            )
             manager.register_event("OriginateResponse", self._on_originate_response)
+            for name in self._listeners:
+                manager.register_event(name, self._on_event)
             self._manager = manager
             self.logins += 1
             return manager

@@ -22,21 +22,23 @@ What Asterisk does:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import structlog
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from call_router.agents import interface_of
+from call_router.agents import interface_of, login_of
 from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable, Reply
 from call_router.call_log import EVENT_ENDED_BY_SUPERVISOR, EVENT_MOVED, CallLog
-from call_router.control_models import ControlAction
+from call_router.control_models import ControlAction, ControlClaim
 from call_router.db import Database
 from call_router.models import Call, CallEvent, Operator, utcnow
 from call_router.outcomes import BY_SUPERVISOR, DROPPED
@@ -56,6 +58,8 @@ WAITING_APPS: Final = frozenset(
 # Most callers moved at once in one request ("everyone waiting in heating").
 MAX_MOVE: Final = 200
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# A move's claim on its call older than this was left by a crash: taken over.
+CLAIM_STALE: Final = timedelta(seconds=60)
 # Seconds beyond the supervisor's ring time to wait for Asterisk's OriginateResponse.
 RESPONSE_SLACK: Final = 10.0
 
@@ -127,11 +131,110 @@ def move_priority(current: str | None) -> int:
     return min(max(value, 1), 999)
 
 
+# ChanSpy's option letter of each mode, and (option d) the digit that switches to it.
+_MODE_OPTION: Final = {"listen": "", "whisper": "w", "barge": "B"}
+DTMF_MODES: Final = {"4": "listen", "5": "whisper", "6": "barge"}
+
+
 def spy_options(mode: str) -> str:
     """ChanSpy options for a monitor mode. Pure."""
     if mode not in MONITOR_MODES:
         raise ControlError("bad_mode", f"mode must be one of {', '.join(MONITOR_MODES)}", 422)
-    return "qdES" + {"listen": "", "whisper": "w", "barge": "B"}[mode]
+    return "qdES" + _MODE_OPTION[mode]
+
+
+def mode_of_options(options: str) -> str:
+    """The mode a ChanSpy started in, from its options. Pure."""
+    return next((m for m, o in _MODE_OPTION.items() if o and o in options), "listen")
+
+
+@dataclass(frozen=True)
+class MonitorSession:
+    """A supervisor's phone attached to an operator's leg: who monitors whom, how."""
+
+    supervisor: str  # the supervisor's phone (roster login)
+    mode: str
+    operator: str | None  # the operator's roster login
+    operator_channel: str
+    linkedid: str  # the monitored call's
+    seconds: int
+    spy_channel: str
+    call_id: int | None = None
+
+
+def monitor_sessions(
+    replies: Sequence[Mapping[str, str]], switched: Mapping[str, str] | None = None
+) -> list[MonitorSession]:
+    """The monitor sessions in progress, from a CoreShowChannels reply: our spy channels
+    (a supervisor's phone running ChanSpy in [hotline-spy]). `switched`: spy channel → the
+    mode its supervisor switched to by DTMF since (`SpyModes`). Pure."""
+    channels = [e for e in replies if e.get("Event") == "CoreShowChannel"]
+    by_name = {e.get("Channel", ""): e for e in channels}
+    sessions = []
+    for event in channels:
+        name = event.get("Channel", "")
+        if (
+            event.get("Application", "").lower() != "chanspy"
+            or event.get("Context") != SPY_CONTEXT
+            or not name.startswith("PJSIP/")
+        ):
+            continue
+        target, _, options = event.get("ApplicationData", "").partition(",")
+        spied = by_name.get(target, {})
+        sessions.append(
+            MonitorSession(
+                supervisor=login_of(name.rsplit("-", 1)[0]) or name,
+                mode=(switched or {}).get(name) or mode_of_options(options),
+                operator=login_of(target.rsplit("-", 1)[0]),
+                operator_channel=target,
+                linkedid=spied.get("Linkedid", ""),
+                seconds=_seconds(event.get("Duration", "")),
+                spy_channel=name,
+            )
+        )
+    return sessions
+
+
+def _seconds(duration: str) -> int:
+    """`01:02:03` (CoreShowChannel's Duration) → 3723; 0 when unreadable."""
+    try:
+        hours, minutes, seconds = (int(part) for part in duration.split(":"))
+    except ValueError:
+        return 0
+    return hours * 3600 + minutes * 60 + seconds
+
+
+class SpyModes:
+    """The mode each supervisor switched to by DTMF during a session (ChanSpy option d:
+    4 listen, 5 whisper, 6 barge). Asterisk reports no event for the switch itself, so the
+    dashboard's AMI link feeds this the DTMFEnd events of [hotline-spy] channels."""
+
+    MAX: Final = 1000
+
+    def __init__(self) -> None:
+        self._modes: dict[str, str] = {}
+
+    def on_dtmf(self, event: Mapping[str, str]) -> None:
+        mode = DTMF_MODES.get(event.get("Digit", ""))
+        channel = event.get("Channel", "")
+        if (
+            mode is None
+            or event.get("Context") != SPY_CONTEXT
+            or event.get("Direction", "").lower() != "received"
+            or not channel.startswith("PJSIP/")
+        ):
+            return
+        self._modes.pop(channel, None)
+        self._modes[channel] = mode
+        while len(self._modes) > self.MAX:
+            self._modes.pop(next(iter(self._modes)))
+
+    def current(self, live: Sequence[str]) -> dict[str, str]:
+        """The switches of the spy channels still up (the others are forgotten)."""
+        alive = set(live)
+        for channel in [c for c in self._modes if c not in alive]:
+            del self._modes[channel]
+        return dict(self._modes)
 
 
 class CallControl:
@@ -235,52 +338,8 @@ class CallControl:
     ) -> Outcome:
         linkedid, tenant = await self._call(call_id, "move")
         try:
-            channels = await self._channels(linkedid)
-            caller = next((c for c in channels if c.is_caller_leg), None)
-            if caller is None:
-                raise ControlError("call_ended", f"call {call_id} has already ended", 409)
-            if caller.bridged or caller.application.lower() not in WAITING_APPS:
-                raise ControlError(
-                    "not_waiting",
-                    f"call {call_id} is not waiting in a menu or queue"
-                    f" ({caller.application or 'no application'})",
-                    409,
-                )
-            current = await self._action(
-                {"Action": "Getvar", "Channel": caller.name, "Variable": "HOTLINE_PRIORITY"},
-                tolerate=True,
-            )
-            priority = move_priority(current.get("Value"))
-            from_queue = await self._action(
-                {"Action": "Getvar", "Channel": caller.name, "Variable": "HOTLINE_QUEUE"},
-                tolerate=True,
-            )
-            await self._action(
-                {
-                    "Action": "Setvar",
-                    "Channel": caller.name,
-                    "Variable": "HOTLINE_PRIORITY",
-                    "Value": str(priority),
-                }
-            )
-            redirect = {
-                "Action": "Redirect",
-                "Channel": caller.name,
-                "Context": QUEUE_CONTEXT if queue is not None else MOVE_CONTEXT,
-                "Exten": target,
-                "Priority": "1",
-            }
-            # The timeline's time is when the move was asked: the new queue's events (an
-            # operator answering at once) come after it.
-            asked_at = utcnow()
-            reply = await self._action(redirect, tolerate=True)
-            if reply.get("Response", "").lower() != "success":
-                # Nothing moved: the caller is still where they were (or has just hung up).
-                raise ControlError(
-                    "call_ended" if "no such" in reply.get("Message", "").lower() else "refused",
-                    f"call {call_id} was not moved: {reply.get('Message', 'refused')}",
-                    409,
-                )
+            async with self._claimed(call_id):
+                return await self._move_claimed(call_id, linkedid, tenant, queue, operator, target)
         except ControlError as exc:
             await self._in_thread(
                 self._audit,
@@ -292,6 +351,104 @@ class CallControl:
                 error=exc,
             )
             raise
+
+    @contextlib.asynccontextmanager
+    async def _claimed(self, call_id: int) -> AsyncIterator[None]:
+        """One move of a caller at a time, whichever process or supervisor asks: a claim row
+        on the call (`control_claims`, its primary key) while the move runs. A second
+        supervisor moving the same caller meanwhile gets a clear 409 and touches nothing."""
+        token = uuid.uuid4().hex
+        if not await asyncio.to_thread(self._claim, call_id, token):
+            raise ControlError(
+                "busy",
+                f"call {call_id} is being moved by another supervisor right now;"
+                " look at it again in a moment",
+                409,
+            )
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self._unclaim, call_id, token)
+
+    def _claim(self, call_id: int, token: str) -> bool:
+        now = utcnow()
+        with self._db.session() as session:
+            # A claim left by a crashed process is stale after CLAIM_STALE: taken over.
+            session.execute(
+                delete(ControlClaim).where(
+                    ControlClaim.call_id == call_id, ControlClaim.at < now - CLAIM_STALE
+                )
+            )
+        try:
+            with self._db.session() as session:
+                session.add(ControlClaim(call_id=call_id, token=token, by=self._by, at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def _unclaim(self, call_id: int, token: str) -> None:
+        with self._db.session() as session:
+            session.execute(
+                delete(ControlClaim).where(
+                    ControlClaim.call_id == call_id, ControlClaim.token == token
+                )
+            )
+
+    async def _move_claimed(
+        self,
+        call_id: int,
+        linkedid: str,
+        tenant: int | None,
+        queue: str | None,
+        operator: str | None,
+        target: str,
+    ) -> Outcome:
+        channels = await self._channels(linkedid)
+        caller = next((c for c in channels if c.is_caller_leg), None)
+        if caller is None:
+            raise ControlError("call_ended", f"call {call_id} has already ended", 409)
+        if caller.bridged or caller.application.lower() not in WAITING_APPS:
+            raise ControlError(
+                "not_waiting",
+                f"call {call_id} is not waiting in a menu or queue"
+                f" ({caller.application or 'no application'})",
+                409,
+            )
+        current = await self._action(
+            {"Action": "Getvar", "Channel": caller.name, "Variable": "HOTLINE_PRIORITY"},
+            tolerate=True,
+        )
+        priority = move_priority(current.get("Value"))
+        from_queue = await self._action(
+            {"Action": "Getvar", "Channel": caller.name, "Variable": "HOTLINE_QUEUE"},
+            tolerate=True,
+        )
+        await self._action(
+            {
+                "Action": "Setvar",
+                "Channel": caller.name,
+                "Variable": "HOTLINE_PRIORITY",
+                "Value": str(priority),
+            }
+        )
+        redirect = {
+            "Action": "Redirect",
+            "Channel": caller.name,
+            "Context": QUEUE_CONTEXT if queue is not None else MOVE_CONTEXT,
+            "Exten": target,
+            "Priority": "1",
+        }
+        # The timeline's time is when the move was asked: the new queue's events (an
+        # operator answering at once) come after it.
+        asked_at = utcnow()
+        reply = await self._action(redirect, tolerate=True)
+        if reply.get("Response", "").lower() != "success":
+            # Nothing moved: the caller is still where they were (or has just hung up).
+            raise ControlError(
+                "call_ended" if "no such" in reply.get("Message", "").lower() else "refused",
+                f"call {call_id} was not moved: {reply.get('Message', 'refused')}",
+                409,
+            )
         data = {
             "by": self._by,
             "from_queue": from_queue.get("Value") or None,
@@ -397,6 +554,30 @@ class CallControl:
             detail,
             {"mode": mode, "phone": phone, "operator_channel": operator_leg.name},
         )
+
+    async def monitors(self, modes: SpyModes | None = None) -> list[MonitorSession]:
+        """Who is monitoring whom now (Asterisk's channels are the truth: a session that ended
+        is gone), each with the call it is on, behind this session's tenant wall."""
+        try:
+            replies = await self._ami.send({"Action": "CoreShowChannels"}, many=True)
+        except AmiUnavailable as exc:
+            raise ControlError("asterisk_unavailable", f"Asterisk unreachable: {exc}", 503) from exc
+        live = [e.get("Channel", "") for e in replies if e.get("Event") == "CoreShowChannel"]
+        sessions = monitor_sessions(replies, modes.current(live) if modes else None)
+        linkedids = {s.linkedid for s in sessions if s.linkedid}
+
+        def read() -> dict[str, int]:
+            if not linkedids:
+                return {}
+            with self._db.session() as session:
+                rows = session.execute(
+                    select(Call.linkedid, Call.id).where(Call.linkedid.in_(linkedids))
+                )
+                return {linkedid: call_id for linkedid, call_id in rows}
+
+        calls = await asyncio.to_thread(read)
+        # Another tenant's call (not behind this wall) is not shown at all.
+        return [replace(s, call_id=calls[s.linkedid]) for s in sessions if s.linkedid in calls]
 
     # --- agents (the pause/unpause/logout themselves are call_router/agents.py) -------------
 

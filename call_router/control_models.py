@@ -34,3 +34,17 @@ class ControlAction(Base):
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
     )
+
+
+class ControlClaim(Base):
+    """A supervisor's move of a caller under way (migration 0025): one per call at a time."""
+
+    __tablename__ = "control_claims"
+
+    call_id: Mapped[int] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    # Whose claim it is: only its holder removes it.
+    token: Mapped[str] = mapped_column(String(32))
+    by: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from call_router import accounts, tenants
 from call_router.accounts import OPERATOR, Principal
 from call_router.ami_client import AmiLink
+from call_router.call_control import SpyModes
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard.live_hub import LiveHub
@@ -33,6 +34,8 @@ class DashboardState:
     live: LiveHub
     # This process's one AMI connection for agent and call control (logged in once).
     ami: AmiLink
+    # The monitor modes supervisors switched to by DTMF (fed by `ami`'s DTMFEnd events).
+    spy_modes: SpyModes = field(default_factory=SpyModes)
 
 
 def get_state(request: Request) -> DashboardState:

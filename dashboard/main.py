@@ -187,6 +187,7 @@ def create_app(
     app.state.dashboard = DashboardState(
         settings=settings, db=database, templates=make_templates(zone), zone=zone, live=hub, ami=ami
     )
+    ami.listen("DTMFEnd", app.state.dashboard.spy_modes.on_dtmf)
 
     @app.middleware("http")
     async def security_headers(
@@ -221,6 +222,7 @@ def create_app(
     app.include_router(open311.router, dependencies=public)
     app.include_router(request_pages.router, dependencies=[Depends(auth.REQUESTS)])
     app.include_router(api_agents.router, dependencies=staff)
+    app.include_router(api_agents.supervised, dependencies=supervisor)
     app.include_router(api_dispositions.router, dependencies=staff)
     app.include_router(api_meters.router, dependencies=staff)
     app.include_router(pages.router, dependencies=staff)

@@ -141,6 +141,16 @@ def unpause(login: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def queues(
+    login: str,
+    spec: Annotated[str, typer.Argument(help="Queues and penalties: heating,coordinator:5")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Change an operator's queues and penalties live; kept in the roster."""
+    _run(lambda s, ami: s.set_queues(ami, login, spec, "cli"), as_json, ("queues", login, spec))
+
+
+@app.command()
 def state(as_json: JsonOpt = False) -> None:
     """Every operator's state: logged in, paused (and why), busy, free, offline."""
     settings = get_settings()

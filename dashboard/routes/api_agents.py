@@ -27,6 +27,8 @@ from dashboard.deps import Actor, ActorDep, AmiDep, DatabaseDep, SettingsDep
 from dashboard.routes.schemas import Timestamp
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
+# Supervisors only (dashboard/main.py includes it under SUPERVISOR_ONLY): queues and penalties.
+supervised = APIRouter(prefix="/api/agents", tags=["agents"])
 log = structlog.get_logger(__name__)
 
 
@@ -77,6 +79,16 @@ class PauseIn(BaseModel):
     reason: str = Field(min_length=1, max_length=64)
 
 
+class QueueIn(BaseModel):
+    queue: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    # The range itself is checked once, by the roster (call_router.operators.PENALTY_MAX).
+    penalty: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
+
+
+class QueuesIn(BaseModel):
+    queues: list[QueueIn] = Field(min_length=1, max_length=64)
+
+
 Change = Callable[[AgentService, AmiSender | None], Awaitable[AgentView]]
 
 
@@ -99,8 +111,10 @@ async def _apply(
             log.warning("agents_api_ami_unavailable", error=str(exc), login=login)
             view = await change(service, None)
     except RosterError as exc:
-        status = 404 if str(exc).startswith("no operator") else 409
         error = str(exc)
+        status = 404 if error.startswith(("no operator", "unknown queue")) else 409
+        if "penalty" in error or "listed twice" in error:
+            status = 422
         raise HTTPException(status_code=status, detail=str(exc)) from exc
     except AmiActionFailed as exc:
         error = f"Asterisk refused {exc}"
@@ -199,4 +213,20 @@ async def unpause(
         login,
         lambda s, a: s.unpause(a, login, "api"),
         audit=(actor, settings, "unpause", None),
+    )
+
+
+@supervised.post("/{login}/queues", response_model=AgentOut)
+async def set_queues(
+    login: str, body: QueuesIn, settings: SettingsDep, ami: AmiDep, db: DatabaseDep, actor: ActorDep
+) -> AgentOut:
+    """The operator's queues and penalties, changed live and kept in the roster (a reload or a
+    re-render keeps them). Supervisors only; audited."""
+    spec = ",".join(f"{q.queue}:{q.penalty}" for q in body.queues)
+    return await _apply(
+        ami,
+        db,
+        login,
+        lambda s, a: s.set_queues(a, login, spec, "api"),
+        audit=(actor, settings, "queues", spec),
     )

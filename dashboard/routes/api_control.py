@@ -6,6 +6,7 @@ the audit page.
     POST /api/calls/move          {calls, queue|operator}   several callers at once
     POST /api/calls/{id}/monitor  {mode}            ring my phone: listen, whisper or barge
     GET  /api/control/audit                         who did what, newest first
+    GET  /api/control/monitors [?call_id=]          who is monitoring whom now
     GET  /supervision/audit                         the same as a page
 
 Supervisors only (their tokens too; dashboard/auth.py SUPERVISOR_ONLY), with the CSRF token for a
@@ -20,12 +21,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Form, Request
+from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
-from call_router.call_control import MAX_MOVE, CallControl, ControlError, Outcome, audit_rows
+from call_router.call_control import (
+    MAX_MOVE,
+    CallControl,
+    ControlError,
+    Outcome,
+    audit_rows,
+)
 from call_router.models import Call
 from dashboard.deps import ActorDep, AmiDep, SessionDep, StateDep
 from dashboard.i18n import render
@@ -87,6 +94,14 @@ class AuditOut(BaseModel):
     target: str | None
     result: str
     detail: str | None
+
+
+class MonitorOut(BaseModel):
+    supervisor: str
+    mode: str
+    operator: str | None
+    call_id: int | None
+    seconds: int
 
 
 def _error(exc: ControlError) -> JSONResponse:
@@ -156,6 +171,28 @@ async def monitor(
     except ControlError as exc:
         return _error(exc)
     return JSONResponse(OutcomeOut.of(outcome).model_dump(mode="json"))
+
+
+@router.get("/api/control/monitors", response_model=list[MonitorOut])
+async def monitors(
+    state: StateDep,
+    ami: AmiDep,
+    actor: ActorDep,
+    call_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> Response:
+    """Monitor sessions in progress (supervisor's phone, mode, operator, call), read from
+    Asterisk's channels: a session that ended is gone. A mode switched by DTMF shows once
+    this process's AMI link saw the digit."""
+    try:
+        found = await _control(state, ami, actor).monitors(state.spy_modes)
+    except ControlError as exc:
+        return _error(exc)
+    shown = [
+        MonitorOut.model_validate(s, from_attributes=True)
+        for s in found
+        if call_id is None or s.call_id == call_id
+    ]
+    return JSONResponse([m.model_dump(mode="json") for m in shown])
 
 
 @router.get("/api/control/audit", response_model=list[AuditOut])

@@ -91,6 +91,12 @@ AMI_HEADER_FILTERS = (
 )
 
 
+SPY_DTMF_FILTER = (
+    "action(include),name(DTMFEnd),header(Context),method(exact)",
+    "hotline-spy",
+)
+
+
 def ami_event_filters(
     enabled: bool, events: Sequence[str] = AMI_EVENTS, with_headers: bool = True
 ) -> list[tuple[str, str]]:
@@ -140,8 +146,9 @@ AMI_USERS: dict[AmiRole, AmiUserClasses] = {
     ),
     "supervise": AmiUserClasses(
         "supervisors' call control (the dashboard's one long-lived link, `hotline calls`):"
-        " channels, Hangup, Redirect, Originate to ChanSpy, queue pauses",
-        read="call",
+        " channels, Hangup, Redirect, Originate to ChanSpy, queue pauses, the DTMF mode"
+        " switches pressed on supervisors' phones while they monitor",
+        read="call,dtmf",
         write="agent,call,originate,reporting",
     ),
 }
@@ -153,6 +160,13 @@ def _ami_users(settings: Settings) -> list[dict[str, Any]]:
         name, secret = settings.ami_login(role)
         if role == "router":
             filters = ami_event_filters(settings.ami_event_filter)
+        elif role == "supervise":
+            filters = ami_event_filters(
+                settings.ami_event_filter, ("OriginateResponse",), with_headers=False
+            )
+            if filters:
+                # Only the digits pressed during a monitor session (call_control.SpyModes).
+                filters.append(SPY_DTMF_FILTER)
         elif classes.read:
             filters = ami_event_filters(
                 settings.ami_event_filter, ("OriginateResponse",), with_headers=False

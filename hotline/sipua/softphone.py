@@ -219,6 +219,15 @@ class Softphone:
         """Answer the ringing call (for ``answer=False``)."""
         self._send({"command": "accept"})
 
+    def dial(self, uri: str) -> None:
+        """Call `uri` (e.g. the hotline through the carrier trunk, for a caller who records
+        what they hear)."""
+        self._send({"command": "dial", "params": uri})
+
+    def send_digits(self, digits: str) -> None:
+        """Press keys during the call (RFC 4733 events, as a desk phone's keypad sends)."""
+        self._send({"command": "sndcode", "params": digits})
+
     def wait_for_event(self, event_type: str, count: int = 1, timeout: float = 15) -> bool:
         return self.wait_for(lambda: self._count(event_type) >= count, timeout)
 

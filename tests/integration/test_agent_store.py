@@ -8,12 +8,24 @@ import pytest
 from sqlalchemy import select
 
 from call_router.agent_models import AgentStateLog
-from call_router.agents import desired_agents, record_login, record_logout, record_pause
+from call_router.agents import (
+    desired_agents,
+    record_login,
+    record_logout,
+    record_pause,
+    record_queues,
+)
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.dispositions import DispositionError, DispositionInput, save_disposition
 from call_router.models import Call, Callback
-from call_router.operators import RosterError, add_operator, parse_skills
+from call_router.operators import (
+    PENALTY_MAX,
+    RosterError,
+    add_operator,
+    list_operators,
+    parse_skills,
+)
 from call_router.virtual_hold import request_callback
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -57,6 +69,43 @@ def test_desired_state_defaults_to_all_skills_and_follows_login_pause_logout(
         ]
         with pytest.raises(RosterError, match="logged out"):
             record_pause(s, login, True, "lunch", "api", at(6))
+
+
+def test_a_supervisors_queue_and_penalty_change_is_kept_in_the_roster(
+    database: Database,
+) -> None:
+    with database.session() as s:
+        login = add_operator(s, "Boris", parse_skills("plumbing,coordinator:5")).sip_login
+        record_login(s, login, ["plumbing"], "cli", at(1))
+    with database.session() as s:
+        stored = record_queues(s, login, "plumbing:2,heating:9", "api", at(2))
+        assert [(k.queue, k.penalty) for k in stored] == [("plumbing", 2), ("heating", 9)]
+    with database.session() as s:
+        (boris,) = list_operators(s)
+        assert {(k.queue, k.penalty) for k in boris.skills} == {("plumbing", 2), ("heating", 9)}
+        # Logged in to plumbing only: still plumbing only, at the new penalty.
+        (desired,), _ = desired_agents(s)
+        assert dict(desired.queues) == {"plumbing": 2}
+        (entry,) = s.scalars(select(AgentStateLog).where(AgentStateLog.action == "queues"))
+        assert entry.data == {
+            "before": {"coordinator": 5, "plumbing": 0},
+            "after": {"plumbing": 2, "heating": 9},
+        }
+    # The roster's own rules, one definition (operators.PENALTY_MAX); nothing changes.
+    for spec, message in (
+        (f"plumbing:{PENALTY_MAX + 1}", "penalty"),
+        ("plumbing:-1", "penalty"),
+        ("sauna", "unknown queue"),
+        ("", "at least one queue"),
+        ("plumbing,plumbing:3", "twice"),
+    ):
+        with database.session() as s, pytest.raises(RosterError, match=message):
+            record_queues(s, login, spec, "api", at(3))
+    with database.session() as s:
+        (boris,) = list_operators(s)
+        assert {(k.queue, k.penalty) for k in boris.skills} == {("plumbing", 2), ("heating", 9)}
+        with pytest.raises(RosterError, match="no operator"):
+            record_queues(s, "nobody", "plumbing", "api", at(4))
 
 
 def test_disposition_is_one_per_call_and_part_of_the_call(database: Database) -> None:

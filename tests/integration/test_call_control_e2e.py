@@ -294,6 +294,7 @@ def test_operators_get_403_on_every_control_action(
         (f"/api/agents/{heating['sip_login']}/pause", {"reason": "x"}),
         (f"/api/agents/{heating['sip_login']}/unpause", None),
         (f"/api/agents/{heating['sip_login']}/logout", None),
+        (f"/api/agents/{heating['sip_login']}/queues", {"queues": [{"queue": "duty"}]}),
     ]
     before = len(audit(api))
     with httpx.Client(base_url=stack.dashboard_url, timeout=20) as session:
@@ -327,6 +328,7 @@ def test_operators_get_403_on_every_control_action(
             )
             assert posted.status_code == 403, (form_path, posted.text)
         assert session.get("/api/control/audit").status_code == 403
+        assert session.get("/api/control/monitors").status_code == 403
         assert session.get("/supervision/audit").status_code == 403
     # Nothing was done, so nothing was audited; the heating operator is still paused.
     assert len(audit(api)) == before

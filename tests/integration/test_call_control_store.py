@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
@@ -15,8 +15,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from call_router import tenants
-from call_router.call_control import CallControl, ControlError, audit_rows
-from call_router.control_models import ControlAction
+from call_router.call_control import CLAIM_STALE, CallControl, ControlError, audit_rows
+from call_router.control_models import ControlAction, ControlClaim
 from call_router.db import Database, alembic_config
 from call_router.models import Base, Call
 from call_router.settings import Settings
@@ -36,14 +36,37 @@ def _control(db: Database, by: str = "boss") -> CallControl:
 def test_the_audit_table_matches_its_migration_and_downgrades(database: Database) -> None:
     with database.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert not [d for d in diff if "control_actions" in repr(d)], diff
+    assert not [d for d in diff if "control_" in repr(d)], diff
     config = alembic_config(database.url)
     command.downgrade(config, "0015")
     with database.engine.connect() as conn:
         assert "control_actions" not in conn.dialect.get_table_names(conn)
+        assert "control_claims" not in conn.dialect.get_table_names(conn)
     command.upgrade(config, "head")
     with database.engine.connect() as conn:
         assert "control_actions" in conn.dialect.get_table_names(conn)
+        assert "control_claims" in conn.dialect.get_table_names(conn)
+
+
+def test_a_move_claims_the_call_once_and_a_crashed_claim_goes_stale(database: Database) -> None:
+    with database.session() as session:
+        call = Call(linkedid=uuid.uuid4().hex, caller_number="+74950000009")
+        session.add(call)
+        session.flush()
+        call_id = call.id
+    first, second = _control(database, "anna"), _control(database, "boris")
+    assert first._claim(call_id, "a" * 32) is True
+    assert second._claim(call_id, "b" * 32) is False  # anna's move is under way
+    second._unclaim(call_id, "b" * 32)  # not boris's to remove
+    assert second._claim(call_id, "b" * 32) is False
+    first._unclaim(call_id, "a" * 32)
+    assert second._claim(call_id, "b" * 32) is True
+    # A claim left by a process that died is taken over once it is stale.
+    with database.session() as session:
+        claim = session.get(ControlClaim, call_id)
+        assert claim is not None and claim.by == "boris"
+        claim.at = datetime.now(UTC) - CLAIM_STALE - timedelta(seconds=1)
+    assert first._claim(call_id, "c" * 32) is True
 
 
 def test_refusals_are_audited_and_rows_stay_behind_the_tenant_wall(database: Database) -> None:

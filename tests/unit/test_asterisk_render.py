@@ -241,7 +241,7 @@ def test_each_ami_user_gets_only_the_classes_its_process_uses(settings: Settings
     # Call control: hang up, redirect, originate to ChanSpy, pauses; reads only call events
     # (the manager.conf filter lets nothing but OriginateResponse through).
     assert granted["supervise"] == {
-        "read": {"call"},
+        "read": {"call", "dtmf"},
         "write": {"agent", "call", "originate", "reporting"},
     }
     assert [name for name in conf if name != "general"] == [
@@ -278,6 +278,17 @@ def test_manager_conf_sends_the_ami_user_only_the_events_the_hotline_reads(
     unfiltered = Settings(**{**settings.model_dump(), "ami_event_filter": False})
     user = sections(rendered(unfiltered)["manager.conf"])[settings.ami_username]
     assert not [k for k, _v in user if k.startswith("eventfilter")]
+
+
+def test_the_supervise_user_gets_originate_responses_and_only_the_spy_sessions_digits(
+    settings: Settings,
+) -> None:
+    user = sections(rendered(settings)["manager.conf"])[settings.ami_login("supervise")[0]]
+    filters = {k.removeprefix("eventfilter"): v for k, v in user if k.startswith("eventfilter")}
+    assert filters == {
+        "(action(include),name(OriginateResponse))": "",
+        "(action(include),name(DTMFEnd),header(Context),method(exact))": "hotline-spy",
+    }
 
 
 def test_pjsip_conf_trunk_and_operators(settings: Settings) -> None:

@@ -1,0 +1,384 @@
+"""Supervisors' call control, the rest of issue 18, through the real Asterisk with real SIP
+phones: whisper reaches the operator and not the caller, and a DTMF switch to barge on the
+supervisor's phone makes the caller hear it too (the caller is a baresip phone behind the
+carrier trunk that records what it hears); the dashboard shows who is monitoring whom, in
+which mode, and forgets the session when it ends; an operator's queues and penalties change
+live and stay in the roster; two supervisors moving one caller at once, a supervisor whose
+phone is not registered, a nonexistent queue, a penalty out of range: each a clear answer and
+nothing half done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import struct
+import threading
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import delete, func, select
+
+from call_router.control_models import ControlClaim
+from call_router.db import Database
+from call_router.models import utcnow
+from call_router.operators import PENALTY_MAX
+from call_router.settings import Settings
+from hotline.sipua.softphone import Softphone
+from tests.conftest import add_operator, finished_call, run_hotline, wait_for
+from tests.integration.test_call_control_e2e import (
+    PASSWORD,
+    Caller,
+    _session,
+    _tone,
+    audit,
+    events_of,
+    waiting,
+)
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.timeout(900)]
+
+CALLER_HZ, OPERATOR_HZ, SUPERVISOR_HZ = 450, 600, 1400
+WINDOW = 0.5  # seconds of audio per measurement
+
+
+@pytest.fixture(scope="module")
+def people(stack: Settings) -> dict[str, dict[str, Any]]:
+    """An operator answering coordinator calls, a heating operator (paused: callers wait), the
+    supervisor's phone (a roster login in no queue anybody calls) and one never registered."""
+    found = {
+        "operator": add_operator("Olga Live", "coordinator"),
+        "heating": add_operator("Hugo Heat", "heating"),
+        "supervisor": add_operator("Vera Watch", "duty"),
+        "unplugged": add_operator("Nina Unplugged", "duty"),
+    }
+    for who in ("supervisor", "unplugged"):
+        run_hotline("agents", "logout", found[who]["sip_login"])
+    run_hotline("agents", "pause", found["heating"]["sip_login"], "--reason", "training")
+    for user, phone in (("live-boss", "supervisor"), ("live-unplugged", "unplugged")):
+        run_hotline(
+            "users", "add", user, "--role", "supervisor",
+            "--operator", found[phone]["sip_login"], "--password-stdin", stdin=PASSWORD,
+        )  # fmt: skip
+    run_hotline(
+        "users", "add", "live-olga", "--role", "operator",
+        "--operator", found["operator"]["sip_login"], "--password-stdin", stdin=PASSWORD,
+    )  # fmt: skip
+    return found
+
+
+@contextlib.contextmanager
+def signed_in(stack: Settings, username: str) -> Iterator[httpx.Client]:
+    """A browser-like session (the real sign-in form) sending its CSRF token on every POST."""
+    client, csrf = _session(stack, username)
+    with contextlib.closing(client):
+        client.headers["X-CSRF-Token"] = csrf
+        client.timeout = httpx.Timeout(90)
+        yield client
+
+
+# --- audio ---------------------------------------------------------------------------------
+
+
+def _samples(path: Path) -> tuple[list[int], int]:
+    with wave.open(str(path)) as recording:
+        rate = recording.getframerate()
+        frames = recording.readframes(recording.getnframes())
+        count = recording.getnframes() * recording.getnchannels()
+    return list(struct.unpack(f"<{count}h", frames)), rate
+
+
+def _level(window: list[int], rate: int, hz: int) -> float:
+    """The amplitude of one frequency in a window (Goertzel)."""
+    coeff = 2 * math.cos(2 * math.pi * hz / rate)
+    s1 = s2 = 0.0
+    for sample in window:
+        s1, s2 = sample + coeff * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    return 2 * math.sqrt(max(power, 0.0)) / len(window)
+
+
+def tone_levels(path: Path, hz: int, start: float, end: float) -> list[float]:
+    """The level of `hz` in each half second of the recording between `start` and `end`
+    seconds (counted from the recording's start, i.e. the phone's answer)."""
+    samples, rate = _samples(path)
+    step = int(WINDOW * rate)
+    first, last = int(start * rate), min(int(end * rate), len(samples))
+    assert last - first >= step, f"{path.name}: nothing recorded in {start:.1f}..{end:.1f} s"
+    return [_level(samples[i : i + step], rate, hz) for i in range(first, last - step + 1, step)]
+
+
+HEARD = 1500.0  # a tone at 12000 through G.711 and the mix comes out well above this
+SILENT = 300.0
+
+
+def _monitor(api: httpx.Client, call_id: int) -> dict[str, Any] | None:
+    shown = api.get("/api/control/monitors", params={"call_id": call_id})
+    assert shown.status_code == 200, shown.text
+    sessions: list[dict[str, Any]] = shown.json()
+    return sessions[0] if sessions else None
+
+
+def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_the_caller(
+    stack: Settings, api: httpx.Client, people: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    operator, supervisor = people["operator"], people["supervisor"]
+    voices = {name: tmp_path / f"{name}.wav" for name in ("caller", "operator", "supervisor")}
+    for name, hz in (
+        ("caller", CALLER_HZ),
+        ("operator", OPERATOR_HZ),
+        ("supervisor", SUPERVISOR_HZ),
+    ):
+        _tone(voices[name], 120, hz)
+    heard = {name: tmp_path / f"{name}-heard.wav" for name in voices}
+    number = "74951118031"
+    with (
+        Softphone(
+            stack, operator["sip_login"], operator["sip_password"],
+            audio=voices["operator"], record_to=heard["operator"],
+        ) as op_phone,
+        Softphone(
+            stack, supervisor["sip_login"], supervisor["sip_password"],
+            audio=voices["supervisor"], record_to=heard["supervisor"],
+        ) as sup_phone,
+        # The resident: a phone behind the carrier trunk that records what it hears.
+        Softphone(
+            stack, number, "unused", register=False,
+            audio=voices["caller"], record_to=heard["caller"],
+        ) as caller,
+        signed_in(stack, "live-boss") as boss,
+        signed_in(stack, "live-unplugged") as unplugged,
+    ):  # fmt: skip
+        caller.dial(f"sip:{stack.hotline_number}@{stack.sip_host}:{stack.sip_port}")
+        assert caller.wait_for_event("CALL_ESTABLISHED", timeout=30), caller.log
+        caller_up = time.monotonic()
+        # 0: the coordinator. Pressed again until the operator has answered (the menu may
+        # not be listening yet when the call is answered).
+        for _ in range(10):
+            caller.send_digits("0")
+            if op_phone.wait_for_event("CALL_ESTABLISHED", timeout=5):
+                break
+        assert op_phone.calls_answered() == 1, op_phone.log
+        op_up = time.monotonic()
+        call_id = wait_for(
+            lambda: next(iter(api.get("/api/calls", params={"caller": number}).json()), None),
+            what="the call's row",
+        )["id"]
+        assert _monitor(api, call_id) is None
+
+        # A supervisor whose phone is not registered: a clear 409, nothing rung.
+        refused = unplugged.post(f"/api/calls/{call_id}/monitor", json={"mode": "whisper"})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "phone_unavailable"
+        assert sup_phone.calls_ringing() == sup_phone.calls_answered() == 0
+
+        whisper = boss.post(f"/api/calls/{call_id}/monitor", json={"mode": "whisper"})
+        assert whisper.status_code == 200, whisper.text
+        assert sup_phone.wait_for_event("CALL_ESTABLISHED", timeout=10), sup_phone.log
+        sup_up = time.monotonic()
+        session = wait_for(lambda: _monitor(api, call_id), what="the monitor session")
+        assert (session["supervisor"], session["mode"]) == (supervisor["sip_login"], "whisper")
+        assert session["operator"] == operator["sip_login"]
+        # Whisper for five seconds of the session (as Asterisk counts them), then press 6.
+        wait_for(
+            lambda: (_monitor(api, call_id) or {}).get("seconds", 0) >= 5,
+            what="five seconds of whisper",
+        )
+        switched_at = time.monotonic()
+        sup_phone.send_digits("6")
+        barge = wait_for(
+            lambda: (m := _monitor(api, call_id)) and m["mode"] == "barge" and m,
+            what="the session in barge mode after the DTMF switch",
+        )
+        wait_for(
+            lambda: (_monitor(api, call_id) or {}).get("seconds", 0) >= barge["seconds"] + 5,
+            what="five seconds of barge",
+        )
+        ended_at = time.monotonic()
+        sup_phone.hangup()
+        assert sup_phone.wait_for_event("CALL_CLOSED", timeout=10), sup_phone.log
+        # The session is gone from the board as soon as it ended.
+        wait_for(lambda: _monitor(api, call_id) is None, what="the session to be cleared")
+        op_phone.hangup()
+        assert caller.wait_for_event("CALL_CLOSED", timeout=20), caller.log
+
+    margin = 1.0
+    whisper_span = (sup_up + margin, switched_at - margin)
+    barge_span = (switched_at + 1.5, ended_at - margin)
+
+    def span(path: Path, start: float, hz: int, of: tuple[float, float]) -> list[float]:
+        return tone_levels(path, hz, of[0] - start, of[1] - start)
+
+    def profile(path: Path) -> str:
+        """Per second: caller/operator/supervisor tone levels, for the failure message."""
+        samples, rate = _samples(path)
+        return " ".join(
+            f"{i // rate}s:"
+            + "/".join(
+                str(round(_level(samples[i : i + rate], rate, hz)))
+                for hz in (CALLER_HZ, OPERATOR_HZ, SUPERVISOR_HZ)
+            )
+            for i in range(0, len(samples) - rate, rate)
+        )
+
+    timeline = (
+        f"caller up 0, operator up {op_up - caller_up:.1f}, supervisor up"
+        f" {sup_up - caller_up:.1f}, switched {switched_at - caller_up:.1f},"
+        f" ended {ended_at - caller_up:.1f}\n"
+        + "\n".join(f"{name}: {profile(path)}" for name, path in heard.items())
+    )
+
+    # Whisper: the operator hears the supervisor, the caller does not (but hears the operator:
+    # the recording is in step and the audio flows).
+    assert min(span(heard["operator"], op_up, SUPERVISOR_HZ, whisper_span)) > HEARD, timeline
+    assert max(span(heard["caller"], caller_up, SUPERVISOR_HZ, whisper_span)) < SILENT, timeline
+    assert min(span(heard["caller"], caller_up, OPERATOR_HZ, whisper_span)) > HEARD, timeline
+    # Barge (switched by DTMF in the same session): both hear the supervisor.
+    assert min(span(heard["caller"], caller_up, SUPERVISOR_HZ, barge_span)) > HEARD, timeline
+    assert min(span(heard["operator"], op_up, SUPERVISOR_HZ, barge_span)) > HEARD, timeline
+    # And the supervisor heard the call all along.
+    assert max(tone_levels(heard["supervisor"], OPERATOR_HZ, 0.5, 4.0)) > HEARD, timeline
+
+    rows = [r for r in audit(api) if r["call_id"] == call_id and r["action"] == "monitor"]
+    assert [(r["by"], r["target"], r["result"]) for r in rows] == [
+        ("live-boss", "whisper", "ok"),
+        ("live-unplugged", "whisper", "refused"),
+    ]
+
+
+# --- moving one caller: one supervisor at a time --------------------------------------------
+
+
+def test_a_caller_being_moved_by_one_supervisor_is_a_clear_409_for_another(
+    stack: Settings, api: httpx.Client, people: dict[str, dict[str, Any]]
+) -> None:
+    heating = people["heating"]
+    number = "+74951118032"
+    db = Database(stack.db_url)
+    operator = people["operator"]
+    with (
+        Softphone(stack, heating["sip_login"], heating["sip_password"]) as heating_phone,
+        # Rings but nobody answers: a caller moved to the coordinator waits there.
+        Softphone(stack, operator["sip_login"], operator["sip_password"], answer=False),
+    ):
+        caller = Caller(stack, number, dtmf="3", hold=60)
+        call = wait_for(waiting(api, number, "heating"), timeout=40, what="the caller in heating")
+        # Another supervisor's move is under way (its claim on the call is there).
+        with db.session() as session:
+            session.add(ControlClaim(call_id=call["id"], token="x" * 32, by="other", at=utcnow()))
+        busy = api.post(f"/api/calls/{call['id']}/move", json={"queue": "coordinator"})
+        assert busy.status_code == 409, busy.text
+        assert busy.json()["code"] == "busy"
+        assert "another supervisor" in busy.json()["detail"]
+        many = api.post("/api/calls/move", json={"calls": [call["id"]], "queue": "duty"})
+        assert many.status_code == 200 and many.json()[0]["data"]["code"] == "busy"
+        with db.session() as session:
+            session.execute(delete(ControlClaim))
+        # Nothing half done: still waiting in heating, no move in the timeline.
+        assert waiting(api, number, "heating")() is not None
+        assert not [e for e in events_of(api, call["id"]) if e["kind"] == "moved"]
+
+        # Two supervisors at the same moment: each gets an answer (moved, or busy), the
+        # caller is waiting in the coordinator queue, one timeline entry per move that was
+        # made.
+        answers: list[httpx.Response] = []
+
+        def move() -> None:
+            answers.append(api.post(f"/api/calls/{call['id']}/move", json={"queue": "coordinator"}))
+
+        threads = [threading.Thread(target=move) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        codes = [(r.status_code, r.json().get("code")) for r in answers]
+        assert len(codes) == 2 and all(c in ((200, None), (409, "busy")) for c in codes), codes
+        done = [c for c in codes if c[0] == 200]
+        assert done, codes
+        moves = [e for e in events_of(api, call["id"]) if e["kind"] == "moved"]
+        assert len(moves) == len(done)
+        wait_for(waiting(api, number, "coordinator"), what="the caller in the coordinator queue")
+        assert api.post(f"/api/calls/{call['id']}/hangup").status_code == 200
+        caller.join()
+        assert heating_phone.calls_ringing() == heating_phone.calls_answered() == 0
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ControlClaim)) == 0
+    db.dispose()
+    finished_call(api, number)
+    rows = [r for r in audit(api) if r["call_id"] == call["id"] and r["action"] == "move"]
+    refused = [r for r in rows if r["result"] == "refused"]
+    assert len(refused) >= 2 and all("busy" in (r["detail"] or "") for r in refused)
+    assert len([r for r in rows if r["result"] == "ok"]) == len(done)
+
+
+# --- queues and penalties, live ---------------------------------------------------------------
+
+
+def _member(api: httpx.Client, login: str) -> dict[str, Any]:
+    (agent,) = [a for a in api.get("/api/agents").json() if a["login"] == login]
+    return dict(agent)
+
+
+def test_an_operators_queues_and_penalties_change_live_and_stay_in_the_roster(
+    stack: Settings, api: httpx.Client, people: dict[str, dict[str, Any]]
+) -> None:
+    login = people["operator"]["sip_login"]
+    changed = api.post(
+        f"/api/agents/{login}/queues",
+        json={"queues": [{"queue": "coordinator", "penalty": 3}, {"queue": "duty", "penalty": 7}]},
+    )
+    assert changed.status_code == 200, changed.text
+    # Asterisk's own queue membership (QueueStatus) says so, not only the database.
+    assert {(q["queue"], q["penalty"]) for q in changed.json()["queues"]} == {
+        ("coordinator", 3),
+        ("duty", 7),
+    }
+    assert changed.json()["pending"] is False
+    roster = json.loads(run_hotline("operators", "list", "--json").stdout.strip().splitlines()[-1])
+    (mine,) = [o for o in roster if o["sip_login"] == login]
+    assert {(q["queue"], q["penalty"]) for q in mine["queues"]} == {("coordinator", 3), ("duty", 7)}
+
+    # Bad input: a clear answer, Asterisk and the roster untouched.
+    for body, status in (
+        ({"queues": [{"queue": "sauna", "penalty": 0}]}, 404),
+        ({"queues": [{"queue": "duty", "penalty": PENALTY_MAX + 1}]}, 422),
+        ({"queues": [{"queue": "duty", "penalty": -1}]}, 422),
+        ({"queues": []}, 422),
+        ({"queues": [{"queue": "duty"}, {"queue": "duty"}]}, 422),
+    ):
+        bad = api.post(f"/api/agents/{login}/queues", json=body)
+        assert bad.status_code == status, (body, bad.text)
+        assert isinstance(bad.json()["detail"], str | list) and bad.json()["detail"]
+    assert {(q["queue"], q["penalty"]) for q in _member(api, login)["queues"]} == {
+        ("coordinator", 3),
+        ("duty", 7),
+    }
+    missing = api.post("/api/agents/nobody99/queues", json={"queues": [{"queue": "duty"}]})
+    assert missing.status_code == 404
+
+    # The CLI does the same, audited as the shell's user.
+    out = run_hotline("agents", "queues", login, "coordinator", "--json")
+    assert [
+        (q["queue"], q["penalty"]) for q in json.loads(out.stdout.splitlines()[-1])["queues"]
+    ] == [("coordinator", 0)]
+    rows = [r for r in audit(api) if r["operator"] == login and r["action"] == "queues"]
+    assert rows[0]["by"].startswith("cli:") and rows[0]["target"] == "coordinator"
+    assert rows[1]["target"] == "duty:0,duty:0" and rows[1]["result"] == "refused"
+    assert any(r["target"] == "coordinator:3,duty:7" and r["result"] == "ok" for r in rows)
+
+    # An operator may not change anyone's queues, their own included (403, nothing audited).
+    before = len(audit(api))
+    with signed_in(stack, "live-olga") as olga:
+        own = olga.post(f"/api/agents/{login}/queues", json={"queues": [{"queue": "duty"}]})
+        assert own.status_code == 403, own.text
+        assert olga.get("/api/control/monitors").status_code == 403
+    assert len(audit(api)) == before
+    assert [(q["queue"], q["penalty"]) for q in _member(api, login)["queues"]] == [
+        ("coordinator", 0)
+    ]
