@@ -1,7 +1,7 @@
 """payer accounts and their meters, imported from the billing system
 
 Revision ID: 0028
-Revises: 0023
+Revises: 0025
 Create Date: 2026-12-05
 
 Tables: call_router/meter_models.py (`payer_accounts`, `payer_meters`). Nothing existing
@@ -17,7 +17,7 @@ from alembic import op
 import call_router.models
 
 revision: str = "0028"
-down_revision: str | None = "0023"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
