@@ -39,7 +39,14 @@ from call_router.agent_models import (
 from call_router.control_models import ControlAction
 from call_router.meter_models import MeterReading
 from call_router.models import Call, Callback, Operator, utcnow
-from call_router.request_models import Crew, Open311Key, RequestCall, RequestEvent, ServiceRequest
+from call_router.request_models import (
+    Crew,
+    Open311Key,
+    RequestAttachment,
+    RequestCall,
+    RequestEvent,
+    ServiceRequest,
+)
 from call_router.tenant_models import Building, DialledNumber, ResidentPhone, Tenant, TenantQueue
 from call_router.tenant_routing import SERVICES, tenant_queue_name
 
@@ -57,6 +64,7 @@ OWNED: Final = (
     Crew,
     Open311Key,
     ControlAction,
+    RequestAttachment,
 )
 # Rows that belong to a call: they are behind the wall of the call they belong to (its
 # disposition, the disposition's history, a meter reading phoned in during it). A reading
