@@ -39,30 +39,14 @@ class Period:
     report: rf.RequestReport
 
 
-class FiguresOut(BaseModel):
-    key: str
-    requests: int
-    assigned: int
-    assign_hours_mean: float | None
-    assign_hours_median: float | None
-    finished: int
-    close_hours_mean: float | None
-    close_hours_median: float | None
-    within_sla: int
-    sla_decided: int
-    sla_share: float | None
-    overdue_open: int
-    reopened: int
-    reopened_rate: float | None
-
-
 class RequestReportOut(BaseModel):
     date_from: str
     date_to: str
-    total: FiguresOut
-    by_category: list[FiguresOut]
-    by_district: list[FiguresOut]
-    by_crew: list[FiguresOut]
+    # Each figure's definition: call_router/request_figures.py.
+    total: rf.Figures
+    by_category: list[rf.Figures]
+    by_district: list[rf.Figures]
+    by_crew: list[rf.Figures]
 
 
 def _build(

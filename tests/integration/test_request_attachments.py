@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import io
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -26,8 +24,8 @@ from call_router import service_requests as store
 from call_router.db import Database
 from call_router.request_models import RequestAttachment
 from call_router.settings import Settings
-from dashboard.main import create_app
-from tests.integration.test_dashboard_auth import BASE, PASSWORD, login_form_token
+from tests.integration.test_dashboard_auth import PASSWORD, login_form_token
+from tests.integration.test_request_bulk import app_clients
 
 LIMIT = 64 * 1024
 HTML = b"<html><body><script>alert(document.cookie)</script></body></html>"
@@ -54,18 +52,6 @@ class World:
     mine: int
     theirs: int
     make: Callable[..., httpx.AsyncClient]
-
-
-def _token(db: Database, role: str, tenant: str | None = None) -> str:
-    with db.session() as session:
-        token, _row = accounts.create_token(
-            session,
-            role,
-            name=f"{role}-{uuid.uuid4().hex[:6]}",
-            now=datetime.now(UTC),
-            tenant=tenant,
-        )
-    return token
 
 
 @pytest.fixture
@@ -105,20 +91,8 @@ async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
         redis_url="redis://127.0.0.1:1/0",
         attachment_max_bytes=LIMIT,
     )
-    app = create_app(settings, database, zone=ZoneInfo("UTC"))
-    clients: list[httpx.AsyncClient] = []
-
-    def make(role: str | None = None, tenant: str | None = None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {_token(database, role, tenant)}"} if role else {}
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=BASE, headers=headers
-        )
-        clients.append(client)
-        return client
-
-    yield World(database, settings, numbers[0], numbers[1], crews[0], crews[1], make)
-    for client in clients:
-        await client.aclose()
+    async with app_clients(database, settings) as make:
+        yield World(database, settings, numbers[0], numbers[1], crews[0], crews[1], make)
 
 
 async def _sign_in(http: httpx.AsyncClient, username: str) -> str:

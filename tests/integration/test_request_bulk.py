@@ -5,10 +5,10 @@ figures, its CSV (formulas defused), its page in both languages, and the tenant 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,33 +24,38 @@ from call_router.db import Database
 from call_router.settings import Settings
 from dashboard.main import create_app
 from tests.integration.test_dashboard_auth import BASE, PASSWORD, login_form_token
+from tests.integration.test_requests_api import _token
 
 Client = Callable[..., httpx.AsyncClient]
 
 
-@pytest.fixture
-async def make(database: Database, tmp_path: Path) -> AsyncIterator[Client]:
-    settings = Settings(state_dir=tmp_path / "state", ami_port=1, redis_url="redis://127.0.0.1:1/0")
+@contextlib.asynccontextmanager
+async def app_clients(database: Database, settings: Settings) -> AsyncIterator[Client]:
+    """`make(role, tenant)`: a client of one app; with a role, an API token of that role;
+    without, no credentials (sign in through /login)."""
     app = create_app(settings, database, zone=ZoneInfo("UTC"))
     clients: list[httpx.AsyncClient] = []
 
     def client(role: str | None = None, tenant: str | None = None) -> httpx.AsyncClient:
-        headers = {}
-        if role:
-            with database.session() as session:
-                token, _ = accounts.create_token(
-                    session, role, name=uuid.uuid4().hex[:8], now=datetime.now(UTC), tenant=tenant
-                )
-            headers["Authorization"] = f"Bearer {token}"
+        headers = _token(database, role, tenant) if role else {}
         made = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=BASE, headers=headers
         )
         clients.append(made)
         return made
 
-    yield client
-    for made in clients:
-        await made.aclose()
+    try:
+        yield client
+    finally:
+        for made in clients:
+            await made.aclose()
+
+
+@pytest.fixture
+async def make(database: Database, tmp_path: Path) -> AsyncIterator[Client]:
+    settings = Settings(state_dir=tmp_path / "state", ami_port=1, redis_url="redis://127.0.0.1:1/0")
+    async with app_clients(database, settings) as client:
+        yield client
 
 
 def _requests(db: Database, count: int, **extra: object) -> list[str]:
