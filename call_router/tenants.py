@@ -61,10 +61,10 @@ OWNED: Final = (
     ServiceRequest,
     RequestEvent,
     RequestCall,
+    RequestAttachment,
     Crew,
     Open311Key,
     ControlAction,
-    RequestAttachment,
 )
 # Rows that belong to a call: they are behind the wall of the call they belong to (its
 # disposition, the disposition's history, a meter reading phoned in during it). A reading
