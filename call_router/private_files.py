@@ -71,6 +71,7 @@ def private_paths(settings: Settings) -> list[tuple[Path, int]]:
     paths: list[tuple[Path, int]] = [(settings.state_dir, 0o700)]
     paths += [(settings.state_dir / name, 0o600) for name in _SECRET_FILES]
     paths += [(settings.log_dir, 0o700), (settings.asterisk_dir / "log", 0o700)]
+    paths += [(settings.attachments_dir, 0o700)]  # residents' photos of service requests
     paths += [(settings.asterisk_dir / "etc" / name, 0o600) for name in _SECRET_CONFIGS]
     recordings = settings.recordings_dir
     paths += [(recordings / name, 0o700) for name in PRIVATE_RECORDINGS]

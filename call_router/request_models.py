@@ -164,3 +164,43 @@ class Open311Key(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CrewMember(Base):
+    """A crew-role dashboard account working as one crew: it may see and add the photos of
+    that crew's jobs only (`hotline crews link CREW USER`)."""
+
+    __tablename__ = "crew_members"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("dashboard_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    crew_id: Mapped[int] = mapped_column(ForeignKey("crews.id", ondelete="CASCADE"), index=True)
+
+
+class RequestAttachment(Base):
+    """A photo or document of a request (the dashboard's upload, the crew's "done" photo).
+
+    The bytes are a file under the state folder (`Settings.attachments_dir`), named by
+    `stored_as` (random, never the uploader's name); this row keeps what the reader sees.
+    Rules: call_router/request_attachments.py.
+    """
+
+    __tablename__ = "request_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("service_requests.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True
+    )
+    # The uploader's file name, cleaned (call_router/attachment_checks.py clean_name).
+    name: Mapped[str] = mapped_column(String(128))
+    # What the content is (sniffed from the bytes, never the browser's word).
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_as: Mapped[str] = mapped_column(String(64), unique=True)
+    uploaded_by: Mapped[str] = mapped_column(String(128))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

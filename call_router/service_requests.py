@@ -396,6 +396,67 @@ def assign(
     return request
 
 
+# At most this many requests in one bulk assignment.
+MAX_BULK = 200
+
+
+@dataclass(frozen=True)
+class Refused:
+    number: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class BulkAssigned:
+    assigned: list[ServiceRequest]
+    # Each with the reason: changed meanwhile (conflict), not found, the crew does not take it.
+    refused: list[Refused]
+
+
+def assign_many(
+    session: Session,
+    picks: Sequence[tuple[str, int | None]],
+    crew_id: int,
+    *,
+    actor: str,
+    note: str | None = None,
+    force: bool = False,
+    now: datetime | None = None,
+) -> BulkAssigned:
+    """Give several requests (number, the version the dispatcher saw) to one crew. Each is
+    assigned whole or not at all (its own savepoint, `assign`'s rules and optimistic lock):
+    one changed meanwhile is refused with the reason and the others are still assigned."""
+    if len(picks) > MAX_BULK:
+        raise RequestError(f"at most {MAX_BULK} requests at once", "invalid")
+    get_crew(session, crew_id)  # an unknown crew refuses the whole action
+    now = now or utcnow()
+    assigned: list[ServiceRequest] = []
+    refused: list[Refused] = []
+    seen: set[str] = set()
+    for number, version in picks:
+        if number in seen:
+            continue
+        seen.add(number)
+        try:
+            with session.begin_nested():
+                request = assign(
+                    session,
+                    number,
+                    crew_id,
+                    actor=actor,
+                    note=note,
+                    expected_version=version,
+                    force=force,
+                    now=now,
+                )
+        except LifecycleError as exc:
+            refused.append(Refused(number, exc.code, str(exc)))
+            continue
+        assigned.append(request)
+    return BulkAssigned(assigned, refused)
+
+
 @dataclass(frozen=True)
 class RequestFilter:
     states: Sequence[str] = ()

@@ -283,6 +283,9 @@ class Settings(BaseSettings):
     }
     # Months with frost: a heating failure then is an emergency (Oct-Apr for Moscow).
     callback_frost_months: list[int] = [10, 11, 12, 1, 2, 3, 4]
+    # --- service-request attachments (call_router/request_attachments.py) ---
+    # Largest photo or PDF accepted (bytes); a bigger upload is refused with 413.
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
 
     @classmethod
     def settings_customise_sources(
@@ -343,6 +346,11 @@ class Settings(BaseSettings):
     def asterisk_dir(self) -> Path:
         """Rendered Asterisk config plus its spool/log/run folders."""
         return self.state_dir / "asterisk"
+
+    @property
+    def attachments_dir(self) -> Path:
+        """Photos and documents of service requests (never in the database)."""
+        return self.state_dir / "attachments"
 
     @property
     def agi_url(self) -> str:

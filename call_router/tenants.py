@@ -40,7 +40,14 @@ from call_router.agent_models import (
 from call_router.control_models import ControlAction
 from call_router.meter_models import MeterReading, PayerAccount, PayerMeter
 from call_router.models import Call, Callback, Operator, utcnow
-from call_router.request_models import Crew, Open311Key, RequestCall, RequestEvent, ServiceRequest
+from call_router.request_models import (
+    Crew,
+    Open311Key,
+    RequestAttachment,
+    RequestCall,
+    RequestEvent,
+    ServiceRequest,
+)
 from call_router.tenant_models import Building, DialledNumber, ResidentPhone, Tenant, TenantQueue
 from call_router.tenant_routing import SERVICES, tenant_queue_name
 
@@ -55,6 +62,7 @@ OWNED: Final = (
     ServiceRequest,
     RequestEvent,
     RequestCall,
+    RequestAttachment,
     Crew,
     Open311Key,
     ControlAction,

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, pass_context
 
 from dashboard.i18n_analytics import MESSAGES as ANALYTICS_MESSAGES
+from dashboard.i18n_requests import MESSAGES as REQUEST_MESSAGES
 
 LANGUAGES = ("ru", "en")
 COOKIE = "hotline_lang"
@@ -994,6 +995,8 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 for _lang, _texts in ANALYTICS_MESSAGES.items():
+    MESSAGES[_lang].update(_texts)
+for _lang, _texts in REQUEST_MESSAGES.items():
     MESSAGES[_lang].update(_texts)
 
 

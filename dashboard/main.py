@@ -50,12 +50,15 @@ from dashboard.routes import (
     operator_pages,
     pages,
     reports,
+    request_files,
     request_pages,
+    request_reports,
     security_pages,
     tenant_pages,
     wallboard,
 )
 from dashboard.routes.schemas import iso_utc
+from dashboard.upload_limit import FORM_OVERHEAD, UploadLimit
 
 HERE = Path(__file__).resolve().parent
 
@@ -198,6 +201,8 @@ def create_app(
             response.headers.setdefault(name, value)
         return response
 
+    # Uploads (request attachments) are capped before any form is read.
+    app.add_middleware(UploadLimit, max_bytes=settings.attachment_max_bytes + FORM_OVERHEAD)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Every router declares who may use it (rules: dashboard/auth.py); check_routes below
     # refuses to start if one does not.
@@ -218,6 +223,9 @@ def create_app(
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
     app.include_router(api_requests.router, dependencies=[Depends(auth.REQUESTS)])
+    app.include_router(request_files.router, dependencies=[Depends(auth.REQUESTS)])
+    app.include_router(request_reports.router, dependencies=[Depends(auth.REQUESTS)])
+    app.include_router(request_reports.pages, dependencies=[Depends(auth.REQUESTS)])
     # Open311 clients: public reads, an Open311 API key for POST (checked in the router).
     app.include_router(open311.router, dependencies=public)
     app.include_router(request_pages.router, dependencies=[Depends(auth.REQUESTS)])

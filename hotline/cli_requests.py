@@ -175,21 +175,44 @@ def requests_create(
 
 @requests_app.command("assign")
 def requests_assign(
-    number: str,
+    numbers: Annotated[list[str], typer.Argument(help="One request number, or several.")],
     crew: Annotated[int, typer.Option(help="The crew's id (hotline crews list).")],
     note: Annotated[str | None, typer.Option()] = None,
     force: Annotated[bool, typer.Option(help="Even if the crew does not take it.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Give a request to a crew."""
+    """Give a request to a crew; several at once: each is assigned or refused on its own
+    (`{"assigned": [...], "refused": [...]}`; exit 2 if any was refused)."""
     from call_router import service_requests as store
 
-    info = _run(
-        lambda s: store.request_dict(
-            store.assign(s, number, crew, actor=ACTOR, note=note, force=force)
+    if len(numbers) == 1:
+        info = _run(
+            lambda s: store.request_dict(
+                store.assign(s, numbers[0], crew, actor=ACTOR, note=note, force=force)
+            )
         )
-    )
-    _emit(info, as_json, lambda i: f"request {i['number']} assigned to {i['crew']['name']}")
+        _emit(info, as_json, lambda i: f"request {i['number']} assigned to {i['crew']['name']}")
+        return
+
+    def bulk(session: Session) -> dict[str, Any]:
+        picks = [(number, None) for number in numbers]
+        done = store.assign_many(session, picks, crew, actor=ACTOR, note=note, force=force)
+        return {
+            "assigned": [store.request_dict(r) for r in done.assigned],
+            "refused": [
+                {"number": r.number, "code": r.code, "message": r.message} for r in done.refused
+            ],
+        }
+
+    def text(i: dict[str, Any]) -> str:
+        lines = [f"request {r['number']} assigned to {r['crew']['name']}" for r in i["assigned"]]
+        lines += [f"request {r['number']} NOT assigned: {r['message']}" for r in i["refused"]]
+        return "\n".join(lines)
+
+    result = _run(bulk)
+    _emit(result, as_json, text)
+    if result["refused"]:
+        raise typer.Exit(2)
 
 
 @requests_app.command("status")
@@ -259,6 +282,22 @@ def crews_list(as_json: JsonOpt = False) -> None:
         )
 
     _emit(rows, as_json, lambda items: text(items) or "no crews")
+
+
+@crews_app.command("link")
+def crews_link(
+    crew: Annotated[int, typer.Argument(help="The crew's id.")],
+    username: Annotated[str, typer.Argument(help="A crew-role dashboard account.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Let a crew account work as this crew: it sees and adds the photos of its jobs only."""
+    from call_router import request_attachments as files
+
+    def link(session: Session) -> dict[str, Any]:
+        files.link_member(session, crew, username)
+        return {"crew_id": crew, "username": username}
+
+    _emit(_run(link), as_json, lambda i: f"{i['username']} works as crew {i['crew_id']}")
 
 
 def _key_dict(row: Any) -> dict[str, Any]:

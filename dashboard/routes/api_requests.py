@@ -18,6 +18,7 @@ Text from residents is returned as data (JSON) and defused in the CSV export.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -395,6 +396,55 @@ def assign(number: str, body: AssignIn, session: SessionDep, actor: ActorDep) ->
     except LifecycleError as exc:
         raise _refused(exc) from None
     return store.request_dict(request, detail=True)
+
+
+class PickIn(BaseModel):
+    number: str = Field(pattern=NUMBER)
+    # The version you read: if someone changed the request meanwhile, it is not assigned.
+    version: int | None = Field(default=None, ge=1, le=MAX_ROW_ID)
+
+
+class BulkAssignIn(BaseModel):
+    requests: list[PickIn] = Field(min_length=1, max_length=store.MAX_BULK)
+    crew_id: int = Field(ge=1, le=MAX_ROW_ID)
+    note: str | None = Field(default=None, max_length=store.MAX_NOTE)
+    force: bool = False
+
+
+class RefusedOut(BaseModel):
+    number: str
+    # conflict (changed meanwhile), not_found, crew_mismatch, transition …
+    code: str
+    message: str
+
+
+class BulkAssignOut(BaseModel):
+    assigned: list[RequestOut]
+    refused: list[RefusedOut]
+
+
+@router.post("/api/requests/assign", response_model=BulkAssignOut)
+def assign_many(body: BulkAssignIn, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
+    """Give several requests to one crew in one action. Each is assigned whole or not at all:
+    one changed since its `version` (or refused for another reason) is listed in `refused`
+    with the reason, the others are assigned. An unknown crew refuses the whole action (404)."""
+    _need(actor, DISPATCHERS, "assign requests")
+    try:
+        result = store.assign_many(
+            session,
+            [(pick.number, pick.version) for pick in body.requests],
+            body.crew_id,
+            actor=actor.by,
+            note=body.note,
+            force=body.force,
+        )
+    except LifecycleError as exc:
+        raise _refused(exc) from None
+    now = utcnow()
+    return {
+        "assigned": [store.request_dict(r, now=now) for r in result.assigned],
+        "refused": [asdict(r) for r in result.refused],
+    }
 
 
 @router.post("/api/requests/{number}/calls", response_model=RequestDetailOut)

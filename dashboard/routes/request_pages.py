@@ -11,16 +11,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
+from call_router import request_attachments as files
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
+from call_router.accounts import CREW
 from call_router.models import utcnow
 from call_router.request_lifecycle import LifecycleError
+from call_router.request_models import RequestAttachment
 from call_router.service_requests import RequestFilter
 from dashboard.deps import ActorDep, SessionDep, StateDep
 from dashboard.i18n import render
+from dashboard.routes import request_files
 from dashboard.routes.api_requests import DISPATCHERS, ROLE_STATES
 from dashboard.routes.schemas import MAX_ROW_ID
 
@@ -110,7 +114,7 @@ def dispatch_page(
             "fresh": [store.request_dict(r, now=now) for r in fresh],
             "late": [store.request_dict(r, now=now) for r in late],
             "crews": [store.crew_dict(c) for c in store.list_crews(session) if c.active],
-            "message": msg[:200] if msg else None,
+            "message": msg[:1000] if msg else None,
         },
     )
 
@@ -120,10 +124,13 @@ def crew_page(
     request: Request,
     state: StateDep,
     session: SessionDep,
+    actor: ActorDep,
     crew: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     msg: str | None = None,
 ) -> Response:
     crews = store.list_crews(session)
+    if crew is None and actor.principal.role == CREW:
+        crew = files.crew_of_user(session, actor.principal.user_id)  # its own jobs
     chosen = next((c for c in crews if c.id == crew), None)
     jobs: list[dict[str, Any]] = []
     if chosen is not None:
@@ -176,6 +183,12 @@ def _detail(
         raise HTTPException(404, detail="no such request") from None
     role = actor.principal.role
     moves = sorted(life.TRANSITIONS[found.state] & ROLE_STATES.get(role, frozenset()))
+    may_see_files = request_files.may_see(session, actor, found)
+    attachments = (
+        [files.attachment_dict(a, found.number) for a in files.list_attachments(session, found)]
+        if may_see_files
+        else []
+    )
     return _page(
         state,
         request,
@@ -188,6 +201,9 @@ def _detail(
             else [],
             "message": message,
             "error": error,
+            "may_see_files": may_see_files,
+            "attachments": attachments,
+            "max_upload": state.settings.attachment_max_bytes,
         },
         status,
     )
@@ -205,9 +221,12 @@ def request_status_form(
     version: Annotated[int | None, Form(ge=1, le=MAX_ROW_ID)] = None,
     duplicate_of: Annotated[str, Form(max_length=12)] = "",
     back: Annotated[str, Form(max_length=16)] = "detail",
+    photo: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
+    """A state change; a crew marking a job done may add a photo (both kept, or neither)."""
     if new_state not in ROLE_STATES.get(actor.principal.role, frozenset()):
         raise HTTPException(403, detail=f"your role may not set {new_state[:32]}")
+    kept: list[RequestAttachment] = []
     try:
         # Its own transaction: a refused change rolls back there, the page is read afresh.
         with state.db.session() as work:
@@ -220,8 +239,16 @@ def request_status_form(
                 expected_version=version,
                 duplicate_of=duplicate_of or None,
             )
+            if photo is not None and photo.filename:
+                if not request_files.may_see(work, actor, changed):
+                    raise LifecycleError("you may not add photos to this request", "forbidden")
+                kept.append(request_files.save(work, state.settings, actor, changed, photo))
     except LifecycleError as exc:
-        return _detail(number, request, state, session, actor, error=str(exc), status=409)
+        status = request_files.UPLOAD_CODES.get(exc.code, 409)
+        return _detail(number, request, state, session, actor, error=str(exc), status=status)
+    except BaseException:
+        files.remove_files(state.settings.attachments_dir, kept)  # the commit failed
+        raise
     message = f"Request {number}: {life.STATUS_NOTES[new_state]}"
     return _back(back, number, message, crew_id=changed.crew_id)
 
@@ -255,3 +282,68 @@ def request_assign_form(
     except LifecycleError as exc:
         return _detail(number, request, state, session, actor, error=str(exc), status=409)
     return _back(back, number, f"Request {number} assigned.")
+
+
+@router.post("/requests/{number}/attachments", name="request_attach_form")
+def request_attach_form(
+    number: str,
+    request: Request,
+    state: StateDep,
+    session: SessionDep,
+    actor: ActorDep,
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    """Attach a photo or a PDF from the request page."""
+    kept: list[RequestAttachment] = []
+    try:
+        with state.db.session() as work:
+            found = request_files.readable_request(work, actor, _number(number))
+            kept.append(request_files.save(work, state.settings, actor, found, file))
+    except LifecycleError as exc:
+        status = request_files.UPLOAD_CODES.get(exc.code, 422)
+        return _detail(number, request, state, session, actor, error=str(exc), status=status)
+    except HTTPException:
+        raise
+    except BaseException:
+        files.remove_files(state.settings.attachments_dir, kept)
+        raise
+    return _back("detail", number, f"Request {number}: {kept[0].name} attached.")
+
+
+def _picks(values: list[str]) -> list[tuple[str, int | None]]:
+    """Form values "NUMBER:VERSION" (the version the dispatcher saw)."""
+    picks: list[tuple[str, int | None]] = []
+    for value in values:
+        number, _, version = value.partition(":")
+        if store.id_of(number) is None or (version and not version.isdigit()):
+            raise HTTPException(422, detail=f"not a request: {value[:20]!r}")
+        picks.append((number, int(version) if version else None))
+    return picks
+
+
+@router.post("/dispatch/assign", name="dispatch_assign_form")
+def dispatch_assign_form(
+    state: StateDep,
+    actor: ActorDep,
+    crew_id: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
+    pick: Annotated[list[str], Form(max_length=store.MAX_BULK)],
+    force: Annotated[bool, Form()] = False,
+) -> Response:
+    """Assign the ticked requests to one crew; one changed meanwhile is named, not assigned."""
+    if actor.principal.role not in DISPATCHERS:
+        raise HTTPException(403, detail="your role may not assign requests")
+    picks = _picks([value[:32] for value in pick])
+    try:
+        with state.db.session() as work:
+            result = store.assign_many(work, picks, crew_id, actor=actor.by, force=force)
+            crew = store.get_crew(work, crew_id).name
+    except LifecycleError as exc:
+        return _back("dispatch", "", f"Nothing assigned: {exc}")
+    parts = []
+    if result.assigned:
+        numbers = ", ".join(r.number for r in result.assigned)
+        parts.append(f"Assigned to {crew}: {numbers}.")
+    if result.refused:
+        why = "; ".join(f"{r.number} ({r.message})" for r in result.refused)
+        parts.append(f"Not assigned: {why}.")
+    return _back("dispatch", "", " ".join(parts))

@@ -3,9 +3,11 @@ a fresh state folder (SQLite); every `--json` prints only JSON."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,8 @@ def test_request_lifecycle_from_the_cli(cli: Any) -> None:  # noqa: F811
     assert cli("open311", "keys", "revoke", "city portal", "--json")["revoked_at"]
 
 
-def test_refusals_exit_2_with_the_reason(tmp_path: Path) -> None:
+def _runner(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`hotline ARGS…` on a fresh state folder (SQLite), whatever its exit code."""
     env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state")}
     env.pop("HOTLINE_DATABASE_URL", None)
 
@@ -67,6 +70,12 @@ def test_refusals_exit_2_with_the_reason(tmp_path: Path) -> None:
             check=False,
         )
 
+    return run
+
+
+def test_refusals_exit_2_with_the_reason(tmp_path: Path) -> None:
+    run = _runner(tmp_path)
+
     unknown = run("requests", "create", "--category", "nope", "--street", "A", "--house", "1")
     assert unknown.returncode == 2 and "unknown category" in unknown.stderr
     missing = run("requests", "show", "1001")
@@ -75,3 +84,32 @@ def test_refusals_exit_2_with_the_reason(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     bad_move = run("requests", "status", "1001", "done")
     assert bad_move.returncode == 2 and "cannot become done" in bad_move.stderr
+
+
+def test_bulk_assign_and_crew_link_from_the_cli(tmp_path: Path) -> None:
+    run = _runner(tmp_path)
+
+    crew = json.loads(run("crews", "add", "Heat N", "--json").stdout)["id"]
+    numbers = []
+    for house in ("1", "2", "3"):
+        made = run("requests", "create", "--category", "lift", "--street", "A", "--house", house,
+                   "--json")  # fmt: skip
+        numbers.append(json.loads(made.stdout)["number"])
+    assert run("requests", "status", numbers[2], "closed").returncode == 0
+    bulk = run("requests", "assign", *numbers, "--crew", str(crew), "--json")
+    # One refused (a closed request cannot be assigned): exit 2, stdout still only JSON.
+    assert bulk.returncode == 2, bulk.stderr
+    result = json.loads(bulk.stdout)
+    assert [r["number"] for r in result["assigned"]] == numbers[:2]
+    assert [(r["number"], r["code"]) for r in result["refused"]] == [(numbers[2], "transition")]
+    # The one-request form answers as before.
+    one = run("requests", "assign", numbers[0], "--crew", str(crew), "--json")
+    assert one.returncode == 0 and json.loads(one.stdout)["crew"]["id"] == crew
+
+    added = run("users", "add", "brigade", "--role", "crew", "--json")
+    assert added.returncode == 0, added.stderr
+    linked = run("crews", "link", str(crew), "brigade", "--json")
+    assert json.loads(linked.stdout) == {"crew_id": crew, "username": "brigade"}
+    assert run("users", "add", "boss", "--role", "dispatcher").returncode == 0
+    refused = run("crews", "link", str(crew), "boss")
+    assert refused.returncode == 2 and "not a crew" in refused.stderr
