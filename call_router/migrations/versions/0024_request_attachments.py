@@ -1,7 +1,7 @@
 """service-request attachments (photos, documents) and crew accounts' crews
 
 Revision ID: 0024
-Revises: 0020
+Revises: 0023
 Create Date: 2026-12-05
 
 Tables: call_router/request_models.py RequestAttachment (metadata only: the bytes are files
@@ -17,7 +17,7 @@ from alembic import op
 import call_router.models
 
 revision: str = "0024"
-down_revision: str | None = "0020"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """one move of a caller at a time: supervisors' claims on a call
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-05
 
 Table: call_router/control_models.py (`control_claims`): a row while a supervisor's move of
@@ -18,7 +18,7 @@ from alembic import op
 import call_router.models
 
 revision: str = "0025"
-down_revision: str | None = "0023"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
