@@ -35,6 +35,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "st.weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
         "rep.more": "More:",
+        "rep.sl_title": "Service level over time",
+        "rep.sl_note": "Share of queue callers answered within the threshold, per bar (%).",
+        "rep.by_direction": "By direction",
+        "rep.direction": "Direction",
+        "rep.direction_note": (
+            "Queue, service-level and operator figures count inbound callers only;"
+            " an operator's callback is not an answered call."
+        ),
+        "dir.inbound": "Inbound",
+        "dir.callback": "Callback (outbound)",
+        "dir.internal": "Internal",
         "ag.title": "Agent sessions",
         "ag.day": "Day",
         "ag.logins": "Log-ins / outs",
@@ -84,6 +95,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "st.weekdays": "Пн,Вт,Ср,Чт,Пт,Сб,Вс",
         "rep.more": "Ещё:",
+        "rep.sl_title": "Уровень сервиса по времени",
+        "rep.sl_note": "Доля звонивших в очередь, получивших ответ в пределах порога, %.",
+        "rep.by_direction": "По направлению",
+        "rep.direction": "Направление",
+        "rep.direction_note": (
+            "Показатели очередей, уровня сервиса и операторов считают только входящие звонки;"
+            " перезвон оператора не считается отвеченным звонком."
+        ),
+        "dir.inbound": "Входящие",
+        "dir.callback": "Перезвон (исходящие)",
+        "dir.internal": "Внутренние",
         "ag.title": "Смены операторов",
         "ag.day": "День",
         "ag.logins": "Входы / выходы",
