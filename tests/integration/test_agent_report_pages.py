@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from call_router import accounts, tenants
+from call_router import tenants
 from call_router.agent_models import AgentStateLog
 from call_router.call_log import EVENT_RING_NO_ANSWER
 from call_router.db import Database
@@ -156,11 +156,7 @@ async def test_a_tenants_supervisor_sees_only_its_operators(
     database: Database, http: httpx.AsyncClient
 ) -> None:
     fill(database)
-    with database.session() as session:
-        token, _ = accounts.create_token(
-            session, "supervisor", name="other", now=datetime.now(UTC), tenant="other"
-        )
-    mine = {"Authorization": f"Bearer {token}"}
+    mine = bearer_headers(database, name="other", tenant="other")
     answer = await http.get("/api/reports/agents", params=DAY, headers=mine)
     assert answer.status_code == 200
     assert [f["login"] for f in answer.json()["period"]] == ["2002"]
