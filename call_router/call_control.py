@@ -33,6 +33,7 @@ import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from call_router import queue_log
 from call_router.agents import interface_of
 from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable, Reply
 from call_router.call_log import EVENT_ENDED_BY_SUPERVISOR, EVENT_MOVED, CallLog
@@ -281,6 +282,11 @@ class CallControl:
                     f"call {call_id} was not moved: {reply.get('Message', 'refused')}",
                     409,
                 )
+            # The queue_log feed (call_router/queue_log.py): why the caller left the queue.
+            await self._action(
+                queue_log.moved_action(from_queue.get("Value") or None, linkedid, target),
+                tolerate=True,
+            )
         except ControlError as exc:
             await self._in_thread(
                 self._audit,

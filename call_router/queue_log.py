@@ -58,8 +58,12 @@ EVENTS: Final[dict[str, tuple[str, ...]]] = {
     "SYSCOMPAT": (),
     "QUEUESTART": (),
 }
-# Our own QueueLog() lines (asterisk_conf/extensions.conf.j2).
+# Our own lines (QueueLog() in asterisk_conf/extensions.conf.j2, the AMI QueueLog action).
 OWN_PREFIX: Final = "HOTLINE"
+# A supervisor moved a waiting caller (call_router/call_control.py): app_queue logs the caller's
+# leaving the queue as ABANDON, this line right after it says why; data: the queue or operator
+# login they were moved to.
+EVENT_MOVED: Final = "HOTLINEMOVED"
 # Events about a member rather than a caller: callid NONE is expected.
 MEMBER_EVENTS: Final = frozenset(
     {"ADDMEMBER", "REMOVEMEMBER", "PAUSE", "UNPAUSE", "PAUSEALL", "UNPAUSEALL"}
@@ -83,6 +87,18 @@ class QueueLogLine:
             return None
         index = names.index(name)
         return self.data[index] if index < len(self.data) else None
+
+
+def moved_action(from_queue: str | None, callid: str, target: str) -> dict[str, str]:
+    """The AMI action that writes `<from_queue>|<callid>|NONE|HOTLINEMOVED|<target>`."""
+    return {
+        "Action": "QueueLog",
+        "Queue": from_queue or "NONE",
+        "Event": EVENT_MOVED,
+        "UniqueID": callid,
+        "Interface": "NONE",
+        "Message": target,
+    }
 
 
 def parse_line(line: str) -> QueueLogLine:
