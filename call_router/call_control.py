@@ -35,6 +35,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from call_router import queue_log
 from call_router.agents import interface_of, login_of
 from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable, Reply
 from call_router.call_log import EVENT_ENDED_BY_SUPERVISOR, EVENT_MOVED, CallLog
@@ -449,6 +450,11 @@ class CallControl:
                 f"call {call_id} was not moved: {reply.get('Message', 'refused')}",
                 409,
             )
+        # The queue_log feed (call_router/queue_log.py): why the caller left the queue.
+        await self._action(
+            queue_log.moved_action(from_queue.get("Value") or None, linkedid, target),
+            tolerate=True,
+        )
         data = {
             "by": self._by,
             "from_queue": from_queue.get("Value") or None,

@@ -605,3 +605,9 @@ def operator_totals(
             base, pauses=base.pauses + count, pause_seconds=base.pause_seconds + seconds
         )
     return sorted(totals.values(), key=lambda t: t.operator)
+
+
+def calls_per_direction(session: Session, since: datetime, until: datetime) -> dict[str, int]:
+    """Calls started in [since, until) per direction (inbound, callback, internal)."""
+    stmt = select(Call.direction, func.count()).where(_in_range(since, until))
+    return {str(d): int(n) for d, n in session.execute(stmt.group_by(Call.direction))}

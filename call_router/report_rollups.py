@@ -531,3 +531,49 @@ def report_figures(
     for start, stop in plan.live:
         total = total.plus(read_live(session, start, stop, threshold=threshold, now=now))
     return total
+
+
+def service_level_slots(
+    session: Session, since: datetime, until: datetime, *, threshold: float, now: datetime
+) -> tuple[dict[int, int], dict[int, int]]:
+    """(answered within the threshold, decided) per UTC slot of [since, until): the service
+    level over time (QueueTotals' within / decided). Rolled-up slot rows where report_figures
+    left them (call it first), the live GROUP BY for the rest, as report_figures does."""
+    within: dict[int, int] = {}
+    decided: dict[int, int] = {}
+
+    def add(slot: int, inside: int, counted: int) -> None:
+        within[slot] = within.get(slot, 0) + inside
+        decided[slot] = decided.get(slot, 0) + counted
+
+    def live(start: datetime, stop: datetime) -> None:
+        stmt = queries.queue_totals_stmt(start, stop, threshold=threshold, now=now, by_slot=True)
+        for row in session.execute(stmt):
+            add(int(row[0]), int(row[5]), int(row[6]))
+
+    closed = closed_end(session, now, threshold)
+    window = reports.plan_range(since, until, closed).rolled
+    if not tenants.scope_of(session).everything or window is None:
+        live(since, until)
+        return within, decided
+    valid = select(ReportSlot.slot).where(_valid(*window, threshold))
+    covered = set(session.scalars(valid))
+    rolled = (
+        select(
+            ReportSlotQueue.slot,
+            func.sum(ReportSlotQueue.within),
+            func.sum(ReportSlotQueue.decided),
+        )
+        .where(
+            ReportSlotQueue.span == SPAN_SLOT,
+            ReportSlotQueue.slot >= window[0],
+            ReportSlotQueue.slot < window[1],
+            ReportSlotQueue.slot.in_(valid.scalar_subquery()),
+        )
+        .group_by(ReportSlotQueue.slot)
+    )
+    for slot, inside, counted in session.execute(rolled):
+        add(int(slot), int(inside), int(counted))
+    for start, stop in reports.plan_range(since, until, closed, covered).live:
+        live(start, stop)
+    return within, decided

@@ -353,14 +353,16 @@ def bars(
     height: float,
     gap: float = 2.0,
     min_slots: int = 1,
+    top: float | None = None,
 ) -> list[Bar]:
     """Vertical bars filling `width` x `height` (SVG coordinates: y grows downwards).
 
     `min_slots`: lay out at least this many slots, so two bars are not each half a page wide.
+    `top`: the value of a full-height bar (default: the largest value), e.g. 100 for percents.
     """
     if not items:
         return []
-    top = max((value for _, value in items), default=0) or 1
+    top = top or max((value for _, value in items), default=0) or 1
     slot = width / max(len(items), min_slots)
     bar_width = max(1.0, slot - gap)
     result = []
@@ -377,3 +379,21 @@ def bars(
             )
         )
     return result
+
+
+def service_level_buckets(
+    within: Mapping[int, int],
+    decided: Mapping[int, int],
+    zone: tzinfo,
+    by: Bucket,
+    first: date,
+    last: date,
+) -> list[tuple[str, float | None]]:
+    """The service level per local hour or day (None: no call decided in it), from the
+    per-slot sums (call_router.report_rollups.service_level_slots), folded like fold_slots."""
+    inside = fold_slots(within, zone, by, first, last)
+    counted = fold_slots(decided, zone, by, first, last)
+    return [
+        (label, (ok / n) if n else None)
+        for (label, ok), (_label, n) in zip(inside, counted, strict=True)
+    ]

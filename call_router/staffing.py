@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cached_property
 from typing import Any, Final
 
+from call_router.agent_sessions import StateEvent, spans
 from call_router.erlang import ErlangError, Staffing, Target, agents_needed
 
 SLOT_SECONDS: Final = 900
@@ -29,7 +30,9 @@ MAX_WEEKS: Final = 52
 # Handle time assumed for a quarter hour whose calls were never answered and a log with no
 # answered call at all: a typical short hotline call plus nothing else to go on.
 FALLBACK_HANDLE_SECONDS: Final = 180.0
-LOGIN, LOGOUT, PAUSE, UNPAUSE = "login", "logout", "pause", "unpause"
+
+# A row of the agent state log (the forecast reads log-ins and pauses).
+AgentEvent = StateEvent
 
 Cell = tuple[int, int]  # (local weekday 0 = Monday, quarter hour of the day 0..95)
 
@@ -40,13 +43,6 @@ class CallSample:
 
     arrived_at: datetime
     handle_seconds: float | None
-
-
-@dataclass(frozen=True)
-class AgentEvent:
-    login: str
-    at: datetime
-    action: str  # login / logout / pause / unpause
 
 
 @dataclass(frozen=True)
@@ -161,27 +157,12 @@ def staffed_seconds(
     """
     logged: dict[int, float] = defaultdict(float)
     ready: dict[int, float] = defaultdict(float)
-    start, end = window.start.timestamp(), window.end.timestamp()
-    by_login: dict[str, list[AgentEvent]] = defaultdict(list)
-    for event in sorted(events, key=lambda e: (e.at, e.login)):
-        by_login[event.login].append(event)
-    for history in by_login.values():
-        is_in, is_paused, since = False, False, start
-        for event in [*history, AgentEvent("", window.end, "")]:
-            at = min(max(event.at.timestamp(), start), end)
-            if is_in and at > since:
-                _spread(logged, since, at)
-                if not is_paused:
-                    _spread(ready, since, at)
-            since = at
-            if event.action == LOGIN:
-                is_in, is_paused = True, False
-            elif event.action == LOGOUT:
-                is_in, is_paused = False, False
-            elif event.action == PAUSE:
-                is_paused = True
-            elif event.action == UNPAUSE:
-                is_paused = False
+    # The agent-session report's definition of logged in and paused (one rule for both).
+    for span in spans(events, window.start, window.end):
+        begin, finish = span.begin.timestamp(), span.end.timestamp()
+        _spread(logged, begin, finish)
+        if not span.paused:
+            _spread(ready, begin, finish)
     return logged, ready
 
 

@@ -71,13 +71,13 @@ def agent_events(session: Session, since: datetime, until: datetime) -> Sequence
         .group_by(AgentStateLog.sip_login)
     )
     inside = and_(AgentStateLog.at >= since, AgentStateLog.at < until)
-    stmt = select(AgentStateLog.sip_login, AgentStateLog.at, AgentStateLog.action).where(
-        inside | AgentStateLog.id.in_(last_before)
-    )
+    stmt = select(
+        AgentStateLog.sip_login, AgentStateLog.at, AgentStateLog.action, AgentStateLog.reason
+    ).where(inside | AgentStateLog.id.in_(last_before))
     if wall is not None:
         stmt = stmt.where(wall)
     stmt = stmt.order_by(AgentStateLog.at, AgentStateLog.id)
-    return [AgentEvent(login, at, action) for login, at, action in session.execute(stmt)]
+    return [AgentEvent(*row) for row in session.execute(stmt)]
 
 
 def week_forecast(

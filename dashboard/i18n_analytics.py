@@ -35,6 +35,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "st.weekdays": "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
         "rep.more": "More:",
+        "rep.sl_title": "Service level over time",
+        "rep.sl_note": "Share of queue callers answered within the threshold, per bar (%).",
+        "rep.by_direction": "By direction",
+        "rep.direction": "Direction",
+        "rep.direction_note": (
+            "Queue, service-level and operator figures count inbound callers only;"
+            " an operator's callback is not an answered call."
+        ),
+        "dir.inbound": "Inbound",
+        "dir.callback": "Callback (outbound)",
+        "dir.internal": "Internal",
+        "ag.title": "Agent sessions",
+        "ag.day": "Day",
+        "ag.logins": "Log-ins / outs",
+        "ag.logged_in": "Logged in",
+        "ag.ready": "Ready",
+        "ag.wrapup": "Wrap-up",
+        "ag.callbacks": "Calls out (callbacks)",
+        "ag.missed": "Missed",
+        "ag.occupancy": "Occupancy",
+        "ag.reasons": "Pause reasons",
+        "ag.period": "Over the period",
+        "ag.by_day": "Per day",
+        "ag.none": "No operator was logged in or took a call in this period.",
+        "ag.note": (
+            "Ready: logged in, not paused, not on a call or in wrap-up. Occupancy: time on calls"
+            " and wrap-up over logged-in time not paused. Missed: rang and not answered."
+        ),
     },
     "ru": {
         "ab.title": "Неотвеченные звонки",
@@ -67,5 +95,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         "st.weekdays": "Пн,Вт,Ср,Чт,Пт,Сб,Вс",
         "rep.more": "Ещё:",
+        "rep.sl_title": "Уровень сервиса по времени",
+        "rep.sl_note": "Доля звонивших в очередь, получивших ответ в пределах порога, %.",
+        "rep.by_direction": "По направлению",
+        "rep.direction": "Направление",
+        "rep.direction_note": (
+            "Показатели очередей, уровня сервиса и операторов считают только входящие звонки;"
+            " перезвон оператора не считается отвеченным звонком."
+        ),
+        "dir.inbound": "Входящие",
+        "dir.callback": "Перезвон (исходящие)",
+        "dir.internal": "Внутренние",
+        "ag.title": "Смены операторов",
+        "ag.day": "День",
+        "ag.logins": "Входы / выходы",
+        "ag.logged_in": "На линии",
+        "ag.ready": "Свободен",
+        "ag.wrapup": "Поствызывная обработка",
+        "ag.callbacks": "Исходящие (перезвоны)",
+        "ag.missed": "Пропущено",
+        "ag.occupancy": "Загрузка",
+        "ag.reasons": "Причины пауз",
+        "ag.period": "За период",
+        "ag.by_day": "По дням",
+        "ag.none": "В этот период операторы не входили в систему и не принимали звонков.",
+        "ag.note": (
+            "Свободен: на линии, не на паузе, не в разговоре и не в поствызывной обработке."
+            " Загрузка: время разговоров и обработки к времени на линии без пауз."
+            " Пропущено: звонок поступил, но не был принят."
+        ),
     },
 }

@@ -1,21 +1,30 @@
 """`hotline reports rollup`: pre-aggregate the closed quarter hours the reports read
 (call_router/report_rollups.py). The report does it lazily too; run this after an upgrade, after
-changing the service-level threshold, or from cron, so no visitor pays for a first pass."""
+changing the service-level threshold, or from cron, so no visitor pays for a first pass.
+
+`hotline reports agents`: each operator's log-ins, pauses, ready / talk / wrap-up time, calls
+answered and missed, occupancy, per local day and over the period (call_router/agent_sessions.py;
+the same figures as /reports/agents and /api/reports/agents)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+import sys
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import typer
 
-from call_router import report_rollups, reports
+from call_router import agent_sessions, agent_sessions_store, report_rollups, reports
+from call_router.callbacks import hotline_zone
 from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import get_settings
+from dashboard import csv_export
 
-app = typer.Typer(help="Reports: pre-aggregated quarter hours.", no_args_is_help=True)
+app = typer.Typer(
+    help="Reports: pre-aggregated quarter hours, agent sessions.", no_args_is_help=True
+)
 
 # The longest report range (dashboard/routes/reports.py MAX_DAYS) plus a day of time zones.
 DEFAULT_DAYS = 93
@@ -68,3 +77,77 @@ def rollup(
         f"{rolled} quarter hours rolled up; {covered} rolled up from {result['since']}"
         f" to {result['closed_until']} (later ones are still open)"
     )
+
+
+# The longest agent-session report (as the dashboard's, dashboard/routes/analytics.py).
+MAX_AGENT_DAYS = 93
+
+
+def _day(value: str | None, default: date, hint: str) -> date:
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter("YYYY-MM-DD", param_hint=hint) from exc
+
+
+@app.command("agents")
+def agents(
+    since: Annotated[
+        str | None, typer.Option("--since", help="First local day (YYYY-MM-DD); default today.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Last local day, included; default --since.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV: the days, then the period.")] = False,
+) -> None:
+    """Agent sessions: per operator and day, and over the period."""
+    settings = get_settings()
+    zone = hotline_zone(settings)
+    today = datetime.now(zone).date()
+    first = _day(since, today, "--since")
+    last = _day(until, first if since else today, "--until")
+    if first > last:
+        first, last = last, first
+    if (last - first).days >= MAX_AGENT_DAYS:
+        raise typer.BadParameter(f"at most {MAX_AGENT_DAYS} days", param_hint="--until")
+    db = Database(settings.db_url)
+    db.upgrade()
+    try:
+        with db.session() as session:
+            per_day, period = agent_sessions_store.agent_report(
+                session, first, last, zone, wrapup_seconds=settings.wrapup_seconds, now=utcnow()
+            )
+    finally:
+        db.dispose()
+    days = agent_sessions.active(per_day)
+    if as_json:
+        result = {
+            "date_from": first.isoformat(),
+            "date_to": last.isoformat(),
+            "period": [f.as_dict() for f in period],
+            "days": [f.as_dict() for f in days],
+        }
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    if as_csv:
+        rows = agent_sessions.csv_rows([*days, *period])
+        for chunk in csv_export.encode_rows([csv_export.safe_cell(c) for c in r] for r in rows):
+            sys.stdout.write(chunk)
+        return
+    typer.echo(f"Agent sessions {first} .. {last}")
+    for fig in period:
+        occupancy = "-" if fig.occupancy is None else f"{fig.occupancy:.0%}"
+        typer.echo(
+            f"{fig.name} ({fig.login}): logged in {_hms(fig.logged_in_seconds)},"
+            f" paused {_hms(fig.paused_seconds)} in {fig.pauses},"
+            f" ready {_hms(fig.ready_seconds)}, talk {_hms(fig.talk_seconds)},"
+            f" answered {fig.answered}, missed {fig.missed}, occupancy {occupancy}"
+        )
+
+
+def _hms(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -152,15 +152,18 @@ def api(stack: Settings, supervisor_token: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def bearer_headers(db: Database, role: str = "supervisor", name: str = "test") -> dict[str, str]:
+def bearer_headers(
+    db: Database, role: str = "supervisor", name: str = "test", tenant: str | None = None
+) -> dict[str, str]:
     """Credentials for an in-process app (httpx.ASGITransport, TestClient) on `db`: a fresh
-    API token written straight to the database (the stack's tests use the CLI instead)."""
+    API token written straight to the database (the stack's tests use the CLI instead);
+    `tenant`: a tenant's token (its slug)."""
     from datetime import UTC, datetime
 
     from call_router.accounts import create_token
 
     with db.session() as session:
-        token, _row = create_token(session, role, name=name, now=datetime.now(UTC))
+        token, _row = create_token(session, role, name=name, now=datetime.now(UTC), tenant=tenant)
     return {"Authorization": f"Bearer {token}"}
 
 

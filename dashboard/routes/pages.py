@@ -139,6 +139,7 @@ class CallLogForm:
         intent: FilterText = None,
         outcome: FilterText = None,
         operator: FilterText = None,
+        direction: FilterText = None,
     ) -> None:
         self.caller = _clean(caller)
         self.date_from = _clean(date_from)
@@ -147,6 +148,8 @@ class CallLogForm:
         self.intent = _clean(intent)
         self.outcome = _clean(outcome)
         self.operator = _clean(operator)
+        # inbound / callback / internal (Call.direction); anything else matches no call.
+        self.direction = _clean(direction)
 
     def echo(self) -> dict[str, str]:
         """What the form shows again, and what page links carry along."""
@@ -174,6 +177,7 @@ def page_filter(zone: ZoneInfo, form: CallLogForm) -> tuple[CallFilter, bool]:
         intent=form.intent,
         outcome=form.outcome,
         operator=form.operator,
+        direction=form.direction,
     )
     return flt, bad_from or bad_to
 

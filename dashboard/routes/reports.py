@@ -32,7 +32,9 @@ DEFAULT_DAYS = 7
 MAX_DAYS = 92
 CHART_WIDTH, CHART_HEIGHT = 720, 160
 
-Section = Literal["buckets", "queues", "intents", "operators", "tenants"]
+Section = Literal[
+    "buckets", "queues", "intents", "operators", "tenants", "service_level", "directions"
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class Report:
     # The roll-up by tenant (`queue` is the tenant's slug, or `centre`): one row per tenant
     # whose calls the reader may see (a tenant's supervisor: its own only).
     tenants: list[wb.QueueStats] = field(default_factory=list)
+    # The service level per bucket (None: no call decided in it): the SLA-over-time chart.
+    service_levels: list[tuple[str, float | None]] = field(default_factory=list)
+    # Calls per direction (inbound / callback / internal): the figures above count queue
+    # callers (inbound) only; `total` and the calls chart count every call.
+    directions: dict[str, int] = field(default_factory=dict)
 
 
 def _range(zone: ZoneInfo, date_from: str | None, date_to: str | None) -> tuple[date, date]:
@@ -97,6 +104,9 @@ def build_report(
             session, since, until, threshold=settings.service_level_seconds, now=now
         ).items()
     ]
+    within, decided = report_rollups.service_level_slots(
+        session, since, until, threshold=settings.service_level_seconds, now=now
+    )
     return Report(
         first=first,
         last=last,
@@ -115,6 +125,8 @@ def build_report(
             queries.operator_totals(session, since, until, now=now, calls=figures.operators)
         ),
         tenants=reports.queue_figures(by_tenant, ()),
+        service_levels=reports.service_level_buckets(within, decided, zone, by, first, last),
+        directions=queries.calls_per_direction(session, since, until),
     )
 
 
@@ -157,6 +169,15 @@ def reports_page(
             "sl_seconds": settings.service_level_seconds,
             "size": {"width": CHART_WIDTH, "height": CHART_HEIGHT},
             "bucket_bars": reports.bars(report.buckets, width=CHART_WIDTH, height=CHART_HEIGHT),
+            "sl_bars": reports.bars(
+                [
+                    (label, round(100 * sl) if sl is not None else 0)
+                    for label, sl in report.service_levels
+                ],  # fmt: skip
+                width=CHART_WIDTH,
+                height=CHART_HEIGHT,
+                top=100,
+            ),
             "intent_bars": reports.bars(
                 report.intents[:20], width=CHART_WIDTH, height=CHART_HEIGHT, min_slots=12
             ),
@@ -184,6 +205,14 @@ def _section_rows(report: Report, section: Section) -> Iterator[list[str]]:
         yield [report.by, "calls"]
         for label, count in report.buckets:
             yield [label, str(count)]
+    elif section == "service_level":
+        yield [report.by, "service_level"]
+        for label, sl in report.service_levels:
+            yield [label, "" if sl is None else f"{sl:.3f}"]
+    elif section == "directions":
+        yield ["direction", "calls"]
+        for direction, count in sorted(report.directions.items()):
+            yield [csv_export.safe_cell(direction), str(count)]
     elif section == "intents":
         yield ["intent", "calls"]
         for label, count in report.intents:

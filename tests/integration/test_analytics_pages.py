@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from call_router import accounts, tenants
+from call_router import tenants
 from call_router.db import Database
 from call_router.models import Call, Callback
 from call_router.settings import Settings
@@ -151,11 +151,7 @@ async def test_a_tenants_supervisor_sees_only_its_callers(
     database: Database, http: httpx.AsyncClient
 ) -> None:
     ids = fill(database)
-    with database.session() as session:
-        token, _ = accounts.create_token(
-            session, "supervisor", name="other", now=datetime.now(UTC), tenant="other"
-        )
-    mine = {"Authorization": f"Bearer {token}"}
+    mine = bearer_headers(database, name="other", tenant="other")
     answer = await http.get("/api/reports/abandoned", params=DAY, headers=mine)
     assert answer.status_code == 200
     assert [r["call_id"] for r in answer.json()["rows"]] == [ids["other_tenant"]]

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from call_router import queue_log
 from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
@@ -161,6 +162,15 @@ def test_a_waiting_caller_is_moved_to_another_queue_and_answered_there(
     assert rows[0]["action"] == "move" and rows[0]["call_id"] == done["id"]
     assert rows[0]["result"] == "ok" and rows[0]["target"] == "coordinator"
     assert rows[1]["action"] == "move" and rows[1]["result"] == "refused"
+    # The queue_log says why the caller left heating (app_queue writes ABANDON there).
+    lines = (stack.asterisk_dir / "log" / "queue_log").read_text().splitlines()
+    rows_ = [queue_log.parse_line(line) for line in lines]
+    (callid,) = {
+        r.callid for r in rows_ if r.event == "ENTERQUEUE" and r.param("callerid") == number
+    }
+    mine = [(r.queue, r.event, r.data) for r in rows_ if r.callid == callid]
+    assert ("heating", queue_log.EVENT_MOVED, ("coordinator",)) in mine, mine
+    assert not [p for line in lines for p in queue_log.check_line(line)]
 
 
 def test_a_waiting_call_is_ended_by_the_supervisor_and_a_second_try_is_409(

@@ -129,3 +129,10 @@ async def test_click_to_call_is_not_an_answered_call(database: Database, tmp_pat
         assert [c["id"] for c in inbound] == [answered]
         wrong = await http.get("/api/calls", params={"direction": "sideways"})
         assert wrong.status_code == 422
+        # The call log page and its CSV take the same filter.
+        page = await http.get("/calls", params={"direction": "callback"})
+        assert page.status_code == 200 and 'id="call-direction"' in page.text
+        assert f'href="/calls/{placed}"' in page.text
+        assert f'href="/calls/{answered}"' not in page.text
+        exported = await http.get("/calls/export.csv", params={"direction": "inbound"})
+        assert [row.split(",")[0] for row in exported.text.splitlines()[1:]] == [str(answered)]

@@ -15,6 +15,7 @@ from call_router.reports import (
     per_bucket,
     per_key,
     queue_figures,
+    service_level_buckets,
     slot_of,
     summary,
 )
@@ -132,3 +133,16 @@ def test_operator_figures() -> None:
         "Anna", 3, 300.0, 150.0,
     )  # fmt: skip
     assert (boris.aht_seconds, boris.pauses, boris.pause_seconds) == (None, 1, 60.0)
+
+
+def test_service_level_per_local_day_and_percent_bars() -> None:
+    zone = ZoneInfo("Europe/Moscow")
+    # 2026-12-01 22:30 UTC is already 2 December in Moscow.
+    late = slot_of(datetime(2026, 12, 1, 22, 30, tzinfo=UTC))
+    early = slot_of(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    levels = service_level_buckets(
+        {early: 3, late: 1}, {early: 4, late: 4}, zone, "day", date(2026, 12, 1), date(2026, 12, 3)
+    )
+    assert levels == [("2026-12-01", 0.75), ("2026-12-02", 0.25), ("2026-12-03", None)]
+    drawn = bars([("a", 50), ("b", 0)], width=100, height=100, top=100)
+    assert drawn[0].height == 50 and drawn[1].height == 0
