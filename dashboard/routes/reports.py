@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import queries, report_rollups, reports, tenants
+from call_router import queries, report_rollups, reports, tenant_boards, tenants
 from call_router import wallboard as wb
 from call_router.settings import QUEUES, Settings
 from dashboard import csv_export
@@ -54,6 +54,10 @@ class Report:
     # The roll-up by tenant (`queue` is the tenant's slug, or `centre`): one row per tenant
     # whose calls the reader may see (a tenant's supervisor: its own only).
     tenants: list[wb.QueueStats] = field(default_factory=list)
+    # What the service level is measured against: one tenant's own target where its report
+    # is read and it set one, else the centre's (the roll-up by tenant keeps the centre's).
+    service_level_seconds: int = 20
+    service_level_target: float = 0.8
 
 
 def _range(zone: ZoneInfo, date_from: str | None, date_to: str | None) -> tuple[date, date]:
@@ -85,9 +89,12 @@ def build_report(
     now = now or datetime.now(UTC)
     since = datetime.combine(first, time.min, tzinfo=zone)
     until = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
-    figures = report_rollups.report_figures(
-        session, since, until, threshold=settings.service_level_seconds, now=now
+    level = tenant_boards.service_level_of(
+        session,
+        tenants.scope_of(session),
+        tenant_boards.ServiceLevel(settings.service_level_seconds, settings.service_level_target),
     )
+    figures = report_rollups.report_figures(session, since, until, threshold=level.seconds, now=now)
     slots, totals = figures.slots, figures.queues
     overall = reports.summary(totals)
     names = tenants.slugs(session)
@@ -115,6 +122,8 @@ def build_report(
             queries.operator_totals(session, since, until, now=now, calls=figures.operators)
         ),
         tenants=reports.queue_figures(by_tenant, ()),
+        service_level_seconds=level.seconds,
+        service_level_target=level.target,
     )
 
 
@@ -154,7 +163,8 @@ def reports_page(
             if tenants.current().everything
             else [],
             "query": query,
-            "sl_seconds": settings.service_level_seconds,
+            "sl_seconds": report.service_level_seconds,
+            "sl_target": round(report.service_level_target * 100),
             "size": {"width": CHART_WIDTH, "height": CHART_HEIGHT},
             "bucket_bars": reports.bars(report.buckets, width=CHART_WIDTH, height=CHART_HEIGHT),
             "intent_bars": reports.bars(
