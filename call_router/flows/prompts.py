@@ -194,8 +194,7 @@ def synthesize(text: str, voice: str, target: Path) -> None:
     from pydub import AudioSegment  # heavy import, only needed when building
 
     binary = espeak_binary()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    give_to_folder_owner(target.parent)
+    _make_folders(target.parent)
     with tempfile.TemporaryDirectory(prefix="hotline-prompt-") as tmp:
         raw = Path(tmp) / "espeak.wav"
         # Text on stdin: nothing in it can be taken for an option.
@@ -220,6 +219,16 @@ def synthesize(text: str, voice: str, target: Path) -> None:
         # Asterisk plays it: in sandbox mode its own user owns the prompts' folders.
         give_to_folder_owner(partial)
         partial.replace(target)
+
+
+def _make_folders(folder: Path) -> None:
+    """`folder` and any missing parent, each given to its own parent's owner (the sandbox
+    Asterisk's user must be able to walk down to a tenant's prompts/tenants/<slug>/<lang>/)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        give_to_folder_owner(path)
+    give_to_folder_owner(folder)
 
 
 def _sound_files(folder: Path, name: str) -> list[Path]:
