@@ -18,16 +18,18 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic import command
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import inspect, select, text
 
 from call_router import accounts, tenant_boards, tenants
-from call_router.db import Database
+from call_router.db import Database, alembic_config, upgrade
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent, Operator
 from call_router.settings import Settings
 from dashboard.deps import SESSION_COOKIE
 from tests.conftest import PORT_BASE
 from tests.integration.conftest import REDIS_URL
+from tests.integration.test_tenant_migration import empty_url  # noqa: F401 (a fixture)
 
 NOW = datetime.now(UTC)
 UNKNOWN_CALLER = "79140000009"
@@ -300,3 +302,38 @@ def test_a_tenant_s_own_service_level_target_is_its_board_s_and_reports(
         # A, which set none, is measured against the centre's.
         a = api.get("/api/wallboard", params={"tenant": "dom-a"}).json()
         assert (a["service_level_seconds"], a["service_level_target"]) == (20, 0.8)
+
+
+def test_migration_0021_keeps_every_tenant_both_ways(empty_url: str) -> None:  # noqa: F811
+    """A populated database gains the (empty: the centre's) targets and loses only them."""
+    db = Database(empty_url)
+    try:
+        upgrade(empty_url, "0020")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO tenants (id, slug, name, created_at)"
+                    " VALUES (1, 'dom-a', 'Dom A', :now), (2, 'dom-b', 'Dom B', :now)"
+                ),
+                {"now": NOW.replace(tzinfo=None)},
+            )
+        upgrade(empty_url, "0021")
+        rows = "SELECT id, slug, service_level_seconds, service_level_target FROM tenants"
+        with db.engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text(rows + " ORDER BY id"))] == [
+                (1, "dom-a", None, None),
+                (2, "dom-b", None, None),
+            ]
+        with db.session() as session:
+            tenant_boards.set_service_level(session, "dom-b", 30, 0.9)
+        command.downgrade(alembic_config(empty_url), "0020")
+        columns = {c["name"] for c in inspect(db.engine).get_columns("tenants")}
+        assert "service_level_seconds" not in columns and "service_level_target" not in columns
+        with db.engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(text("SELECT id, slug FROM tenants"))] == [
+                (1, "dom-a"),
+                (2, "dom-b"),
+            ]
+        db.upgrade()
+    finally:
+        db.dispose()
