@@ -397,16 +397,10 @@ def load_flows(
         else:
             result.flows[name] = flow
     # Imported here: tenant_menus builds on this module's readers and checks.
-    from call_router.flows.tenant_menus import load_tenant_menus
+    from call_router.flows.tenant_menus import CentreFiles, load_tenant_menus
 
-    result.tenants, result.broken_tenants, tenant_errors = load_tenant_menus(
-        folder,
-        centre_flows=names,
-        queues=queue_list,
-        catalogue=catalogue,
-        timezone=timezone,
-        recordings=recordings,
-    )
+    centre = CentreFiles(tuple(names), tuple(queue_list), catalogue, timezone, recordings)
+    result.tenants, result.broken_tenants, tenant_errors = load_tenant_menus(folder, centre)
     result.calendar = calendar
     result.prompts = catalogue
     result.errors = errors + tenant_errors

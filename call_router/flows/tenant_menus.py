@@ -15,7 +15,6 @@ prompts are built into `recordings/prompts/tenants/<slug>/<lang>/<name>.wav`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,16 +100,20 @@ def own_texts(
     return own
 
 
-def load_tenant_menu(
-    folder: Path,
-    *,
-    centre_flows: Iterable[str],
-    queues: Iterable[str],
-    catalogue: PromptCatalogue,
-    timezone: str | None,
-    recordings: Path | None = None,
-) -> tuple[TenantMenu, list[FlowError]]:
+@dataclass(frozen=True)
+class CentreFiles:
+    """What a tenant's files are checked against: the centre's flows, queues, texts."""
+
+    flows: tuple[str, ...]
+    queues: tuple[str, ...]
+    catalogue: PromptCatalogue
+    timezone: str | None
+    recordings: Path | None = None  # given: the tenant's prompts must be built
+
+
+def load_tenant_menu(folder: Path, centre: CentreFiles) -> tuple[TenantMenu, list[FlowError]]:
     """One tenant's folder, checked like the centre's files; errors name `tenants/<slug>/…`."""
+    catalogue, recordings = centre.catalogue, centre.recordings
     slug = folder.name
     prefix = f"{TENANTS_FOLDER}/{slug}"
     errors: list[FlowError] = []
@@ -119,7 +122,8 @@ def load_tenant_menu(
         return TenantMenu(slug), errors
     calendar = None
     if (folder / CALENDAR_FILE).is_file():
-        calendar = load_calendar_file(folder / CALENDAR_FILE, timezone, errors, label=prefix)
+        path = folder / CALENDAR_FILE
+        calendar = load_calendar_file(path, centre.timezone, errors, label=prefix)
     own = own_texts(folder, catalogue, errors)
     # The tenant's flows see the centre's texts with its own on top.
     merged = PromptCatalogue(
@@ -127,7 +131,7 @@ def load_tenant_menu(
         {**catalogue.texts, **{n: {**catalogue.texts.get(n, {}), **t} for n, t in own.items()}},
         dict(catalogue.origin),
     )
-    names = list(centre_flows)
+    names = list(centre.flows)
     flows: dict[str, Flow] = {}
     for path in flow_files(folder):
         label = f"{prefix}/{path.name}"
@@ -142,7 +146,7 @@ def load_tenant_menu(
         file_errors += problems
         if flow is not None and not file_errors:
             file_errors += check_graph(
-                label, flow, queues=queues, catalogue=merged, flow_names=names
+                label, flow, queues=centre.queues, catalogue=merged, flow_names=names
             )
         if flow is not None and not file_errors:
             flows[path.stem] = flow
@@ -163,29 +167,14 @@ def load_tenant_menu(
 
 
 def load_tenant_menus(
-    folder: Path,
-    *,
-    centre_flows: Iterable[str],
-    queues: Iterable[str],
-    catalogue: PromptCatalogue,
-    timezone: str | None,
-    recordings: Path | None = None,
+    folder: Path, centre: CentreFiles
 ) -> tuple[dict[str, TenantMenu], set[str], list[FlowError]]:
     """Every tenant folder: (good menus by slug, slugs with errors, the errors)."""
     menus: dict[str, TenantMenu] = {}
     broken: set[str] = set()
     errors: list[FlowError] = []
-    names = list(centre_flows)
-    queue_list = list(queues)
     for sub in tenant_folders(folder):
-        menu, problems = load_tenant_menu(
-            sub,
-            centre_flows=names,
-            queues=queue_list,
-            catalogue=catalogue,
-            timezone=timezone,
-            recordings=recordings,
-        )
+        menu, problems = load_tenant_menu(sub, centre)
         if problems:
             broken.add(sub.name)
             errors += problems

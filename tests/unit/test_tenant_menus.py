@@ -5,7 +5,7 @@ defaults serve everyone else, and the files are read once per reload, never per 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from call_router.db import Database
 from call_router.flows.loader import FlowRegistry, load_flows
 from call_router.settings import QUEUES, Settings
 from tests.unit.test_agi_protocol import FakeAsterisk, environment, event_kinds, run_call
+from tests.unit.test_company_flow import db, settings  # noqa: F401 (fixtures)
 from tests.unit.test_flow_engine import PROMPTS
 
 CENTRE_NUMBER = "500200"
@@ -65,27 +66,6 @@ nodes:
 """
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        flows_dir=tmp_path / "flows",
-        menu_timeout=1,
-        menu_retries=1,
-        default_language="en",
-    )
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.db_url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
 def write_flows(folder: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "prompts.yaml").write_text(PROMPTS, encoding="utf-8")
@@ -102,7 +82,7 @@ def write_flows(folder: Path) -> None:
     (b / "prompts.yaml").write_text('prompts:\n  b_welcome: {en: "Dom B", ru: "Дом Б"}\n', "utf-8")
 
 
-def companies(db: Database) -> tuple[int, int]:
+def companies(db: Database) -> tuple[int, int]:  # noqa: F811
     with db.session() as session:
         a = tenants.add_tenant(session, "Dom A", slug="dom-a").id
         b = tenants.add_tenant(session, "Dom B", slug="dom-b").id
@@ -117,7 +97,7 @@ def companies(db: Database) -> tuple[int, int]:
 
 
 @pytest.fixture
-async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
+async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:  # noqa: F811
     write_flows(settings.flows_dir)
     registry = FlowRegistry(settings.flows_dir, queues=QUEUES)
     assert registry.last_errors == [], registry.last_errors
@@ -179,7 +159,8 @@ def test_a_broken_tenant_file_is_refused_and_its_last_good_menu_kept(
 
 
 async def test_a_tenant_closed_while_the_centre_is_open_sends_its_caller_to_its_night_path(
-    server: AgiServer, db: Database
+    server: AgiServer,
+    db: Database,  # noqa: F811
 ) -> None:
     companies(db)
     tenant_call = FakeAsterisk()
@@ -191,7 +172,8 @@ async def test_a_tenant_closed_while_the_centre_is_open_sends_its_caller_to_its_
 
 
 async def test_a_code_that_places_the_caller_with_a_closed_tenant_goes_to_its_night_path(
-    server: AgiServer, db: Database
+    server: AgiServer,
+    db: Database,  # noqa: F811
 ) -> None:
     companies(db)
     fake = FakeAsterisk(keys=[("11", False)])
@@ -203,7 +185,8 @@ async def test_a_code_that_places_the_caller_with_a_closed_tenant_goes_to_its_ni
 
 
 async def test_a_tenant_prompt_is_played_to_its_callers_only(
-    server: AgiServer, db: Database
+    server: AgiServer,
+    db: Database,  # noqa: F811
 ) -> None:
     companies(db)
     tenant_call = FakeAsterisk()
@@ -217,7 +200,8 @@ async def test_a_tenant_prompt_is_played_to_its_callers_only(
 
 
 async def test_a_tenant_s_own_flow_takes_over_once_a_code_places_the_caller(
-    server: AgiServer, db: Database
+    server: AgiServer,
+    db: Database,  # noqa: F811
 ) -> None:
     _, b = companies(db)
     own_number = FakeAsterisk()
