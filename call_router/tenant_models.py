@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from call_router.models import Base, UTCDateTime, utcnow
@@ -24,6 +24,10 @@ class Tenant(Base):
     slug: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Its own service-level target (`hotline tenants sla`; migration 0021): answered within
+    # this many seconds, for this share of calls. None: the centre's (HOTLINE_SERVICE_LEVEL_*).
+    service_level_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    service_level_target: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class DialledNumber(Base):

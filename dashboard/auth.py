@@ -25,6 +25,9 @@ The access rules, declared per router where dashboard/main.py includes it:
                 its audit (/api/control/audit, /supervision/audit), behind the tenant wall
     supervisor  also /metrics (a machine's path: 401, not a redirect to /login), the abandoned
                 callers and staffing reports (behind the tenant wall)
+    centre staff  the centre's operators and supervisors, never a tenant's account: placing a
+                call that arrived unknown with its company (/api/calls/{id}/tenant, the
+                screen-pop's form)
 
 An operator acts only as themself. Who acts is decided inside each route from the principal
 (`dashboard.deps.ActorDep`), never by reading the request here: a rule that parses the body
@@ -124,6 +127,9 @@ SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,))
 # The centre's supervisors only: what is the centre's by nature, not a tenant's data
 # (accounts, tokens and tenants administration, voice menus, incidents, security).
 CENTRE_SUPERVISOR = Access("centre supervisor", (SUPERVISOR,), tenant_accounts=False)
+# The centre's operators and supervisors (its coordinators), never a tenant's account: what
+# decides between tenants (placing an unknown call with its company).
+CENTRE_STAFF = Access("centre staff", (SUPERVISOR, OPERATOR), tenant_accounts=False)
 # Every rule a role other than supervisor is refused.
 SUPERVISOR_RULES = (SUPERVISOR_ONLY, CENTRE_SUPERVISOR)
 

@@ -39,6 +39,7 @@ from dashboard.routes import (
     api_meters,
     api_requests,
     audio,
+    call_company,
     callback_pages,
     flow_pages,
     health,
@@ -220,6 +221,9 @@ def create_app(
     # Before api_calls: its routes are more specific (/api/calls/move, /{id}/hangup ...).
     app.include_router(api_control.router, dependencies=supervisor)
     app.include_router(api_control.pages, dependencies=supervisor)
+    # Before api_calls: a coordinator places an unknown call with its company (centre only).
+    app.include_router(call_company.router, dependencies=[Depends(auth.CENTRE_STAFF)])
+    app.include_router(call_company.pages, dependencies=[Depends(auth.CENTRE_STAFF)])
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
     app.include_router(api_requests.router, dependencies=[Depends(auth.REQUESTS)])

@@ -75,6 +75,11 @@ def tenant_dict(session: Session, tenant: Tenant) -> dict[str, Any]:
             for service in sorted(own_services(session).get(tenant.id, frozenset()))
         },
         "buildings": count(Building),
+        # Its own service-level target (added field); null parts are the centre's.
+        "service_level": {
+            "seconds": tenant.service_level_seconds,
+            "target": tenant.service_level_target,
+        },
     }
 
 
@@ -180,6 +185,78 @@ def tenants_show(slug: str, as_json: JsonOpt = False) -> None:
                 f"numbers  {', '.join(i['numbers']) or '-'}",
                 f"queues   {', '.join(i['queues'].values()) or CENTRE_QUEUES_ONLY}",
                 f"operators {i['operators']}, calls {i['calls']}, buildings {i['buildings']}",
+            ]
+        )
+
+    _emit(info, as_json, text)
+
+
+@tenants_app.command("sla")
+def tenants_sla(
+    slug: str,
+    seconds: Annotated[
+        int | None, typer.Option(help="Answered within this many seconds (default: centre's).")
+    ] = None,
+    target: Annotated[
+        float | None,
+        typer.Option(help="For this share of calls, 0-1, e.g. 0.9 (default: centre's)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a tenant's own service-level target, used by its wallboard and reports; without
+    --seconds/--target it goes back to the centre's (HOTLINE_SERVICE_LEVEL_SECONDS/_TARGET)."""
+    from call_router import tenant_boards, tenants
+
+    def apply(session: Session) -> dict[str, Any]:
+        tenant_boards.set_service_level(session, slug, seconds, target)
+        return tenant_dict(session, tenants.require_tenant(session, slug))
+
+    info = _run(apply)
+
+    def text(i: dict[str, Any]) -> str:
+        level = i["service_level"]
+        secs = level["seconds"] if level["seconds"] is not None else "centre's"
+        share = f"{level['target']:.0%}" if level["target"] is not None else "centre's"
+        return f"tenant {i['slug']}: service level {share} within {secs} s"
+
+    _emit(info, as_json, text)
+
+
+@tenants_app.command("menu")
+def tenants_menu(
+    slug: str,
+    what: Annotated[
+        str | None,
+        typer.Argument(help="calendar | prompts | a flow's name (hotline, meters) to override."),
+    ] = None,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Drop that override: the centre's applies again.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A tenant's own menus (ivr_flows/tenants/SLUG/): without WHAT, what it overrides; with
+    WHAT, start an override from the centre's file (to edit), or --remove it. Then
+    `hotline flows check`, `hotline prompts build`; the server reloads by itself."""
+    from call_router import tenants
+    from call_router.flows import tenant_files
+
+    settings = get_settings()
+    _run(lambda s: tenants.require_tenant(s, slug).id)
+    try:
+        if what is not None:
+            tenant_files.change(settings.flows_dir, slug, what, remove=remove)
+        info = tenant_files.overrides(settings.flows_dir, slug)
+    except tenant_files.MenuFileError as err:
+        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+
+    def text(i: dict[str, Any]) -> str:
+        return "\n".join(
+            [
+                f"tenant   {i['tenant']}  ({i['folder']})",
+                f"calendar {'own' if i['calendar'] else 'the centre' + chr(39) + 's'}",
+                f"prompts  {', '.join(i['prompts']) or '-'}",
+                f"flows    {', '.join(i['flows']) or '-'}",
             ]
         )
 

@@ -51,6 +51,7 @@ from call_router.flows.schema import (
     TransferNode,
     VoicemailNode,
 )
+from call_router.flows.tenant_menus import TenantMenu, tenant_prompt_path
 from call_router.tenant_routing import (
     CENTRE_DECISION,
     UNKNOWN_DECISION,
@@ -253,6 +254,8 @@ class FlowRuntime:
     tenants: TenantLookups | None = None
     # The caller's open service requests (`requests` nodes); None: none are read out.
     requests: RequestLookups | None = None
+    # A tenant's own menus by slug (the registry's `tenant`: from memory, loaded per reload).
+    tenant_menus: Callable[[str], TenantMenu | None] | None = None
 
 
 class FlowEngine:
@@ -282,6 +285,8 @@ class FlowEngine:
         # The company the call is for, as decided before the flow (hotline.py) or by a
         # `company` node; `ask` until the caller has told us.
         self.tenant = tenant
+        # Its own calendar, prompts and flows, where it has them (else the centre's).
+        self.menu = tenant_menu(runtime, tenant)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -301,8 +306,11 @@ class FlowEngine:
         return self.state
 
     def _jump(self, node: FlowJumpNode) -> str:
-        """Continue at the start of another flow; its variables are the call's so far."""
-        target = self.rt.flows(node.flow) if self.rt.flows is not None else None
+        """Continue at the start of another flow (the tenant's own version where it has one);
+        its variables are the call's so far."""
+        target = self.menu.flows.get(node.flow) if self.menu is not None else None
+        if target is None and self.rt.flows is not None:
+            target = self.rt.flows(node.flow)
         if target is None:
             raise LookupError(f"flow {node.flow!r} is not loaded")
         self.name, self.flow = node.flow, target
@@ -583,9 +591,10 @@ class FlowEngine:
         if lookups is not None and any(b.when.incident is not None for b in node.branches):
             active = await self._incidents(lookups)
             incidents = frozenset(incident.category for incident in active or [])
+        own = self.menu.calendar if self.menu is not None else None
         return CallFacts(
             now=now,
-            calendar=self.rt.calendar,
+            calendar=own or self.rt.calendar,
             variables=self.state.variables,
             recent_calls=recent,
             incident_categories=incidents,
@@ -637,11 +646,18 @@ class FlowEngine:
             return node.on_failure, {"source": "unknown", "code_found": False}
         building_id, tenant_id = found
         await self.decide_tenant(TenantDecision("keypad", tenant_id, building_id))
+        own = self.menu.flows.get(self.name) if self.menu is not None else None
+        if own is not None and own is not self.flow:
+            # The company has its own version of this menu: it takes over from its start
+            # (its `company` node, now decided, goes straight on).
+            self.flow = own
+            return own.start, {"source": "keypad", "code_found": True, "own_flow": True}
         return node.next, {"source": "keypad", "code_found": True}
 
     async def decide_tenant(self, decision: TenantDecision) -> None:
         """The call is `decision`'s: channel variables first, then (queued) the call log."""
         self.tenant = decision
+        self.menu = tenant_menu(self.rt, decision)
         await set_tenant(self.agi, self.ctx, self.rt.tenants, decision)
 
     async def _route(self, node: RouteNode) -> None:
@@ -959,7 +975,12 @@ class FlowEngine:
     # --- I/O helpers -------------------------------------------------------------------------
 
     def prompt(self, name: str, language: str | None = None) -> str:
-        return f"{self.rt.recordings_base}/prompts/{language or self.language}/{name}"
+        """The prompt's file for Asterisk: the call's tenant's own where it has one."""
+        lang = language or self.language
+        if self.menu is not None and (name, lang) in self.menu.prompts:
+            own = tenant_prompt_path(self.menu.slug, lang, name)
+            return f"{self.rt.recordings_base}/prompts/{own}"
+        return f"{self.rt.recordings_base}/prompts/{lang}/{name}"
 
     async def play(self, name: str, escape_digits: str, language: str | None = None) -> str:
         """Play a prompt; a missing prompt is logged, not fatal: the menu still works by keys."""
@@ -976,6 +997,9 @@ class FlowEngine:
         self, node_id: str, node: Node, next_id: str | None, detail: dict[str, Any]
     ) -> None:
         data = {"flow": self.name, "node": node_id, "type": node.type, "next": next_id, **detail}
+        if self.menu is not None:
+            # Whose menu the caller is in: the tenant's own files change what they hear.
+            data["tenant_menu"] = self.menu.slug
         await self._event("flow_step", data)
 
     async def _event(self, kind: str, data: dict[str, Any]) -> None:
@@ -992,6 +1016,13 @@ class FlowEngine:
         the writer catch up, for a bounded time (it normally is milliseconds behind)."""
         if self.ctx.writer.database_ok:  # else it cannot catch up now: do not wait for it
             await self.ctx.writer.idle(timeout=CALL_ROW_WAIT)
+
+
+def tenant_menu(runtime: FlowRuntime, decision: TenantDecision) -> TenantMenu | None:
+    """The decided tenant's own menus, from memory; None: the centre's serve the call."""
+    if runtime.tenants is None or runtime.tenant_menus is None or decision.tenant_id is None:
+        return None
+    return runtime.tenant_menus(runtime.tenants.slug(decision.tenant_id))
 
 
 async def set_tenant(

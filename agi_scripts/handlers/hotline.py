@@ -22,6 +22,7 @@ from agi_scripts.flows.engine import (
     FlowState,
     set_call_id,
     set_tenant,
+    tenant_menu,
 )
 from call_router import channel_vars
 from call_router.routing import pick_language
@@ -98,10 +99,14 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
             timezone=_zone_name(services.registry.calendar.tz) or ctx.settings.timezone,
             tenants=services.tenants,
             requests=services.requests,
+            tenant_menus=services.registry.tenant,
         )
         tenant = await _tenant_decision(ctx)
         if tenant.source not in ("centre", "ask"):
             await set_tenant(agi, ctx, runtime.tenants, tenant)
+        menu = tenant_menu(runtime, tenant)
+        if menu is not None and flow_name in menu.flows:
+            flow = menu.flows[flow_name]  # the tenant's own version of this menu
         engine = FlowEngine(
             agi,
             ctx,

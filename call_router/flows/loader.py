@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -37,6 +37,9 @@ from call_router.flows.schema import (
     node_prompts,
     node_targets,
 )
+
+if TYPE_CHECKING:
+    from call_router.flows.tenant_menus import TenantMenu
 
 PROMPTS_FILE = "prompts.yaml"
 CALENDAR_FILE = "calendar.yaml"
@@ -74,6 +77,10 @@ class FlowSet:
     errors: list[FlowError] = field(default_factory=list)
     # Files that failed, by name: the registry keeps their last good flow.
     broken: set[str] = field(default_factory=set)
+    # Tenants' own menus by slug (ivr_flows/tenants/<slug>/, call_router/flows/tenant_menus.py),
+    # and the tenants whose files failed (the registry keeps their last good menu).
+    tenants: dict[str, TenantMenu] = field(default_factory=dict)
+    broken_tenants: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -178,16 +185,24 @@ def load_calendar(folder: Path, timezone: str | None, errors: list[FlowError]) -
     path = folder / CALENDAR_FILE
     if not path.is_file():
         return ALWAYS_OPEN
+    return load_calendar_file(path, timezone, errors) or ALWAYS_OPEN
+
+
+def load_calendar_file(
+    path: Path, timezone: str | None, errors: list[FlowError], label: str = ""
+) -> BusinessCalendar | None:
+    """A calendar file (the centre's, or a tenant's under `label`/); None when it is broken."""
+    file = f"{label}/{path.name}" if label else path.name
     doc = read_yaml(path, errors)
     if doc is None:
-        return ALWAYS_OPEN
+        return None
     try:
         return build_calendar(CalendarDoc.model_validate(doc), timezone)
     except ValidationError as exc:
-        errors.extend(_validation_errors(CALENDAR_FILE, exc))
+        errors.extend(_validation_errors(file, exc))
     except CalendarError as exc:
-        errors.append(FlowError(CALENDAR_FILE, "", str(exc)))
-    return ALWAYS_OPEN
+        errors.append(FlowError(file, "", str(exc)))
+    return None
 
 
 def parse_flow(file: str, doc: Any) -> tuple[Flow | None, list[FlowError]]:
@@ -381,22 +396,42 @@ def load_flows(
             result.broken.add(name)
         else:
             result.flows[name] = flow
+    # Imported here: tenant_menus builds on this module's readers and checks.
+    from call_router.flows.tenant_menus import CentreFiles, load_tenant_menus
+
+    centre = CentreFiles(tuple(names), tuple(queue_list), catalogue, timezone, recordings)
+    result.tenants, result.broken_tenants, tenant_errors = load_tenant_menus(folder, centre)
     result.calendar = calendar
     result.prompts = catalogue
-    result.errors = errors
+    result.errors = errors + tenant_errors
     return result
 
 
 def _fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """The YAML files' names, times and sizes: the folder's and each tenant folder's."""
+    found = list(_yaml_stats(folder, ""))
+    try:
+        tenants = sorted(
+            e.name for e in os.scandir(folder / "tenants") if e.is_dir() and e.name[:1] != "."
+        )
+    except OSError:
+        tenants = []
+    for slug in tenants:
+        found.append((f"tenants/{slug}/", 0, 0))
+        found += _yaml_stats(folder / "tenants" / slug, f"tenants/{slug}/")
+    return tuple(found)
+
+
+def _yaml_stats(folder: Path, prefix: str) -> list[tuple[str, int, int]]:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
-        return ()
-    return tuple(
-        (e.name, e.stat().st_mtime_ns, e.stat().st_size)
+        return []
+    return [
+        (prefix + e.name, e.stat().st_mtime_ns, e.stat().st_size)
         for e in entries
         if e.name.endswith(".yaml") and e.is_file()
-    )
+    ]
 
 
 class FlowRegistry:
@@ -445,8 +480,16 @@ class FlowRegistry:
                 for name in fresh.broken:
                     if name in self.current.flows:
                         flows[name] = self.current.flows[name]  # last good version
+                menus = dict(fresh.tenants)
+                for slug in fresh.broken_tenants:
+                    if slug in self.current.tenants:
+                        menus[slug] = self.current.tenants[slug]  # last good version
                 merged = FlowSet(
-                    flows=flows, calendar=fresh.calendar, prompts=fresh.prompts, errors=[]
+                    flows=flows,
+                    calendar=fresh.calendar,
+                    prompts=fresh.prompts,
+                    errors=[],
+                    tenants=menus,
                 )
             self.current = merged
             self.last_errors = fresh.errors
@@ -498,3 +541,7 @@ class FlowRegistry:
     @property
     def calendar(self) -> BusinessCalendar:
         return self.current.calendar
+
+    def tenant(self, slug: str) -> TenantMenu | None:
+        """A tenant's own menus (None: it overrides nothing). From memory, no I/O."""
+        return self.current.tenants.get(slug) if slug else None

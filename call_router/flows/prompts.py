@@ -28,6 +28,7 @@ from call_router.flows.loader import (
     parse_flow,
     read_yaml,
 )
+from call_router.flows.tenant_menus import own_texts, tenant_folders, tenant_prompt_path
 from call_router.private_files import give_to_folder_owner
 from call_router.settings import Settings
 
@@ -51,9 +52,14 @@ class PromptText:
     name: str
     voice: str
     text: str
+    # A tenant's own text (ivr_flows/tenants/<slug>/prompts.yaml); "": the centre's.
+    tenant: str = ""
 
     @property
     def key(self) -> str:
+        """Its file under recordings/prompts/, without the extension."""
+        if self.tenant:
+            return tenant_prompt_path(self.tenant, self.language, self.name)
         return f"{self.language}/{self.name}"
 
     @property
@@ -101,6 +107,25 @@ def load_prompt_texts(flows_dir: Path) -> list[PromptText]:
                     f"which has no voice in {PROMPTS_FILE}"
                 )
             texts.append(PromptText(language, name, voice, text))
+    return texts + _tenant_prompt_texts(flows_dir, catalogue)
+
+
+def _tenant_prompt_texts(flows_dir: Path, catalogue: PromptCatalogue) -> list[PromptText]:
+    """Every tenant's own texts (call_router/flows/tenant_menus.py), in its languages."""
+    texts: list[PromptText] = []
+    for folder in tenant_folders(flows_dir):
+        errors: list[FlowError] = []
+        own = own_texts(folder, catalogue, errors)
+        if errors:
+            raise PromptError("; ".join(str(e) for e in errors))
+        for name, per_lang in sorted(own.items()):
+            for language, text in per_lang.items():
+                voice = catalogue.voices.get(language)
+                if voice is None:
+                    raise PromptError(
+                        f"tenants/{folder.name}: {name!r} is in {language!r}, which has no voice"
+                    )
+                texts.append(PromptText(language, name, voice, text, folder.name))
     return texts
 
 
@@ -108,7 +133,7 @@ def missing_prompts(settings: Settings) -> list[str]:
     """`<lang>/<name>` of every prompt with no sound file at all (generated or studio)."""
     texts = load_prompt_texts(settings.flows_dir)
     root = prompts_root(settings)
-    return [p.key for p in texts if not _sound_files(root / p.language, p.name)]
+    return [p.key for p in texts if not _sound_files((root / p.key).parent, p.name)]
 
 
 def build_prompts(settings: Settings, force: bool = False) -> list[Path]:
@@ -122,7 +147,7 @@ def build_prompts(settings: Settings, force: bool = False) -> list[Path]:
     written: list[Path] = []
     try:
         for prompt in texts:
-            target = root / prompt.language / f"{prompt.name}.wav"
+            target = root / f"{prompt.key}.wav"
             if not _should_generate(prompt, target, manifest, force):
                 continue
             synthesize(prompt.text, prompt.voice, target)
@@ -169,8 +194,7 @@ def synthesize(text: str, voice: str, target: Path) -> None:
     from pydub import AudioSegment  # heavy import, only needed when building
 
     binary = espeak_binary()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    give_to_folder_owner(target.parent)
+    _make_folders(target.parent)
     with tempfile.TemporaryDirectory(prefix="hotline-prompt-") as tmp:
         raw = Path(tmp) / "espeak.wav"
         # Text on stdin: nothing in it can be taken for an option.
@@ -195,6 +219,16 @@ def synthesize(text: str, voice: str, target: Path) -> None:
         # Asterisk plays it: in sandbox mode its own user owns the prompts' folders.
         give_to_folder_owner(partial)
         partial.replace(target)
+
+
+def _make_folders(folder: Path) -> None:
+    """`folder` and any missing parent, each given to its own parent's owner (the sandbox
+    Asterisk's user must be able to walk down to a tenant's prompts/tenants/<slug>/<lang>/)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        give_to_folder_owner(path)
+    give_to_folder_owner(folder)
 
 
 def _sound_files(folder: Path, name: str) -> list[Path]:

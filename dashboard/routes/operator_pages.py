@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from call_router import callback_policy, queries, screen_pop
+from call_router import callback_policy, queries, screen_pop, tenants
 from call_router.agent_models import AgentState
 from call_router.agents import desired_agents
 from call_router.models import Call, Operator, utcnow
@@ -79,6 +79,9 @@ class OperatorView:
     stale: bool = False
     live_age_seconds: int | None = None
     redis: bool = True
+    # The screen-pop's "company" choice (slug, name): the centre's staff, for a call that is
+    # still the centre's (it arrived unknown); empty otherwise (dashboard/routes/call_company.py).
+    companies: tuple[tuple[str, str], ...] = ()
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -146,6 +149,9 @@ def operator_view(
     live_ids = set(live.calls) if live.calls is not None else None
     with state.db.session() as session:
         current = screen_pop.current_call(session, who, now, live_ids)
+        companies: tuple[tuple[str, str], ...] = ()
+        if current is not None and current.tenant_id is None and tenants.current().everything:
+            companies = tuple((t.slug, t.name) for t in tenants.list_tenants(session))
         return OperatorView(
             who=who,
             agent=_agent(session, who, live, now, lang),
@@ -156,6 +162,7 @@ def operator_view(
             stale=live.stale,
             live_age_seconds=live.status(now)["live_age_seconds"],
             redis=live.reachable,
+            companies=companies,
         )
 
 

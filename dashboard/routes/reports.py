@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import queries, report_rollups, reports, tenants
+from call_router import queries, report_rollups, reports, tenant_boards, tenants
 from call_router import wallboard as wb
 from call_router.settings import QUEUES, Settings
 from dashboard import csv_export
@@ -61,6 +61,10 @@ class Report:
     # Calls per direction (inbound / callback / internal): the figures above count queue
     # callers (inbound) only; `total` and the calls chart count every call.
     directions: dict[str, int] = field(default_factory=dict)
+    # What the service level is measured against: one tenant's own target where its report
+    # is read and it set one, else the centre's (the roll-up by tenant keeps the centre's).
+    service_level_seconds: int = 20
+    service_level_target: float = 0.8
 
 
 def _range(zone: ZoneInfo, date_from: str | None, date_to: str | None) -> tuple[date, date]:
@@ -92,9 +96,12 @@ def build_report(
     now = now or datetime.now(UTC)
     since = datetime.combine(first, time.min, tzinfo=zone)
     until = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
-    figures = report_rollups.report_figures(
-        session, since, until, threshold=settings.service_level_seconds, now=now
+    level = tenant_boards.service_level_of(
+        session,
+        tenants.scope_of(session),
+        tenant_boards.ServiceLevel(settings.service_level_seconds, settings.service_level_target),
     )
+    figures = report_rollups.report_figures(session, since, until, threshold=level.seconds, now=now)
     slots, totals = figures.slots, figures.queues
     overall = reports.summary(totals)
     names = tenants.slugs(session)
@@ -105,7 +112,7 @@ def build_report(
         ).items()
     ]
     within, decided = report_rollups.service_level_slots(
-        session, since, until, threshold=settings.service_level_seconds, now=now
+        session, since, until, threshold=level.seconds, now=now
     )
     return Report(
         first=first,
@@ -127,6 +134,8 @@ def build_report(
         tenants=reports.queue_figures(by_tenant, ()),
         service_levels=reports.service_level_buckets(within, decided, zone, by, first, last),
         directions=queries.calls_per_direction(session, since, until),
+        service_level_seconds=level.seconds,
+        service_level_target=level.target,
     )
 
 
@@ -166,7 +175,8 @@ def reports_page(
             if tenants.current().everything
             else [],
             "query": query,
-            "sl_seconds": settings.service_level_seconds,
+            "sl_seconds": report.service_level_seconds,
+            "sl_target": round(report.service_level_target * 100),
             "size": {"width": CHART_WIDTH, "height": CHART_HEIGHT},
             "bucket_bars": reports.bars(report.buckets, width=CHART_WIDTH, height=CHART_HEIGHT),
             "sl_bars": reports.bars(

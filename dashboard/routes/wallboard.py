@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
-from call_router import queries, reports, tenants
+from call_router import queries, reports, tenant_boards, tenants
 from call_router import wallboard as wb
 from call_router.db import Database
 from call_router.live_state import STALE_AFTER_SECONDS
@@ -176,6 +176,15 @@ def _alert_text(lang: str, alert: wb.Alert) -> str:
     )
 
 
+def _queue_owner(queue: str, labels: dict[str, tenant_boards.QueueLabel]) -> dict[str, Any]:
+    """Whose queue it is (added fields): a tenant's own (`tenant`, "Name · service") or the
+    centre's (`tenant` null, the queue's name)."""
+    own = labels.get(queue)
+    if own is None:
+        return {"tenant": None, "label": queue}
+    return {"tenant": own.tenant, "label": own.label}
+
+
 @dataclass(frozen=True)
 class BoardFacts:
     """What the board is computed from at `now`, before any language or per-screen detail:
@@ -187,6 +196,10 @@ class BoardFacts:
     calls: list[wb.LiveCall]
     roster: list[queries.RosterEntry]
     overdue_callbacks: int
+    # The target the scope is measured against (a tenant's own, else the centre's), and the
+    # tenants' own queues the scope may see, labelled.
+    level: tenant_boards.ServiceLevel
+    own_queues: list[tenant_boards.QueueLabel]
 
 
 def walled_live(live: LiveView, rows: list[Call], roster: list[queries.RosterEntry]) -> LiveView:
@@ -226,14 +239,19 @@ def gather_facts(
     """The database side of the board, behind `scope`'s wall. Sync: runs in the thread pool."""
     now = now or datetime.now(UTC)
     since = queries.start_of_day(now, zone)
+    centre = tenant_boards.ServiceLevel(
+        settings.service_level_seconds, settings.service_level_target
+    )
     with db.session() as session:
         tenants.set_scope(session, scope)
+        level = tenant_boards.service_level_of(session, scope, centre)
+        own_queues = tenant_boards.own_queue_labels(session)
         # Today's figures are summed by the database; only calls still open are read as rows.
         totals = queries.queue_totals(
             session,
             since,
             now + timedelta(days=1),
-            threshold=settings.service_level_seconds,
+            threshold=level.seconds,
             now=now,
         )
         rows = queries.open_calls(session, now)
@@ -242,7 +260,7 @@ def gather_facts(
         if not scope.everything:
             live = walled_live(live, rows, roster)
         calls = _live_calls(rows, live, now)
-    return BoardFacts(now, live, totals, calls, roster, overdue_db or 0)
+    return BoardFacts(now, live, totals, calls, roster, overdue_db or 0, level, own_queues)
 
 
 def compose_snapshot(
@@ -254,21 +272,25 @@ def compose_snapshot(
     for call in calls:
         if call.stage == wb.STAGE_QUEUE and call.queue:
             current_waits.setdefault(call.queue, []).append(call.seconds_in_stage)
+    labels = {q.queue: q for q in facts.own_queues}
     stats = reports.queue_figures(
-        facts.totals, QUEUES, waiting=live.waiting or {}, current_waits=current_waits
+        facts.totals,
+        [*QUEUES, *labels],
+        waiting=live.waiting or {},
+        current_waits=current_waits,
     )
     found = wb.alerts(
         stats,
-        service_level_target=settings.service_level_target,
+        service_level_target=facts.level.target,
         waiting_threshold=settings.wallboard_waiting_alert,
         overdue_callbacks=max(facts.overdue_callbacks, overdue_events),
     )
     return {
         "generated_at": iso_utc(now),
         **live.status(now),
-        "service_level_seconds": settings.service_level_seconds,
-        "service_level_target": settings.service_level_target,
-        "queues": [asdict(s) for s in stats],
+        "service_level_seconds": facts.level.seconds,
+        "service_level_target": facts.level.target,
+        "queues": [{**asdict(s), **_queue_owner(s.queue, labels)} for s in stats],
         "operators": _operators(facts.roster, live, calls, now, lang),
         "calls": [{**asdict(c), "stage_label": translate(lang, f"stage.{c.stage}")} for c in calls],
         "alerts": [{**asdict(a), "text": _alert_text(lang, a)} for a in found],
@@ -420,8 +442,8 @@ async def wallboard_page(request: Request, state: StateDep, tenant: TenantParam 
             "search": None,
             "tenant": tenant or "",
             "tenant_choices": choices,
-            "sl_seconds": settings.service_level_seconds,
-            "sl_target": round(settings.service_level_target * 100),
+            "sl_seconds": snapshot["service_level_seconds"],
+            "sl_target": round(snapshot["service_level_target"] * 100),
             # Supervisors' "move everyone waiting" form (dashboard/routes/api_control.py).
             "control_queues": QUEUES,
         },

@@ -44,7 +44,8 @@
   function queueRow(q) {
     const row = document.createElement("tr");
     row.dataset.queue = q.queue;
-    cell(row, q.queue);
+    if (q.tenant) row.dataset.tenant = q.tenant;
+    cell(row, q.label || q.queue);
     cell(row, q.waiting, "num");
     cell(row, duration(q.longest_wait_seconds === null ? null : q.longest_wait_seconds + elapsed()), "num");
     cell(row, q.offered, "num");

@@ -184,3 +184,112 @@ def test_a_tenant_supervisor_sees_only_its_tenant_on_the_wallboard_and_call_log(
         page.wait_for_selector("#wb-status:has-text('Live')", timeout=15_000)
         assert B_NUMBER not in page.inner_text("#wallboard")
         assert holder.dialogs == []
+
+
+def test_the_centre_s_wallboard_shows_tenants_own_queues_and_narrows_to_one(
+    chromium: Any,
+    request: pytest.FixtureRequest,
+    database: Database,
+    dashboard: str,
+    redis_prefix: tuple[Redis, str],
+) -> None:
+    """Each tenant's own queues (`t<id>_<service>`) are rows of the board labelled with the
+    company, in the first picture and in the stream's (rendered by wallboard.js); the centre's
+    supervisor picks one company in the filter and sees only its own queues."""
+    redis, prefix = redis_prefix
+    account = Account("centre-boss", "a-long-enough-password")
+    with database.session() as session:
+        a = tenants.add_tenant(session, "Dom A", slug="dom-a").id
+        b = tenants.add_tenant(session, "Dom B", slug="dom-b").id
+        tenants.set_tenant_queues(session, "dom-a", ["plumbing"])
+        tenants.set_tenant_queues(session, "dom-b", ["heating", "lift"])
+        accounts.create_user(
+            session, account.username, account.password, "supervisor", now=datetime.now(UTC)
+        )
+    _live_call(redis, prefix, _waiting_call(database, b, B_NUMBER, "Boris B"), B_NUMBER)
+
+    with _browser_page(chromium, request) as holder:
+        page = holder.page
+        sign_in(page, dashboard, account)
+        page.goto(f"{dashboard}/wallboard?lang=en")
+        page.wait_for_selector("#wb-status:has-text('Live')", timeout=15_000)
+        # A live event: the stream pushes a picture that wallboard.js renders.
+        _live_call(redis, prefix, _waiting_call(database, a, A_NUMBER, "Anna A"), A_NUMBER)
+        page.wait_for_selector(f"#wb-calls:has-text('{A_NUMBER}')", timeout=10_000)
+        rows = page.locator("#wb-queues tr[data-tenant]")
+        labels = {
+            rows.nth(i).get_attribute("data-queue"): rows.nth(i).locator("td").first.inner_text()
+            for i in range(rows.count())
+        }
+        assert labels == {
+            f"t{a}_plumbing": "Dom A · plumbing",
+            f"t{b}_heating": "Dom B · heating",
+            f"t{b}_lift": "Dom B · lift",
+        }
+        assert page.locator("#wb-queues tr[data-queue='coordinator']").count() == 1
+
+        page.select_option("#wb-tenant", "dom-b")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_url("**/wallboard?tenant=dom-b*")
+        page.wait_for_selector("#wb-status:has-text('Live')", timeout=15_000)
+        _live_call(redis, prefix, _waiting_call(database, b, B_LATER, "Boris B"), B_LATER)
+        page.wait_for_selector(f"#wb-calls:has-text('{B_LATER}')", timeout=10_000)
+        tenants_shown = {
+            page.locator("#wb-queues tr[data-tenant]").nth(i).get_attribute("data-tenant")
+            for i in range(page.locator("#wb-queues tr[data-tenant]").count())
+        }
+        assert tenants_shown == {"dom-b"}
+        assert A_NUMBER not in page.inner_text("#wallboard")
+        assert holder.dialogs == [] and holder.console_errors == []
+
+
+def test_a_coordinator_sets_the_company_of_an_unknown_call_from_the_screen_pop(
+    chromium: Any,
+    request: pytest.FixtureRequest,
+    database: Database,
+    dashboard: str,
+    redis_prefix: tuple[Redis, str],
+) -> None:
+    redis, prefix = redis_prefix
+    account = Account("cora", "a-long-enough-password")
+    now = datetime.now(UTC)
+    with database.session() as session:
+        tenants.add_tenant(session, "Dom A", slug="dom-a")
+        b = tenants.add_tenant(session, "Dom B", slug="dom-b").id
+        session.add(Operator(name="Cora", sip_login="cora", sip_password="x" * 16))
+        accounts.create_user(
+            session, account.username, account.password, "operator", operator_login="cora",
+            now=now,
+        )  # fmt: skip
+        call = Call(
+            linkedid=uuid.uuid4().hex,
+            caller_number=A_LATER,
+            started_at=now - timedelta(minutes=2),
+            queue_joined_at=now - timedelta(minutes=1),
+            answered_at=now - timedelta(seconds=30),
+            queue="coordinator",
+            operator="Cora",
+            tenant_source="unknown",
+        )
+        session.add(call)
+        session.flush()
+        call_id, linkedid = call.id, call.linkedid
+    entry = {"call_id": call_id, "linkedid": linkedid, "stage": "talking", "operator": "Cora"}
+    redis.hset(f"{prefix}:live:calls", linkedid, json.dumps(entry))
+    redis.set(f"{prefix}:live:heartbeat", datetime.now(UTC).isoformat())
+
+    with _browser_page(chromium, request) as holder:
+        page = holder.page
+        sign_in(page, dashboard, account)
+        page.goto(f"{dashboard}/operator?lang=en")
+        page.wait_for_selector("#op-set-company", timeout=10_000)
+        page.select_option("#op-company", "dom-b")
+        page.click("#op-set-company button[type=submit]")
+        page.wait_for_url("**/operator?operator=cora", timeout=10_000)
+        page.wait_for_selector("#op-call-card", timeout=10_000)
+        assert page.locator("#op-set-company").count() == 0
+        assert holder.dialogs == []
+    with database.session() as session:
+        placed = session.get(Call, call_id)
+        assert placed is not None
+        assert (placed.tenant_id, placed.tenant_source) == (b, "coordinator")

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.test_cli_json import cli  # noqa: F401 - the fixture
 
 __all__ = ["cli"]
@@ -169,3 +171,65 @@ def test_bad_building_files_and_queues_are_refused_whole(tmp_path: Path) -> None
     assert [b["street"] for b in json.loads(run("buildings", "list", "--json").stdout)] == [
         "Lenina"
     ]
+
+
+@pytest.mark.timeout(900)  # a dozen CLI processes on a busy machine
+def test_a_tenant_s_own_target_and_menus(tmp_path: Path) -> None:
+    """`tenants sla` and `tenants menu` on a copy of ivr_flows/: JSON only on stdout, the
+    override files start as the centre's, bad input exits 2 with nothing written."""
+    import shutil
+
+    from call_router.settings import PROJECT_ROOT
+
+    flows = tmp_path / "ivr_flows"
+    shutil.copytree(PROJECT_ROOT / "ivr_flows", flows)
+    env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state")}
+    env["HOTLINE_FLOWS_DIR"] = str(flows)
+    env.pop("HOTLINE_DATABASE_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hotline", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+        )
+
+    def ok(*args: str) -> Any:
+        proc = run(*args, "--json")
+        assert proc.returncode == 0, (args, proc.stderr)
+        return json.loads(proc.stdout)
+
+    ok("tenants", "add", "Dom Service")
+    level = ok("tenants", "sla", "dom-service", "--seconds", "30", "--target", "0.9")
+    assert level["service_level"] == {"seconds": 30, "target": 0.9}
+    assert ok("tenants", "sla", "dom-service")["service_level"] == {
+        "seconds": None,
+        "target": None,
+    }
+    refused = run("tenants", "sla", "dom-service", "--target", "nan", "--json")
+    assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+
+    folder = flows / "tenants" / "dom-service"
+    assert ok("tenants", "menu", "dom-service") == {
+        "tenant": "dom-service",
+        "folder": str(folder),
+        "calendar": False,
+        "prompts": [],
+        "flows": [],
+    }
+    assert ok("tenants", "menu", "dom-service", "calendar")["calendar"] is True
+    assert (folder / "calendar.yaml").read_text() == (flows / "calendar.yaml").read_text()
+    assert ok("tenants", "menu", "dom-service", "hotline")["flows"] == ["hotline"]
+    assert ok("tenants", "menu", "dom-service", "prompts")["prompts"] == []
+    # A copied flow and an empty prompts file are valid and change nothing yet.
+    checked = run("flows", "check", "--texts-only")
+    assert checked.returncode == 0, checked.stderr
+    for bad in (["calendar"], ["../../etc"]):
+        refused = run("tenants", "menu", "dom-service", *bad, "--json")
+        assert refused.returncode == 2 and refused.stdout == "", (bad, refused.stderr)
+    assert run("tenants", "menu", "nobody", "calendar", "--json").returncode == 2
+    assert not (flows / "tenants" / "nobody").exists()
+    removed = ok("tenants", "menu", "dom-service", "hotline", "--remove")
+    assert removed["flows"] == [] and not (folder / "hotline.yaml").exists()
