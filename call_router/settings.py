@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     asterisk_allocator: Literal["jemalloc", "glibc"] = "jemalloc"
     asterisk_malloc_arena_max: int = Field(default=2, ge=0, le=256)
 
+    # This box's name in a cluster of Asterisk nodes (`hotline cluster`): Asterisk's systemname
+    # (unique call ids across nodes) and the `node` of every call it serves. Unset: one box.
+    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = "hotline"

@@ -383,6 +383,8 @@ def template_context(
     roster = _operators(operators, settings, queues)
     return {
         "paths": paths,
+        # Asterisk's systemname in a cluster: unique call ids (linkedids) across nodes.
+        "node": settings.node,
         "queues": queues,
         "operators": roster,
         "hotline_number": _full(NUMBER_RE, settings.hotline_number, "hotline_number"),
