@@ -1,0 +1,171 @@
+"""Two Asterisk nodes behind Kamailio (`hotline cluster`), with real SIP calls.
+
+Calls placed at the single box's SIP address are spread over both nodes, each logged once with
+the node that served it; when node 1's Asterisk dies (SIGKILL, `hotline cluster stop-node 1`),
+new calls go to node 2 at once (Kamailio's failure route), and its OPTIONS probe takes node 1
+out of rotation within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from call_router.db import Database
+from call_router.models import Call
+from call_router.settings import Settings
+from hotline.cluster import kamailio
+from hotline.sipua.testcall import CallResult, place_call
+from tests.conftest import (
+    HOTLINE,
+    PORT_BASE,
+    STACK_ENV,
+    asterisk_available,
+    environment,
+    require,
+    run_hotline,
+    wait_for,
+)
+
+# Ports of their own, so the single-box `stack` of the same session is left alone.
+CLUSTER_ENV = {
+    **STACK_ENV,
+    "HOTLINE_SIP_PORT": str(PORT_BASE + 260),
+    "HOTLINE_AMI_PORT": str(PORT_BASE + 238),
+    "HOTLINE_AGI_PORT": str(PORT_BASE + 273),
+    "HOTLINE_AUDIOSOCKET_PORT": str(PORT_BASE + 274),
+    "HOTLINE_DASHBOARD_PORT": str(PORT_BASE + 280),
+    "HOTLINE_PSTN_PORT": str(PORT_BASE + 270),
+    "HOTLINE_RTP_START": str(PORT_BASE + 500),
+    "HOTLINE_RTP_END": str(PORT_BASE + 899),
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Settings]:
+    state = tmp_path_factory.mktemp("hotline-cluster")
+    env = {
+        **CLUSTER_ENV,
+        "HOTLINE_STATE_DIR": str(state),
+        "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),
+        "HOTLINE_REDIS_PREFIX": f"hotline-cluster-test-{os.getpid()}",
+        "HOTLINE_DATABASE_URL": postgres_url,
+    }
+    with environment(env):
+        settings = Settings()
+        ok, reason = asterisk_available(settings)
+        require(ok, reason)
+        require(kamailio.binary() is not None, "kamailio is not installed (scripts/install.sh)")
+        try:
+            run_hotline("cluster", "up", "--nodes", "2", timeout=900)
+            yield settings
+        finally:
+            subprocess.run(
+                [*HOTLINE, "cluster", "down"],
+                capture_output=True,
+                timeout=180,
+                env=os.environ.copy(),
+            )
+
+
+def status() -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(run_hotline("cluster", "status", "--json").stdout)
+    return result
+
+
+def dispatching(node: str) -> bool | None:
+    return next(n["dispatching"] for n in status()["nodes"] if n["name"] == node)
+
+
+def in_rotation(settings: Settings) -> dict[str, bool]:
+    return {d.node: d.up for d in kamailio.destinations(settings)}
+
+
+def calls_from(db: Database, caller: str) -> list[Call]:
+    with db.session() as session:
+        rows = list(session.scalars(select(Call).where(Call.caller_number == caller)))
+        session.expunge_all()
+        return rows
+
+
+def ended_call(db: Database, caller: str) -> Call:
+    def ended() -> Call | None:
+        rows = calls_from(db, caller)
+        return rows[0] if len(rows) == 1 and rows[0].ended_at is not None else None
+
+    call: Call = wait_for(ended, timeout=30, what=f"the logged call of {caller}")
+    return call
+
+
+def place_calls(settings: Settings, callers: list[str]) -> list[CallResult]:
+    with ThreadPoolExecutor(max_workers=len(callers)) as pool:
+        return list(pool.map(lambda c: place_call(settings, from_number=c, hold=3.0), callers))
+
+
+def test_calls_are_spread_over_both_nodes_and_logged_once_each(cluster: Settings) -> None:
+    st = status()
+    assert st["kamailio"] is True
+    assert [n["asterisk"] for n in st["nodes"]] == [True, True]
+    # Both nodes answered Kamailio's OPTIONS probe: both take calls.
+    wait_for(lambda: dispatching("node1") and dispatching("node2"), what="both nodes in rotation")
+
+    callers = [f"+7495100000{i}" for i in range(4)]
+    results = place_calls(cluster, callers)
+    assert all(r.answered for r in results), [r.detail for r in results]
+    # `hotline call` itself needs no change: it dials the same address, now Kamailio's.
+    run_hotline("call", "--from", "+74951000009", "--hold", "2")
+
+    db = Database(cluster.db_url)
+    try:
+        served = {caller: ended_call(db, caller) for caller in [*callers, "+74951000009"]}
+    finally:
+        db.dispose()
+    nodes = [call.node for call in served.values()]
+    # Round-robin: the four parallel calls split evenly over the two nodes.
+    assert sorted(nodes[:4]) == ["node1", "node1", "node2", "node2"]
+    assert set(nodes) <= {"node1", "node2"}
+    for call in served.values():
+        # The node's Asterisk names its call ids (systemname): no clash across nodes.
+        assert call.node is not None and call.linkedid.startswith(f"{call.node}-")
+
+
+def test_a_dead_node_is_taken_out_and_new_calls_go_to_the_other(cluster: Settings) -> None:
+    wait_for(lambda: dispatching("node1") and dispatching("node2"), what="both nodes in rotation")
+    out = run_hotline("cluster", "stop-node", "1").stdout
+    assert "killed" in out
+    killed_at = time.monotonic()
+
+    # At once, before any probe has noticed: each call meant for node 1 times out there and
+    # Kamailio's failure route sends it on to node 2. Meanwhile node 1 leaves the rotation.
+    callers = [f"+7495200000{i}" for i in range(2)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        placing = pool.submit(place_calls, cluster, callers)
+        # Asked straight over Kamailio's JSON-RPC: a `hotline` command takes seconds to start.
+        wait_for(
+            lambda: not in_rotation(cluster)["node1"],
+            timeout=10,
+            interval=0.1,
+            what="node 1 out of rotation",
+        )
+        out_after = time.monotonic() - killed_at
+        results = placing.result()
+    assert all(r.answered for r in results), [r.detail for r in results]
+    assert out_after < 5
+    later = ["+74952000009"]
+    assert all(r.answered for r in place_calls(cluster, later))
+
+    db = Database(cluster.db_url)
+    try:
+        assert {ended_call(db, c).node for c in [*callers, *later]} == {"node2"}
+    finally:
+        db.dispose()
+    st = status()
+    assert [n["asterisk"] for n in st["nodes"]] == [False, True]
