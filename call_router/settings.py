@@ -39,6 +39,8 @@ _SECRET_KEYS = (
     "ami_control_secret",
     "ami_supervise_secret",
     "dashboard_device_key",
+    # `hotline cluster`: the header value with which Kamailio vouches for the carrier's calls.
+    "edge_secret",
 )
 
 

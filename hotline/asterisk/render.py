@@ -385,6 +385,8 @@ def template_context(
         "paths": paths,
         # Asterisk's systemname in a cluster: unique call ids (linkedids) across nodes.
         "node": settings.node,
+        # What Kamailio adds to the carrier's requests in a cluster (extensions [from-edge]).
+        "edge_secret": settings.secrets["edge_secret"] if settings.node else "",
         "queues": queues,
         "operators": roster,
         "hotline_number": _full(NUMBER_RE, settings.hotline_number, "hotline_number"),

@@ -26,6 +26,7 @@ import jinja2
 
 from call_router.pid_files import cmdline
 from call_router.settings import PROJECT_ROOT, Settings
+from call_router.sip_bans import carrier_networks
 from hotline.cluster.topology import NodeSpec, cluster_dir
 
 TEMPLATES = PROJECT_ROOT / "asterisk_conf" / "kamailio"
@@ -100,6 +101,9 @@ def render(settings: Settings, nodes: Sequence[NodeSpec], children: int = 4) -> 
         "algorithm": ALGORITHM,
         "ping_interval": PING_INTERVAL,
         "fr_timer_ms": FR_TIMER_MS,
+        # The carrier's networks (HOTLINE_PSTN_MATCH), as the single box's trunk ACL has them.
+        "carrier_networks": ",".join(str(net) for net in carrier_networks(settings)),
+        "edge_secret": settings.secrets["edge_secret"],
         "nodes": [{"name": n.name, "sip_host": n.address, "sip_port": n.sip_port} for n in nodes],
     }
     return {

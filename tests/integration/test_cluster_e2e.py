@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from call_router.db import Database
-from call_router.models import Call
+from call_router.models import Call, Callback
 from call_router.settings import Settings
 from hotline.cluster import kamailio
 from hotline.sipua.testcall import CallResult, place_call
@@ -105,9 +105,9 @@ def ended_call(db: Database, caller: str) -> Call:
     return call
 
 
-def place_calls(settings: Settings, callers: list[str]) -> list[CallResult]:
+def place_calls(settings: Settings, callers: list[str], hold: float = 3.0) -> list[CallResult]:
     with ThreadPoolExecutor(max_workers=len(callers)) as pool:
-        return list(pool.map(lambda c: place_call(settings, from_number=c, hold=3.0), callers))
+        return list(pool.map(lambda c: place_call(settings, from_number=c, hold=hold), callers))
 
 
 def test_calls_are_spread_over_both_nodes_and_logged_once_each(cluster: Settings) -> None:
@@ -135,6 +135,14 @@ def test_calls_are_spread_over_both_nodes_and_logged_once_each(cluster: Settings
     for call in served.values():
         # The node's Asterisk names its call ids (systemname): no clash across nodes.
         assert call.node is not None and call.linkedid.startswith(f"{call.node}-")
+
+
+def test_only_the_carrier_is_the_carrier_behind_the_edge(cluster: Settings) -> None:
+    # Every request reaches the nodes from Kamailio's address, the trunk's: a stranger (another
+    # address) must still not be taken for the carrier.
+    stranger = place_call(cluster, from_number="+74954000001", hold=2.0, local_ip="127.0.0.9")
+    assert not stranger.answered
+    assert stranger.sip_status == 403, stranger.detail
 
 
 def test_a_dead_node_is_taken_out_and_new_calls_go_to_the_other(cluster: Settings) -> None:
@@ -169,3 +177,42 @@ def test_a_dead_node_is_taken_out_and_new_calls_go_to_the_other(cluster: Setting
         db.dispose()
     st = status()
     assert [n["asterisk"] for n in st["nodes"]] == [False, True]
+
+
+def test_a_node_back_up_rejoins_and_its_dead_calls_are_dropped_and_called_back(
+    cluster: Settings,
+) -> None:
+    # `up` again starts what is down (node 1's Asterisk, killed above): its probe answers and
+    # it is back in rotation.
+    run_hotline("cluster", "up", "--nodes", "2", timeout=600)
+    wait_for(
+        lambda: all(in_rotation(cluster).values()), interval=0.1, what="node 1 back in rotation"
+    )
+
+    callers = ["+74953000001", "+74953000002"]
+    db = Database(cluster.db_url)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            placing = pool.submit(place_calls, cluster, callers, 15.0)
+
+            def on_nodes() -> dict[str, str] | None:
+                rows = [row for c in callers for row in calls_from(db, c)]
+                found = {row.node: row.caller_number for row in rows if row.node}
+                return found if len(found) == 2 else None
+
+            by_node = wait_for(on_nodes, timeout=30, interval=0.2, what="one call on each node")
+            run_hotline("cluster", "stop-node", "1")
+            # The operator's drill ends: the node comes back and its router reconciles.
+            run_hotline("cluster", "up", "--nodes", "2", timeout=600)
+            assert all(r.answered for r in placing.result())
+
+        dead = by_node["node1"]
+        dropped = ended_call(db, dead)
+        assert dropped.outcome == "dropped"
+        with db.session() as session:
+            entries = list(session.scalars(select(Callback).where(Callback.caller_number == dead)))
+            assert [(e.status, e.reason) for e in entries] == [("open", "dropped")]
+        survivor = ended_call(db, by_node["node2"])
+        assert survivor.outcome != "dropped"
+    finally:
+        db.dispose()
