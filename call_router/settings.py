@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     # (unique call ids across nodes) and the `node` of every call it serves. Unset: one box.
     node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
     ami_host: str = "127.0.0.1"
+    # Other Asterisk nodes' AMI addresses (same port and users), tried in order when ami_host
+    # does not answer: one-shot actions (click-to-call, queue actions) go through a node that
+    # is up. `hotline cluster` sets them for its dashboard.
+    ami_fallback_hosts: list[str] = []
     ami_port: int = 5038
     ami_username: str = "hotline"
     # The router writes up to this many queued AMI events per transaction (1: one each).

@@ -94,9 +94,13 @@ def up(settings: Settings, nodes: int) -> list[NodeSpec]:
         raise ClusterError("kamailio is not installed: run scripts/install.sh")
     cluster_dir(settings).mkdir(parents=True, exist_ok=True)
     state_file(settings).write_text(json.dumps({"nodes": nodes}))
+    from hotline.cli import reload_asterisk
+
     started: list[tuple[NodeSpec, Settings]] = []
     for spec in specs:
         node = _prepare_node(settings, spec)
+        # Already running: the re-rendered roster and bans apply at once.
+        reload_asterisk(node)
         env = spec.environment()
         # The node's supervisor restarts its FastAGI server and router, never a dashboard.
         services.hold(node, DASHBOARD)
@@ -114,10 +118,20 @@ def up(settings: Settings, nodes: int) -> list[NodeSpec]:
     # FastAGI server and router down (they are the nodes').
     for name in NODE_SERVICES:
         services.hold(settings, name)
-    services.start_service(settings, DASHBOARD)
+    env = dashboard_environment(specs)
+    services.start_service(settings, DASHBOARD, env)
     services.wait_ready(settings, DASHBOARD, timeout=60)
-    services.start_service(settings, SUPERVISOR)
+    services.start_service(settings, SUPERVISOR, env)
     return specs
+
+
+def dashboard_environment(specs: list[NodeSpec]) -> dict[str, str]:
+    """The dashboard's AMI: the first node, then the others when it does not answer, so
+    click-to-call and queue actions go through a node that is up."""
+    return {
+        "HOTLINE_AMI_HOST": specs[0].address,
+        "HOTLINE_AMI_FALLBACK_HOSTS": json.dumps([s.address for s in specs[1:]]),
+    }
 
 
 def down(settings: Settings) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -23,6 +24,7 @@ from call_router.db import Database
 from call_router.models import Call, Callback
 from call_router.settings import Settings
 from hotline.cluster import kamailio
+from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import (
     HOTLINE,
@@ -30,6 +32,7 @@ from tests.conftest import (
     STACK_ENV,
     asterisk_available,
     environment,
+    open_callback,
     require,
     run_hotline,
     wait_for,
@@ -216,3 +219,52 @@ def test_a_node_back_up_rejoins_and_its_dead_calls_are_dropped_and_called_back(
         assert survivor.outcome != "dropped"
     finally:
         db.dispose()
+
+
+def test_a_callback_from_the_dashboard_goes_out_through_a_live_node(cluster: Settings) -> None:
+    operator = json.loads(
+        run_hotline("operators", "add", "Cleo Cluster", "--queues", "heating", "--json").stdout
+    )
+    login, password = operator["sip_login"], operator["sip_password"]
+    # `up` again renders the new roster on every node and reloads them.
+    run_hotline("cluster", "up", "--nodes", "2", timeout=600)
+    run_hotline("cluster", "stop-node", "1")
+    wait_for(lambda: not in_rotation(cluster)["node1"], interval=0.1, what="node 1 out")
+    token = json.loads(
+        run_hotline("tokens", "create", "--role", "supervisor", "--name", "cluster", "--json")
+        .stdout.strip()
+        .splitlines()[-1]
+    )["token"]
+    resident = "+74955000001"
+    db = Database(cluster.db_url)
+    try:
+        callback_id = open_callback(db, resident)
+        with (
+            # The operator registers through Kamailio, which finds them a live home node.
+            Softphone(cluster, login, password) as op_phone,
+            Softphone(cluster, resident, "", register=False, local_port=cluster.pstn_port) as home,
+            httpx.Client(
+                base_url=cluster.dashboard_url,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=20,
+            ) as api,
+        ):
+            claim = api.post(f"/api/callbacks/{callback_id}/claim", json={"operator": login})
+            assert claim.status_code == 200, claim.text
+            # The dashboard's first AMI address is node 1's, which is dead: node 2 places it.
+            started = api.post(f"/api/callbacks/{callback_id}/call", json={"operator": login})
+            assert started.status_code == 202, started.text
+            assert op_phone.wait_for_event("CALL_ESTABLISHED", timeout=30), op_phone.log[-2000:]
+            assert home.wait_for_event("CALL_ESTABLISHED", timeout=30), home.log[-2000:]
+            home.hangup()
+        call_id = started.json()["call_id"]
+        wait_for(lambda: _answered(db, call_id), what="the callback answered in the call log")
+        assert status()["nodes"][0]["asterisk"] is False
+    finally:
+        db.dispose()
+
+
+def _answered(db: Database, call_id: int) -> bool:
+    with db.session() as session:
+        call = session.get(Call, call_id)
+        return call is not None and call.answered_at is not None
