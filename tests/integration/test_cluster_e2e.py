@@ -35,21 +35,12 @@ from tests.conftest import (
     open_callback,
     require,
     run_hotline,
+    stack_ports,
     wait_for,
 )
 
 # Ports of their own, so the single-box `stack` of the same session is left alone.
-CLUSTER_ENV = {
-    **STACK_ENV,
-    "HOTLINE_SIP_PORT": str(PORT_BASE + 260),
-    "HOTLINE_AMI_PORT": str(PORT_BASE + 238),
-    "HOTLINE_AGI_PORT": str(PORT_BASE + 273),
-    "HOTLINE_AUDIOSOCKET_PORT": str(PORT_BASE + 274),
-    "HOTLINE_DASHBOARD_PORT": str(PORT_BASE + 280),
-    "HOTLINE_PSTN_PORT": str(PORT_BASE + 270),
-    "HOTLINE_RTP_START": str(PORT_BASE + 500),
-    "HOTLINE_RTP_END": str(PORT_BASE + 899),
-}
+CLUSTER_ENV = {**STACK_ENV, **stack_ports(PORT_BASE + 200, (PORT_BASE + 500, PORT_BASE + 899))}
 
 
 @pytest.fixture(scope="module")
