@@ -264,7 +264,10 @@ async def serve(
     # Callback requests made in a flow reach the operators' callback pages live.
     live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
     call_log = CallLog(
-        db, country=settings.country_code, callback_min_wait=settings.callback_min_wait
+        db,
+        country=settings.country_code,
+        callback_min_wait=settings.callback_min_wait,
+        node=settings.node,
     )
     writer = CallWriter(
         call_log,

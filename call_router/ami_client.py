@@ -112,11 +112,18 @@ class NoReconnectManager(Manager):  # type: ignore[misc]
         self.lost = asyncio.Event()
 
     @classmethod
-    def to(cls, settings: Settings, role: AmiRole = "router", **options: Any) -> NoReconnectManager:
-        """A manager for the hotline's Asterisk, logged in as the AMI user of `role`."""
+    def to(
+        cls,
+        settings: Settings,
+        role: AmiRole = "router",
+        host: str | None = None,
+        **options: Any,
+    ) -> NoReconnectManager:
+        """A manager for the hotline's Asterisk (or the node at `host`), logged in as the AMI
+        user of `role`."""
         username, secret = settings.ami_login(role)
         return cls(
-            host=settings.ami_host,
+            host=host or settings.ami_host,
             port=settings.ami_port,
             username=username,
             secret=secret,
@@ -150,19 +157,22 @@ class ManagerSender:
 async def connect_one_shot(
     settings: Settings, *, events: str, role: AmiRole = "control"
 ) -> NoReconnectManager:
-    """A connected, logged-in manager for a short task; the caller closes it."""
-    # No keep-alive: the connection lives for one action or one call set-up.
-    manager = NoReconnectManager.to(settings, role, ping_delay=3600, events=events)
-    try:
-        await asyncio.wait_for(manager.connect(), CONNECT_TIMEOUT)
-        await wait_logged_in(manager)
-    except (OSError, TimeoutError) as exc:
-        manager.close()
-        raise AmiUnavailable(
-            f"cannot reach Asterisk's AMI at {settings.ami_host}:{settings.ami_port}: "
-            f"{exc or type(exc).__name__}"
-        ) from exc
-    return manager
+    """A connected, logged-in manager for a short task; the caller closes it.
+
+    ami_host first, then each of ami_fallback_hosts (cluster nodes) that is reachable."""
+    failures = []
+    for host in (settings.ami_host, *settings.ami_fallback_hosts):
+        # No keep-alive: the connection lives for one action or one call set-up.
+        manager = NoReconnectManager.to(settings, role, host, ping_delay=3600, events=events)
+        try:
+            await asyncio.wait_for(manager.connect(), CONNECT_TIMEOUT)
+            await wait_logged_in(manager)
+        except (OSError, TimeoutError) as exc:
+            manager.close()
+            failures.append(f"{host}:{settings.ami_port}: {exc or type(exc).__name__}")
+            continue
+        return manager
+    raise AmiUnavailable(f"cannot reach Asterisk's AMI at {'; '.join(failures)}")
 
 
 class AmiClient:

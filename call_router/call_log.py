@@ -159,8 +159,12 @@ class CallLog:
         country: str = "RU",
         *,
         callback_min_wait: int = 0,
+        node: str | None = None,
     ) -> None:
         self._db = db
+        # The cluster node this writer serves (settings.node): set on the calls it creates,
+        # and the only calls it reconciles with its Asterisk. None: one box, every call.
+        self._node = node
         self._clock = clock
         self._country = country
         self._callback_min_wait = callback_min_wait
@@ -242,8 +246,12 @@ class CallLog:
 
     def open_calls(self) -> list[CallView]:
         """Calls without an end: the listener checks them against Asterisk after a reconnect."""
+        query = select(Call).where(Call.ended_at.is_(None)).order_by(Call.id)
+        if self._node is not None:
+            # Another node's calls are its router's: this Asterisk never had their channels.
+            query = query.where(Call.node == self._node)
         with self._session() as session:
-            rows = session.scalars(select(Call).where(Call.ended_at.is_(None)).order_by(Call.id))
+            rows = session.scalars(query)
             return [CallView.of(call) for call in rows]
 
     def timeline(self, linkedid: str) -> list[KnownEvent]:
@@ -708,6 +716,7 @@ class CallLog:
             "channel": _cap(_printable(arrival.channel), 128),
             "dialed_number": _cap(_dialable(arrival.dialed_number), 32),
             "started_at": started_at,
+            "node": self._node,
         }
 
     def _insert_event(
@@ -837,7 +846,7 @@ def _merge_call(call: Call, values: dict[str, Any]) -> None:
     if call.caller_number == ANONYMOUS and values["caller_number"] != ANONYMOUS:
         call.caller_number = values["caller_number"]
         call.caller_number_raw = values["caller_number_raw"]
-    for field in ("caller_name", "channel", "dialed_number", "tenant_id"):
+    for field in ("caller_name", "channel", "dialed_number", "tenant_id", "node"):
         if getattr(call, field) is None and values[field] is not None:
             setattr(call, field, values[field])
 

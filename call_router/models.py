@@ -123,6 +123,9 @@ class Call(Base):
     # The caller's building when the menu knew it (a registered phone, an earlier call, a
     # confirmed house code): their next call to the centre goes to its tenant.
     building_id: Mapped[int | None] = mapped_column(Integer)
+    # The cluster node that served the call (HOTLINE_NODE, migration 0022; `hotline cluster`);
+    # NULL: a single box.
+    node: Mapped[str | None] = mapped_column(String(32), index=True)
 
     @property
     def tenant_slug(self) -> str | None:

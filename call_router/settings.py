@@ -39,6 +39,8 @@ _SECRET_KEYS = (
     "ami_control_secret",
     "ami_supervise_secret",
     "dashboard_device_key",
+    # `hotline cluster`: the header value with which Kamailio vouches for the carrier's calls.
+    "edge_secret",
 )
 
 
@@ -109,7 +111,14 @@ class Settings(BaseSettings):
     asterisk_allocator: Literal["jemalloc", "glibc"] = "jemalloc"
     asterisk_malloc_arena_max: int = Field(default=2, ge=0, le=256)
 
+    # This box's name in a cluster of Asterisk nodes (`hotline cluster`): Asterisk's systemname
+    # (unique call ids across nodes) and the `node` of every call it serves. Unset: one box.
+    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
     ami_host: str = "127.0.0.1"
+    # Other Asterisk nodes' AMI addresses (same port and users), tried in order when ami_host
+    # does not answer: one-shot actions (click-to-call, queue actions) go through a node that
+    # is up. `hotline cluster` sets them for its dashboard.
+    ami_fallback_hosts: list[str] = []
     ami_port: int = 5038
     ami_username: str = "hotline"
     # The router writes up to this many queued AMI events per transaction (1: one each).

@@ -14,6 +14,7 @@ from call_router.settings import Settings, get_settings
 from hotline.cli_agents import app as agents_cli
 from hotline.cli_callbacks import app as callbacks_cli
 from hotline.cli_calls import app as calls_cli
+from hotline.cli_cluster import app as cluster_cli
 from hotline.cli_flows import app as flows_cli
 from hotline.cli_health import doctor_command, status_command
 from hotline.cli_incidents import app as incidents_cli
@@ -62,6 +63,7 @@ app.add_typer(requests_app, name="requests", help="Service requests: jobs for re
 app.add_typer(crews_app, name="crews", help="Repair crews and contractors.")
 app.add_typer(open311_app, name="open311", help="The Open311 GeoReport v2 API: keys.")
 app.add_typer(buildings_app, name="buildings", help="Tenants' buildings and residents' phones.")
+app.add_typer(cluster_cli, name="cluster", help="Kamailio in front of N Asterisk nodes.")
 
 
 @app.callback()
@@ -228,28 +230,11 @@ def up(
     build: Annotated[bool, typer.Option(help="Build the sandbox root if missing.")] = True,
 ) -> None:
     """Start the whole hotline in the background; returns once a call can be taken."""
-    from call_router.flows.prompts import build_prompts
-    from call_router.operators import add_operator, list_operators, parse_skills
     from hotline import services
     from hotline.asterisk.sandbox import Asterisk
 
     settings = get_settings()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    warn_loosened(settings)
-    db = _database(settings)
-    with db.session() as session:
-        roster = list_operators(session)
-        if not roster:
-            # A fresh hotline needs someone to answer: one operator on every queue.
-            first = add_operator(session, "Operator 1", parse_skills(",".join(_all_queues())))
-            roster = [first]
-        operator = roster[0]
-        login, password = operator.sip_login, operator.sip_password
-        # No default credentials: the first supervisor's password is generated and shown once.
-        admin_password = ensure_first_supervisor(session)
-    db.dispose()
-
-    build_prompts(settings)
+    login, password, admin_password = prepare_hotline(settings)
     asterisk = Asterisk(settings)
     if build:
         asterisk.ensure_installed(progress=typer.echo)
@@ -290,6 +275,31 @@ def up(
             ]
         )
     )
+
+
+def prepare_hotline(settings: Settings) -> tuple[str, str, str | None]:
+    """What `hotline up` (and `hotline cluster up`) needs before any process starts: the
+    database at the newest schema, an operator, the first supervisor, the prompts. Returns
+    (an operator's SIP login, its password, the new supervisor's password or None)."""
+    from call_router.flows.prompts import build_prompts
+    from call_router.operators import add_operator, list_operators, parse_skills
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    warn_loosened(settings)
+    db = _database(settings)
+    with db.session() as session:
+        roster = list_operators(session)
+        if not roster:
+            # A fresh hotline needs someone to answer: one operator on every queue.
+            first = add_operator(session, "Operator 1", parse_skills(",".join(_all_queues())))
+            roster = [first]
+        operator = roster[0]
+        login, password = operator.sip_login, operator.sip_password
+        # No default credentials: the first supervisor's password is generated and shown once.
+        admin_password = ensure_first_supervisor(session)
+    db.dispose()
+    build_prompts(settings)
+    return login, password, admin_password
 
 
 # `hotline supervise` (hotline/supervisor.py) as a background service of `hotline up`.

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,8 +59,10 @@ def hold(settings: Settings, name: str) -> None:
     held_file(settings, name).touch()
 
 
-def start_service(settings: Settings, name: str) -> int:
-    """Start a service (unless it runs); from then on the supervisor restarts it if it dies."""
+def start_service(settings: Settings, name: str, env: Mapping[str, str] | None = None) -> int:
+    """Start a service (unless it runs); from then on the supervisor restarts it if it dies.
+
+    `env`: HOTLINE_* variables on top of ours (a cluster node's own settings)."""
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     # One starter at a time: the supervisor restarting a dead service and `hotline up` (or
@@ -79,7 +81,7 @@ def start_service(settings: Settings, name: str) -> int:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env=os.environ.copy(),
+                env={**os.environ, **(env or {})},
             )
         # Popen may return while execve is still under way (vfork), when /proc shows no
         # command line yet: record the pid once it is recognisably ours, so nobody takes it

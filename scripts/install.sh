@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-apt_packages=(debootstrap espeak-ng sox ffmpeg redis-server python3-venv ca-certificates)
+# kamailio: the SIP edge of `hotline cluster` (its dispatcher module is in the main package).
+apt_packages=(debootstrap espeak-ng sox ffmpeg redis-server python3-venv ca-certificates kamailio)
 [ "$want_test" = 1 ] && apt_packages+=(chromium chromium-driver)
 
 missing=()
@@ -19,6 +20,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The package's own service would take SIP port 5060 with Debian's sample config: the hotline
+# starts Kamailio itself (`hotline cluster up`), with its own rendered config.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled kamailio >/dev/null 2>&1; then
+  systemctl disable --now kamailio >/dev/null 2>&1 || true
 fi
 
 # Local Redis for live state: start one if nothing answers (no persistence needed).

@@ -29,15 +29,25 @@ HOTLINE = [sys.executable, "-m", "hotline"]
 # Test ports differ from the defaults so a developer's running hotline is left alone;
 # HOTLINE_TEST_PORT_BASE moves them all, so two suites can run side by side.
 PORT_BASE = int(os.environ.get("HOTLINE_TEST_PORT_BASE", "15000"))
+
+
+def stack_ports(base: int, rtp: tuple[int, int]) -> dict[str, str]:
+    """A stack's ports: SIP base+60, AMI +38, FastAGI +73, AudioSocket +74, dashboard +80,
+    the carrier +70, and the RTP range `rtp`."""
+    return {
+        "HOTLINE_SIP_PORT": str(base + 60),
+        "HOTLINE_AMI_PORT": str(base + 38),
+        "HOTLINE_AGI_PORT": str(base + 73),
+        "HOTLINE_AUDIOSOCKET_PORT": str(base + 74),
+        "HOTLINE_DASHBOARD_PORT": str(base + 80),
+        "HOTLINE_PSTN_PORT": str(base + 70),
+        "HOTLINE_RTP_START": str(rtp[0]),
+        "HOTLINE_RTP_END": str(rtp[1]),
+    }
+
+
 STACK_ENV = {
-    "HOTLINE_SIP_PORT": str(PORT_BASE + 60),
-    "HOTLINE_AMI_PORT": str(PORT_BASE + 38),
-    "HOTLINE_AGI_PORT": str(PORT_BASE + 73),
-    "HOTLINE_AUDIOSOCKET_PORT": str(PORT_BASE + 74),
-    "HOTLINE_DASHBOARD_PORT": str(PORT_BASE + 80),
-    "HOTLINE_PSTN_PORT": str(PORT_BASE + 70),
-    "HOTLINE_RTP_START": str(PORT_BASE + 100),
-    "HOTLINE_RTP_END": str(PORT_BASE + 499),
+    **stack_ports(PORT_BASE, (PORT_BASE + 100, PORT_BASE + 499)),
     "HOTLINE_QUEUE_TIMEOUT": "60",
     "HOTLINE_METERS_NUMBER": "500106",
     # Tests share one stack: an entry left by one test must not ring another test's operator.

@@ -60,6 +60,8 @@ class CallOut(_FromRow):
     tenant_source: str | None = None
     # inbound / callback (an operator's click-to-call) / internal (added field).
     direction: str = "inbound"
+    # The cluster node that served the call (`hotline cluster`); None on one box (added field).
+    node: str | None = None
 
 
 def recording_reference(path: str | None, recordings_dir: Path) -> str | None:

@@ -397,6 +397,10 @@ def template_context(
     roster = _operators(operators, settings, queues)
     return {
         "paths": paths,
+        # Asterisk's systemname in a cluster: unique call ids (linkedids) across nodes.
+        "node": settings.node,
+        # What Kamailio adds to the carrier's requests in a cluster (extensions [from-edge]).
+        "edge_secret": settings.secrets["edge_secret"] if settings.node else "",
         "queues": queues,
         "operators": roster,
         "hotline_number": _full(NUMBER_RE, settings.hotline_number, "hotline_number"),

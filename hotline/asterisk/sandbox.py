@@ -670,6 +670,20 @@ class Asterisk:
         if self.mode == "sandbox":
             self._unmount()
 
+    def pid(self) -> int | None:
+        """Our running asterisk's pid, or None."""
+        return self._read_pid()
+
+    def kill(self, timeout: float = 10) -> int | None:
+        """SIGKILL our asterisk the way a crash ends it (no shutdown, mounts left for `stop`);
+        its pid, or None if it was not running."""
+        pid = self._read_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, timeout)
+        return pid
+
     @staticmethod
     def _wait_gone(pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -372,6 +372,8 @@ CALL_FIELDS = [
     "tenant_source",
     # Added by supervisor analytics: inbound / callback / internal.
     "direction",
+    # Added by the cluster: the node that served the call (null on one box).
+    "node",
 ]
 
 

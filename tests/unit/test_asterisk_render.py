@@ -677,3 +677,35 @@ def test_instances_differ_by_state_dir(tmp_path: Path) -> None:
     b = Settings(state_dir=tmp_path / "b")
     assert instance_id(a) != instance_id(b)
     assert instance_id(a) == instance_id(Settings(state_dir=tmp_path / "a" / ".." / "a"))
+
+
+def test_a_cluster_node_takes_the_carrier_only_as_vouched_for_by_the_edge(
+    settings: Settings,
+) -> None:
+    """Behind Kamailio every request comes from the trunk's address: a node sends the trunk's
+    calls through [from-edge], which wants Kamailio's header; a single box is unchanged."""
+    render_config(settings, PATHS, [operator()])
+    single = {
+        name: (settings.asterisk_dir / "etc" / name).read_text()
+        for name in ("extensions.conf", "pjsip.conf", "asterisk.conf")
+    }
+    assert "[from-edge]" not in single["extensions.conf"]
+    assert ("context", "from-pstn") in sections(single["pjsip.conf"])["pstn"]
+    assert "systemname" not in single["asterisk.conf"]
+
+    node = settings.model_copy(update={"node": "node2"})
+    render_config(node, PATHS, [operator()])
+    etc = node.asterisk_dir / "etc"
+    pjsip = sections((etc / "pjsip.conf").read_text())
+    assert ("context", "from-edge") in pjsip["pstn"]
+    assert ("support_path", "yes") in pjsip["1001"]
+    assert ("rewrite_contact", "no") in pjsip["1001"]
+    extensions = (etc / "extensions.conf").read_text()
+    edge = sections(extensions)["from-edge"]
+    secret = node.secrets["edge_secret"]
+    vouched = 'X-Hotline-Edge)}" = "' + secret + '"]?from-pstn'
+    assert any(vouched in value for _key, value in edge)
+    modules = sections((etc / "modules.conf").read_text())["modules"]
+    assert ("load", "res_pjsip_header_funcs.so") in modules
+    assert ("load", "res_pjsip_path.so") in modules
+    assert ("systemname", "node2") in sections((etc / "asterisk.conf").read_text())["options"]

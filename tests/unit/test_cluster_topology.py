@@ -1,0 +1,85 @@
+"""The local cluster's layout and Kamailio's rendered config (no processes started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from call_router.settings import Settings
+from hotline.cluster import kamailio
+from hotline.cluster.topology import TopologyError, plan
+from tests.conftest import require
+
+
+def settings(tmp_path: Path, **values: object) -> Settings:
+    base: dict[str, object] = {
+        "state_dir": tmp_path,
+        "sip_port": 18060,
+        "rtp_start": 18100,
+        "rtp_end": 18499,
+        "redis_prefix": "hotline-test",
+        "database_url": "postgresql+psycopg://127.0.0.1/hotline",
+    }
+    return Settings(**{**base, **values})  # type: ignore[arg-type]
+
+
+def test_each_node_has_its_own_address_state_and_rtp_share(tmp_path: Path) -> None:
+    nodes = plan(settings(tmp_path), 3)
+    assert [n.address for n in nodes] == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    assert [n.name for n in nodes] == ["node1", "node2", "node3"]
+    assert len({n.state_dir for n in nodes}) == 3
+    ranges = [(int(n.overrides["rtp_start"]), int(n.overrides["rtp_end"])) for n in nodes]
+    assert ranges == [(18100, 18232), (18233, 18365), (18366, 18498)]
+    for node in nodes:
+        ns = node.settings()
+        assert (ns.sip_host, ns.ami_host, ns.agi_host) == (node.address,) * 3
+        assert ns.sip_port == 18060
+        assert ns.node == node.name
+        # One database for every node; live state kept apart per node.
+        assert ns.db_url == "postgresql+psycopg://127.0.0.1/hotline"
+        assert ns.redis_prefix == f"hotline-test-{node.name}"
+        # Kamailio (the single box's SIP address) is the carrier for every node.
+        assert "127.0.0.1" in ns.pstn_match.split(",")
+        assert node.environment()["HOTLINE_NODE"] == node.name
+
+
+def test_a_sqlite_cluster_shares_the_single_box_file(tmp_path: Path) -> None:
+    nodes = plan(settings(tmp_path, database_url=None), 2)
+    assert {n.settings().db_url for n in nodes} == {f"sqlite:///{tmp_path / 'hotline.db'}"}
+
+
+@pytest.mark.parametrize("count", [0, 17])
+def test_node_count_is_bounded(tmp_path: Path, count: int) -> None:
+    with pytest.raises(TopologyError):
+        plan(settings(tmp_path), count)
+
+
+def test_the_edge_may_not_sit_on_a_node_address(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="sip_host"):
+        plan(settings(tmp_path, sip_host="127.0.0.3"), 2)
+
+
+def test_dispatcher_list_names_every_node(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    files = kamailio.render(s, plan(s, 2))
+    targets = [line for line in files["dispatcher.list"].splitlines() if line[:1].isdigit()]
+    assert targets == [
+        "1 sip:127.0.0.2:18060 0 0 duid=node1",
+        "1 sip:127.0.0.3:18060 0 0 duid=node2",
+    ]
+    cfg = files["kamailio.cfg"]
+    assert "listen = udp:127.0.0.1:18060" in cfg
+    assert 'modparam("dispatcher", "ds_ping_interval", 1)' in cfg
+    assert f'ds_select_dst("1", "{kamailio.ALGORITHM}")' in cfg
+
+
+def test_kamailio_accepts_the_rendered_config(tmp_path: Path) -> None:
+    require(kamailio.binary() is not None, "kamailio is not installed (scripts/install.sh)")
+    s = settings(tmp_path)
+    kamailio.write_config(s, plan(s, 2))
+    kamailio.check_config(s)
+    broken = kamailio.config_file(s)
+    broken.write_text(broken.read_text().replace("request_route {", "request_route {{"))
+    with pytest.raises(kamailio.KamailioError):
+        kamailio.check_config(s)
