@@ -1,7 +1,7 @@
 """calls carry the node that served them (a cluster of Asterisk nodes behind Kamailio)
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-05
 
 `hotline cluster up` runs several Asterisk nodes, each with its own FastAGI server and router,
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0020"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

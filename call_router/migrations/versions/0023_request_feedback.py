@@ -1,7 +1,7 @@
 """service requests: the automatic "is it fixed?" call (issue 14, the phone side)
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-05
 
 When a request is marked done the resident gets an outbound call (call_router/request_feedback.py):
@@ -18,7 +18,7 @@ from alembic import op
 import call_router.models
 
 revision: str = "0023"
-down_revision: str | None = "0021"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
