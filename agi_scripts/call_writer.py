@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -70,6 +70,33 @@ class Write:
     @classmethod
     def from_line(cls, line: str) -> Write:
         return cls.from_record(json.loads(line))
+
+
+class Writer(Protocol):
+    """What the FastAGI server and its flows use of a call-log writer: `CallWriter` (in this
+    process) or `WriterProcess` (agi_scripts/writer_process.py, the database work in a child)."""
+
+    database_ok: bool
+
+    def submit(self, op: str, linkedid: str, **args: Any) -> None: ...
+
+    def keep_from_thread(
+        self, op: str, linkedid: str, timeout: float = 5.0, **args: Any
+    ) -> bool: ...
+
+    @property
+    def backlog(self) -> int: ...
+
+    @property
+    def behind(self) -> bool: ...
+
+    def call_id(self, linkedid: str) -> int | None: ...
+
+    async def idle(self, timeout: float | None = None) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, timeout: float = 10.0) -> None: ...
 
 
 _GROUPED = frozenset({"ensure_call", "record_menu_result", "record_event"})
@@ -121,6 +148,7 @@ class CallWriter:
         clock: Callable[[], datetime] = utcnow,
         log: Any = None,
         ops: dict[str, Callable[..., Any]] | None = None,
+        on_progress: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         # More kinds of write besides the call log's: op name -> fn(call_log, linkedid, **args).
         self.ops = {**self.OPS, **(ops or {})}
@@ -133,7 +161,11 @@ class CallWriter:
         self.linger = linger
         self.clock = clock
         self.log = log or structlog.get_logger("hotline.call_writer")
+        # After every burst: the call ids it learnt (agi_scripts/writer_process.py reports them).
+        self.on_progress = on_progress
         self._memory: deque[Write] = deque()
+        # The newest writes in memory that are nowhere on disk (a kill would lose them).
+        self._fresh = 0
         # Writes on disk (older than memory's once memory was spilled, else newer).
         self._spool = DurableSpool(spool_path)
         self._wake = asyncio.Event()
@@ -143,6 +175,7 @@ class CallWriter:
         self._written = 0  # submitted writes now in the database (or set aside)
         self._progress = asyncio.Condition()
         self._call_ids: OrderedDict[str, int] = OrderedDict()
+        self._learnt: dict[str, int] = {}  # call ids learnt by the last burst
         self.database_ok = True
         self.batches = 0
         self.rejected = 0
@@ -159,6 +192,7 @@ class CallWriter:
             self._append_to_spool([write])
         else:
             self._memory.append(write)
+            self._fresh += 1
         self._wake.set()
 
     def keep_from_thread(self, op: str, linkedid: str, timeout: float = 5.0, **args: Any) -> bool:
@@ -167,14 +201,15 @@ class CallWriter:
         returns True; it is written to the database with the rest."""
         if self._loop is None:
             return False
-        done = asyncio.run_coroutine_threadsafe(self._keep(op, linkedid, args), self._loop)
+        done = asyncio.run_coroutine_threadsafe(self.keep(op, linkedid, args), self._loop)
         try:
             return done.result(timeout)
         except Exception:
             self.log.exception("call_writer_keep_failed", op=op, linkedid=linkedid)
             return False
 
-    async def _keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+    async def keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+        """On the loop: `keep_from_thread`'s write, in the spool file (fsynced) on return."""
         if op not in self.ops:
             raise ValueError(f"unknown call-log write {op!r}")
         write = Write(op, linkedid, _stamped(op, args, self.clock))
@@ -189,6 +224,22 @@ class CallWriter:
     def backlog(self) -> int:
         """Writes submitted and not yet in the database."""
         return len(self._memory) + self._spool.pending
+
+    @property
+    def submitted(self) -> int:
+        """Writes submitted so far (with those replayed from a spool left at start)."""
+        return self._submitted
+
+    @property
+    def written(self) -> int:
+        """Of `submitted`, those in the database (or set aside), in submission order."""
+        return self._written
+
+    @property
+    def unsafe(self) -> int:
+        """The newest submitted writes that only memory holds: everything older is in the
+        database or in the spool file (which outlives a killed process)."""
+        return self._fresh
 
     @property
     def spooled(self) -> int:
@@ -269,6 +320,8 @@ class CallWriter:
                 # Keep the queue on disk while the database is away: a kill loses nothing.
                 if self._memory:
                     self._spill_memory()
+                if self.on_progress is not None:
+                    self.on_progress({})
                 delay = min(self.retry_max, max(0.2, delay * 2))
                 await asyncio.sleep(delay)
                 continue
@@ -278,9 +331,14 @@ class CallWriter:
             self.batches += 1
             for _ in range(done):
                 self._memory.popleft()
+            # Fresh writes are the newest, at the end: those left are still in memory.
+            self._fresh = min(self._fresh, len(self._memory))
             if not self._memory:
                 self._spool_written()
             await self._advance(done)
+            if self.on_progress is not None:
+                self.on_progress(self._learnt)
+            self._learnt = {}
 
     async def _advance(self, count: int) -> None:
         async with self._progress:
@@ -402,6 +460,8 @@ class CallWriter:
         )
 
     def _remember_ids(self, ids: dict[str, int]) -> None:
+        if self.on_progress is not None:
+            self._learnt.update(ids)
         for linkedid, call_id in ids.items():
             self._call_ids[linkedid] = call_id
             self._call_ids.move_to_end(linkedid)
@@ -424,6 +484,7 @@ class CallWriter:
         """Move the in-memory queue to the front of the spool (kept in order)."""
         writes = list(self._memory)
         self._memory.clear()
+        self._fresh = 0
         if not self._spool.pending:
             # What was read from the spool is written or among `writes`: start it afresh.
             self._spool.clear()

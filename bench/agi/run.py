@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -184,17 +185,39 @@ async def sample_rss(pid: int, stop: asyncio.Event, peak: list[int]) -> None:
             await asyncio.wait_for(stop.wait(), 0.2)
 
 
-async def run_phases(pid: int, port: int, args: argparse.Namespace, script: str) -> dict[str, Any]:
+async def probe_snapshot(pid: int, probe: Path | None, n: int) -> dict[str, Any] | None:
+    """The loop probe's report for what ran since its last snapshot (bench/agi/loop_probe.py)."""
+    if probe is None:
+        return None
+    os.kill(pid, signal.SIGUSR1)
+    path = probe.with_suffix(f".{n}.json")
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+async def run_phases(
+    pid: int, port: int, args: argparse.Namespace, script: str, probe: Path | None = None
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
     rate_caller = Caller(
         keys=tuple(args.keys.split(",")), hangup_share=args.hangup_share, script=script
     )
     # Warm-up: imports, first SQL statements, caches.
     await closed_loop(port, rate_caller, min(args.concurrency, 10), 2.0)
+    await probe_snapshot(pid, probe, 0)
     cpu0 = cpu_seconds(pid)
     stats, seconds = await closed_loop(port, rate_caller, args.concurrency, args.seconds)
-    result["rate"] = summarise(stats, seconds)
     cpu = cpu_seconds(pid) - cpu0
+    result["rate"] = summarise(stats, seconds)
+    if (stalls := await probe_snapshot(pid, probe, 1)) is not None:
+        result["rate"]["loop_probe"] = stalls
+        log(
+            f"  loop probe: cpu stalls {stalls['cpu_stall_histogram']} "
+            f"{stalls['cpu_stall_totals_s']}; wall stalls {stalls['wall_stall_histogram']} "
+            f"{stalls['wall_stall_totals_s']}; gc {stalls['gc']}"
+        )
     result["rate"]["server_cpu_pct"] = round(100 * cpu / seconds, 1)
     # CPU per session: what a whole free core would serve, whatever else ran on this one.
     result["rate"]["server_cpu_ms_per_session"] = round(1000 * cpu / max(stats.completed, 1), 3)
@@ -313,9 +336,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "hotline" in args.servers:
             port = free_port()
             env = hotline_env(tmp, db_url, port, {})
+            argv = hotline_argv
+            probe = tmp / "loop-probe.json"
+            if args.probe:
+                # The same server, with the loop-stall probe (bench/agi/loop_probe.py).
+                argv = [sys.executable, str(HERE / "loop_probe.py")]
+                env["HOTLINE_LOOP_PROBE"] = str(probe)
             log(f"hotline server on core {args.cpu}, db {args.db}")
-            with server(hotline_argv, env, port, args.cpu, tmp / "hotline.log") as pid:
-                report["hotline"] = await run_phases(pid, port, args, "hotline")
+            with server(argv, env, port, args.cpu, tmp / "hotline.log") as pid:
+                report["hotline"] = await run_phases(
+                    pid, port, args, "hotline", probe if args.probe else None
+                )
         if "hotline" in args.servers and args.workers > 1:
             port = free_port()
             # Its own state dir: the workers' spools and ready file are not the first server's.
@@ -337,8 +368,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             argv = [sys.executable, str(HERE / "reference_server.py"), str(port)]
             if name == "reference-uvloop":
                 argv.append("--uvloop")
-            with server(argv, dict(os.environ), port, args.cpu, tmp / f"{name}.log") as pid:
-                report[name.replace("-", "_")] = await run_phases(pid, port, args, "hotline")
+            env = dict(os.environ)
+            probe = tmp / f"loop-probe-{name}.json"
+            if args.probe:
+                argv = [sys.executable, str(HERE / "loop_probe.py"), *argv[1:]]
+                env["HOTLINE_LOOP_PROBE"] = str(probe)
+            with server(argv, env, port, args.cpu, tmp / f"{name}.log") as pid:
+                report[name.replace("-", "_")] = await run_phases(
+                    pid, port, args, "hotline", probe if args.probe else None
+                )
         if "hotline" in args.servers and args.cap:
             port = free_port()
             env = hotline_env(tmp, db_url, port, {"HOTLINE_AGI_MAX_SESSIONS": str(args.cap)})
@@ -418,6 +456,11 @@ def main() -> None:
         default="uvloop",
         help="the load generator's event loop (uvloop: it costs less per command, so the "
         "reference's numbers are less the generator's)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="run the Hotline server under bench/agi/loop_probe.py: its loop stalls, attributed",
     )
     parser.add_argument("--save", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
