@@ -261,7 +261,9 @@ async def serve(
     writer: Writer
     if settings.agi_writer_process:
         # The database work in a process of its own: no GIL shared with the callers' loop.
-        writer = WriterProcess(spool, ops=writer_ops(), max_backlog=settings.agi_writer_max_backlog)
+        writer = WriterProcess(
+            spool, ops=writer_ops(), settings=settings, max_backlog=settings.agi_writer_max_backlog
+        )
     else:
         writer = CallWriter(
             call_log,

@@ -61,7 +61,8 @@ _RESTART_MIN, _RESTART_MAX = 0.2, 5.0
 STOP_TIMEOUT = 15.0
 
 # Frames (pickled tuples; a private socket pair between two processes of the same program):
-#   to the writer:   ("w", [(op, linkedid, args), ...])   writes, in order
+#   to the writer:   ("c", {settings} | None)              first: this process's settings
+#                    ("w", [(op, linkedid, args), ...])   writes, in order
 #                    ("k", token, (op, linkedid, args))   a write to keep (fsynced) at once
 #                    ("s",)                                stop: write everything, then exit
 #   from the writer: ("p", written, safe, database_ok, backlog, {linkedid: call_id})
@@ -93,6 +94,7 @@ class WriterProcess:
         spool_path: Path,
         *,
         ops: Collection[str] = (),
+        settings: Settings | None = None,
         max_backlog: int = 1_000_000,
         clock: Callable[[], datetime] = utcnow,
         log: Any = None,
@@ -102,6 +104,8 @@ class WriterProcess:
         # The writes the writer process knows (CallWriter.OPS and `ops`): others are refused here.
         self.ops = frozenset(CallWriter.OPS) | frozenset(ops)
         self.max_backlog = max_backlog
+        # Handed to the writer process as its first frame (else it reads the environment's).
+        self.settings = settings
         self.clock = clock
         self.log = log or structlog.get_logger("hotline.call_writer")
         # The child's command line (tests may wrap it); the spool and socket are added.
@@ -127,6 +131,7 @@ class WriterProcess:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._connected = asyncio.Event()
+        self._ready = asyncio.Event()  # the writer process reported once
 
     # --- the caller's side: no I/O -------------------------------------------------------
 
@@ -205,10 +210,16 @@ class WriterProcess:
 
     # --- life cycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start the writer process and wait (up to `timeout`) until it is ready to write:
+        callers taken before would pile up in its memory while it imports."""
         self._loop = asyncio.get_running_loop()
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="call-writer-process")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            self.log.warning("call_writer_process_slow_to_start", timeout=timeout)
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Hand everything over, let the writer process write it (or spool it) and exit."""
@@ -252,6 +263,8 @@ class WriterProcess:
         finally:
             theirs.close()
         reader, self._stream = await asyncio.open_unix_connection(sock=ours)
+        given = self.settings.model_dump(mode="json") if self.settings is not None else None
+        self._stream.write(frame(("c", given)))
         # Everything not reported safe goes (again) to the new writer process, in order.
         self._base = self._unsafe[0][0] - 1 if self._unsafe else self._seq
         self._pending.clear()
@@ -325,6 +338,7 @@ class WriterProcess:
     async def _on_progress(
         self, written: int, safe: int, database_ok: bool, child_backlog: int, ids: dict[str, int]
     ) -> None:
+        self._ready.set()
         if database_ok != self.database_ok:
             self.database_ok = database_ok
         self._child_backlog = child_backlog
@@ -362,8 +376,9 @@ def open_call_log(settings: Settings) -> tuple[Database, CallLog]:
 # --- the writer process -------------------------------------------------------------------------
 
 
-async def _serve(sock: socket.socket, writer: CallWriter) -> None:
-    reader, stream = await asyncio.open_unix_connection(sock=sock)
+async def _serve(
+    reader: asyncio.StreamReader, stream: asyncio.StreamWriter, writer: CallWriter
+) -> None:
     replayed = writer.submitted  # a spool left behind: written before what we receive
 
     def report(ids: dict[str, int]) -> None:
@@ -375,6 +390,7 @@ async def _serve(sock: socket.socket, writer: CallWriter) -> None:
             stream.write(frame(("p", written, safe, writer.database_ok, writer.backlog, ids)))
 
     writer.on_progress = report
+    report({})  # ready
     while (message := await read_frame(reader)) is not None:
         kind = message[0]
         if kind == "w":
@@ -412,10 +428,12 @@ def main(argv: list[str] | None = None) -> None:
     from agi_scripts.event_loop import run
     from call_router.settings import get_settings
 
-    settings = get_settings()
-    sock = socket.socket(fileno=args.fd)
-
     async def serve() -> None:
+        reader, stream = await asyncio.open_unix_connection(sock=socket.socket(fileno=args.fd))
+        first = await read_frame(reader)
+        if first is None or first[0] != "c":
+            return
+        settings = get_settings() if first[1] is None else Settings.model_validate(first[1])
         db, call_log = open_call_log(settings)
         writer = CallWriter(
             call_log,
@@ -426,11 +444,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         await writer.start()
         try:
-            await _serve(sock, writer)
+            await _serve(reader, stream, writer)
         finally:
             db.dispose()
 
-    run(serve(), use_uvloop=settings.agi_uvloop)
+    run(serve(), use_uvloop=get_settings().agi_uvloop)
 
 
 if __name__ == "__main__":

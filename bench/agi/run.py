@@ -324,6 +324,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "args": vars(args),
     }
+    servers = args.servers.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="agi-bench-"))
     pg_name = f"hotline_bench_agi_{os.getpid()}"
     if args.db == "postgres":
@@ -333,7 +334,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         Database(db_url).upgrade()
         hotline_argv = [sys.executable, "-c", "from agi_scripts.server import main; main()"]
-        if "hotline" in args.servers:
+        if "hotline" in servers:
             port = free_port()
             env = hotline_env(tmp, db_url, port, {})
             argv = hotline_argv
@@ -347,7 +348,25 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 report["hotline"] = await run_phases(
                     pid, port, args, "hotline", probe if args.probe else None
                 )
-        if "hotline" in args.servers and args.workers > 1:
+        if "hotline-thread" in servers:
+            # The same server with its call-log writer in a thread (the design before the
+            # writer process), in the same run: the A/B.
+            port = free_port()
+            env = hotline_env(
+                tmp, db_url, port,
+                {"HOTLINE_AGI_WRITER_PROCESS": "false", "HOTLINE_STATE_DIR": str(tmp / "state-t")},
+            )  # fmt: skip
+            argv = hotline_argv
+            probe = tmp / "loop-probe-thread.json"
+            if args.probe:
+                argv = [sys.executable, str(HERE / "loop_probe.py")]
+                env["HOTLINE_LOOP_PROBE"] = str(probe)
+            log(f"hotline server, writer in a thread, on core {args.cpu}, db {args.db}")
+            with server(argv, env, port, args.cpu, tmp / "hotline-thread.log") as pid:
+                report["hotline_thread"] = await run_phases(
+                    pid, port, args, "hotline", probe if args.probe else None
+                )
+        if "hotline" in servers and args.workers > 1:
             port = free_port()
             # Its own state dir: the workers' spools and ready file are not the first server's.
             env = hotline_env(tmp, db_url, port, {"HOTLINE_STATE_DIR": str(tmp / "state-w")})
@@ -361,7 +380,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 report["hotline_workers"]["workers"] = args.workers
                 report["hotline_workers"]["cores"] = cores
         for name in ("reference", "reference-uvloop"):
-            if name not in args.servers.split(","):
+            if name not in servers:
                 continue
             port = free_port()
             log(f"{name} server on core {args.cpu}")
@@ -377,7 +396,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 report[name.replace("-", "_")] = await run_phases(
                     pid, port, args, "hotline", probe if args.probe else None
                 )
-        if "hotline" in args.servers and args.cap:
+        if "hotline" in servers and args.cap:
             port = free_port()
             env = hotline_env(tmp, db_url, port, {"HOTLINE_AGI_MAX_SESSIONS": str(args.cap)})
             log(f"hotline server capped at {args.cap} sessions")
@@ -387,6 +406,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "hotline" in report and "reference" in report:
             h, r = report["hotline"]["rate"], report["reference"]["rate"]
             report["ratio_sessions_per_s"] = round(h["sessions_per_s"] / r["sessions_per_s"], 3)
+        if "hotline_thread" in report and "reference" in report:
+            h, r = report["hotline_thread"]["rate"], report["reference"]["rate"]
+            report["ratio_sessions_per_s_writer_thread"] = round(
+                h["sessions_per_s"] / r["sessions_per_s"], 3
+            )
         if "hotline" in report and "reference_uvloop" in report:
             h, r = report["hotline"]["rate"], report["reference_uvloop"]["rate"]
             report["ratio_sessions_per_s_uvloop_reference"] = round(
@@ -397,7 +421,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             report["ratio_workers_sessions_per_s"] = round(
                 w["sessions_per_s"] / h["sessions_per_s"], 3
             )
-        if "hotline" in args.servers:
+        if "hotline" in servers:
             report["call_log_rows"] = count_rows(db_url)
     finally:
         if args.db == "postgres":
