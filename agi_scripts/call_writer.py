@@ -124,7 +124,63 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-class CallWriter:
+class WriterCommon:
+    """What `CallWriter` and `WriterProcess` (agi_scripts/writer_process.py) share: waiting
+    for the writes, a kept write from a thread, the call ids learnt."""
+
+    log: Any
+    _loop: asyncio.AbstractEventLoop | None
+    _progress: asyncio.Condition
+    _written: int
+    _call_ids: OrderedDict[str, int]
+
+    def _idle_target(self) -> int:
+        """The count of written writes `idle` waits for (everything submitted so far)."""
+        raise NotImplementedError
+
+    async def keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def keep_from_thread(self, op: str, linkedid: str, timeout: float = 5.0, **args: Any) -> bool:
+        """From a worker thread: a write that must survive anything once acknowledged (a meter
+        reading the caller is told is saved). It goes to the spool file, fsynced, before this
+        returns True; it is written to the database with the rest."""
+        if self._loop is None:
+            return False
+        done = asyncio.run_coroutine_threadsafe(self.keep(op, linkedid, args), self._loop)
+        try:
+            return done.result(timeout)
+        except Exception:
+            self.log.exception("call_writer_keep_failed", op=op, linkedid=linkedid)
+            return False
+
+    def call_id(self, linkedid: str) -> int | None:
+        """The call row's id, once its `ensure_call` is written."""
+        return self._call_ids.get(linkedid)
+
+    async def idle(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        target = self._idle_target()
+
+        async def reached() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self._written >= target)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _remember_ids(self, ids: dict[str, int]) -> None:
+        for linkedid, call_id in ids.items():
+            self._call_ids[linkedid] = call_id
+            self._call_ids.move_to_end(linkedid)
+        while len(self._call_ids) > _KNOWN_CALL_IDS:
+            self._call_ids.popitem(last=False)
+
+
+class CallWriter(WriterCommon):
     """See the module docstring. Start it inside the event loop; `stop` flushes."""
 
     OPS: dict[str, Callable[..., Any]] = {
@@ -195,19 +251,6 @@ class CallWriter:
             self._fresh += 1
         self._wake.set()
 
-    def keep_from_thread(self, op: str, linkedid: str, timeout: float = 5.0, **args: Any) -> bool:
-        """From a worker thread: a write that must survive anything once acknowledged (a meter
-        reading the caller is told is saved). It goes to the spool file, fsynced, before this
-        returns True; it is written to the database with the rest."""
-        if self._loop is None:
-            return False
-        done = asyncio.run_coroutine_threadsafe(self.keep(op, linkedid, args), self._loop)
-        try:
-            return done.result(timeout)
-        except Exception:
-            self.log.exception("call_writer_keep_failed", op=op, linkedid=linkedid)
-            return False
-
     async def keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
         """On the loop: `keep_from_thread`'s write, in the spool file (fsynced) on return."""
         if op not in self.ops:
@@ -251,23 +294,8 @@ class CallWriter:
         """Too much unwritten to take new callers safely (the server answers them overloaded)."""
         return self.backlog >= self.max_backlog
 
-    def call_id(self, linkedid: str) -> int | None:
-        """The call row's id, once its `ensure_call` is written."""
-        return self._call_ids.get(linkedid)
-
-    async def idle(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far is written; False on timeout."""
-        target = self._submitted
-
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(lambda: self._written >= target)
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return False
-        return True
+    def _idle_target(self) -> int:
+        return self._submitted
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -462,11 +490,7 @@ class CallWriter:
     def _remember_ids(self, ids: dict[str, int]) -> None:
         if self.on_progress is not None:
             self._learnt.update(ids)
-        for linkedid, call_id in ids.items():
-            self._call_ids[linkedid] = call_id
-            self._call_ids.move_to_end(linkedid)
-        while len(self._call_ids) > _KNOWN_CALL_IDS:
-            self._call_ids.popitem(last=False)
+        super()._remember_ids(ids)
 
     def _reject(self, write: Write, exc: Exception) -> None:
         self.rejected += 1

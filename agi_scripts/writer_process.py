@@ -46,7 +46,7 @@ from typing import Any
 
 import structlog
 
-from agi_scripts.call_writer import CallWriter, _stamped
+from agi_scripts.call_writer import CallWriter, WriterCommon, _stamped
 from call_router import live_state
 from call_router.call_log import CallLog
 from call_router.db import Database
@@ -55,7 +55,6 @@ from call_router.settings import Settings
 
 _HEADER = struct.Struct("!I")
 _ROOT = Path(__file__).resolve().parent.parent
-_KNOWN_CALL_IDS = 20_000
 # Respawn pauses while the writer process keeps dying at once.
 _RESTART_MIN, _RESTART_MAX = 0.2, 5.0
 STOP_TIMEOUT = 15.0
@@ -86,7 +85,7 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
         return None
 
 
-class WriterProcess:
+class WriterProcess(WriterCommon):
     """`CallWriter`'s interface in the FastAGI process; the writing in a child process."""
 
     def __init__(
@@ -147,18 +146,9 @@ class WriterProcess:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
-    def keep_from_thread(self, op: str, linkedid: str, timeout: float = 5.0, **args: Any) -> bool:
-        """From a worker thread: a write in the spool file (fsynced) before this returns True."""
-        if self._loop is None:
-            return False
-        done = asyncio.run_coroutine_threadsafe(self._keep(op, linkedid, args), self._loop)
-        try:
-            return done.result(timeout)
-        except Exception:
-            self.log.exception("call_writer_keep_failed", op=op, linkedid=linkedid)
-            return False
-
-    async def _keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+    async def keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+        """On the loop (`keep_from_thread`): the write in the writer process's spool file,
+        fsynced, when this returns True."""
         if op not in self.ops:
             raise ValueError(f"unknown call-log write {op!r}")
         self._flush()  # what was submitted before it goes before it
@@ -190,23 +180,9 @@ class WriterProcess:
     def spooled(self) -> int:
         return self._child_backlog
 
-    def call_id(self, linkedid: str) -> int | None:
-        return self._call_ids.get(linkedid)
-
-    async def idle(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far is written; False on timeout."""
-        target = self._seq
+    def _idle_target(self) -> int:
         self._flush()
-
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(lambda: self._written >= target)
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return self._seq
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -342,11 +318,7 @@ class WriterProcess:
         if database_ok != self.database_ok:
             self.database_ok = database_ok
         self._child_backlog = child_backlog
-        for linkedid, call_id in ids.items():
-            self._call_ids[linkedid] = call_id
-            self._call_ids.move_to_end(linkedid)
-        while len(self._call_ids) > _KNOWN_CALL_IDS:
-            self._call_ids.popitem(last=False)
+        self._remember_ids(ids)
         safe_seq = self._base + safe
         while self._unsafe and self._unsafe[0][0] <= safe_seq:
             self._unsafe.popleft()

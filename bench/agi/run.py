@@ -80,13 +80,19 @@ def _own_cpu_seconds(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    """Live child processes of `pid` (`hotline agi --workers N`'s workers)."""
-    found = []
+    """Live descendants of `pid`: `hotline agi --workers N`'s workers, the call-log writer
+    process of each FastAGI process (agi_scripts/writer_process.py)."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
     return found
 
 
@@ -310,6 +316,26 @@ def drop_pg_database(name: str) -> None:
     admin.dispose()
 
 
+HOTLINE_ARGV = [sys.executable, "-c", "from agi_scripts.server import main; main()"]
+
+
+async def run_hotline(
+    tmp: Path, db_url: str, args: argparse.Namespace, name: str, extra: dict[str, str]
+) -> dict[str, Any]:
+    """The Hotline server (one process, pinned to --cpu) through every phase."""
+    port = free_port()
+    env = hotline_env(tmp, db_url, port, extra)
+    argv = HOTLINE_ARGV
+    probe = tmp / f"loop-probe-{name}.json"
+    if args.probe:
+        # The same server, with the loop-stall probe (bench/agi/loop_probe.py).
+        argv = [sys.executable, str(HERE / "loop_probe.py")]
+        env["HOTLINE_LOOP_PROBE"] = str(probe)
+    log(f"{name} server on core {args.cpu}, db {args.db}")
+    with server(argv, env, port, args.cpu, tmp / f"{name}.log") as pid:
+        return await run_phases(pid, port, args, "hotline", probe if args.probe else None)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from call_router.db import Database
 
@@ -333,39 +359,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         db_url = f"sqlite:///{tmp / 'hotline.db'}"
     try:
         Database(db_url).upgrade()
-        hotline_argv = [sys.executable, "-c", "from agi_scripts.server import main; main()"]
         if "hotline" in servers:
-            port = free_port()
-            env = hotline_env(tmp, db_url, port, {})
-            argv = hotline_argv
-            probe = tmp / "loop-probe.json"
-            if args.probe:
-                # The same server, with the loop-stall probe (bench/agi/loop_probe.py).
-                argv = [sys.executable, str(HERE / "loop_probe.py")]
-                env["HOTLINE_LOOP_PROBE"] = str(probe)
-            log(f"hotline server on core {args.cpu}, db {args.db}")
-            with server(argv, env, port, args.cpu, tmp / "hotline.log") as pid:
-                report["hotline"] = await run_phases(
-                    pid, port, args, "hotline", probe if args.probe else None
-                )
+            report["hotline"] = await run_hotline(tmp, db_url, args, "hotline", {})
         if "hotline-thread" in servers:
             # The same server with its call-log writer in a thread (the design before the
             # writer process), in the same run: the A/B.
-            port = free_port()
-            env = hotline_env(
-                tmp, db_url, port,
-                {"HOTLINE_AGI_WRITER_PROCESS": "false", "HOTLINE_STATE_DIR": str(tmp / "state-t")},
-            )  # fmt: skip
-            argv = hotline_argv
-            probe = tmp / "loop-probe-thread.json"
-            if args.probe:
-                argv = [sys.executable, str(HERE / "loop_probe.py")]
-                env["HOTLINE_LOOP_PROBE"] = str(probe)
-            log(f"hotline server, writer in a thread, on core {args.cpu}, db {args.db}")
-            with server(argv, env, port, args.cpu, tmp / "hotline-thread.log") as pid:
-                report["hotline_thread"] = await run_phases(
-                    pid, port, args, "hotline", probe if args.probe else None
-                )
+            extra = {
+                "HOTLINE_AGI_WRITER_PROCESS": "false",
+                "HOTLINE_STATE_DIR": str(tmp / "state-t"),
+            }
+            report["hotline_thread"] = await run_hotline(tmp, db_url, args, "hotline-thread", extra)
         if "hotline" in servers and args.workers > 1:
             port = free_port()
             # Its own state dir: the workers' spools and ready file are not the first server's.
@@ -400,7 +403,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             port = free_port()
             env = hotline_env(tmp, db_url, port, {"HOTLINE_AGI_MAX_SESSIONS": str(args.cap)})
             log(f"hotline server capped at {args.cap} sessions")
-            with server(hotline_argv, env, port, args.cpu, tmp / "hotline-capped.log"):
+            with server(HOTLINE_ARGV, env, port, args.cpu, tmp / "hotline-capped.log"):
                 report["overload"] = await overload(port, args)
                 log(f"  overload: {json.dumps(report['overload'])}")
         if "hotline" in report and "reference" in report:
