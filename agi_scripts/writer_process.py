@@ -95,6 +95,7 @@ class WriterProcess(WriterCommon):
         ops: Collection[str] = (),
         settings: Settings | None = None,
         max_backlog: int = 1_000_000,
+        linger: float = 0.02,
         clock: Callable[[], datetime] = utcnow,
         log: Any = None,
         argv: list[str] | None = None,
@@ -103,6 +104,10 @@ class WriterProcess(WriterCommon):
         # The writes the writer process knows (CallWriter.OPS and `ops`): others are refused here.
         self.ops = frozenset(CallWriter.OPS) | frozenset(ops)
         self.max_backlog = max_backlog
+        # Writes gather this long before they go as one frame: the writer process wakes ~50
+        # times a second, not once per loop iteration (each wake-up is a context switch on the
+        # callers' core: it cost more CPU than the writes themselves).
+        self.linger = linger
         # Handed to the writer process as its first frame (else it reads the environment's).
         self.settings = settings
         self.clock = clock
@@ -135,7 +140,7 @@ class WriterProcess(WriterCommon):
     # --- the caller's side: no I/O -------------------------------------------------------
 
     def submit(self, op: str, linkedid: str, **args: Any) -> None:
-        """Queue one write (sent at the end of this loop iteration, with the others)."""
+        """Queue one write (sent within `linger` s, with the others of that time)."""
         if op not in self.ops:
             raise ValueError(f"unknown call-log write {op!r}")
         item = (op, linkedid, _stamped(op, args, self.clock))
@@ -144,7 +149,7 @@ class WriterProcess(WriterCommon):
         self._pending.append(item)
         if not self._flush_scheduled and self._loop is not None:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self._loop.call_later(self.linger, self._flush)
 
     async def keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
         """On the loop (`keep_from_thread`): the write in the writer process's spool file,
@@ -280,7 +285,7 @@ class WriterProcess(WriterCommon):
     # --- to and from the writer process ---------------------------------------------------
 
     def _flush(self) -> None:
-        """This loop iteration's writes, as one frame."""
+        """The writes gathered since the last frame, as one frame."""
         self._flush_scheduled = False
         if not self._pending or self._stream is None or not self._connected.is_set():
             return  # sent by _spawn's resend once connected

@@ -86,7 +86,7 @@ async def test_each_calls_writes_keep_their_order(writer: WriterProcess, db: Dat
     assert writer.backlog == 0 and writer.database_ok
 
 
-async def test_a_loop_iterations_writes_go_to_the_writer_process_as_one_frame(
+async def test_writes_gather_and_go_to_the_writer_process_as_one_frame(
     writer: WriterProcess, db: Database
 ) -> None:
     sent: list[int] = []
@@ -103,9 +103,13 @@ async def test_a_loop_iterations_writes_go_to_the_writer_process_as_one_frame(
         a_call(writer, f"burst{n}", 3)
     assert not sent  # nothing sent from submit(): the caller's path does no I/O
     await asyncio.sleep(0)
-    assert len(sent) == 1  # 200 writes, one frame
+    assert not sent  # not at every loop iteration either: they gather for `linger`
+    for n in range(50, 60):
+        a_call(writer, f"burst{n}", 3)
+    await asyncio.sleep(writer.linger * 3)
+    assert len(sent) == 1  # 240 writes, one frame
     assert await writer.idle(timeout=60)
-    assert counts(db) == (50, 150)
+    assert counts(db) == (60, 180)
 
 
 async def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(
@@ -115,7 +119,7 @@ async def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(
     assert await writer.idle(timeout=60)  # the writer process is up and writing
     for n in range(400):
         a_call(writer, f"k{n}", 6)
-    await asyncio.sleep(0)  # handed to the writer process...
+    await asyncio.sleep(writer.linger * 2)  # handed to the writer process...
     assert writer._unsafe, "the writes must not all be safe yet for this test to mean anything"
     proc = writer._proc
     assert proc is not None
@@ -149,7 +153,7 @@ async def test_the_fastagi_process_gone_its_writer_process_writes_what_it_has(
     await writer.start()
     for n in range(200):
         a_call(writer, f"g{n}", 4)
-    await asyncio.sleep(0)
+    await asyncio.sleep(writer.linger * 2)
     proc = writer._proc
     assert proc is not None and writer._stream is not None
     # As if this process died: the writer process sees the end of its stream, nothing else.
