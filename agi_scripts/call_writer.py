@@ -300,6 +300,8 @@ class CallWriter(WriterCommon):
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._task is not None:
+            return  # started already (the server starts it early, then again)
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         left = self._spool.pending  # what a killed process left (a torn last line cut off)
         if left:

@@ -302,6 +302,8 @@ async def serve(
     _warn_about_missing_prompts(settings, server.log)
     # Models take seconds to load: load them now, in a thread, so the first caller does not
     # wait and a missing model is reported at start-up (its calls get the keypad menu).
+    # The writer (its process imports for a second or more) starts meanwhile.
+    writer_started = asyncio.create_task(writer.start())
     loaded = await asyncio.to_thread(recogniser.preload, _speech_languages(settings))
     server.log.info("speech_models", **{lang: error or "loaded" for lang, error in loaded.items()})
     try:
@@ -314,6 +316,7 @@ async def serve(
         except OSError as exc:
             # Calls still work: listen() falls back to RECORD FILE when the server is not up.
             server.log.warning("audiosocket_not_listening", error=str(exc))
+        await writer_started
         _tune_for_latency()
         await server.start(settings.agi_host, settings.agi_port, sock=listeners.agi)
         if ready is not None:

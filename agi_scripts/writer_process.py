@@ -194,6 +194,8 @@ class WriterProcess(WriterCommon):
     async def start(self, timeout: float = 60.0) -> None:
         """Start the writer process and wait (up to `timeout`) until it is ready to write:
         callers taken before would pile up in its memory while it imports."""
+        if self._supervisor is not None:
+            return  # started already (the server starts it early, then again)
         self._loop = asyncio.get_running_loop()
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="call-writer-process")
