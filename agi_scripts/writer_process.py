@@ -4,7 +4,7 @@ stalled the loop for 5-20 ms at a time).
 
 The FastAGI process keeps `CallWriter`'s interface (`submit`, `keep_from_thread`, `idle`,
 `call_id`, `backlog`, `behind`, `database_ok`) in `WriterProcess`; its writes go, pickled, one
-frame per loop iteration, over a private socket pair to a child process
+frame per 20 ms, over a private socket pair to a child process
 (`python -m agi_scripts.writer_process`) that runs the unchanged `CallWriter` (batches, per-call
 order, idempotent keys, spool, retries) and reports back after every burst: how many of the
 writes it received are written, how many are safe (written, or in the spool file, which outlives
@@ -17,8 +17,8 @@ Crash semantics:
   resent ones are an in-order suffix, so the result is as if each was written once. Nothing is
   lost.
 - the FastAGI process dies: its writer process reads the end of the stream, writes (or spools)
-  everything it received and exits. Lost: only the writes of the last loop iteration not yet
-  handed to the socket (microseconds' worth); the router rebuilds the call row, its queue,
+  everything it received and exits. Lost: only the writes of the last `linger` (20 ms) not yet
+  handed to the socket; the router rebuilds the call row, its queue,
   answer and end from AMI (ARCHITECTURE.md).
 - orderly stop: everything is handed over, the writer process writes it (or spools it) and exits.
 

@@ -361,14 +361,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         Database(db_url).upgrade()
         if "hotline" in servers:
             report["hotline"] = await run_hotline(tmp, db_url, args, "hotline", {})
-        if "hotline-thread" in servers:
-            # The same server with its call-log writer in a thread (the design before the
-            # writer process), in the same run: the A/B.
-            extra = {
-                "HOTLINE_AGI_WRITER_PROCESS": "false",
-                "HOTLINE_STATE_DIR": str(tmp / "state-t"),
-            }
-            report["hotline_thread"] = await run_hotline(tmp, db_url, args, "hotline-thread", extra)
+        # The same server with its call-log writer in a thread / in a child process, whatever
+        # the default, in the same run: the A/B (HOTLINE_AGI_WRITER_PROCESS).
+        for name, process in (("hotline-thread", "false"), ("hotline-process", "true")):
+            if name in servers:
+                extra = {
+                    "HOTLINE_AGI_WRITER_PROCESS": process,
+                    "HOTLINE_STATE_DIR": str(tmp / name),
+                }
+                report[name.replace("-", "_")] = await run_hotline(tmp, db_url, args, name, extra)
         if "hotline" in servers and args.workers > 1:
             port = free_port()
             # Its own state dir: the workers' spools and ready file are not the first server's.
@@ -409,11 +410,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "hotline" in report and "reference" in report:
             h, r = report["hotline"]["rate"], report["reference"]["rate"]
             report["ratio_sessions_per_s"] = round(h["sessions_per_s"] / r["sessions_per_s"], 3)
-        if "hotline_thread" in report and "reference" in report:
-            h, r = report["hotline_thread"]["rate"], report["reference"]["rate"]
-            report["ratio_sessions_per_s_writer_thread"] = round(
-                h["sessions_per_s"] / r["sessions_per_s"], 3
-            )
+        for name in ("hotline_thread", "hotline_process"):
+            if name in report and "reference" in report:
+                h, r = report[name]["rate"], report["reference"]["rate"]
+                report[f"ratio_sessions_per_s_{name}"] = round(
+                    h["sessions_per_s"] / r["sessions_per_s"], 3
+                )
         if "hotline" in report and "reference_uvloop" in report:
             h, r = report["hotline"]["rate"], report["reference_uvloop"]["rate"]
             report["ratio_sessions_per_s_uvloop_reference"] = round(
