@@ -23,6 +23,7 @@ from agi_scripts.call_writer import CallWriter
 from agi_scripts.writer_process import WriterProcess, writer_ops
 from call_router.db import Database
 from call_router.models import Call, CallEvent
+from tests.unit.test_call_writer import timeline
 
 GIL_CHILD = Path(__file__).with_name("writer_child_gil.py")
 
@@ -52,18 +53,6 @@ def a_call(writer: WriterProcess | CallWriter, linkedid: str, steps: int) -> Non
     writer.submit("ensure_call", linkedid, caller_number="+74951234567", caller_name="Ivan")
     for step in range(steps):
         writer.submit("record_event", linkedid, kind="flow_step", key=f"flow:{step}", data={})
-
-
-def timeline(db: Database, linkedid: str) -> list[str]:
-    with db.session() as session:
-        return list(
-            session.scalars(
-                select(CallEvent.key)
-                .join(Call)
-                .where(Call.linkedid == linkedid)
-                .order_by(CallEvent.id)
-            )
-        )
 
 
 def counts(db: Database) -> tuple[int, int]:
