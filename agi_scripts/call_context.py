@@ -12,7 +12,7 @@ from call_router.settings import Settings
 
 if TYPE_CHECKING:
     from agi_scripts.audiosocket import AudioSocketServer
-    from agi_scripts.call_writer import CallWriter
+    from agi_scripts.call_writer import Writer
     from agi_scripts.flows.services import FlowServices
 
 
@@ -29,7 +29,7 @@ class CallContext:
     call_log: CallLog
     log: Any  # structlog BoundLogger, bound to this call
     # Call-log writes go here, never straight to the database: the caller never waits for it.
-    writer: CallWriter
+    writer: Writer
     linkedid: str | None = None
     # The caller's live audio (agi_scripts/listen.py); None: listening falls back to RECORD FILE.
     audiosocket: AudioSocketServer | None = None

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -72,6 +72,33 @@ class Write:
         return cls.from_record(json.loads(line))
 
 
+class Writer(Protocol):
+    """What the FastAGI server and its flows use of a call-log writer: `CallWriter` (in this
+    process) or `WriterProcess` (agi_scripts/writer_process.py, the database work in a child)."""
+
+    database_ok: bool
+
+    def submit(self, op: str, linkedid: str, **args: Any) -> None: ...
+
+    def keep_from_thread(
+        self, op: str, linkedid: str, timeout: float = 5.0, **args: Any
+    ) -> bool: ...
+
+    @property
+    def backlog(self) -> int: ...
+
+    @property
+    def behind(self) -> bool: ...
+
+    def call_id(self, linkedid: str) -> int | None: ...
+
+    async def idle(self, timeout: float | None = None) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, timeout: float = 10.0) -> None: ...
+
+
 _GROUPED = frozenset({"ensure_call", "record_menu_result", "record_event"})
 
 
@@ -97,7 +124,63 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
-class CallWriter:
+class WriterCommon:
+    """What `CallWriter` and `WriterProcess` (agi_scripts/writer_process.py) share: waiting
+    for the writes, a kept write from a thread, the call ids learnt."""
+
+    log: Any
+    _loop: asyncio.AbstractEventLoop | None
+    _progress: asyncio.Condition
+    _written: int
+    _call_ids: OrderedDict[str, int]
+
+    def _idle_target(self) -> int:
+        """The count of written writes `idle` waits for (everything submitted so far)."""
+        raise NotImplementedError
+
+    async def keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def keep_from_thread(self, op: str, linkedid: str, timeout: float = 5.0, **args: Any) -> bool:
+        """From a worker thread: a write that must survive anything once acknowledged (a meter
+        reading the caller is told is saved). It goes to the spool file, fsynced, before this
+        returns True; it is written to the database with the rest."""
+        if self._loop is None:
+            return False
+        done = asyncio.run_coroutine_threadsafe(self.keep(op, linkedid, args), self._loop)
+        try:
+            return done.result(timeout)
+        except Exception:
+            self.log.exception("call_writer_keep_failed", op=op, linkedid=linkedid)
+            return False
+
+    def call_id(self, linkedid: str) -> int | None:
+        """The call row's id, once its `ensure_call` is written."""
+        return self._call_ids.get(linkedid)
+
+    async def idle(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        target = self._idle_target()
+
+        async def reached() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self._written >= target)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _remember_ids(self, ids: dict[str, int]) -> None:
+        for linkedid, call_id in ids.items():
+            self._call_ids[linkedid] = call_id
+            self._call_ids.move_to_end(linkedid)
+        while len(self._call_ids) > _KNOWN_CALL_IDS:
+            self._call_ids.popitem(last=False)
+
+
+class CallWriter(WriterCommon):
     """See the module docstring. Start it inside the event loop; `stop` flushes."""
 
     OPS: dict[str, Callable[..., Any]] = {
@@ -121,6 +204,7 @@ class CallWriter:
         clock: Callable[[], datetime] = utcnow,
         log: Any = None,
         ops: dict[str, Callable[..., Any]] | None = None,
+        on_progress: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
         # More kinds of write besides the call log's: op name -> fn(call_log, linkedid, **args).
         self.ops = {**self.OPS, **(ops or {})}
@@ -133,7 +217,11 @@ class CallWriter:
         self.linger = linger
         self.clock = clock
         self.log = log or structlog.get_logger("hotline.call_writer")
+        # After every burst: the call ids it learnt (agi_scripts/writer_process.py reports them).
+        self.on_progress = on_progress
         self._memory: deque[Write] = deque()
+        # The newest writes in memory that are nowhere on disk (a kill would lose them).
+        self._fresh = 0
         # Writes on disk (older than memory's once memory was spilled, else newer).
         self._spool = DurableSpool(spool_path)
         self._wake = asyncio.Event()
@@ -143,6 +231,7 @@ class CallWriter:
         self._written = 0  # submitted writes now in the database (or set aside)
         self._progress = asyncio.Condition()
         self._call_ids: OrderedDict[str, int] = OrderedDict()
+        self._learnt: dict[str, int] = {}  # call ids learnt by the last burst
         self.database_ok = True
         self.batches = 0
         self.rejected = 0
@@ -159,22 +248,11 @@ class CallWriter:
             self._append_to_spool([write])
         else:
             self._memory.append(write)
+            self._fresh += 1
         self._wake.set()
 
-    def keep_from_thread(self, op: str, linkedid: str, timeout: float = 5.0, **args: Any) -> bool:
-        """From a worker thread: a write that must survive anything once acknowledged (a meter
-        reading the caller is told is saved). It goes to the spool file, fsynced, before this
-        returns True; it is written to the database with the rest."""
-        if self._loop is None:
-            return False
-        done = asyncio.run_coroutine_threadsafe(self._keep(op, linkedid, args), self._loop)
-        try:
-            return done.result(timeout)
-        except Exception:
-            self.log.exception("call_writer_keep_failed", op=op, linkedid=linkedid)
-            return False
-
-    async def _keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+    async def keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
+        """On the loop: `keep_from_thread`'s write, in the spool file (fsynced) on return."""
         if op not in self.ops:
             raise ValueError(f"unknown call-log write {op!r}")
         write = Write(op, linkedid, _stamped(op, args, self.clock))
@@ -191,6 +269,22 @@ class CallWriter:
         return len(self._memory) + self._spool.pending
 
     @property
+    def submitted(self) -> int:
+        """Writes submitted so far (with those replayed from a spool left at start)."""
+        return self._submitted
+
+    @property
+    def written(self) -> int:
+        """Of `submitted`, those in the database (or set aside), in submission order."""
+        return self._written
+
+    @property
+    def unsafe(self) -> int:
+        """The newest submitted writes that only memory holds: everything older is in the
+        database or in the spool file (which outlives a killed process)."""
+        return self._fresh
+
+    @property
     def spooled(self) -> int:
         """Writes waiting in the spool file."""
         return self._spool.pending
@@ -200,27 +294,14 @@ class CallWriter:
         """Too much unwritten to take new callers safely (the server answers them overloaded)."""
         return self.backlog >= self.max_backlog
 
-    def call_id(self, linkedid: str) -> int | None:
-        """The call row's id, once its `ensure_call` is written."""
-        return self._call_ids.get(linkedid)
-
-    async def idle(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far is written; False on timeout."""
-        target = self._submitted
-
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(lambda: self._written >= target)
-
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return False
-        return True
+    def _idle_target(self) -> int:
+        return self._submitted
 
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._task is not None:
+            return  # started already (the server starts it early, then again)
         self.spool_path.parent.mkdir(parents=True, exist_ok=True)
         left = self._spool.pending  # what a killed process left (a torn last line cut off)
         if left:
@@ -269,6 +350,8 @@ class CallWriter:
                 # Keep the queue on disk while the database is away: a kill loses nothing.
                 if self._memory:
                     self._spill_memory()
+                if self.on_progress is not None:
+                    self.on_progress({})
                 delay = min(self.retry_max, max(0.2, delay * 2))
                 await asyncio.sleep(delay)
                 continue
@@ -278,9 +361,14 @@ class CallWriter:
             self.batches += 1
             for _ in range(done):
                 self._memory.popleft()
+            # Fresh writes are the newest, at the end: those left are still in memory.
+            self._fresh = min(self._fresh, len(self._memory))
             if not self._memory:
                 self._spool_written()
             await self._advance(done)
+            if self.on_progress is not None:
+                self.on_progress(self._learnt)
+            self._learnt = {}
 
     async def _advance(self, count: int) -> None:
         async with self._progress:
@@ -402,11 +490,9 @@ class CallWriter:
         )
 
     def _remember_ids(self, ids: dict[str, int]) -> None:
-        for linkedid, call_id in ids.items():
-            self._call_ids[linkedid] = call_id
-            self._call_ids.move_to_end(linkedid)
-        while len(self._call_ids) > _KNOWN_CALL_IDS:
-            self._call_ids.popitem(last=False)
+        if self.on_progress is not None:
+            self._learnt.update(ids)
+        super()._remember_ids(ids)
 
     def _reject(self, write: Write, exc: Exception) -> None:
         self.rejected += 1
@@ -424,6 +510,7 @@ class CallWriter:
         """Move the in-memory queue to the front of the spool (kept in order)."""
         writes = list(self._memory)
         self._memory.clear()
+        self._fresh = 0
         if not self._spool.pending:
             # What was read from the spool is written or among `writes`: start it afresh.
             self._spool.clear()

@@ -33,8 +33,7 @@ from agi_scripts.agi import (
 )
 from agi_scripts.audiosocket import AudioSocketServer
 from agi_scripts.call_context import CallContext
-from agi_scripts.call_writer import CallWriter
-from agi_scripts.flows.actions import DEFERRED_STORE, store_deferred_reading
+from agi_scripts.call_writer import CallWriter, Writer
 from agi_scripts.flows.services import FlowServices
 from agi_scripts.handlers.hotline import hotline
 from agi_scripts.handlers.meters import meters
@@ -42,9 +41,8 @@ from agi_scripts.handlers.request_feedback import request_feedback
 from agi_scripts.listen import SpeechMenu, Utterance
 from agi_scripts.speech import Recogniser, Understanding, configured_model_path
 from agi_scripts.workers import LISTEN_BACKLOG, Listeners
-from call_router import live_state
+from agi_scripts.writer_process import WriterProcess, open_call_log, writer_ops
 from call_router.call_log import CallLog
-from call_router.db import Database
 from call_router.routing import SUPPORTED_LANGUAGES
 from call_router.settings import Settings
 
@@ -100,13 +98,13 @@ class AgiServer:
         env_timeout: float = ENV_TIMEOUT,
         command_timeout: float | None = None,
         audiosocket: AudioSocketServer | None = None,
-        writer: CallWriter | None = None,
+        writer: Writer | None = None,
         max_sessions: int | None = None,
     ) -> None:
         self.app = app
         self.audiosocket = audiosocket
         settings = app.settings
-        self.writer = writer or CallWriter(
+        self.writer: Writer = writer or CallWriter(
             app.call_log,
             settings.agi_spool_file,
             memory_limit=settings.agi_writer_memory_limit,
@@ -260,22 +258,22 @@ async def serve(
     `listeners`: this process is one of `hotline agi --workers N` (agi_scripts/workers.py): it
     accepts on the sockets its parent bound and keeps its own spool."""
     listeners = listeners or Listeners()
-    db = Database(settings.db_url)
-    # Callback requests made in a flow reach the operators' callback pages live.
-    live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
-    call_log = CallLog(
-        db,
-        country=settings.country_code,
-        callback_min_wait=settings.callback_min_wait,
-        node=settings.node,
-    )
-    writer = CallWriter(
-        call_log,
-        listeners.spool or settings.agi_spool_file,
-        memory_limit=settings.agi_writer_memory_limit,
-        max_backlog=settings.agi_writer_max_backlog,
-        ops={DEFERRED_STORE: store_deferred_reading},
-    )
+    db, call_log = open_call_log(settings)
+    spool = listeners.spool or settings.agi_spool_file
+    writer: Writer
+    if settings.agi_writer_process:
+        # The database work in a process of its own: no GIL shared with the callers' loop.
+        writer = WriterProcess(
+            spool, ops=writer_ops(), settings=settings, max_backlog=settings.agi_writer_max_backlog
+        )
+    else:
+        writer = CallWriter(
+            call_log,
+            spool,
+            memory_limit=settings.agi_writer_memory_limit,
+            max_backlog=settings.agi_writer_max_backlog,
+            ops=writer_ops(),
+        )
     audiosocket = AudioSocketServer()
     recogniser = Recogniser(settings)
     speech = SpeechMenu(settings, recogniser, audiosocket, on_utterance=_speech_recorder(writer))
@@ -306,6 +304,8 @@ async def serve(
     _warn_about_missing_prompts(settings, server.log)
     # Models take seconds to load: load them now, in a thread, so the first caller does not
     # wait and a missing model is reported at start-up (its calls get the keypad menu).
+    # The writer (its process imports for a second or more) starts meanwhile.
+    writer_started = asyncio.create_task(writer.start())
     loaded = await asyncio.to_thread(recogniser.preload, _speech_languages(settings))
     server.log.info("speech_models", **{lang: error or "loaded" for lang, error in loaded.items()})
     try:
@@ -318,6 +318,7 @@ async def serve(
         except OSError as exc:
             # Calls still work: listen() falls back to RECORD FILE when the server is not up.
             server.log.warning("audiosocket_not_listening", error=str(exc))
+        await writer_started
         _tune_for_latency()
         await server.start(settings.agi_host, settings.agi_port, sock=listeners.agi)
         if ready is not None:
@@ -353,7 +354,7 @@ def _speech_languages(settings: Settings) -> list[str]:
     return [*SUPPORTED_LANGUAGES, *extra]
 
 
-def _speech_recorder(writer: CallWriter) -> Callable[[Utterance, Any], Awaitable[None]]:
+def _speech_recorder(writer: Writer) -> Callable[[Utterance, Any], Awaitable[None]]:
     """SpeechMenu's on_utterance: the transcript, intent and audio file onto the call record."""
     log = structlog.get_logger("hotline.speech")
 

@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     # to the coordinator without the menu (the database has fallen that far behind).
     agi_writer_memory_limit: int = Field(default=20_000, ge=100, le=10_000_000)
     agi_writer_max_backlog: int = Field(default=1_000_000, ge=1000, le=100_000_000)
+    # The writer's database work in a child process of each FastAGI process (no GIL shared with
+    # the callers' event loop; agi_scripts/writer_process.py); false: in a thread of its own
+    # (the default until a quiet-machine run says which serves callers better, BENCHMARKS.md).
+    agi_writer_process: bool = False
     # The caller's live audio (Asterisk's AudioSocket app connects here; agi_scripts/listen.py).
     audiosocket_host: str = "127.0.0.1"
     # With N FastAGI workers, worker i listens on audiosocket_port + i (0: any free port).

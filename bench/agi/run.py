@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -79,13 +80,19 @@ def _own_cpu_seconds(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    """Live child processes of `pid` (`hotline agi --workers N`'s workers)."""
-    found = []
+    """Live descendants of `pid`: `hotline agi --workers N`'s workers, the call-log writer
+    process of each FastAGI process (agi_scripts/writer_process.py)."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
     return found
 
 
@@ -184,17 +191,39 @@ async def sample_rss(pid: int, stop: asyncio.Event, peak: list[int]) -> None:
             await asyncio.wait_for(stop.wait(), 0.2)
 
 
-async def run_phases(pid: int, port: int, args: argparse.Namespace, script: str) -> dict[str, Any]:
+async def probe_snapshot(pid: int, probe: Path | None, n: int) -> dict[str, Any] | None:
+    """The loop probe's report for what ran since its last snapshot (bench/agi/loop_probe.py)."""
+    if probe is None:
+        return None
+    os.kill(pid, signal.SIGUSR1)
+    path = probe.with_suffix(f".{n}.json")
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+async def run_phases(
+    pid: int, port: int, args: argparse.Namespace, script: str, probe: Path | None = None
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
     rate_caller = Caller(
         keys=tuple(args.keys.split(",")), hangup_share=args.hangup_share, script=script
     )
     # Warm-up: imports, first SQL statements, caches.
     await closed_loop(port, rate_caller, min(args.concurrency, 10), 2.0)
+    await probe_snapshot(pid, probe, 0)
     cpu0 = cpu_seconds(pid)
     stats, seconds = await closed_loop(port, rate_caller, args.concurrency, args.seconds)
-    result["rate"] = summarise(stats, seconds)
     cpu = cpu_seconds(pid) - cpu0
+    result["rate"] = summarise(stats, seconds)
+    if (stalls := await probe_snapshot(pid, probe, 1)) is not None:
+        result["rate"]["loop_probe"] = stalls
+        log(
+            f"  loop probe: cpu stalls {stalls['cpu_stall_histogram']} "
+            f"{stalls['cpu_stall_totals_s']}; wall stalls {stalls['wall_stall_histogram']} "
+            f"{stalls['wall_stall_totals_s']}; gc {stalls['gc']}"
+        )
     result["rate"]["server_cpu_pct"] = round(100 * cpu / seconds, 1)
     # CPU per session: what a whole free core would serve, whatever else ran on this one.
     result["rate"]["server_cpu_ms_per_session"] = round(1000 * cpu / max(stats.completed, 1), 3)
@@ -287,6 +316,26 @@ def drop_pg_database(name: str) -> None:
     admin.dispose()
 
 
+HOTLINE_ARGV = [sys.executable, "-c", "from agi_scripts.server import main; main()"]
+
+
+async def run_hotline(
+    tmp: Path, db_url: str, args: argparse.Namespace, name: str, extra: dict[str, str]
+) -> dict[str, Any]:
+    """The Hotline server (one process, pinned to --cpu) through every phase."""
+    port = free_port()
+    env = hotline_env(tmp, db_url, port, extra)
+    argv = HOTLINE_ARGV
+    probe = tmp / f"loop-probe-{name}.json"
+    if args.probe:
+        # The same server, with the loop-stall probe (bench/agi/loop_probe.py).
+        argv = [sys.executable, str(HERE / "loop_probe.py")]
+        env["HOTLINE_LOOP_PROBE"] = str(probe)
+    log(f"{name} server on core {args.cpu}, db {args.db}")
+    with server(argv, env, port, args.cpu, tmp / f"{name}.log") as pid:
+        return await run_phases(pid, port, args, "hotline", probe if args.probe else None)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     from call_router.db import Database
 
@@ -301,6 +350,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "args": vars(args),
     }
+    servers = args.servers.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="agi-bench-"))
     pg_name = f"hotline_bench_agi_{os.getpid()}"
     if args.db == "postgres":
@@ -309,14 +359,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         db_url = f"sqlite:///{tmp / 'hotline.db'}"
     try:
         Database(db_url).upgrade()
-        hotline_argv = [sys.executable, "-c", "from agi_scripts.server import main; main()"]
-        if "hotline" in args.servers:
-            port = free_port()
-            env = hotline_env(tmp, db_url, port, {})
-            log(f"hotline server on core {args.cpu}, db {args.db}")
-            with server(hotline_argv, env, port, args.cpu, tmp / "hotline.log") as pid:
-                report["hotline"] = await run_phases(pid, port, args, "hotline")
-        if "hotline" in args.servers and args.workers > 1:
+        if "hotline" in servers:
+            report["hotline"] = await run_hotline(tmp, db_url, args, "hotline", {})
+        # The same server with its call-log writer in a thread / in a child process, whatever
+        # the default, in the same run: the A/B (HOTLINE_AGI_WRITER_PROCESS).
+        for name, process in (("hotline-thread", "false"), ("hotline-process", "true")):
+            if name in servers:
+                extra = {
+                    "HOTLINE_AGI_WRITER_PROCESS": process,
+                    "HOTLINE_STATE_DIR": str(tmp / name),
+                }
+                report[name.replace("-", "_")] = await run_hotline(tmp, db_url, args, name, extra)
+        if "hotline" in servers and args.workers > 1:
             port = free_port()
             # Its own state dir: the workers' spools and ready file are not the first server's.
             env = hotline_env(tmp, db_url, port, {"HOTLINE_STATE_DIR": str(tmp / "state-w")})
@@ -330,25 +384,38 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 report["hotline_workers"]["workers"] = args.workers
                 report["hotline_workers"]["cores"] = cores
         for name in ("reference", "reference-uvloop"):
-            if name not in args.servers.split(","):
+            if name not in servers:
                 continue
             port = free_port()
             log(f"{name} server on core {args.cpu}")
             argv = [sys.executable, str(HERE / "reference_server.py"), str(port)]
             if name == "reference-uvloop":
                 argv.append("--uvloop")
-            with server(argv, dict(os.environ), port, args.cpu, tmp / f"{name}.log") as pid:
-                report[name.replace("-", "_")] = await run_phases(pid, port, args, "hotline")
-        if "hotline" in args.servers and args.cap:
+            env = dict(os.environ)
+            probe = tmp / f"loop-probe-{name}.json"
+            if args.probe:
+                argv = [sys.executable, str(HERE / "loop_probe.py"), *argv[1:]]
+                env["HOTLINE_LOOP_PROBE"] = str(probe)
+            with server(argv, env, port, args.cpu, tmp / f"{name}.log") as pid:
+                report[name.replace("-", "_")] = await run_phases(
+                    pid, port, args, "hotline", probe if args.probe else None
+                )
+        if "hotline" in servers and args.cap:
             port = free_port()
             env = hotline_env(tmp, db_url, port, {"HOTLINE_AGI_MAX_SESSIONS": str(args.cap)})
             log(f"hotline server capped at {args.cap} sessions")
-            with server(hotline_argv, env, port, args.cpu, tmp / "hotline-capped.log"):
+            with server(HOTLINE_ARGV, env, port, args.cpu, tmp / "hotline-capped.log"):
                 report["overload"] = await overload(port, args)
                 log(f"  overload: {json.dumps(report['overload'])}")
         if "hotline" in report and "reference" in report:
             h, r = report["hotline"]["rate"], report["reference"]["rate"]
             report["ratio_sessions_per_s"] = round(h["sessions_per_s"] / r["sessions_per_s"], 3)
+        for name in ("hotline_thread", "hotline_process"):
+            if name in report and "reference" in report:
+                h, r = report[name]["rate"], report["reference"]["rate"]
+                report[f"ratio_sessions_per_s_{name}"] = round(
+                    h["sessions_per_s"] / r["sessions_per_s"], 3
+                )
         if "hotline" in report and "reference_uvloop" in report:
             h, r = report["hotline"]["rate"], report["reference_uvloop"]["rate"]
             report["ratio_sessions_per_s_uvloop_reference"] = round(
@@ -359,7 +426,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             report["ratio_workers_sessions_per_s"] = round(
                 w["sessions_per_s"] / h["sessions_per_s"], 3
             )
-        if "hotline" in args.servers:
+        if "hotline" in servers:
             report["call_log_rows"] = count_rows(db_url)
     finally:
         if args.db == "postgres":
@@ -418,6 +485,11 @@ def main() -> None:
         default="uvloop",
         help="the load generator's event loop (uvloop: it costs less per command, so the "
         "reference's numbers are less the generator's)",
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="run the Hotline server under bench/agi/loop_probe.py: its loop stalls, attributed",
     )
     parser.add_argument("--save", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
