@@ -14,16 +14,15 @@ import pytest
 from agi_scripts.server import AgiServer
 from call_router import channel_vars
 from call_router.db import Database
+from tests.unit import test_flow_engine as engine_tests
 from tests.unit.test_agi_protocol import FakeAsterisk, event_kinds, run_call
-from tests.unit.test_flow_engine import (  # noqa: F401 (fixtures)
-    Stack,
-    built_in_at_night,
-    db,
-    dialling,
-    prompt,
-    settings,
-    stack,
-)
+from tests.unit.test_flow_engine import Stack, dialling, prompt
+
+# The built-in flow served by a FastAGI server over a scripted Asterisk, day and night.
+settings = engine_tests.settings
+db = engine_tests.db
+stack = engine_tests.stack
+built_in_at_night = engine_tests.built_in_at_night
 
 EMERGENCY_PRIORITY = "10"
 
