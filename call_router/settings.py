@@ -208,6 +208,9 @@ class Settings(BaseSettings):
     coordinator_timeout: int = 180
     # Callers allowed to wait in one queue (0 = no limit); beyond it: overflow / callback offer.
     queue_maxlen: int = 0
+    # How often a caller waiting in a queue hears "press 1 to be called back and keep your
+    # place" (queues.conf periodic-announce-frequency), in their own language.
+    callback_offer_seconds: int = Field(default=60, ge=10, le=3600)
     # Seconds an operator rests after a call before the queue rings them again.
     wrapup_seconds: int = 10
     # Consecutive unanswered rings that pause an operator (0 = never). Asterisk's own

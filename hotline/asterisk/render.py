@@ -460,6 +460,7 @@ def _queue_behaviour(
         },
         "wrapup_seconds": settings.wrapup_seconds,
         "queue_maxlen": settings.queue_maxlen,
+        "callback_offer_seconds": settings.callback_offer_seconds,
         "record_queues": frozenset(settings.record_queues),
         # queues.conf takes no variables, but Asterisk puts the channel's language into a
         # sound path without one, before its last part (main/file.c, "old layout" for
