@@ -52,7 +52,8 @@ def test_an_emergency_at_night_reaches_the_duty_queue(
     stack: Settings, api: httpx.Client, closed_hotline: Path
 ) -> None:
     caller = "+74956660101"
-    result = place_call(stack, dtmf="1", from_number=caller, hold=8)
+    # 1, then no key in the emergency menu (gas, flooding, lift, frost): the duty team.
+    result = place_call(stack, dtmf="1", from_number=caller, hold=30)
     assert result.answered, result.detail
     call = finished_call(api, caller)
     decided = menu_result(api, call)
