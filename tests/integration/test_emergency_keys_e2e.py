@@ -20,7 +20,7 @@ from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
 from tests.conftest import add_operator, finished_call, wait_for
-from tests.integration.test_after_hours_e2e import closed_hotline, events
+from tests.integration.test_after_hours_e2e import closed_hotline, transfer_outcome
 from tests.integration.test_agents_e2e import agent, agents
 from tests.integration.test_call_control_e2e import Caller, events_of, waiting
 from tests.integration.test_flows_e2e import menu_result
@@ -63,17 +63,16 @@ def test_by_day_each_emergency_by_key_reaches_its_team(stack: Settings, api: htt
         assert (decided["queue"], decided["intent"], decided["choice"]) == (queue, intent, keys[1])
 
 
-def _put_through(api: httpx.Client, caller: str, gas: Softphone, stack: Settings) -> None:
-    assert gas.calls_answered() >= 1, gas.log[-2000:]
-    call = finished_call(api, caller)
-    seen = wait_for(
-        lambda: (
-            (found := events(api, call)).get("transfer", {}).get("status") not in (None, "dialling")
-            and found
-        ),
-        timeout=15,
-        what="the transfer's outcome",
+def _gas_by_key(
+    stack: Settings, api: httpx.Client, gas: Softphone, caller: str, first_key: str
+) -> None:
+    """The emergency menu's key 1 (after `first_key`): put through to the gas service."""
+    result = place_call(
+        stack, dtmf=first_key, from_number=caller, hold=18, dtmf_schedule=[(SECOND_KEY_AT, "1")]
     )
+    assert result.answered, result.detail
+    assert gas.calls_answered() >= 1, gas.log[-2000:]
+    seen = transfer_outcome(api, finished_call(api, caller))
     assert seen["transfer"]["status"] == "ANSWER"
     assert seen["transfer"]["number"] == stack.gas_emergency_number
 
@@ -81,12 +80,7 @@ def _put_through(api: httpx.Client, caller: str, gas: Softphone, stack: Settings
 def test_a_gas_smell_by_key_by_day_is_put_through_to_the_gas_service(
     stack: Settings, api: httpx.Client, gas_service: Softphone
 ) -> None:
-    caller = "+74956660210"
-    result = place_call(
-        stack, dtmf="7", from_number=caller, hold=18, dtmf_schedule=[(SECOND_KEY_AT, "1")]
-    )
-    assert result.answered, result.detail
-    _put_through(api, caller, gas_service, stack)
+    _gas_by_key(stack, api, gas_service, "+74956660210", "7")
 
 
 def test_an_emergency_is_answered_before_a_caller_who_waited_longer(
@@ -153,9 +147,4 @@ def test_at_night_each_emergency_by_key_reaches_the_duty_team(
 def test_a_gas_smell_by_key_at_night_is_put_through_to_the_gas_service(
     stack: Settings, api: httpx.Client, night: Path, gas_service: Softphone
 ) -> None:
-    caller = "+74956660310"
-    result = place_call(
-        stack, dtmf="1", from_number=caller, hold=18, dtmf_schedule=[(SECOND_KEY_AT, "1")]
-    )
-    assert result.answered, result.detail
-    _put_through(api, caller, gas_service, stack)
+    _gas_by_key(stack, api, gas_service, "+74956660310", "1")
