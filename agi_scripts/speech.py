@@ -59,6 +59,7 @@ from call_router.intents import (
     load_phrasebook,
 )
 from call_router.settings import Settings
+from call_router.speech_models import installed_path
 
 SAMPLE_RATE = 8000
 SAMPLE_WIDTH = 2
@@ -170,8 +171,12 @@ def default_model_path(language: str) -> Path | None:
 
 
 def configured_model_path(settings: Settings, language: str) -> Path | None:
+    """HOTLINE_VOSK_MODEL_<LANG> if set, else what `hotline models install` put in place,
+    else a packaged model."""
     path = getattr(settings, f"vosk_model_{language}", None)
-    return Path(path) if path else default_model_path(language)
+    if path:
+        return Path(path)
+    return installed_path(settings.state_dir, language) or default_model_path(language)
 
 
 class Recogniser:
@@ -225,7 +230,8 @@ class Recogniser:
         env = f"HOTLINE_VOSK_MODEL_{language.upper()}"
         if path is None:
             raise SpeechUnavailable(
-                f"no Vosk model for {language!r}: set {env} (see `hotline models`)"
+                f"no Vosk model for {language!r}: run `hotline models install {language}` "
+                f"or set {env}"
             )
         if not path.is_dir() or not all((path / marker).is_dir() for marker in MODEL_MARKERS):
             raise SpeechUnavailable(

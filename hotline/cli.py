@@ -19,12 +19,12 @@ from hotline.cli_flows import app as flows_cli
 from hotline.cli_health import doctor_command, status_command
 from hotline.cli_incidents import app as incidents_cli
 from hotline.cli_meters import app as meters_cli
+from hotline.cli_models import models_app
 from hotline.cli_reports import app as reports_cli
 from hotline.cli_requests import crews_app, open311_app, requests_app
 from hotline.cli_retention import app as retention_cli
 from hotline.cli_security import app as security_cli
 from hotline.cli_speech import app as speech_cli
-from hotline.cli_speech import models_command
 from hotline.cli_staffing import staffing_command
 from hotline.cli_tenants import buildings_app, numbers_app, tenants_app
 from hotline.cli_users import FIRST_SUPERVISOR, ensure_first_supervisor, tokens_app, users_app
@@ -48,7 +48,7 @@ app.add_typer(meters_cli, name="meters", help="Meter readings by phone: current 
 app.add_typer(reports_cli, name="reports", help="Reports: pre-aggregate closed quarter hours.")
 app.add_typer(retention_cli, name="retention", help="Delete old recordings and logs now.")
 app.add_typer(speech_cli, name="speech", help="Speech recognition (Vosk), offline.")
-app.command("models", help="Where the speech models are and where to get them.")(models_command)
+app.add_typer(models_app, name="models", help="Speech models: state, size; install ru|en.")
 app.add_typer(calls_cli, name="calls", help="Call control: hang up, move, monitor.")
 app.command("staffing", help="Operators needed per quarter hour next week (Erlang C).")(
     staffing_command

@@ -1,4 +1,4 @@
-"""`hotline speech ...` and `hotline models`: speech recognition from the command line.
+"""`hotline speech ...`: speech recognition from the command line (models: cli_models.py).
 
 `recognise` goes through `agi_scripts.speech.understand`, exactly the path a live call takes, so
 what it prints is what a caller saying the same thing would get.
@@ -17,14 +17,6 @@ import yaml
 from call_router.settings import Settings, get_settings
 
 app = typer.Typer(help="Speech recognition (Vosk) and intents.", no_args_is_help=True)
-
-# Official Vosk model names per language: small models fit a telephone line and a small server.
-MODEL_NAMES = {
-    "ru": ("vosk-model-small-ru-0.22", "vosk-model-ru-0.42"),
-    "en": ("vosk-model-small-en-us-0.15", "vosk-model-en-us-0.22"),
-    "ko": ("vosk-model-small-ko-0.22",),
-}
-MODELS_SITE = "alphacephei.com/vosk/models"
 
 
 def flow_intents(settings: Settings, flow: str) -> list[str]:
@@ -117,30 +109,3 @@ def recognise(
         recogniser.close()
     if failed:
         raise typer.Exit(1)
-
-
-def models_command() -> None:
-    """Where the speech models are configured or found, and where to get missing ones."""
-    from agi_scripts.speech import Recogniser, configured_model_path
-
-    settings = get_settings()
-    recogniser = Recogniser(settings, max_workers=1)
-    missing = False
-    for language, names in MODEL_NAMES.items():
-        env = f"HOTLINE_VOSK_MODEL_{language.upper()}"
-        path = configured_model_path(settings, language)
-        if path is None:
-            status = "not configured"
-        elif recogniser.available(language):
-            status = "ok"
-        else:
-            status = f"NOT USABLE: {recogniser.error(language)}"
-        missing = missing or status != "ok"
-        typer.echo(f"{language}: {path or '-'}  [{status}]")
-        if status != "ok":
-            typer.echo(
-                f"    get {' or '.join(names)} from {MODELS_SITE}, unpack it, set {env}=<folder>"
-            )
-    recogniser.close()
-    if missing:
-        typer.echo("Languages without a model use the keypad menu.")

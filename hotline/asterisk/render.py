@@ -32,6 +32,9 @@ from call_router.sip_bans import carrier_entries, carrier_networks
 from call_router.tenant_routing import parse_tenant_queue
 
 TEMPLATES_DIR = PROJECT_ROOT / "asterisk_conf"
+# The virtual-hold offer queues.conf plays every minute, named without a language folder: Asterisk
+# takes it from recordings/prompts/<the caller's channel language>/.
+CALLER_LANGUAGE_PROMPT = "queue_callback_offer"
 
 # Dialplan and pjsip section names are built from these: lower-case, and never starting with
 # "_" (an extension starting with "_" is a pattern that would match other numbers).
@@ -466,7 +469,6 @@ def _queue_behaviour(
     unknown = [q for q in settings.record_queues if q not in queues]
     if unknown:
         raise ConfigError(f"record_queues: unknown queue(s) {', '.join(unknown)}")
-    language = _full(re.compile(r"[a-z]{2}"), settings.default_language, "language")
     return {
         # A specialist queue overflows to the coordinator after queue_timeout; the coordinator
         # (reached directly or by overflow) keeps the caller up to coordinator_timeout.
@@ -476,10 +478,14 @@ def _queue_behaviour(
         },
         "wrapup_seconds": settings.wrapup_seconds,
         "queue_maxlen": settings.queue_maxlen,
+        "callback_offer_seconds": settings.callback_offer_seconds,
         "record_queues": frozenset(settings.record_queues),
-        # queues.conf takes no variables: the offer is in the hotline's default language.
+        # queues.conf takes no variables, but Asterisk puts the channel's language into a
+        # sound path without one, before its last part (main/file.c, "old layout" for
+        # absolute paths): .../prompts/queue_callback_offer plays
+        # .../prompts/<caller's language>/queue_callback_offer.
         "callback_offer_prompt": config_path(
-            f"{paths.recordings}/prompts/{language}/queue_callback_offer", "prompt path"
+            f"{paths.recordings}/prompts/{CALLER_LANGUAGE_PROMPT}", "prompt path"
         ),
     }
 

@@ -185,6 +185,12 @@ class Softphone:
         self._proc = self._ctrl = self._workdir = None
         self._registered = False
 
+    @property
+    def recording(self) -> Path:
+        """What the phone has heard so far (`record_to` gets a copy when it stops)."""
+        assert self._workdir is not None and self.record_to is not None, "not recording"
+        return self._workdir / "heard.wav"
+
     def __enter__(self) -> Softphone:
         self.start()
         return self

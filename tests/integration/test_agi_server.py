@@ -99,7 +99,7 @@ async def test_menu_choice_is_logged_in_postgres(
     port, _ = agi_process
     linkedid = f"it-{uuid.uuid4().hex[:12]}"
     fake = FakeAsterisk(
-        keys=[("7", False), ("3", False)], variables={"CHANNEL(linkedid)": linkedid}
+        keys=[("8", False), ("3", False)], variables={"CHANNEL(linkedid)": linkedid}
     )
     await run_call(port, fake, environment(agi_calleridname='"Bob" <b@x>\\n'))
 

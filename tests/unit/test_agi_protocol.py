@@ -279,7 +279,8 @@ async def test_endless_star_presses_end_at_the_coordinator(server: AgiServer) ->
 
 
 async def test_invalid_twice_goes_to_the_coordinator(server: AgiServer, db: Database) -> None:
-    fake = FakeAsterisk(keys=[("7", False), ("8", False)])  # 9 switches the language
+    # Keys 0-7 and 9 (the other language) are in the menu: 8 is not.
+    fake = FakeAsterisk(keys=[("8", False), ("8", False)])
     await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     assert fake.set_vars[channel_vars.INTENT] == ""
@@ -301,7 +302,7 @@ async def test_silence_goes_to_the_coordinator(server: AgiServer) -> None:
 
 
 async def test_invalid_then_valid_key_routes(server: AgiServer) -> None:
-    fake = FakeAsterisk(keys=[("7", False), ("0", False)])
+    fake = FakeAsterisk(keys=[("8", False), ("0", False)])
     await run_call(server, fake)
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
     assert fake.set_vars[channel_vars.INTENT] == "operator"
