@@ -50,7 +50,8 @@ def test_every_queue_offers_virtual_hold_and_takes_wrapup_and_maxlen(tmp_path: P
         assert options["context"] == "hotline-vhold"
         assert options["wrapuptime"] == "7"
         assert options["maxlen"] == "12"
-        assert options["periodic-announce"].endswith("/prompts/ru/queue_callback_offer")
+        # No language folder: Asterisk takes it from prompts/<the caller's language>/.
+        assert options["periodic-announce"].endswith("/prompts/queue_callback_offer")
         assert options["periodic-announce-frequency"] == "60"
 
 
