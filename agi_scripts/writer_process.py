@@ -346,12 +346,7 @@ def open_call_log(settings: Settings) -> tuple[Database, CallLog]:
     db = Database(settings.db_url)
     # Callback requests made in a flow reach the operators' callback pages live.
     live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
-    call_log = CallLog(
-        db,
-        country=settings.country_code,
-        callback_min_wait=settings.callback_min_wait,
-        node=settings.node,
-    )
+    call_log = CallLog.from_settings(db, settings)
     return db, call_log
 
 

@@ -33,6 +33,7 @@ from call_router.db import Database
 from call_router.models import Call, CallEvent, UTCDateTime, utcnow
 from call_router.numbers import ANONYMOUS, clean_caller_name, normalize_number
 from call_router.reconcile import KnownEvent
+from call_router.settings import Settings
 
 # Timeline kinds other writers (AGI server, dialplan hooks) may record and outcomes rely on.
 # A voicemail message was left (VMSTATUS=SUCCESS); "offered" is only the greeting played.
@@ -152,6 +153,16 @@ class TimelineEntry:
 
 
 class CallLog:
+    @classmethod
+    def from_settings(cls, db: Database, settings: Settings) -> CallLog:
+        """The call log as the router and the FastAGI processes write it."""
+        return cls(
+            db,
+            country=settings.country_code,
+            callback_min_wait=settings.callback_min_wait,
+            node=settings.node,
+        )
+
     def __init__(
         self,
         db: Database,

@@ -42,12 +42,7 @@ async def serve(
     )
     # Entries opened, attached, closed and escalated here reach the callback pages live.
     live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
-    call_log = CallLog(
-        db,
-        country=settings.country_code,
-        callback_min_wait=settings.callback_min_wait,
-        node=settings.node,
-    )
+    call_log = CallLog.from_settings(db, settings)
     live = LiveState.from_url(settings.redis_url, settings.redis_prefix)
     listener = AmiListener(settings, call_log, live, db=db, sip_bans=guard)
     task = asyncio.current_task()
