@@ -168,7 +168,11 @@ def _browser_page(
     page.on("dialog", on_dialog)
     page.on(
         "console",
-        lambda msg: holder.console_errors.append(msg.text) if msg.type == "error" else None,
+        lambda msg: (
+            holder.console_errors.append(f"{msg.text} @ {msg.location.get('url', '')}")
+            if msg.type == "error"
+            else None
+        ),
     )
     try:
         yield holder

@@ -240,7 +240,10 @@ def test_the_centre_s_wallboard_shows_tenants_own_queues_and_narrows_to_one(
         }
         assert tenants_shown == {"dom-b"}
         assert A_NUMBER not in page.inner_text("#wallboard")
-        assert holder.dialogs == [] and holder.console_errors == []
+        # This dashboard has no Asterisk: the call-control section's poll of who is monitoring
+        # whom is answered 503 (Asterisk unreachable), which the browser logs. Nothing else may be.
+        errors = [e for e in holder.console_errors if not e.endswith("/api/control/monitors")]
+        assert holder.dialogs == [] and errors == []
 
 
 def test_a_coordinator_sets_the_company_of_an_unknown_call_from_the_screen_pop(
