@@ -89,15 +89,40 @@
     }).catch(function (err) { say(formMsg, err.message, true); });
   });
 
+  // The call card is rendered again on every live update: what the operator chose in it
+  // meanwhile (the company of an unknown caller) is put back while it shows the same call, or
+  // a click a moment later would send the default choice.
+  const callBox = document.getElementById("op-call");
+  let chosen = {};
+  let chosenFor = null;
+  callBox.addEventListener("change", function (event) {
+    const el = event.target;
+    const card = document.getElementById("op-call-card");
+    if (!el.id || !card) return;
+    if (chosenFor !== card.dataset.callId) chosen = {};
+    chosenFor = card.dataset.callId;
+    chosen[el.id] = el.value;
+  });
+
   if (!window.EventSource) return;
   const source = new EventSource(cfg.streamUrl);
   source.addEventListener("panels", function (event) {
     const data = JSON.parse(event.data);
+    const callId = data.call_id === null ? "" : String(data.call_id);
     // Server-rendered, autoescaped fragments of this page's own partials.
     document.getElementById("op-agent").innerHTML = data.agent_html;
-    document.getElementById("op-call").innerHTML = data.call_html;
+    callBox.innerHTML = data.call_html;
+    if (callId === chosenFor) {
+      Object.keys(chosen).forEach(function (id) {
+        const el = document.getElementById(id);
+        if (el && callBox.contains(el)) el.value = chosen[id];
+      });
+    } else {
+      chosen = {};
+      chosenFor = null;
+    }
     root.dataset.generatedAt = data.generated_at;
-    root.dataset.callId = data.call_id === null ? "" : String(data.call_id);
+    root.dataset.callId = callId;
     setTarget(data.last_call);
     const clock = new Date().toLocaleTimeString([], { hour12: false });
     say(status, cfg.tLive + " — " + cfg.tUpdated + " " + clock, !data.live);

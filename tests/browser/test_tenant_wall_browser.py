@@ -27,7 +27,7 @@ from call_router.db import Database
 from call_router.models import Call, Operator
 from call_router.settings import Settings
 from tests.browser.conftest import Account, _browser_page, sign_in
-from tests.conftest import PORT_BASE, require
+from tests.conftest import PORT_BASE, require, wait_for
 from tests.integration.conftest import REDIS_URL
 
 A_NUMBER, B_NUMBER, A_LATER, B_LATER = "79140000101", "79140000202", "79140000103", "79140000204"
@@ -286,7 +286,20 @@ def test_a_coordinator_sets_the_company_of_an_unknown_call_from_the_screen_pop(
         sign_in(page, dashboard, account)
         page.goto(f"{dashboard}/operator?lang=en")
         page.wait_for_selector("#op-set-company", timeout=10_000)
+        wait_for(lambda: page.get_attribute("#operator", "data-generated-at"), what="live")
         page.select_option("#op-company", "dom-b")
+        # A live update re-renders the call card before the click: the choice must survive it.
+        before = page.get_attribute("#operator", "data-generated-at")
+        moved = {**entry, "queue": "coordinator"}
+        redis.hset(f"{prefix}:live:calls", linkedid, json.dumps(moved))
+        redis.set(f"{prefix}:live:heartbeat", datetime.now(UTC).isoformat())
+        redis.publish(f"{prefix}:events", json.dumps({"type": "call_queue", **moved}))
+        wait_for(
+            lambda: page.get_attribute("#operator", "data-generated-at") != before,
+            timeout=10,
+            what="a live update of the call card",
+        )
+        assert page.input_value("#op-company") == "dom-b"
         page.click("#op-set-company button[type=submit]")
         page.wait_for_url("**/operator?operator=cora", timeout=10_000)
         page.wait_for_selector("#op-call-card", timeout=10_000)
