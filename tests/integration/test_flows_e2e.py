@@ -71,6 +71,9 @@ def agi_running_flows(
             os.environ.pop("HOTLINE_FLOWS_DIR", None)
         else:
             os.environ["HOTLINE_FLOWS_DIR"] = saved
+        # Prompts the test spoke from its edited texts are spoken again from the real ones:
+        # the stack's later tests hear (and check) the shipped menu.
+        run_hotline("prompts", "build")
         restart_agi(settings)
 
 
