@@ -25,9 +25,10 @@ from sqlalchemy import update
 
 from call_router.ami_client import AmiLink
 from call_router.db import Database
-from call_router.request_models import ServiceRequest
 from call_router.request_feedback import ACTOR
 from call_router.request_feedback_dialer import FeedbackDialer
+from call_router.request_models import ServiceRequest
+from call_router.service_requests import id_of
 from call_router.settings import Settings
 from hotline.sipua.answer import ResidentPhone
 from hotline.sipua.softphone import Softphone
@@ -58,7 +59,7 @@ def _only_this_request_due(db: Database, number: str) -> None:
     with db.session() as session:
         session.execute(
             update(ServiceRequest)
-            .where(ServiceRequest.number != number, ServiceRequest.feedback_due_at.is_not(None))
+            .where(ServiceRequest.id != id_of(number), ServiceRequest.feedback_due_at.is_not(None))
             .values(feedback_due_at=None)
         )
 
