@@ -208,9 +208,23 @@ def test_a_killed_fastagi_server_costs_no_caller(cluster: Settings) -> None:
         assert "agi_failed" in events_of(db, lost)
     finally:
         db.dispose()
-    # The drill ends: `up` starts the killed server again.
+
+    # The node's whole pool dead: its callers still reach the coordinator, and are logged
+    # (by the router, from the fail-safe's event: no FastAGI server wrote them).
+    run_hotline("cluster", "stop-agi", str(node), "2")
+    late = ["+74956000021", "+74956000022"]  # one on each node
+    assert all(r.answered for r in place_calls(cluster, late, hold=3.0))
+    db = Database(cluster.db_url)
+    try:
+        rows = {c: ended_call(db, c) for c in late}
+        (failed,) = [row for row in rows.values() if row.node == f"node{node}"]
+        assert failed.queue == "coordinator" and "agi_failed" in events_of(db, failed)
+    finally:
+        db.dispose()
+
+    # The drill ends: `up` starts the killed servers again.
     run_hotline("cluster", "up", "--nodes", "2", timeout=600)
-    assert all(n["services"]["agi"] for n in status()["nodes"])
+    assert all(n["services"]["agi"] and n["services"]["agi2"] for n in status()["nodes"])
 
 
 def test_a_dead_node_is_taken_out_and_new_calls_go_to_the_other(cluster: Settings) -> None:

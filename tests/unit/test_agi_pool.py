@@ -79,3 +79,13 @@ def test_pid_files_tell_the_pool_servers_apart(second_server: int) -> None:
     # Server 1's stale pid file must never make us signal server 2 (or the reverse).
     assert not is_ours(second_server, "agi")
     assert not is_ours(second_server, "agi3")
+
+
+def test_a_pool_servers_workers_carry_its_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agi_scripts.workers import worker_command
+
+    monkeypatch.delenv("HOTLINE_AGI_SERVER", raising=False)
+    assert "--server" not in worker_command(1, 3, 4)
+    monkeypatch.setenv("HOTLINE_AGI_SERVER", "2")
+    command = worker_command(1, 3, 4)
+    assert command[command.index("agi") :][:3] == ["agi", "--server", "2"]
