@@ -281,8 +281,12 @@ WorkerCommand = Callable[[int, int, int], list[str]]
 
 
 def worker_command(index: int, listen_fd: int, ready_fd: int) -> list[str]:
+    # A pool server's workers (`hotline agi --server K`) say so too: its pid checks and its
+    # stop find them by their command line.
+    server = os.environ.get("HOTLINE_AGI_SERVER", "1")
     return [
         sys.executable, "-m", "hotline", "agi",
+        *(["--server", server] if server != "1" else []),
         "--worker", str(index),
         "--listen-fd", str(listen_fd),
         "--ready-fd", str(ready_fd),

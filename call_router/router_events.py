@@ -401,6 +401,17 @@ class CallEvents:
             return lambda: self._live.publish("callback_requested", data)
         if name == "HotlineAgiFailed":
             # The dialplan's fail-safe (agi-fail): the FastAGI server died, refused or broke.
+            if event.get("Uniqueid") == linkedid:
+                # The caller's own channel. Behind Kamailio its Newchannel is in [from-edge],
+                # not the inbound context, and no FastAGI server wrote the call: without this
+                # a call that met a dead FastAGI pool would never be logged.
+                self._call_log.ensure_call(
+                    linkedid,
+                    caller_number=event.get("CallerIDNum"),
+                    caller_name=event.get("CallerIDName"),
+                    channel=event.get("Channel"),
+                    started_at=self._at(event),
+                )
             self._call_log.record_event(
                 linkedid,
                 EVENT_AGI_FAILED,

@@ -134,6 +134,16 @@ class Settings(BaseSettings):
 
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # The FastAGI pool: "host:port" of every FastAGI server the dialplan may use, tried in
+    # this order for each call until one accepts (empty: agi_host:agi_port alone). A server
+    # that is down costs a caller one refused connection, not the menu.
+    agi_pool: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")]] = []
+    # How many of the pool's first servers this state dir runs itself (`hotline up`, the
+    # supervisor): server 1 listens on agi_host:agi_port (the pool's first entry when this box
+    # runs it), server k >= 2 on agi_pool[k-1], its AudioSocket on that host.
+    agi_local_servers: int = Field(default=1, ge=1, le=16)
+    # Which of them this process is (`hotline agi --server K`; 1: the single box's names).
+    agi_server: int = Field(default=1, ge=1, le=16)
     # Calls one FastAGI process serves at once; the next ones are routed to the coordinator at
     # once (never left in silence). A held menu call costs ~10-20 KiB and no CPU while waiting.
     # (HOTLINE_AGI_MAX_SESSIONS counts per process: with N workers a box holds N times as many.)
@@ -338,9 +348,19 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.state_dir / 'hotline.db'}"
 
     @property
+    def agi_service(self) -> str:
+        """This FastAGI server's service name (pid, ready and log files): agi, agi2, ..."""
+        return "agi" if self.agi_server == 1 else f"agi{self.agi_server}"
+
+    @property
+    def agi_addresses(self) -> list[str]:
+        """The FastAGI servers the dialplan tries, in order ("host:port")."""
+        return list(self.agi_pool) or [f"{self.agi_host}:{self.agi_port}"]
+
+    @property
     def agi_spool_file(self) -> Path:
         """The FastAGI call-log writer's spool (writes kept while the database is away)."""
-        return self.state_dir / "spool" / "agi-call-log.jsonl"
+        return self.state_dir / "spool" / f"{self.agi_service}-call-log.jsonl"
 
     @property
     def run_dir(self) -> Path:
@@ -350,7 +370,7 @@ class Settings(BaseSettings):
     def agi_workers_file(self) -> Path:
         """Who serves under `hotline agi --workers N`, written by their parent (absent: one
         process)."""
-        return self.run_dir / "agi-workers.json"
+        return self.run_dir / f"{self.agi_service}-workers.json"
 
     @property
     def router_spool_path(self) -> Path:

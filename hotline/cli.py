@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -239,10 +240,10 @@ def up(
     if build:
         asterisk.ensure_installed(progress=typer.echo)
     render_asterisk(settings)
-    for name in services.SERVICE_NAMES:
+    for name in services.service_names(settings):
         services.start_service(settings, name)
     asterisk.start()
-    for name in services.SERVICE_NAMES:
+    for name in services.service_names(settings):
         services.wait_ready(settings, name, timeout=60)
     # From here on a service that dies is restarted (hotline/supervisor.py).
     services.start_service(settings, SUPERVISOR)
@@ -322,7 +323,7 @@ def down() -> None:
     # First, or it would restart what is stopped next.
     services.stop_service(settings, SUPERVISOR)
     Asterisk(settings).stop()
-    for name in reversed(services.SERVICE_NAMES):
+    for name in reversed(services.service_names(settings)):
         services.stop_service(settings, name)
     typer.echo("hotline stopped")
 
@@ -342,6 +343,14 @@ def agi(
         help="FastAGI processes sharing the port (a number or 'auto': one per CPU); "
         "default HOTLINE_AGI_WORKERS (1).",
     ),
+    server: int = typer.Option(
+        1,
+        "--server",
+        min=1,
+        max=16,
+        help="Which server of this box's FastAGI pool (HOTLINE_AGI_POOL) to run: 1 is "
+        "agi_host:agi_port; K listens on the pool's K-th address, with files of its own.",
+    ),
     worker: int | None = typer.Option(None, hidden=True),
     listen_fd: int | None = typer.Option(None, hidden=True),
     ready_fd: int | None = typer.Option(None, hidden=True),
@@ -352,7 +361,10 @@ def agi(
     from agi_scripts.event_loop import loop_factory
     from hotline.services import run_foreground
 
-    settings = get_settings()
+    if server != 1:
+        # Its workers (agi_scripts/workers.py) inherit the environment: the same server.
+        os.environ["HOTLINE_AGI_SERVER"] = str(server)
+    settings = pool_member(get_settings())
     if worker is not None:  # started by the parent below (agi_scripts/workers.py)
         if listen_fd is None or ready_fd is None or parent is None:
             raise _fail("--worker needs --listen-fd, --ready-fd and --parent")
@@ -372,9 +384,26 @@ def agi(
                 f"replaying {adopted.writes} call-log writes left by {adopted.orphan}", err=True
             )
         pool.hold_spool(settings.agi_spool_file)  # for this process's life (after adopting)
-        run_foreground(settings, "agi", serve, loop_factory(settings.agi_uvloop))
+        run_foreground(settings, settings.agi_service, serve, loop_factory(settings.agi_uvloop))
     else:
-        run_foreground(settings, "agi", functools.partial(pool.serve_workers, workers=count))
+        run_foreground(
+            settings, settings.agi_service, functools.partial(pool.serve_workers, workers=count)
+        )
+
+
+def pool_member(settings: Settings) -> Settings:
+    """The settings of FastAGI server settings.agi_server of the pool: its address (FastAGI
+    and AudioSocket on the pool entry's host); its spool, pid and ready files follow."""
+    server = settings.agi_server
+    if server == 1:
+        return settings
+    addresses = settings.agi_addresses
+    if server > len(addresses):
+        raise _fail(f"--server {server}: HOTLINE_AGI_POOL has {len(addresses)} addresses")
+    host, _, port = addresses[server - 1].rpartition(":")
+    return settings.model_copy(
+        update={"agi_host": host, "agi_port": int(port), "audiosocket_host": host}
+    )
 
 
 @app.command()

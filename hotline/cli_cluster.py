@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from call_router.settings import get_settings
+from hotline.cluster.topology import DEFAULT_AGI_PER_NODE
 
 app = typer.Typer(help="A local cluster: Kamailio in front of N Asterisk nodes.")
 
@@ -20,6 +21,13 @@ def _fail(message: str) -> typer.Exit:
 @app.command("up")
 def cluster_up(
     nodes: Annotated[int, typer.Option(help="Asterisk nodes (127.0.0.2, 127.0.0.3, ...).")] = 2,
+    agi_per_node: Annotated[
+        int,
+        typer.Option(
+            help="FastAGI servers per node (server k of node i on 127.0.<k-1>.<i+1>); the "
+            "node's dialplan tries them in turn, so a dead one costs no caller."
+        ),
+    ] = DEFAULT_AGI_PER_NODE,
 ) -> None:
     """Start Kamailio on the hotline's SIP address and N nodes behind it; returns once calls
     can be taken."""
@@ -32,11 +40,12 @@ def cluster_up(
     login, password, admin_password = prepare_hotline(settings)
     Asterisk(settings).ensure_installed(progress=typer.echo)
     try:
-        specs = control.up(settings, nodes)
+        specs = control.up(settings, nodes, agi_per_node)
     except (control.ClusterError, kamailio.KamailioError, TopologyError) as exc:
         raise _fail(f"error: {exc}") from None
     lines = [
-        f"Hotline cluster is up: {len(specs)} nodes behind Kamailio.",
+        f"Hotline cluster is up: {len(specs)} nodes behind Kamailio, "
+        f"{agi_per_node} FastAGI servers each.",
         f"  SIP edge:       {settings.sip_host}:{settings.sip_port} (Kamailio)",
         *(f"  {s.name}:          {s.address}:{s.sip_port}" for s in specs),
         f"  dashboard:      {settings.dashboard_url}/",
@@ -94,3 +103,20 @@ def cluster_stop_node(
     except control.ClusterError as exc:
         raise _fail(f"error: {exc}") from None
     typer.echo(f"node{node}: asterisk pid {pid} killed" if pid else f"node{node}: not running")
+
+
+@app.command("stop-agi")
+def cluster_stop_agi(
+    node: Annotated[int, typer.Argument(help="Node number (1 = 127.0.0.2).")],
+    server: Annotated[int, typer.Argument(help="FastAGI server of that node (1, 2, ...).")] = 1,
+) -> None:
+    """Kill one FastAGI server as a crash would (SIGKILL), for drills: the node's dialplan
+    takes new calls to the next server; `hotline cluster up` starts it again."""
+    from hotline.cluster import control
+
+    try:
+        pid = control.stop_agi(get_settings(), node, server)
+    except control.ClusterError as exc:
+        raise _fail(f"error: {exc}") from None
+    where = f"node{node}: FastAGI server {server}"
+    typer.echo(f"{where} pid {pid} killed" if pid else f"{where}: not running")

@@ -33,7 +33,7 @@ def gather(settings: Settings) -> dict[str, Any]:
         {"name": "asterisk", "running": ast.running, "pid": ast.pid, "detail": ast.detail}
     ]
     records = supervisor.read_records(settings)
-    for name in (*services.SERVICE_NAMES, supervisor.NAME):
+    for name in (*services.service_names(settings), supervisor.NAME):
         st = services.status(settings, name)
         record = records.get(name)
         processes.append(

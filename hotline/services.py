@@ -19,10 +19,23 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from call_router.pid_files import cmdline, is_ours, pid_file, read_pid
+from call_router.pid_files import cmdline, is_ours, pid_file, read_pid, service_args
 from call_router.settings import Settings
 
 SERVICE_NAMES = ("agi", "router", "dashboard")
+
+
+def pool_servers(settings: Settings) -> tuple[str, ...]:
+    """This box's FastAGI servers: agi, then agi2 ... (settings.agi_local_servers)."""
+    count = min(settings.agi_local_servers, len(settings.agi_addresses))
+    return ("agi", *(f"agi{k}" for k in range(2, count + 1)))
+
+
+def service_names(settings: Settings) -> tuple[str, ...]:
+    """Every service `hotline up` runs here: SERVICE_NAMES plus the pool's other servers."""
+    return (*pool_servers(settings), *SERVICE_NAMES[1:])
+
+
 # How long a started service may take to show its command line in /proc (execve done).
 EXEC_TIMEOUT = 5.0
 
@@ -76,7 +89,7 @@ def start_service(settings: Settings, name: str, env: Mapping[str, str] | None =
         ready_file(settings, name).unlink(missing_ok=True)
         with log_file(settings, name).open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "hotline", name],
+                [sys.executable, "-m", "hotline", *service_args(name)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

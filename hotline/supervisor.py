@@ -247,9 +247,10 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(settings)
+    names = services.service_names(settings)
+    supervisor = Supervisor(settings, names)
     ready = services.ready_file(settings, NAME)
-    log.info("supervisor_started", services=list(services.SERVICE_NAMES))
+    log.info("supervisor_started", services=list(names))
     try:
         supervisor.tick()
         ready.write_text(str(os.getpid()))

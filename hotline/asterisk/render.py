@@ -426,11 +426,21 @@ def template_context(
         "ami_users": _ami_users(settings),
         "agi_host": _host(settings.agi_host, "agi_host"),
         "agi_port": _port(settings.agi_port, "agi_port"),
+        "agi_addresses": _agi_addresses(settings),
         "queue_timeout": settings.queue_timeout,
         **_queue_behaviour(settings, paths, queues),
         "voicemail_pin": voicemail_pin(settings),
         "moh_dir": config_path(moh_dir, "music on hold folder"),
     }
+
+
+def _agi_addresses(settings: Settings) -> list[str]:
+    """The FastAGI pool as the dialplan tries it ("host:port", each checked)."""
+    checked = []
+    for address in settings.agi_addresses:
+        host, _, port = address.rpartition(":")
+        checked.append(f"{_host(host, 'agi_pool host')}:{_port(int(port), 'agi_pool port')}")
+    return checked
 
 
 def _dial_out(settings: Settings) -> dict[str, list[str]]:

@@ -1,9 +1,11 @@
-"""`hotline cluster up|down|status|stop-node`: Kamailio plus N Asterisk nodes on one machine.
+"""`hotline cluster up|down|status|stop-node|stop-agi`: Kamailio plus N Asterisk nodes on one
+machine.
 
-Each node is what `hotline up` runs on one box (Asterisk, FastAGI server, router, and a
-supervisor that restarts those two), with the node's own settings (topology.py); the
+Each node is what `hotline up` runs on one box (Asterisk, a pool of FastAGI servers, router,
+and a supervisor that restarts those), with the node's own settings (topology.py); the
 dashboard runs once, with the cluster's settings, on the one database. cluster.json in the
-cluster folder remembers how many nodes `up` started, for `down`, `status` and `stop-node`.
+cluster folder remembers how many nodes (and FastAGI servers each) `up` started, for `down`,
+`status` and the drills.
 """
 
 from __future__ import annotations
@@ -12,18 +14,27 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from call_router.pid_files import read_pid
 from call_router.settings import Settings
 from hotline import services
 from hotline.asterisk.sandbox import Asterisk
 from hotline.cluster import kamailio
-from hotline.cluster.topology import NodeSpec, cluster_dir, plan
+from hotline.cluster.topology import DEFAULT_AGI_PER_NODE, NodeSpec, cluster_dir, plan
 
-# The services of a node; the dashboard is the cluster's, not a node's.
+# The services of a node besides its FastAGI pool (agi, agi2, ...: services.pool_servers);
+# the dashboard is the cluster's, not a node's.
 NODE_SERVICES = ("agi", "router")
+
+
+def node_services(node: Settings) -> tuple[str, ...]:
+    return (*services.pool_servers(node), *NODE_SERVICES[1:])
+
+
 SUPERVISOR = "supervise"
 DASHBOARD = "dashboard"
 
@@ -62,10 +73,13 @@ def state_file(settings: Settings) -> Path:
 def recorded_nodes(settings: Settings) -> list[NodeSpec]:
     """The nodes `up` started (none if it never ran)."""
     try:
-        count = int(json.loads(state_file(settings).read_text())["nodes"])
-    except (OSError, ValueError, KeyError, TypeError):
+        recorded = json.loads(state_file(settings).read_text())
+        count = int(recorded["nodes"])
+        # Clusters started before the FastAGI pool had one server per node.
+        agi_per_node = int(recorded.get("agi_per_node", 1))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
-    return plan(settings, count)
+    return plan(settings, count, agi_per_node)
 
 
 def _prepare_node(settings: Settings, spec: NodeSpec) -> Settings:
@@ -84,16 +98,24 @@ def _prepare_node(settings: Settings, spec: NodeSpec) -> Settings:
     return node
 
 
-def up(settings: Settings, nodes: int) -> list[NodeSpec]:
-    """Start Kamailio and `nodes` nodes (idempotent: what runs is left running)."""
-    specs = plan(settings, nodes)
+def up(settings: Settings, nodes: int, agi_per_node: int = DEFAULT_AGI_PER_NODE) -> list[NodeSpec]:
+    """Start Kamailio and `nodes` nodes, each with `agi_per_node` FastAGI servers
+    (idempotent: what runs is left running)."""
+    specs = plan(settings, nodes, agi_per_node)
     previous = recorded_nodes(settings)
-    if previous and len(previous) != nodes and any(_asterisk(settings, s) for s in previous):
-        raise ClusterError(f"a cluster of {len(previous)} nodes runs: `hotline cluster down` first")
+    if (
+        previous
+        and (len(previous), previous[0].agi_servers) != (nodes, agi_per_node)
+        and any(_asterisk(settings, s) for s in previous)
+    ):
+        raise ClusterError(
+            f"a cluster of {len(previous)} nodes with {previous[0].agi_servers} FastAGI "
+            "servers each runs: `hotline cluster down` first"
+        )
     if kamailio.binary() is None:
         raise ClusterError("kamailio is not installed: run scripts/install.sh")
     cluster_dir(settings).mkdir(parents=True, exist_ok=True)
-    state_file(settings).write_text(json.dumps({"nodes": nodes}))
+    state_file(settings).write_text(json.dumps({"nodes": nodes, "agi_per_node": agi_per_node}))
     from hotline.cli import reload_asterisk
 
     started: list[tuple[NodeSpec, Settings]] = []
@@ -104,12 +126,12 @@ def up(settings: Settings, nodes: int) -> list[NodeSpec]:
         env = spec.environment()
         # The node's supervisor restarts its FastAGI server and router, never a dashboard.
         services.hold(node, DASHBOARD)
-        for name in NODE_SERVICES:
+        for name in node_services(node):
             services.start_service(node, name, env)
         Asterisk(node).start()
         started.append((spec, node))
     for spec, node in started:
-        for name in NODE_SERVICES:
+        for name in node_services(node):
             services.wait_ready(node, name, timeout=60)
         services.start_service(node, SUPERVISOR, spec.environment())
     kamailio.write_config(settings, specs)
@@ -143,7 +165,7 @@ def down(settings: Settings) -> None:
         node = spec.settings()
         services.stop_service(node, SUPERVISOR)
         Asterisk(node).stop()
-        for name in reversed(NODE_SERVICES):
+        for name in reversed(node_services(node)):
             services.stop_service(node, name)
 
 
@@ -167,6 +189,23 @@ def stop_node(settings: Settings, index: int) -> int | None:
     return Asterisk(_node(settings, index).settings()).kill()
 
 
+def stop_agi(settings: Settings, index: int, server: int) -> int | None:
+    """Kill FastAGI server `server` of node `index` the way a crash would (SIGKILL); its pid,
+    or None if it was not running. Marked held first, so its supervisor leaves it down for
+    the drill; `hotline cluster up` starts it again."""
+    node = _node(settings, index).settings()
+    names = services.pool_servers(node)
+    if not 1 <= server <= len(names):
+        raise ClusterError(f"FastAGI server {server}: node{index} has servers 1..{len(names)}")
+    name = names[server - 1]
+    pid = read_pid(node, name)
+    services.hold(node, name)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 def status(settings: Settings) -> ClusterStatus:
     specs = recorded_nodes(settings)
     kamailio_pid = kamailio.running_pid(settings)
@@ -187,7 +226,7 @@ def status(settings: Settings) -> ClusterStatus:
                 dispatching=dispatching.get(spec.name) if kamailio_pid else None,
                 services={
                     name: services.status(node, name).running
-                    for name in (*NODE_SERVICES, SUPERVISOR)
+                    for name in (*node_services(node), SUPERVISOR)
                 },
             )
         )

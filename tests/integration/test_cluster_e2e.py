@@ -3,7 +3,9 @@
 Calls placed at the single box's SIP address are spread over both nodes, each logged once with
 the node that served it; when node 1's Asterisk dies (SIGKILL, `hotline cluster stop-node 1`),
 new calls go to node 2 at once (Kamailio's failure route), and its OPTIONS probe takes node 1
-out of rotation within seconds.
+out of rotation within seconds. When one of a node's FastAGI servers dies, new callers get the
+menu from the next server of the node's pool, and the caller whose menu died reaches the
+coordinator's queue.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import pytest
 from sqlalchemy import select
 
 from call_router.db import Database
-from call_router.models import Call, Callback
+from call_router.models import Call, Callback, CallEvent
 from call_router.settings import Settings
+from hotline.asterisk.sandbox import Asterisk
 from hotline.cluster import kamailio
+from hotline.cluster.control import recorded_nodes
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import (
@@ -137,6 +141,90 @@ def test_only_the_carrier_is_the_carrier_behind_the_edge(cluster: Settings) -> N
     stranger = place_call(cluster, from_number="+74954000001", hold=2.0, local_ip="127.0.0.9")
     assert not stranger.answered
     assert stranger.sip_status == 403, stranger.detail
+
+
+def agi_session(settings: Settings, caller: str) -> tuple[int, str] | None:
+    """(node number, FastAGI address) of the AGI this caller's channel runs, if any: what
+    Asterisk itself reports (channel!context!exten!prio!state!application!data!callerid!...)."""
+    for spec in recorded_nodes(settings):
+        node = spec.settings()
+        for line in Asterisk(node).cli("core show channels concise").splitlines():
+            fields = line.split("!")
+            if len(fields) > 7 and fields[7] == caller and fields[5] == "AGI":
+                return spec.index, fields[6].removeprefix("agi://").split("/", 1)[0]
+    return None
+
+
+def events_of(db: Database, call: Call) -> list[str]:
+    with db.session() as session:
+        return list(session.scalars(select(CallEvent.kind).where(CallEvent.call_id == call.id)))
+
+
+def test_a_killed_fastagi_server_costs_no_caller(cluster: Settings) -> None:
+    st = status()
+    # Every node runs a pool of two FastAGI servers (`--agi-per-node`, default 2).
+    assert [n["services"]["agi"] and n["services"]["agi2"] for n in st["nodes"]] == [True, True]
+    wait_for(lambda: dispatching("node1") and dispatching("node2"), what="both nodes in rotation")
+
+    # A caller in the menu of a node's first FastAGI server, pressing nothing.
+    held = "+74956000001"
+    callers = [f"+7495600001{i}" for i in range(4)]
+    with ThreadPoolExecutor(max_workers=1 + len(callers)) as pool:
+        placing = pool.submit(place_call, cluster, from_number=held, hold=25.0)
+        node, address = wait_for(
+            lambda: agi_session(cluster, held), timeout=30, interval=0.2, what="a caller in a menu"
+        )
+        assert address == f"127.0.0.{node + 1}:{cluster.agi_port}"  # server 1 of the pool
+        out = run_hotline("cluster", "stop-agi", str(node), "1").stdout
+        assert "killed" in out
+        services = next(n for n in status()["nodes"] if n["name"] == f"node{node}")["services"]
+        assert (services["agi"], services["agi2"]) == (False, True)
+
+        # New calls, two on each node: all get the menu and press 4; on the killed server's
+        # node the second server of its pool runs it.
+        results = list(
+            pool.map(lambda c: place_call(cluster, dtmf="4", from_number=c, hold=6.0), callers)
+        )
+        held_result = placing.result()
+    assert all(r.answered for r in results), [r.detail for r in results]
+    assert held_result.answered, held_result.detail
+
+    db = Database(cluster.db_url)
+    try:
+        served = [ended_call(db, c) for c in callers]  # each logged once
+        assert f"node{node}" in {call.node for call in served}
+        for call in served:
+            kinds = events_of(db, call)
+            # The menu heard the key and routed the caller to a queue (the lift team; nobody
+            # is logged in here, so the overflow decides which).
+            assert (call.menu_choice, call.queue is not None) == ("4", True), (call.node, kinds)
+            assert "menu_result" in kinds and "agi_failed" not in kinds, (call.node, kinds)
+        # The caller whose menu died with its server: its session is lost (AGI ends as if
+        # the script returned without a queue), and the dialplan's fail-safe puts them in
+        # the coordinator's queue rather than hanging up.
+        lost = ended_call(db, held)
+        assert lost.node == f"node{node}"
+        assert lost.queue == "coordinator"
+        assert "agi_failed" in events_of(db, lost)
+    finally:
+        db.dispose()
+
+    # The node's whole pool dead: its callers still reach the coordinator, and are logged
+    # (by the router, from the fail-safe's event: no FastAGI server wrote them).
+    run_hotline("cluster", "stop-agi", str(node), "2")
+    late = ["+74956000021", "+74956000022"]  # one on each node
+    assert all(r.answered for r in place_calls(cluster, late, hold=3.0))
+    db = Database(cluster.db_url)
+    try:
+        rows = {c: ended_call(db, c) for c in late}
+        (failed,) = [row for row in rows.values() if row.node == f"node{node}"]
+        assert failed.queue == "coordinator" and "agi_failed" in events_of(db, failed)
+    finally:
+        db.dispose()
+
+    # The drill ends: `up` starts the killed servers again.
+    run_hotline("cluster", "up", "--nodes", "2", timeout=600)
+    assert all(n["services"]["agi"] and n["services"]["agi2"] for n in status()["nodes"])
 
 
 def test_a_dead_node_is_taken_out_and_new_calls_go_to_the_other(cluster: Settings) -> None:

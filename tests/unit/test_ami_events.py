@@ -433,6 +433,20 @@ def agi_failed(call: Call_, t: float, status: str = "FAILURE") -> dict[str, str]
     }  # fmt: skip
 
 
+async def test_a_call_behind_the_edge_that_met_a_dead_fastagi_pool_is_logged(
+    listener: AmiListener, db: Database
+) -> None:
+    # A cluster node: the caller's channel starts in [from-edge] (not the inbound context),
+    # and no FastAGI server lived to write the call: the fail-safe's event logs it.
+    call = Call_("node2-1763892000.97", number="+79160000097")
+    await feed(listener, [{**call.newchannel(0), "Context": "from-edge"}, agi_failed(call, 1)])
+
+    with db.session() as session:
+        row = session.scalars(select(Call).where(Call.linkedid == call.linkedid)).one()
+        assert row.caller_number == "+79160000097"
+    assert event_kinds(db, call.linkedid) == ["agi_failed"]
+
+
 async def test_the_agi_fail_safe_is_on_the_timeline_once(
     listener: AmiListener, db: Database
 ) -> None:

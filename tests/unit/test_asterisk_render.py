@@ -383,6 +383,30 @@ def test_ivr_runs_the_fastagi_script_and_fails_safe_to_the_coordinator(settings:
     assert "HOTLINE_RECORDINGS = /srv/hotline/abc123/recordings" in text
 
 
+def test_a_fastagi_pool_is_tried_in_turn_while_a_server_ran_nothing(settings: Settings) -> None:
+    pool = ["127.0.0.2:16573", "127.0.1.2:16573"]
+    text = rendered(settings.model_copy(update={"agi_pool": pool}))["extensions.conf"]
+    args = "${HOTLINE_FLOW},${CHANNEL(linkedid)},${HOTLINE_RECORDINGS}"
+    for context, route in (("hotline-ivr", args), ("request-feedback", "request_feedback,")):
+        lines = extensions(text, context)["s"]
+        first = next(i for i, line in enumerate(lines) if line.startswith("n,AGI("))
+        assert lines[first - 1] == "n,Set(HOTLINE_AGI_STATE=${CHANNEL(state)})"
+        assert lines[first].startswith(f"n,AGI(agi://{pool[0]}/{route}")
+        # The server ran nothing (the channel state did not move: no ANSWER): the next one;
+        # on a channel already up, only after a FAILURE (e.g. a refused connection).
+        assert lines[first + 1] == (
+            'n,GotoIf($["${AGISTATUS}" = "HANGUP" | "${CHANNEL(state)}" != '
+            '"${HOTLINE_AGI_STATE}" | ("${HOTLINE_AGI_STATE}" = "Up" & "${AGISTATUS}" != '
+            '"FAILURE")]?agi_done)'
+        )
+        assert lines[first + 3].startswith(f"n,AGI(agi://{pool[1]}/{route}")
+        assert lines[first + 4] == "n(agi_done),NoOp(FastAGI: ${AGISTATUS})"
+    # The IVR's fail-safe still follows the last try.
+    ivr = extensions(text, "hotline-ivr")["s"]
+    done = ivr.index("n(agi_done),NoOp(FastAGI: ${AGISTATUS})")
+    assert ivr[done + 1] == 'n,GotoIf($["${AGISTATUS}" = "HANGUP"]?done)'
+
+
 def test_queue_extensions_are_explicit_with_a_timeout(settings: Settings) -> None:
     text = rendered(settings)["extensions.conf"]
     exts = extensions(text, "hotline-queues")

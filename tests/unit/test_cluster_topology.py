@@ -44,6 +44,25 @@ def test_each_node_has_its_own_address_state_and_rtp_share(tmp_path: Path) -> No
         assert node.environment()["HOTLINE_NODE"] == node.name
 
 
+def test_each_node_has_a_pool_of_fastagi_servers_on_addresses_of_their_own(
+    tmp_path: Path,
+) -> None:
+    nodes = plan(settings(tmp_path, agi_port=18073), 2, agi_per_node=3)
+    pools = [n.settings().agi_addresses for n in nodes]
+    assert pools == [
+        ["127.0.0.2:18073", "127.0.1.2:18073", "127.0.2.2:18073"],
+        ["127.0.0.3:18073", "127.0.1.3:18073", "127.0.2.3:18073"],
+    ]
+    # Server 1 is the node's own address, as on a single box.
+    assert all(n.settings().agi_host == n.address for n in nodes)
+    assert {n.settings().agi_local_servers for n in nodes} == {3}
+    # Processes get the pool as JSON in the environment, which pydantic-settings decodes.
+    env = nodes[0].environment()
+    assert env["HOTLINE_AGI_POOL"].startswith('["127.0.0.2:18073"')
+    with pytest.raises(TopologyError, match="agi-per-node"):
+        plan(settings(tmp_path), 2, agi_per_node=0)
+
+
 def test_a_sqlite_cluster_shares_the_single_box_file(tmp_path: Path) -> None:
     nodes = plan(settings(tmp_path, database_url=None), 2)
     assert {n.settings().db_url for n in nodes} == {f"sqlite:///{tmp_path / 'hotline.db'}"}
