@@ -160,8 +160,9 @@ def as_json(area: Area) -> dict[str, object]:
 
 def resolve_targets(session: Session, typed: Iterable[str]) -> tuple[list[str], list[str]]:
     """An incident's areas as typed: (stored values, unknown ones). A typed area that names
-    a node (its path, any case or spacing) is stored as the path; one with a `/` that names
-    none is unknown (a typo no caller would ever match); other words stay a free label."""
+    a node (its path, any case or spacing) is stored as the path; once a hierarchy is
+    imported, one with a `/` that names none is unknown (a typo no caller would ever match);
+    other words stay a free label, matched as typed (a flow may `set` such an `area`)."""
     known = set(session.scalars(select(Area.path)))
     stored: list[str] = []
     unknown: list[str] = []
@@ -169,7 +170,7 @@ def resolve_targets(session: Session, typed: Iterable[str]) -> tuple[list[str], 
         path = normalise(area)
         if path in known or key(area) in known:
             stored.append(path if path in known else key(area))
-        elif SEPARATOR in area:
+        elif SEPARATOR in area and known:
             unknown.append(area)
         else:
             stored.append(area.strip())

@@ -118,3 +118,7 @@ class CallerAreas:
     def area_by_code(self, code: str) -> str | None:
         snapshot = self._snapshot
         return snapshot.index.codes.get(code) if snapshot is not None else None
+
+    def is_area(self, path: str) -> bool:
+        snapshot = self._snapshot
+        return snapshot is not None and path in snapshot.index.paths

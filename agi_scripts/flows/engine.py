@@ -218,6 +218,10 @@ class AreaLookups(Protocol):
         """The area a keypad code names. From memory (read with the caller's area)."""
         ...
 
+    def is_area(self, path: str) -> bool:
+        """A node of the hierarchy (not a free label). From memory, like `area_by_code`."""
+        ...
+
 
 class TenantLookups(Protocol):
     """The company a call is for (agi_scripts/flows/services.py TenantDirectory)."""
@@ -781,7 +785,8 @@ class FlowEngine:
         if lookups is None or places is None:
             return node.next, {"source": "none"}
         active = await self._incidents(lookups, ANY_AREA)
-        if not any(incident.areas for incident in active or []):
+        targeted = {area for incident in active or [] for area in incident.areas}
+        if not targeted:
             return node.next, {"source": "not_needed"}  # nothing to narrow: ask nothing
         number = self.ctx.env.caller_number or ""
         fresh, area = places.area_if_fresh(number)
@@ -790,6 +795,9 @@ class FlowEngine:
         if area:
             self.state.variables["area"] = area
             return node.next, {"source": "known", "area": area}
+        if not any(places.is_area(target) for target in targeted):
+            # Only free labels are targeted (no node a code could name): asking cannot help.
+            return node.next, {"source": "not_needed"}
         for attempt in range(node.retries + 1):
             self.state.node = node_id
             raw, _ = await self.agi.get_data(

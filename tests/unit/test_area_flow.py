@@ -164,15 +164,17 @@ async def test_an_unknown_caller_keys_the_district_code(
     assert area_step(db)["source"] == "keypad"
 
 
-async def test_nobody_is_asked_while_no_incident_targets_an_area(
+async def test_nobody_is_asked_while_no_incident_targets_a_known_area(
     server: AgiServer,
     db: Database,
 ) -> None:
+    label = add_incident(db, "Lenina 5")  # a free label: no code can name it, so no asking
     city = add_incident(db)
     fake = FakeAsterisk(keys=[("", True), ("1", False)])
     await run_call(server, fake)
     assert prompt("account") not in fake.played
     assert fake.played[0] == prompt(f"incident_{city}")
+    assert prompt(f"incident_{label}") not in fake.played
     assert area_step(db)["source"] == "not_needed"
 
 

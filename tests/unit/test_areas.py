@@ -149,3 +149,12 @@ def test_an_incident_stores_the_path_of_a_typed_area_and_refuses_an_unknown_one(
             incidents.create(session, new("irkutsk/oktyabrskiy"), now)
     assert caught.value.problems[0].code == "unknown_area"
     assert "irkutsk/oktyabrskiy" in caught.value.problems[0].message
+
+
+def test_before_any_area_is_imported_every_typed_area_is_a_label(db: Database) -> None:
+    now = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
+    new = incidents.validate(
+        "water", "нет воды", "no water", areas="Lenina 5/7, Mira", now=now, tz_name=None
+    )
+    with db.session() as session:
+        assert incidents.create(session, new, now).areas == ["Lenina 5/7", "Mira"]
