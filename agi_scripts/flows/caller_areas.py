@@ -21,6 +21,9 @@ from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.request_models import ServiceRequest
 from call_router.tenant_models import Building, ResidentPhone
 
+# Numbers normalised once and remembered across reads (phonenumbers' parse was 80 % of a
+# read: every read sees mostly the same numbers); forgotten past this many.
+MAX_REMEMBERED_NUMBERS = 500_000
 # Read again this often by default (the service builds it with HOTLINE_REQUEST_STATUS_TTL: a
 # new request's address places its caller as soon as its status reaches the menu).
 AREAS_TTL = 5.0
@@ -42,13 +45,22 @@ class CallerAreas:
         self._ttl = ttl
         self._snapshot: _Snapshot | None = None
         self._reading = False
+        self._numbers: dict[str, str | None] = {}
 
     def _key(self, caller_number: str | None) -> str | None:
+        raw = caller_number or ""
+        if raw in self._numbers:
+            return self._numbers[raw]
         number = normalize_number(caller_number, self._country)
-        return None if number == ANONYMOUS else number
+        key = None if number == ANONYMOUS else number
+        if len(self._numbers) >= MAX_REMEMBERED_NUMBERS:
+            self._numbers.clear()
+        self._numbers[raw] = key
+        return key
 
     def _load(self) -> _Snapshot:
         by_caller: dict[str, str] = {}
+        places: dict[tuple[str, str, str | None], str | None] = {}  # one address, placed once
         with self._db.session() as session:
             index = areas.load_index(session)
             if index.paths:  # no hierarchy imported: nobody can be placed
@@ -72,9 +84,9 @@ class CallerAreas:
                 )
                 # The newest open request's address first: it is where the problem is now.
                 for caller, street, house, district in requests:
-                    self._place(by_caller, index, caller, street, house, district)
+                    self._place(by_caller, places, index, caller, (street, house, district))
                 for phone, street, house in phones:
-                    self._place(by_caller, index, phone, street, house, None)
+                    self._place(by_caller, places, index, phone, (street, house, None))
         snapshot = _Snapshot(time.monotonic(), index, by_caller)
         self._snapshot = snapshot
         return snapshot
@@ -82,16 +94,18 @@ class CallerAreas:
     def _place(
         self,
         by_caller: dict[str, str],
+        places: dict[tuple[str, str, str | None], str | None],
         index: areas.AreaIndex,
         caller: str | None,
-        street: str,
-        house: str,
-        district: str | None,
+        address: tuple[str, str, str | None],
     ) -> None:
         key = self._key(caller)
         if key is None or key in by_caller:
             return
-        path = index.place(street or "", house or "", district)
+        if address not in places:
+            street, house, district = address
+            places[address] = index.place(street or "", house or "", district)
+        path = places[address]
         if path is not None:
             by_caller[key] = path
 
