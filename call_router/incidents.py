@@ -7,13 +7,14 @@ prints); the page translates them by `code`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from call_router import areas
 from call_router.flow_models import Incident
 from call_router.flows.conditions import resolve_timezone
 from call_router.models import CallEvent
@@ -21,7 +22,7 @@ from call_router.settings import Settings
 
 CATEGORIES = ("water", "hot_water", "heating", "electricity", "lift", "gas", "sewage", "other")
 MAX_MESSAGE = 400
-MAX_AREA = 100
+MAX_AREA = 400
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,25 @@ def validate(
     return NewIncident(category, area_list, messages, expected_end)
 
 
+def place(session: Session, new: NewIncident) -> NewIncident:
+    """The incident's areas as nodes of the imported hierarchy (call_router/areas.py): a
+    typed path is stored as the node's path; one that names no node is refused."""
+    stored, unknown = areas.resolve_targets(session, new.areas)
+    if unknown:
+        raise IncidentInputError(
+            [
+                InputProblem(
+                    "areas",
+                    "unknown_area",
+                    f"no such area: {', '.join(unknown)} (see `hotline areas list`)",
+                )
+            ]
+        )
+    return replace(new, areas=stored)
+
+
 def create(session: Session, new: NewIncident, now: datetime) -> Incident:
+    new = place(session, new)
     incident = Incident(
         category=new.category,
         areas=new.areas,

@@ -13,6 +13,7 @@ import typer
 
 from call_router.settings import Settings, get_settings
 from hotline.cli_agents import app as agents_cli
+from hotline.cli_areas import app as areas_cli
 from hotline.cli_callbacks import app as callbacks_cli
 from hotline.cli_calls import app as calls_cli
 from hotline.cli_cluster import app as cluster_cli
@@ -45,6 +46,7 @@ app.add_typer(prompts_app, name="prompts")
 app.add_typer(agents_cli, name="agents", help="Operators at work: log in/out of queues, pause.")
 app.add_typer(flows_cli, name="flows", help="Voice menus as data: check and reload.")
 app.add_typer(incidents_cli, name="incidents", help="Active incident announcements.")
+app.add_typer(areas_cli, name="areas", help="Areas incidents target: city, districts, streets.")
 app.add_typer(meters_cli, name="meters", help="Meter readings by phone: current and history.")
 app.add_typer(reports_cli, name="reports", help="Reports: pre-aggregate closed quarter hours.")
 app.add_typer(retention_cli, name="retention", help="Delete old recordings and logs now.")

@@ -40,7 +40,11 @@ def add(
     message_ru: Annotated[str, typer.Option("--ru", help="What callers hear, in Russian.")],
     message_en: Annotated[str, typer.Option("--en", help="What callers hear, in English.")],
     areas: Annotated[
-        str, typer.Option(help="Comma-separated areas/addresses; empty: the whole city.")
+        str,
+        typer.Option(
+            help="Comma-separated areas (paths of `hotline areas list`, e.g. "
+            "irkutsk/oktyabrsky) or labels; empty: the whole city."
+        ),
     ] = "",
     until: Annotated[
         str | None, typer.Option(help="Expected end: HH:MM or YYYY-MM-DD HH:MM (local time).")
@@ -66,14 +70,17 @@ def add(
     db = _db(settings)
     try:
         with db.session() as session:
-            incident_id = incidents.create(session, new, now).id
+            incident = incidents.create(session, new, now)
+            incident_id, stored_areas = incident.id, list(incident.areas)
+    except incidents.IncidentInputError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     finally:
         db.dispose()
     spoken = _speak(settings, incident_id, new.messages) if speak else []
     info = {
         "id": incident_id,
         "category": new.category,
-        "areas": new.areas,
+        "areas": stored_areas,
         "expected_end": new.expected_end.isoformat() if new.expected_end else None,
         "prompts": spoken,
     }

@@ -32,6 +32,7 @@ from call_router.flows.schema import (
     REPEAT_KEY,
     ActionArgs,
     ActionNode,
+    AreaNode,
     AskNode,
     CollectNode,
     CompanyNode,
@@ -99,6 +100,13 @@ class ActiveIncident:
     id: int
     category: str
     expected_end: datetime | None = None
+    # The areas it targets (call_router/areas_match.py); empty: the whole city.
+    areas: tuple[str, ...] = ()
+
+
+# Asked of `incidents_if_fresh`/`active_incidents` for every active incident, whatever its
+# areas: the `area` node asks the caller where they are only when one targets an area.
+ANY_AREA = "*"
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,26 @@ class FlowLookups(Protocol):
     def remember_language(self, caller_number: str, language: str) -> None: ...
 
 
+class AreaLookups(Protocol):
+    """Where a caller is (agi_scripts/flows/caller_areas.py CallerAreas)."""
+
+    def area_if_fresh(self, caller_number: str) -> tuple[bool, str | None]:
+        """From memory, no I/O: (True, area or None), or (False, None) to read first."""
+        ...
+
+    def caller_area(self, caller_number: str) -> str | None:
+        """The caller's area path, reading the database when stale. Synchronous: a thread."""
+        ...
+
+    def area_by_code(self, code: str) -> str | None:
+        """The area a keypad code names. From memory (read with the caller's area)."""
+        ...
+
+    def is_area(self, path: str) -> bool:
+        """A node of the hierarchy (not a free label). From memory, like `area_by_code`."""
+        ...
+
+
 class TenantLookups(Protocol):
     """The company a call is for (agi_scripts/flows/services.py TenantDirectory)."""
 
@@ -256,6 +284,8 @@ class FlowRuntime:
     requests: RequestLookups | None = None
     # A tenant's own menus by slug (the registry's `tenant`: from memory, loaded per reload).
     tenant_menus: Callable[[str], TenantMenu | None] | None = None
+    # Where callers are (`area` nodes); None: nobody is placed, incidents go city-wide only.
+    areas: AreaLookups | None = None
 
 
 class FlowEngine:
@@ -353,6 +383,8 @@ class FlowEngine:
                 return await self._voicemail(node)
             case IncidentNode():
                 return await self._incident(node_id, node)
+            case AreaNode():
+                return await self._area(node_id, node)
             case RequestsNode():
                 return await self._requests(node_id, node)
             case SayNode():
@@ -600,8 +632,10 @@ class FlowEngine:
             incident_categories=incidents,
         )
 
-    async def _incidents(self, lookups: FlowLookups) -> list[ActiveIncident] | None:
-        area = self.state.variables.get("area")
+    async def _incidents(
+        self, lookups: FlowLookups, area: str | None = None
+    ) -> list[ActiveIncident] | None:
+        area = area or self.state.variables.get("area")
         cached = lookups.incidents_if_fresh(area)
         if cached is not None:
             return cached  # no thread, no database: read at most every few seconds
@@ -704,23 +738,83 @@ class FlowEngine:
         active = await self._incidents(lookups) if lookups is not None else None
         if not active:
             return node.next, {"announced": []}
-        heard = active[: node.max_announced]
-        announced = [incident.id for incident in heard]
-        # Recorded before playing: a caller who hangs up during it has heard the start.
-        await self._event("incident_announced", {"node": node_id, "incidents": announced})
+        announced: list[int] = []
         key = ""
-        for incident in heard:
-            key = await self.play(f"incident_{incident.id}", "1")
+        for incident in active[: node.max_announced]:
+            key, played = await self._play_announcement(f"incident_{incident.id}", "1")
+            if not played:
+                continue  # no recording: nothing heard, and no "expected back" without it
+            # Heard only once its prompt played (to its end, or until the caller's key): a
+            # hang-up during it raises before this line.
+            announced.append(incident.id)
+            await self._event("incident_announced", {"node": node_id, "incidents": [incident.id]})
             if not key and incident.expected_end is not None and node.expected_prompt:
                 key = await self.play(node.expected_prompt, "1")
                 if not key:
                     key = await self.say_time(incident.expected_end, "1")
             if key:
                 break
+        if not announced:
+            return node.next, {"announced": []}
         if not key:
             key = await self._one_key(node_id, node.different_prompt, node.timeout)
         self.state.variables["incident_heard"] = ",".join(str(i) for i in announced)
         return node.next, {"announced": announced, "key": clean_choice(key)}
+
+    async def _play_announcement(self, name: str, escape_digits: str) -> tuple[str, bool]:
+        """(key, played): played is False when Asterisk had nothing to play (a missing file
+        answers -1 on a live channel, or 0 at position 0); a hang-up raises CallerHangup."""
+        try:
+            reply = await self.agi.channel_command(
+                f"STREAM FILE {quote_argument(self.prompt(name))} {quote_argument(escape_digits)}",
+                120,
+            )
+        except AgiError as exc:
+            if self.agi.desynchronised:
+                raise
+            self.ctx.log.warning("prompt_failed", prompt=name, error=str(exc))
+            return "", False
+        key = digit_from_code(reply.value)
+        return key, bool(key) or reply.endpos is None or reply.endpos > 0
+
+    async def _area(self, node_id: str, node: AreaNode) -> tuple[str, dict[str, Any]]:
+        """The caller's area into `area` (AreaNode): known, looked up, or keyed."""
+        if self.state.variables.get("area"):
+            return node.next, {"source": "variable"}
+        lookups, places = self.rt.lookups, self.rt.areas
+        if lookups is None or places is None:
+            return node.next, {"source": "none"}
+        active = await self._incidents(lookups, ANY_AREA)
+        targeted = {area for incident in active or [] for area in incident.areas}
+        if not targeted:
+            return node.next, {"source": "not_needed"}  # nothing to narrow: ask nothing
+        number = self.ctx.env.caller_number or ""
+        fresh, area = places.area_if_fresh(number)
+        if not fresh:
+            area = await self._lookup(places.caller_area, number)
+        if area:
+            self.state.variables["area"] = area
+            return node.next, {"source": "known", "area": area}
+        if not any(places.is_area(target) for target in targeted):
+            # Only free labels are targeted (no node a code could name): asking cannot help.
+            return node.next, {"source": "not_needed"}
+        for attempt in range(node.retries + 1):
+            self.state.node = node_id
+            raw, _ = await self.agi.get_data(
+                self.prompt(node.prompt),
+                timeout_ms=(node.timeout or self.rt.menu_timeout) * 1000,
+                max_digits=node.max_length,
+            )
+            code = clean_choice(raw).rstrip("#")
+            if not code:
+                break  # `#` or silence: the caller does not know it
+            area = places.area_by_code(code) if code.isdigit() else None
+            if area:
+                self.state.variables["area"] = area
+                return node.next, {"source": "keypad", "area": area, "attempts": attempt + 1}
+            if node.invalid_prompt and attempt < node.retries:
+                await self.play(node.invalid_prompt, "")
+        return node.next, {"source": "unknown"}
 
     async def _requests(
         self, node_id: str, node: RequestsNode

@@ -12,7 +12,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from agi_scripts.flows.actions import Defer, MeterActions
-from agi_scripts.flows.engine import ActiveIncident, FlowActions, FlowLookups, SpeechInput
+from agi_scripts.flows.caller_areas import CallerAreas
+from agi_scripts.flows.engine import (
+    ANY_AREA,
+    ActiveIncident,
+    FlowActions,
+    FlowLookups,
+    SpeechInput,
+)
 from agi_scripts.flows.requests import CallerRequests
 from call_router import buildings, callbacks, tenants
 from call_router.callback_models import CallbackAttempt
@@ -50,6 +57,8 @@ class FlowServices:
     tenants: TenantDirectory | None = None
     # The callers' open service requests (`requests` nodes, the feedback call).
     requests: CallerRequests | None = None
+    # Where callers are (`area` nodes): their request's address, registered phone, a code.
+    areas: CallerAreas | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -84,6 +93,11 @@ class FlowServices:
             tenants=TenantDirectory(db, settings.country_code) if db is not None else None,
             requests=(
                 CallerRequests(db, settings.country_code, ttl=settings.request_status_ttl)
+                if db is not None
+                else None
+            ),
+            areas=(
+                CallerAreas(db, settings.country_code, ttl=settings.request_status_ttl)
                 if db is not None
                 else None
             ),
@@ -215,9 +229,10 @@ class DbLookups:
             return []
         now = utcnow()
         return [
-            ActiveIncident(row.id, row.category, row.expected_end)
+            ActiveIncident(row.id, row.category, row.expected_end, tuple(row.areas or ()))
             for row in self._incidents[1]
-            if row.matches(area) and (row.expected_end is None or _aware(row.expected_end) > now)
+            if (area == ANY_AREA or row.matches(area))
+            and (row.expected_end is None or _aware(row.expected_end) > now)
         ]
 
     @staticmethod

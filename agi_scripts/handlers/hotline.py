@@ -100,6 +100,7 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
             tenants=services.tenants,
             requests=services.requests,
             tenant_menus=services.registry.tenant,
+            areas=services.areas,
         )
         tenant = await _tenant_decision(ctx)
         if tenant.source not in ("centre", "ask"):

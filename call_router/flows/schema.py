@@ -263,6 +263,21 @@ class IncidentNode(Strict):
     next: NodeId
 
 
+class AreaNode(Strict):
+    """Where the caller is (call_router/areas.py), into the `area` variable, before incidents:
+    their open service request's address, else their registered phone's building; unknown,
+    and an active incident targets an area (else the answer changes nothing), the caller
+    keys a district code (`prompt`; `#` or silence: not said). Always on to `next`."""
+
+    type: Literal["area"]
+    prompt: PromptName
+    invalid_prompt: PromptName | None = None
+    max_length: int = Field(default=6, ge=1, le=6)
+    timeout: int | None = Field(default=None, ge=1, le=60)
+    retries: int = Field(default=1, ge=0, le=3)
+    next: NodeId
+
+
 class RequestsNode(Strict):
     """The caller's open service requests, before the menu: "your request 1234 about heating:
     a crew is on the way" (prompts `request_yours`, `request_about_<category>`,
@@ -415,6 +430,7 @@ Node = Annotated[
     | SetNode
     | GotoNode
     | IncidentNode
+    | AreaNode
     | RequestsNode
     | HangupNode
     | SayNode
@@ -435,6 +451,7 @@ NODE_TYPES = (
     "set",
     "goto",
     "incident",
+    "area",
     "requests",
     "hangup",
     "say",

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from call_router import incidents
+from call_router import areas, incidents
 from call_router.models import utcnow
 from dashboard.deps import SessionDep, StateDep
 from dashboard.i18n import render
@@ -25,7 +25,7 @@ router = APIRouter(include_in_schema=False)
 RECENT = 20
 # Far above what the form allows (textarea maxlength); longer is refused outright.
 FORM_MAX = 4000
-FORM_FIELDS = ("category", "areas", "until", "message_ru", "message_en")
+FORM_FIELDS = ("category", "area_pick", "areas", "until", "message_ru", "message_en")
 
 
 def _page(
@@ -46,6 +46,8 @@ def _page(
         "ended": ended,
         "now": now,
         "categories": incidents.CATEGORIES,
+        # The hierarchy to choose from (`hotline areas import`), each node after its parent.
+        "area_nodes": areas.listing(session),
         "form": form or dict.fromkeys(FORM_FIELDS, ""),
         "errors": errors or {},
         "zone": state.settings.timezone or str(state.zone),
@@ -81,23 +83,27 @@ def create_incident(
     state: StateDep,
     category: Annotated[str, Form(max_length=64)] = "",
     areas: Annotated[str, Form(max_length=FORM_MAX)] = "",
+    area_pick: Annotated[str, Form(max_length=FORM_MAX)] = "",
     until: Annotated[str, Form(max_length=64)] = "",
     message_ru: Annotated[str, Form(max_length=FORM_MAX)] = "",
     message_en: Annotated[str, Form(max_length=FORM_MAX)] = "",
 ) -> Response:
     """Create and speak the announcement; on bad input the page again, with what was typed."""
     now = utcnow()
+    # The area chosen from the list, and any typed ones.
+    targets = ", ".join(a for a in (area_pick.strip(), areas.strip()) if a)
     try:
         new = incidents.validate(
             category,
             message_ru,
             message_en,
-            areas=areas,
+            areas=targets,
             until=until,
             now=now,
             tz_name=state.settings.timezone,
             require_future=True,
         )
+        new = incidents.place(session, new)
     except incidents.IncidentInputError as exc:
         errors: dict[str, list[str]] = defaultdict(list)
         for problem in exc.problems:
@@ -105,6 +111,7 @@ def create_incident(
         form = {
             "category": category,
             "areas": areas,
+            "area_pick": area_pick,
             "until": until,
             "message_ru": message_ru,
             "message_en": message_en,

@@ -92,8 +92,9 @@ async def test_the_page_shows_live_flows_the_last_load_and_a_broken_files_error(
     assert 'data-live="yes"' in page.text.split('id="flow-hotline"', 1)[1][:20]
     assert "flows/hotline.yaml" in hotline
     assert "Greeting, then the keypad menu" in hotline
-    # nodes (6 find the company and its hours, 8 emergencies, 1 the caller's open requests)
-    assert '<td class="num">38</td>' in hotline
+    # nodes (6 find the company and its hours, 8 emergencies, 1 the caller's open requests,
+    # 1 the caller's area)
+    assert '<td class="num">39</td>' in hotline
     assert "ru, en" in hotline
     broken = page.text.split('id="flow-broken"', 1)[1].split("</tr>", 1)[0]
     assert broken.startswith(' data-live="no"')

@@ -155,6 +155,33 @@ async def test_bad_input_is_shown_on_the_page_with_what_was_typed_and_nothing_is
     assert _incidents(app_db) == []
 
 
+async def test_an_incident_targets_an_area_chosen_from_the_list(
+    http: httpx.AsyncClient, app_db: Database
+) -> None:
+    from call_router import areas
+
+    with app_db.session() as session:
+        csv = b"Irkutsk,Oktyabrsky,,,11\nIrkutsk,Oktyabrsky,Lenina,14,\n"
+        areas.import_rows(session, areas.parse_csv(csv))
+    csrf = await sign_in(http, "sup")
+    page = await http.get("/incidents?lang=en")
+    picker = page.text.split('id="area-pick"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="">whole city</option>' in picker
+    assert '<option value="irkutsk/oktyabrsky">\u2003Oktyabrsky (11)</option>' in picker
+    assert '<option value="irkutsk/oktyabrsky/lenina/14">\u2003\u2003\u200314</option>' in picker
+    form = {**_form(areas=""), "area_pick": "irkutsk/oktyabrsky", "csrf_token": csrf}
+    created = await http.post("/incidents", data=form)
+    assert created.status_code == 303, created.text
+    assert [row.areas for row in _incidents(app_db)] == [["irkutsk/oktyabrsky"]]
+    # A path of no area is a typo no caller would match: refused, with what was typed.
+    typo = {**_form(areas="irkutsk/oktyabrskiy"), "csrf_token": csrf}
+    refused = await http.post("/incidents?lang=en", data=typo)
+    assert refused.status_code == 400
+    assert "No such area: choose one from the list." in refused.text
+    assert 'value="irkutsk/oktyabrskiy"' in refused.text
+    assert len(_incidents(app_db)) == 1
+
+
 async def test_ending_early_moves_it_to_recent_and_the_effect_counts_show(
     http: httpx.AsyncClient, app_db: Database
 ) -> None:
