@@ -580,6 +580,11 @@ def finish_outbound_call(
         call_id=call.id,
         data={"call_outcome": call.outcome, "dial_status": status or None},
     )
+    if started.data.get("automatic") and entry.status == CALLBACK_OPEN and dial_begin is None:
+        # The operator's phone never took the virtual-hold call-back: the dispatcher's claim
+        # goes, so the held caller keeps their place for the next free operator.
+        entry.claimed_by = None
+        entry.claimed_until = None
     automatic = _DIALSTATUS_OUTCOME.get(status)
     if automatic is not None and entry.status == CALLBACK_OPEN:
         record_outcome(
