@@ -211,6 +211,9 @@ def open_or_attach(
             )
     if call_id is not None and existing.last_call_id == call_id:
         return existing
+    if placed_at is not None and existing.placed_at is not None:
+        # Pressing 1 again in a later call keeps the place the resident already holds.
+        placed_at = min(placed_at, existing.placed_at)
     # attempts + 1 in SQL, so two concurrent attaches both count.
     session.execute(
         update(Callback)

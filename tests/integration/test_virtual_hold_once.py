@@ -9,7 +9,7 @@ from datetime import timedelta
 from call_router import callbacks, click_to_call, virtual_hold
 from call_router.call_log import CallLog
 from call_router.db import Database
-from call_router.models import Callback, Operator
+from call_router.models import Call, Callback, Operator
 from tests.integration.test_callback_dial_plan import _held
 from tests.integration.test_callbacks_claim import RULES, T0
 
@@ -88,3 +88,29 @@ def test_an_operator_who_misses_the_automatic_callback_gives_the_place_back_at_o
     again = click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=soon)
     assert [p.callback_id for p in again] == [first]
     assert second != first
+
+
+def test_pressing_1_again_in_a_later_call_keeps_the_earlier_place(database: Database) -> None:
+    number = "+74953000205"
+    joined = (T0 - timedelta(minutes=6), T0 - timedelta(minutes=1))
+    with database.session() as session:
+        calls = [
+            Call(linkedid=f"vh-keep-{i}", caller_number=number, started_at=at, queue="lift")
+            for i, at in enumerate(joined)
+        ]
+        session.add_all(calls)
+        session.flush()
+        for call, at in zip(calls, joined, strict=True):
+            entry = callbacks.open_or_attach(
+                session,
+                caller_number=number,
+                reason="virtual_hold",
+                queue="lift",
+                call_id=call.id,
+                now=at + timedelta(seconds=30),
+                placed_at=at,
+                rules=RULES,
+            )
+            assert entry is not None
+        assert entry.attempts == 2
+        assert entry.placed_at == joined[0]
