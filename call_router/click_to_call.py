@@ -63,6 +63,7 @@ class PlacedCall:
     linkedid: str
     operator: str
     number: str
+    automatic: bool = False  # placed by the virtual-hold dispatcher
 
     @property
     def action_id(self) -> str:
@@ -131,7 +132,7 @@ def prepare(
         callbacks.start_call(
             session, callback_id, operator, now, call_id=call.id, rules=rules, by=by
         )
-        return PlacedCall(callback_id, call.id, linkedid, operator, entry.caller_number)
+        return PlacedCall(callback_id, call.id, linkedid, operator, entry.caller_number, automatic)
 
 
 async def originate(
@@ -208,6 +209,12 @@ def complete(
     wait = not_before - time.time()
     if wait > 0:
         time.sleep(wait)
+    call_log = CallLog(db, clock=clock, country=settings.country_code)
+    if placed.automatic:
+        # From here on Asterisk may dial: the call is no longer an orphan to settle.
+        call_log.record_event(
+            placed.linkedid, virtual_hold.EVENT_ORIGINATING, key=virtual_hold.EVENT_ORIGINATING
+        )
     try:
         result = asyncio.run(originate(settings, placed))
     except (AmiUnavailable, OSError, TimeoutError) as exc:
@@ -221,9 +228,7 @@ def complete(
     )
     if not result.ok:
         # The router may already have ended it from the Hangup event; call_ended is idempotent.
-        CallLog(db, clock=clock, country=settings.country_code).call_ended(
-            placed.linkedid, cause=f"originate_failed:{result.reason}"
-        )
+        call_log.call_ended(placed.linkedid, cause=f"originate_failed:{result.reason}")
     return result
 
 
@@ -304,6 +309,13 @@ def release_held(
     given one call. The returned calls still need `complete` (the Originate).
     """
     now = now or utcnow()
+    with db.session() as session:
+        orphans = virtual_hold.orphaned_calls(session, now)
+    for linkedid in orphans:  # its router stopped before the Originate: nobody was dialled
+        log.warning("virtual_hold_orphan_settled", linkedid=linkedid)
+        CallLog(db, clock=lambda: now, country=rules.country).call_ended(
+            linkedid, cause="not_dialled", at=now
+        )
     with db.session() as session:
         held, dialling = callbacks.virtual_hold_waiting(session, now, rules)
         busy = virtual_hold.dialling_operators(session)

@@ -14,7 +14,7 @@ entry (outcome "reached"): the promise is kept, and nothing dials them again for
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +28,11 @@ from call_router.db import Database
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent
 
 REASON_VIRTUAL_HOLD = "virtual_hold"
+# Written on an automatic call-back's call just before the Originate goes to Asterisk.
+EVENT_ORIGINATING = "callback_originating"
+# An automatic call-back prepared this long ago and never handed to Asterisk was orphaned by a
+# router that stopped in between (its Originate waits at most for the operator's wrap-up).
+ORPHAN_AFTER = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,26 @@ def dialling_operators(session: Session) -> set[str]:
         )
         if login is not None
     }
+
+
+def orphaned_calls(session: Session, now: datetime) -> list[str]:
+    """Linkedids of automatic call-backs that hold their entry as "being dialled" but never
+    reached Asterisk (no `EVENT_ORIGINATING`) and were prepared before `now - ORPHAN_AFTER`:
+    nobody was dialled, so ending them gives the held caller their place back."""
+    originating = select(CallEvent.call_id).where(CallEvent.kind == EVENT_ORIGINATING)
+    return list(
+        session.scalars(
+            select(Call.linkedid)
+            .join(Callback, Callback.active_call_id == Call.id)
+            .where(
+                Callback.status == CALLBACK_OPEN,
+                Callback.reason == REASON_VIRTUAL_HOLD,
+                Call.ended_at.is_(None),
+                Call.started_at < now - ORPHAN_AFTER,
+                Call.id.not_in(originating),
+            )
+        )
+    )
 
 
 def close_answered(

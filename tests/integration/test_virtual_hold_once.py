@@ -114,3 +114,32 @@ def test_pressing_1_again_in_a_later_call_keeps_the_earlier_place(database: Data
             assert entry is not None
         assert entry.attempts == 2
         assert entry.placed_at == joined[0]
+
+
+def test_a_callback_orphaned_before_its_originate_gives_the_place_back(database: Database) -> None:
+    _operators(database, "1001", "1002")
+    held = _held(database, "+74953000206", placed_minutes_ago=4)
+    (placed,) = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    # The router stopped before the Originate: nothing else was written. While it may still
+    # be about to dial (another router's pass), the entry stays taken ...
+    soon = T0 + virtual_hold.ORPHAN_AFTER / 2
+    assert click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=soon) == []
+    # ... then the orphan is settled (nobody was dialled) and the place is served again.
+    later = T0 + virtual_hold.ORPHAN_AFTER + timedelta(seconds=1)
+    again = click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=later)
+    assert [(p.callback_id, p.operator) for p in again] == [(held, "1002")]
+    assert again[0].linkedid != placed.linkedid
+
+
+def test_a_callback_handed_to_asterisk_is_never_settled_as_an_orphan(database: Database) -> None:
+    _operators(database, "1001", "1002")
+    _held(database, "+74953000207", placed_minutes_ago=4)
+    (placed,) = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    kind = virtual_hold.EVENT_ORIGINATING
+    assert CallLog(database).record_event(placed.linkedid, kind, key=kind, at=T0)
+    # Its end was never reported (the router was down when it ended): the resident may have
+    # been dialled, so it is never dialled again by itself.
+    much_later = T0 + timedelta(hours=1)
+    assert (
+        click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=much_later) == []
+    )
