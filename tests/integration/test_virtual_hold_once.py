@@ -143,3 +143,28 @@ def test_a_callback_handed_to_asterisk_is_never_settled_as_an_orphan(database: D
     assert (
         click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=much_later) == []
     )
+
+
+def test_a_later_abandon_does_not_cancel_the_promise_to_call_back(database: Database) -> None:
+    _operators(database, "1001")
+    number = "+74953000208"
+    held = _held(database, number, placed_minutes_ago=5)
+    with database.session() as session:
+        call = Call(linkedid="vh-abandon", caller_number=number, started_at=T0, queue="lift")
+        session.add(call)
+        session.flush()
+        entry = callbacks.open_or_attach(
+            session,
+            caller_number=number,
+            reason="abandoned_in_queue",
+            queue="lift",
+            call_id=call.id,
+            now=T0,
+            rules=RULES,
+        )
+        assert entry is not None and entry.id == held
+        assert entry.reason == "virtual_hold"
+        attached = callbacks.history(session, held)[-1]
+        assert (attached.action, attached.data) == ("attached", {"reason": "abandoned_in_queue"})
+    placed = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    assert [p.callback_id for p in placed] == [held]
