@@ -214,21 +214,50 @@ class HeldCallback:
     placed_at: datetime
 
 
+@dataclass(frozen=True)
+class LiveCaller:
+    """A caller still waiting in a queue (AMI QueueStatus/QueueEntry): joined at `joined_at`
+    (now − Wait); `priority` > 0 when the dialplan raised them (an emergency, an overflow)."""
+
+    queue: str
+    joined_at: datetime
+    priority: int = 0
+
+
 def release_virtual_hold(
     held: Iterable[HeldCallback],
     free_operators: Mapping[str, int],
     in_progress: Mapping[str, int] | None = None,
+    live: Iterable[LiveCaller] = (),
 ) -> list[HeldCallback]:
-    """Which held callbacks to dial now: per queue, the earliest places first, never more than
-    the queue's free operators minus the callbacks of that queue already being dialled."""
+    """Which held callbacks to dial now.
+
+    Per queue, held and live callers stand in one line by the time they joined it (a live
+    caller Asterisk raised with a priority stands before every held one, as in the queue); the
+    first `free − in_progress` places of that line are served now: the live ones by Asterisk,
+    the held ones here. So a held caller is dialled only when fewer operators are needed by
+    callers ahead of them than are free, never more callbacks than free operators, and a
+    held caller who joined before every live caller takes the next free operator."""
     in_progress = in_progress or {}
     by_queue: dict[str, list[HeldCallback]] = {}
     for item in held:
         by_queue.setdefault(item.queue, []).append(item)
+    lives: dict[str, list[LiveCaller]] = {}
+    for caller in live:
+        lives.setdefault(caller.queue, []).append(caller)
     released: list[HeldCallback] = []
     for queue, items in by_queue.items():
         slots = max(0, free_operators.get(queue, 0) - in_progress.get(queue, 0))
         items.sort(key=lambda item: (item.placed_at, item.id))
-        released.extend(items[:slots])
+        for taken, item in enumerate(items):
+            # Ties go to the held caller: it joined in that same second and was waiting first.
+            ahead = sum(
+                1
+                for caller in lives.get(queue, ())
+                if caller.priority > 0 or caller.joined_at < item.placed_at
+            )
+            if ahead + taken >= slots:
+                break  # later held callers have at least as many callers ahead of them
+            released.append(item)
     released.sort(key=lambda item: (item.placed_at, item.id))
     return released

@@ -211,6 +211,12 @@ def open_or_attach(
             )
     if call_id is not None and existing.last_call_id == call_id:
         return existing
+    if placed_at is not None and existing.placed_at is not None:
+        # Pressing 1 again in a later call keeps the place the resident already holds.
+        placed_at = min(placed_at, existing.placed_at)
+    # A promise to call back in the caller's place (virtual hold) stands, whatever the
+    # resident's later calls did (an abandon does not move it to the operators' list).
+    kept_reason = existing.reason if existing.reason == policy.REASON_VIRTUAL_HOLD else reason
     # attempts + 1 in SQL, so two concurrent attaches both count.
     session.execute(
         update(Callback)
@@ -219,7 +225,7 @@ def open_or_attach(
             attempts=Callback.attempts + 1,
             updated_at=now,
             last_call_id=call_id,
-            reason=reason,
+            reason=kept_reason,
             queue=queue if queue is not None else Callback.queue,
             intent=intent if intent is not None else Callback.intent,
             placed_at=placed_at if placed_at is not None else Callback.placed_at,
@@ -580,6 +586,11 @@ def finish_outbound_call(
         call_id=call.id,
         data={"call_outcome": call.outcome, "dial_status": status or None},
     )
+    if started.data.get("automatic") and entry.status == CALLBACK_OPEN and dial_begin is None:
+        # The operator's phone never took the virtual-hold call-back: the dispatcher's claim
+        # goes, so the held caller keeps their place for the next free operator.
+        entry.claimed_by = None
+        entry.claimed_until = None
     automatic = _DIALSTATUS_OUTCOME.get(status)
     if automatic is not None and entry.status == CALLBACK_OPEN:
         record_outcome(

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -31,7 +31,7 @@ from panoramisk import Manager  # type: ignore[import-untyped]
 from sqlalchemy import select
 
 from call_router import callback_policy as policy
-from call_router import callbacks
+from call_router import callbacks, virtual_hold
 from call_router.agents import Membership, login_of, parse_members
 from call_router.ami_client import AmiClient, AmiUnavailable, connect_one_shot, plain
 from call_router.call_log import CallLog
@@ -49,6 +49,9 @@ RESPONSE_SLACK = 15.0
 DEVICE_NOT_INUSE = 1
 # Seconds between two virtual-hold dispatch rounds (QueueStatus is cheap).
 VHOLD_INTERVAL = 3.0
+# Seconds before an operator's wrap-up ends that a held caller's call-back rings them: ahead of
+# app_queue, which offers the operator to a live caller once the wrap-up is over.
+WRAPUP_LEAD = 2.0
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +63,7 @@ class PlacedCall:
     linkedid: str
     operator: str
     number: str
+    automatic: bool = False  # placed by the virtual-hold dispatcher
 
     @property
     def action_id(self) -> str:
@@ -83,9 +87,11 @@ def prepare(
     rules: callbacks.CallbackRules,
     now: datetime | None = None,
     by: str | None = None,
+    automatic: bool = False,
 ) -> PlacedCall:
     """Check and record the call-back before Asterisk is asked; raises callbacks.CallbackError.
-    `by`: who asked (a supervisor placing it for `operator`), for the entry's history."""
+    `by`: who asked (a supervisor placing it for `operator`), for the entry's history.
+    `automatic`: the virtual-hold dispatcher placed it (answered, it closes the entry)."""
     now = now or utcnow()
     linkedid = f"{callbacks.OUTBOUND_LINKEDID_PREFIX}{uuid.uuid4().hex}"
     with db.session() as session:
@@ -114,14 +120,19 @@ def prepare(
                 at=now,
                 kind=callbacks.EVENT_OUTBOUND,
                 key=callbacks.EVENT_OUTBOUND,
-                data={"callback_id": callback_id, "operator": operator, "direction": "outbound"},
+                data={
+                    "callback_id": callback_id,
+                    "operator": operator,
+                    "direction": "outbound",
+                    **({"automatic": True} if automatic else {}),
+                },
             )
         )
         # Raises (and rolls the call row back) when the entry may not be dialled now.
         callbacks.start_call(
             session, callback_id, operator, now, call_id=call.id, rules=rules, by=by
         )
-        return PlacedCall(callback_id, call.id, linkedid, operator, entry.caller_number)
+        return PlacedCall(callback_id, call.id, linkedid, operator, entry.caller_number, automatic)
 
 
 async def originate(
@@ -191,8 +202,19 @@ def complete(
     placed: PlacedCall,
     *,
     clock: Callable[[], datetime] = utcnow,
+    not_before: float = 0.0,
 ) -> OriginateResult:
-    """Originate a prepared call; on failure make sure its call row and the entry are settled."""
+    """Originate a prepared call; on failure make sure its call row and the entry are settled.
+    `not_before`: Unix time to wait for first (the end of the operator's wrap-up)."""
+    wait = not_before - time.time()
+    if wait > 0:
+        time.sleep(wait)
+    call_log = CallLog(db, clock=clock, country=settings.country_code)
+    if placed.automatic:
+        # From here on Asterisk may dial: the call is no longer an orphan to settle.
+        call_log.record_event(
+            placed.linkedid, virtual_hold.EVENT_ORIGINATING, key=virtual_hold.EVENT_ORIGINATING
+        )
     try:
         result = asyncio.run(originate(settings, placed))
     except (AmiUnavailable, OSError, TimeoutError) as exc:
@@ -206,9 +228,7 @@ def complete(
     )
     if not result.ok:
         # The router may already have ended it from the Hangup event; call_ended is idempotent.
-        CallLog(db, clock=clock, country=settings.country_code).call_ended(
-            placed.linkedid, cause=f"originate_failed:{result.reason}"
-        )
+        call_log.call_ended(placed.linkedid, cause=f"originate_failed:{result.reason}")
     return result
 
 
@@ -218,12 +238,21 @@ async def _connect(settings: Settings) -> Manager:
     return await connect_one_shot(settings, events="call", role="originate")
 
 
-# --- virtual hold: dial held callers when operators of their queue are free ------------------
+# --- virtual hold: dial held callers in their places, when operators of their queue are free --
+#
+# app_queue hands an operator to a live caller the moment their wrap-up ends. A held caller
+# who joined earlier must have that operator first, so the dispatcher also counts an operator
+# whose wrap-up ends within WRAPUP_GRACE and rings their phone WRAPUP_LEAD seconds before it
+# ends: a ringing phone is not offered to the queue (ringinuse = no), and the operator keeps
+# nearly all of their after-call work.
 
 
-def free_operators(members: Sequence[Membership], now_unix: float) -> dict[str, list[str]]:
+def free_operators(
+    members: Sequence[Membership], now_unix: float, *, grace: float = 0.0
+) -> dict[str, list[str]]:
     """Per queue, the logins free to take a call now: idle device, not paused, not in a call,
-    not in after-call work. Pure (plain Membership values from QueueStatus)."""
+    and in no after-call work or in its last `grace` seconds. Pure (plain Membership values
+    from QueueStatus)."""
     free: dict[str, list[str]] = {}
     for member in members:
         login = login_of(member.interface)
@@ -231,10 +260,38 @@ def free_operators(members: Sequence[Membership], now_unix: float) -> dict[str, 
             continue
         if member.status != DEVICE_NOT_INUSE:
             continue
-        if member.last_call and now_unix < member.last_call + member.wrapup:
+        if member.last_call and now_unix + grace < member.last_call + member.wrapup:
             continue
         free.setdefault(member.queue, []).append(login)
     return free
+
+
+def wrapup_ends(members: Sequence[Membership]) -> dict[str, float]:
+    """Per login, the Unix time its after-call work ends (0: none)."""
+    ends: dict[str, float] = {}
+    for member in members:
+        login = login_of(member.interface)
+        if login is not None and member.last_call:
+            end = float(member.last_call + member.wrapup)
+            ends[login] = max(ends.get(login, 0.0), end)
+    return ends
+
+
+def live_callers(replies: Sequence[Mapping[str, str]], now: datetime) -> list[policy.LiveCaller]:
+    """The callers waiting in queues now (QueueStatus's QueueEntry events; `Wait` in seconds)."""
+    callers: list[policy.LiveCaller] = []
+    for reply in replies:
+        if reply.get("Event") != "QueueEntry" or not reply.get("Queue"):
+            continue
+        try:
+            wait = int(reply.get("Wait") or 0)
+            priority = int(reply.get("Priority") or 0)
+        except ValueError:
+            wait, priority = 0, 0
+        callers.append(
+            policy.LiveCaller(reply["Queue"], now - timedelta(seconds=max(0, wait)), priority)
+        )
+    return callers
 
 
 def release_held(
@@ -243,48 +300,70 @@ def release_held(
     *,
     rules: callbacks.CallbackRules,
     now: datetime | None = None,
+    live: Sequence[policy.LiveCaller] = (),
 ) -> list[PlacedCall]:
     """Claim and prepare the held callbacks to dial now, each with its own free operator.
 
-    Never more per queue than its free operators minus those already dialling a held caller;
-    the earliest places first (callback_policy.release_virtual_hold). An operator free in two
-    queues is given one call. The returned calls still need `complete` (the Originate).
+    The line is held and `live` callers by join time (callback_policy.release_virtual_hold);
+    an operator already dialling a held caller is not free. An operator free in two queues is
+    given one call. The returned calls still need `complete` (the Originate).
     """
     now = now or utcnow()
     with db.session() as session:
+        orphans = virtual_hold.orphaned_calls(session, now)
+    for linkedid in orphans:  # its router stopped before the Originate: nobody was dialled
+        log.warning("virtual_hold_orphan_settled", linkedid=linkedid)
+        CallLog(db, clock=lambda: now, country=rules.country).call_ended(
+            linkedid, cause="not_dialled", at=now
+        )
+    with db.session() as session:
         held, dialling = callbacks.virtual_hold_waiting(session, now, rules)
+        busy = virtual_hold.dialling_operators(session)
+    # An entry being dialled holds its operator: taken out of the free ones (their phone may
+    # not show it yet); callbacks whose operator is not listed free already took no place.
+    free = {queue: [op for op in logins if op not in busy] for queue, logins in free.items()}
     counts = {queue: len(logins) for queue, logins in free.items()}
     taken: set[str] = set()
     placed: list[PlacedCall] = []
-    for item in policy.release_virtual_hold(held, counts, dialling):
+    for item in policy.release_virtual_hold(held, counts, live=live):
         operator = next((op for op in free.get(item.queue, ()) if op not in taken), None)
         if operator is None:
             continue
         try:
             with db.session() as session:
                 callbacks.claim(session, item.id, operator, now, timeout=rules.claim_timeout)
-            placed.append(prepare(db, item.id, operator, rules=rules, now=now))
+            placed.append(prepare(db, item.id, operator, rules=rules, now=now, automatic=True))
         except callbacks.CallbackError as exc:  # someone else took it meanwhile: skip it
-            log.info("virtual_hold_skip", callback_id=item.id, code=exc.code)
+            log.info("virtual_hold_skip", callback_id=item.id, code=exc.code, dialling=dialling)
             continue
         taken.add(operator)
     return placed
 
 
 async def dispatch_virtual_hold(
-    settings: Settings, db: Database, *, rules: callbacks.CallbackRules | None = None
+    settings: Settings,
+    db: Database,
+    *,
+    rules: callbacks.CallbackRules | None = None,
+    interval: float = VHOLD_INTERVAL,
 ) -> list[PlacedCall]:
-    """One pass for the router: ask Asterisk who is free, dial that many held callers."""
+    """One pass for the router: ask Asterisk who is free and who waits, dial the held callers
+    whose turn it is. `interval`: the time to the next pass (how early a wrap-up may count)."""
     rules = rules or callbacks.CallbackRules.from_settings(settings)
     async with AmiClient(settings) as ami:
-        members = parse_members(await ami.send({"Action": "QueueStatus"}, many=True))
-    free = free_operators(members, time.time())
-    placed = await asyncio.to_thread(release_held, db, free, rules=rules)
+        replies = await ami.send({"Action": "QueueStatus"}, many=True)
+    now_unix = time.time()
+    members = parse_members(replies)
+    live = live_callers(replies, datetime.fromtimestamp(now_unix, UTC))
+    free = free_operators(members, now_unix, grace=interval + WRAPUP_LEAD)
+    ends = wrapup_ends(members)
+    placed = await asyncio.to_thread(release_held, db, free, rules=rules, live=live)
     for call in placed:
         # Each Originate waits up to the ring time: run them side by side, off the loop.
         threading.Thread(
             target=complete,
             args=(settings, db, call),
+            kwargs={"not_before": ends.get(call.operator, 0.0) - WRAPUP_LEAD},
             name=f"vhold-{call.callback_id}",
             daemon=True,
         ).start()
@@ -294,10 +373,10 @@ async def dispatch_virtual_hold(
 async def run_virtual_hold_dispatcher(
     settings: Settings, db: Database, *, interval: float = VHOLD_INTERVAL
 ) -> None:
-    """The router's loop: every few seconds, dial held callers for the operators now free."""
+    """The router's loop: every few seconds, dial held callers whose turn has come."""
     while True:
         try:
-            await dispatch_virtual_hold(settings, db)
+            await dispatch_virtual_hold(settings, db, interval=interval)
         except AmiUnavailable as exc:  # Asterisk restarting: try again next round
             log.warning("virtual_hold_dispatch_skipped", error=str(exc))
         except Exception:  # the next round retries; the router must keep running

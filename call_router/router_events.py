@@ -26,7 +26,7 @@ from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveS
 from call_router.settings import QUEUES
 from call_router.sip_bans import SipBanGuard
 from call_router.tenant_routing import is_known_queue
-from call_router.virtual_hold import CallbackRequest, request_callback_in
+from call_router.virtual_hold import CallbackRequest, close_answered, request_callback_in
 
 if TYPE_CHECKING:
     from call_router.router_agents import AgentPresence
@@ -376,6 +376,10 @@ class CallEvents:
         )
         if not recorded:
             return None
+        if data["status"] == "ANSWER":
+            # An automatic (virtual-hold) call-back is done once the resident is on the line.
+            at = self._at(event)
+            self._call_log.run(lambda session: close_answered(session, linkedid, at))
         published = {"linkedid": linkedid, **data}
         return lambda: self._live.publish(kind, published)
 

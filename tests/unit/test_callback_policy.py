@@ -133,3 +133,42 @@ def test_virtual_hold_releases_no_more_than_free_operators_in_original_order() -
     # One heating callback already dialling takes one of the two free operators.
     assert [h.id for h in p.release_virtual_hold(held, {"heating": 2}, {"heating": 1})] == [2]
     assert p.release_virtual_hold(held, {}) == []
+
+
+def test_a_held_caller_who_joined_before_every_live_caller_takes_the_next_free_operator() -> None:
+    held = [p.HeldCallback(7, "lift", T0)]
+    later = [p.LiveCaller("lift", T0 + timedelta(seconds=40))]
+    assert [h.id for h in p.release_virtual_hold(held, {"lift": 1}, live=later)] == [7]
+    # Live callers of another queue do not stand in this line.
+    other = [p.LiveCaller("heating", T0 - timedelta(minutes=5))]
+    assert [h.id for h in p.release_virtual_hold(held, {"lift": 1}, live=other)] == [7]
+
+
+def test_live_callers_ahead_in_the_line_take_the_free_operators_first() -> None:
+    held = [p.HeldCallback(7, "lift", T0), p.HeldCallback(8, "lift", T0 + timedelta(minutes=2))]
+    earlier = p.LiveCaller("lift", T0 - timedelta(seconds=30))
+    between = p.LiveCaller("lift", T0 + timedelta(minutes=1))
+    line = [earlier, between]
+    # One free operator: the live caller who joined first is served by the queue.
+    assert p.release_virtual_hold(held, {"lift": 1}, live=line) == []
+    # Two: the earliest live one and then held 7; held 8 stands behind the later live one.
+    assert [h.id for h in p.release_virtual_hold(held, {"lift": 2}, live=line)] == [7]
+    # Four: everyone in the line, so both held callers (never more than free minus live ahead).
+    assert [h.id for h in p.release_virtual_hold(held, {"lift": 4}, live=line)] == [7, 8]
+    assert [h.id for h in p.release_virtual_hold(held, {"lift": 3}, live=line)] == [7]
+
+
+def test_a_live_caller_raised_by_the_dialplan_stands_before_every_held_caller() -> None:
+    held = [p.HeldCallback(7, "duty", T0)]
+    emergency = p.LiveCaller("duty", T0 + timedelta(minutes=3), priority=2)
+    assert p.release_virtual_hold(held, {"duty": 1}, live=[emergency]) == []
+    assert [h.id for h in p.release_virtual_hold(held, {"duty": 2}, live=[emergency])] == [7]
+
+
+def test_held_callers_being_dialled_and_no_free_operator_release_nobody() -> None:
+    held = [p.HeldCallback(7, "lift", T0)]
+    assert p.release_virtual_hold(held, {"lift": 0}) == []
+    assert p.release_virtual_hold(held, {"lift": 1}, {"lift": 1}) == []
+    # A live caller who joined in the same second as the held one stands behind it.
+    same = p.LiveCaller("lift", T0)
+    assert [h.id for h in p.release_virtual_hold(held, {"lift": 1}, live=[same])] == [7]
