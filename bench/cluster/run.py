@@ -206,11 +206,14 @@ def judge_failover(
     out_at: float | None,
 ) -> dict[str, Any]:
     """Each call's fate (good: Asterisk answered it and it ended with a BYE; failed: refused,
-    never answered, or cut without a BYE) by when its INVITE left (SIPp's steady -r: call i at
-    t0 + i / rate), and how long callers waited for the answer around the kill."""
+    never answered, or cut without a BYE) and when its INVITE left: SIPp's steady -r sends call
+    i at start + i / rate, where SIPp's start lags t0 (its launch) by `offset`, estimated as the
+    smallest answer time minus planned time before the kill (an upper bound: start lag plus the
+    quickest answer). Calls answered before the kill and then cut were in progress on the dead
+    node; the others that failed are new calls the failover did not save."""
     answered: dict[str, float] = {}
     ended: set[str] = set()
-    refused: set[str] = set()
+    refused: dict[str, str] = {}
     for t, f in seen:
         if len(f) < 2:
             continue
@@ -219,43 +222,57 @@ def judge_failover(
         elif f[0] in ("LOCAL_BYE", "REMOTE_BYE"):
             ended.add(f[1])
         elif f[0] == "REJECTED":
-            refused.add(f[1])
+            refused[f[1]] = f[3] if len(f) > 3 else "?"
+    planned = {n: t0 + i / plan.rate for i, n in enumerate(plan.numbers)}
+    offset = min(
+        (answered[n] - planned[n] for n in answered if answered[n] < killed_at), default=0.0
+    )
     calls = []
-    for i, number in enumerate(plan.numbers):
-        sent = t0 + i / plan.rate - killed_at
+    for number in plan.numbers:
+        sent = planned[number] + offset - killed_at
         good = number in answered and number in ended and number not in refused
-        wait = answered[number] - (t0 + i / plan.rate) if number in answered else None
-        calls.append((sent, good, wait))
+        wait = answered[number] - planned[number] - offset if number in answered else None
+        if good:
+            fate = "good"
+        elif number in refused:
+            fate = f"refused {refused[number]}"
+        elif number in answered and answered[number] < killed_at:
+            fate = "in progress on the dead node: cut"
+        elif number in answered:
+            fate = "answered after the kill, then cut"
+        else:
+            fate = "never answered"
+        calls.append((sent, good, wait, fate))
     failed = [c for c in calls if not c[1]]
-    before = [c for c in failed if c[0] < 0]
-    after = [c for c in failed if c[0] >= 0]
-    last_failed = max((c[0] for c in failed), default=None)
+    cut = [c for c in failed if c[3].startswith("in progress")]
+    new = [c for c in failed if not c[3].startswith("in progress")]
+    last_failed = max((c[0] for c in new), default=None)
     first_good = (
         min((c[0] for c in calls if c[1] and c[0] > last_failed), default=None)
         if last_failed is not None
         else None
     )
     near = [c[2] for c in calls if 0 <= c[0] <= 10 and c[2] is not None]
-    usual = [c[2] for c in calls if c[0] < -5 and c[2] is not None]
+    usual = [c[2] for c in calls if c[0] < -3 and c[2] is not None]
     return {
         "calls": len(calls),
         "kill_at_s": round(killed_at - t0, 1),
+        "sipp_start_offset_s": round(offset, 2),
         "node1_out_of_rotation_after_s": None if out_at is None else round(out_at - killed_at, 2),
-        "failed_sent_before_kill": len(before),
-        "failed_sent_after_kill": len(after),
-        "last_failed_call_sent_s": None if last_failed is None else round(last_failed, 2),
-        "first_good_call_after_it_s": None if first_good is None else round(first_good, 2),
-        "failover_s": (
-            round(first_good - max(0.0, last_failed), 2)
-            if first_good is not None and last_failed is not None
-            else None
-        ),
-        "answer_wait_s_usual_p50": _r(percentile(usual, 0.5)),
+        "cut_in_progress": len(cut),
+        "new_calls_failed": len(new),
+        "last_failed_new_call_sent_s": _r(last_failed),
+        "first_good_call_after_it_s": _r(first_good),
+        # From the kill until new calls succeed again: the first good call after the last new
+        # call that failed (0: no new call failed; the callers' extra wait is below).
+        "failover_s": 0.0 if not new else _r(first_good),
+        "answer_wait_s_before_kill_p50": _r(percentile(usual, 0.5)),
         "answer_wait_s_first_10s_after_kill": {
             "p50": _r(percentile(near, 0.5)),
             "max": _r(max(near) if near else None),
         },
         "good": sum(1 for c in calls if c[1]),
+        "failed": [{"sent_s": round(c[0], 2), "fate": c[3]} for c in failed],
     }
 
 
