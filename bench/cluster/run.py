@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -183,19 +184,50 @@ def failover(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.time()
         stack.start_callers(plan)
         time.sleep(max(0.0, t0 + args.kill_at - time.time()))
-        killed_at = time.time()
+        # The kill is when node 1's Asterisk is gone, not when we asked: the `hotline` command
+        # takes a second or more to start on a loaded machine.
+        death = DeathWatch(stack.pids["asterisk/node1"])
+        death.start()
+        asked_at = time.time()
         out = hotline("cluster", "stop-node", "1", timeout=60)
-        log(f"stop-node 1 at {killed_at - t0:.1f} s: {out.strip()}")
+        death.join(timeout=30)
+        killed_at = death.died_at or asked_at
+        log(
+            f"stop-node 1 asked at {asked_at - t0:.1f} s, dead at {killed_at - t0:.1f} s: {out.strip()}"
+        )
         code = stack.wait_callers(plan)
         tail.stop()
         watch.stop()
         result = judge_failover(plan, tail.seen, t0, killed_at, watch.first_out("node1", killed_at))
         result["sipp_exit"] = code
+        result["stop_node_command_s"] = round(killed_at - asked_at, 2)
         lines = read_log_lines(stack.caller_file("logs.log", plan.tag))
         wait_for_rows(stack.db_url, set(answered_numbers(lines)), args.settle)
         result["nodes_served"] = node_split(stack.db_url, 1, calls)
         result["members_per_node"] = stack.members
         return result
+
+
+class DeathWatch(threading.Thread):
+    """The moment a process is gone (or a zombie), polled every 10 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.died_at: float | None = None
+
+    def run(self) -> None:
+        import psutil  # type: ignore[import-untyped]
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.Error:
+                break
+            time.sleep(0.01)
+        self.died_at = time.time()
 
 
 def judge_failover(
