@@ -192,9 +192,8 @@ def failover(args: argparse.Namespace) -> dict[str, Any]:
         out = hotline("cluster", "stop-node", "1", timeout=60)
         death.join(timeout=30)
         killed_at = death.died_at or asked_at
-        log(
-            f"stop-node 1 asked at {asked_at - t0:.1f} s, dead at {killed_at - t0:.1f} s: {out.strip()}"
-        )
+        log(f"stop-node 1 asked at {asked_at - t0:.1f} s, dead at {killed_at - t0:.1f} s")
+        log(out.strip())
         code = stack.wait_callers(plan)
         tail.stop()
         watch.stop()
