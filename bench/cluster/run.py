@@ -357,6 +357,11 @@ def day(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "hours": per_hour,
             "total": service(list(rows.values()), args.sla),
+            # Operators are pinned to home nodes: each node's queue has only its own.
+            "by_node": {
+                node: service([r for r in rows.values() if r["node"] == node], args.sla)
+                for node in sorted({str(r["node"]) for r in rows.values()})
+            },
             "placed": sum(s.calls for s in hours),
             "cpu_by_part": parts(usage["cpu_pct"]),
             "machine_busy_pct": usage["machine_busy_pct"],
