@@ -359,7 +359,7 @@ def day(args: argparse.Namespace) -> dict[str, Any]:
             "total": service(list(rows.values()), args.sla),
             # Operators are pinned to home nodes: each node's queue has only its own.
             "by_node": {
-                node: service([r for r in rows.values() if r["node"] == node], args.sla)
+                node: service([r for r in rows.values() if str(r["node"]) == node], args.sla)
                 for node in sorted({str(r["node"]) for r in rows.values()})
             },
             "placed": sum(s.calls for s in hours),
