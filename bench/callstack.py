@@ -525,9 +525,13 @@ class Stack:
         assert self.workdir is not None
         return self.workdir / f"caller{tag}_{what}"
 
-    def start_callers(self, plan: CallerPlan) -> subprocess.Popen[bytes]:
+    def start_callers(
+        self, plan: CallerPlan, sip_port: int | None = None, media_port: int | None = None
+    ) -> subprocess.Popen[bytes]:
         """The SIPp carrier: one unique caller number per call, keypad digit after the
-        greeting, then the caller stays until an operator hangs up or patience runs out."""
+        greeting, then the caller stays until an operator hangs up or patience runs out.
+        `sip_port` / `media_port` (default: the carrier's port, base + media_ports[0]) let
+        several carriers place calls at once (bench/cluster's day)."""
         assert self.workdir is not None
         workdir, sipp, settings = self.workdir, self.sipp, self.settings
         media_s = caller_pcap(workdir / f"caller{plan.tag}.pcap", plan.digit, plan.audio)
@@ -551,8 +555,8 @@ class Stack:
             "-key", "to_user", settings.hotline_number,
             "-r", str(round(plan.rate * 10)), "-rp", "10000",
             "-l", str(plan.concurrent), "-m", str(plan.calls),
-            "-i", "127.0.0.1", "-p", str(settings.pstn_port),
-            "-mi", "127.0.0.1", "-mp", str(self.base + self.media_ports[0]),
+            "-i", "127.0.0.1", "-p", str(sip_port or settings.pstn_port),
+            "-mi", "127.0.0.1", "-mp", str(media_port or self.base + self.media_ports[0]),
             "-timeout", f"{int(plan.budget_s)}s", "-timeout_error", *extra,
             "-trace_logs", "-log_file", sipp.inside(self.caller_file("logs.log", tag)),
             "-trace_err", "-error_file", sipp.inside(self.caller_file("errors.log", tag)),

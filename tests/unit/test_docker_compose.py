@@ -6,8 +6,11 @@ anchors and merge keys) and checks what a wrong edit would silently break in pro
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -306,3 +309,164 @@ def test_each_python_service_has_a_health_check_that_names_real_checks(
         test = services[name]["healthcheck"]["test"]
         assert test == ["CMD", "hotline", "status", "--check", check], name
         assert check in CHECK_NAMES
+
+
+# --- the cluster profile -----------------------------------------------------------------------
+
+NODES = ("node1", "node2")
+CLUSTER_NODE_SERVICES = {
+    f"{kind}-{i}": node
+    for i, node in enumerate(NODES, start=1)
+    for kind in ("asterisk", "agi", "router")
+}
+CLUSTER = ("kamailio", *CLUSTER_NODE_SERVICES, "cluster-dashboard")
+
+
+def cluster_plan(services: dict[str, Any]) -> list[Any]:
+    """What `hotline cluster up --nodes 2` plans for the settings the compose file gives."""
+    from hotline.cluster.topology import plan
+
+    values = env(services["migrate"])
+    settings = Settings(
+        state_dir=Path(values["HOTLINE_STATE_DIR"]),
+        rtp_start=int(values["HOTLINE_RTP_START"]),
+        rtp_end=int(values["HOTLINE_RTP_END"]),
+        redis_prefix=values["HOTLINE_REDIS_PREFIX"],
+        sip_host=values["HOTLINE_SIP_HOST"],
+        pstn_match=default("pstn_match"),
+    )
+    return plan(settings, len(NODES))
+
+
+def test_profiles_keep_the_single_box_and_the_cluster_apart(services: dict[str, Any]) -> None:
+    # Both take HOTLINE_SIP_HOST:5060 (Asterisk there, or Kamailio): one profile at a time.
+    for name in TELEPHONY:
+        assert services[name].get("profiles") == ["single"], name
+    for name in (*CLUSTER, "cluster-secrets"):
+        assert services[name].get("profiles") == ["cluster"], name
+    for name in ("postgres", "redis", "migrate"):
+        assert "profiles" not in services[name], f"{name} belongs to both"
+    # `docker compose up` after `cp docker/env.example .env` is still the single box.
+    example = (DOCKER / "env.example").read_text()
+    assert re.search(r"^COMPOSE_PROFILES=single$", example, flags=re.MULTILINE)
+
+
+def test_every_cluster_process_restarts_has_a_health_check_and_publishes_nothing(
+    services: dict[str, Any],
+) -> None:
+    for name in CLUSTER:
+        service = services[name]
+        assert service.get("restart") == "unless-stopped", name
+        assert service.get("network_mode") == "host", name
+        assert published(service) == [], name
+        assert service.get("healthcheck", {}).get("test"), name
+    assert services["cluster-secrets"]["restart"] == "no", "a one-shot job is not restarted"
+    for i in range(1, len(NODES) + 1):
+        assert services[f"agi-{i}"]["healthcheck"]["test"][-1] == "fastagi"
+        assert services[f"router-{i}"]["healthcheck"]["test"][-1] == "ami_link"
+
+
+def test_each_node_is_laid_out_as_hotline_cluster_lays_it_out(services: dict[str, Any]) -> None:
+    specs = {spec.name: spec for spec in cluster_plan(services)}
+    for name, node in CLUSTER_NODE_SERVICES.items():
+        spec, values = specs[node], env(services[name])
+        assert values["HOTLINE_NODE"] == node, name
+        assert values["HOTLINE_STATE_DIR"] == str(spec.state_dir), name
+        assert values["HOTLINE_REDIS_PREFIX"] == spec.overrides["redis_prefix"], name
+        # The default addresses are the loopback ones `hotline cluster` gives node i.
+        for key in ("sip_host", "ami_host", "agi_host", "audiosocket_host"):
+            assert values[f"HOTLINE_{key.upper()}"] == spec.address, (name, key)
+        assert values["HOTLINE_RTP_START"] == spec.overrides["rtp_start"], name
+        assert values["HOTLINE_RTP_END"] == spec.overrides["rtp_end"], name
+        # Residents' calls come from the edge: its address counts as the carrier's.
+        # (The same address twice when the edge is where the carrier is: harmless.)
+        carriers = set(values["HOTLINE_PSTN_MATCH"].split(","))
+        assert carriers == set(spec.overrides["pstn_match"].split(",")), name
+        # A node's FastAGI server and router get exactly its Asterisk's settings.
+        asterisk = f"asterisk-{name.rsplit('-', 1)[1]}"
+        assert services[name]["environment"] == services[asterisk]["environment"], name
+    ranges = [
+        (int(env(services[f"asterisk-{i}"])["HOTLINE_RTP_START"]),
+         int(env(services[f"asterisk-{i}"])["HOTLINE_RTP_END"]))
+        for i in range(1, len(NODES) + 1)
+    ]  # fmt: skip
+    assert ranges[0][1] < ranges[1][0], "the nodes' RTP ranges must not overlap"
+
+
+def test_the_cluster_shares_one_state_volume_one_secret_set_and_the_flows(
+    compose: dict[str, Any], services: dict[str, Any], tmp_path: Path
+) -> None:
+    cluster_state = env(services["migrate"])["HOTLINE_STATE_DIR"]
+    for name in (*CLUSTER, "cluster-secrets"):
+        assert mounts(services[name]).get("state") == cluster_state, name
+    for name in (*CLUSTER_NODE_SERVICES, "cluster-dashboard"):
+        recordings = env(services[name])["HOTLINE_RECORDINGS_DIR"]
+        assert mounts(services[name]).get("recordings") == recordings, name
+        if not name.startswith("router"):
+            flows = env(services[name])["HOTLINE_FLOWS_DIR"]
+            assert f"./ivr_flows:{flows}:ro" in [str(v) for v in services[name]["volumes"]], name
+    # Every node's secrets.json is a copy of the cluster's (one AMI secret set, one edge
+    # secret), made before any node, Kamailio or the dashboard starts.
+    assert services["cluster-secrets"]["entrypoint"] == ["python", "-c"]
+    script = services["cluster-secrets"]["command"][0]
+    state = tmp_path / "state"
+    for _ in range(2):  # a restart of the stack keeps the secrets
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "HOTLINE_STATE_DIR": str(state)},
+            check=True,
+            timeout=60,
+        )
+        cluster_secrets = json.loads((state / "secrets.json").read_text())
+        assert {"ami_secret", "edge_secret"} <= set(cluster_secrets)
+        for name in ("asterisk-1", "asterisk-2"):
+            node_state = Path(env(services[name])["HOTLINE_STATE_DIR"])
+            copy = state / node_state.relative_to(cluster_state) / "secrets.json"
+            assert json.loads(copy.read_text()) == cluster_secrets, name
+            assert copy.stat().st_mode & 0o077 == 0, name
+    for name in ("kamailio", "asterisk-1", "asterisk-2", "cluster-dashboard"):
+        condition = services[name]["depends_on"]["cluster-secrets"]["condition"]
+        assert condition == "service_completed_successfully", name
+    for name in ("asterisk-1", "asterisk-2", "cluster-dashboard"):
+        condition = services[name]["depends_on"]["migrate"]["condition"]
+        assert condition == "service_completed_successfully", name
+    for i in range(1, len(NODES) + 1):
+        check = services[f"asterisk-{i}"]["healthcheck"]["test"]
+        node_state = env(services[f"asterisk-{i}"])["HOTLINE_STATE_DIR"]
+        assert f"{node_state}/asterisk/etc/asterisk.conf" in check
+        for kind in ("agi", "router"):
+            wanted = services[f"{kind}-{i}"]["depends_on"][f"asterisk-{i}"]["condition"]
+            assert wanted == "service_healthy", (kind, i)
+    assert {"state", "recordings"} <= set(compose["volumes"])
+
+
+def test_kamailio_dispatches_to_the_nodes_and_the_dashboard_falls_back(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotline.cluster.control import dashboard_environment
+
+    specs = cluster_plan(services)
+    kamailio_env = env(services["kamailio"])
+    addresses = [env(services[f"asterisk-{i}"])["HOTLINE_SIP_HOST"] for i in (1, 2)]
+    assert kamailio_env["HOTLINE_CLUSTER_NODES"].split(",") == addresses
+    # Kamailio takes the single box's SIP address: carriers and phones change nothing.
+    assert kamailio_env["HOTLINE_SIP_HOST"] == env(services["migrate"])["HOTLINE_SIP_HOST"]
+    assert kamailio_env["HOTLINE_STATE_DIR"] == env(services["migrate"])["HOTLINE_STATE_DIR"]
+    dockerfile = (DOCKER / "kamailio.Dockerfile").read_text()
+    assert re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.MULTILINE) == ["debian:sid-slim"]
+    assert re.search(r"apt-get install[^&]*\bkamailio\b", dockerfile)
+    entry = DOCKER / "kamailio-entrypoint.sh"
+    assert entry.name in dockerfile and os.access(entry, os.X_OK)
+    script = entry.read_text()
+    assert "kamailio.write_config(settings, nodes)" in script
+    assert 'exec kamailio -DD -E -Y "$(dirname "$conf")" -f "$conf"' in script
+    ignore = (DOCKER / "kamailio.Dockerfile.dockerignore").read_text().splitlines()
+    assert ".env" in ignore and ".git" in ignore
+    # As `hotline cluster up` starts the dashboard: node 1's AMI, node 2's when it is down.
+    dashboard = env(services["cluster-dashboard"])
+    wanted = dashboard_environment(specs)
+    assert dashboard["HOTLINE_AMI_HOST"] == wanted["HOTLINE_AMI_HOST"]
+    assert dashboard["HOTLINE_AMI_FALLBACK_HOSTS"] == wanted["HOTLINE_AMI_FALLBACK_HOSTS"]
+    # ... and the setting parses from the environment the way Compose hands it over.
+    monkeypatch.setenv("HOTLINE_AMI_FALLBACK_HOSTS", dashboard["HOTLINE_AMI_FALLBACK_HOSTS"])
+    assert Settings().ami_fallback_hosts == [specs[1].address]
