@@ -95,7 +95,8 @@ class Phrasebook:
                             f"{self.language}: keyword {word!r} of {intent!r} has the same "
                             f"stem as {owner[1]!r} of {owner[0]!r}"
                         )
-                    self._index[key] = (intent, word)
+                    # The first form listed (the lemma) names the match.
+                    self._index.setdefault(key, (intent, word))
         for intent, phrases in self.phrases.items():
             for phrase in phrases:
                 tokens = tuple(stem(token) for token in normalise(phrase).split())
