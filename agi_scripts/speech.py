@@ -64,7 +64,7 @@ from call_router.intents import (
     load_phrasebook,
 )
 from call_router.settings import Settings
-from call_router.speech_decision import decide, keyword_guess
+from call_router.speech_decision import decide, keyword_guess, keyword_guesses
 from call_router.speech_models import installed_path
 
 SAMPLE_RATE = 8000
@@ -613,6 +613,7 @@ async def understand(
     if isinstance(audio, RecognitionResult):
         result = audio
     else:
+        recogniser.grammar(language, intents)  # no model: SpeechUnavailable, even for silence
         segment = utterance_audio(recogniser.settings, audio, sample_rate)
         if segment is None:
             empty = RecognitionResult("", [], [], [1.0], None, None, 0.0, speech_like=False)
@@ -656,7 +657,7 @@ def decide_understanding(
     menu = [(w.word, w.conf) for w in result.menu_words]
     return decide(
         grammar,
-        keyword_guess(heard, phrasebook, intents) if result.keyword_pass else None,
+        keyword_guesses(heard, phrasebook, intents) if result.keyword_pass else [],
         keyword_guess(menu, phrasebook, intents) if result.menu_pass else None,
         keyword_pass=result.keyword_pass,
         menu_intents=phrasebook.menu_intents(intents) if result.menu_pass else (),

@@ -42,21 +42,32 @@ def keyword_guess(
     phrasebook: Phrasebook,
     allowed: Iterable[str] | None = None,
 ) -> KeywordGuess | None:
-    """The first keyword of an allowed intent the keywords-only pass heard."""
+    """The first keyword of an allowed intent the pass heard."""
+    guesses = keyword_guesses(words, phrasebook, allowed)
+    return guesses[0] if guesses else None
+
+
+def keyword_guesses(
+    words: Sequence[tuple[str, float]],
+    phrasebook: Phrasebook,
+    allowed: Iterable[str] | None = None,
+) -> list[KeywordGuess]:
+    """Every keyword of an allowed intent the pass heard, in the order heard."""
     allowed_set = set(allowed) if allowed is not None else None
+    guesses = []
     for word, confidence in words:
         if word == UNKNOWN_WORD:
             continue
         hits = phrasebook.spot(word)
         hits = [h for h in hits if allowed_set is None or h.intent in allowed_set]
         if hits and hits[0].score >= 1.0:
-            return KeywordGuess(hits[0].intent, float(confidence), word)
-    return None
+            guesses.append(KeywordGuess(hits[0].intent, float(confidence), word))
+    return guesses
 
 
 def decide(
     grammar: IntentMatch,
-    keywords: KeywordGuess | None,
+    keywords: Sequence[KeywordGuess],
     menu: KeywordGuess | None = None,
     *,
     keyword_pass: bool = True,
@@ -67,25 +78,38 @@ def decide(
     """The menu's answer: `intent` set → route; `intent` None with a `candidate` and reason
     "confirm" → ask the caller to confirm it; neither → not understood.
 
-    `grammar` is the filler grammar's classification; `keywords` the keywords-only pass' first
-    keyword (None: it heard none, or did not run: `keyword_pass` False); `menu` the
-    menu-words pass' word, which can only name `menu_intents` (empty: it did not run).
-    """
+    `grammar` is the filler grammar's classification; `keywords` the keywords-only pass'
+    keywords in the order heard (empty: it heard none, or did not run: `keyword_pass` False);
+    `menu` the menu-words pass' first word, which can only name `menu_intents` (empty: the
+    pass did not run)."""
     if grammar.reason == "no_speech":
         return grammar
     chosen = grammar.intent
+    checkable = set(menu_intents)
     if (
         chosen is not None
         and grammar.confidence >= route_confidence
-        and (not keyword_pass or (keywords is not None and keywords.intent == chosen))
-        and (chosen not in set(menu_intents) or (menu is not None and menu.intent == chosen))
+        and (not keyword_pass or (keywords and keywords[0].intent == chosen))
+        and (not checkable or (chosen in checkable and menu is not None and menu.intent == chosen))
     ):
         return grammar
-    for guess in (menu, keywords):
+    if (
+        chosen is not None
+        and chosen not in checkable
+        and (menu is None or grammar.confidence >= menu.confidence)
+    ):
+        # Gas, meters, bills ...: the menu pass cannot check them, so the grammar's sure
+        # answer is confirmed rather than routed, and offered before a less sure menu word.
+        return _offer(grammar, chosen)
+    for guess in (menu, keywords[0] if keywords else None):
         if guess is not None and guess.confidence >= offer_confidence:
             confidence = round(guess.confidence, 4)
             return IntentMatch(None, confidence, guess.word, "confirm", guess.intent)
     offer = chosen or grammar.candidate
     if offer is not None:
-        return IntentMatch(None, grammar.confidence, grammar.matched, "confirm", offer)
+        return _offer(grammar, offer)
     return IntentMatch(None, grammar.confidence, grammar.matched, grammar.reason, None)
+
+
+def _offer(grammar: IntentMatch, candidate: str) -> IntentMatch:
+    return IntentMatch(None, grammar.confidence, grammar.matched, "confirm", candidate)
