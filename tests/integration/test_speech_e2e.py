@@ -220,7 +220,7 @@ def test_words_that_are_no_problem_reach_the_coordinator_and_are_still_kept(
 # --- the audio-path benchmark (BENCHMARKS.md, speech): a benchmark, not a timed test -----------
 
 FLOW_INTENTS = ["water", "electricity", "heating", "lift", "operator"]
-CORPUS = PROJECT_ROOT / "bench" / "results" / "asr-corpus"
+CORPUS = PROJECT_ROOT / "bench" / "results" / "asr-corpora" / "project"
 
 
 def _bench_sample(count: int) -> list[dict[str, Any]]:

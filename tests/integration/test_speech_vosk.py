@@ -98,7 +98,8 @@ STABLE = {
         ("엘리베이터", STABLE["엘리베이터"], "lift"),
         ("상담원", STABLE["상담원"], "operator"),
         ("보일러가 고장 났어요", 150, "heating"),
-        ("가스 냄새가 나요", 175, "gas"),
+        # Not a menu word: the menu-words pass cannot check it, so it is offered, not routed.
+        ("가스 냄새가 나요", 175, "gas?"),
     ],
 )
 def test_verified_words_and_sentences_are_understood(
@@ -106,7 +107,11 @@ def test_verified_words_and_sentences_are_understood(
 ) -> None:
     pcm = telephone(speak(text, tmp_path, speed=speed)).raw_data
     understood = run(understand(recogniser, pcm, language=LANG))
-    assert understood.intent == intent, understood
+    if intent.endswith("?"):
+        match = understood.match
+        assert (match.intent, match.reason, match.candidate) == (None, "confirm", intent[:-1])
+    else:
+        assert understood.intent == intent, understood
     assert understood.confidence >= recogniser.settings.speech_confidence_threshold
     assert understood.transcript
     assert understood.result.grammar_transcript == understood.transcript

@@ -306,6 +306,53 @@ async def test_ask_choose_again_falls_back_to_the_keypad(stack: Stack, db: Datab
     assert event_kinds(db)["speech"]["text"] == "горячая вода"
 
 
+async def test_a_doubtful_guess_is_offered_and_routed_when_confirmed(
+    stack: Stack, db: Database
+) -> None:
+    # Not understood for sure, but the recogniser's low-margin guess is "heating": the caller
+    # is asked "you said heating? press 1" instead of "sorry, once more".
+    speech = FakeSpeech([SpeechResult(None, "난방 어요", 0.5, candidate="heating")])
+    server = await stack.serve(ASK_FLOW, speech=speech)
+    fake = FakeAsterisk(keys=[("1", False)])
+    await run_call(server, fake)
+    assert fake.played == [prompt("said_heating"), prompt("confirm")]
+    assert fake.set_vars[channel_vars.QUEUE] == "heating"
+    assert event_kinds(db)["speech"]["candidate"] == "heating"
+
+
+async def test_a_doubtful_guess_refused_goes_to_the_keypad(stack: Stack) -> None:
+    speech = FakeSpeech([SpeechResult(None, "난방", 0.5, candidate="heating")])
+    server = await stack.serve(ASK_FLOW, speech=speech)
+    fake = FakeAsterisk(keys=[("2", False), ("1", False)])  # "no", then key 1 = water
+    await run_call(server, fake)
+    assert fake.played[-1] == prompt("problem")
+    assert fake.set_vars[channel_vars.QUEUE] == "plumbing"
+
+
+async def test_a_doubtful_guess_is_not_offered_without_a_confirm_step(stack: Stack) -> None:
+    flow = ASK_FLOW.replace("    confirm: confirm\n", "")
+    speech = FakeSpeech([SpeechResult(None, "난방", 0.5, candidate="heating")] * 2)
+    server = await stack.serve(flow, speech=speech)
+    fake = FakeAsterisk()
+    await run_call(server, fake)
+    assert prompt("said_heating") not in fake.played
+    assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
+
+
+async def test_a_sure_answer_is_said_back_and_routed_when_only_doubts_are_confirmed(
+    stack: Stack,
+) -> None:
+    flow = ASK_FLOW.replace(
+        "    confirm: confirm\n", "    confirm: confirm\n    confirm_sure: false\n"
+    )
+    speech = FakeSpeech([SpeechResult("heating", "난방", 0.9)])
+    server = await stack.serve(flow, speech=speech)
+    fake = FakeAsterisk()
+    await run_call(server, fake)
+    assert fake.played == [prompt("said_heating")]  # no "press 1 if right"
+    assert fake.set_vars[channel_vars.QUEUE] == "heating"
+
+
 async def test_ask_without_a_recogniser_is_a_keypad_menu(stack: Stack) -> None:
     server = await stack.serve(ASK_FLOW, speech=None)
     fake = FakeAsterisk(keys=[("3", False)])

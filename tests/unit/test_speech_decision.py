@@ -1,0 +1,67 @@
+"""Route, confirm or ask again, from the three recogniser passes (call_router.speech_decision)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from call_router.intents import CORE_INTENTS, IntentMatch, Phrasebook, classify, load_phrasebook
+from call_router.speech_decision import KeywordGuess, decide, keyword_guesses
+
+FLOWS = Path(__file__).resolve().parents[2] / "ivr_flows"
+
+
+@pytest.fixture(scope="module")
+def ko() -> Phrasebook:
+    return load_phrasebook(FLOWS, "ko")
+
+
+def passes(
+    ko: Phrasebook, grammar: str, keywords: list[tuple[str, float]], menu: list[tuple[str, float]]
+) -> IntentMatch:
+    found = keyword_guesses(menu, ko)
+    return decide(
+        classify(grammar, phrasebook=ko),
+        keyword_guesses(keywords, ko),
+        found[0] if found else None,
+        menu_intents=CORE_INTENTS,
+    )
+
+
+def test_all_passes_agreeing_route(ko: Phrasebook) -> None:
+    match = passes(ko, "난방 안 돼요", [("난방", 1.0)], [("난방", 0.9)])
+    assert (match.intent, match.reason) == ("heating", "matched")
+
+
+def test_a_keyword_swallowed_by_a_filler_is_offered_not_lost(ko: Phrasebook) -> None:
+    # The issue's case: the bare «전기» came out of the filler grammar as «어요».
+    match = passes(ko, "어요", [("전기", 0.9)], [("전기", 1.0)])
+    assert (match.intent, match.reason, match.candidate) == (None, "confirm", "electricity")
+
+
+def test_passes_disagreeing_ask_the_caller_to_confirm_the_menu_word(ko: Phrasebook) -> None:
+    match = passes(ko, "난방 아요", [("난방", 1.0)], [("물", 0.95)])
+    assert (match.intent, match.reason, match.candidate) == (None, "confirm", "water")
+
+
+def test_a_sure_answer_the_menu_pass_cannot_check_is_confirmed(ko: Phrasebook) -> None:
+    match = passes(ko, "가스 냄새", [("난방", 1.0), ("가스", 1.0)], [("난방", 0.8)])
+    assert (match.intent, match.reason, match.candidate) == (None, "confirm", "gas")
+
+
+def test_weak_keywords_and_no_grammar_intent_are_not_understood(ko: Phrasebook) -> None:
+    match = passes(ko, "안녕하세요", [("난방", 0.2)], [("난방", 0.3)])
+    assert (match.intent, match.candidate) == (None, None)
+
+
+def test_no_speech_stays_no_speech() -> None:
+    silent = IntentMatch(None, 0.0, None, "no_speech")
+    assert decide(silent, [KeywordGuess("water", 1.0, "물")], None) is silent
+
+
+def test_without_the_extra_passes_the_grammar_alone_decides(ko: Phrasebook) -> None:
+    sure = decide(classify("난방", phrasebook=ko), [], None, keyword_pass=False)
+    assert sure.intent == "heating"
+    doubtful = classify("난방 전기", phrasebook=ko)
+    assert decide(doubtful, [], None, keyword_pass=False).intent is None
