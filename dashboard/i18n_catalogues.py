@@ -118,6 +118,27 @@ def update(root: Path = ROOT, locale_dir: Path = LOCALE_DIR) -> list[Path]:
     return changed
 
 
+def set_texts(key: str, texts: dict[str, str], locale_dir: Path = LOCALE_DIR) -> list[Path]:
+    """Writes `key`'s text in the named catalogues (adding the entry, clearing a fuzzy mark):
+    a new key's words without a .po editor. The files changed."""
+    paths = catalogue_paths(locale_dir)
+    unknown = sorted(set(texts) - set(paths))
+    if unknown:
+        raise ValueError(f"no catalogue for {', '.join(unknown)} in {locale_dir}")
+    changed = []
+    for lang, text in texts.items():
+        catalogue = read_catalogue(paths[lang])
+        message = catalogue.get(key)
+        if message is None:
+            catalogue.add(key, text)
+        else:
+            message.string = text
+            message.flags.discard("fuzzy")
+        if _write_if_changed(paths[lang], catalogue, template=False):
+            changed.append(paths[lang])
+    return changed
+
+
 def _fields(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
 

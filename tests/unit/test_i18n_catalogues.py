@@ -117,8 +117,9 @@ def test_a_new_key_in_a_template_is_reported_until_every_catalogue_translates_it
     found = i18n_catalogues.problems(root, locale)
     assert len(found) == 2 and all("'inc.new_field' has an empty translation" in p for p in found)
 
-    for lang, text in (("en", "New field"), ("ru", "Новое поле")):
-        path = locale / lang / "LC_MESSAGES" / "messages.po"
-        _edit(path, {"inc.new_field": (text, False)})
+    with pytest.raises(ValueError, match="no catalogue for de"):
+        i18n_catalogues.set_texts("inc.new_field", {"de": "Neues Feld"}, locale)
+    texts = {"en": "New field", "ru": "Новое поле"}
+    assert len(i18n_catalogues.set_texts("inc.new_field", texts, locale)) == 2
     assert i18n_catalogues.problems(root, locale) == []
     assert load_messages(locale)["ru"]["inc.new_field"] == "Новое поле"
