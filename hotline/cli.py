@@ -19,6 +19,7 @@ from hotline.cli_calls import app as calls_cli
 from hotline.cli_cluster import app as cluster_cli
 from hotline.cli_flows import app as flows_cli
 from hotline.cli_health import doctor_command, status_command
+from hotline.cli_i18n import app as i18n_cli
 from hotline.cli_incidents import app as incidents_cli
 from hotline.cli_meters import app as meters_cli
 from hotline.cli_models import models_app
@@ -67,6 +68,7 @@ app.add_typer(crews_app, name="crews", help="Repair crews and contractors.")
 app.add_typer(open311_app, name="open311", help="The Open311 GeoReport v2 API: keys.")
 app.add_typer(buildings_app, name="buildings", help="Tenants' buildings and residents' phones.")
 app.add_typer(cluster_cli, name="cluster", help="Kamailio in front of N Asterisk nodes.")
+app.add_typer(i18n_cli, name="i18n", help="Dashboard translations: extract and check catalogues.")
 
 
 @app.callback()
