@@ -51,6 +51,11 @@ class FlowServices:
     # The callers' open service requests (`requests` nodes, the feedback call).
     requests: CallerRequests | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The flow runtimes built from these services, by language and recordings folder, with
+    # what each was built from (agi_scripts/handlers/hotline.py): one per reload, not per call.
+    runtimes: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def from_settings(
