@@ -16,6 +16,7 @@ import asyncio
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 ENV_TIMEOUT = 5.0
 # Asterisk's environment is ~1 KiB; a peer that sends far more is not Asterisk.
@@ -36,6 +37,12 @@ _RESULT = re.compile(
     # endpos is a sample count: more digits than an int64 holds is garbage, not a position.
     r"result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?(?:\s+endpos=(?P<endpos>-?\d{1,18})\b)?"
 )
+# The common reply in one match (see parse_reply_line): `200 result=N [(data)] [endpos=N]`.
+_REPLY_200 = re.compile(
+    r"200 result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?(?:\s+endpos=(?P<endpos>-?\d{1,18})\b)?"
+)
+# What a command line must not hold (it would end the command early or smuggle another).
+_LINE_BREAK = re.compile(r"[\r\n\x00]")
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
 _DIGITS = re.compile(r"[0-9*#A-D]*")
 
@@ -148,9 +155,8 @@ async def read_environment(
     return parse_environment(raw)
 
 
-@dataclass(frozen=True)
-class AgiResult:
-    """One parsed `200` reply."""
+class AgiResult(NamedTuple):
+    """One parsed reply (immutable; a tuple: one is made for every command, so it is cheap)."""
 
     code: int
     result: str
@@ -166,6 +172,17 @@ class AgiResult:
 
 
 def parse_reply_line(line: str) -> AgiResult:
+    # Nearly every reply is `200 result=...`: one match, the same result as the general
+    # path below gives for it (checked in tests/unit/test_fuzz_agi.py).
+    common = _REPLY_200.match(line) if "\n" not in line else None
+    if common is not None:
+        result, data, endpos = common.groups()
+        return AgiResult(200, result, data, int(endpos) if endpos is not None else None)
+    return parse_any_reply_line(line)
+
+
+def parse_any_reply_line(line: str) -> AgiResult:
+    """Any reply line: `200`, `100 Trying`, `510`, `511`, `520` and the rest."""
     match = _REPLY.match(line)
     if match is None:
         raise AgiError(f"unparseable AGI reply: {printable(line, 120)!r}")
@@ -220,6 +237,7 @@ class AgiChannel:
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first command
         # Something not a StreamWriter (a test's) is always drained.
         self._transport: asyncio.WriteTransport | None = getattr(writer, "transport", None)
 
@@ -233,7 +251,7 @@ class AgiChannel:
         `after_hangup`: a command Asterisk still answers on a hung-up channel (GET VARIABLE),
         sent only while the AGI connection itself is open.
         """
-        if any(ch in cmd for ch in "\r\n\x00"):
+        if _LINE_BREAK.search(cmd) is not None:
             raise ValueError("AGI command contains a line break or NUL")
         if self.hung_up and not after_hangup:
             raise CallerHangup("caller already hung up")
@@ -269,7 +287,9 @@ class AgiChannel:
     def _arm(self, limit: float) -> float:
         """The deadline of a command about to be sent; the timer is set (again) only if it is
         not set or set for later than that."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         self._deadline = deadline
         if self._timer is None or self._timer_at > deadline:

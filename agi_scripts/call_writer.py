@@ -24,10 +24,9 @@ import contextlib
 import json
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -41,10 +40,9 @@ _KNOWN_CALL_IDS = 20_000
 _TIME_FIELDS = ("at", "started_at")
 
 
-@dataclass(frozen=True)
-class Write:
+class Write(NamedTuple):
     """One call-log write: a CallLog method name and its arguments (JSON-safe, but for its
-    times: datetimes in memory, ISO text in the spool)."""
+    times: datetimes in memory, ISO text in the spool). A tuple: a call submits ~12."""
 
     op: str
     linkedid: str

@@ -168,17 +168,20 @@ class AgiServer:
             self._calls.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                # A timeout scope, not wait_for: no task of its own per call.
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
 
     async def _serve_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        log = self.log.bind(peer=str(peer))
         try:
             env = await read_environment(reader, timeout=self.env_timeout)
         except EnvironmentReadError as exc:
-            log.warning("agi_bad_environment", error=str(exc))
+            peer = writer.get_extra_info("peername")
+            self.log.warning("agi_bad_environment", peer=str(peer), error=str(exc))
             return
-        log = log.bind(
+        # One bind per call (each bind of the module's lazy logger builds a logger afresh).
+        log = self.log.bind(
+            peer=str(writer.get_extra_info("peername")),
             uniqueid=printable(env.uniqueid, 64),
             channel=printable(env.channel, 128),
             route=printable(env.network_script, 64),

@@ -419,14 +419,16 @@ class CallLog:
             unknown = list({e.linkedid: None for e in events if e.linkedid not in ids})
             if unknown:
                 ids.update(_call_ids(session, unknown))
+            # Tuples in the table's column order (call_id, kind, key, at, data): a burst has
+            # ~10 of them per call, so no dict per row.
             rows = [
-                {
-                    "call_id": ids[event.linkedid],
-                    "kind": event.kind[:_MAX_KIND],
-                    "key": event.key[:_MAX_KEY],
-                    "at": event.at or self._clock(),
-                    "data": event.data or {},
-                }
+                (
+                    ids[event.linkedid],
+                    event.kind[:_MAX_KIND],
+                    event.key[:_MAX_KEY],
+                    event.at or self._clock(),
+                    event.data or {},
+                )
                 for event in events
                 if event.linkedid in ids
             ]
@@ -902,31 +904,39 @@ _EVENTS_POSTGRESQL = (
 )
 
 
-def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """INSERT .. ON CONFLICT DO NOTHING of many timeline rows, stored exactly as the ORM
-    stores them (the columns' own bind processors: naive UTC times, JSON text)."""
+EventRow = tuple[int, str, str, datetime, dict[str, Any]]
+_EVENT_COLUMNS = ("call_id", "kind", "key", "at", "data")
+
+
+def _insert_events(session: Session, rows: list[EventRow]) -> None:
+    """INSERT .. ON CONFLICT DO NOTHING of many timeline rows (call_id, kind, key, at, data),
+    stored exactly as the ORM stores them (the columns' own bind processors: naive UTC times,
+    JSON text as the dialect's serializer writes it)."""
     table: Table = CallEvent.__table__  # type: ignore[assignment]
     connection = session.connection()
     dialect = connection.dialect
     if dialect.name not in ("sqlite", "postgresql"):
-        session.execute(_insert_ignore(session, table, ["call_id", "key"]), rows)
+        session.execute(
+            _insert_ignore(session, table, ["call_id", "key"]),
+            [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows],
+        )
         return
     at_bind = table.c.at.type.bind_processor(dialect)
-    times = [at_bind(row["at"]) if at_bind else row["at"] for row in rows]
     if dialect.name == "sqlite":
-        data_bind = table.c.data.type.bind_processor(dialect)
-        assert data_bind is not None  # SQLite's JSON type serialises
+        # What the JSON column's bind processor does for a dict (the data is never None
+        # here): the dialect's serializer, called directly.
+        dumps = getattr(dialect, "_json_serializer", None) or json.dumps
         connection.exec_driver_sql(
             _EVENTS_SQLITE,
             [
-                (row["call_id"], row["kind"], row["key"], at, data_bind(row["data"]))
-                for row, at in zip(rows, times, strict=True)
+                (call_id, kind, key, at_bind(at) if at_bind else at, dumps(data))
+                for call_id, kind, key, at, data in rows
             ],
         )
         return
     document = [
-        {"c": row["call_id"], "k": row["kind"], "y": row["key"], "a": _iso(at), "d": row["data"]}
-        for row, at in zip(rows, times, strict=True)
+        {"c": call_id, "k": kind, "y": key, "a": _iso(at_bind(at) if at_bind else at), "d": data}
+        for call_id, kind, key, at, data in rows
     ]
     connection.exec_driver_sql(_EVENTS_POSTGRESQL, {"rows": json.dumps(document)})
 
@@ -976,6 +986,8 @@ def _cap(value: str | None, length: int) -> str | None:
 def _printable(value: str | None) -> str | None:
     if value is None:
         return None
+    if value.isprintable():  # the usual case: nothing to drop (no loop over the characters)
+        return value.strip() or None
     return "".join(ch for ch in value if ch.isprintable()).strip() or None
 
 

@@ -35,6 +35,18 @@ def normalize_number(raw: str | None, country: str = "RU") -> str:
     `+7 495 123-45-67`, `8 495 1234567` and `4951234567` are the same RU caller. Internal
     extensions (`1001`) stay as digits. Empty, withheld or garbage input is "anonymous".
     """
+    if raw is not None and len(raw) <= _CACHED_RAW_LENGTH:
+        # The FastAGI server asks for one caller's number several times a call (their
+        # language, company, open requests) and again in the call-log writer.
+        return _normalize_cached(raw, country)
+    return _normalize(raw, country)
+
+
+# Raw numbers at most this long are remembered (a flood of huge caller IDs cannot fill memory).
+_CACHED_RAW_LENGTH = 2 * _MAX_RAW_LENGTH
+
+
+def _normalize(raw: str | None, country: str) -> str:
     if raw is None:
         return ANONYMOUS
     text = raw.strip()
@@ -52,6 +64,9 @@ def normalize_number(raw: str | None, country: str = "RU") -> str:
     if e164 is not None:
         return e164
     return ("+" if plus else "") + digits
+
+
+_normalize_cached = functools.lru_cache(maxsize=8192)(_normalize)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -72,14 +87,8 @@ def is_anonymous(number: str | None) -> bool:
     return normalize_number(number) == ANONYMOUS
 
 
-def clean_caller_name(raw: str | None) -> str | None:
-    """Printable text only, one line, trimmed, at most MAX_NAME_LENGTH characters.
-
-    Non-ASCII letters (Cyrillic names) are kept; control and format characters (newlines,
-    bidi overrides, zero-width) are dropped. A name that says "anonymous" or is empty is None.
-    """
-    if raw is None:
-        return None
+def _printable_text(raw: str) -> str:
+    """Separators as spaces, control and format characters dropped (line breaks as spaces)."""
     kept = []
     for char in raw:
         category = unicodedata.category(char)
@@ -89,7 +98,21 @@ def clean_caller_name(raw: str | None) -> str | None:
             kept.append(char)
         elif char in "\r\n\t":
             kept.append(" ")
-    name = " ".join("".join(kept).split())
+    return "".join(kept)
+
+
+def clean_caller_name(raw: str | None) -> str | None:
+    """Printable text only, one line, trimmed, at most MAX_NAME_LENGTH characters.
+
+    Non-ASCII letters (Cyrillic names) are kept; control and format characters (newlines,
+    bidi overrides, zero-width) are dropped. A name that says "anonymous" or is empty is None.
+    """
+    if raw is None:
+        return None
+    # Printable ASCII (most names): every character is kept as it is (the only separator is
+    # the space), so the loop over the characters' categories would change nothing.
+    text = raw if raw.isascii() and raw.isprintable() else _printable_text(raw)
+    name = " ".join(text.split())
     # A stray pair of quotes around the whole name is SIP display-name syntax, not the name.
     if len(name) >= 2 and name[0] == name[-1] == '"':
         name = name[1:-1].strip()

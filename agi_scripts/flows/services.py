@@ -60,6 +60,11 @@ class FlowServices:
     # Where callers are (`area` nodes): their request's address, registered phone, a code.
     areas: CallerAreas | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The flow runtimes built from these services, by language and recordings folder, with
+    # what each was built from (agi_scripts/handlers/hotline.py): one per reload, not per call.
+    runtimes: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def from_settings(

@@ -30,6 +30,7 @@ from call_router.tenant_routing import CENTRE_DECISION, TenantDecision
 
 if TYPE_CHECKING:
     from agi_scripts.call_context import CallContext
+    from agi_scripts.flows.services import FlowServices
 
 FLOW = "hotline"
 # Before the greeting: the longest a caller waits for their remembered language.
@@ -84,24 +85,7 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
             ctx.log.error("flow_missing", hint="run `hotline flows check`")
             await _to_coordinator(agi, ctx, state, language, reason="flow_missing")
             return
-        runtime = FlowRuntime(
-            language=language,
-            recordings_base=root.rstrip("/"),
-            calendar=services.registry.calendar,
-            clock=services.clock,
-            menu_timeout=ctx.settings.menu_timeout,
-            menu_retries=ctx.settings.menu_retries,
-            speech=services.speech,
-            lookups=services.lookups,
-            actions=services.actions,
-            flows=services.registry.get,
-            numbers=services.numbers,
-            timezone=_zone_name(services.registry.calendar.tz) or ctx.settings.timezone,
-            tenants=services.tenants,
-            requests=services.requests,
-            tenant_menus=services.registry.tenant,
-            areas=services.areas,
-        )
+        runtime = _runtime(ctx, services, language, root.rstrip("/"))
         tenant = await _tenant_decision(ctx)
         if tenant.source not in ("centre", "ask"):
             await set_tenant(agi, ctx, runtime.tenants, tenant)
@@ -157,6 +141,61 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
                 "summary": f"abandoned in menu at node {state.node}",
             },
         )
+
+
+# Languages x recordings folders kept (the folder comes from the dialplan: a handful).
+_MAX_RUNTIMES = 64
+
+
+def _runtime(ctx: CallContext, services: FlowServices, language: str, base: str) -> FlowRuntime:
+    """What the flow engine needs besides the call: the same for every call in one language
+    until the flows (their calendar) are reloaded, so it is built once, not per call."""
+    settings = ctx.settings
+    registry = services.registry
+    made_of = (
+        registry.current,  # replaced on every (re)load
+        services.clock,
+        services.speech,
+        services.lookups,
+        services.actions,
+        services.numbers,
+        services.tenants,
+        services.requests,
+        services.areas,
+        settings.menu_timeout,
+        settings.menu_retries,
+        settings.timezone,
+    )
+    cached = services.runtimes.get((language, base))
+    if cached is not None and _same(cached[0], made_of):
+        runtime: FlowRuntime = cached[1]
+        return runtime
+    runtime = FlowRuntime(
+        language=language,
+        recordings_base=base,
+        calendar=registry.calendar,
+        clock=services.clock,
+        menu_timeout=settings.menu_timeout,
+        menu_retries=settings.menu_retries,
+        speech=services.speech,
+        lookups=services.lookups,
+        actions=services.actions,
+        flows=registry.get,
+        numbers=services.numbers,
+        timezone=_zone_name(registry.calendar.tz) or settings.timezone,
+        tenants=services.tenants,
+        requests=services.requests,
+        tenant_menus=registry.tenant,
+        areas=services.areas,
+    )
+    if len(services.runtimes) >= _MAX_RUNTIMES:
+        services.runtimes.clear()
+    services.runtimes[(language, base)] = (made_of, runtime)
+    return runtime
+
+
+def _same(before: tuple[object, ...], now: tuple[object, ...]) -> bool:
+    return all(a is b or a == b for a, b in zip(before, now, strict=True))
 
 
 async def _to_coordinator(

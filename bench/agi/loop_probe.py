@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT))
+# run.py --baseline-tree: the server's code from that tree, not this one.
+sys.path.insert(0, os.environ.get("HOTLINE_BENCH_TREE") or str(ROOT))
 
 TICK = 0.001
 STALL = 0.005

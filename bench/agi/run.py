@@ -370,6 +370,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     "HOTLINE_STATE_DIR": str(tmp / name),
                 }
                 report[name.replace("-", "_")] = await run_hotline(tmp, db_url, args, name, extra)
+        if args.baseline_tree is not None:
+            # The previous code (`git archive <commit> | tar -x -C DIR`) in the same run, same
+            # generator, same core: the before/after of a change, measured side by side.
+            extra = {
+                "PYTHONPATH": str(args.baseline_tree.resolve()),
+                "HOTLINE_BENCH_TREE": str(args.baseline_tree.resolve()),
+                "HOTLINE_STATE_DIR": str(tmp / "baseline"),
+            }
+            report["hotline_baseline"] = await run_hotline(tmp, db_url, args, "baseline", extra)
         if "hotline" in servers and args.workers > 1:
             port = free_port()
             # Its own state dir: the workers' spools and ready file are not the first server's.
@@ -410,7 +419,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "hotline" in report and "reference" in report:
             h, r = report["hotline"]["rate"], report["reference"]["rate"]
             report["ratio_sessions_per_s"] = round(h["sessions_per_s"] / r["sessions_per_s"], 3)
-        for name in ("hotline_thread", "hotline_process"):
+        for name in ("hotline_thread", "hotline_process", "hotline_baseline"):
             if name in report and "reference" in report:
                 h, r = report[name]["rate"], report["reference"]["rate"]
                 report[f"ratio_sessions_per_s_{name}"] = round(
@@ -490,6 +499,11 @@ def main() -> None:
         "--probe",
         action="store_true",
         help="run the Hotline server under bench/agi/loop_probe.py: its loop stalls, attributed",
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also run the Hotline server from this source tree (the code before a change)",
     )
     parser.add_argument("--save", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")

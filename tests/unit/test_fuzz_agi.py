@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -29,6 +29,7 @@ from agi_scripts.agi import (
     AgiResult,
     CallerHangup,
     EnvironmentReadError,
+    parse_any_reply_line,
     parse_environment,
     parse_reply_line,
     printable,
@@ -151,6 +152,30 @@ def test_reply_parser_raises_only_agi_error(line: str) -> None:
     assert 0 <= reply.code <= 999
     assert reply.endpos is None or isinstance(reply.endpos, int)
     assert reply.value is None or isinstance(reply.value, int)
+
+
+@PURE
+@given(
+    line=st.one_of(
+        line_text,
+        reply_line.map(lambda b: b.decode("utf-8", "replace")),
+        st.tuples(reply_line, line_text).map(lambda p: p[0].decode("utf-8", "replace") + p[1]),
+    )
+)
+@example(line="200 result=1\nHANGUP")
+@example(line="200 result=1 (x) endpos=12\x1c")
+@example(line="200 result=1 (a) b) endpos=3 ")
+def test_the_common_reply_fast_path_parses_as_the_general_parser(line: str) -> None:
+    """`parse_reply_line` reads `200 result=...` in one match: whatever the line, it gives
+    what the general parser gives (or both refuse it)."""
+
+    def parsed(parse: Callable[[str], AgiResult]) -> tuple[str, object]:
+        try:
+            return "ok", parse(line)
+        except AgiError:
+            return "refused", None
+
+    assert parsed(parse_reply_line) == parsed(parse_any_reply_line)
 
 
 @PURE

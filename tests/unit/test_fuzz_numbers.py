@@ -134,3 +134,32 @@ def test_a_call_row_from_any_caller_id_fits_its_columns(
         for column in ("channel", "caller_name", "caller_number_raw"):
             stored = getattr(call, column)
             assert stored is None or _is_one_printable_line(stored), column
+
+
+@PURE
+@given(raw=st.one_of(st.text(), st.text(st.characters(min_codepoint=32, max_codepoint=126))))
+def test_a_printable_ascii_name_is_cleaned_as_any_other_name(raw: str) -> None:
+    """`clean_caller_name` skips its per-character pass for printable ASCII: the same result
+    as that pass gives."""
+    from call_router import numbers
+
+    slow = " ".join(numbers._printable_text(raw).split())
+    fast = clean_caller_name(raw)
+    if raw.isascii() and raw.isprintable():
+        expected = clean_caller_name("\u200b" + raw)  # a format character forces the pass
+        assert fast == expected
+    assert fast is None or fast in slow
+
+
+@PURE
+@given(raw=phoneish, padding=st.integers(0, 300))
+def test_a_caller_number_is_the_same_remembered_or_not(raw: str, padding: int) -> None:
+    """`normalize_number` remembers raw numbers up to a bound: the same answer as without the
+    cache, and a huge caller ID is not kept in memory."""
+    from call_router import numbers
+
+    padded = " " * padding + raw
+    kept = numbers._normalize_cached.cache_info().currsize
+    assert normalize_number(padded) == numbers._normalize(padded, "RU")
+    if len(padded) > numbers._CACHED_RAW_LENGTH:
+        assert numbers._normalize_cached.cache_info().currsize == kept
