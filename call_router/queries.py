@@ -12,15 +12,11 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import (
-    Float,
     Integer,
     Select,
     and_,
-    case,
-    cast,
     func,
     literal,
-    or_,
     select,
     text,
     tuple_,
@@ -29,18 +25,18 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.sql.functions import FunctionElement
 
-from call_router import tenants
+from call_router import service_figures, tenants
 from call_router.models import (
     CALLBACK_OPEN,
     DIRECTION_INBOUND,
     Call,
     Callback,
     Operator,
-    UTCDateTime,
 )
 from call_router.numbers import ANONYMOUS, normalize_number
-from call_router.outcomes import ABANDONED_IN_QUEUE
-from call_router.reports import SLOT_SECONDS, OperatorTotals, QueueTotals
+from call_router.reports import SLOT_SECONDS
+from call_router.service_figures import OperatorTotals, QueueTotals
+from call_router.sql_functions import epoch_seconds, greatest, least, utc_at
 
 MAX_PAGE = 1000
 # A busy day of a city hotline fits; the page refreshes every few seconds, so keep it bounded.
@@ -146,7 +142,8 @@ def list_calls(
         return []
     if after is not None:
         stmt = stmt.where(
-            tuple_(Call.started_at, Call.id) < tuple_(_at(after.started_at), literal(after.call_id))
+            tuple_(Call.started_at, Call.id)
+            < tuple_(utc_at(after.started_at), literal(after.call_id))
         )
     stmt = (
         stmt.order_by(Call.started_at.desc(), Call.id.desc())
@@ -318,29 +315,6 @@ def overdue_callbacks(session: Session, now: datetime) -> int | None:
 PAUSE_LOOKBACK = timedelta(days=1)
 
 
-class epoch_seconds(FunctionElement[float]):  # noqa: N801 - SQL function naming
-    """Seconds since 1970 of a naive-UTC timestamp column, exact to the millisecond."""
-
-    type = Float()
-    name = "epoch_seconds"
-    inherit_cache = True
-
-
-@compiles(epoch_seconds)
-def _epoch_postgresql(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS FLOAT)"
-
-
-@compiles(epoch_seconds, "sqlite")
-def _epoch_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
-    # julianday() arithmetic loses ~50 µs; whole seconds plus the "%f" fraction does not.
-    x = compiler.process(element.clauses, **kw)
-    return (
-        f"(CAST(strftime('%s', {x}) AS INTEGER)"
-        f" + (strftime('%f', {x}) - CAST(strftime('%S', {x}) AS INTEGER)))"
-    )
-
-
 class epoch_slot(FunctionElement[int]):  # noqa: N801
     """The UTC quarter hour a naive-UTC timestamp falls in (seconds since 1970 // 900)."""
 
@@ -359,41 +333,6 @@ def _slot_postgresql(element: epoch_slot, compiler: Any, **kw: Any) -> str:
 def _slot_sqlite(element: epoch_slot, compiler: Any, **kw: Any) -> str:
     x = compiler.process(element.clauses, **kw)
     return f"(CAST(strftime('%s', {x}) AS INTEGER) / {SLOT_SECONDS})"
-
-
-class greatest(FunctionElement[Any]):  # noqa: N801
-    inherit_cache = True
-    name = "greatest"
-
-
-class least(FunctionElement[Any]):  # noqa: N801
-    inherit_cache = True
-    name = "least"
-
-
-@compiles(greatest)
-def _greatest(element: greatest, compiler: Any, **kw: Any) -> str:
-    return f"GREATEST({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(least)
-def _least(element: least, compiler: Any, **kw: Any) -> str:
-    return f"LEAST({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(greatest, "sqlite")
-def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
-    return f"max({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(least, "sqlite")
-def _least_sqlite(element: least, compiler: Any, **kw: Any) -> str:
-    return f"min({compiler.process(element.clauses, **kw)})"
-
-
-def _at(value: datetime) -> Any:
-    """A bound timestamp typed like the columns (naive UTC on the wire, both dialects)."""
-    return literal(value, UTCDateTime())
 
 
 def _in_range(since: datetime, until: datetime) -> Any:
@@ -423,24 +362,6 @@ def calls_per_slot_intent_stmt(since: datetime, until: datetime) -> Select[*tupl
     )
 
 
-def _wait_expr(now: datetime) -> Any:
-    until = func.coalesce(Call.answered_at, Call.ended_at, _at(now))
-    return func.coalesce(
-        cast(Call.wait_seconds, Float), epoch_seconds(until) - epoch_seconds(Call.queue_joined_at)
-    )
-
-
-def _talk_expr() -> Any:
-    return func.coalesce(
-        cast(Call.talk_seconds, Float),
-        epoch_seconds(Call.ended_at) - epoch_seconds(Call.answered_at),
-    )
-
-
-def _count_if(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
 def queue_totals_stmt(
     since: datetime,
     until: datetime,
@@ -454,27 +375,9 @@ def queue_totals_stmt(
     talk_sum, talk_count) per queue (and per slot: the rollup), as QueueTotals' fields.
     `key`: group by that column instead of the queue (the roll-up by tenant)."""
     group = Call.queue if key is None else key
-    wait = _wait_expr(now)
-    talk = _talk_expr()
-    answered = Call.answered_at.is_not(None)
-    ended = Call.ended_at.is_not(None)
-    answered_wait = case((answered, wait))
-    finished_talk = case((and_(answered, ended), talk))
     keys = [epoch_slot(Call.started_at).label("slot")] if by_slot else []
     return (
-        select(
-            *keys,
-            group,
-            func.count(),
-            func.count(Call.answered_at),
-            _count_if(and_(Call.answered_at.is_(None), Call.outcome == ABANDONED_IN_QUEUE)),
-            _count_if(and_(answered, wait <= threshold)),
-            _count_if(or_(answered, ended, wait > threshold)),
-            func.coalesce(func.sum(answered_wait), 0.0),
-            func.count(answered_wait),
-            func.coalesce(func.sum(finished_talk), 0.0),
-            func.count(finished_talk),
-        )
+        select(*keys, group, *service_figures.sql_queue_sums(threshold=threshold, now=now))
         .where(_in_range(since, until), Call.queue.is_not(None), Call.queue_joined_at.is_not(None))
         .group_by(*keys, group)
     )
@@ -517,7 +420,7 @@ def operator_calls_stmt(
     since: datetime, until: datetime, *, by_slot: bool = False
 ) -> Select[*tuple[Any, ...]]:
     """([slot,] operator, answered, talk_sum, talk_count) of answered inbound calls per operator."""
-    talk = case((Call.ended_at.is_not(None), _talk_expr()))
+    talk = service_figures.sql_operator_handle_time()
     keys = [epoch_slot(Call.started_at).label("slot")] if by_slot else []
     return (
         select(
@@ -567,13 +470,13 @@ def operator_pauses(
         .where(Log.at >= since - PAUSE_LOOKBACK, Log.at < until)
         .subquery()
     )
-    end = func.coalesce(spans.c.end, _at(now))
-    clipped = epoch_seconds(least(end, _at(until))) - epoch_seconds(
-        greatest(spans.c.start, _at(since))
+    end = func.coalesce(spans.c.end, utc_at(now))
+    clipped = epoch_seconds(least(end, utc_at(until))) - epoch_seconds(
+        greatest(spans.c.start, utc_at(since))
     )
     stmt = (
         select(spans.c.login, func.count(), func.coalesce(func.sum(clipped), 0.0))
-        .where(spans.c.action == "pause", end > _at(since))
+        .where(spans.c.action == "pause", end > utc_at(since))
         .group_by(spans.c.login)
     )
     return {str(login): (int(n), max(0.0, float(s))) for login, n, s in session.execute(stmt)}

@@ -62,7 +62,7 @@ class ReportSlotIntent(Base):
 
 
 class ReportSlotQueue(Base):
-    """call_router.reports.QueueTotals of the calls started in the span, per queue."""
+    """call_router.service_figures.QueueTotals of the calls started in the span, per queue."""
 
     __tablename__ = "report_slot_queues"
     __table_args__ = (Index("ix_report_slot_queues_span_slot", "span", "slot"),)

@@ -71,7 +71,7 @@ from call_router.report_models import (
     ReportSlotOperator,
     ReportSlotQueue,
 )
-from call_router.reports import OperatorTotals, QueueTotals
+from call_router.service_figures import OperatorTotals, QueueTotals
 
 log = structlog.get_logger(__name__)
 

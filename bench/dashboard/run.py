@@ -462,9 +462,8 @@ def wallboard_paths(url: str, rounds: int = 30) -> dict[str, Any]:
     """In-process: today's queue figures the way the wallboard reads them now (every row of
     the day, added up in Python) against the GROUP BY path (queue_totals + open_calls)."""
     from call_router import reports
-    from call_router import wallboard as wb
+    from call_router import service_figures as sf
     from call_router.settings import QUEUES
-    from dashboard.routes.wallboard import queue_call
 
     db = Database(url)
     now = datetime.now(UTC)
@@ -472,11 +471,11 @@ def wallboard_paths(url: str, rounds: int = 30) -> dict[str, Any]:
 
     def figures(rows: list[Any]) -> Any:
         calls = [
-            queue_call(r, now)
+            sf.queue_call(r, now)
             for r in rows
             if r.queue and r.started_at >= since and r.queue_joined_at is not None
         ]
-        stats = wb.queue_stats(calls, queues=QUEUES, waiting={}, current_waits={}, threshold=20)
+        stats = reports.queue_figures(sf.plain_totals(calls, threshold=20), QUEUES)
         return len(rows), stats
 
     def rows_path() -> Any:
@@ -528,11 +527,10 @@ def report_paths(url: str, days: int = 30, rounds: int = 3) -> dict[str, Any]:
     from sqlalchemy import select
 
     from call_router import reports
-    from call_router import wallboard as wb
+    from call_router import service_figures as sf
     from call_router.models import Call
     from call_router.settings import QUEUES, Settings
     from dashboard.routes.reports import build_report
-    from dashboard.routes.wallboard import queue_call
 
     db = Database(url)
     now = datetime.now(UTC)
@@ -545,8 +543,8 @@ def report_paths(url: str, days: int = 30, rounds: int = 3) -> dict[str, Any]:
         with db.session() as session:
             stmt = select(Call).where(Call.started_at >= since, Call.started_at < until)
             rows = list(session.scalars(stmt.order_by(Call.started_at, Call.id)))
-            offered = [queue_call(r, now) for r in rows if r.queue and r.queue_joined_at]
-            wb.queue_stats(offered, queues=QUEUES, waiting={}, current_waits={}, threshold=20)
+            offered = [sf.queue_call(r, now) for r in rows if r.queue and r.queue_joined_at]
+            reports.queue_figures(sf.plain_totals(offered, threshold=20), QUEUES)
             reports.per_bucket((r.started_at for r in rows), ZONE, "day", first, last)
             reports.per_key(r.intent for r in rows)
             return len(rows)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from call_router import queries, report_rollups, reports, tenant_boards, tenants
-from call_router import wallboard as wb
+from call_router.service_figures import QueueStats
 from call_router.settings import QUEUES, Settings
 from dashboard import csv_export
 from dashboard.deps import SessionDep, SettingsDep, StateDep
@@ -49,13 +49,13 @@ class Report:
     service_level: float | None
     asa_seconds: float | None
     buckets: list[tuple[str, int]]
-    queues: list[wb.QueueStats]
+    queues: list[QueueStats]
     intents: list[tuple[str, int]]
     operators: list[reports.OperatorFigures]
     aht_seconds: float | None = None
     # The roll-up by tenant (`queue` is the tenant's slug, or `centre`): one row per tenant
     # whose calls the reader may see (a tenant's supervisor: its own only).
-    tenants: list[wb.QueueStats] = field(default_factory=list)
+    tenants: list[QueueStats] = field(default_factory=list)
     # The service level per bucket (None: no call decided in it): the SLA-over-time chart.
     service_levels: list[tuple[str, float | None]] = field(default_factory=list)
     # Calls per direction (inbound / callback / internal): the figures above count queue

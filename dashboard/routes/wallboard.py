@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
-from call_router import queries, reports, tenant_boards, tenants
+from call_router import queries, reports, service_figures, tenant_boards, tenants
 from call_router import wallboard as wb
 from call_router.db import Database
 from call_router.live_state import STALE_AFTER_SECONDS
@@ -55,26 +55,6 @@ WALLBOARD_PICTURE = "wallboard"
 
 # `?tenant=SLUG` (or `centre`): narrows the board to that tenant's calls, operators and queues.
 TenantParam = Annotated[str | None, Query(max_length=32)]
-
-
-def queue_call(call: Call, now: datetime) -> wb.QueueCall:
-    """A call-log row reduced to the figures (waits measured up to `now` if still waiting)."""
-    joined = call.queue_joined_at or call.started_at
-    wait: float | None = call.wait_seconds
-    if wait is None:
-        until = call.answered_at or call.ended_at or now
-        wait = max(0.0, (until - joined).total_seconds())
-    talk: float | None = call.talk_seconds
-    if talk is None and call.answered_at and call.ended_at:
-        talk = max(0.0, (call.ended_at - call.answered_at).total_seconds())
-    return wb.QueueCall(
-        queue=call.queue or "",
-        answered=call.answered_at is not None,
-        ended=call.ended_at is not None,
-        wait_seconds=wait,
-        talk_seconds=talk,
-        outcome=call.outcome,
-    )
 
 
 def _live_calls(rows: list[Call], live: LiveView, now: datetime) -> list[wb.LiveCall]:
@@ -192,7 +172,7 @@ class BoardFacts:
 
     now: datetime
     live: LiveView
-    totals: list[reports.QueueTotals]
+    totals: list[service_figures.QueueTotals]
     calls: list[wb.LiveCall]
     roster: list[queries.RosterEntry]
     overdue_callbacks: int

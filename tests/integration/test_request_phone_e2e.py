@@ -25,9 +25,9 @@ from sqlalchemy import update
 
 from call_router.ami_client import AmiLink
 from call_router.db import Database
-from call_router.request_models import ServiceRequest
 from call_router.request_feedback import ACTOR
 from call_router.request_feedback_dialer import FeedbackDialer
+from call_router.request_models import ServiceRequest
 from call_router.settings import Settings
 from hotline.sipua.answer import ResidentPhone
 from hotline.sipua.softphone import Softphone
