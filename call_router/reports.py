@@ -1,5 +1,5 @@
 """Report arithmetic: calls per hour / day, per queue, intent and operator, and bar geometry for
-the SVG charts. Pure: the database adds up (call_router.queries: per UTC quarter hour, per
+the SVG charts. Pure: the database adds up (call_router.call_sums: per UTC quarter hour, per
 queue, per operator), this module turns the sums into local buckets; the rates and means are
 call_router.service_figures'."""
 

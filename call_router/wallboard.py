@@ -1,7 +1,7 @@
 """Wallboard arithmetic: call stages, time in stage and alerts from plain values.
 
 Pure: no database, no Redis, no clock (callers pass `now`). The dashboard gathers the facts
-(the SQL sums of call_router.queries, the live state in Redis); the per-queue figures and their
+(the SQL sums of call_router.call_sums, the live state in Redis); the per-queue figures and their
 definitions are call_router.service_figures', made into rows by call_router.reports.queue_figures.
 """
 

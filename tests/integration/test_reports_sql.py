@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from call_router import queries, reports
+from call_router import call_sums, reports
 from call_router import service_figures as sf
 from call_router.agent_models import AgentStateLog
 from call_router.db import Database
@@ -175,7 +175,7 @@ def test_sql_figures_equal_the_wallboards_python_figures(database: Database) -> 
             waiting=waiting,
             current_waits=current,
         )
-        totals = queries.queue_totals(session, since, until, threshold=20, now=NOW)
+        totals = call_sums.queue_totals(session, since, until, threshold=20, now=NOW)
     by_sql = reports.queue_figures(totals, QUEUES, waiting=waiting, current_waits=current)
     assert [q.queue for q in by_sql] == [q.queue for q in by_rows]
     for a, b in zip(by_sql, by_rows, strict=True):
