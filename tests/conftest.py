@@ -224,3 +224,11 @@ def open_callback(
         )
         assert entry is not None, f"no entry for {number}"
         return entry.id
+
+
+def add_row(db: Database, row: Any) -> int:
+    """Insert one ORM row (a call, a callback ...) in its own committed transaction; its id."""
+    with db.session() as session:
+        session.add(row)
+        session.flush()
+        return int(row.id)

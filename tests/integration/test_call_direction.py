@@ -20,7 +20,6 @@ from call_router.models import Call
 from call_router.settings import Settings
 from dashboard.main import create_app
 from tests.conftest import bearer_headers
-from tests.integration.test_tenant_migration import empty_url  # noqa: F401 (a fixture)
 
 NOW = datetime(2026, 11, 20, 9, 0)  # naive UTC, as the call log stores it
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
