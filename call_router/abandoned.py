@@ -23,8 +23,10 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from call_router import service_figures
 from call_router.models import DIRECTION_CALLBACK, DIRECTION_INBOUND, Call, Callback
 from call_router.outcomes import MISSED_OUTCOMES
+from call_router.service_figures import PLAIN
 
 MAX_ROWS: Final = 5000
 # A callback entry is written when the caller leaves; allow for the router writing it a little
@@ -52,9 +54,9 @@ class AbandonedCall:
 def _waited(call: Call) -> int | None:
     if call.wait_seconds is not None:
         return call.wait_seconds
-    if call.queue_joined_at is not None and call.ended_at is not None:
-        return max(0, int((call.ended_at - call.queue_joined_at).total_seconds()))
-    return None
+    # Not answered: from joining the queue to hanging up (unknown while either is missing).
+    wait = service_figures.queue_wait(PLAIN, None, call.queue_joined_at, None, call.ended_at, None)
+    return None if wait is None else max(0, int(wait))
 
 
 def abandoned_calls(

@@ -7,7 +7,7 @@ agent state log and the call log). One definition of each figure, here:
 - logged in   from a `login` row of the agent state log to the next `logout` (or the end of the
               range while it goes on); a `login` while logged in (other queues) starts nothing.
 - paused      from a `pause` row to the operator's next row (unpause, another pause, log-out), the
-              same rule as the reports' pause time (call_router/queries.py operator_pauses);
+              same rule as the reports' pause time (call_router/call_sums.py operator_pauses);
               per reason.
 - talk        an answered inbound call, from its answer to its end (or its logged talk time).
 - callback    an operator's own click-to-call (direction callback), answered: its talk time.

@@ -1,7 +1,7 @@
 """Pre-aggregated report figures (call_router/report_rollups.py fills them).
 
 The unit is the UTC quarter hour (`slot`: seconds since 1970 // 900, as
-call_router.queries.epoch_slot): a slot listed in `report_slots` with span 1 is rolled up, and
+call_router.call_sums.epoch_slot): a slot listed in `report_slots` with span 1 is rolled up, and
 its figures are in three tables, one per report dimension. Not one row per (slot, queue, intent,
 operator): on the bench log that cross product has about as many rows as calls (~250,000 for 30
 days of ~330,000 calls), so it would save nothing. Even the per-slot operator rows are ~38 per
@@ -62,7 +62,7 @@ class ReportSlotIntent(Base):
 
 
 class ReportSlotQueue(Base):
-    """call_router.reports.QueueTotals of the calls started in the span, per queue."""
+    """call_router.service_figures.QueueTotals of the calls started in the span, per queue."""
 
     __tablename__ = "report_slot_queues"
     __table_args__ = (Index("ix_report_slot_queues_span_slot", "span", "slot"),)

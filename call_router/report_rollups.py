@@ -1,7 +1,7 @@
 """Report figures per quarter hour, rolled up once a slot is closed (call_router/report_models.py).
 
 A long report reads the rolled-up rows of its closed slots and adds the live GROUP BY
-(call_router.queries) of the rest: today's open slots, partial slots at the ends, any slot not
+(call_router.call_sums) of the rest: today's open slots, partial slots at the ends, any slot not
 (or no longer) rolled up. Rolling up runs exactly the live GROUP BYs, grouped by slot as well,
 so both paths give the same figures (tests/integration/test_report_rollups.py).
 
@@ -60,7 +60,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from call_router import queries, reports, tenants
+from call_router import board_reads, call_sums, reports, tenants
 from call_router.models import Call, utcnow
 from call_router.periodic import run_every
 from call_router.report_models import (
@@ -71,7 +71,7 @@ from call_router.report_models import (
     ReportSlotOperator,
     ReportSlotQueue,
 )
-from call_router.reports import OperatorTotals, QueueTotals
+from call_router.service_figures import OperatorTotals, QueueTotals
 
 log = structlog.get_logger(__name__)
 
@@ -126,7 +126,7 @@ def _engine(session: Session) -> Engine:
 
 def closed_end(session: Session, now: datetime, threshold: float) -> int:
     """The first slot not closed at `now` (see call_router.reports.closed_before)."""
-    stale = reports.stale_age(threshold, queries.STALE_CALL)
+    stale = reports.stale_age(threshold, board_reads.STALE_CALL)
     oldest_open = session.scalar(
         select(func.min(Call.started_at)).where(
             Call.ended_at.is_(None), Call.started_at >= now - stale
@@ -266,18 +266,18 @@ def _fill(
         session.execute(_in_span(delete(table), table, SPAN_SLOT, first, end))
     session.execute(
         insert(ReportSlotIntent).from_select(
-            ["slot", "intent", "calls"], queries.calls_per_slot_intent_stmt(since, until)
+            ["slot", "intent", "calls"], call_sums.calls_per_slot_intent_stmt(since, until)
         )
     )
     session.execute(
         insert(ReportSlotQueue).from_select(
             ["slot", *QUEUE_COLUMNS],
-            queries.queue_totals_stmt(since, until, threshold=threshold, now=now, by_slot=True),
+            call_sums.queue_totals_stmt(since, until, threshold=threshold, now=now, by_slot=True),
         )
     )
     session.execute(
         insert(ReportSlotOperator).from_select(
-            ["slot", *OPERATOR_COLUMNS], queries.operator_calls_stmt(since, until, by_slot=True)
+            ["slot", *OPERATOR_COLUMNS], call_sums.operator_calls_stmt(since, until, by_slot=True)
         )
     )
     i = ReportSlotIntent
@@ -469,7 +469,7 @@ def read_rolled(session: Session, first: int, end: int, threshold: float) -> Fig
         elif name == "intent":
             figures.intents[key] = int(n[0])
         elif name == "queue":
-            queue_totals.append(queries.queue_totals_of([key, *n]))
+            queue_totals.append(call_sums.queue_totals_of([key, *n]))
         else:
             figures.operators[str(key)] = OperatorTotals(str(key), int(n[0]), n[1], int(n[2]))
     hinted = set(slot_hint)
@@ -487,10 +487,10 @@ def read_live(
 ) -> Figures:
     """The live GROUP BYs over [since, until)."""
     return Figures(
-        slots=queries.calls_per_slot(session, since, until),
-        intents=queries.calls_per_intent(session, since, until),
-        queues=queries.queue_totals(session, since, until, threshold=threshold, now=now),
-        operators=queries.operator_calls(session, since, until),
+        slots=call_sums.calls_per_slot(session, since, until),
+        intents=call_sums.calls_per_intent(session, since, until),
+        queues=call_sums.queue_totals(session, since, until, threshold=threshold, now=now),
+        operators=call_sums.operator_calls(session, since, until),
     )
 
 
@@ -547,7 +547,7 @@ def service_level_slots(
         decided[slot] = decided.get(slot, 0) + counted
 
     def live(start: datetime, stop: datetime) -> None:
-        stmt = queries.queue_totals_stmt(start, stop, threshold=threshold, now=now, by_slot=True)
+        stmt = call_sums.queue_totals_stmt(start, stop, threshold=threshold, now=now, by_slot=True)
         for row in session.execute(stmt):
             add(int(row[0]), int(row[5]), int(row[6]))
 

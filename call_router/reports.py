@@ -1,6 +1,7 @@
 """Report arithmetic: calls per hour / day, per queue, intent and operator, and bar geometry for
-the SVG charts. Pure: the database adds up (call_router.queries: per UTC quarter hour, per
-queue, per operator), this module turns the sums into local buckets, rates and means."""
+the SVG charts. Pure: the database adds up (call_router.call_sums: per UTC quarter hour, per
+queue, per operator), this module turns the sums into local buckets; the rates and means are
+call_router.service_figures'."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal, TypeVar
 
-from call_router.wallboard import QueueStats
+from call_router.service_figures import OperatorTotals, QueueStats, QueueTotals, share
 
 Bucket = Literal["hour", "day"]
 K = TypeVar("K")
@@ -19,39 +20,6 @@ K = TypeVar("K")
 # quarter hours, so the slots fold exactly into local hours and days (fold_slots),
 # DST included, and a 92-day report returns at most ~8,800 small rows whatever the traffic.
 SLOT_SECONDS = 900
-
-
-@dataclass(frozen=True)
-class QueueTotals:
-    """Sums for one queue over a range (call_router.queries); queue_figures makes rates and means.
-
-    The definitions are the wallboard's (call_router.wallboard): a call is offered when it
-    joined the queue; its wait is the logged wait, else the time from joining to the answer,
-    the hang-up or `now`; decided/within are the service level's denominator/numerator.
-    """
-
-    queue: str
-    offered: int
-    answered: int
-    abandoned: int
-    within: int
-    decided: int
-    wait_sum: float
-    wait_count: int
-    talk_sum: float
-    talk_count: int
-
-
-@dataclass(frozen=True)
-class OperatorTotals:
-    """One operator over a range: calls answered, talk, pauses (from the agent state log)."""
-
-    operator: str
-    answered: int = 0
-    talk_sum: float = 0.0
-    talk_count: int = 0
-    pauses: int = 0
-    pause_seconds: float = 0.0
 
 
 T = TypeVar("T", QueueTotals, OperatorTotals)
@@ -231,10 +199,6 @@ def ranked(counts: Mapping[str | None, int], missing: str = "—") -> list[tuple
     return sorted(merged.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
-
-
 def queue_figures(
     totals: Sequence[QueueTotals],
     queues: Sequence[str],
@@ -245,8 +209,8 @@ def queue_figures(
     """The wallboard's per-queue figures from SQL sums: every configured queue (even idle) in
     order, then any other seen, by name.
 
-    `waiting` / `current_waits`: the live part for the wallboard, as in
-    call_router.wallboard.queue_stats (callers waiting now, seconds each has waited so far).
+    `waiting` / `current_waits`: the live part for the wallboard (callers waiting now per
+    queue, from Asterisk when known; the seconds each caller seen waiting has waited so far).
     """
     waiting = waiting or {}
     current_waits = current_waits or {}
@@ -270,9 +234,9 @@ def queue_figures(
                 offered=t.offered,
                 answered=t.answered,
                 abandoned=t.abandoned,
-                service_level=_ratio(t.within, t.decided),
-                asa_seconds=_ratio(t.wait_sum, t.wait_count),
-                aht_seconds=_ratio(t.talk_sum, t.talk_count),
+                service_level=t.service_level,
+                asa_seconds=t.asa_seconds,
+                aht_seconds=t.aht_seconds,
             )
         )
     return result
@@ -292,21 +256,17 @@ class Summary:
 def summary(totals: Iterable[QueueTotals]) -> Summary:
     """All queues together: sums first, then rates (a mean of per-queue rates would weigh a
     quiet queue like a busy one)."""
-    items = list(totals)
-
-    def total(field: str) -> float:
-        return sum(getattr(t, field) for t in items)
-
-    offered = int(total("offered"))
-    abandoned = int(total("abandoned"))
+    whole = QueueTotals("", 0, 0, 0, 0, 0, 0.0, 0, 0.0, 0)
+    for t in totals:
+        whole = _add(whole, t)
     return Summary(
-        offered=offered,
-        answered=int(total("answered")),
-        abandoned=abandoned,
-        abandon_rate=_ratio(abandoned, offered),
-        service_level=_ratio(total("within"), total("decided")),
-        asa_seconds=_ratio(total("wait_sum"), total("wait_count")),
-        aht_seconds=_ratio(total("talk_sum"), total("talk_count")),
+        offered=whole.offered,
+        answered=whole.answered,
+        abandoned=whole.abandoned,
+        abandon_rate=whole.abandon_rate,
+        service_level=whole.service_level,
+        asa_seconds=whole.asa_seconds,
+        aht_seconds=whole.aht_seconds,
     )
 
 
@@ -328,7 +288,7 @@ def operator_figures(totals: Iterable[OperatorTotals]) -> list[OperatorFigures]:
             operator=t.operator,
             answered=t.answered,
             talk_seconds=t.talk_sum,
-            aht_seconds=_ratio(t.talk_sum, t.talk_count),
+            aht_seconds=t.aht_seconds,
             pauses=t.pauses,
             pause_seconds=t.pause_seconds,
         )
@@ -393,7 +353,4 @@ def service_level_buckets(
     per-slot sums (call_router.report_rollups.service_level_slots), folded like fold_slots."""
     inside = fold_slots(within, zone, by, first, last)
     counted = fold_slots(decided, zone, by, first, last)
-    return [
-        (label, (ok / n) if n else None)
-        for (label, ok), (_label, n) in zip(inside, counted, strict=True)
-    ]
+    return [(label, share(ok, n)) for (label, ok), (_label, n) in zip(inside, counted, strict=True)]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
 
-from call_router.reports import _ratio as ratio  # the one definition of a share
+from call_router.service_figures import share
 
 HOUR = 3600.0
 NONE_LABEL = "—"
@@ -86,10 +86,10 @@ def figures(key: str, facts: Iterable[RequestFacts], now: datetime) -> Figures:
         close_hours_median=close_median,
         within_sla=within,
         sla_decided=decided,
-        sla_share=ratio(within, decided),
+        sla_share=share(within, decided),
         overdue_open=overdue_open,
         reopened=reopened,
-        reopened_rate=ratio(reopened, ever_finished),
+        reopened_rate=share(reopened, ever_finished),
     )
 
 

@@ -19,9 +19,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from call_router import service_figures
 from call_router.call_log import EVENT_CONNECT
 from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
 from call_router.numbers import is_anonymous
+from call_router.service_figures import PLAIN
 
 # A call "in progress" longer than this is a row whose end was never written.
 STALE_CALL = timedelta(hours=12)
@@ -149,4 +151,5 @@ def wait_seconds(call: Call) -> int | None:
     if call.answered_at is None:
         return None
     joined = call.queue_joined_at or call.started_at
-    return max(0, int((call.answered_at - joined).total_seconds()))
+    wait = service_figures.queue_wait(PLAIN, None, joined, call.answered_at, None, None)
+    return max(0, int(wait))

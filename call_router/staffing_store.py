@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from call_router import tenants
+from call_router import service_figures, tenants
 from call_router.agent_models import AgentStateLog
 from call_router.erlang import Target
 from call_router.models import DIRECTION_INBOUND, Call, Operator
+from call_router.service_figures import PLAIN
 from call_router.staffing import AgentEvent, CallSample, ForecastRow, Window, forecast
 
 
@@ -40,10 +41,9 @@ def inbound_queue_calls(
             continue
         handle: float | None = None
         if answered is not None:
-            talked = float(talk) if talk is not None else None
-            if talked is None:
-                talked = max(0.0, (ended - answered).total_seconds()) if ended is not None else 0.0
-            handle = talked + wrapup_seconds
+            # Still talking (no end yet): no talk time counted so far.
+            talked = service_figures.talk(PLAIN, talk, answered, ended)
+            handle = (max(0.0, float(talked)) if talked is not None else 0.0) + wrapup_seconds
         samples.append(CallSample(joined, handle))
     return samples
 

@@ -584,7 +584,7 @@ def _logged_call_summary(settings: Settings, caller: str, since: float) -> str:
     """What the call log made of the call, once the AMI listener has closed the row."""
     from datetime import UTC, datetime
 
-    from call_router.queries import list_calls
+    from call_router.call_search import list_calls
 
     db = _database(settings)
     deadline = time.monotonic() + 10

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +224,27 @@ def open_callback(
         )
         assert entry is not None, f"no entry for {number}"
         return entry.id
+
+
+def add_row(db: Database, row: Any) -> int:
+    """Insert one ORM row (a call, a callback ...) in its own committed transaction; its id."""
+    with db.session() as session:
+        session.add(row)
+        session.flush()
+        return int(row.id)
+
+
+def fresh_state_cli(
+    tmp_path: Path, **env_overrides: str
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`hotline ARGS…` on a fresh state folder (SQLite) under `tmp_path`, whatever its exit
+    code; `env_overrides`: more HOTLINE_* variables."""
+    env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state"), **env_overrides}
+    env.pop("HOTLINE_DATABASE_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*HOTLINE, *args], capture_output=True, text=True, timeout=180, env=env, check=False
+        )
+
+    return run

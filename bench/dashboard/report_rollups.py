@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import ADMIN_URL, DB_NAME, busy_zone, cpu_model, log  # noqa: E402
 
-from call_router import queries, report_rollups, reports  # noqa: E402
+from call_router import call_sums, report_rollups, reports  # noqa: E402
 from call_router.db import Database  # noqa: E402
 from call_router.models import Call  # noqa: E402
 from call_router.report_models import ReportSlot  # noqa: E402
@@ -75,7 +75,7 @@ def measure(
         # What build_report ran before the roll-ups: the four live GROUP BYs and the pauses.
         with db.session() as session:
             figures = report_rollups.read_live(session, since, until, threshold=threshold, now=now)
-            queries.operator_totals(session, since, until, now=now, calls=figures.operators)
+            call_sums.operator_totals(session, since, until, now=now, calls=figures.operators)
             return sum(figures.slots.values())
 
     def page_path() -> int:

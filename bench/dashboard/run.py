@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datagen  # noqa: E402
 
-from call_router import accounts, queries  # noqa: E402
+from call_router import accounts, board_reads, call_search, call_sums  # noqa: E402
 from call_router.db import Database  # noqa: E402
 from hotline import services  # noqa: E402
 
@@ -387,28 +387,30 @@ def explain(url: str) -> dict[str, str]:
     until = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=ZONE)
     week = datetime.combine(today - timedelta(days=40), datetime.min.time(), tzinfo=ZONE)
     cases: dict[str, Callable[[Session], Any]] = {
-        "first_page": lambda s: queries.list_calls(s, limit=51),
-        "by_number": lambda s: queries.list_calls(
-            s, where=queries.CallFilter(caller="+74953000001"), limit=51
+        "first_page": lambda s: call_search.list_calls(s, limit=51),
+        "by_number": lambda s: call_search.list_calls(
+            s, where=call_search.CallFilter(caller="+74953000001"), limit=51
         ),
-        "range_queue": lambda s: queries.list_calls(
+        "range_queue": lambda s: call_search.list_calls(
             s,
-            where=queries.CallFilter(since=week, until=week + timedelta(days=7), queue="lift"),
+            where=call_search.CallFilter(since=week, until=week + timedelta(days=7), queue="lift"),
             limit=51,
         ),
-        "count_all": lambda s: queries.count_calls(s, queries.CallFilter()),
+        "count_all": lambda s: call_search.count_calls(s, call_search.CallFilter()),
         # What /calls counts (dashboard/routes/pages.py COUNT_CAP): at most 10,001.
-        "count_capped": lambda s: queries.count_calls(s, queries.CallFilter(), cap=10_001),
-        "count_capped_week_queue": lambda s: queries.count_calls(
+        "count_capped": lambda s: call_search.count_calls(s, call_search.CallFilter(), cap=10_001),
+        "count_capped_week_queue": lambda s: call_search.count_calls(
             s,
-            queries.CallFilter(since=week, until=week + timedelta(days=7), queue="heating"),
+            call_search.CallFilter(since=week, until=week + timedelta(days=7), queue="heating"),
             cap=10_001,
         ),
-        "distinct_queue": lambda s: queries.distinct_values(s, "queue"),
-        "wallboard_calls": lambda s: day_rows(s, queries.start_of_day(now, ZONE), now),
-        "report_slots_30d": lambda s: queries.calls_per_slot(s, since, until),
-        "report_queues_30d": lambda s: queries.queue_totals(s, since, until, threshold=20, now=now),
-        "report_operators_30d": lambda s: queries.operator_totals(s, since, until, now=now),
+        "distinct_queue": lambda s: call_search.distinct_values(s, "queue"),
+        "wallboard_calls": lambda s: day_rows(s, call_search.start_of_day(now, ZONE), now),
+        "report_slots_30d": lambda s: call_sums.calls_per_slot(s, since, until),
+        "report_queues_30d": lambda s: call_sums.queue_totals(
+            s, since, until, threshold=20, now=now
+        ),
+        "report_operators_30d": lambda s: call_sums.operator_totals(s, since, until, now=now),
     }
     plans: dict[str, str] = {}
     for name, run in cases.items():
@@ -452,7 +454,7 @@ def day_rows(session: Session, since: datetime, now: datetime) -> list[Any]:
     stmt = select(*columns).where(
         or_(
             Call.started_at >= since,
-            and_(Call.ended_at.is_(None), Call.started_at >= now - queries.STALE_CALL),
+            and_(Call.ended_at.is_(None), Call.started_at >= now - board_reads.STALE_CALL),
         )
     )
     return list(session.execute(stmt.order_by(Call.started_at.asc(), Call.id.asc())))
@@ -462,21 +464,20 @@ def wallboard_paths(url: str, rounds: int = 30) -> dict[str, Any]:
     """In-process: today's queue figures the way the wallboard reads them now (every row of
     the day, added up in Python) against the GROUP BY path (queue_totals + open_calls)."""
     from call_router import reports
-    from call_router import wallboard as wb
+    from call_router import service_figures as sf
     from call_router.settings import QUEUES
-    from dashboard.routes.wallboard import queue_call
 
     db = Database(url)
     now = datetime.now(UTC)
-    since = queries.start_of_day(now, ZONE)
+    since = call_search.start_of_day(now, ZONE)
 
     def figures(rows: list[Any]) -> Any:
         calls = [
-            queue_call(r, now)
+            sf.queue_call(r, now)
             for r in rows
             if r.queue and r.started_at >= since and r.queue_joined_at is not None
         ]
-        stats = wb.queue_stats(calls, queues=QUEUES, waiting={}, current_waits={}, threshold=20)
+        stats = reports.queue_figures(sf.plain_totals(calls, threshold=20), QUEUES)
         return len(rows), stats
 
     def rows_path() -> Any:
@@ -488,7 +489,7 @@ def wallboard_paths(url: str, rounds: int = 30) -> dict[str, Any]:
 
         from call_router.models import Call
 
-        stale = now - queries.STALE_CALL
+        stale = now - board_reads.STALE_CALL
         stmt = select(Call).where(
             or_(Call.started_at >= since, and_(Call.ended_at.is_(None), Call.started_at >= stale))
         )
@@ -497,8 +498,8 @@ def wallboard_paths(url: str, rounds: int = 30) -> dict[str, Any]:
 
     def sql_path() -> Any:
         with db.session() as session:
-            open_rows = queries.open_calls(session, now)
-            totals = queries.queue_totals(
+            open_rows = board_reads.open_calls(session, now)
+            totals = call_sums.queue_totals(
                 session, since, now + timedelta(days=1), threshold=20, now=now
             )
             return len(open_rows), reports.queue_figures(totals, QUEUES)
@@ -528,11 +529,10 @@ def report_paths(url: str, days: int = 30, rounds: int = 3) -> dict[str, Any]:
     from sqlalchemy import select
 
     from call_router import reports
-    from call_router import wallboard as wb
+    from call_router import service_figures as sf
     from call_router.models import Call
     from call_router.settings import QUEUES, Settings
     from dashboard.routes.reports import build_report
-    from dashboard.routes.wallboard import queue_call
 
     db = Database(url)
     now = datetime.now(UTC)
@@ -545,8 +545,8 @@ def report_paths(url: str, days: int = 30, rounds: int = 3) -> dict[str, Any]:
         with db.session() as session:
             stmt = select(Call).where(Call.started_at >= since, Call.started_at < until)
             rows = list(session.scalars(stmt.order_by(Call.started_at, Call.id)))
-            offered = [queue_call(r, now) for r in rows if r.queue and r.queue_joined_at]
-            wb.queue_stats(offered, queues=QUEUES, waiting={}, current_waits={}, threshold=20)
+            offered = [sf.queue_call(r, now) for r in rows if r.queue and r.queue_joined_at]
+            reports.queue_figures(sf.plain_totals(offered, threshold=20), QUEUES)
             reports.per_bucket((r.started_at for r in rows), ZONE, "day", first, last)
             reports.per_key(r.intent for r in rows)
             return len(rows)

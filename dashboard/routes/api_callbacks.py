@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from call_router import callbacks, click_to_call, queries, tenants
+from call_router import call_search, callbacks, click_to_call, tenants
 from call_router.callback_policy import Outcome
 from call_router.models import CALLBACK_OPEN, utcnow
 from dashboard.deps import ActorDep, DatabaseDep, SessionDep, SettingsDep, StateDep
@@ -137,7 +137,7 @@ def summary(
 ) -> SummaryOut:
     tenants.narrow(session, tenant)
     now = utcnow()
-    since = queries.start_of_day(now, state.zone)
+    since = call_search.start_of_day(now, state.zone)
     return SummaryOut(**callbacks.summary(session, now, since))
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import AwareDatetime
 
-from call_router import queries, tenants
+from call_router import call_search, tenants
 from call_router.dispositions import disposition_history
 from call_router.models import Call
 from dashboard.deps import SessionDep, SettingsDep
@@ -51,7 +51,7 @@ def list_calls(
     ] = None,
     # Aware only: a naive time would be read in an unknown zone and silently shift the window.
     since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")] = None,
-    limit: Annotated[int, Query(ge=1, le=queries.MAX_PAGE)] = 100,
+    limit: Annotated[int, Query(ge=1, le=call_search.MAX_PAGE)] = 100,
     # Past every row id (32-bit): PostgreSQL refuses an OFFSET beyond bigint with a 500.
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     until: Annotated[
@@ -84,10 +84,10 @@ def list_calls(
         if offset:
             raise HTTPException(status_code=422, detail="give either cursor or offset")
         try:
-            after = queries.CallPosition.from_token(cursor)
+            after = call_search.CallPosition.from_token(cursor)
         except ValueError as exc:
             raise HTTPException(status_code=422, detail="cursor is not valid") from exc
-    where = queries.CallFilter(
+    where = call_search.CallFilter(
         caller=caller,
         since=since,
         until=until,
@@ -98,7 +98,7 @@ def list_calls(
         direction=direction,
     )
     # One row more than asked for tells whether a next page exists without counting.
-    calls = queries.list_calls(
+    calls = call_search.list_calls(
         session,
         where=where,
         limit=limit + 1,
@@ -109,13 +109,13 @@ def list_calls(
     page, more = calls[:limit], len(calls) > limit
     if more:
         last = page[-1]
-        token = queries.CallPosition(last.started_at, last.id).token()
+        token = call_search.CallPosition(last.started_at, last.id).token()
         params = [(k, v) for k, v in request.query_params.multi_items() if k not in _PAGING]
         # Relative (RFC 8288 allows it): right behind a proxy that rewrites scheme or host.
         query = urlencode([*params, ("cursor", token)])
         response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
     if with_total:
-        count = queries.count_calls(session, where, country=settings.country_code)
+        count = call_search.count_calls(session, where, country=settings.country_code)
         response.headers["X-Total-Count"] = str(count)
     return [call_out(CallOut, call, settings.recordings_dir) for call in page]
 
@@ -127,7 +127,7 @@ _PAGING = frozenset({"cursor", "offset", "with_total"})
 
 @router.get("/{call_id}", response_model=CallDetailOut)
 def get_call(call_id: RowId, session: SessionDep, settings: SettingsDep) -> CallDetailOut:
-    call = queries.call_with_events(session, call_id)
+    call = call_search.call_with_events(session, call_id)
     if call is None:
         raise HTTPException(status_code=404, detail="call not found")
     out = call_out(CallDetailOut, call, settings.recordings_dir)

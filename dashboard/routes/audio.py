@@ -30,7 +30,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 from jinja2 import Environment, pass_context
 
-from call_router import queries
+from call_router import call_search
 from call_router.models import Call, CallEvent
 from call_router.retention import EVENT_MEDIA_DELETED
 from call_router.settings import Settings
@@ -235,7 +235,7 @@ def call_audio(
 ) -> FileResponse:
     if kind not in KINDS:
         raise HTTPException(404, detail="no such audio kind")
-    call = queries.call_with_events(session, call_id)
+    call = call_search.call_with_events(session, call_id)
     if call is None:
         raise HTTPException(404, detail="call not found")
     source = next((s for s in call_sources(call, settings.recordings_dir) if s.kind == kind), None)

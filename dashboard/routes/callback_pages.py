@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from call_router import callback_policy, callbacks, queries
+from call_router import call_search, callback_policy, callbacks
 from call_router.live_state import EVENT_CALLBACK
 from call_router.models import CALLBACK_OPEN, Callback, CallEvent, utcnow
 from dashboard.deps import SessionDep, StateDep
@@ -195,7 +195,7 @@ def callback_progress(
 ) -> ProgressOut:
     """How the click-to-call `call_id` of the entry is getting on (the page polls this)."""
     entry = callbacks.get_callback(session, callback_id)
-    call = queries.call_with_events(session, call_id)
+    call = call_search.call_with_events(session, call_id)
     if entry is None or call is None:
         raise HTTPException(404, detail="no such callback or call")
     lang, _ = request_language(request, state.settings.default_language)

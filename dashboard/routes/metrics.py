@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import distinct, func, select
 from starlette.concurrency import run_in_threadpool
 
-from call_router import health, queries
+from call_router import call_search, health
 from call_router.call_log import EVENT_AGI_FAILED
 from call_router.db import Database
 from call_router.models import Call, CallEvent
@@ -177,7 +177,7 @@ async def metrics(request: Request, state: StateDep) -> Response:
     snapshot = compose_snapshot(facts, settings, settings.default_language)
     report = await run_in_threadpool(health.read_router_report, settings)
     dependencies = await run_in_threadpool(dependency_states, request, settings)
-    since = queries.start_of_day(now, state.zone)
+    since = call_search.start_of_day(now, state.zone)
     failsafe = await run_in_threadpool(_failsafe_calls_today, state.db, since)
     up = GaugeMetricFamily(
         "hotline_dependency_up", "1: the dependency answers.", labels=["dependency"]

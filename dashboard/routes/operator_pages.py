@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from call_router import callback_policy, queries, screen_pop, tenants
+from call_router import board_reads, callback_policy, screen_pop, tenants
 from call_router.agent_models import AgentState
 from call_router.agents import desired_agents
 from call_router.models import Call, Operator, utcnow
@@ -139,7 +139,7 @@ def _screen_pop(session: Session, call: Call, now: datetime) -> dict[str, Any]:
 def _last_call(session: Session, call: Call | None) -> dict[str, Any] | None:
     if call is None:
         return None
-    return {"call": call, "disposition": queries.disposition_of(session, call.id)}
+    return {"call": call, "disposition": board_reads.disposition_of(session, call.id)}
 
 
 def operator_view(
@@ -218,9 +218,9 @@ async def operator_page(
     lang, _ = request_language(request, settings.default_language)
     login = acting_operator_login(request, operator)
 
-    def load() -> tuple[OperatorIdentity | None, list[queries.RosterEntry]]:
+    def load() -> tuple[OperatorIdentity | None, list[board_reads.RosterEntry]]:
         with state.db.session() as session:
-            return _identity(session, login), queries.roster(session)
+            return _identity(session, login), board_reads.roster(session)
 
     who, roster = await run_in_threadpool(load)
     context: dict[str, Any] = {

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import callbacks, queries, tenants
+from call_router import board_reads, call_search, callbacks, tenants
+from call_router.call_search import CallFilter
 from call_router.callbacks import CALLBACK_OPEN
 from call_router.db import Database
 from call_router.dispositions import disposition_history
-from call_router.queries import CallFilter
 from call_router.settings import QUEUES
 from dashboard import csv_export
 from dashboard.deps import SessionDep, SettingsDep, StateDep
@@ -61,7 +61,7 @@ class FilterOptions:
         read = self._read.get(scope)
         if read is None or now - read[0] >= OPTIONS_TTL_SECONDS:
             # Two threads may both read at expiry: same values, no lock needed.
-            values = {name: queries.distinct_values(session, name) for name in FILTER_COLUMNS}
+            values = {name: call_search.distinct_values(session, name) for name in FILTER_COLUMNS}
             read = self._read[scope] = (now, values)
         return read[1]
 
@@ -84,14 +84,16 @@ def calls_page(
 ) -> Response:
     caller = (caller or "").strip() or None
     now = datetime.now(UTC)
-    since = queries.start_of_day(now, state.zone)
+    since = call_search.start_of_day(now, state.zone)
     if caller is None:
-        calls = queries.todays_calls(session, now, state.zone)
+        calls = call_search.todays_calls(session, now, state.zone)
     else:
         # A search looks through the whole log, not just today.
-        calls = queries.list_calls(session, caller=caller, country=settings.country_code)
+        calls = call_search.list_calls(session, caller=caller, country=settings.country_code)
     # The same calling order as the callbacks page and the live refresh of this list.
-    open_callbacks = callbacks.list_callbacks(session, CALLBACK_OPEN, now=now)[: queries.MAX_PAGE]
+    open_callbacks = callbacks.list_callbacks(session, CALLBACK_OPEN, now=now)[
+        : call_search.MAX_PAGE
+    ]
     return render(
         state.templates,
         request,
@@ -104,7 +106,7 @@ def calls_page(
             "day": since.date(),
             "zone": state.zone.key,
             "refresh_ms": REFRESH_MS,
-            "limit": queries.TODAY_LIMIT,
+            "limit": call_search.TODAY_LIMIT,
         },
         settings.default_language,
     )
@@ -194,13 +196,13 @@ def call_log_page(
     flt, bad_date = page_filter(state.zone, form)
     # Enough to know whether this page has a next one; past the cap the total is "N+".
     cap = max(COUNT_CAP, page * PAGE_SIZE) + 1
-    counted = queries.count_calls(session, flt, country=settings.country_code, cap=cap)
+    counted = call_search.count_calls(session, flt, country=settings.country_code, cap=cap)
     exact = counted < cap
     total = counted if exact else cap - 1
     pages = max(1, math.ceil(total / PAGE_SIZE))
     if exact:
         page = min(page, pages)
-    calls = queries.list_calls(
+    calls = call_search.list_calls(
         session,
         where=flt,
         limit=PAGE_SIZE,
@@ -237,7 +239,7 @@ def _export_rows(db: Database, flt: CallFilter, country: str, zone: ZoneInfo) ->
     yield from csv_export.encode_rows([csv_export.COLUMNS])
     for offset in range(0, EXPORT_MAX, EXPORT_CHUNK):
         with db.session() as session:
-            calls = queries.list_calls(
+            calls = call_search.list_calls(
                 session, where=flt, limit=EXPORT_CHUNK, offset=offset, country=country
             )
             rows = [csv_export.call_row(call, zone) for call in calls]
@@ -271,7 +273,7 @@ OPTIONAL_FIELDS = ("transcript", "intent_confidence", "utterance_path")
 def call_page(
     call_id: RowId, request: Request, session: SessionDep, settings: SettingsDep, state: StateDep
 ) -> Response:
-    call = queries.call_with_events(session, call_id)
+    call = call_search.call_with_events(session, call_id)
     if call is None:
         raise HTTPException(status_code=404, detail="call not found")
     extras = {name: getattr(call, name, None) for name in OPTIONAL_FIELDS}
@@ -283,7 +285,7 @@ def call_page(
             "call": call,
             "search": None,
             "extras": extras,
-            "disposition": queries.disposition_of(session, call_id),
+            "disposition": board_reads.disposition_of(session, call_id),
             "disposition_history": disposition_history(session, call_id),
             # Where a supervisor may move a waiting caller (dashboard/routes/api_control.py).
             "control_queues": QUEUES,

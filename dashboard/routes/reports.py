@@ -17,8 +17,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import queries, report_rollups, reports, tenant_boards, tenants
-from call_router import wallboard as wb
+from call_router import call_sums, report_rollups, reports, tenant_boards, tenants
+from call_router.service_figures import QueueStats
 from call_router.settings import QUEUES, Settings
 from dashboard import csv_export
 from dashboard.deps import SessionDep, SettingsDep, StateDep
@@ -49,13 +49,13 @@ class Report:
     service_level: float | None
     asa_seconds: float | None
     buckets: list[tuple[str, int]]
-    queues: list[wb.QueueStats]
+    queues: list[QueueStats]
     intents: list[tuple[str, int]]
     operators: list[reports.OperatorFigures]
     aht_seconds: float | None = None
     # The roll-up by tenant (`queue` is the tenant's slug, or `centre`): one row per tenant
     # whose calls the reader may see (a tenant's supervisor: its own only).
-    tenants: list[wb.QueueStats] = field(default_factory=list)
+    tenants: list[QueueStats] = field(default_factory=list)
     # The service level per bucket (None: no call decided in it): the SLA-over-time chart.
     service_levels: list[tuple[str, float | None]] = field(default_factory=list)
     # Calls per direction (inbound / callback / internal): the figures above count queue
@@ -107,7 +107,7 @@ def build_report(
     names = tenants.slugs(session)
     by_tenant = [
         replace(t, queue=names.get(tenant_id, str(tenant_id)) if tenant_id else tenants.CENTRE)
-        for tenant_id, t in queries.tenant_totals(
+        for tenant_id, t in call_sums.tenant_totals(
             session, since, until, threshold=settings.service_level_seconds, now=now
         ).items()
     ]
@@ -129,11 +129,11 @@ def build_report(
         queues=reports.queue_figures(totals, QUEUES),
         intents=reports.ranked(figures.intents),
         operators=reports.operator_figures(
-            queries.operator_totals(session, since, until, now=now, calls=figures.operators)
+            call_sums.operator_totals(session, since, until, now=now, calls=figures.operators)
         ),
         tenants=reports.queue_figures(by_tenant, ()),
         service_levels=reports.service_level_buckets(within, decided, zone, by, first, last),
-        directions=queries.calls_per_direction(session, since, until),
+        directions=call_sums.calls_per_direction(session, since, until),
         service_level_seconds=level.seconds,
         service_level_target=level.target,
     )

@@ -27,7 +27,15 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
-from call_router import queries, reports, tenant_boards, tenants
+from call_router import (
+    board_reads,
+    call_search,
+    call_sums,
+    reports,
+    service_figures,
+    tenant_boards,
+    tenants,
+)
 from call_router import wallboard as wb
 from call_router.db import Database
 from call_router.live_state import STALE_AFTER_SECONDS
@@ -55,26 +63,6 @@ WALLBOARD_PICTURE = "wallboard"
 
 # `?tenant=SLUG` (or `centre`): narrows the board to that tenant's calls, operators and queues.
 TenantParam = Annotated[str | None, Query(max_length=32)]
-
-
-def queue_call(call: Call, now: datetime) -> wb.QueueCall:
-    """A call-log row reduced to the figures (waits measured up to `now` if still waiting)."""
-    joined = call.queue_joined_at or call.started_at
-    wait: float | None = call.wait_seconds
-    if wait is None:
-        until = call.answered_at or call.ended_at or now
-        wait = max(0.0, (until - joined).total_seconds())
-    talk: float | None = call.talk_seconds
-    if talk is None and call.answered_at and call.ended_at:
-        talk = max(0.0, (call.ended_at - call.answered_at).total_seconds())
-    return wb.QueueCall(
-        queue=call.queue or "",
-        answered=call.answered_at is not None,
-        ended=call.ended_at is not None,
-        wait_seconds=wait,
-        talk_seconds=talk,
-        outcome=call.outcome,
-    )
 
 
 def _live_calls(rows: list[Call], live: LiveView, now: datetime) -> list[wb.LiveCall]:
@@ -124,7 +112,7 @@ def _live_calls(rows: list[Call], live: LiveView, now: datetime) -> list[wb.Live
 
 
 def _operators(
-    roster: list[queries.RosterEntry],
+    roster: list[board_reads.RosterEntry],
     live: LiveView,
     calls: list[wb.LiveCall],
     now: datetime,
@@ -192,9 +180,9 @@ class BoardFacts:
 
     now: datetime
     live: LiveView
-    totals: list[reports.QueueTotals]
+    totals: list[service_figures.QueueTotals]
     calls: list[wb.LiveCall]
-    roster: list[queries.RosterEntry]
+    roster: list[board_reads.RosterEntry]
     overdue_callbacks: int
     # The target the scope is measured against (a tenant's own, else the centre's), and the
     # tenants' own queues the scope may see, labelled.
@@ -202,7 +190,9 @@ class BoardFacts:
     own_queues: list[tenant_boards.QueueLabel]
 
 
-def walled_live(live: LiveView, rows: list[Call], roster: list[queries.RosterEntry]) -> LiveView:
+def walled_live(
+    live: LiveView, rows: list[Call], roster: list[board_reads.RosterEntry]
+) -> LiveView:
     """Redis's live state cut down to what a scope's database rows allow: the calls among
     `rows` (the scope's open calls), the operators on `roster` (the scope's), callers waiting
     counted from those calls. Redis holds every tenant's live state; it is not behind the ORM
@@ -238,7 +228,7 @@ def gather_facts(
 ) -> BoardFacts:
     """The database side of the board, behind `scope`'s wall. Sync: runs in the thread pool."""
     now = now or datetime.now(UTC)
-    since = queries.start_of_day(now, zone)
+    since = call_search.start_of_day(now, zone)
     centre = tenant_boards.ServiceLevel(
         settings.service_level_seconds, settings.service_level_target
     )
@@ -247,16 +237,16 @@ def gather_facts(
         level = tenant_boards.service_level_of(session, scope, centre)
         own_queues = tenant_boards.own_queue_labels(session)
         # Today's figures are summed by the database; only calls still open are read as rows.
-        totals = queries.queue_totals(
+        totals = call_sums.queue_totals(
             session,
             since,
             now + timedelta(days=1),
             threshold=level.seconds,
             now=now,
         )
-        rows = queries.open_calls(session, now)
-        roster = queries.roster(session)
-        overdue_db = queries.overdue_callbacks(session, now)
+        rows = board_reads.open_calls(session, now)
+        roster = board_reads.roster(session)
+        overdue_db = board_reads.overdue_callbacks(session, now)
         if not scope.everything:
             live = walled_live(live, rows, roster)
         calls = _live_calls(rows, live, now)

@@ -27,7 +27,7 @@ from call_router.db import Database
 from call_router.models import Call, Operator
 from call_router.settings import Settings
 from tests.browser.conftest import Account, _browser_page, sign_in
-from tests.conftest import PORT_BASE, require, wait_for
+from tests.conftest import PORT_BASE, add_row, require, wait_for
 from tests.integration.conftest import REDIS_URL
 
 A_NUMBER, B_NUMBER, A_LATER, B_LATER = "79140000101", "79140000202", "79140000103", "79140000204"
@@ -92,19 +92,16 @@ def dashboard(database: Database, tmp_path: Path, redis_prefix: tuple[Redis, str
 
 def _waiting_call(db: Database, tenant_id: int, number: str, operator: str) -> int:
     now = datetime.now(UTC)
-    with db.session() as session:
-        call = Call(
-            linkedid=uuid.uuid4().hex,
-            caller_number=number,
-            started_at=now - timedelta(seconds=30),
-            queue_joined_at=now - timedelta(seconds=20),
-            queue="plumbing",
-            operator=operator,
-            tenant_id=tenant_id,
-        )
-        session.add(call)
-        session.flush()
-        return call.id
+    call = Call(
+        linkedid=uuid.uuid4().hex,
+        caller_number=number,
+        started_at=now - timedelta(seconds=30),
+        queue_joined_at=now - timedelta(seconds=20),
+        queue="plumbing",
+        operator=operator,
+        tenant_id=tenant_id,
+    )
+    return add_row(db, call)
 
 
 def _live_call(redis: Redis, prefix: str, call_id: int, number: str) -> None:

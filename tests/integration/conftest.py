@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,23 +48,39 @@ def _postgres_reachable() -> tuple[bool, str]:
     return True, ""
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session, dropped afterwards."""
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """The URL of a brand-new, empty PostgreSQL database named `prefix_<random>`, dropped after."""
     ok, reason = _postgres_reachable()
     require(ok, reason)
-    name = f"hotline_calllog_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    Database(url).upgrade()
     try:
-        yield url
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session, dropped afterwards."""
+    with throwaway_postgres("hotline_calllog_test") as url:
+        Database(url).upgrade()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A brand-new, empty database on each dialect (no migration run yet)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'calls.db'}"
+        return
+    with throwaway_postgres(f"hotline_{request.module.__name__.rsplit('.', 1)[-1]}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

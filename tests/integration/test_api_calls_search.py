@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from call_router import accounts, queries
+from call_router import accounts, call_search
 from call_router.accounts import SUPERVISOR
 from call_router.db import Database
 from call_router.models import Call
@@ -152,11 +152,11 @@ async def test_cursor_pages_walk_every_call_once_with_a_total(
     offset = await client.get("/api/calls", params={"queue": "lift", "limit": 3, "offset": 3})
     assert [c["id"] for c in offset.json()] == expected[3:6]
     with database.session() as session:
-        lift = queries.CallFilter(queue="lift")
-        assert queries.count_calls(session, lift, cap=5) == 5
-        assert queries.count_calls(session, lift, cap=50) == 7
-        assert queries.count_calls(session, queries.CallFilter(caller="junk"), cap=5) == 0
-        assert queries.distinct_values(session, "queue") == ["duty", "lift"]
+        lift = call_search.CallFilter(queue="lift")
+        assert call_search.count_calls(session, lift, cap=5) == 5
+        assert call_search.count_calls(session, lift, cap=50) == 7
+        assert call_search.count_calls(session, call_search.CallFilter(caller="junk"), cap=5) == 0
+        assert call_search.distinct_values(session, "queue") == ["duty", "lift"]
 
 
 @pytest.mark.parametrize("params", [{"cursor": "bm90IGEgY3Vyc29y"}, {"cursor": "!!"}])

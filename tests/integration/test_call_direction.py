@@ -14,13 +14,12 @@ import httpx
 from alembic import command
 from sqlalchemy import inspect, text
 
-from call_router import queries
+from call_router import call_sums
 from call_router.db import Database, alembic_config, upgrade
 from call_router.models import Call
 from call_router.settings import Settings
 from dashboard.main import create_app
 from tests.conftest import bearer_headers
-from tests.integration.test_tenant_migration import empty_url  # noqa: F401 (a fixture)
 
 NOW = datetime(2026, 11, 20, 9, 0)  # naive UTC, as the call log stores it
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -110,7 +109,7 @@ async def test_click_to_call_is_not_an_answered_call(database: Database, tmp_pat
         direction="callback",
     )  # fmt: skip
     with database.session() as session:
-        figures = queries.operator_calls(session, T0, T0 + timedelta(hours=1))
+        figures = call_sums.operator_calls(session, T0, T0 + timedelta(hours=1))
     assert figures["Anna"].answered == 1 and figures["Anna"].talk_sum == 60
 
     app = create_app(

@@ -10,19 +10,15 @@ The migration keeps every row both ways.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import create_engine, select, text
 
 from call_router import callbacks, tenants
 from call_router.db import Database, alembic_config, upgrade
 from call_router.models import CALLBACK_OPEN, Call, Callback
-from tests.conftest import require
-from tests.integration.conftest import POSTGRES_ADMIN_URL, _postgres_reachable
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 NUMBER = "+79140000077"
@@ -80,25 +76,6 @@ def test_each_tenant_gets_its_own_open_entry_for_one_number(database: Database) 
         )
     assert closed == 1
     assert set(_open(database)) == {b, None}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'calls.db'}"
-        return
-    ok, reason = _postgres_reachable()
-    require(ok, reason)
-    name = f"hotline_callback_tenant_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 INSERT = (

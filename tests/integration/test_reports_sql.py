@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from call_router import queries, reports
-from call_router import wallboard as wb
+from call_router import call_sums, reports
+from call_router import service_figures as sf
 from call_router.agent_models import AgentStateLog
 from call_router.db import Database
 from call_router.models import Call, Operator
@@ -19,7 +19,6 @@ from call_router.outcomes import ABANDONED_IN_QUEUE
 from call_router.reports import Bucket
 from call_router.settings import QUEUES, Settings
 from dashboard.routes.reports import Report, build_report
-from dashboard.routes.wallboard import queue_call
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 11, 24, 10, 0, 35, tzinfo=UTC)
@@ -167,14 +166,16 @@ def test_sql_figures_equal_the_wallboards_python_figures(database: Database) -> 
     with database.session() as session:
         stmt = select(Call).where(Call.started_at >= since, Call.started_at < until)
         rows = list(session.scalars(stmt))
-        by_rows = wb.queue_stats(
-            [queue_call(r, NOW) for r in rows if r.queue and r.queue_joined_at is not None],
-            queues=QUEUES,
+        by_rows = reports.queue_figures(
+            sf.plain_totals(
+                [sf.queue_call(r, NOW) for r in rows if r.queue and r.queue_joined_at is not None],
+                threshold=20,
+            ),
+            QUEUES,
             waiting=waiting,
             current_waits=current,
-            threshold=20,
         )
-        totals = queries.queue_totals(session, since, until, threshold=20, now=NOW)
+        totals = call_sums.queue_totals(session, since, until, threshold=20, now=NOW)
     by_sql = reports.queue_figures(totals, QUEUES, waiting=waiting, current_waits=current)
     assert [q.queue for q in by_sql] == [q.queue for q in by_rows]
     for a, b in zip(by_sql, by_rows, strict=True):

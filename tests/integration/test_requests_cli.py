@@ -4,13 +4,10 @@ a fresh state folder (SQLite); every `--json` prints only JSON."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import fresh_state_cli
 from tests.integration.test_cli_json import cli  # noqa: F401 - the fixture
 
 __all__ = ["cli"]
@@ -55,26 +52,8 @@ def test_request_lifecycle_from_the_cli(cli: Any) -> None:  # noqa: F811
     assert cli("open311", "keys", "revoke", "city portal", "--json")["revoked_at"]
 
 
-def _runner(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """`hotline ARGS…` on a fresh state folder (SQLite), whatever its exit code."""
-    env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state")}
-    env.pop("HOTLINE_DATABASE_URL", None)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "hotline", *args],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-            check=False,
-        )
-
-    return run
-
-
 def test_refusals_exit_2_with_the_reason(tmp_path: Path) -> None:
-    run = _runner(tmp_path)
+    run = fresh_state_cli(tmp_path)
 
     unknown = run("requests", "create", "--category", "nope", "--street", "A", "--house", "1")
     assert unknown.returncode == 2 and "unknown category" in unknown.stderr
@@ -87,7 +66,7 @@ def test_refusals_exit_2_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_bulk_assign_and_crew_link_from_the_cli(tmp_path: Path) -> None:
-    run = _runner(tmp_path)
+    run = fresh_state_cli(tmp_path)
 
     crew = json.loads(run("crews", "add", "Heat N", "--json").stdout)["id"]
     numbers = []

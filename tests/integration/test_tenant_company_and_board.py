@@ -27,9 +27,8 @@ from call_router.db import Database, alembic_config, upgrade
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent, Operator
 from call_router.settings import Settings
 from dashboard.deps import SESSION_COOKIE
-from tests.conftest import PORT_BASE
+from tests.conftest import PORT_BASE, add_row
 from tests.integration.conftest import REDIS_URL
-from tests.integration.test_tenant_migration import empty_url  # noqa: F401 (a fixture)
 
 NOW = datetime.now(UTC)
 UNKNOWN_CALLER = "79140000009"
@@ -44,21 +43,18 @@ class World:
 
 
 def _call(db: Database, tenant_id: int | None, number: str, operator: str, queue: str) -> int:
-    with db.session() as session:
-        call = Call(
-            linkedid=uuid.uuid4().hex,
-            caller_number=number,
-            started_at=NOW - timedelta(minutes=3),
-            queue_joined_at=NOW - timedelta(minutes=2),
-            answered_at=NOW - timedelta(minutes=1),
-            queue=queue,
-            operator=operator,
-            tenant_id=tenant_id,
-            tenant_source="unknown" if tenant_id is None else "number",
-        )
-        session.add(call)
-        session.flush()
-        return call.id
+    call = Call(
+        linkedid=uuid.uuid4().hex,
+        caller_number=number,
+        started_at=NOW - timedelta(minutes=3),
+        queue_joined_at=NOW - timedelta(minutes=2),
+        answered_at=NOW - timedelta(minutes=1),
+        queue=queue,
+        operator=operator,
+        tenant_id=tenant_id,
+        tenant_source="unknown" if tenant_id is None else "number",
+    )
+    return add_row(db, call)
 
 
 @pytest.fixture

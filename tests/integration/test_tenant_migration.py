@@ -4,43 +4,17 @@ with plain SQL (the models already have the new columns, so they cannot write at
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy import inspect, text
 
 from call_router.call_log import CallLog
 from call_router.db import Database, alembic_config, upgrade
-from tests.conftest import require
-from tests.integration.conftest import POSTGRES_ADMIN_URL, _postgres_reachable
 
 NOW = datetime(2026, 11, 20, 9, 0)  # naive UTC, as the call log stores it
 OWNED = ("calls", "callbacks", "operators")
 CENTRE_WIDE = ("dashboard_users", "api_tokens")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A brand-new, empty database (no migration run yet)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'calls.db'}"
-        return
-    ok, reason = _postgres_reachable()
-    require(ok, reason)
-    name = f"hotline_tenant_migration_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _fill_at_0013(db: Database) -> None:

@@ -12,7 +12,6 @@ from call_router import buildings, tenants
 from call_router.call_log import CallLog
 from call_router.db import Database, alembic_config, upgrade
 from tests.integration.test_tenant_migration import _counts, _fill_at_0013, _rows
-from tests.integration.test_tenant_migration import empty_url as empty_url  # noqa: F401
 
 NEW_TABLES = {"tenant_queues", "buildings", "resident_phones"}
 

@@ -22,7 +22,7 @@ from call_router import accounts, tenants
 from call_router.db import Database
 from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
 from call_router.settings import Settings
-from tests.conftest import PORT_BASE
+from tests.conftest import PORT_BASE, add_row
 
 NOW = datetime.now(UTC)
 
@@ -38,34 +38,28 @@ class World:
 
 
 def _call(db: Database, tenant_id: int | None, number: str, minutes_ago: int) -> int:
-    with db.session() as session:
-        call = Call(
-            linkedid=uuid.uuid4().hex,
-            caller_number=number,
-            started_at=NOW - timedelta(minutes=minutes_ago),
-            queue="plumbing",
-            operator=f"op-of-{number}",
-            tenant_id=tenant_id,
-        )
-        session.add(call)
-        session.flush()
-        return call.id
+    call = Call(
+        linkedid=uuid.uuid4().hex,
+        caller_number=number,
+        started_at=NOW - timedelta(minutes=minutes_ago),
+        queue="plumbing",
+        operator=f"op-of-{number}",
+        tenant_id=tenant_id,
+    )
+    return add_row(db, call)
 
 
 def _callback(db: Database, tenant_id: int | None, number: str, call_id: int) -> int:
-    with db.session() as session:
-        entry = Callback(
-            caller_number=number,
-            status=CALLBACK_OPEN,
-            reason="abandoned",
-            last_call_id=call_id,
-            created_at=NOW,
-            updated_at=NOW,
-            tenant_id=tenant_id,
-        )
-        session.add(entry)
-        session.flush()
-        return entry.id
+    entry = Callback(
+        caller_number=number,
+        status=CALLBACK_OPEN,
+        reason="abandoned",
+        last_call_id=call_id,
+        created_at=NOW,
+        updated_at=NOW,
+        tenant_id=tenant_id,
+    )
+    return add_row(db, entry)
 
 
 @pytest.fixture

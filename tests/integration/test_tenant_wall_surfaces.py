@@ -32,7 +32,7 @@ from call_router.meter_models import MeterReading
 from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
 from call_router.settings import Settings
 from dashboard.deps import SESSION_COOKIE
-from tests.conftest import PORT_BASE
+from tests.conftest import PORT_BASE, add_row
 from tests.integration.conftest import REDIS_URL, SseEvents
 
 NOW = datetime.now(UTC)
@@ -49,19 +49,16 @@ class World:
 
 def _call(db: Database, tenant_id: int | None, number: str, operator: str) -> int:
     """A call of `tenant_id` still waiting in the plumbing queue (open: the wallboard's)."""
-    with db.session() as session:
-        call = Call(
-            linkedid=uuid.uuid4().hex,
-            caller_number=number,
-            started_at=NOW - timedelta(minutes=2),
-            queue_joined_at=NOW - timedelta(minutes=1),
-            queue="plumbing",
-            operator=operator,
-            tenant_id=tenant_id,
-        )
-        session.add(call)
-        session.flush()
-        return call.id
+    call = Call(
+        linkedid=uuid.uuid4().hex,
+        caller_number=number,
+        started_at=NOW - timedelta(minutes=2),
+        queue_joined_at=NOW - timedelta(minutes=1),
+        queue="plumbing",
+        operator=operator,
+        tenant_id=tenant_id,
+    )
+    return add_row(db, call)
 
 
 @pytest.fixture

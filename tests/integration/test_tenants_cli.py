@@ -4,14 +4,12 @@ real CLI on a fresh state folder (SQLite); every `--json` prints only JSON."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import fresh_state_cli
 from tests.integration.test_cli_json import cli  # noqa: F401 - the fixture
 
 __all__ = ["cli"]
@@ -54,17 +52,7 @@ def test_tenants_numbers_and_scoped_credentials(cli: Any) -> None:  # noqa: F811
 
 
 def test_unknown_tenants_and_bad_input_are_refused(tmp_path: Path) -> None:
-    env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state")}
-    env.pop("HOTLINE_DATABASE_URL", None)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "hotline", *args],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-        )
+    run = fresh_state_cli(tmp_path)
 
     for args, message in (
         (("numbers", "add", "5100", "--tenant", "nobody"), "no tenant 'nobody'"),
@@ -125,17 +113,7 @@ def test_buildings_own_queues_and_tenant_operators(cli: Any, tmp_path: Path) -> 
 
 
 def test_bad_building_files_and_queues_are_refused_whole(tmp_path: Path) -> None:
-    env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state")}
-    env.pop("HOTLINE_DATABASE_URL", None)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "hotline", *args],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-        )
+    run = fresh_state_cli(tmp_path)
 
     assert run("tenants", "add", "Dom A", "--slug", "dom-a").returncode == 0
     assert run("tenants", "add", "Dom B", "--slug", "dom-b", "--queues", "lift").returncode == 0
@@ -183,18 +161,7 @@ def test_a_tenant_s_own_target_and_menus(tmp_path: Path) -> None:
 
     flows = tmp_path / "ivr_flows"
     shutil.copytree(PROJECT_ROOT / "ivr_flows", flows)
-    env = {**os.environ, "HOTLINE_STATE_DIR": str(tmp_path / "state")}
-    env["HOTLINE_FLOWS_DIR"] = str(flows)
-    env.pop("HOTLINE_DATABASE_URL", None)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "hotline", *args],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-        )
+    run = fresh_state_cli(tmp_path, HOTLINE_FLOWS_DIR=str(flows))
 
     def ok(*args: str) -> Any:
         proc = run(*args, "--json")

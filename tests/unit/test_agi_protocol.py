@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call, CallEvent
 from call_router.settings import Settings
+from tests.unit.conftest import menu_settings
 
 # The `menu` node of ivr_flows/hotline.yaml plays at most this often (schema default max_plays).
 MAX_MENU_PLAYS = 6
@@ -186,22 +187,7 @@ async def run_call(
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        menu_timeout=1,
-        menu_retries=1,
-        default_language="ru",
-    )
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.db_url)
-    database.upgrade()
-    yield database
-    database.dispose()
+    return menu_settings(tmp_path, default_language="ru")
 
 
 @pytest.fixture

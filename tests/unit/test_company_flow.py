@@ -5,7 +5,7 @@ caller's keys and caller ID treated as hostile."""
 from __future__ import annotations
 
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from call_router.db import Database
 from call_router.flows.loader import FlowRegistry
 from call_router.models import Call
 from call_router.settings import QUEUES, Settings
+from tests.unit.conftest import menu_settings
 from tests.unit.test_agi_protocol import LINKEDID, FakeAsterisk, environment, event_kinds, run_call
 from tests.unit.test_flow_engine import PROMPTS
 
@@ -59,23 +60,7 @@ nodes:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        flows_dir=tmp_path / "flows",
-        menu_timeout=1,
-        menu_retries=1,
-        default_language="en",
-    )
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.db_url)
-    database.upgrade()
-    yield database
-    database.dispose()
+    return menu_settings(tmp_path, flows_dir=tmp_path / "flows", default_language="en")
 
 
 def two_companies(db: Database) -> tuple[int, int]:

@@ -20,7 +20,6 @@ from tests.unit.test_flow_engine import Stack, dialling, prompt
 
 # The built-in flow served by a FastAGI server over a scripted Asterisk, day and night.
 settings = engine_tests.settings
-db = engine_tests.db
 stack = engine_tests.stack
 built_in_at_night = engine_tests.built_in_at_night
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.flows.loader import FlowRegistry
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
+from tests.unit.conftest import menu_settings
 from tests.unit.test_agi_protocol import (
     LINKEDID,
     RECORDINGS,
@@ -156,23 +157,7 @@ def moscow(text: str) -> Callable[[], datetime]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        state_dir=tmp_path / "state",
-        database_url=f"sqlite:///{tmp_path / 'calls.db'}",
-        recordings_dir=tmp_path / "recordings",
-        flows_dir=tmp_path / "flows",
-        menu_timeout=1,
-        menu_retries=1,
-        default_language="ru",
-    )
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.db_url)
-    database.upgrade()
-    yield database
-    database.dispose()
+    return menu_settings(tmp_path, flows_dir=tmp_path / "flows", default_language="ru")
 
 
 class Stack:

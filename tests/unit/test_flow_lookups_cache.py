@@ -5,22 +5,11 @@ seconds, each stalling the event loop's other calls)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from agi_scripts.flows.services import DbLookups
 from call_router.db import Database
 from call_router.flow_models import CallerLanguage, Incident
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'calls.db'}")
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def test_stale_incidents_are_read_again_by_one_caller_while_others_use_memory(

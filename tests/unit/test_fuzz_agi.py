@@ -257,7 +257,6 @@ async def test_channel_stops_talking_once_out_of_step(stream: list[bytes], eof: 
 
 # The same settings and call-log database as the protocol tests (fixtures shared by name).
 settings = agi_protocol.settings
-db = agi_protocol.db
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from tests.unit.test_flow_engine import Stack, event_kinds
 
 # The flow-engine tests' fixtures: a temporary database and a FastAGI server per test.
 settings = engine_tests.settings
-db = engine_tests.db
 stack = engine_tests.stack
 
 PAYER = "79927398713"  # a valid Luhn code

@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 from call_router.reports import (
     SETTLE_SLOTS,
     SLOT_SECONDS,
-    OperatorTotals,
-    QueueTotals,
     add_counts,
     add_operator_totals,
     add_queue_totals,
@@ -21,6 +19,7 @@ from call_router.reports import (
     slot_start,
     stale_age,
 )
+from call_router.service_figures import OperatorTotals, QueueTotals
 
 NOW = datetime(2026, 11, 24, 10, 7, 35, tzinfo=UTC)
 

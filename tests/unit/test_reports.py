@@ -7,8 +7,6 @@ from zoneinfo import ZoneInfo
 
 from call_router.reports import (
     Bar,
-    OperatorTotals,
-    QueueTotals,
     bars,
     fold_slots,
     operator_figures,
@@ -19,7 +17,7 @@ from call_router.reports import (
     slot_of,
     summary,
 )
-from call_router.wallboard import QueueStats
+from call_router.service_figures import OperatorTotals, QueueStats, QueueTotals
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 

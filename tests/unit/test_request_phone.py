@@ -40,7 +40,6 @@ from tests.unit.test_agi_protocol import (
 
 # The settings and database fixtures of the AGI protocol tests (default language ru).
 settings = protocol.settings
-db = protocol.db
 CATEGORIES = life.load_categories()
 CALLER = "+79161234567"  # the fake Asterisk's caller
 MOSCOW = ZoneInfo("Europe/Moscow")

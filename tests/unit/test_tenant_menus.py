@@ -18,7 +18,7 @@ from call_router.db import Database
 from call_router.flows.loader import FlowRegistry, load_flows
 from call_router.settings import QUEUES, Settings
 from tests.unit.test_agi_protocol import FakeAsterisk, environment, event_kinds, run_call
-from tests.unit.test_company_flow import db, settings  # noqa: F401 (fixtures)
+from tests.unit.test_company_flow import settings  # noqa: F401 (a fixture)
 from tests.unit.test_flow_engine import PROMPTS
 
 CENTRE_NUMBER = "500200"

@@ -11,7 +11,7 @@ reconciled answer or operator, a start time moved earlier, a purge. It lives in 
 that every writer (router, FastAGI server, dashboard, a manual fix) invalidates, and costs two
 primary-key probes on a small table per write; a TRUNCATE of calls (PostgreSQL) clears every
 slot. The slot expressions are
-call_router.queries.epoch_slot's, per dialect.
+call_router.call_sums.epoch_slot's, per dialect.
 """
 
 from collections.abc import Sequence
@@ -28,7 +28,7 @@ depends_on: str | Sequence[str] | None = None
 
 _DT = call_router.models.UTCDateTime
 
-# The columns call_router.queries' report functions read.
+# The columns call_router.call_sums' report functions read.
 REPORTED = (
     "started_at, intent, queue, queue_joined_at, answered_at, ended_at, operator, outcome,"
     " wait_seconds, talk_seconds"

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from call_router.queries import CallPosition, start_of_day
+from call_router.call_search import CallPosition, start_of_day
 from dashboard.main import format_duration
 from dashboard.routes.schemas import iso_utc, recording_reference
 
