@@ -121,6 +121,7 @@ DYNAMIC_KEYS: tuple[str, ...] = (
     N_("inc.err.messages"),
     N_("inc.err.until_format"),
     N_("inc.err.until_past"),
+    N_("inc.err.unknown_area"),
     N_("inc.state.active"),
     N_("inc.state.ended"),
     N_("inc.state.expired"),
