@@ -17,7 +17,6 @@ from call_router.callbacks import CallbackRules
 from call_router.db import Database, alembic_config
 from call_router.dial_plan import DialPlan
 from call_router.request_feedback_dialer import take_due
-from tests.integration import test_tenant_migration
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # noon in Moscow
 RULES = CallbackRules(
@@ -30,8 +29,6 @@ RULES = CallbackRules(
     country="RU",
     dial_plan=DialPlan.national("RU"),
 )
-# A brand-new database of the test's own, SQLite and PostgreSQL (the migration goes down on it).
-empty_url = test_tenant_migration.empty_url
 FEEDBACK_COLUMNS = {"feedback_due_at", "feedback_attempts", "feedback_score", "feedback_at"}
 
 
