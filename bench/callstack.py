@@ -473,7 +473,19 @@ class Stack:
         if not all(self.pids.values()):
             raise RuntimeError(f"not every process runs: {self.pids}")
 
-        # Operators: one SIPp registers them all, then answers on the same port (-oocsf).
+        self.register_operators(workdir, talk, operator_life_s, wait=60)
+        logins = {o["sip_login"] for o in self.operators}
+        members = ensure_members(settings, logins, queue)
+        log(f"{members} operators are available members of queue {queue}")
+        if members < len(self.operators):
+            raise RuntimeError("not every operator is an available queue member")
+
+    def register_operators(
+        self, workdir: Path, talk: float, operator_life_s: float, *, wait: float, where: str = ""
+    ) -> None:
+        """One SIPp registers every operator (REGISTER expiry = their whole life), then answers
+        their calls on the same port (-oocsf); waits up to `wait` s for every registration."""
+        settings = self.settings
         ops_csv = workdir / "operators.csv"
         ops_csv.write_text(
             "SEQUENTIAL\n"
@@ -497,20 +509,15 @@ class Stack:
             "-nostdin", "-aa", *self.trace(workdir / "operators_msg.log"),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             self.registered = sum(1 for f in read_log_lines(op_log) if f and f[0] == "REGISTERED")
             if self.registered >= len(self.operators) or self.op_proc.poll() is not None:
                 break
             time.sleep(0.5)
-        log(f"{self.registered}/{len(self.operators)} operators registered")
+        log(f"{self.registered}/{len(self.operators)} operators registered{where}")
         if self.registered < len(self.operators):
             raise RuntimeError("operators did not all register (see operators_errors.log)")
-        logins = {o["sip_login"] for o in self.operators}
-        members = ensure_members(settings, logins, queue)
-        log(f"{members} operators are available members of queue {queue}")
-        if members < len(self.operators):
-            raise RuntimeError("not every operator is an available queue member")
 
     @property
     def caller_log(self) -> Path:

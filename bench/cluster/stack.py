@@ -24,8 +24,6 @@ from bench.callstack import (
     hotline,
     install_triggers,
     log,
-    read_log_lines,
-    render,
     stop_process,
 )
 
@@ -70,39 +68,8 @@ class ClusterStack(Stack):
             raise RuntimeError(f"not every process runs: {self.pids}")
         self.wait_in_rotation()
 
-        # Operators: one SIPp registers them all through Kamailio and answers their calls.
-        ops_csv = workdir / "operators.csv"
-        ops_csv.write_text(
-            "SEQUENTIAL\n"
-            + "".join(f"{o['sip_login']};{o['sip_password']};\n" for o in self.operators)
-        )
-        expires = max(3600, int(operator_life_s) + 60)
-        render("operators_register.xml", workdir / "register.xml", EXPIRES=str(expires))
-        render("operator_answer.xml", workdir / "answer.xml", TALK_MS=str(int(talk * 1000)))
-        op_log = workdir / "operators_logs.log"
-        self.op_proc = self.sipp.popen(
-            f"{settings.sip_host}:{settings.sip_port}",
-            "-sf", self.sipp.inside(workdir / "register.xml"),
-            "-oocsf", self.sipp.inside(workdir / "answer.xml"),
-            "-inf", self.sipp.inside(ops_csv),
-            "-m", str(len(self.operators)), "-r", "50", "-l", str(len(self.operators) + 10),
-            "-d", str(int(operator_life_s * 1000)),
-            "-i", "127.0.0.1", "-p", str(self.base + 90),
-            "-mi", "127.0.0.1", "-mp", str(self.base + self.media_ports[1]),
-            "-trace_logs", "-log_file", self.sipp.inside(op_log),
-            "-trace_err", "-error_file", self.sipp.inside(workdir / "operators_errors.log"),
-            "-nostdin", "-aa",
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            self.registered = sum(1 for f in read_log_lines(op_log) if f and f[0] == "REGISTERED")
-            if self.registered >= len(self.operators) or self.op_proc.poll() is not None:
-                break
-            time.sleep(0.5)
-        log(f"{self.registered}/{len(self.operators)} operators registered through Kamailio")
-        if self.registered < len(self.operators):
-            raise RuntimeError("operators did not all register (see operators_errors.log)")
+        # Operators register through Kamailio (it pins each to a home node).
+        self.register_operators(workdir, talk, operator_life_s, wait=90, where=" through Kamailio")
         self.members = self.wait_members({o["sip_login"] for o in self.operators}, queue)
         log(f"available queue members per node: {self.members}")
 
