@@ -9,11 +9,11 @@ engine asks at all only while an incident targets an area; a caller costs a dict
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from agi_scripts.flows.snapshots import Refreshed
 from call_router import areas
 from call_router import request_lifecycle as life
 from call_router.db import Database
@@ -31,7 +31,6 @@ AREAS_TTL = 5.0
 
 @dataclass(frozen=True)
 class _Snapshot:
-    loaded_at: float
     index: areas.AreaIndex
     by_caller: dict[str, str]  # normalised number -> area path
 
@@ -42,9 +41,7 @@ class CallerAreas:
     def __init__(self, db: Database, country: str, *, ttl: float = AREAS_TTL) -> None:
         self._db = db
         self._country = country
-        self._ttl = ttl
-        self._snapshot: _Snapshot | None = None
-        self._reading = False
+        self._areas: Refreshed[_Snapshot] = Refreshed(self._load, ttl)
         self._numbers: dict[str, str | None] = {}
 
     def _key(self, caller_number: str | None) -> str | None:
@@ -87,9 +84,7 @@ class CallerAreas:
                     self._place(by_caller, places, index, caller, (street, house, district))
                 for phone, street, house in phones:
                     self._place(by_caller, places, index, phone, (street, house, None))
-        snapshot = _Snapshot(time.monotonic(), index, by_caller)
-        self._snapshot = snapshot
-        return snapshot
+        return _Snapshot(index, by_caller)
 
     def _place(
         self,
@@ -110,29 +105,21 @@ class CallerAreas:
             by_caller[key] = path
 
     def caller_area(self, caller_number: str) -> str | None:
-        try:
-            snapshot = self._snapshot
-            if snapshot is None or time.monotonic() - snapshot.loaded_at >= self._ttl:
-                snapshot = self._load()
-        finally:
-            self._reading = False
+        snapshot = self._areas.read()
         key = self._key(caller_number)
         return snapshot.by_caller.get(key) if key else None
 
     def area_if_fresh(self, caller_number: str) -> tuple[bool, str | None]:
-        snapshot = self._snapshot
+        snapshot = self._areas.if_fresh()
         if snapshot is None:
-            return False, None
-        if time.monotonic() - snapshot.loaded_at >= self._ttl and not self._reading:
-            self._reading = True  # this caller reads; the others take what is in memory
             return False, None
         key = self._key(caller_number)
         return True, snapshot.by_caller.get(key) if key else None
 
     def area_by_code(self, code: str) -> str | None:
-        snapshot = self._snapshot
+        snapshot = self._areas.current
         return snapshot.index.codes.get(code) if snapshot is not None else None
 
     def is_area(self, path: str) -> bool:
-        snapshot = self._snapshot
+        snapshot = self._areas.current
         return snapshot is not None and path in snapshot.index.paths

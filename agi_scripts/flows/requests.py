@@ -9,12 +9,10 @@ caller (the others meanwhile get what is in memory), as the incidents are
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 from sqlalchemy import select
 
 from agi_scripts.flows.engine import OpenRequest
+from agi_scripts.flows.snapshots import Refreshed
 from call_router import request_feedback
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
@@ -28,12 +26,6 @@ from call_router.request_models import NUMBER_BASE, ServiceRequest
 REQUESTS_TTL = 5.0
 FALLBACK_QUEUE = "coordinator"
 ACTOR = "phone menu"
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    loaded_at: float
-    by_caller: dict[str, list[OpenRequest]]
 
 
 class CallerRequests:
@@ -52,9 +44,7 @@ class CallerRequests:
         self._db = db
         self._country = country
         self._categories = categories if categories is not None else life.load_categories()
-        self._ttl = ttl
-        self._snapshot: _Snapshot | None = None
-        self._reading = False
+        self._open: Refreshed[dict[str, list[OpenRequest]]] = Refreshed(self._load, ttl)
 
     def _key(self, caller_number: str | None) -> str | None:
         number = normalize_number(caller_number, self._country)
@@ -64,7 +54,7 @@ class CallerRequests:
         found = self._categories.get(category)
         return (found.queue if found is not None else None) or FALLBACK_QUEUE
 
-    def _load(self) -> _Snapshot:
+    def _load(self) -> dict[str, list[OpenRequest]]:
         by_caller: dict[str, list[OpenRequest]] = {}
         with self._db.session() as session:
             rows = session.execute(
@@ -90,29 +80,19 @@ class CallerRequests:
                         str(NUMBER_BASE + row_id), category, state, self._queue(category), tenant_id
                     )
                 )
-        snapshot = _Snapshot(time.monotonic(), by_caller)
-        self._snapshot = snapshot
-        return snapshot
+        return by_caller
 
     def open_requests(self, caller_number: str) -> list[OpenRequest]:
-        try:
-            snapshot = self._snapshot
-            if snapshot is None or time.monotonic() - snapshot.loaded_at >= self._ttl:
-                snapshot = self._load()
-        finally:
-            self._reading = False
+        by_caller = self._open.read()
         key = self._key(caller_number)
-        return list(snapshot.by_caller.get(key, [])) if key else []
+        return list(by_caller.get(key, [])) if key else []
 
     def open_if_fresh(self, caller_number: str) -> list[OpenRequest] | None:
-        snapshot = self._snapshot
-        if snapshot is None:
-            return None
-        if time.monotonic() - snapshot.loaded_at >= self._ttl and not self._reading:
-            self._reading = True  # this caller reads; the others take what is in memory
+        by_caller = self._open.if_fresh()
+        if by_caller is None:
             return None
         key = self._key(caller_number)
-        return list(snapshot.by_caller.get(key, [])) if key else []
+        return list(by_caller.get(key, [])) if key else []
 
     def link_call(self, linkedid: str, number: str) -> bool:
         with self._db.session() as session:
