@@ -49,7 +49,7 @@ from agi_scripts.vad import (
 from call_router.asterisk_paths import asterisk_paths, asterisk_view
 
 if TYPE_CHECKING:
-    from agi_scripts.flows.engine import SpeechResult
+    from agi_scripts.flows.runtime import SpeechResult
     from agi_scripts.speech import Recogniser, RecognitionResult
 
 SAMPLE_RATE = 8000
@@ -633,7 +633,7 @@ class SpeechMenu:
         intents: Sequence[str],
         timeout: float,
     ) -> SpeechResult | None:
-        from agi_scripts.flows.engine import SpeechResult
+        from agi_scripts.flows.runtime import SpeechResult
         from agi_scripts.speech import understand
 
         if not self.recogniser.available(language):

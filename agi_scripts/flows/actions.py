@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from agi_scripts.flows.engine import ActionCall, ActionResult
+from agi_scripts.flows.runtime import ActionCall, ActionResult
 from call_router import meter_store, payer_accounts
 from call_router.call_log import CallLog
 from call_router.db import Database

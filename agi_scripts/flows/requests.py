@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from agi_scripts.flows.engine import OpenRequest
+from agi_scripts.flows.runtime import OpenRequest
 from agi_scripts.flows.snapshots import Refreshed
 from call_router import request_feedback
 from call_router import request_lifecycle as life

@@ -13,14 +13,14 @@ from sqlalchemy import func, select
 
 from agi_scripts.flows.actions import Defer, MeterActions
 from agi_scripts.flows.caller_areas import CallerAreas
-from agi_scripts.flows.engine import (
+from agi_scripts.flows.requests import CallerRequests
+from agi_scripts.flows.runtime import (
     ANY_AREA,
     ActiveIncident,
     FlowActions,
     FlowLookups,
     SpeechInput,
 )
-from agi_scripts.flows.requests import CallerRequests
 from call_router import buildings, callbacks, tenants
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database

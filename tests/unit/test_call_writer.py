@@ -214,7 +214,7 @@ async def test_a_confirmed_meter_reading_survives_a_database_outage(
     from datetime import UTC, datetime
 
     from agi_scripts.flows.actions import MeterActions
-    from agi_scripts.flows.engine import ActionCall
+    from agi_scripts.flows.runtime import ActionCall
     from call_router.flows.schema import ActionArgs
     from call_router.meter_models import MeterReading
 

@@ -15,7 +15,8 @@ import pytest
 
 from agi_scripts.agi import AgiChannel
 from agi_scripts.flows.actions import MeterActions
-from agi_scripts.flows.engine import FlowEngine, SpeechResult
+from agi_scripts.flows.engine import FlowEngine
+from agi_scripts.flows.runtime import SpeechResult
 from agi_scripts.flows.services import DbLookups, FlowServices
 from agi_scripts.server import AgiServer, RouteRegistry, build_app
 from call_router import channel_vars
