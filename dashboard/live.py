@@ -3,7 +3,12 @@ Events framing, and the one stream loop the live pages share (wallboard, operato
 callback list).
 
 The router writes (call_router/live_state.py): channel `<prefix>:events` (one JSON object per
-change) and the hashes `<prefix>:live:calls|queues|operators`. The database is the record; when
+change) and the hashes `<prefix>:live:calls|queues|operators`. In a cluster each node's router
+writes under its own prefix (`<prefix>-<node>`, Settings.live_prefixes); `read_all` reads
+every node in one round trip and merges them (`merge_nodes`): calls and operators carry their
+node, callers waiting per queue are summed, and a node whose heartbeat is old is left out and
+named (`LiveView.stale_nodes`) while the others stay live. One box reads its one prefix as
+before. The database is the record; when
 Redis is down every reader here says so (`LiveView.ok` False, a picture flagged not live) and
 the stream keeps retrying. The hashes count only while the router's heartbeat is recent: with
 it old or missing (router stopped, Asterisk away, Redis flushed and not rebuilt yet) the view is
@@ -69,10 +74,21 @@ class LiveView:
     stale: bool = False
     # Redis answered (False: down, so nothing could be read at all).
     reachable: bool = True
+    # A cluster's nodes, in settings order (empty on one box): whose state this merges.
+    nodes: tuple[NodeLive, ...] = ()
+    # Operators as each live node sees them (node -> login -> entry); `operators` holds, per
+    # login, the entry of the node where the operator is present (see `merge_nodes`).
+    operators_by_node: dict[str, dict[str, dict[str, Any]]] | None = None
 
     @property
     def ok(self) -> bool:
         return self.calls is not None
+
+    @property
+    def stale_nodes(self) -> frozenset[str]:
+        """The nodes whose live state is left out (no recent heartbeat): their open calls
+        come from the call log."""
+        return frozenset(n.node for n in self.nodes if not n.live)
 
     def status(self, now: datetime) -> dict[str, Any]:
         """What every page and API says about live data: live, stale, and since when."""
@@ -81,12 +97,37 @@ class LiveView:
             if self.updated_at is None
             else max(0, int((now - self.updated_at).total_seconds()))
         )
-        return {
+        status: dict[str, Any] = {
             "live": self.ok,
             "stale": self.stale,
             "live_updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "live_age_seconds": age,
             "redis": self.reachable,
+        }
+        if self.nodes:
+            status["nodes"] = [node.status(now) for node in self.nodes]
+        return status
+
+
+@dataclass(frozen=True)
+class NodeLive:
+    """One cluster node's part of a merged view: whether its state counts, and since when."""
+
+    node: str
+    live: bool
+    updated_at: datetime | None
+
+    def status(self, now: datetime) -> dict[str, Any]:
+        age = (
+            None
+            if self.updated_at is None
+            else max(0, int((now - self.updated_at).total_seconds()))
+        )
+        return {
+            "node": self.node,
+            "live": self.live,
+            "live_updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "live_age_seconds": age,
         }
 
 
@@ -129,24 +170,122 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def read_live(redis: Redis, prefix: str, now: datetime | None = None) -> LiveView:
-    keys = LiveKeys.of(prefix)
+def event_channels(settings: Settings) -> list[str]:
+    """Every channel a live page listens on: the installation's own (callback changes the
+    dashboard and the CLI publish) and, in a cluster, each node's (its router's events)."""
+    channels = [LiveKeys.of(settings.redis_prefix).events]
+    for node, prefix in settings.live_prefixes().items():
+        if node is not None:
+            channels.append(LiveKeys.of(prefix).events)
+    return channels
+
+
+async def _fetch(redis: Redis, prefixes: list[str]) -> list[Any] | None:
+    """The four live keys of every prefix, in one round trip; None when Redis is down."""
     # Two tries: after a Redis restart the pool's first connection is a dead one; the error
     # drops it and the second try connects afresh.
     for attempt in range(2):
         try:
             pipe = redis.pipeline(transaction=False)
-            pipe.hgetall(keys.calls)
-            pipe.hgetall(keys.queues)
-            pipe.hgetall(keys.operators)
-            pipe.get(keys.heartbeat)
-            raw_calls, raw_queues, raw_ops, raw_beat = await pipe.execute()
-            break
+            for prefix in prefixes:
+                keys = LiveKeys.of(prefix)
+                pipe.hgetall(keys.calls)
+                pipe.hgetall(keys.queues)
+                pipe.hgetall(keys.operators)
+                pipe.get(keys.heartbeat)
+            return list(await pipe.execute())
         except (RedisError, OSError):
             if attempt:
-                return LiveView(stale=True, reachable=False)
-    updated_at = parse_time(_text(raw_beat)) if raw_beat else None
+                return None
+    return None
+
+
+async def read_live(redis: Redis, prefix: str, now: datetime | None = None) -> LiveView:
+    """The live state under one prefix (one box, or one node)."""
+    replies = await _fetch(redis, [prefix])
+    if replies is None:
+        return LiveView(stale=True, reachable=False)
+    return _view(*replies, now=now or datetime.now(UTC))
+
+
+async def read_all(redis: Redis, settings: Settings, now: datetime | None = None) -> LiveView:
+    """What every live page reads: one box's state, or every node's merged (`merge_nodes`)."""
+    prefixes = settings.live_prefixes()
+    if None in prefixes:
+        return await read_live(redis, prefixes[None], now)
+    replies = await _fetch(redis, list(prefixes.values()))
+    if replies is None:
+        return LiveView(stale=True, reachable=False)
     now = now or datetime.now(UTC)
+    views = {
+        str(node): _view(*replies[4 * i : 4 * i + 4], now=now) for i, node in enumerate(prefixes)
+    }
+    return merge_nodes(views)
+
+
+# Operator states that say the operator is not on a node (call_router/agents.py): a login
+# is listed on the nodes where it is anything else.
+ABSENT_STATES = frozenset({"offline", "logged_out"})
+
+
+def merge_nodes(views: dict[str, LiveView]) -> LiveView:
+    """One view of the whole cluster from each node's own (node -> view, in settings order).
+
+    Calls carry their node (linkedids are unique across nodes: each Asterisk has its own
+    systemname; a clash is kept under `<node>:<linkedid>`); callers waiting per queue are
+    summed over nodes; an operator's entry is the first node's where they are present
+    (registered there), else the first node's. A node without a recent heartbeat is left
+    out and listed in `stale_nodes`; the view is stale only when every node is.
+    """
+    nodes = tuple(NodeLive(node, view.ok, view.updated_at) for node, view in views.items())
+    live = {node: view for node, view in views.items() if view.ok}
+    if not live:
+        beats = [view.updated_at for view in views.values() if view.updated_at is not None]
+        return LiveView(
+            updated_at=max(beats) if beats else None,
+            stale=True,
+            reachable=all(view.reachable for view in views.values()),
+            nodes=nodes,
+        )
+    calls: dict[str, dict[str, Any]] = {}
+    waiting: dict[str, int] = {}
+    operators: dict[str, dict[str, Any]] = {}
+    by_node: dict[str, dict[str, dict[str, Any]]] = {}
+    for node, view in live.items():
+        for key, entry in (view.calls or {}).items():
+            calls[f"{node}:{key}" if key in calls else key] = {**entry, "node": node}
+        for queue, count in (view.waiting or {}).items():
+            waiting[queue] = waiting.get(queue, 0) + count
+        mine = by_node[node] = {}
+        for login, seen in (view.operators or {}).items():
+            entry = mine[login] = {**seen, "node": node}
+            known = operators.get(login)
+            if known is None or (_absent(known) and not _absent(entry)):
+                operators[login] = entry
+    return LiveView(
+        calls=calls,
+        waiting=waiting,
+        operators=operators,
+        # The oldest heartbeat among the nodes that count: what the page vouches for.
+        updated_at=min(v.updated_at for v in live.values() if v.updated_at is not None),
+        nodes=nodes,
+        operators_by_node=by_node,
+    )
+
+
+def _absent(entry: dict[str, Any]) -> bool:
+    return str(entry.get("state") or "") in ABSENT_STATES
+
+
+def _view(
+    raw_calls: dict[Any, Any],
+    raw_queues: dict[Any, Any],
+    raw_ops: dict[Any, Any],
+    raw_beat: bytes | str | None,
+    *,
+    now: datetime,
+) -> LiveView:
+    updated_at = parse_time(_text(raw_beat)) if raw_beat else None
     if updated_at is None or (now - updated_at).total_seconds() > STALE_AFTER_SECONDS:
         # Old numbers are worse than none: the pages fall back to the call log.
         return LiveView(updated_at=updated_at, stale=True)
@@ -214,7 +353,7 @@ async def live_stream(
     `relevant` sees every event (also inside a burst), so it may remember things.
     The stream ends when the sign-in that opened it no longer holds (see the module doc).
     """
-    channel = LiveKeys.of(state.settings.redis_prefix).events
+    channels = event_channels(state.settings)
     # The process's client: the subscription holds one connection of its pool while it lasts.
     redis = state.live.redis
     failures = 0
@@ -230,7 +369,7 @@ async def live_stream(
     while not await request.is_disconnected():
         try:
             async with redis.pubsub() as pubsub:
-                await pubsub.subscribe(channel)
+                await pubsub.subscribe(*channels)
                 # Subscribed first, then the full picture: an event in between is not lost.
                 yield await picture(redis, True)
                 failures = 0
