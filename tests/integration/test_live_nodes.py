@@ -189,6 +189,10 @@ async def test_a_quiet_node_is_left_out_and_its_calls_come_from_the_call_log(
         assert calls["+74950007777"]["node"] == "node2"
         assert calls["+74950007777"]["call_id"] == row
         assert calls["+74950007777"]["stage"] == "queue"
+        # Monitoring sees which node's live state is left out.
+        metrics = (await http.get("/metrics")).text
+        assert 'hotline_live_state_node_ok{node="node1"} 1.0' in metrics
+        assert 'hotline_live_state_node_ok{node="node2"} 0.0' in metrics
 
     # Every node quiet: the whole view is stale, as on one box.
     assert await nodes["node1"].heartbeat(now - timedelta(minutes=1))
