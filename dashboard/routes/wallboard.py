@@ -196,7 +196,8 @@ def _operator_entries(live: LiveView) -> list[tuple[str, dict[str, Any]]]:
             for mine in by_node.values()
             if login in mine and mine[login].get("state") not in ABSENT_STATES
         ]
-        entries.extend((login, e) for e in present or [entry])
+        # Present nowhere (offline on every node): one row, on no node.
+        entries.extend((login, e) for e in present or [{**entry, "node": None}])
     return entries
 
 

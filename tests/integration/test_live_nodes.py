@@ -71,11 +71,13 @@ async def fill(nodes: dict[str, LiveState], now: datetime) -> None:
     """What the two routers write: a caller waiting 40 s in plumbing on node 1; on node 2 one
     waiting 10 s in plumbing and one talking to Boris in heating. Anna's phone is registered
     on node 1 (offline on node 2); Boris re-registered on node 1 while still on a call on
-    node 2, so he is on both."""
+    node 2, so he is on both; Cleo's phone is registered nowhere."""
     one, two = nodes["node1"], nodes["node2"]
     await one.replace_all([(call(9001, "n1-a", now - timedelta(seconds=40)), "queue")], {})
     await one.queue_waiting("plumbing", 1)
-    await one.replace_operators({"anna": operator("free"), "boris": operator("free")}, {})
+    await one.replace_operators(
+        {"anna": operator("free"), "boris": operator("free"), "cleo": operator("offline")}, {}
+    )
     await two.replace_all(
         [
             (call(9002, "n2-a", now - timedelta(seconds=10)), "queue"),
@@ -83,7 +85,9 @@ async def fill(nodes: dict[str, LiveState], now: datetime) -> None:
         ],
         {"plumbing": 1},
     )
-    await two.replace_operators({"anna": operator("offline"), "boris": operator("busy")}, {})
+    await two.replace_operators(
+        {"anna": operator("offline"), "boris": operator("busy"), "cleo": operator("offline")}, {}
+    )
     for writer in (one, two):
         assert await writer.heartbeat(datetime.now(UTC))
 
@@ -130,6 +134,9 @@ async def test_the_board_merges_every_node_and_one_rebuild_leaves_the_other(
         assert ("anna", "node2") not in rows
         assert rows[("boris", "node1")] == "free"
         assert rows[("boris", "node2")] == "busy"
+        # Cleo's phone is registered nowhere: one row, on no node.
+        assert [key for key in rows if key[0] == "cleo"] == [("cleo", None)]
+        assert rows[("cleo", None)] == "offline"
         # The page shows supervisors where each call and operator is.
         page = await http.get("/wallboard")
         assert page.status_code == 200
