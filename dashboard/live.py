@@ -4,15 +4,13 @@ callback list).
 
 The router writes (call_router/live_state.py): channel `<prefix>:events` (one JSON object per
 change) and the hashes `<prefix>:live:calls|queues|operators`. In a cluster each node's router
-writes under its own prefix (`<prefix>-<node>`, Settings.live_prefixes); `read_all` reads
-every node in one round trip and merges them (`merge_nodes`): calls and operators carry their
-node, callers waiting per queue are summed, and a node whose heartbeat is old is left out and
-named (`LiveView.stale_nodes`) while the others stay live. One box reads its one prefix as
-before. The database is the record; when
-Redis is down every reader here says so (`LiveView.ok` False, a picture flagged not live) and
-the stream keeps retrying. The hashes count only while the router's heartbeat is recent: with
-it old or missing (router stopped, Asterisk away, Redis flushed and not rebuilt yet) the view is
-`stale`, its numbers are left out and pages say how old the last update is.
+writes under its own prefix (`<prefix>-<node>`, Settings.live_prefixes) and the pages read
+them all, merged (dashboard/live_nodes.py); live pages listen on every node's channel.
+The database is the record; when Redis is down every reader here says so (`LiveView.ok`
+False, a picture flagged not live) and the stream keeps retrying. The hashes count only
+while the router's heartbeat is recent: with it old or missing (router stopped, Asterisk
+away, Redis flushed and not rebuilt yet) the view is `stale`, its numbers are left out and
+pages say how old the last update is.
 
 A stream outlives the request that opened it, so it re-checks the credential that admitted it
 (dashboard/auth.py `still_admitted`) every SESSION_CHECK_SECONDS and before every picture it
@@ -180,7 +178,7 @@ def event_channels(settings: Settings) -> list[str]:
     return channels
 
 
-async def _fetch(redis: Redis, prefixes: list[str]) -> list[Any] | None:
+async def fetch_live(redis: Redis, prefixes: list[str]) -> list[Any] | None:
     """The four live keys of every prefix, in one round trip; None when Redis is down."""
     # Two tries: after a Redis restart the pool's first connection is a dead one; the error
     # drops it and the second try connects afresh.
@@ -202,82 +200,13 @@ async def _fetch(redis: Redis, prefixes: list[str]) -> list[Any] | None:
 
 async def read_live(redis: Redis, prefix: str, now: datetime | None = None) -> LiveView:
     """The live state under one prefix (one box, or one node)."""
-    replies = await _fetch(redis, [prefix])
+    replies = await fetch_live(redis, [prefix])
     if replies is None:
         return LiveView(stale=True, reachable=False)
-    return _view(*replies, now=now or datetime.now(UTC))
+    return live_view_of(*replies, now=now or datetime.now(UTC))
 
 
-async def read_all(redis: Redis, settings: Settings, now: datetime | None = None) -> LiveView:
-    """What every live page reads: one box's state, or every node's merged (`merge_nodes`)."""
-    prefixes = settings.live_prefixes()
-    if None in prefixes:
-        return await read_live(redis, prefixes[None], now)
-    replies = await _fetch(redis, list(prefixes.values()))
-    if replies is None:
-        return LiveView(stale=True, reachable=False)
-    now = now or datetime.now(UTC)
-    views = {
-        str(node): _view(*replies[4 * i : 4 * i + 4], now=now) for i, node in enumerate(prefixes)
-    }
-    return merge_nodes(views)
-
-
-# Operator states that say the operator is not on a node (call_router/agents.py): a login
-# is listed on the nodes where it is anything else.
-ABSENT_STATES = frozenset({"offline", "logged_out"})
-
-
-def merge_nodes(views: dict[str, LiveView]) -> LiveView:
-    """One view of the whole cluster from each node's own (node -> view, in settings order).
-
-    Calls carry their node (linkedids are unique across nodes: each Asterisk has its own
-    systemname; a clash is kept under `<node>:<linkedid>`); callers waiting per queue are
-    summed over nodes; an operator's entry is the first node's where they are present
-    (registered there), else the first node's. A node without a recent heartbeat is left
-    out and listed in `stale_nodes`; the view is stale only when every node is.
-    """
-    nodes = tuple(NodeLive(node, view.ok, view.updated_at) for node, view in views.items())
-    live = {node: view for node, view in views.items() if view.ok}
-    if not live:
-        beats = [view.updated_at for view in views.values() if view.updated_at is not None]
-        return LiveView(
-            updated_at=max(beats) if beats else None,
-            stale=True,
-            reachable=all(view.reachable for view in views.values()),
-            nodes=nodes,
-        )
-    calls: dict[str, dict[str, Any]] = {}
-    waiting: dict[str, int] = {}
-    operators: dict[str, dict[str, Any]] = {}
-    by_node: dict[str, dict[str, dict[str, Any]]] = {}
-    for node, view in live.items():
-        for key, entry in (view.calls or {}).items():
-            calls[f"{node}:{key}" if key in calls else key] = {**entry, "node": node}
-        for queue, count in (view.waiting or {}).items():
-            waiting[queue] = waiting.get(queue, 0) + count
-        mine = by_node[node] = {}
-        for login, seen in (view.operators or {}).items():
-            entry = mine[login] = {**seen, "node": node}
-            known = operators.get(login)
-            if known is None or (_absent(known) and not _absent(entry)):
-                operators[login] = entry
-    return LiveView(
-        calls=calls,
-        waiting=waiting,
-        operators=operators,
-        # The oldest heartbeat among the nodes that count: what the page vouches for.
-        updated_at=min(v.updated_at for v in live.values() if v.updated_at is not None),
-        nodes=nodes,
-        operators_by_node=by_node,
-    )
-
-
-def _absent(entry: dict[str, Any]) -> bool:
-    return str(entry.get("state") or "") in ABSENT_STATES
-
-
-def _view(
+def live_view_of(
     raw_calls: dict[Any, Any],
     raw_queues: dict[Any, Any],
     raw_ops: dict[Any, Any],

@@ -36,10 +36,10 @@ from dashboard.live import (
     LiveView,
     live_stream,
     parse_time,
-    read_all,
     sse_message,
     sse_response,
 )
+from dashboard.live_nodes import read_all
 
 router = APIRouter(include_in_schema=False)
 

@@ -45,14 +45,13 @@ from dashboard import live_hub
 from dashboard.deps import DashboardState, StateDep
 from dashboard.i18n import render, request_language, translate
 from dashboard.live import (
-    ABSENT_STATES,
     LiveView,
     live_stream,
     parse_time,
-    read_all,
     sse_message,
     sse_response,
 )
+from dashboard.live_nodes import operator_entries, read_all
 from dashboard.routes.schemas import iso_utc
 
 router = APIRouter(tags=["wallboard"])
@@ -153,7 +152,7 @@ def _operators(
     # The live hash is keyed by SIP login (call_router.agents): show the roster's name for it.
     names = {entry.login: entry.name for entry in roster if entry.login}
     seen: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for key, entry in _operator_entries(live):
+    for key, entry in operator_entries(live):
         name = names.get(key) or str(entry.get("name") or key)
         since = parse_time(
             entry.get("since") or entry.get("state_since") or entry.get("changed_at")
@@ -180,25 +179,6 @@ def _operators(
                 member.name, member.state or "unknown", seconds, member.reason
             )
     return sorted(seen.values(), key=lambda op: (str(op["name"]).lower(), op.get("node") or ""))
-
-
-def _operator_entries(live: LiveView) -> list[tuple[str, dict[str, Any]]]:
-    """(login, entry) of each operator row: one box, one per login; a cluster, one per node
-    the operator is present on (registered, in a state other than offline), else one."""
-    best = live.operators or {}
-    by_node = live.operators_by_node
-    if by_node is None:
-        return list(best.items())
-    entries: list[tuple[str, dict[str, Any]]] = []
-    for login, entry in best.items():
-        present = [
-            mine[login]
-            for mine in by_node.values()
-            if login in mine and mine[login].get("state") not in ABSENT_STATES
-        ]
-        # Present nowhere (offline on every node): one row, on no node.
-        entries.extend((login, e) for e in present or [{**entry, "node": None}])
-    return entries
 
 
 def _alert_text(lang: str, alert: wb.Alert) -> str:

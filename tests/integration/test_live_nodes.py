@@ -19,7 +19,8 @@ from call_router.call_log import CallView
 from call_router.db import Database
 from call_router.live_state import LiveState
 from call_router.settings import Settings
-from dashboard.live import event_channels, read_all
+from dashboard.live import event_channels
+from dashboard.live_nodes import read_all
 from dashboard.main import create_app
 from tests.integration.test_dashboard_api import add_call
 from tests.integration.test_wallboard_cache import REDIS_URL, board, eventually, running

@@ -1,4 +1,4 @@
-"""Merging a cluster's live state (dashboard/live.py `merge_nodes`): the rules the wallboard's
+"""Merging a cluster's live state (dashboard/live_nodes.py `merge_nodes`): the rules the wallboard's
 figures rest on. The same against real Redis and the real writer: tests/integration/
 test_live_nodes.py."""
 
@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dashboard.live import LiveView, merge_nodes
+from dashboard.live import LiveView
+from dashboard.live_nodes import merge_nodes
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
