@@ -130,6 +130,11 @@ class NoReconnectManager(Manager):  # type: ignore[misc]
             **options,
         )
 
+    @property
+    def host(self) -> str:
+        """The AMI address this manager talks to (connect_one_shot: the node that answered)."""
+        return str(self.config["host"])
+
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         if f.cancelled() or f.exception() is not None:
             self.lost.set()
@@ -159,7 +164,8 @@ async def connect_one_shot(
 ) -> NoReconnectManager:
     """A connected, logged-in manager for a short task; the caller closes it.
 
-    ami_host first, then each of ami_fallback_hosts (cluster nodes) that is reachable."""
+    ami_host first, then each of ami_fallback_hosts (cluster nodes) that is reachable; the
+    manager's `host` says which one answered (Settings.node_of_ami_host: its node)."""
     failures = []
     for host in (settings.ami_host, *settings.ami_fallback_hosts):
         # No keep-alive: the connection lives for one action or one call set-up.

@@ -28,12 +28,18 @@ from typing import Any
 
 import structlog
 from panoramisk import Manager  # type: ignore[import-untyped]
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from call_router import callback_policy as policy
 from call_router import callbacks, virtual_hold
 from call_router.agents import Membership, login_of, parse_members
-from call_router.ami_client import AmiClient, AmiUnavailable, connect_one_shot, plain
+from call_router.ami_client import (
+    AmiClient,
+    AmiUnavailable,
+    NoReconnectManager,
+    connect_one_shot,
+    plain,
+)
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import DIRECTION_CALLBACK, Call, CallEvent, Operator, utcnow
@@ -135,12 +141,32 @@ def prepare(
         return PlacedCall(callback_id, call.id, linkedid, operator, entry.caller_number, automatic)
 
 
+def assign_node(db: Database, call_id: int, node: str | None) -> None:
+    """The call row of a click-to-call is on `node` (the node whose AMI takes the Originate):
+    its router reconciles it and every page shows where it is. Set once: a row that already
+    has a node (the router merged it in first) keeps it."""
+    if node is None:
+        return  # one box: no node
+    with db.session() as session:
+        session.execute(
+            update(Call).where(Call.id == call_id, Call.node.is_(None)).values(node=node)
+        )
+
+
 async def originate(
-    settings: Settings, placed: PlacedCall, *, ring_seconds: int = OPERATOR_RING_SECONDS
+    settings: Settings,
+    placed: PlacedCall,
+    *,
+    ring_seconds: int = OPERATOR_RING_SECONDS,
+    on_node: Callable[[str | None], None] | None = None,
 ) -> OriginateResult:
-    """Send the Originate and wait for its OriginateResponse (matched by ActionID)."""
+    """Send the Originate and wait for its OriginateResponse (matched by ActionID).
+    `on_node`: told, before the Originate is sent, the node whose AMI answered (None: one
+    box), so the row names it before any of the call's events can arrive."""
     manager = await _connect(settings)
     try:
+        if on_node is not None:
+            on_node(settings.node_of_ami_host(manager.host))
         loop = asyncio.get_running_loop()
         response: asyncio.Future[dict[str, str]] = loop.create_future()
 
@@ -216,7 +242,9 @@ def complete(
             placed.linkedid, virtual_hold.EVENT_ORIGINATING, key=virtual_hold.EVENT_ORIGINATING
         )
     try:
-        result = asyncio.run(originate(settings, placed))
+        result = asyncio.run(
+            originate(settings, placed, on_node=lambda node: assign_node(db, placed.call_id, node))
+        )
     except (AmiUnavailable, OSError, TimeoutError) as exc:
         result = OriginateResult(False, "0", {"error": str(exc) or type(exc).__name__})
     log.info(
@@ -232,7 +260,7 @@ def complete(
     return result
 
 
-async def _connect(settings: Settings) -> Manager:
+async def _connect(settings: Settings) -> NoReconnectManager:
     # OriginateResponse is a "call" class event: a session without events never sees it.
     # Its own AMI user: Originate only (not of System() & co.), and the "call" events.
     return await connect_one_shot(settings, events="call", role="originate")

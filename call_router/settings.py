@@ -30,6 +30,9 @@ QUEUES = ("plumbing", "electricity", "heating", "lift", "meters", "coordinator",
 # AMI users: the router's event listener, click-to-call's Originate, one-shot queue actions,
 # and the supervisors' call control (the dashboard's one long-lived link, the CLI's calls).
 AmiRole = Literal["router", "originate", "control", "supervise"]
+# A cluster node's name (HOTLINE_NODE): Asterisk's systemname and the `node` of call rows.
+NODE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+NodeName = Annotated[str, Field(pattern=NODE_NAME_PATTERN)]
 AMI_ROLES: tuple[AmiRole, ...] = ("router", "originate", "control", "supervise")
 # Generated on first use, each kept once made: the AMI users' passwords; the key that signs the
 # dashboard's device cookies (dashboard/device_trust.py).
@@ -113,12 +116,18 @@ class Settings(BaseSettings):
 
     # This box's name in a cluster of Asterisk nodes (`hotline cluster`): Asterisk's systemname
     # (unique call ids across nodes) and the `node` of every call it serves. Unset: one box.
-    node: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+    node: str | None = Field(default=None, pattern=NODE_NAME_PATTERN)
     ami_host: str = "127.0.0.1"
     # Other Asterisk nodes' AMI addresses (same port and users), tried in order when ami_host
     # does not answer: one-shot actions (click-to-call, queue actions) go through a node that
     # is up. `hotline cluster` sets them for its dashboard.
     ami_fallback_hosts: list[str] = []
+    # The cluster's nodes as the dashboard knows them: node name -> its AMI address. The
+    # dashboard merges every node's live state (Redis prefix `<redis_prefix>-<name>`, see
+    # live_state.node_prefix) and writes the name of the node whose AMI took a click-to-call
+    # on its call row. `hotline cluster up` and the compose cluster profile set it for their
+    # dashboard. Empty: one box (its own prefix only).
+    node_ami_hosts: dict[NodeName, str] = {}
     ami_port: int = 5038
     ami_username: str = "hotline"
     # The router writes up to this many queued AMI events per transaction (1: one each).
@@ -340,6 +349,28 @@ class Settings(BaseSettings):
         if not self.redis_prefix:
             self.redis_prefix = f"hotline-{installation_id(self.state_dir)}"
         return self
+
+    # --- cluster nodes ---------------------------------------------------------------
+
+    def node_redis_prefix(self, node: str) -> str:
+        """Where node `node`'s router keeps its live state: its own prefix, so one router's
+        rebuild never wipes another's calls (the cluster's nodes get it from here)."""
+        return f"{self.redis_prefix}-{node}"
+
+    def live_prefixes(self) -> dict[str | None, str]:
+        """Whose live state the dashboard reads: node name -> Redis prefix; one box: {None:
+        its own prefix}."""
+        if not self.node_ami_hosts:
+            return {None: self.redis_prefix}
+        return {node: self.node_redis_prefix(node) for node in self.node_ami_hosts}
+
+    def node_of_ami_host(self, host: str) -> str | None:
+        """The node whose AMI listens at `host`: from node_ami_hosts, else this box's own
+        node for its own AMI (a node's router), else None (one box)."""
+        for node, address in self.node_ami_hosts.items():
+            if address == host:
+                return node
+        return self.node if host == self.ami_host else None
 
     @property
     def sandbox_root(self) -> Path:

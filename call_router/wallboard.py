@@ -37,6 +37,8 @@ class LiveCall:
     queue: str | None
     operator: str | None
     seconds_in_stage: int
+    # The cluster node the call is on (None: one box).
+    node: str | None = None
 
 
 def stage_of(answered_at: datetime | None, queue_joined_at: datetime | None) -> str:

@@ -3,11 +3,14 @@ Events framing, and the one stream loop the live pages share (wallboard, operato
 callback list).
 
 The router writes (call_router/live_state.py): channel `<prefix>:events` (one JSON object per
-change) and the hashes `<prefix>:live:calls|queues|operators`. The database is the record; when
-Redis is down every reader here says so (`LiveView.ok` False, a picture flagged not live) and
-the stream keeps retrying. The hashes count only while the router's heartbeat is recent: with
-it old or missing (router stopped, Asterisk away, Redis flushed and not rebuilt yet) the view is
-`stale`, its numbers are left out and pages say how old the last update is.
+change) and the hashes `<prefix>:live:calls|queues|operators`. In a cluster each node's router
+writes under its own prefix (`<prefix>-<node>`, Settings.live_prefixes) and the pages read
+them all, merged (dashboard/live_nodes.py); live pages listen on every node's channel.
+The database is the record; when Redis is down every reader here says so (`LiveView.ok`
+False, a picture flagged not live) and the stream keeps retrying. The hashes count only
+while the router's heartbeat is recent: with it old or missing (router stopped, Asterisk
+away, Redis flushed and not rebuilt yet) the view is `stale`, its numbers are left out and
+pages say how old the last update is.
 
 A stream outlives the request that opened it, so it re-checks the credential that admitted it
 (dashboard/auth.py `still_admitted`) every SESSION_CHECK_SECONDS and before every picture it
@@ -69,10 +72,21 @@ class LiveView:
     stale: bool = False
     # Redis answered (False: down, so nothing could be read at all).
     reachable: bool = True
+    # A cluster's nodes, in settings order (empty on one box): whose state this merges.
+    nodes: tuple[NodeLive, ...] = ()
+    # Operators as each live node sees them (node -> login -> entry); `operators` holds, per
+    # login, the entry of the node where the operator is present (see `merge_nodes`).
+    operators_by_node: dict[str, dict[str, dict[str, Any]]] | None = None
 
     @property
     def ok(self) -> bool:
         return self.calls is not None
+
+    @property
+    def stale_nodes(self) -> frozenset[str]:
+        """The nodes whose live state is left out (no recent heartbeat): their open calls
+        come from the call log."""
+        return frozenset(n.node for n in self.nodes if not n.live)
 
     def status(self, now: datetime) -> dict[str, Any]:
         """What every page and API says about live data: live, stale, and since when."""
@@ -81,12 +95,37 @@ class LiveView:
             if self.updated_at is None
             else max(0, int((now - self.updated_at).total_seconds()))
         )
-        return {
+        status: dict[str, Any] = {
             "live": self.ok,
             "stale": self.stale,
             "live_updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "live_age_seconds": age,
             "redis": self.reachable,
+        }
+        if self.nodes:
+            status["nodes"] = [node.status(now) for node in self.nodes]
+        return status
+
+
+@dataclass(frozen=True)
+class NodeLive:
+    """One cluster node's part of a merged view: whether its state counts, and since when."""
+
+    node: str
+    live: bool
+    updated_at: datetime | None
+
+    def status(self, now: datetime) -> dict[str, Any]:
+        age = (
+            None
+            if self.updated_at is None
+            else max(0, int((now - self.updated_at).total_seconds()))
+        )
+        return {
+            "node": self.node,
+            "live": self.live,
+            "live_updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "live_age_seconds": age,
         }
 
 
@@ -129,24 +168,53 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def read_live(redis: Redis, prefix: str, now: datetime | None = None) -> LiveView:
-    keys = LiveKeys.of(prefix)
+def event_channels(settings: Settings) -> list[str]:
+    """Every channel a live page listens on: the installation's own (callback changes the
+    dashboard and the CLI publish) and, in a cluster, each node's (its router's events)."""
+    channels = [LiveKeys.of(settings.redis_prefix).events]
+    for node, prefix in settings.live_prefixes().items():
+        if node is not None:
+            channels.append(LiveKeys.of(prefix).events)
+    return channels
+
+
+async def fetch_live(redis: Redis, prefixes: list[str]) -> list[Any] | None:
+    """The four live keys of every prefix, in one round trip; None when Redis is down."""
     # Two tries: after a Redis restart the pool's first connection is a dead one; the error
     # drops it and the second try connects afresh.
     for attempt in range(2):
         try:
             pipe = redis.pipeline(transaction=False)
-            pipe.hgetall(keys.calls)
-            pipe.hgetall(keys.queues)
-            pipe.hgetall(keys.operators)
-            pipe.get(keys.heartbeat)
-            raw_calls, raw_queues, raw_ops, raw_beat = await pipe.execute()
-            break
+            for prefix in prefixes:
+                keys = LiveKeys.of(prefix)
+                pipe.hgetall(keys.calls)
+                pipe.hgetall(keys.queues)
+                pipe.hgetall(keys.operators)
+                pipe.get(keys.heartbeat)
+            return list(await pipe.execute())
         except (RedisError, OSError):
             if attempt:
-                return LiveView(stale=True, reachable=False)
+                return None
+    return None
+
+
+async def read_live(redis: Redis, prefix: str, now: datetime | None = None) -> LiveView:
+    """The live state under one prefix (one box, or one node)."""
+    replies = await fetch_live(redis, [prefix])
+    if replies is None:
+        return LiveView(stale=True, reachable=False)
+    return live_view_of(*replies, now=now or datetime.now(UTC))
+
+
+def live_view_of(
+    raw_calls: dict[Any, Any],
+    raw_queues: dict[Any, Any],
+    raw_ops: dict[Any, Any],
+    raw_beat: bytes | str | None,
+    *,
+    now: datetime,
+) -> LiveView:
     updated_at = parse_time(_text(raw_beat)) if raw_beat else None
-    now = now or datetime.now(UTC)
     if updated_at is None or (now - updated_at).total_seconds() > STALE_AFTER_SECONDS:
         # Old numbers are worse than none: the pages fall back to the call log.
         return LiveView(updated_at=updated_at, stale=True)
@@ -214,7 +282,7 @@ async def live_stream(
     `relevant` sees every event (also inside a burst), so it may remember things.
     The stream ends when the sign-in that opened it no longer holds (see the module doc).
     """
-    channel = LiveKeys.of(state.settings.redis_prefix).events
+    channels = event_channels(state.settings)
     # The process's client: the subscription holds one connection of its pool while it lasts.
     redis = state.live.redis
     failures = 0
@@ -230,7 +298,7 @@ async def live_stream(
     while not await request.is_disconnected():
         try:
             async with redis.pubsub() as pubsub:
-                await pubsub.subscribe(channel)
+                await pubsub.subscribe(*channels)
                 # Subscribed first, then the full picture: an event in between is not lost.
                 yield await picture(redis, True)
                 failures = 0

@@ -4,7 +4,8 @@ connection pool) and pictures computed once for everyone who asks at the same ti
 A contact centre's wallboard is the same picture on many screens. `SharedPicture` computes it
 once per process for all concurrent askers (single flight) and hands the result to later ones
 until it is stale: when the next event arrives on `<prefix>:events` (the router publishes every
-change there; `LiveHub` keeps one subscription per process), or after `max_age` seconds,
+change there, each cluster node's router on its own; `LiveHub` keeps one subscription per
+process to all of them), or after `max_age` seconds,
 whichever comes first. While Redis is down no event can arrive, so only the age bounds it: a
 picture is never older than `max_age`, and figures that grow with the clock (waits) are at most
 that old.
@@ -96,15 +97,16 @@ class SharedPicture(Generic[T]):
 
 class LiveHub:
     """Per dashboard process: the Redis client every request shares, and one subscription to
-    `<prefix>:events` that invalidates the shared pictures on every event.
+    the event channels (`<prefix>:events`, and each cluster node's) that invalidates the
+    shared pictures on every event.
 
     The subscription starts with the first shared picture asked for (it needs the running
     event loop) and is cancelled by `close()`, which the app calls on shutdown.
     """
 
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: Redis, channels: list[str]) -> None:
         self.redis = redis
-        self.channel = channel
+        self.channels = channels
         self._pictures: dict[str, SharedPicture[object]] = {}
         self._watcher: asyncio.Task[None] | None = None
         # Whether the subscription is up now (else only the age bounds a picture).
@@ -131,7 +133,7 @@ class LiveHub:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
+                    await pubsub.subscribe(*self.channels)
                     # Events may have passed while not subscribed.
                     self.invalidate()
                     self.subscribed = True

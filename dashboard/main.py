@@ -165,7 +165,7 @@ def create_app(
     live_state.publish_callback_changes(database, settings.redis_url, settings.redis_prefix)
     zone = zone or (ZoneInfo(settings.timezone) if settings.timezone else system_zone())
     # One Redis client per process (its pool connects lazily, inside the serving loop).
-    hub = LiveHub(live.connect(settings), live.LiveKeys.of(settings.redis_prefix).events)
+    hub = LiveHub(live.connect(settings), live.event_channels(settings))
     # One AMI link per process for every agent and call-control action (connects lazily,
     # inside the serving loop; reconnects after a loss).
     ami = AmiLink(settings, "supervise")

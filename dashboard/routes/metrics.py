@@ -115,6 +115,16 @@ def board_metrics(snapshot: dict[str, object], facts: BoardFacts) -> list[Metric
             (facts.now - live.updated_at).total_seconds() if live.updated_at else None,
         ),
     ]
+    if live.nodes:
+        # A cluster: which node's live state counts (0: its router is not vouching for it).
+        nodes = GaugeMetricFamily(
+            "hotline_live_state_node_ok",
+            "1: the node's live figures are fresh and counted; 0: stale, left out.",
+            labels=["node"],
+        )
+        for node in live.nodes:
+            nodes.add_metric([node.node], float(node.live))
+        metrics.append(nodes)
     operators = snapshot.get("operators")
     states = GaugeMetricFamily("hotline_operators", "Operators by state.", labels=["state"])
     counted: dict[str, int] = {}

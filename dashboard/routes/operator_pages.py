@@ -36,10 +36,10 @@ from dashboard.live import (
     LiveView,
     live_stream,
     parse_time,
-    read_live,
     sse_message,
     sse_response,
 )
+from dashboard.live_nodes import read_all
 
 router = APIRouter(include_in_schema=False)
 
@@ -117,6 +117,8 @@ def _agent(
         "queues": queues,
         "desired_queues": sorted(desired.queues) if desired is not None else [],
         "skills": skills,
+        # In a cluster: the node the operator's phone is registered on (None: one box).
+        "node": actual.get("node") if actual is not None else None,
     }
 
 
@@ -233,7 +235,7 @@ async def operator_page(
         "FULL": FULL,
     }
     if who is not None:
-        live = await read_live(state.live.redis, settings.redis_prefix)
+        live = await read_all(state.live.redis, settings)
         view = await run_in_threadpool(operator_view, state, who, live, lang, utcnow())
         context["view"] = view
     return render(state.templates, request, "operator.html", context, settings.default_language)
@@ -259,7 +261,7 @@ def operator_events(
 
     async def panels_now(redis: Redis, live: bool) -> str:
         nonlocal linkedid
-        view_of_redis = await read_live(redis, state.settings.redis_prefix) if live else LiveView()
+        view_of_redis = await read_all(redis, state.settings) if live else LiveView()
         view = await run_in_threadpool(operator_view, state, who, view_of_redis, lang, utcnow())
         data = panels(state, request, view, lang)
         linkedid = data["linkedid"]

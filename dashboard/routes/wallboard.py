@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -48,10 +48,10 @@ from dashboard.live import (
     LiveView,
     live_stream,
     parse_time,
-    read_live,
     sse_message,
     sse_response,
 )
+from dashboard.live_nodes import operator_entries, read_all
 from dashboard.routes.schemas import iso_utc
 
 router = APIRouter(tags=["wallboard"])
@@ -65,10 +65,34 @@ WALLBOARD_PICTURE = "wallboard"
 TenantParam = Annotated[str | None, Query(max_length=32)]
 
 
+def _db_call(row: Call, now: datetime) -> wb.LiveCall:
+    """A call in progress as the call log alone knows it."""
+    stage = wb.stage_of(row.answered_at, row.queue_joined_at)
+    since = wb.stage_started(stage, row.started_at, row.queue_joined_at, row.answered_at)
+    return wb.LiveCall(
+        call_id=row.id,
+        caller_number=row.caller_number,
+        caller_name=row.caller_name,
+        stage=stage,
+        queue=row.queue,
+        operator=row.operator,
+        seconds_in_stage=wb.seconds_between(since, now),
+        node=row.node,
+    )
+
+
 def _live_calls(rows: list[Call], live: LiveView, now: datetime) -> list[wb.LiveCall]:
     by_id = {row.id: row for row in rows}
     result: list[wb.LiveCall] = []
     if live.calls is not None:
+        stale_nodes = live.stale_nodes
+        if stale_nodes:
+            # A cluster node without a recent heartbeat: its open calls from the call log.
+            result.extend(
+                _db_call(row, now)
+                for row in rows
+                if row.ended_at is None and row.node in stale_nodes
+            )
         # Redis knows which calls are still up (the listener rebuilds it after a restart).
         for entry in live.calls.values():
             row = by_id.get(entry.get("call_id"))  # type: ignore[arg-type]
@@ -88,25 +112,11 @@ def _live_calls(rows: list[Call], live: LiveView, now: datetime) -> list[wb.Live
                     queue=entry.get("queue") or (row.queue if row else None),
                     operator=entry.get("operator") or (row.operator if row else None),
                     seconds_in_stage=wb.seconds_between(since, now),
+                    node=entry.get("node") or (row.node if row else None),
                 )
             )
     else:
-        for row in rows:
-            if row.ended_at is not None:
-                continue
-            stage = wb.stage_of(row.answered_at, row.queue_joined_at)
-            since = wb.stage_started(stage, row.started_at, row.queue_joined_at, row.answered_at)
-            result.append(
-                wb.LiveCall(
-                    call_id=row.id,
-                    caller_number=row.caller_number,
-                    caller_name=row.caller_name,
-                    stage=stage,
-                    queue=row.queue,
-                    operator=row.operator,
-                    seconds_in_stage=wb.seconds_between(since, now),
-                )
-            )
+        result.extend(_db_call(row, now) for row in rows if row.ended_at is None)
     result.sort(key=lambda c: -c.seconds_in_stage)
     return result
 
@@ -121,38 +131,54 @@ def _operators(
     """Operator rows. Most specific source first: the live hash (if the listener writes one),
     then a call in progress, then the desired state in the database."""
 
+    cluster = bool(live.nodes)
+
     def row(
-        name: str, state: str, seconds: int | None, reason: str | None = None
+        name: str,
+        state: str,
+        seconds: int | None,
+        reason: str | None = None,
+        node: str | None = None,
     ) -> dict[str, Any]:
         label = translate(lang, f"op.{state}")
         if label == f"op.{state}":
             label = state  # a state this UI has no words for yet: show the code
         if reason:
             label = f"{label} ({reason})"
-        return {"name": name, "state": state, "state_label": label, "seconds_in_state": seconds}
+        shown = {"name": name, "state": state, "state_label": label, "seconds_in_state": seconds}
+        # In a cluster, the node the operator is on (one box: the rows as they always were).
+        return {**shown, "node": node} if cluster else shown
 
     # The live hash is keyed by SIP login (call_router.agents): show the roster's name for it.
     names = {entry.login: entry.name for entry in roster if entry.login}
-    seen: dict[str, dict[str, Any]] = {}
-    for key, entry in (live.operators or {}).items():
+    seen: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for key, entry in operator_entries(live):
         name = names.get(key) or str(entry.get("name") or key)
         since = parse_time(
             entry.get("since") or entry.get("state_since") or entry.get("changed_at")
         )
-        seen[name] = row(
+        node = entry.get("node")
+        seen[(name, node)] = row(
             name,
             str(entry.get("state") or "unknown"),
             wb.seconds_between(since, now) if since else None,
             entry.get("reason") or entry.get("pause_reason"),
+            node,
         )
+    shown = {name for name, _node in seen}
     for call in calls:
-        if call.stage == wb.STAGE_TALKING and call.operator and call.operator not in seen:
-            seen[call.operator] = row(call.operator, "talking", call.seconds_in_stage)
+        if call.stage == wb.STAGE_TALKING and call.operator and call.operator not in shown:
+            shown.add(call.operator)
+            seen[(call.operator, call.node)] = row(
+                call.operator, "talking", call.seconds_in_stage, node=call.node
+            )
     for member in roster:
-        if member.name not in seen:
+        if member.name not in shown:
             seconds = wb.seconds_between(member.since, now) if member.since else None
-            seen[member.name] = row(member.name, member.state or "unknown", seconds, member.reason)
-    return sorted(seen.values(), key=lambda op: str(op["name"]).lower())
+            seen[(member.name, None)] = row(
+                member.name, member.state or "unknown", seconds, member.reason
+            )
+    return sorted(seen.values(), key=lambda op: (str(op["name"]).lower(), op.get("node") or ""))
 
 
 def _alert_text(lang: str, alert: wb.Alert) -> str:
@@ -208,13 +234,14 @@ def walled_live(
             waiting[queue] = waiting.get(queue, 0) + 1
     logins = {member.login for member in roster if member.login}
     operators = {key: entry for key, entry in (live.operators or {}).items() if key in logins}
-    return LiveView(
-        calls=calls,
-        waiting=waiting,
-        operators=operators,
-        updated_at=live.updated_at,
-        stale=live.stale,
-        reachable=live.reachable,
+    by_node = live.operators_by_node
+    if by_node is not None:
+        by_node = {
+            node: {key: entry for key, entry in mine.items() if key in logins}
+            for node, mine in by_node.items()
+        }
+    return replace(
+        live, calls=calls, waiting=waiting, operators=operators, operators_by_node=by_node
     )
 
 
@@ -253,11 +280,29 @@ def gather_facts(
     return BoardFacts(now, live, totals, calls, roster, overdue_db or 0, level, own_queues)
 
 
+def _call_fields(call: wb.LiveCall, cluster: bool) -> dict[str, Any]:
+    fields = asdict(call)
+    if not cluster:
+        del fields["node"]  # one box: the rows as they always were
+    return fields
+
+
+def _waiting_by_node(calls: list[wb.LiveCall]) -> dict[str, dict[str, int]]:
+    """Queue -> node -> callers waiting there (a cluster's queues exist on every node)."""
+    counts: dict[str, dict[str, int]] = {}
+    for call in calls:
+        if call.stage == wb.STAGE_QUEUE and call.queue and call.node:
+            mine = counts.setdefault(call.queue, {})
+            mine[call.node] = mine.get(call.node, 0) + 1
+    return counts
+
+
 def compose_snapshot(
     facts: BoardFacts, settings: Settings, lang: str, *, overdue_events: int = 0
 ) -> dict[str, Any]:
     """The wallboard as JSON-ready values, in `lang`. Pure and cheap: per request."""
     calls, live, now = facts.calls, facts.live, facts.now
+    cluster = bool(live.nodes)
     current_waits: dict[str, list[float]] = {}
     for call in calls:
         if call.stage == wb.STAGE_QUEUE and call.queue:
@@ -269,6 +314,7 @@ def compose_snapshot(
         waiting=live.waiting or {},
         current_waits=current_waits,
     )
+    by_node = _waiting_by_node(calls) if cluster else {}
     found = wb.alerts(
         stats,
         service_level_target=facts.level.target,
@@ -280,9 +326,20 @@ def compose_snapshot(
         **live.status(now),
         "service_level_seconds": facts.level.seconds,
         "service_level_target": facts.level.target,
-        "queues": [{**asdict(s), **_queue_owner(s.queue, labels)} for s in stats],
+        "queues": [
+            {
+                **asdict(s),
+                **_queue_owner(s.queue, labels),
+                # A cluster: where the callers wait (the queue's figures sum every node's).
+                **({"waiting_by_node": by_node.get(s.queue, {})} if cluster else {}),
+            }
+            for s in stats
+        ],
         "operators": _operators(facts.roster, live, calls, now, lang),
-        "calls": [{**asdict(c), "stage_label": translate(lang, f"stage.{c.stage}")} for c in calls],
+        "calls": [
+            {**_call_fields(c, cluster), "stage_label": translate(lang, f"stage.{c.stage}")}
+            for c in calls
+        ],
         "alerts": [{**asdict(a), "text": _alert_text(lang, a)} for a in found],
     }
 
@@ -301,7 +358,7 @@ async def shared_facts(
 
     async def compute() -> BoardFacts:
         # read_live degrades to "not live" when Redis is down; the call log still answers.
-        live = await read_live(state.live.redis, settings.redis_prefix)
+        live = await read_all(state.live.redis, settings)
         return await run_in_threadpool(
             gather_facts, state.db, settings, state.zone, live, None, scope
         )

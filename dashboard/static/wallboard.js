@@ -70,7 +70,8 @@
       td.textContent = c.caller_number;
     }
     cell(row, c.caller_name);
-    cell(row, c.stage_label);
+    // In a cluster, the node the call is on (one box: no node).
+    cell(row, c.node ? c.stage_label + " · " + c.node : c.stage_label);
     cell(row, c.queue);
     cell(row, c.operator);
     cell(row, duration(c.seconds_in_stage + elapsed()), "num");
@@ -79,7 +80,7 @@
 
   function operatorRow(op) {
     const row = document.createElement("tr");
-    cell(row, op.name);
+    cell(row, op.node ? op.name + " · " + op.node : op.name);
     cell(row, op.state_label);
     cell(row, duration(op.seconds_in_state === null ? null : op.seconds_in_state + elapsed()), "num");
     return row;

@@ -149,10 +149,12 @@ def up(settings: Settings, nodes: int, agi_per_node: int = DEFAULT_AGI_PER_NODE)
 
 def dashboard_environment(specs: list[NodeSpec]) -> dict[str, str]:
     """The dashboard's AMI: the first node, then the others when it does not answer, so
-    click-to-call and queue actions go through a node that is up."""
+    click-to-call and queue actions go through a node that is up; and every node by name, so
+    it merges their live state and knows which node took a click-to-call."""
     return {
         "HOTLINE_AMI_HOST": specs[0].address,
         "HOTLINE_AMI_FALLBACK_HOSTS": json.dumps([s.address for s in specs[1:]]),
+        "HOTLINE_NODE_AMI_HOSTS": json.dumps({s.name: s.address for s in specs}),
     }
 
 

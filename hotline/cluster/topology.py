@@ -108,8 +108,9 @@ def plan(
             "state_dir": str(state),
             "database_url": settings.db_url,
             "redis_url": settings.redis_url,
-            # Live state per node for now (one router's rebuild must not wipe another's calls).
-            "redis_prefix": f"{settings.redis_prefix}-node{i}",
+            # Live state per node (one router's rebuild must not wipe another's calls); the
+            # dashboard merges them all (settings.node_ami_hosts).
+            "redis_prefix": settings.node_redis_prefix(f"node{i}"),
             "recordings_dir": str(settings.recordings_dir),
             "flows_dir": str(settings.flows_dir),
             "sip_host": address,

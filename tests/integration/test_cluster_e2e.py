@@ -335,9 +335,24 @@ def test_a_callback_from_the_dashboard_goes_out_through_a_live_node(cluster: Set
             assert started.status_code == 202, started.text
             assert op_phone.wait_for_event("CALL_ESTABLISHED", timeout=30), op_phone.log[-2000:]
             assert home.wait_for_event("CALL_ESTABLISHED", timeout=30), home.log[-2000:]
+
+            # The board merges both nodes' live state: node 1's router lost its Asterisk, so
+            # its part is left out (stale) while node 2's stays live.
+            def board_nodes() -> bool:
+                snap = api.get("/api/wallboard").json()
+                return {n["node"]: n["live"] for n in snap.get("nodes", [])} == {
+                    "node1": False,
+                    "node2": True,
+                }
+
+            wait_for(board_nodes, timeout=30, what="the wallboard: node 1 stale, node 2 live")
             home.hangup()
         call_id = started.json()["call_id"]
         wait_for(lambda: _answered(db, call_id), what="the callback answered in the call log")
+        with db.session() as session:
+            row = session.get(Call, call_id)
+            # The row names the node whose AMI took the Originate (node 1's is dead).
+            assert row is not None and row.node == "node2"
         assert status()["nodes"][0]["asterisk"] is False
     finally:
         db.dispose()

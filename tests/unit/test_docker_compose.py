@@ -470,3 +470,17 @@ def test_kamailio_dispatches_to_the_nodes_and_the_dashboard_falls_back(
     # ... and the setting parses from the environment the way Compose hands it over.
     monkeypatch.setenv("HOTLINE_AMI_FALLBACK_HOSTS", dashboard["HOTLINE_AMI_FALLBACK_HOSTS"])
     assert Settings().ami_fallback_hosts == [specs[1].address]
+    # Every node by name: the dashboard merges their live state under the prefixes the
+    # nodes write, and names the node whose AMI took a click-to-call.
+    assert dashboard["HOTLINE_NODE_AMI_HOSTS"] == wanted["HOTLINE_NODE_AMI_HOSTS"]
+    monkeypatch.setenv("HOTLINE_NODE_AMI_HOSTS", dashboard["HOTLINE_NODE_AMI_HOSTS"])
+    monkeypatch.setenv("HOTLINE_REDIS_PREFIX", env(services["migrate"])["HOTLINE_REDIS_PREFIX"])
+    settings = Settings()
+    node_prefixes = {
+        env(services[f"asterisk-{i}"])["HOTLINE_NODE"]: env(services[f"asterisk-{i}"])[
+            "HOTLINE_REDIS_PREFIX"
+        ]
+        for i in (1, 2)
+    }
+    assert settings.live_prefixes() == node_prefixes
+    assert settings.node_of_ami_host(specs[1].address) == "node2"
