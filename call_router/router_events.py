@@ -14,14 +14,14 @@ import structlog
 
 from call_router import callbacks, channel_vars, missed_rings
 from call_router.ban_policy import FAILURE_EVENTS
-from call_router.call_log import (
+from call_router.call_event_kinds import (
     EVENT_AGI_FAILED,
     EVENT_QUEUE_STATUS,
     EVENT_VOICEMAIL,
     EVENT_VOICEMAIL_OFFERED,
-    CallLog,
-    CallView,
 )
+from call_router.call_log import CallLog
+from call_router.call_log_core import CallView
 from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveState
 from call_router.settings import QUEUES
 from call_router.sip_bans import SipBanGuard

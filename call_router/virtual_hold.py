@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from call_router import callback_policy as policy
 from call_router import callbacks
-from call_router.call_log import EVENT_CALLBACK, EVENT_CALLBACK_REQUESTED
+from call_router.call_event_kinds import EVENT_CALLBACK, EVENT_CALLBACK_REQUESTED
 from call_router.db import Database
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from call_router import accounts, callbacks
-from call_router.call_log import EVENT_CONNECT
+from call_router.call_event_kinds import EVENT_CONNECT
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.models import Call, Callback, CallEvent
