@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from call_router import callbacks, outcomes
+from call_router import callback_dialing, callback_intake, outcomes
 from call_router.call_event_kinds import (
     EVENT_ABANDON,
     EVENT_AFTER_HOURS,
@@ -114,7 +114,7 @@ class CallLifecycle(CallLogCore):
                     call.queue_joined_at = seconds_before(at, hold_time)
             call.operator = cap(operator, 64)
             call.queue = cap(queue, 32)
-            callbacks.close_for_number(
+            callback_intake.close_for_number(
                 session, call.caller_number, "reached_operator", at, tenant_id=call.tenant_id
             )
 
@@ -196,9 +196,9 @@ class CallLifecycle(CallLogCore):
             .where(CallEvent.call_id == call.id)
             .order_by(CallEvent.at, CallEvent.id)
         ).all()
-        if callbacks.is_outbound_call(events):
+        if callback_dialing.is_outbound_call(events):
             # Our own click-to-call to a resident: it settles its callback entry, never opens one.
-            callbacks.finish_outbound_call(session, call, events)
+            callback_dialing.finish_outbound_call(session, call, events)
             return
         summary = outcomes.summarize(_facts(call, events, reconciled=reconciled))
         call.outcome = summary.outcome
@@ -212,7 +212,7 @@ class CallLifecycle(CallLogCore):
             and (summary.wait_seconds or 0) < self._callback_min_wait
         ):
             return
-        entry = callbacks.open_or_attach(
+        entry = callback_intake.open_or_attach(
             session,
             caller_number=call.caller_number,
             reason=summary.outcome,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from call_router import callbacks, channel_vars, missed_rings
+from call_router import callback_dialing, channel_vars, missed_rings
 from call_router.ban_policy import FAILURE_EVENTS
 from call_router.call_event_kinds import (
     EVENT_AGI_FAILED,
@@ -360,7 +360,7 @@ class CallEvents:
             return None
         linkedid = event.get("Linkedid", "")
         begin = event.get("Event") == "DialBegin"
-        kind = callbacks.EVENT_DIAL_BEGIN if begin else callbacks.EVENT_DIAL_END
+        kind = callback_dialing.EVENT_DIAL_BEGIN if begin else callback_dialing.EVENT_DIAL_END
         data = {
             "operator_channel": event.get("Channel"),
             "resident_channel": event.get("DestChannel"),
