@@ -116,8 +116,7 @@ def overdue(session: Session, now: datetime) -> list[Callback]:
             select(Callback)
             .where(
                 Callback.status == CALLBACK_OPEN,
-                Callback.due_at.is_not(None),
-                Callback.due_at < now,
+                policy.overdue_condition(Callback.due_at, now),
                 Callback.escalated_at.is_(None),
             )
             .order_by(Callback.due_at, Callback.id)
