@@ -31,7 +31,8 @@ from typing import Any, NamedTuple, Protocol
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from call_router.call_log import CallArrival, CallLog, MenuResult, TimelineEntry
+from call_router.call_log import CallLog
+from call_router.call_log_core import CallArrival, MenuResult, TimelineEntry
 from call_router.durable_spool import DurableSpool, Record
 from call_router.models import utcnow
 

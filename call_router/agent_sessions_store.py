@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from call_router import staffing_store
 from call_router.agent_sessions import AgentFigures, CallLeg, agent_figures, day_bounds
-from call_router.call_log import EVENT_RING_NO_ANSWER
+from call_router.call_event_kinds import EVENT_RING_NO_ANSWER
 from call_router.models import DIRECTION_CALLBACK, DIRECTION_INBOUND, Call, CallEvent, Operator
 
 # A call longer than this is not looked for before the range (it would have ended inside).

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from call_router.callback_policy import overdue_condition
 from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
 
 # A call the router lost track of (crash before hang-up) must not stay "in progress" forever.
@@ -81,6 +82,6 @@ def overdue_callbacks(session: Session, now: datetime) -> int | None:
     stmt = (
         select(func.count())
         .select_from(Callback)
-        .where(Callback.status == CALLBACK_OPEN, due.is_not(None), due < now)
+        .where(Callback.status == CALLBACK_OPEN, overdue_condition(due, now))
     )
     return int(session.scalar(stmt) or 0)

@@ -38,7 +38,8 @@ from sqlalchemy.orm import Session
 from call_router import queue_log
 from call_router.agents import interface_of, login_of
 from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable, Reply
-from call_router.call_log import EVENT_ENDED_BY_SUPERVISOR, EVENT_MOVED, CallLog
+from call_router.call_event_kinds import EVENT_ENDED_BY_SUPERVISOR, EVENT_MOVED
+from call_router.call_log import CallLog
 from call_router.control_models import ControlAction, ControlClaim
 from call_router.db import Database
 from call_router.models import Call, CallEvent, Operator, utcnow

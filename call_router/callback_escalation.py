@@ -1,7 +1,7 @@
 """Overdue call-backs go to the supervisor: an alert on the live channel and a log line.
 
 `escalate_overdue` is one pass; `run_periodically` is the loop the router runs next to its AMI
-listener. Each entry is escalated once (callbacks.mark_escalated is a conditional UPDATE), so
+listener. Each entry is escalated once (callback_list.mark_escalated is a conditional UPDATE), so
 several routers, or a restart, never alert twice.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from call_router import callbacks
+from call_router import callback_list
 from call_router.db import Database
 from call_router.live_state import LiveState
 from call_router.models import utcnow
@@ -29,8 +29,8 @@ log = structlog.get_logger(__name__)
 def _mark_overdue(db: Database, now: datetime) -> list[dict[str, Any]]:
     alerts: list[dict[str, Any]] = []
     with db.session() as session:
-        for entry in callbacks.overdue(session, now):
-            if not callbacks.mark_escalated(session, entry.id, now):
+        for entry in callback_list.overdue(session, now):
+            if not callback_list.mark_escalated(session, entry.id, now):
                 continue
             assert entry.due_at is not None
             alerts.append(

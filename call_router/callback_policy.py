@@ -10,6 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from enum import IntEnum, StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_
 
 from call_router.numbers import ANONYMOUS, normalize_number
 
@@ -119,7 +122,14 @@ def ordered(items: Iterable[ListItem], now: datetime) -> list[ListItem]:
 
 
 def is_overdue(due: datetime | None, now: datetime) -> bool:
+    """Past its deadline. `overdue_condition` below is the same rule for SQL queries."""
     return due is not None and now > due
+
+
+def overdue_condition(due: Any, now: datetime) -> ColumnElement[bool]:
+    """`is_overdue` as a SQL condition on a deadline column (a query builds it, runs nothing):
+    the wallboard's count and the escalation job's pick agree with the list's mark."""
+    return and_(due.is_not(None), due < now)
 
 
 # --- retries and quiet hours ------------------------------------------------------------------

@@ -11,7 +11,7 @@ How one call-back flows:
    ActionID: with Async, Asterisk answers "queued" at once and reports the outcome later.
 3. The router's AMI listener logs the resident's leg (DialBegin/DialEnd in [callback-out]) and
    the hang-up; the call log's finalize step settles the call and the entry
-   (callbacks.finish_outbound_call). If the operator's channel could not even be created,
+   (callback_dialing.finish_outbound_call). If the operator's channel could not even be created,
    no hang-up event will ever come, so `originate` ends the call row itself (idempotent).
 """
 
@@ -30,8 +30,8 @@ import structlog
 from panoramisk import Manager  # type: ignore[import-untyped]
 from sqlalchemy import select, update
 
+from call_router import callback_claims, callback_dialing, callback_list, callbacks, virtual_hold
 from call_router import callback_policy as policy
-from call_router import callbacks, virtual_hold
 from call_router.agents import Membership, login_of, parse_members
 from call_router.ami_client import (
     AmiClient,
@@ -99,14 +99,14 @@ def prepare(
     `by`: who asked (a supervisor placing it for `operator`), for the entry's history.
     `automatic`: the virtual-hold dispatcher placed it (answered, it closes the entry)."""
     now = now or utcnow()
-    linkedid = f"{callbacks.OUTBOUND_LINKEDID_PREFIX}{uuid.uuid4().hex}"
+    linkedid = f"{callback_dialing.OUTBOUND_LINKEDID_PREFIX}{uuid.uuid4().hex}"
     with db.session() as session:
         known = session.scalar(
             select(Operator.id).where(Operator.sip_login == operator, Operator.enabled.is_(True))
         )
         if known is None:
             raise callbacks.CallbackError("unknown_operator", f"no enabled operator {operator!r}")
-        entry = callbacks.get_callback(session, callback_id)
+        entry = callback_list.get_callback(session, callback_id)
         if entry is None:
             raise callbacks.CallbackError("not_found", f"no callback {callback_id}")
         call = Call(
@@ -124,8 +124,8 @@ def prepare(
             CallEvent(
                 call_id=call.id,
                 at=now,
-                kind=callbacks.EVENT_OUTBOUND,
-                key=callbacks.EVENT_OUTBOUND,
+                kind=callback_dialing.EVENT_OUTBOUND,
+                key=callback_dialing.EVENT_OUTBOUND,
                 data={
                     "callback_id": callback_id,
                     "operator": operator,
@@ -135,7 +135,7 @@ def prepare(
             )
         )
         # Raises (and rolls the call row back) when the entry may not be dialled now.
-        callbacks.start_call(
+        callback_dialing.start_call(
             session, callback_id, operator, now, call_id=call.id, rules=rules, by=by
         )
         return PlacedCall(callback_id, call.id, linkedid, operator, entry.caller_number, automatic)
@@ -345,7 +345,7 @@ def release_held(
             linkedid, cause="not_dialled", at=now
         )
     with db.session() as session:
-        held, dialling = callbacks.virtual_hold_waiting(session, now, rules)
+        held, dialling = callback_list.virtual_hold_waiting(session, now, rules)
         busy = virtual_hold.dialling_operators(session)
     # An entry being dialled holds its operator: taken out of the free ones (their phone may
     # not show it yet); callbacks whose operator is not listed free already took no place.
@@ -359,7 +359,7 @@ def release_held(
             continue
         try:
             with db.session() as session:
-                callbacks.claim(session, item.id, operator, now, timeout=rules.claim_timeout)
+                callback_claims.claim(session, item.id, operator, now, timeout=rules.claim_timeout)
             placed.append(prepare(db, item.id, operator, rules=rules, now=now, automatic=True))
         except callbacks.CallbackError as exc:  # someone else took it meanwhile: skip it
             log.info("virtual_hold_skip", callback_id=item.id, code=exc.code, dialling=dialling)

@@ -41,7 +41,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from call_router import callbacks
-from call_router.call_log import CallView
+from call_router.call_log_core import CallView
 from call_router.db import Database
 
 STAGE_MENU = "menu"

@@ -23,9 +23,10 @@ from call_router import attachment_checks as checks
 from call_router.account_models import DashboardUser
 from call_router.accounts import CREW
 from call_router.models import utcnow
+from call_router.request_crews import get_crew
 from call_router.request_lifecycle import LifecycleError
 from call_router.request_models import CrewMember, RequestAttachment, RequestEvent, ServiceRequest
-from call_router.service_requests import MAX_NAME, get_crew, get_request
+from call_router.service_requests import MAX_NAME, get_request
 
 STORED_AS = re.compile(r"^[0-9a-f]{32}$")
 # At most this many attachments on one request.

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from call_router import callbacks, channel_vars, missed_rings
+from call_router import callback_dialing, channel_vars, missed_rings
 from call_router.ban_policy import FAILURE_EVENTS
-from call_router.call_log import (
+from call_router.call_event_kinds import (
     EVENT_AGI_FAILED,
     EVENT_QUEUE_STATUS,
     EVENT_VOICEMAIL,
     EVENT_VOICEMAIL_OFFERED,
-    CallLog,
-    CallView,
 )
+from call_router.call_log import CallLog
+from call_router.call_log_core import CallView
 from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveState
 from call_router.settings import QUEUES
 from call_router.sip_bans import SipBanGuard
@@ -360,7 +360,7 @@ class CallEvents:
             return None
         linkedid = event.get("Linkedid", "")
         begin = event.get("Event") == "DialBegin"
-        kind = callbacks.EVENT_DIAL_BEGIN if begin else callbacks.EVENT_DIAL_END
+        kind = callback_dialing.EVENT_DIAL_BEGIN if begin else callback_dialing.EVENT_DIAL_END
         data = {
             "operator_channel": event.get("Channel"),
             "resident_channel": event.get("DestChannel"),

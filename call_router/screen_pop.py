@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from call_router import service_figures
-from call_router.call_log import EVENT_CONNECT
+from call_router.call_event_kinds import EVENT_CONNECT
 from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
 from call_router.numbers import is_anonymous
 from call_router.service_figures import PLAIN

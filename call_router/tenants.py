@@ -306,7 +306,7 @@ def narrow(session: Session, value: str | None) -> None:
 
 
 def clean_number(value: str) -> str:
-    """A dialled number as the call log keeps it (call_log._dialable: digits, + * #)."""
+    """A dialled number as the call log keeps it (call_log_sql.dialable: digits, + * #)."""
     number = "".join(ch for ch in value if ch.isascii() and (ch.isdigit() or ch in "+*#"))
     if not number or len(number) > 32:
         raise TenantError("number: 1-32 digits (+, * and # allowed)")

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from call_router import callback_claims, callback_dialing, callback_intake, callbacks
 from call_router import callback_policy as policy
-from call_router import callbacks
-from call_router.call_log import EVENT_CALLBACK, EVENT_CALLBACK_REQUESTED
+from call_router.call_event_kinds import EVENT_CALLBACK, EVENT_CALLBACK_REQUESTED
 from call_router.db import Database
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent
 
@@ -58,7 +58,7 @@ def request_callback_in(
         return None
     queue = queue or call.queue
     _event(session, call.id, EVENT_CALLBACK_REQUESTED, at, {"queue": queue})
-    entry = callbacks.open_or_attach(
+    entry = callback_intake.open_or_attach(
         session,
         caller_number=call.caller_number,
         reason=REASON_VIRTUAL_HOLD,
@@ -123,7 +123,7 @@ def close_answered(
         return False
     started = session.scalars(
         select(CallEvent).where(
-            CallEvent.call_id == call.id, CallEvent.kind == callbacks.EVENT_OUTBOUND
+            CallEvent.call_id == call.id, CallEvent.kind == callback_dialing.EVENT_OUTBOUND
         )
     ).first()
     if started is None or not started.data.get("automatic"):
@@ -132,7 +132,7 @@ def close_answered(
     if entry is None or entry.status != CALLBACK_OPEN:
         return False
     operator = started.data.get("operator")
-    callbacks.record_outcome(
+    callback_claims.record_outcome(
         session,
         entry.id,
         policy.Outcome.REACHED,

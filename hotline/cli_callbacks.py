@@ -99,7 +99,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Open entries in calling order (emergencies, repeat callers, deadline, age)."""
-    from call_router.callbacks import list_callbacks
+    from call_router.callback_list import list_callbacks
     from call_router.models import utcnow
 
     db = _database(get_settings())
@@ -124,13 +124,13 @@ def claim_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Take an entry (a lock that lapses after callback_claim_timeout seconds)."""
-    from call_router import callbacks
+    from call_router import callback_claims
     from call_router.models import utcnow
 
     settings = get_settings()
     _change_entry(
         settings,
-        lambda session: callbacks.claim(
+        lambda session: callback_claims.claim(
             session, callback_id, operator, utcnow(), timeout=settings.callback_claim_timeout
         ),
         as_json,
@@ -144,12 +144,12 @@ def release_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Give an entry back (only your own claim with --operator; any claim without)."""
-    from call_router import callbacks
+    from call_router import callback_claims
     from call_router.models import utcnow
 
     _change_entry(
         get_settings(),
-        lambda session: callbacks.release(session, callback_id, utcnow(), operator=operator),
+        lambda session: callback_claims.release(session, callback_id, utcnow(), operator=operator),
         as_json,
     )
 
@@ -197,7 +197,7 @@ def outcome_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Record how a call-back went: closes the entry or schedules the next try."""
-    from call_router import callbacks
+    from call_router import callback_claims, callbacks
     from call_router.callback_policy import Outcome
     from call_router.models import utcnow
 
@@ -214,7 +214,7 @@ def outcome_command(
     settings = get_settings()
     _change_entry(
         settings,
-        lambda session: callbacks.record_outcome(
+        lambda session: callback_claims.record_outcome(
             session,
             callback_id,
             Outcome(outcome),
@@ -233,11 +233,11 @@ def show_command(
     callback_id: int, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """One entry with its full history."""
-    from call_router import callbacks
+    from call_router import callback_list
 
     db = _database(get_settings())
     with db.session() as session:
-        entry = callbacks.get_callback(session, callback_id)
+        entry = callback_list.get_callback(session, callback_id)
         if entry is None:
             raise _fail("not_found", f"no callback {callback_id}")
         row = _row(entry)
@@ -251,7 +251,7 @@ def show_command(
                 "note": h.note,
                 "data": h.data,
             }
-            for h in callbacks.history(session, callback_id)
+            for h in callback_list.history(session, callback_id)
         ]
     if as_json:
         typer.echo(json.dumps(row, ensure_ascii=False))

@@ -91,11 +91,11 @@ def requests_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List requests, newest first."""
-    from call_router import service_requests as store
+    from call_router import request_reads, request_views
     from call_router.models import utcnow
 
     now = utcnow()
-    where = store.RequestFilter(
+    where = request_reads.RequestFilter(
         states=state or (),
         category=category,
         crew_id=crew,
@@ -104,7 +104,8 @@ def requests_list(
     )
     rows = _run(
         lambda s: [
-            store.request_dict(r, now=now) for r in store.list_requests(s, where, limit=limit)
+            request_views.request_dict(r, now=now)
+            for r in request_reads.list_requests(s, where, limit=limit)
         ]
     )
     _emit(rows, as_json, lambda items: "\n".join(_line(i) for i in items) or "no requests")
@@ -113,9 +114,10 @@ def requests_list(
 @requests_app.command("show")
 def requests_show(number: str, as_json: JsonOpt = False) -> None:
     """One request with its calls and full history."""
+    from call_router import request_views
     from call_router import service_requests as store
 
-    info = _run(lambda s: store.request_dict(store.get_request(s, number), detail=True))
+    info = _run(lambda s: request_views.request_dict(store.get_request(s, number), detail=True))
     _emit(info, as_json, _detail)
 
 
@@ -138,6 +140,7 @@ def requests_create(
 ) -> None:
     """Create a request; an open one for the same address and category takes it instead."""
     from call_router import request_lifecycle as life
+    from call_router import request_views
     from call_router import service_requests as store
 
     new = store.NewRequest(
@@ -164,7 +167,7 @@ def requests_create(
             tenant_id=_tenant_id(session, tenant),
             call_id=call,
         )
-        return {**store.request_dict(created.request), "attached": created.attached}
+        return {**request_views.request_dict(created.request), "attached": created.attached}
 
     def text(i: dict[str, Any]) -> str:
         verb = "already reported: attached to" if i["attached"] else "created"
@@ -183,12 +186,12 @@ def requests_assign(
 ) -> None:
     """Give a request to a crew; several at once: each is assigned or refused on its own
     (`{"assigned": [...], "refused": [...]}`; exit 2 if any was refused)."""
-    from call_router import service_requests as store
+    from call_router import request_assignment, request_views
 
     if len(numbers) == 1:
         info = _run(
-            lambda s: store.request_dict(
-                store.assign(s, numbers[0], crew, actor=ACTOR, note=note, force=force)
+            lambda s: request_views.request_dict(
+                request_assignment.assign(s, numbers[0], crew, actor=ACTOR, note=note, force=force)
             )
         )
         _emit(info, as_json, lambda i: f"request {i['number']} assigned to {i['crew']['name']}")
@@ -196,9 +199,11 @@ def requests_assign(
 
     def bulk(session: Session) -> dict[str, Any]:
         picks = [(number, None) for number in numbers]
-        done = store.assign_many(session, picks, crew, actor=ACTOR, note=note, force=force)
+        done = request_assignment.assign_many(
+            session, picks, crew, actor=ACTOR, note=note, force=force
+        )
         return {
-            "assigned": [store.request_dict(r) for r in done.assigned],
+            "assigned": [request_views.request_dict(r) for r in done.assigned],
             "refused": [
                 {"number": r.number, "code": r.code, "message": r.message} for r in done.refused
             ],
@@ -224,10 +229,11 @@ def requests_status(
     as_json: JsonOpt = False,
 ) -> None:
     """Move a request to another state (the allowed moves: request_lifecycle.TRANSITIONS)."""
+    from call_router import request_views
     from call_router import service_requests as store
 
     info = _run(
-        lambda s: store.request_dict(
+        lambda s: request_views.request_dict(
             store.change_state(s, number, state, actor=ACTOR, note=note, duplicate_of=duplicate_of)
         )
     )
@@ -248,12 +254,12 @@ def crews_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a crew or contractor."""
+    from call_router import request_crews, request_views
     from call_router import request_lifecycle as life
-    from call_router import service_requests as store
 
     info = _run(
-        lambda s: store.crew_dict(
-            store.add_crew(
+        lambda s: request_views.crew_dict(
+            request_crews.add_crew(
                 s,
                 name,
                 categories=category or [],
@@ -270,9 +276,9 @@ def crews_add(
 @crews_app.command("list")
 def crews_list(as_json: JsonOpt = False) -> None:
     """List crews."""
-    from call_router import service_requests as store
+    from call_router import request_crews, request_views
 
-    rows = _run(lambda s: [store.crew_dict(c) for c in store.list_crews(s)])
+    rows = _run(lambda s: [request_views.crew_dict(c) for c in request_crews.list_crews(s)])
 
     def text(items: list[dict[str, Any]]) -> str:
         return "\n".join(
@@ -317,10 +323,10 @@ def keys_create(
 ) -> None:
     """Create an API key for an Open311 client. The key is printed once, then only its hash
     is kept."""
-    from call_router import service_requests as store
+    from call_router import open311_keys
 
     def create(session: Session) -> dict[str, Any]:
-        plain, row = store.create_key(session, name, tenant_id=_tenant_id(session, tenant))
+        plain, row = open311_keys.create_key(session, name, tenant_id=_tenant_id(session, tenant))
         return {"api_key": plain, **_key_dict(row)}
 
     info = _run(create)
@@ -334,9 +340,9 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: JsonOpt = False) -> None:
     """List the keys (never the keys themselves)."""
-    from call_router import service_requests as store
+    from call_router import open311_keys
 
-    rows = _run(lambda s: [_key_dict(k) for k in store.list_keys(s)])
+    rows = _run(lambda s: [_key_dict(k) for k in open311_keys.list_keys(s)])
 
     def text(items: list[dict[str, Any]]) -> str:
         return "\n".join(
@@ -351,7 +357,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(name: str, as_json: JsonOpt = False) -> None:
     """Revoke a key: its client is refused (403) from now on."""
-    from call_router import service_requests as store
+    from call_router import open311_keys
 
-    info = _run(lambda s: _key_dict(store.revoke_key(s, name)))
+    info = _run(lambda s: _key_dict(open311_keys.revoke_key(s, name)))
     _emit(info, as_json, lambda i: f"key {i['name']} revoked")

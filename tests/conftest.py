@@ -213,13 +213,13 @@ def open_callback(
     db: Database, number: str, *, reason: str = "voicemail", queue: str = "heating", **extra: Any
 ) -> int:
     """A callback entry straight into the list (as if the resident asked for one); its id.
-    `extra` goes to callbacks.open_or_attach (now, rules, placed_at, ...)."""
-    from call_router import callbacks
+    `extra` goes to callback_intake.open_or_attach (now, rules, placed_at, ...)."""
+    from call_router import callback_intake
     from call_router.models import utcnow
 
     extra.setdefault("now", utcnow())
     with db.session() as session:
-        entry = callbacks.open_or_attach(
+        entry = callback_intake.open_or_attach(
             session, caller_number=number, reason=reason, queue=queue, call_id=None, **extra
         )
         assert entry is not None, f"no entry for {number}"

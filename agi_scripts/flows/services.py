@@ -21,7 +21,7 @@ from agi_scripts.flows.runtime import (
     FlowLookups,
     SpeechInput,
 )
-from call_router import buildings, callbacks, tenants
+from call_router import buildings, callback_intake, tenants
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.flow_models import CallerLanguage, Incident
@@ -256,7 +256,7 @@ class DbLookups:
             call = session.scalars(select(Call).where(Call.linkedid == linkedid)).first()
             if call is None:
                 return False
-            entry = callbacks.open_or_attach(
+            entry = callback_intake.open_or_attach(
                 session,
                 caller_number=call.caller_number,
                 reason=reason,

@@ -17,7 +17,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from call_router import call_search, callbacks, click_to_call, tenants
+from call_router import (
+    call_search,
+    callback_claims,
+    callback_list,
+    callbacks,
+    click_to_call,
+    tenants,
+)
 from call_router.callback_policy import Outcome
 from call_router.models import CALLBACK_OPEN, utcnow
 from dashboard.deps import ActorDep, DatabaseDep, SessionDep, SettingsDep, StateDep
@@ -91,11 +98,11 @@ def _conflict(exc: callbacks.CallbackError) -> HTTPException:
 
 
 def _detail(session: SessionDep, callback_id: int) -> CallbackDetailOut:
-    entry = callbacks.get_callback(session, callback_id)
+    entry = callback_list.get_callback(session, callback_id)
     if entry is None:
         raise HTTPException(404, detail={"code": "not_found", "message": "no such callback"})
     item = CallbackItemOut.model_validate(entry)
-    rows = [HistoryOut.model_validate(row) for row in callbacks.history(session, callback_id)]
+    rows = [HistoryOut.model_validate(row) for row in callback_list.history(session, callback_id)]
     return CallbackDetailOut(**item.model_dump(), history=rows)
 
 
@@ -112,7 +119,7 @@ def list_callbacks(
 ) -> list[CallbackItemOut]:
     """Open entries in calling order: emergencies, repeat callers, then by deadline and age."""
     tenants.narrow(session, tenant)
-    rows = callbacks.list_callbacks(session, None if status == ALL else status, now=utcnow())
+    rows = callback_list.list_callbacks(session, None if status == ALL else status, now=utcnow())
     return [CallbackItemOut.model_validate(row) for row in rows]
 
 
@@ -138,7 +145,7 @@ def summary(
     tenants.narrow(session, tenant)
     now = utcnow()
     since = call_search.start_of_day(now, state.zone)
-    return SummaryOut(**callbacks.summary(session, now, since))
+    return SummaryOut(**callback_list.summary(session, now, since))
 
 
 @router.get("/{callback_id}", response_model=CallbackDetailOut)
@@ -156,7 +163,7 @@ def claim(
 ) -> CallbackDetailOut:
     operator = actor.required_operator(body.operator)
     try:
-        callbacks.claim(
+        callback_claims.claim(
             session,
             callback_id,
             operator,
@@ -176,7 +183,7 @@ def release(
     """An operator releases only their own claim; a supervisor naming nobody releases any."""
     operator = actor.operator(body.operator)
     try:
-        callbacks.release(session, callback_id, utcnow(), operator=operator, by=actor.by)
+        callback_claims.release(session, callback_id, utcnow(), operator=operator, by=actor.by)
     except callbacks.CallbackError as exc:
         raise _conflict(exc) from exc
     return _detail(session, callback_id)
@@ -190,7 +197,7 @@ def outcome(
         raise HTTPException(422, detail={"code": "bad_time", "message": "`at` needs a time zone"})
     operator = actor.operator(body.operator)
     try:
-        callbacks.record_outcome(
+        callback_claims.record_outcome(
             session,
             callback_id,
             Outcome(body.outcome),

@@ -26,12 +26,13 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from call_router import request_assignment, request_crews, request_reads, request_views
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
 from call_router.accounts import CREW, DISPATCHER, OPERATOR, SUPERVISOR
 from call_router.models import Call, utcnow
 from call_router.request_lifecycle import LifecycleError
-from call_router.service_requests import RequestFilter
+from call_router.request_reads import RequestFilter
 from dashboard import csv_export
 from dashboard.deps import ActorDep, DatabaseDep, SessionDep
 from dashboard.routes.schemas import MAX_ROW_ID
@@ -236,8 +237,8 @@ def list_requests(
         caller_number=caller,
         overdue_at=now if overdue else None,
     )
-    rows = store.list_requests(session, where, limit=limit, offset=offset)
-    return [store.request_dict(r, now=now) for r in rows]
+    rows = request_reads.list_requests(session, where, limit=limit, offset=offset)
+    return [request_views.request_dict(r, now=now) for r in rows]
 
 
 def _csv_rows(db: DatabaseDep, where: RequestFilter) -> Iterator[str]:
@@ -246,12 +247,12 @@ def _csv_rows(db: DatabaseDep, where: RequestFilter) -> Iterator[str]:
     with db.session() as session:  # behind the same wall: the context's scope applies
         offset = 0
         while True:
-            batch = store.list_requests(session, where, limit=500, offset=offset)
+            batch = request_reads.list_requests(session, where, limit=500, offset=offset)
             if not batch:
                 return
             rows = []
             for request in batch:
-                info = store.request_dict(request, now=now)
+                info = request_views.request_dict(request, now=now)
                 info["crew"] = request.crew.name if request.crew else None
                 rows.append(
                     [
@@ -314,7 +315,7 @@ def create_request(
         raise _refused(exc) from None
     if created.attached:
         response.status_code = 200
-    return {**store.request_dict(created.request), "attached": created.attached}
+    return {**request_views.request_dict(created.request), "attached": created.attached}
 
 
 class SuggestionOut(BaseModel):
@@ -334,7 +335,7 @@ def suggest(
     """The operator's new-request form prefilled from a call (screen-pop): the category from
     the recognised intent, the caller's last address, and their open requests to attach to."""
     try:
-        found = store.suggest_for_call(session, call_id, life.load_categories())
+        found = request_views.suggest_for_call(session, call_id, life.load_categories())
     except LifecycleError as exc:
         raise _refused(exc) from None
     return {
@@ -343,7 +344,7 @@ def suggest(
         "caller_name": found.caller_name,
         "category": found.category,
         "last_address": found.last_address,
-        "open_requests": [store.request_dict(r) for r in found.open_requests],
+        "open_requests": [request_views.request_dict(r) for r in found.open_requests],
     }
 
 
@@ -354,7 +355,7 @@ def get_request(number: str, session: SessionDep) -> dict[str, Any]:
         request = store.get_request(session, _check_number(number))
     except LifecycleError as exc:
         raise _refused(exc) from None
-    return store.request_dict(request, detail=True)
+    return request_views.request_dict(request, detail=True)
 
 
 @router.post("/api/requests/{number}/status", response_model=RequestDetailOut)
@@ -376,7 +377,7 @@ def change_status(
         )
     except LifecycleError as exc:
         raise _refused(exc) from None
-    return store.request_dict(request, detail=True)
+    return request_views.request_dict(request, detail=True)
 
 
 @router.post("/api/requests/{number}/assign", response_model=RequestDetailOut)
@@ -384,7 +385,7 @@ def assign(number: str, body: AssignIn, session: SessionDep, actor: ActorDep) ->
     """Give a request to a crew (or hand it to another)."""
     _need(actor, DISPATCHERS, "assign requests")
     try:
-        request = store.assign(
+        request = request_assignment.assign(
             session,
             _check_number(number),
             body.crew_id,
@@ -395,7 +396,7 @@ def assign(number: str, body: AssignIn, session: SessionDep, actor: ActorDep) ->
         )
     except LifecycleError as exc:
         raise _refused(exc) from None
-    return store.request_dict(request, detail=True)
+    return request_views.request_dict(request, detail=True)
 
 
 class PickIn(BaseModel):
@@ -405,7 +406,7 @@ class PickIn(BaseModel):
 
 
 class BulkAssignIn(BaseModel):
-    requests: list[PickIn] = Field(min_length=1, max_length=store.MAX_BULK)
+    requests: list[PickIn] = Field(min_length=1, max_length=request_assignment.MAX_BULK)
     crew_id: int = Field(ge=1, le=MAX_ROW_ID)
     note: str | None = Field(default=None, max_length=store.MAX_NOTE)
     force: bool = False
@@ -430,7 +431,7 @@ def assign_many(body: BulkAssignIn, session: SessionDep, actor: ActorDep) -> dic
     with the reason, the others are assigned. An unknown crew refuses the whole action (404)."""
     _need(actor, DISPATCHERS, "assign requests")
     try:
-        result = store.assign_many(
+        result = request_assignment.assign_many(
             session,
             [(pick.number, pick.version) for pick in body.requests],
             body.crew_id,
@@ -442,7 +443,7 @@ def assign_many(body: BulkAssignIn, session: SessionDep, actor: ActorDep) -> dic
         raise _refused(exc) from None
     now = utcnow()
     return {
-        "assigned": [store.request_dict(r, now=now) for r in result.assigned],
+        "assigned": [request_views.request_dict(r, now=now) for r in result.assigned],
         "refused": [asdict(r) for r in result.refused],
     }
 
@@ -455,19 +456,19 @@ def link_call(number: str, body: LinkIn, session: SessionDep, actor: ActorDep) -
         request = store.link_call(session, _check_number(number), body.call_id, actor=actor.by)
     except LifecycleError as exc:
         raise _refused(exc) from None
-    return store.request_dict(request, detail=True)
+    return request_views.request_dict(request, detail=True)
 
 
 @router.get("/api/crews", response_model=list[CrewOut])
 def list_crews(session: SessionDep) -> list[dict[str, Any]]:
-    return [store.crew_dict(c) for c in store.list_crews(session)]
+    return [request_views.crew_dict(c) for c in request_crews.list_crews(session)]
 
 
 @router.post("/api/crews", response_model=CrewOut, status_code=201)
 def add_crew(body: CrewIn, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     _need(actor, DISPATCHERS, "add crews")
     try:
-        crew = store.add_crew(
+        crew = request_crews.add_crew(
             session,
             body.name,
             categories=body.categories,
@@ -478,4 +479,4 @@ def add_crew(body: CrewIn, session: SessionDep, actor: ActorDep) -> dict[str, An
         )
     except LifecycleError as exc:
         raise _refused(exc) from None
-    return store.crew_dict(crew)
+    return request_views.crew_dict(crew)

@@ -6,7 +6,7 @@ them after the commit), pushes the lists again within a second, so operators see
 claims; the page polls slowly only while the feed is down.
 
 Claims, calls and outcomes go through the JSON API (dashboard/routes/api_callbacks.py); the
-order is callbacks.list_callbacks' (callback_policy.order_key), never re-sorted here.
+order is callback_list.list_callbacks' (callback_policy.order_key), never re-sorted here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from call_router import call_search, callback_policy, callbacks
+from call_router import call_search, callback_dialing, callback_list, callback_policy
 from call_router.live_state import EVENT_CALLBACK
 from call_router.models import CALLBACK_OPEN, Callback, CallEvent, utcnow
 from dashboard.deps import SessionDep, StateDep
@@ -84,17 +84,17 @@ def call_stage(events: Sequence[CallEvent], ended: bool) -> str:
     if ended:
         return STAGE_ENDED
     kinds = {event.kind: event for event in events}
-    dial_end = kinds.get(callbacks.EVENT_DIAL_END)
+    dial_end = kinds.get(callback_dialing.EVENT_DIAL_END)
     if dial_end is not None:
         status = str(dial_end.data.get("status") or "") if isinstance(dial_end.data, dict) else ""
         return STAGE_CONNECTED if status == "ANSWER" else STAGE_ENDED
-    if callbacks.EVENT_DIAL_BEGIN in kinds:
+    if callback_dialing.EVENT_DIAL_BEGIN in kinds:
         return STAGE_RESIDENT_RINGING
     return STAGE_OPERATOR_RINGING
 
 
 def _lists_context(session: Session, login: str | None, now: datetime) -> dict[str, Any]:
-    entries = callbacks.list_callbacks(session, CALLBACK_OPEN, now=now)
+    entries = callback_list.list_callbacks(session, CALLBACK_OPEN, now=now)
     mine, others = split_lists(entries, login, now)
     return {"mine": mine, "others": others, "login": login, "FULL": FULL, "outcomes": OUTCOMES}
 
@@ -168,13 +168,13 @@ async def callbacks_stream(
 def callback_history(
     callback_id: RowId, request: Request, session: SessionDep, state: StateDep
 ) -> Response:
-    if callbacks.get_callback(session, callback_id) is None:
+    if callback_list.get_callback(session, callback_id) is None:
         raise HTTPException(404, detail="no such callback")
     return render(
         state.templates,
         request,
         "partials/callback_history.html",
-        {"history": callbacks.history(session, callback_id), "FULL": FULL},
+        {"history": callback_list.history(session, callback_id), "FULL": FULL},
         state.settings.default_language,
     )
 
@@ -194,7 +194,7 @@ def callback_progress(
     callback_id: RowId, call_id: RowId, request: Request, session: SessionDep, state: StateDep
 ) -> ProgressOut:
     """How the click-to-call `call_id` of the entry is getting on (the page polls this)."""
-    entry = callbacks.get_callback(session, callback_id)
+    entry = callback_list.get_callback(session, callback_id)
     call = call_search.call_with_events(session, call_id)
     if entry is None or call is None:
         raise HTTPException(404, detail="no such callback or call")

@@ -22,7 +22,7 @@ from sqlalchemy import distinct, func, select
 from starlette.concurrency import run_in_threadpool
 
 from call_router import call_search, health
-from call_router.call_log import EVENT_AGI_FAILED
+from call_router.call_event_kinds import EVENT_AGI_FAILED
 from call_router.db import Database
 from call_router.models import Call, CallEvent
 from call_router.settings import QUEUES

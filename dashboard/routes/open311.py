@@ -26,14 +26,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from call_router import open311 as o311
+from call_router import open311_keys, request_reads, tenants
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
-from call_router import tenants
 from call_router.db import Database
 from call_router.models import utcnow
 from call_router.open311 import Open311Error
 from call_router.request_models import ServiceRequest
-from call_router.service_requests import RequestFilter
+from call_router.request_reads import RequestFilter
 from dashboard.deps import DatabaseDep, SessionDep
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
@@ -104,7 +104,7 @@ def _key_scope(session: Session, key: str | None) -> bool:
     """A given key must be valid (else 403); a tenant's key narrows the wall. True: a key."""
     if key is None:
         return False
-    row = store.key_for(session, key)
+    row = open311_keys.key_for(session, key)
     if row is None:
         raise Open311Error(403, "api_key: unknown or revoked")
     if row.tenant_id is not None:
@@ -161,7 +161,7 @@ def list_requests(fmt: str, request: Request, session: SessionDep) -> Response:
             numbers=query.numbers,
             categories=query.codes,
         )
-        rows = store.list_requests(session, where, limit=o311.MAX_RESULTS)
+        rows = request_reads.list_requests(session, where, limit=o311.MAX_RESULTS)
         return _render(fmt, "service_requests", _documents(session, rows, keyed))
 
     return _answer(fmt, work)
@@ -217,7 +217,7 @@ async def create_request(fmt: str, request: Request, db: DatabaseDep) -> Respons
 def _create(db: Database, fmt: str, fields: dict[str, str]) -> Response:
     try:
         with db.session() as session:
-            key = store.key_for(session, fields.get("api_key"))
+            key = open311_keys.key_for(session, fields.get("api_key"))
             if key is None:
                 raise Open311Error(403, "api_key: missing, unknown or revoked")
             categories = life.load_categories()

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import board_reads, call_search, callbacks, tenants
+from call_router import board_reads, call_search, callback_list, tenants
 from call_router.call_search import CallFilter
 from call_router.callbacks import CALLBACK_OPEN
 from call_router.db import Database
@@ -91,7 +91,7 @@ def calls_page(
         # A search looks through the whole log, not just today.
         calls = call_search.list_calls(session, caller=caller, country=settings.country_code)
     # The same calling order as the callbacks page and the live refresh of this list.
-    open_callbacks = callbacks.list_callbacks(session, CALLBACK_OPEN, now=now)[
+    open_callbacks = callback_list.list_callbacks(session, CALLBACK_OPEN, now=now)[
         : call_search.MAX_PAGE
     ]
     return render(

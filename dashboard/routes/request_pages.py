@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
+from call_router import request_assignment, request_crews, request_reads, request_views
 from call_router import request_attachments as files
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
@@ -21,7 +22,7 @@ from call_router.accounts import CREW
 from call_router.models import utcnow
 from call_router.request_lifecycle import LifecycleError
 from call_router.request_models import RequestAttachment
-from call_router.service_requests import RequestFilter
+from call_router.request_reads import RequestFilter
 from dashboard.deps import ActorDep, SessionDep, StateDep
 from dashboard.i18n import render
 from dashboard.routes import request_files
@@ -83,13 +84,13 @@ def requests_page(
         category=category or None,
         overdue_at=now if overdue else None,
     )
-    rows = store.list_requests(session, where, limit=PAGE_SIZE)
+    rows = request_reads.list_requests(session, where, limit=PAGE_SIZE)
     return _page(
         state,
         request,
         "requests/list.html",
         {
-            "rows": [store.request_dict(r, now=now) for r in rows],
+            "rows": [request_views.request_dict(r, now=now) for r in rows],
             "states": life.STATES,
             "categories": life.load_categories(),
             "chosen": {"status": status or "", "category": category or "", "overdue": overdue},
@@ -104,16 +105,18 @@ def dispatch_page(
     if actor.principal.role not in DISPATCHERS:
         raise HTTPException(403, detail="your role may not open this")
     now = utcnow()
-    fresh = store.list_requests(session, RequestFilter(states=(life.NEW,)), limit=PAGE_SIZE)
-    late = store.list_requests(session, RequestFilter(overdue_at=now), limit=PAGE_SIZE)
+    fresh = request_reads.list_requests(session, RequestFilter(states=(life.NEW,)), limit=PAGE_SIZE)
+    late = request_reads.list_requests(session, RequestFilter(overdue_at=now), limit=PAGE_SIZE)
     return _page(
         state,
         request,
         "requests/dispatch.html",
         {
-            "fresh": [store.request_dict(r, now=now) for r in fresh],
-            "late": [store.request_dict(r, now=now) for r in late],
-            "crews": [store.crew_dict(c) for c in store.list_crews(session) if c.active],
+            "fresh": [request_views.request_dict(r, now=now) for r in fresh],
+            "late": [request_views.request_dict(r, now=now) for r in late],
+            "crews": [
+                request_views.crew_dict(c) for c in request_crews.list_crews(session) if c.active
+            ],
             "message": msg[:1000] if msg else None,
         },
     )
@@ -128,25 +131,25 @@ def crew_page(
     crew: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     msg: str | None = None,
 ) -> Response:
-    crews = store.list_crews(session)
+    crews = request_crews.list_crews(session)
     if crew is None and actor.principal.role == CREW:
         crew = files.crew_of_user(session, actor.principal.user_id)  # its own jobs
     chosen = next((c for c in crews if c.id == crew), None)
     jobs: list[dict[str, Any]] = []
     if chosen is not None:
-        rows = store.list_requests(
+        rows = request_reads.list_requests(
             session,
             RequestFilter(states=tuple(CREW_NEXT), crew_id=chosen.id),
             limit=PAGE_SIZE,
         )
-        jobs = [store.request_dict(r) for r in rows]
+        jobs = [request_views.request_dict(r) for r in rows]
     return _page(
         state,
         request,
         "requests/crew.html",
         {
-            "crews": [store.crew_dict(c) for c in crews],
-            "chosen": store.crew_dict(chosen) if chosen else None,
+            "crews": [request_views.crew_dict(c) for c in crews],
+            "chosen": request_views.crew_dict(chosen) if chosen else None,
             "jobs": jobs,
             "next_states": CREW_NEXT,
             "message": msg[:200] if msg else None,
@@ -194,9 +197,11 @@ def _detail(
         request,
         "requests/detail.html",
         {
-            "r": store.request_dict(found, detail=True),
+            "r": request_views.request_dict(found, detail=True),
             "moves": moves,
-            "crews": [store.crew_dict(c) for c in store.list_crews(session) if c.active]
+            "crews": [
+                request_views.crew_dict(c) for c in request_crews.list_crews(session) if c.active
+            ]
             if role in DISPATCHERS
             else [],
             "message": message,
@@ -270,7 +275,7 @@ def request_assign_form(
         raise HTTPException(403, detail="your role may not assign requests")
     try:
         with state.db.session() as work:
-            store.assign(
+            request_assignment.assign(
                 work,
                 _number(number),
                 crew_id,
@@ -326,7 +331,7 @@ def dispatch_assign_form(
     state: StateDep,
     actor: ActorDep,
     crew_id: Annotated[int, Form(ge=1, le=MAX_ROW_ID)],
-    pick: Annotated[list[str], Form(max_length=store.MAX_BULK)],
+    pick: Annotated[list[str], Form(max_length=request_assignment.MAX_BULK)],
     force: Annotated[bool, Form()] = False,
 ) -> Response:
     """Assign the ticked requests to one crew; one changed meanwhile is named, not assigned."""
@@ -335,8 +340,10 @@ def dispatch_assign_form(
     picks = _picks([value[:32] for value in pick])
     try:
         with state.db.session() as work:
-            result = store.assign_many(work, picks, crew_id, actor=actor.by, force=force)
-            crew = store.get_crew(work, crew_id).name
+            result = request_assignment.assign_many(
+                work, picks, crew_id, actor=actor.by, force=force
+            )
+            crew = request_crews.get_crew(work, crew_id).name
     except LifecycleError as exc:
         return _back("dispatch", "", f"Nothing assigned: {exc}")
     parts = []

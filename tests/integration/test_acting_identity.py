@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from call_router import accounts, callbacks
-from call_router.call_log import EVENT_CONNECT
+from call_router import accounts, callback_intake, callbacks
+from call_router.call_event_kinds import EVENT_CONNECT
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.models import Call, Callback, CallEvent
@@ -102,7 +102,7 @@ async def browsers(app_db: Database, tmp_path: Path) -> AsyncIterator[dict[str, 
 
 def _entry(db: Database, number: str) -> int:
     with db.session() as session:
-        entry = callbacks.open_or_attach(
+        entry = callback_intake.open_or_attach(
             session,
             caller_number=number,
             reason="abandoned_in_queue",

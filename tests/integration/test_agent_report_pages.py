@@ -19,7 +19,7 @@ import pytest
 
 from call_router import tenants
 from call_router.agent_models import AgentStateLog
-from call_router.call_log import EVENT_RING_NO_ANSWER
+from call_router.call_event_kinds import EVENT_RING_NO_ANSWER
 from call_router.db import Database
 from call_router.models import DIRECTION_CALLBACK, Call, CallEvent, Operator
 from call_router.settings import Settings

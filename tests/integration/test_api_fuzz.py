@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from sqlalchemy import text
 
-from call_router import accounts, callbacks
+from call_router import accounts, callback_intake, callbacks
 from call_router.db import Database
 from call_router.models import Base, Call
 from call_router.operators import add_operator, parse_skills
@@ -73,7 +73,7 @@ def _seed(db: Database) -> list[Role]:
                     operator=OPERATOR_LOGIN,
                 )
             )
-            callbacks.open_or_attach(
+            callback_intake.open_or_attach(
                 session,
                 caller_number=f"+7495765000{n}",
                 reason="abandoned_in_queue",

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from call_router.call_log import CallArrival, CallLog, MenuResult, TimelineEntry
+from call_router.call_log import CallLog
+from call_router.call_log_core import CallArrival, MenuResult, TimelineEntry
 from call_router.db import Database
 from call_router.models import Call, CallEvent
 

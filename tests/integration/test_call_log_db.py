@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from call_router.call_log import CallLog
-from call_router.callbacks import CALLBACK_CLOSED, list_callbacks, open_or_attach
+from call_router.callback_intake import open_or_attach
+from call_router.callback_list import list_callbacks
+from call_router.callbacks import CALLBACK_CLOSED
 from call_router.db import Database
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from call_router.call_log import CallArrival, CallLog
+from call_router.call_log import CallLog
+from call_router.call_log_core import CallArrival
 from call_router.db import Database
 from call_router.models import Call
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from call_router import callbacks, click_to_call
+from call_router import callback_claims, callback_intake, callbacks, click_to_call
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.models import Call, Callback, Operator
@@ -18,7 +18,7 @@ from tests.integration.test_callbacks_claim import RULES, T0
 
 def _held(db: Database, number: str, placed_minutes_ago: int) -> int:
     with db.session() as session:
-        entry = callbacks.open_or_attach(
+        entry = callback_intake.open_or_attach(
             session,
             caller_number=number,
             reason="virtual_hold",
@@ -59,7 +59,7 @@ def test_a_premium_rate_caller_is_listed_refused_and_never_dialled(database: Dat
 
     # Click-to-call by hand: refused before a call row is written or Asterisk is asked.
     with database.session() as session:
-        callbacks.claim(session, premium, "1002", T0, timeout=600)
+        callback_claims.claim(session, premium, "1002", T0, timeout=600)
         calls_before = session.scalar(select(func.count()).select_from(Call))
     with pytest.raises(callbacks.CallbackError) as refused:
         click_to_call.prepare(database, premium, "1002", rules=RULES, now=T0)
@@ -81,7 +81,7 @@ def test_the_plan_in_force_at_dial_time_decides(database: Database) -> None:
         **{**RULES.__dict__, "dial_plan": DialPlan.build(["RU"], ["FIXED_LINE"])}
     )
     with database.session() as session:
-        callbacks.claim(session, entry_id, "1003", T0, timeout=600)
+        callback_claims.claim(session, entry_id, "1003", T0, timeout=600)
     with pytest.raises(callbacks.CallbackError) as refused:
         click_to_call.prepare(database, entry_id, "1003", rules=landlines_only, now=T0)
     assert refused.value.code == "number_refused"

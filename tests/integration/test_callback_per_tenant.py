@@ -16,7 +16,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, select, text
 
-from call_router import callbacks, tenants
+from call_router import callback_intake, tenants
 from call_router.db import Database, alembic_config, upgrade
 from call_router.models import CALLBACK_OPEN, Call, Callback
 
@@ -34,7 +34,7 @@ def _missed(db: Database, tenant_id: int | None, minutes: int) -> Callback:
         )
         session.add(call)
         session.flush()
-        entry = callbacks.open_or_attach(
+        entry = callback_intake.open_or_attach(
             session,
             caller_number=NUMBER,
             reason="abandoned_in_queue",
@@ -71,7 +71,7 @@ def test_each_tenant_gets_its_own_open_entry_for_one_number(database: Database) 
 
     # Reaching A's operator settles A's entry; B still owes the resident a call.
     with database.session() as session:
-        closed = callbacks.close_for_number(
+        closed = callback_intake.close_for_number(
             session, NUMBER, "reached_operator", NOW + timedelta(minutes=5), tenant_id=a
         )
     assert closed == 1

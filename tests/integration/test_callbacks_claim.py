@@ -12,7 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from call_router import callback_escalation, callbacks
+from call_router import (
+    callback_claims,
+    callback_dialing,
+    callback_escalation,
+    callback_intake,
+    callback_list,
+    callbacks,
+)
 from call_router import callback_policy as policy
 from call_router.call_log import CallLog
 from call_router.db import Database
@@ -42,7 +49,7 @@ def _entry(
     now: datetime = T0,
 ) -> int:
     with db.session() as session:
-        entry = callbacks.open_or_attach(
+        entry = callback_intake.open_or_attach(
             session,
             caller_number=number,
             reason=reason,
@@ -64,7 +71,7 @@ def _claimer(
         barrier.wait(timeout=60)  # both processes go for the same entry at the same moment
         try:
             with db.session() as session:
-                callbacks.claim(session, callback_id, operator, T0, timeout=600)
+                callback_claims.claim(session, callback_id, operator, T0, timeout=600)
             results.put((callback_id, operator, True))
         except callbacks.CallbackError as exc:
             assert exc.code == "claimed", exc.code
@@ -95,25 +102,29 @@ def test_two_processes_claiming_the_same_entries_exactly_one_wins_each(database:
     assert all(len(w) == 1 for w in winners.values()), winners
     with database.session() as session:
         for callback_id, (winner,) in winners.items():
-            assert callbacks.get_callback(session, callback_id).claimed_by == winner  # type: ignore[union-attr]
+            assert callback_list.get_callback(session, callback_id).claimed_by == winner  # type: ignore[union-attr]
 
 
 def test_a_claim_lapses_and_only_its_holder_may_release_it(database: Database) -> None:
     cid = _entry(database, "+74953000001")
     with database.session() as session:
-        callbacks.claim(session, cid, "op_a", T0, timeout=600)
+        callback_claims.claim(session, cid, "op_a", T0, timeout=600)
     with database.session() as session, pytest.raises(callbacks.CallbackError) as err:
-        callbacks.claim(session, cid, "op_b", T0 + timedelta(seconds=599), timeout=600)
+        callback_claims.claim(session, cid, "op_b", T0 + timedelta(seconds=599), timeout=600)
     assert err.value.code == "claimed"
     with database.session() as session, pytest.raises(callbacks.CallbackError):
-        callbacks.release(session, cid, T0, operator="op_b")
+        callback_claims.release(session, cid, T0, operator="op_b")
     with database.session() as session:  # 10 minutes later op_a's claim has lapsed
-        entry = callbacks.claim(session, cid, "op_b", T0 + timedelta(seconds=601), timeout=600)
+        entry = callback_claims.claim(
+            session, cid, "op_b", T0 + timedelta(seconds=601), timeout=600
+        )
         assert entry.claimed_by == "op_b"
     with database.session() as session:
-        released = callbacks.release(session, cid, T0 + timedelta(seconds=602), operator="op_b")
+        released = callback_claims.release(
+            session, cid, T0 + timedelta(seconds=602), operator="op_b"
+        )
         assert released.claimed_by is None
-        actions = [h.action for h in callbacks.history(session, cid)]
+        actions = [h.action for h in callback_list.history(session, cid)]
     assert actions == ["created", "claimed", "claimed", "released"]
 
 
@@ -122,8 +133,8 @@ def test_no_answer_schedules_a_retry_then_gives_up_after_max_attempts(database: 
     now = T0
     for expected_delay in (900, 3600):
         with database.session() as session:
-            callbacks.claim(session, cid, "op_a", now, timeout=600)
-            entry = callbacks.record_outcome(
+            callback_claims.claim(session, cid, "op_a", now, timeout=600)
+            entry = callback_claims.record_outcome(
                 session, cid, policy.Outcome.NO_ANSWER, now, rules=RULES, operator="op_a"
             )
             assert entry.status == "open"
@@ -131,7 +142,9 @@ def test_no_answer_schedules_a_retry_then_gives_up_after_max_attempts(database: 
             assert entry.claimed_by is None  # back on the list for whoever is free then
         now = entry.next_attempt_at
     with database.session() as session:
-        entry = callbacks.record_outcome(session, cid, "busy", now, rules=RULES, operator="op_a")
+        entry = callback_claims.record_outcome(
+            session, cid, "busy", now, rules=RULES, operator="op_a"
+        )
         assert entry.status == "closed"
         assert entry.tries == 3
         assert entry.note == "unreachable"
@@ -141,11 +154,11 @@ def test_a_retry_never_falls_into_quiet_hours(database: Database) -> None:
     cid = _entry(database, "+74953000003")
     evening = datetime(2026, 1, 15, 20, 45, tzinfo=MSK)  # +15 min is 21:00, quiet
     with database.session() as session:
-        entry = callbacks.record_outcome(session, cid, "no_answer", evening, rules=RULES)
+        entry = callback_claims.record_outcome(session, cid, "no_answer", evening, rules=RULES)
         assert entry.next_attempt_at == datetime(2026, 1, 16, 9, 0, tzinfo=MSK)
     with database.session() as session:
         asked = datetime(2026, 1, 16, 7, 0, tzinfo=MSK)
-        entry = callbacks.record_outcome(
+        entry = callback_claims.record_outcome(
             session, cid, "retry", evening, rules=RULES, retry_at=asked
         )
         assert entry.next_attempt_at == datetime(2026, 1, 16, 9, 0, tzinfo=MSK)
@@ -157,7 +170,7 @@ def test_dialling_is_refused_at_night_before_the_retry_and_while_a_call_runs(
     cid = _entry(database, "+74953000004")
     night = datetime(2026, 1, 15, 23, 30, tzinfo=MSK)
     with database.session() as session:
-        callbacks.claim(session, cid, "op_a", night, timeout=600)
+        callback_claims.claim(session, cid, "op_a", night, timeout=600)
     with database.session() as session:
         # Started in the morning: a call from long ago that never ended would count as stale.
         call = Call(
@@ -169,17 +182,17 @@ def test_dialling_is_refused_at_night_before_the_retry_and_while_a_call_runs(
         session.flush()
         call_id = call.id
     with database.session() as session, pytest.raises(callbacks.CallbackError) as err:
-        callbacks.start_call(session, cid, "op_a", night, call_id=call_id, rules=RULES)
+        callback_dialing.start_call(session, cid, "op_a", night, call_id=call_id, rules=RULES)
     assert err.value.code == "quiet_hours"
     morning = datetime(2026, 1, 16, 9, 5, tzinfo=MSK)
     with database.session() as session:
-        callbacks.claim(session, cid, "op_a", morning, timeout=600)
-        callbacks.start_call(session, cid, "op_a", morning, call_id=call_id, rules=RULES)
+        callback_claims.claim(session, cid, "op_a", morning, timeout=600)
+        callback_dialing.start_call(session, cid, "op_a", morning, call_id=call_id, rules=RULES)
     with database.session() as session, pytest.raises(callbacks.CallbackError) as err:
-        callbacks.start_call(session, cid, "op_a", morning, call_id=call_id, rules=RULES)
+        callback_dialing.start_call(session, cid, "op_a", morning, call_id=call_id, rules=RULES)
     assert err.value.code == "call_in_progress"
     with database.session() as session, pytest.raises(callbacks.CallbackError) as err:
-        callbacks.start_call(session, cid, "op_b", morning, call_id=call_id, rules=RULES)
+        callback_dialing.start_call(session, cid, "op_b", morning, call_id=call_id, rules=RULES)
     assert err.value.code == "not_claimed"
 
 
@@ -193,13 +206,16 @@ def test_priority_order_repeat_attach_and_auto_close(database: Database) -> None
     assert _entry(database, "+7 (495) 300-00-11", now=T0 + timedelta(minutes=20)) == repeat
     with database.session() as session:
         order = [
-            cb.id for cb in callbacks.list_callbacks(session, "open", now=T0 + timedelta(hours=1))
+            cb.id
+            for cb in callback_list.list_callbacks(session, "open", now=T0 + timedelta(hours=1))
         ]
         assert order == [heating, repeat, old]  # frost: heating first; then the repeat caller
-        assert callbacks.get_callback(session, repeat).attempts == 2  # type: ignore[union-attr]
-        assert callbacks.close_for_number(session, "+74953000010", "reached_operator", T0) == 1
-        assert callbacks.get_callback(session, old).status == "closed"  # type: ignore[union-attr]
-        assert [h.action for h in callbacks.history(session, old)] == ["created", "closed"]
+        assert callback_list.get_callback(session, repeat).attempts == 2  # type: ignore[union-attr]
+        assert (
+            callback_intake.close_for_number(session, "+74953000010", "reached_operator", T0) == 1
+        )
+        assert callback_list.get_callback(session, old).status == "closed"  # type: ignore[union-attr]
+        assert [h.action for h in callback_list.history(session, old)] == ["created", "closed"]
 
 
 async def test_overdue_entries_escalate_once_to_redis(
@@ -254,7 +270,9 @@ def test_sources_menu_hangup_after_a_choice_and_after_hours_but_not_the_greeting
     log.record_event("S3", "after_hours", key="after_hours", at=T0 + timedelta(seconds=2))
     log.call_ended("S3", cause="Normal Clearing", at=T0 + timedelta(seconds=9))
     with database.session() as session:
-        entries = {cb.caller_number: cb for cb in callbacks.list_callbacks(session, "open", now=T0)}
+        entries = {
+            cb.caller_number: cb for cb in callback_list.list_callbacks(session, "open", now=T0)
+        }
         assert set(entries) == {"+74953000031", "+74953000032"}
         stuck = entries["+74953000031"]
         assert (stuck.reason, stuck.intent, stuck.category) == (
@@ -350,13 +368,15 @@ def test_a_call_back_that_never_reported_its_end_stops_blocking_after_a_while(
         session.add(call)
         session.flush()
         call_id = call.id
-        callbacks.claim(session, cid, "op_a", morning, timeout=3600)
-        callbacks.start_call(session, cid, "op_a", morning, call_id=call_id, rules=RULES)
+        callback_claims.claim(session, cid, "op_a", morning, timeout=3600)
+        callback_dialing.start_call(session, cid, "op_a", morning, call_id=call_id, rules=RULES)
     soon = morning + timedelta(minutes=5)
     with database.session() as session, pytest.raises(callbacks.CallbackError) as err:
-        callbacks.start_call(session, cid, "op_a", soon, call_id=call_id, rules=RULES)
+        callback_dialing.start_call(session, cid, "op_a", soon, call_id=call_id, rules=RULES)
     assert err.value.code == "call_in_progress"
-    later = morning + callbacks.ACTIVE_CALL_STALE + timedelta(seconds=1)
+    later = morning + callback_dialing.ACTIVE_CALL_STALE + timedelta(seconds=1)
     with database.session() as session:
-        entry = callbacks.start_call(session, cid, "op_a", later, call_id=call_id, rules=RULES)
+        entry = callback_dialing.start_call(
+            session, cid, "op_a", later, call_id=call_id, rules=RULES
+        )
         assert entry.active_call_id == call_id

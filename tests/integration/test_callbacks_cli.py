@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from call_router import callbacks
+from call_router import callback_intake
 from call_router.db import Database
 from call_router.models import utcnow
 from tests.conftest import run_hotline
@@ -23,7 +23,7 @@ def entry_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     db.upgrade()
     try:
         with db.session() as session:
-            entry = callbacks.open_or_attach(
+            entry = callback_intake.open_or_attach(
                 session,
                 caller_number="8 (495) 777-00-11",
                 reason="abandoned_in_queue",

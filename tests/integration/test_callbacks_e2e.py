@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from call_router import callbacks, click_to_call
+from call_router import callback_dialing, callbacks, click_to_call
 from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import Settings
@@ -96,7 +96,7 @@ def test_operator_calls_the_resident_back_both_legs_ring_and_the_entry_is_resolv
 
     # The call log has the outbound call with both legs.
     call = api.get(f"/api/calls/{call_id}").json()
-    assert call["outcome"] == callbacks.OUT_ANSWERED
+    assert call["outcome"] == callback_dialing.OUT_ANSWERED
     assert call["caller_number"] == resident
     assert call["operator"] == login
     assert call["answered_at"] is not None and call["ended_at"] is not None
@@ -104,10 +104,12 @@ def test_operator_calls_the_resident_back_both_legs_ring_and_the_entry_is_resolv
     assert call["direction"] == "callback"
     assert {c["direction"] for c in calls_of(api, resident) if c["id"] != call_id} == {"inbound"}
     kinds = {event["kind"]: event["data"] for event in call["events"]}
-    assert kinds[callbacks.EVENT_OUTBOUND]["callback_id"] == callback_id
-    assert kinds[callbacks.EVENT_DIAL_BEGIN]["operator_channel"].startswith(f"PJSIP/{login}-")
-    assert kinds[callbacks.EVENT_DIAL_BEGIN]["resident_channel"].startswith("PJSIP/pstn-")
-    assert kinds[callbacks.EVENT_DIAL_END]["status"] == "ANSWER"
+    assert kinds[callback_dialing.EVENT_OUTBOUND]["callback_id"] == callback_id
+    assert kinds[callback_dialing.EVENT_DIAL_BEGIN]["operator_channel"].startswith(
+        f"PJSIP/{login}-"
+    )
+    assert kinds[callback_dialing.EVENT_DIAL_BEGIN]["resident_channel"].startswith("PJSIP/pstn-")
+    assert kinds[callback_dialing.EVENT_DIAL_END]["status"] == "ANSWER"
     # The resident answered: the entry waits for the operator's word, then is resolved.
     assert body["status"] == "open" and body["active_call_id"] is None
     done = api.post(
@@ -153,7 +155,7 @@ def test_resident_does_not_answer_so_a_retry_is_scheduled(
     finally:
         db.dispose()
     call = api.get(f"/api/calls/{placed.call_id}").json()
-    assert call["outcome"] == callbacks.OUT_NO_ANSWER
+    assert call["outcome"] == callback_dialing.OUT_NO_ANSWER
     assert body["status"] == "open"
     assert body["tries"] == 1 and body["last_outcome"] == "no_answer"
     assert body["claimed_by"] is None  # back on the list
@@ -233,7 +235,7 @@ def test_virtual_hold_keeps_the_place_and_dials_only_when_an_operator_is_free(
             body = call_ended(api, early_id)
     finally:
         db.dispose()
-    assert body["history"][-1]["data"]["call_outcome"] == callbacks.OUT_ANSWERED
+    assert body["history"][-1]["data"]["call_outcome"] == callback_dialing.OUT_ANSWERED
     waiting = detail(api, late_id)
     assert waiting["status"] == "open" and waiting["active_call_id"] is None
     assert [h["action"] for h in waiting["history"]] == ["created"]

@@ -16,7 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from call_router.ami_listener import AmiListener
-from call_router.call_log import CallLog, CallView
+from call_router.call_log import CallLog
+from call_router.call_log_core import CallView
 from call_router.db import Database
 from call_router.live_state import LiveState
 from call_router.settings import Settings

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from call_router import accounts, callbacks, live_state
+from call_router import accounts, callback_claims, callback_list, live_state
 from call_router.db import Database
 from call_router.models import Operator, utcnow
 from call_router.settings import Settings
@@ -166,7 +166,7 @@ async def test_changes_are_published_after_the_commit_and_never_for_a_rollback(
 
             def claim_then_fail() -> None:
                 with database.session() as session:
-                    callbacks.claim(session, entry_id, "op_anna", utcnow(), timeout=600)
+                    callback_claims.claim(session, entry_id, "op_anna", utcnow(), timeout=600)
                     raise RuntimeError("the request failed after the claim")
 
             with pytest.raises(RuntimeError):
@@ -174,7 +174,7 @@ async def test_changes_are_published_after_the_commit_and_never_for_a_rollback(
 
             def claim() -> None:
                 with database.session() as session:
-                    callbacks.claim(session, entry_id, "op_boris", utcnow(), timeout=600)
+                    callback_claims.claim(session, entry_id, "op_boris", utcnow(), timeout=600)
 
             await asyncio.to_thread(claim)
             events: list[dict[str, Any]] = []
@@ -200,10 +200,10 @@ def test_a_redis_outage_never_fails_the_change(database: Database) -> None:
     try:
         entry_id = open_entry(database)
         with database.session() as session:
-            callbacks.claim(session, entry_id, "op_anna", utcnow(), timeout=600)
+            callback_claims.claim(session, entry_id, "op_anna", utcnow(), timeout=600)
         assert publisher.publish([]) is False  # still resting after the refusal
     finally:
         publisher.close()
     with database.session() as session:
-        entry = callbacks.get_callback(session, entry_id)
+        entry = callback_list.get_callback(session, entry_id)
         assert entry is not None and entry.claimed_by == "op_anna"

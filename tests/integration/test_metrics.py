@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from call_router import accounts, health, tenants
-from call_router.call_log import EVENT_AGI_FAILED
+from call_router.call_event_kinds import EVENT_AGI_FAILED
 from call_router.db import Database
 from call_router.models import Call, CallEvent, Operator
 from call_router.settings import Settings

@@ -25,8 +25,8 @@ from jsonschema import Draft4Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from call_router import open311_keys, request_assignment, request_crews, tenants
 from call_router import service_requests as store
-from call_router import tenants
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard.main import create_app
@@ -81,7 +81,7 @@ async def client(database: Database, tmp_path: Path) -> AsyncIterator[httpx.Asyn
 def _key(database: Database, tenant: str | None = None, name: str | None = None) -> str:
     with database.session() as session:
         tenant_id = tenants.require_tenant(session, tenant).id if tenant else None
-        plain, _row = store.create_key(
+        plain, _row = open311_keys.create_key(
             session, name or f"client-{uuid.uuid4().hex[:6]}", tenant_id=tenant_id
         )
     return plain
@@ -180,10 +180,10 @@ async def test_post_and_read_requests_conform(
 
     # Internal states map to open/closed, the state in words in status_notes.
     with database.session() as session:
-        crew = store.add_crew(
+        crew = request_crews.add_crew(
             session, "Heat", categories=[], districts=[], known_categories=store_categories()
         )
-        store.assign(session, number, crew.id, actor="disp")
+        request_assignment.assign(session, number, crew.id, actor="disp")
         store.change_state(session, number, "on_the_way", actor="crew")
     moving = (await client.get(f"{BASE}/requests/{number}.json")).json()[0]
     assert moving["status"] == "open" and moving["agency_responsible"] == "Heat"
@@ -275,7 +275,7 @@ async def test_bad_input_gets_the_spec_errors(
     assert tree.findtext("request/status") == "open"
     # A revoked key is refused from then on.
     with database.session() as session:
-        store.revoke_key(session, "portal")
+        open311_keys.revoke_key(session, "portal")
     await _error(await client.post(f"{BASE}/requests.json", data=ok), 403)
 
 

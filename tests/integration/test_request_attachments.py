@@ -17,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from call_router import accounts, tenants
+from call_router import accounts, request_assignment, request_crews, tenants
 from call_router import request_attachments as files
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
@@ -63,8 +63,10 @@ async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
         for name, role in (("disp", "dispatcher"), ("brigade", "crew"), ("stranger", "crew")):
             accounts.create_user(session, name, PASSWORD, role, now=now)
         accounts.create_user(session, "unlinked", PASSWORD, "crew", now=now)
-        mine = store.add_crew(session, "Heat N", categories=[], districts=[], known_categories=cats)
-        theirs = store.add_crew(
+        mine = request_crews.add_crew(
+            session, "Heat N", categories=[], districts=[], known_categories=cats
+        )
+        theirs = request_crews.add_crew(
             session, "Lifts", categories=[], districts=[], known_categories=cats
         )
         files.link_member(session, mine.id, "brigade")
@@ -75,7 +77,7 @@ async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
             categories=cats,
             actor="op",
         )
-        store.assign(session, made.request.number, mine.id, actor="disp")
+        request_assignment.assign(session, made.request.number, mine.id, actor="disp")
         other = store.create_request(
             session,
             store.NewRequest(category="lift", street="Mira", house="1"),

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from call_router import accounts, tenants
+from call_router import accounts, request_assignment, request_crews, tenants
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
 from call_router.db import Database
@@ -75,7 +75,7 @@ def _requests(db: Database, count: int, **extra: object) -> list[str]:
 
 def _crew(db: Database, name: str = "Heat N", tenant_id: int | None = None) -> int:
     with db.session() as session:
-        crew = store.add_crew(
+        crew = request_crews.add_crew(
             session,
             name,
             categories=["heating"],
@@ -193,17 +193,17 @@ async def test_request_report(make: Client, database: Database) -> None:
                     now=start,
                 ).request.number
             )
-        store.assign(session, made[0], crew, actor="d", now=start + timedelta(hours=1))
+        request_assignment.assign(session, made[0], crew, actor="d", now=start + timedelta(hours=1))
         for state, hours in (("in_progress", 2), ("done", 5), ("new", 6)):
             store.change_state(
                 session, made[0], state, actor="c", now=start + timedelta(hours=hours)
             )
-        store.assign(session, made[0], crew, actor="d", now=start + timedelta(hours=7))
+        request_assignment.assign(session, made[0], crew, actor="d", now=start + timedelta(hours=7))
         store.change_state(
             session, made[0], "in_progress", actor="c", now=start + timedelta(hours=8)
         )
         store.change_state(session, made[0], "done", actor="c", now=start + timedelta(hours=9))
-        store.assign(session, made[1], crew, actor="d", now=start + timedelta(hours=3))
+        request_assignment.assign(session, made[1], crew, actor="d", now=start + timedelta(hours=3))
         store.create_request(
             session,
             store.NewRequest(category="lift", street="Mira", house="1"),

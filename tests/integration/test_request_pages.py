@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from call_router import accounts
+from call_router import accounts, request_crews
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
 from call_router.db import Database
@@ -31,7 +31,7 @@ def world(database: Database) -> tuple[Database, str, int]:
     with database.session() as session:
         accounts.create_user(session, "disp", PASSWORD, "dispatcher", now=now)
         accounts.create_user(session, "brigade", PASSWORD, "crew", now=now)
-        crew = store.add_crew(
+        crew = request_crews.add_crew(
             session,
             "Heat N",
             categories=["heating"],

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
+from call_router import open311_keys, request_assignment, request_crews, request_reads, tenants
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
-from call_router import tenants
 from call_router.db import Database
 from call_router.models import Call
 from call_router.request_models import Open311Key, RequestEvent, ServiceRequest
@@ -140,10 +140,10 @@ def test_a_stale_change_is_refused_not_lost(database: Database) -> None:
 def test_full_lifecycle_with_crew_and_reopen(database: Database) -> None:
     number = _create(database, district="North").request.number
     with database.session() as session:
-        lifts = store.add_crew(
+        lifts = request_crews.add_crew(
             session, "Lift crew", categories=["lift"], districts=[], known_categories=CATEGORIES
         )
-        heat = store.add_crew(
+        heat = request_crews.add_crew(
             session,
             "Heating North",
             categories=["heating"],
@@ -151,9 +151,9 @@ def test_full_lifecycle_with_crew_and_reopen(database: Database) -> None:
             known_categories=CATEGORIES,
         )
         with pytest.raises(RequestError) as err:
-            store.assign(session, number, lifts.id, actor="disp")
+            request_assignment.assign(session, number, lifts.id, actor="disp")
         assert err.value.code == "crew_mismatch"
-        store.assign(session, number, heat.id, actor="disp", note="urgent")
+        request_assignment.assign(session, number, heat.id, actor="disp", note="urgent")
         for state in ("on_the_way", "in_progress", "waiting_for_parts", "in_progress", "done"):
             store.change_state(session, number, state, actor="crew1")
         with pytest.raises(RequestError):
@@ -184,11 +184,11 @@ def test_calls_link_and_the_menu_hook(database: Database) -> None:
     with database.session() as session:
         request = store.get_request(session, number)
         assert sorted(link.call_id for link in request.calls) == sorted(ids)
-        mine = store.open_requests_for_caller(session, "+7 900 111 22 33")
+        mine = request_reads.open_requests_for_caller(session, "+7 900 111 22 33")
         assert [r.number for r in mine] == [number]
-        spoken = store.spoken_status(mine[0], CATEGORIES)
+        spoken = request_reads.spoken_status(mine[0], CATEGORIES)
         assert spoken.startswith(f"Your request {number} about no heating")
-        assert store.open_requests_for_caller(session, "+70000000000") == []
+        assert request_reads.open_requests_for_caller(session, "+70000000000") == []
 
 
 def test_bad_input_is_refused_with_a_reason(database: Database) -> None:
@@ -212,13 +212,13 @@ def test_bad_input_is_refused_with_a_reason(database: Database) -> None:
 
 def test_open311_keys_are_stored_hashed_and_revocable(database: Database) -> None:
     with database.session() as session:
-        plain, row = store.create_key(session, "city portal")
-        assert plain.startswith(store.KEY_PREFIX)
+        plain, row = open311_keys.create_key(session, "city portal")
+        assert plain.startswith(open311_keys.KEY_PREFIX)
         assert plain not in row.key_hash
-        assert store.key_for(session, plain) is not None
-        assert store.key_for(session, plain + "x") is None
-        store.revoke_key(session, "city portal")
-        assert store.key_for(session, plain) is None
+        assert open311_keys.key_for(session, plain) is not None
+        assert open311_keys.key_for(session, plain + "x") is None
+        open311_keys.revoke_key(session, "city portal")
+        assert open311_keys.key_for(session, plain) is None
         stored = session.scalars(select(Open311Key.key_hash)).all()
         assert plain not in stored
 
@@ -234,9 +234,9 @@ def test_the_tenant_wall_hides_other_tenants_requests(database: Database) -> Non
         numbers = (ra.request.number, rb.request.number)
     with database.session() as session:
         tenants.set_scope(session, tenants.Scope(tenant=a))
-        assert [r.number for r in store.list_requests(session, store.RequestFilter())] == [
-            numbers[0]
-        ]
+        assert [
+            r.number for r in request_reads.list_requests(session, request_reads.RequestFilter())
+        ] == [numbers[0]]
         with pytest.raises(RequestError) as err:
             store.get_request(session, numbers[1])
         assert err.value.code == "not_found"

@@ -140,8 +140,8 @@ def test_a_new_installation_has_no_tenant(empty_url: str) -> None:
 def test_calls_take_the_tenant_of_the_dialled_number(empty_url: str) -> None:
     """The router and the FastAGI writer (one call and a burst) both set the call's tenant
     from its dialled number; a callback opened for the call belongs to the same tenant."""
-    from call_router import callbacks, tenants
-    from call_router.call_log import CallArrival
+    from call_router import callback_intake, tenants
+    from call_router.call_log_core import CallArrival
     from call_router.models import Call, Callback
 
     db = Database(empty_url)
@@ -170,7 +170,7 @@ def test_calls_take_the_tenant_of_the_dialled_number(empty_url: str) -> None:
                 .tuples()
                 .all()
             )
-            entry = callbacks.open_or_attach(
+            entry = callback_intake.open_or_attach(
                 session,
                 caller_number="79140000001",
                 reason="abandoned_in_queue",

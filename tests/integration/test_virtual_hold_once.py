@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from call_router import callbacks, click_to_call, virtual_hold
+from call_router import (
+    callback_claims,
+    callback_dialing,
+    callback_intake,
+    callback_list,
+    click_to_call,
+    virtual_hold,
+)
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call, Callback, Operator
@@ -22,7 +29,10 @@ def _operators(db: Database, *logins: str) -> None:
 
 def _answered(log: CallLog, placed: click_to_call.PlacedCall, at_seconds: int) -> None:
     at = T0 + timedelta(seconds=at_seconds)
-    for kind, status in ((callbacks.EVENT_DIAL_BEGIN, None), (callbacks.EVENT_DIAL_END, "ANSWER")):
+    for kind, status in (
+        (callback_dialing.EVENT_DIAL_BEGIN, None),
+        (callback_dialing.EVENT_DIAL_END, "ANSWER"),
+    ):
         assert log.record_event(
             placed.linkedid, kind, key=f"{kind}:resident", at=at, data={"status": status}
         )
@@ -56,7 +66,7 @@ def test_an_answered_automatic_callback_closes_its_entry_and_is_never_dialled_ag
         == []
     )
     with database.session() as session:
-        actions = [h.action for h in callbacks.history(session, held)]
+        actions = [h.action for h in callback_list.history(session, held)]
     assert actions.count("call_started") == 1, actions
 
 
@@ -64,7 +74,7 @@ def test_an_operator_s_own_click_to_call_waits_for_their_outcome(database: Datab
     _operators(database, "1001")
     held = _held(database, "+74953000202", placed_minutes_ago=3)
     with database.session() as session:
-        callbacks.claim(session, held, "1001", T0, timeout=600)
+        callback_claims.claim(session, held, "1001", T0, timeout=600)
     placed = click_to_call.prepare(database, held, "1001", rules=RULES, now=T0)
     _answered(CallLog(database, clock=lambda: T0), placed, at_seconds=20)
     with database.session() as session:
@@ -101,7 +111,7 @@ def test_pressing_1_again_in_a_later_call_keeps_the_earlier_place(database: Data
         session.add_all(calls)
         session.flush()
         for call, at in zip(calls, joined, strict=True):
-            entry = callbacks.open_or_attach(
+            entry = callback_intake.open_or_attach(
                 session,
                 caller_number=number,
                 reason="virtual_hold",
@@ -153,7 +163,7 @@ def test_a_later_abandon_does_not_cancel_the_promise_to_call_back(database: Data
         call = Call(linkedid="vh-abandon", caller_number=number, started_at=T0, queue="lift")
         session.add(call)
         session.flush()
-        entry = callbacks.open_or_attach(
+        entry = callback_intake.open_or_attach(
             session,
             caller_number=number,
             reason="abandoned_in_queue",
@@ -164,7 +174,7 @@ def test_a_later_abandon_does_not_cancel_the_promise_to_call_back(database: Data
         )
         assert entry is not None and entry.id == held
         assert entry.reason == "virtual_hold"
-        attached = callbacks.history(session, held)[-1]
+        attached = callback_list.history(session, held)[-1]
         assert (attached.action, attached.data) == ("attached", {"reason": "abandoned_in_queue"})
     placed = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
     assert [p.callback_id for p in placed] == [held]

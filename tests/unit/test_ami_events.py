@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from call_router.ami_listener import AmiListener
 from call_router.call_log import CallLog
-from call_router.callbacks import list_callbacks
+from call_router.callback_list import list_callbacks
 from call_router.db import Database
 from call_router.live_state import LiveState
 from call_router.models import Base, Call, Callback, CallEvent

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from call_router import callbacks
+from call_router import callback_dialing
 from call_router.models import Call, Callback, CallEvent
 from call_router.screen_pop import OperatorIdentity, is_operators_call, pick_current, wait_seconds
 from dashboard.routes import audio
@@ -119,13 +119,13 @@ def test_lists_split_my_live_claims_from_the_rest_keeping_the_order() -> None:
 
 
 def test_click_to_call_progress_follows_the_call_log_events() -> None:
-    placed = [event(callbacks.EVENT_OUTBOUND, callback_id=1)]
+    placed = [event(callback_dialing.EVENT_OUTBOUND, callback_id=1)]
     assert call_stage(placed, ended=False) == STAGE_OPERATOR_RINGING
-    dialling = [*placed, event(callbacks.EVENT_DIAL_BEGIN)]
+    dialling = [*placed, event(callback_dialing.EVENT_DIAL_BEGIN)]
     assert call_stage(dialling, ended=False) == STAGE_RESIDENT_RINGING
-    talking = [*dialling, event(callbacks.EVENT_DIAL_END, status="ANSWER")]
+    talking = [*dialling, event(callback_dialing.EVENT_DIAL_END, status="ANSWER")]
     assert call_stage(talking, ended=False) == STAGE_CONNECTED
-    busy = [*dialling, event(callbacks.EVENT_DIAL_END, status="BUSY")]
+    busy = [*dialling, event(callback_dialing.EVENT_DIAL_END, status="BUSY")]
     assert call_stage(busy, ended=False) == STAGE_ENDED
     assert call_stage(placed, ended=True) == STAGE_ENDED
 
