@@ -80,6 +80,11 @@ def binary() -> str | None:
     )
 
 
+# Requests per 2 s from one (non-carrier) address above which the edge drops them: far above
+# what a phone sends (a REGISTER per minute, a few per call), far below a scanner's rate.
+PIKE_DENSITY = 30
+
+
 def render(settings: Settings, nodes: Sequence[NodeSpec], children: int = 4) -> dict[str, str]:
     """{file name: text} of kamailio.cfg and dispatcher.list for these nodes."""
     env = jinja2.Environment(
@@ -104,6 +109,11 @@ def render(settings: Settings, nodes: Sequence[NodeSpec], children: int = 4) -> 
         # The carrier's networks (HOTLINE_PSTN_MATCH), as the single box's trunk ACL has them.
         "carrier_networks": ",".join(str(net) for net in carrier_networks(settings)),
         "edge_secret": settings.secrets["edge_secret"],
+        # Failed sign-ins banned at the edge, with the single box's limits (sip_bans.py).
+        "ban_threshold": settings.sip_ban_threshold,
+        "ban_window": settings.sip_ban_window_seconds,
+        "ban_seconds": settings.sip_ban_seconds,
+        "pike_density": PIKE_DENSITY,
         "nodes": [{"name": n.name, "sip_host": n.address, "sip_port": n.sip_port} for n in nodes],
     }
     return {

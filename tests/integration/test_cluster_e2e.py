@@ -28,6 +28,7 @@ from call_router.settings import Settings
 from hotline.asterisk.sandbox import Asterisk
 from hotline.cluster import kamailio
 from hotline.cluster.control import recorded_nodes
+from hotline.sipua.register import register_once
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import (
@@ -141,6 +142,26 @@ def test_only_the_carrier_is_the_carrier_behind_the_edge(cluster: Settings) -> N
     stranger = place_call(cluster, from_number="+74954000001", hold=2.0, local_ip="127.0.0.9")
     assert not stranger.answered
     assert stranger.sip_status == 403, stranger.detail
+
+
+def test_wrong_passwords_through_the_edge_ban_the_phones_own_address(cluster: Settings) -> None:
+    # Behind Kamailio the nodes see every REGISTER from the edge's address, which they never
+    # ban (it is the carrier's): the edge counts failed sign-ins by the phone's own address.
+    operator = json.loads(
+        run_hotline("operators", "add", "Edna Edge", "--queues", "heating", "--json").stdout
+    )
+    login, password = operator["sip_login"], operator["sip_password"]
+    run_hotline("cluster", "up", "--nodes", "2", timeout=600)  # the roster on every node
+    attacker, colleague = "127.0.0.66", "127.0.0.67"
+    assert register_once(cluster, login, password, local_ip=attacker) == 200
+    for attempt in range(cluster.sip_ban_threshold):
+        status = register_once(cluster, login, "not-the-password", local_ip=attacker)
+        assert status in (401, 403), f"attempt {attempt}: {status}"
+    # Now even the right password from there is refused at the edge ...
+    assert register_once(cluster, login, password, local_ip=attacker) == 403
+    # ... while the same operator from another address, and the carrier, are not affected.
+    assert register_once(cluster, login, password, local_ip=colleague) == 200
+    assert place_call(cluster, from_number="+74954000002", hold=2.0).answered
 
 
 def agi_session(settings: Settings, caller: str) -> tuple[int, str] | None:
