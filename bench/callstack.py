@@ -447,9 +447,9 @@ class Stack:
     def trace(self, path: Path) -> list[str]:
         return ["-trace_msg", "-message_file", self.sipp.inside(path)] if self.trace_on else []
 
-    def up(self, operators: int, queue: str, talk: float, operator_life_s: float) -> None:
-        """Database schema + triggers, roster, `hotline up`, operators registered (REGISTER
-        expiry = their whole life) and available members of `queue`."""
+    def prepare(self, operators: int, queue: str) -> tuple[Any, Path]:
+        """Settings, SIPp and its work folder, the database schema with the bench's triggers
+        (the AMI event -> row lag) and `operators` operators of `queue` in the roster."""
         from call_router.settings import Settings
         from hotline.sipua.rootexec import find_program
 
@@ -457,10 +457,15 @@ class Stack:
         self.sipp = find_program(settings, "sipp")
         self.workdir = workdir = self.sipp.make_workdir(f"hotline-bench-{self.name}-")
         log(f"state {self.state}, database {self.db_url.split(':', 1)[0]}, sipp workdir {workdir}")
-
         hotline("db", "upgrade", timeout=120)
         install_triggers(self.db_url)
         self.operators = add_operators(settings, operators, queue)
+        return settings, workdir
+
+    def up(self, operators: int, queue: str, talk: float, operator_life_s: float) -> None:
+        """Database schema + triggers, roster, `hotline up`, operators registered (REGISTER
+        expiry = their whole life) and available members of `queue`."""
+        settings, workdir = self.prepare(operators, queue)
         log(f"{len(self.operators)} operators in the roster; hotline up ...")
         hotline("up", timeout=900)
 

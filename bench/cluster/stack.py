@@ -20,9 +20,7 @@ from typing import Any
 
 from bench.callstack import (
     Stack,
-    add_operators,
     hotline,
-    install_triggers,
     log,
     stop_process,
 )
@@ -36,21 +34,12 @@ class ClusterStack(Stack):
         self.node_settings: dict[str, Any] = {}
 
     def up(self, operators: int, queue: str, talk: float, operator_life_s: float) -> None:
-        from call_router.settings import Settings
         from hotline import services
         from hotline.asterisk.sandbox import Asterisk
         from hotline.cluster import kamailio
         from hotline.cluster.topology import plan
-        from hotline.sipua.rootexec import find_program
 
-        self.settings = settings = Settings()
-        self.sipp = find_program(settings, "sipp")
-        self.workdir = workdir = self.sipp.make_workdir(f"hotline-bench-{self.name}-")
-        log(f"state {self.state}, sipp workdir {workdir}")
-        hotline("db", "upgrade", timeout=120)
-        # The AMI event -> row lag of bench/load (bench-only triggers in this database).
-        install_triggers(self.db_url)
-        self.operators = add_operators(settings, operators, queue)
+        settings, workdir = self.prepare(operators, queue)
         log(f"{len(self.operators)} operators; hotline cluster up --nodes {self.nodes} ...")
         t = time.monotonic()
         hotline("cluster", "up", "--nodes", str(self.nodes), timeout=900)
