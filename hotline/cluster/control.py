@@ -187,8 +187,15 @@ def _asterisk(settings: Settings, spec: NodeSpec) -> int | None:
 
 def stop_node(settings: Settings, index: int) -> int | None:
     """Kill node `index`'s Asterisk the way a crash would (SIGKILL, no clean-up); its pid, or
-    None if it was not running. Its FastAGI server and router stay up, as after a crash."""
-    return Asterisk(_node(settings, index).settings()).kill()
+    None if it was not running. Its FastAGI server and router stay up, as after a crash.
+
+    Returns only once the process is gone: a busy machine can take seconds to reap it, and an
+    `up` run while it lingers would take it for running and not start the node again."""
+    asterisk = Asterisk(_node(settings, index).settings())
+    pid = asterisk.kill(timeout=60)
+    if asterisk.pid() is not None:
+        raise ClusterError(f"node {index}: asterisk (pid {pid}) is still running after SIGKILL")
+    return pid
 
 
 def stop_agi(settings: Settings, index: int, server: int) -> int | None:
