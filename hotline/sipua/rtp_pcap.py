@@ -103,7 +103,13 @@ class RtpStream:
             self.clock += PACKET_MS / 1000
 
     def add_pause(self, seconds: float) -> None:
-        """Silence on the wire: no packets, but media time and the RTP clock move on."""
+        """Silence on the wire: no packets, but media time and the RTP clock move on. A pause
+        before anything was sent is sent as μ-law silence instead: a replay (SIPp's
+        play_pcap_audio) times the packets from the first one, so a leading gap would vanish
+        and keys meant for later would go out at once."""
+        if not self.packets:
+            self.add_ulaw(b"\xff" * round(seconds * SAMPLE_RATE))
+            return
         samples = round(seconds * SAMPLE_RATE)
         self.timestamp += samples
         self.clock += samples / SAMPLE_RATE

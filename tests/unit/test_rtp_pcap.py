@@ -147,6 +147,20 @@ def test_stream_duration_covers_audio_and_digits(tmp_path: Path) -> None:
     assert stream.duration >= last > 0.2
 
 
+def test_a_key_after_a_leading_pause_goes_out_at_its_time(tmp_path: Path) -> None:
+    """A replay times packets from the first one: a schedule that starts with a pause (the
+    first key 8 s into the call) is sent silence first, or the key would go out at once."""
+    stream = RtpStream()
+    stream.add_pause(8.0)
+    stream.add_dtmf("5")
+    pcap = tmp_path / "later.pcap"
+    write_pcap(pcap, stream.packets)
+    packets = read_pcap(pcap)
+    first_key = next(p for p in packets if p.payload_type == PT_TELEPHONE_EVENT)
+    assert packets[0].payload_type == PT_PCMU
+    assert first_key.time - packets[0].time == pytest.approx(8.0, abs=0.03)
+
+
 def test_sequence_numbers_wrap(tmp_path: Path) -> None:
     stream = RtpStream(ssrc=1, first_sequence=65534, first_timestamp=2**32 - 160)
     stream.add_ulaw(b"\xff" * SAMPLES_PER_PACKET * 4)
