@@ -64,7 +64,7 @@ from call_router.intents import (
     load_phrasebook,
 )
 from call_router.settings import Settings
-from call_router.speech_decision import decide, keyword_guess, keyword_guesses
+from call_router.speech_decision import decide, keyword_guess, keyword_guesses, ranked_intents
 from call_router.speech_models import installed_path
 
 SAMPLE_RATE = 8000
@@ -76,6 +76,8 @@ UNKNOWN_WORD = "[unk]"
 # arrives: Vosk's endpointer looks at block boundaries, so the same audio fed in other chunks
 # could be split into other segments and end with other n-best scores.
 DECODE_BLOCK_BYTES = 1600  # 100 ms
+# Hypotheses kept from the keywords-only pass' n-best (later guesses to offer).
+KEYWORD_ALTERNATIVES = 10
 # Folders a Vosk model has; checked first so a wrong path gets a clear message, not a C++ abort.
 MODEL_MARKERS = ("am", "conf")
 
@@ -149,6 +151,10 @@ class RecognitionResult:
     # Which of those passes ran (an empty word list may mean "heard nothing").
     keyword_pass: bool = False
     menu_pass: bool = False
+    # The keywords-only grammar's n-best hypotheses, best first, and their posterior weights:
+    # the second and third guesses a doubtful first offer falls back on.
+    keyword_alternatives: list[str] = field(default_factory=list)
+    keyword_weights: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -400,6 +406,7 @@ class RecognitionStream:
         self._grammar: _Pass | None = None
         self._free: _Pass | None = None
         self._keywords: _Pass | None = None
+        self._keyword_nbest: _Pass | None = None
         if grammar:
             # Vosk reads the grammar as raw UTF-8: \u escapes would not match any word.
             grammar_json = json.dumps(list(grammar), ensure_ascii=False)
@@ -411,6 +418,9 @@ class RecognitionStream:
         # No n-best in these: one hypothesis carries per-word confidences (the margin).
         if keywords:
             self._keywords = _Pass(_word_recogniser(model, sample_rate, keywords))
+            nbest = _word_recogniser(model, sample_rate, keywords)
+            nbest.SetMaxAlternatives(KEYWORD_ALTERNATIVES)
+            self._keyword_nbest = _Pass(nbest)
         if menu:
             self._menu = _Pass(_word_recogniser(model, sample_rate, menu))
         if free_pass:
@@ -449,7 +459,7 @@ class RecognitionStream:
         pcm = dithered(pcm, self._samples)
         self._samples += len(pcm) // SAMPLE_WIDTH
         partial: str | None = None
-        for current in (self._grammar, self._free, self._keywords, self._menu):
+        for current in self._passes():
             if current is None:
                 continue
             # True means Vosk's endpointer closed a segment (a pause): keep it, go on.
@@ -458,6 +468,9 @@ class RecognitionStream:
             elif partial is None:
                 partial = json.loads(current.recognizer.PartialResult()).get("partial") or None
         return partial
+
+    def _passes(self) -> tuple[_Pass | None, ...]:
+        return (self._grammar, self._free, self._keywords, self._keyword_nbest, self._menu)
 
     async def finish(self) -> RecognitionResult:
         async with self._lock:
@@ -482,7 +495,7 @@ class RecognitionStream:
         if self._block:
             self._accept(bytes(self._block))
             self._block.clear()
-        for current in (self._grammar, self._free, self._keywords, self._menu):
+        for current in self._passes():
             if current is not None:
                 current.segments.append(json.loads(current.recognizer.FinalResult()))
         duration = self._bytes / SAMPLE_WIDTH / self._sample_rate
@@ -502,6 +515,9 @@ class RecognitionStream:
                 speech_like,
             )
         hypotheses, weights = _nbest(self._grammar.segments)
+        keyword_alternatives, keyword_weights = (
+            _nbest(self._keyword_nbest.segments) if self._keyword_nbest is not None else ([], [])
+        )
         return RecognitionResult(
             transcript=hypotheses[0],
             words=_words(self._grammar.segments, weights[0]),
@@ -516,6 +532,8 @@ class RecognitionStream:
             menu_words=_words(self._menu.segments) if self._menu is not None else [],
             keyword_pass=self._keywords is not None,
             menu_pass=self._menu is not None,
+            keyword_alternatives=keyword_alternatives,
+            keyword_weights=keyword_weights,
         )
 
 
@@ -655,12 +673,14 @@ def decide_understanding(
     )
     heard = [(w.word, w.conf) for w in result.keyword_words]
     menu = [(w.word, w.conf) for w in result.menu_words]
+    hypotheses = list(zip(result.keyword_alternatives, result.keyword_weights, strict=False))
     return decide(
         grammar,
         keyword_guesses(heard, phrasebook, intents) if result.keyword_pass else [],
         keyword_guess(menu, phrasebook, intents) if result.menu_pass else None,
         keyword_pass=result.keyword_pass,
         menu_intents=phrasebook.menu_intents(intents) if result.menu_pass else (),
+        ranked=ranked_intents(hypotheses, menu, grammar, phrasebook, intents),
         **rules,
     )
 
