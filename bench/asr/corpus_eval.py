@@ -27,11 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agi_scripts.recognition_stream import KEYWORD_ALTERNATIVES, RecognitionResult, Word
 from agi_scripts.speech import (
-    KEYWORD_ALTERNATIVES,
     Recogniser,
-    RecognitionResult,
-    Word,
     decide_understanding,
     telephone_pcm,
     utterance_audio,

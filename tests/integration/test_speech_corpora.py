@@ -82,6 +82,7 @@ def test_the_same_seed_renders_the_same_corpus(tmp_path: Path) -> None:
         assert first == (tmp_path / "b" / item["file"]).read_bytes()
 
 
+@pytest.mark.timeout(900)  # ten corpora x 3 files, each decoded twice (bench, live): busy CPU
 def test_every_corpus_goes_through_the_real_passes(
     recogniser: Recogniser, sample: dict[str, Path]
 ) -> None:
