@@ -673,6 +673,7 @@ class SpeechMenu:
             text=understood.transcript,
             confidence=understood.confidence,
             candidate=understood.match.candidate if doubtful else None,
+            runner_up=understood.match.runner_up if doubtful else None,
         )
 
 

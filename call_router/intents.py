@@ -58,6 +58,8 @@ class IntentMatch:
     reason: str  # matched | below_threshold | no_keyword | ambiguous | empty | no_speech
     # The best guess even when it is below the threshold: what a confirmation prompt offers.
     candidate: str | None = None
+    # The next best guess: offered once more when the caller refuses `candidate`.
+    runner_up: str | None = None
 
 
 @dataclass(frozen=True)

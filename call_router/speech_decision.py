@@ -9,7 +9,9 @@ sound onto some keyword; Vosk's confidence in that word is the margin. Together:
 - otherwise a keyword heard with enough confidence (or the grammar pass' own doubtful
   candidate) → offer it: "you said heating? press 1" — a wrong guess costs the caller one
   question, never a wrong queue;
-- otherwise → not understood, ask again.
+- otherwise the intent with the most evidence across the passes (`ranked_intents`), if any;
+- and whatever was offered, the next intent by that evidence is the runner-up: offered once
+  more if the caller refuses the first guess ("asked twice"), before the keypad.
 
 The thresholds were decided on the bench's tuning corpora (bench/asr), never on its held-out
 split; BENCHMARKS.md has the numbers.
@@ -18,7 +20,7 @@ split; BENCHMARKS.md has the numbers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from call_router.intents import UNKNOWN_WORD, IntentMatch, Phrasebook
 
@@ -28,6 +30,9 @@ KEYWORD_OFFER_CONFIDENCE = 0.5
 # The grammar pass' confidence (call_router.intents.classify) needed to route without asking,
 # on top of all passes agreeing.
 ROUTE_CONFIDENCE = 0.6
+# Evidence of a keyword heard after the first one in a hypothesis, relative to the first: a
+# sentence's other words land on keywords too, but the caller's word is usually first.
+LATER_KEYWORD_WEIGHT = 0.3
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,38 @@ def keyword_guesses(
     return guesses
 
 
+def ranked_intents(
+    keyword_hypotheses: Sequence[tuple[str, float]],
+    menu_words: Sequence[tuple[str, float]],
+    grammar: IntentMatch,
+    phrasebook: Phrasebook,
+    allowed: Iterable[str] | None = None,
+) -> list[str]:
+    """Intents by the evidence of all passes, most first: the keywords-only pass' n-best
+    (each hypothesis' posterior weight to the intents of its keywords), the menu-words pass'
+    words (Vosk's confidence) and the grammar pass' answer or candidate (its confidence). A
+    keyword after a hypothesis' first counts LATER_KEYWORD_WEIGHT as much."""
+    allowed_set = set(allowed) if allowed is not None else None
+    evidence: dict[str, float] = {}
+
+    def add(intent: str, weight: float) -> None:
+        if allowed_set is None or intent in allowed_set:
+            evidence[intent] = evidence.get(intent, 0.0) + weight
+
+    for text, weight in keyword_hypotheses:
+        heard = keyword_guesses([(w, 1.0) for w in text.split()], phrasebook)
+        for rank, intent in enumerate(dict.fromkeys(g.intent for g in heard)):
+            add(intent, weight * (1.0 if rank == 0 else LATER_KEYWORD_WEIGHT))
+    menu = keyword_guesses(menu_words, phrasebook)
+    for rank, intent in enumerate(dict.fromkeys(g.intent for g in menu)):
+        confidence = next(g.confidence for g in menu if g.intent == intent)
+        add(intent, confidence * (1.0 if rank == 0 else LATER_KEYWORD_WEIGHT))
+    answer = grammar.intent or grammar.candidate
+    if answer is not None:
+        add(answer, grammar.confidence)
+    return sorted(evidence, key=lambda intent: -evidence[intent])
+
+
 def decide(
     grammar: IntentMatch,
     keywords: Sequence[KeywordGuess],
@@ -72,6 +109,7 @@ def decide(
     *,
     keyword_pass: bool = True,
     menu_intents: Iterable[str] = (),
+    ranked: Sequence[str] = (),
     route_confidence: float = ROUTE_CONFIDENCE,
     offer_confidence: float = KEYWORD_OFFER_CONFIDENCE,
 ) -> IntentMatch:
@@ -81,9 +119,35 @@ def decide(
     `grammar` is the filler grammar's classification; `keywords` the keywords-only pass'
     keywords in the order heard (empty: it heard none, or did not run: `keyword_pass` False);
     `menu` the menu-words pass' first word, which can only name `menu_intents` (empty: the
-    pass did not run)."""
+    pass did not run); `ranked` every pass' intents by evidence (`ranked_intents`): what is
+    offered when nothing else is, and the runner-up of every offer."""
     if grammar.reason == "no_speech":
         return grammar
+    match = _first_answer(
+        grammar, keywords, menu, keyword_pass=keyword_pass, menu_intents=menu_intents,
+        route_confidence=route_confidence, offer_confidence=offer_confidence,
+    )  # fmt: skip
+    if match.intent is not None:
+        return match
+    if match.reason != "confirm" and ranked:
+        match = IntentMatch(None, match.confidence, match.matched, "confirm", ranked[0])
+    if match.reason != "confirm":
+        return match
+    runner_up = next((i for i in ranked if i != match.candidate), None)
+    return replace(match, runner_up=runner_up)
+
+
+def _first_answer(
+    grammar: IntentMatch,
+    keywords: Sequence[KeywordGuess],
+    menu: KeywordGuess | None,
+    *,
+    keyword_pass: bool,
+    menu_intents: Iterable[str],
+    route_confidence: float,
+    offer_confidence: float,
+) -> IntentMatch:
+    """The passes' one answer: route, offer a guess, or not understood (see the module doc)."""
     chosen = grammar.intent
     checkable = set(menu_intents)
     if (

@@ -352,16 +352,20 @@ class FlowEngine:
                     "text": printable(heard.text, 200),
                     "confidence": heard.confidence,
                     "candidate": heard.candidate,
+                    "runner_up": heard.runner_up,
                 },
             )
             sure = heard.intent in spoken
             guess = heard.intent if sure else heard.candidate
             if guess in spoken and (sure or node.confirm):
                 assert guess is not None
-                if await self._confirmed(node, guess, sure=sure):
-                    self.state.variables["intent"] = guess
-                    how = "speech" if sure else "speech_confirmed"
-                    return node.choices[guess].next, {"intent": guess, "by": how}
+                # A refused doubtful guess: the runner-up is offered once more ("asked twice").
+                later = heard.runner_up if not sure and heard.runner_up in spoken else None
+                for offer in (guess, later) if later is not None else (guess,):
+                    if await self._confirmed(node, offer, sure=sure):
+                        self.state.variables["intent"] = offer
+                        how = "speech" if sure else "speech_confirmed"
+                        return node.choices[offer].next, {"intent": offer, "by": how}
                 break  # "choose again": by keypad, which cannot be misheard
             misses += 1
             if misses > allowed:

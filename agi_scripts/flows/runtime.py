@@ -28,6 +28,8 @@ class SpeechResult:
     key: str = ""
     # A doubtful guess (intent None): offered for confirmation where the ask node confirms.
     candidate: str | None = None
+    # The next guess, offered once more when the caller refuses `candidate`.
+    runner_up: str | None = None
 
 
 @dataclass(frozen=True)

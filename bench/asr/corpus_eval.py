@@ -9,25 +9,27 @@ thresholds can be compared on the stored rows without decoding again.
 
 Outcomes per utterance: routed (straight to a queue), confirmed (the caller was offered a guess
 and, as the bench assumes, presses 1 only when it is right: the confirmation is by keypad),
-or not routed. Scores per corpus:
+or not routed; a caller who refuses the first guess is offered the runner-up once more.
+Scores per corpus:
 - right-intent: routed or confirmed to the labelled intent, or nothing routed for a non-request
   (of all utterances);
 - routed: requests that reached a queue by speech, directly or after confirming (of requests);
 - misrouted: sent straight to a wrong queue, or a non-request sent anywhere (of all);
-- asked to confirm: callers asked "you said X?" (of all): the callers asked twice.
+- asked to confirm: callers asked "you said X?" (of all); asked twice: callers who refused
+  the first guess and were offered the runner-up (of all).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agi_scripts.recognition_stream import KEYWORD_ALTERNATIVES, RecognitionResult, Word
 from agi_scripts.speech import (
     Recogniser,
-    RecognitionResult,
-    Word,
     decide_understanding,
     telephone_pcm,
     utterance_audio,
@@ -43,10 +45,31 @@ def load_manifest(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def cache_key(recogniser: Recogniser, segment: bytes, language: str) -> str:
+    """What a cached row depends on: the audio cut, every grammar, the decoder settings."""
+    digest = hashlib.sha256(segment)
+    settings = recogniser.settings
+    grammars = [
+        recogniser.grammar(language),
+        recogniser.keyword_grammar(language),
+        recogniser.menu_grammar(language),
+        BASELINE_KEYWORDS[language],
+        [settings.speech_alternatives, settings.speech_free_pass, KEYWORD_ALTERNATIVES],
+    ]
+    digest.update(json.dumps(grammars, ensure_ascii=False).encode())
+    return digest.hexdigest()[:32]
+
+
 async def decode(
-    recogniser: Recogniser, folder: Path, items: Sequence[dict[str, Any]], language: str
+    recogniser: Recogniser,
+    folder: Path,
+    items: Sequence[dict[str, Any]],
+    language: str,
+    cache: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """What the passes heard for each file: the rows `outcome()` decides on."""
+    """What the passes heard for each file: the rows `outcome()` decides on. With `cache` (a
+    folder), a row decoded before from the same audio, grammars and settings is read back
+    instead of decoded again (decision experiments then cost no decoding)."""
     rows = []
     for item in items:
         pcm = telephone_pcm(folder / item["file"])
@@ -55,6 +78,11 @@ async def decode(
         row["label"] = row.pop("intent")
         if segment is None:
             row.update(heard=None, baseline_transcript="")
+            rows.append(row)
+            continue
+        stored = cache / f"{cache_key(recogniser, segment, language)}.json" if cache else None
+        if stored is not None and stored.exists():
+            row.update(json.loads(stored.read_text(encoding="utf-8")))
             rows.append(row)
             continue
         result = await recogniser.recognise_pcm(segment, language=language)
@@ -69,8 +97,15 @@ async def decode(
             "menu_words": [[w.word, round(w.conf, 4)] for w in result.menu_words],
             "speech_like": result.speech_like,
             "duration": result.duration,
+            "keyword_alternatives": result.keyword_alternatives,
+            "keyword_weights": [round(w, 6) for w in result.keyword_weights],
+            "free_transcript": result.free_transcript,
         }
         row["baseline_transcript"] = baseline.transcript
+        if stored is not None:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            heard = {"heard": row["heard"], "baseline_transcript": row["baseline_transcript"]}
+            stored.write_text(json.dumps(heard, ensure_ascii=False), encoding="utf-8")
         rows.append(row)
     return rows
 
@@ -89,6 +124,8 @@ def as_result(heard: dict[str, Any]) -> RecognitionResult:
         menu_words=[Word(w, c, 0.0, 0.0) for w, c in heard["menu_words"]],
         keyword_pass=True,
         menu_pass=True,
+        keyword_alternatives=list(heard.get("keyword_alternatives", [])),
+        keyword_weights=list(heard.get("keyword_weights", [])),
     )
 
 
@@ -97,27 +134,47 @@ def outcome(recogniser: Recogniser, row: dict[str, Any], language: str, **rules:
     book = recogniser.phrasebook(language)
     base = naive_keyword_intent(row["baseline_transcript"], book)
     if row["heard"] is None:
-        return {"routed": None, "offered": None, "reason": "no_speech", "baseline": base}
+        return {
+            "routed": None,
+            "offered": None,
+            "offered_second": None,
+            "reason": "no_speech",
+            "baseline": base,
+        }
     match = decide_understanding(
         as_result(row["heard"]),
         phrasebook=book,
         threshold=recogniser.settings.speech_confidence_threshold,
         **rules,
     )
-    offered = match.candidate if match.intent is None and match.reason == "confirm" else None
-    return {"routed": match.intent, "offered": offered, "reason": match.reason, "baseline": base}
+    doubtful = match.intent is None and match.reason == "confirm"
+    offered = match.candidate if doubtful else None
+    second = match.runner_up if doubtful else None
+    return {
+        "routed": match.intent,
+        "offered": offered,
+        "offered_second": second,
+        "reason": match.reason,
+        "baseline": base,
+    }
 
 
 def score(rows: Sequence[dict[str, Any]], outcomes: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Ours vs the baseline on one corpus, as the issue counts them (see the module doc)."""
     total = len(rows)
     requests = sum(1 for r in rows if r["label"])
-    ours = {"right": 0, "routed": 0, "misrouted": 0, "asked": 0, "confirmed_right": 0}
+    ours = {"right": 0, "routed": 0, "misrouted": 0, "asked": 0, "asked_twice": 0}
+    ours["confirmed_right"] = 0
     naive = {"right": 0, "routed": 0, "misrouted": 0}
     for row, out in zip(rows, outcomes, strict=True):
         label = row["label"]
-        final = out["routed"] or (out["offered"] if out["offered"] == label else None)
+        final = out["routed"] or next(
+            (o for o in (out["offered"], out["offered_second"]) if o is not None and o == label),
+            None,
+        )
         ours["asked"] += out["offered"] is not None
+        refused = out["offered"] is not None and out["offered"] != label
+        ours["asked_twice"] += refused and out["offered_second"] is not None
         ours["confirmed_right"] += out["routed"] is None and final is not None
         ours["right"] += final == label
         ours["routed"] += bool(label) and final is not None
@@ -140,6 +197,8 @@ def score(rows: Sequence[dict[str, Any]], outcomes: Sequence[dict[str, Any]]) ->
         if asked:
             out["asked_to_confirm_pct"] = pct(counts["asked"], total)
             out["asked_to_confirm"] = counts["asked"]
+            out["asked_twice_pct"] = pct(counts["asked_twice"], total)
+            out["asked_twice"] = counts["asked_twice"]
         return out
 
     return {

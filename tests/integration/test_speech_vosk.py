@@ -20,9 +20,8 @@ from pydub import AudioSegment
 from pydub.generators import Sine, WhiteNoise
 from typer.testing import CliRunner
 
+from agi_scripts.recognition_stream import MAX_UTTERANCE_SECONDS, SAMPLE_RATE
 from agi_scripts.speech import (
-    MAX_UTTERANCE_SECONDS,
-    SAMPLE_RATE,
     Recogniser,
     SpeechUnavailable,
     Understanding,

@@ -315,6 +315,30 @@ async def test_a_doubtful_guess_refused_goes_to_the_keypad(stack: Stack) -> None
     assert fake.set_vars[channel_vars.QUEUE] == "plumbing"
 
 
+async def test_a_refused_guess_is_followed_by_the_runner_up(stack: Stack, db: Database) -> None:
+    speech = FakeSpeech([SpeechResult(None, "난방", 0.5, candidate="heating", runner_up="water")])
+    server = await stack.serve(ASK_FLOW, speech=speech)
+    fake = FakeAsterisk(keys=[("2", False), ("1", False)])  # not heating; water, yes
+    await run_call(server, fake)
+    assert fake.played == [
+        prompt("said_heating"),
+        prompt("confirm"),
+        prompt("said_water"),
+        prompt("confirm"),
+    ]
+    assert fake.set_vars[channel_vars.QUEUE] == "plumbing"
+    assert event_kinds(db)["speech"]["runner_up"] == "water"
+
+
+async def test_both_guesses_refused_go_to_the_keypad(stack: Stack) -> None:
+    speech = FakeSpeech([SpeechResult(None, "난방", 0.5, candidate="heating", runner_up="water")])
+    server = await stack.serve(ASK_FLOW, speech=speech)
+    fake = FakeAsterisk(keys=[("2", False), ("2", False), ("3", False)])  # no, no, key 3
+    await run_call(server, fake)
+    assert fake.played[-1] == prompt("problem")  # asked again, by keypad
+    assert fake.set_vars[channel_vars.QUEUE] == "heating"
+
+
 async def test_a_doubtful_guess_is_not_offered_without_a_confirm_step(stack: Stack) -> None:
     flow = ASK_FLOW.replace("    confirm: confirm\n", "")
     speech = FakeSpeech([SpeechResult(None, "난방", 0.5, candidate="heating")] * 2)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from call_router.intents import CORE_INTENTS, IntentMatch, Phrasebook, classify, load_phrasebook
-from call_router.speech_decision import KeywordGuess, decide, keyword_guesses
+from call_router.speech_decision import KeywordGuess, decide, keyword_guesses, ranked_intents
 
 FLOWS = Path(__file__).resolve().parents[2] / "ivr_flows"
 
@@ -65,3 +65,55 @@ def test_without_the_extra_passes_the_grammar_alone_decides(ko: Phrasebook) -> N
     assert sure.intent == "heating"
     doubtful = classify("난방 전기", phrasebook=ko)
     assert decide(doubtful, [], None, keyword_pass=False).intent is None
+
+
+NOTHING = IntentMatch(None, 0.0, None, "no_keyword")
+
+
+def test_intents_are_ranked_by_the_evidence_of_every_pass(ko: Phrasebook) -> None:
+    # The n-best's first keywords (0.6 heating, 0.4 water), the menu word (water 0.5): water.
+    nbest = [("보일러 물", 0.6), ("물", 0.4)]
+    assert ranked_intents(nbest, [("물", 0.5)], NOTHING, ko) == ["water", "heating"]
+    # A keyword after a hypothesis' first counts less: here it is all electricity has.
+    assert ranked_intents([("난방 전기", 1.0)], [], NOTHING, ko) == ["heating", "electricity"]
+    grammar = IntentMatch(None, 0.9, "가스", "below_threshold", candidate="gas")
+    assert ranked_intents(nbest, [], grammar, ko)[0] == "gas"
+
+
+def test_the_ranking_keeps_to_the_question_s_intents(ko: Phrasebook) -> None:
+    nbest = [("보일러", 0.7), ("물", 0.3)]
+    assert ranked_intents(nbest, [], NOTHING, ko, allowed=["water", "gas"]) == ["water"]
+
+
+def test_an_offer_carries_the_next_intent_by_evidence_as_runner_up(ko: Phrasebook) -> None:
+    match = decide(
+        classify("난방 아요", phrasebook=ko),
+        keyword_guesses([("난방", 1.0)], ko),
+        KeywordGuess("water", 0.95, "물"),
+        menu_intents=CORE_INTENTS,
+        ranked=["water", "heating", "lift"],
+    )
+    assert (match.reason, match.candidate, match.runner_up) == ("confirm", "water", "heating")
+
+
+def test_with_nothing_else_to_offer_the_best_ranked_intent_is_offered(ko: Phrasebook) -> None:
+    match = decide(NOTHING, [], None, menu_intents=CORE_INTENTS, ranked=["lift", "water"])
+    assert (match.intent, match.reason, match.candidate, match.runner_up) == (
+        None,
+        "confirm",
+        "lift",
+        "water",
+    )
+    alone = decide(NOTHING, [], None, menu_intents=CORE_INTENTS, ranked=["lift"])
+    assert (alone.candidate, alone.runner_up) == ("lift", None)
+
+
+def test_a_routed_answer_has_no_runner_up(ko: Phrasebook) -> None:
+    match = decide(
+        classify("난방 안 돼요", phrasebook=ko),
+        keyword_guesses([("난방", 1.0)], ko),
+        KeywordGuess("heating", 0.9, "난방"),
+        menu_intents=CORE_INTENTS,
+        ranked=["heating", "water"],
+    )
+    assert (match.intent, match.runner_up) == ("heating", None)

@@ -136,7 +136,7 @@ def test_loud_from_and_until_find_the_sample() -> None:
 
 
 def test_dither_is_the_same_however_the_audio_is_chunked() -> None:
-    from agi_scripts.speech import DITHER, dithered
+    from agi_scripts.recognition_stream import DITHER, dithered
 
     pcm = UTTERANCE
     whole = dithered(pcm, 0)
@@ -148,7 +148,7 @@ def test_dither_is_the_same_however_the_audio_is_chunked() -> None:
 
 
 def test_dither_never_overflows_full_scale() -> None:
-    from agi_scripts.speech import dithered
+    from agi_scripts.recognition_stream import dithered
 
     loud = struct.pack("<4h", 32767, -32768, 32767, -32768) * 100
     out = struct.unpack(f"<{len(loud) // 2}h", dithered(loud, 0))
