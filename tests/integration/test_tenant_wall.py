@@ -18,11 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from call_router import accounts, tenants
+from call_router import tenants
 from call_router.db import Database
 from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
 from call_router.settings import Settings
-from tests.conftest import PORT_BASE, add_row
+from tests.conftest import PORT_BASE, add_row, bearer_headers
+from tests.integration.conftest import signed_in_operator
 
 NOW = datetime.now(UTC)
 
@@ -81,29 +82,6 @@ def world(database: Database) -> World:
     )
 
 
-def _token(db: Database, role: str, tenant: str | None) -> dict[str, str]:
-    with db.session() as session:
-        token, _ = accounts.create_token(session, role, name=f"t-{tenant}", now=NOW, tenant=tenant)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _operator_session(db: Database, tenant: str) -> tuple[dict[str, str], dict[str, str]]:
-    """A signed-in operator account of `tenant` linked to roster login `anna`: its cookie and
-    the CSRF header its POSTs must carry."""
-    with db.session() as session:
-        user = accounts.create_user(
-            session,
-            "anna-a",
-            "a-long-password-1",
-            accounts.OPERATOR,
-            operator_login="anna",
-            tenant=tenant,
-            now=NOW,
-        )
-        cookie, row = accounts.start_session(session, user, now=NOW, lifetime=timedelta(hours=1))
-    return {"hotline_session": cookie}, {"X-CSRF-Token": row.csrf_token}
-
-
 @pytest.fixture
 def base(serve: Callable[[Settings, int], str], tmp_path: Path) -> str:
     return serve(Settings(state_dir=tmp_path / "state", country_code="RU"), PORT_BASE + 950)
@@ -117,7 +95,9 @@ def _ids(response: httpx.Response) -> set[int]:
 def test_a_tenant_supervisor_guessing_other_ids_gets_404(
     database: Database, world: World, base: str
 ) -> None:
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-a")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-a")
+    ) as api:
         # Guessed ids: 404, exactly as for an id that does not exist.
         for other in (world.b_call, world.centre_call):
             assert api.get(f"/api/calls/{other}").status_code == 404
@@ -147,7 +127,9 @@ def test_a_tenant_supervisor_guessing_other_ids_gets_404(
 def test_a_tenant_supervisor_lists_and_exports_only_its_own_rows(
     database: Database, world: World, base: str
 ) -> None:
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-a")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-a")
+    ) as api:
         calls = api.get("/api/calls")
         assert _ids(calls) == {world.a_call}
         assert [row["tenant"] for row in calls.json()] == ["dom-a"]
@@ -174,7 +156,7 @@ def test_a_tenant_supervisor_lists_and_exports_only_its_own_rows(
 def test_a_tenant_operator_cannot_touch_another_tenants_callbacks(
     database: Database, world: World, base: str
 ) -> None:
-    cookies, csrf = _operator_session(database, "dom-a")
+    cookies, csrf = signed_in_operator(database, "anna-a", "anna", "dom-a")
     with httpx.Client(base_url=base, cookies=cookies, headers=csrf) as api:
         assert api.post(f"/api/callbacks/{world.b_callback}/claim", json={}).status_code == 404
         assert api.get(f"/api/calls/{world.b_call}").status_code == 404
@@ -193,7 +175,9 @@ def test_a_tenant_operator_cannot_touch_another_tenants_callbacks(
 def test_centre_staff_see_every_tenant_and_filter_by_tenant(
     database: Database, world: World, base: str
 ) -> None:
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", None)) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant=None)
+    ) as api:
         everything = api.get("/api/calls")
         assert _ids(everything) == {world.a_call, world.b_call, world.centre_call}
         by_id = {row["id"]: row["tenant"] for row in everything.json()}
@@ -214,7 +198,7 @@ def test_pages_behind_the_wall_open_to_a_tenant_supervisor(
     """The wallboard, reports, operators' states, meter readings and dispositions are behind
     the wall now (tests/integration/test_tenant_wall_surfaces.py attacks them): a tenant's
     supervisor opens them and sees its own; the centre's pages stay refused to it."""
-    tenant = _token(database, "supervisor", "dom-a")
+    tenant = bearer_headers(database, "supervisor", tenant="dom-a")
     with httpx.Client(base_url=base, headers=tenant) as http:
         for path in ("/wallboard", "/api/wallboard", "/reports", "/api/agents"):
             assert http.get(path).status_code == 200, path
