@@ -117,8 +117,8 @@ class Call(Base):
     )
     tenant: Mapped[Tenant | None] = relationship(lazy="select")
     # How the tenant was decided (call_router/tenant_routing.py SOURCES: number, phone,
-    # earlier_call, keypad, unknown, centre; migration 0016); NULL: by the dialled number
-    # before the menu said more (or the menu never ran).
+    # earlier_call, request, keypad, speech, unknown, centre; migration 0016); NULL: by the
+    # dialled number before the menu said more (or the menu never ran).
     tenant_source: Mapped[str | None] = mapped_column(String(16))
     # The caller's building when the menu knew it (a registered phone, an earlier call, a
     # confirmed house code): their next call to the centre goes to its tenant.
