@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ import pytest
 
 from call_router import tenants
 from call_router.db import Database
-from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
+from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent, Operator
 from call_router.settings import Settings
 from tests.conftest import PORT_BASE, add_row, bearer_headers
 from tests.integration.conftest import signed_in_operator
@@ -84,7 +85,30 @@ def world(database: Database) -> World:
 
 @pytest.fixture
 def base(serve: Callable[[Settings, int], str], tmp_path: Path) -> str:
-    return serve(Settings(state_dir=tmp_path / "state", country_code="RU"), PORT_BASE + 950)
+    settings = Settings(
+        state_dir=tmp_path / "state", recordings_dir=tmp_path / "recordings", country_code="RU"
+    )
+    return serve(settings, PORT_BASE + 950)
+
+
+def _recorded(db: Database, call_id: int, recordings: Path) -> str:
+    """A real recording of the call (the MixMonitor file its `recording` event names) and a
+    voicemail; the recording's path relative to the recordings folder."""
+    relative = f"calls/2026-12-01/{call_id}.wav"
+    for name in (relative, f"voicemail/vm-{call_id}.wav"):
+        path = recordings / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(b"\x01\x00" * 8000)
+    with db.session() as session:
+        for kind, name in (("recording", relative), ("voicemail", f"voicemail/vm-{call_id}.wav")):
+            session.add(
+                CallEvent(call_id=call_id, at=NOW, kind=kind, key=f"{kind}:1", data={"file": name})
+            )
+    return relative
 
 
 def _ids(response: httpx.Response) -> set[int]:
@@ -206,3 +230,24 @@ def test_pages_behind_the_wall_open_to_a_tenant_supervisor(
         assert http.get(f"/api/calls/{world.b_call}/disposition").status_code == 404
         for path in ("/admin/users", "/admin/tokens", "/admin/tenants"):
             assert http.get(path).status_code == 403, path
+
+
+def test_a_tenant_supervisor_cannot_play_or_see_another_tenant_s_recordings(
+    database: Database, world: World, base: str, tmp_path: Path
+) -> None:
+    recordings = tmp_path / "recordings"
+    _recorded(database, world.a_call, recordings)
+    b_file = _recorded(database, world.b_call, recordings)
+    with httpx.Client(base_url=base, headers=bearer_headers(database, tenant="dom-a")) as api:
+        for kind in ("recording", "voicemail"):
+            own = api.get(f"/calls/{world.a_call}/audio/{kind}")
+            assert own.status_code == 200, own.text
+            assert own.headers["content-type"] == "audio/wav"
+            # B's file exists and is named on B's call: still "call not found".
+            other = api.get(f"/calls/{world.b_call}/audio/{kind}")
+            assert other.status_code == 404 and other.json()["detail"] == "call not found"
+        # Nor does any of A's pages or answers name B's file.
+        for path in ("/calls", f"/calls/{world.a_call}", "/api/calls", "/calls/export.csv"):
+            assert b_file not in api.get(path).text, path
+    with httpx.Client(base_url=base, headers=bearer_headers(database)) as centre:
+        assert centre.get(f"/calls/{world.b_call}/audio/recording").status_code == 200
