@@ -124,28 +124,27 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.lower()))
 
 
-def _english(n: int) -> list[str]:
-    hundreds, rest = divmod(n, 100)
-    said = [_EN_ONES[hundreds], "hundred"] if hundreds else []
+def _spelled(n: int, ones: list[str], tens: list[str], hundreds: list[list[str]]) -> list[str]:
+    """0-999 the Russian or English way: hundreds, then tens and ones (or a teen)."""
+    hundred, rest = divmod(n, 100)
+    said = list(hundreds[hundred])
     if rest >= 20:
-        said.append(_EN_TENS[rest // 10])
+        said.append(tens[rest // 10])
         if rest % 10:
-            said.append(_EN_ONES[rest % 10])
+            said.append(ones[rest % 10])
     elif rest or not said:
-        said.append(_EN_ONES[rest])
+        said.append(ones[rest])
     return said
+
+
+def _english(n: int) -> list[str]:
+    hundreds: list[list[str]] = [[]] + [[one, "hundred"] for one in _EN_ONES[1:10]]
+    return _spelled(n, _EN_ONES, _EN_TENS, hundreds)
 
 
 def _russian(n: int) -> list[str]:
-    hundreds, rest = divmod(n, 100)
-    said = [_RU_HUNDREDS[hundreds]] if hundreds else []
-    if rest >= 20:
-        said.append(_RU_TENS[rest // 10])
-        if rest % 10:
-            said.append(_RU_ONES[rest % 10])
-    elif rest or not said:
-        said.append(_RU_ONES[rest])
-    return said
+    hundreds: list[list[str]] = [[]] + [[word] for word in _RU_HUNDREDS[1:]]
+    return _spelled(n, _RU_ONES, _RU_TENS, hundreds)
 
 
 def _korean(n: int) -> list[str]:
