@@ -110,7 +110,7 @@ class Call(Base):
     direction: Mapped[str] = mapped_column(
         String(16), default="inbound", server_default=text("'inbound'")
     )
-    # The management company the call is for (migration 0014; call_router/tenants.py);
+    # The management company the call is for (migration 0014; call_router/tenant_wall.py);
     # NULL: the centre's own. Set from the dialled number when it is a tenant's.
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True

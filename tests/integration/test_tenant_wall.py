@@ -2,7 +2,7 @@
 SQLite and PostgreSQL): a tenant's supervisor, operator and API token guess another tenant's
 call and callback ids and filters, and get nothing - a 404 for an id (never a 403 that would
 confirm it exists), only their own rows in lists, CSV exports and summaries. The centre's
-staff see every tenant's rows and filter them with `?tenant=`. The wall: call_router/tenants.py.
+staff see every tenant's rows and filter them with `?tenant=`. The wall: call_router/tenant_wall.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ stream, fed by Redis's live state that holds every tenant's calls) and the callb
 stream. A tenant-A supervisor, operator or token guessing tenant B's ids, logins and filters
 gets a 404 or nothing; the centre's staff see every tenant and narrow with `?tenant=`.
 
-Each of these fails when the wall is only the calls' and callbacks' (call_router/tenants.py
+Each of these fails when the wall is only the calls' and callbacks' (call_router/tenant_wall.py
 before OWNED took the operators, OF_A_CALL and OF_AN_OPERATOR) or when the wallboard takes
 Redis's live state unfiltered: the pages then show B's rows to A.
 """
