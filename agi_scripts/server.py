@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from panoramisk.fast_agi import Application
 
+from agi_scripts.address_speech import AddressListener
 from agi_scripts.agi import (
     ENV_MAX_BYTES,
     ENV_TIMEOUT,
@@ -284,6 +285,7 @@ async def serve(
         settings,
         db=db,
         speech=speech,
+        address_speech=AddressListener(speech),
         log=structlog.get_logger("hotline.flows"),
         defer=writer.keep_from_thread,
         worker=listeners.worker or 0,

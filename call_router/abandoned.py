@@ -8,7 +8,7 @@ operator). "Called back" is the first call an operator placed to that number aft
 (click-to-call rows: `Call.direction` callback), and the callback entry the call
 went to is the one for that number that was open when the caller left.
 
-Every read is an ORM statement: the tenant wall (call_router/tenants.py) applies, so a tenant
+Every read is an ORM statement: the tenant wall (call_router/tenant_wall.py) applies, so a tenant
 sees its own callers only.
 """
 

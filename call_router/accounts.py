@@ -142,7 +142,7 @@ class Principal:
     token_id: int | None = None
     # Set for cookie sessions only: state-changing requests must send it back.
     csrf_token: str | None = None
-    # The tenant whose rows alone it sees (call_router/tenants.py); None: the centre's staff.
+    # The tenant whose rows alone it sees (call_router/tenant_wall.py); None: the centre's staff.
     tenant_id: int | None = None
 
     @property

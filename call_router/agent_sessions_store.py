@@ -1,7 +1,7 @@
 """Reads the agent-session report's inputs (call_router/agent_sessions.py): the agent state log,
 the operators' answered calls and their missed rings.
 
-ORM statements only, so the tenant wall applies (call_router/tenants.py): a tenant's supervisor
+ORM statements only, so the tenant wall applies (call_router/tenant_wall.py): a tenant's supervisor
 sees their own operators' log (staffing_store.agent_events) and their own calls. The call log
 names an operator by the roster name for queue calls (AgentConnect's MemberName) and by the SIP
 login for click-to-call; both become the login here.

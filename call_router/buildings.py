@@ -9,9 +9,11 @@ line's number and reason, and nothing is half-imported.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
+import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +21,8 @@ from call_router import csv_files
 from call_router.csv_files import clean_text
 from call_router.models import Call, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
+from call_router.request_models import ServiceRequest
+from call_router.spoken_addresses import SpokenBuilding
 from call_router.tenant_models import Building, ResidentPhone, Tenant
 from call_router.tenant_routing import HOUSE_CODE_RE, KnownBuilding
 from call_router.tenants import TenantError, require_tenant
@@ -201,9 +205,12 @@ def register_phone(
 # --- the menu's reads (FastAGI, bounded by the caller) ---------------------------------------
 
 
-def known_building(session: Session, caller_number: str) -> KnownBuilding | None:
-    """The building a caller (normalised E.164) is known at: a registered phone, else their
-    latest call that had a building."""
+def known_building(
+    session: Session, caller_number: str, country: str = "RU"
+) -> KnownBuilding | None:
+    """The building a caller (normalised E.164) is known at: a registered phone, else the
+    newer of their latest call that had a building and their latest service request of a
+    tenant (the request's building when the tenant has one at its address)."""
     if not caller_number or caller_number == ANONYMOUS:
         return None
     phone = session.execute(
@@ -214,15 +221,68 @@ def known_building(session: Session, caller_number: str) -> KnownBuilding | None
     if phone is not None:
         return KnownBuilding(phone.building_id, phone.tenant_id, "phone")
     earlier = session.execute(
-        select(Building.id, Building.tenant_id)
+        select(Building.id, Building.tenant_id, Call.started_at)
         .join(Call, Call.building_id == Building.id)
         .where(Call.caller_number == caller_number)
         .order_by(Call.started_at.desc())
         .limit(1)
     ).first()
+    request = _latest_request(session, caller_number, country)
+    if request is not None and (earlier is None or _utc(request[1]) > _utc(earlier.started_at)):
+        return request[0]
     if earlier is not None:
         return KnownBuilding(earlier.id, earlier.tenant_id, "earlier_call")
     return None
+
+
+# A request's caller number is kept as it was given (call_router/service_requests.py): these
+# many of a number's newest requests are read to find the one spelled as this caller.
+_REQUESTS_READ = 5
+
+
+def _spellings(number: str) -> list[str]:
+    """How a request may have stored an E.164 number: as is, without '+', nationally."""
+    spellings = {number, number.lstrip("+")}
+    with contextlib.suppress(phonenumbers.NumberParseException):
+        national = str(phonenumbers.parse(number).national_number)
+        spellings |= {national, "8" + national, "0" + national}
+    return sorted(spellings)
+
+
+def _latest_request(
+    session: Session, caller_number: str, country: str
+) -> tuple[KnownBuilding, datetime] | None:
+    """The caller's newest service request that belongs to a tenant, as a known building."""
+    rows = session.execute(
+        select(
+            ServiceRequest.tenant_id,
+            ServiceRequest.street,
+            ServiceRequest.house,
+            ServiceRequest.caller_number,
+            ServiceRequest.created_at,
+        )
+        .where(
+            ServiceRequest.caller_number.in_(_spellings(caller_number)),
+            ServiceRequest.tenant_id.is_not(None),
+        )
+        .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+        .limit(_REQUESTS_READ)
+    )
+    for tenant_id, street, house, number, created_at in rows:
+        if tenant_id is None or normalize_number(number, country) != caller_number:
+            continue
+        building = session.scalar(
+            select(Building.id).where(
+                Building.tenant_id == tenant_id, Building.street == street, Building.house == house
+            )
+        )
+        return KnownBuilding(building, tenant_id, "request"), created_at
+    return None
+
+
+def _utc(at: datetime) -> datetime:
+    """Naive UTC (SQLite hands back naive datetimes; PostgreSQL aware ones)."""
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
 
 def building_by_code(session: Session, code: str) -> tuple[int, int] | None:
@@ -231,6 +291,16 @@ def building_by_code(session: Session, code: str) -> tuple[int, int] | None:
         select(Building.id, Building.tenant_id).where(Building.code == code)
     ).first()
     return (row.id, row.tenant_id) if row is not None else None
+
+
+def coded_buildings(session: Session) -> list[SpokenBuilding]:
+    """Every building with a house code, as a caller may name it (the company node)."""
+    rows = session.execute(
+        select(Building.code, Building.street, Building.house)
+        .where(Building.code.is_not(None))
+        .order_by(Building.id)
+    )
+    return [SpokenBuilding(code, street, house) for code, street, house in rows if code]
 
 
 def tenant_slug(session: Session, tenant_id: int) -> str | None:

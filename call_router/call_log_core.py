@@ -215,7 +215,7 @@ class CallLogCore:
             CallArrival(linkedid, caller_number, caller_name, channel, dialed_number, started_at),
             started_at,
         )
-        # The tenant whose number was dialled (call_router/tenants.py); else the centre's.
+        # The tenant whose number was dialled (call_router/tenant_wall.py); else the centre's.
         values["tenant_id"] = tenants.tenant_for_number(session, values["dialed_number"])
         session.execute(
             insert_ignore(session, Call.__table__, ["linkedid"]).values(**values)  # type: ignore[arg-type]

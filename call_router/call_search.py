@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, literal, select, text, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from call_router import tenants
+from call_router import tenant_wall
 from call_router.models import Call
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.sql_functions import utc_at
@@ -165,7 +165,7 @@ def distinct_values(session: Session, column_name: str, *, limit: int = 200) -> 
     """
     if column_name not in _DISTINCT_COLUMNS:
         raise KeyError(column_name)
-    if not tenants.scope_of(session).everything:
+    if not tenant_wall.scope_of(session).everything:
         # Behind a tenant wall: an ORM query, which the wall narrows (raw SQL it would not).
         column = getattr(Call, column_name)
         walled = (

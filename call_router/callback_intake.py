@@ -54,7 +54,7 @@ def open_or_attach(
     if is_anonymous(caller_number):
         log.info("callback_skipped_anonymous", call_id=call_id, reason=reason)
         return None
-    # The entry belongs to the call's tenant (call_router/tenants.py); no call: the centre's.
+    # The entry belongs to the call's tenant (call_router/tenant_wall.py); no call: the centre's.
     tenant_id: int | None = None
     if call_id is not None:
         row = session.execute(select(Call.intent, Call.tenant_id).where(Call.id == call_id)).first()

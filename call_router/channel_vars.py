@@ -19,7 +19,7 @@ FALLBACK = "HOTLINE_FALLBACK"
 CALL_ID = "HOTLINE_CALL_ID"
 # Set by the FastAGI script as soon as it knows the call's company (call_router/
 # tenant_routing.py), before anything about it is written: the tenant's slug ("" = the
-# centre's own), how it was decided (number, phone, earlier_call, keypad, unknown), and the
+# centre's own), how it was decided (call_router/tenant_routing.py SOURCES), and the
 # caller's building id when known.
 TENANT = "HOTLINE_TENANT"
 TENANT_SOURCE = "HOTLINE_TENANT_SOURCE"

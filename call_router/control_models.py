@@ -30,7 +30,7 @@ class ControlAction(Base):
     # ok, refused (bad input, ended call: nothing was done), failed (Asterisk refused/away)
     result: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(String(255))
-    # The call's or operator's tenant (call_router/tenants.py); NULL: the centre's.
+    # The call's or operator's tenant (call_router/tenant_wall.py); NULL: the centre's.
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
     )

@@ -110,15 +110,15 @@ class Call(Base):
     direction: Mapped[str] = mapped_column(
         String(16), default="inbound", server_default=text("'inbound'")
     )
-    # The management company the call is for (migration 0014; call_router/tenants.py);
+    # The management company the call is for (migration 0014; call_router/tenant_wall.py);
     # NULL: the centre's own. Set from the dialled number when it is a tenant's.
     tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True, index=True
     )
     tenant: Mapped[Tenant | None] = relationship(lazy="select")
     # How the tenant was decided (call_router/tenant_routing.py SOURCES: number, phone,
-    # earlier_call, keypad, unknown, centre; migration 0016); NULL: by the dialled number
-    # before the menu said more (or the menu never ran).
+    # earlier_call, request, keypad, speech, unknown, centre; migration 0016); NULL: by the
+    # dialled number before the menu said more (or the menu never ran).
     tenant_source: Mapped[str | None] = mapped_column(String(16))
     # The caller's building when the menu knew it (a registered phone, an earlier call, a
     # confirmed house code): their next call to the centre goes to its tenant.

@@ -60,7 +60,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from call_router import board_reads, call_sums, reports, tenants
+from call_router import board_reads, call_sums, reports, tenant_wall
 from call_router.models import Call, utcnow
 from call_router.periodic import run_every
 from call_router.report_models import (
@@ -510,7 +510,7 @@ def report_figures(
     LAZY_SLOTS of them (a long range's first visit is then about as fast as the live path;
     `hotline reports rollup` does them all ahead).
     """
-    if not tenants.scope_of(session).everything:
+    if not tenant_wall.scope_of(session).everything:
         # The rolled-up rows add up every tenant's calls; a walled session (a tenant's report,
         # `?tenant=`) adds up its own calls, whose ORM queries the tenant wall filters.
         return read_live(session, since, until, threshold=threshold, now=now)
@@ -553,7 +553,7 @@ def service_level_slots(
 
     closed = closed_end(session, now, threshold)
     window = reports.plan_range(since, until, closed).rolled
-    if not tenants.scope_of(session).everything or window is None:
+    if not tenant_wall.scope_of(session).everything or window is None:
         live(since, until)
         return within, decided
     valid = select(ReportSlot.slot).where(_valid(*window, threshold))

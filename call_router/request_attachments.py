@@ -1,6 +1,6 @@
 """Photos and documents of service requests: kept as files under the state folder
 (`Settings.attachments_dir`), their metadata in `request_attachments` (behind the tenant wall,
-call_router/tenants.py). What may be uploaded: call_router/attachment_checks.py.
+call_router/tenant_wall.py). What may be uploaded: call_router/attachment_checks.py.
 
 A file is stored under a random name (`stored_as`, 32 hex digits), never the uploader's, so
 no file name reaches the file system. The file is written before the row; if the row is not

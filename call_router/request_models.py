@@ -2,7 +2,7 @@
 the crews that do the work, and Open311 API keys. Rules: call_router/requests.py.
 
 Every table here carries `tenant_id` (NULL: the centre's own) and sits behind the tenant wall
-(call_router/tenants.py `OWNED`).
+(call_router/tenant_wall.py `OWNED`).
 """
 
 from __future__ import annotations

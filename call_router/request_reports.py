@@ -1,5 +1,5 @@
 """Reads the facts of the service-request report (call_router/request_figures.py) for the
-requests created in a period. ORM statements only, so the tenant wall (call_router/tenants.py)
+requests created in a period. ORM statements only, so the tenant wall (call_router/tenant_wall.py)
 applies: a tenant's reader gets its own requests' figures."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ the checks of resident-controlled input every step shares. Beside it: request_as
 (JSON shapes, the form prefilled from a call), request_crews.py, open311_keys.py.
 Rules as values: call_router/request_lifecycle.py. Tables: call_router/request_models.py.
 
-Every function takes a SQLAlchemy session (its tenant wall applies: call_router/tenants.py)
+Every function takes a SQLAlchemy session (its tenant wall applies: call_router/tenant_wall.py)
 and an injected `now`. Concurrency: the request row carries a version; every change is an
 `UPDATE … WHERE version = <read>`, so of two concurrent changes one wins and the other gets
 `RequestError(code="conflict")`: none is lost silently. A caller that read the request earlier

@@ -1,7 +1,7 @@
 """Reads what the staffing forecast needs (call_router/staffing.py) from the call log and the
 agent history.
 
-Every read of calls is an ORM statement, so the tenant wall (call_router/tenants.py) applies: a
+Every read of calls is an ORM statement, so the tenant wall (call_router/tenant_wall.py) applies: a
 tenant's forecast is built from that tenant's calls only. The agent history has no tenant of its
 own; a session scoped to a tenant counts only that tenant's operators (the centre's scope: the
 centre's staff).
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from call_router import service_figures, tenants
+from call_router import service_figures, tenant_wall
 from call_router.agent_models import AgentStateLog
 from call_router.erlang import Target
 from call_router.models import DIRECTION_INBOUND, Call, Operator
@@ -49,7 +49,7 @@ def inbound_queue_calls(
 
 
 def _operator_filter(session: Session) -> Any | None:
-    scope = tenants.scope_of(session)
+    scope = tenant_wall.scope_of(session)
     if scope.everything:
         return None
     if scope.nothing:

@@ -1,7 +1,7 @@
 """What a tenant's wallboard and reports measure against and show: its own service-level
 target (else the centre's) and its own queues (`t<id>_<service>`), labelled for people.
 
-Read through the ORM, so the tenant wall (call_router/tenants.py) decides which tenants' own
+Read through the ORM, so the tenant wall (call_router/tenant_wall.py) decides which tenants' own
 queues a session sees: a tenant's board lists its own only, the centre's staff every tenant's
 (narrowed by `?tenant=`).
 """
@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from call_router.tenant_models import Tenant, TenantQueue
 from call_router.tenant_routing import tenant_queue_name
-from call_router.tenants import Scope, TenantError, require_tenant
+from call_router.tenant_wall import Scope
+from call_router.tenants import TenantError, require_tenant
 
 # Bounds of a target a person may set (the same as the centre's settings allow in practice).
 MAX_SECONDS = 3600

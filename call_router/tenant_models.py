@@ -1,7 +1,7 @@
 """Tenants (management companies served by the contact centre) and the numbers residents dial.
 
 A row whose `tenant_id` is NULL belongs to the centre itself. The rules (who sees which rows)
-are in call_router/tenants.py.
+are in call_router/tenant_wall.py.
 """
 
 from __future__ import annotations

@@ -4,11 +4,14 @@ The decision, in order (ARCHITECTURE.md "Tenants"):
 
 1. the dialled number is a tenant's own → that tenant (`number`);
 2. the number is one the centre registered as its own (`hotline numbers add N --centre`):
-   the caller's known address - a registered phone (`phone`), else the building of their
-   latest call that had one (`earlier_call`);
+   the caller's known address - a registered phone (`phone`), else the newer of the building
+   of their latest call that had one (`earlier_call`) and their latest service request of a
+   tenant (`request`);
 3. still unknown, and some building has a house code: the menu asks for it (`ask`); a code
    read back and confirmed gives its building's tenant (`keypad`), anything else goes to a
-   coordinator with the call left the centre's (`unknown`);
+   coordinator with the call left the centre's (`unknown`); where the caller's language has a
+   speech model the street and house may be said instead (`speech`, read back and confirmed
+   the same way: call_router/spoken_addresses.py);
 4. otherwise the centre's (`centre`): an unregistered number - a single-company
    installation's own hotline number - keeps the menu exactly as it was.
 
@@ -34,8 +37,19 @@ TENANT_QUEUE_RE: Final = re.compile(r"^t([1-9][0-9]{0,8})_(" + "|".join(SERVICES
 # A house code as keyed: digits only, bounded (attacker-controlled DTMF).
 HOUSE_CODE_RE: Final = re.compile(r"^[0-9]{1,8}$")
 
-Source = Literal["number", "phone", "earlier_call", "keypad", "unknown", "centre", "ask"]
-SOURCES: Final = ("number", "phone", "earlier_call", "keypad", "unknown", "centre")
+Source = Literal[
+    "number", "phone", "earlier_call", "request", "keypad", "speech", "unknown", "centre", "ask"
+]
+SOURCES: Final = (
+    "number",
+    "phone",
+    "earlier_call",
+    "request",
+    "keypad",
+    "speech",
+    "unknown",
+    "centre",
+)
 
 # What the store says about the dialled number.
 NumberOwner = Literal["tenant", "centre", "unregistered"]
@@ -45,9 +59,9 @@ NumberOwner = Literal["tenant", "centre", "unregistered"]
 class KnownBuilding:
     """A building the caller is known at, and how we know."""
 
-    building_id: int
+    building_id: int | None  # None: a request of the tenant at an address it has no building for
     tenant_id: int
-    source: Literal["phone", "earlier_call"]
+    source: Literal["phone", "earlier_call", "request"]
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ The access rules, declared per router where dashboard/main.py includes it:
                 /redoc), today's calls, the call log, call detail and its
                 audio, the operator page, the callback list pages, the calls API,
                 dispositions, meter readings, callbacks list/claim/call/outcome, agents API,
-                /api/me, /logout (a tenant's account: its tenant's rows, call_router/tenants.py)
+                /api/me, /logout (a tenant's account: its tenant's rows, call_router/tenant_wall.py)
     supervisor  wallboard (page, snapshot, live stream), reports (a tenant's supervisor: its
-                own tenant's figures, call_router/tenants.py)
+                own tenant's figures, call_router/tenant_wall.py)
     centre supervisor  incidents, flows, accounts, API tokens and tenants (/admin/...),
                 security: the centre's supervisors only, never a tenant's account
     signed in   every role (also dispatcher, crew): /logout, /api/me
@@ -93,7 +93,7 @@ class Access:
     def __init__(self, name: str, roles: Iterable[str], *, tenant_accounts: bool = True) -> None:
         self.name = name
         self.roles = frozenset(roles)
-        # False: refused to a tenant's account or token (call_router/tenants.py), for pages
+        # False: refused to a tenant's account or token (call_router/tenant_wall.py), for pages
         # that are the centre's by nature (administration, flows, incidents, security).
         self.tenant_accounts = tenant_accounts
 
@@ -122,7 +122,7 @@ SIGNED_IN = Access("signed in", ROLES)
 # Service requests (dashboard/routes/api_requests.py decides per action who may do what).
 REQUESTS = Access("requests", (SUPERVISOR, OPERATOR, DISPATCHER, CREW))
 # Supervisors: the centre's, and a tenant's behind its wall (the wallboard, reports: every
-# figure is read through call_router/tenants.py, so a tenant's supervisor gets its own).
+# figure is read through call_router/tenant_wall.py, so a tenant's supervisor gets its own).
 SUPERVISOR_ONLY = Access("supervisor", (SUPERVISOR,))
 # The centre's supervisors only: what is the centre's by nature, not a tenant's data
 # (accounts, tokens and tenants administration, voice menus, incidents, security).

@@ -12,7 +12,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from call_router import accounts, tenants
+from call_router import accounts
+from call_router import tenant_wall as wall
 from call_router.accounts import OPERATOR, Principal
 from call_router.ami_client import AmiLink
 from call_router.call_control import SpyModes
@@ -133,9 +134,9 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 async def tenant_wall(principal: OptionalPrincipal) -> None:
     """App-wide: the rest of this request sees only the principal's tenant's rows (the wall
-    is call_router/tenants.py). Async on purpose: the scope is set in the request's own
+    is call_router/tenant_wall.py). Async on purpose: the scope is set in the request's own
     context, which the thread-pool work of the route copies."""
-    tenants.enter(tenants.tenant_scope(principal.tenant_id if principal is not None else None))
+    wall.enter(wall.tenant_scope(principal.tenant_id if principal is not None else None))
 
 
 # --- on whose behalf (who is acting comes from the credentials, never from the request) ------

@@ -52,6 +52,8 @@ DYNAMIC_KEYS: tuple[str, ...] = (
     N_("call.tenant_source.keypad"),
     N_("call.tenant_source.number"),
     N_("call.tenant_source.phone"),
+    N_("call.tenant_source.request"),
+    N_("call.tenant_source.speech"),
     N_("call.tenant_source.unknown"),
     N_("dir.callback"),
     N_("dir.inbound"),

@@ -185,7 +185,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        # Before any route's own work: the tenant wall of the principal (call_router/tenants.py).
+        # Before any route's own work: the principal's tenant wall (call_router/tenant_wall.py).
         dependencies=[Depends(tenant_wall)],
     )
     app.state.dashboard = DashboardState(

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.orm import Session
 
-from call_router import meter_store, payer_accounts, tenants
+from call_router import meter_store, payer_accounts, tenant_wall
 from call_router.db import Database
 from call_router.flows.conditions import resolve_timezone
 from call_router.meter_models import MeterReading
@@ -222,7 +222,9 @@ def export_month(
     def read(session: Session) -> list[payer_accounts.ExportRow]:
         first = payer_accounts.parse_month(month)
         if tenant:
-            tenants.set_scope(session, tenants.tenant_scope(require_tenant(session, tenant).id))
+            tenant_wall.set_scope(
+                session, tenant_wall.tenant_scope(require_tenant(session, tenant).id)
+            )
         return payer_accounts.month_readings(session, first, zone)
 
     rows = _settled(read)

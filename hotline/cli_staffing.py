@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from call_router import staffing, staffing_store, tenants
+from call_router import staffing, staffing_store, tenant_wall
 from call_router.callbacks import hotline_zone
 from call_router.db import Database
 from call_router.erlang import ErlangError, target_from_options
@@ -60,7 +60,7 @@ def staffing_command(
     try:
         with db.session() as session:
             if tenant is not None:
-                tenants.set_scope(session, tenants.filter_scope(session, tenant))
+                tenant_wall.set_scope(session, tenant_wall.filter_scope(session, tenant))
             try:
                 window, rows = staffing_store.week_forecast(
                     session,

@@ -64,6 +64,7 @@ from call_router.flows.tenant_menus import TenantMenu, tenant_prompt_path
 from call_router.tenant_routing import (
     CENTRE_DECISION,
     UNKNOWN_DECISION,
+    Source,
     TenantDecision,
     clean_house_code,
 )
@@ -140,6 +141,9 @@ class FlowEngine:
         self.tenant = tenant
         # Its own calendar, prompts and flows, where it has them (else the centre's).
         self.menu = tenant_menu(runtime, tenant)
+        # The house code of the building the caller named in words (asked once per call).
+        self._spoken_code: str | None = None
+        self._address_asked = False
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -500,6 +504,10 @@ class FlowEngine:
         if not decided.must_ask:
             return node.next, {"source": decided.source}
         if node.code_var not in self.state.variables:
+            spoken = await self._address_in_words(node)
+            if spoken is not None and node.heard is not None:
+                self.state.variables[node.code_var] = self._spoken_code = spoken
+                return node.heard, {"source": "ask", "by": "speech"}
             return node.ask, {"source": "ask"}
         # The caller's keys, checked again whatever the flow's collect node allowed.
         code = clean_house_code(self.state.variables.get(node.code_var, ""))
@@ -510,14 +518,55 @@ class FlowEngine:
             await self.decide_tenant(UNKNOWN_DECISION)
             return node.on_failure, {"source": "unknown", "code_found": False}
         building_id, tenant_id = found
-        await self.decide_tenant(TenantDecision("keypad", tenant_id, building_id))
+        # Said in words and confirmed as read back, or keyed.
+        source: Source = "speech" if code == self._spoken_code else "keypad"
+        await self.decide_tenant(TenantDecision(source, tenant_id, building_id))
         own = self.menu.flows.get(self.name) if self.menu is not None else None
         if own is not None and own is not self.flow:
             # The company has its own version of this menu: it takes over from its start
             # (its `company` node, now decided, goes straight on).
             self.flow = own
-            return own.start, {"source": "keypad", "code_found": True, "own_flow": True}
-        return node.next, {"source": "keypad", "code_found": True}
+            return own.start, {"source": source, "code_found": True, "own_flow": True}
+        return node.next, {"source": source, "code_found": True}
+
+    async def _address_in_words(self, node: CompanyNode) -> str | None:
+        """The house code of the building the caller names in words, once per call; None:
+        no speech here (no prompt, model or buildings), a key pressed, or not understood."""
+        listener, directory = self.rt.address_speech, self.rt.tenants
+        if node.speech_prompt is None or listener is None or directory is None:
+            return None
+        if self._address_asked:
+            return None
+        self._address_asked = True
+        known = await self._lookup(directory.spoken_buildings)
+        if not known:
+            return None
+        try:
+            heard = await listener(
+                self.agi,
+                prompt=self.prompt(node.speech_prompt),
+                language=self.language,
+                buildings=known,
+                timeout=float(self.rt.menu_timeout + 10),
+            )
+        except (AgiError, CallerHangup):
+            raise
+        except Exception as exc:  # a broken recogniser must not cost the caller the menu
+            self.ctx.log.warning("address_speech_failed", error=printable(str(exc)))
+            return None
+        if heard is None:
+            return None
+        building = heard.building
+        await self._event(
+            "speech",
+            {
+                "node": self.state.node,
+                "address": building is not None,
+                "text": printable(heard.text, 200),
+                "key": bool(heard.key),
+            },
+        )
+        return building.code if building is not None else None
 
     async def decide_tenant(self, decision: TenantDecision) -> None:
         """The call is `decision`'s: channel variables first, then (queued) the call log."""

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Protocol
 from call_router.flows.conditions import BusinessCalendar
 from call_router.flows.schema import ActionArgs, Flow
 from call_router.flows.tenant_menus import TenantMenu
+from call_router.spoken_addresses import SpokenBuilding
 
 if TYPE_CHECKING:
+    from agi_scripts.address_speech import AddressHeard
     from agi_scripts.agi import AgiChannel
 
 
@@ -114,6 +116,22 @@ class SpeechInput(Protocol):
     ) -> SpeechResult | None: ...
 
 
+class AddressSpeech(Protocol):
+    """The caller's building in words (agi_scripts/address_speech.py AddressListener).
+
+    None: no speech for this call (no model for the language, no audio): the keypad asks."""
+
+    async def __call__(
+        self,
+        agi: AgiChannel,
+        *,
+        prompt: str,
+        language: str,
+        buildings: list[SpokenBuilding],
+        timeout: float,
+    ) -> AddressHeard | None: ...
+
+
 class FlowLookups(Protocol):
     """Facts from the database for conditions. Synchronous: run in a worker thread."""
 
@@ -167,6 +185,10 @@ class TenantLookups(Protocol):
         """(building id, tenant id) of a house code. Synchronous: a worker thread."""
         ...
 
+    def spoken_buildings(self) -> list[SpokenBuilding]:
+        """The buildings a caller may name (those with a house code). A worker thread."""
+        ...
+
     def slug(self, tenant_id: int | None) -> str:
         """The tenant's slug, '' for the centre. From memory, no I/O."""
         ...
@@ -204,3 +226,5 @@ class FlowRuntime:
     tenant_menus: Callable[[str], TenantMenu | None] | None = None
     # Where callers are (`area` nodes); None: nobody is placed, incidents go city-wide only.
     areas: AreaLookups | None = None
+    # The caller's building said in words (`company` nodes with a `speech_prompt`).
+    address_speech: AddressSpeech | None = None

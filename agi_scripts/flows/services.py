@@ -17,6 +17,7 @@ from agi_scripts.flows.requests import CallerRequests
 from agi_scripts.flows.runtime import (
     ANY_AREA,
     ActiveIncident,
+    AddressSpeech,
     FlowActions,
     FlowLookups,
     SpeechInput,
@@ -30,6 +31,7 @@ from call_router.flows.loader import FlowRegistry
 from call_router.models import Call, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.settings import QUEUES, Settings
+from call_router.spoken_addresses import SpokenBuilding
 from call_router.tenant_models import Building, Tenant
 from call_router.tenant_routing import (
     NumberOwner,
@@ -49,6 +51,8 @@ class FlowServices:
     registry: FlowRegistry
     clock: Callable[[], datetime] = utcnow
     speech: SpeechInput | None = None
+    # The caller's building in words (the company node), on the speech menu's listening path.
+    address_speech: AddressSpeech | None = None
     lookups: FlowLookups | None = None
     actions: FlowActions | None = None
     # Numbers `transfer` nodes may name as `setting:<name>`.
@@ -73,6 +77,7 @@ class FlowServices:
         *,
         db: Database | None = None,
         speech: SpeechInput | None = None,
+        address_speech: AddressSpeech | None = None,
         log: Any = None,
         defer: Defer | None = None,
         worker: int = 0,
@@ -92,6 +97,7 @@ class FlowServices:
         return cls(
             registry=registry,
             speech=speech,
+            address_speech=address_speech,
             lookups=lookups,
             actions=actions,
             numbers={"gas_emergency_number": settings.gas_emergency_number},
@@ -363,12 +369,16 @@ class TenantDirectory:
             number = normalize_number(caller_number, self._country)
             if number != ANONYMOUS:
                 with self._db.session() as session:
-                    known = buildings.known_building(session, number)
+                    known = buildings.known_building(session, number, self._country)
         return decide(owner, tenant, known, codes_exist=facts.codes_exist)
 
     def building_by_code(self, code: str) -> tuple[int, int] | None:
         with self._db.session() as session:
             return buildings.building_by_code(session, code)
+
+    def spoken_buildings(self) -> list[SpokenBuilding]:
+        with self._db.session() as session:
+            return buildings.coded_buildings(session)
 
     def slug(self, tenant_id: int | None) -> str:
         facts = self._facts

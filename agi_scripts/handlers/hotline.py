@@ -187,6 +187,7 @@ def _runtime(ctx: CallContext, services: FlowServices, language: str, base: str)
         requests=services.requests,
         tenant_menus=registry.tenant,
         areas=services.areas,
+        address_speech=services.address_speech,
     )
     if len(services.runtimes) >= _MAX_RUNTIMES:
         services.runtimes.clear()

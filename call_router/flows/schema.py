@@ -414,13 +414,26 @@ class CompanyNode(Strict):
     house code): straight on to `next`. Unknown on the centre's number: on to `ask`, which
     collects the house code into `code_var`, reads it back, has it confirmed and comes back
     here; then the code's building gives the tenant (`next`), or nothing does (`on_failure`,
-    a coordinator). The caller's keys are checked here again: 1-8 digits or nothing."""
+    a coordinator). The caller's keys are checked here again: 1-8 digits or nothing.
+
+    With `speech_prompt` and `heard`, a caller whose language has a speech model is first
+    asked for the street and house in words (call_router/spoken_addresses.py): a building
+    understood puts its code into `code_var` and goes on to `heard` (its read-back and
+    confirmation, as for a keyed code); a key pressed, or nothing understood, goes to `ask`."""
 
     type: Literal["company"]
     code_var: VarName = "house_code"
     next: NodeId
     ask: NodeId
     on_failure: NodeId
+    speech_prompt: PromptName | None = None
+    heard: NodeId | None = None
+
+    @model_validator(mode="after")
+    def _speech_needs_both(self) -> CompanyNode:
+        if (self.speech_prompt is None) != (self.heard is None):
+            raise ValueError("speech_prompt and heard go together")
+        return self
 
 
 Node = Annotated[
@@ -480,7 +493,7 @@ class Flow(Strict):
 def node_targets(node: Node) -> list[tuple[str, str]]:
     """(key path inside the node, target node id) for every edge leaving the node."""
     out: list[tuple[str, str]] = []
-    for attr in ("next", "keys_to", "on_failure", "on_error", "ask"):
+    for attr in ("next", "keys_to", "on_failure", "on_error", "ask", "heard"):
         target = getattr(node, attr, None)
         if target:
             out.append((attr, target))

@@ -20,7 +20,7 @@ from call_router.accounts import AccountError
 from call_router.models import utcnow
 from call_router.operators import list_operators
 from dashboard.deps import PrincipalDep, SessionDep, StateDep
-from dashboard.i18n import render
+from dashboard.routes.account_forms import create_account, no_store_page, notice
 from dashboard.routes.login import throttle
 from dashboard.routes.schemas import RowId
 
@@ -34,29 +34,6 @@ TOKEN_NOTICES = frozenset({"revoked"})
 
 def _error(exc: AccountError) -> dict[str, Any]:
     return {"code": exc.code, "values": exc.values}
-
-
-def _notice(request: Request, allowed: frozenset[str]) -> dict[str, str] | None:
-    done = request.query_params.get("done", "")
-    if done not in allowed:
-        return None
-    return {"code": done, "name": request.query_params.get("name", "")[:64]}
-
-
-def _admin_page(
-    request: Request, state: StateDep, template: str, context: dict[str, Any], status_code: int
-) -> Response:
-    response = render(
-        state.templates,
-        request,
-        template,
-        context,
-        state.settings.default_language,
-        status_code=status_code,
-    )
-    # The page may hold a password or token shown once: no cache, no back-button copy.
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _users_page(
@@ -77,10 +54,10 @@ def _users_page(
         "min_password": accounts.MIN_PASSWORD_LENGTH,
         "shown": shown,
         "error": error,
-        "notice": _notice(request, USER_NOTICES),
+        "notice": notice(request, USER_NOTICES),
         "form": form or {"username": "", "role": accounts.OPERATOR, "operator": ""},
     }
-    return _admin_page(request, state, "admin_users.html", context, status_code)
+    return no_store_page(request, state, "admin_users.html", context, status_code)
 
 
 def _back_to_users(request: Request, done: str, name: str) -> Response:
@@ -104,20 +81,16 @@ def admin_user_create(
     password: Annotated[str, Form(max_length=FORM_MAX)] = "",
 ) -> Response:
     """Create an account; an empty password field means "generate one and show it once"."""
-    name = username.strip()
-    secret, generated = accounts.password_or_generated(password or None)
     try:
-        with state.db.session() as writer:
-            accounts.create_user(
-                writer, name, secret, role, operator_login=operator or None, now=utcnow()
-            )
+        made = create_account(
+            state, username=username, password=password, role=role, operator=operator
+        )
     except AccountError as exc:
         form = {"username": username, "role": role, "operator": operator}
         return _users_page(request, session, state, error=_error(exc), form=form, status_code=400)
-    if not generated:
-        return _back_to_users(request, "created", name)
-    shown = {"kind": "created", "name": name, "secret": secret}
-    return _users_page(request, session, state, shown=shown)
+    if not made.generated:
+        return _back_to_users(request, "created", made.name)
+    return _users_page(request, session, state, shown=made.shown)
 
 
 @router.post(
@@ -203,10 +176,10 @@ def _tokens_page(
         "roles": accounts.ROLES,
         "shown": shown,
         "error": error,
-        "notice": _notice(request, TOKEN_NOTICES),
+        "notice": notice(request, TOKEN_NOTICES),
         "form": form or {"name": "", "role": accounts.SUPERVISOR},
     }
-    return _admin_page(request, state, "admin_tokens.html", context, status_code)
+    return no_store_page(request, state, "admin_tokens.html", context, status_code)
 
 
 @router.get("/admin/tokens", response_class=HTMLResponse, name="admin_tokens_page")

@@ -1,6 +1,6 @@
 """Supervisor analytics (issue 15): the abandoned-callers list and the staffing forecast.
 
-Every figure is read through ORM statements behind the tenant wall (call_router/tenants.py),
+Every figure is read through ORM statements behind the tenant wall (call_router/tenant_wall.py),
 so a tenant's supervisor sees their own company's callers and forecast (`?tenant=` narrows the
 centre's view). Rule: `auth.SUPERVISOR_ONLY` (dashboard/main.py).
 
@@ -33,7 +33,7 @@ from call_router import (
     agent_sessions_store,
     staffing,
     staffing_store,
-    tenants,
+    tenant_wall,
 )
 from call_router.erlang import ErlangError, Target, target_from_options
 from call_router.settings import QUEUES
@@ -86,7 +86,7 @@ def _abandoned(
     tenant: str | None,
 ) -> tuple[date, date, list[abandoned.AbandonedCall]]:
     first, last = _days(zone, date_from or None, date_to or None)
-    tenants.narrow(session, tenant or None)
+    tenant_wall.narrow(session, tenant or None)
     since = datetime.combine(first, time(0), zone).astimezone(UTC)
     until = datetime.combine(last + timedelta(days=1), time(0), zone).astimezone(UTC)
     return first, last, abandoned.abandoned_calls(session, since, until, queue=_queue(queue))
@@ -222,7 +222,7 @@ def forecast(
         )
     except ErlangError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    tenants.narrow(session, tenant or None)
+    tenant_wall.narrow(session, tenant or None)
     window, rows = staffing_store.week_forecast(
         session, datetime.now(UTC), weeks, state.zone, target, settings.wrapup_seconds
     )
@@ -364,7 +364,7 @@ def agent_report(
 ) -> AgentReport:
     """The agent-session routes' one set of options → the report (behind the tenant wall)."""
     first, last = _days(state.zone, date_from or None, date_to or None)
-    tenants.narrow(session, tenant or None)
+    tenant_wall.narrow(session, tenant or None)
     per_day, period = agent_sessions_store.agent_report(
         session,
         first,

@@ -23,7 +23,7 @@ from call_router import (
     callback_list,
     callbacks,
     click_to_call,
-    tenants,
+    tenant_wall,
 )
 from call_router.callback_policy import Outcome
 from call_router.models import CALLBACK_OPEN, utcnow
@@ -118,7 +118,7 @@ def list_callbacks(
     ] = None,
 ) -> list[CallbackItemOut]:
     """Open entries in calling order: emergencies, repeat callers, then by deadline and age."""
-    tenants.narrow(session, tenant)
+    tenant_wall.narrow(session, tenant)
     rows = callback_list.list_callbacks(session, None if status == ALL else status, now=utcnow())
     return [CallbackItemOut.model_validate(row) for row in rows]
 
@@ -142,7 +142,7 @@ def summary(
         Query(max_length=32, description="A tenant's slug, or `centre`; within your own wall"),
     ] = None,
 ) -> SummaryOut:
-    tenants.narrow(session, tenant)
+    tenant_wall.narrow(session, tenant)
     now = utcnow()
     since = call_search.start_of_day(now, state.zone)
     return SummaryOut(**callback_list.summary(session, now, since))

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import AwareDatetime
 
-from call_router import call_search, tenants
+from call_router import call_search, tenant_wall
 from call_router.dispositions import disposition_history
 from call_router.models import Call
 from dashboard.deps import SessionDep, SettingsDep
@@ -77,8 +77,8 @@ def list_calls(
         Query(description="inbound (residents calling), callback (operators' click-to-call)"),
     ] = None,
 ) -> list[CallOut]:
-    # Narrows the request's tenant wall, never widens it (call_router/tenants.py).
-    tenants.narrow(session, tenant)
+    # Narrows the request's tenant wall, never widens it (call_router/tenant_wall.py).
+    tenant_wall.narrow(session, tenant)
     after = None
     if cursor is not None:
         if offset:

@@ -20,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import payer_accounts, tenants
+from call_router import payer_accounts, tenant_wall
 from dashboard import csv_export
 from dashboard.deps import SessionDep, StateDep
 from dashboard.i18n import render
@@ -44,7 +44,7 @@ def _readings(
     session: Session, state: Any, month: str | None, tenant: str | None
 ) -> tuple[date, list[payer_accounts.ExportRow]]:
     first = _month(month, datetime.now(state.zone).date())
-    tenants.narrow(session, tenant or None)
+    tenant_wall.narrow(session, tenant or None)
     return first, payer_accounts.month_readings(session, first, state.zone)
 
 

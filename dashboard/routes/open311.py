@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from call_router import open311 as o311
-from call_router import open311_keys, request_reads, tenants
+from call_router import open311_keys, request_reads, tenant_wall
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
 from call_router.db import Database
@@ -108,8 +108,8 @@ def _key_scope(session: Session, key: str | None) -> bool:
     if row is None:
         raise Open311Error(403, "api_key: unknown or revoked")
     if row.tenant_id is not None:
-        tenants.set_scope(
-            session, tenants.scope_of(session).narrowed(tenants.Scope(tenant=row.tenant_id))
+        tenant_wall.set_scope(
+            session, tenant_wall.scope_of(session).narrowed(tenant_wall.Scope(tenant=row.tenant_id))
         )
     return True
 

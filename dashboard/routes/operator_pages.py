@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from call_router import board_reads, callback_policy, screen_pop, tenants
+from call_router import board_reads, callback_policy, screen_pop, tenant_wall, tenants
 from call_router.agent_models import AgentState
 from call_router.agents import desired_agents
 from call_router.models import Call, Operator, utcnow
@@ -152,7 +152,7 @@ def operator_view(
     with state.db.session() as session:
         current = screen_pop.current_call(session, who, now, live_ids)
         companies: tuple[tuple[str, str], ...] = ()
-        if current is not None and current.tenant_id is None and tenants.current().everything:
+        if current is not None and current.tenant_id is None and tenant_wall.current().everything:
             companies = tuple((t.slug, t.name) for t in tenants.list_tenants(session))
         return OperatorView(
             who=who,

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import board_reads, call_search, callback_list, tenants
+from call_router import board_reads, call_search, callback_list, tenant_wall
 from call_router.call_search import CallFilter
 from call_router.callbacks import CALLBACK_OPEN
 from call_router.db import Database
@@ -52,12 +52,12 @@ class FilterOptions:
 
     def __init__(self, clock: Callable[[], float] = time_module.monotonic) -> None:
         self._clock = clock
-        # Per tenant wall (call_router/tenants.py): one tenant never sees another's values.
-        self._read: dict[tenants.Scope, tuple[float, dict[str, list[str]]]] = {}
+        # Per tenant wall (call_router/tenant_wall.py): one tenant never sees another's values.
+        self._read: dict[tenant_wall.Scope, tuple[float, dict[str, list[str]]]] = {}
 
     def get(self, session: Session) -> dict[str, list[str]]:
         now = self._clock()
-        scope = tenants.scope_of(session)
+        scope = tenant_wall.scope_of(session)
         read = self._read.get(scope)
         if read is None or now - read[0] >= OPTIONS_TTL_SECONDS:
             # Two threads may both read at expiry: same values, no lock needed.

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import call_sums, report_rollups, reports, tenant_boards, tenants
+from call_router import call_sums, report_rollups, reports, tenant_boards, tenant_wall, tenants
 from call_router.service_figures import QueueStats
 from call_router.settings import QUEUES, Settings
 from dashboard import csv_export
@@ -98,7 +98,7 @@ def build_report(
     until = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
     level = tenant_boards.service_level_of(
         session,
-        tenants.scope_of(session),
+        tenant_wall.scope_of(session),
         tenant_boards.ServiceLevel(settings.service_level_seconds, settings.service_level_target),
     )
     figures = report_rollups.report_figures(session, since, until, threshold=level.seconds, now=now)
@@ -106,7 +106,7 @@ def build_report(
     overall = reports.summary(totals)
     names = tenants.slugs(session)
     by_tenant = [
-        replace(t, queue=names.get(tenant_id, str(tenant_id)) if tenant_id else tenants.CENTRE)
+        replace(t, queue=names.get(tenant_id, str(tenant_id)) if tenant_id else tenant_wall.CENTRE)
         for tenant_id, t in call_sums.tenant_totals(
             session, since, until, threshold=settings.service_level_seconds, now=now
         ).items()
@@ -157,7 +157,7 @@ def reports_page(
     tenant: TenantParam = None,
 ) -> Response:
     first, last = _range(state.zone, date_from or None, date_to or None)
-    tenants.narrow(session, tenant)
+    tenant_wall.narrow(session, tenant)
     report = build_report(session, settings, state.zone, first, last, by)
     query = {"date_from": first.isoformat(), "date_to": last.isoformat(), "by": by}
     if tenant:
@@ -172,7 +172,7 @@ def reports_page(
             "tenant": tenant or "",
             # The filter's choices: only the centre's staff may know every tenant's slug.
             "tenant_choices": [t.slug for t in tenants.list_tenants(session)]
-            if tenants.current().everything
+            if tenant_wall.current().everything
             else [],
             "query": query,
             "sl_seconds": report.service_level_seconds,
@@ -256,7 +256,7 @@ def reports_export(
     tenant: TenantParam = None,
 ) -> StreamingResponse:
     first, last = _range(state.zone, date_from or None, date_to or None)
-    tenants.narrow(session, tenant)
+    tenant_wall.narrow(session, tenant)
     report = build_report(session, settings, state.zone, first, last, by)
     rows = list(_section_rows(report, section))
     name = f"report-{section}-{first.isoformat()}-{last.isoformat()}.csv"

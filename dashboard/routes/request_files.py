@@ -3,7 +3,7 @@ route that serves a file back, `GET /api/requests/{number}/attachments/{id}`.
 
 Who: the office roles (supervisor, dispatcher, operator) of the request's tenant; a crew
 account only for its own crew's jobs (call_router/attachment_checks.py `may_read`). Another
-tenant's request or attachment is a 404 (the wall, call_router/tenants.py), so is a request
+tenant's request or attachment is a 404 (the wall, call_router/tenant_wall.py), so is a request
 whose files the reader may not see (never a 403 that would confirm it exists).
 
 Served with the type sniffed at upload (JPEG, PNG, WebP or PDF, never HTML or SVG),

@@ -23,7 +23,7 @@ from call_router.models import utcnow
 from call_router.tenant_models import Tenant
 from call_router.tenants import TenantError
 from dashboard.deps import SessionDep, StateDep
-from dashboard.i18n import render
+from dashboard.routes.account_forms import create_account, no_store_page, notice
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,22 +38,8 @@ def _page(
     context: dict[str, Any],
     status_code: int = 200,
 ) -> Response:
-    done = request.query_params.get("done", "")
-    notice = (
-        {"code": done, "name": request.query_params.get("name", "")[:64]}
-        if done in NOTICES
-        else None
-    )
-    response = render(
-        state.templates,
-        request,
-        template,
-        {"search": None, "notice": notice, **context},
-        state.settings.default_language,
-        status_code=status_code,
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    shown = {"search": None, "notice": notice(request, NOTICES), **context}
+    return no_store_page(request, state, template, shown, status_code)
 
 
 def _redirect(request: Request, name: str, done: str, label: str, **params: str) -> Response:
@@ -182,25 +168,15 @@ def admin_tenant_user(
 ) -> Response:
     """A dashboard account of this tenant: it sees this tenant's rows only."""
     _tenant(session, slug)
-    name = username.strip()
-    secret, generated = accounts.password_or_generated(password or None)
     try:
-        with state.db.session() as writer:
-            accounts.create_user(
-                writer,
-                name,
-                secret,
-                role,
-                operator_login=operator.strip() or None,
-                tenant=slug,
-                now=utcnow(),
-            )
+        made = create_account(
+            state, username=username, password=password, role=role, operator=operator, tenant=slug
+        )
     except AccountError as exc:
         form = {"number": "", "username": username, "role": role}
         return _tenant_page(
             request, session, state, slug, error=str(exc), form=form, status_code=400
         )
-    if not generated:
-        return _redirect(request, "admin_tenant_page", "user", name, slug=slug)
-    shown = {"kind": "created", "name": name, "secret": secret}
-    return _tenant_page(request, session, state, slug, shown=shown)
+    if not made.generated:
+        return _redirect(request, "admin_tenant_page", "user", made.name, slug=slug)
+    return _tenant_page(request, session, state, slug, shown=made.shown)

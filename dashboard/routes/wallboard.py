@@ -34,6 +34,7 @@ from call_router import (
     reports,
     service_figures,
     tenant_boards,
+    tenant_wall,
     tenants,
 )
 from call_router import wallboard as wb
@@ -251,7 +252,7 @@ def gather_facts(
     zone: ZoneInfo,
     live: LiveView,
     now: datetime | None = None,
-    scope: tenants.Scope = tenants.EVERYTHING,
+    scope: tenant_wall.Scope = tenant_wall.EVERYTHING,
 ) -> BoardFacts:
     """The database side of the board, behind `scope`'s wall. Sync: runs in the thread pool."""
     now = now or datetime.now(UTC)
@@ -260,7 +261,7 @@ def gather_facts(
         settings.service_level_seconds, settings.service_level_target
     )
     with db.session() as session:
-        tenants.set_scope(session, scope)
+        tenant_wall.set_scope(session, scope)
         level = tenant_boards.service_level_of(session, scope, centre)
         own_queues = tenant_boards.own_queue_labels(session)
         # Today's figures are summed by the database; only calls still open are read as rows.
@@ -348,7 +349,7 @@ async def shared_facts(
     state: DashboardState,
     *,
     not_before: float | None = None,
-    scope: tenants.Scope = tenants.EVERYTHING,
+    scope: tenant_wall.Scope = tenant_wall.EVERYTHING,
 ) -> BoardFacts:
     """The board's facts, computed once per process for every screen of the same `scope`
     asking at the same time and reused until the next live event or for at most a second
@@ -370,15 +371,15 @@ async def shared_facts(
     return facts
 
 
-async def board_scope(state: DashboardState, tenant: str | None) -> tenants.Scope:
+async def board_scope(state: DashboardState, tenant: str | None) -> tenant_wall.Scope:
     """The request's wall (its principal's tenant, dashboard/deps.py) narrowed by `?tenant=`."""
-    wall = tenants.current()
+    wall = tenant_wall.current()
     if not tenant:
         return wall
 
-    def load() -> tenants.Scope:
+    def load() -> tenant_wall.Scope:
         with state.db.session() as session:
-            return wall.narrowed(tenants.filter_scope(session, tenant))
+            return wall.narrowed(tenant_wall.filter_scope(session, tenant))
 
     return await run_in_threadpool(load)
 
@@ -389,7 +390,7 @@ async def snapshot_for(
     *,
     overdue_events: int = 0,
     not_before: float | None = None,
-    scope: tenants.Scope = tenants.EVERYTHING,
+    scope: tenant_wall.Scope = tenant_wall.EVERYTHING,
 ) -> dict[str, Any]:
     settings = state.settings
     lang, _ = request_language(request, settings.default_language)
@@ -420,7 +421,7 @@ class OverdueMemory:
 
 
 def wallboard_events(
-    request: Request, state: DashboardState, scope: tenants.Scope = tenants.EVERYTHING
+    request: Request, state: DashboardState, scope: tenant_wall.Scope = tenant_wall.EVERYTHING
 ) -> AsyncIterator[str]:
     overdue = OverdueMemory()
     # When this stream last saw an event it has not pushed a picture for yet: the next
@@ -472,7 +473,7 @@ async def wallboard_page(request: Request, state: StateDep, tenant: TenantParam 
     snapshot = await snapshot_for(request, state, scope=await board_scope(state, tenant))
     settings = state.settings
     choices: list[str] = []
-    if tenants.current().everything:
+    if tenant_wall.current().everything:
         # The filter's choices: only the centre's staff may know every tenant's slug.
 
         def load() -> list[str]:

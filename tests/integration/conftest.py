@@ -134,6 +134,43 @@ async def router_heartbeat(redis: Redis, prefix: str) -> None:
     await redis.set(f"{prefix}:live:heartbeat", datetime.now(UTC).isoformat(), ex=600)
 
 
+def signed_in_operator(
+    db: Database, name: str, operator_login: str, tenant: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """An operator account `name` linked to roster login `operator_login` (a tenant's, by its
+    slug, or the centre's), signed in: its session cookie and the CSRF header its POSTs carry."""
+    from datetime import UTC, datetime, timedelta
+
+    from call_router import accounts
+    from dashboard.deps import SESSION_COOKIE
+
+    now = datetime.now(UTC)
+    with db.session() as session:
+        user = accounts.create_user(
+            session,
+            name,
+            "a-long-password-1",
+            accounts.OPERATOR,
+            operator_login=operator_login,
+            tenant=tenant,
+            now=now,
+        )
+        cookie, row = accounts.start_session(session, user, now=now, lifetime=timedelta(hours=1))
+    return {SESSION_COOKIE: cookie}, {"X-CSRF-Token": row.csrf_token}
+
+
+def live_settings(state_dir: Path, redis_prefix: str) -> Settings:
+    """A dashboard on the test's own Redis prefix, with no Asterisk behind it (agent changes
+    are stored as pending)."""
+    return Settings(
+        state_dir=state_dir,
+        country_code="RU",
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+        ami_port=1,
+    )
+
+
 # --- a real HTTP server for the dashboard (SSE needs real streaming) ---------------------------
 
 

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from call_router import tenants
+from call_router import tenant_wall, tenants
 from call_router.call_control import CLAIM_STALE, CallControl, ControlError, audit_rows
 from call_router.control_models import ControlAction, ControlClaim
 from call_router.db import Database, alembic_config
@@ -109,14 +109,14 @@ def test_refusals_are_audited_and_rows_stay_behind_the_tenant_wall(database: Dat
                     by="boss", action="hangup", call_id=calls[tenant], result="ok", tenant_id=tenant
                 )
             )
-    tenants.enter(tenants.tenant_scope(a))
+    tenant_wall.enter(tenant_wall.tenant_scope(a))
     try:
         with database.session() as session:
             seen = audit_rows(session)
         # And a call of B is simply not there for A's supervisor (404, not 403).
         other = asyncio.run(refused(_control(database, "boss-a").hangup(calls[b])))
     finally:
-        tenants.enter(tenants.EVERYTHING)
+        tenant_wall.enter(tenant_wall.EVERYTHING)
     assert [r.tenant_id for r in seen] == [a]
     assert (other.status, other.code) == (404, "not_found")
     with database.session() as session:

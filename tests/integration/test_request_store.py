@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from call_router import open311_keys, request_assignment, request_crews, request_reads, tenants
+from call_router import (
+    open311_keys,
+    request_assignment,
+    request_crews,
+    request_reads,
+    tenant_wall,
+    tenants,
+)
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
 from call_router.db import Database
@@ -233,7 +240,7 @@ def test_the_tenant_wall_hides_other_tenants_requests(database: Database) -> Non
         assert not rb.attached
         numbers = (ra.request.number, rb.request.number)
     with database.session() as session:
-        tenants.set_scope(session, tenants.Scope(tenant=a))
+        tenant_wall.set_scope(session, tenant_wall.Scope(tenant=a))
         assert [
             r.number for r in request_reads.list_requests(session, request_reads.RequestFilter())
         ] == [numbers[0]]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from call_router import staffing_store, tenants
+from call_router import staffing_store, tenant_wall, tenants
 from call_router.agent_models import AgentStateLog
 from call_router.db import Database
 from call_router.erlang import Target, agents_needed
@@ -103,7 +103,7 @@ def row(rows: list[ForecastRow], weekday: int, hh: int, mm: int) -> ForecastRow:
 def test_forecast_recovers_the_arrival_pattern(database: Database) -> None:
     fill(database)
     with database.session() as session:
-        tenants.set_scope(session, tenants.CENTRE_ONLY)
+        tenant_wall.set_scope(session, tenant_wall.CENTRE_ONLY)
         window, rows = staffing_store.week_forecast(session, NOW, WEEKS, MOSCOW, TARGET, WRAPUP)
     assert window.start == local(datetime(2026, 10, 28), 0) and window.end == local(
         datetime(2026, 11, 25), 0
@@ -135,7 +135,7 @@ def test_forecast_recovers_the_arrival_pattern(database: Database) -> None:
 def test_a_tenants_forecast_sees_only_its_calls_and_operators(database: Database) -> None:
     other = fill(database)
     with database.session() as session:
-        tenants.set_scope(session, tenants.tenant_scope(other))
+        tenant_wall.set_scope(session, tenant_wall.tenant_scope(other))
         _, rows = staffing_store.week_forecast(session, NOW, WEEKS, MOSCOW, TARGET, WRAPUP)
     monday = row(rows, 0, 9, 0)
     assert monday.calls == 5 and monday.handle_seconds == pytest.approx(60 + WRAPUP)

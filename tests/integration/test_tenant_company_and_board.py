@@ -22,13 +22,11 @@ from alembic import command
 from redis.asyncio import Redis
 from sqlalchemy import inspect, select, text
 
-from call_router import accounts, tenant_boards, tenants
+from call_router import tenant_boards, tenants
 from call_router.db import Database, alembic_config, upgrade
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent, Operator
-from call_router.settings import Settings
-from dashboard.deps import SESSION_COOKIE
-from tests.conftest import PORT_BASE, add_row
-from tests.integration.conftest import REDIS_URL
+from tests.conftest import PORT_BASE, add_row, bearer_headers
+from tests.integration.conftest import live_settings, signed_in_operator
 
 NOW = datetime.now(UTC)
 UNKNOWN_CALLER = "79140000009"
@@ -87,30 +85,6 @@ def world(database: Database) -> World:
     return World(a, b, unknown, b_call)
 
 
-def _token(db: Database, role: str, tenant: str | None) -> dict[str, str]:
-    with db.session() as session:
-        token, _ = accounts.create_token(session, role, name=f"t-{tenant}", now=NOW, tenant=tenant)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _signed_in(
-    db: Database, name: str, operator_login: str, tenant: str | None
-) -> tuple[dict[str, str], str]:
-    """An operator account linked to `operator_login`, signed in: (cookies, CSRF token)."""
-    with db.session() as session:
-        user = accounts.create_user(
-            session,
-            name,
-            "a-long-password-1",
-            accounts.OPERATOR,
-            operator_login=operator_login,
-            tenant=tenant,
-            now=NOW,
-        )
-        cookie, row = accounts.start_session(session, user, now=NOW, lifetime=timedelta(hours=1))
-    return {SESSION_COOKIE: cookie}, row.csrf_token
-
-
 async def _live(redis: Redis, prefix: str, db: Database, call_id: int) -> None:
     """The router's live state: the unknown call is up (so it is the coordinator's screen-pop)."""
     with db.session() as session:
@@ -124,14 +98,7 @@ async def _live(redis: Redis, prefix: str, db: Database, call_id: int) -> None:
 
 @pytest.fixture
 def base(serve: Any, tmp_path: Path, redis_prefix: str) -> str:
-    settings = Settings(
-        state_dir=tmp_path / "state",
-        country_code="RU",
-        redis_url=REDIS_URL,
-        redis_prefix=redis_prefix,
-        ami_port=1,
-    )
-    return str(serve(settings, PORT_BASE + 961))
+    return str(serve(live_settings(tmp_path / "state", redis_prefix), PORT_BASE + 961))
 
 
 def _tenant_of(db: Database, call_id: int) -> tuple[int | None, str | None]:
@@ -145,7 +112,8 @@ async def test_a_coordinator_sets_the_company_from_the_screen_pop(
     database: Database, world: World, base: str, redis_client: Redis, redis_prefix: str
 ) -> None:
     await _live(redis_client, redis_prefix, database, world.unknown_call)
-    cookies, csrf = _signed_in(database, "cora", "cora", None)
+    cookies, headers = signed_in_operator(database, "cora", "cora", None)
+    csrf = headers["X-CSRF-Token"]
     with httpx.Client(base_url=base, cookies=cookies) as browser:
         page = browser.get("/operator")
         assert page.status_code == 200, page.text
@@ -175,7 +143,9 @@ async def test_a_coordinator_sets_the_company_from_the_screen_pop(
         ).one()
         assert entry.tenant_id == world.a
     # Now it is A's: A's supervisor sees it, with who placed it on the timeline.
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-a")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-a")
+    ) as api:
         detail = api.get(f"/api/calls/{world.unknown_call}")
         assert detail.status_code == 200, detail.text
         assert detail.json()["tenant"] == "dom-a"
@@ -185,7 +155,9 @@ async def test_a_coordinator_sets_the_company_from_the_screen_pop(
 def test_the_company_api_for_the_centre_s_staff(
     database: Database, world: World, base: str
 ) -> None:
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", None)) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant=None)
+    ) as api:
         url = f"/api/calls/{world.unknown_call}/tenant"
         assert api.post(url, json={"tenant": "nobody"}).status_code == 422
         for bad in ({}, {"tenant": ""}, {"tenant": "x" * 40}, {"tenant": 5}, [1]):
@@ -214,21 +186,25 @@ async def test_a_tenant_s_account_cannot_place_or_re_place_calls(
     """Attack: A's supervisor token and A's operator account try to take the centre's unknown
     call for A (or for B), and to move B's call to A: 403 for every one, nothing changes."""
     await _live(redis_client, redis_prefix, database, world.unknown_call)
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-a")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-a")
+    ) as api:
         for call_id in (world.unknown_call, world.b_call):
             for slug in ("dom-a", "dom-b"):
                 refused = api.post(f"/api/calls/{call_id}/tenant", json={"tenant": slug})
                 assert refused.status_code == 403, (call_id, slug, refused.text)
                 page = api.post(f"/calls/{call_id}/tenant", data={"tenant": slug})
                 assert page.status_code == 403, (call_id, slug, page.text)
-    cookies, csrf = _signed_in(database, "anna-a", "anna", "dom-a")
-    with httpx.Client(base_url=base, cookies=cookies, headers={"X-CSRF-Token": csrf}) as api:
+    cookies, csrf = signed_in_operator(database, "anna-a", "anna", "dom-a")
+    with httpx.Client(base_url=base, cookies=cookies, headers=csrf) as api:
         assert 'class="set-company"' not in api.get("/operator").text
         for slug in ("dom-a", "dom-b"):
             refused = api.post(f"/api/calls/{world.unknown_call}/tenant", json={"tenant": slug})
             assert refused.status_code == 403, refused.text
     # Only the centre's roles: a dispatcher of the centre is refused too.
-    with httpx.Client(base_url=base, headers=_token(database, "dispatcher", None)) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "dispatcher", tenant=None)
+    ) as api:
         refused = api.post(f"/api/calls/{world.unknown_call}/tenant", json={"tenant": "dom-a"})
         assert refused.status_code == 403
     assert _tenant_of(database, world.unknown_call) == (None, "unknown")
@@ -247,7 +223,9 @@ def test_the_wallboard_lists_tenants_own_queues_by_company(
         f"t{world.b}_heating",
         f"t{world.b}_lift",
     )
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", None)) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant=None)
+    ) as api:
         everyone = _queues(api.get("/api/wallboard").json())
         # Every tenant's own queue, idle or not, after the centre's, labelled with its company.
         assert everyone[a_plumbing]["label"] == "Dom A · plumbing"
@@ -265,7 +243,9 @@ def test_the_wallboard_lists_tenants_own_queues_by_company(
         assert f'data-queue="{a_plumbing}" data-tenant="dom-a"' in page
         assert "Dom A · plumbing" in page and "Dom B · lift" not in page
     # A's supervisor: its own queues only, whatever it asks.
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-a")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-a")
+    ) as api:
         for asked in (None, "dom-b"):
             params = {"tenant": asked} if asked else {}
             seen = _queues(api.get("/api/wallboard", params=params).json())
@@ -281,14 +261,18 @@ def test_a_tenant_s_own_service_level_target_is_its_board_s_and_reports(
 ) -> None:
     with database.session() as session:
         tenant_boards.set_service_level(session, "dom-b", 45, 0.95)
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-b")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-b")
+    ) as api:
         board = api.get("/api/wallboard").json()
         assert (board["service_level_seconds"], board["service_level_target"]) == (45, 0.95)
         page = api.get("/wallboard").text
         assert "(45 " in page
         report = api.get("/reports").text
         assert re.search(r'id="rep-sl-target">/ 95%', report), report[:2000]
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", None)) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant=None)
+    ) as api:
         # The centre's roll-up keeps the centre's target; narrowed to B, B's.
         centre = api.get("/api/wallboard").json()
         assert (centre["service_level_seconds"], centre["service_level_target"]) == (20, 0.8)

@@ -2,7 +2,7 @@
 SQLite and PostgreSQL): a tenant's supervisor, operator and API token guess another tenant's
 call and callback ids and filters, and get nothing - a 404 for an id (never a 403 that would
 confirm it exists), only their own rows in lists, CSV exports and summaries. The centre's
-staff see every tenant's rows and filter them with `?tenant=`. The wall: call_router/tenants.py.
+staff see every tenant's rows and filter them with `?tenant=`. The wall: call_router/tenant_wall.py.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,11 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from call_router import accounts, tenants
+from call_router import tenants
 from call_router.db import Database
-from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
+from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent, Operator
 from call_router.settings import Settings
-from tests.conftest import PORT_BASE, add_row
+from tests.conftest import PORT_BASE, add_row, bearer_headers
+from tests.integration.conftest import signed_in_operator
 
 NOW = datetime.now(UTC)
 
@@ -81,32 +83,32 @@ def world(database: Database) -> World:
     )
 
 
-def _token(db: Database, role: str, tenant: str | None) -> dict[str, str]:
-    with db.session() as session:
-        token, _ = accounts.create_token(session, role, name=f"t-{tenant}", now=NOW, tenant=tenant)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _operator_session(db: Database, tenant: str) -> tuple[dict[str, str], dict[str, str]]:
-    """A signed-in operator account of `tenant` linked to roster login `anna`: its cookie and
-    the CSRF header its POSTs must carry."""
-    with db.session() as session:
-        user = accounts.create_user(
-            session,
-            "anna-a",
-            "a-long-password-1",
-            accounts.OPERATOR,
-            operator_login="anna",
-            tenant=tenant,
-            now=NOW,
-        )
-        cookie, row = accounts.start_session(session, user, now=NOW, lifetime=timedelta(hours=1))
-    return {"hotline_session": cookie}, {"X-CSRF-Token": row.csrf_token}
-
-
 @pytest.fixture
 def base(serve: Callable[[Settings, int], str], tmp_path: Path) -> str:
-    return serve(Settings(state_dir=tmp_path / "state", country_code="RU"), PORT_BASE + 950)
+    settings = Settings(
+        state_dir=tmp_path / "state", recordings_dir=tmp_path / "recordings", country_code="RU"
+    )
+    return serve(settings, PORT_BASE + 950)
+
+
+def _recorded(db: Database, call_id: int, recordings: Path) -> str:
+    """A real recording of the call (the MixMonitor file its `recording` event names) and a
+    voicemail; the recording's path relative to the recordings folder."""
+    relative = f"calls/2026-12-01/{call_id}.wav"
+    for name in (relative, f"voicemail/vm-{call_id}.wav"):
+        path = recordings / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(b"\x01\x00" * 8000)
+    with db.session() as session:
+        for kind, name in (("recording", relative), ("voicemail", f"voicemail/vm-{call_id}.wav")):
+            session.add(
+                CallEvent(call_id=call_id, at=NOW, kind=kind, key=f"{kind}:1", data={"file": name})
+            )
+    return relative
 
 
 def _ids(response: httpx.Response) -> set[int]:
@@ -117,7 +119,9 @@ def _ids(response: httpx.Response) -> set[int]:
 def test_a_tenant_supervisor_guessing_other_ids_gets_404(
     database: Database, world: World, base: str
 ) -> None:
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-a")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-a")
+    ) as api:
         # Guessed ids: 404, exactly as for an id that does not exist.
         for other in (world.b_call, world.centre_call):
             assert api.get(f"/api/calls/{other}").status_code == 404
@@ -147,7 +151,9 @@ def test_a_tenant_supervisor_guessing_other_ids_gets_404(
 def test_a_tenant_supervisor_lists_and_exports_only_its_own_rows(
     database: Database, world: World, base: str
 ) -> None:
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-a")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-a")
+    ) as api:
         calls = api.get("/api/calls")
         assert _ids(calls) == {world.a_call}
         assert [row["tenant"] for row in calls.json()] == ["dom-a"]
@@ -174,7 +180,7 @@ def test_a_tenant_supervisor_lists_and_exports_only_its_own_rows(
 def test_a_tenant_operator_cannot_touch_another_tenants_callbacks(
     database: Database, world: World, base: str
 ) -> None:
-    cookies, csrf = _operator_session(database, "dom-a")
+    cookies, csrf = signed_in_operator(database, "anna-a", "anna", "dom-a")
     with httpx.Client(base_url=base, cookies=cookies, headers=csrf) as api:
         assert api.post(f"/api/callbacks/{world.b_callback}/claim", json={}).status_code == 404
         assert api.get(f"/api/calls/{world.b_call}").status_code == 404
@@ -193,7 +199,9 @@ def test_a_tenant_operator_cannot_touch_another_tenants_callbacks(
 def test_centre_staff_see_every_tenant_and_filter_by_tenant(
     database: Database, world: World, base: str
 ) -> None:
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", None)) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant=None)
+    ) as api:
         everything = api.get("/api/calls")
         assert _ids(everything) == {world.a_call, world.b_call, world.centre_call}
         by_id = {row["id"]: row["tenant"] for row in everything.json()}
@@ -214,7 +222,7 @@ def test_pages_behind_the_wall_open_to_a_tenant_supervisor(
     """The wallboard, reports, operators' states, meter readings and dispositions are behind
     the wall now (tests/integration/test_tenant_wall_surfaces.py attacks them): a tenant's
     supervisor opens them and sees its own; the centre's pages stay refused to it."""
-    tenant = _token(database, "supervisor", "dom-a")
+    tenant = bearer_headers(database, "supervisor", tenant="dom-a")
     with httpx.Client(base_url=base, headers=tenant) as http:
         for path in ("/wallboard", "/api/wallboard", "/reports", "/api/agents"):
             assert http.get(path).status_code == 200, path
@@ -222,3 +230,24 @@ def test_pages_behind_the_wall_open_to_a_tenant_supervisor(
         assert http.get(f"/api/calls/{world.b_call}/disposition").status_code == 404
         for path in ("/admin/users", "/admin/tokens", "/admin/tenants"):
             assert http.get(path).status_code == 403, path
+
+
+def test_a_tenant_supervisor_cannot_play_or_see_another_tenant_s_recordings(
+    database: Database, world: World, base: str, tmp_path: Path
+) -> None:
+    recordings = tmp_path / "recordings"
+    _recorded(database, world.a_call, recordings)
+    b_file = _recorded(database, world.b_call, recordings)
+    with httpx.Client(base_url=base, headers=bearer_headers(database, tenant="dom-a")) as api:
+        for kind in ("recording", "voicemail"):
+            own = api.get(f"/calls/{world.a_call}/audio/{kind}")
+            assert own.status_code == 200, own.text
+            assert own.headers["content-type"] == "audio/wav"
+            # B's file exists and is named on B's call: still "call not found".
+            other = api.get(f"/calls/{world.b_call}/audio/{kind}")
+            assert other.status_code == 404 and other.json()["detail"] == "call not found"
+        # Nor does any of A's pages or answers name B's file.
+        for path in ("/calls", f"/calls/{world.a_call}", "/api/calls", "/calls/export.csv"):
+            assert b_file not in api.get(path).text, path
+    with httpx.Client(base_url=base, headers=bearer_headers(database)) as centre:
+        assert centre.get(f"/calls/{world.b_call}/audio/recording").status_code == 200

@@ -5,7 +5,7 @@ stream, fed by Redis's live state that holds every tenant's calls) and the callb
 stream. A tenant-A supervisor, operator or token guessing tenant B's ids, logins and filters
 gets a 404 or nothing; the centre's staff see every tenant and narrow with `?tenant=`.
 
-Each of these fails when the wall is only the calls' and callbacks' (call_router/tenants.py
+Each of these fails when the wall is only the calls' and callbacks' (call_router/tenant_wall.py
 before OWNED took the operators, OF_A_CALL and OF_AN_OPERATOR) or when the wallboard takes
 Redis's live state unfiltered: the pages then show B's rows to A.
 """
@@ -25,15 +25,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from call_router import accounts, tenants
+from call_router import tenants
 from call_router.agent_models import AgentState, AgentStateLog, CallDisposition
 from call_router.db import Database
 from call_router.meter_models import MeterReading
 from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
 from call_router.settings import Settings
-from dashboard.deps import SESSION_COOKIE
-from tests.conftest import PORT_BASE, add_row
-from tests.integration.conftest import REDIS_URL, SseEvents
+from tests.conftest import PORT_BASE, add_row, bearer_headers
+from tests.integration.conftest import SseEvents, live_settings, signed_in_operator
 
 NOW = datetime.now(UTC)
 PAYER = "100200"
@@ -127,28 +126,6 @@ def world(database: Database) -> World:
     return World(a_call=a_call, b_call=b_call, a_reading=a_reading, b_reading=b_reading)
 
 
-def _token(db: Database, role: str, tenant: str | None) -> dict[str, str]:
-    with db.session() as session:
-        token, _ = accounts.create_token(session, role, name=f"t-{tenant}", now=NOW, tenant=tenant)
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _operator_cookie(db: Database) -> tuple[dict[str, str], dict[str, str]]:
-    """Tenant A's operator account, linked to roster login `anna`, signed in."""
-    with db.session() as session:
-        user = accounts.create_user(
-            session,
-            "anna-a",
-            "a-long-password-1",
-            accounts.OPERATOR,
-            operator_login="anna",
-            tenant="dom-a",
-            now=NOW,
-        )
-        cookie, row = accounts.start_session(session, user, now=NOW, lifetime=timedelta(hours=1))
-    return {SESSION_COOKIE: cookie}, {"X-CSRF-Token": row.csrf_token}
-
-
 @pytest.fixture
 async def live(redis_client: Redis, redis_prefix: str) -> AsyncIterator[Redis]:
     yield redis_client
@@ -185,14 +162,7 @@ Serve = Callable[[Settings, int], str]
 
 @pytest.fixture
 def base(serve: Serve, tmp_path: Path, redis_prefix: str) -> str:
-    settings = Settings(
-        state_dir=tmp_path / "state",
-        country_code="RU",
-        redis_url=REDIS_URL,
-        redis_prefix=redis_prefix,
-        ami_port=1,  # nothing listens: agent changes are stored as pending
-    )
-    return serve(settings, PORT_BASE + 951)
+    return serve(live_settings(tmp_path / "state", redis_prefix), PORT_BASE + 951)
 
 
 def _csv(response: httpx.Response) -> list[dict[str, str]]:
@@ -203,7 +173,9 @@ def _csv(response: httpx.Response) -> list[dict[str, str]]:
 def test_a_tenant_user_sees_only_its_operators_readings_and_dispositions(
     database: Database, world: World, base: str
 ) -> None:
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", "dom-a")) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant="dom-a")
+    ) as api:
         agents = api.get("/api/agents")
         assert agents.status_code == 200, agents.text
         assert [agent["login"] for agent in agents.json()] == ["anna"]
@@ -233,7 +205,9 @@ def test_a_tenant_user_sees_only_its_operators_readings_and_dispositions(
         assert disposition.note == "B's note"
 
     # The centre's supervisor sees both tenants' operators and readings.
-    with httpx.Client(base_url=base, headers=_token(database, "supervisor", None)) as api:
+    with httpx.Client(
+        base_url=base, headers=bearer_headers(database, "supervisor", tenant=None)
+    ) as api:
         assert {agent["login"] for agent in api.get("/api/agents").json()} == {"anna", "boris"}
         readings = api.get("/api/meter-readings", params={"payer": PAYER, "history": "true"})
         assert {row["id"] for row in readings.json()} == {world.a_reading, world.b_reading}
@@ -243,7 +217,7 @@ def test_a_tenant_user_sees_only_its_operators_readings_and_dispositions(
 def test_a_tenant_operator_works_on_its_own_console_only(
     database: Database, world: World, base: str
 ) -> None:
-    cookies, csrf = _operator_cookie(database)
+    cookies, csrf = signed_in_operator(database, "anna-a", "anna", "dom-a")
     with httpx.Client(base_url=base, cookies=cookies, headers=csrf) as api:
         page = api.get("/operator")
         assert page.status_code == 200, page.text
@@ -261,8 +235,8 @@ def test_a_tenant_operator_works_on_its_own_console_only(
 def test_reports_and_their_csv_add_up_only_the_readers_tenant(
     database: Database, world: World, base: str
 ) -> None:
-    tenant = _token(database, "supervisor", "dom-a")
-    centre = _token(database, "supervisor", None)
+    tenant = bearer_headers(database, "supervisor", tenant="dom-a")
+    centre = bearer_headers(database, "supervisor", tenant=None)
     with httpx.Client(base_url=base) as http:
         page = http.get("/reports", headers=tenant)
         assert page.status_code == 200, page.text
@@ -330,8 +304,8 @@ async def test_the_wallboard_and_its_stream_show_a_tenant_only_its_live_state(
     database: Database, world: World, base: str, live: Redis, redis_prefix: str
 ) -> None:
     await _publish_live_state(live, redis_prefix, world)
-    tenant = _token(database, "supervisor", "dom-a")
-    centre = _token(database, "supervisor", None)
+    tenant = bearer_headers(database, "supervisor", tenant="dom-a")
+    centre = bearer_headers(database, "supervisor", tenant=None)
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         mine = (await http.get("/api/wallboard", headers=tenant)).json()
         assert mine["live"] is True
@@ -381,7 +355,7 @@ async def test_the_wallboard_and_its_stream_show_a_tenant_only_its_live_state(
 async def test_the_callback_list_stream_carries_only_the_tenants_entries(
     database: Database, world: World, base: str, live: Redis, redis_prefix: str
 ) -> None:
-    cookies, csrf = _operator_cookie(database)
+    cookies, csrf = signed_in_operator(database, "anna-a", "anna", "dom-a")
     async with (
         httpx.AsyncClient(base_url=base, timeout=10, cookies=cookies, headers=csrf) as http,
         http.stream("GET", "/callbacks/stream") as response,
@@ -395,8 +369,8 @@ async def test_the_callback_list_stream_carries_only_the_tenants_entries(
 def test_centre_only_pages_stay_refused_to_a_tenant_supervisor(
     database: Database, world: World, base: str
 ) -> None:
-    tenant = _token(database, "supervisor", "dom-a")
-    centre = _token(database, "supervisor", None)
+    tenant = bearer_headers(database, "supervisor", tenant="dom-a")
+    centre = bearer_headers(database, "supervisor", tenant=None)
     with httpx.Client(base_url=base) as http:
         for path in (
             "/admin/users",

@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from agi_scripts.address_speech import AddressHeard
+from agi_scripts.agi import AgiChannel
+from agi_scripts.flows.runtime import AddressSpeech
 from agi_scripts.flows.services import DbLookups, FlowServices, TenantDirectory
 from agi_scripts.server import AgiServer, RouteRegistry, build_app
 from call_router import buildings, channel_vars, tenants
+from call_router import request_lifecycle as life
+from call_router import service_requests as store
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.flows.loader import FlowRegistry
 from call_router.models import Call
 from call_router.settings import QUEUES, Settings
+from call_router.spoken_addresses import SpokenBuilding
 from tests.unit.conftest import menu_settings
 from tests.unit.test_agi_protocol import LINKEDID, FakeAsterisk, environment, event_kinds, run_call
 from tests.unit.test_flow_engine import PROMPTS
@@ -77,12 +84,14 @@ def two_companies(db: Database) -> tuple[int, int]:
     return a, b
 
 
-@pytest.fixture
-async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
+@asynccontextmanager
+async def serving(
+    settings: Settings, db: Database, flow: str, address_speech: AddressSpeech | None = None
+) -> AsyncIterator[AgiServer]:
     folder = settings.flows_dir
     folder.mkdir(parents=True)
     (folder / "prompts.yaml").write_text(PROMPTS, encoding="utf-8")
-    (folder / "hotline.yaml").write_text(textwrap.dedent(COMPANY_FLOW), encoding="utf-8")
+    (folder / "hotline.yaml").write_text(textwrap.dedent(flow), encoding="utf-8")
     registry = FlowRegistry(folder, queues=QUEUES)
     assert registry.last_errors == [], registry.last_errors
     services = FlowServices(
@@ -90,13 +99,22 @@ async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
         lookups=DbLookups(db, "RU"),
         # ttl 0: every call sees the store as the test left it.
         tenants=TenantDirectory(db, "RU", ttl=0.0),
+        address_speech=address_speech,
     )
     app = build_app(settings, CallLog(db), services)
     assert isinstance(app, RouteRegistry)
     agi = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
     await agi.start("127.0.0.1", 0)
-    yield agi
-    await agi.stop(grace=1.0)
+    try:
+        yield agi
+    finally:
+        await agi.stop(grace=1.0)
+
+
+@pytest.fixture
+async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
+    async with serving(settings, db, COMPANY_FLOW) as agi:
+        yield agi
 
 
 def stored(db: Database) -> tuple[int | None, str | None, int | None]:
@@ -200,3 +218,135 @@ async def test_hostile_caller_ids_are_only_ever_looked_up_normalised(
     else:  # nobody known: asked; the code is never confirmed - the coordinator, no error
         assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
         assert stored(db)[0] is None
+
+
+# The same flow, asking first for the address in words (where the language has a model).
+SPOKEN_FLOW = COMPANY_FLOW.replace(
+    "company: {type: company, code_var: code, ask: code,",
+    "company: {type: company, code_var: code, ask: code, speech_prompt: problem, heard: said,",
+)
+
+
+class SaidAddress:
+    """The recogniser's answer, scripted (tests/integration/test_spoken_address_vosk.py
+    recognises real speech): the building of `code`, a key, nothing understood, or no speech."""
+
+    def __init__(self, code: str | None = None, *, key: str = "", speech: bool = True) -> None:
+        self.code, self.key, self.speech = code, key, speech
+        self.asked: list[list[SpokenBuilding]] = []
+
+    async def __call__(
+        self,
+        agi: AgiChannel,
+        *,
+        prompt: str,
+        language: str,
+        buildings: list[SpokenBuilding],
+        timeout: float,
+    ) -> AddressHeard | None:
+        self.asked.append(buildings)
+        if not self.speech:
+            return None
+        named = next((b for b in buildings if b.code == self.code), None)
+        return AddressHeard(named, text="mira one" if named else "", key=self.key)
+
+
+async def test_an_address_said_read_back_and_confirmed_places_the_caller(
+    settings: Settings, db: Database
+) -> None:
+    _, b = two_companies(db)
+    said = SaidAddress("22")
+    async with serving(settings, db, SPOKEN_FLOW, said) as server:
+        # 1: the code read back is right; 1: water in the menu.
+        fake = FakeAsterisk(keys=[("1", False), ("1", False)])
+        await run_call(server, fake, environment(agi_dnid=CENTRE_NUMBER))
+    # The buildings a caller may name: those with a house code.
+    assert [[(x.code, x.street, x.house) for x in asked] for asked in said.asked] == [
+        [("11", "Lenina", "5"), ("22", "Mira", "1")]
+    ]
+    assert fake.set_vars[channel_vars.TENANT] == "dom-b"
+    assert fake.set_vars[channel_vars.TENANT_SOURCE] == "speech"
+    assert any(c.startswith("SAY DIGITS 22 ") for c in fake.commands), fake.commands
+    tenant, source, building = stored(db)
+    assert (tenant, source) == (b, "speech") and building is not None
+    assert "speech" in event_kinds(db)
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        SaidAddress(None),  # words, but no building understood
+        SaidAddress(None, key="1"),  # a key pressed instead of speaking
+        SaidAddress("22", speech=False),  # no model for the language, or no audio
+    ],
+    ids=["not-understood", "key", "no-speech"],
+)
+async def test_without_an_address_understood_the_keypad_asks(
+    settings: Settings, db: Database, said: SaidAddress
+) -> None:
+    a, _ = two_companies(db)
+    async with serving(settings, db, SPOKEN_FLOW, said) as server:
+        fake = FakeAsterisk(keys=[("11", False), ("1", False), ("1", False)])
+        await run_call(server, fake, environment(agi_dnid=CENTRE_NUMBER))
+    assert len(said.asked) == 1
+    assert fake.set_vars[channel_vars.TENANT_SOURCE] == "keypad"
+    assert fake.set_vars[channel_vars.QUEUE] == f"t{a}_plumbing"
+
+
+async def test_a_misheard_address_is_refused_and_keyed_instead(
+    settings: Settings, db: Database
+) -> None:
+    a, _ = two_companies(db)
+    said = SaidAddress("22")
+    async with serving(settings, db, SPOKEN_FLOW, said) as server:
+        # 2: "not my building" when 22 is read back; then code 11 keyed, 1, then water.
+        keys = [("2", False), ("11", False), ("1", False), ("1", False)]
+        fake = FakeAsterisk(keys=keys)
+        await run_call(server, fake, environment(agi_dnid=CENTRE_NUMBER))
+    # Asked in words once only: the second time is the keypad's.
+    assert len(said.asked) == 1
+    assert fake.set_vars[channel_vars.TENANT] == "dom-a"
+    assert fake.set_vars[channel_vars.TENANT_SOURCE] == "keypad"
+    assert stored(db)[:2] == (a, "keypad")
+
+
+def _request_of(db: Database, tenant_id: int, caller: str, street: str, house: str) -> None:
+    """A service request the caller made for an address of `tenant_id` (as the desk typed
+    their number)."""
+    with db.session() as session:
+        store.create_request(
+            session,
+            store.NewRequest(
+                category="heating", street=street, house=house, caller_number=caller, source="cli"
+            ),
+            categories=life.load_categories(),
+            actor="desk",
+            tenant_id=tenant_id,
+        )
+
+
+async def test_a_caller_with_a_request_of_a_company_is_placed_with_it(
+    server: AgiServer, db: Database
+) -> None:
+    _, b = two_companies(db)
+    # Stored nationally; the call's caller ID is E.164.
+    _request_of(db, b, "89140000005", "Mira", "1")
+    fake = FakeAsterisk(keys=[("1", False)])
+    await run_call(server, fake, environment(agi_dnid=CENTRE_NUMBER, agi_callerid="+79140000005"))
+    assert fake.set_vars[channel_vars.TENANT] == "dom-b"
+    assert fake.set_vars[channel_vars.TENANT_SOURCE] == "request"
+    with db.session() as session:
+        mira = buildings.building_by_code(session, "22")
+    assert mira is not None
+    assert stored(db) == (b, "request", mira[0])
+
+
+async def test_a_request_at_an_address_without_a_building_still_names_its_company(
+    server: AgiServer, db: Database
+) -> None:
+    a, _ = two_companies(db)
+    _request_of(db, a, "+79140000006", "Lenina", "99")
+    fake = FakeAsterisk(keys=[("1", False)])
+    await run_call(server, fake, environment(agi_dnid=CENTRE_NUMBER, agi_callerid="+79140000006"))
+    assert fake.set_vars[channel_vars.QUEUE] == f"t{a}_plumbing"
+    assert stored(db) == (a, "request", None)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from call_router import tenants
+from call_router import tenant_wall, tenants
 from call_router.db import Database
 from call_router.tenant_boards import (
     ServiceLevel,
@@ -46,7 +46,11 @@ def test_each_scope_is_measured_against_its_own_target(db: Database) -> None:
         set_service_level(session, "dom-a", 45, 0.95)
         set_service_level(session, "dom-b", None, 0.9)  # its own share, the centre's seconds
     with db.session() as session:
-        assert service_level_of(session, tenants.Scope(tenant=a), CENTRE) == ServiceLevel(45, 0.95)
-        assert service_level_of(session, tenants.Scope(tenant=b), CENTRE) == ServiceLevel(20, 0.9)
-        for scope in (tenants.EVERYTHING, tenants.CENTRE_ONLY, tenants.NOTHING):
+        assert service_level_of(session, tenant_wall.Scope(tenant=a), CENTRE) == ServiceLevel(
+            45, 0.95
+        )
+        assert service_level_of(session, tenant_wall.Scope(tenant=b), CENTRE) == ServiceLevel(
+            20, 0.9
+        )
+        for scope in (tenant_wall.EVERYTHING, tenant_wall.CENTRE_ONLY, tenant_wall.NOTHING):
             assert service_level_of(session, scope, CENTRE) == CENTRE
