@@ -14,8 +14,7 @@ import structlog
 from sqlalchemy.exc import OperationalError
 
 from call_router import missed_rings
-from call_router.agents import (
-    AgentService,
+from call_router.agent_membership import (
     Membership,
     agent_state,
     interface_of,
@@ -23,6 +22,7 @@ from call_router.agents import (
     membership_from_event,
     queue_counts,
 )
+from call_router.agents import AgentService
 from call_router.ami_client import AmiActionFailed, AmiUnavailable, ManagerSender
 from call_router.autopause import AutoPausePolicy
 from call_router.call_log import CallLog

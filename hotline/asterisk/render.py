@@ -138,19 +138,21 @@ AMI_USERS: dict[AmiRole, AmiUserClasses] = {
         write="agent,reporting",
     ),
     "originate": AmiUserClasses(
-        "click-to-call and virtual hold: Originate and its OriginateResponse",
+        "the router's one action link (virtual hold: QueueStatus and its call-backs' Originates,"
+        " the 'is it fixed?' calls) and the CLI's click-to-call: Originate, OriginateResponse",
         read="call",
         write="originate",
     ),
     "control": AmiUserClasses(
-        "one-shot queue actions (CLI, dashboard, virtual hold): QueueStatus, pause, login",
+        "the CLI's one-shot queue actions (`hotline agents`): QueueStatus, pause, login",
         read="",
         write="agent",
     ),
     "supervise": AmiUserClasses(
-        "supervisors' call control (the dashboard's one long-lived link, `hotline calls`):"
-        " channels, Hangup, Redirect, Originate to ChanSpy, queue pauses, the DTMF mode"
-        " switches pressed on supervisors' phones while they monitor",
+        "the dashboard's one long-lived link (and `hotline calls`): supervisors' call control"
+        " (channels, Hangup, Redirect, Originate to ChanSpy), the agents panel's queue"
+        " actions, click-to-call's Originate, the DTMF mode switches pressed on supervisors'"
+        " phones while they monitor",
         read="call,dtmf",
         write="agent,call,originate,reporting",
     ),

@@ -21,6 +21,7 @@ from call_router import callback_dialing, callbacks, click_to_call
 from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import Settings
+from call_router.virtual_hold_dispatch import dispatch_virtual_hold
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
 from tests.conftest import add_operator, open_callback, wait_for
@@ -205,7 +206,7 @@ def test_virtual_hold_keeps_the_place_and_dials_only_when_an_operator_is_free(
     )
 
     def dispatch() -> list[click_to_call.PlacedCall]:
-        return asyncio.run(click_to_call.dispatch_virtual_hold(stack, db, rules=rules))
+        return asyncio.run(dispatch_virtual_hold(stack, db, rules=rules))
 
     try:
         with (
