@@ -53,7 +53,8 @@ from call_router.event_backlog import EventBacklog
 from call_router.live_state import STAGE_QUEUE, LiveState
 from call_router.models import utcnow
 from call_router.router_agents import AgentPresence
-from call_router.router_events import LAG_PROBE, CallEvents, stage_of
+from call_router.router_dialplan_events import LAG_PROBE
+from call_router.router_events import CallEvents, stage_of
 from call_router.router_writer import EventWriter, describe
 from call_router.settings import QUEUES, Settings
 from call_router.sip_bans import SipBanGuard

@@ -29,7 +29,7 @@ from call_router.call_log import CallLog
 from call_router.db import first_line
 from call_router.live_state import LiveState
 from call_router.operators import RosterError
-from call_router.router_events import Event, event_time
+from call_router.router_event_fields import Event, event_time
 from call_router.settings import QUEUES
 
 # How often the roster / desired state is checked for changes to apply, and how often

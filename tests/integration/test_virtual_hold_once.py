@@ -37,7 +37,7 @@ def _answered(log: CallLog, placed: click_to_call.PlacedCall, at_seconds: int) -
         assert log.record_event(
             placed.linkedid, kind, key=f"{kind}:resident", at=at, data={"status": status}
         )
-    # What the router does on that DialEnd (call_router/router_events.py on_callback_dial).
+    # What the router does on that DialEnd (call_router/router_dialplan_events.py on_callback_dial).
     log.run(lambda session: virtual_hold.close_answered(session, placed.linkedid, at, rules=RULES))
 
 
