@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from call_router.flows.calendar_schema import CalendarDoc
 from call_router.flows.conditions import (
     ALWAYS_OPEN,
     BusinessCalendar,
@@ -29,7 +30,6 @@ from call_router.flows.conditions import (
 from call_router.flows.schema import (
     INPUT_TYPES,
     NODE_TYPES,
-    CalendarDoc,
     Flow,
     FlowJumpNode,
     RouteNode,
