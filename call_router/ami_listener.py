@@ -17,7 +17,7 @@ their true outcome; the same catch-up runs after a database outage. The rest liv
 panoramisk runs event callbacks as untracked tasks, so the only callback puts the event on an
 asyncio.Queue and one consumer takes them in arrival order; panoramisk's own ping never
 checks the reply, so a watchdog pings and reconnects on silence. The AMI user only gets the
-events handled here (manager.conf eventfilter, hotline/asterisk/render.py). At shutdown
+events handled here (manager.conf eventfilter, hotline/asterisk/ami_users.py). At shutdown
 whatever is not written yet goes to the spool, which is replayed first at the next start.
 """
 
