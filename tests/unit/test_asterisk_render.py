@@ -12,7 +12,8 @@ from call_router.asterisk_paths import AsteriskPaths, instance_id
 from call_router.settings import AMI_ROLES, QUEUES, Settings
 from hotline.asterisk import config_checks, render
 from hotline.asterisk.render import ConfigError, OperatorConf, render_config
-from hotline.asterisk.sandbox import Asterisk, debian_mirror
+from hotline.asterisk.sandbox import Asterisk
+from hotline.asterisk.sandbox_root import debian_mirror
 
 EXPECTED_FILES = {
     "asterisk.conf",
