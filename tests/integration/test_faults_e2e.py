@@ -36,15 +36,13 @@ from hotline.asterisk.sandbox import Asterisk
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
 from tests.conftest import (
-    HOTLINE,
     PORT_BASE,
     STACK_ENV,
     add_operator,
-    asterisk_available,
-    environment,
     finished_call,
     require,
     run_hotline,
+    running_hotline,
     wait_for,
 )
 from tests.integration.conftest import calls_of, entry_of
@@ -137,17 +135,8 @@ def own_stack(
         "HOTLINE_REDIS_URL": private_redis.url,
         "HOTLINE_REDIS_PREFIX": f"hotline-faults-{uuid.uuid4().hex[:8]}",
     }
-    with environment(env):
-        settings = Settings()
-        ok, reason = asterisk_available(settings)
-        require(ok, reason)
-        try:
-            run_hotline("up", timeout=900)
-            yield settings
-        finally:
-            subprocess.run(
-                [*HOTLINE, "down"], capture_output=True, timeout=120, env=os.environ.copy()
-            )
+    with running_hotline(env) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")

@@ -70,6 +70,13 @@ def _message(fields: dict[str, Any]) -> bytes:
     return ("".join(f"{key}: {value}\r\n" for key, value in fields.items()) + "\r\n").encode()
 
 
+async def held_ping(link: AmiLink, asterisk: PoolAsterisk) -> asyncio.Task[list[dict[str, str]]]:
+    """A Ping on the wire that Asterisk holds unanswered (until `release()`)."""
+    ping = asyncio.create_task(link.send({"Action": "Ping"}))
+    await wait_until(lambda: len(asterisk.pending) == 1)
+    return ping
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path / "state", ami_host="127.0.0.1", ami_port=free_port())
@@ -106,8 +113,7 @@ async def test_a_full_queue_is_refused_at_once(settings: Settings, asterisk: Poo
     asterisk.hold = True
     link = AmiLink(settings, "originate", max_in_flight=1, max_waiting=1)
     try:
-        on_the_wire = asyncio.create_task(link.send({"Action": "Ping"}))
-        await wait_until(lambda: len(asterisk.pending) == 1)
+        on_the_wire = await held_ping(link, asterisk)
         waiting = asyncio.create_task(link.send({"Action": "Ping"}))
         await wait_until(lambda: link._waiting == 1)
         # A third has no place: refused while the other two are still unanswered.
@@ -129,8 +135,7 @@ async def test_no_slot_within_the_action_timeout_is_a_clear_error(
     asterisk.hold = True
     link = AmiLink(settings, "originate", max_in_flight=1, action_timeout=30)
     try:
-        on_the_wire = asyncio.create_task(link.send({"Action": "Ping"}))
-        await wait_until(lambda: len(asterisk.pending) == 1)
+        on_the_wire = await held_ping(link, asterisk)
         link.action_timeout = 0.2  # the one waiting gives up long before the slot frees
         with pytest.raises(AmiBusy, match="no free slot for Ping"):
             await link.send({"Action": "Ping"})
