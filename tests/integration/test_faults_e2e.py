@@ -265,11 +265,16 @@ def test_a_process_s_ami_link_survives_an_asterisk_restart(own_stack: Settings) 
     assert replies[0] == "Success" and replies[1].startswith("hotline-callback-hotline-out-")
     assert logins == 2
     # The router is back on the new Asterisk before the next test uses the stack.
-    wait_for(
-        lambda: all(status_dependencies()[n]["ok"] for n in ("asterisk", "ami_link", "router_lag")),
-        timeout=90,
-        what="the router reconnected to the restarted Asterisk",
-    )
+    deps: dict[str, Any] = {}
+
+    def router_back() -> bool:
+        deps.update(status_dependencies())
+        return all(deps[name]["ok"] for name in ("asterisk", "ami_link", "router_lag"))
+
+    try:
+        wait_for(router_back, timeout=120, what="the router reconnected to the new Asterisk")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {deps}") from exc
 
 
 def wallboard(api: httpx.Client) -> dict[str, Any]:
