@@ -1,4 +1,4 @@
-"""The sandbox Asterisk's user gets an id of its own (hotline/asterisk/sandbox.py)."""
+"""The sandbox Asterisk's user gets an id of its own (hotline/asterisk/sandbox_root.py)."""
 
 from __future__ import annotations
 
