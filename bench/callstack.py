@@ -632,7 +632,8 @@ def ensure_members(settings: Any, logins: set[str], queue: str, timeout: float =
     `queue` that Asterisk sees as available (registered, not paused)."""
     import asyncio
 
-    from call_router.agents import AgentService, login_of, parse_members
+    from call_router.agent_membership import login_of, parse_members
+    from call_router.agents import AgentService
     from call_router.ami_client import AmiClient
     from call_router.db import Database
 

@@ -1,12 +1,15 @@
-"""AMI clients: one-shot (the CLI), one long-lived link per process (the dashboard's call
-control and agent panel), and the `AmiSender` seam.
+"""AMI clients: one long-lived link per process (`AmiLink`), a one-shot client for the CLI
+(`AmiClient`: one process per act), and the `AmiSender` seam.
 
-The agent and call-control services talk to Asterisk through `AmiSender`: the CLI opens a
-short connection per command with `AmiClient`; the dashboard keeps one `AmiLink` per process
-(logged in once, reconnected after a loss: no fresh login per button press); the router
-passes its long-lived manager through `ManagerSender`. Every reply is a plain dict of
-strings, and every call has a timeout: a hung Asterisk must never hang an operator's "pause"
-button.
+Every long-lived process holds one `AmiLink` for its actions, shared by all its features: the
+dashboard's for call control, the agents panel and click-to-call (AMI user
+`hotline-supervise`); the router's for virtual hold (QueueStatus and the call-backs'
+Originates) and the "is it fixed?" calls (`hotline-originate`). The router's event stream is
+its listener's own connection (`ami_listener.py`), which also carries its queue-member sync
+(`ManagerSender`). A link logs in once, logs in again after a loss (Asterisk restarted), and
+bounds its actions: at most `max_in_flight` on the wire, at most `max_waiting` queued for a
+slot, each reply within `action_timeout` (matched by ActionID) - a dead or hung Asterisk gives
+AmiUnavailable, never a hang. Every reply is a plain dict of strings.
 
 panoramisk guesses whether an action answers with a list of events from the reply text, and
 guesses wrong for QueueAdd ("Added interface to queue" looks like a list to it, so the future
@@ -16,7 +19,9 @@ never resolves). `as_list` is therefore always passed explicitly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from asyncio import FIRST_COMPLETED
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -26,12 +31,19 @@ from call_router.settings import AmiRole, Settings
 
 ACTION_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5.0
+# A link's pool: actions on the wire at once, and actions queued for a slot beyond those.
+MAX_IN_FLIGHT = 8
+MAX_WAITING = 64
 
 Reply = dict[str, str]
 
 
 class AmiUnavailable(Exception):
     """Asterisk's manager interface cannot be reached or refused the login."""
+
+
+class AmiBusy(AmiUnavailable):
+    """A link's pool is full: too many actions waiting, or no slot within the action timeout."""
 
 
 class AmiActionFailed(Exception):
@@ -64,13 +76,27 @@ def check(action: str, replies: list[Reply]) -> list[Reply]:
     return replies
 
 
-async def _send(manager: Manager, fields: Mapping[str, str], many: bool) -> list[Reply]:
+async def exchange(
+    manager: Manager, fields: Mapping[str, Any], many: bool, timeout: float = ACTION_TIMEOUT
+) -> list[Reply]:
+    """Send one action and wait for its reply (panoramisk matches it by ActionID). Raises
+    AmiUnavailable when none comes in `timeout` or the connection is lost meanwhile."""
+    action = fields.get("Action")
+    reply_future = manager.send_action(dict(fields), as_list=many)
+    lost = getattr(manager, "lost", None)
+    watch = asyncio.ensure_future(lost.wait()) if isinstance(lost, asyncio.Event) else None
     try:
-        reply = await asyncio.wait_for(
-            manager.send_action(dict(fields), as_list=many), ACTION_TIMEOUT
-        )
-    except TimeoutError as exc:
-        raise AmiUnavailable(f"no reply to {fields.get('Action')} in {ACTION_TIMEOUT}s") from exc
+        waiting = {reply_future} if watch is None else {reply_future, watch}
+        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+    finally:
+        if watch is not None:
+            watch.cancel()
+    if reply_future not in done:
+        reply_future.cancel()
+        if watch is not None and watch in done:
+            raise AmiUnavailable(f"the AMI connection was lost before the reply to {action}")
+        raise AmiUnavailable(f"no reply to {action} in {timeout}s")
+    reply = reply_future.result()
     messages = reply if isinstance(reply, list) else [reply]
     return [plain(m) for m in messages]
 
@@ -156,7 +182,7 @@ class ManagerSender:
         self._manager = manager
 
     async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[Reply]:
-        return await _send(self._manager, fields, many)
+        return await exchange(self._manager, fields, many)
 
 
 async def connect_one_shot(
@@ -207,7 +233,7 @@ class AmiClient:
     async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[Reply]:
         if self._manager is None:
             raise AmiUnavailable("AmiClient used outside `async with`")
-        return await _send(self._manager, fields, many)
+        return await exchange(self._manager, fields, many)
 
 
 class AmiLink:
@@ -215,16 +241,31 @@ class AmiLink:
 
     Connects on first use and again after the connection is lost or an action times out
     (a hung link is dropped, the next action logs in afresh). panoramisk matches replies to
-    actions by ActionID, so concurrent requests share the connection. `originate` sends an
-    Async Originate and waits for its OriginateResponse (the AMI user's event filter lets
-    only that event through).
+    actions by ActionID, so concurrent requests share the connection, at most `max_in_flight`
+    at a time; up to `max_waiting` more wait for a slot within their action timeout, the rest
+    are refused at once (AmiBusy). `originate` sends an Async Originate and waits for its
+    OriginateResponse (the AMI user's event filter lets only that event through); its slot is
+    free again once Asterisk has queued it.
     """
 
-    def __init__(self, settings: Settings, role: AmiRole = "supervise") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        role: AmiRole = "supervise",
+        *,
+        action_timeout: float = ACTION_TIMEOUT,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
         self._settings = settings
         self._role: AmiRole = role
+        self.action_timeout = action_timeout
+        self.max_in_flight = max_in_flight
+        self.max_waiting = max_waiting
         self._manager: NoReconnectManager | None = None
         self._lock: asyncio.Lock | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._waiting = 0
         self._responses: dict[str, asyncio.Future[Reply]] = {}
         # Event name -> callbacks with its plain fields, registered again on every connect.
         self._listeners: dict[str, list[Callable[[Reply], None]]] = {}
@@ -243,6 +284,10 @@ class AmiLink:
     @property
     def connected(self) -> bool:
         return self._manager is not None and not self._manager.lost.is_set()
+
+    async def connect(self) -> str:
+        """Log in now if not logged in; the AMI address that answered (a cluster's node)."""
+        return (await self._ready()).host
 
     async def _ready(self) -> NoReconnectManager:
         manager = self._manager
@@ -271,13 +316,41 @@ class AmiLink:
             self._manager = None
         manager.close()
 
-    async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[Reply]:
-        manager = await self._ready()
+    @asynccontextmanager
+    async def _slot(self, action: object) -> AsyncIterator[None]:
+        """One of the pool's places for an action on the wire."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_in_flight)
+        if self._slots.locked():
+            if self._waiting >= self.max_waiting:
+                raise AmiBusy(f"AMI busy: {self._waiting} actions already wait, {action} refused")
+            self._waiting += 1
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.action_timeout)
+            except TimeoutError as exc:
+                raise AmiBusy(
+                    f"AMI busy: no free slot for {action} in {self.action_timeout}s"
+                ) from exc
+            finally:
+                self._waiting -= 1
+        else:
+            await self._slots.acquire()
         try:
-            return await _send(manager, fields, many)
-        except AmiUnavailable:
-            self._drop(manager)
-            raise
+            yield
+        finally:
+            self._slots.release()
+
+    async def _exchange(self, fields: Mapping[str, Any], many: bool) -> list[Reply]:
+        async with self._slot(fields.get("Action")):
+            manager = await self._ready()
+            try:
+                return await exchange(manager, fields, many, self.action_timeout)
+            except AmiUnavailable:
+                self._drop(manager)
+                raise
+
+    async def send(self, fields: Mapping[str, str], *, many: bool = False) -> list[Reply]:
+        return await self._exchange(fields, many)
 
     def _on_originate_response(self, _manager: Manager, event: Any) -> None:
         fields = plain(event)
@@ -287,28 +360,29 @@ class AmiLink:
 
     async def originate(self, fields: Mapping[str, str | list[str]], timeout: float) -> Reply:
         """An Async Originate (fields must hold a unique ActionID): its OriginateResponse, or
-        the immediate error reply. Raises AmiUnavailable when none comes in `timeout`."""
-        manager = await self._ready()
+        the immediate error reply. Raises AmiUnavailable when none comes in `timeout` or the
+        connection is lost before it."""
         action_id = str(fields["ActionID"])
         waiter: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._responses[action_id] = waiter
         try:
-            try:
-                first = plain(
-                    await asyncio.wait_for(
-                        manager.send_action({**fields, "Async": "true"}, as_list=False),
-                        ACTION_TIMEOUT,
-                    )
-                )
-            except TimeoutError as exc:
-                self._drop(manager)
-                raise AmiUnavailable(f"no reply to Originate in {ACTION_TIMEOUT}s") from exc
+            first = (await self._exchange({**fields, "Async": "true"}, False))[0]
             if first.get("Response", "").lower() != "success":
                 return first
+            manager = self._manager
+            lost = manager.lost if manager is not None else None
+            watch = asyncio.ensure_future(lost.wait()) if lost is not None else None
             try:
-                return await asyncio.wait_for(waiter, timeout)
-            except TimeoutError as exc:
-                raise AmiUnavailable(f"no OriginateResponse in {timeout}s") from exc
+                waiting: set[asyncio.Future[Any]] = {waiter} if watch is None else {waiter, watch}
+                await asyncio.wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+            finally:
+                if watch is not None:
+                    watch.cancel()
+            if waiter.done():
+                return waiter.result()
+            if lost is not None and lost.is_set():
+                raise AmiUnavailable("the AMI connection was lost before the OriginateResponse")
+            raise AmiUnavailable(f"no OriginateResponse in {timeout}s")
         finally:
             self._responses.pop(action_id, None)
 

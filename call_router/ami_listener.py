@@ -17,7 +17,7 @@ their true outcome; the same catch-up runs after a database outage. The rest liv
 panoramisk runs event callbacks as untracked tasks, so the only callback puts the event on an
 asyncio.Queue and one consumer takes them in arrival order; panoramisk's own ping never
 checks the reply, so a watchdog pings and reconnects on silence. The AMI user only gets the
-events handled here (manager.conf eventfilter, hotline/asterisk/render.py). At shutdown
+events handled here (manager.conf eventfilter, hotline/asterisk/ami_users.py). At shutdown
 whatever is not written yet goes to the spool, which is replayed first at the next start.
 """
 
@@ -53,7 +53,8 @@ from call_router.event_backlog import EventBacklog
 from call_router.live_state import STAGE_QUEUE, LiveState
 from call_router.models import utcnow
 from call_router.router_agents import AgentPresence
-from call_router.router_events import LAG_PROBE, CallEvents, stage_of
+from call_router.router_dialplan_events import LAG_PROBE
+from call_router.router_events import CallEvents, stage_of
 from call_router.router_writer import EventWriter, describe
 from call_router.settings import QUEUES, Settings
 from call_router.sip_bans import SipBanGuard

@@ -14,8 +14,7 @@ import structlog
 from sqlalchemy.exc import OperationalError
 
 from call_router import missed_rings
-from call_router.agents import (
-    AgentService,
+from call_router.agent_membership import (
     Membership,
     agent_state,
     interface_of,
@@ -23,13 +22,14 @@ from call_router.agents import (
     membership_from_event,
     queue_counts,
 )
+from call_router.agents import AgentService
 from call_router.ami_client import AmiActionFailed, AmiUnavailable, ManagerSender
 from call_router.autopause import AutoPausePolicy
 from call_router.call_log import CallLog
 from call_router.db import first_line
 from call_router.live_state import LiveState
 from call_router.operators import RosterError
-from call_router.router_events import Event, event_time
+from call_router.router_event_fields import Event, event_time
 from call_router.settings import QUEUES
 
 # How often the roster / desired state is checked for changes to apply, and how often

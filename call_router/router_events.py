@@ -1,50 +1,35 @@
 """The router's subscribe table: each AMI event it handles → a write to the call log, and
 what to do once that write is committed (live state, agent state). Handlers run inside the
 batch's transaction (call_router/router_writer.py) in a worker thread; what they return runs
-afterwards on the event loop, so nothing is published for a write that was rolled back."""
+afterwards on the event loop, so nothing is published for a write that was rolled back.
+Here: the calls' arrival, queues, operators and hang-up; the dialplan's and channels' other
+events are router_dialplan_events.py, the handlers' shared vocabulary router_event_fields.py."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
-from call_router import callback_dialing, channel_vars, missed_rings
+from call_router import missed_rings
 from call_router.ban_policy import FAILURE_EVENTS
-from call_router.call_event_kinds import (
-    EVENT_AGI_FAILED,
-    EVENT_QUEUE_STATUS,
-    EVENT_VOICEMAIL,
-    EVENT_VOICEMAIL_OFFERED,
-)
 from call_router.call_log import CallLog
 from call_router.call_log_core import CallView
 from call_router.live_state import STAGE_MENU, STAGE_QUEUE, STAGE_TALKING, LiveState
+from call_router.router_dialplan_events import DialplanEvents
+from call_router.router_event_fields import Effect, Event, Handler, event_time, moment
 from call_router.settings import QUEUES
 from call_router.sip_bans import SipBanGuard
 from call_router.tenant_routing import is_known_queue
-from call_router.virtual_hold import CallbackRequest, close_answered, request_callback_in
 
 if TYPE_CHECKING:
     from call_router.router_agents import AgentPresence
 
 INBOUND_CONTEXT = "from-pstn"
-# The dialplan context of click-to-call (asterisk_conf/extensions.conf.j2 [callback-out]).
-CALLBACK_CONTEXT = "callback-out"
-# The UserEvent the router sends itself through Asterisk to measure its lag.
-LAG_PROBE = "HotlineProbe"
-# Timeline kind of a call recording (MixMonitor); data {file (under recordings/), queue}.
-EVENT_RECORDING = "recording"
-
 log = structlog.get_logger(__name__)
-
-Event = Mapping[str, str]
-# What a handler leaves for after the commit (live state, agent state); runs on the loop.
-Effect = Callable[[], Awaitable[Any]]
-Handler = Callable[[Event], Effect | None]
 
 
 class OurQueues:
@@ -73,9 +58,11 @@ class CallEvents:
         self._live = live
         self._agents = agents
         self._clock = clock
-        self._probe_returned = probe_returned
         # The centre's queues and the tenants' own (t<id>_<service>, tenant_routing.py).
         self._queues = OurQueues()
+        dialplan = DialplanEvents(
+            call_log, live, clock=clock, probe_returned=probe_returned, queues=self._queues
+        )
         # Asterisk event name → handler. Everything else is ignored.
         self.handlers: dict[str, Handler] = {
             "Newchannel": self.on_newchannel,
@@ -87,19 +74,19 @@ class CallEvents:
             "AgentConnect": self.on_agent_connect,
             "AgentComplete": self.on_agent_complete,
             "Hangup": self.on_hangup,
-            "BlindTransfer": self.on_blind_transfer,
-            "AttendedTransfer": self.on_attended_transfer,
-            "VarSet": self.on_varset,
-            "Newexten": self.on_newexten,
+            "BlindTransfer": dialplan.on_blind_transfer,
+            "AttendedTransfer": dialplan.on_attended_transfer,
+            "VarSet": dialplan.on_varset,
+            "Newexten": dialplan.on_newexten,
             # Membership lives in memory only: the handler hands the event to the loop.
             "QueueMemberAdded": lambda e: lambda: agents.on_member_changed(e),
             "QueueMemberStatus": lambda e: lambda: agents.on_member_changed(e),
             "QueueMemberPause": lambda e: lambda: agents.on_member_changed(e),
             "QueueMemberPenalty": lambda e: lambda: agents.on_member_changed(e),
             "QueueMemberRemoved": lambda e: lambda: agents.on_member_removed(e),
-            "UserEvent": self.on_user_event,
-            "DialBegin": self.on_callback_dial,
-            "DialEnd": self.on_callback_dial,
+            "UserEvent": dialplan.on_user_event,
+            "DialBegin": dialplan.on_callback_dial,
+            "DialEnd": dialplan.on_callback_dial,
         }
         if sip_bans is not None:
             # Failed SIP authentications: counted (and maybe banned) after the batch commits.
@@ -164,7 +151,7 @@ class CallEvents:
         call = self._call_log.queue_joined(
             linkedid,
             queue=queue,
-            key=f"queue_join:{queue}:{_moment(event)}",
+            key=f"queue_join:{queue}:{moment(event)}",
             at=at,
             data={"position": position},
         )
@@ -184,7 +171,7 @@ class CallEvents:
         call = self._call_log.queue_left(
             linkedid,
             queue=queue,
-            key=f"queue_leave:{queue}:{_moment(event)}",
+            key=f"queue_leave:{queue}:{moment(event)}",
             at=self._at(event),
         )
         return (lambda: self._publish_waiting(event)) if call is not None else None
@@ -197,7 +184,7 @@ class CallEvents:
         call = self._call_log.queue_abandoned(
             linkedid,
             queue=queue,
-            key=f"abandon:{queue}:{_moment(event)}",
+            key=f"abandon:{queue}:{moment(event)}",
             at=self._at(event),
             hold_time=hold_time,
         )
@@ -279,162 +266,6 @@ class CallEvents:
         call = self._call_log.call_ended(linkedid, cause=cause, at=self._at(event))
         return (lambda: self._live.call_ended(call)) if call is not None else None
 
-    def on_blind_transfer(self, event: Event) -> Effect | None:
-        data = {
-            "result": event.get("Result"),
-            "extension": event.get("Extension"),
-            "context": event.get("Context"),
-            "transferer": event.get("TransfererChannel"),
-        }
-        return self._transfer(
-            "blind_transfer", event, ("TransfereeLinkedid", "TransfererLinkedid"), data
-        )
-
-    def on_attended_transfer(self, event: Event) -> Effect | None:
-        data = {
-            "result": event.get("Result"),
-            "dest_type": event.get("DestType"),
-            "transferer": event.get("OrigTransfererChannel"),
-            "target": event.get("TransferTargetChannel") or event.get("SecondTransfererChannel"),
-        }
-        return self._transfer(
-            "attended_transfer",
-            event,
-            ("TransfereeLinkedid", "OrigTransfererLinkedid", "SecondTransfererLinkedid"),
-            data,
-        )
-
-    def _transfer(
-        self, kind: str, event: Event, linkedid_fields: tuple[str, ...], data: dict[str, Any]
-    ) -> Effect | None:
-        key = f"{kind}:{_moment(event)}"
-        for name in linkedid_fields:
-            linkedid = event.get(name)
-            if not linkedid:
-                continue
-            if self._call_log.record_event(linkedid, kind, key=key, at=self._at(event), data=data):
-                published = {"linkedid": linkedid, **data}
-                return lambda: self._live.publish(kind, published)
-        return None
-
-    def on_varset(self, event: Event) -> Effect | None:
-        linkedid = event.get("Linkedid", "")
-        # Only the caller's own channel carries the variables below.
-        if not linkedid or event.get("Uniqueid") != linkedid:
-            return None
-        variable, value = event.get("Variable", ""), event.get("Value", "")
-        at = self._at(event)
-        if variable == "QUEUESTATUS":
-            # Why Queue() returned without an operator (TIMEOUT, FULL, JOINEMPTY, ...).
-            self._call_log.record_event(
-                linkedid,
-                EVENT_QUEUE_STATUS,
-                key=f"queue_status:{value}:{_moment(event)}",
-                at=at,
-                data={"status": value},
-            )
-        elif variable == "VMSTATUS" and value == "SUCCESS":
-            # Only a message actually left makes the outcome "voicemail".
-            self._call_log.record_event(linkedid, EVENT_VOICEMAIL, key=EVENT_VOICEMAIL, at=at)
-        elif variable == channel_vars.QUEUE and value in self._queues:
-            # The dialplan's queue choice: known even when Queue() never lets the caller join.
-            self._call_log.queue_planned(linkedid, queue=value)
-        return None
-
-    def on_newexten(self, event: Event) -> Effect | None:
-        if event.get("Application", "").lower() != "voicemail":
-            return None
-        self._call_log.record_event(
-            event.get("Linkedid", ""),
-            EVENT_VOICEMAIL_OFFERED,
-            key=f"{EVENT_VOICEMAIL_OFFERED}:{_moment(event)}",
-            at=self._at(event),
-            data={"mailbox": event.get("AppData", "")[:64]},
-        )
-        return None
-
-    def on_callback_dial(self, event: Event) -> Effect | None:
-        """The resident's leg of a click-to-call (call_router/click_to_call.py): its ringing,
-        answer or failure goes on that call's timeline. Other Dial()s are not ours to log."""
-        if event.get("Context") != CALLBACK_CONTEXT:
-            return None
-        linkedid = event.get("Linkedid", "")
-        begin = event.get("Event") == "DialBegin"
-        kind = callback_dialing.EVENT_DIAL_BEGIN if begin else callback_dialing.EVENT_DIAL_END
-        data = {
-            "operator_channel": event.get("Channel"),
-            "resident_channel": event.get("DestChannel"),
-            "resident_uniqueid": event.get("DestUniqueid"),
-            "status": None if begin else event.get("DialStatus"),
-        }
-        recorded = self._call_log.record_event(
-            linkedid,
-            kind,
-            key=f"{kind}:{event.get('DestUniqueid', '')}",
-            at=self._at(event),
-            data=data,
-        )
-        if not recorded:
-            return None
-        if data["status"] == "ANSWER":
-            # An automatic (virtual-hold) call-back is done once the resident is on the line.
-            at = self._at(event)
-            self._call_log.run(lambda session: close_answered(session, linkedid, at))
-        published = {"linkedid": linkedid, **data}
-        return lambda: self._live.publish(kind, published)
-
-    def on_user_event(self, event: Event) -> Effect | None:
-        """Our dialplan's user events: a virtual-hold request, the FastAGI fail-safe taken, a
-        call recording started."""
-        name = event.get("UserEvent", "")
-        if name == LAG_PROBE:
-            probe = event.get("Probe", "")
-            return lambda: self._probe_returned(probe)
-        linkedid = event.get("Linkedid", "")
-        queue = event.get("Queue") if event.get("Queue") in self._queues else None
-        if not linkedid:
-            return None
-        if name == "HotlineCallbackRequest":
-            at = self._at(event)
-            result: CallbackRequest | None = self._call_log.run(
-                lambda session: request_callback_in(session, linkedid, queue=queue, at=at)
-            )
-            if result is None:
-                return None
-            data = {"linkedid": linkedid, "queue": queue, "callback_id": result.callback_id}
-            return lambda: self._live.publish("callback_requested", data)
-        if name == "HotlineAgiFailed":
-            # The dialplan's fail-safe (agi-fail): the FastAGI server died, refused or broke.
-            if event.get("Uniqueid") == linkedid:
-                # The caller's own channel. Behind Kamailio its Newchannel is in [from-edge],
-                # not the inbound context, and no FastAGI server wrote the call: without this
-                # a call that met a dead FastAGI pool would never be logged.
-                self._call_log.ensure_call(
-                    linkedid,
-                    caller_number=event.get("CallerIDNum"),
-                    caller_name=event.get("CallerIDName"),
-                    channel=event.get("Channel"),
-                    started_at=self._at(event),
-                )
-            self._call_log.record_event(
-                linkedid,
-                EVENT_AGI_FAILED,
-                key=EVENT_AGI_FAILED,
-                at=self._at(event),
-                data={"status": event.get("Status", "")[:32], "queue": queue},
-            )
-            return None
-        if name == "HotlineRecording":
-            file = event.get("File", "")
-            self._call_log.record_event(
-                linkedid,
-                EVENT_RECORDING,
-                key=f"{EVENT_RECORDING}:{file}",
-                at=self._at(event),
-                data={"file": file, "queue": queue},
-            )
-        return None
-
     def _at(self, event: Event) -> datetime:
         return event_time(event, self._clock)
 
@@ -442,17 +273,6 @@ class CallEvents:
         count = _int(event.get("Count"))
         if count is not None:
             await self._live.queue_waiting(event.get("Queue", ""), count)
-
-
-def event_time(event: Event, clock: Callable[[], datetime]) -> datetime:
-    """Asterisk's event time when manager.conf has timestampevents=yes, else now."""
-    stamp = event.get("Timestamp")
-    if stamp:
-        try:
-            return datetime.fromtimestamp(float(stamp), UTC)
-        except (ValueError, OverflowError, OSError):
-            pass
-    return clock()
 
 
 def stage_of(call: CallView) -> str:
@@ -488,13 +308,8 @@ def _agent_fields(event: Event) -> tuple[str, str, str]:
 
 def _leg_key(kind: str, event: Event) -> str:
     """Each ring attempt has its own operator channel: its Uniqueid makes the key unique."""
-    leg = event.get("DestUniqueid") or f"{event.get('Interface', '')}:{_moment(event)}"
+    leg = event.get("DestUniqueid") or f"{event.get('Interface', '')}:{moment(event)}"
     return f"{kind}:{leg}"
-
-
-def _moment(event: Event) -> str:
-    """The event's own time if Asterisk sent one; replays of one event share it."""
-    return event.get("Timestamp", "")
 
 
 # AMI counters (HoldTime, TalkTime, Position, ...) are never negative; beyond a database

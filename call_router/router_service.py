@@ -9,7 +9,7 @@ import signal
 
 import structlog
 
-from call_router import callback_escalation, click_to_call, live_state, report_rollups, retention
+from call_router import callback_escalation, live_state, report_rollups, retention
 from call_router.ami_client import AmiLink
 from call_router.ami_listener import AmiListener
 from call_router.call_log import CallLog
@@ -18,6 +18,7 @@ from call_router.live_state import LiveState
 from call_router.request_feedback_dialer import FeedbackDialer
 from call_router.settings import Settings
 from call_router.sip_bans import Apply, SipBanGuard, carrier_networks, rules_of
+from call_router.virtual_hold_dispatch import run_virtual_hold_dispatcher
 
 log = structlog.get_logger(__name__)
 
@@ -59,14 +60,13 @@ async def serve(
     ]
     if guard is not None:
         background.append(asyncio.create_task(guard.run()))
+    # The process's one AMI link for its actions (logged in once, not per call or round),
+    # shared by virtual hold and the "is it fixed?" calls; the listener has the event stream.
+    ami = AmiLink(settings, role="originate")
     if settings.virtual_hold_autodial:
-        background.append(
-            asyncio.create_task(click_to_call.run_virtual_hold_dispatcher(settings, db))
-        )
-    # One AMI link for the process's Originates (logged in once, not per call).
-    originate = AmiLink(settings, role="originate")
+        background.append(asyncio.create_task(run_virtual_hold_dispatcher(settings, db, ami)))
     if settings.request_feedback_calls:
-        background.append(asyncio.create_task(FeedbackDialer(settings, db, originate).run()))
+        background.append(asyncio.create_task(FeedbackDialer(settings, db, ami).run()))
     try:
         await listener.run(ready=ready)
     except asyncio.CancelledError:
@@ -75,7 +75,7 @@ async def serve(
         for job in background:
             job.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await originate.close()
+        await ami.close()
         await live.close()
         db.dispose()
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from call_router.call_log import CallLog
 from call_router.db import DatabaseUnavailable, first_line, unreachable
 from call_router.event_backlog import EventBacklog
-from call_router.router_events import Event
+from call_router.router_event_fields import Event
 
 # Retries of the backlog while the database is unreachable: 0.5, 1, 2, 4, 5, 5 ... s, forever.
 REPLAY_BACKOFF_FIRST = 0.5

@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     callback_min_wait: int = 0
     # The router dials virtual-hold callbacks itself as operators free up, in the held
     # caller's place among live callers (it rings the operator in the last seconds of their
-    # wrap-up, ahead of app_queue: keep wrapup_seconds above click_to_call.WRAPUP_LEAD).
+    # wrap-up, ahead of app_queue: keep wrapup_seconds above virtual_hold_dispatch.WRAPUP_LEAD).
     virtual_hold_autodial: bool = True
     # --- service requests on the phone (agi_scripts/flows/requests.py, request_feedback.py) ---
     # The menu's memory of open requests is read again this often (seconds): a status change

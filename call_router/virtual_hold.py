@@ -6,7 +6,7 @@ opens the number's callback entry with reason "virtual_hold" and the caller's pl
 queue (`placed_at` = when they joined it), in one transaction. Replays are harmless: the event
 key and open_or_attach's per-call check make a second delivery a no-op.
 
-The router's dispatcher (click_to_call.dispatch_virtual_hold) dials the held caller when their
+The router's dispatcher (virtual_hold_dispatch.py) dials the held caller when their
 place comes; once the resident answers that automatic call-back, `close_answered` closes the
 entry (outcome "reached"): the promise is kept, and nothing dials them again for it.
 """

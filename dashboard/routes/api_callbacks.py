@@ -10,7 +10,7 @@ records it in `data.by`.
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -27,7 +27,7 @@ from call_router import (
 )
 from call_router.callback_policy import Outcome
 from call_router.models import CALLBACK_OPEN, utcnow
-from dashboard.deps import ActorDep, DatabaseDep, SessionDep, SettingsDep, StateDep
+from dashboard.deps import ActorDep, AmiDep, DatabaseDep, SessionDep, SettingsDep, StateDep
 from dashboard.routes.schemas import CallbackOut, RowId, Timestamp, _FromRow
 
 router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
@@ -214,14 +214,20 @@ def outcome(
 
 
 @router.post("/{callback_id}/call", response_model=CallStartedOut, status_code=202)
-def call(
-    settings: SettingsDep, db: DatabaseDep, actor: ActorDep, callback_id: RowId, body: OperatorIn
+async def call(
+    settings: SettingsDep,
+    db: DatabaseDep,
+    ami: AmiDep,
+    actor: ActorDep,
+    callback_id: RowId,
+    body: OperatorIn,
 ) -> CallStartedOut:
     """Ring the operator's phone, then the resident. Returns once the call is placed (202);
     its progress appears in the entry's history and the call log."""
     operator = actor.required_operator(body.operator)
     try:
-        placed = click_to_call.prepare(
+        placed = await asyncio.to_thread(
+            click_to_call.prepare,
             db,
             callback_id,
             operator,
@@ -230,13 +236,9 @@ def call(
         )
     except callbacks.CallbackError as exc:
         raise _conflict(exc) from exc
-    # The operator's phone may ring for 30 s: don't hold the HTTP request (or a worker) for it.
-    threading.Thread(
-        target=click_to_call.complete,
-        args=(settings, db, placed),
-        name=f"callback-{callback_id}",
-        daemon=True,
-    ).start()
+    # The operator's phone may ring for 30 s: don't hold the HTTP request for it. The Originate
+    # goes over this process's one AMI link.
+    click_to_call.complete_soon(settings, db, placed, link=ami)
     return CallStartedOut(
         callback_id=callback_id,
         call_id=placed.call_id,

@@ -28,7 +28,8 @@ from call_router.models import Call, CallEvent
 from call_router.settings import QUEUES
 from dashboard.deps import StateDep
 from dashboard.routes.health import dependency_states
-from dashboard.routes.wallboard import BoardFacts, compose_snapshot, shared_facts
+from dashboard.routes.wallboard import shared_facts
+from dashboard.routes.wallboard_facts import BoardFacts, compose_snapshot
 
 router = APIRouter(tags=["metrics"])
 

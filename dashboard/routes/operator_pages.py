@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from call_router import board_reads, callback_policy, screen_pop, tenant_wall, tenants
 from call_router.agent_models import AgentState
-from call_router.agents import desired_agents
+from call_router.agent_store import desired_agents
 from call_router.models import Call, Operator, utcnow
 from call_router.request_lifecycle import load_categories
 from call_router.screen_pop import OperatorIdentity

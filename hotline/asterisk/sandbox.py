@@ -17,7 +17,7 @@ its pid in settings.run_dir/asterisk.pid. Stop only ever signals that pid, after
 it is still our asterisk.
 
 Asterisk does not run as root: `-U hotline-asterisk -G hotline-asterisk` (a user and group
-`_ensure_run_user` adds to the root, with an id no host account or group has: Debian's own
+`ensure_run_user` adds to the root, with an id no host account or group has: Debian's own
 `asterisk` user, uid 101, is another service's uid on many hosts, and processes of one uid may
 signal each other across a chroot) makes it drop to that user right after reading asterisk.conf,
 before
@@ -26,12 +26,13 @@ any module loads, any port is bound or any caller is heard. Why -U rather than
 for it (TOS/DSCP marks on SIP and RTP) and nothing else, and it sets the supplementary groups
 of the root's user; `--userspec` would start it with no capability at all. Neither keeps
 CAP_NET_BIND_SERVICE: the ports it binds (SIP, RTP, AMI, HTTP) must be above 1023 (5060 is).
-Before each start the folders it writes are handed to that user (`_hand_over`, modes unchanged:
-0700/0600), and files our processes write there later are too
+Before each start the folders it writes are handed to that user (sandbox_owner.py
+`hand_over`, modes unchanged: 0700/0600), and files our processes write there later are too
 (call_router/private_files.py `give_to_folder_owner`). The remote console (`asterisk -rx`, run
 as root) still reaches the control socket in its run dir.
 
-Never `rm -rf` a root while an instance runs: the bind mounts point at live state.
+Never `rm -rf` a root while an instance runs: the bind mounts point at live state. Building
+the root is sandbox_root.py.
 
 System mode: a host `asterisk` binary (e.g. on Ubuntu) runs with host paths, no mounts.
 settings.asterisk_mode: "auto" (system if the host has asterisk, else sandbox), "system",
@@ -41,17 +42,13 @@ settings.asterisk_mode: "auto" (system if the host has asterisk, else sandbox), 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import re
 import shutil
 import signal
 import socket
-import stat
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,59 +62,22 @@ from call_router.asterisk_paths import (
     instance_id,
 )
 from call_router.settings import Settings
-
-PACKAGES = (
-    "asterisk",
-    "asterisk-core-sounds-en-gsm",
-    "asterisk-core-sounds-ru-gsm",
-    "sip-tester",
-    "baresip",
-    # The allocator Asterisk runs with (settings.asterisk_allocator).
-    "libjemalloc2",
+from hotline.asterisk.sandbox_owner import hand_over
+from hotline.asterisk.sandbox_root import (
+    ROOT_ENV,
+    RUN_USER,
+    AsteriskError,
+    asterisk_environment,
+    ensure_root,
+    is_mounted,
+    root_installed,
+    run_command,
+    tail,
+    user_ids,
+    warn_no_jemalloc,
 )
-# Where Debian's libjemalloc2 puts the library, relative to a root (any architecture).
-JEMALLOC_GLOB = "usr/lib/*/libjemalloc.so.2"
+
 AMI_BANNER = b"Asterisk Call Manager"
-# The unprivileged user and group the sandbox Asterisk runs as, added to the root with ids no
-# account of the host has (the package's own `asterisk`, 101, is often the host's postgres:
-# the same uid could signal or trace the database server).
-RUN_USER = "hotline-asterisk"
-RUN_IDS_FROM = 64000
-# Folders under recordings/ that Asterisk writes (the rest it only reads).
-ASTERISK_WRITES = ("voicemail", "calls", "utterances")
-_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
-
-
-def jemalloc_library(root: Path) -> str | None:
-    """The path of libjemalloc as seen inside `root` (/ for the host), if it is installed."""
-    found = sorted(root.glob(JEMALLOC_GLOB))
-    return "/" + str(found[0].relative_to(root)) if found else None
-
-
-def asterisk_environment(
-    settings: Settings, base: Mapping[str, str], root: Path = Path("/")
-) -> dict[str, str]:
-    """The environment Asterisk runs in: `base` plus the allocator the settings choose
-    (jemalloc preloaded when `root` has it; glibc's arenas bounded in any case)."""
-    env = dict(base)
-    if settings.asterisk_malloc_arena_max:
-        env["MALLOC_ARENA_MAX"] = str(settings.asterisk_malloc_arena_max)
-    library = jemalloc_library(root) if settings.asterisk_allocator == "jemalloc" else None
-    if library is not None:
-        env["LD_PRELOAD"] = library
-    return env
-
-
-def _warn_no_jemalloc(where: str) -> None:
-    print(
-        f"warning: jemalloc is not installed in {where}: Asterisk runs on glibc's malloc, whose "
-        "memory creeps up over days (HOTLINE_ASTERISK_ALLOCATOR=glibc silences this)",
-        file=sys.stderr,
-    )
-
-
-class AsteriskError(RuntimeError):
-    """Asterisk could not be installed, started, stopped or reached."""
 
 
 @dataclass(frozen=True)
@@ -125,63 +85,6 @@ class AsteriskStatus:
     running: bool
     pid: int | None
     detail: str
-
-
-def debian_mirror(
-    sources_dir: Path = Path("/etc/apt/sources.list.d"),
-    sources_list: Path = Path("/etc/apt/sources.list"),
-) -> str | None:
-    """The Debian mirror the host's apt already uses (never hard-coded in the repo)."""
-    candidates: list[str] = []
-    for path in sorted(sources_dir.glob("*.sources")) if sources_dir.is_dir() else []:
-        for stanza in re.split(r"\n\s*\n", path.read_text(errors="replace")):
-            fields: dict[str, str] = {}
-            for line in stanza.splitlines():
-                if line.startswith("#") or ":" not in line or line[:1].isspace():
-                    continue
-                key, _, value = line.partition(":")
-                fields[key.strip().lower()] = value.strip()
-            if fields.get("enabled", "yes").lower() == "no":
-                continue
-            if "deb" not in fields.get("types", "deb").split():
-                continue
-            suites = fields.get("suites", "").split()
-            if suites and all("security" in s for s in suites):
-                continue
-            candidates.extend(fields.get("uris", "").split())
-    if sources_list.is_file():
-        for line in sources_list.read_text(errors="replace").splitlines():
-            parts = line.split("#", 1)[0].split()
-            if not parts or parts[0] != "deb":
-                continue
-            parts = [p for p in parts[1:] if not p.startswith("[")]
-            # Drop a multi-word "[ ... ]" option block.
-            while parts and parts[0].endswith("]"):
-                parts = parts[1:]
-            if len(parts) >= 2 and "security" not in parts[1]:
-                candidates.append(parts[0])
-    for uri in candidates:
-        if uri.startswith(("http://", "https://", "file:/")):
-            return uri.rstrip("/")
-    return None
-
-
-def _mountpoints() -> set[str]:
-    points = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            fields = line.split()
-            if len(fields) > 4:
-                points.add(fields[4].replace("\\040", " "))
-    return points
-
-
-def _is_mounted(path: Path) -> bool:
-    return str(path.resolve()) in _mountpoints()
-
-
-def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -201,88 +104,6 @@ def _cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _user_ids(root: Path, name: str) -> tuple[int, int] | None:
-    """(uid, gid) of a user in a root's /etc/passwd, or None."""
-    try:
-        lines = (root / "etc" / "passwd").read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split(":")
-        if len(fields) >= 4 and fields[0] == name:
-            with contextlib.suppress(ValueError):
-                return int(fields[2]), int(fields[3])
-    return None
-
-
-def _ids_in(path: Path) -> set[int]:
-    """The numeric ids (third field) of a passwd or group file."""
-    ids = set()
-    with contextlib.suppress(OSError):
-        for line in path.read_text(errors="replace").splitlines():
-            fields = line.split(":")
-            if len(fields) > 2 and fields[2].isdigit():
-                ids.add(int(fields[2]))
-    return ids
-
-
-def _ensure_run_user(root: Path, host_etc: Path = Path("/etc")) -> tuple[int, int]:
-    """Add RUN_USER (user and group of one id) to the root unless it has it: the first id from
-    RUN_IDS_FROM that no user or group of the host or the root has. Additive only."""
-    found = _user_ids(root, RUN_USER)
-    if found is not None:
-        return found
-    taken = set()
-    for etc in (host_etc, root / "etc"):
-        taken |= _ids_in(etc / "passwd") | _ids_in(etc / "group")
-    new_id = next(i for i in range(RUN_IDS_FROM, 65534) if i not in taken)
-    with (root / "etc" / "group").open("a") as group:
-        group.write(f"{RUN_USER}:x:{new_id}:\n")
-    with (root / "etc" / "passwd").open("a") as passwd:
-        passwd.write(
-            f"{RUN_USER}:x:{new_id}:{new_id}:Hotline Asterisk:/nonexistent:/usr/sbin/nologin\n"
-        )
-    return new_id, new_id
-
-
-def _chown_tree(top: Path, uid: int, gid: int, *, unreadable_only: bool = False) -> None:
-    """chown -R without following symlinks, skipping what is already right.
-
-    `unreadable_only`: only what other users could not read (files without o+r, folders
-    without o+rx), i.e. what our own umask 077 made; the rest Asterisk reads as anyone does.
-    """
-
-    def fix(path: Path, folder: bool) -> None:
-        try:
-            st = path.lstat()
-        except OSError:
-            return
-        if stat.S_ISLNK(st.st_mode) or (st.st_uid, st.st_gid) == (uid, gid):
-            return
-        if unreadable_only:
-            need = 0o005 if folder else 0o004
-            if st.st_mode & need == need:
-                return
-        with contextlib.suppress(OSError):
-            os.chown(path, uid, gid, follow_symlinks=False)
-
-    if not top.is_dir() or top.is_symlink():
-        return
-    fix(top, True)
-    for dirpath, dirs, files in os.walk(top):
-        for name in dirs:
-            fix(Path(dirpath) / name, True)
-        for name in files:
-            fix(Path(dirpath) / name, False)
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no output)"
 
 
 class Asterisk:
@@ -336,32 +157,7 @@ class Asterisk:
         """(uid, gid) of the root's `asterisk` user, which the sandbox Asterisk runs as."""
         if self.mode != "sandbox":
             return None
-        return _user_ids(self.root, RUN_USER)
-
-    def _hand_over(self, ids: tuple[int, int]) -> None:
-        """Give Asterisk's user what it works in, modes unchanged (0700 / 0600).
-
-        All of asterisk/ (config, spool, logs, run dir, astdb) and the recordings folders it
-        writes; elsewhere in recordings/ (prompts, music) only what it could not read
-        otherwise (written under our umask 077). The folders that lead to the bind mounts
-        inside the root become enterable by its group only.
-        """
-        uid, gid = ids
-        _chown_tree(self.settings.asterisk_dir, uid, gid)
-        recordings = self.settings.recordings_dir
-        for name in ASTERISK_WRITES:
-            # Made now if missing: one made later by our processes (root, 0700) would be
-            # closed to Asterisk (RECORD FILE of an utterance, a voicemail).
-            with contextlib.suppress(OSError):
-                (recordings / name).mkdir(mode=0o700, parents=True, exist_ok=True)
-            _chown_tree(recordings / name, uid, gid)
-        _chown_tree(recordings, uid, gid, unreadable_only=True)
-        srv = self.root / "srv" / "hotline"
-        instance = srv / self.instance
-        for folder, owner, mode in ((srv, 0, 0o711), (instance, 0, 0o750)):
-            with contextlib.suppress(OSError):
-                os.chown(folder, owner, gid)
-                os.chmod(folder, mode)
+        return user_ids(self.root, RUN_USER)
 
     def _argv(self, *args: str) -> list[str]:
         if self.mode == "sandbox":
@@ -373,7 +169,7 @@ class Asterisk:
     def installed(self) -> bool:
         if self.mode == "system":
             return shutil.which("asterisk") is not None
-        return (self.root / "usr/sbin/asterisk").is_file()
+        return root_installed(self.root)
 
     def ensure_installed(self, progress: Callable[[str], None] = print) -> None:
         """Build the sandbox root if it is missing; a system Asterisk needs nothing."""
@@ -383,158 +179,33 @@ class Asterisk:
                     "asterisk_mode is 'system' but there is no asterisk binary on PATH"
                 )
             return
-        if not self.installed():
-            self.root.parent.mkdir(parents=True, exist_ok=True)
-            # Two processes (say `hotline up` and a test run) must not build at once.
-            with open(self.root.with_name(self.root.name + ".lock"), "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if not self.installed():
-                    self._build_root(progress)
-        self._fix_root(self.root)
-        if self.settings.asterisk_allocator == "jemalloc" and not jemalloc_library(self.root):
-            # A root built before jemalloc was in PACKAGES: add it (additive, like the user).
-            with open(self.root.with_name(self.root.name + ".lock"), "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                if not jemalloc_library(self.root):
-                    self._add_packages(["libjemalloc2"], progress)
-        if _user_ids(self.root, RUN_USER) is None:
-            with open(self.root.with_name(self.root.name + ".lock"), "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                _ensure_run_user(self.root)
-
-    def _add_packages(self, packages: list[str], progress: Callable[[str], None]) -> None:
-        """apt-get install into the existing root; on failure Asterisk runs without them."""
-        progress(f"adding {', '.join(packages)} to the sandbox root {self.root}")
-        apt = ["chroot", str(self.root), "apt-get", "-o", "Acquire::Check-Valid-Until=false"]
-        update = _run([*apt, "-qq", "update"], timeout=300)
-        install = _run(
-            [*apt, "install", "-y", "-qq", "--no-install-recommends", *packages], timeout=300
-        )
-        if update.returncode != 0 or install.returncode != 0:
-            why = (install.stderr or update.stderr).strip().splitlines()[-1:] or ["no output"]
-            _warn_no_jemalloc(f"the sandbox root ({why[0]})")
-
-    def _build_root(self, progress: Callable[[str], None]) -> None:
-        if os.geteuid() != 0:
-            raise AsteriskError(f"building the sandbox root {self.root} needs root (debootstrap)")
-        debootstrap = shutil.which("debootstrap")
-        if not debootstrap:
-            raise AsteriskError(
-                "debootstrap is not installed, so the sandbox Asterisk root cannot be built: "
-                "run the setup script (or `apt-get install debootstrap`)"
-            )
-        mirror = debian_mirror()
-        if not mirror:
-            raise AsteriskError(
-                "no Debian mirror found in /etc/apt/sources.list.d/*.sources or "
-                "/etc/apt/sources.list: cannot build the sandbox root"
-            )
-        if self.root.exists() and any(self.root.iterdir()):
-            raise AsteriskError(
-                f"{self.root} exists but has no usr/sbin/asterisk: remove it and retry"
-            )
-        tmp = self.root.with_name(self.root.name + ".tmp")
-        if tmp.exists():
-            progress(f"removing a half-built root {tmp}")
-            self._remove_root(tmp)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
-        log = self.settings.log_dir / "debootstrap.log"
-        suite = self.settings.debian_suite
-        progress(
-            f"building the sandbox Asterisk root (Debian {suite}, about a minute, ~570 MB) "
-            f"in {self.root}; log: {log}"
-        )
-        argv = [
-            debootstrap,
-            "--variant=minbase",
-            f"--include={','.join(PACKAGES)}",
-            suite,
-            str(tmp),
-            mirror,
-        ]
-        phases = re.compile(
-            r"^I: (Retrieving Release|Checking component|Retrieving Packages$|Resolving|"
-            r"Found additional|Unpacking the base system|Installing core packages|"
-            r"Configuring the base system|Base system installed)"
-        )
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env={**os.environ, **_ENV},
-            )
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                out.write(line)
-                if phases.match(line):
-                    progress("  " + line.strip()[3:])
-            code = proc.wait()
-        if code != 0 or not (tmp / "usr/sbin/asterisk").is_file():
-            raise AsteriskError(
-                f"debootstrap failed (exit {code}); the half-built root {tmp} is never used. "
-                f"Last lines of {log}:\n{_tail(log)}"
-            )
-        self._fix_root(tmp)
-        check = _run(["chroot", str(tmp), "asterisk", "-V"])
-        if check.returncode != 0:
-            raise AsteriskError(f"the new root's asterisk does not run: {check.stderr.strip()}")
-        self._unmount_under(tmp)
-        tmp.rename(self.root)
-        progress(f"sandbox root ready: {check.stdout.strip()}")
-
-    @staticmethod
-    def _fix_root(root: Path) -> None:
-        """Small, idempotent fixes to the Debian root.
-
-        asterisk-core-sounds-ru-gsm installs ru_RU_f_IvrvoiceRU/ but no `ru` link (English has
-        one via alternatives), so a channel with language ru would fall back to English.
-        """
-        sounds = root / "usr/share/asterisk/sounds"
-        ru = sounds / "ru"
-        if (sounds / "ru_RU_f_IvrvoiceRU").is_dir() and not ru.exists() and not ru.is_symlink():
-            ru.symlink_to("ru_RU_f_IvrvoiceRU")
-
-    @staticmethod
-    def _unmount_under(root: Path) -> None:
-        prefix = str(root.resolve())
-        for point in sorted(_mountpoints(), key=len, reverse=True):
-            if point == prefix or point.startswith(prefix + "/"):
-                _run(["umount", "-l", point])
-
-    def _remove_root(self, root: Path) -> None:
-        self._unmount_under(root)
-        if any(p.startswith(str(root.resolve()) + "/") for p in _mountpoints()):
-            raise AsteriskError(f"cannot unmount everything under {root}; not removing it")
-        shutil.rmtree(root)
+        ensure_root(self.root, self.settings, progress)
 
     # --- mounts ---------------------------------------------------------------------------
 
     def _mount(self) -> None:
         proc_dir = self.root / "proc"
-        if not _is_mounted(proc_dir):
-            res = _run(["mount", "-t", "proc", "proc", str(proc_dir)])
-            if res.returncode != 0 and not _is_mounted(proc_dir):
+        if not is_mounted(proc_dir):
+            res = run_command(["mount", "-t", "proc", "proc", str(proc_dir)])
+            if res.returncode != 0 and not is_mounted(proc_dir):
                 raise AsteriskError(f"cannot mount /proc in {self.root}: {res.stderr.strip()}")
         for source, point in self._mounts():
             source.mkdir(parents=True, exist_ok=True)
             point.mkdir(parents=True, exist_ok=True)
-            if _is_mounted(point):
+            if is_mounted(point):
                 continue
-            res = _run(["mount", "--bind", str(source.resolve()), str(point)])
+            res = run_command(["mount", "--bind", str(source.resolve()), str(point)])
             if res.returncode != 0:
                 raise AsteriskError(f"cannot bind-mount {source} on {point}: {res.stderr.strip()}")
 
     def _unmount(self) -> None:
         for _source, point in reversed(self._mounts()):
-            if not _is_mounted(point):
+            if not is_mounted(point):
                 continue
-            res = _run(["umount", str(point)])
-            if res.returncode != 0 and _is_mounted(point):
+            res = run_command(["umount", str(point)])
+            if res.returncode != 0 and is_mounted(point):
                 # Busy (e.g. a shell sits in it): detach now, it goes when released.
-                _run(["umount", "-l", str(point)])
+                run_command(["umount", "-l", str(point)])
         with contextlib.suppress(OSError):
             for _source, point in self._mounts():
                 point.rmdir()
@@ -604,17 +275,17 @@ class Asterisk:
                     f"the sandbox root {self.root} has no {RUN_USER!r} user to run Asterisk as "
                     "(is its asterisk package installed?)"
                 )
-            self._hand_over(ids)
+            hand_over(self.settings, self.root, self.instance, ids)
             user = ("-U", RUN_USER, "-G", RUN_USER)
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         argv = self._argv("-C", self.conf, *user, "-f", "-n")
         if self.mode == "sandbox":
-            env = asterisk_environment(self.settings, _ENV, self.root)
+            env = asterisk_environment(self.settings, ROOT_ENV, self.root)
         else:
             env = asterisk_environment(self.settings, os.environ)
             if self.settings.asterisk_allocator == "jemalloc" and "LD_PRELOAD" not in env:
-                _warn_no_jemalloc("this host (apt-get install libjemalloc2)")
+                warn_no_jemalloc("this host (apt-get install libjemalloc2)")
         with self.out_file.open("ab") as out:
             out.write(f"--- {time.strftime('%F %T')} starting {' '.join(argv)}\n".encode())
             out.flush()
@@ -637,7 +308,7 @@ class Asterisk:
                     self._unmount()
                 raise AsteriskError(
                     f"asterisk exited with code {code} while starting; see {self.out_file} "
-                    f"and {self.log_file}:\n{_tail(self.out_file)}"
+                    f"and {self.log_file}:\n{tail(self.out_file)}"
                 )
             if self._ami_answers():
                 break
@@ -647,7 +318,7 @@ class Asterisk:
             raise AsteriskError(
                 f"asterisk did not answer on AMI {self.settings.ami_host}:{self.settings.ami_port} "
                 f"within {timeout:.0f}s; see {self.out_file} and {self.log_file}:\n"
-                f"{_tail(self.log_file)}"
+                f"{tail(self.log_file)}"
             )
         # AMI comes up before every module is loaded; wait for the end of start-up.
         with contextlib.suppress(AsteriskError, subprocess.TimeoutExpired):
@@ -722,7 +393,7 @@ class Asterisk:
             text=True,
             timeout=timeout,
             check=False,
-            env=_ENV if self.mode == "sandbox" else None,
+            env=ROOT_ENV if self.mode == "sandbox" else None,
         )
         if res.returncode != 0 or res.stdout.startswith("Unable to connect"):
             raise AsteriskError(

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from call_router.agent_models import AgentStateLog
-from call_router.agents import (
+from call_router.agent_store import (
     desired_agents,
     record_login,
     record_logout,

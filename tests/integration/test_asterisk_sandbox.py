@@ -23,7 +23,8 @@ import pytest
 
 from call_router.settings import QUEUES, AmiRole, Settings
 from hotline.asterisk.render import OperatorConf, render_config
-from hotline.asterisk.sandbox import Asterisk, AsteriskError, _is_mounted
+from hotline.asterisk.sandbox import Asterisk, AsteriskError
+from hotline.asterisk.sandbox_root import is_mounted
 from tests.conftest import asterisk_available, environment, require
 
 pytestmark = pytest.mark.asterisk
@@ -521,7 +522,7 @@ def test_down_is_safe_twice_unmounts_and_up_comes_back(
     asterisk: Asterisk, settings: Settings
 ) -> None:
     mounts = [point for _src, point in asterisk._mounts()] if asterisk.mode == "sandbox" else []
-    assert all(_is_mounted(p) for p in mounts)
+    assert all(is_mounted(p) for p in mounts)
     pid = asterisk.status().pid
     assert pid
     asterisk.stop()
@@ -530,9 +531,9 @@ def test_down_is_safe_twice_unmounts_and_up_comes_back(
         f"/proc/{pid}/cmdline"
     ).read_bytes().decode(errors="replace")
     assert not asterisk.pid_file.exists()
-    assert not any(_is_mounted(p) for p in mounts)
+    assert not any(is_mounted(p) for p in mounts)
     if asterisk.mode == "sandbox":
-        assert _is_mounted(asterisk.root / "proc"), "/proc is shared and stays mounted"
+        assert is_mounted(asterisk.root / "proc"), "/proc is shared and stays mounted"
     asterisk.stop()  # safe to re-run
     assert _agi_port_is_free(settings)
     asterisk.start()

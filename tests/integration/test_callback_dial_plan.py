@@ -13,6 +13,7 @@ from call_router import callback_claims, callback_intake, callbacks, click_to_ca
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.models import Call, Callback, Operator
+from call_router.virtual_hold_dispatch import release_held
 from tests.integration.test_callbacks_claim import RULES, T0
 
 
@@ -51,10 +52,10 @@ def test_a_premium_rate_caller_is_listed_refused_and_never_dialled(database: Dat
         assert created.data == {"reason": "virtual_hold", "refused": "premium_rate"}
 
     # One free operator: virtual hold passes over the refused entry to the next resident.
-    placed = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    placed = release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
     assert [p.callback_id for p in placed] == [resident]
     # A second free operator: still nobody dials the premium number.
-    again = click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=T0)
+    again = release_held(database, {"lift": ["1002"]}, rules=RULES, now=T0)
     assert again == []
 
     # Click-to-call by hand: refused before a call row is written or Asterisk is asked.

@@ -11,22 +11,46 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from call_router import callback_dialing, callbacks, click_to_call
+from call_router.ami_client import AmiLink
 from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import Settings
+from call_router.virtual_hold_dispatch import dispatch_virtual_hold
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
 from tests.conftest import add_operator, open_callback, wait_for
 from tests.integration.conftest import calls_of, entry_of, missed_call
 
 pytestmark = pytest.mark.asterisk
+
+T = TypeVar("T")
+
+
+class RouterLoop:
+    """An event loop in a thread of its own holding one AMI link, as `hotline router` runs its
+    virtual-hold dispatcher: the call-backs it places run on this loop after a pass ends."""
+
+    def __init__(self, stack: Settings) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.link = AmiLink(stack, role="originate")
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(60)
+
+    def close(self) -> None:
+        self.run(self.link.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 def detail(api: httpx.Client, callback_id: int) -> dict[str, Any]:
@@ -204,8 +228,11 @@ def test_virtual_hold_keeps_the_place_and_dials_only_when_an_operator_is_free(
         )
     )
 
+    # As the router runs it: one loop, one AMI link for the QueueStatus and the call-backs.
+    router = RouterLoop(stack)
+
     def dispatch() -> list[click_to_call.PlacedCall]:
-        return asyncio.run(click_to_call.dispatch_virtual_hold(stack, db, rules=rules))
+        return router.run(dispatch_virtual_hold(stack, db, rules=rules, link=router.link))
 
     try:
         with (
@@ -234,6 +261,7 @@ def test_virtual_hold_keeps_the_place_and_dials_only_when_an_operator_is_free(
             res_phone.hangup()
             body = call_ended(api, early_id)
     finally:
+        router.close()
         db.dispose()
     assert body["history"][-1]["data"]["call_outcome"] == callback_dialing.OUT_ANSWERED
     waiting = detail(api, late_id)

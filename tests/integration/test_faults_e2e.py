@@ -36,15 +36,13 @@ from hotline.asterisk.sandbox import Asterisk
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
 from tests.conftest import (
-    HOTLINE,
     PORT_BASE,
     STACK_ENV,
     add_operator,
-    asterisk_available,
-    environment,
     finished_call,
     require,
     run_hotline,
+    running_hotline,
     wait_for,
 )
 from tests.integration.conftest import calls_of, entry_of
@@ -137,17 +135,8 @@ def own_stack(
         "HOTLINE_REDIS_URL": private_redis.url,
         "HOTLINE_REDIS_PREFIX": f"hotline-faults-{uuid.uuid4().hex[:8]}",
     }
-    with environment(env):
-        settings = Settings()
-        ok, reason = asterisk_available(settings)
-        require(ok, reason)
-        try:
-            run_hotline("up", timeout=900)
-            yield settings
-        finally:
-            subprocess.run(
-                [*HOTLINE, "down"], capture_output=True, timeout=120, env=os.environ.copy()
-            )
+    with running_hotline(env) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="module")
@@ -239,6 +228,53 @@ def test_asterisk_killed_mid_load_drops_calls_into_the_callback_list_and_restore
         what="the partial login re-applied",
     )
     assert [q["queue"] for q in lift["queues"]] == ["lift"] and not lift["paused"]
+
+
+def test_a_process_s_ami_link_survives_an_asterisk_restart(own_stack: Settings) -> None:
+    """The one AMI link of a process (call_router/ami_client.py `AmiLink`): while Asterisk is
+    gone an action fails at once with a clear error; once it is back the next action (and a
+    click-to-call's Originate) goes through a fresh login, without a new link."""
+    import asyncio
+
+    from call_router import click_to_call
+    from call_router.ami_client import AmiLink, AmiUnavailable
+
+    async def through_a_restart() -> tuple[str, list[str], int]:
+        link = AmiLink(own_stack, "originate")
+        try:
+            (pong,) = await link.send({"Action": "Ping"})
+            assert pong["Response"] == "Success"
+            await asyncio.to_thread(kill_asterisk, own_stack)
+            try:
+                await link.send({"Action": "Ping"})
+                raise AssertionError("an action while Asterisk is down must fail")
+            except AmiUnavailable as exc:
+                error = str(exc)
+            await asyncio.to_thread(run_hotline, "asterisk", "up", timeout=300)
+            (pong,) = await link.send({"Action": "Ping"})
+            placed = click_to_call.PlacedCall(
+                9100, 9100, f"hotline-out-restart-{uuid.uuid4().hex}", "nobody", "84950001"
+            )
+            result = await click_to_call.originate(own_stack, placed, link=link, ring_seconds=5)
+            return error, [pong["Response"], result.detail.get("ActionID", "")], link.logins
+        finally:
+            await link.close()
+
+    error, replies, logins = asyncio.run(through_a_restart())
+    assert "cannot reach Asterisk's AMI" in error or "lost" in error, error
+    assert replies[0] == "Success" and replies[1].startswith("hotline-callback-hotline-out-")
+    assert logins == 2
+    # The router is back on the new Asterisk before the next test uses the stack.
+    deps: dict[str, Any] = {}
+
+    def router_back() -> bool:
+        deps.update(status_dependencies())
+        return all(deps[name]["ok"] for name in ("asterisk", "ami_link"))
+
+    try:
+        wait_for(router_back, timeout=120, what="the router reconnected to the new Asterisk")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {deps}") from exc
 
 
 def wallboard(api: httpx.Client) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from call_router.db import Database
 from call_router.flows.conditions import luhn_ok
 from call_router.meter_models import PayerAccount, PayerMeter
 from call_router.settings import Settings
-from hotline.sipua.testcall import place_call
+from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import finished_call, run_hotline
 
 pytestmark = pytest.mark.asterisk
@@ -57,19 +57,21 @@ UNCHECKED = [("payer_check", "ok"), ("meter_on_account", "ok")]
 # greeting 4.3 s, payer 3.3, meter 5.2, task 8.6, reading 4.2, "last was" 3.4 + digits,
 # "much higher" 4.3, "you entered" 0.8 + digits, confirm 4.2.
 KEY_6 = (0.5, "6")  # during the greeting: handed to the menu, which leads into meters.yaml
+# A whole reading keyed in: the payer code, the meter, the task, the reading 512, confirmed.
+READING_512 = [KEY_6, (2.5, "{payer}#"), (9.5, "1"), (13.0, "1"), (16.0, "512#"), (21.0, "1")]
+
+
+def key_in_reading(stack: Settings, caller: str, payer: str) -> CallResult:
+    """`caller` phones in the reading 512 for `payer` (READING_512) and hangs up."""
+    schedule = [(at, keys.format(payer=payer)) for at, keys in READING_512]
+    return place_call(stack, from_number=caller, hold=40, dtmf_schedule=schedule)
 
 
 def test_a_reading_is_keyed_in_read_back_confirmed_and_stored(
     stack: Settings, api: httpx.Client
 ) -> None:
     payer, caller = new_payer(), "+74956660001"
-    result = place_call(
-        stack,
-        from_number=caller,
-        hold=40,
-        dtmf_schedule=[KEY_6, (2.5, payer + "#"), (9.5, "1"), (13.0, "1"), (16.0, "512#"),
-                       (21.0, "1")],
-    )  # fmt: skip
+    result = key_in_reading(stack, caller, payer)
     assert result.answered, result.detail
     call = finished_call(api, caller)
     assert actions(api, call) == [*UNCHECKED, ("meter_check", "ok"), ("meter_store", "ok")], (

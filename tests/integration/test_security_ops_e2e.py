@@ -24,11 +24,10 @@ import pytest
 from call_router.settings import AMI_ROLES, Settings
 from hotline.asterisk.sandbox import Asterisk
 from hotline.sipua.softphone import Softphone
-from hotline.sipua.testcall import place_call
 from tests.conftest import add_operator, finished_call, require, run_hotline, wait_for
 from tests.integration.conftest import entry_of, missed_call
 from tests.integration.test_asterisk_sandbox import Ami, login
-from tests.integration.test_meters_e2e import KEY_6, history, new_payer
+from tests.integration.test_meters_e2e import history, key_in_reading, new_payer
 
 pytestmark = pytest.mark.asterisk
 
@@ -259,13 +258,7 @@ def test_no_payer_code_in_any_log_after_a_meter_reading_call(
     stack: Settings, api: httpx.Client
 ) -> None:
     payer, caller = new_payer(), "+74956660077"
-    result = place_call(
-        stack,
-        from_number=caller,
-        hold=40,
-        dtmf_schedule=[KEY_6, (2.5, payer + "#"), (9.5, "1"), (13.0, "1"), (16.0, "512#"),
-                       (21.0, "1")],
-    )  # fmt: skip
+    result = key_in_reading(stack, caller, payer)
     assert result.answered, result.detail
     finished_call(api, caller)
     # The keys did reach the hotline: the reading is stored under the payer code.

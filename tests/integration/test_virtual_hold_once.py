@@ -17,6 +17,7 @@ from call_router import (
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call, Callback, Operator
+from call_router.virtual_hold_dispatch import release_held
 from tests.integration.test_callback_dial_plan import _held
 from tests.integration.test_callbacks_claim import RULES, T0
 
@@ -36,7 +37,7 @@ def _answered(log: CallLog, placed: click_to_call.PlacedCall, at_seconds: int) -
         assert log.record_event(
             placed.linkedid, kind, key=f"{kind}:resident", at=at, data={"status": status}
         )
-    # What the router does on that DialEnd (call_router/router_events.py on_callback_dial).
+    # What the router does on that DialEnd (call_router/router_dialplan_events.py on_callback_dial).
     log.run(lambda session: virtual_hold.close_answered(session, placed.linkedid, at, rules=RULES))
 
 
@@ -46,7 +47,7 @@ def test_an_answered_automatic_callback_closes_its_entry_and_is_never_dialled_ag
     _operators(database, "1001", "1002")
     held = _held(database, "+74953000201", placed_minutes_ago=3)
     log = CallLog(database, clock=lambda: T0)
-    (placed,) = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    (placed,) = release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
     assert placed.callback_id == held
     _answered(log, placed, at_seconds=20)
     with database.session() as session:
@@ -61,10 +62,7 @@ def test_an_answered_automatic_callback_closes_its_entry_and_is_never_dialled_ag
     # Long after the dispatcher's claim would have lapsed, with every operator free: nobody
     # dials the resident again for this request.
     later = T0 + timedelta(seconds=RULES.claim_timeout * 2)
-    assert (
-        click_to_call.release_held(database, {"lift": ["1001", "1002"]}, rules=RULES, now=later)
-        == []
-    )
+    assert release_held(database, {"lift": ["1001", "1002"]}, rules=RULES, now=later) == []
     with database.session() as session:
         actions = [h.action for h in callback_list.history(session, held)]
     assert actions.count("call_started") == 1, actions
@@ -89,13 +87,13 @@ def test_an_operator_who_misses_the_automatic_callback_gives_the_place_back_at_o
     first = _held(database, "+74953000203", placed_minutes_ago=5)
     second = _held(database, "+74953000204", placed_minutes_ago=1)
     log = CallLog(database, clock=lambda: T0)
-    (placed,) = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    (placed,) = release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
     assert placed.callback_id == first
     # 1001's phone never answered: the Originate failed, no resident leg was ever dialled.
     log.call_ended(placed.linkedid, cause="originate_failed:3", at=T0 + timedelta(seconds=30))
     # A minute later 1002 is free: the earlier place is still the first served.
     soon = T0 + timedelta(minutes=1)
-    again = click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=soon)
+    again = release_held(database, {"lift": ["1002"]}, rules=RULES, now=soon)
     assert [p.callback_id for p in again] == [first]
     assert second != first
 
@@ -129,14 +127,14 @@ def test_pressing_1_again_in_a_later_call_keeps_the_earlier_place(database: Data
 def test_a_callback_orphaned_before_its_originate_gives_the_place_back(database: Database) -> None:
     _operators(database, "1001", "1002")
     held = _held(database, "+74953000206", placed_minutes_ago=4)
-    (placed,) = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    (placed,) = release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
     # The router stopped before the Originate: nothing else was written. While it may still
     # be about to dial (another router's pass), the entry stays taken ...
     soon = T0 + virtual_hold.ORPHAN_AFTER / 2
-    assert click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=soon) == []
+    assert release_held(database, {"lift": ["1002"]}, rules=RULES, now=soon) == []
     # ... then the orphan is settled (nobody was dialled) and the place is served again.
     later = T0 + virtual_hold.ORPHAN_AFTER + timedelta(seconds=1)
-    again = click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=later)
+    again = release_held(database, {"lift": ["1002"]}, rules=RULES, now=later)
     assert [(p.callback_id, p.operator) for p in again] == [(held, "1002")]
     assert again[0].linkedid != placed.linkedid
 
@@ -144,15 +142,13 @@ def test_a_callback_orphaned_before_its_originate_gives_the_place_back(database:
 def test_a_callback_handed_to_asterisk_is_never_settled_as_an_orphan(database: Database) -> None:
     _operators(database, "1001", "1002")
     _held(database, "+74953000207", placed_minutes_ago=4)
-    (placed,) = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    (placed,) = release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
     kind = virtual_hold.EVENT_ORIGINATING
     assert CallLog(database).record_event(placed.linkedid, kind, key=kind, at=T0)
     # Its end was never reported (the router was down when it ended): the resident may have
     # been dialled, so it is never dialled again by itself.
     much_later = T0 + timedelta(hours=1)
-    assert (
-        click_to_call.release_held(database, {"lift": ["1002"]}, rules=RULES, now=much_later) == []
-    )
+    assert release_held(database, {"lift": ["1002"]}, rules=RULES, now=much_later) == []
 
 
 def test_a_later_abandon_does_not_cancel_the_promise_to_call_back(database: Database) -> None:
@@ -176,5 +172,5 @@ def test_a_later_abandon_does_not_cancel_the_promise_to_call_back(database: Data
         assert entry.reason == "virtual_hold"
         attached = callback_list.history(session, held)[-1]
         assert (attached.action, attached.data) == ("attached", {"reason": "abandoned_in_queue"})
-    placed = click_to_call.release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
+    placed = release_held(database, {"lift": ["1001"]}, rules=RULES, now=T0)
     assert [p.callback_id for p in placed] == [held]

@@ -23,11 +23,12 @@ import pytest
 from sqlalchemy import update
 
 from call_router import click_to_call
-from call_router.agents import parse_members
+from call_router.agent_membership import parse_members
 from call_router.ami_client import AmiClient
 from call_router.db import Database
 from call_router.models import Callback, utcnow
 from call_router.settings import Settings
+from call_router.virtual_hold_dispatch import dispatch_virtual_hold, free_operators, live_callers
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import add_operator, finished_call, wait_for
@@ -49,9 +50,7 @@ def queue_status(stack: Settings) -> list[dict[str, str]]:
 
 
 def live_in(stack: Settings, queue: str) -> int:
-    return sum(
-        1 for c in click_to_call.live_callers(queue_status(stack), utcnow()) if c.queue == queue
-    )
+    return sum(1 for c in live_callers(queue_status(stack), utcnow()) if c.queue == queue)
 
 
 def close_earlier_held_places(db: Database) -> None:
@@ -83,9 +82,7 @@ def test_a_held_caller_is_called_back_before_a_later_live_caller_and_only_once(
     close_earlier_held_places(db)
 
     def dispatch() -> list[click_to_call.PlacedCall]:
-        return asyncio.run(
-            click_to_call.dispatch_virtual_hold(stack, db, rules=rules, interval=INTERVAL)
-        )
+        return asyncio.run(dispatch_virtual_hold(stack, db, rules=rules, interval=INTERVAL))
 
     results: list[CallResult] = []
     try:
@@ -133,9 +130,9 @@ def test_a_held_caller_is_called_back_before_a_later_live_caller_and_only_once(
             wait_for(
                 lambda: (
                     login
-                    in click_to_call.free_operators(
-                        parse_members(queue_status(stack)), time.time()
-                    ).get("lift", [])
+                    in free_operators(parse_members(queue_status(stack)), time.time()).get(
+                        "lift", []
+                    )
                 ),
                 timeout=60,
                 what="the operator free again",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from call_router.agents import (
+from call_router.agent_membership import (
     DesiredAgent,
     Membership,
     agent_state,

@@ -10,9 +10,10 @@ import pytest
 
 from call_router.asterisk_paths import AsteriskPaths, instance_id
 from call_router.settings import AMI_ROLES, QUEUES, Settings
-from hotline.asterisk import render
+from hotline.asterisk import config_checks, render
 from hotline.asterisk.render import ConfigError, OperatorConf, render_config
-from hotline.asterisk.sandbox import Asterisk, debian_mirror
+from hotline.asterisk.sandbox import Asterisk
+from hotline.asterisk.sandbox_root import debian_mirror
 
 EXPECTED_FILES = {
     "asterisk.conf",
@@ -485,7 +486,7 @@ def test_queues_conf_has_no_general_queue_and_members_from_the_roster(settings: 
 def test_a_queue_named_general_is_refused(
     monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
-    monkeypatch.setattr(render, "QUEUES", (*QUEUES, "general"))
+    monkeypatch.setattr(config_checks, "QUEUES", (*QUEUES, "general"))
     with pytest.raises(ConfigError, match="general"):
         render_config(settings, PATHS, [])
 

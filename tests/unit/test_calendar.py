@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from call_router.flows.calendar_schema import CalendarDoc
 from call_router.flows.conditions import (
     ALWAYS_OPEN,
     CallFacts,
@@ -14,7 +15,7 @@ from call_router.flows.conditions import (
     evaluate,
     luhn_ok,
 )
-from call_router.flows.schema import CalendarDoc, When
+from call_router.flows.vocabulary import When
 
 CAL = build_calendar(
     CalendarDoc.model_validate(

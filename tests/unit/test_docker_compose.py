@@ -294,9 +294,9 @@ def test_the_images_carry_the_programs_the_code_runs() -> None:
     assert re.search(r"apt-get install[^&]*\bespeak-ng\b", python_image)
     assert re.search(r"apt-get install[^&]*\bffmpeg\b", python_image)
     asterisk_image = (DOCKER / "asterisk.Dockerfile").read_text()
-    # The same `ru` sounds link as the sandbox root's (hotline/asterisk/sandbox.py _fix_root).
+    # The same `ru` sounds link as the sandbox root's (hotline/asterisk/sandbox_root.py fix_root).
     assert "ln -s ru_RU_f_IvrvoiceRU /usr/share/asterisk/sounds/ru" in asterisk_image
-    sandbox = (ROOT / "hotline" / "asterisk" / "sandbox.py").read_text()
+    sandbox = (ROOT / "hotline" / "asterisk" / "sandbox_root.py").read_text()
     assert 'ru.symlink_to("ru_RU_f_IvrvoiceRU")' in sandbox
 
 

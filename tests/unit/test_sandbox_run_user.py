@@ -1,10 +1,10 @@
-"""The sandbox Asterisk's user gets an id of its own (hotline/asterisk/sandbox.py)."""
+"""The sandbox Asterisk's user gets an id of its own (hotline/asterisk/sandbox_root.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hotline.asterisk.sandbox import RUN_IDS_FROM, RUN_USER, _ensure_run_user, _user_ids
+from hotline.asterisk.sandbox_root import RUN_IDS_FROM, RUN_USER, ensure_run_user, user_ids
 
 
 def _etc(folder: Path, passwd: str, group: str) -> Path:
@@ -28,12 +28,12 @@ def test_the_run_user_takes_an_id_nobody_on_the_host_or_in_the_root_has(tmp_path
     )
     before = (root / "etc" / "passwd").read_text()
 
-    ids = _ensure_run_user(root, host / "etc")
+    ids = ensure_run_user(root, host / "etc")
 
     assert ids == (RUN_IDS_FROM + 3, RUN_IDS_FROM + 3)
-    assert _user_ids(root, RUN_USER) == ids
+    assert user_ids(root, RUN_USER) == ids
     assert (root / "etc" / "passwd").read_text().startswith(before)  # only added to
     assert f"{RUN_USER}:x:{ids[1]}:" in (root / "etc" / "group").read_text()
     # Once there, it is kept (the root's files and folders already belong to it).
-    assert _ensure_run_user(root, host / "etc") == ids
+    assert ensure_run_user(root, host / "etc") == ids
     assert (root / "etc" / "passwd").read_text().count(RUN_USER) == 1

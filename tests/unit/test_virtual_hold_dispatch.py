@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from call_router.agents import Membership
-from call_router.click_to_call import free_operators, live_callers, wrapup_ends
+from call_router.agent_membership import Membership
+from call_router.virtual_hold_dispatch import free_operators, live_callers, wrapup_ends
 
 NOW = 1_800_000_000.0
 
