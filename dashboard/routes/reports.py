@@ -58,8 +58,8 @@ class Report:
     tenants: list[QueueStats] = field(default_factory=list)
     # The service level per bucket (None: no call decided in it): the SLA-over-time chart.
     service_levels: list[tuple[str, float | None]] = field(default_factory=list)
-    # Calls per direction (inbound / callback / internal): the figures above count queue
-    # callers (inbound) only; `total` and the calls chart count every call.
+    # Calls per direction (inbound / callback / internal): every figure above, `total` and
+    # the calls and intents charts included, counts callers (inbound) only.
     directions: dict[str, int] = field(default_factory=dict)
     # What the service level is measured against: one tenant's own target where its report
     # is read and it set one, else the centre's (the roll-up by tenant keeps the centre's).
