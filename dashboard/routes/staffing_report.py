@@ -76,26 +76,11 @@ def forecast(
 ForecastDep = Annotated[Forecast, Depends(forecast)]
 
 
-def _target_json(target: Target) -> dict[str, Any]:
-    return {
-        "service_level": target.service_level,
-        "answer_seconds": target.answer_seconds,
-        "average_wait": target.average_wait,
-        "max_occupancy": target.max_occupancy,
-    }
-
-
 @router.get("/api/staffing")
 def staffing_api(plan: ForecastDep) -> dict[str, Any]:
     """Operators needed per quarter hour of the coming week (Erlang C, occupancy-capped) from
     the last `weeks` weeks, beside those logged in then. Same as `hotline staffing --json`."""
-    target, window, rows = plan.target, plan.window, plan.rows
-    return {
-        "history": {"since": window.start.isoformat(), "until": window.end.isoformat()},
-        "weeks": plan.weeks,
-        "target": _target_json(target),
-        "rows": [row.as_dict() for row in rows],
-    }
+    return staffing.plan_json(plan.window, plan.target, plan.rows)
 
 
 @router.get("/staffing.csv")
@@ -170,7 +155,7 @@ def staffing_page(request: Request, state: StateDep, plan: ForecastDep) -> Respo
         {
             "search": None,
             "days": days,
-            "target": _target_json(target),
+            "target": target.as_dict(),
             # The last day read, not the (exclusive) end.
             "history": (
                 window.start.astimezone(state.zone).date(),
