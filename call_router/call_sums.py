@@ -96,7 +96,7 @@ def queue_totals_stmt(
     keys = [epoch_slot(Call.started_at).label("slot")] if by_slot else []
     return (
         select(*keys, group, *service_figures.sql_queue_sums(threshold=threshold, now=now))
-        .where(_in_range(since, until), Call.queue.is_not(None), Call.queue_joined_at.is_not(None))
+        .where(_callers(since, until), Call.queue.is_not(None), Call.queue_joined_at.is_not(None))
         .group_by(*keys, group)
     )
 

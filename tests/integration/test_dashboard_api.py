@@ -781,7 +781,8 @@ async def test_reports_count_per_hour_queue_and_intent_with_svg_and_csv(
     # An operator's click-to-call and an internal call in the 10:00 hour: not callers. The
     # calls chart, its total and the intents count callers only; the direction table the rest.
     add_call(db, T0 + timedelta(minutes=65), direction="callback", operator="1001")
-    add_call(db, T0 + timedelta(minutes=66), direction="internal")
+    # (an operator's test call into the menu, queued like a caller: not offered either)
+    queued(66, direction="internal", outcome="abandoned_in_queue", wait_seconds=5)
     add_call(db, T0 + timedelta(days=3))  # outside the range
     params = {"date_from": "2026-11-20", "date_to": "2026-11-20", "by": "hour", "lang": "en"}
 

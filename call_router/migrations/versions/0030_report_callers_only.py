@@ -4,9 +4,9 @@ Revision ID: 0030
 Revises: 0029
 Create Date: 2026-12-05
 
-The reports' calls per quarter hour and per intent (call_router/call_sums.py) now count
-inbound calls only - an operator's click-to-call or an internal call is not a caller (the
-direction table counts those). Rows rolled up under the old rule counted every call, so they
+The reports' calls per quarter hour, per intent and per queue (call_router/call_sums.py) now
+count inbound calls only - an operator's click-to-call or test call (internal) is not a caller
+(the direction table counts those). Rows rolled up under the old rule counted every call, so they
 are dropped; the router and the reports roll the quarter hours up again (and until then add
 them up live). Downgrade drops them too, for the old rule.
 """
