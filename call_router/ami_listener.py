@@ -143,6 +143,8 @@ class AmiListener:
             batch_size=max(1, settings.ami_batch_size),
             on_change=self._write_health,
         )
+        # Events that failed before reaching a writer (the writer counts its own).
+        self._failed_events = 0
         # When the AMI link was last lost: the moment Asterisk went away if it was restarted.
         self._link_lost_at: datetime | None = None
         # Health (call_router/health.py): this Asterisk's start, and lag probes in flight
@@ -328,6 +330,7 @@ class AmiListener:
                     if self._live.resync_needed and not self.writer.holding():
                         await self._resync_live()
                 except Exception:
+                    self._failed_events += 1
                     log.exception("ami_event_failed", ami_event=_describe(item))
                 finally:
                     self._queue.task_done()
@@ -465,6 +468,7 @@ class AmiListener:
             spool_depth=self.spool_depth(),
             database_reachable=self.writer.db_reachable,
             backlog=len(self.writer.backlog),
+            failed_events=self._failed_events + self.writer.failed_events,
         )
 
     async def _health_loop(self) -> None:

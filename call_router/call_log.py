@@ -22,7 +22,7 @@ from call_router.call_log_core import CallView
 from call_router.call_log_sql import as_utc, call_by_linkedid
 from call_router.call_timeline import CallTimeline
 from call_router.db import Database
-from call_router.models import Call, CallEvent
+from call_router.models import DIRECTION_INTERNAL, Call, CallEvent
 from call_router.reconcile import KnownEvent
 from call_router.settings import Settings
 
@@ -64,6 +64,29 @@ class CallLog(CallTimeline, CallLifecycle):
                 dialed_number=dialed_number,
                 started_at=started_at or self._clock(),
             ).id
+
+    def mark_internal(
+        self,
+        linkedid: str,
+        *,
+        caller_number: str | None,
+        caller_name: str | None,
+        channel: str | None,
+        started_at: datetime,
+    ) -> int:
+        """An operator's own call into the menu (a test call from their desk phone): its row,
+        created if the FastAGI server has not yet, labelled `internal` - not a caller."""
+        with self._session() as session:
+            call = self._ensure(
+                session,
+                linkedid,
+                caller_number=caller_number,
+                caller_name=caller_name,
+                channel=channel,
+                started_at=started_at,
+            )
+            call.direction = DIRECTION_INTERNAL
+            return call.id
 
     def find_call_id(self, linkedid: str) -> int | None:
         with self._session() as session:

@@ -50,16 +50,23 @@ def _in_range(since: datetime, until: datetime) -> Any:
     return and_(Call.started_at >= since, Call.started_at < until)
 
 
+def _callers(since: datetime, until: datetime) -> Any:
+    """Residents' calls (inbound) started in [since, until): what the calls and intents charts
+    count. An operator's callback or an internal call is not a caller; calls_per_direction
+    counts those."""
+    return and_(_in_range(since, until), Call.direction == DIRECTION_INBOUND)
+
+
 def calls_per_slot(session: Session, since: datetime, until: datetime) -> dict[int, int]:
-    """Calls started in [since, until) per UTC quarter hour (see SLOT_SECONDS)."""
+    """Callers (inbound calls) started in [since, until) per UTC quarter hour (SLOT_SECONDS)."""
     slot = epoch_slot(Call.started_at).label("slot")
-    stmt = select(slot, func.count()).where(_in_range(since, until)).group_by(slot)
+    stmt = select(slot, func.count()).where(_callers(since, until)).group_by(slot)
     return {int(s): int(n) for s, n in session.execute(stmt)}
 
 
 def calls_per_intent(session: Session, since: datetime, until: datetime) -> dict[str | None, int]:
-    """Calls started in [since, until) per intent (None: no intent recognised)."""
-    stmt = select(Call.intent, func.count()).where(_in_range(since, until)).group_by(Call.intent)
+    """Callers (inbound calls) started in [since, until) per intent (None: none recognised)."""
+    stmt = select(Call.intent, func.count()).where(_callers(since, until)).group_by(Call.intent)
     return {intent: int(n) for intent, n in session.execute(stmt)}
 
 
@@ -68,7 +75,7 @@ def calls_per_slot_intent_stmt(since: datetime, until: datetime) -> Select[*tupl
     slot = epoch_slot(Call.started_at).label("slot")
     return (
         select(slot, Call.intent, func.count())
-        .where(_in_range(since, until))
+        .where(_callers(since, until))
         .group_by(slot, Call.intent)
     )
 
@@ -89,7 +96,7 @@ def queue_totals_stmt(
     keys = [epoch_slot(Call.started_at).label("slot")] if by_slot else []
     return (
         select(*keys, group, *service_figures.sql_queue_sums(threshold=threshold, now=now))
-        .where(_in_range(since, until), Call.queue.is_not(None), Call.queue_joined_at.is_not(None))
+        .where(_callers(since, until), Call.queue.is_not(None), Call.queue_joined_at.is_not(None))
         .group_by(*keys, group)
     )
 

@@ -54,6 +54,14 @@ class Target:
         if not 0 < self.max_occupancy <= 1:
             raise ErlangError("the maximum occupancy is a share between 0 and 1 (0.85 = 85 %)")
 
+    def as_dict(self) -> dict[str, float | None]:
+        return {
+            "service_level": self.service_level,
+            "answer_seconds": self.answer_seconds,
+            "average_wait": self.average_wait,
+            "max_occupancy": self.max_occupancy,
+        }
+
     @classmethod
     def parse_service_level(cls, text: str) -> tuple[float, float]:
         """'80/20' → (0.8, 20.0): 80 % answered within 20 s."""

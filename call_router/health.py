@@ -66,6 +66,8 @@ class RouterReport:
     # False from the first write that failed for want of a database until one succeeds again.
     database_reachable: bool = True
     backlog: int = 0
+    # Events lost to an error (not an outage) since the router started: ami_event_failed.
+    failed_events: int = 0
 
 
 def router_health_path(settings: Settings) -> Path:
@@ -106,6 +108,7 @@ def read_router_health(path: Path) -> RouterReport | None:
             spool_depth=values.get("spool_depth"),
             database_reachable=bool(values.get("database_reachable", True)),
             backlog=int(values.get("backlog") or 0),
+            failed_events=int(values.get("failed_events") or 0),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -40,7 +40,7 @@ class ReportSlot(Base):
 
     span: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     slot: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    # Calls started in the span (what the charts count per slot).
+    # Callers (inbound calls) started in the span (what the charts count per slot).
     calls: Mapped[int | None] = mapped_column(Integer)
     rolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sl_threshold: Mapped[float | None] = mapped_column(Float)
@@ -49,7 +49,7 @@ class ReportSlot(Base):
 
 
 class ReportSlotIntent(Base):
-    """Calls started in the span per intent (None: none recognised)."""
+    """Callers (inbound calls) started in the span per intent (None: none recognised)."""
 
     __tablename__ = "report_slot_intents"
     __table_args__ = (Index("ix_report_slot_intents_span_slot", "span", "slot"),)

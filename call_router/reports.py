@@ -350,7 +350,7 @@ def service_level_buckets(
     last: date,
 ) -> list[tuple[str, float | None]]:
     """The service level per local hour or day (None: no call decided in it), from the
-    per-slot sums (call_router.report_rollups.service_level_slots), folded like fold_slots."""
+    per-slot sums (call_router.report_rollup_reads.service_level_slots), folded like fold_slots."""
     inside = fold_slots(within, zone, by, first, last)
     counted = fold_slots(decided, zone, by, first, last)
     return [(label, share(ok, n)) for (label, ok), (_label, n) in zip(inside, counted, strict=True)]

@@ -153,8 +153,8 @@ class DialplanEvents:
         return lambda: self._live.publish(kind, published)
 
     def on_user_event(self, event: Event) -> Effect | None:
-        """Our dialplan's user events: a virtual-hold request, the FastAGI fail-safe taken, a
-        call recording started."""
+        """Our dialplan's user events: a virtual-hold request, the FastAGI fail-safe taken, an
+        operator's call into the menu, a call recording started."""
         name = event.get("UserEvent", "")
         if name == LAG_PROBE:
             probe = event.get("Probe", "")
@@ -191,6 +191,17 @@ class DialplanEvents:
                 key=EVENT_AGI_FAILED,
                 at=self._at(event),
                 data={"status": event.get("Status", "")[:32], "queue": queue},
+            )
+            return None
+        if name == "HotlineInternalCall" and event.get("Uniqueid") == linkedid:
+            # An operator's phone dialled the hotline ([operators] in extensions.conf): a test
+            # call, not a resident - the reports count it apart (direction `internal`).
+            self._call_log.mark_internal(
+                linkedid,
+                caller_number=event.get("CallerIDNum"),
+                caller_name=event.get("CallerIDName"),
+                channel=event.get("Channel"),
+                started_at=self._at(event),
             )
             return None
         if name == "HotlineRecording":

@@ -46,6 +46,9 @@ class EventWriter:
         # Events waiting for the database, oldest first (memory, then the spool file).
         self.backlog = backlog
         self.db_reachable = True
+        # Events lost to an error in writing them since the router started (each logged as
+        # ami_event_failed): the health report's and /metrics' error count.
+        self.failed_events = 0
         # Set when the backlog has something to write (or the database is to be probed).
         self._wake = asyncio.Event()
         # Set while nothing waits and the database is reachable: events are written directly.
@@ -98,6 +101,7 @@ class EventWriter:
                 log.warning("ami_events_held", events=len(events), error=str(exc))
                 self.hold(events)
             except Exception:  # one bad event must not stop the router
+                self.failed_events += len(events)
                 log.exception("ami_event_failed", ami_event=describe(events[0]))
             finally:
                 self._in_flight.pop(index, None)
@@ -115,6 +119,7 @@ class EventWriter:
             if unreachable(exc):
                 raise DatabaseUnavailable(first_line(exc)) from exc
             if len(events) == 1:
+                self.failed_events += 1
                 log.exception("ami_event_failed", ami_event=describe(events[0]))
                 return
         for event in events:

@@ -222,6 +222,16 @@ def forecast(
     return rows
 
 
+def plan_json(window: Window, target: Target, rows: Iterable[ForecastRow]) -> dict[str, Any]:
+    """The forecast as `hotline staffing --json` and `/api/staffing` give it."""
+    return {
+        "history": {"since": window.start.isoformat(), "until": window.end.isoformat()},
+        "weeks": window.weeks,
+        "target": target.as_dict(),
+        "rows": [row.as_dict() for row in rows],
+    }
+
+
 CSV_COLUMNS: Final = (
     "day", "time", "weekday", "calls", "handle_seconds", "needed", "logged_in", "ready", "gap",
     "service_level", "average_wait", "occupancy", "limited_by",

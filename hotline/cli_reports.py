@@ -79,7 +79,7 @@ def rollup(
     )
 
 
-# The longest agent-session report (as the dashboard's, dashboard/routes/analytics.py).
+# The longest agent-session report (as the dashboard's, dashboard/routes/agents_report.py).
 MAX_AGENT_DAYS = 93
 
 

@@ -79,21 +79,7 @@ def staffing_command(
         writer.writerows(staffing.csv_rows(rows))
         return
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "history": {"since": window.start.isoformat(), "until": window.end.isoformat()},
-                    "weeks": weeks,
-                    "target": {
-                        "service_level": target.service_level,
-                        "answer_seconds": target.answer_seconds,
-                        "average_wait": target.average_wait,
-                        "max_occupancy": target.max_occupancy,
-                    },
-                    "rows": [row.as_dict() for row in rows],
-                }
-            )
-        )
+        typer.echo(json.dumps(staffing.plan_json(window, target, rows)))
         return
     busy = [row for row in rows if row.needed or row.logged_in]
     typer.echo(

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import ADMIN_URL, DB_NAME, busy_zone, cpu_model, log  # noqa: E402
 
-from call_router import call_sums, report_rollups, reports  # noqa: E402
+from call_router import call_sums, report_rollup_reads, report_rollups, reports  # noqa: E402
 from call_router.db import Database  # noqa: E402
 from call_router.models import Call  # noqa: E402
 from call_router.report_models import ReportSlot  # noqa: E402
@@ -48,7 +48,7 @@ def timed(work: Callable[[], Any], rounds: int) -> tuple[float, Any]:
     return round(statistics.median(times), 1), result
 
 
-def _comparable(figures: report_rollups.Figures) -> Any:
+def _comparable(figures: report_rollup_reads.Figures) -> Any:
     """Ints exact, sums of seconds to the millisecond (a float sum's order differs)."""
 
     def rounded(values: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -74,7 +74,9 @@ def measure(
     def live_path() -> int:
         # What build_report ran before the roll-ups: the four live GROUP BYs and the pauses.
         with db.session() as session:
-            figures = report_rollups.read_live(session, since, until, threshold=threshold, now=now)
+            figures = report_rollup_reads.read_live(
+                session, since, until, threshold=threshold, now=now
+            )
             call_sums.operator_totals(session, since, until, now=now, calls=figures.operators)
             return sum(figures.slots.values())
 
@@ -98,11 +100,11 @@ def measure(
     with db.session() as session:
         rolled = len(report_rollups.covered_slots(session, 0, 2**40, threshold))
         both = [
-            report_rollups.report_figures(
+            report_rollup_reads.report_figures(
                 session, since, until, threshold=threshold, now=now, roll_up_missing=use
             )
             if use
-            else report_rollups.read_live(session, since, until, threshold=threshold, now=now)
+            else report_rollup_reads.read_live(session, since, until, threshold=threshold, now=now)
             for use in (True, False)
         ]
     return {

@@ -1,16 +1,28 @@
 """Discrete-event check of the staffing forecast (simpy): does a plan hold when callers give up?
 
-Erlang C assumes callers wait for ever. Real callers hang up; those who stay then wait less,
-so the plan should be on the safe side. This simulates one quarter-hour pattern many times
-over - Poisson arrivals, exponential handle times, `agents` operators, exponential patience -
-and reports the service level (answered within the target, over everyone who called), the
-average wait of those answered, and the share who abandoned, beside Erlang C's figures.
+Erlang C assumes callers wait for ever, and each quarter hour in its steady state. Real callers
+hang up (those who stay then wait less), and a real day changes from one quarter hour to the
+next (a queue built up at 09:00 is still there at 09:15). Two checks:
+
+- one interval's plan, simulated for many hours - Poisson arrivals, exponential handle times,
+  `agents` operators, exponential patience - reporting the service level (answered within the
+  target, over everyone who called), the average wait of those answered and the share who
+  abandoned, beside Erlang C's figures:
 
     .venv/bin/python bench/staffing/simulate.py --calls 100 --interval 1800 --handle 180 \
         --within 20 --patience 60 --hours 200
 
-Without --agents it simulates the plan `call_router.erlang.agents_needed` makes for
---target-sl (default 80/20). tests/unit/test_staffing_simulation.py runs it small.
+  Without --agents it simulates the plan `call_router.erlang.agents_needed` makes for
+  --target-sl (default 80/20).
+
+- the forecast itself: the coming week of `hotline staffing --json` (each quarter hour's
+  expected calls, handle time and operators needed), operators coming and going at the
+  quarter hours as planned, the queue carried over, each day simulated --days times:
+
+    hotline staffing --target-sl 80/20 --json > plan.json
+    .venv/bin/python bench/staffing/simulate.py --forecast plan.json --patience 60 --days 50
+
+tests/unit/test_staffing_simulation.py runs both small.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ import argparse
 import json
 import random
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +120,116 @@ def simulate(
     )
 
 
+@dataclass(frozen=True)
+class PlanSlot:
+    """One quarter hour of a forecast: expected calls, mean handle time, operators planned."""
+
+    calls: float
+    handle_seconds: float
+    agents: int
+
+
+def simulate_plan(
+    slots: Sequence[PlanSlot],
+    *,
+    within: float,
+    patience_seconds: float | None,
+    days: int,
+    seed: int = 1,
+    slot_seconds: float = 900.0,
+) -> Outcome:
+    """The forecast's quarter hours in a row, `days` times over (each run starts empty, as a
+    day does at midnight): Poisson arrivals at each slot's rate, exponential handle times of
+    its mean, its operators on duty (one who goes off duty at a quarter hour first finishes
+    the call in hand), exponential patience (None: callers never give up). Callers still
+    waiting when the last slot ends count as not answered in time."""
+    rng = random.Random(seed)
+    counts = {"callers": 0, "answered": 0, "abandoned": 0, "within": 0}
+    waits = [0.0]
+    for _ in range(days):
+        env = simpy.Environment()
+        operators = simpy.Container(env, init=slots[0].agents if slots else 0, capacity=10**9)
+
+        def caller(
+            env: simpy.Environment, operators: simpy.Container, handle: float
+        ) -> Generator[Any, Any, None]:
+            arrived = env.now
+            counts["callers"] += 1
+            request = operators.get(1)
+            if patience_seconds is None:
+                yield request
+            else:
+                gives_up = env.timeout(rng.expovariate(1 / patience_seconds))
+                result = yield request | gives_up
+                if request not in result:
+                    request.cancel()
+                    counts["abandoned"] += 1
+                    return
+            waited = env.now - arrived
+            counts["answered"] += 1
+            counts["within"] += waited <= within
+            waits[0] += waited
+            yield env.timeout(rng.expovariate(1 / handle))
+            yield operators.put(1)
+
+        def leaves(operators: simpy.Container) -> Generator[Any, Any, None]:
+            yield operators.get(1)  # the next operator free goes off duty
+
+        def day(env: simpy.Environment, operators: simpy.Container) -> Generator[Any, Any, None]:
+            on_duty = slots[0].agents
+            for slot in slots:
+                if slot.agents > on_duty:
+                    yield operators.put(slot.agents - on_duty)
+                for _ in range(on_duty - slot.agents):
+                    env.process(leaves(operators))
+                on_duty = slot.agents
+                end = env.now + slot_seconds
+                rate = slot.calls / slot_seconds
+                while rate > 0:
+                    gap = rng.expovariate(rate)
+                    if env.now + gap >= end:
+                        break
+                    yield env.timeout(gap)
+                    env.process(caller(env, operators, slot.handle_seconds))
+                yield env.timeout(end - env.now)
+
+        env.process(day(env, operators))
+        env.run(until=len(slots) * slot_seconds)
+    return Outcome(
+        counts["callers"], counts["answered"], counts["abandoned"], counts["within"], waits[0]
+    )
+
+
+def forecast_days(plan: dict[str, Any]) -> dict[str, list[PlanSlot]]:
+    """`hotline staffing --json` → each day's quarter hours, in order."""
+    days: dict[str, list[PlanSlot]] = {}
+    for row in sorted(plan["rows"], key=lambda r: (r["day"], r["time"])):
+        slot = PlanSlot(float(row["calls"]), float(row["handle_seconds"]), int(row["needed"]))
+        days.setdefault(row["day"], []).append(slot)
+    return days
+
+
+def _figures(outcome: Outcome) -> dict[str, Any]:
+    return {
+        **asdict(outcome),
+        "service_level": round(outcome.service_level, 4),
+        "average_wait": round(outcome.average_wait, 2),
+        "abandon_rate": round(outcome.abandon_rate, 4),
+    }
+
+
+def check_forecast(path: Path, patience: float | None, days: int, seed: int) -> None:
+    plan = json.loads(path.read_text())
+    within = float(plan["target"]["answer_seconds"])
+    report = {"target": plan["target"], "patience": patience, "days": {}}
+    for day, slots in forecast_days(plan).items():
+        outcome = simulate_plan(
+            slots, within=within, patience_seconds=patience, days=days, seed=seed
+        )
+        report["days"][day] = _figures(outcome)
+    print(json.dumps(report))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -124,7 +246,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patience", type=float, default=60, help="mean patience, s; 0 = never")
     parser.add_argument("--hours", type=float, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--forecast", type=Path, help="`hotline staffing --json` output")
+    parser.add_argument("--days", type=int, default=50, help="runs of each forecast day")
     args = parser.parse_args(argv)
+    if args.forecast is not None:
+        check_forecast(args.forecast, args.patience or None, args.days, args.seed)
+        return
     share, within = erlang.Target.parse_service_level(args.target_sl)
     target = erlang.Target(
         service_level=share, answer_seconds=within, max_occupancy=args.max_occupancy
@@ -151,12 +278,7 @@ def main(argv: list[str] | None = None) -> None:
                     "average_wait": round(predicted.average_wait, 2),
                     "wait_probability": round(predicted.wait_probability, 4),
                 },
-                "simulated": {
-                    **asdict(outcome),
-                    "service_level": round(outcome.service_level, 4),
-                    "average_wait": round(outcome.average_wait, 2),
-                    "abandon_rate": round(outcome.abandon_rate, 4),
-                },
+                "simulated": _figures(outcome),
             }
         )
     )

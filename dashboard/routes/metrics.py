@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import distinct, func, select
 from starlette.concurrency import run_in_threadpool
@@ -144,7 +144,15 @@ def board_metrics(snapshot: dict[str, object], facts: BoardFacts) -> list[Metric
 def router_metrics(report: health.RouterReport | None, now: datetime) -> list[Metric]:
     age = (now - report.updated_at).total_seconds() if report is not None else None
     running = report is not None and age is not None and age <= health.ROUTER_REPORT_STALE
+    # A counter (resets when the router restarts; Prometheus' rate() allows for that).
+    failed = CounterMetricFamily(
+        "hotline_router_failed_events",
+        "AMI events the router could not write (an error, not an outage) since it started.",
+    )
+    if report is not None:
+        failed.add_metric([], report.failed_events)
     return [
+        failed,
         _gauge("hotline_router_up", "1: the router reported recently.", int(running)),
         _gauge("hotline_router_report_age_seconds", "Age of the router's health report.", age),
         _gauge(

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import call_sums, report_rollups, reports, tenant_boards, tenant_wall, tenants
+from call_router import call_sums, report_rollup_reads, reports, tenant_boards, tenant_wall, tenants
 from call_router.service_figures import QueueStats
 from call_router.settings import QUEUES, Settings
 from dashboard import csv_export
@@ -27,7 +27,7 @@ from dashboard.i18n import render
 router = APIRouter(include_in_schema=False)
 
 DEFAULT_DAYS = 7
-# Closed quarter hours are read pre-aggregated (call_router.report_rollups); a range's first
+# Closed quarter hours are read pre-aggregated (call_router.report_rollup_reads); a range's first
 # visit rolls them up (one live pass): keep it bounded.
 MAX_DAYS = 92
 CHART_WIDTH, CHART_HEIGHT = 720, 160
@@ -58,8 +58,8 @@ class Report:
     tenants: list[QueueStats] = field(default_factory=list)
     # The service level per bucket (None: no call decided in it): the SLA-over-time chart.
     service_levels: list[tuple[str, float | None]] = field(default_factory=list)
-    # Calls per direction (inbound / callback / internal): the figures above count queue
-    # callers (inbound) only; `total` and the calls chart count every call.
+    # Calls per direction (inbound / callback / internal): every figure above, `total` and
+    # the calls and intents charts included, counts callers (inbound) only.
     directions: dict[str, int] = field(default_factory=dict)
     # What the service level is measured against: one tenant's own target where its report
     # is read and it set one, else the centre's (the roll-up by tenant keeps the centre's).
@@ -92,7 +92,7 @@ def build_report(
     now: datetime | None = None,
 ) -> Report:
     """The local days first..last: the database aggregates (rolled-up quarter hours plus the
-    live GROUP BY of the rest: call_router.report_rollups), this only folds."""
+    live GROUP BY of the rest: call_router.report_rollup_reads), this only folds."""
     now = now or datetime.now(UTC)
     since = datetime.combine(first, time.min, tzinfo=zone)
     until = datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone)
@@ -101,7 +101,9 @@ def build_report(
         tenant_wall.scope_of(session),
         tenant_boards.ServiceLevel(settings.service_level_seconds, settings.service_level_target),
     )
-    figures = report_rollups.report_figures(session, since, until, threshold=level.seconds, now=now)
+    figures = report_rollup_reads.report_figures(
+        session, since, until, threshold=level.seconds, now=now
+    )
     slots, totals = figures.slots, figures.queues
     overall = reports.summary(totals)
     names = tenants.slugs(session)
@@ -111,7 +113,7 @@ def build_report(
             session, since, until, threshold=settings.service_level_seconds, now=now
         ).items()
     ]
-    within, decided = report_rollups.service_level_slots(
+    within, decided = report_rollup_reads.service_level_slots(
         session, since, until, threshold=level.seconds, now=now
     )
     return Report(

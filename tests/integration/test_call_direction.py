@@ -88,6 +88,35 @@ def test_migration_labels_existing_calls_and_downgrades(empty_url: str) -> None:
         db.dispose()
 
 
+def test_migration_0030_drops_quarter_hours_rolled_up_with_every_call(
+    empty_url: str,  # noqa: F811
+) -> None:
+    # Rolled up before 0030, a quarter hour's figures counted a click-to-call as a call; the
+    # reports now count callers only, so those rows must go (and be rolled up again).
+    db = Database(empty_url)
+    try:
+        upgrade(empty_url, "0029")
+        slot = int(T0.timestamp()) // 900
+        with db.engine.begin() as conn:
+            for table, values in (
+                (
+                    "report_slots (span, slot, calls, rolled_at, sl_threshold)",
+                    "1, :slot, 2, :now, 20",
+                ),
+                ("report_slot_intents (span, slot, intent, calls)", "1, :slot, NULL, 2"),
+            ):
+                conn.execute(
+                    text(f"INSERT INTO {table} VALUES ({values})"), {"slot": slot, "now": NOW}
+                )
+        upgrade(empty_url, "0030")
+        assert _rows(db, "SELECT count(*) FROM report_slots") == [(0,)]
+        assert _rows(db, "SELECT count(*) FROM report_slot_intents") == [(0,)]
+        command.downgrade(alembic_config(empty_url), "0029")
+        db.upgrade()
+    finally:
+        db.dispose()
+
+
 def _add(db: Database, **fields: object) -> int:
     with db.session() as session:
         call = Call(linkedid=uuid.uuid4().hex, caller_number="+74951230000", **fields)

@@ -778,6 +778,11 @@ async def test_reports_count_per_hour_queue_and_intent_with_svg_and_csv(
         intent="=no_heat",
     )
     add_call(db, T0 + timedelta(minutes=75), caller_name=HOSTILE_NAME, intent="leak")
+    # An operator's click-to-call and an internal call in the 10:00 hour: not callers. The
+    # calls chart, its total and the intents count callers only; the direction table the rest.
+    add_call(db, T0 + timedelta(minutes=65), direction="callback", operator="1001")
+    # (an operator's test call into the menu, queued like a caller: not offered either)
+    queued(66, direction="internal", outcome="abandoned_in_queue", wait_seconds=5)
     add_call(db, T0 + timedelta(days=3))  # outside the range
     params = {"date_from": "2026-11-20", "date_to": "2026-11-20", "by": "hour", "lang": "en"}
 
@@ -792,6 +797,10 @@ async def test_reports_count_per_hour_queue_and_intent_with_svg_and_csv(
     assert "<title>10: 2</title>" in page.text
     per_hour = dict(csv.reader(io.StringIO(buckets.text)))
     assert per_hour["09"] == "1" and per_hour["10"] == "2" and per_hour["11"] == "0"
+    directions = await client.get("/reports/export.csv", params={**params, "section": "directions"})
+    per_direction = dict(csv.reader(io.StringIO(directions.text)))
+    assert per_direction == {"direction": "calls", "inbound": "3", "callback": "1", "internal": "1"}
+    assert "—" not in dict(csv.reader(io.StringIO(intents.text)))  # no caller without an intent
     heating = next(r for r in csv.DictReader(io.StringIO(queues.text)) if r["queue"] == "heating")
     assert heating | {"offered": "2", "answered": "1", "abandoned": "1"} == heating
     assert heating["service_level"] == "0.5"

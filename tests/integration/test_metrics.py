@@ -107,6 +107,7 @@ async def test_metrics_scraped_and_parsed(
         health.RouterReport(
             updated_at=now, ami_connected=True, asterisk_started_at=now - timedelta(hours=1),
             lag_seconds=0.25, pending_events=3, spool_depth=7, database_reachable=False, backlog=11,
+            failed_events=2,
         ),
     )  # fmt: skip
     app = create_app(app_settings, database, zone=ZoneInfo("UTC"))
@@ -135,6 +136,8 @@ async def test_metrics_scraped_and_parsed(
         assert found[("hotline_router_pending_events", ())] == 3
         assert found[("hotline_router_backlog_events", ())] == 11
         assert found[("hotline_router_spool_depth", ())] == 7
+        # Errors: events the router could not write, a counter for rate() in Grafana.
+        assert found[("hotline_router_failed_events_total", ())] == 2
         assert found[("hotline_database_reachable", ())] == 0
         assert found[("hotline_agi_failsafe_calls_today", ())] == 1
         assert found[("hotline_dependency_up", (("dependency", "redis"),))] == 1

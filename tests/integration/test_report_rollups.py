@@ -1,7 +1,8 @@
-"""Rolled-up quarter hours (call_router/report_rollups.py) against the live GROUP BY, on SQLite
-and PostgreSQL (migration 0009's trigger included): the same figures for a seeded log with
-calls across slot boundaries, abandoned, still waiting, talking, and lost by the router; and
-again after late changes to calls in slots already rolled up."""
+"""Rolled-up quarter hours (call_router/report_rollups.py, read by report_rollup_reads.py)
+against the live GROUP BY, on SQLite and PostgreSQL (migration 0009's trigger included): the
+same figures for a seeded log with calls across slot boundaries, abandoned, still waiting,
+talking, and lost by the router; and again after late changes to calls in slots already rolled
+up."""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, func, select, text, update
 
-from call_router import report_rollups, reports
+from call_router import report_rollup_reads, report_rollups, reports
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call
 from call_router.outcomes import ABANDONED_IN_QUEUE
 from call_router.report_models import SPAN_DAY, SPAN_SLOT, ReportSlot, ReportSlotIntent
-from call_router.report_rollups import Figures
+from call_router.report_rollup_reads import Figures
 from call_router.settings import Settings
 from dashboard.routes.reports import build_report
 from tests.conftest import run_hotline
@@ -126,14 +127,14 @@ def norm(figures: Figures) -> tuple[Any, ...]:
 
 def live(db: Database, since: datetime = SINCE, threshold: float = THRESHOLD) -> Figures:
     with db.session() as session:
-        return report_rollups.read_live(session, since, UNTIL, threshold=threshold, now=NOW)
+        return report_rollup_reads.read_live(session, since, UNTIL, threshold=threshold, now=NOW)
 
 
 def rolled(
     db: Database, since: datetime = SINCE, threshold: float = THRESHOLD, **kw: Any
 ) -> Figures:
     with db.session() as session:
-        return report_rollups.report_figures(
+        return report_rollup_reads.report_figures(
             session, since, UNTIL, threshold=threshold, now=NOW, **kw
         )
 
@@ -166,7 +167,7 @@ def test_rolled_up_figures_equal_the_live_ones(database: Database) -> None:
     # latest closed ones, the next visit the older ones.
     open_slot = slot(NOW - timedelta(hours=2, minutes=3))
     first = rolled(database)
-    assert covered(database) == set(range(open_slot - report_rollups.LAZY_SLOTS, open_slot))
+    assert covered(database) == set(range(open_slot - report_rollup_reads.LAZY_SLOTS, open_slot))
     assert first.covered == covered(database)
     assert norm(first) == norm(expected)
     second = rolled(database)
@@ -375,7 +376,7 @@ def test_cli_rolls_up_closed_quarter_hours(tmp_path: Path, monkeypatch: pytest.M
         result = rollup_json(since)
         assert result["rolled_up"] > 0 and result["covered"] == result["rolled_up"]
         with db.session() as session:
-            figures = report_rollups.read_rolled(session, 0, 2**40, 20.0)
+            figures = report_rollup_reads.read_rolled(session, 0, 2**40, 20.0)
         assert sum(figures.slots.values()) == 100
         again = rollup_json(since)
         # Only a quarter hour that closed meanwhile is new; nothing is rolled up twice.

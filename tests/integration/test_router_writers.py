@@ -4,7 +4,10 @@ call's events in order and give the same call log as writing event by event."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import pytest
 
 from call_router.ami_listener import AmiListener
 from call_router.call_log import CallLog
@@ -76,3 +79,34 @@ async def test_streamed_events_give_the_same_log_as_event_by_event(
         await asterisk.stop()
         await live.close()
         reference.dispose()
+
+
+async def test_an_event_that_cannot_be_written_is_counted_as_an_error(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One event the handlers cannot write (a stand-in for a handler's bug) in a batch: the
+    # others are written one by one, that one is lost - and counted, so the health report and
+    # /metrics (hotline_router_failed_events_total) show the error instead of only a log line.
+    settings = Settings(
+        state_dir=tmp_path / "state", ami_port=free_port(), database_url=database.url
+    )
+    live = LiveState.from_url(f"redis://127.0.0.1:{free_port()}/0", "hotline-writer-errors")
+    call_log = CallLog(database, callback_min_wait=10)
+    listener = AmiListener(settings, call_log, live)
+    write_batch = listener.writer._write_batch
+
+    async def failing(events: Sequence[Mapping[str, str]]) -> None:
+        if any(event.get("Uniqueid") == "poison" for event in events):
+            raise ValueError("the handler cannot take this event")
+        await write_batch(events)
+
+    monkeypatch.setattr(listener.writer, "_write_batch", failing)
+    events = mixed_traffic()
+    poison = {**events[0], "Uniqueid": "poison"}
+    try:
+        await listener.writer.apply([*events[:5], poison, *events[5:]])
+        assert listener.writer.failed_events == 1
+        assert listener.health().failed_events == 1
+        assert all(call_log.get_call(e["Linkedid"]) is not None for e in events)
+    finally:
+        await live.close()

@@ -1,10 +1,17 @@
 """The staffing forecast recovers a known arrival pattern from a real call log (SQLite and
 PostgreSQL): a synthetic four weeks with fixed calls on Monday 09:00 and Tuesday 14:30 (Moscow
 time), operators who log in, pause and log out, a click-to-call row, an older call, and another
-tenant's calls and operator behind the wall."""
+tenant's calls and operator behind the wall. And `hotline staffing` itself (JSON, CSV, text;
+the average-wait and the service-level target) on a log of the last four weeks."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -143,3 +150,66 @@ def test_a_tenants_forecast_sees_only_its_calls_and_operators(database: Database
     assert row(rows, 1, 14, 30).calls == 0
     assert row(rows, 0, 10, 45).logged_in == pytest.approx(1.0)
     assert row(rows, 0, 11, 0).logged_in == 0
+
+
+def test_the_cli_plans_for_either_target_as_json_csv_and_text(database: Database) -> None:
+    # The CLI plans from the real clock: 30 callers at 09:00 on yesterday's weekday, each of
+    # the last four weeks (talk 170 s + the wrap-up), Moscow time.
+    today = datetime.now(MOSCOW).date()
+    days = [today - timedelta(days=1) - timedelta(weeks=w) for w in range(WEEKS)]
+    with database.session() as session:
+        for d, day in enumerate(days):
+            for i in range(30):
+                nine = datetime(day.year, day.month, day.day, 9, tzinfo=MOSCOW)
+                joined = nine + timedelta(seconds=25 * i)
+                session.add(
+                    Call(
+                        linkedid=f"cli-{d}-{i}", caller_number="+74951000000",
+                        started_at=joined - timedelta(seconds=10), queue="plumbing",
+                        queue_joined_at=joined, answered_at=joined + timedelta(seconds=5),
+                        talk_seconds=170, ended_at=joined + timedelta(seconds=175),
+                    )
+                )  # fmt: skip
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": database.url,
+        "HOTLINE_TIMEZONE": "Europe/Moscow",
+        "HOTLINE_WRAPUP_SECONDS": str(int(WRAPUP)),
+    }
+
+    def staffing(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "hotline", "staffing", "--weeks", str(WEEKS), *args],
+            capture_output=True, text=True, timeout=180, env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+        return proc.stdout
+
+    weekday = days[0].weekday()
+    by_asa = json.loads(staffing("--target-asa", "60", "--json"))
+    by_sl = json.loads(staffing("--target-sl", "90/15", "--max-occupancy", "1", "--json"))
+    assert by_asa["target"] == {
+        "service_level": None, "answer_seconds": 20.0, "average_wait": 60.0, "max_occupancy": 0.85
+    }  # fmt: skip
+    assert by_sl["target"]["service_level"] == 0.9 and by_sl["target"]["answer_seconds"] == 15
+    for plan, target in (
+        (by_asa, Target(average_wait=60, max_occupancy=0.85)),
+        (by_sl, Target(service_level=0.9, answer_seconds=15, max_occupancy=1.0)),
+    ):
+        busy = [r for r in plan["rows"] if r["calls"]]
+        assert [(r["weekday"], r["time"], r["calls"]) for r in busy] == [(weekday, "09:00", 30)]
+        assert busy[0]["handle_seconds"] == pytest.approx(170 + WRAPUP)
+        assert busy[0]["needed"] == agents_needed(30, 170 + WRAPUP, 900, target).agents
+    # The two targets plan differently (occupancy-capped average wait vs 90 % in 15 s).
+    assert by_asa["rows"] != by_sl["rows"]
+
+    lines = list(csv.reader(io.StringIO(staffing("--target-asa", "60", "--csv"))))
+    assert lines[0][:6] == ["day", "time", "weekday", "calls", "handle_seconds", "needed"]
+    assert len(lines) == 1 + 7 * SLOTS_PER_DAY
+    [peak] = [line for line in lines[1:] if line[1] == "09:00" and line[2] == str(weekday)]
+    asa_peak = next(r for r in by_asa["rows"] if r["calls"])
+    assert float(peak[3]) == 30 and int(peak[5]) == asa_peak["needed"]
+
+    text = staffing("--target-asa", "60")
+    assert f"{WEEKS} weeks" in text
+    assert any(" 09:00 " in line and "30.0" in line for line in text.splitlines())

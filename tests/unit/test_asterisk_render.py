@@ -448,6 +448,10 @@ def test_operators_dial_each_other_and_the_hotline_only(settings: Settings) -> N
     exts = extensions(rendered(settings, ops)["extensions.conf"], "operators")
     assert set(exts) == {settings.hotline_number, "1001", "anna", "i", "h"}
     assert exts["anna"][0] == "1,Dial(PJSIP/anna,30)"
+    # A test call into the menu is announced to the router, which logs it as internal.
+    assert exts[settings.hotline_number] == [
+        "1,UserEvent(HotlineInternalCall)", "n,Goto(hotline-ivr,s,1)"
+    ]  # fmt: skip
 
 
 def test_no_context_has_a_catch_all_pattern(settings: Settings) -> None:

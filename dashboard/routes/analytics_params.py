@@ -1,0 +1,27 @@
+"""The analytics routes' shared query parameters: a period of local days, a tenant."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import HTTPException, Query
+
+MAX_DAYS = 93
+DateText = Annotated[str | None, Query(max_length=10)]
+TenantParam = Annotated[str | None, Query(max_length=32)]
+
+
+def local_days(zone: ZoneInfo, date_from: str | None, date_to: str | None) -> tuple[date, date]:
+    today = datetime.now(zone).date()
+    try:
+        last = date.fromisoformat(date_to) if date_to else today
+        first = date.fromisoformat(date_from) if date_from else last
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail="dates are YYYY-MM-DD") from exc
+    if first > last:
+        first, last = last, first
+    if (last - first).days >= MAX_DAYS:
+        raise HTTPException(status_code=422, detail=f"at most {MAX_DAYS} days")
+    return first, last
