@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from call_router import accounts, tenants
 from call_router.accounts import OPERATOR, Principal
 from call_router.ami_client import AmiLink
-from call_router.call_control import SpyModes
+from call_router.call_control.monitoring import SpyModes
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard.live_hub import LiveHub

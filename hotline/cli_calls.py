@@ -1,4 +1,4 @@
-"""`hotline calls`: supervisors' call control from the shell (call_router/call_control.py).
+"""`hotline calls`: supervisors' call control from the shell (call_router/call_control/).
 
     hotline calls hangup ID [--json]
     hotline calls move ID [ID ...] (--queue Q | --operator LOGIN) [--json]
@@ -20,7 +20,9 @@ from typing import Annotated
 import typer
 
 from call_router.ami_client import AmiLink
-from call_router.call_control import MONITOR_MODES, CallControl, ControlError, Outcome
+from call_router.call_control import CallControl
+from call_router.call_control.base import ControlError, Outcome
+from call_router.call_control.monitoring import MONITOR_MODES
 from call_router.settings import get_settings
 
 app = typer.Typer(help="Supervisors' call control: hang up, move, monitor.", no_args_is_help=True)
