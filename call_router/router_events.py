@@ -14,6 +14,7 @@ import structlog
 
 from call_router import callback_dialing, channel_vars, missed_rings
 from call_router.ban_policy import FAILURE_EVENTS
+from call_router.call_control.moving import answered_after_move
 from call_router.call_event_kinds import (
     EVENT_AGI_FAILED,
     EVENT_QUEUE_STATUS,
@@ -99,7 +100,7 @@ class CallEvents:
             "QueueMemberRemoved": lambda e: lambda: agents.on_member_removed(e),
             "UserEvent": self.on_user_event,
             "DialBegin": self.on_callback_dial,
-            "DialEnd": self.on_callback_dial,
+            "DialEnd": self.on_dial_end,
         }
         if sip_bans is not None:
             # Failed SIP authentications: counted (and maybe banned) after the batch commits.
@@ -352,6 +353,14 @@ class CallEvents:
             data={"mailbox": event.get("AppData", "")[:64]},
         )
         return None
+
+    def on_dial_end(self, event: Event) -> Effect | None:
+        """The operator a supervisor moved a caller to answered (call_control/moving.py), or a
+        click-to-call's resident leg ended."""
+        call = answered_after_move(self._call_log, event, self._at(event))
+        if call is not None:
+            return lambda: self._live.call_stage(call, STAGE_TALKING)
+        return self.on_callback_dial(event)
 
     def on_callback_dial(self, event: Event) -> Effect | None:
         """The resident's leg of a click-to-call (call_router/click_to_call.py): its ringing,

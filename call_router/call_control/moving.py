@@ -7,16 +7,19 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from call_router import queue_log
+from call_router.agents import login_of
 from call_router.call_control.base import ControlBase, ControlError, Outcome
 from call_router.call_event_kinds import EVENT_MOVED
+from call_router.call_log import CallLog
+from call_router.call_log_core import CallView
 from call_router.control_models import ControlClaim
 from call_router.models import Operator, utcnow
 from call_router.settings import QUEUES
@@ -232,3 +235,33 @@ class MovingMixin(ControlBase):
             detail=detail,
         )
         return Outcome("move", call_id, True, detail, data)
+
+
+def answered_after_move(
+    call_log: CallLog, event: Mapping[str, str], at: datetime | None
+) -> CallView | None:
+    """A caller moved to one operator's phone (`[hotline-move]`'s Dial) whom that operator
+    answered (DialEnd ANSWER): the call is answered by them, as app_queue's AgentConnect makes
+    a queue call, so it is not taken for an abandon (nor put on the callback list). Any other
+    event: None. Runs in the call log's transaction (the router's batch)."""
+    if (
+        event.get("Event") != "DialEnd"
+        or event.get("Context") != MOVE_CONTEXT
+        or event.get("DialStatus") != "ANSWER"
+    ):
+        return None
+    interface = event.get("DestChannel", "").rsplit("-", 1)[0]
+    login = login_of(interface)
+    if login is None:
+        return None
+    name = call_log.run(
+        lambda session: session.scalar(select(Operator.name).where(Operator.sip_login == login))
+    )
+    return call_log.agent_connected(
+        event.get("Linkedid", ""),
+        queue=None,
+        operator=name or login,
+        key=f"connect:{event.get('DestUniqueid', '')}",
+        at=at,
+        interface=interface,
+    )
