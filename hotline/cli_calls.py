@@ -68,9 +68,11 @@ def _run(work: Work, as_json: bool) -> None:
             for o in outcomes
         ]
         typer.echo(json.dumps(rows[0] if len(rows) == 1 else rows, ensure_ascii=False))
-    else:
-        for o in outcomes:
-            typer.echo(f"call {o.call_id}: {'ok' if o.ok else 'refused'} - {o.detail}")
+    for o in outcomes:
+        if not o.ok:  # the reason on stderr, as for a refusal of the whole request
+            typer.secho(f"call {o.call_id}: refused - {o.detail}", err=True, fg=typer.colors.RED)
+        elif not as_json:
+            typer.echo(f"call {o.call_id}: ok - {o.detail}")
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 
