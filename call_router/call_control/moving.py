@@ -94,18 +94,33 @@ class MovingMixin(ControlBase):
         linkedid, tenant = await self._call(call_id, "move")
         try:
             async with self._claimed(call_id):
-                return await self._move_claimed(call_id, linkedid, tenant, queue, operator, target)
+                outcome = await self._move_claimed(call_id, linkedid, queue, operator, target)
         except ControlError as exc:
-            await self._in_thread(
-                self._audit,
-                "move",
-                call_id=call_id,
-                tenant=tenant,
-                operator=operator,
-                target=queue,
-                error=exc,
-            )
+            await self._audit_move(call_id, tenant, queue, operator, error=exc)
             raise
+        await self._audit_move(call_id, tenant, queue, operator, detail=outcome.detail)
+        return outcome
+
+    async def _audit_move(
+        self,
+        call_id: int,
+        tenant: int | None,
+        queue: str | None,
+        operator: str | None,
+        *,
+        detail: str | None = None,
+        error: ControlError | None = None,
+    ) -> None:
+        await self._in_thread(
+            self._audit,
+            "move",
+            call_id=call_id,
+            tenant=tenant,
+            operator=operator,
+            target=queue,
+            detail=detail,
+            error=error,
+        )
 
     @contextlib.asynccontextmanager
     async def _claimed(self, call_id: int) -> AsyncIterator[None]:
@@ -153,7 +168,6 @@ class MovingMixin(ControlBase):
         self,
         call_id: int,
         linkedid: str,
-        tenant: int | None,
         queue: str | None,
         operator: str | None,
         target: str,
@@ -225,15 +239,6 @@ class MovingMixin(ControlBase):
             data=data,
         )
         detail = f"moved to {'queue' if queue else 'operator'} {target} (priority {priority})"
-        await self._in_thread(
-            self._audit,
-            "move",
-            call_id=call_id,
-            tenant=tenant,
-            operator=operator,
-            target=queue,
-            detail=detail,
-        )
         return Outcome("move", call_id, True, detail, data)
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 import wave
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,29 @@ def _monitor(api: httpx.Client, call_id: int) -> dict[str, Any] | None:
     return sessions[0] if sessions else None
 
 
-def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_the_caller(
-    stack: Settings, api: httpx.Client, people: dict[str, dict[str, Any]], tmp_path: Path
-) -> None:
+@dataclass
+class Talk:
+    """A resident talking to the coordinator operator; every phone records what it hears."""
+
+    caller: Softphone
+    operator: Softphone
+    supervisor: Softphone
+    heard: dict[str, Path]
+    call_id: int
+    caller_up: float  # when the caller's (and so its recording's) call started
+    op_up: float
+
+
+@contextlib.contextmanager
+def talking(
+    stack: Settings,
+    api: httpx.Client,
+    people: dict[str, dict[str, Any]],
+    tmp_path: Path,
+    number: str,
+) -> Iterator[Talk]:
+    """The caller (a phone behind the carrier trunk) presses 0 and talks to the operator, the
+    supervisor's phone registered; each says its own tone. Ends with the operator hanging up."""
     operator, supervisor = people["operator"], people["supervisor"]
     voices = {name: tmp_path / f"{name}.wav" for name in ("caller", "operator", "supervisor")}
     for name, hz in (
@@ -137,7 +158,6 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
     ):
         _tone(voices[name], 120, hz)
     heard = {name: tmp_path / f"{name}-heard.wav" for name in voices}
-    number = "74951118031"
     with (
         Softphone(
             stack, operator["sip_login"], operator["sip_password"],
@@ -147,13 +167,10 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
             stack, supervisor["sip_login"], supervisor["sip_password"],
             audio=voices["supervisor"], record_to=heard["supervisor"],
         ) as sup_phone,
-        # The resident: a phone behind the carrier trunk that records what it hears.
         Softphone(
             stack, number, "unused", register=False,
             audio=voices["caller"], record_to=heard["caller"],
         ) as caller,
-        signed_in(stack, "live-boss") as boss,
-        signed_in(stack, "live-unplugged") as unplugged,
     ):  # fmt: skip
         caller.dial(f"sip:{stack.hotline_number}@{stack.sip_host}:{stack.sip_port}")
         assert caller.wait_for_event("CALL_ESTABLISHED", timeout=30), caller.log
@@ -170,6 +187,22 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
             lambda: next(iter(api.get("/api/calls", params={"caller": number}).json()), None),
             what="the call's row",
         )["id"]
+        yield Talk(caller, op_phone, sup_phone, heard, call_id, caller_up, op_up)
+        op_phone.hangup()
+        assert caller.wait_for_event("CALL_CLOSED", timeout=20), caller.log
+
+
+def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_the_caller(
+    stack: Settings, api: httpx.Client, people: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    operator, supervisor = people["operator"], people["supervisor"]
+    with (
+        talking(stack, api, people, tmp_path, "74951118031") as talk,
+        signed_in(stack, "live-boss") as boss,
+        signed_in(stack, "live-unplugged") as unplugged,
+    ):
+        sup_phone, call_id, heard = talk.supervisor, talk.call_id, talk.heard
+        caller_up, op_up = talk.caller_up, talk.op_up
         assert _monitor(api, call_id) is None
 
         # A supervisor whose phone is not registered: a clear 409, nothing rung.
@@ -205,8 +238,6 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
         assert sup_phone.wait_for_event("CALL_CLOSED", timeout=10), sup_phone.log
         # The session is gone from the board as soon as it ended.
         wait_for(lambda: _monitor(api, call_id) is None, what="the session to be cleared")
-        op_phone.hangup()
-        assert caller.wait_for_event("CALL_CLOSED", timeout=20), caller.log
 
     margin = 1.0
     whisper_span = (sup_up + margin, switched_at - margin)
@@ -455,44 +486,11 @@ def test_listen_is_heard_by_the_supervisor_alone_and_the_operators_beep_is_a_set
     the second with HOTLINE_MONITOR_BEEP=false. The supervisor hears the operator; neither the
     operator nor the caller hears the supervisor; the operator hears the beep the first time
     only, the caller never."""
-    operator, supervisor = people["operator"], people["supervisor"]
-    voices = {name: tmp_path / f"{name}.wav" for name in ("caller", "operator", "supervisor")}
-    for name, hz in (
-        ("caller", CALLER_HZ),
-        ("operator", OPERATOR_HZ),
-        ("supervisor", SUPERVISOR_HZ),
-    ):
-        _tone(voices[name], 120, hz)
-    heard = {name: tmp_path / f"{name}-heard.wav" for name in voices}
-    number = "74951118034"
+    supervisor = people["supervisor"]
     sessions: list[tuple[float, float]] = []
-    with (
-        Softphone(
-            stack, operator["sip_login"], operator["sip_password"],
-            audio=voices["operator"], record_to=heard["operator"],
-        ) as op_phone,
-        Softphone(
-            stack, supervisor["sip_login"], supervisor["sip_password"],
-            audio=voices["supervisor"], record_to=heard["supervisor"],
-        ) as sup_phone,
-        Softphone(
-            stack, number, "unused", register=False,
-            audio=voices["caller"], record_to=heard["caller"],
-        ) as caller,
-    ):  # fmt: skip
-        caller.dial(f"sip:{stack.hotline_number}@{stack.sip_host}:{stack.sip_port}")
-        assert caller.wait_for_event("CALL_ESTABLISHED", timeout=30), caller.log
-        caller_up = time.monotonic()
-        for _ in range(10):
-            caller.send_digits("0")
-            if op_phone.wait_for_event("CALL_ESTABLISHED", timeout=5):
-                break
-        assert op_phone.calls_answered() == 1, op_phone.log
-        op_up = time.monotonic()
-        call_id = wait_for(
-            lambda: next(iter(api.get("/api/calls", params={"caller": number}).json()), None),
-            what="the call's row",
-        )["id"]
+    with talking(stack, api, people, tmp_path, "74951118034") as talk:
+        sup_phone, call_id, heard = talk.supervisor, talk.call_id, talk.heard
+        caller_up, op_up = talk.caller_up, talk.op_up
         for turn, beep in enumerate(("true", "false"), start=1):
             monkeypatch.setenv("HOTLINE_MONITOR_BEEP", beep)
             cli, outs = _in_background(
@@ -515,8 +513,6 @@ def test_listen_is_heard_by_the_supervisor_alone_and_the_operators_beep_is_a_set
             sup_phone.hangup()
             assert sup_phone.wait_for_event("CALL_CLOSED", count=turn, timeout=10)
             wait_for(lambda: _monitor(api, call_id) is None, what="the session to end")
-        op_phone.hangup()
-        assert caller.wait_for_event("CALL_CLOSED", timeout=20), caller.log
     monkeypatch.delenv("HOTLINE_MONITOR_BEEP")
 
     def levels(who: str, hz: int, start: float, end: float) -> list[float]:
