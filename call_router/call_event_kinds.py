@@ -19,7 +19,7 @@ EVENT_HANGUP = "hangup"
 EVENT_RECONCILED = "reconciled"
 # The router closed the call because Asterisk went away (restart, crash) while it was open.
 EVENT_DROPPED = "dropped"
-# Supervisors' call control (call_router/call_control.py): who ended or moved the call.
+# Supervisors' call control (call_router/call_control/): who ended or moved the call.
 EVENT_ENDED_BY_SUPERVISOR = "ended_by_supervisor"
 EVENT_MOVED = "moved"
 EVENT_MENU_RESULT = "menu_result"

@@ -98,13 +98,16 @@ class CallLifecycle(CallLogCore):
         self,
         linkedid: str,
         *,
-        queue: str,
+        queue: str | None,
         operator: str,
         key: str,
         at: datetime | None = None,
         hold_time: int | None = None,
         interface: str | None = None,
     ) -> CallView | None:
+        """An operator answered: from a queue (AgentConnect), or the operator a supervisor moved
+        the caller to (`queue` None: the call keeps the queue it was in)."""
+
         def apply(session: Session, call: Call, at: datetime) -> None:
             # A transfer connects a second operator: the call was answered by the first.
             if call.answered_at is None:
@@ -113,7 +116,8 @@ class CallLifecycle(CallLogCore):
                     # Queue join missed (router started mid-call): HoldTime gives it back.
                     call.queue_joined_at = seconds_before(at, hold_time)
             call.operator = cap(operator, 64)
-            call.queue = cap(queue, 32)
+            if queue is not None:
+                call.queue = cap(queue, 32)
             callback_intake.close_for_number(
                 session, call.caller_number, "reached_operator", at, tenant_id=call.tenant_id
             )

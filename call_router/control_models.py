@@ -1,4 +1,4 @@
-"""The supervisors' call-control audit (call_router/call_control.py): one row per action asked
+"""The supervisors' call-control audit (call_router/call_control/): one row per action asked
 for - hang up, move, monitor, pause, unpause, log out - whether Asterisk did it or not."""
 
 from __future__ import annotations

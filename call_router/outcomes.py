@@ -40,7 +40,7 @@ MISSED_OUTCOMES = frozenset({ABANDONED_IN_QUEUE, QUEUE_TIMEOUT, QUEUE_FULL, NO_A
 BY_CALLER = "caller"
 BY_AGENT = "agent"
 BY_SYSTEM = "system"
-# A supervisor ended the call (call_router/call_control.py): the timeline names who.
+# A supervisor ended the call (call_router/call_control/): the timeline names who.
 BY_SUPERVISOR = "supervisor"
 
 # app_queue's QUEUESTATUS values when Queue() returns without an operator.
@@ -78,7 +78,7 @@ class CallFacts:
     reconciled: bool = False
     # True when the call was cut because Asterisk itself went away (see ami_listener.py).
     dropped: bool = False
-    # A supervisor ended it from the dashboard or the CLI (call_router/call_control.py).
+    # A supervisor ended it from the dashboard or the CLI (call_router/call_control/).
     ended_by_supervisor: bool = False
 
 

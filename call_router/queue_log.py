@@ -60,7 +60,7 @@ EVENTS: Final[dict[str, tuple[str, ...]]] = {
 }
 # Our own lines (QueueLog() in asterisk_conf/extensions.conf.j2, the AMI QueueLog action).
 OWN_PREFIX: Final = "HOTLINE"
-# A supervisor moved a waiting caller (call_router/call_control.py): app_queue logs the caller's
+# A supervisor moved a waiting caller (call_router/call_control/): app_queue logs the caller's
 # leaving the queue as ABANDON, this line right after it says why; data: the queue or operator
 # login they were moved to.
 EVENT_MOVED: Final = "HOTLINEMOVED"

@@ -1,7 +1,8 @@
 """The router's handlers for what the dialplan and the channels report beside the queues:
 transfers, the caller's channel variables, the voicemail greeting, a click-to-call's resident
-leg, and our own UserEvents (virtual-hold request, the FastAGI fail-safe, a recording, the lag
-probe). Part of the subscribe table of call_router/router_events.py."""
+leg, a caller a supervisor moved answered by that operator, and our own UserEvents
+(virtual-hold request, the FastAGI fail-safe, a recording, the lag probe). Part of the
+subscribe table of call_router/router_events.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from call_router import callback_dialing, channel_vars
+from call_router.call_control.moving import answered_after_move
 from call_router.call_event_kinds import (
     EVENT_AGI_FAILED,
     EVENT_QUEUE_STATUS,
@@ -17,7 +19,7 @@ from call_router.call_event_kinds import (
     EVENT_VOICEMAIL_OFFERED,
 )
 from call_router.call_log import CallLog
-from call_router.live_state import LiveState
+from call_router.live_state import STAGE_TALKING, LiveState
 from call_router.router_event_fields import Effect, Event, event_time, moment
 from call_router.virtual_hold import CallbackRequest, close_answered, request_callback_in
 
@@ -121,6 +123,14 @@ class DialplanEvents:
             data={"mailbox": event.get("AppData", "")[:64]},
         )
         return None
+
+    def on_dial_end(self, event: Event) -> Effect | None:
+        """The operator a supervisor moved a caller to answered (call_control/moving.py), or a
+        click-to-call's resident leg ended."""
+        call = answered_after_move(self._call_log, event, self._at(event))
+        if call is not None:
+            return lambda: self._live.call_stage(call, STAGE_TALKING)
+        return self.on_callback_dial(event)
 
     def on_callback_dial(self, event: Event) -> Effect | None:
         """The resident's leg of a click-to-call (call_router/click_to_call.py): its ringing,

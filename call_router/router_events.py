@@ -86,7 +86,7 @@ class CallEvents:
             "QueueMemberRemoved": lambda e: lambda: agents.on_member_removed(e),
             "UserEvent": dialplan.on_user_event,
             "DialBegin": dialplan.on_callback_dial,
-            "DialEnd": dialplan.on_callback_dial,
+            "DialEnd": dialplan.on_dial_end,
         }
         if sip_bans is not None:
             # Failed SIP authentications: counted (and maybe banned) after the batch commits.

@@ -296,7 +296,7 @@ class Settings(BaseSettings):
     callback_max_attempts: int = 3
     # Seconds a resident's phone rings on a call-back before it counts as "no answer".
     callback_ring_timeout: int = 45
-    # --- supervisors' call control (call_router/call_control.py) ---
+    # --- supervisors' call control (call_router/call_control/) ---
     # The operator hears a beep when a supervisor starts listening, whispering or barging
     # (some laws require it); off: ChanSpy is silent to them.
     monitor_beep: bool = True

@@ -16,7 +16,7 @@ from call_router import accounts
 from call_router import tenant_wall as wall
 from call_router.accounts import OPERATOR, Principal
 from call_router.ami_client import AmiLink
-from call_router.call_control import SpyModes
+from call_router.call_control.monitoring import SpyModes
 from call_router.db import Database
 from call_router.settings import Settings
 from dashboard.live_hub import LiveHub

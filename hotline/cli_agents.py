@@ -47,14 +47,13 @@ def _audit(
     settings: Settings, action: str, login: str, target: str | None, error: str | None
 ) -> None:
     """The call-control audit row of a change made from the shell (`cli:<user>`)."""
-    from call_router.call_control import CallControl
+    from call_router.call_control.audit import audit_agent
     from call_router.db import Database
     from hotline.cli_calls import cli_actor
 
     db = Database(settings.db_url)
     try:
-        control = CallControl(settings, db, AmiClient(settings), by=cli_actor())
-        control.audit_agent(action, login, target=target, error=error)
+        audit_agent(db, cli_actor(), action, login, target=target, error=error)
     finally:
         db.dispose()
 

@@ -1,4 +1,4 @@
-"""`hotline calls`: supervisors' call control from the shell (call_router/call_control.py).
+"""`hotline calls`: supervisors' call control from the shell (call_router/call_control/).
 
     hotline calls hangup ID [--json]
     hotline calls move ID [ID ...] (--queue Q | --operator LOGIN) [--json]
@@ -20,7 +20,9 @@ from typing import Annotated
 import typer
 
 from call_router.ami_client import AmiLink
-from call_router.call_control import MONITOR_MODES, CallControl, ControlError, Outcome
+from call_router.call_control import CallControl
+from call_router.call_control.base import ControlError, Outcome
+from call_router.call_control.monitoring import MONITOR_MODES
 from call_router.settings import get_settings
 
 app = typer.Typer(help="Supervisors' call control: hang up, move, monitor.", no_args_is_help=True)
@@ -66,9 +68,11 @@ def _run(work: Work, as_json: bool) -> None:
             for o in outcomes
         ]
         typer.echo(json.dumps(rows[0] if len(rows) == 1 else rows, ensure_ascii=False))
-    else:
-        for o in outcomes:
-            typer.echo(f"call {o.call_id}: {'ok' if o.ok else 'refused'} - {o.detail}")
+    for o in outcomes:
+        if not o.ok:  # the reason on stderr, as for a refusal of the whole request
+            typer.secho(f"call {o.call_id}: refused - {o.detail}", err=True, fg=typer.colors.RED)
+        elif not as_json:
+            typer.echo(f"call {o.call_id}: ok - {o.detail}")
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 

@@ -20,10 +20,10 @@ from pydantic import BaseModel, Field
 
 from call_router.agents import AgentService, AgentView
 from call_router.ami_client import AmiActionFailed, AmiSender, AmiUnavailable
-from call_router.call_control import CallControl
+from call_router.call_control.audit import audit_agent
 from call_router.db import Database
 from call_router.operators import RosterError
-from dashboard.deps import Actor, ActorDep, AmiDep, DatabaseDep, SettingsDep
+from dashboard.deps import Actor, ActorDep, AmiDep, DatabaseDep
 from dashboard.routes.schemas import Timestamp
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
@@ -98,9 +98,9 @@ async def _apply(
     login: str,
     change: Change,
     *,
-    audit: tuple[Actor, SettingsDep, str, str | None] | None = None,
+    audit: tuple[Actor, str, str | None] | None = None,
 ) -> AgentOut:
-    """`audit`: (actor, settings, action, target) - audited when a supervisor acts."""
+    """`audit`: (actor, action, target) - audited when a supervisor acts."""
     service = AgentService(db)
     error: str | None = None
     try:
@@ -126,22 +126,13 @@ async def _apply(
 
 
 async def _audit(
-    db: Database, audit: tuple[Actor, SettingsDep, str, str | None], login: str, error: str | None
+    db: Database, audit: tuple[Actor, str, str | None], login: str, error: str | None
 ) -> None:
     import asyncio
 
-    actor, settings, action, target = audit
-    # No AMI needed to write the row; the audit lives with call control's (one table).
-    control = CallControl(settings, db, _NO_AMI, by=actor.by)
-    await asyncio.to_thread(control.audit_agent, action, login, target=target, error=error)
-
-
-class _NoAmi:
-    async def send(self, fields: object, *, many: bool = False) -> list[dict[str, str]]:
-        raise AmiUnavailable("not used for audit rows")
-
-
-_NO_AMI = _NoAmi()
+    actor, action, target = audit
+    # The audit lives with call control's (one table).
+    await asyncio.to_thread(audit_agent, db, actor.by, action, login, target=target, error=error)
 
 
 @router.get("", response_model=list[AgentOut])
@@ -157,7 +148,6 @@ async def list_agents(ami: AmiDep, db: DatabaseDep) -> list[AgentOut]:
 @router.post("/{login}/login", response_model=AgentOut)
 async def login(
     login: str,
-    settings: SettingsDep,
     ami: AmiDep,
     db: DatabaseDep,
     actor: ActorDep,
@@ -170,27 +160,25 @@ async def login(
         db,
         login,
         lambda s, a: s.login(a, login, queues, "api"),
-        audit=(actor, settings, "login", ",".join(queues) if queues else None),
+        audit=(actor, "login", ",".join(queues) if queues else None),
     )
 
 
 @router.post("/{login}/logout", response_model=AgentOut)
-async def logout(
-    login: str, settings: SettingsDep, ami: AmiDep, db: DatabaseDep, actor: ActorDep
-) -> AgentOut:
+async def logout(login: str, ami: AmiDep, db: DatabaseDep, actor: ActorDep) -> AgentOut:
     actor.operator(login)
     return await _apply(
         ami,
         db,
         login,
         lambda s, a: s.logout(a, login, "api"),
-        audit=(actor, settings, "logout", None),
+        audit=(actor, "logout", None),
     )
 
 
 @router.post("/{login}/pause", response_model=AgentOut)
 async def pause(
-    login: str, body: PauseIn, settings: SettingsDep, ami: AmiDep, db: DatabaseDep, actor: ActorDep
+    login: str, body: PauseIn, ami: AmiDep, db: DatabaseDep, actor: ActorDep
 ) -> AgentOut:
     actor.operator(login)
     return await _apply(
@@ -198,27 +186,25 @@ async def pause(
         db,
         login,
         lambda s, a: s.pause(a, login, body.reason, "api"),
-        audit=(actor, settings, "pause", body.reason),
+        audit=(actor, "pause", body.reason),
     )
 
 
 @router.post("/{login}/unpause", response_model=AgentOut)
-async def unpause(
-    login: str, settings: SettingsDep, ami: AmiDep, db: DatabaseDep, actor: ActorDep
-) -> AgentOut:
+async def unpause(login: str, ami: AmiDep, db: DatabaseDep, actor: ActorDep) -> AgentOut:
     actor.operator(login)
     return await _apply(
         ami,
         db,
         login,
         lambda s, a: s.unpause(a, login, "api"),
-        audit=(actor, settings, "unpause", None),
+        audit=(actor, "unpause", None),
     )
 
 
 @supervised.post("/{login}/queues", response_model=AgentOut)
 async def set_queues(
-    login: str, body: QueuesIn, settings: SettingsDep, ami: AmiDep, db: DatabaseDep, actor: ActorDep
+    login: str, body: QueuesIn, ami: AmiDep, db: DatabaseDep, actor: ActorDep
 ) -> AgentOut:
     """The operator's queues and penalties, changed live and kept in the roster (a reload or a
     re-render keeps them). Supervisors only; audited."""
@@ -228,5 +214,5 @@ async def set_queues(
         db,
         login,
         lambda s, a: s.set_queues(a, login, spec, "api"),
-        audit=(actor, settings, "queues", spec),
+        audit=(actor, "queues", spec),
     )

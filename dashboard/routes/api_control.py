@@ -1,4 +1,4 @@
-"""Supervisors' call control (call_router/call_control.py): the API, the buttons' form posts and
+"""Supervisors' call control (call_router/call_control/): the API, the buttons' form posts and
 the audit page.
 
     POST /api/calls/{id}/hangup                     end a (stuck) call
@@ -19,20 +19,19 @@ one AMI link (`AmiDep`). Buttons on the call page and the wallboard post forms h
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
-from call_router.call_control import (
-    MAX_MOVE,
-    CallControl,
-    ControlError,
-    Outcome,
-    audit_rows,
-)
+from call_router.call_control import CallControl
+from call_router.call_control.audit import audit_rows
+from call_router.call_control.base import ControlError, Outcome
+from call_router.call_control.moving import MAX_MOVE
 from call_router.models import Call
 from dashboard.deps import ActorDep, AmiDep, SessionDep, StateDep
 from dashboard.i18n import render
@@ -112,13 +111,24 @@ def _control(state: StateDep, ami: AmiDep, actor: ActorDep) -> CallControl:
     return CallControl(state.settings, state.db, ami, by=actor.by)
 
 
-@router.post("/api/calls/{call_id}/hangup", response_model=OutcomeOut)
-async def hangup(call_id: RowId, state: StateDep, ami: AmiDep, actor: ActorDep) -> Response:
+async def _one(moves: Awaitable[list[Outcome]]) -> Outcome:
+    """The outcome of a move of one call."""
+    (outcome,) = await moves
+    return outcome
+
+
+async def _answer(work: Awaitable[Outcome]) -> Response:
+    """An action's outcome as JSON, a refusal as its status and code."""
     try:
-        outcome = await _control(state, ami, actor).hangup(call_id)
+        outcome = await work
     except ControlError as exc:
         return _error(exc)
     return JSONResponse(OutcomeOut.of(outcome).model_dump(mode="json"))
+
+
+@router.post("/api/calls/{call_id}/hangup", response_model=OutcomeOut)
+async def hangup(call_id: RowId, state: StateDep, ami: AmiDep, actor: ActorDep) -> Response:
+    return await _answer(_control(state, ami, actor).hangup(call_id))
 
 
 @router.post("/api/calls/move", response_model=list[OutcomeOut])
@@ -139,8 +149,8 @@ async def move(
     call_id: RowId, body: MoveTarget, state: StateDep, ami: AmiDep, actor: ActorDep
 ) -> Response:
     try:
-        (outcome,) = await _control(state, ami, actor).move(
-            [call_id], queue=body.queue, operator=body.operator
+        outcome = await _one(
+            _control(state, ami, actor).move([call_id], queue=body.queue, operator=body.operator)
         )
     except ControlError as exc:
         return _error(exc)
@@ -164,13 +174,9 @@ async def monitor(
     """Ring the supervisor's own phone (their account's linked roster login) and attach it to
     the operator's side of the call. Answers once the phone answered (or did not)."""
     mode = (body or MonitorIn()).mode
-    try:
-        outcome = await _control(state, ami, actor).monitor(
-            call_id, mode, actor.principal.operator_login
-        )
-    except ControlError as exc:
-        return _error(exc)
-    return JSONResponse(OutcomeOut.of(outcome).model_dump(mode="json"))
+    return await _answer(
+        _control(state, ami, actor).monitor(call_id, mode, actor.principal.operator_login)
+    )
 
 
 @router.get("/api/control/monitors", response_model=list[MonitorOut])
@@ -214,21 +220,24 @@ def audit_page(request: Request, session: SessionDep, state: StateDep) -> Respon
 
 
 def _back(request: Request, call_id: int, message: str) -> Response:
-    from urllib.parse import urlencode
-
     target = request.app.url_path_for("call_page", call_id=str(call_id))
     return RedirectResponse(f"{target}?{urlencode({'control': message[:200]})}", 303)
+
+
+async def _form_answer(request: Request, call_id: int, work: Awaitable[Outcome]) -> Response:
+    """A button's action: back to the call's page saying what happened (or why not)."""
+    try:
+        outcome = await work
+    except ControlError as exc:
+        return _back(request, call_id, exc.message)
+    return _back(request, call_id, outcome.detail)
 
 
 @pages.post("/calls/{call_id}/control/hangup", name="control_hangup_form")
 async def hangup_form(
     call_id: RowId, request: Request, state: StateDep, ami: AmiDep, actor: ActorDep
 ) -> Response:
-    try:
-        outcome = await _control(state, ami, actor).hangup(call_id)
-    except ControlError as exc:
-        return _back(request, call_id, exc.message)
-    return _back(request, call_id, outcome.detail)
+    return await _form_answer(request, call_id, _control(state, ami, actor).hangup(call_id))
 
 
 @pages.post("/calls/{call_id}/control/move", name="control_move_form")
@@ -240,11 +249,8 @@ async def move_form(
     actor: ActorDep,
     queue: Annotated[str, Form(pattern=QUEUE_RE)],
 ) -> Response:
-    try:
-        (outcome,) = await _control(state, ami, actor).move([call_id], queue=queue)
-    except ControlError as exc:
-        return _back(request, call_id, exc.message)
-    return _back(request, call_id, outcome.detail)
+    control = _control(state, ami, actor)
+    return await _form_answer(request, call_id, _one(control.move([call_id], queue=queue)))
 
 
 @pages.post("/calls/{call_id}/control/monitor", name="control_monitor_form")
@@ -256,13 +262,9 @@ async def monitor_form(
     actor: ActorDep,
     mode: Annotated[Literal["listen", "whisper", "barge"], Form()] = "listen",
 ) -> Response:
-    try:
-        outcome = await _control(state, ami, actor).monitor(
-            call_id, mode, actor.principal.operator_login
-        )
-    except ControlError as exc:
-        return _back(request, call_id, exc.message)
-    return _back(request, call_id, outcome.detail)
+    control = _control(state, ami, actor)
+    phone = actor.principal.operator_login
+    return await _form_answer(request, call_id, control.monitor(call_id, mode, phone))
 
 
 @pages.post("/control/move-waiting", name="control_move_waiting_form")
@@ -276,8 +278,6 @@ async def move_waiting_form(
 ) -> Response:
     """The wallboard's "everyone waiting in heating -> coordinator": every call of the queue
     with no operator yet (behind the tenant wall), moved in one go."""
-    from urllib.parse import urlencode
-
     ids = await asyncio.to_thread(_waiting_in, state, from_queue)
     if not ids:
         message = f"nobody is waiting in {from_queue}"

@@ -121,6 +121,8 @@ document.addEventListener("submit", function (event) {
   if (!root) return;
   const cfg = root.dataset;
   const queues = (cfg.queues || "").split(",").filter(Boolean);
+  // The logged-in operators, from the last agents read: a waiting caller can be moved to one.
+  let operators = [];
   const status = document.getElementById("wb-control-status");
 
   function say(text, bad) {
@@ -184,9 +186,14 @@ document.addEventListener("submit", function (event) {
         act(b, base + "/monitor", { mode: mode.value }, cfg.tRinging);
       }));
     } else {
-      const target = select(queues.map(function (q) { return [q, q]; }), "queue");
+      // A queue, or one logged-in operator's own phone (value "operator:<login>").
+      const targets = queues.map(function (q) { return [q, q]; }).concat(
+        operators.map(function (a) { return ["operator:" + a.login, a.name + " (" + a.login + ")"]; }));
+      const target = select(targets, "queue");
       tools.append(target, button(cfg.tMove, "control-move", function (b) {
-        act(b, base + "/move", { queue: target.value });
+        const value = target.value;
+        const operator = value.startsWith("operator:") ? value.slice("operator:".length) : null;
+        act(b, base + "/move", operator ? { operator: operator } : { queue: value });
       }));
     }
     tools.append(button(cfg.tHangup, "control-hangup danger", function (b) {
@@ -261,10 +268,14 @@ document.addEventListener("submit", function (event) {
       showMonitors(document.getElementById("wb-monitors"), document.getElementById("wb-monitors-empty"),
         monitors.value, cfg.callUrl);
     }
+    if (agents.status === "fulfilled") {
+      operators = agents.value.filter(function (a) { return a.logged_in; });
+    }
     if (board.status === "fulfilled") {
       const calls = (board.value.calls || []).filter(function (c) { return c.call_id; });
       redraw(document.getElementById("wb-control-calls"),
-        JSON.stringify(calls.map(function (c) { return [c.call_id, c.stage, c.queue, c.operator]; })),
+        JSON.stringify([calls.map(function (c) { return [c.call_id, c.stage, c.queue, c.operator]; }),
+          operators.map(function (a) { return a.login; })]),
         calls.map(callRow));
     }
     if (agents.status === "fulfilled") {

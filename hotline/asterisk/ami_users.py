@@ -47,6 +47,8 @@ AMI_HEADER_FILTERS = (
     # A click-to-call's resident leg; Queue()'s own dials are not ours to log.
     ("DialBegin", "Context", "exact", "callback-out"),
     ("DialEnd", "Context", "exact", "callback-out"),
+    # The operator a supervisor moved a caller to answered (call_control/moving.py).
+    ("DialEnd", "Context", "exact", "hotline-move"),
 )
 
 
@@ -126,7 +128,7 @@ def ami_users(settings: Settings) -> list[dict[str, Any]]:
                 settings.ami_event_filter, ("OriginateResponse",), with_headers=False
             )
             if filters:
-                # Only the digits pressed during a monitor session (call_control.SpyModes).
+                # Only the digits pressed during a monitor session (monitoring.SpyModes).
                 filters.append(SPY_DTMF_FILTER)
         elif classes.read:
             filters = ami_event_filters(

@@ -72,6 +72,10 @@ def test_the_wallboards_control_buttons_act_and_the_audit_page_lists_them(
             wait_for(
                 lambda: "heating" in call_row.inner_text(), timeout=30, what="the caller in heating"
             )
+            # A waiting caller can be moved to a queue or to one logged-in operator's phone.
+            to_cora = f"select[name='queue'] option[value='operator:{coordinator['sip_login']}']"
+            wait_for(lambda: call_row.locator(to_cora).count(), what="Cora among the targets")
+            assert "Cora Boardcoord" in call_row.locator(to_cora).inner_text()
             # Move to the coordinator queue.
             call_row.locator("select[name='queue']").select_option("coordinator")
             call_row.locator(".control-move").click()

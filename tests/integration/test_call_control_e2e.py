@@ -17,8 +17,10 @@ import math
 import re
 import struct
 import threading
+import uuid
 import wave
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ import httpx
 import pytest
 
 from call_router import queue_log
+from call_router.db import Database
+from call_router.models import Call, utcnow
 from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
@@ -208,6 +212,50 @@ def test_a_waiting_call_is_ended_by_the_supervisor_and_a_second_try_is_409(
     rows = audit(api)
     assert [r["result"] for r in rows[:3]] == ["refused", "refused", "refused"]
     assert rows[3]["action"] == "hangup" and rows[3]["result"] == "ok"
+
+
+def test_a_stuck_call_row_with_no_channel_left_is_closed_by_the_supervisor(
+    stack: Settings, api: httpx.Client
+) -> None:
+    """A row left open after a fault (Asterisk has no channel of it any more): ended from the
+    dashboard, it is closed, the log saying a supervisor ended it and who; the CLI then
+    answers a clear "already ended" for every action, exit 1, JSON on request."""
+    db = Database(stack.db_url)
+    try:
+        with db.session() as session:
+            stuck = Call(
+                linkedid=f"stuck-{uuid.uuid4().hex[:16]}",
+                caller_number="+74951118004",
+                started_at=utcnow() - timedelta(minutes=40),
+            )
+            session.add(stuck)
+            session.flush()
+            call_id = stuck.id
+    finally:
+        db.dispose()
+    ended = api.post(f"/api/calls/{call_id}/hangup")
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["detail"] == "closed the stuck call row"
+    assert ended.json()["data"]["channels"] == []
+    detail = api.get(f"/api/calls/{call_id}").json()
+    assert detail["ended_at"] is not None and detail["hangup_by"] == "supervisor"
+    (mark,) = [e for e in detail["events"] if e["kind"] == "ended_by_supervisor"]
+    assert mark["data"]["by"] == "token:test-suite" and mark["data"]["channels"] == []
+    row = audit(api)[0]
+    assert (row["action"], row["call_id"], row["result"]) == ("hangup", call_id, "ok")
+
+    for args in (("hangup", str(call_id)), ("move", str(call_id), "--queue", "coordinator")):
+        out = run_hotline("calls", *args, "--json", check=False)
+        assert out.returncode == 1, (args, out.stdout, out.stderr)
+        answer = json.loads(out.stdout.strip().splitlines()[-1])
+        assert answer["ok"] is False and answer["code"] == "call_ended", (args, answer)
+        assert "already ended" in out.stderr
+    rows = [r for r in audit(api) if r["call_id"] == call_id]
+    assert [(r["action"], r["result"], r["by"].startswith("cli:")) for r in rows] == [
+        ("move", "refused", True),
+        ("hangup", "refused", True),
+        ("hangup", "ok", False),
+    ]
 
 
 def _tone(path: Path, seconds: float, hz: int) -> None:

@@ -18,6 +18,7 @@ import threading
 import time
 import wave
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +126,29 @@ def _monitor(api: httpx.Client, call_id: int) -> dict[str, Any] | None:
     return sessions[0] if sessions else None
 
 
-def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_the_caller(
-    stack: Settings, api: httpx.Client, people: dict[str, dict[str, Any]], tmp_path: Path
-) -> None:
+@dataclass
+class Talk:
+    """A resident talking to the coordinator operator; every phone records what it hears."""
+
+    caller: Softphone
+    operator: Softphone
+    supervisor: Softphone
+    heard: dict[str, Path]
+    call_id: int
+    caller_up: float  # when the caller's (and so its recording's) call started
+    op_up: float
+
+
+@contextlib.contextmanager
+def talking(
+    stack: Settings,
+    api: httpx.Client,
+    people: dict[str, dict[str, Any]],
+    tmp_path: Path,
+    number: str,
+) -> Iterator[Talk]:
+    """The caller (a phone behind the carrier trunk) presses 0 and talks to the operator, the
+    supervisor's phone registered; each says its own tone. Ends with the operator hanging up."""
     operator, supervisor = people["operator"], people["supervisor"]
     voices = {name: tmp_path / f"{name}.wav" for name in ("caller", "operator", "supervisor")}
     for name, hz in (
@@ -137,7 +158,6 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
     ):
         _tone(voices[name], 120, hz)
     heard = {name: tmp_path / f"{name}-heard.wav" for name in voices}
-    number = "74951118031"
     with (
         Softphone(
             stack, operator["sip_login"], operator["sip_password"],
@@ -147,13 +167,10 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
             stack, supervisor["sip_login"], supervisor["sip_password"],
             audio=voices["supervisor"], record_to=heard["supervisor"],
         ) as sup_phone,
-        # The resident: a phone behind the carrier trunk that records what it hears.
         Softphone(
             stack, number, "unused", register=False,
             audio=voices["caller"], record_to=heard["caller"],
         ) as caller,
-        signed_in(stack, "live-boss") as boss,
-        signed_in(stack, "live-unplugged") as unplugged,
     ):  # fmt: skip
         caller.dial(f"sip:{stack.hotline_number}@{stack.sip_host}:{stack.sip_port}")
         assert caller.wait_for_event("CALL_ESTABLISHED", timeout=30), caller.log
@@ -170,6 +187,22 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
             lambda: next(iter(api.get("/api/calls", params={"caller": number}).json()), None),
             what="the call's row",
         )["id"]
+        yield Talk(caller, op_phone, sup_phone, heard, call_id, caller_up, op_up)
+        op_phone.hangup()
+        assert caller.wait_for_event("CALL_CLOSED", timeout=20), caller.log
+
+
+def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_the_caller(
+    stack: Settings, api: httpx.Client, people: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    operator, supervisor = people["operator"], people["supervisor"]
+    with (
+        talking(stack, api, people, tmp_path, "74951118031") as talk,
+        signed_in(stack, "live-boss") as boss,
+        signed_in(stack, "live-unplugged") as unplugged,
+    ):
+        sup_phone, call_id, heard = talk.supervisor, talk.call_id, talk.heard
+        caller_up, op_up = talk.caller_up, talk.op_up
         assert _monitor(api, call_id) is None
 
         # A supervisor whose phone is not registered: a clear 409, nothing rung.
@@ -205,8 +238,6 @@ def test_whisper_reaches_only_the_operator_and_a_dtmf_switch_to_barge_reaches_th
         assert sup_phone.wait_for_event("CALL_CLOSED", timeout=10), sup_phone.log
         # The session is gone from the board as soon as it ended.
         wait_for(lambda: _monitor(api, call_id) is None, what="the session to be cleared")
-        op_phone.hangup()
-        assert caller.wait_for_event("CALL_CLOSED", timeout=20), caller.log
 
     margin = 1.0
     whisper_span = (sup_up + margin, switched_at - margin)
@@ -382,3 +413,136 @@ def test_an_operators_queues_and_penalties_change_live_and_stay_in_the_roster(
     assert [(q["queue"], q["penalty"]) for q in _member(api, login)["queues"]] == [
         ("coordinator", 0)
     ]
+
+
+# --- moving a caller to one operator ------------------------------------------------------------
+
+
+def test_a_caller_moved_to_one_operator_is_answered_by_them_and_the_log_says_so(
+    stack: Settings, api: httpx.Client, people: dict[str, dict[str, Any]]
+) -> None:
+    """The operator's own phone rings (not a queue); once they answer, the call is answered
+    by them in the call log, its timeline showing the move (by whom) and the operator's
+    ring and answer."""
+    heating, operator = people["heating"], people["operator"]
+    number = "+74951118033"
+    with (
+        Softphone(stack, heating["sip_login"], heating["sip_password"]) as heating_phone,
+        Softphone(stack, operator["sip_login"], operator["sip_password"]) as op_phone,
+    ):
+        caller = Caller(stack, number, dtmf="3", hold=40)
+        call = wait_for(waiting(api, number, "heating"), timeout=40, what="the caller in heating")
+        # An operator not in the roster: a clear 404, the caller stays where they are.
+        nobody = api.post(f"/api/calls/{call['id']}/move", json={"operator": "nobody-here"})
+        assert nobody.status_code == 404 and nobody.json()["code"] == "unknown_operator"
+        assert waiting(api, number, "heating")() is not None
+
+        moved = api.post(f"/api/calls/{call['id']}/move", json={"operator": operator["sip_login"]})
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["data"]["to_operator"] == operator["sip_login"]
+        assert op_phone.wait_for_event("CALL_ESTABLISHED", timeout=30), op_phone.log
+        op_phone.hangup()
+        result = caller.join()
+        assert result.answered, result.detail
+        done = finished_call(api, number)
+        assert heating_phone.calls_ringing() == 0
+    assert done["outcome"] == "answered", done
+    assert done["operator"] == operator["name"], done
+    events = events_of(api, done["id"])
+    kinds = [e["kind"] for e in events]
+    (move,) = [e for e in events if e["kind"] == "moved"]
+    assert move["data"]["by"] == "token:test-suite"
+    assert move["data"]["to_operator"] == operator["sip_login"]
+    assert move["data"]["from_queue"] == "heating"
+    assert kinds.index("moved") < kinds.index("agent_connect"), kinds
+    rows = [r for r in audit(api) if r["call_id"] == done["id"] and r["action"] == "move"]
+    assert [(r["operator"], r["result"]) for r in rows] == [(operator["sip_login"], "ok")]
+
+
+# --- listen, and the beep setting -------------------------------------------------------------
+
+# Asterisk's beep sound (sounds/<language>/beep: 0.44 s of 700 Hz), whispered to the operator.
+BEEP_HZ, BEEP_SECONDS = 700, 0.4
+# Its level as the operator hears it (through GSM, the whisper's mix and G.711).
+BEEP_HEARD = 500.0
+
+
+def _in_background(*args: str) -> tuple[threading.Thread, list[Any]]:
+    """A `hotline` command in a thread; its CompletedProcess lands in the list."""
+    outs: list[Any] = []
+    thread = threading.Thread(target=lambda: outs.append(run_hotline(*args, timeout=90)))
+    thread.start()
+    return thread, outs
+
+
+def test_listen_is_heard_by_the_supervisor_alone_and_the_operators_beep_is_a_setting(
+    stack: Settings,
+    api: httpx.Client,
+    people: dict[str, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two listen sessions on one call from the CLI: the first with the beep on (the default),
+    the second with HOTLINE_MONITOR_BEEP=false. The supervisor hears the operator; neither the
+    operator nor the caller hears the supervisor; the operator hears the beep the first time
+    only, the caller never."""
+    supervisor = people["supervisor"]
+    sessions: list[tuple[float, float]] = []
+    with talking(stack, api, people, tmp_path, "74951118034") as talk:
+        sup_phone, call_id, heard = talk.supervisor, talk.call_id, talk.heard
+        caller_up, op_up = talk.caller_up, talk.op_up
+        for turn, beep in enumerate(("true", "false"), start=1):
+            monkeypatch.setenv("HOTLINE_MONITOR_BEEP", beep)
+            cli, outs = _in_background(
+                "calls", "monitor", str(call_id), "--phone", supervisor["sip_login"], "--json"
+            )
+            # The session starts when the supervisor's phone answers (the CLI returns later).
+            assert sup_phone.wait_for_event("CALL_ESTABLISHED", count=turn, timeout=60)
+            started = time.monotonic()
+            cli.join(90)
+            (out,) = outs
+            assert json.loads(out.stdout.strip().splitlines()[-1])["mode"] == "listen"
+            session = wait_for(lambda: _monitor(api, call_id), what="the monitor session")
+            assert session["mode"] == "listen"
+            until = session["seconds"] + 5
+            wait_for(
+                lambda until=until: (_monitor(api, call_id) or {}).get("seconds", 0) >= until,
+                what="five seconds of listening",
+            )
+            sessions.append((started, time.monotonic()))
+            sup_phone.hangup()
+            assert sup_phone.wait_for_event("CALL_CLOSED", count=turn, timeout=10)
+            wait_for(lambda: _monitor(api, call_id) is None, what="the session to end")
+    monkeypatch.delenv("HOTLINE_MONITOR_BEEP")
+
+    def levels(who: str, hz: int, start: float, end: float) -> list[float]:
+        up = {"caller": caller_up, "operator": op_up}[who]
+        return tone_levels(heard[who], hz, start - up, end - up)
+
+    def beep_peak(who: str, started: float) -> float:
+        """The loudest beep-long stretch of the beep's tone around a session's start."""
+        up = {"caller": caller_up, "operator": op_up}[who]
+        samples, rate = _samples(heard[who])
+        width, step = int(BEEP_SECONDS * rate), rate // 20
+        first = max(int((started - up - 1.0) * rate), 0)
+        last = min(int((started - up + 3.0) * rate), len(samples) - width)
+        return max(
+            _level(samples[i : i + width], rate, BEEP_HZ) for i in range(first, last + 1, step)
+        )
+
+    beeps = [(beep_peak("operator", s), beep_peak("caller", s)) for s, _ in sessions]
+    for turn, (started, ended) in enumerate(sessions):
+        listening = (started + 1.0, ended - 0.5)
+        # Listen only: the supervisor's voice reaches neither side of the call.
+        assert max(levels("operator", SUPERVISOR_HZ, *listening)) < SILENT, turn
+        assert max(levels("caller", SUPERVISOR_HZ, *listening)) < SILENT, turn
+    # The beep, whispered to the operator as the session starts: only when it is on; the
+    # caller never hears it.
+    (on, caller_on), (off, caller_off) = beeps
+    assert on > BEEP_HEARD and off < SILENT and on > 5 * off, beeps
+    assert caller_on < SILENT and caller_off < SILENT, beeps
+    # The supervisor's phone received the operator's voice (it recorded both sessions; the
+    # first one's first seconds are enough).
+    assert min(tone_levels(heard["supervisor"], OPERATOR_HZ, 1.0, 4.0)) > HEARD
+    rows = [r for r in audit(api) if r["call_id"] == call_id and r["action"] == "monitor"]
+    assert [(r["target"], r["result"], r["by"][:4]) for r in rows] == [("listen", "ok", "cli:")] * 2

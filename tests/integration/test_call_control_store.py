@@ -15,7 +15,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from call_router import tenant_wall, tenants
-from call_router.call_control import CLAIM_STALE, CallControl, ControlError, audit_rows
+from call_router.call_control import CallControl
+from call_router.call_control.audit import audit_rows
+from call_router.call_control.base import ControlError
+from call_router.call_control.moving import CLAIM_STALE
 from call_router.control_models import ControlAction, ControlClaim
 from call_router.db import Database, alembic_config
 from call_router.models import Base, Call

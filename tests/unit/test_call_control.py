@@ -1,18 +1,17 @@
-"""Pure parts of supervisors' call control (call_router/call_control.py)."""
+"""Pure parts of supervisors' call control (call_router/call_control/)."""
 
 from __future__ import annotations
 
 import pytest
 
-from call_router.call_control import (
-    ControlError,
+from call_router.call_control.base import ControlError, channels_of
+from call_router.call_control.monitoring import (
     SpyModes,
-    channels_of,
     mode_of_options,
     monitor_sessions,
-    move_priority,
     spy_options,
 )
+from call_router.call_control.moving import move_priority
 from call_router.models import utcnow
 from call_router.outcomes import BY_SUPERVISOR, CallFacts, summarize
 
