@@ -142,8 +142,15 @@ async def test_bad_input_is_refused_clearly(app_client: Client) -> None:
         "/api/requests/99999",
         "/api/requests/abc",
         "/api/requests/" + "9" * 40,
+        "/api/requests/999999999999",  # a number's shape, past the id column's range
     ):
         assert (await client.get(path)).status_code == 404, path
+    # Found by the API fuzzer: such a number in a bulk assignment is refused, not a crash.
+    crew = (await client.post("/api/crews", json={"name": "Any crew"})).json()["id"]
+    picks = {"crew_id": crew, "requests": [{"number": "999999999999"}]}
+    bulk = await client.post("/api/requests/assign", json=picks)
+    assert bulk.status_code == 200, bulk.text
+    assert [r["code"] for r in bulk.json()["refused"]] == ["not_found"]
     assert (await client.get("/api/requests")).status_code == 200
     assert (await client.get("/api/requests", params={"limit": 0})).status_code == 422
     anonymous = httpx.AsyncClient(transport=client._transport, base_url="http://dashboard.test")
