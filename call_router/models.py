@@ -54,6 +54,11 @@ class ClippedString(TypeDecorator[str]):
         return value[: self.max_length] if value is not None else None
 
 
+# The tables' ids are 32-bit INTEGERs: a larger number names no row (and PostgreSQL refuses
+# to compare one with an id column, so it must never reach a query).
+MAX_ROW_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

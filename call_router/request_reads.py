@@ -66,6 +66,30 @@ def count_requests(session: Session, states: Sequence[str] = ()) -> int:
     return int(session.scalar(stmt) or 0)
 
 
+@dataclass(frozen=True)
+class Escalated:
+    """Open requests past their deadline, by who must act on them now
+    (request_lifecycle.escalation): the dispatchers first, later the supervisors."""
+
+    dispatcher: int = 0
+    supervisor: int = 0
+
+
+def escalated_requests(session: Session, now: datetime) -> Escalated:
+    """What the wallboard shows of the requests nobody finished in time (behind the wall)."""
+    overdue = session.execute(
+        select(ServiceRequest.state, ServiceRequest.created_at, ServiceRequest.sla_deadline).where(
+            ServiceRequest.state.in_(sorted(life.OPEN_STATES)),
+            ServiceRequest.sla_deadline < now,
+        )
+    )
+    levels = [life.escalation(state, made, deadline, now) for state, made, deadline in overdue]
+    return Escalated(
+        dispatcher=levels.count(life.DISPATCHER_LEVEL),
+        supervisor=levels.count(life.SUPERVISOR_LEVEL),
+    )
+
+
 # --- the menu's hook (the phone side is not built yet) --------------------------------------
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from call_router import request_lifecycle as life
 from call_router.models import Call, utcnow
+from call_router.request_assignment import BulkAssigned
 from call_router.request_lifecycle import Category
 from call_router.request_models import Crew, ServiceRequest
 from call_router.request_reads import open_requests_for_caller
@@ -76,6 +77,15 @@ def request_dict(
             for event in request.events
         ]
     return info
+
+
+def bulk_dict(result: BulkAssigned, *, now: datetime | None = None) -> dict[str, object]:
+    """A bulk assignment's outcome: the requests assigned, and those refused with the reason."""
+    now = now or utcnow()
+    return {
+        "assigned": [request_dict(r, now=now) for r in result.assigned],
+        "refused": [asdict(r) for r in result.refused],
+    }
 
 
 # --- from a call: what the operator's form starts with ----------------------------------------

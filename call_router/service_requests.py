@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from call_router import request_lifecycle as life
-from call_router.models import Call, utcnow
+from call_router.models import MAX_ROW_ID, Call, utcnow
 from call_router.request_lifecycle import Category, LifecycleError
 from call_router.request_models import (
     NUMBER_BASE,
@@ -109,7 +109,7 @@ def id_of(number: str) -> int | None:
     if not number.isascii() or not number.isdigit() or len(number) > 12:
         return None
     row_id = int(number) - NUMBER_BASE
-    return row_id if row_id > 0 else None
+    return row_id if 0 < row_id <= MAX_ROW_ID else None
 
 
 def add_event(

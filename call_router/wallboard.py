@@ -20,7 +20,9 @@ STAGE_TALKING = "talking"
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # "service_level" | "queue_waiting" | "callbacks_overdue"
+    # "service_level" | "queue_waiting" | "callbacks_overdue" | "requests_overdue" |
+    # "requests_escalated"
+    kind: str
     queue: str | None
     value: float
     threshold: float
@@ -77,6 +79,8 @@ def alerts(
     service_level_target: float,
     waiting_threshold: int,
     overdue_callbacks: int = 0,
+    overdue_requests: int = 0,
+    escalated_requests: int = 0,
 ) -> list[Alert]:
     """What needs a supervisor now. A queue with no decided call has no service level to breach."""
     found: list[Alert] = []
@@ -87,4 +91,9 @@ def alerts(
             found.append(Alert("queue_waiting", s.queue, s.waiting, waiting_threshold))
     if overdue_callbacks > 0:
         found.append(Alert("callbacks_overdue", None, overdue_callbacks, 0))
+    # Service requests nobody finished in time: the dispatchers' first, then the supervisors'.
+    if overdue_requests > 0:
+        found.append(Alert("requests_overdue", None, overdue_requests, 0))
+    if escalated_requests > 0:
+        found.append(Alert("requests_escalated", None, escalated_requests, 0))
     return found

@@ -19,7 +19,7 @@ The access rules, declared per router where dashboard/main.py includes it:
                 security: the centre's supervisors only, never a tenant's account
     signed in   every role (also dispatcher, crew): /logout, /api/me
     requests    supervisor, operator, dispatcher, crew: /api/requests, /api/crews (who may do
-                which action is decided per route: dashboard/routes/api_requests.py)
+                which action is decided per route: dashboard/routes/request_access.py)
     public      also /open311/v2/... (Open311 clients; POST checks its own API key)
     supervisor  also call control (/api/calls/{id}/hangup|move|monitor, /api/calls/move) and
                 its audit (/api/control/audit, /supervision/audit), behind the tenant wall
@@ -119,7 +119,7 @@ PUBLIC = Access("public", ())
 STAFF = Access("staff", (SUPERVISOR, OPERATOR))
 # Every signed-in role: signing out, /api/me.
 SIGNED_IN = Access("signed in", ROLES)
-# Service requests (dashboard/routes/api_requests.py decides per action who may do what).
+# Service requests (dashboard/routes/request_access.py decides per action who may do what).
 REQUESTS = Access("requests", (SUPERVISOR, OPERATOR, DISPATCHER, CREW))
 # Supervisors: the centre's, and a tenant's behind its wall (the wallboard, reports: every
 # figure is read through call_router/tenant_wall.py, so a tenant's supervisor gets its own).

@@ -104,6 +104,8 @@ DYNAMIC_KEYS: tuple[str, ...] = (
     N_("stage.talking"),
     N_("wb.alert.callbacks_overdue"),
     N_("wb.alert.queue_waiting"),
+    N_("wb.alert.requests_escalated"),
+    N_("wb.alert.requests_overdue"),
     N_("wb.alert.service_level"),
     # flows reload results
     N_("flows.result.not_running"),

@@ -37,6 +37,7 @@ from dashboard.routes import (
     api_dispositions,
     api_docs,
     api_meters,
+    api_request_moves,
     api_requests,
     audio,
     call_company,
@@ -227,6 +228,7 @@ def create_app(
     app.include_router(api_calls.router, dependencies=staff)
     app.include_router(api_callbacks.router, dependencies=staff)
     app.include_router(api_requests.router, dependencies=[Depends(auth.REQUESTS)])
+    app.include_router(api_request_moves.router, dependencies=[Depends(auth.REQUESTS)])
     app.include_router(request_files.router, dependencies=[Depends(auth.REQUESTS)])
     app.include_router(request_reports.router, dependencies=[Depends(auth.REQUESTS)])
     app.include_router(request_reports.pages, dependencies=[Depends(auth.REQUESTS)])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from call_router.settings import get_settings
+from hotline.cli_session import run_in_session
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -31,20 +31,10 @@ ACTOR = "cli"
 
 def _run(action: Callable[[Session], T]) -> T:
     """`action(session)` in one transaction; a refused input exits 2 with its message."""
-    from call_router.db import Database
     from call_router.request_lifecycle import LifecycleError
     from call_router.tenants import TenantError
 
-    db = Database(get_settings().db_url)
-    try:
-        db.upgrade()
-        with db.session() as session:
-            return action(session)
-    except (LifecycleError, TenantError) as err:
-        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
-    finally:
-        db.dispose()
+    return run_in_session(action, (LifecycleError, TenantError))
 
 
 def _tenant_id(session: Session, slug: str | None) -> int | None:
@@ -202,12 +192,7 @@ def requests_assign(
         done = request_assignment.assign_many(
             session, picks, crew, actor=ACTOR, note=note, force=force
         )
-        return {
-            "assigned": [request_views.request_dict(r) for r in done.assigned],
-            "refused": [
-                {"number": r.number, "code": r.code, "message": r.message} for r in done.refused
-            ],
-        }
+        return request_views.bulk_dict(done)
 
     def text(i: dict[str, Any]) -> str:
         lines = [f"request {r['number']} assigned to {r['crew']['name']}" for r in i["assigned"]]

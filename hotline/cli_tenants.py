@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from call_router.settings import get_settings
+from hotline.cli_session import run_in_session
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -30,19 +31,9 @@ CENTRE_QUEUES_ONLY = "- (served by the centre's queues)"
 
 def _run(action: Callable[[Session], T]) -> T:
     """`action(session)` in one transaction; a TenantError exits 2 with its message."""
-    from call_router.db import Database
     from call_router.tenants import TenantError
 
-    db = Database(get_settings().db_url)
-    try:
-        db.upgrade()
-        with db.session() as session:
-            return action(session)
-    except TenantError as err:
-        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
-    finally:
-        db.dispose()
+    return run_in_session(action, (TenantError,))
 
 
 def tenant_dict(session: Session, tenant: Tenant) -> dict[str, Any]:

@@ -3,7 +3,7 @@ and assignment forms), `/dispatch` (new and overdue requests, assign each to a c
 `/crew` (a crew's open jobs on a phone: on the way, working, done with a short report).
 
 Server-rendered; the forms post here (CSRF: dashboard/auth.py) and go through the same store
-and the same per-role table as the JSON API (dashboard/routes/api_requests.py ROLE_STATES).
+and the same per-role table as the JSON API (dashboard/routes/request_access.py ROLE_STATES).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from call_router.request_reads import RequestFilter
 from dashboard.deps import ActorDep, SessionDep, StateDep
 from dashboard.i18n import render
 from dashboard.routes import request_files
-from dashboard.routes.api_requests import DISPATCHERS, ROLE_STATES
+from dashboard.routes.request_access import DISPATCHERS, ROLE_STATES
 from dashboard.routes.schemas import MAX_ROW_ID
 
 router = APIRouter(include_in_schema=False)

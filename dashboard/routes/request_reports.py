@@ -23,8 +23,8 @@ from call_router.request_reports import read_facts
 from dashboard import csv_export
 from dashboard.deps import ActorDep, SessionDep, StateDep
 from dashboard.i18n import render
-from dashboard.routes.api_requests import DISPATCHERS
 from dashboard.routes.reports import DateText, _range
+from dashboard.routes.request_access import DISPATCHERS
 
 router = APIRouter(tags=["requests"])
 pages = APIRouter(include_in_schema=False)

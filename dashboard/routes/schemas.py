@@ -13,6 +13,8 @@ from typing import Annotated, Any
 from fastapi import Path as PathParam
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
 
+from call_router.models import MAX_ROW_ID
+
 
 def iso_utc(dt: datetime) -> str:
     if dt.tzinfo is None:
@@ -22,9 +24,8 @@ def iso_utc(dt: datetime) -> str:
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
 
-# A row id in a path: the tables' ids are 32-bit INTEGERs, so a larger number names no row
-# (422 here; PostgreSQL would refuse to compare it and the request would end in a 500).
-MAX_ROW_ID = 2**31 - 1
+# A row id in a path: past call_router.models.MAX_ROW_ID it names no row (422 here;
+# PostgreSQL would refuse to compare it and the request would end in a 500).
 RowId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
 
 

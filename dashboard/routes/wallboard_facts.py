@@ -15,6 +15,7 @@ from call_router import (
     call_search,
     call_sums,
     reports,
+    request_reads,
     service_figures,
     tenant_boards,
     tenant_wall,
@@ -178,6 +179,8 @@ class BoardFacts:
     # tenants' own queues the scope may see, labelled.
     level: tenant_boards.ServiceLevel
     own_queues: list[tenant_boards.QueueLabel]
+    # Service requests past their deadline, by who must act now (dispatchers, supervisors).
+    requests: request_reads.Escalated = request_reads.Escalated()
 
 
 def walled_live(
@@ -238,10 +241,13 @@ def gather_facts(
         rows = board_reads.open_calls(session, now)
         roster = board_reads.roster(session)
         overdue_db = board_reads.overdue_callbacks(session, now)
+        requests = request_reads.escalated_requests(session, now)
         if not scope.everything:
             live = walled_live(live, rows, roster)
         calls = _live_calls(rows, live, now)
-    return BoardFacts(now, live, totals, calls, roster, overdue_db or 0, level, own_queues)
+    return BoardFacts(
+        now, live, totals, calls, roster, overdue_db or 0, level, own_queues, requests
+    )
 
 
 def _call_fields(call: wb.LiveCall, cluster: bool) -> dict[str, Any]:
@@ -284,6 +290,8 @@ def compose_snapshot(
         service_level_target=facts.level.target,
         waiting_threshold=settings.wallboard_waiting_alert,
         overdue_callbacks=max(facts.overdue_callbacks, overdue_events),
+        overdue_requests=facts.requests.dispatcher,
+        escalated_requests=facts.requests.supervisor,
     )
     return {
         "generated_at": iso_utc(now),

@@ -13,6 +13,7 @@ from call_router import accounts
 from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import Settings
+from tests.conftest import run_hotline
 
 
 def supervisor_api(stack: Settings) -> httpx.Client:
@@ -51,3 +52,10 @@ def sign_in(page: Any, stack: Settings, username: str, password: str) -> None:
     with page.expect_navigation():
         page.click("#login-form button[type='submit']")
     assert "/login" not in page.url, "the sign-in was refused"
+
+
+def role_account(role: str) -> tuple[str, str]:
+    """(username, password) of a new dashboard account of `role`, made by `hotline users add`."""
+    username, password = f"{role}-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    run_hotline("users", "add", username, "--role", role, "--password-stdin", stdin=password + "\n")
+    return username, password

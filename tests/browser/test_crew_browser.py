@@ -23,16 +23,11 @@ from call_router.db import Database
 from call_router.request_models import NUMBER_BASE, ServiceRequest
 from call_router.settings import Settings
 from tests.browser.conftest import _browser_page
-from tests.browser.signin import sign_in, supervisor_api
+from tests.browser.crew_steps import crew_phone, finish_job, start_job
+from tests.browser.signin import role_account, sign_in, supervisor_api
 from tests.conftest import run_hotline
 
 pytestmark = pytest.mark.asterisk
-
-
-def _account(role: str) -> tuple[str, str]:
-    username, password = f"{role}-{secrets.token_hex(4)}", secrets.token_urlsafe(16)
-    run_hotline("users", "add", username, "--role", role, "--password-stdin", stdin=password + "\n")
-    return username, password
 
 
 @pytest.fixture
@@ -78,8 +73,8 @@ def test_a_dispatcher_assigns_two_jobs_and_the_crew_finishes_one_from_its_phone(
         )
         assert made.status_code == 201, made.text
         numbers.append(made.json()["number"])
-    dispatcher = _account("dispatcher")
-    crew_user = _account("crew")
+    dispatcher = role_account("dispatcher")
+    crew_user = role_account("crew")
     run_hotline("crews", "link", str(crew["id"]), crew_user[0])
 
     # The dispatcher: both new requests ticked, one crew chosen, one click.
@@ -99,32 +94,13 @@ def test_a_dispatcher_assigns_two_jobs_and_the_crew_finishes_one_from_its_phone(
 
     # The crew, on a phone: its own jobs, on the way, working, done with a report and photo.
     photo = _photo(tmp_path)
-    context = chromium.new_context(
-        locale="en-US", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
-    )
-    try:
-        page = context.new_page()
-        sign_in(page, stack, *crew_user)
-        page.goto(f"{stack.dashboard_url}/crew?lang=en")
-        job = f"article.job[data-number='{numbers[0]}']"
-        page.wait_for_selector(job, timeout=10_000)
+    with crew_phone(chromium, stack, *crew_user) as page:
+        job = start_job(page, numbers[0])
         assert page.locator(f"article.job[data-number='{numbers[1]}']").count() == 1
-        for state in ("on the way", "in progress"):
-            with page.expect_navigation():
-                page.click(f"{job} button:has-text('{state}')")
-            assert state in (page.text_content(f"{job} h2") or "")
-        page.fill(f"{job} input[name=note]", "Air let out of the riser, radiators warm")
-        page.set_input_files(f"{job} input[name=photo]", str(photo))
-        # Made for a phone: nothing (the top bar, the chosen file's name) widens the page past
-        # the screen, which would zoom it out under the crew's thumb.
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        with page.expect_navigation():
-            page.click(f"{job} button[value=done]")
+        finish_job(page, job, "Air let out of the riser, radiators warm", photo)
         # Done jobs leave the crew's list of open jobs; the other one stays.
         page.wait_for_selector(f"article.job[data-number='{numbers[1]}']", timeout=10_000)
         assert page.locator(job).count() == 0
-    finally:
-        context.close()
 
     done = api.get(f"/api/requests/{numbers[0]}").json()
     assert done["state"] == "done", done

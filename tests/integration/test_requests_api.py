@@ -7,16 +7,19 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from call_router import accounts, tenants
 from call_router.db import Database
 from call_router.models import Call
+from call_router.request_models import ServiceRequest
+from call_router.service_requests import id_of
 from call_router.settings import Settings
 from dashboard.main import create_app
 
@@ -139,8 +142,15 @@ async def test_bad_input_is_refused_clearly(app_client: Client) -> None:
         "/api/requests/99999",
         "/api/requests/abc",
         "/api/requests/" + "9" * 40,
+        "/api/requests/999999999999",  # a number's shape, past the id column's range
     ):
         assert (await client.get(path)).status_code == 404, path
+    # Found by the API fuzzer: such a number in a bulk assignment is refused, not a crash.
+    crew = (await client.post("/api/crews", json={"name": "Any crew"})).json()["id"]
+    picks = {"crew_id": crew, "requests": [{"number": "999999999999"}]}
+    bulk = await client.post("/api/requests/assign", json=picks)
+    assert bulk.status_code == 200, bulk.text
+    assert [r["code"] for r in bulk.json()["refused"]] == ["not_found"]
     assert (await client.get("/api/requests")).status_code == 200
     assert (await client.get("/api/requests", params={"limit": 0})).status_code == 422
     anonymous = httpx.AsyncClient(transport=client._transport, base_url="http://dashboard.test")
@@ -224,3 +234,40 @@ async def test_a_call_prefills_the_new_request(app_client: Client, database: Dat
     assert [r["number"] for r in later["open_requests"]] == [made.json()["number"]]
     missing = await operator.get("/api/requests/suggest", params={"call_id": 999999})
     assert missing.status_code == 404
+
+
+async def test_overdue_requests_escalate_to_the_wallboard(
+    app_client: Client, database: Database
+) -> None:
+    """A request nobody finished in time is the dispatchers' first (their list marks it), then
+    the supervisors': the wallboard alerts for both, a tenant's board for its own only."""
+    with database.session() as session:
+        tenants.add_tenant(session, "Company A", slug="a")
+    supervisor, dispatcher = app_client(), app_client("dispatcher")
+    late, ignored = [
+        (await dispatcher.post("/api/requests", json={**BODY, "house": house})).json()["number"]
+        for house in ("31", "32")
+    ]
+    assert (await app_client("supervisor", "a").post("/api/requests", json=BODY)).is_success
+    now = datetime.now(UTC)
+    with database.session() as session:  # a 24-hour SLA: just missed, and missed long ago
+        for number, made in ((late, now - timedelta(hours=25)), (ignored, now - timedelta(days=3))):
+            session.execute(
+                update(ServiceRequest)
+                .where(ServiceRequest.id == id_of(number))
+                .values(created_at=made, sla_deadline=made + timedelta(hours=24))
+            )
+    overdue = (await dispatcher.get("/api/requests", params={"overdue": "true"})).json()
+    assert {r["number"]: r["escalated_to"] for r in overdue} == {
+        late: "dispatcher",
+        ignored: "supervisor",
+    }
+    board = (await supervisor.get("/api/wallboard", params={"lang": "en"})).json()
+    alerts = {a["kind"]: a for a in board["alerts"]}
+    assert alerts["requests_overdue"]["value"] == 1, board["alerts"]
+    assert alerts["requests_escalated"]["value"] == 1
+    page = (await supervisor.get("/wallboard", params={"lang": "en"})).text
+    assert "1 overdue service requests escalated to the supervisor" in page
+    # Company A's own board: its request is on time, the centre's are not its business.
+    walled = (await app_client("supervisor", "a").get("/api/wallboard")).json()
+    assert not [a for a in walled["alerts"] if a["kind"].startswith("requests_")]

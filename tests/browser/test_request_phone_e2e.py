@@ -2,9 +2,10 @@
 
 A resident calls about heating (SIPp, the carrier); an operator's baresip answers in the
 heating queue, and while the call is live the operator creates a request from the screen-pop's
-API (the form prefilled from the call: category from the intent). A dispatcher assigns it, the
-crew reports it done (over the API: the crew page has no browser test to extend, its tests are
-HTTP ones). The "is it fixed?" call is then placed by the router's dialer code (one round run
+API (the form prefilled from the call: category from the intent; the form itself in a browser:
+test_operator_request_browser.py). A dispatcher assigns it; the crew, in a real Chromium on a
+phone-sized screen, takes it on the way, works and marks it done on /crew. The "is it fixed?"
+call is then placed by the router's dialer code (one round run
 here, with an AMI link of its own: the router's own loop is off in the test stack, as virtual
 hold's is, so that other tests' done requests ring nobody), through [request-feedback-out] and
 the carrier trunk to the resident's phone (SIPp UAS), which presses 2: the request reopens,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -33,7 +35,9 @@ from call_router.settings import Settings
 from hotline.sipua.answer import ResidentPhone
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
-from tests.conftest import add_operator, bearer_headers, finished_call, wait_for
+from tests.browser.crew_steps import crew_phone, finish_job, start_job
+from tests.browser.signin import role_account
+from tests.conftest import add_operator, bearer_headers, finished_call, run_hotline, wait_for
 from tests.integration.conftest import calls_of
 
 pytestmark = pytest.mark.asterisk
@@ -77,19 +81,19 @@ def _feedback_round(stack: Settings, db: Database, number: str) -> list[bool]:
         finally:
             await link.close()
 
-    return asyncio.run(run())
+    # In a thread of its own: this module's Chromium (Playwright's sync API) holds the test
+    # thread's event loop.
+    with ThreadPoolExecutor(1) as worker:
+        return worker.submit(asyncio.run, run()).result()
 
 
 def test_request_from_a_call_to_the_feedback_call_and_back(
-    stack: Settings, api: httpx.Client
+    stack: Settings, api: httpx.Client, chromium: Any
 ) -> None:
     db = Database(stack.db_url)
     operator = add_operator("Rita Requests", "heating")
     dispatcher = httpx.Client(
         base_url=stack.dashboard_url, timeout=10, headers=bearer_headers(db, "dispatcher")
-    )
-    crew = httpx.Client(
-        base_url=stack.dashboard_url, timeout=10, headers=bearer_headers(db, "crew")
     )
 
     # 1. The resident calls about heating; the operator answers; the request is made from the
@@ -125,14 +129,18 @@ def test_request_from_a_call_to_the_feedback_call_and_back(
     number = created["number"]
     assert created["caller_number"] == RESIDENT and created["source"] == "phone"
 
-    # 2. A dispatcher assigns it; 3. the crew goes, works, and reports it done.
+    # 2. A dispatcher assigns it; 3. the crew, on its phone, goes, works and reports it done.
     added = _ok(
         dispatcher.post("/api/crews", json={"name": "Heating crew 14", "categories": ["heating"]}),
         201,
     )
     _ok(dispatcher.post(f"/api/requests/{number}/assign", json={"crew_id": added["id"]}))
-    for state in ("on_the_way", "in_progress", "done"):
-        _ok(crew.post(f"/api/requests/{number}/status", json={"state": state}))
+    crew_user = role_account("crew")
+    run_hotline("crews", "link", str(added["id"]), crew_user[0])
+    with crew_phone(chromium, stack, *crew_user) as page:
+        finish_job(page, start_job(page, number), "Radiators bled, heating back on")
+        page.wait_for_selector(f"article.job[data-number='{number}']", state="detached")
+    assert _ok(api.get(f"/api/requests/{number}"))["state"] == "done"
 
     # 4. The automatic call: the resident answers and presses 2 ("not solved").
     with ResidentPhone(stack, keys=[(3.0, "2"), (15.0, "2")], timeout=90) as phone:
@@ -175,5 +183,4 @@ def test_request_from_a_call_to_the_feedback_call_and_back(
     linked = _ok(api.get(f"/api/requests/{number}"))
     assert {live["id"], second["id"]} <= set(linked["calls"])
     dispatcher.close()
-    crew.close()
     db.dispose()
