@@ -482,9 +482,13 @@ class AmiListener:
                 probe = f"{os.getpid()}-{sequence}"
                 self._probes[probe] = time.monotonic()
                 try:
-                    await sender.send(
+                    replies = await sender.send(
                         {"Action": "UserEvent", "UserEvent": LAG_PROBE, "Probe": probe}
                     )
+                    if replies and replies[0].get("Response") == "Error":
+                        # Refused (e.g. an AMI user without the "user" write class): it will
+                        # never come back, and a probe kept waiting would read as a growing lag.
+                        raise AmiActionFailed("UserEvent", replies[0].get("Message") or "refused")
                 except (AmiActionFailed, AmiUnavailable) as exc:
                     self._probes.pop(probe, None)
                     log.warning("lag_probe_failed", error=str(exc))

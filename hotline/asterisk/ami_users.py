@@ -86,14 +86,15 @@ class AmiUserClasses:
 # need. Events: Newchannel/Hangup/Dial*/OriginateResponse are "call", Queue*/Agent* "agent",
 # UserEvent "user", VarSet/Newexten "dialplan", failed SIP authentications "security" (the
 # router's brute-force bans). Actions: QueueAdd/Remove/Pause/Penalty need
-# "agent", CoreShowChannels and LoggerRotate "reporting", Originate "originate" (of System()
+# "agent", CoreShowChannels and LoggerRotate "reporting", UserEvent (the router's lag probe)
+# "user", Originate "originate" (of System()
 # & co. also "system", which nobody has); Ping and QueueStatus need none. Nobody gets system
 # or command.
 AMI_USERS: dict[AmiRole, AmiUserClasses] = {
     "router": AmiUserClasses(
         "the router: reads call events, syncs queue members, reconciles, rotates logs",
         read="call,agent,user,dialplan,security",
-        write="agent,reporting",
+        write="agent,reporting,user",
     ),
     "originate": AmiUserClasses(
         "the router's one action link (virtual hold: QueueStatus and its call-backs' Originates,"

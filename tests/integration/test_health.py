@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from call_router.db import Database
+from call_router.health import LAG_LIMIT_SECONDS, read_router_report
 from call_router.settings import Settings
-from tests.conftest import environment, run_hotline
+from tests.conftest import environment, run_hotline, wait_for
 from tests.integration.conftest import REDIS_URL
 
 
@@ -117,3 +118,22 @@ async def test_healthz_names_each_dependency_down_but_stays_200_while_the_databa
     # Nothing but the word: no ports, paths or errors for an unauthenticated client.
     assert str(down.ami_port) not in broken.text
     assert working.json()["dependencies"]["redis"] == "ok"
+
+
+def test_the_routers_lag_probes_come_back_through_asterisk(stack: Settings) -> None:
+    """The router measures its lag with a UserEvent it sends through Asterisk and reads back.
+    A probe Asterisk refuses never comes back: it read as a lag growing without end (`hotline
+    status` said the router was minutes behind on an idle stack). Measured after the limit
+    has passed, so a probe still on its way cannot pass for one that came back."""
+    first = wait_for(lambda: read_router_report(stack), what="the router's report")
+    later = wait_for(
+        lambda: (
+            (r := read_router_report(stack))
+            and (r.updated_at - first.updated_at).total_seconds() > 3 * LAG_LIMIT_SECONDS
+            and r
+        ),
+        timeout=60,
+        interval=0.5,
+        what="a report written well after the first",
+    )
+    assert later.lag_seconds is not None and later.lag_seconds < LAG_LIMIT_SECONDS, later
