@@ -236,7 +236,7 @@ def test_each_ami_user_gets_only_the_classes_its_process_uses(settings: Settings
         # Nobody may load modules or run a shell (System(), Command).
         assert not {"system", "command", "config", "all"} & granted[role]["write"]
     assert len({settings.ami_login(r)[1] for r in AMI_ROLES}) == 4
-    assert granted["router"]["write"] == {"agent", "reporting"}
+    assert granted["router"]["write"] == {"agent", "reporting", "user"}
     assert granted["originate"]["write"] == {"originate"}
     assert granted["control"] == {"read": set(), "write": {"agent"}}
     # Call control: hang up, redirect, originate to ChanSpy, pauses; reads only call events
