@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -13,15 +13,24 @@ DateText = Annotated[str | None, Query(max_length=10)]
 TenantParam = Annotated[str | None, Query(max_length=32)]
 
 
-def local_days(zone: ZoneInfo, date_from: str | None, date_to: str | None) -> tuple[date, date]:
+def local_days(
+    zone: ZoneInfo,
+    date_from: str | None,
+    date_to: str | None,
+    *,
+    default_days: int = 1,
+    max_days: int = MAX_DAYS,
+) -> tuple[date, date]:
+    """The local days date_from..date_to (either may be missing: to defaults to today, from to
+    `default_days` ending there), in order; a clear 422 for a bad date or a too-long period."""
     today = datetime.now(zone).date()
     try:
         last = date.fromisoformat(date_to) if date_to else today
-        first = date.fromisoformat(date_from) if date_from else last
+        first = date.fromisoformat(date_from) if date_from else last - timedelta(default_days - 1)
     except ValueError as exc:
         raise HTTPException(status_code=422, detail="dates are YYYY-MM-DD") from exc
     if first > last:
         first, last = last, first
-    if (last - first).days >= MAX_DAYS:
-        raise HTTPException(status_code=422, detail=f"at most {MAX_DAYS} days")
+    if (last - first).days >= max_days:
+        raise HTTPException(status_code=422, detail=f"at most {max_days} days")
     return first, last

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from call_router.settings import QUEUES, Settings
 from dashboard import csv_export
 from dashboard.deps import SessionDep, SettingsDep, StateDep
 from dashboard.i18n import render
+from dashboard.routes.analytics_params import local_days
 
 router = APIRouter(include_in_schema=False)
 
@@ -68,17 +69,7 @@ class Report:
 
 
 def _range(zone: ZoneInfo, date_from: str | None, date_to: str | None) -> tuple[date, date]:
-    today = datetime.now(zone).date()
-    try:
-        last = date.fromisoformat(date_to) if date_to else today
-        first = date.fromisoformat(date_from) if date_from else last - timedelta(DEFAULT_DAYS - 1)
-    except ValueError as exc:
-        raise HTTPException(status_code=422, detail="dates are YYYY-MM-DD") from exc
-    if first > last:
-        first, last = last, first
-    if (last - first).days >= MAX_DAYS:
-        raise HTTPException(status_code=422, detail=f"at most {MAX_DAYS} days")
-    return first, last
+    return local_days(zone, date_from, date_to, default_days=DEFAULT_DAYS, max_days=MAX_DAYS)
 
 
 def build_report(
