@@ -23,7 +23,7 @@ from call_router.settings import PROJECT_ROOT, Settings
 from hotline import services
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
-from tests.conftest import add_operator, finished_call, run_hotline
+from tests.conftest import add_operator, finished_call, run_hotline, wait_for
 
 pytestmark = pytest.mark.asterisk
 
@@ -217,8 +217,15 @@ def test_incident_is_heard_and_a_caller_who_then_hangs_up_counts_as_helped(
         result = place_call(stack, from_number=caller, hold=14)
         assert result.answered, result.detail
         call = finished_call(api, caller)
-        detail = api.get(f"/api/calls/{call['id']}").json()
-        events = {e["kind"]: e["data"] for e in detail["events"]}
+
+        def with_the_hangup() -> dict[str, Any] | None:
+            # The FastAGI server writes the hang-up in the menu once it sees it, which may be
+            # after the router has closed the call's row.
+            detail = api.get(f"/api/calls/{call['id']}").json()
+            events = {e["kind"]: e["data"] for e in detail["events"]}
+            return events if "hangup_in_menu" in events else None
+
+        events = wait_for(with_the_hangup, what="the hang-up in the menu on the timeline")
         assert events["incident_announced"]["incidents"] == [added["id"]]
         assert events["hangup_in_menu"]["node"] == "incidents", events
         listed = json.loads(cli("list", "--json").strip().splitlines()[-1])

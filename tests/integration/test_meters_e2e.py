@@ -23,7 +23,7 @@ from call_router.flows.conditions import luhn_ok
 from call_router.meter_models import PayerAccount, PayerMeter
 from call_router.settings import Settings
 from hotline.sipua.testcall import CallResult, place_call
-from tests.conftest import finished_call, run_hotline
+from tests.conftest import finished_call, run_hotline, wait_for
 
 pytestmark = pytest.mark.asterisk
 
@@ -133,7 +133,10 @@ def test_the_direct_number_goes_straight_to_meter_readings(
     assert result.answered, result.detail
     call = finished_call(api, caller)
     # The caller hangs up while asked for the payer code: the meters flow's first node.
-    left = dict(timeline(api, call))["hangup_in_menu"]
+    left = wait_for(
+        lambda: dict(timeline(api, call)).get("hangup_in_menu"),
+        what="the hang-up in the menu on the call's timeline",
+    )
     assert (left["flow"], left["node"]) == ("meters", "payer"), timeline(api, call)
     assert call["outcome"] == "abandoned_in_menu"
 
@@ -152,8 +155,13 @@ def test_once_billing_accounts_are_imported_an_unknown_code_is_asked_again(
         )
         assert result.answered, result.detail
         call = finished_call(api, caller)
+        # The FastAGI server writes the hang-up in the menu after it sees the hang-up, which
+        # may be after the router has closed the call's row: wait for it, not for the row.
+        left = wait_for(
+            lambda: dict(timeline(api, call)).get("hangup_in_menu"),
+            what="the hang-up in the menu on the call's timeline",
+        )
         assert actions(api, call) == [("payer_check", "unknown")], timeline(api, call)
-        left = dict(timeline(api, call))["hangup_in_menu"]
         assert left["node"] == "payer", timeline(api, call)  # asked for a code again
         assert history(stranger) == []
     finally:
