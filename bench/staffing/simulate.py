@@ -65,6 +65,53 @@ class Outcome:
         return self.total_wait_answered / self.answered if self.answered else 0.0
 
 
+class _Tally:
+    """The callers counted so far: how many came, were answered (within the target) or gave
+    up, and the total wait of those answered."""
+
+    def __init__(self, within: float) -> None:
+        self.within = within
+        self.callers = self.answered = self.abandoned = self.answered_within = 0
+        self.total_wait_answered = 0.0
+
+    def arrived(self) -> None:
+        self.callers += 1
+
+    def settled(self, answered: bool, waited: float) -> None:
+        """A caller answered after `waited` s, or (not `answered`) one who gave up."""
+        if not answered:
+            self.abandoned += 1
+            return
+        self.answered += 1
+        self.answered_within += waited <= self.within
+        self.total_wait_answered += waited
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            self.callers,
+            self.answered,
+            self.abandoned,
+            self.answered_within,
+            self.total_wait_answered,
+        )
+
+
+def _wait_for_answer(
+    env: simpy.Environment,
+    request: simpy.Event,
+    patience_seconds: float | None,
+    rng: random.Random,
+) -> Generator[Any, Any, bool]:
+    """A caller waits for an operator (`request`): True once one answers, False when the
+    caller gave up first (exponential patience with this mean; None: never gives up)."""
+    if patience_seconds is None:
+        yield request
+        return True
+    gives_up = env.timeout(rng.expovariate(1 / patience_seconds))
+    result = yield request | gives_up
+    return request in result
+
+
 def simulate(
     *,
     calls: float,
@@ -82,31 +129,19 @@ def simulate(
     env = simpy.Environment()
     operators = simpy.Resource(env, capacity=agents)
     rate = calls / interval_seconds
-    counts = {"callers": 0, "answered": 0, "abandoned": 0, "within": 0}
-    waits = [0.0]
+    tally = _Tally(within)
     warmup = 3600.0  # an empty centre at t=0 is not the steady state Erlang C describes
 
     def caller() -> Generator[Any, Any, None]:
         arrived = env.now
         counted = arrived >= warmup
         with operators.request() as request:
-            if patience_seconds is None:
-                yield request
-            else:
-                gives_up = env.timeout(rng.expovariate(1 / patience_seconds))
-                result = yield request | gives_up
-                if request not in result:
-                    if counted:
-                        counts["callers"] += 1
-                        counts["abandoned"] += 1
-                    return
-            waited = env.now - arrived
+            answered = yield from _wait_for_answer(env, request, patience_seconds, rng)
             if counted:
-                counts["callers"] += 1
-                counts["answered"] += 1
-                counts["within"] += waited <= within
-                waits[0] += waited
-            yield env.timeout(rng.expovariate(1 / handle_seconds))
+                tally.arrived()
+                tally.settled(answered, env.now - arrived)
+            if answered:
+                yield env.timeout(rng.expovariate(1 / handle_seconds))
 
     def arrivals() -> Generator[Any, Any, None]:
         while True:
@@ -115,9 +150,7 @@ def simulate(
 
     env.process(arrivals())
     env.run(until=warmup + hours * 3600)
-    return Outcome(
-        counts["callers"], counts["answered"], counts["abandoned"], counts["within"], waits[0]
-    )
+    return tally.outcome()
 
 
 @dataclass(frozen=True)
@@ -144,8 +177,7 @@ def simulate_plan(
     the call in hand), exponential patience (None: callers never give up). Callers still
     waiting when the last slot ends count as not answered in time."""
     rng = random.Random(seed)
-    counts = {"callers": 0, "answered": 0, "abandoned": 0, "within": 0}
-    waits = [0.0]
+    tally = _Tally(within)
     for _ in range(days):
         env = simpy.Environment()
         operators = simpy.Container(env, init=slots[0].agents if slots else 0, capacity=10**9)
@@ -154,21 +186,13 @@ def simulate_plan(
             env: simpy.Environment, operators: simpy.Container, handle: float
         ) -> Generator[Any, Any, None]:
             arrived = env.now
-            counts["callers"] += 1
+            tally.arrived()
             request = operators.get(1)
-            if patience_seconds is None:
-                yield request
-            else:
-                gives_up = env.timeout(rng.expovariate(1 / patience_seconds))
-                result = yield request | gives_up
-                if request not in result:
-                    request.cancel()
-                    counts["abandoned"] += 1
-                    return
-            waited = env.now - arrived
-            counts["answered"] += 1
-            counts["within"] += waited <= within
-            waits[0] += waited
+            answered = yield from _wait_for_answer(env, request, patience_seconds, rng)
+            tally.settled(answered, env.now - arrived)
+            if not answered:
+                request.cancel()
+                return
             yield env.timeout(rng.expovariate(1 / handle))
             yield operators.put(1)
 
@@ -195,9 +219,7 @@ def simulate_plan(
 
         env.process(day(env, operators))
         env.run(until=len(slots) * slot_seconds)
-    return Outcome(
-        counts["callers"], counts["answered"], counts["abandoned"], counts["within"], waits[0]
-    )
+    return tally.outcome()
 
 
 def forecast_days(plan: dict[str, Any]) -> dict[str, list[PlanSlot]]:
