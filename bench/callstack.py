@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,6 +297,27 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def ms(v: float | None) -> float | None:
     return None if v is None else round(v * 1000, 1)
+
+
+def lag_summary(lags_s: Sequence[float]) -> dict[str, float | int | None]:
+    """Count, p50/p95/p99/max in ms of lags given in seconds."""
+    values = list(lags_s)
+    return {
+        "n": len(values),
+        "p50": ms(percentile(values, 0.5)),
+        "p95": ms(percentile(values, 0.95)),
+        "p99": ms(percentile(values, 0.99)),
+        "max": ms(max(values) if values else None),
+    }
+
+
+def end_lag_summary(end_lag: list[float]) -> dict[str, float | None]:
+    """p50/p95/max in ms of the hangup → ended_at row lags (`write_lags`)."""
+    return {
+        "p50": ms(percentile(end_lag, 0.5)),
+        "p95": ms(percentile(end_lag, 0.95)),
+        "max": ms(max(end_lag) if end_lag else None),
+    }
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, grace: float = 5) -> None:
@@ -702,6 +724,17 @@ def wait_for_rows(
             time.sleep(1)
     finally:
         engine.dispose()
+
+
+def outcome_counts(
+    answered: Iterable[str], rows: dict[str, list[dict[str, Any]]]
+) -> dict[str, int]:
+    """outcome → how many call rows of the answered callers ended with it."""
+    outcomes: dict[str, int] = {}
+    for n in answered:
+        for r in rows.get(n, []):
+            outcomes[str(r["outcome"])] = outcomes.get(str(r["outcome"]), 0) + 1
+    return outcomes
 
 
 def row_faults(answered: set[str], rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:

@@ -36,9 +36,12 @@ from bench.callstack import (  # noqa: E402
     Sampler,
     Stack,
     answered_numbers,
+    end_lag_summary,
+    lag_summary,
     log,
     machine,
     ms,
+    outcome_counts,
     percentile,
     read_log_lines,
     row_faults,
@@ -165,10 +168,7 @@ def analyse(
     answered_set = set(answered)
     faults = row_faults(answered_set, rows)
     lost, dup, unfinished = faults["lost"], faults["duplicated"], faults["unfinished"]
-    outcomes: dict[str, int] = {}
-    for n in answered_set:
-        for r in rows.get(n, []):
-            outcomes[str(r["outcome"])] = outcomes.get(str(r["outcome"]), 0) + 1
+    outcomes = outcome_counts(answered_set, rows)
 
     # AMI event time (the row's `at`) → the moment the trigger saw the row written.
     events, end_lag = write_lags(db_url)
@@ -246,13 +246,7 @@ def analyse(
         "duplicate_rows": len(dup),
         "unfinished_rows": len(unfinished),
         "lost_examples": lost[:5],
-        "ami_lag_ms": {
-            "n": len(ami_lags),
-            "p50": ms(percentile(ami_lags, 0.5)),
-            "p95": ms(percentile(ami_lags, 0.95)),
-            "p99": ms(percentile(ami_lags, 0.99)),
-            "max": ms(max(ami_lags) if ami_lags else None),
-        },
+        "ami_lag_ms": lag_summary(ami_lags),
         "ami_lag_p95_ms_by_kind": {
             k: ms(percentile(v, 0.95)) for k, v in sorted(lag_by_kind.items()) if k in AMI_KINDS
         },
@@ -261,11 +255,7 @@ def analyse(
             {"from_s": k, "events": len(v), "p95_ms": ms(percentile(v, 0.95))}
             for k, v in sorted(timeline.items())
         ],
-        "hangup_to_ended_at_row_ms": {
-            "p50": ms(percentile(end_lag, 0.5)),
-            "p95": ms(percentile(end_lag, 0.95)),
-            "max": ms(max(end_lag) if end_lag else None),
-        },
+        "hangup_to_ended_at_row_ms": end_lag_summary(end_lag),
         "processes": cpu,
         "cpu_ms_per_call": round(1000 * total_cpu / max(1, placed), 1),
         "cpu_pct_of_one_core_total": round(sum(v["cpu_pct_of_one_core"] for v in cpu.values()), 1),

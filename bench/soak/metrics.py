@@ -1,6 +1,6 @@
 """The soak's arithmetic, kept free of I/O so it can be unit-tested: a process's memory and
 open files at the start (after the warm-up) and at the end of the call phase, the growth
-between them, the trend over the run, and the lag figures."""
+between them, the trend over the run, and the lag per minute."""
 
 from __future__ import annotations
 
@@ -82,18 +82,6 @@ def process_report(rss: Series, fds: Series, phase: Phase) -> dict[str, object]:
         "fds_start": fd_start,
         "fds_end": fd_end,
         "pass": growth is not None and growth < GROWTH_PASS_PCT,
-    }
-
-
-def lag_summary(lags_s: Sequence[float]) -> dict[str, float | int | None]:
-    """Count, p50/p95/p99/max in ms of lags given in seconds."""
-    values = list(lags_s)
-    return {
-        "n": len(values),
-        "p50": ms(percentile(values, 0.5)),
-        "p95": ms(percentile(values, 0.95)),
-        "p99": ms(percentile(values, 0.99)),
-        "max": ms(max(values) if values else None),
     }
 
 

@@ -36,10 +36,11 @@ from bench.callstack import (  # noqa: E402
     Sampler,
     Stack,
     answered_numbers,
+    end_lag_summary,
+    lag_summary,
     log,
     machine,
-    ms,
-    percentile,
+    outcome_counts,
     read_log_lines,
     row_faults,
     wait_for_rows,
@@ -48,7 +49,6 @@ from bench.callstack import (  # noqa: E402
 from bench.soak.metrics import (  # noqa: E402
     GROWTH_PASS_PCT,
     Phase,
-    lag_summary,
     per_minute,
     process_report,
 )
@@ -187,10 +187,7 @@ def analyse(
     # The call log: one finished row per answered caller; the AMI-event → row lag.
     answered = set(answered_numbers(caller_lines))
     faults = row_faults(answered, rows)
-    outcomes: dict[str, int] = {}
-    for n in answered:
-        for r in rows.get(n, []):
-            outcomes[str(r["outcome"])] = outcomes.get(str(r["outcome"]), 0) + 1
+    outcomes = outcome_counts(answered, rows)
     events, end_lag = write_lags(db_url)
     ami = [(at, lag) for kind, lag, at in events if kind in AMI_KINDS]
     ami_lags = [lag for _, lag in ami]
@@ -230,11 +227,7 @@ def analyse(
         "ami_lag_ms": lag_summary(ami_lags),
         "ami_lag_ms_after_warmup": lag_summary(steady_lags),
         "ami_lag_p95_per_minute": per_minute(ami, t0),
-        "hangup_to_ended_at_row_ms": {
-            "p50": ms(percentile(end_lag, 0.5)),
-            "p95": ms(percentile(end_lag, 0.95)),
-            "max": ms(max(end_lag) if end_lag else None),
-        },
+        "hangup_to_ended_at_row_ms": end_lag_summary(end_lag),
         "growth_pass_pct": GROWTH_PASS_PCT,
         "processes": processes,
         "services": services,

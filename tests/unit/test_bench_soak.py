@@ -1,14 +1,14 @@
-"""The soak benchmark's arithmetic (bench/soak/metrics.py, bench/callstack.py's percentile)."""
+"""The soak benchmark's arithmetic (bench/soak/metrics.py; bench/callstack.py's percentile and
+lag summary)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.callstack import percentile, row_faults
+from bench.callstack import lag_summary, percentile, row_faults
 from bench.soak.metrics import (
     Phase,
     growth_pct,
-    lag_summary,
     per_minute,
     process_report,
     slope_per_hour,
