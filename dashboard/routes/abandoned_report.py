@@ -8,14 +8,13 @@ GET /reports/abandoned.csv   the same as CSV, formula-safe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from sqlalchemy.orm import Session
 
 from call_router import abandoned, tenant_wall
 from call_router.settings import QUEUES
@@ -43,19 +42,37 @@ def _queue(value: str | None) -> str | None:
     return value
 
 
-def _abandoned(
-    session: Session,
-    zone: ZoneInfo,
-    date_from: str | None,
-    date_to: str | None,
-    queue: str | None,
-    tenant: str | None,
-) -> tuple[date, date, list[abandoned.AbandonedCall]]:
-    first, last = local_days(zone, date_from or None, date_to or None)
+@dataclass(frozen=True)
+class AbandonedPeriod:
+    """The routes' one set of options → the unanswered callers of those local days."""
+
+    first: date
+    last: date
+    queue: str | None  # as asked
+    rows: list[abandoned.AbandonedCall]
+
+    @property
+    def called_back(self) -> int:
+        return sum(1 for r in self.rows if r.called_back_at is not None)
+
+
+def abandoned_period(
+    session: SessionDep,
+    state: StateDep,
+    date_from: DateText = None,
+    date_to: DateText = None,
+    queue: QueueParam = None,
+    tenant: TenantParam = None,
+) -> AbandonedPeriod:
+    first, last = local_days(state.zone, date_from or None, date_to or None)
     tenant_wall.narrow(session, tenant or None)
-    since = datetime.combine(first, time(0), zone).astimezone(UTC)
-    until = datetime.combine(last + timedelta(days=1), time(0), zone).astimezone(UTC)
-    return first, last, abandoned.abandoned_calls(session, since, until, queue=_queue(queue))
+    since = datetime.combine(first, time(0), state.zone).astimezone(UTC)
+    until = datetime.combine(last + timedelta(days=1), time(0), state.zone).astimezone(UTC)
+    rows = abandoned.abandoned_calls(session, since, until, queue=_queue(queue))
+    return AbandonedPeriod(first, last, queue, rows)
+
+
+AbandonedDep = Annotated[AbandonedPeriod, Depends(abandoned_period)]
 
 
 def _iso(value: datetime | None, zone: ZoneInfo) -> str | None:
@@ -73,75 +90,53 @@ def _abandoned_json(row: abandoned.AbandonedCall, zone: ZoneInfo) -> dict[str, A
 
 
 @router.get("/api/reports/abandoned")
-def abandoned_api(
-    session: SessionDep,
-    state: StateDep,
-    date_from: DateText = None,
-    date_to: DateText = None,
-    queue: QueueParam = None,
-    tenant: TenantParam = None,
-) -> dict[str, Any]:
+def abandoned_api(state: StateDep, found: AbandonedDep) -> dict[str, Any]:
     """Unanswered queue callers of the local days date_from..date_to (default today), newest
     first: who, when, how long they waited, their callback entry and when they were called
     back."""
-    first, last, rows = _abandoned(session, state.zone, date_from, date_to, queue, tenant)
     return {
-        "date_from": first.isoformat(),
-        "date_to": last.isoformat(),
-        "queue": queue or None,
-        "count": len(rows),
-        "called_back": sum(1 for r in rows if r.called_back_at is not None),
-        "rows": [_abandoned_json(r, state.zone) for r in rows],
+        "date_from": found.first.isoformat(),
+        "date_to": found.last.isoformat(),
+        "queue": found.queue or None,
+        "count": len(found.rows),
+        "called_back": found.called_back,
+        "rows": [_abandoned_json(r, state.zone) for r in found.rows],
     }
 
 
 @router.get("/reports/abandoned", response_class=HTMLResponse)
-def abandoned_page(
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    date_from: DateText = None,
-    date_to: DateText = None,
-    queue: QueueParam = None,
-    tenant: TenantParam = None,
-) -> Response:
-    first, last, rows = _abandoned(session, state.zone, date_from, date_to, queue, tenant)
-    query = {"date_from": first.isoformat(), "date_to": last.isoformat(), "queue": queue or ""}
+def abandoned_page(request: Request, state: StateDep, found: AbandonedDep) -> Response:
+    query = {
+        "date_from": found.first.isoformat(),
+        "date_to": found.last.isoformat(),
+        "queue": found.queue or "",
+    }
     return render(
         state.templates,
         request,
         "abandoned.html",
         {
             "search": None,
-            "rows": [_abandoned_json(r, state.zone) for r in rows],
+            "rows": [_abandoned_json(r, state.zone) for r in found.rows],
             "query": query,
             "queues": QUEUES,
-            "called_back": sum(1 for r in rows if r.called_back_at is not None),
+            "called_back": found.called_back,
         },
         state.settings.default_language,
     )
 
 
 @router.get("/reports/abandoned.csv")
-def abandoned_csv(
-    session: SessionDep,
-    state: StateDep,
-    date_from: DateText = None,
-    date_to: DateText = None,
-    queue: QueueParam = None,
-    tenant: TenantParam = None,
-) -> StreamingResponse:
-    first, last, rows = _abandoned(session, state.zone, date_from, date_to, queue, tenant)
-
+def abandoned_csv(state: StateDep, found: AbandonedDep) -> StreamingResponse:
     def lines() -> Iterator[str]:
         yield from csv_export.encode_rows([ABANDONED_COLUMNS])
-        for row in rows:
+        for row in found.rows:
             data = _abandoned_json(row, state.zone)
             yield from csv_export.encode_rows(
                 [[csv_export.safe_cell(data[column]) for column in ABANDONED_COLUMNS]]
             )
 
-    name = f"abandoned-{first.isoformat()}-{last.isoformat()}.csv"
+    name = f"abandoned-{found.first.isoformat()}-{found.last.isoformat()}.csv"
     return StreamingResponse(
         lines(),
         media_type="text/csv; charset=utf-8",
