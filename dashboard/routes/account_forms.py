@@ -83,3 +83,16 @@ def no_store_page(
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def notice_page(
+    request: Request,
+    state: StateDep,
+    template: str,
+    notices: frozenset[str],
+    context: dict[str, Any],
+    status_code: int = 200,
+) -> Response:
+    """An account page: `context`, and what `?done=` announces if it is one of `notices`."""
+    shown = {"search": None, "notice": notice(request, notices), **context}
+    return no_store_page(request, state, template, shown, status_code)

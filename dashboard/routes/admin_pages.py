@@ -20,7 +20,7 @@ from call_router.accounts import AccountError
 from call_router.models import utcnow
 from call_router.operators import list_operators
 from dashboard.deps import PrincipalDep, SessionDep, StateDep
-from dashboard.routes.account_forms import create_account, no_store_page, notice
+from dashboard.routes.account_forms import create_account, notice_page
 from dashboard.routes.login import throttle
 from dashboard.routes.schemas import RowId
 
@@ -47,17 +47,15 @@ def _users_page(
     status_code: int = 200,
 ) -> Response:
     context: dict[str, Any] = {
-        "search": None,
         "users": accounts.list_users(session),
         "operators": list_operators(session),
         "roles": accounts.ROLES,
         "min_password": accounts.MIN_PASSWORD_LENGTH,
         "shown": shown,
         "error": error,
-        "notice": notice(request, USER_NOTICES),
         "form": form or {"username": "", "role": accounts.OPERATOR, "operator": ""},
     }
-    return no_store_page(request, state, "admin_users.html", context, status_code)
+    return notice_page(request, state, "admin_users.html", USER_NOTICES, context, status_code)
 
 
 def _back_to_users(request: Request, done: str, name: str) -> Response:
@@ -171,15 +169,13 @@ def _tokens_page(
     status_code: int = 200,
 ) -> Response:
     context: dict[str, Any] = {
-        "search": None,
         "tokens": accounts.list_tokens(session),
         "roles": accounts.ROLES,
         "shown": shown,
         "error": error,
-        "notice": notice(request, TOKEN_NOTICES),
         "form": form or {"name": "", "role": accounts.SUPERVISOR},
     }
-    return no_store_page(request, state, "admin_tokens.html", context, status_code)
+    return notice_page(request, state, "admin_tokens.html", TOKEN_NOTICES, context, status_code)
 
 
 @router.get("/admin/tokens", response_class=HTMLResponse, name="admin_tokens_page")

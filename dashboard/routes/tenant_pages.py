@@ -10,7 +10,7 @@ password is shown once in the answer to its POST (`Cache-Control: no-store`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -23,23 +23,12 @@ from call_router.models import utcnow
 from call_router.tenant_models import Tenant
 from call_router.tenants import TenantError
 from dashboard.deps import SessionDep, StateDep
-from dashboard.routes.account_forms import create_account, no_store_page, notice
+from dashboard.routes.account_forms import create_account, notice_page
 
 router = APIRouter(include_in_schema=False)
 
 # What a redirect after a change may announce (`?done=`); anything else is ignored.
 NOTICES = frozenset({"tenant", "number", "user"})
-
-
-def _page(
-    request: Request,
-    state: StateDep,
-    template: str,
-    context: dict[str, Any],
-    status_code: int = 200,
-) -> Response:
-    shown = {"search": None, "notice": notice(request, NOTICES), **context}
-    return no_store_page(request, state, template, shown, status_code)
 
 
 def _redirect(request: Request, name: str, done: str, label: str, **params: str) -> Response:
@@ -69,7 +58,7 @@ def _tenants_page(
         "error": error,
         "form": form or {"name": "", "slug": ""},
     }
-    return _page(request, state, "admin_tenants.html", context, status_code)
+    return notice_page(request, state, "admin_tenants.html", NOTICES, context, status_code)
 
 
 @router.get("/admin/tenants", response_class=HTMLResponse, name="admin_tenants_page")
@@ -124,7 +113,7 @@ def _tenant_page(
         "shown": shown,
         "form": form or {"number": "", "username": "", "role": accounts.SUPERVISOR},
     }
-    return _page(request, state, "admin_tenant.html", context, status_code)
+    return notice_page(request, state, "admin_tenant.html", NOTICES, context, status_code)
 
 
 @router.get("/admin/tenants/{slug}", response_class=HTMLResponse, name="admin_tenant_page")
