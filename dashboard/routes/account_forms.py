@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from call_router import accounts
 from call_router.models import utcnow
@@ -96,3 +97,9 @@ def notice_page(
     """An account page: `context`, and what `?done=` announces if it is one of `notices`."""
     shown = {"search": None, "notice": notice(request, notices), **context}
     return no_store_page(request, state, template, shown, status_code)
+
+
+def redirect_done(request: Request, page: str, done: str, label: str, **params: str) -> Response:
+    """After a change: back to the named page, announcing it (`?done=` and its name)."""
+    target = request.app.url_path_for(page, **params)
+    return RedirectResponse(f"{target}?{urlencode({'done': done, 'name': label})}", 303)

@@ -10,17 +10,16 @@ The supervisor router checks the role and the CSRF token of every form.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from call_router import accounts
 from call_router.accounts import AccountError
 from call_router.models import utcnow
 from call_router.operators import list_operators
 from dashboard.deps import PrincipalDep, SessionDep, StateDep
-from dashboard.routes.account_forms import create_account, notice_page
+from dashboard.routes.account_forms import create_account, notice_page, redirect_done
 from dashboard.routes.login import throttle
 from dashboard.routes.schemas import RowId
 
@@ -58,11 +57,6 @@ def _users_page(
     return notice_page(request, state, "admin_users.html", USER_NOTICES, context, status_code)
 
 
-def _back_to_users(request: Request, done: str, name: str) -> Response:
-    target = request.app.url_path_for("admin_users_page")
-    return RedirectResponse(f"{target}?{urlencode({'done': done, 'name': name})}", 303)
-
-
 @router.get("/admin/users", response_class=HTMLResponse, name="admin_users_page")
 def admin_users_page(request: Request, session: SessionDep, state: StateDep) -> Response:
     return _users_page(request, session, state)
@@ -87,7 +81,7 @@ def admin_user_create(
         form = {"username": username, "role": role, "operator": operator}
         return _users_page(request, session, state, error=_error(exc), form=form, status_code=400)
     if not made.generated:
-        return _back_to_users(request, "created", made.name)
+        return redirect_done(request, "admin_users_page", "created", made.name)
     return _users_page(request, session, state, shown=made.shown)
 
 
@@ -111,7 +105,7 @@ def admin_user_password(
         return _users_page(request, session, state, error=_error(exc), status_code=400)
     throttle(request, state).forget_account(username)
     if not generated:
-        return _back_to_users(request, "password", username)
+        return redirect_done(request, "admin_users_page", "password", username)
     shown = {"kind": "password", "name": username, "secret": secret}
     return _users_page(request, session, state, shown=shown)
 
@@ -135,7 +129,7 @@ def admin_user_active(
             accounts.set_active(writer, username, active)
     except AccountError as exc:
         return _users_page(request, session, state, error=_error(exc), status_code=400)
-    return _back_to_users(request, "enabled" if active else "disabled", username)
+    return redirect_done(request, "admin_users_page", "enabled" if active else "disabled", username)
 
 
 @router.post("/admin/users/{username}/operator", name="admin_user_operator")
@@ -152,7 +146,7 @@ def admin_user_operator(
             accounts.link_operator(writer, username, operator or None)
     except AccountError as exc:
         return _users_page(request, session, state, error=_error(exc), status_code=400)
-    return _back_to_users(request, "linked", username)
+    return redirect_done(request, "admin_users_page", "linked", username)
 
 
 # --- API tokens -----------------------------------------------------------------------------
@@ -212,5 +206,4 @@ def admin_token_revoke(
             accounts.revoke_token(writer, token_id, now=utcnow())
     except AccountError as exc:
         return _tokens_page(request, session, state, error=_error(exc), status_code=404)
-    target = request.app.url_path_for("admin_tokens_page")
-    return RedirectResponse(f"{target}?done=revoked&name={token_id}", 303)
+    return redirect_done(request, "admin_tokens_page", "revoked", str(token_id))

@@ -11,10 +11,9 @@ password is shown once in the answer to its POST (`Cache-Control: no-store`).
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from call_router import accounts, tenants
@@ -23,17 +22,12 @@ from call_router.models import utcnow
 from call_router.tenant_models import Tenant
 from call_router.tenants import TenantError
 from dashboard.deps import SessionDep, StateDep
-from dashboard.routes.account_forms import create_account, notice_page
+from dashboard.routes.account_forms import create_account, notice_page, redirect_done
 
 router = APIRouter(include_in_schema=False)
 
 # What a redirect after a change may announce (`?done=`); anything else is ignored.
 NOTICES = frozenset({"tenant", "number", "user"})
-
-
-def _redirect(request: Request, name: str, done: str, label: str, **params: str) -> Response:
-    target = request.app.url_path_for(name, **params)
-    return RedirectResponse(f"{target}?{urlencode({'done': done, 'name': label})}", 303)
 
 
 def _tenants_page(
@@ -81,7 +75,7 @@ def admin_tenant_create(
     except TenantError as exc:
         form = {"name": name, "slug": slug}
         return _tenants_page(request, session, state, error=str(exc), form=form, status_code=400)
-    return _redirect(request, "admin_tenant_page", "tenant", label, slug=label)
+    return redirect_done(request, "admin_tenant_page", "tenant", label, slug=label)
 
 
 def _tenant(session: Session, slug: str) -> Tenant:
@@ -141,7 +135,7 @@ def admin_tenant_number(
         return _tenant_page(
             request, session, state, slug, error=str(exc), form=form, status_code=400
         )
-    return _redirect(request, "admin_tenant_page", "number", label, slug=slug)
+    return redirect_done(request, "admin_tenant_page", "number", label, slug=slug)
 
 
 @router.post("/admin/tenants/{slug}/users", response_class=HTMLResponse, name="admin_tenant_user")
@@ -167,5 +161,5 @@ def admin_tenant_user(
             request, session, state, slug, error=str(exc), form=form, status_code=400
         )
     if not made.generated:
-        return _redirect(request, "admin_tenant_page", "user", made.name, slug=slug)
+        return redirect_done(request, "admin_tenant_page", "user", made.name, slug=slug)
     return _tenant_page(request, session, state, slug, shown=made.shown)
