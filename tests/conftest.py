@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,13 @@ HOTLINE = [sys.executable, "-m", "hotline"]
 # Test ports differ from the defaults so a developer's running hotline is left alone;
 # HOTLINE_TEST_PORT_BASE moves them all, so two suites can run side by side.
 PORT_BASE = int(os.environ.get("HOTLINE_TEST_PORT_BASE", "15000"))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of `host` that nothing listens on right now (the system's choice)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def stack_ports(base: int, rtp: tuple[int, int]) -> dict[str, str]:

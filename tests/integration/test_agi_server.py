@@ -23,18 +23,12 @@ from sqlalchemy import select
 from call_router import channel_vars
 from call_router.db import Database
 from call_router.models import Call, CallEvent
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 from tests.unit.test_agi_protocol import FakeAsterisk, encode_environment, environment, run_call
 
 pytestmark = pytest.mark.postgres
 
 SERVER = [sys.executable, "-c", "from agi_scripts.server import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:

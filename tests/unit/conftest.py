@@ -1,15 +1,19 @@
-"""Unit-test plumbing: a migrated SQLite call log per test and the menu tests' settings."""
+"""Unit-test plumbing: a migrated SQLite call log per test (or one made from the models), the
+menu tests' settings and live state without Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from call_router.db import Database
+from call_router.live_state import LiveState
+from call_router.models import Base
 from call_router.settings import Settings
+from tests.conftest import free_port
 
 
 def sqlite_url(tmp_path: Path) -> str:
@@ -37,3 +41,20 @@ def db(tmp_path: Path) -> Iterator[Database]:
     database.upgrade()
     yield database
     database.dispose()
+
+
+def model_database(tmp_path: Path) -> Iterator[Database]:
+    """For a `db` fixture: the test's SQLite call log made straight from the models (no
+    migrations), disposed of afterwards."""
+    database = Database(sqlite_url(tmp_path))
+    Base.metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[LiveState]:
+    """Live state whose Redis is a closed port: every write fails, as when Redis is down."""
+    state = LiveState.from_url(f"redis://127.0.0.1:{free_port()}/0", "hotline-unit")
+    yield state
+    await state.close()

@@ -9,8 +9,7 @@ a tiny AMI server speaking the real wire protocol (login, Ping, CoreShowChannels
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,36 +24,21 @@ from call_router.db import Database
 from call_router.live_state import LiveState
 from call_router.models import Base, Call, Callback, CallEvent
 from call_router.settings import Settings
+from tests.conftest import free_port
+from tests.unit.conftest import model_database
 
 T0 = 1_763_892_000  # 2025-11-23 10:00:00 UTC, as Asterisk's "Timestamp: 1763892000.000000"
 CALLER_CHANNEL = "PJSIP/pstn-00000001"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'calls.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
+    yield from model_database(tmp_path)
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path / "state", ami_port=free_port(), callback_min_wait=0)
-
-
-@pytest.fixture
-async def live() -> AsyncIterator[LiveState]:
-    # Nothing listens on this port: every Redis write fails, as when Redis is down.
-    state = LiveState.from_url(f"redis://127.0.0.1:{free_port()}/0", "hotline-unit")
-    yield state
-    await state.close()
 
 
 @pytest.fixture

@@ -20,16 +20,12 @@ import pytest
 from call_router import click_to_call
 from call_router.ami_client import connect_one_shot
 from call_router.db import Database
-from call_router.models import Base, Call
+from call_router.models import Call
 from call_router.settings import Settings
+from tests.conftest import free_port
+from tests.unit.conftest import model_database
 
 NODE1, NODE2 = "127.0.0.2", "127.0.0.3"
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def message(fields: dict[str, str]) -> bytes:
@@ -100,10 +96,7 @@ class TinyAmi:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'calls.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
+    yield from model_database(tmp_path)
 
 
 def placed_call(db: Database, linkedid: str) -> click_to_call.PlacedCall:

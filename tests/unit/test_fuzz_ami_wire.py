@@ -21,8 +21,8 @@ from call_router.ami_listener import AmiListener
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.live_state import LiveState
-from call_router.models import Base
 from call_router.settings import Settings
+from tests.unit.conftest import model_database
 from tests.unit.fuzzing import SOCKETS
 from tests.unit.test_ami_events import Call_, FakeAsterisk, free_port, wait_until
 
@@ -51,10 +51,7 @@ _serial = itertools.count(1)
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'calls.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
+    yield from model_database(tmp_path)
 
 
 @pytest.fixture

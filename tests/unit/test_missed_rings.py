@@ -3,7 +3,7 @@ ring is not counted twice, an answer or a break starts the count afresh."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +14,21 @@ from call_router.ami_listener import AmiListener
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.live_state import LiveState
-from call_router.models import Base
 from call_router.settings import Settings
-from tests.unit.test_ami_events import Call_, free_port
+from tests.unit.conftest import model_database
+from tests.unit.test_ami_events import Call_
 
 OP = "PJSIP/ivanov"
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'calls.db'}")
-    Base.metadata.create_all(database.engine)
-    yield database
-    database.dispose()
+    yield from model_database(tmp_path)
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path / "state", autopause_after_missed_rings=2)
-
-
-@pytest.fixture
-async def live() -> AsyncIterator[LiveState]:
-    state = LiveState.from_url(f"redis://127.0.0.1:{free_port()}/0", "hotline-unit")
-    yield state
-    await state.close()
 
 
 class Router:
