@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from call_router import request_lifecycle as life
@@ -90,7 +91,7 @@ def escalated_requests(session: Session, now: datetime) -> Escalated:
     )
 
 
-# --- the menu's hook (the phone side is not built yet) --------------------------------------
+# --- what the phone menu reads ---------------------------------------------------------------
 
 
 def open_requests_for_caller(session: Session, caller_number: str) -> list[ServiceRequest]:
@@ -100,6 +101,19 @@ def open_requests_for_caller(session: Session, caller_number: str) -> list[Servi
         return []
     return list_requests(
         session, RequestFilter(states=sorted(life.OPEN_STATES), caller_number=number), limit=5
+    )
+
+
+def open_requests_with_callers(*columns: Any) -> Select[Any]:
+    """These columns of every open request that has a caller's number, newest first: what the
+    phone menu knows of its callers (their open requests, where they live)."""
+    return (
+        select(*columns)
+        .where(
+            ServiceRequest.state.in_(sorted(life.OPEN_STATES)),
+            ServiceRequest.caller_number.is_not(None),
+        )
+        .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
     )
 
 

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from agi_scripts.flows.snapshots import Refreshed
 from call_router import areas
-from call_router import request_lifecycle as life
 from call_router.db import Database
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.request_models import ServiceRequest
+from call_router.request_reads import open_requests_with_callers
 from call_router.tenant_models import Building, ResidentPhone
 
 # Numbers normalised once and remembered across reads (phonenumbers' parse was 80 % of a
@@ -62,17 +62,12 @@ class CallerAreas:
             index = areas.load_index(session)
             if index.paths:  # no hierarchy imported: nobody can be placed
                 requests = session.execute(
-                    select(
+                    open_requests_with_callers(
                         ServiceRequest.caller_number,
                         ServiceRequest.street,
                         ServiceRequest.house,
                         ServiceRequest.district,
                     )
-                    .where(
-                        ServiceRequest.state.in_(sorted(life.OPEN_STATES)),
-                        ServiceRequest.caller_number.is_not(None),
-                    )
-                    .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
                 )
                 phones = session.execute(
                     select(ResidentPhone.phone, Building.street, Building.house).join(

@@ -21,6 +21,7 @@ from call_router.models import Call
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.request_lifecycle import Category
 from call_router.request_models import NUMBER_BASE, ServiceRequest
+from call_router.request_reads import open_requests_with_callers
 
 # Open requests are read again this often (a status change reaches the menu within it).
 REQUESTS_TTL = 5.0
@@ -58,18 +59,13 @@ class CallerRequests:
         by_caller: dict[str, list[OpenRequest]] = {}
         with self._db.session() as session:
             rows = session.execute(
-                select(
+                open_requests_with_callers(
                     ServiceRequest.id,
                     ServiceRequest.category,
                     ServiceRequest.state,
                     ServiceRequest.tenant_id,
                     ServiceRequest.caller_number,
                 )
-                .where(
-                    ServiceRequest.state.in_(sorted(life.OPEN_STATES)),
-                    ServiceRequest.caller_number.is_not(None),
-                )
-                .order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
             )
             for row_id, category, state, tenant_id, caller in rows:
                 key = self._key(caller)
