@@ -12,30 +12,28 @@
   const ISO_LIKE = "sv-SE";
   const refreshMs = Math.max(1000, Number(cfg.refreshMs) || 2000);
   const searching = cfg.caller !== "";
-  const timeFormat = new Intl.DateTimeFormat(ISO_LIKE, {
-    timeZone: cfg.zone || "UTC",
-    hourCycle: "h23",
+  // Every time on the page: the centre's zone, 24-hour clock, plus the fields asked for.
+  function zoned(fields) {
+    return new Intl.DateTimeFormat(ISO_LIKE, {
+      timeZone: cfg.zone || "UTC",
+      hourCycle: "h23",
+      ...fields,
+    });
+  }
+  const timeFormat = zoned({
     ...(searching ? { year: "numeric", month: "2-digit", day: "2-digit" } : {}),
     hour: "2-digit",
     minute: "2-digit",
     second: "2-digit",
   });
-  const dateTimeFormat = new Intl.DateTimeFormat(ISO_LIKE, {
-    timeZone: cfg.zone || "UTC",
-    hourCycle: "h23",
+  const dateTimeFormat = zoned({
     year: "numeric",
     month: "2-digit",
     day: "2-digit",
     hour: "2-digit",
     minute: "2-digit",
   });
-  const clockFormat = new Intl.DateTimeFormat(ISO_LIKE, {
-    timeZone: cfg.zone || "UTC",
-    hourCycle: "h23",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  });
+  const clockFormat = zoned({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const status = document.getElementById("status");
 
   function duration(seconds) {
