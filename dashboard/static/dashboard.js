@@ -35,20 +35,7 @@
   });
   const clockFormat = zoned({ hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const status = document.getElementById("status");
-
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return "—";
-    const s = Math.max(0, Math.floor(seconds));
-    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
-  }
-
-  function cell(row, text, className) {
-    const td = document.createElement("td");
-    if (className) td.className = className;
-    td.textContent = text === null || text === undefined ? "" : String(text);
-    row.appendChild(td);
-    return td;
-  }
+  const { duration, cell, fill } = window.hotlineCells;
 
   function timeCell(row, iso, format, href) {
     const td = document.createElement("td");
@@ -88,12 +75,6 @@
     cell(row, cb.attempts, "num");
     timeCell(row, cb.updated_at, dateTimeFormat);
     return row;
-  }
-
-  function fill(bodyId, emptyId, items, makeRow) {
-    const body = document.getElementById(bodyId);
-    body.replaceChildren(...items.map(makeRow));
-    document.getElementById(emptyId).hidden = items.length > 0;
   }
 
   function callsUrl() {

@@ -13,28 +13,10 @@
   // Snapshot times tick on between events: remember when the last one arrived.
   let received = 0;
   let last = null;
-
-  function duration(seconds) {
-    if (seconds === null || seconds === undefined) return "—";
-    const s = Math.max(0, Math.floor(seconds));
-    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
-  }
+  const { duration, cell, fill } = window.hotlineCells;
 
   function percent(share) {
     return share === null || share === undefined ? "—" : Math.round(share * 100) + "%";
-  }
-
-  function cell(row, text, className) {
-    const td = document.createElement("td");
-    if (className) td.className = className;
-    td.textContent = text === null || text === undefined ? "" : String(text);
-    row.appendChild(td);
-    return td;
-  }
-
-  function fill(bodyId, emptyId, items, makeRow) {
-    document.getElementById(bodyId).replaceChildren(...items.map(makeRow));
-    if (emptyId) document.getElementById(emptyId).hidden = items.length > 0;
   }
 
   function elapsed() {

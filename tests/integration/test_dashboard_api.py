@@ -633,6 +633,14 @@ async def test_wallboard_script_only_writes_text() -> None:
     assert not re.search(r"\.(inner|outer)HTML|insertAdjacentHTML|document\.write", script)
 
 
+async def test_shared_table_cells_script_only_writes_text() -> None:
+    from dashboard.main import HERE
+
+    script = (HERE / "static" / "cells.js").read_text()
+    assert "textContent" in script
+    assert not re.search(r"\.(inner|outer)HTML|insertAdjacentHTML|document\.write", script)
+
+
 # --- the wallboard stream (a real HTTP server: SSE needs real streaming) ------------------
 
 
