@@ -1,5 +1,5 @@
 """Unit-test plumbing: a migrated SQLite call log per test (or one made from the models), the
-menu tests' settings and live state without Redis."""
+menu tests' settings, a FastAGI server on a free port and live state without Redis."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from agi_scripts.flows.services import FlowServices
+from agi_scripts.server import AgiServer, RouteRegistry, build_app
+from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.live_state import LiveState
 from call_router.models import Base
@@ -58,3 +61,15 @@ async def live() -> AsyncIterator[LiveState]:
     state = LiveState.from_url(f"redis://127.0.0.1:{free_port()}/0", "hotline-unit")
     yield state
     await state.close()
+
+
+async def started_agi(
+    settings: Settings, db: Database, services: FlowServices | None = None
+) -> AgiServer:
+    """The FastAGI server with these flow services (None: from the settings), writing to `db`,
+    listening on a free local port; the caller stops it."""
+    app = build_app(settings, CallLog(db), services)
+    assert isinstance(app, RouteRegistry)
+    agi = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
+    await agi.start("127.0.0.1", 0)
+    return agi

@@ -36,7 +36,7 @@ from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call, CallEvent
 from call_router.settings import Settings
-from tests.unit.conftest import menu_settings
+from tests.unit.conftest import menu_settings, started_agi
 
 # The `menu` node of ivr_flows/hotline.yaml plays at most this often (schema default max_plays).
 MAX_MENU_PLAYS = 6
@@ -192,10 +192,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
-    app = build_app(settings, CallLog(db))
-    assert isinstance(app, RouteRegistry)
-    agi_server = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
-    await agi_server.start("127.0.0.1", 0)
+    agi_server = await started_agi(settings, db)
     yield agi_server
     await agi_server.stop(grace=1.0)
 

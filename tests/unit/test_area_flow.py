@@ -14,15 +14,15 @@ from sqlalchemy import select
 
 from agi_scripts.flows.caller_areas import CallerAreas
 from agi_scripts.flows.services import DbLookups, FlowServices
-from agi_scripts.server import AgiServer, RouteRegistry, build_app
+from agi_scripts.server import AgiServer
 from call_router import areas
-from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.flow_models import Incident
 from call_router.flows.loader import FlowRegistry
 from call_router.models import CallEvent
 from call_router.request_models import ServiceRequest
 from call_router.settings import QUEUES, Settings
+from tests.unit.conftest import started_agi
 from tests.unit.test_agi_protocol import FakeAsterisk, event_kinds, run_call
 from tests.unit.test_flow_engine import PROMPTS, prompt
 
@@ -81,10 +81,7 @@ async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
     services = FlowServices(
         registry=registry, lookups=DbLookups(db, "RU"), areas=CallerAreas(db, "RU", ttl=0)
     )
-    app = build_app(settings, CallLog(db), services)
-    assert isinstance(app, RouteRegistry)
-    agi = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
-    await agi.start("127.0.0.1", 0)
+    agi = await started_agi(settings, db, services)
     with db.session() as session:
         areas.import_rows(session, areas.parse_csv(CITY))
     yield agi

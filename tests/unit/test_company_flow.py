@@ -16,17 +16,16 @@ from agi_scripts.address_speech import AddressHeard
 from agi_scripts.agi import AgiChannel
 from agi_scripts.flows.runtime import AddressSpeech
 from agi_scripts.flows.services import DbLookups, FlowServices, TenantDirectory
-from agi_scripts.server import AgiServer, RouteRegistry, build_app
+from agi_scripts.server import AgiServer
 from call_router import buildings, channel_vars, tenants
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
-from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.flows.loader import FlowRegistry
 from call_router.models import Call
 from call_router.settings import QUEUES, Settings
 from call_router.spoken_addresses import SpokenBuilding
-from tests.unit.conftest import menu_settings
+from tests.unit.conftest import menu_settings, started_agi
 from tests.unit.test_agi_protocol import LINKEDID, FakeAsterisk, environment, event_kinds, run_call
 from tests.unit.test_flow_engine import PROMPTS
 
@@ -101,10 +100,7 @@ async def serving(
         tenants=TenantDirectory(db, "RU", ttl=0.0),
         address_speech=address_speech,
     )
-    app = build_app(settings, CallLog(db), services)
-    assert isinstance(app, RouteRegistry)
-    agi = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
-    await agi.start("127.0.0.1", 0)
+    agi = await started_agi(settings, db, services)
     try:
         yield agi
     finally:

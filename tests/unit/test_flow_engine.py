@@ -18,13 +18,12 @@ from agi_scripts.flows.actions import MeterActions
 from agi_scripts.flows.engine import FlowEngine
 from agi_scripts.flows.runtime import SpeechResult
 from agi_scripts.flows.services import DbLookups, FlowServices
-from agi_scripts.server import AgiServer, RouteRegistry, build_app
+from agi_scripts.server import AgiServer
 from call_router import channel_vars
-from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.flows.loader import FlowRegistry
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
-from tests.unit.conftest import menu_settings
+from tests.unit.conftest import menu_settings, started_agi
 from tests.unit.test_agi_protocol import (
     LINKEDID,
     RECORDINGS,
@@ -198,10 +197,7 @@ class Stack:
         )
         if clock is not None:
             services.clock = clock
-        app = build_app(self.settings, CallLog(self.db), services)
-        assert isinstance(app, RouteRegistry)
-        server = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
-        await server.start("127.0.0.1", 0)
+        server = await started_agi(self.settings, self.db, services)
         self.servers.append(server)
         return server
 
@@ -600,10 +596,7 @@ async def built_in_at_night(
         lookups=DbLookups(db, "RU"),
         numbers={"gas_emergency_number": "104"},
     )
-    app = build_app(settings, CallLog(db), services)
-    assert isinstance(app, RouteRegistry)
-    server = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
-    await server.start("127.0.0.1", 0)
+    server = await started_agi(settings, db, services)
     yield server
     await server.stop(grace=1.0)
 
@@ -652,10 +645,7 @@ async def built_in(settings: Settings, db: Database) -> AsyncIterator[AgiServer]
         lookups=DbLookups(db, "RU"),
         numbers={"gas_emergency_number": "104"},
     )
-    app = build_app(settings, CallLog(db), services)
-    assert isinstance(app, RouteRegistry)
-    server = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
-    await server.start("127.0.0.1", 0)
+    server = await started_agi(settings, db, services)
     yield server
     await server.stop(grace=1.0)
 

@@ -16,13 +16,12 @@ import pytest
 
 from agi_scripts.flows.requests import CallerRequests
 from agi_scripts.flows.services import DbLookups, FlowServices
-from agi_scripts.server import AgiServer, RouteRegistry, build_app
+from agi_scripts.server import AgiServer
 from call_router import callback_policy as policy
 from call_router import channel_vars
 from call_router import request_feedback as feedback
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
-from call_router.call_log import CallLog
 from call_router.callbacks import CallbackRules
 from call_router.db import Database
 from call_router.dial_plan import DialPlan
@@ -30,6 +29,7 @@ from call_router.flows.loader import FlowRegistry
 from call_router.request_feedback_dialer import originate_fields, take_due
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
 from tests.unit import test_agi_protocol as protocol
+from tests.unit.conftest import started_agi
 from tests.unit.test_agi_protocol import (
     RECORDINGS,
     FakeAsterisk,
@@ -66,10 +66,7 @@ async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
         numbers={"gas_emergency_number": "104"},
         requests=CallerRequests(db, "RU", ttl=0),
     )
-    app = build_app(settings, CallLog(db), services)
-    assert isinstance(app, RouteRegistry)
-    agi = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
-    await agi.start("127.0.0.1", 0)
+    agi = await started_agi(settings, db, services)
     yield agi
     await agi.stop(grace=1.0)
 

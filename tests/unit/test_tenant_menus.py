@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from agi_scripts.flows.services import DbLookups, FlowServices, TenantDirectory
-from agi_scripts.server import AgiServer, RouteRegistry, build_app
+from agi_scripts.server import AgiServer
 from call_router import buildings, channel_vars, tenants
-from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.flows.loader import FlowRegistry, load_flows
 from call_router.settings import QUEUES, Settings
+from tests.unit.conftest import started_agi
 from tests.unit.test_agi_protocol import FakeAsterisk, environment, event_kinds, run_call
 from tests.unit.test_company_flow import settings  # noqa: F401 (a fixture)
 from tests.unit.test_flow_engine import PROMPTS
@@ -106,10 +106,7 @@ async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]: 
         lookups=DbLookups(db, "RU"),
         tenants=TenantDirectory(db, "RU", ttl=0.0),
     )
-    app = build_app(settings, CallLog(db), services)
-    assert isinstance(app, RouteRegistry)
-    agi = AgiServer(app, env_timeout=0.5, command_timeout=2.0)
-    await agi.start("127.0.0.1", 0)
+    agi = await started_agi(settings, db, services)
     yield agi
     await agi.stop(grace=1.0)
 
