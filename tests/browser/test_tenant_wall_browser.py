@@ -9,17 +9,13 @@ Redis (the live state is written as the router writes it); no Asterisk is needed
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from redis import Redis
 
 from call_router import accounts, tenants
@@ -28,7 +24,7 @@ from call_router.models import Call, Operator
 from call_router.settings import Settings
 from tests.browser.conftest import Account, _browser_page, sign_in
 from tests.conftest import PORT_BASE, add_row, require, wait_for
-from tests.integration.conftest import REDIS_URL
+from tests.integration.conftest import REDIS_URL, served
 
 A_NUMBER, B_NUMBER, A_LATER, B_LATER = "79140000101", "79140000202", "79140000103", "79140000204"
 
@@ -63,8 +59,6 @@ def database(tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def dashboard(database: Database, tmp_path: Path, redis_prefix: tuple[Redis, str]) -> Iterator[str]:
-    from dashboard.main import create_app
-
     settings = Settings(
         state_dir=tmp_path / "state",
         country_code="RU",
@@ -72,22 +66,8 @@ def dashboard(database: Database, tmp_path: Path, redis_prefix: tuple[Redis, str
         redis_prefix=redis_prefix[1],
         ami_port=1,
     )
-    app = create_app(settings, database, zone=ZoneInfo("UTC"))
-    port = PORT_BASE + 953
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "dashboard did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(settings, database, PORT_BASE + 953) as url:
+        yield url
 
 
 def _waiting_call(db: Database, tenant_id: int, number: str, operator: str) -> int:

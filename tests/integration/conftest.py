@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -174,32 +174,39 @@ def live_settings(state_dir: Path, redis_prefix: str) -> Settings:
 # --- a real HTTP server for the dashboard (SSE needs real streaming) ---------------------------
 
 
+@contextmanager
+def served(settings: Settings, database: Database, port: int) -> Iterator[str]:
+    """The dashboard app with these settings on a loopback port, in a thread of this process:
+    its base URL while the block runs."""
+    from dashboard.main import create_app
+
+    app = create_app(settings, database, zone=ZoneInfo("UTC"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "dashboard did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture
 def serve(database: Database) -> Iterator[Callable[[Settings, int], str]]:
     """Start the app with given settings on a loopback port in a thread; yields a starter
     that returns the base URL. Stopped after the test."""
-    from dashboard.main import create_app
+    with ExitStack() as servers:
 
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+        def start(settings: Settings, port: int) -> str:
+            return servers.enter_context(served(settings, database, port))
 
-    def start(settings: Settings, port: int) -> str:
-        app = create_app(settings, database, zone=ZoneInfo("UTC"))
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "dashboard did not start"
-            time.sleep(0.05)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
+        yield start
 
 
 class SseEvents:
