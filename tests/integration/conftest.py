@@ -83,6 +83,15 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def emptied_postgres(url: str) -> Database:
+    """The test PostgreSQL database with every table emptied (ids start again at 1)."""
+    db = Database(url)
+    with db.engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return db
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """The same test on both dialects; each test starts with empty tables."""
@@ -90,10 +99,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         db = Database(f"sqlite:///{tmp_path / 'calls.db'}")
         db.upgrade()
     else:
-        db = Database(request.getfixturevalue("postgres_url"))
-        with db.engine.begin() as conn:
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db = emptied_postgres(request.getfixturevalue("postgres_url"))
     try:
         yield db
     finally:

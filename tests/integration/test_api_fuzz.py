@@ -20,17 +20,16 @@ from zoneinfo import ZoneInfo
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from sqlalchemy import text
 
 from call_router import accounts, callback_intake, callbacks
 from call_router.db import Database
-from call_router.models import Base, Call
+from call_router.models import Call
 from call_router.operators import add_operator, parse_skills
 from call_router.settings import Settings
 from dashboard import auth
 from dashboard.main import create_app
 from tests.conftest import bearer_headers
-from tests.integration.conftest import REDIS_URL
+from tests.integration.conftest import REDIS_URL, emptied_postgres
 
 # ~1000 requests, about 30 s on a quiet 2-core machine.
 MAX_EXAMPLES = 25
@@ -42,10 +41,7 @@ PASSWORD = "a long enough secret"
 
 @pytest.fixture
 def pg(postgres_url: str) -> Iterator[Database]:
-    db = Database(postgres_url)
-    with db.engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db = emptied_postgres(postgres_url)
     try:
         yield db
     finally:
