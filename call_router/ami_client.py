@@ -4,12 +4,13 @@
 Every long-lived process holds one `AmiLink` for its actions, shared by all its features: the
 dashboard's for call control, the agents panel and click-to-call (AMI user
 `hotline-supervise`); the router's for virtual hold (QueueStatus and the call-backs'
-Originates) and the "is it fixed?" calls (`hotline-originate`). The router's event stream is
-its listener's own connection (`ami_listener.py`), which also carries its queue-member sync
-(`ManagerSender`). A link logs in once, logs in again after a loss (Asterisk restarted), and
-bounds its actions: at most `max_in_flight` on the wire, at most `max_waiting` queued for a
-slot, each reply within `action_timeout` (matched by ActionID) - a dead or hung Asterisk gives
-AmiUnavailable, never a hang. Every reply is a plain dict of strings.
+Originates), the "is it fixed?" calls and the daily LoggerRotate (`hotline-originate`). Every
+login tries ami_host, then each of ami_fallback_hosts (`connect_one_shot`). The router's event
+stream is its listener's own connection (`ami_listener.py`), which also carries its
+queue-member sync (`ManagerSender`). A link logs in once, logs in again after a loss
+(Asterisk restarted), and bounds its actions: at most `max_in_flight` on the wire, at most
+`max_waiting` queued for a slot, each reply within `action_timeout` (matched by ActionID) - a
+dead or hung Asterisk gives AmiUnavailable, never a hang. Every reply is a plain dict of strings.
 
 panoramisk guesses whether an action answers with a list of events from the reply text, and
 guesses wrong for QueueAdd ("Added interface to queue" looks like a list to it, so the future
