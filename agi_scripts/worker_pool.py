@@ -1,5 +1,7 @@
-"""The parent of `hotline agi --workers N`: binds the shared port, runs the workers,
-restarts the ones that die, forwards signals and writes the status file."""
+"""The parent of `hotline agi --workers N`: the shared port, its workers, signals, status file.
+
+It binds the shared port, runs the workers, restarts the ones that die, forwards signals and
+writes `run/agi-workers.json`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""One worker of `hotline agi --workers N`: serve() on the parent's socket with its own
-AudioSocket port and spool, dying with its parent."""
+"""One worker of `hotline agi --workers N`: serve() on the parent's socket, dying with it.
+
+Its own AudioSocket port and call-log spool; its log lines name it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Per-worker call-log spools of `hotline agi --workers N`: their names, locks, and the
-adoption of spools left by workers that no longer exist."""
+"""The per-worker call-log spools of `hotline agi --workers N`: names, locks, orphans adopted.
+
+Spools left by workers that no longer exist are handed to a current worker before the workers
+start."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The router's health report: lag probes sent through Asterisk and timed until their handler
-ran, and the report file (call_router/health.py) rewritten every few seconds and on a change."""
+"""The router's health report: lag probes through Asterisk and the report file they feed.
+
+A probe is a UserEvent timed until its handler ran; the report (call_router/health.py) is
+rewritten every few seconds and at once on a change."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The router's catch-up with Asterisk: after a (re)connect or a database outage, the events its
-records say were missed, then the open calls whose channel is gone closed, and live state rebuilt.
+"""The router's catch-up with Asterisk after a (re)connect or a database outage.
+
+First the events Asterisk's records say were missed, then the open calls whose channel is gone
+closed, and live state rebuilt.
 
 The listener (call_router/ami_listener.py) asks Asterisk for its channels and queues a
 `ReconcileRequest` behind the events that arrived before that snapshot; `Reconciler.apply` runs
