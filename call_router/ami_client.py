@@ -4,12 +4,13 @@
 Every long-lived process holds one `AmiLink` for its actions, shared by all its features: the
 dashboard's for call control, the agents panel and click-to-call (AMI user
 `hotline-supervise`); the router's for virtual hold (QueueStatus and the call-backs'
-Originates) and the "is it fixed?" calls (`hotline-originate`). The router's event stream is
-its listener's own connection (`ami_listener.py`), which also carries its queue-member sync
-(`ManagerSender`). A link logs in once, logs in again after a loss (Asterisk restarted), and
-bounds its actions: at most `max_in_flight` on the wire, at most `max_waiting` queued for a
-slot, each reply within `action_timeout` (matched by ActionID) - a dead or hung Asterisk gives
-AmiUnavailable, never a hang. Every reply is a plain dict of strings.
+Originates), the "is it fixed?" calls and the daily LoggerRotate (`hotline-originate`). Every
+login tries ami_host, then each of ami_fallback_hosts (`connect_one_shot`). The router's event
+stream is its listener's own connection (`ami_listener.py`), which also carries its
+queue-member sync (`ManagerSender`). A link logs in once, logs in again after a loss
+(Asterisk restarted), and bounds its actions: at most `max_in_flight` on the wire, at most
+`max_waiting` queued for a slot, each reply within `action_timeout` (matched by ActionID) - a
+dead or hung Asterisk gives AmiUnavailable, never a hang. Every reply is a plain dict of strings.
 
 panoramisk guesses whether an action answers with a list of events from the reply text, and
 guesses wrong for QueueAdd ("Added interface to queue" looks like a list to it, so the future
@@ -105,18 +106,34 @@ async def wait_logged_in(manager: Manager, timeout: float = CONNECT_TIMEOUT) -> 
     """Wait until a freshly connected panoramisk Manager is logged in.
 
     panoramisk starts the login from a done-callback of connect(), so there is nothing to
-    await until that callback has run; a refused login closes the manager.
+    await until that callback has run; a refused login closes the manager. A connection
+    dropped before the login's reply (a node going down, a proxy with nothing behind it) is a
+    ConnectionResetError at once, not a wait for the timeout: the next host is tried now.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    lost = manager.lost if isinstance(manager, NoReconnectManager) else None
     while manager.authenticated_future is None and not manager.authenticated:
-        if isinstance(manager, NoReconnectManager) and manager.lost.is_set():
-            raise AmiUnavailable("AMI connection closed before login")
+        if lost is not None and lost.is_set():
+            raise ConnectionResetError("AMI connection closed before login")
         if loop.time() > deadline:
             raise TimeoutError("AMI login did not start")
         await asyncio.sleep(0.01)
-    if manager.authenticated_future is not None:
-        response = await asyncio.wait_for(manager.authenticated_future, timeout)
+    login = manager.authenticated_future
+    if login is not None:
+        watch = asyncio.ensure_future(lost.wait()) if lost is not None else None
+        try:
+            waiting: set[asyncio.Future[Any]] = {login} if watch is None else {login, watch}
+            await asyncio.wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+        finally:
+            if watch is not None:
+                watch.cancel()
+        if not login.done():
+            login.cancel()
+            if lost is not None and lost.is_set():
+                raise ConnectionResetError("AMI connection closed before login")
+            raise TimeoutError("no reply to the AMI login")
+        response = login.result()
         if not getattr(response, "success", False):
             manager.close()
             user = manager.config.get("username")

@@ -1,4 +1,6 @@
-"""`hotline router`: completes every call's row from Asterisk Manager (AMI) events.
+"""`hotline router`'s AMI listener: the event stream's connection, supervision and consumer.
+
+The router completes every call's row from Asterisk Manager (AMI) events.
 
 The FastAGI server writes what happens in the menu; the router writes the rest (queue,
 operators, hang-up, outcome, callback entry) and mirrors live state into Redis. It must work
@@ -6,13 +8,16 @@ alone too: if the FastAGI server is down the dialplan still queues the caller, a
 created here from Newchannel.
 
 This file owns the AMI link and its supervision: connect, watchdog, reconnect with backoff,
-and after every (re)connect the reconcile of open calls against the channels Asterisk really
-has and its queue_log and CDRs (call_router/reconcile.py), so calls that ended meanwhile get
-their true outcome; the same catch-up runs after a database outage. The rest lives in:
+the one consumer of the event queue, and after every (re)connect a request to reconcile open
+calls against the channels Asterisk really has, so calls that ended meanwhile get their true
+outcome; the same catch-up runs after a database outage. The rest lives in:
 
 - call_router/router_events.py: the subscribe table, each AMI event → call log + live state;
 - call_router/router_writer.py: writer lanes, batches, the backlog kept while the database is away;
-- call_router/router_agents.py: queue membership, agent state, missed rings, live operators.
+- call_router/router_agents.py: queue membership, agent state, missed rings, live operators;
+- call_router/listener_reconcile.py: the catch-up itself (Asterisk's queue_log and CDRs through
+  call_router/reconcile.py, closing vanished calls, rebuilding live state);
+- call_router/listener_health.py: lag probes and the router's health report.
 
 panoramisk runs event callbacks as untracked tasks, so the only callback puts the event on an
 asyncio.Queue and one consumer takes them in arrival order; panoramisk's own ping never
@@ -24,12 +29,8 @@ whatever is not written yet goes to the spool, which is replayed first at the ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -40,21 +41,22 @@ from call_router import health as health_report
 from call_router import live_state, reconcile
 from call_router.agents import AgentService
 from call_router.ami_client import (
-    AmiActionFailed,
     AmiUnavailable,
     ManagerSender,
     NoReconnectManager,
+    plain,
     wait_logged_in,
 )
 from call_router.autopause import AutoPausePolicy
 from call_router.call_log import CallLog
-from call_router.db import Database, unreachable
+from call_router.db import Database
 from call_router.event_backlog import EventBacklog
-from call_router.live_state import STAGE_QUEUE, LiveState
+from call_router.listener_health import ListenerHealth
+from call_router.listener_reconcile import Reconciler, ReconcileRequest, asterisk_started
+from call_router.live_state import LiveState
 from call_router.models import utcnow
 from call_router.router_agents import AgentPresence
-from call_router.router_dialplan_events import LAG_PROBE
-from call_router.router_events import CallEvents, stage_of
+from call_router.router_events import CallEvents
 from call_router.router_writer import EventWriter, describe
 from call_router.settings import QUEUES, Settings
 from call_router.sip_bans import SipBanGuard
@@ -66,33 +68,14 @@ RECONCILE_TIMEOUT = 15.0
 # Asterisk's AMI answers before every module is loaded; QueueAdd needs app_queue.
 BOOT_TIMEOUT = 60.0
 BOOT_POLL = 0.25
-# CoreStatus's start time has whole seconds: a call this close to the start is not "before".
-ASTERISK_START_SLACK = timedelta(seconds=2)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
-# A call that started this close to the channel snapshot may be missing from it legitimately.
-RECONCILE_GRACE = timedelta(seconds=5)
-# Lag probes (UserEvents sent through Asterisk) in flight at most: a stuck writer must not
-# pile them up.
-MAX_PROBES = 3
 
 log = structlog.get_logger(__name__)
 
 
 class AmiError(Exception):
     """The AMI connection is unusable (login refused, no pong, connection lost)."""
-
-
-@dataclass(frozen=True)
-class _Reconcile:
-    """Queued behind the events that arrived before Asterisk's channel snapshot."""
-
-    live_uniqueids: frozenset[str]
-    requested_at: datetime
-    done: asyncio.Future[int] = field(compare=False)
-    # When this Asterisk started, and when the router last lost its AMI link (Asterisk gone).
-    asterisk_started_at: datetime | None = None
-    went_away_at: datetime | None = None
 
 
 class AmiListener:
@@ -112,11 +95,7 @@ class AmiListener:
         self._call_log = call_log
         self._live = live
         self._clock = clock
-        self._queue: asyncio.Queue[dict[str, str] | _Reconcile] = asyncio.Queue()
-        # Asterisk's queue_log and CDRs: what happened while the router was away.
-        self._records = records or reconcile.AsteriskRecords.in_log_dir(
-            settings.asterisk_dir / "log"
-        )
+        self._queue: asyncio.Queue[dict[str, str] | ReconcileRequest] = asyncio.Queue()
         # Agent state (call_router/agents.py): without a database the listener only logs calls.
         self.agents = AgentPresence(
             call_log,
@@ -143,26 +122,33 @@ class AmiListener:
             batch_size=max(1, settings.ami_batch_size),
             on_change=self._write_health,
         )
+        self.reconciler = Reconciler(
+            call_log,
+            live,
+            self.agents,
+            self.writer,
+            # Asterisk's queue_log and CDRs: what happened while the router was away.
+            records or reconcile.AsteriskRecords.in_log_dir(settings.asterisk_dir / "log"),
+            clock,
+        )
         # Events that failed before reaching a writer (the writer counts its own).
         self._failed_events = 0
         # When the AMI link was last lost: the moment Asterisk went away if it was restarted.
         self._link_lost_at: datetime | None = None
-        # Health (call_router/health.py): this Asterisk's start, and lag probes in flight
-        # (a UserEvent sent through Asterisk and timed until its handler ran).
-        self._asterisk_started: datetime | None = None
-        self._probes: dict[str, float] = {}
-        # The live AMI link while connected and reconciled (None otherwise).
-        self._link: ManagerSender | None = None
-        # Set when the link comes or goes: the health report is rewritten at once.
-        self._link_changed = asyncio.Event()
-        self._last_lag: float | None = None
+        self._health = ListenerHealth(
+            settings,
+            self.writer,
+            clock=clock,
+            pending_events=self._queue.qsize,
+            failed_events=lambda: self._failed_events,
+        )
 
     # --- connection lifecycle -------------------------------------------------------
 
     async def run(self, *, ready: asyncio.Event | None = None) -> None:
         """Forever: connect, reconcile, consume; reconnect with backoff (1, 2, 4 … 30 s)."""
         consumer = asyncio.create_task(self._consume(), name="ami-consumer")
-        health_reports = asyncio.create_task(self._health_loop(), name="router-health")
+        health_reports = asyncio.create_task(self._health.run(), name="router-health")
         replayer = asyncio.create_task(self.writer.replay_forever(), name="ami-backlog")
         backoff = BACKOFF_FIRST
         try:
@@ -172,7 +158,7 @@ class AmiListener:
                     await self._connect(manager)
                     backoff = BACKOFF_FIRST
                     started_at = await self._asterisk_started_at(manager)
-                    self._asterisk_started, self._probes = started_at, {}
+                    self._health.asterisk_connected(started_at)
                     closed = await self._reconcile(manager, started_at)
                     log.info("ami_ready", reconciled=closed)
                     # Queue membership before "ready": a call right after start finds operators.
@@ -186,15 +172,14 @@ class AmiListener:
                         asyncio.create_task(self._catch_up_when_due(manager), name="ami-catch-up"),
                         asyncio.create_task(self._live_heartbeat(), name="live-heartbeat"),
                     ]
-                    self._link = ManagerSender(manager)
-                    self._link_changed.set()
+                    self._health.link_changed(ManagerSender(manager))
                     try:
                         await self._watch(manager)
                     finally:
                         for helper in helpers:
                             helper.cancel()
-                        self.agents.sender = self._link = None
-                        self._link_changed.set()
+                        self.agents.sender = None
+                        self._health.link_changed(None)
                 except (OSError, TimeoutError, AmiError, AmiUnavailable) as exc:
                     self._link_lost_at = self._clock()
                     log.warning("ami_disconnected", error=str(exc) or type(exc).__name__)
@@ -221,7 +206,7 @@ class AmiListener:
 
     def _enqueue(self, _manager: Manager, event: Mapping[str, Any]) -> None:
         # Runs inside panoramisk's dispatch: do nothing but hand the event over.
-        self._queue.put_nowait(_plain(event))
+        self._queue.put_nowait(plain(event))
 
     async def _connect(self, manager: NoReconnectManager) -> None:
         await asyncio.wait_for(manager.connect(), LOGIN_TIMEOUT)
@@ -242,7 +227,7 @@ class AmiListener:
             except TimeoutError as exc:
                 raise AmiError("no reply to AMI Ping") from exc
             if _field(reply, "Response").lower() != "success":
-                raise AmiError(f"bad reply to AMI Ping: {_plain(reply)}")
+                raise AmiError(f"bad reply to AMI Ping: {plain(reply)}")
             # A heartbeat for readers of the health file: its updated_at stays fresh.
             self._write_health()
 
@@ -267,7 +252,7 @@ class AmiListener:
             _field(reply, "CoreStartupDate"), _field(reply, "CoreStartupTime")
         )
         if started is None:
-            log.warning("asterisk_start_unknown", reply=_plain(reply))
+            log.warning("asterisk_start_unknown", reply=plain(reply))
         return started
 
     async def _queues_loaded(self, manager: NoReconnectManager) -> bool:
@@ -292,13 +277,13 @@ class AmiListener:
         )
         messages = reply if isinstance(reply, list) else [reply]
         if _field(messages[0], "Response").lower() not in ("success", ""):
-            raise AmiError(f"CoreShowChannels failed: {_plain(messages[0])}")
+            raise AmiError(f"CoreShowChannels failed: {plain(messages[0])}")
         uniqueids = frozenset(
             _field(m, "Uniqueid") for m in messages if _field(m, "Event") == "CoreShowChannel"
         )
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(
-            _Reconcile(uniqueids, requested_at, done, asterisk_started_at, self._link_lost_at)
+            ReconcileRequest(uniqueids, requested_at, done, asterisk_started_at, self._link_lost_at)
         )
         return await done
 
@@ -316,7 +301,7 @@ class AmiListener:
             while True:
                 item = await self._queue.get()
                 try:
-                    if isinstance(item, _Reconcile):
+                    if isinstance(item, ReconcileRequest):
                         # It must see everything that arrived before Asterisk's snapshot.
                         await self.writer.drain()
                         if self.writer.holding():
@@ -324,11 +309,11 @@ class AmiListener:
                             item.done.set_result(0)
                             self.writer.catch_up_due.set()
                         else:
-                            await self._apply_reconcile(item)
+                            await self.reconciler.apply(item)
                     else:
                         self.writer.lane_of(item).put_nowait(item)
                     if self._live.resync_needed and not self.writer.holding():
-                        await self._resync_live()
+                        await self.reconciler.resync_live()
                 except Exception:
                     self._failed_events += 1
                     log.exception("ami_event_failed", ami_event=_describe(item))
@@ -355,76 +340,12 @@ class AmiListener:
         queued: list[dict[str, str]] = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            if not isinstance(item, _Reconcile):
+            if not isinstance(item, ReconcileRequest):
                 queued.append(item)
         self.writer.spool_pending(queued)
 
     def _write_health(self) -> None:
-        """At once, on a change the report shows (outage, backlog, a probe's return)."""
-        try:
-            health_report.write_router_health(
-                health_report.router_health_path(self._settings), self.health()
-            )
-        except OSError as exc:  # health is a report: never stop the router for it
-            log.warning("router_health_write_failed", error=str(exc))
-
-    async def _apply_reconcile(self, item: _Reconcile) -> None:
-        """Catch up with Asterisk: first what its records say the router missed (through the
-        ordinary handlers), then close the calls whose channel is gone - at the end time
-        Asterisk recorded when it has one, else now, as "reconciled"."""
-        closed = 0
-        try:
-            calls = await asyncio.to_thread(self._call_log.open_calls)
-            rows, cdr_ends = await asyncio.to_thread(
-                self._records.read, [call.linkedid for call in calls]
-            )
-            missed: list[dict[str, str]] = []
-            for call in calls:
-                if call.linkedid in rows:
-                    known = await asyncio.to_thread(self._call_log.timeline, call.linkedid)
-                    missed += reconcile.missed_events(rows[call.linkedid], known)
-            if missed:
-                log.info("ami_recovered_from_records", events=len(missed))
-                await self.writer.apply(missed)
-            for call in calls:
-                if call.linkedid in item.live_uniqueids:
-                    continue
-                end = reconcile.ended_at(call.linkedid, rows.get(call.linkedid, []), cdr_ends)
-                dropped_at = None if end is not None else _dropped_at(call.started_at, item)
-                # A call older than this Asterisk is gone for sure, however recent it is.
-                if dropped_at is None and call.started_at > item.requested_at - RECONCILE_GRACE:
-                    continue
-                ended = await asyncio.to_thread(
-                    self._call_log.call_ended,
-                    call.linkedid,
-                    cause="asterisk_restart" if dropped_at is not None else "reconciled",
-                    at=end or dropped_at or self._clock(),
-                    reconciled=True,
-                    known_end=end is not None,
-                    dropped=dropped_at is not None,
-                )
-                if ended is not None:
-                    closed += 1
-                    await self._live.call_ended(ended)
-            await self._resync_live()
-        except Exception as exc:
-            if not unreachable(exc):
-                raise
-            # Nothing is lost: the catch-up runs again once the database is back.
-            self.writer.database_lost(exc)
-        finally:
-            if not item.done.done():
-                item.done.set_result(closed)
-
-    async def _resync_live(self) -> None:
-        calls = await asyncio.to_thread(self._call_log.open_calls)
-        staged = [(call, stage_of(call)) for call in calls]
-        waiting = {queue: 0 for queue in QUEUES}
-        for call, stage in staged:
-            if stage == STAGE_QUEUE and call.queue is not None:
-                waiting[call.queue] = waiting.get(call.queue, 0) + 1
-        await self._live.replace_all(staged, waiting)
-        await self.agents.publish_all()
+        self._health.write_now()
 
     # --- events -------------------------------------------------------------------------
 
@@ -443,7 +364,7 @@ class AmiListener:
             await self._live.heartbeat(self._clock())
             if self._live.resync_needed:
                 try:
-                    await self._resync_live()
+                    await self.reconciler.resync_live()
                 except OperationalError as exc:
                     log.warning("live_resync_failed", error=str(exc))
             await asyncio.sleep(live_state.HEARTBEAT_SECONDS)
@@ -455,85 +376,10 @@ class AmiListener:
         return self.writer.backlog.spool_depth
 
     def health(self) -> health_report.RouterReport:
-        lag = self._last_lag
-        if self._probes:  # one still on its way: it is at least this late
-            oldest = time.monotonic() - min(self._probes.values())
-            lag = max(lag or 0.0, oldest)
-        return health_report.RouterReport(
-            updated_at=self._clock(),
-            ami_connected=self._link is not None,
-            asterisk_started_at=self._asterisk_started,
-            lag_seconds=None if lag is None else round(lag, 3),
-            pending_events=self._queue.qsize(),
-            spool_depth=self.spool_depth(),
-            database_reachable=self.writer.db_reachable,
-            backlog=len(self.writer.backlog),
-            failed_events=self._failed_events + self.writer.failed_events,
-        )
-
-    async def _health_loop(self) -> None:
-        """Every few seconds: send a lag probe through Asterisk, write the router's report."""
-        path = health_report.router_health_path(self._settings)
-        sequence = 0
-        while True:
-            sender = self._link
-            if sender is not None and len(self._probes) < MAX_PROBES:
-                sequence += 1
-                probe = f"{os.getpid()}-{sequence}"
-                self._probes[probe] = time.monotonic()
-                try:
-                    replies = await sender.send(
-                        {"Action": "UserEvent", "UserEvent": LAG_PROBE, "Probe": probe}
-                    )
-                    if replies and replies[0].get("Response") == "Error":
-                        # Refused (e.g. an AMI user without the "user" write class): it will
-                        # never come back, and a probe kept waiting would read as a growing lag.
-                        raise AmiActionFailed("UserEvent", replies[0].get("Message") or "refused")
-                except (AmiActionFailed, AmiUnavailable) as exc:
-                    self._probes.pop(probe, None)
-                    log.warning("lag_probe_failed", error=str(exc))
-            self._link_changed.clear()
-            try:
-                await asyncio.to_thread(health_report.write_router_health, path, self.health())
-            except OSError as exc:
-                log.warning("router_health_write_failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._link_changed.wait(), health_report.HEALTH_INTERVAL)
+        return self._health.report()
 
     async def _probe_returned(self, probe: str) -> None:
-        # An effect: runs on the loop once the probe's batch is written, like any event's.
-        sent = self._probes.pop(probe, None)
-        if sent is not None:
-            self._last_lag = time.monotonic() - sent
-
-
-def asterisk_started(date: str, time_of_day: str) -> datetime | None:
-    """When Asterisk started, from CoreStatus's CoreStartupDate/Time (its local wall clock;
-    the router is taken to share the machine's time zone, as the sandbox and compose do)."""
-    try:
-        local = datetime.strptime(f"{date.strip()} {time_of_day.strip()}", "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
-    return local.astimezone(UTC)
-
-
-def _dropped_at(started_at: datetime, item: _Reconcile) -> datetime | None:
-    """If the call began before this Asterisk started, Asterisk went away under it: when.
-
-    The moment the router lost its AMI link, if that fell during the call; else (the router
-    was down too) the latest time it can have been, the new Asterisk's start.
-    """
-    restart = item.asterisk_started_at
-    if restart is None:
-        return None
-    went_away = item.went_away_at
-    # Began before the link to the old Asterisk was lost: on the old one, however close to
-    # the (whole-second) start of the new one.
-    if went_away is not None and started_at <= went_away <= restart + ASTERISK_START_SLACK:
-        return went_away
-    if started_at < restart - ASTERISK_START_SLACK:
-        return restart
-    return None
+        await self._health.probe_returned(probe)
 
 
 def _field(message: Any, name: str) -> str:
@@ -541,13 +387,5 @@ def _field(message: Any, name: str) -> str:
     return str(value) if value is not None else ""
 
 
-def _plain(event: Mapping[str, Any]) -> dict[str, str]:
-    """A plain dict of strings (panoramisk repeats keys as lists, e.g. ChanVariable)."""
-    plain: dict[str, str] = {}
-    for key, value in event.items():
-        plain[str(key)] = str(value[-1] if isinstance(value, list) and value else value)
-    return plain
-
-
-def _describe(item: Mapping[str, str] | _Reconcile) -> str:
-    return "reconcile" if isinstance(item, _Reconcile) else describe(item)
+def _describe(item: Mapping[str, str] | ReconcileRequest) -> str:
+    return "reconcile" if isinstance(item, ReconcileRequest) else describe(item)

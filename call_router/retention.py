@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from call_router.ami_client import AmiSender
 from call_router.db import Database
 from call_router.models import Call, CallEvent
 from call_router.settings import Settings
@@ -273,25 +274,15 @@ SWEEP_INTERVAL_SECONDS = 24 * 3600
 ROTATE_EVERY = timedelta(hours=23)
 
 
-async def rotate_asterisk_logs(settings: Settings) -> bool:
-    """Ask Asterisk to rotate full/messages/queue_log (logger.conf: by timestamp); False when
-    Asterisk is not reachable (the sweep still removes what is already rotated)."""
-    from call_router.ami_client import (
-        AmiActionFailed,
-        AmiUnavailable,
-        ManagerSender,
-        check,
-        connect_one_shot,
-    )
+async def rotate_asterisk_logs(ami: AmiSender) -> bool:
+    """Ask Asterisk to rotate full/messages/queue_log (logger.conf: by timestamp) through the
+    process's AMI link (the router's `hotline-originate` link: its "reporting" class is what
+    LoggerRotate needs); False when Asterisk is not reachable (the sweep still removes what is
+    already rotated)."""
+    from call_router.ami_client import AmiActionFailed, AmiUnavailable, check
 
     try:
-        # A router chore: its AMI user has the "reporting" class LoggerRotate needs.
-        manager = await connect_one_shot(settings, events="off", role="router")
-        try:
-            reply = await ManagerSender(manager).send({"Action": "LoggerRotate"})
-        finally:
-            manager.close()
-        check("LoggerRotate", reply)
+        check("LoggerRotate", await ami.send({"Action": "LoggerRotate"}))
     except (AmiUnavailable, AmiActionFailed, OSError, TimeoutError) as exc:
         log.warning("asterisk_log_rotate_failed", error=str(exc) or type(exc).__name__)
         return False
@@ -311,23 +302,30 @@ def rotation_due(settings: Settings, now: datetime) -> bool:
 
 
 async def sweep_now(
-    settings: Settings, db: Database, now: datetime, *, rotate: bool | None = None
+    settings: Settings,
+    db: Database,
+    now: datetime,
+    *,
+    ami: AmiSender,
+    rotate: bool | None = None,
 ) -> SweepReport:
-    """Rotate Asterisk's logs and the CDR file (when due, or `rotate`), then sweep (off the
-    event loop: it walks folders)."""
+    """Rotate Asterisk's logs (through `ami`) and the CDR file (when due, or `rotate`), then
+    sweep (off the event loop: it walks folders)."""
     import asyncio
 
     if rotate if rotate is not None else rotation_due(settings, now):
-        await rotate_asterisk_logs(settings)
+        await rotate_asterisk_logs(ami)
         rotate_cdr_csv(settings, now)
     return await asyncio.to_thread(sweep, settings, db, now)
 
 
-async def run_periodically(settings: Settings, db: Database) -> None:
-    """The router's daily job."""
+async def run_periodically(settings: Settings, db: Database, ami: AmiSender) -> None:
+    """The router's daily job; `ami` is the router's one action link (router_service.py)."""
     from call_router.models import utcnow
     from call_router.periodic import run_every
 
     await run_every(
-        SWEEP_INTERVAL_SECONDS, lambda: sweep_now(settings, db, utcnow()), name="retention_sweep"
+        SWEEP_INTERVAL_SECONDS,
+        lambda: sweep_now(settings, db, utcnow(), ami=ami),
+        name="retention_sweep",
     )

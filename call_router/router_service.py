@@ -51,18 +51,19 @@ async def serve(
     if task is not None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
+    # The process's one AMI link for its actions (logged in once, not per call, round or day),
+    # shared by virtual hold, the "is it fixed?" calls and the daily log rotation; the listener
+    # has the event stream.
+    ami = AmiLink(settings, role="originate")
     background = [
         asyncio.create_task(callback_escalation.run_periodically(db, live)),
-        asyncio.create_task(retention.run_periodically(settings, db)),
+        asyncio.create_task(retention.run_periodically(settings, db, ami)),
         asyncio.create_task(
             report_rollups.run_periodically(db.engine, threshold=settings.service_level_seconds)
         ),
     ]
     if guard is not None:
         background.append(asyncio.create_task(guard.run()))
-    # The process's one AMI link for its actions (logged in once, not per call or round),
-    # shared by virtual hold and the "is it fixed?" calls; the listener has the event stream.
-    ami = AmiLink(settings, role="originate")
     if settings.virtual_hold_autodial:
         background.append(asyncio.create_task(run_virtual_hold_dispatcher(settings, db, ami)))
     if settings.request_feedback_calls:

@@ -363,16 +363,19 @@ def agi(
     """Run the FastAGI server in the foreground."""
     from agi_scripts import workers as pool
     from agi_scripts.event_loop import loop_factory
+    from agi_scripts.worker_pool import serve_workers
+    from agi_scripts.worker_process import run_worker
+    from agi_scripts.worker_spools import adopt_spools, hold_spool
     from hotline.services import run_foreground
 
     if server != 1:
         # Its workers (agi_scripts/workers.py) inherit the environment: the same server.
         os.environ["HOTLINE_AGI_SERVER"] = str(server)
     settings = pool_member(get_settings())
-    if worker is not None:  # started by the parent below (agi_scripts/workers.py)
+    if worker is not None:  # started by the parent below (agi_scripts/worker_pool.py)
         if listen_fd is None or ready_fd is None or parent is None:
             raise _fail("--worker needs --listen-fd, --ready-fd and --parent")
-        pool.run_worker(settings, worker, listen_fd, ready_fd, parent)
+        run_worker(settings, worker, listen_fd, ready_fd, parent)
         return
     warn_loosened(settings)
     try:
@@ -383,15 +386,15 @@ def agi(
         from agi_scripts.server import serve
 
         # Spools of workers from an earlier `--workers N` run are replayed by this process.
-        for adopted in pool.adopt_spools(settings.agi_spool_file, 1):
+        for adopted in adopt_spools(settings.agi_spool_file, 1):
             typer.echo(
                 f"replaying {adopted.writes} call-log writes left by {adopted.orphan}", err=True
             )
-        pool.hold_spool(settings.agi_spool_file)  # for this process's life (after adopting)
+        hold_spool(settings.agi_spool_file)  # for this process's life (after adopting)
         run_foreground(settings, settings.agi_service, serve, loop_factory(settings.agi_uvloop))
     else:
         run_foreground(
-            settings, settings.agi_service, functools.partial(pool.serve_workers, workers=count)
+            settings, settings.agi_service, functools.partial(serve_workers, workers=count)
         )
 
 

@@ -10,11 +10,22 @@ from typing import Annotated
 import typer
 
 from call_router import retention
+from call_router.ami_client import AmiLink
 from call_router.db import Database
 from call_router.models import utcnow
-from call_router.settings import get_settings
+from call_router.settings import Settings, get_settings
 
 app = typer.Typer(help="Retention of recordings and logs.", no_args_is_help=True)
+
+
+async def sweep_once(settings: Settings, db: Database) -> retention.SweepReport:
+    """One sweep with a link of its own, closed at the end (a command is a process of its own:
+    nothing to share), as the router's `hotline-originate` user."""
+    link = AmiLink(settings, role="originate")
+    try:
+        return await retention.sweep_now(settings, db, utcnow(), ami=link, rotate=True)
+    finally:
+        await link.close()
 
 
 @app.command("sweep")
@@ -27,7 +38,7 @@ def sweep(
     db.upgrade()
     try:
         # Asked for now: Asterisk's logs are rotated now too, however recently they were.
-        report = asyncio.run(retention.sweep_now(settings, db, utcnow(), rotate=True))
+        report = asyncio.run(sweep_once(settings, db))
     finally:
         db.dispose()
     if as_json:

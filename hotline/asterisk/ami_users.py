@@ -92,15 +92,18 @@ class AmiUserClasses:
 # or command.
 AMI_USERS: dict[AmiRole, AmiUserClasses] = {
     "router": AmiUserClasses(
-        "the router: reads call events, syncs queue members, reconciles, rotates logs",
+        "the router: reads call events, syncs queue members, reconciles",
         read="call,agent,user,dialplan,security",
         write="agent,reporting,user",
     ),
     "originate": AmiUserClasses(
         "the router's one action link (virtual hold: QueueStatus and its call-backs' Originates,"
-        " the 'is it fixed?' calls) and the CLI's click-to-call: Originate, OriginateResponse",
+        " the 'is it fixed?' calls, the daily LoggerRotate) and the CLI's click-to-call and"
+        " `hotline retention sweep`: Originate, OriginateResponse, LoggerRotate",
         read="call",
-        write="originate",
+        # LoggerRotate is "system" or "reporting": reporting, the one that cannot restart or
+        # reload Asterisk. The router process holds it already (its listener's user).
+        write="originate,reporting",
     ),
     "control": AmiUserClasses(
         "the CLI's one-shot queue actions (`hotline agents`): QueueStatus, pause, login",

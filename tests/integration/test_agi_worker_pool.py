@@ -1,4 +1,4 @@
-"""The parent of `hotline agi --workers N` (agi_scripts/workers.WorkerPool) with real processes.
+"""The parent of `hotline agi --workers N` (agi_scripts/worker_pool.WorkerPool) with real processes.
 
 The workers here are tiny stand-ins (a few lines of Python that accept on the inherited socket
 and answer with their index and pid), so supervision is tested in a second, without Asterisk:
@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from agi_scripts.workers import WorkerPool, status_file
+from agi_scripts.worker_pool import WorkerPool
+from agi_scripts.workers import status_file
 from call_router.pid_files import read_agi_workers as read_status
 from call_router.settings import Settings
 

@@ -82,7 +82,7 @@ def test_pid_files_tell_the_pool_servers_apart(second_server: int) -> None:
 
 
 def test_a_pool_servers_workers_carry_its_number(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agi_scripts.workers import worker_command
+    from agi_scripts.worker_pool import worker_command
 
     monkeypatch.delenv("HOTLINE_AGI_SERVER", raising=False)
     assert "--server" not in worker_command(1, 3, 4)

@@ -1,6 +1,7 @@
-"""`hotline agi --workers N` (agi_scripts/workers.py): the pure rules - how many workers, which
-AudioSocket port and spool each one gets, how spools of workers that no longer exist are
-handed over - and a handed-over spool replayed by a real CallWriter into a real SQLite log."""
+"""`hotline agi --workers N` (agi_scripts/workers.py, worker_spools.py): the pure rules - how
+many workers, which AudioSocket port and spool each one gets, how spools of workers that no
+longer exist are handed over - and a handed-over spool replayed by a real CallWriter into a
+real SQLite log."""
 
 from __future__ import annotations
 
@@ -12,14 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from agi_scripts.call_writer import CallWriter
-from agi_scripts.workers import (
-    adopt_spools,
-    audiosocket_port,
-    restart_pause,
-    spools_on_disk,
-    worker_count,
-    worker_spool,
-)
+from agi_scripts.worker_spools import adopt_spools, spools_on_disk, worker_spool
+from agi_scripts.workers import audiosocket_port, restart_pause, worker_count
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call, CallEvent
@@ -209,7 +204,7 @@ def test_a_spool_still_held_by_a_live_worker_is_left_for_the_next_start(tmp_path
     moving that file now would lose what it appends. Its lock says it is alive."""
     import os
 
-    from agi_scripts.workers import hold_spool, try_lock_spool
+    from agi_scripts.worker_spools import hold_spool, try_lock_spool
 
     spool = tmp_path / "agi-call-log.jsonl"
     worker_spool(spool, 1).write_text("w1\n")

@@ -237,7 +237,7 @@ def test_each_ami_user_gets_only_the_classes_its_process_uses(settings: Settings
         assert not {"system", "command", "config", "all"} & granted[role]["write"]
     assert len({settings.ami_login(r)[1] for r in AMI_ROLES}) == 4
     assert granted["router"]["write"] == {"agent", "reporting", "user"}
-    assert granted["originate"]["write"] == {"originate"}
+    assert granted["originate"]["write"] == {"originate", "reporting"}
     assert granted["control"] == {"read": set(), "write": {"agent"}}
     # Call control: hang up, redirect, originate to ChanSpy, pauses; reads only call events
     # (the manager.conf filter lets nothing but OriginateResponse through).
