@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import select
 
 from call_router import tenants
-from call_router.call_arrivals_sql import insert_arrivals
 from call_router.call_event_kinds import EVENT_MENU_RESULT, EVENT_UTTERANCE
 from call_router.call_log_core import (
     CallArrival,
@@ -24,13 +23,13 @@ from call_router.call_log_core import (
 from call_router.call_log_sql import (
     MAX_KEY,
     MAX_KIND,
-    MENU_RESULT_UPDATE,
     call_by_linkedid,
     cap,
     insert_events,
     known_call_ids,
     printable,
 )
+from call_router.call_rows_sql import insert_arrivals, update_menu_results
 from call_router.models import Call
 
 # A transcript longer than this is not a housing problem any more; keep the row small.
@@ -81,7 +80,7 @@ class CallTimeline(CallLogCore):
         """The call columns of many `record_menu_result`s, in order (the latest pass wins).
 
         The timeline entries (`menu_result_entry`) go in with `record_events`, in the order
-        the caller's steps happened. One cached UPDATE, executed for every result in turn.
+        the caller's steps happened. One UPDATE per burst (call_router/call_rows_sql.py).
         `call_ids`: calls known to have a row (linkedid -> id); only the others are looked up.
         """
         if not results:
@@ -103,20 +102,7 @@ class CallTimeline(CallLogCore):
                     )
                     known.add(result.linkedid)
             session.flush()
-            session.execute(
-                MENU_RESULT_UPDATE,
-                [
-                    {
-                        "m_lid": cap(result.linkedid, 64),
-                        "m_choice": cap(result.choice, 32),
-                        "m_intent": cap(result.intent, 32),
-                        "m_language": cap(result.language, 8),
-                        "m_at": result.at or self._clock(),
-                        "m_queue": cap(result.queue, 32),
-                    }
-                    for result in results
-                ],
-            )
+            update_menu_results(session, results, self._clock())
             # ORM rows loaded earlier in this transaction must not hide these columns.
             session.expire_all()
 

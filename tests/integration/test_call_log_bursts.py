@@ -208,3 +208,39 @@ def test_arrivals_already_there_are_merged_as_ensure_call_merges(database: Datab
     }
     with database.session() as session:
         assert session.scalar(select(func.count()).select_from(Call)) == 2
+
+
+_MENU_COLUMNS = ("menu_choice", "intent", "language", "menu_ended_at", "queue")
+
+
+def _menu_columns(db: Database, linkedid: str) -> tuple[object, ...]:
+    with db.session() as session:
+        call = session.scalars(select(Call).where(Call.linkedid == linkedid)).one()
+        return tuple(getattr(call, name) for name in _MENU_COLUMNS)
+
+
+def test_menu_results_in_a_burst_set_what_single_writes_set(database: Database) -> None:
+    log = CallLog(database)
+    passes = [
+        ("1", "water", "plumbing", "ru", T0),
+        ("2", "power", "electric", "en", T0 + timedelta(seconds=1)),
+        (None, None, "coordinator", None, T0 + timedelta(seconds=2)),
+    ]
+    ids = log.ensure_calls(
+        [CallArrival(f"{kind}.{n}", None, None, started_at=T0)
+         for kind in ("burst", "single") for n in range(3)]
+    )  # fmt: skip
+    # Call 2 joined a queue before its second pass: the queue path owns its queue column.
+    log.queue_joined("burst.2", queue="plumbing", key="join:1", at=T0)
+    log.queue_joined("single.2", queue="plumbing", key="join:1", at=T0)
+    burst = [MenuResult(f"burst.{n}", *p) for n in range(3) for p in passes[: n + 1]]
+    with log.batch():
+        log.apply_menu_results(burst + [MenuResult("late.1", "1", "water", "plumbing", "ru")], ids)
+    for n in range(3):
+        for choice, intent, queue, language, at in passes[: n + 1]:
+            log.record_menu_result(
+                f"single.{n}", choice=choice, intent=intent, queue=queue, language=language, at=at
+            )
+        assert _menu_columns(database, f"burst.{n}") == _menu_columns(database, f"single.{n}")
+    assert _menu_columns(database, "burst.2")[4] == "plumbing"
+    assert _menu_columns(database, "late.1")[:3] == ("1", "water", "ru")  # row created first

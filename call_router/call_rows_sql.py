@@ -1,5 +1,6 @@
-# The FastAGI writer's arrivals as one statement per burst, straight to the driver: new call
-# rows (each with its dialled number's tenant, by subquery) and the ids of those it created.
+# The FastAGI writer's burst statements on call rows, straight to the driver: the arrivals
+# (new rows, each with its dialled number's tenant by subquery; the ids created) and the
+# menu results (one UPDATE per burst).
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from call_router.call_log_core import MenuResult
+from call_router.call_log_sql import cap
 from call_router.models import Call
 
 # The columns a new call row gets from its arrival (call_log_core._call_values), in the order
@@ -83,8 +86,7 @@ def insert_arrivals(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
         records = []
         for row in rows:
             record = {key: row[name] for key, name in zip(_PG_KEYS, ARRIVAL_COLUMNS, strict=True)}
-            at = started(row["started_at"])
-            record["sa"] = at.isoformat(sep=" ") if isinstance(at, datetime) else at
+            record["sa"] = _iso(started(row["started_at"]))
             records.append(record)
         result = connection.exec_driver_sql(
             INSERT_ARRIVALS_POSTGRESQL, {"rows": json.dumps(records)}
@@ -92,3 +94,64 @@ def insert_arrivals(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
     else:
         raise NotImplementedError(f"call log needs PostgreSQL or SQLite, not {dialect.name}")
     return {linkedid: call_id for linkedid, call_id in result}
+
+
+# A menu result's call columns: the latest menu pass wins; the queue column only while the
+# caller has not joined a queue yet (then the queue path owns it).
+_MENU_SET = (
+    "menu_choice = {c}, intent = {i}, language = {g}, menu_ended_at = {a}, "
+    "queue = CASE WHEN {t}queue_joined_at IS NULL THEN {q} ELSE {t}queue END"
+)
+# SQLite: one prepared UPDATE run for every result in order (sqlite3's executemany, in C).
+MENU_RESULTS_SQLITE = (
+    "UPDATE calls SET "
+    + _MENU_SET.format(c="?", i="?", g="?", a="?", t="", q="?")
+    + " WHERE linkedid = ?"
+)
+# PostgreSQL: one UPDATE .. FROM the burst's results as one JSON parameter (each call's
+# latest only: an UPDATE .. FROM takes one source row per target row).
+MENU_RESULTS_POSTGRESQL = (
+    "UPDATE calls AS c SET "
+    + _MENU_SET.format(c="m.c", i="m.i", g="m.g", a="m.a", t="c.", q="m.q")
+    + " FROM json_to_recordset(%(rows)s::json) AS m(l varchar, c varchar, i varchar, "
+    "g varchar, a timestamp, q varchar) WHERE c.linkedid = m.l"
+)
+
+
+def update_menu_results(session: Session, results: list[MenuResult], now: datetime) -> None:
+    """The call columns of many menu results, in order (the latest pass wins); a result's
+    time defaults to `now`. Calls without a row are not created here."""
+    if not results:
+        return
+    table: Table = Call.__table__  # type: ignore[assignment]
+    connection = session.connection()
+    dialect = connection.dialect
+    at_bind = table.c.menu_ended_at.type.dialect_impl(dialect).bind_processor(dialect)
+    rows = [
+        (
+            cap(result.choice, 32),
+            cap(result.intent, 32),
+            cap(result.language, 8),
+            at_bind(result.at or now) if at_bind else result.at or now,
+            cap(result.queue, 32),
+            cap(result.linkedid, 64),
+        )
+        for result in results
+    ]
+    if dialect.name == "sqlite":
+        connection.exec_driver_sql(MENU_RESULTS_SQLITE, rows)
+    elif dialect.name == "postgresql":
+        latest = {
+            lid: {"l": lid, "c": c, "i": i, "g": g, "a": _iso(a), "q": q}
+            for c, i, g, a, q, lid in rows
+        }
+        connection.exec_driver_sql(
+            MENU_RESULTS_POSTGRESQL, {"rows": json.dumps(list(latest.values()))}
+        )
+    else:
+        raise NotImplementedError(f"call log needs PostgreSQL or SQLite, not {dialect.name}")
+
+
+def _iso(value: Any) -> Any:
+    """A naive UTC datetime as PostgreSQL reads a timestamp from JSON."""
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else value
