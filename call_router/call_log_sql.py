@@ -7,11 +7,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Table, bindparam, case, select, update
+from sqlalchemy import Insert, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from call_router.models import Call, CallEvent, UTCDateTime
+from call_router.models import Call, CallEvent
 
 MAX_KEY = 160
 MAX_KIND = 32
@@ -20,22 +20,6 @@ MAX_KIND = 32
 # Fixed-shape statements of the writer's bursts: compiled once, then taken from the cache.
 _CALL_IDS = select(Call.linkedid, Call.id).where(
     Call.linkedid.in_(bindparam("linkedids", expanding=True))
-)
-# _apply_menu_result as one UPDATE: the latest menu pass wins; the queue column only while
-# the caller has not joined a queue yet (then the queue path owns it).
-MENU_RESULT_UPDATE = (
-    update(Call.__table__)  # type: ignore[arg-type]
-    .where(Call.__table__.c.linkedid == bindparam("m_lid"))
-    .values(
-        menu_choice=bindparam("m_choice"),
-        intent=bindparam("m_intent"),
-        language=bindparam("m_language"),
-        menu_ended_at=bindparam("m_at", type_=UTCDateTime()),
-        queue=case(
-            (Call.__table__.c.queue_joined_at.is_(None), bindparam("m_queue")),
-            else_=Call.__table__.c.queue,
-        ),
-    )
 )
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 
 from call_router import tenants
 from call_router.call_event_kinds import EVENT_MENU_RESULT, EVENT_UTTERANCE
@@ -23,15 +23,13 @@ from call_router.call_log_core import (
 from call_router.call_log_sql import (
     MAX_KEY,
     MAX_KIND,
-    MENU_RESULT_UPDATE,
     call_by_linkedid,
     cap,
-    dialable,
     insert_events,
-    insert_ignore,
     known_call_ids,
     printable,
 )
+from call_router.call_rows_sql import insert_arrivals, update_menu_results
 from call_router.models import Call
 
 # A transcript longer than this is not a housing problem any more; keep the row small.
@@ -42,53 +40,38 @@ class CallTimeline(CallLogCore):
     def ensure_calls(self, arrivals: list[CallArrival]) -> dict[str, int]:
         """`ensure_call` for many calls at once (the FastAGI writer's bursts): their ids.
 
-        Core statements of a fixed shape (compiled once, cached): one SELECT of the rows
-        already there, one many-row INSERT .. ON CONFLICT DO NOTHING of the new ones.
+        One statement straight to the driver (call_router/call_arrivals_sql.py): the new rows,
+        each with its dialled number's tenant by subquery, and the ids it created. Only when
+        some calls had a row already (the router, an earlier pass) are those read and merged,
+        as `ensure_call` would.
         """
         if not arrivals:
             return {}
         with self._session() as session:
             fresh: dict[str, dict[str, Any]] = {}
-            tenant_of = tenants.tenants_for_numbers(
-                session, {cap(dialable(a.dialed_number), 32) for a in arrivals}
-            )
             for arrival in arrivals:
                 values = self._call_values(arrival, arrival.started_at or self._clock())
-                values["tenant_id"] = tenant_of.get(values["dialed_number"])
                 earlier = fresh.get(values["linkedid"])
                 if earlier is None:
                     fresh[values["linkedid"]] = values
                 else:
                     earlier["started_at"] = min(earlier["started_at"], values["started_at"])
-            linkedids = list(fresh)
-            known = known_call_ids(session, linkedids)
-            if known:
-                # Created before (the router, an earlier pass): merge as ensure_call would.
-                for row in session.scalars(select(Call).where(Call.linkedid.in_(list(known)))):
-                    merge_call(row, fresh[row.linkedid])
-            new = [values for linkedid, values in fresh.items() if linkedid not in known]
-            if new:
-                table: Table = Call.__table__  # type: ignore[assignment]
-                # One multi-row INSERT (insertmanyvalues) that names the ids it created.
-                inserted = {
-                    linkedid: call_id
-                    for linkedid, call_id in session.execute(
-                        insert_ignore(session, table, ["linkedid"]).returning(
-                            table.c.linkedid, table.c.id
-                        ),
-                        new,
-                    )
-                }
-                known.update(inserted)
-                # Created meanwhile by the router: merge as ensure_call would.
-                for values in new:
-                    if values["linkedid"] not in inserted:
-                        meanwhile = call_by_linkedid(session, values["linkedid"])
-                        if meanwhile is not None:
-                            merge_call(meanwhile, values)
-                            session.flush()
-                            known[meanwhile.linkedid] = meanwhile.id
-            session.flush()
+            known = insert_arrivals(session, list(fresh.values()))
+            there = [values for linkedid, values in fresh.items() if linkedid not in known]
+            if there:
+                # Created before (or meanwhile, by the router): merge as ensure_call would.
+                tenant_of = tenants.tenants_for_numbers(
+                    session, {values["dialed_number"] for values in there}
+                )
+                rows = session.scalars(
+                    select(Call).where(Call.linkedid.in_([values["linkedid"] for values in there]))
+                )
+                for row in rows:
+                    values = fresh[row.linkedid]
+                    values["tenant_id"] = tenant_of.get(values["dialed_number"])
+                    merge_call(row, values)
+                    known[row.linkedid] = row.id
+                session.flush()
             return known
 
     def apply_menu_results(
@@ -97,7 +80,7 @@ class CallTimeline(CallLogCore):
         """The call columns of many `record_menu_result`s, in order (the latest pass wins).
 
         The timeline entries (`menu_result_entry`) go in with `record_events`, in the order
-        the caller's steps happened. One cached UPDATE, executed for every result in turn.
+        the caller's steps happened. One UPDATE per burst (call_router/call_rows_sql.py).
         `call_ids`: calls known to have a row (linkedid -> id); only the others are looked up.
         """
         if not results:
@@ -119,20 +102,7 @@ class CallTimeline(CallLogCore):
                     )
                     known.add(result.linkedid)
             session.flush()
-            session.execute(
-                MENU_RESULT_UPDATE,
-                [
-                    {
-                        "m_lid": cap(result.linkedid, 64),
-                        "m_choice": cap(result.choice, 32),
-                        "m_intent": cap(result.intent, 32),
-                        "m_language": cap(result.language, 8),
-                        "m_at": result.at or self._clock(),
-                        "m_queue": cap(result.queue, 32),
-                    }
-                    for result in results
-                ],
-            )
+            update_menu_results(session, results, self._clock())
             # ORM rows loaded earlier in this transaction must not hide these columns.
             session.expire_all()
 
