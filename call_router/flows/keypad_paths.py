@@ -16,7 +16,7 @@ ends the walk there. Menu repeats (`*`), wrong keys and silence are not walked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 
@@ -170,32 +170,3 @@ def _next(
         case CompanyNode() | PlayNode() | GotoNode() | AreaNode() | IncidentNode() | RequestsNode():
             return [(flow_name, node.next, language, None)]
     raise ValueError(f"{flow_name}: a {node.type} node is not walked by keypad")
-
-
-def in_turn(paths: list[KeypadPath], starts: Iterator[str], length: int) -> list[list[KeypadPath]]:
-    """The paths split into chains of at most `length` calls from one number each, in an order
-    a number can take them: a caller's next call starts in the language their last one ended in
-    (the hotline remembers a "press 9"). Each chain starts in the next language of `starts`;
-    in each language it takes a path that stays in it while those are at least as many as the
-    paths that switch, else a switching one: the switches are spread over the chains, so no
-    language is left with paths and no way into it."""
-    todo = list(paths)
-    out: list[list[KeypadPath]] = []
-    while todo:
-        language = next(starts)
-        chain: list[KeypadPath] = []
-        while len(chain) < length:
-            mine = [p for p in todo if p.start_language == language]
-            stay = [p for p in mine if p.end_language == language]
-            switch = [p for p in mine if p.end_language != language]
-            if not mine:
-                break
-            pick = (stay if stay and len(stay) >= len(switch) else switch)[0]
-            chain.append(pick)
-            todo.remove(pick)
-            language = pick.end_language
-        if not chain:
-            left = sorted({p.start_language for p in todo})
-            raise ValueError(f"no caller can start in {left} (a chain starts in {language!r})")
-        out.append(chain)
-    return out
