@@ -149,6 +149,9 @@ class DbLookups:
         # in memory instead of each reading the same rows in a thread of their own.
         self._incidents_reading = False
         self._languages_reading = False
+        # Languages chosen since a read of the table may have begun (monotonic time of the
+        # commit): a read whose rows predate the choice must not drop it from memory.
+        self._chosen_languages: dict[str, tuple[float, str]] = {}
 
     def recent_calls(self, caller_number: str, since: datetime, exclude_linkedid: str) -> int:
         number = normalize_number(caller_number, self._country)
@@ -167,11 +170,18 @@ class DbLookups:
     def caller_language(self, caller_number: str) -> str | None:
         try:
             if self._languages is None or self._stale(self._languages[0], self._languages_ttl):
+                started = time.monotonic()
                 with self._db.session() as session:
                     rows = session.execute(
                         select(CallerLanguage.caller_number, CallerLanguage.language)
                     )
-                    self._languages = (time.monotonic(), {number: lang for number, lang in rows})
+                    languages = {number: lang for number, lang in rows}
+                for number, (chosen_at, language) in list(self._chosen_languages.items()):
+                    if chosen_at >= started:
+                        languages[number] = language  # committed after this read began
+                    else:
+                        self._chosen_languages.pop(number, None)  # this read saw it
+                self._languages = (time.monotonic(), languages)
         finally:
             self._languages_reading = False
         return self._language_in_memory(caller_number)
@@ -207,6 +217,7 @@ class DbLookups:
                 session.add(CallerLanguage(caller_number=number, language=language))
             else:
                 row.language, row.updated_at = language, utcnow()
+        self._chosen_languages[number] = (time.monotonic(), language)
         if self._languages is not None:
             self._languages[1][number] = language
 

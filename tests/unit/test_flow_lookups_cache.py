@@ -55,3 +55,45 @@ def test_stale_languages_are_read_again_by_one_caller(db: Database) -> None:
     assert lookups.language_if_fresh("+74951234567") == (True, "en")  # meanwhile: memory
     assert lookups.caller_language("+74951234567") == "en"
     assert lookups.language_if_fresh("+74951234567") == (False, None)
+
+
+def test_a_language_chosen_while_the_table_is_read_again_is_kept(db: Database) -> None:
+    """The re-read's rows can predate a choice committed while it runs (another thread): the
+    new table must not drop that choice, or the caller's next calls start in the old language
+    until the next re-read."""
+    with db.session() as session:
+        session.add(CallerLanguage(caller_number="+74951234567", language="ru"))
+    lookups = DbLookups(db, "RU", languages_ttl=0.0)
+    assert lookups.caller_language("+74951234567") == "ru"
+
+    real_session = db.session
+
+    def session_that_lets_a_choice_in_after_the_read():  # type: ignore[no-untyped-def]
+        context = real_session()
+        session = context.__enter__()
+        real_execute = session.execute
+
+        def execute(statement, *args, **kwargs):  # type: ignore[no-untyped-def]
+            rows = list(real_execute(statement, *args, **kwargs))
+            db.session = real_session  # type: ignore[method-assign]
+            lookups.remember_language("+74951234567", "en")  # commits after the SELECT
+            return rows
+
+        session.execute = execute  # type: ignore[method-assign]
+
+        class Wrapped:
+            def __enter__(self):  # type: ignore[no-untyped-def]
+                return session
+
+            def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+                return context.__exit__(*exc)
+
+        return Wrapped()
+
+    db.session = session_that_lets_a_choice_in_after_the_read  # type: ignore[method-assign]
+    try:
+        assert lookups.caller_language("+74951234567") == "en"
+    finally:
+        db.session = real_session  # type: ignore[method-assign]
+    assert lookups.language_if_fresh("+74951234567") == (False, None)
+    assert lookups.caller_language("+74951234567") == "en"  # the table has it now too
