@@ -103,7 +103,7 @@ class _CallScope:
 
 
 class SpeechMenu:
-    """agi_scripts.flows.engine.SpeechInput backed by listen() and speech.understand().
+    """agi_scripts.flows.runtime.SpeechInput backed by listen() and speech.understand().
 
     Built once per process (settings, recogniser, AudioSocket server); each call is one
     `ask` node. Returns None (the engine switches to the keypad) when the language has no
