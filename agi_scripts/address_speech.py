@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agi_scripts.agi import AgiChannel, CallerHangup
-from agi_scripts.listen import EndedBy, SpeechMenu, _CallScope, listen
+from agi_scripts.listen import SpeechMenu, _CallScope, listen
+from agi_scripts.listen_types import EndedBy
 from agi_scripts.speech import UNKNOWN_WORD, Recogniser, RecognitionResult, utterance_audio
 from call_router.intents import PhrasebookError
 from call_router.spoken_addresses import SpokenBuilding, grammar_phrases, pick_building, words

@@ -1,26 +1,57 @@
-"""A typed AGI channel over asyncio streams: the environment, commands, replies, hang-ups.
+"""A typed AGI channel over asyncio streams: one call's commands, replies, deadlines, hang-ups.
 
 We read the protocol ourselves instead of through panoramisk's Request because its reader
 loops forever on a half-sent environment and takes Asterisk's unsolicited `HANGUP` line for
-the next command's reply (see CONVENTIONS.md).
-
-Protocol (res_agi.c): the environment is `agi_key: value` lines ended by a blank line. Each
-command is one line; the reply is `200 result=N [(data)] [endpos=N]`, `510 Invalid or unknown
-command`, `511 Command Not Permitted on a dead channel...`, or a `520-` usage block ending with
-`520 End of proper usage.`. When the caller hangs up Asterisk writes `HANGUP` on its own.
+the next command's reply (see CONVENTIONS.md). The environment is read by agi_environment.py,
+the reply lines parsed by agi_protocol.py; their names are importable from here too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import unicodedata
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
-ENV_TIMEOUT = 5.0
-# Asterisk's environment is ~1 KiB; a peer that sends far more is not Asterisk.
-ENV_MAX_BYTES = 16 * 1024
+from agi_scripts.agi_environment import (
+    ENV_MAX_BYTES,
+    ENV_TIMEOUT,
+    AgiEnvironment,
+    EnvironmentReadError,
+    parse_environment,
+    read_environment,
+)
+from agi_scripts.agi_protocol import (
+    KEYPAD,
+    AgiError,
+    AgiResult,
+    CallerHangup,
+    command_verb,
+    digit_from_code,
+    parse_any_reply_line,
+    parse_reply_line,
+    printable,
+    quote_argument,
+)
+
+__all__ = [
+    "DEFAULT_COMMAND_TIMEOUT",
+    "ENV_MAX_BYTES",
+    "ENV_TIMEOUT",
+    "AgiChannel",
+    "AgiEnvironment",
+    "AgiError",
+    "AgiResult",
+    "CallerHangup",
+    "EnvironmentReadError",
+    "command_verb",
+    "digit_from_code",
+    "parse_any_reply_line",
+    "parse_environment",
+    "parse_reply_line",
+    "printable",
+    "quote_argument",
+    "read_environment",
+]
+
 DEFAULT_COMMAND_TIMEOUT = 10.0
 # A usage block is ~10 lines; bound it so a babbling peer cannot keep us reading.
 MAX_USAGE_LINES = 200
@@ -32,179 +63,8 @@ _LANGUAGE = re.compile(r"[a-z]{2}(_[A-Z]{2})?")
 _VARIABLE_NAME = re.compile(r"[A-Z0-9_]+")
 # GET VARIABLE also takes dialplan functions, e.g. CHANNEL(linkedid).
 _READABLE_NAME = re.compile(r"[A-Za-z0-9_]+(\([A-Za-z0-9_,.-]*\))?")
-_REPLY = re.compile(r"^(?P<code>\d{3})(?P<sep>[ -])?(?P<rest>.*)$")
-_RESULT = re.compile(
-    # endpos is a sample count: more digits than an int64 holds is garbage, not a position.
-    r"result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?(?:\s+endpos=(?P<endpos>-?\d{1,18})\b)?"
-)
-# The common reply in one match (see parse_reply_line): `200 result=N [(data)] [endpos=N]`.
-_REPLY_200 = re.compile(
-    r"200 result=(?P<result>\S*)(?:\s+\((?P<data>.*)\))?(?:\s+endpos=(?P<endpos>-?\d{1,18})\b)?"
-)
 # What a command line must not hold (it would end the command early or smuggle another).
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
-_ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
-_DIGITS = re.compile(r"[0-9*#A-D]*")
-
-
-class AgiError(Exception):
-    """The AGI conversation failed (bad reply, timeout, protocol violation)."""
-
-
-class CallerHangup(Exception):  # noqa: N818 - it is an event, not an error
-    """The caller is gone: end the flow, record what is useful, send nothing more."""
-
-
-class EnvironmentReadError(AgiError):
-    """The peer did not send a complete AGI environment in time."""
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """Text safe for a log line or the Asterisk console: no control characters, bounded."""
-    if text.isprintable():
-        # No character of a C category (nor a separator but space): nothing to replace.
-        return text[:limit]
-    cleaned = "".join(
-        ch if not unicodedata.category(ch).startswith("C") else "\N{REPLACEMENT CHARACTER}"
-        for ch in text[: limit * 2]
-    )
-    return cleaned[:limit]
-
-
-@dataclass(frozen=True)
-class AgiEnvironment:
-    """The `agi_*` variables Asterisk sends first. Values are untrusted text."""
-
-    values: dict[str, str] = field(default_factory=dict)
-
-    def get(self, key: str, default: str = "") -> str:
-        return self.values.get(key, default)
-
-    @property
-    def network_script(self) -> str:
-        """The route: `hotline` of agi://host:port/hotline, without a query string or slashes."""
-        script = self.get("agi_network_script")
-        if not script:
-            # Older or odd peers only send agi_request=agi://host:port/<script>.
-            request = self.get("agi_request")
-            script = request.split("://", 1)[-1].partition("/")[2] if "://" in request else ""
-        return script.split("?", 1)[0].strip("/")
-
-    @property
-    def uniqueid(self) -> str:
-        return self.get("agi_uniqueid")
-
-    @property
-    def channel(self) -> str:
-        return self.get("agi_channel")
-
-    @property
-    def caller_number(self) -> str | None:
-        return _known(self.get("agi_callerid"))
-
-    @property
-    def caller_name(self) -> str | None:
-        return _known(self.get("agi_calleridname"))
-
-    @property
-    def dialed_number(self) -> str | None:
-        return _known(self.get("agi_dnid")) or _known(self.get("agi_extension"))
-
-    @property
-    def language(self) -> str:
-        return self.get("agi_language")
-
-
-def _known(value: str) -> str | None:
-    # Asterisk writes "unknown" for an absent caller ID.
-    return None if value in ("", "unknown") else value
-
-
-def parse_environment(raw: bytes) -> AgiEnvironment:
-    """Parse the header block. Unknown keys are kept, garbage lines are dropped."""
-    values: dict[str, str] = {}
-    for line in raw.decode("utf-8", errors="replace").split("\n"):
-        key, sep, value = line.rstrip("\r").partition(":")
-        key = key.strip()
-        # First occurrence wins: a caller name carrying a raw line break could otherwise
-        # inject a later `agi_network_script:` line and override the real one.
-        if sep and _ENV_KEY.fullmatch(key):
-            values.setdefault(key, value.strip())
-    return AgiEnvironment(values)
-
-
-async def read_environment(
-    reader: asyncio.StreamReader,
-    timeout: float = ENV_TIMEOUT,
-    max_bytes: int = ENV_MAX_BYTES,
-) -> AgiEnvironment:
-    """Read until the blank line; a peer that stops early, never ends or floods is refused."""
-    try:
-        async with asyncio.timeout(timeout):
-            raw = await reader.readuntil(b"\n\n")
-    except TimeoutError as exc:
-        raise EnvironmentReadError(f"no complete AGI environment within {timeout}s") from exc
-    except asyncio.IncompleteReadError as exc:
-        raise EnvironmentReadError(
-            f"connection closed after {len(exc.partial)} bytes of AGI environment"
-        ) from exc
-    except asyncio.LimitOverrunError as exc:
-        raise EnvironmentReadError("AGI environment larger than the reader limit") from exc
-    if len(raw) > max_bytes:
-        raise EnvironmentReadError(f"AGI environment of {len(raw)} bytes exceeds {max_bytes}")
-    return parse_environment(raw)
-
-
-class AgiResult(NamedTuple):
-    """One parsed reply (immutable; a tuple: one is made for every command, so it is cheap)."""
-
-    code: int
-    result: str
-    data: str | None = None
-    endpos: int | None = None
-
-    @property
-    def value(self) -> int | None:
-        try:
-            return int(self.result)
-        except ValueError:
-            return None
-
-
-def parse_reply_line(line: str) -> AgiResult:
-    # Nearly every reply is `200 result=...`: one match, the same result as the general
-    # path below gives for it (checked in tests/unit/test_fuzz_agi.py).
-    common = _REPLY_200.match(line) if "\n" not in line else None
-    if common is not None:
-        result, data, endpos = common.groups()
-        return AgiResult(200, result, data, int(endpos) if endpos is not None else None)
-    return parse_any_reply_line(line)
-
-
-def parse_any_reply_line(line: str) -> AgiResult:
-    """Any reply line: `200`, `100 Trying`, `510`, `511`, `520` and the rest."""
-    match = _REPLY.match(line)
-    if match is None:
-        raise AgiError(f"unparseable AGI reply: {printable(line, 120)!r}")
-    code = int(match["code"])
-    rest = match["rest"].strip()
-    if code != 200:
-        return AgiResult(code=code, result="", data=rest or None)
-    result = _RESULT.match(rest)
-    if result is None:
-        raise AgiError(f"200 reply without result: {printable(line, 120)!r}")
-    endpos = result["endpos"]
-    return AgiResult(
-        code=200,
-        result=result["result"],
-        data=result["data"],
-        endpos=int(endpos) if endpos is not None else None,
-    )
-
-
-def quote_argument(value: str) -> str:
-    """One AGI argument: res_agi's parser honours double quotes and backslash escapes."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class _ReplyOverdue(Exception):  # noqa: N818 - raised into the reader by the deadline timer
@@ -414,7 +274,7 @@ class AgiChannel:
         )
         if reply.result == "-1":
             await self._raise_for_failed_channel("GET DATA")
-        digits = reply.result if _DIGITS.fullmatch(reply.result) else ""
+        digits = reply.result if KEYPAD.fullmatch(reply.result) else ""
         return digits, reply.data == "timeout"
 
     async def set_variable(self, name: str, value: str) -> None:
@@ -453,20 +313,6 @@ class AgiChannel:
         await self.command("HANGUP")
 
 
-def command_verb(cmd: str) -> str:
-    """`STREAM FILE` of `STREAM FILE "x" ""`: what to name in errors, without arguments."""
-    words = cmd.split(" ", 2)[:2]
-    return " ".join(w for w in words if w.isalpha() and w.isupper()) or "command"
-
-
 def _check_digits(escape_digits: str) -> None:
-    if not _DIGITS.fullmatch(escape_digits):
+    if not KEYPAD.fullmatch(escape_digits):
         raise ValueError("escape digits must be keypad symbols")
-
-
-def digit_from_code(code: int | None) -> str:
-    # STREAM FILE answers the ASCII code of the key pressed, 0 for none.
-    if code is None or code <= 0 or code > 127:
-        return ""
-    digit = chr(code)
-    return digit if _DIGITS.fullmatch(digit) else ""

@@ -364,7 +364,7 @@ def decide_understanding(
 
 
 def utterance_vad(settings: Settings, *, no_speech_timeout_ms: int = 10**9) -> VadConfig:
-    """The end-of-speech rules of a live call (listen.vad_config), for live audio and files."""
+    """The end-of-speech rules of a live call (listen_stream.vad_config), for audio and files."""
     return VadConfig(
         silence_ms=settings.speech_silence_ms,
         max_utterance_ms=int(settings.speech_max_seconds * 1000),

@@ -15,14 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agi_scripts.agi import AgiChannel, AgiError, CallerHangup, printable
-from agi_scripts.flows.engine import (
-    FALLBACK_QUEUE,
-    FlowEngine,
-    FlowState,
-    set_call_id,
-    set_tenant,
-    tenant_menu,
-)
+from agi_scripts.flows.engine import FALLBACK_QUEUE, FlowEngine
+from agi_scripts.flows.engine_core import FlowState, set_call_id, set_tenant, tenant_menu
 from agi_scripts.flows.runtime import FlowRuntime
 from call_router import channel_vars
 from call_router.routing import pick_language

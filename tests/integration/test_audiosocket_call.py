@@ -31,8 +31,10 @@ import structlog
 from agi_scripts.agi import AgiChannel
 from agi_scripts.audiosocket import AudioSocketServer
 from agi_scripts.call_context import CallContext
-from agi_scripts.listen import EndedBy, SpeechMenu, Utterance, listen, read_wav_pcm
+from agi_scripts.listen import SpeechMenu, listen
+from agi_scripts.listen_types import EndedBy, Utterance
 from agi_scripts.server import AgiServer, RouteRegistry
+from agi_scripts.utterance_files import read_wav_pcm
 from agi_scripts.vad import EndOfSpeechDetector, VadConfig
 from call_router.settings import Settings
 from hotline.asterisk.sandbox import Asterisk

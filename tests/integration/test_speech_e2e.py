@@ -241,7 +241,7 @@ def _through_ulaw(path: Path) -> bytes:
     """The wav as the call carries it: μ-law on the wire, slin again at Asterisk."""
     import audioop
 
-    from agi_scripts.listen import read_wav_pcm
+    from agi_scripts.utterance_files import read_wav_pcm
 
     return audioop.ulaw2lin(audioop.lin2ulaw(read_wav_pcm(path), 2), 2)
 

@@ -27,7 +27,8 @@ from agi_scripts.audiosocket import (
     encode_uuid,
     read_frame,
 )
-from agi_scripts.listen import EndedBy, capture_utterance
+from agi_scripts.listen_capture import capture_utterance
+from agi_scripts.listen_types import EndedBy
 from agi_scripts.vad import EndOfSpeechDetector, VadConfig
 
 

@@ -31,7 +31,8 @@ from agi_scripts.audiosocket import (
     encode_uuid,
     read_frame,
 )
-from agi_scripts.listen import Capture, EndedBy, capture_utterance
+from agi_scripts.listen_capture import Capture, capture_utterance
+from agi_scripts.listen_types import EndedBy
 from agi_scripts.vad import EndOfSpeechDetector, VadConfig
 from tests.unit.fuzzing import PURE, SOCKETS
 

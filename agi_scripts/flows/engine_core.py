@@ -1,0 +1,168 @@
+"""A call's place in its flow and what every node uses: its state, timeline events, lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agi_scripts.agi import AgiChannel
+from agi_scripts.flows.runtime import ActiveIncident, FlowLookups, FlowRuntime, TenantLookups
+from call_router import channel_vars
+from call_router.flows.schema import Flow
+from call_router.flows.tenant_menus import TenantMenu
+from call_router.tenant_routing import CENTRE_DECISION, TenantDecision
+
+if TYPE_CHECKING:
+    from agi_scripts.call_context import CallContext
+
+# The longest keypad input we keep (calls.menu_choice is String(32)); longer is junk anyway.
+MAX_CHOICE_LENGTH = 16
+_NOT_A_KEY = re.compile(r"[^0-9*#A-D]")
+
+# How long database work that needs the call's row waits for the call-log writer.
+CALL_ROW_WAIT = 3.0
+# The longest a caller waits in silence for a database lookup or action; then the flow goes
+# on as if it failed (an unknown fact is false, an action takes its on_error path).
+LOOKUP_TIMEOUT = 5.0
+
+T = TypeVar("T")
+
+
+def clean_choice(digits: str) -> str:
+    """What may be stored/logged of keypad input: keypad symbols only, bounded."""
+    return _NOT_A_KEY.sub("", digits)[:MAX_CHOICE_LENGTH]
+
+
+@dataclass
+class FlowState:
+    """Where the caller is, for the hang-up record and the call log."""
+
+    node: str
+    menu_plays: int = 0
+    steps: int = 0
+    # The last keypad input in a menu (cleaned), kept for the call log even on failure.
+    choice: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    result: str | None = None  # "routed", "hangup", "voicemail"
+    queue: str | None = None
+
+
+class EngineCore:
+    """The engine's state for one call and the helpers every node family uses."""
+
+    def __init__(
+        self,
+        agi: AgiChannel,
+        ctx: CallContext,
+        name: str,
+        flow: Flow,
+        runtime: FlowRuntime,
+        variables: dict[str, str] | None = None,
+        tenant: TenantDecision = CENTRE_DECISION,
+    ) -> None:
+        self.agi = agi
+        self.ctx = ctx
+        self.name = name
+        self.flow = flow
+        self.rt = runtime
+        self.state = FlowState(node=flow.start, variables=dict(variables or {}))
+        # The prompt language; a `set` of the `language` variable switches it mid-call.
+        self.language = runtime.language
+        self.state.variables["language"] = runtime.language
+        # A key pressed during a play node, handed to the menu it names.
+        self._pending: dict[str, str] = {}
+        self._speech_off = runtime.speech is None
+        self._seq = 0  # makes each timeline event's key unique within the call
+        # The company the call is for, as decided before the flow (hotline.py) or by a
+        # `company` node; `ask` until the caller has told us.
+        self.tenant = tenant
+        # Its own calendar, prompts and flows, where it has them (else the centre's).
+        self.menu = tenant_menu(runtime, tenant)
+        # The house code of the building the caller named in words (asked once per call).
+        self._spoken_code: str | None = None
+        self._address_asked = False
+
+    async def _incidents(
+        self, lookups: FlowLookups, area: str | None = None
+    ) -> list[ActiveIncident] | None:
+        area = area or self.state.variables.get("area")
+        cached = lookups.incidents_if_fresh(area)
+        if cached is not None:
+            return cached  # no thread, no database: read at most every few seconds
+        return await self._lookup(lookups.active_incidents, area)
+
+    async def _lookup(self, fn: Callable[..., T], *args: Any) -> T | None:
+        try:
+            # Bounded: a slow database must not leave the caller in silence.
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), LOOKUP_TIMEOUT)
+        except TimeoutError:
+            self.ctx.log.warning("flow_lookup_timeout", lookup=getattr(fn, "__name__", "?"))
+            return None
+        except Exception:
+            # An unknown fact counts as false: the caller still gets the ordinary path.
+            self.ctx.log.exception("flow_lookup_failed", lookup=getattr(fn, "__name__", "?"))
+            return None
+
+    async def _switch_language(self, language: str) -> None:
+        """Prompts in `language` from now on, and for this number's next calls too."""
+        self.language = language
+        # Asterisk's own numbers, digits and times (SAY DIGITS) follow the channel language.
+        await self.agi.set_language(language)
+        number = self.ctx.env.caller_number
+        if self.rt.lookups is not None and number:
+            await self._lookup(self.rt.lookups.remember_language, number, language)
+
+    async def _event(self, kind: str, data: dict[str, Any]) -> None:
+        """A timeline entry, queued for the call-log writer (never awaited)."""
+        if not self.ctx.linkedid:
+            return
+        self._seq += 1
+        self.ctx.writer.submit(
+            "record_event", self.ctx.linkedid, kind=kind, key=f"flow:{self._seq}:{kind}", data=data
+        )
+
+    async def _call_row_written(self) -> None:
+        """Before database work that needs this call's row (a callback, a meter reading): let
+        the writer catch up, for a bounded time (it normally is milliseconds behind)."""
+        if self.ctx.writer.database_ok:  # else it cannot catch up now: do not wait for it
+            await self.ctx.writer.idle(timeout=CALL_ROW_WAIT)
+
+
+def tenant_menu(runtime: FlowRuntime, decision: TenantDecision) -> TenantMenu | None:
+    """The decided tenant's own menus, from memory; None: the centre's serve the call."""
+    if runtime.tenants is None or runtime.tenant_menus is None or decision.tenant_id is None:
+        return None
+    return runtime.tenant_menus(runtime.tenants.slug(decision.tenant_id))
+
+
+async def set_tenant(
+    agi: AgiChannel,
+    ctx: CallContext,
+    tenants: TenantLookups | None,
+    decision: TenantDecision,
+) -> None:
+    """HOTLINE_TENANT & co. on the channel, then the decision queued for the call log."""
+    slug = tenants.slug(decision.tenant_id) if tenants is not None else ""
+    await agi.set_variable(channel_vars.TENANT, slug)
+    await agi.set_variable(channel_vars.TENANT_SOURCE, decision.source)
+    building = str(decision.building_id) if decision.building_id is not None else ""
+    await agi.set_variable(channel_vars.BUILDING, building)
+    if ctx.linkedid:
+        ctx.writer.submit(
+            "record_tenant",
+            ctx.linkedid,
+            tenant_id=decision.tenant_id,
+            source=decision.source,
+            building_id=decision.building_id,
+        )
+
+
+async def set_call_id(agi: AgiChannel, ctx: CallContext) -> None:
+    """HOTLINE_CALL_ID for later dialplan steps, if the call row is written by now (it
+    normally is, milliseconds after the arrival); never waited for."""
+    call_id = ctx.writer.call_id(ctx.linkedid) if ctx.linkedid else None
+    if call_id is not None:
+        await agi.set_variable(channel_vars.CALL_ID, str(call_id))
