@@ -32,7 +32,7 @@ def cluster_up(
     """Start Kamailio on the hotline's SIP address and N nodes behind it; returns once calls
     can be taken."""
     from hotline.asterisk.sandbox import Asterisk
-    from hotline.cli import prepare_hotline
+    from hotline.cli_lifecycle import prepare_hotline
     from hotline.cluster import control, kamailio
     from hotline.cluster.topology import TopologyError
 

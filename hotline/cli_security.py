@@ -43,7 +43,7 @@ def bans(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
 @app.command("unban")
 def unban(address: Annotated[str, typer.Argument(help="The banned IP address.")]) -> None:
     """Lift an address's ban now; Asterisk accepts it again at once."""
-    from hotline.cli import apply_bans
+    from hotline.cli_asterisk import apply_bans
 
     try:
         normal = str(ipaddress.ip_address(address.strip()))

@@ -85,7 +85,7 @@ def _emit(info: Any, as_json: bool, text: Callable[[Any], str]) -> None:
 def _apply_to_asterisk(info: dict[str, Any]) -> None:
     """Re-render the Asterisk config (numbers, queues) and reload a running Asterisk;
     `info["applied"]` says whether it was running."""
-    from hotline.cli import reload_asterisk, render_asterisk
+    from hotline.cli_asterisk import reload_asterisk, render_asterisk
 
     settings = get_settings()
     render_asterisk(settings)
