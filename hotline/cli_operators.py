@@ -5,13 +5,17 @@ rules are in call_router/operators.py."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from call_router.settings import get_settings
 from hotline.cli_asterisk import reload_asterisk, render_asterisk
-from hotline.cli_support import fail, open_database
+from hotline.cli_session import run_in_session
+from hotline.cli_support import JsonOpt
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="The operators roster.")
 
@@ -28,7 +32,7 @@ def operators_add(
         str | None,
         typer.Option(help="The tenant (slug) whose specialist this is: its own queues."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create an operator and print the SIP login and password. With --tenant T the
     operator is T's: the services named (plumbing, ...) are T's own queues where T has them."""
@@ -40,17 +44,15 @@ def operators_add(
     )
     from call_router.tenants import TenantError
 
+    def add(session: Session) -> dict[str, object]:
+        skills, tenant_id = skills_for_tenant(session, queues, tenant)
+        operator = add_operator(
+            session, name, skills, language=language, login=login, tenant_id=tenant_id
+        )
+        return operator_dict(operator)
+
+    info = run_in_session(add, (RosterError, TenantError))
     settings = get_settings()
-    db = open_database(settings)
-    try:
-        with db.session() as session:
-            skills, tenant_id = skills_for_tenant(session, queues, tenant)
-            operator = add_operator(
-                session, name, skills, language=language, login=login, tenant_id=tenant_id
-            )
-            info = operator_dict(operator)
-    except (RosterError, TenantError) as err:
-        raise fail(f"error: {err}", 2) from None
     render_asterisk(settings)
     info["applied"] = reload_asterisk(settings)
     if as_json:
@@ -64,14 +66,12 @@ def operators_add(
 
 @app.command("list")
 def operators_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the roster (passwords only in --json)."""
     from call_router.operators import list_operators, operator_dict
 
-    db = open_database(get_settings())
-    with db.session() as session:
-        rows = [operator_dict(op) for op in list_operators(session)]
+    rows = run_in_session(lambda session: [operator_dict(op) for op in list_operators(session)])
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return
@@ -86,13 +86,8 @@ def operators_disable(login: str) -> None:
     """Disable an operator: their endpoint and queue memberships go away."""
     from call_router.operators import RosterError, set_enabled
 
+    run_in_session(lambda session: set_enabled(session, login, False), (RosterError,))
     settings = get_settings()
-    db = open_database(settings)
-    try:
-        with db.session() as session:
-            set_enabled(session, login, False)
-    except RosterError as err:
-        raise fail(f"error: {err}", 2) from None
     render_asterisk(settings)
     reload_asterisk(settings)
     typer.echo(f"operator {login} disabled")

@@ -1,15 +1,19 @@
-"""What many `hotline` commands share: the migrated database, a refusal on stderr, and the
-warning about private files an admin made readable to others."""
+"""What many `hotline` commands share: the migrated database, the `--json` flag and its output,
+a refusal on stderr, and the warning about private files an admin made readable to others."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from call_router.db import Database
     from call_router.settings import Settings
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -18,12 +22,21 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def emit(info: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    """A command's result on stdout: JSON with --json, else `text(info)`."""
+    typer.echo(json.dumps(info, ensure_ascii=False) if as_json else text(info))
+
+
 def open_database(settings: Settings) -> Database:
     """The call-log database at the newest schema; the caller disposes of it."""
     from call_router.db import Database
 
     db = Database(settings.db_url)
-    db.upgrade()
+    try:
+        db.upgrade()
+    except BaseException:
+        db.dispose()
+        raise
     return db
 
 
