@@ -1,5 +1,7 @@
-"""This installation's own generated identity, kept in its state directory: a random id and
-the secrets (AMI users' passwords, signing keys), each made once and never committed."""
+"""This installation's generated identity in its state directory: its id and its secrets.
+
+The secrets are the AMI users' passwords and signing keys; each is made once and never
+committed."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""The `HOTLINE_*` fields of the platform the hotline runs on, one mixin per part: where it keeps
-things, telephony (numbers, SIP, Asterisk), AMI and cluster nodes, FastAGI and live audio, the
-dashboard server. Composed into the one Settings object by call_router/settings.py."""
+"""The `HOTLINE_*` fields of the platform the hotline runs on, one mixin per part.
+
+The parts: where it keeps things, telephony (numbers, SIP, Asterisk), AMI and cluster nodes,
+FastAGI and live audio, the dashboard server. Composed into the one Settings object by
+call_router/settings.py."""
 
 from __future__ import annotations
 

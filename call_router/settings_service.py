@@ -1,6 +1,7 @@
-"""The `HOTLINE_*` fields of the service given to callers: menus and voicemail, queues,
-recognition, callbacks, the wallboard, retention, dial-out, service requests. Composed into the
-one Settings object by call_router/settings.py."""
+"""The `HOTLINE_*` fields of the service given to callers (one mixin).
+
+Menus and voicemail, queues, recognition, callbacks, the wallboard, retention, dial-out,
+service requests. Composed into the one Settings object by call_router/settings.py."""
 
 from __future__ import annotations
 

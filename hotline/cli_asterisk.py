@@ -1,6 +1,7 @@
-"""`hotline asterisk …`, and the Asterisk config rendered from settings, the roster and the SIP
-bans and applied to a running Asterisk (used by the commands that change them). Registered by
-hotline/cli.py."""
+"""`hotline asterisk …`, and the Asterisk config rendered and applied to a running Asterisk.
+
+The config comes from settings, the roster and the SIP bans; the commands that change those
+apply it here. Registered by hotline/cli.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`hotline up` and `hotline down`: the whole hotline started in the background and stopped,
-with the steps of getting ready that also run alone (`db upgrade`, `prompts build`).
+"""`hotline up` / `hotline down`: the whole hotline started in the background and stopped.
+
+With the steps of getting ready that also run alone (`db upgrade`, `prompts build`).
 Registered by hotline/cli.py."""
 
 from __future__ import annotations

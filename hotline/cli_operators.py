@@ -1,6 +1,7 @@
-"""`hotline operators …`: the roster of operators, each an Asterisk endpoint on its queues
-(the config is re-rendered and reloaded on every change). Registered by hotline/cli.py; the
-rules are in call_router/operators.py."""
+"""`hotline operators …`: the roster, each operator an Asterisk endpoint on its queues.
+
+The config is re-rendered and reloaded on every change. Registered by hotline/cli.py; the rules
+are in call_router/operators.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The hotline's services run in the foreground (`hotline agi`, `router`, `supervise`,
-`dashboard`; `hotline up` runs them in the background). Registered by hotline/cli.py."""
+"""`hotline agi|router|supervise|dashboard`: one service in the foreground.
+
+`hotline up` runs them in the background. Registered by hotline/cli.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""What many `hotline` commands share: the migrated database, the `--json` flag and its output,
-a refusal on stderr, and the warning about private files an admin made readable to others."""
+"""What many `hotline` commands share: the migrated database, `--json`, refusals, warnings.
+
+The warning is about private files an admin made readable to others."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`hotline call`: one test call into the hotline over SIP, as the carrier trunk, and what the
-call log made of it. Registered by hotline/cli.py."""
+"""`hotline call`: one test call into the hotline over SIP, and what the call log made of it.
+
+The call comes in as the carrier trunk would send it. Registered by hotline/cli.py."""
 
 from __future__ import annotations
 
