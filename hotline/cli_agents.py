@@ -19,19 +19,15 @@ from call_router.ami_client import AmiActionFailed, AmiClient, AmiSender, AmiUna
 from call_router.operators import RosterError
 from call_router.settings import QUEUES, Settings, get_settings
 from call_router.tenant_routing import is_known_queue
+from hotline.cli_support import JsonOpt, fail, open_database
 
 app = typer.Typer(help="Operators' queue log-in, log-out and pauses.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Change = Callable[[AgentService, AmiSender | None], Awaitable[AgentView]]
 
 
 def _service(settings: Settings) -> AgentService:
-    from call_router.db import Database
-
-    db = Database(settings.db_url)
-    db.upgrade()
-    return AgentService(db)
+    return AgentService(open_database(settings))
 
 
 async def _apply(settings: Settings, change: Change) -> tuple[AgentView, bool]:
@@ -66,13 +62,11 @@ def _run(change: Change, as_json: bool, audit: tuple[str, str, str | None] | Non
     except RosterError as exc:
         if audit is not None:
             _audit(settings, *audit, error=str(exc))
-        typer.secho(str(exc), err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from exc
+        raise fail(str(exc)) from exc
     except AmiActionFailed as exc:
         if audit is not None:
             _audit(settings, *audit, error=f"Asterisk refused {exc}")
-        typer.secho(f"Asterisk refused {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from exc
+        raise fail(f"Asterisk refused {exc}") from exc
     if audit is not None:
         _audit(settings, *audit, error=None)
     if as_json:

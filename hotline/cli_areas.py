@@ -4,14 +4,17 @@ incidents target and callers are placed in. The rules are in call_router/areas.p
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from call_router.settings import get_settings
+from hotline.cli_session import run_in_session
+from hotline.cli_support import JsonOpt, fail
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Areas: city, districts, streets, houses.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command("import")
@@ -28,21 +31,18 @@ def areas_import(
     say where they are. Every line is checked first: any bad line refuses the whole file
     (each bad line listed), nothing is half-imported."""
     from call_router import areas
-    from call_router.db import Database
 
     data = file.read(areas.MAX_FILE_BYTES + 1)
-    db = Database(get_settings().db_url)
     try:
-        rows = areas.parse_csv(data)
-        db.upgrade()
-        with db.session() as session:
-            result = areas.import_rows(session, rows)
-            info = {"added": result.added, "updated": result.updated, "areas": result.paths}
+        rows = areas.parse_csv(data)  # every line checked before the database is touched
     except areas.AreaImportError as err:
-        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
-    finally:
-        db.dispose()
+        raise fail(f"error: {err}", 2) from None
+
+    def load(session: Session) -> dict[str, Any]:
+        result = areas.import_rows(session, rows)
+        return {"added": result.added, "updated": result.updated, "areas": result.paths}
+
+    info = run_in_session(load, (areas.AreaImportError,))
     if as_json:
         typer.echo(json.dumps(info, ensure_ascii=False))
     else:
@@ -53,15 +53,10 @@ def areas_import(
 def areas_list(as_json: JsonOpt = False) -> None:
     """Every area, each after its parent: path, name, level, keypad code."""
     from call_router import areas
-    from call_router.db import Database
 
-    db = Database(get_settings().db_url)
-    try:
-        db.upgrade()
-        with db.session() as session:
-            rows: list[dict[str, Any]] = [areas.as_json(a) for a in areas.listing(session)]
-    finally:
-        db.dispose()
+    rows: list[dict[str, Any]] = run_in_session(
+        lambda session: [areas.as_json(a) for a in areas.listing(session)]
+    )
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from call_router.settings import Settings, get_settings
+from hotline.cli_support import JsonOpt, fail, open_database
 
 if TYPE_CHECKING:
     from call_router.db import Database
@@ -27,10 +28,8 @@ OUTCOMES = ("reached", "no_answer", "busy", "wrong_number", "retry")
 
 def _database(settings: Settings) -> Database:
     from call_router import live_state
-    from call_router.db import Database
 
-    db = Database(settings.db_url)
-    db.upgrade()
+    db = open_database(settings)
     # Claims and outcomes made here reach the operators' callback pages live.
     live_state.publish_callback_changes(db, settings.redis_url, settings.redis_prefix)
     return db
@@ -63,8 +62,8 @@ def _row(cb: Any) -> dict[str, Any]:
 
 
 def _fail(code: str, message: str) -> typer.Exit:
-    typer.secho(f"{code}: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(1)
+    """A refusal with its stable code first (`bad_time: ...`); exit 1."""
+    return fail(f"{code}: {message}")
 
 
 def _change_entry(settings: Settings, change: Callable[[Any], Any], as_json: bool) -> None:
@@ -96,7 +95,7 @@ def _print(row: dict[str, Any], as_json: bool) -> None:
 @app.command("list")
 def list_command(
     status_filter: Annotated[str, typer.Option("--status", help="open, closed or all")] = "open",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Open entries in calling order (emergencies, repeat callers, deadline, age)."""
     from call_router.callback_list import list_callbacks

@@ -24,10 +24,10 @@ from call_router.call_control import CallControl
 from call_router.call_control.base import ControlError, Outcome
 from call_router.call_control.monitoring import MONITOR_MODES
 from call_router.settings import get_settings
+from hotline.cli_support import JsonOpt, fail, open_database
 
 app = typer.Typer(help="Supervisors' call control: hang up, move, monitor.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Work = Callable[[CallControl], Awaitable[list[Outcome]]]
 
 
@@ -40,11 +40,8 @@ def cli_actor() -> str:
 
 
 def _run(work: Work, as_json: bool) -> None:
-    from call_router.db import Database
-
     settings = get_settings()
-    db = Database(settings.db_url)
-    db.upgrade()
+    db = open_database(settings)
 
     async def go() -> list[Outcome]:
         link = AmiLink(settings, "supervise")
@@ -58,8 +55,7 @@ def _run(work: Work, as_json: bool) -> None:
     except ControlError as exc:
         if as_json:
             typer.echo(json.dumps({"ok": False, "code": exc.code, "detail": exc.message}))
-        typer.secho(exc.message, err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from exc
+        raise fail(exc.message) from exc
     finally:
         db.dispose()
     if as_json:

@@ -8,14 +8,10 @@ from typing import Annotated
 import typer
 
 from call_router.settings import get_settings
+from hotline.cli_support import fail
 from hotline.cluster.topology import DEFAULT_AGI_PER_NODE
 
 app = typer.Typer(help="A local cluster: Kamailio in front of N Asterisk nodes.")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, err=True, fg=typer.colors.RED)
-    return typer.Exit(1)
 
 
 @app.command("up")
@@ -32,7 +28,7 @@ def cluster_up(
     """Start Kamailio on the hotline's SIP address and N nodes behind it; returns once calls
     can be taken."""
     from hotline.asterisk.sandbox import Asterisk
-    from hotline.cli import prepare_hotline
+    from hotline.cli_lifecycle import prepare_hotline
     from hotline.cluster import control, kamailio
     from hotline.cluster.topology import TopologyError
 
@@ -42,7 +38,7 @@ def cluster_up(
     try:
         specs = control.up(settings, nodes, agi_per_node)
     except (control.ClusterError, kamailio.KamailioError, TopologyError) as exc:
-        raise _fail(f"error: {exc}") from None
+        raise fail(f"error: {exc}") from None
     lines = [
         f"Hotline cluster is up: {len(specs)} nodes behind Kamailio, "
         f"{agi_per_node} FastAGI servers each.",
@@ -101,7 +97,7 @@ def cluster_stop_node(
     try:
         pid = control.stop_node(get_settings(), node)
     except control.ClusterError as exc:
-        raise _fail(f"error: {exc}") from None
+        raise fail(f"error: {exc}") from None
     typer.echo(f"node{node}: asterisk pid {pid} killed" if pid else f"node{node}: not running")
 
 
@@ -117,6 +113,6 @@ def cluster_stop_agi(
     try:
         pid = control.stop_agi(get_settings(), node, server)
     except control.ClusterError as exc:
-        raise _fail(f"error: {exc}") from None
+        raise fail(f"error: {exc}") from None
     where = f"node{node}: FastAGI server {server}"
     typer.echo(f"{where} pid {pid} killed" if pid else f"{where}: not running")

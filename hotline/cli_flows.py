@@ -10,6 +10,7 @@ import typer
 from call_router.flows.admin import check_flows, reload_flows
 from call_router.flows.loader import FlowSet
 from call_router.settings import get_settings
+from hotline.cli_support import fail
 
 app = typer.Typer(help="Voice-menu flows (ivr_flows/*.yaml).", no_args_is_help=True)
 
@@ -38,8 +39,7 @@ def check(
     result = check_flows(settings, folder or settings.flows_dir, texts_only)
     _report(result)
     if result.errors:
-        typer.secho(f"{len(result.errors)} problem(s) found", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1)
+        raise fail(f"{len(result.errors)} problem(s) found")
     typer.echo("OK")
 
 
@@ -55,8 +55,7 @@ def reload() -> None:
         typer.echo("the FastAGI server is not running; it loads the flows when it starts")
         raise typer.Exit(1 if outcome.check.errors else 0)
     if not outcome.confirmed:
-        typer.secho("the FastAGI server did not confirm the reload", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2)
+        raise fail("the FastAGI server did not confirm the reload", 2)
     typer.echo(f"running flows: {', '.join(outcome.flows)}")
     if outcome.refused:
         typer.secho(

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from hotline.cli_support import fail
+
 app = typer.Typer(help="The dashboard's translations (gettext catalogues).", no_args_is_help=True)
 
 
@@ -48,14 +50,12 @@ def set_text(
     for item in texts:
         lang, sep, text = item.partition("=")
         if not sep or not lang or not text:
-            typer.secho(f"expected LANG=TEXT, got {item!r}", err=True, fg="red")
-            raise typer.Exit(2)
+            raise fail(f"expected LANG=TEXT, got {item!r}", 2)
         by_lang[lang] = text
     try:
         changed = set_texts(key, by_lang)
     except ValueError as error:
-        typer.secho(str(error), err=True, fg="red")
-        raise typer.Exit(2) from None
+        raise fail(str(error), 2) from None
     for path in changed:
         typer.echo(f"updated {path.relative_to(ROOT)}")
 

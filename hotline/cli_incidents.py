@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from call_router import incidents
-from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import Settings, get_settings
+from hotline.cli_session import run_in_session
+from hotline.cli_support import fail, open_database
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Incidents announced to callers (outages, repairs).", no_args_is_help=True)
 
 CATEGORIES = incidents.CATEGORIES
 # Kept for callers of the old names; the logic is call_router.incidents'.
 _effect = incidents.effect
-
-
-def _db(settings: Settings) -> Database:
-    db = Database(settings.db_url)
-    db.upgrade()
-    return db
 
 
 def parse_until(text: str, now: datetime, tz_name: str | None) -> datetime:
@@ -67,7 +65,7 @@ def add(
         )
     except incidents.IncidentInputError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    db = _db(settings)
+    db = open_database(settings)
     try:
         with db.session() as session:
             incident = incidents.create(session, new, now)
@@ -102,15 +100,12 @@ def _speak(settings: Settings, incident_id: int, messages: dict[str, str]) -> li
 @app.command("end")
 def end(incident_id: Annotated[int, typer.Argument()]) -> None:
     """End an incident: callers no longer hear it."""
-    settings = get_settings()
-    db = _db(settings)
-    try:
-        with db.session() as session:
-            if incidents.end(session, incident_id, utcnow()) is None:
-                typer.secho(f"no incident {incident_id}", err=True, fg=typer.colors.RED)
-                raise typer.Exit(1)
-    finally:
-        db.dispose()
+
+    def end_now(session: Session) -> None:
+        if incidents.end(session, incident_id, utcnow()) is None:
+            raise fail(f"no incident {incident_id}")
+
+    run_in_session(end_now)
     typer.echo(f"incident {incident_id} ended")
 
 
@@ -120,15 +115,11 @@ def list_incidents(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Incidents with how many callers heard each and how many then hung up (helped)."""
-    settings = get_settings()
-    db = _db(settings)
-    try:
-        with db.session() as session:
-            rows = [
-                row.as_json() for row in incidents.summaries(session, ended=None if all_ else False)
-            ]
-    finally:
-        db.dispose()
+    rows = run_in_session(
+        lambda session: [
+            row.as_json() for row in incidents.summaries(session, ended=None if all_ else False)
+        ]
+    )
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return

@@ -13,13 +13,14 @@ import typer
 from sqlalchemy.orm import Session
 
 from call_router import meter_store, payer_accounts, tenant_wall
-from call_router.db import Database
 from call_router.flows.conditions import resolve_timezone
 from call_router.meter_models import MeterReading
 from call_router.meter_readings import METER_KINDS, MeterKind, meter_kind
 from call_router.models import utcnow
 from call_router.settings import get_settings
 from call_router.tenants import require_tenant
+from hotline.cli_session import run_in_session
+from hotline.cli_support import fail, open_database
 
 app = typer.Typer(
     help="Meter readings submitted by phone; payer accounts from billing.", no_args_is_help=True
@@ -31,12 +32,6 @@ MeterOption = Annotated[
     str | None, typer.Option("--meter", help=f"One of: {', '.join(METER_KINDS)}.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")]
-
-
-def _db() -> Database:
-    db = Database(get_settings().db_url)
-    db.upgrade()
-    return db
 
 
 def _kind(meter: str | None) -> MeterKind | None:
@@ -79,7 +74,7 @@ def _print(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 def _readings(payer: str, meter: str | None, *, all_rows: bool) -> list[dict[str, Any]]:
     kind = _kind(meter)
-    db = _db()
+    db = open_database(get_settings())
     try:
         with db.session() as session:
             try:
@@ -120,7 +115,7 @@ def add(
     """Enter a reading by hand (e.g. from a paper form); checked by the same rules."""
     kind = _kind(meter)
     assert kind is not None
-    db = _db()
+    db = open_database(get_settings())
     try:
         with db.session() as session:
             try:
@@ -130,8 +125,7 @@ def add(
             if stored.reading_id is None:
                 check = stored.check
                 detail = f" (last {check.last}, at most {check.limit})" if check.limit else ""
-                typer.secho(f"refused: {check.problem}{detail}", err=True, fg=typer.colors.RED)
-                raise typer.Exit(1)
+                raise fail(f"refused: {check.problem}{detail}")
             row = session.get(MeterReading, stored.reading_id)
             assert row is not None
             info = _row(row)
@@ -142,15 +136,7 @@ def add(
 
 def _settled(action: Callable[[Session], T]) -> T:
     """`action(session)` in one transaction; bad input exits 2 with its message."""
-    db = _db()
-    try:
-        with db.session() as session:
-            return action(session)
-    except ValueError as err:  # CsvFileError, TenantError, a bad month
-        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
-    finally:
-        db.dispose()
+    return run_in_session(action, (ValueError,))  # CsvFileError, TenantError, a bad month
 
 
 @app.command("import")

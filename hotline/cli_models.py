@@ -29,12 +29,12 @@ from call_router.speech_models import (
     installed_models,
     models_dir,
 )
+from hotline.cli_support import JsonOpt
 
 models_app = typer.Typer(
     help="Speech models (Vosk): where they are, their size and state; install one.",
     invoke_without_command=True,
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 # Languages `hotline models` reports (ko: the test language, from its PyPI package).
 LANGUAGES = ("ru", "en", "ko")
 DOWNLOAD_TIMEOUT = 60

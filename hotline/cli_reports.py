@@ -17,10 +17,10 @@ import typer
 
 from call_router import agent_sessions, agent_sessions_store, report_rollups, reports
 from call_router.callbacks import hotline_zone
-from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import get_settings
 from dashboard import csv_export
+from hotline.cli_support import open_database
 
 app = typer.Typer(
     help="Reports: pre-aggregated quarter hours, agent sessions.", no_args_is_help=True
@@ -53,8 +53,7 @@ def rollup(
     settings = get_settings()
     now = utcnow()
     start = _moment(since) if since else now - timedelta(days=DEFAULT_DAYS)
-    db = Database(settings.db_url)
-    db.upgrade()
+    db = open_database(settings)
     try:
         first, end = reports.slot_of(start), reports.slot_of(now) + 1
         threshold = settings.service_level_seconds
@@ -113,8 +112,7 @@ def agents(
         first, last = last, first
     if (last - first).days >= MAX_AGENT_DAYS:
         raise typer.BadParameter(f"at most {MAX_AGENT_DAYS} days", param_hint="--until")
-    db = Database(settings.db_url)
-    db.upgrade()
+    db = open_database(settings)
     try:
         with db.session() as session:
             per_day, period = agent_sessions_store.agent_report(

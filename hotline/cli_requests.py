@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from hotline.cli_session import run_in_session
+from hotline.cli_support import JsonOpt, emit
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -22,7 +23,6 @@ keys_app = typer.Typer(help="Open311 API keys (stored hashed).", no_args_is_help
 open311_app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 TenantOpt = Annotated[
     str | None, typer.Option("--tenant", help="The tenant (slug); without it, the centre's.")
 ]
@@ -41,10 +41,6 @@ def _tenant_id(session: Session, slug: str | None) -> int | None:
     from call_router.tenants import require_tenant
 
     return require_tenant(session, slug).id if slug else None
-
-
-def _emit(info: Any, as_json: bool, text: Callable[[Any], str]) -> None:
-    typer.echo(json.dumps(info, ensure_ascii=False) if as_json else text(info))
 
 
 def _line(i: dict[str, Any]) -> str:
@@ -98,7 +94,7 @@ def requests_list(
             for r in request_reads.list_requests(s, where, limit=limit)
         ]
     )
-    _emit(rows, as_json, lambda items: "\n".join(_line(i) for i in items) or "no requests")
+    emit(rows, as_json, lambda items: "\n".join(_line(i) for i in items) or "no requests")
 
 
 @requests_app.command("show")
@@ -108,7 +104,7 @@ def requests_show(number: str, as_json: JsonOpt = False) -> None:
     from call_router import service_requests as store
 
     info = _run(lambda s: request_views.request_dict(store.get_request(s, number), detail=True))
-    _emit(info, as_json, _detail)
+    emit(info, as_json, _detail)
 
 
 @requests_app.command("create")
@@ -163,7 +159,7 @@ def requests_create(
         verb = "already reported: attached to" if i["attached"] else "created"
         return f"{verb} request {i['number']} (deadline {i['sla_deadline']})"
 
-    _emit(_run(create), as_json, text)
+    emit(_run(create), as_json, text)
 
 
 @requests_app.command("assign")
@@ -184,7 +180,7 @@ def requests_assign(
                 request_assignment.assign(s, numbers[0], crew, actor=ACTOR, note=note, force=force)
             )
         )
-        _emit(info, as_json, lambda i: f"request {i['number']} assigned to {i['crew']['name']}")
+        emit(info, as_json, lambda i: f"request {i['number']} assigned to {i['crew']['name']}")
         return
 
     def bulk(session: Session) -> dict[str, Any]:
@@ -200,7 +196,7 @@ def requests_assign(
         return "\n".join(lines)
 
     result = _run(bulk)
-    _emit(result, as_json, text)
+    emit(result, as_json, text)
     if result["refused"]:
         raise typer.Exit(2)
 
@@ -222,7 +218,7 @@ def requests_status(
             store.change_state(s, number, state, actor=ACTOR, note=note, duplicate_of=duplicate_of)
         )
     )
-    _emit(info, as_json, lambda i: f"request {i['number']} is now {i['state']}")
+    emit(info, as_json, lambda i: f"request {i['number']} is now {i['state']}")
 
 
 @crews_app.command("add")
@@ -255,7 +251,7 @@ def crews_add(
             )
         )
     )
-    _emit(info, as_json, lambda i: f"crew {i['id']} {i['name']} added")
+    emit(info, as_json, lambda i: f"crew {i['id']} {i['name']} added")
 
 
 @crews_app.command("list")
@@ -272,7 +268,7 @@ def crews_list(as_json: JsonOpt = False) -> None:
             for i in items
         )
 
-    _emit(rows, as_json, lambda items: text(items) or "no crews")
+    emit(rows, as_json, lambda items: text(items) or "no crews")
 
 
 @crews_app.command("link")
@@ -288,7 +284,7 @@ def crews_link(
         files.link_member(session, crew, username)
         return {"crew_id": crew, "username": username}
 
-    _emit(_run(link), as_json, lambda i: f"{i['username']} works as crew {i['crew_id']}")
+    emit(_run(link), as_json, lambda i: f"{i['username']} works as crew {i['crew_id']}")
 
 
 def _key_dict(row: Any) -> dict[str, Any]:
@@ -336,7 +332,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
             for i in items
         )
 
-    _emit(rows, as_json, lambda items: text(items) or "no keys")
+    emit(rows, as_json, lambda items: text(items) or "no keys")
 
 
 @keys_app.command("revoke")
@@ -345,4 +341,4 @@ def keys_revoke(name: str, as_json: JsonOpt = False) -> None:
     from call_router import open311_keys
 
     info = _run(lambda s: _key_dict(open311_keys.revoke_key(s, name)))
-    _emit(info, as_json, lambda i: f"key {i['name']} revoked")
+    emit(info, as_json, lambda i: f"key {i['name']} revoked")

@@ -14,6 +14,7 @@ from call_router.ami_client import AmiLink
 from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import Settings, get_settings
+from hotline.cli_support import open_database
 
 app = typer.Typer(help="Retention of recordings and logs.", no_args_is_help=True)
 
@@ -34,8 +35,7 @@ def sweep(
 ) -> None:
     """Delete what is older than its retention setting; mark the calls it belonged to."""
     settings = get_settings()
-    db = Database(settings.db_url)
-    db.upgrade()
+    db = open_database(settings)
     try:
         # Asked for now: Asterisk's logs are rotated now too, however recently they were.
         report = asyncio.run(sweep_once(settings, db))

@@ -9,26 +9,20 @@ from typing import Annotated
 import typer
 
 from call_router import sip_bans
-from call_router.db import Database
 from call_router.models import utcnow
 from call_router.settings import get_settings
+from hotline.cli_session import run_in_session
+from hotline.cli_support import JsonOpt, fail, open_database
 
 app = typer.Typer(help="SIP brute-force bans: list and lift.", no_args_is_help=True)
 
 
-def _db() -> Database:
-    db = Database(get_settings().db_url)
-    db.upgrade()
-    return db
-
-
 @app.command("bans")
-def bans(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def bans(as_json: JsonOpt = False) -> None:
     """The addresses banned now (they expire on their own)."""
-    db = _db()
-    with db.session() as session:
-        rows = [sip_bans.ban_dict(ban) for ban in sip_bans.active_bans(session, utcnow())]
-    db.dispose()
+    rows = run_in_session(
+        lambda session: [sip_bans.ban_dict(ban) for ban in sip_bans.active_bans(session, utcnow())]
+    )
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -43,19 +37,17 @@ def bans(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
 @app.command("unban")
 def unban(address: Annotated[str, typer.Argument(help="The banned IP address.")]) -> None:
     """Lift an address's ban now; Asterisk accepts it again at once."""
-    from hotline.cli import apply_bans
+    from hotline.cli_asterisk import apply_bans
 
     try:
         normal = str(ipaddress.ip_address(address.strip()))
     except ValueError:
-        typer.secho(f"error: {address!r} is not an IP address", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
-    db = _db()
+        raise fail(f"error: {address!r} is not an IP address", 2) from None
+    db = open_database(get_settings())
     with db.session() as session:
         lifted = sip_bans.lift(session, normal, by="cli", now=utcnow())
     db.dispose()
     if not lifted:
-        typer.secho(f"error: {normal} is not banned", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1)
+        raise fail(f"error: {normal} is not banned")
     apply_bans(get_settings())
     typer.echo(f"{normal} unbanned")

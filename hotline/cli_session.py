@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import typer
-
 from call_router.settings import get_settings
+from hotline.cli_support import fail, open_database
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -17,16 +16,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def run_in_session(action: Callable[[Session], T], refusals: tuple[type[Exception], ...]) -> T:
-    from call_router.db import Database
-
-    db = Database(get_settings().db_url)
+def run_in_session(action: Callable[[Session], T], refusals: tuple[type[Exception], ...] = ()) -> T:
+    db = open_database(get_settings())
     try:
-        db.upgrade()
         with db.session() as session:
             return action(session)
     except refusals as err:
-        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
+        raise fail(f"error: {err}", 2) from None
     finally:
         db.dispose()

@@ -15,6 +15,7 @@ import typer
 import yaml
 
 from call_router.settings import Settings, get_settings
+from hotline.cli_support import fail
 
 app = typer.Typer(help="Speech recognition (Vosk) and intents.", no_args_is_help=True)
 
@@ -66,8 +67,7 @@ def recognise(
     intents = flow_intents(settings, flow) if flow else None
     recogniser = Recogniser(settings, max_workers=1)
     if not recogniser.available(lang):
-        typer.secho(f"speech unavailable: {recogniser.error(lang)}", err=True, fg="red")
-        raise typer.Exit(2)
+        raise fail(f"speech unavailable: {recogniser.error(lang)}", 2)
     failed = False
     try:
         for path in files:

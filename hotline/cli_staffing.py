@@ -13,10 +13,10 @@ import typer
 
 from call_router import staffing, staffing_store, tenant_wall
 from call_router.callbacks import hotline_zone
-from call_router.db import Database
 from call_router.erlang import ErlangError, target_from_options
 from call_router.models import utcnow
 from call_router.settings import get_settings
+from hotline.cli_support import open_database
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -55,8 +55,7 @@ def staffing_command(
         )
     except ErlangError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    db = Database(settings.db_url)
-    db.upgrade()
+    db = open_database(settings)
     try:
         with db.session() as session:
             if tenant is not None:

@@ -4,7 +4,6 @@ the rules are in call_router/tenants.py."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -12,6 +11,7 @@ import typer
 
 from call_router.settings import get_settings
 from hotline.cli_session import run_in_session
+from hotline.cli_support import JsonOpt, emit, fail
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -25,7 +25,6 @@ buildings_app = typer.Typer(
 )
 
 T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CENTRE_QUEUES_ONLY = "- (served by the centre's queues)"
 
 
@@ -78,14 +77,10 @@ def _number_dict(row: DialledNumber, slugs: dict[int, str]) -> dict[str, Any]:
     return {"number": row.number, "tenant": slugs.get(row.tenant_id) if row.tenant_id else None}
 
 
-def _emit(info: Any, as_json: bool, text: Callable[[Any], str]) -> None:
-    typer.echo(json.dumps(info, ensure_ascii=False) if as_json else text(info))
-
-
 def _apply_to_asterisk(info: dict[str, Any]) -> None:
     """Re-render the Asterisk config (numbers, queues) and reload a running Asterisk;
     `info["applied"]` says whether it was running."""
-    from hotline.cli import reload_asterisk, render_asterisk
+    from hotline.cli_asterisk import reload_asterisk, render_asterisk
 
     settings = get_settings()
     render_asterisk(settings)
@@ -116,7 +111,7 @@ def tenants_add(
     info = _run(add)
     if queues:
         _apply_to_asterisk(info)
-    _emit(info, as_json, lambda i: f"tenant {i['slug']} ({i['name']}) added")
+    emit(info, as_json, lambda i: f"tenant {i['slug']} ({i['name']}) added")
 
 
 @tenants_app.command("queues")
@@ -143,7 +138,7 @@ def tenants_queues(
         own = ", ".join(f"{svc} ({q})" for svc, q in i["queues"].items()) or "none"
         return f"tenant {i['slug']}: own queues {own}"
 
-    _emit(info, as_json, text)
+    emit(info, as_json, text)
 
 
 @tenants_app.command("list")
@@ -159,7 +154,7 @@ def tenants_list(as_json: JsonOpt = False) -> None:
             for i in items
         )
 
-    _emit(rows, as_json, text)
+    emit(rows, as_json, text)
 
 
 @tenants_app.command("show")
@@ -179,7 +174,7 @@ def tenants_show(slug: str, as_json: JsonOpt = False) -> None:
             ]
         )
 
-    _emit(info, as_json, text)
+    emit(info, as_json, text)
 
 
 @tenants_app.command("sla")
@@ -210,7 +205,7 @@ def tenants_sla(
         share = f"{level['target']:.0%}" if level["target"] is not None else "centre's"
         return f"tenant {i['slug']}: service level {share} within {secs} s"
 
-    _emit(info, as_json, text)
+    emit(info, as_json, text)
 
 
 @tenants_app.command("menu")
@@ -238,8 +233,7 @@ def tenants_menu(
             tenant_files.change(settings.flows_dir, slug, what, remove=remove)
         info = tenant_files.overrides(settings.flows_dir, slug)
     except tenant_files.MenuFileError as err:
-        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
+        raise fail(f"error: {err}", 2) from None
 
     def text(i: dict[str, Any]) -> str:
         return "\n".join(
@@ -251,7 +245,7 @@ def tenants_menu(
             ]
         )
 
-    _emit(info, as_json, text)
+    emit(info, as_json, text)
 
 
 @numbers_app.command("add")
@@ -271,7 +265,7 @@ def numbers_add(
     info = _run(lambda s: _number_dict(tenants.add_number(s, number, tenant), tenants.slugs(s)))
     # The trunk answers the number from now on (asterisk_conf extensions.conf [from-pstn]).
     _apply_to_asterisk(info)
-    _emit(info, as_json, lambda i: f"number {i['number']} -> {i['tenant'] or 'the centre'}")
+    emit(info, as_json, lambda i: f"number {i['number']} -> {i['tenant'] or 'the centre'}")
 
 
 @numbers_app.command("list")
@@ -280,7 +274,7 @@ def numbers_list(as_json: JsonOpt = False) -> None:
     from call_router import tenants
 
     rows = _run(lambda s: [_number_dict(n, tenants.slugs(s)) for n in tenants.list_numbers(s)])
-    _emit(
+    emit(
         rows,
         as_json,
         lambda items: "\n".join(f"{i['number']:<16} {i['tenant'] or 'centre'}" for i in items),
@@ -318,7 +312,7 @@ def buildings_import(
         }
 
     info = _run(load)
-    _emit(
+    emit(
         info,
         as_json,
         lambda i: f"{i['added']} buildings added, {i['updated']} updated for {i['tenant']}",
@@ -346,7 +340,7 @@ def buildings_list(
             for i in items
         )
 
-    _emit(rows, as_json, text)
+    emit(rows, as_json, text)
 
 
 @buildings_app.command("phone")
@@ -370,6 +364,4 @@ def buildings_phone(
         }
 
     info = _run(register)
-    _emit(
-        info, as_json, lambda i: f"phone {i['phone']} -> building {i['building']} ({i['tenant']})"
-    )
+    emit(info, as_json, lambda i: f"phone {i['phone']} -> building {i['building']} ({i['tenant']})")

@@ -14,30 +14,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from call_router.settings import Settings, get_settings
+from call_router.settings import get_settings
+from hotline.cli_session import run_in_session
+from hotline.cli_support import JsonOpt
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-
-    from call_router.db import Database
 
 users_app = typer.Typer(help="Dashboard accounts (supervisors, operators).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for integrations and wallboard screens.")
 
 FIRST_SUPERVISOR = "admin"
-
-
-def _database(settings: Settings) -> Database:
-    from call_router.db import Database
-
-    db = Database(settings.db_url)
-    db.upgrade()
-    return db
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -57,14 +44,7 @@ def _run(action: Any) -> Any:
     """Run `action(session)` in one transaction; an AccountError exits 2 with its message."""
     from call_router.accounts import AccountError
 
-    db = _database(get_settings())
-    try:
-        with db.session() as session:
-            return action(session)
-    except AccountError as err:
-        raise _fail(str(err)) from None
-    finally:
-        db.dispose()
+    return run_in_session(action, (AccountError,))
 
 
 def _list(
@@ -116,7 +96,7 @@ def users_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a dashboard account; without --password-stdin a strong password is generated
     and printed once."""
@@ -150,7 +130,7 @@ def users_add(
 
 @users_app.command("list")
 def users_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List accounts (never their passwords)."""
     from call_router import accounts
@@ -230,7 +210,7 @@ def tokens_create(
         str | None,
         typer.Option(help="The tenant (slug) it works for; without it, the centre's (sees all)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create an API token and print it once (send it as `Authorization: Bearer TOKEN`)."""
     from call_router import accounts
@@ -250,7 +230,7 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List API tokens (their first characters only)."""
     from call_router import accounts

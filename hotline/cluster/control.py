@@ -85,7 +85,7 @@ def recorded_nodes(settings: Settings) -> list[NodeSpec]:
 def _prepare_node(settings: Settings, spec: NodeSpec) -> Settings:
     """The node's state folder, with the cluster's secrets (one AMI secret set, one device
     key: any process may talk to any node) and the node's rendered Asterisk config."""
-    from hotline.cli import render_asterisk
+    from hotline.cli_asterisk import render_asterisk
 
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     secrets = settings.state_dir / "secrets.json"
@@ -116,7 +116,7 @@ def up(settings: Settings, nodes: int, agi_per_node: int = DEFAULT_AGI_PER_NODE)
         raise ClusterError("kamailio is not installed: run scripts/install.sh")
     cluster_dir(settings).mkdir(parents=True, exist_ok=True)
     state_file(settings).write_text(json.dumps({"nodes": nodes, "agi_per_node": agi_per_node}))
-    from hotline.cli import reload_asterisk
+    from hotline.cli_asterisk import reload_asterisk
 
     started: list[tuple[NodeSpec, Settings]] = []
     for spec in specs:

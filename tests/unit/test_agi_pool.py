@@ -12,7 +12,7 @@ import pytest
 from call_router.pid_files import cmdline, is_ours, service_args
 from call_router.settings import Settings
 from hotline import services
-from hotline.cli import pool_member
+from hotline.cli_services import pool_member
 from tests.conftest import wait_for
 
 POOL = ["127.0.0.2:18073", "127.0.1.2:18073"]

@@ -15,7 +15,8 @@ from uvicorn.importer import import_from_string
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from call_router.settings import Settings, default_dashboard_workers
+from call_router.settings import Settings
+from call_router.settings_platform import default_dashboard_workers
 from dashboard import main
 
 
