@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from agi_scripts.agi_protocol import AgiError, digit_from_code, quote_argument
-from agi_scripts.flows.engine_core import clean_choice
 from agi_scripts.flows.prompt_playback import Playback
 from agi_scripts.flows.runtime import ANY_AREA
 from call_router.flows.schema import AreaNode, IncidentNode, SayNode
+from call_router.routing import clean_choice
 
 
 class AnnouncementNodes(Playback):

@@ -45,8 +45,6 @@ from call_router.flows.schema import (
 
 # A flow that visits this many nodes in one call is looping (validation should have caught it).
 MAX_STEPS = 200
-# The queue when the engine cannot decide (or fails): a coordinator helps.
-FALLBACK_QUEUE = "coordinator"
 
 
 class FlowLoopError(RuntimeError):

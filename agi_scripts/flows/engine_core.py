@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,10 +17,6 @@ from call_router.tenant_routing import CENTRE_DECISION, TenantDecision
 if TYPE_CHECKING:
     from agi_scripts.call_context import CallContext
 
-# The longest keypad input we keep (calls.menu_choice is String(32)); longer is junk anyway.
-MAX_CHOICE_LENGTH = 16
-_NOT_A_KEY = re.compile(r"[^0-9*#A-D]")
-
 # How long database work that needs the call's row waits for the call-log writer.
 CALL_ROW_WAIT = 3.0
 # The longest a caller waits in silence for a database lookup or action; then the flow goes
@@ -29,11 +24,6 @@ CALL_ROW_WAIT = 3.0
 LOOKUP_TIMEOUT = 5.0
 
 T = TypeVar("T")
-
-
-def clean_choice(digits: str) -> str:
-    """What may be stored/logged of keypad input: keypad symbols only, bounded."""
-    return _NOT_A_KEY.sub("", digits)[:MAX_CHOICE_LENGTH]
 
 
 @dataclass

@@ -7,11 +7,12 @@ import contextlib
 from typing import Any
 
 from agi_scripts.agi_protocol import AgiError, CallerHangup, quote_argument
-from agi_scripts.flows.engine_core import clean_choice, set_call_id
+from agi_scripts.flows.engine_core import set_call_id
 from agi_scripts.flows.prompt_playback import Playback
 from agi_scripts.voicemail import Trimmed, trim_voicemail
 from call_router import channel_vars
 from call_router.flows.schema import RequestsNode, RouteNode, TransferNode, VoicemailNode
+from call_router.routing import clean_choice
 
 
 class HandoffNodes(Playback):

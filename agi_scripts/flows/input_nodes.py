@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from agi_scripts.agi_protocol import AgiError, CallerHangup, printable
-from agi_scripts.flows.engine_core import clean_choice
 from agi_scripts.flows.prompt_playback import Playback
 from call_router.flows.conditions import luhn_ok
 from call_router.flows.schema import REPEAT_KEY, AskNode, CollectNode, MenuNode
+from call_router.routing import clean_choice
 
 CONFIRM_YES = "1"
 

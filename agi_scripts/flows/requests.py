@@ -22,10 +22,10 @@ from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.request_lifecycle import Category
 from call_router.request_models import NUMBER_BASE, ServiceRequest
 from call_router.request_reads import open_requests_with_callers
+from call_router.routing import FALLBACK_QUEUE
 
 # Open requests are read again this often (a status change reaches the menu within it).
 REQUESTS_TTL = 5.0
-FALLBACK_QUEUE = "coordinator"
 ACTOR = "phone menu"
 
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agi_scripts.agi import AgiChannel, AgiError, CallerHangup, printable
-from agi_scripts.flows.engine import FALLBACK_QUEUE, FlowEngine
+from agi_scripts.flows.engine import FlowEngine
 from agi_scripts.flows.engine_core import FlowState, set_call_id, set_tenant, tenant_menu
 from agi_scripts.flows.runtime import FlowRuntime
 from call_router import channel_vars
-from call_router.routing import pick_language
+from call_router.routing import FALLBACK_QUEUE, pick_language
 from call_router.tenant_routing import CENTRE_DECISION, TenantDecision
 
 if TYPE_CHECKING:
