@@ -56,18 +56,26 @@ def log(msg: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
+def stack_ports(base: int, rtp: tuple[int, int]) -> dict[str, str]:
+    """A test or bench stack's ports (tests/conftest.py, Stack here): SIP base+60, AMI +38,
+    FastAGI +73, AudioSocket +74, dashboard +80, the carrier +70, and the RTP range `rtp`."""
+    return {
+        "HOTLINE_SIP_PORT": str(base + 60),
+        "HOTLINE_AMI_PORT": str(base + 38),
+        "HOTLINE_AGI_PORT": str(base + 73),
+        "HOTLINE_AUDIOSOCKET_PORT": str(base + 74),
+        "HOTLINE_DASHBOARD_PORT": str(base + 80),
+        "HOTLINE_PSTN_PORT": str(base + 70),
+        "HOTLINE_RTP_START": str(rtp[0]),
+        "HOTLINE_RTP_END": str(rtp[1]),
+    }
+
+
 def stack_env(
     state: Path, db_url: str, queue_timeout: int, b: int, name: str, rtp_end: int = 499
 ) -> dict[str, str]:
     return {
-        "HOTLINE_SIP_PORT": str(b + 60),
-        "HOTLINE_AMI_PORT": str(b + 38),
-        "HOTLINE_AGI_PORT": str(b + 73),
-        "HOTLINE_AUDIOSOCKET_PORT": str(b + 74),
-        "HOTLINE_DASHBOARD_PORT": str(b + 80),
-        "HOTLINE_PSTN_PORT": str(b + 70),
-        "HOTLINE_RTP_START": str(b + 100),
-        "HOTLINE_RTP_END": str(b + rtp_end),
+        **stack_ports(b, (b + 100, b + rtp_end)),
         "HOTLINE_QUEUE_TIMEOUT": str(queue_timeout),
         "HOTLINE_STATE_DIR": str(state),
         "HOTLINE_RECORDINGS_DIR": str(state / "recordings"),

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.callstack import stack_ports
 from call_router.db import Database
 from call_router.settings import Settings
 
@@ -37,21 +38,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def stack_ports(base: int, rtp: tuple[int, int]) -> dict[str, str]:
-    """A stack's ports: SIP base+60, AMI +38, FastAGI +73, AudioSocket +74, dashboard +80,
-    the carrier +70, and the RTP range `rtp`."""
-    return {
-        "HOTLINE_SIP_PORT": str(base + 60),
-        "HOTLINE_AMI_PORT": str(base + 38),
-        "HOTLINE_AGI_PORT": str(base + 73),
-        "HOTLINE_AUDIOSOCKET_PORT": str(base + 74),
-        "HOTLINE_DASHBOARD_PORT": str(base + 80),
-        "HOTLINE_PSTN_PORT": str(base + 70),
-        "HOTLINE_RTP_START": str(rtp[0]),
-        "HOTLINE_RTP_END": str(rtp[1]),
-    }
 
 
 STACK_ENV = {

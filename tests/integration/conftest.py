@@ -181,6 +181,23 @@ def live_settings(state_dir: Path, redis_prefix: str) -> Settings:
 
 
 @contextmanager
+def running(server: uvicorn.Server, timeout: float = 10) -> Iterator[None]:
+    """The dashboard's uvicorn server in a thread of this process, started within `timeout`
+    seconds, stopped when the block ends."""
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "dashboard did not start"
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
 def served(settings: Settings, database: Database, port: int) -> Iterator[str]:
     """The dashboard app with these settings on a loopback port, in a thread of this process:
     its base URL while the block runs."""
@@ -190,17 +207,8 @@ def served(settings: Settings, database: Database, port: int) -> Iterator[str]:
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "dashboard did not start"
-        time.sleep(0.05)
-    try:
+    with running(server):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

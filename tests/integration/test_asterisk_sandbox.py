@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import shutil
 import socket
-import struct
 import subprocess
 import time
-import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from call_router.settings import QUEUES, AmiRole, Settings
 from hotline.asterisk.render import OperatorConf, render_config
 from hotline.asterisk.sandbox import Asterisk, AsteriskError
 from hotline.asterisk.sandbox_root import is_mounted
+from tests.audio import write_tone
 from tests.conftest import asterisk_available, environment, require
 
 pytestmark = pytest.mark.asterisk
@@ -366,24 +364,11 @@ def test_with_no_fastagi_server_and_no_operator_the_caller_goes_coordinator_then
         hang_up_everything(asterisk)
 
 
-def _write_tone(path: Path, seconds: int = 60) -> None:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(
-            b"".join(
-                struct.pack("<h", int(6000 * math.sin(2 * math.pi * 440 * i / 8000)))
-                for i in range(8000 * seconds)
-            )
-        )
-
-
 def _softphone(asterisk: Asterisk, settings: Settings) -> subprocess.Popen[bytes]:
     """baresip registered as the operator, auto-answering with a tone (quits after 90 s)."""
     folder = settings.asterisk_dir / "tests" / "baresip"
     folder.mkdir(parents=True, exist_ok=True)
-    _write_tone(folder / "say.wav")
+    write_tone(folder / "say.wav", 60, 440, amplitude=6000)
     (folder / "config").write_text(
         "\n".join(
             [

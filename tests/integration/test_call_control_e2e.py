@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
-import struct
 import threading
 import uuid
-import wave
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +30,7 @@ from call_router.models import Call, utcnow
 from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
+from tests.audio import loudest_second, write_tone
 from tests.conftest import add_operator, finished_call, run_hotline, wait_for
 
 pytestmark = pytest.mark.asterisk
@@ -258,30 +256,6 @@ def test_a_stuck_call_row_with_no_channel_left_is_closed_by_the_supervisor(
     ]
 
 
-def _tone(path: Path, seconds: float, hz: int) -> None:
-    rate = 8000
-    frames = b"".join(
-        struct.pack("<h", int(12000 * math.sin(2 * math.pi * hz * n / rate)))
-        for n in range(int(seconds * rate))
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(frames)
-
-
-def _loudest_second(path: Path) -> float:
-    with wave.open(str(path)) as recording:
-        rate = recording.getframerate()
-        samples = struct.unpack(
-            f"<{recording.getnframes() * recording.getnchannels()}h",
-            recording.readframes(recording.getnframes()),
-        )
-    windows = [samples[i : i + rate] for i in range(0, max(len(samples) - rate, 1), rate // 2)]
-    return max(math.sqrt(sum(v * v for v in w) / len(w)) for w in windows if w)
-
-
 def test_listen_rings_the_supervisors_phone_which_hears_the_operator(
     stack: Settings,
     api: httpx.Client,
@@ -290,7 +264,7 @@ def test_listen_rings_the_supervisors_phone_which_hears_the_operator(
 ) -> None:
     coordinator, supervisor = operators["coordinator"], operators["supervisor"]
     operator_voice, heard = tmp_path / "operator.wav", tmp_path / "heard.wav"
-    _tone(operator_voice, 60, hz=600)
+    write_tone(operator_voice, 60, hz=600)
     number = "+74951118003"
     with (
         Softphone(
@@ -321,7 +295,7 @@ def test_listen_rings_the_supervisors_phone_which_hears_the_operator(
         coord_phone.hangup()
         caller.join()
     assert heard.exists(), "the supervisor's phone recorded nothing"
-    assert _loudest_second(heard) > 2000  # the operator's tone, not silence
+    assert loudest_second(heard) > 2000  # the operator's tone, not silence
     row = audit(api)[0]
     assert (row["action"], row["target"], row["result"]) == ("monitor", "listen", "ok")
     assert row["by"].startswith("cli:") and row["call_id"] == call_id

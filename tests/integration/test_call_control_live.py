@@ -32,12 +32,12 @@ from call_router.models import utcnow
 from call_router.operators import PENALTY_MAX
 from call_router.settings import Settings
 from hotline.sipua.softphone import Softphone
+from tests.audio import write_tone
 from tests.conftest import add_operator, finished_call, run_hotline, wait_for
 from tests.integration.test_call_control_e2e import (
     PASSWORD,
     Caller,
     _session,
-    _tone,
     audit,
     events_of,
     waiting,
@@ -156,7 +156,7 @@ def talking(
         ("operator", OPERATOR_HZ),
         ("supervisor", SUPERVISOR_HZ),
     ):
-        _tone(voices[name], 120, hz)
+        write_tone(voices[name], 120, hz)
     heard = {name: tmp_path / f"{name}-heard.wav" for name in voices}
     with (
         Softphone(

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,7 @@ from call_router.db import Database
 from call_router.settings import Settings
 from dashboard import login_throttle
 from dashboard.main import uvicorn_options
-from tests.integration.conftest import REDIS_URL
+from tests.integration.conftest import REDIS_URL, running
 
 
 def _free_port() -> int:
@@ -47,18 +45,8 @@ def dashboard_url(database: Database, tmp_path: Path, redis_prefix: str) -> Iter
         dashboard_workers=1,
     )
     options = {**uvicorn_options(settings), "log_level": "warning", "lifespan": "off"}
-    server = uvicorn.Server(uvicorn.Config(**options))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "dashboard did not start"
-        time.sleep(0.05)
-    try:
+    with running(uvicorn.Server(uvicorn.Config(**options)), timeout=20):
         yield f"http://127.0.0.1:{settings.dashboard_port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _attempt(http: httpx.Client, username: str, forwarded_for: str) -> httpx.Response:

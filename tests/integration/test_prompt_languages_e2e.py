@@ -21,7 +21,6 @@ import os
 import shutil
 import struct
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from call_router.flows.loader import FlowRegistry
 from call_router.flows.prompts import MANIFEST_FILE, PromptText, prompt_catalogue
 from call_router.settings import QUEUES, Settings
 from hotline.sipua.softphone import Softphone
+from tests.audio import write_tone
 from tests.conftest import add_operator, environment, run_hotline, wait_for
 from tests.integration.test_agents_e2e import agents
 from tests.integration.test_call_control_e2e import waiting
@@ -136,19 +136,6 @@ def test_every_prompt_on_every_path_is_built_in_its_language(stack: Settings) ->
 # --- through calls: who hears which offer while waiting ------------------------------------------
 
 
-def _tone(path: Path, frequency: float, seconds: float = 3.0) -> None:
-    rate = 8000
-    samples = (
-        int(0.5 * 32767 * math.sin(2 * math.pi * frequency * i / rate))
-        for i in range(int(rate * seconds))
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(b"".join(struct.pack("<h", s) for s in samples))
-
-
 OFFER_SECONDS = 15
 
 
@@ -167,7 +154,7 @@ def tone_offers(stack: Settings, tmp_path: Path) -> Iterator[None]:
     for language, frequency in TONES.items():
         original = prompts / language / "queue_callback_offer.wav"
         shutil.copy2(original, saved / f"{language}.wav")
-        _tone(original, frequency)
+        write_tone(original, 3.0, frequency, amplitude=0.5 * 32767)
     try:
         yield
     finally:

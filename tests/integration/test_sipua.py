@@ -8,16 +8,13 @@ project's sandbox runner. In CI (CI=true) a missing root fails instead of skippi
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import re
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from call_router.settings import Settings
 from hotline.sipua.rootexec import remove_workdir
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
+from tests.audio import loudest_second, write_tone
 from tests.conftest import require
 
 pytestmark = pytest.mark.asterisk
@@ -393,37 +391,11 @@ def test_softphone_left_ringing_and_hung_up(asterisk: Settings, ami: AmiEvents) 
         caller.join(timeout=20)
 
 
-def _write_tone(path: Path, seconds: float, hz: int = 1000) -> None:
-    rate = 8000
-    frames = b"".join(
-        struct.pack("<h", int(12000 * math.sin(2 * math.pi * hz * n / rate)))
-        for n in range(int(seconds * rate))
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(frames)
-
-
-def _loudest_second(path: Path) -> float:
-    """RMS of the loudest one-second window of a 16-bit wav."""
-    with wave.open(str(path)) as recording:
-        rate, width = recording.getframerate(), recording.getsampwidth()
-        assert width == 2
-        samples = struct.unpack(
-            f"<{recording.getnframes() * recording.getnchannels()}h",
-            recording.readframes(recording.getnframes()),
-        )
-    windows = [samples[i : i + rate] for i in range(0, max(len(samples) - rate, 1), rate // 2)]
-    return max(math.sqrt(sum(v * v for v in w) / len(w)) for w in windows if w)
-
-
 def test_operator_hears_the_callers_audio(asterisk: Settings, tmp_path: Path) -> None:
     caller_audio, heard = tmp_path / "caller.wav", tmp_path / "heard.wav"
-    _write_tone(caller_audio, 2.0)
+    write_tone(caller_audio, 2.0)
     operator_audio = tmp_path / "operator.wav"
-    _write_tone(operator_audio, 1.0, hz=600)
+    write_tone(operator_audio, 1.0, hz=600)
     with Softphone(
         asterisk, OPERATOR, OPERATOR_PASSWORD, audio=operator_audio, record_to=heard
     ) as operator:
@@ -431,4 +403,4 @@ def test_operator_hears_the_callers_audio(asterisk: Settings, tmp_path: Path) ->
         assert result.answered, result.detail
         assert operator.wait_for_event("CALL_CLOSED", timeout=5), operator.log
     assert heard.exists(), operator.log
-    assert _loudest_second(heard) > 2000  # the tone, not μ-law silence
+    assert loudest_second(heard) > 2000  # the tone, not μ-law silence

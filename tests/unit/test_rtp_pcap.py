@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import struct
 import warnings
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from hotline.sipua.rtp_pcap import (
     pcm16_to_ulaw,
     write_pcap,
 )
+from tests.audio import write_tone
 
 
 @dataclass
@@ -80,22 +80,10 @@ def read_pcap(path: Path) -> list[Captured]:
     return packets
 
 
-def write_tone(path: Path, seconds: float, rate: int = 16000) -> None:
-    frames = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * n / rate)))
-        for n in range(int(seconds * rate))
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(frames)
-
-
 def test_audio_packets_are_20ms_pcmu_with_continuous_numbering(tmp_path: Path) -> None:
     seconds = 0.5
     tone = tmp_path / "tone.wav"
-    write_tone(tone, seconds)
+    write_tone(tone, seconds, 440, rate=16000, amplitude=8000)
     stream = caller_media(tone, "")
     pcap = tmp_path / "audio.pcap"
 
@@ -141,7 +129,7 @@ def test_dtmf_events_follow_rfc4733(tmp_path: Path) -> None:
 
 def test_stream_duration_covers_audio_and_digits(tmp_path: Path) -> None:
     tone = tmp_path / "tone.wav"
-    write_tone(tone, 0.2, rate=8000)
+    write_tone(tone, 0.2, 440, amplitude=8000)
     stream = caller_media(tone, "1")
     last = max(p.at for p in stream.packets)
     assert stream.duration >= last > 0.2
