@@ -12,8 +12,8 @@ from call_router.settings import Settings
 
 if TYPE_CHECKING:
     from agi_scripts.audiosocket import AudioSocketServer
-    from agi_scripts.call_writer import Writer
     from agi_scripts.flows.services import FlowServices
+    from agi_scripts.writer_common import Writer
 
 
 @dataclass

@@ -34,7 +34,7 @@ from agi_scripts.agi import (
 )
 from agi_scripts.audiosocket import AudioSocketServer
 from agi_scripts.call_context import CallContext
-from agi_scripts.call_writer import CallWriter, Writer
+from agi_scripts.call_writer import CallWriter
 from agi_scripts.flows.services import FlowServices
 from agi_scripts.handlers.hotline import hotline
 from agi_scripts.handlers.meters import meters
@@ -42,6 +42,7 @@ from agi_scripts.handlers.request_feedback import request_feedback
 from agi_scripts.listen import SpeechMenu, Utterance
 from agi_scripts.speech import Recogniser, Understanding, configured_model_path
 from agi_scripts.workers import LISTEN_BACKLOG, Listeners
+from agi_scripts.writer_common import Writer
 from agi_scripts.writer_process import WriterProcess, open_call_log, writer_ops
 from call_router.call_log import CallLog
 from call_router.routing import SUPPORTED_LANGUAGES

@@ -46,7 +46,8 @@ from typing import Any
 
 import structlog
 
-from agi_scripts.call_writer import CallWriter, WriterCommon, _stamped
+from agi_scripts.call_writer import CallWriter
+from agi_scripts.writer_common import WriterCommon, stamped
 from call_router import live_state
 from call_router.call_log import CallLog
 from call_router.db import Database
@@ -143,7 +144,7 @@ class WriterProcess(WriterCommon):
         """Queue one write (sent within `linger` s, with the others of that time)."""
         if op not in self.ops:
             raise ValueError(f"unknown call-log write {op!r}")
-        item = (op, linkedid, _stamped(op, args, self.clock))
+        item = (op, linkedid, stamped(op, args, self.clock))
         self._seq += 1
         self._unsafe.append((self._seq, False, item))
         self._pending.append(item)
@@ -157,7 +158,7 @@ class WriterProcess(WriterCommon):
         if op not in self.ops:
             raise ValueError(f"unknown call-log write {op!r}")
         self._flush()  # what was submitted before it goes before it
-        item = (op, linkedid, _stamped(op, args, self.clock))
+        item = (op, linkedid, stamped(op, args, self.clock))
         self._seq += 1
         self._unsafe.append((self._seq, True, item))
         if self._stream is None or not self._connected.is_set():

@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agi_scripts.call_writer import CallWriter, Write, _stamped  # noqa: E402
+from agi_scripts.call_writer import CallWriter  # noqa: E402
+from agi_scripts.writer_common import Write, stamped  # noqa: E402
 from call_router.call_log import CallLog  # noqa: E402
 from call_router.db import Database  # noqa: E402
 from call_router.models import utcnow  # noqa: E402
@@ -44,17 +45,17 @@ def call_writes() -> list[Write]:
         "channel": "PJSIP/pstn-00000001",
         "dialed_number": "500100",
     }
-    writes = [Write("ensure_call", linkedid, _stamped("ensure_call", arrival, utcnow))]
+    writes = [Write("ensure_call", linkedid, stamped("ensure_call", arrival, utcnow))]
     for seq, node in enumerate(NODES, 1):
         step = {
             "kind": "flow_step",
             "key": f"flow:{seq}:flow_step",
             "data": {"flow": "hotline", "node": node, "type": "play", "next": "menu"},
         }
-        writes.append(Write("record_event", linkedid, _stamped("record_event", step, utcnow)))
+        writes.append(Write("record_event", linkedid, stamped("record_event", step, utcnow)))
     result = {"choice": "1", "intent": "water", "queue": "plumbing", "language": "ru"}
     writes.append(
-        Write("record_menu_result", linkedid, _stamped("record_menu_result", result, utcnow))
+        Write("record_menu_result", linkedid, stamped("record_menu_result", result, utcnow))
     )
     return writes
 

@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from agi_scripts.call_writer import CallWriter, Write
+from agi_scripts.call_writer import CallWriter
 from agi_scripts.flows.actions import DEFERRED_STORE, store_deferred_reading
+from agi_scripts.writer_common import Write
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call, CallEvent
