@@ -77,6 +77,21 @@ def check(action: str, replies: list[Reply]) -> list[Reply]:
     return replies
 
 
+async def done_or_lost(
+    future: asyncio.Future[Any], lost: asyncio.Event | None, timeout: float
+) -> bool:
+    """Wait until the future is done, the connection is lost or `timeout` passes; True when
+    the connection was lost first (the caller decides what each outcome means)."""
+    watch = asyncio.ensure_future(lost.wait()) if lost is not None else None
+    try:
+        waiting: set[asyncio.Future[Any]] = {future} if watch is None else {future, watch}
+        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+    finally:
+        if watch is not None:
+            watch.cancel()
+    return watch is not None and watch in done and future not in done
+
+
 async def exchange(
     manager: Manager, fields: Mapping[str, Any], many: bool, timeout: float = ACTION_TIMEOUT
 ) -> list[Reply]:
@@ -85,16 +100,12 @@ async def exchange(
     action = fields.get("Action")
     reply_future = manager.send_action(dict(fields), as_list=many)
     lost = getattr(manager, "lost", None)
-    watch = asyncio.ensure_future(lost.wait()) if isinstance(lost, asyncio.Event) else None
-    try:
-        waiting = {reply_future} if watch is None else {reply_future, watch}
-        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
-    finally:
-        if watch is not None:
-            watch.cancel()
-    if reply_future not in done:
+    lost_first = await done_or_lost(
+        reply_future, lost if isinstance(lost, asyncio.Event) else None, timeout
+    )
+    if not reply_future.done():
         reply_future.cancel()
-        if watch is not None and watch in done:
+        if lost_first:
             raise AmiUnavailable(f"the AMI connection was lost before the reply to {action}")
         raise AmiUnavailable(f"no reply to {action} in {timeout}s")
     reply = reply_future.result()
@@ -121,13 +132,7 @@ async def wait_logged_in(manager: Manager, timeout: float = CONNECT_TIMEOUT) -> 
         await asyncio.sleep(0.01)
     login = manager.authenticated_future
     if login is not None:
-        watch = asyncio.ensure_future(lost.wait()) if lost is not None else None
-        try:
-            waiting: set[asyncio.Future[Any]] = {login} if watch is None else {login, watch}
-            await asyncio.wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
-        finally:
-            if watch is not None:
-                watch.cancel()
+        await done_or_lost(login, lost, timeout)
         if not login.done():
             login.cancel()
             if lost is not None and lost.is_set():
@@ -387,17 +392,12 @@ class AmiLink:
             if first.get("Response", "").lower() != "success":
                 return first
             manager = self._manager
-            lost = manager.lost if manager is not None else None
-            watch = asyncio.ensure_future(lost.wait()) if lost is not None else None
-            try:
-                waiting: set[asyncio.Future[Any]] = {waiter} if watch is None else {waiter, watch}
-                await asyncio.wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
-            finally:
-                if watch is not None:
-                    watch.cancel()
+            lost_first = await done_or_lost(
+                waiter, manager.lost if manager is not None else None, timeout
+            )
             if waiter.done():
                 return waiter.result()
-            if lost is not None and lost.is_set():
+            if lost_first:
                 raise AmiUnavailable("the AMI connection was lost before the OriginateResponse")
             raise AmiUnavailable(f"no OriginateResponse in {timeout}s")
         finally:
