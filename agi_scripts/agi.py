@@ -1,5 +1,4 @@
-"""A typed AGI channel over a byte stream (AgiStream or asyncio's pair): one call's commands,
-replies, deadlines, hang-ups.
+"""A typed AGI channel over asyncio streams: one call's commands, replies, deadlines, hang-ups.
 
 We read the protocol ourselves instead of through panoramisk's Request because its reader
 loops forever on a half-sent environment and takes Asterisk's unsolicited `HANGUP` line for
@@ -32,7 +31,6 @@ from agi_scripts.agi_protocol import (
     printable,
     quote_argument,
 )
-from agi_scripts.agi_stream import AgiStream
 
 __all__ = [
     "DEFAULT_COMMAND_TIMEOUT",
@@ -83,8 +81,8 @@ class AgiChannel:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader | AgiStream,
-        writer: asyncio.StreamWriter | AgiStream,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
         env: AgiEnvironment,
         default_timeout: float = DEFAULT_COMMAND_TIMEOUT,
     ) -> None:

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 
 from agi_scripts.agi_protocol import AgiError
-from agi_scripts.agi_stream import AgiStream
 
 ENV_TIMEOUT = 5.0
 # Asterisk's environment is ~1 KiB; a peer that sends far more is not Asterisk.
@@ -87,7 +86,7 @@ def parse_environment(raw: bytes) -> AgiEnvironment:
 
 
 async def read_environment(
-    reader: asyncio.StreamReader | AgiStream,
+    reader: asyncio.StreamReader,
     timeout: float = ENV_TIMEOUT,
     max_bytes: int = ENV_MAX_BYTES,
 ) -> AgiEnvironment:

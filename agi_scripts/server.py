@@ -32,7 +32,6 @@ from agi_scripts.agi import (
     printable,
     read_environment,
 )
-from agi_scripts.agi_stream import AgiStream
 from agi_scripts.audiosocket import AudioSocketServer
 from agi_scripts.call_context import CallContext
 from agi_scripts.call_writer import CallWriter
@@ -136,12 +135,8 @@ class AgiServer:
         bound and shares with its other workers)."""
         await self.writer.start()
         where: dict[str, Any] = {"sock": sock} if sock is not None else {"host": host, "port": port}
-        # One AgiStream per connection (reader and writer in one protocol object, its task
-        # started by the protocol): cheaper per command than asyncio's stream pair.
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: AgiStream(ENV_MAX_BYTES * 2, self._on_connection),
-            **where,
-            backlog=LISTEN_BACKLOG,
+        self._server = await asyncio.start_server(
+            self._on_connection, **where, backlog=LISTEN_BACKLOG, limit=ENV_MAX_BYTES * 2
         )
         self.log.info("agi_listening", host=host, port=self.port, routes=self.app.paths)
 
@@ -163,35 +158,37 @@ class AgiServer:
         await self.writer.stop()
         self.log.info("agi_stopped")
 
-    async def _on_connection(self, stream: AgiStream) -> None:
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._calls.add(task)
         try:
-            await self._serve_call(stream)
+            await self._serve_call(reader, writer)
         finally:
             self._calls.discard(task)
-            stream.close()
+            writer.close()
             with contextlib.suppress(Exception):
                 # A timeout scope, not wait_for: no task of its own per call.
                 async with asyncio.timeout(1.0):
-                    await stream.wait_closed()
+                    await writer.wait_closed()
 
-    async def _serve_call(self, stream: AgiStream) -> None:
+    async def _serve_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            env = await read_environment(stream, timeout=self.env_timeout)
+            env = await read_environment(reader, timeout=self.env_timeout)
         except EnvironmentReadError as exc:
-            peer = stream.get_extra_info("peername")
+            peer = writer.get_extra_info("peername")
             self.log.warning("agi_bad_environment", peer=str(peer), error=str(exc))
             return
         # One bind per call (each bind of the module's lazy logger builds a logger afresh).
         log = self.log.bind(
-            peer=str(stream.get_extra_info("peername")),
+            peer=str(writer.get_extra_info("peername")),
             uniqueid=printable(env.uniqueid, 64),
             channel=printable(env.channel, 128),
             route=printable(env.network_script, 64),
         )
-        channel = AgiChannel(stream, stream, env)
+        channel = AgiChannel(reader, writer, env)
         if self.command_timeout is not None:
             channel.default_timeout = self.command_timeout
         try:
