@@ -24,6 +24,7 @@ import pytest
 
 from call_router import queue_log
 from call_router.settings import Settings
+from hotline.asterisk.sandbox import Asterisk
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import place_call
 from tests.conftest import add_operator, finished_call, wait_for
@@ -73,6 +74,11 @@ def within(value: float, bounds: tuple[float, float], slack: float = 1.5) -> boo
     return bounds[0] - slack <= value <= bounds[1] + slack
 
 
+def no_ring(stack: Settings, phone: Softphone) -> str:
+    """What to look at when the phone did not ring: the queue's members and the phone's log."""
+    return f"{Asterisk(stack).cli('queue show lift')}\n{phone.log}"
+
+
 def test_a_shift_in_the_agent_report_and_the_queue_log(stack: Settings, api: httpx.Client) -> None:
     op = add_operator(NAME, "lift")
     login = op["sip_login"]
@@ -96,7 +102,7 @@ def test_a_shift_in_the_agent_report_and_the_queue_log(stack: Settings, api: htt
         with ThreadPoolExecutor(1) as pool:
             # A call taken: the phone rings, the operator answers.
             first = pool.submit(place_call, stack, dtmf="4", from_number=taken, hold=6)
-            assert phone.wait_for_event("CALL_INCOMING", 1, timeout=60), phone.log()
+            assert phone.wait_for_event("CALL_INCOMING", 1, timeout=60), no_ring(stack, phone)
             phone.accept()
             assert first.result(timeout=120).answered
             call = finished_call(api, taken)
@@ -104,7 +110,7 @@ def test_a_shift_in_the_agent_report_and_the_queue_log(stack: Settings, api: htt
 
             # A call missed: it rings, the operator goes on a break and rejects it.
             second = pool.submit(place_call, stack, dtmf="4", from_number=missed, hold=30)
-            assert phone.wait_for_event("CALL_INCOMING", 2, timeout=90), phone.log()
+            assert phone.wait_for_event("CALL_INCOMING", 2, timeout=90), no_ring(stack, phone)
             watch.around("break", lambda: pause("break"))
             phone.hangup()
             second.result(timeout=120)
