@@ -128,7 +128,7 @@ def tenants_for_numbers(session: Session, dialled: set[str | None]) -> dict[str 
             DialledNumber.number.in_(wanted), DialledNumber.tenant_id.is_not(None)
         )
     )
-    return {number: tenant for number, tenant in rows.tuples() if tenant is not None}
+    return {number: tenant for number, tenant in rows if tenant is not None}
 
 
 def number_owners(session: Session) -> dict[str, int | None]:

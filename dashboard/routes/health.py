@@ -23,12 +23,9 @@ router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 
 
-@router.api_route(
-    "/healthz",
-    methods=["GET", "HEAD"],
-    response_model=HealthOut,
-    responses={503: {"model": HealthOut}},
-)
+# HEAD answers as GET does (load balancers probe with it); one operation in the API description.
+@router.head("/healthz", include_in_schema=False, response_model=None)
+@router.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 def healthz(request: Request, db: DatabaseDep, settings: SettingsDep) -> HealthOut | JSONResponse:
     dependencies = dependency_states(request, settings)
     try:

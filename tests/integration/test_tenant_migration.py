@@ -165,10 +165,8 @@ def test_calls_take_the_tenant_of_the_dialled_number(empty_url: str) -> None:
             ]
         )
         with db.session() as session:
-            tenant_of = dict(
-                session.execute(session.query(Call.linkedid, Call.tenant_id).statement)
-                .tuples()
-                .all()
+            tenant_of: dict[str, int | None] = dict(
+                session.execute(session.query(Call.linkedid, Call.tenant_id).statement).all()
             )
             entry = callback_intake.open_or_attach(
                 session,
