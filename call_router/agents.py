@@ -135,12 +135,15 @@ class AgentService:
 
     async def sync(self, ami: AmiSender, *, only: str | None = None) -> list[dict[str, str]]:
         """Apply the desired state (of one operator, or everyone); returns the actions sent."""
+        # Asterisk first, the database second: the CLI and the API write the database before
+        # they apply a change, so a change Asterisk already shows is in the desired state read
+        # after it; read the other way round, a change made in between was undone until the
+        # next pass (a stale "paused" re-applied to an operator just back from lunch).
+        actual = await self.members(ami)
         desired, managed = await asyncio.to_thread(self._read_desired)
         if only is not None:
             desired = [a for a in desired if a.login == only]
             managed = {interface_of(only)}
-        actual = await self.members(ami)
-        if only is not None:
             actual = [m for m in actual if m.interface in managed]
         actions = plan(desired, actual, managed=managed)
         for action in actions:
