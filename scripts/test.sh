@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/install.sh --test
 # The sandbox Asterisk root is built once and cached (about a minute on first use).
 .venv/bin/hotline asterisk install
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# Two processes, a file each at a time, each with a stack of its own (tests/conftest.py): most
+# of the suite waits on real calls, not on the CPU. `scripts/test.sh -n 0` runs it in one.
+exec .venv/bin/python -m pytest -p no:cacheprovider -n 2 --dist loadfile "$@"

@@ -29,8 +29,14 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 HOTLINE = [sys.executable, "-m", "hotline"]
 
 # Test ports differ from the defaults so a developer's running hotline is left alone;
-# HOTLINE_TEST_PORT_BASE moves them all, so two suites can run side by side.
-PORT_BASE = int(os.environ.get("HOTLINE_TEST_PORT_BASE", "15000"))
+# HOTLINE_TEST_PORT_BASE moves them all, so two suites can run side by side. Under
+# pytest-xdist each worker (gw0, gw1, ...) runs a stack of its own, WORKER_PORT_SPAN further up
+# (a test's ports stay within base..base+999).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_PORT_SPAN = 2000
+PORT_BASE = int(os.environ.get("HOTLINE_TEST_PORT_BASE", "15000")) + WORKER_PORT_SPAN * int(
+    WORKER.removeprefix("gw") or 0
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -125,7 +131,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
             yield settings
     finally:
         logs = state / "log"
-        artifacts = Path(__file__).parent / "artifacts" / "stack-logs"
+        artifacts = Path(__file__).parent / "artifacts" / "stack-logs" / (WORKER or ".")
         if logs.exists():
             shutil.rmtree(artifacts, ignore_errors=True)
             shutil.copytree(logs, artifacts, dirs_exist_ok=True)
