@@ -20,6 +20,7 @@ from call_router.agent_store import record_login, record_pause
 from call_router.agents import AgentService
 from call_router.db import Database
 from call_router.operators import add_operator, parse_skills
+from tests.unit.test_agents_plan import member
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -78,19 +79,7 @@ def test_a_sync_running_while_the_operator_unpauses_leaves_them_unpaused(
         record_pause(s, login, True, "lunch", "api", NOW)
     interface = interface_of(login)
     asterisk = QueuesOfAsterisk(
-        [
-            Membership(
-                queue="lift",
-                interface=interface,
-                name="Olga",
-                penalty=0,
-                paused=True,
-                reason="lunch",
-                status=1,
-                in_call=False,
-                dynamic=True,
-            )
-        ]
+        [member("lift", interface, name="Olga", paused=True, reason="lunch")]
     )
 
     def operator_comes_back() -> None:
