@@ -168,6 +168,8 @@ def reports_page(
             if tenant_wall.current().everything
             else [],
             "query": query,
+            # The abandoned-call and agent-session pages open on the period (and tenant) shown.
+            "period_query": {k: v for k, v in query.items() if k != "by"},
             "sl_seconds": report.service_level_seconds,
             "sl_target": round(report.service_level_target * 100),
             "size": {"width": CHART_WIDTH, "height": CHART_HEIGHT},

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from call_router.agent_models import AgentStateLog
+from call_router.callbacks import hotline_zone
 from call_router.db import Database
 from call_router.models import DIRECTION_CALLBACK, Call, Operator
 from call_router.settings import Settings
@@ -20,9 +21,8 @@ from tests.browser.conftest import BrowserPage
 pytestmark = pytest.mark.asterisk
 
 
-def _fill(stack: Settings) -> str:
-    """An hour ago: an operator logs in, answers a caller, calls someone back; a login."""
-    start = datetime.now(UTC) - timedelta(hours=1)
+def _fill(stack: Settings, start: datetime) -> str:
+    """At `start`: an operator logs in, answers a caller, calls someone back; their login."""
     login = f"9{uuid.uuid4().int % 10**5:05d}"
     name = f"Печать {login}"
     db = Database(stack.db_url)
@@ -52,12 +52,16 @@ def _fill(stack: Settings) -> str:
 def test_reports_chart_print_and_agent_sessions_in_chromium(
     stack: Settings, browser_page: BrowserPage
 ) -> None:
-    login = _fill(stack)
+    # A day ago and more, so the period must be chosen (and carried to the agent-session page)
+    # to hold it, whatever the hour the suite runs at.
+    start = datetime.now(UTC) - timedelta(hours=25)
+    login = _fill(stack, start)
+    day = start.astimezone(hotline_zone(stack)).date().isoformat()
     page = browser_page.page
     requested: list[str] = []
     page.on("request", lambda req: requested.append(req.url))
 
-    page.goto(f"{stack.dashboard_url}/reports?lang=ru&by=hour")
+    page.goto(f"{stack.dashboard_url}/reports?lang=ru&by=hour&date_from={day}")
     page.wait_for_selector("svg#chart-sl", timeout=20_000)
     assert "Уровень сервиса по времени" in page.inner_text("body")
     box: Any = page.locator("svg#chart-sl").bounding_box()
