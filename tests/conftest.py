@@ -116,6 +116,17 @@ def asterisk_available(settings: Settings) -> tuple[bool, str]:
     )
 
 
+@pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """Each test leaves the test process's umask as it found it. A CLI command run in-process
+    (typer's CliRunner) sets the hotline's umask 077 for the whole process, and a file a later
+    test writes for the sandbox Asterisk (another user) came out unreadable to it."""
+    before = os.umask(0o077)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The whole hotline (Asterisk, FastAGI, AMI listener, dashboard) started by `hotline up`."""
