@@ -19,7 +19,8 @@ the menu's prompt.
 Asterisk's own log says what it played on each call. The test fails on a prompt of the path
 not played (missing, or its file absent), on any prompt file played from another language's
 folder than the path plays it in, and on any of Asterisk's own sounds played in another
-language than the caller's.
+language than the caller's. test_meters_e2e.py walks on through a whole meter reading (the
+numbers said back included) with these helpers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from call_router.flows.keypad_paths import Heard, KeypadPath, keypad_paths
 from call_router.flows.loader import FlowRegistry
 from call_router.models import CALLBACK_OPEN, Call, Callback, utcnow
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
+from hotline.sipua.rtp_pcap import DTMF_GAP_MS, DTMF_TONE_MS
 from hotline.sipua.testcall import place_call
 from tests.conftest import wait_for
 from tests.integration.test_after_hours_e2e import CLOSED
@@ -65,6 +67,8 @@ LATE = 6.0
 TAIL = 4.0
 # The first prompt starts about this long after SIPp's media does.
 FIRST_PROMPT = 0.5
+# Each key after the first of a press ("512#") goes out this much later than the one before.
+KEY_SECONDS = (DTMF_TONE_MS + DTMF_GAP_MS) / 1000
 # A prompt of ours, as Asterisk names it (recordings/prompts/<language>/<name>.<format>).
 PROMPT_FILE = re.compile(r"/prompts/([a-z]{2})/([A-Za-z0-9_]+)\.[a-z0-9]+$")
 PLAYING = re.compile(r"\[(C-[0-9a-f]+)\].*Playing '([^']+)'(?:.*\(language '([a-z_]+)'\))?")
@@ -80,9 +84,12 @@ class Walked:
     answered: bool = False
     detail: str = ""
     played: list[tuple[str, str | None]] = field(default_factory=list)  # (file, language)
+    # Seconds Asterisk speaks after the path's prompt heard[i] before the next one starts
+    # (a number said digit by digit): the keys after it go in that much later.
+    spoken: dict[int, float] = field(default_factory=dict)
 
 
-def _flows() -> FlowRegistry:
+def shipped_flows() -> FlowRegistry:
     registry = FlowRegistry(PROJECT_ROOT / "ivr_flows", queues=QUEUES)
     assert registry.last_errors == []
     return registry
@@ -116,29 +123,34 @@ def fresh_numbers(stack: Settings, count: int) -> list[str]:
     return [f"{NUMBER_PREFIX}{first + i:0{NUMBER_DIGITS}d}" for i in range(count)]
 
 
-def _timeline(stack: Settings, path: KeypadPath) -> tuple[list[tuple[float, str]], float]:
+def _timeline(stack: Settings, walked: Walked) -> tuple[list[tuple[float, str]], float]:
     """When each key is pressed (seconds after SIPp's media starts), and how long the call."""
-    lengths = [seconds(stack, h.language, h.prompt) for h in path.heard]
+    path = walked.path
+    lengths = [
+        seconds(stack, h.language, h.prompt) + walked.spoken.get(i, 0.0)
+        for i, h in enumerate(path.heard)
+    ]
     presses: list[tuple[float, str]] = []
     now, played = FIRST_PROMPT, 0  # the time the prompt `played` starts
     for press in path.presses:
         now += sum(lengths[played : press.heard_before])
         now += max(INTO_PROMPT, min(lengths[press.heard_before] / 2, LATE))
         presses.append((now, press.key))
+        now += (len(press.key) - 1) * KEY_SECONDS  # the node takes its last key then
         played = press.heard_before + 1  # the key cut its prompt short
     end = now + sum(lengths[played:]) + TAIL
     return presses, end
 
 
 def _call(stack: Settings, walked: Walked) -> None:
-    presses, hold = _timeline(stack, walked.path)
+    presses, hold = _timeline(stack, walked)
     result = place_call(
         stack, from_number=walked.number, dtmf_delay=0.0, dtmf_schedule=presses, hold=hold
     )
     walked.answered, walked.detail = result.answered, result.detail
 
 
-def _walk(stack: Settings, walks: list[Walked]) -> None:
+def walk_calls(stack: Settings, walks: list[Walked]) -> None:
     """Every walk called, CALLS_AT_ONCE at a time, then what Asterisk played on each is read
     from its log; the router's end of every call is waited for. The others start once the
     first plays its first prompt: by then the FastAGI server has read the remembered
@@ -255,7 +267,7 @@ def _close_their_callbacks(stack: Settings, walks: list[Walked]) -> None:
 
 
 def _paths(business_hours: bool) -> list[KeypadPath]:
-    flows = _flows().current.flows
+    flows = shipped_flows().current.flows
     return [
         path
         for language in LANGUAGES
@@ -264,7 +276,7 @@ def _paths(business_hours: bool) -> list[KeypadPath]:
 
 
 @contextlib.contextmanager
-def _walkers(stack: Settings, flows: Path, paths: list[KeypadPath]) -> Iterator[list[Walked]]:
+def walkers(stack: Settings, flows: Path, paths: list[KeypadPath]) -> Iterator[list[Walked]]:
     """Each path with a fresh number; the FastAGI server running `flows`, restarted after the
     numbers of the paths that start in another language than Russian have that language."""
     english_first = sorted(paths, key=lambda p: p.start_language == "ru")
@@ -296,8 +308,8 @@ def test_every_keypad_path_by_day_in_ru_and_en(stack: Settings) -> None:
     # Every key of the day menu and of the emergency menu, in both languages, both ways round.
     assert {p.keys for p in paths} >= {"1", "6", "74", "0", "91", "974"}
     assert {p.start_language for p in paths} == set(LANGUAGES)
-    with _walkers(stack, PROJECT_ROOT / "ivr_flows", paths) as walks:
-        _walk(stack, walks)
+    with walkers(stack, PROJECT_ROOT / "ivr_flows", paths) as walks:
+        walk_calls(stack, walks)
 
 
 def test_every_keypad_path_at_night_in_ru_and_en(
@@ -309,5 +321,5 @@ def test_every_keypad_path_at_night_in_ru_and_en(
     flows = tmp_path_factory.mktemp("night-walk") / "ivr_flows"
     shutil.copytree(PROJECT_ROOT / "ivr_flows", flows)
     (flows / "calendar.yaml").write_text(CLOSED, encoding="utf-8")
-    with _walkers(stack, flows, paths) as walks:
-        _walk(stack, walks)
+    with walkers(stack, flows, paths) as walks:
+        walk_calls(stack, walks)

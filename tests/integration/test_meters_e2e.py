@@ -5,6 +5,11 @@ Each key is timed to land while its node is listening: a node listens from the s
 prompt until its timeout after the prompt ends (HOTLINE_MENU_TIMEOUT, 5 s), so keys are spaced
 by at least the prompt plus a margin, never by guesses about processing time. The read-back
 nodes hand a key pressed during them to the confirmation menu, so "1" may come early.
+
+A whole reading keyed in by an English and a Russian caller at once (issue 16, "language
+everywhere") is timed from the prompt files' lengths instead, with the keypad walk's helpers
+(test_keypad_walk_e2e.py), which also check in Asterisk's log that every prompt played is in the
+caller's language and none is missing; here also the numbers read back digit by digit.
 """
 
 from __future__ import annotations
@@ -20,10 +25,19 @@ from sqlalchemy import delete, select
 
 from call_router.db import Database
 from call_router.flows.conditions import luhn_ok
+from call_router.flows.keypad_paths import Heard, KeypadPath, KeyPress, keypad_paths
 from call_router.meter_models import PayerAccount, PayerMeter
-from call_router.settings import Settings
+from call_router.settings import PROJECT_ROOT, Settings
 from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import finished_call, run_hotline, wait_for
+from tests.integration.test_keypad_walk_e2e import (
+    LANGUAGES,
+    PROMPT_FILE,
+    shipped_flows,
+    walk_calls,
+    walkers,
+)
+from tests.integration.test_prompt_languages_e2e import has_stock_sound
 
 pytestmark = pytest.mark.asterisk
 
@@ -174,3 +188,74 @@ def test_once_billing_accounts_are_imported_an_unknown_code_is_asked_again(
                 session.execute(delete(PayerAccount).where(PayerAccount.code == payer))
         finally:
             db.dispose()
+
+
+# After the hotline menu's key 6 (meters_payer asks for the code): (prompt, keys pressed while it
+# plays, digits Asterisk says after it). The reading 500 is below the last one (512): said back
+# as "the last reading was 5 1 2"; then 530, said back as "you entered 5 3 0", and confirmed.
+WHOLE_READING = [
+    ("meters_payer", "{payer}#", ""),
+    ("meters_which", "1", ""),
+    ("meters_task", "1", ""),
+    ("meters_enter", "500#", ""),
+    ("meters_below_last", "", "512"),
+    ("meters_enter", "530#", ""),
+    ("meters_you_entered", "", "530"),
+    ("meters_confirm", "1", ""),
+    ("meters_saved", "", ""),
+]
+# Asterisk's digits are at most 0.92 s long (en), 0.66 s (ru): keys after them wait this long.
+DIGIT_SECONDS = 1.0
+
+
+def reading_path(language: str, payer: str) -> tuple[KeypadPath, dict[int, float]]:
+    """A caller starting in `language` presses 6 in the hotline menu, then keys in WHOLE_READING
+    for `payer`: the path, and the seconds of digits said after its prompts."""
+    (menu,) = [
+        p
+        for p in keypad_paths(shipped_flows().current.flows, "hotline", language)
+        if p.keys == "6" and p.end == "meters:payer"
+    ]
+    assert menu.heard[-1] == Heard(WHOLE_READING[0][0], language)
+    first = len(menu.heard) - 1
+    heard = menu.heard + tuple(Heard(prompt, language) for prompt, _, _ in WHOLE_READING[1:])
+    presses = menu.presses + tuple(
+        KeyPress(keys.format(payer=payer), heard[first + i], first + i)
+        for i, (_, keys, _) in enumerate(WHOLE_READING)
+        if keys
+    )
+    spoken = {first + i: len(said) * DIGIT_SECONDS for i, (_, _, said) in enumerate(WHOLE_READING)}
+    return KeypadPath(language, presses, heard, "meters:saved", language), spoken
+
+
+def test_a_whole_reading_in_english_and_in_russian_plays_only_that_language(
+    stack: Settings,
+) -> None:
+    """An English caller (their language remembered from an earlier call) and a Russian one
+    each key in a whole reading at the same time. Asterisk's log: every prompt of the path
+    played, from the caller's language folder, and the digits said back (the last reading,
+    then the new one) in the caller's language, from its folder."""
+    payers = {language: new_payer() for language in LANGUAGES}
+    paths = {language: reading_path(language, payers[language]) for language in LANGUAGES}
+    for payer in payers.values():
+        run_hotline("meters", "add", "--payer", payer, "--meter", "cold_water", "512")
+    with walkers(stack, PROJECT_ROOT / "ivr_flows", [p for p, _ in paths.values()]) as walks:
+        for walked in walks:
+            walked.spoken = paths[walked.path.start_language][1]
+        walk_calls(stack, walks)  # fails on a prompt of ours missing or in another language
+    for walked in walks:
+        language = walked.path.start_language
+        theirs = [
+            (file.rsplit(".", 1)[0], played_in)
+            for file, played_in in walked.played
+            if not PROMPT_FILE.search(file)
+        ]
+        said = "".join(name.removeprefix("digits/") for name, _ in theirs if "digits/" in name)
+        assert said == "512530", (walked.number, walked.played)
+        absent = [name for name, _ in theirs if not has_stock_sound(stack, language, name)]
+        assert absent == [], f"{language}: Asterisk's sounds not in {language!r}: {absent}"
+        rows = history(payers[language])
+        assert [(r["value"], r["caller"]) for r in rows] == [
+            (530, walked.number),
+            (512, None),
+        ]
