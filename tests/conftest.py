@@ -15,8 +15,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -189,13 +191,34 @@ def bearer_headers(
     """Credentials for an in-process app (httpx.ASGITransport, TestClient) on `db`: a fresh
     API token written straight to the database (the stack's tests use the CLI instead);
     `tenant`: a tenant's token (its slug)."""
-    from datetime import UTC, datetime
-
     from call_router.accounts import create_token
 
     with db.session() as session:
         token, _row = create_token(session, role, name=name, now=datetime.now(UTC), tenant=tenant)
     return {"Authorization": f"Bearer {token}"}
+
+
+def midday_zone(now: datetime | None = None) -> ZoneInfo:
+    """A fixed-offset zone in which `now` (default: this moment) is between 11:30 and 12:30.
+
+    For an in-process dashboard (create_app's `zone`) whose page counts "today" (the wallboard,
+    /metrics, the home page's list): rows put minutes or hours before now stay in that local day
+    whatever the hour the suite runs at (in UTC, a CI run at 00:05 would put a row of ten
+    minutes ago into yesterday)."""
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    hours = round(12 - (at.hour + at.minute / 60))  # -12..12: Etc/GMT+12 .. Etc/GMT-12
+    # The Etc/GMT names count the other way: UTC+5 is Etc/GMT-5.
+    return ZoneInfo("Etc/GMT" if hours == 0 else f"Etc/GMT{-hours:+d}")
+
+
+def earlier_today(zone: Any, ago: timedelta, now: datetime | None = None) -> datetime:
+    """`ago` before now, or the first second of the local day in `zone` if that is later: a
+    moment that a page counting "today" there still counts, whatever the hour (in the first
+    minutes after midnight it is less than `ago` ago). Aware, in UTC."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date(), datetime.min.time(), tzinfo=zone)
+    return max(now - ago, (midnight + timedelta(seconds=1)).astimezone(UTC))
 
 
 def wait_for(

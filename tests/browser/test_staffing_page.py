@@ -11,17 +11,21 @@ from typing import Any
 
 import pytest
 
+from call_router.callbacks import hotline_zone
 from call_router.db import Database
 from call_router.models import Call, Callback
 from call_router.settings import Settings
 from tests.browser.conftest import BrowserPage
+from tests.conftest import earlier_today
 
 pytestmark = pytest.mark.asterisk
 
 
 def _fill(stack: Settings) -> tuple[str, int]:
     """Last week, this quarter hour: 20 answered calls (a need nobody was logged in for); and
-    an abandoned caller an hour ago with a callback entry."""
+    an abandoned caller of two minutes ago with a callback entry, today in the centre's zone
+    (the abandoned-callers page opens on today: just after midnight the caller came in at its
+    first second, not in yesterday)."""
     now = datetime.now(UTC)
     slot = now.replace(minute=now.minute // 15 * 15, second=0, microsecond=0) - timedelta(weeks=1)
     number = f"+7495{uuid.uuid4().int % 10**7:07d}"
@@ -38,12 +42,13 @@ def _fill(stack: Settings) -> tuple[str, int]:
                         ended_at=joined + timedelta(seconds=203), outcome="answered",
                     )
                 )  # fmt: skip
-            left = now - timedelta(minutes=1)
+            came = earlier_today(hotline_zone(stack), timedelta(seconds=110), now)
+            left = came + timedelta(seconds=50)
             session.add(
                 Call(
                     linkedid=f"ab-{uuid.uuid4().hex}", caller_number=number,
-                    started_at=left - timedelta(seconds=50), queue="plumbing",
-                    queue_joined_at=left - timedelta(seconds=45), ended_at=left,
+                    started_at=came, queue="plumbing",
+                    queue_joined_at=came + timedelta(seconds=5), ended_at=left,
                     outcome="abandoned_in_queue", wait_seconds=45,
                 )
             )  # fmt: skip

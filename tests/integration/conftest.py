@@ -198,12 +198,14 @@ def running(server: uvicorn.Server, timeout: float = 10) -> Iterator[None]:
 
 
 @contextmanager
-def served(settings: Settings, database: Database, port: int) -> Iterator[str]:
+def served(
+    settings: Settings, database: Database, port: int, zone: ZoneInfo | None = None
+) -> Iterator[str]:
     """The dashboard app with these settings on a loopback port, in a thread of this process:
-    its base URL while the block runs."""
+    its base URL while the block runs. `zone`: the centre's (default UTC)."""
     from dashboard.main import create_app
 
-    app = create_app(settings, database, zone=ZoneInfo("UTC"))
+    app = create_app(settings, database, zone=zone or ZoneInfo("UTC"))
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
@@ -217,8 +219,8 @@ def serve(database: Database) -> Iterator[Callable[[Settings, int], str]]:
     that returns the base URL. Stopped after the test."""
     with ExitStack() as servers:
 
-        def start(settings: Settings, port: int) -> str:
-            return servers.enter_context(served(settings, database, port))
+        def start(settings: Settings, port: int, zone: ZoneInfo | None = None) -> str:
+            return servers.enter_context(served(settings, database, port, zone))
 
         yield start
 

@@ -17,12 +17,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from call_router import queue_log
+from call_router.callbacks import hotline_zone
 from call_router.settings import Settings
 from hotline.asterisk.sandbox import Asterisk
 from hotline.sipua.softphone import Softphone
@@ -80,6 +82,10 @@ def no_ring(stack: Settings, phone: Softphone) -> str:
 
 
 def test_a_shift_in_the_agent_report_and_the_queue_log(stack: Settings, api: httpx.Client) -> None:
+    # The report's period is the local days the shift was in (one, unless it crossed midnight:
+    # a report of "today" alone would then miss its start).
+    zone = hotline_zone(stack)
+    first_day = datetime.now(zone).date().isoformat()
     op = add_operator(NAME, "lift")
     login = op["sip_login"]
     watch = Stopwatch()
@@ -126,7 +132,10 @@ def test_a_shift_in_the_agent_report_and_the_queue_log(stack: Settings, api: htt
         watch.around("logout", lambda: agents("logout", login))
 
     # The report, from the CLI.
-    report = json.loads(hotline("reports", "agents", "--json").stdout)
+    last_day = datetime.now(zone).date().isoformat()
+    days = ("--since", first_day, "--until", last_day)
+    period = {"date_from": first_day, "date_to": last_day}
+    report = json.loads(hotline("reports", "agents", *days, "--json").stdout)
     (fig,) = [f for f in report["period"] if f["login"] == login]
     assert fig["name"] == NAME
     assert (fig["logins"], fig["logouts"], fig["pauses"]) == (1, 2, 2)
@@ -146,16 +155,18 @@ def test_a_shift_in_the_agent_report_and_the_queue_log(stack: Settings, api: htt
     assert fig["occupancy"] == pytest.approx(busy / available, abs=0.05)
 
     # The same figures from the CLI's CSV, the API, the dashboard's CSV and the page.
-    cli_rows = list(csv.DictReader(io.StringIO(hotline("reports", "agents", "--csv").stdout)))
+    cli_csv = hotline("reports", "agents", *days, "--csv").stdout
+    cli_rows = list(csv.DictReader(io.StringIO(cli_csv)))
     (cli_period,) = [r for r in cli_rows if r["login"] == login and r["day"] == "period"]
     assert cli_period["missed"] == "1" and cli_period["pauses"] == "2"
     # This operator's row (logged out: fixed); others still logged in grow between the reads.
-    from_api = [f for f in api.get("/api/reports/agents").json()["period"] if f["login"] == login]
+    from_api = api.get("/api/reports/agents", params=period).json()["period"]
+    from_api = [f for f in from_api if f["login"] == login]
     assert from_api == [fig]
-    rows = list(csv.DictReader(io.StringIO(api.get("/reports/agents.csv").text)))
+    rows = list(csv.DictReader(io.StringIO(api.get("/reports/agents.csv", params=period).text)))
     (period_row,) = [r for r in rows if r["login"] == login and r["day"] == "period"]
     assert int(period_row["answered"]) == 1 and int(period_row["missed"]) == 1
-    page = api.get("/reports/agents")
+    page = api.get("/reports/agents", params=period)
     assert page.status_code == 200 and f'data-login="{login}"' in page.text
 
     # Asterisk's queue_log: every line in the documented format; this shift's lines there.

@@ -32,7 +32,7 @@ from call_router.numbers import normalize_number
 from call_router.settings import Settings
 from dashboard import auth
 from dashboard.main import create_app
-from tests.conftest import PORT_BASE, bearer_headers, require
+from tests.conftest import PORT_BASE, bearer_headers, midday_zone, require
 from tests.integration.conftest import REDIS_URL, SseEvents, router_heartbeat
 
 HOSTILE_NAME = "<script>alert(1)</script>"
@@ -559,7 +559,9 @@ async def test_wallboard_snapshot_adds_up_today_and_shows_live_calls(
         "1001",
         json.dumps({"name": "PJSIP/1001", "state": "busy", "since": since}),
     )
-    app = create_app(wallboard_settings(tmp_path, prefix), db, zone=ZoneInfo("UTC"))
+    # Today's figures count from local midnight: in a zone where it is midday the calls of ten
+    # minutes ago are today's whatever the hour the suite runs at.
+    app = create_app(wallboard_settings(tmp_path, prefix), db, zone=midday_zone())
 
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from call_router import accounts, meter_store, payer_accounts, tenants
+from call_router.callbacks import hotline_zone
 from call_router.db import Database
 from call_router.meter_models import PayerAccount, PayerMeter
 from call_router.payer_accounts import AccountImportError
@@ -223,7 +224,9 @@ def test_import_and_export_through_the_cli(cli_db: Database, tmp_path: Path) -> 
     assert unknown.returncode == 2 and "nobody" in unknown.stderr
 
     run_hotline("meters", "add", "--payer", A_CODE, "--meter", "cold_water", "650")
-    month = datetime.now(UTC).strftime("%Y-%m")
+    # The month the reading went into: the centre's local month (`--month` is read in the
+    # centre's zone), not UTC's, which differs in the first or last hours of a month.
+    month = datetime.now(hotline_zone(Settings())).strftime("%Y-%m")
     exported = run_hotline("meters", "export", "--month", month).stdout
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert [(r["payer_code"], r["meter"], r["value"], r["previous_value"]) for r in rows] == [

@@ -25,7 +25,7 @@ from sqlalchemy import inspect, select, text
 from call_router import tenant_boards, tenants
 from call_router.db import Database, alembic_config, upgrade
 from call_router.models import CALLBACK_OPEN, Call, Callback, CallEvent, Operator
-from tests.conftest import PORT_BASE, add_row, bearer_headers
+from tests.conftest import PORT_BASE, add_row, bearer_headers, midday_zone
 from tests.integration.conftest import live_settings, signed_in_operator
 
 NOW = datetime.now(UTC)
@@ -98,7 +98,10 @@ async def _live(redis: Redis, prefix: str, db: Database, call_id: int) -> None:
 
 @pytest.fixture
 def base(serve: Any, tmp_path: Path, redis_prefix: str) -> str:
-    return str(serve(live_settings(tmp_path / "state", redis_prefix), PORT_BASE + 961))
+    # The wallboard counts today's calls from local midnight: in a zone where it is midday the
+    # calls of a few minutes ago are today's whatever the hour the suite runs at.
+    settings = live_settings(tmp_path / "state", redis_prefix)
+    return str(serve(settings, PORT_BASE + 961, midday_zone()))
 
 
 def _tenant_of(db: Database, call_id: int) -> tuple[int | None, str | None]:
