@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -211,7 +211,7 @@ def midday_zone(now: datetime | None = None) -> ZoneInfo:
     return ZoneInfo("Etc/GMT" if hours == 0 else f"Etc/GMT{-hours:+d}")
 
 
-def earlier_today(zone: Any, ago: timedelta, now: datetime | None = None) -> datetime:
+def earlier_today(zone: tzinfo, ago: timedelta, now: datetime | None = None) -> datetime:
     """`ago` before now, or the first second of the local day in `zone` if that is later: a
     moment that a page counting "today" there still counts, whatever the hour (in the first
     minutes after midnight it is less than `ago` ago). Aware, in UTC."""
