@@ -136,10 +136,14 @@ async def set_tenant(
 ) -> None:
     """HOTLINE_TENANT & co. on the channel, then the decision queued for the call log."""
     slug = tenants.slug(decision.tenant_id) if tenants is not None else ""
-    await agi.set_variable(channel_vars.TENANT, slug)
-    await agi.set_variable(channel_vars.TENANT_SOURCE, decision.source)
     building = str(decision.building_id) if decision.building_id is not None else ""
-    await agi.set_variable(channel_vars.BUILDING, building)
+    await agi.set_variables(
+        [
+            (channel_vars.TENANT, slug),
+            (channel_vars.TENANT_SOURCE, decision.source),
+            (channel_vars.BUILDING, building),
+        ]
+    )
     if ctx.linkedid:
         ctx.writer.submit(
             "record_tenant",
@@ -150,9 +154,26 @@ async def set_tenant(
         )
 
 
-async def set_call_id(agi: AgiChannel, ctx: CallContext) -> None:
-    """HOTLINE_CALL_ID for later dialplan steps, if the call row is written by now (it
-    normally is, milliseconds after the arrival); never waited for."""
+async def set_route(
+    agi: AgiChannel,
+    ctx: CallContext,
+    *,
+    queue: str,
+    intent: str | None,
+    choice: str | None,
+    priority: int | None = None,
+) -> None:
+    """What the dialplan needs to put the caller through, in one round trip where it can.
+
+    HOTLINE_CALL_ID only if the call row is written by now (it normally is, milliseconds after
+    the arrival; never waited for). HOTLINE_QUEUE last: the dialplan takes a set queue as
+    "the menu finished"."""
+    pairs = []
     call_id = ctx.writer.call_id(ctx.linkedid) if ctx.linkedid else None
     if call_id is not None:
-        await agi.set_variable(channel_vars.CALL_ID, str(call_id))
+        pairs.append((channel_vars.CALL_ID, str(call_id)))
+    pairs += [(channel_vars.INTENT, intent or ""), (channel_vars.MENU_CHOICE, choice or "")]
+    if priority is not None:
+        pairs.append((channel_vars.PRIORITY, str(priority)))
+    pairs.append((channel_vars.QUEUE, queue))
+    await agi.set_variables(pairs)

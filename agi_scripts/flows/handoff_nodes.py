@@ -7,10 +7,9 @@ import contextlib
 from typing import Any
 
 from agi_scripts.agi_protocol import AgiError, CallerHangup, quote_argument
-from agi_scripts.flows.engine_core import set_call_id
+from agi_scripts.flows.engine_core import set_route
 from agi_scripts.flows.prompt_playback import Playback
 from agi_scripts.voicemail import Trimmed, trim_voicemail
-from call_router import channel_vars
 from call_router.flows.schema import RequestsNode, RouteNode, TransferNode, VoicemailNode
 from call_router.routing import clean_choice
 
@@ -46,13 +45,9 @@ class HandoffNodes(Playback):
                 queue=queue,
                 language=self.language,
             )
-        await set_call_id(self.agi, self.ctx)
-        await self.agi.set_variable(channel_vars.INTENT, intent or "")
-        await self.agi.set_variable(channel_vars.MENU_CHOICE, choice or "")
-        if priority is not None:
-            await self.agi.set_variable(channel_vars.PRIORITY, str(priority))
-        # QUEUE last: the dialplan takes a set queue as "the menu finished".
-        await self.agi.set_variable(channel_vars.QUEUE, queue)
+        await set_route(
+            self.agi, self.ctx, queue=queue, intent=intent, choice=choice, priority=priority
+        )
         state.result, state.queue = "routed", queue
         if prompt:
             await self.play(prompt, "")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agi_scripts.agi import AgiChannel, AgiError, CallerHangup, printable
 from agi_scripts.flows.engine import FlowEngine
-from agi_scripts.flows.engine_core import FlowState, set_call_id, set_tenant, tenant_menu
+from agi_scripts.flows.engine_core import FlowState, set_route, set_tenant, tenant_menu
 from agi_scripts.flows.runtime import FlowRuntime
 from call_router import channel_vars
 from call_router.routing import FALLBACK_QUEUE, pick_language
@@ -207,10 +207,7 @@ async def _to_coordinator(
             language=language,
         )
     ctx.log.info("menu_decision", queue=FALLBACK_QUEUE, reason=reason)
-    await set_call_id(agi, ctx)
-    await agi.set_variable(channel_vars.INTENT, "")
-    await agi.set_variable(channel_vars.MENU_CHOICE, state.choice)
-    await agi.set_variable(channel_vars.QUEUE, FALLBACK_QUEUE)
+    await set_route(agi, ctx, queue=FALLBACK_QUEUE, intent=None, choice=state.choice)
     state.result, state.queue = "routed", FALLBACK_QUEUE
 
 

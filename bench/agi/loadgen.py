@@ -167,6 +167,10 @@ async def session(port: int, caller: Caller, stats: Stats, rng: random.Random) -
                 failsafe = True
             if line.startswith(b"SET VARIABLE HOTLINE_QUEUE "):
                 queue = line.decode().rstrip("\r\n").split(" ", 3)[3].strip('"')
+            elif line.startswith(b"EXEC MSet ") and b"HOTLINE_QUEUE=" in line:
+                # Several variables in one command (MSet): HOTLINE_QUEUE=<queue>[,...]"
+                value = line.split(b"HOTLINE_QUEUE=", 1)[1].split(b",", 1)[0]
+                queue = value.rstrip(b'"\r\n').decode()
             if line.startswith(b"GET DATA") and not dead:
                 lo, hi = caller.think
                 if hi > 0:

@@ -131,8 +131,15 @@ def server(
     ready: Path | None = None,
 ) -> Iterator[int]:
     out = logfile.open("wb")
+    # Started in the run's temp dir, not the caller's: `python -c` puts the working directory
+    # first on sys.path, so from a checkout a --baseline-tree server would import this
+    # checkout's code instead of its own (PYTHONPATH says which tree a server runs).
     proc = subprocess.Popen(
-        ["taskset", "-c", str(cpu), *argv], env=env, stdout=out, stderr=subprocess.STDOUT
+        ["taskset", "-c", str(cpu), *argv],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=logfile.parent,
     )
     try:
         wait_listening(port, proc, ready=ready)
@@ -159,6 +166,7 @@ def hotline_env(tmp: Path, db_url: str, port: int, extra: dict[str, str]) -> dic
         "HOTLINE_RECORDINGS_DIR": str(tmp / "recordings"),
         "HOTLINE_CONFIG_FILE": str(tmp / "none.toml"),
         "HOTLINE_DEFAULT_LANGUAGE": "ru",
+        "PYTHONPATH": str(ROOT),  # this tree's server; --baseline-tree's extra overrides it
         **extra,
     }
     return env

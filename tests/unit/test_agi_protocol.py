@@ -88,6 +88,21 @@ def unquote(arg: str) -> str:
     return "".join(out)
 
 
+def variables_set(commands: list[str]) -> list[tuple[str, str]]:
+    """(name, value) of every channel variable the commands set, in order (SET VARIABLE and
+    Asterisk's MSet, as res_agi and MSet parse them)."""
+    found: list[tuple[str, str]] = []
+    for cmd in commands:
+        if cmd.startswith("SET VARIABLE "):
+            name, _, raw = cmd.removeprefix("SET VARIABLE ").partition(" ")
+            found.append((name, unquote(raw)))
+        elif cmd.startswith("EXEC MSet "):
+            for pair in unquote(cmd.removeprefix("EXEC MSet ")).split(","):
+                name, _, value = pair.partition("=")
+                found.append((name, value))
+    return found
+
+
 @dataclass
 class FakeAsterisk:
     """Scripted channel state; `reply` answers one command line like res_agi."""
@@ -102,6 +117,8 @@ class FakeAsterisk:
     dead: bool = False
     commands: list[str] = field(default_factory=list)
     set_vars: dict[str, str] = field(default_factory=dict)
+    # The names of set_vars in the order they were set (SET VARIABLE or MSet).
+    set_order: list[str] = field(default_factory=list)
     played: list[str] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
     override: Callable[[str], list[str] | None] | None = None
@@ -143,10 +160,12 @@ class FakeAsterisk:
             name = cmd.removeprefix("GET VARIABLE ")
             value = self.variables.get(name)
             return ["200 result=0"] if value is None else [f"200 result=1 ({value})"]
-        if cmd.startswith("SET VARIABLE "):
-            name, raw = cmd.removeprefix("SET VARIABLE ").split(" ", 1)
-            self.set_vars[name] = unquote(raw)
-            return ["200 result=1"]
+        if cmd.startswith(("SET VARIABLE ", "EXEC MSet ")):
+            for name, value in variables_set([cmd]):
+                self.set_vars[name] = value
+                self.set_order.append(name)
+            # EXEC answers its application's result: MSet's is 0.
+            return ["200 result=1" if cmd.startswith("SET") else "200 result=0"]
         if cmd.startswith("STREAM FILE "):
             self.played.append(unquote(cmd.removeprefix("STREAM FILE ").rsplit(" ", 1)[0]))
             key = self.stream_keys.pop(0) if self.stream_keys else ""
@@ -634,6 +653,51 @@ async def test_channel_refuses_line_breaks_and_bad_names() -> None:
     with pytest.raises(ValueError):
         await channel.stream_file("x", escape_digits='1"')
     assert writer.sent == []
+
+
+def _answered(*replies: bytes) -> tuple[AgiChannel, _NullWriter]:
+    """A channel whose peer has already sent these reply lines."""
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"".join(replies))
+    writer = _NullWriter()
+    return AgiChannel(reader, writer, AgiEnvironment()), writer  # type: ignore[arg-type]
+
+
+ROUTE_VARS = [("HOTLINE_CALL_ID", "17"), ("HOTLINE_INTENT", ""), ("HOTLINE_QUEUE", "plumbing")]
+
+
+async def test_plain_variables_are_set_in_one_round_trip_queue_last() -> None:
+    channel, writer = _answered(b"200 result=0\n")
+    await channel.set_variables(ROUTE_VARS)
+    assert writer.sent == [
+        b'EXEC MSet "HOTLINE_CALL_ID=17,HOTLINE_INTENT=,HOTLINE_QUEUE=plumbing"\n'
+    ]
+    assert variables_set([writer.sent[0].decode().strip()]) == ROUTE_VARS
+
+
+@pytest.mark.parametrize("value", ["a,b", "a|b", 'say "hi"', "${EVIL}", "a=b", "a b", "x\\y"])
+async def test_a_value_msets_parser_would_change_is_set_on_its_own(value: str) -> None:
+    pairs = [("HOTLINE_TENANT", value), ("HOTLINE_QUEUE", "duty")]
+    channel, writer = _answered(b"200 result=1\n" * 2)
+    await channel.set_variables(pairs)
+    sent = [line.decode().strip() for line in writer.sent]
+    assert all(line.startswith("SET VARIABLE ") for line in sent), sent
+    assert variables_set(sent) == pairs
+
+
+async def test_without_mset_the_variables_are_set_one_by_one() -> None:
+    # EXEC of an application Asterisk has not loaded answers result=-2.
+    channel, writer = _answered(b"200 result=-2\n", b"200 result=1\n" * 3)
+    await channel.set_variables(ROUTE_VARS)
+    sent = [line.decode().strip() for line in writer.sent]
+    assert sent[0].startswith("EXEC MSet ")
+    assert variables_set(sent[1:]) == ROUTE_VARS
+
+
+async def test_variables_on_a_dead_channel_are_a_hangup() -> None:
+    channel, _ = _answered(b"HANGUP\n200 result=-1\n", b"511 Command Not Permitted\n")
+    with pytest.raises(CallerHangup):
+        await channel.set_variables(ROUTE_VARS)
 
 
 async def test_command_timeout_raises_and_marks_the_stream_unusable() -> None:

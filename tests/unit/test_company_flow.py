@@ -120,8 +120,8 @@ def stored(db: Database) -> tuple[int | None, str | None, int | None]:
 
 
 def vars_before_queue(fake: FakeAsterisk) -> list[str]:
-    """The SET VARIABLE names in the order sent, up to HOTLINE_QUEUE."""
-    names = [c.split(" ")[2] for c in fake.commands if c.startswith("SET VARIABLE ")]
+    """The channel variables' names in the order set, up to HOTLINE_QUEUE."""
+    names = fake.set_order
     return names[: names.index(channel_vars.QUEUE) + 1]
 
 

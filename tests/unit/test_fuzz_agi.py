@@ -42,7 +42,13 @@ from call_router.db import Database
 from call_router.settings import QUEUES, Settings
 from tests.unit import test_agi_protocol as agi_protocol
 from tests.unit.fuzzing import PURE, SOCKETS, SOCKETS_DEEP
-from tests.unit.test_agi_protocol import FakeAsterisk, encode_environment, environment, run_call
+from tests.unit.test_agi_protocol import (
+    FakeAsterisk,
+    encode_environment,
+    environment,
+    run_call,
+    variables_set,
+)
 
 # The server's own bounds in these tests (production: 5 s and 10 s).
 ENV_TIMEOUT = 0.3
@@ -328,11 +334,7 @@ async def hostile_call(port: int, header: bytes, script: list[bytes | None]) -> 
         pass  # the server reset us: it let go, which is the point
     finally:
         writer.close()
-    queue_set = [
-        c.removeprefix(f"SET VARIABLE {channel_vars.QUEUE} ").strip('"')
-        for c in commands
-        if c.startswith(f"SET VARIABLE {channel_vars.QUEUE} ")
-    ]
+    queue_set = [value for name, value in variables_set(commands) if name == channel_vars.QUEUE]
     for command in commands:
         assert not _CONTROL.search(command), f"control character in {command!r}"
     return Session(commands, queue_set, time.monotonic() - started)
