@@ -87,6 +87,7 @@ class Walked:
     # Seconds Asterisk speaks after the path's prompt heard[i] before the next one starts
     # (a number said digit by digit): the keys after it go in that much later.
     spoken: dict[int, float] = field(default_factory=dict)
+    to: str | None = None  # the number dialled: the hotline number unless set
 
 
 def shipped_flows() -> FlowRegistry:
@@ -145,7 +146,12 @@ def _timeline(stack: Settings, walked: Walked) -> tuple[list[tuple[float, str]],
 def _call(stack: Settings, walked: Walked) -> None:
     presses, hold = _timeline(stack, walked)
     result = place_call(
-        stack, from_number=walked.number, dtmf_delay=0.0, dtmf_schedule=presses, hold=hold
+        stack,
+        to=walked.to,
+        from_number=walked.number,
+        dtmf_delay=0.0,
+        dtmf_schedule=presses,
+        hold=hold,
     )
     walked.answered, walked.detail = result.answered, result.detail
 

@@ -9,7 +9,9 @@ nodes hand a key pressed during them to the confirmation menu, so "1" may come e
 A whole reading keyed in by an English and a Russian caller at once (issue 16, "language
 everywhere") is timed from the prompt files' lengths instead, with the keypad walk's helpers
 (test_keypad_walk_e2e.py), which also check in Asterisk's log that every prompt played is in the
-caller's language and none is missing; here also the numbers read back digit by digit.
+caller's language and none is missing; here also the numbers read back digit by digit. So
+are a correction (one read-back rejected and keyed again), on the direct meters number, and a
+deletion, by the hotline menu: four callers at once, two of them English.
 """
 
 from __future__ import annotations
@@ -23,16 +25,19 @@ import httpx
 import pytest
 from sqlalchemy import delete, select
 
+from call_router import meter_store
 from call_router.db import Database
 from call_router.flows.conditions import luhn_ok
 from call_router.flows.keypad_paths import Heard, KeypadPath, KeyPress, keypad_paths
 from call_router.meter_models import PayerAccount, PayerMeter
+from call_router.models import utcnow
 from call_router.settings import PROJECT_ROOT, Settings
 from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import finished_call, run_hotline, wait_for
 from tests.integration.test_keypad_walk_e2e import (
     LANGUAGES,
     PROMPT_FILE,
+    Walked,
     shipped_flows,
     walk_calls,
     walkers,
@@ -208,24 +213,50 @@ WHOLE_READING = [
 DIGIT_SECONDS = 1.0
 
 
+Step = tuple[str, str, str]
+
+
+def meters_path(
+    language: str, payer: str, steps: list[Step], end: str, *, direct: bool = False
+) -> tuple[KeypadPath, dict[int, float]]:
+    """A caller starting in `language` presses 6 in the hotline menu (or, `direct`, dials the
+    meters number), then walks `steps` for `payer` to the node `end`: the path, and the seconds
+    of digits said after its prompts."""
+    presses: tuple[KeyPress, ...] = ()
+    heard: tuple[Heard, ...] = ()
+    if not direct:
+        (menu,) = [
+            p
+            for p in keypad_paths(shipped_flows().current.flows, "hotline", language)
+            if p.keys == "6" and p.end == "meters:payer"
+        ]
+        assert menu.heard[-1] == Heard(steps[0][0], language)
+        presses, heard = menu.presses, menu.heard[:-1]
+    first = len(heard)
+    heard += tuple(Heard(prompt, language) for prompt, _, _ in steps)
+    presses += tuple(
+        KeyPress(keys.format(payer=payer), heard[first + i], first + i)
+        for i, (_, keys, _) in enumerate(steps)
+        if keys
+    )
+    spoken = {first + i: len(said) * DIGIT_SECONDS for i, (_, _, said) in enumerate(steps)}
+    return KeypadPath(language, presses, heard, f"meters:{end}", language), spoken
+
+
 def reading_path(language: str, payer: str) -> tuple[KeypadPath, dict[int, float]]:
     """A caller starting in `language` presses 6 in the hotline menu, then keys in WHOLE_READING
     for `payer`: the path, and the seconds of digits said after its prompts."""
-    (menu,) = [
-        p
-        for p in keypad_paths(shipped_flows().current.flows, "hotline", language)
-        if p.keys == "6" and p.end == "meters:payer"
-    ]
-    assert menu.heard[-1] == Heard(WHOLE_READING[0][0], language)
-    first = len(menu.heard) - 1
-    heard = menu.heard + tuple(Heard(prompt, language) for prompt, _, _ in WHOLE_READING[1:])
-    presses = menu.presses + tuple(
-        KeyPress(keys.format(payer=payer), heard[first + i], first + i)
-        for i, (_, keys, _) in enumerate(WHOLE_READING)
-        if keys
-    )
-    spoken = {first + i: len(said) * DIGIT_SECONDS for i, (_, _, said) in enumerate(WHOLE_READING)}
-    return KeypadPath(language, presses, heard, "meters:saved", language), spoken
+    return meters_path(language, payer, WHOLE_READING, "saved")
+
+
+def their_sounds(stack: Settings, walked: Walked) -> tuple[str, list[str]]:
+    """The digits Asterisk said on the walked call, in order, and those of its own sounds it
+    played that are not in the caller's language folder (played in English instead)."""
+    language = walked.path.start_language
+    theirs = [file.rsplit(".", 1)[0] for file, _ in walked.played if not PROMPT_FILE.search(file)]
+    said = "".join(name.removeprefix("digits/") for name in theirs if "digits/" in name)
+    absent = [name for name in theirs if not has_stock_sound(stack, language, name)]
+    return said, absent
 
 
 def test_a_whole_reading_in_english_and_in_russian_plays_only_that_language(
@@ -245,17 +276,94 @@ def test_a_whole_reading_in_english_and_in_russian_plays_only_that_language(
         walk_calls(stack, walks)  # fails on a prompt of ours missing or in another language
     for walked in walks:
         language = walked.path.start_language
-        theirs = [
-            (file.rsplit(".", 1)[0], played_in)
-            for file, played_in in walked.played
-            if not PROMPT_FILE.search(file)
-        ]
-        said = "".join(name.removeprefix("digits/") for name, _ in theirs if "digits/" in name)
+        said, absent = their_sounds(stack, walked)
         assert said == "512530", (walked.number, walked.played)
-        absent = [name for name, _ in theirs if not has_stock_sound(stack, language, name)]
         assert absent == [], f"{language}: Asterisk's sounds not in {language!r}: {absent}"
         rows = history(payers[language])
         assert [(r["value"], r["caller"]) for r in rows] == [
             (530, walked.number),
             (512, None),
         ]
+
+
+# The caller phoned in 530 (after billing's 512) and corrects it, on the direct meters number:
+# 500 is below the reading before theirs ("the last reading was 5 1 2"); 520 is read back and
+# rejected ("enter it again", key 2); 525 is read back and confirmed.
+CORRECTION = [
+    ("meters_payer", "{payer}#", ""),
+    ("meters_which", "1", ""),
+    ("meters_task", "2", ""),
+    ("meters_your_last", "", "530"),
+    ("meters_enter_corrected", "500#", ""),
+    ("meters_below_last", "", "512"),
+    ("meters_enter_corrected", "520#", ""),
+    ("meters_you_entered", "", "520"),
+    ("meters_confirm", "2", ""),
+    ("meters_enter_corrected", "525#", ""),
+    ("meters_you_entered", "", "525"),
+    ("meters_confirm", "1", ""),
+    ("meters_saved", "", ""),
+]
+# Another caller, by key 6 of the hotline menu, deletes the 530 they phoned in.
+DELETION = [
+    ("meters_payer", "{payer}#", ""),
+    ("meters_which", "1", ""),
+    ("meters_task", "3", ""),
+    ("meters_your_last", "", "530"),
+    ("meters_delete_confirm", "1", ""),
+    ("meters_deleted", "", ""),
+]
+
+
+def phoned_in(stack: Settings, payer: str, caller: str) -> None:
+    """Billing's 512 for `payer`'s cold water, then 530 phoned in from `caller` just now."""
+    db = Database(stack.db_url)
+    try:
+        with db.session() as session:
+            for value, source, number in (("512", "cli", None), ("530", "phone", caller)):
+                stored = meter_store.submit(
+                    session, payer, "cold_water", value, utcnow(), source=source,
+                    caller_number=number,
+                )  # fmt: skip
+                assert stored.reading_id is not None, stored.check
+    finally:
+        db.dispose()
+
+
+def test_correcting_and_deleting_a_reading_in_english_and_in_russian(stack: Settings) -> None:
+    """An English caller (their language remembered) and a Russian one each correct a reading
+    they phoned in (on the direct meters number: the longer path skips the hotline menu),
+    rejecting one read-back, and another pair deletes one (by the hotline menu), all four at
+    the same time. Asterisk's log: every prompt of each path played, from the caller's language
+    folder, and the digits said in it, in the caller's language, from its folder. What
+    `hotline meters history` shows: the corrected reading replaced, the deleted one deleted."""
+    assert stack.meters_number
+    plans: dict[KeypadPath, tuple[dict[int, float], str, str]] = {}  # spoken, kind, payer
+    for language in LANGUAGES:
+        for kind, steps, end in (("correct", CORRECTION, "saved"), ("delete", DELETION, "deleted")):
+            payer = new_payer()
+            path, spoken = meters_path(language, payer, steps, end, direct=kind == "correct")
+            plans[path] = (spoken, kind, payer)
+    with walkers(stack, PROJECT_ROOT / "ivr_flows", list(plans)) as walks:
+        for walked in walks:
+            walked.spoken, kind, payer = plans[walked.path]
+            if kind == "correct":
+                walked.to = stack.meters_number
+            phoned_in(stack, payer, walked.number)
+        walk_calls(stack, walks)  # fails on a prompt of ours missing or in another language
+    for walked in walks:
+        language = walked.path.start_language
+        _, kind, payer = plans[walked.path]
+        said, absent = their_sounds(stack, walked)
+        assert absent == [], f"{language}: Asterisk's sounds not in {language!r}: {absent}"
+        rows = [(r["value"], r["status"], r["caller"]) for r in history(payer)]
+        if kind == "correct":
+            assert said == "530512520525", (walked.number, walked.played)
+            assert rows == [
+                (525, "active", walked.number),
+                (530, "corrected", walked.number),
+                (512, "active", None),
+            ], language
+        else:
+            assert said == "530", (walked.number, walked.played)
+            assert rows == [(530, "deleted", walked.number), (512, "active", None)], language
