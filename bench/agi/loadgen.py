@@ -61,6 +61,9 @@ class Stats:
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
     think_ms: list[float] = field(default_factory=list)
+    # The same without each session's first command (our environment -> its first command:
+    # a new connection waits in the kernel's accept queue while the server is saturated).
+    between_ms: list[float] = field(default_factory=list)
     session_ms: list[float] = field(default_factory=list)
     first_reply_ms: list[float] = field(default_factory=list)  # connect → first command/close
     queues: dict[str, int] = field(default_factory=dict)
@@ -201,6 +204,7 @@ async def session(port: int, caller: Caller, stats: Stats, rng: random.Random) -
         stats.error(type(exc).__name__)
     finally:
         stats.think_ms.extend(t * 1000 for t in think)
+        stats.between_ms.extend(t * 1000 for t in think[1:])
         stats.in_progress -= 1
         if writer is not None:
             writer.close()

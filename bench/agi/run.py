@@ -184,6 +184,8 @@ def summarise(stats: Stats, seconds: float) -> dict[str, Any]:
         "think_p50_ms": percentile(stats.think_ms, 50),
         "think_p99_ms": percentile(stats.think_ms, 99),
         "think_max_ms": percentile(stats.think_ms, 100),
+        "between_commands_p50_ms": percentile(stats.between_ms, 50),
+        "between_commands_p99_ms": percentile(stats.between_ms, 99),
         "first_reply_p99_ms": percentile(stats.first_reply_ms, 99),
         "queues": stats.queues,
         "to_failsafe": stats.failsafe,
@@ -238,6 +240,15 @@ async def run_phases(
     result["rate"]["sessions_per_core_s"] = round(stats.completed / cpu, 1) if cpu else None
     result["rate"]["commands_per_session"] = round(len(stats.think_ms) / max(stats.started, 1), 1)
     log(f"  rate: {json.dumps(result['rate'])}")
+    if args.light:
+        # Fewer callers than the server's capacity: the replies' own latency, not queueing.
+        cpu0 = cpu_seconds(pid)
+        stats, seconds = await closed_loop(port, rate_caller, args.light, args.seconds)
+        cpu = cpu_seconds(pid) - cpu0
+        result["light"] = summarise(stats, seconds)
+        result["light"]["concurrency"] = args.light
+        result["light"]["server_cpu_pct"] = round(100 * cpu / seconds, 1)
+        log(f"  light: {json.dumps(result['light'])}")
     if args.held:
         await asyncio.sleep(1.0)  # let the writer settle
         base = rss_kib(pid)
@@ -356,7 +367,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {_cpu_model()}",
         "python": platform.python_version(),
-        "args": vars(args),
+        # The baseline tree by its folder's name: no path of this machine in a saved report.
+        "args": {
+            **vars(args),
+            "baseline_tree": args.baseline_tree.name if args.baseline_tree else None,
+        },
     }
     servers = args.servers.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="agi-bench-"))
@@ -479,6 +494,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--keys", default="1,1", help="GET DATA answers in turn (the last repeats)")
     parser.add_argument("--hangup-share", type=float, default=0.1)
+    parser.add_argument(
+        "--light", type=int, default=10,
+        help="callers in a second rate phase, below saturation (0: skip)",
+    )  # fmt: skip
     parser.add_argument("--held", type=int, default=3000)
     parser.add_argument("--think", type=float, default=2.0)
     parser.add_argument(
