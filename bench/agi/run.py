@@ -213,6 +213,22 @@ async def probe_snapshot(pid: int, probe: Path | None, n: int) -> dict[str, Any]
     return json.loads(path.read_text()) if path.exists() else None
 
 
+async def measured_loop(
+    pid: int, port: int, caller: Caller, concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """`concurrency` callers in a closed loop for `seconds`, with the server's CPU meanwhile."""
+    cpu0 = cpu_seconds(pid)
+    stats, elapsed = await closed_loop(port, caller, concurrency, seconds)
+    cpu = cpu_seconds(pid) - cpu0
+    summary = summarise(stats, elapsed)
+    summary["server_cpu_pct"] = round(100 * cpu / elapsed, 1)
+    # CPU per session: what a whole free core would serve, whatever else ran on this one.
+    summary["server_cpu_ms_per_session"] = round(1000 * cpu / max(stats.completed, 1), 3)
+    summary["sessions_per_core_s"] = round(stats.completed / cpu, 1) if cpu else None
+    summary["commands_per_session"] = round(len(stats.think_ms) / max(stats.started, 1), 1)
+    return summary
+
+
 async def run_phases(
     pid: int, port: int, args: argparse.Namespace, script: str, probe: Path | None = None
 ) -> dict[str, Any]:
@@ -223,10 +239,7 @@ async def run_phases(
     # Warm-up: imports, first SQL statements, caches.
     await closed_loop(port, rate_caller, min(args.concurrency, 10), 2.0)
     await probe_snapshot(pid, probe, 0)
-    cpu0 = cpu_seconds(pid)
-    stats, seconds = await closed_loop(port, rate_caller, args.concurrency, args.seconds)
-    cpu = cpu_seconds(pid) - cpu0
-    result["rate"] = summarise(stats, seconds)
+    result["rate"] = await measured_loop(pid, port, rate_caller, args.concurrency, args.seconds)
     if (stalls := await probe_snapshot(pid, probe, 1)) is not None:
         result["rate"]["loop_probe"] = stalls
         log(
@@ -234,20 +247,11 @@ async def run_phases(
             f"{stalls['cpu_stall_totals_s']}; wall stalls {stalls['wall_stall_histogram']} "
             f"{stalls['wall_stall_totals_s']}; gc {stalls['gc']}"
         )
-    result["rate"]["server_cpu_pct"] = round(100 * cpu / seconds, 1)
-    # CPU per session: what a whole free core would serve, whatever else ran on this one.
-    result["rate"]["server_cpu_ms_per_session"] = round(1000 * cpu / max(stats.completed, 1), 3)
-    result["rate"]["sessions_per_core_s"] = round(stats.completed / cpu, 1) if cpu else None
-    result["rate"]["commands_per_session"] = round(len(stats.think_ms) / max(stats.started, 1), 1)
     log(f"  rate: {json.dumps(result['rate'])}")
     if args.light:
         # Fewer callers than the server's capacity: the replies' own latency, not queueing.
-        cpu0 = cpu_seconds(pid)
-        stats, seconds = await closed_loop(port, rate_caller, args.light, args.seconds)
-        cpu = cpu_seconds(pid) - cpu0
-        result["light"] = summarise(stats, seconds)
+        result["light"] = await measured_loop(pid, port, rate_caller, args.light, args.seconds)
         result["light"]["concurrency"] = args.light
-        result["light"]["server_cpu_pct"] = round(100 * cpu / seconds, 1)
         log(f"  light: {json.dumps(result['light'])}")
     if args.held:
         await asyncio.sleep(1.0)  # let the writer settle
