@@ -266,7 +266,7 @@ async def serve(
     db, call_log = open_call_log(settings)
     spool = listeners.spool or settings.agi_spool_file
     writer: Writer
-    if settings.agi_writer_process:
+    if settings.agi_writer_in_process:
         # The database work in a process of its own: no GIL shared with the callers' loop.
         writer = WriterProcess(
             spool, ops=writer_ops(), settings=settings, max_backlog=settings.agi_writer_max_backlog

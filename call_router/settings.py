@@ -114,6 +114,13 @@ class Settings(
         return self.database_url or f"sqlite:///{self.state_dir / 'hotline.db'}"
 
     @property
+    def agi_writer_in_process(self) -> bool:
+        """Whether the FastAGI call-log writer runs in a child process (`agi_writer_process`)."""
+        if self.agi_writer_process == "auto":
+            return self.db_url.startswith("sqlite")
+        return self.agi_writer_process
+
+    @property
     def agi_service(self) -> str:
         """This FastAGI server's service name (pid, ready and log files): agi, agi2, ..."""
         return "agi" if self.agi_server == 1 else f"agi{self.agi_server}"

@@ -150,9 +150,11 @@ class AgiSettings(BaseModel):
     agi_writer_memory_limit: int = Field(default=20_000, ge=100, le=10_000_000)
     agi_writer_max_backlog: int = Field(default=1_000_000, ge=1000, le=100_000_000)
     # The writer's database work in a child process of each FastAGI process (no GIL shared with
-    # the callers' event loop; agi_scripts/writer_process.py); false: in a thread of its own
-    # (the default until a quiet-machine run says which serves callers better, BENCHMARKS.md).
-    agi_writer_process: bool = False
+    # the callers' event loop; agi_scripts/writer_process.py), or in a thread of its own.
+    # "auto": the process with SQLite, whose work is then CPU of this box's FastAGI core
+    # (~15 % less CPU per call), the thread with PostgreSQL, whose server does the work (the
+    # thread costs less there): BENCHMARKS.md, "The writer's home by database".
+    agi_writer_process: bool | Literal["auto"] = "auto"
     # The caller's live audio (Asterisk's AudioSocket app connects here; agi_scripts/listen.py).
     audiosocket_host: str = "127.0.0.1"
     # With N FastAGI workers, worker i listens on audiosocket_port + i (0: any free port).

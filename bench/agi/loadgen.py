@@ -67,6 +67,7 @@ class Stats:
     session_ms: list[float] = field(default_factory=list)
     first_reply_ms: list[float] = field(default_factory=list)  # connect → first command/close
     queues: dict[str, int] = field(default_factory=dict)
+    prompts: int = 0  # GET DATA commands sent by the server (keypad prompts)
     failsafe: int = 0  # handed back to the dialplan's fail-safe (coordinator) by the server
     in_progress: int = 0
     peak_in_progress: int = 0
@@ -174,6 +175,8 @@ async def session(port: int, caller: Caller, stats: Stats, rng: random.Random) -
                 # Several variables in one command (MSet): HOTLINE_QUEUE=<queue>[,...]"
                 value = line.split(b"HOTLINE_QUEUE=", 1)[1].split(b",", 1)[0]
                 queue = value.rstrip(b'"\r\n').decode()
+            if line.startswith(b"GET DATA"):
+                stats.prompts += 1
             if line.startswith(b"GET DATA") and not dead:
                 lo, hi = caller.think
                 if hi > 0:
@@ -211,19 +214,30 @@ async def session(port: int, caller: Caller, stats: Stats, rng: random.Random) -
 
 
 async def closed_loop(
-    port: int, caller: Caller, concurrency: int, seconds: float, seed: int = 1
+    port: int,
+    caller: Caller,
+    concurrency: int,
+    seconds: float,
+    seed: int = 1,
+    period: float = 0.0,
 ) -> tuple[Stats, float]:
-    """`concurrency` callers, each starting a new session as soon as the last ends."""
+    """`concurrency` callers, each starting a new session as soon as the last ends, or (with
+    `period`) at most one every `period` seconds, the callers' starts spread over it: together
+    they offer `concurrency / period` sessions/s."""
     stats = Stats()
     rng = random.Random(seed)
-    deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+    deadline = start + seconds
 
-    async def worker() -> None:
+    async def worker(n: int) -> None:
+        due = start + period * n / concurrency
         while time.perf_counter() < deadline:
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            due += period
             await session(port, caller, stats, rng)
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
     return stats, time.perf_counter() - start
 
 

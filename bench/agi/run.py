@@ -5,8 +5,11 @@ loadgen.py, plays res_agi over TCP) runs pinned to the other. Phases, each again
 
 1. rate: `--concurrency` callers with no think time for `--seconds`: sessions/s, server think
    time p50/p99 (our reply → its next command), errors; a share of callers hang up mid-menu;
-2. held: `--held` callers arriving at `--ramp`/s, each thinking `--think` s at every keypad
-   prompt, so all are in the menu at once: completed, errors, server RSS growth per session;
+   then the same with `--light` callers, and paced: `--concurrency` callers offering `--paced`
+   sessions/s (thinking at the keypad), the latency at a given rate below saturation;
+2. held: `--held` callers, each thinking `--think` s at every keypad prompt, arriving (by
+   default) within the shortest think time, so all are in the menu at once: completed,
+   errors, server RSS growth per session;
 3. overload (Hotline only): a server capped at `--cap` sessions holds `--cap` callers, then
    `--over` more arrive: how fast each is answered and routed (coordinator).
 
@@ -214,11 +217,12 @@ async def probe_snapshot(pid: int, probe: Path | None, n: int) -> dict[str, Any]
 
 
 async def measured_loop(
-    pid: int, port: int, caller: Caller, concurrency: int, seconds: float
+    pid: int, port: int, caller: Caller, concurrency: int, seconds: float, period: float = 0.0
 ) -> dict[str, Any]:
-    """`concurrency` callers in a closed loop for `seconds`, with the server's CPU meanwhile."""
+    """`concurrency` callers in a closed loop for `seconds` (each starting at most one session
+    per `period`), with the server's CPU meanwhile."""
     cpu0 = cpu_seconds(pid)
-    stats, elapsed = await closed_loop(port, caller, concurrency, seconds)
+    stats, elapsed = await closed_loop(port, caller, concurrency, seconds, period=period)
     cpu = cpu_seconds(pid) - cpu0
     summary = summarise(stats, elapsed)
     summary["server_cpu_pct"] = round(100 * cpu / elapsed, 1)
@@ -226,6 +230,11 @@ async def measured_loop(
     summary["server_cpu_ms_per_session"] = round(1000 * cpu / max(stats.completed, 1), 3)
     summary["sessions_per_core_s"] = round(stats.completed / cpu, 1) if cpu else None
     summary["commands_per_session"] = round(len(stats.think_ms) / max(stats.started, 1), 1)
+    summary["prompts_per_session"] = round(stats.prompts / max(stats.started, 1), 2)
+    if stats.session_ms:
+        # Little's law: the callers in the menu on average (the peak is in `peak_in_progress`).
+        mean_session_s = sum(stats.session_ms) / len(stats.session_ms) / 1000
+        summary["mean_in_progress"] = round(summary["sessions_per_s"] * mean_session_s, 1)
     return summary
 
 
@@ -253,6 +262,23 @@ async def run_phases(
         result["light"] = await measured_loop(pid, port, rate_caller, args.light, args.seconds)
         result["light"]["concurrency"] = args.light
         log(f"  light: {json.dumps(result['light'])}")
+    if args.paced:
+        # The same callers, each starting a session every --concurrency/--paced s and thinking
+        # at its keypad prompts for ~80 % of that: --paced sessions/s offered with about
+        # --concurrency callers in the menu at once. The replies' latency at a given rate (at
+        # saturation the rate phase's think time is queueing: Little's law, BENCHMARKS.md).
+        period = args.concurrency / args.paced
+        think = 0.8 * period / (result["rate"]["prompts_per_session"] or 1.0)
+        paced_caller = Caller(
+            keys=tuple(args.keys.split(",")), think=(think * 0.75, think * 1.25),
+            hangup_share=args.hangup_share, script=script,
+        )  # fmt: skip
+        result["paced"] = await measured_loop(
+            pid, port, paced_caller, args.concurrency, args.seconds, period
+        )
+        result["paced"]["offered_sessions_per_s"] = args.paced
+        result["paced"]["keypad_think_ms"] = round(think * 1000, 1)
+        log(f"  paced: {json.dumps(result['paced'])}")
     if args.held:
         await asyncio.sleep(1.0)  # let the writer settle
         base = rss_kib(pid)
@@ -266,7 +292,7 @@ async def run_phases(
         )  # fmt: skip
         try:
             stats, seconds = await asyncio.wait_for(
-                held(port, held_caller, args.held, args.ramp), args.held_timeout
+                held(port, held_caller, args.held, held_ramp(args)), args.held_timeout
             )
         except TimeoutError:
             stats, seconds = Stats(errors=-1), args.held_timeout
@@ -281,6 +307,12 @@ async def run_phases(
             )
         log(f"  held: {json.dumps(result['held'])}")
     return result
+
+
+def held_ramp(args: argparse.Namespace) -> float:
+    """Arrivals per second of the held phase: by default all within the shortest think time
+    (0.75 * --think), so the first caller is still at the keypad when the last arrives."""
+    return args.ramp or args.held / (0.75 * args.think)
 
 
 async def overload(port: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -502,11 +534,18 @@ def main() -> None:
         "--light", type=int, default=10,
         help="callers in a second rate phase, below saturation (0: skip)",
     )  # fmt: skip
+    parser.add_argument(
+        "--paced", type=float, default=700.0,
+        help="sessions/s the --concurrency callers offer in a third phase, thinking at the "
+        "keypad (0: skip); the default is issue 12's target rate",
+    )  # fmt: skip
     parser.add_argument("--held", type=int, default=3000)
     parser.add_argument("--think", type=float, default=2.0)
     parser.add_argument(
-        "--ramp", type=float, default=500.0, help="held callers arriving per second"
-    )
+        "--ramp", type=float,
+        help="held callers arriving per second (default: all within the shortest think time, "
+        "so that every one of them is in the menu at once)",
+    )  # fmt: skip
     parser.add_argument("--held-timeout", type=float, default=120.0)
     parser.add_argument("--cap", type=int, default=200, help="0: skip the overload phase")
     parser.add_argument("--over", type=int, default=50)

@@ -46,3 +46,31 @@ def test_no_queue_is_named_general() -> None:
     assert {"plumbing", "electricity", "heating", "lift", "meters", "coordinator", "duty"} == set(
         QUEUES
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "database_url", "in_process"),
+    [
+        (None, None, True),  # the default: auto, on the embedded SQLite
+        ("auto", "postgresql+psycopg://hotline@db/hotline", False),
+        ("true", "postgresql+psycopg://hotline@db/hotline", True),
+        ("false", None, False),
+    ],
+)
+def test_the_call_log_writer_runs_where_the_database_makes_it_cheaper(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    setting: str | None,
+    database_url: str | None,
+    in_process: bool,
+) -> None:
+    """auto: a child process with SQLite (its work is the FastAGI core's own), a thread with
+    PostgreSQL (the server does the work); an explicit true/false wins."""
+    monkeypatch.setenv("HOTLINE_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("HOTLINE_AGI_WRITER_PROCESS", raising=False)
+    monkeypatch.delenv("HOTLINE_DATABASE_URL", raising=False)
+    if setting is not None:
+        monkeypatch.setenv("HOTLINE_AGI_WRITER_PROCESS", setting)
+    if database_url is not None:
+        monkeypatch.setenv("HOTLINE_DATABASE_URL", database_url)
+    assert Settings().agi_writer_in_process is in_process
