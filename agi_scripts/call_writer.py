@@ -113,22 +113,33 @@ class CallWriter(WriterCommon):
 
     def submit(self, op: str, linkedid: str, **args: Any) -> None:
         """Queue one write; the time it happened is stamped now if the write has one."""
+        self._queue([self._write(op, linkedid, args)])
+
+    def submit_many(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """`submit` for many (op, linkedid, args) at once, in order: a frame from the FastAGI
+        process (agi_scripts/writer_process.py). While the spool is in use, one append."""
+        self._queue([self._write(op, linkedid, args) for op, linkedid, args in items])
+
+    def _write(self, op: str, linkedid: str, args: dict[str, Any]) -> Write:
         if op not in self.ops:
             raise ValueError(f"unknown call-log write {op!r}")
-        write = Write(op, linkedid, stamped(op, args, self.clock))
-        self._submitted += 1
-        if self._spool.pending or len(self._memory) >= self.memory_limit:
-            self._append_to_spool([write])
-        else:
-            self._memory.append(write)
-            self._fresh += 1
+        return Write(op, linkedid, stamped(op, args, self.clock))
+
+    def _queue(self, writes: list[Write]) -> None:
+        """Into memory while it has room and nothing older waits in the spool; the rest at
+        the end of the spool (so the order of submission is the order of writing)."""
+        self._submitted += len(writes)
+        room = 0 if self._spool.pending else max(0, self.memory_limit - len(self._memory))
+        if room:
+            self._memory.extend(writes[:room])
+            self._fresh += min(room, len(writes))
+        if len(writes) > room:
+            self._append_to_spool(writes[room:])
         self._wake.set()
 
     async def keep(self, op: str, linkedid: str, args: dict[str, Any]) -> bool:
         """On the loop: `keep_from_thread`'s write, in the spool file (fsynced) on return."""
-        if op not in self.ops:
-            raise ValueError(f"unknown call-log write {op!r}")
-        write = Write(op, linkedid, stamped(op, args, self.clock))
+        write = self._write(op, linkedid, args)
         # After whatever is queued in memory (the call's row among it): the spool is always
         # written after the memory queue.
         self._append_to_spool([write], sync=True)

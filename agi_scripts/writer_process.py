@@ -372,8 +372,7 @@ async def _serve(
     while (message := await read_frame(reader)) is not None:
         kind = message[0]
         if kind == "w":
-            for op, linkedid, args in message[1]:
-                writer.submit(op, linkedid, **args)
+            writer.submit_many(message[1])
         elif kind == "k":
             _, token, (op, linkedid, args) = message
             ok = False

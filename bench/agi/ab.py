@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import resource
 import statistics
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,15 +124,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if args.db == "postgres"
         else f"sqlite:///{tmp / 'hotline.db'}"
     )
-    report: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{run.platform.machine()}, {os.cpu_count()} cpus, {run._cpu_model()}",
-        "python": run.platform.python_version(),
-        "args": {
-            **vars(args),
-            "baseline_tree": args.baseline_tree.name if args.baseline_tree else None,
-        },
-    }
+    report = run.report_header(args)
     try:
         Database(db_url).upgrade()
         report.update(await rounds(args, tmp, db_url))
@@ -148,29 +138,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--servers", default="hotline,reference")
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--cpu", type=int, default=0, help="the core the servers are pinned to")
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per server per round")
+    parser = run.common_arguments(__doc__, seconds=5.0, seconds_help="per server per round")
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--keys", default="1,1")
-    parser.add_argument("--hangup-share", type=float, default=0.1)
-    parser.add_argument("--baseline-tree", type=Path)
-    parser.add_argument("--save", type=Path)
     args = parser.parse_args()
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         report = runner.run(main_async(args))
-    text = json.dumps(report, indent=2, default=str)
-    if args.save:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(text + "\n")
-    print(text)
+    run.emit(report, args.save)
 
 
 if __name__ == "__main__":

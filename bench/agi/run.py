@@ -391,15 +391,8 @@ async def run_hotline(
         return await run_phases(pid, port, args, "hotline", probe if args.probe else None)
 
 
-async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    from call_router.db import Database
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    cpus = sorted(os.sched_getaffinity(0))
-    load_cpus = {c for c in cpus if c != args.cpu} or set(cpus)
-    os.sched_setaffinity(0, load_cpus)
-    report: dict[str, Any] = {
+def report_header(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {_cpu_model()}",
         "python": platform.python_version(),
@@ -409,6 +402,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "baseline_tree": args.baseline_tree.name if args.baseline_tree else None,
         },
     }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    from call_router.db import Database
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cpus = sorted(os.sched_getaffinity(0))
+    load_cpus = {c for c in cpus if c != args.cpu} or set(cpus)
+    os.sched_setaffinity(0, load_cpus)
+    report = report_header(args)
     servers = args.servers.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="agi-bench-"))
     pg_name = f"hotline_bench_agi_{os.getpid()}"
@@ -519,17 +523,31 @@ def count_rows(db_url: str) -> dict[str, int]:
     return {"calls": int(calls), "call_events": int(events)}
 
 
-def main() -> None:
+def common_arguments(
+    doc: str | None, *, seconds: float, seconds_help: str
+) -> argparse.ArgumentParser:
+    """The options run.py and ab.py share."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--servers", default="hotline,reference")
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--cpu", type=int, default=0, help="the core the servers are pinned to")
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=seconds, help=seconds_help)
     parser.add_argument("--keys", default="1,1", help="GET DATA answers in turn (the last repeats)")
     parser.add_argument("--hangup-share", type=float, default=0.1)
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="also run the Hotline server from this source tree (the code before a change)",
+    )
+    parser.add_argument("--save", type=Path)
+    return parser
+
+
+def main() -> None:
+    parser = common_arguments(__doc__, seconds=15.0, seconds_help="per phase")
     parser.add_argument(
         "--light", type=int, default=10,
         help="callers in a second rate phase, below saturation (0: skip)",
@@ -570,12 +588,6 @@ def main() -> None:
         action="store_true",
         help="run the Hotline server under bench/agi/loop_probe.py: its loop stalls, attributed",
     )
-    parser.add_argument(
-        "--baseline-tree",
-        type=Path,
-        help="also run the Hotline server from this source tree (the code before a change)",
-    )
-    parser.add_argument("--save", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     args = parser.parse_args()
     factory = None
@@ -585,10 +597,15 @@ def main() -> None:
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         report = runner.run(main_async(args))
+    emit(report, args.save)
+
+
+def emit(report: dict[str, Any], save: Path | None) -> None:
+    """The report as JSON on stdout, and in `save` if given."""
     text = json.dumps(report, indent=2, default=str)
-    if args.save:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(text + "\n")
+    if save:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(text + "\n")
     print(text)
 
 

@@ -133,6 +133,56 @@ async def test_a_database_outage_is_retried_from_the_spool(
     assert writer.spool_path.read_text() == ""
 
 
+def late_steps(linkedid: str, count: int) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        ("record_event", linkedid, {"kind": "flow_step", "key": f"late:{n}", "data": {}})
+        for n in range(count)
+    ]
+
+
+async def test_a_frame_of_writes_is_one_spool_append_while_the_spool_is_in_use(
+    writer: CallWriter, call_log: FlakyCallLog, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer process hands its writer a whole frame at a time: while the spool holds
+    older writes (an outage, a writer fallen behind), the frame is one append (one write to
+    the file), not one per write."""
+    call_log.down = True
+    a_call(writer, "frame.1", steps=1)
+    while call_log.attempts < 2:
+        await writer.idle(timeout=0.1)
+    assert writer.spooled == 3
+    appends: list[int] = []
+    append = writer._spool.append
+
+    def counted(records: Any, **kwargs: Any) -> int:
+        appends.append(1)
+        return append(records, **kwargs)
+
+    monkeypatch.setattr(writer._spool, "append", counted)
+    writer.submit_many(late_steps("frame.1", 50))
+    assert len(appends) == 1 and writer.spooled == 53
+    call_log.down = False
+    assert await writer.idle(timeout=10)
+    late = [f"late:{n}" for n in range(50)]
+    assert timeline(db, "frame.1") == ["flow:0", "menu_result", *late]
+
+
+async def test_a_frame_larger_than_the_memory_left_is_split_in_order(
+    call_log: FlakyCallLog, db: Database, tmp_path: Path
+) -> None:
+    writer = CallWriter(call_log, tmp_path / "spool" / "agi.jsonl", memory_limit=10)
+    await writer.start()
+    try:
+        a_call(writer, "split.1", steps=2)  # 4 writes in memory
+        writer.submit_many(late_steps("split.1", 20))  # 6 more fit, 14 to the spool
+        assert writer.unsafe == 10 and writer.spooled == 14
+        assert await writer.idle(timeout=10)
+    finally:
+        await writer.stop()
+    late = [f"late:{n}" for n in range(20)]
+    assert timeline(db, "split.1") == ["flow:0", "flow:1", "menu_result", *late]
+
+
 async def test_orderly_stop_writes_everything(call_log: FlakyCallLog, tmp_path: Path) -> None:
     w = CallWriter(call_log, tmp_path / "agi.jsonl")
     await w.start()
