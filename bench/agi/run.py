@@ -396,10 +396,11 @@ def report_header(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {_cpu_model()}",
         "python": platform.python_version(),
-        # The baseline tree by its folder's name: no path of this machine in a saved report.
+        # Files by their names only: no path of this machine in a saved report.
         "args": {
             **vars(args),
             "baseline_tree": args.baseline_tree.name if args.baseline_tree else None,
+            "save": args.save.name if args.save else None,
         },
     }
 
