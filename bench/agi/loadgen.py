@@ -175,9 +175,9 @@ async def session(port: int, caller: Caller, stats: Stats, rng: random.Random) -
                 # Several variables in one command (MSet): HOTLINE_QUEUE=<queue>[,...]"
                 value = line.split(b"HOTLINE_QUEUE=", 1)[1].split(b",", 1)[0]
                 queue = value.rstrip(b'"\r\n').decode()
-            if line.startswith(b"GET DATA"):
-                stats.prompts += 1
-            if line.startswith(b"GET DATA") and not dead:
+            prompt = line.startswith(b"GET DATA")
+            stats.prompts += prompt
+            if prompt and not dead:
                 lo, hi = caller.think
                 if hi > 0:
                     await asyncio.sleep(rng.uniform(lo, hi))
