@@ -243,6 +243,17 @@ def add_operator(name: str, queues: str) -> dict[str, Any]:
     return info
 
 
+def alone_in_queue(api: httpx.Client, login: str, queue: str) -> None:
+    """Log every other operator out of `queue`. app_queue's rrmemory rings the member after the
+    last one rung first, 15 s each: an operator an earlier test left logged in there (its phone's
+    contact not yet expired) would take a ring meant for `login`'s phone."""
+    for other in api.get("/api/agents").json():
+        in_queue = any(q["queue"] == queue for q in other["queues"])
+        if other["login"] != login and other["logged_in"] and in_queue:
+            reply = api.post(f"/api/agents/{other['login']}/logout")
+            assert reply.status_code == 200, reply.text
+
+
 def finished_call(api: httpx.Client, caller: str) -> dict[str, Any]:
     """The caller's newest call, once the AMI listener has closed its row."""
 

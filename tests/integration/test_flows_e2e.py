@@ -129,7 +129,8 @@ def test_supervisor_adds_a_menu_option_by_yaml_only(
     operator = add_operator("Dmitry Duty", "duty")
     caller = "+74951110061"
     with Softphone(stack, operator["sip_login"], operator["sip_password"]):
-        result = place_call(stack, dtmf="8", from_number=caller, hold=8)
+        # The caller holds well past the ~6 s from the answer to the duty queue's ring.
+        result = place_call(stack, dtmf="8", from_number=caller, hold=12)
         assert result.answered, result.detail
         call = finished_call(api, caller)
     assert menu_result(api, call)["queue"] == "duty"
