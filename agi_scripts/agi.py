@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agi_scripts.agi_environment import (
     ENV_MAX_BYTES,
@@ -71,6 +71,17 @@ _LINE_BREAK = re.compile(r"[\r\n\x00]")
 _MSET_VALUE = re.compile(r"[A-Za-z0-9_.:+*#@/-]*")
 # EXEC's reply when the application is not loaded.
 _NO_SUCH_APPLICATION = -2
+# Commands Asterisk answers at once, without waiting for the caller or playing anything; every
+# other one (a prompt, keys, a recording, an application) may take seconds (`before_wait`).
+_INSTANT_COMMANDS = (
+    "SET VARIABLE ",
+    "GET VARIABLE ",
+    "GET FULL VARIABLE ",
+    "VERBOSE ",
+    "CHANNEL STATUS",
+    "ANSWER",
+    "EXEC MSet ",
+)
 
 
 class _ReplyOverdue(Exception):  # noqa: N818 - raised into the reader by the deadline timer
@@ -106,6 +117,10 @@ class AgiChannel:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first command
         # Something not a StreamWriter (a test's) is always drained.
         self._transport: asyncio.WriteTransport | None = getattr(writer, "transport", None)
+        # Called before each command that may wait for the caller (not `_INSTANT_COMMANDS`):
+        # the flow engine hands its buffered step records to the call-log writer there, so
+        # they are never held in this process while the caller listens or thinks.
+        self.before_wait: Callable[[], None] | None = None
 
     # --- the protocol ------------------------------------------------------------------
 
@@ -123,6 +138,8 @@ class AgiChannel:
             raise CallerHangup("caller already hung up")
         if self.desynchronised:
             raise AgiError("AGI stream out of sync after an earlier timeout")
+        if self.before_wait is not None and not cmd.startswith(_INSTANT_COMMANDS):
+            self.before_wait()
         limit = self.default_timeout if timeout is None else timeout
         deadline = self._arm(limit)
         try:

@@ -129,6 +129,8 @@ class Recogniser:
 
     def available(self, language: str) -> bool:
         """Whether speech works for the language; loads the model on first use. Never raises."""
+        if language in self._errors:
+            return False  # known per process: not again a lock and a raise on every call
         try:
             self.model(language)
             self.phrasebook(language)

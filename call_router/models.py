@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from call_router.timeline_items import TimelineItem, timeline_items
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores naive UTC, returns aware UTC: SQLite keeps no time zone, PostgreSQL would convert."""
@@ -139,6 +141,12 @@ class Call(Base):
     events: Mapped[list[CallEvent]] = relationship(
         back_populates="call", order_by="CallEvent.at", cascade="all, delete-orphan"
     )
+
+    @property
+    def timeline(self) -> list[TimelineItem]:
+        """The events as people and the API read them: a row of several flow steps is one
+        entry per step (call_router/timeline_items.py)."""
+        return timeline_items(self.events)
 
 
 class CallEvent(Base):

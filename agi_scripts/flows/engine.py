@@ -1,7 +1,8 @@
 """Runs one flow for one call, node by node, over the AGI channel.
 
 Every node visit is a call-timeline event (`flow_step`), so the dashboard can show where a
-caller went and where they left. A caller hang-up raises CallerHangup out of `run`; the
+caller went and where they left; the steps between two waits for the caller are stored as one
+row (step_records.py). A caller hang-up raises CallerHangup out of `run`; the
 handler records where it happened (`state.node`). Anything else that goes wrong raises too,
 and the handler sends the caller to the coordinator: a broken flow never drops a caller.
 
@@ -55,6 +56,14 @@ class FlowEngine(InputNodes, DecisionNodes, AnnouncementNodes, HandoffNodes):
     """One flow run for one call: the loop over its nodes, jumps to other flows, step records."""
 
     async def run(self) -> FlowState:
+        try:
+            return await self._run()
+        finally:
+            # Also on a hang-up or a failure: the steps so far, before what the handler adds.
+            self._hand_over_steps()
+            self.agi.before_wait = None
+
+    async def _run(self) -> FlowState:
         node_id: str | None = self.flow.start
         while node_id is not None:
             self.state.steps += 1
@@ -63,7 +72,7 @@ class FlowEngine(InputNodes, DecisionNodes, AnnouncementNodes, HandoffNodes):
             self.state.node = node_id
             node = self.flow.nodes[node_id]
             next_id, detail = await self._step(node_id, node)
-            await self._record_step(node_id, node, next_id, detail)
+            self._step_done(node_id, node, next_id, detail)
             if isinstance(node, FlowJumpNode):
                 next_id = self._jump(node)
             node_id = next_id
@@ -133,11 +142,11 @@ class FlowEngine(InputNodes, DecisionNodes, AnnouncementNodes, HandoffNodes):
                 return await self._company(node)
         raise AssertionError(f"unhandled node type {node.type}")  # pragma: no cover
 
-    async def _record_step(
+    def _step_done(
         self, node_id: str, node: Node, next_id: str | None, detail: dict[str, Any]
     ) -> None:
         data = {"flow": self.name, "node": node_id, "type": node.type, "next": next_id, **detail}
         if self.menu is not None:
             # Whose menu the caller is in: the tenant's own files change what they hear.
             data["tenant_menu"] = self.menu.slug
-        await self._event("flow_step", data)
+        self._record_step(data)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agi_scripts.agi import AgiChannel
 from agi_scripts.flows.runtime import ActiveIncident, FlowLookups, FlowRuntime, TenantLookups
+from agi_scripts.flows.step_records import StepRecords
 from call_router import channel_vars
 from call_router.flows.schema import Flow
 from call_router.flows.tenant_menus import TenantMenu
@@ -66,6 +67,10 @@ class EngineCore:
         self._pending: dict[str, str] = {}
         self._speech_off = runtime.speech is None
         self._seq = 0  # makes each timeline event's key unique within the call
+        # The steps not yet handed to the writer: before each command that may wait for the
+        # caller, and before any other event of the call, they go as one row.
+        self._steps = StepRecords()
+        agi.before_wait = self._hand_over_steps
         # The company the call is for, as decided before the flow (hotline.py) or by a
         # `company` node; `ask` until the caller has told us.
         self.tenant = tenant
@@ -109,10 +114,24 @@ class EngineCore:
         """A timeline entry, queued for the call-log writer (never awaited)."""
         if not self.ctx.linkedid:
             return
+        self._hand_over_steps()
         self._seq += 1
         self.ctx.writer.submit(
             "record_event", self.ctx.linkedid, kind=kind, key=f"flow:{self._seq}:{kind}", data=data
         )
+
+    def _record_step(self, data: dict[str, Any]) -> None:
+        """A node visited: held until the next wait for the caller (step_records.py)."""
+        if not self.ctx.linkedid:
+            return
+        self._seq += 1
+        self._steps.add(data, self._seq)
+
+    def _hand_over_steps(self) -> None:
+        """The steps held so far, to the call-log writer as one row."""
+        record = self._steps.take()
+        if record is not None and self.ctx.linkedid:
+            self.ctx.writer.submit("record_event", self.ctx.linkedid, **record)
 
     async def _call_row_written(self) -> None:
         """Before database work that needs this call's row (a callback, a meter reading): let

@@ -37,6 +37,7 @@ class HandoffNodes(Playback):
         # No log line per routed call (a write per call at carrier scale): the decision is in
         # the call log (the menu_result entry below); the fallbacks are logged (hotline.py).
         if self.ctx.linkedid:
+            self._hand_over_steps()  # the timeline's order: the steps that led here first
             self.ctx.writer.submit(
                 "record_menu_result",
                 self.ctx.linkedid,

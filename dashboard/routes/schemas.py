@@ -85,6 +85,7 @@ def recording_reference(path: str | None, recordings_dir: Path) -> str | None:
 
 
 class CallEventOut(_FromRow):
+    # The stored row's id: the menu's steps stored together in one row share it.
     id: int
     at: Timestamp
     kind: str
@@ -121,7 +122,8 @@ class CallDetailOut(CallOut):
     queue_joined_at: Timestamp | None
     hangup_cause: str | None
     hangup_by: str | None
-    events: list[CallEventOut]
+    # One entry per step of the menu, though several are stored to a row (Call.timeline).
+    events: list[CallEventOut] = Field(validation_alias=AliasChoices("timeline", "events"))
     # None until the operator saves one.
     disposition: DispositionOut | None = None
     # Every save of the disposition, oldest first (empty until the first).

@@ -34,7 +34,7 @@ from agi_scripts.server import AgiServer, RouteRegistry, build_app, serve
 from call_router import channel_vars
 from call_router.call_log import CallLog
 from call_router.db import Database
-from call_router.models import Call, CallEvent
+from call_router.models import Call
 from call_router.settings import Settings
 from tests.unit.conftest import menu_settings, started_agi
 
@@ -222,9 +222,11 @@ def call_row(db: Database, linkedid: str = LINKEDID) -> Call | None:
 
 
 def event_kinds(db: Database, linkedid: str = LINKEDID) -> dict[str, dict[str, object]]:
+    """The call's timeline as the API shows it (a row of flow steps: one entry per step): the
+    data of each kind's latest entry."""
     with db.session() as session:
-        rows = session.scalars(select(CallEvent).join(Call).where(Call.linkedid == linkedid)).all()
-        return {row.kind: dict(row.data) for row in rows}
+        call = session.scalars(select(Call).where(Call.linkedid == linkedid)).one_or_none()
+        return {item.kind: dict(item.data) for item in call.timeline} if call else {}
 
 
 # --- the menu ---------------------------------------------------------------------------

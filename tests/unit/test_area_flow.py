@@ -19,7 +19,7 @@ from call_router import areas
 from call_router.db import Database
 from call_router.flow_models import Incident
 from call_router.flows.loader import FlowRegistry
-from call_router.models import CallEvent
+from call_router.models import Call, CallEvent
 from call_router.request_models import ServiceRequest
 from call_router.settings import QUEUES, Settings
 from tests.unit.conftest import started_agi
@@ -119,8 +119,10 @@ def announced(db: Database) -> list[int]:
 
 def area_step(db: Database) -> dict[str, object]:
     with db.session() as session:
-        steps = session.scalars(select(CallEvent).where(CallEvent.kind == "flow_step"))
-        return next(dict(s.data) for s in steps if s.data["node"] == "area")
+        steps = [s for call in session.scalars(select(Call)) for s in call.timeline]
+        return next(
+            dict(s.data) for s in steps if s.kind == "flow_step" and s.data["node"] == "area"
+        )
 
 
 async def test_a_caller_placed_by_their_request_hears_their_districts_incident_only(

@@ -223,14 +223,10 @@ async def test_in_business_hours_the_menu_runs(stack: Stack, db: Database) -> No
     with db.session() as session:
         from sqlalchemy import select
 
-        from call_router.models import Call, CallEvent
+        from call_router.models import Call
 
-        steps = session.scalars(
-            select(CallEvent)
-            .join(Call)
-            .where(Call.linkedid == LINKEDID, CallEvent.kind == "flow_step")
-            .order_by(CallEvent.id)
-        ).all()
+        call = session.scalars(select(Call).where(Call.linkedid == LINKEDID)).one()
+        steps = [item for item in call.timeline if item.kind == "flow_step"]
         assert [s.data["node"] for s in steps] == ["hours", "menu", "lift"]
         assert steps[1].data["choice"] == "6"
 
