@@ -25,7 +25,7 @@ EVENT_MOVED = "moved"
 EVENT_MENU_RESULT = "menu_result"
 # One node of the voice menu's flow visited (agi_scripts/flows/engine.py). Stored several to a
 # row as EVENT_FLOW_STEPS (the steps between two waits for the caller); read back one entry per
-# step (call_router/timeline_items.py). Rows written before 2026-12 hold one step each.
+# step (call_router/timeline_items.py). Older rows hold one step each (EVENT_FLOW_STEP).
 EVENT_FLOW_STEP = "flow_step"
 EVENT_FLOW_STEPS = "flow_steps"
 # What the speech menu heard, with the audio kept (the flow's own "speech" step has no file).

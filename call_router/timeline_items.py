@@ -47,7 +47,7 @@ def flow_steps_data(steps: list[dict[str, Any]], offsets_us: list[int]) -> dict[
 
 
 def timeline_items(events: Iterable[StoredEvent]) -> list[TimelineItem]:
-    """The rows (in time order) as timeline entries, in time order."""
+    """The rows as timeline entries, in time order."""
     items: list[TimelineItem] = []
     for event in events:
         data = event.data if isinstance(event.data, dict) else {}

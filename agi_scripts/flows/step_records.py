@@ -1,8 +1,8 @@
 """A call's flow steps, held from one wait for the caller to the next and written as one row.
 
 Every node visit is on the call's timeline (`flow_step` entries). Most steps follow each other
-within microseconds (a condition, a `set`, a jump); writing each as its own row was the largest
-cost of a call on the FastAGI core (BENCHMARKS.md). So the engine keeps the steps here and
+within microseconds (a condition, a `set`, a jump); as a row each they were most of a call's
+timeline rows (11 of 13 on the keypad path). So the engine keeps the steps here and
 hands them to the call-log writer as one `flow_steps` row (call_router/timeline_items.py reads
 it back as one `flow_step` entry per step) before every AGI command that may wait for the
 caller (`AgiChannel.before_wait`), before any other timeline event of the call, and when the
@@ -27,9 +27,6 @@ class StepRecords:
         self._steps: list[dict[str, Any]] = []
         self._times: list[float] = []  # time.time() of each step: cheap per step
         self._first_seq = 0
-
-    def __bool__(self) -> bool:
-        return bool(self._steps)
 
     def add(self, data: dict[str, Any], seq: int) -> None:
         """One step, as it happened now; `seq` is unique within the call (the row's key)."""
