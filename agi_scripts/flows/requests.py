@@ -4,15 +4,10 @@ the resident's answer to the automatic "is it fixed?" call (call_router/request_
 The menu's hot path reads nothing per call: every open request's (number, category, state,
 queue) is held in memory by caller number and read again once per `ttl` seconds, by one
 caller (the others meanwhile get what is in memory), as the incidents are
-(agi_scripts/flows/services.py DbLookups). A caller with no open request costs a set lookup:
-their number is parsed (phonenumbers, ~5 % of a call's CPU) only when its last digits are those
-of a number with an open request.
+(agi_scripts/flows/services.py DbLookups). A caller with no open request costs a dict lookup.
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -32,22 +27,6 @@ from call_router.routing import FALLBACK_QUEUE
 # Open requests are read again this often (a status change reaches the menu within it).
 REQUESTS_TTL = 5.0
 ACTOR = "phone menu"
-# The last digits of a number (the subscriber's): any spelling of a number ends in them, since
-# normalising only rewrites its front (+, 00, the trunk 8, the country code).
-TAIL_DIGITS = 7
-_NOT_DIGITS = re.compile(r"[^0-9]")
-
-
-def number_tail(number: str) -> str:
-    return _NOT_DIGITS.sub("", number)[-TAIL_DIGITS:]
-
-
-@dataclass(frozen=True)
-class OpenByCaller:
-    """The open requests by normalised caller number, and those numbers' tails."""
-
-    requests: dict[str, list[OpenRequest]]
-    tails: frozenset[str]
 
 
 class CallerRequests:
@@ -66,7 +45,7 @@ class CallerRequests:
         self._db = db
         self._country = country
         self._categories = categories if categories is not None else life.load_categories()
-        self._open: Refreshed[OpenByCaller] = Refreshed(self._load, ttl)
+        self._open: Refreshed[dict[str, list[OpenRequest]]] = Refreshed(self._load, ttl)
 
     def _key(self, caller_number: str | None) -> str | None:
         number = normalize_number(caller_number, self._country)
@@ -76,7 +55,7 @@ class CallerRequests:
         found = self._categories.get(category)
         return (found.queue if found is not None else None) or FALLBACK_QUEUE
 
-    def _load(self) -> OpenByCaller:
+    def _load(self) -> dict[str, list[OpenRequest]]:
         by_caller: dict[str, list[OpenRequest]] = {}
         with self._db.session() as session:
             rows = session.execute(
@@ -97,20 +76,19 @@ class CallerRequests:
                         str(NUMBER_BASE + row_id), category, state, self._queue(category), tenant_id
                     )
                 )
-        return OpenByCaller(by_caller, frozenset(number_tail(key) for key in by_caller))
+        return by_caller
 
     def open_requests(self, caller_number: str) -> list[OpenRequest]:
-        return self._of(self._open.read(), caller_number)
+        by_caller = self._open.read()
+        key = self._key(caller_number)
+        return list(by_caller.get(key, [])) if key else []
 
     def open_if_fresh(self, caller_number: str) -> list[OpenRequest] | None:
-        held = self._open.if_fresh()
-        return None if held is None else self._of(held, caller_number)
-
-    def _of(self, held: OpenByCaller, caller_number: str) -> list[OpenRequest]:
-        if number_tail(caller_number) not in held.tails:
-            return []  # no open request ends in these digits: no need to parse the number
+        by_caller = self._open.if_fresh()
+        if by_caller is None:
+            return None
         key = self._key(caller_number)
-        return list(held.requests.get(key, [])) if key else []
+        return list(by_caller.get(key, [])) if key else []
 
     def link_call(self, linkedid: str, number: str) -> bool:
         with self._db.session() as session:
