@@ -318,6 +318,7 @@ class CallWriter(WriterCommon):
             channel=args.get("channel"),
             dialed_number=args.get("dialed_number"),
             started_at=_time(args.get("started_at")),
+            caller_key=args.get("caller_key"),
         )
 
     @staticmethod

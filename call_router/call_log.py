@@ -52,8 +52,10 @@ class CallLog(CallTimeline, CallLifecycle):
         channel: str | None = None,
         dialed_number: str | None = None,
         started_at: datetime | None = None,
+        caller_key: str | None = None,
     ) -> int:
-        """The call's id, creating the row if needed. Raw caller ID is cleaned here."""
+        """The call's id, creating the row if needed. Raw caller ID is cleaned here
+        (`caller_key`: see CallArrival)."""
         with self._session() as session:
             return self._ensure(
                 session,
@@ -63,6 +65,7 @@ class CallLog(CallTimeline, CallLifecycle):
                 channel=channel,
                 dialed_number=dialed_number,
                 started_at=started_at or self._clock(),
+                caller_key=caller_key,
             ).id
 
     def mark_internal(

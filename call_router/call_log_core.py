@@ -27,6 +27,9 @@ from call_router.db import Database
 from call_router.models import Call, CallEvent, utcnow
 from call_router.numbers import ANONYMOUS, clean_caller_name, normalize_number
 
+# A normalised caller number given with an arrival is cut to the column (it never is longer).
+CALLER_KEY_LENGTH: int = Call.__table__.c.caller_number.type.length  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True)
 class CallView:
@@ -77,6 +80,10 @@ class CallArrival:
     channel: str | None = None
     dialed_number: str | None = None
     started_at: datetime | None = None
+    # `caller_number` already in its one spelling (numbers.normalize_number, this call log's
+    # country): the FastAGI process normalises it for its own lookups, so the writer does
+    # not parse it a second time (phonenumbers' parse is most of a call row's CPU).
+    caller_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -210,9 +217,12 @@ class CallLogCore:
         started_at: datetime,
         channel: str | None = None,
         dialed_number: str | None = None,
+        caller_key: str | None = None,
     ) -> Call:
         values = self._call_values(
-            CallArrival(linkedid, caller_number, caller_name, channel, dialed_number, started_at),
+            CallArrival(
+                linkedid, caller_number, caller_name, channel, dialed_number, started_at, caller_key
+            ),
             started_at,
         )
         # The tenant whose number was dialled (call_router/tenant_wall.py); else the centre's.
@@ -229,7 +239,8 @@ class CallLogCore:
         """A new call row's columns, raw caller ID cleaned."""
         return {
             "linkedid": cap(arrival.linkedid, 64),
-            "caller_number": normalize_number(arrival.caller_number, self._country),
+            "caller_number": cap(arrival.caller_key, CALLER_KEY_LENGTH)
+            or normalize_number(arrival.caller_number, self._country),
             "caller_number_raw": cap(printable(arrival.caller_number), 128),
             "caller_name": clean_caller_name(arrival.caller_name),
             "channel": cap(printable(arrival.channel), 128),

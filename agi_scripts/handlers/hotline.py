@@ -19,6 +19,7 @@ from agi_scripts.flows.engine import FlowEngine
 from agi_scripts.flows.engine_core import FlowState, set_route, set_tenant, tenant_menu
 from agi_scripts.flows.runtime import FlowRuntime
 from call_router import channel_vars
+from call_router.numbers import normalize_number
 from call_router.routing import FALLBACK_QUEUE, pick_language
 from call_router.tenant_routing import CENTRE_DECISION, TenantDecision
 
@@ -56,6 +57,9 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
         "ensure_call",
         linkedid,
         caller_number=ctx.env.caller_number,
+        # Parsed once per call, here: the menu's lookups find it in normalize_number's cache
+        # and the writer stores it as it is.
+        caller_key=normalize_number(ctx.env.caller_number, ctx.settings.country_code),
         caller_name=ctx.env.caller_name,
         channel=printable(ctx.env.channel, 128) or None,
         dialed_number=printable(ctx.env.dialed_number or "", 32) or None,

@@ -31,7 +31,7 @@ from agi_scripts.agi import (
 )
 from agi_scripts.call_writer import CallWriter
 from agi_scripts.server import AgiServer, RouteRegistry, build_app, serve
-from call_router import channel_vars
+from call_router import call_log_core, channel_vars
 from call_router.call_log import CallLog
 from call_router.db import Database
 from call_router.models import Call
@@ -525,6 +525,22 @@ async def test_anonymous_caller(server: AgiServer, db: Database) -> None:
     assert call.caller_number == "anonymous"
     assert call.caller_name is None
     assert fake.set_vars[channel_vars.QUEUE] == "coordinator"
+
+
+async def test_the_callers_number_is_parsed_once_per_call(
+    server: AgiServer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The menu normalises the number for its lookups; the call row takes that spelling with
+    # the arrival instead of parsing the raw caller ID a second time in the writer.
+    def parsed_again(raw: str | None, country: str = "RU") -> str:
+        raise AssertionError(f"the writer parsed {raw!r} again")
+
+    monkeypatch.setattr(call_log_core, "normalize_number", parsed_again)
+    fake = FakeAsterisk(keys=[("2", False)])
+    await run_call(server, fake, environment(agi_callerid="8 (495) 123-45-67"))
+    call = call_row(db)
+    assert call is not None
+    assert (call.caller_number, call.caller_number_raw) == ("+74951234567", "8 (495) 123-45-67")
 
 
 async def test_missing_linkedid_falls_back_to_uniqueid(server: AgiServer, db: Database) -> None:

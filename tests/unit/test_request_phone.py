@@ -319,7 +319,6 @@ async def test_a_try_nobody_answers_is_noted_and_the_next_one_stays_scheduled(
         assert request.state == life.DONE
 
 
-
 def test_a_caller_s_open_requests_are_found_whatever_the_spelling_of_the_number(
     db: Database,
 ) -> None:
