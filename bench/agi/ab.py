@@ -47,6 +47,14 @@ def _argv_env(name: str, tmp: Path, db_url: str, port: int, args: argparse.Names
         argv = [sys.executable, str(HERE / "reference_server.py"), str(port)]
         return (argv + ["--uvloop"] if name == "reference-uvloop" else argv), dict(os.environ)
     extra = {"HOTLINE_STATE_DIR": str(tmp / f"state-{name}")}
+    if name == "hotline-thin":
+        # The server's machinery alone (thin_server.py): no flow, no call log.
+        argv = [sys.executable, str(HERE / "thin_server.py"), str(port)]
+        return argv, run.hotline_env(tmp, db_url, port, extra)
+    if name == "hotline-no-writes":
+        # The whole server, its call-log writes dropped (no_writes_server.py).
+        argv = [sys.executable, str(HERE / "no_writes_server.py")]
+        return argv, run.hotline_env(tmp, db_url, port, extra)
     if name == "hotline-thread":
         extra["HOTLINE_AGI_WRITER_PROCESS"] = "false"
     elif name == "hotline-process":
