@@ -121,7 +121,6 @@ class DecisionNodes(Playback):
         """The call is `decision`'s: channel variables first, then (queued) the call log."""
         self.tenant = decision
         self.menu = tenant_menu(self.rt, decision)
-        self._hand_over_steps()  # the timeline's order: the steps that led here first
         await set_tenant(self.agi, self.ctx, self.rt.tenants, decision)
 
     async def _action(self, node_id: str, node: ActionNode) -> tuple[str, dict[str, Any]]:

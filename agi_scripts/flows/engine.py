@@ -73,6 +73,11 @@ class FlowEngine(InputNodes, DecisionNodes, AnnouncementNodes, HandoffNodes):
             node = self.flow.nodes[node_id]
             next_id, detail = await self._step(node_id, node)
             self._step_done(node_id, node, next_id, detail)
+            if isinstance(node, RouteNode) and node.prompt:
+                # Routed and on record before the announcement plays: the route's step goes
+                # to the writer with the steps before it at that wait, not in a row of its
+                # own when the flow ends (one write a call fewer).
+                await self.play(node.prompt, "")
             if isinstance(node, FlowJumpNode):
                 next_id = self._jump(node)
             node_id = next_id

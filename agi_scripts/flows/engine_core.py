@@ -68,7 +68,7 @@ class EngineCore:
         self._speech_off = runtime.speech is None
         self._seq = 0  # makes each timeline event's key unique within the call
         # The steps not yet handed to the writer: before each command that may wait for the
-        # caller, and before any other event of the call, they go as one row.
+        # caller, and when the flow ends, they go as one row.
         self._steps = StepRecords()
         agi.before_wait = self._hand_over_steps
         # The company the call is for, as decided before the flow (hotline.py) or by a
@@ -114,7 +114,6 @@ class EngineCore:
         """A timeline entry, queued for the call-log writer (never awaited)."""
         if not self.ctx.linkedid:
             return
-        self._hand_over_steps()
         self._seq += 1
         self.ctx.writer.submit(
             "record_event", self.ctx.linkedid, kind=kind, key=f"flow:{self._seq}:{kind}", data=data

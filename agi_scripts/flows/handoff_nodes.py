@@ -18,7 +18,9 @@ class HandoffNodes(Playback):
     """`route`, `requests`, `voicemail` and `transfer`: where the caller leaves the menu for."""
 
     async def _route(self, node: RouteNode) -> None:
-        await self._route_to(node.queue, node.intent, node.priority, node.prompt)
+        """The caller's queue, decided; the node's announcement is played by the engine once
+        the step is recorded (engine.py `_run`)."""
+        await self._route_to(node.queue, node.intent, node.priority, None)
 
     async def _route_to(
         self,
@@ -37,7 +39,6 @@ class HandoffNodes(Playback):
         # No log line per routed call (a write per call at carrier scale): the decision is in
         # the call log (the menu_result entry below); the fallbacks are logged (hotline.py).
         if self.ctx.linkedid:
-            self._hand_over_steps()  # the timeline's order: the steps that led here first
             self.ctx.writer.submit(
                 "record_menu_result",
                 self.ctx.linkedid,

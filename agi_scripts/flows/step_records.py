@@ -5,9 +5,11 @@ within microseconds (a condition, a `set`, a jump); as a row each they were most
 timeline rows (11 of 13 on the keypad path). So the engine keeps the steps here and
 hands them to the call-log writer as one `flow_steps` row (call_router/timeline_items.py reads
 it back as one `flow_step` entry per step) before every AGI command that may wait for the
-caller (`AgiChannel.before_wait`), before any other timeline event of the call, and when the
-flow ends. Nothing is held while the caller listens or thinks, so a killed process loses no
-more than before: the writes of its last few milliseconds.
+caller (`AgiChannel.before_wait`) and when the flow ends. Nothing is held while the caller
+listens or thinks, so a killed process loses no more than before: the writes of its last few
+milliseconds. The call's other writes made meanwhile (the menu result, the company decided,
+a transcript) do not hand the steps over first: the timeline is read in time order, each step
+at its own time, so a row of steps written after them still reads before them.
 """
 
 from __future__ import annotations

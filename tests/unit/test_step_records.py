@@ -83,24 +83,53 @@ async def test_the_steps_are_handed_over_before_each_wait_and_read_back_one_by_o
     seen = spy(server, fake)
     await run_call(server, fake)
     # Nothing held while the caller listens or keys in; not handed over for a command Asterisk
-    # answers at once (MSet); the last step when the flow ends.
+    # answers at once (MSet) nor for another write (the menu result): the steps after the
+    # last wait when the flow ends.
     assert [s for s in seen if s[1] not in ("ANSWER", "GET VARIABLE")] == [
         ("write", "ensure_call"),
         ("steps", ["hours", "mark"]),
         ("command", "STREAM FILE"),
         ("steps", ["hello"]),
         ("command", "GET DATA"),
-        ("steps", ["menu"]),
         ("write", "record_menu_result"),
         ("command", "EXEC MSet"),
-        ("steps", ["lift"]),
+        ("steps", ["menu", "lift"]),
     ]
-    assert rows(db).count("flow_steps") == 4
-    # Read back: every step an entry of its own, in the order the caller went.
+    assert rows(db) == ["flow_steps", "flow_steps", "menu_result", "flow_steps"]
+    # Read back: every step an entry of its own, in the order the caller went (the menu's
+    # step before the menu result, though its row was written after it).
     assert timeline(db) == [
         ("flow_step", "hours"),
         ("flow_step", "mark"),
         ("flow_step", "hello"),
+        ("flow_step", "menu"),
+        ("menu_result", None),
+        ("flow_step", "lift"),
+    ]
+
+
+async def test_a_routes_step_goes_with_the_steps_before_its_announcement(
+    stack: Stack,  # noqa: F811
+    db: Database,
+) -> None:
+    # The shipped routes announce the transfer: the route is decided and recorded before that
+    # prompt, so its step joins the menu's at that wait instead of a row of its own at the end.
+    announced = FLOW.replace(
+        "lift: {type: route, queue: lift, intent: lift}",
+        "lift: {type: route, queue: lift, intent: lift, prompt: hello}",
+    )
+    server = await stack.serve(announced, clock=moscow(OPEN), calendar=CALENDAR)
+    fake = FakeAsterisk(keys=[("6", False)])
+    seen = spy(server, fake)
+    await run_call(server, fake)
+    assert seen[-4:] == [
+        ("write", "record_menu_result"),
+        ("command", "EXEC MSet"),
+        ("steps", ["menu", "lift"]),
+        ("command", "STREAM FILE"),
+    ]
+    assert rows(db) == ["flow_steps", "flow_steps", "menu_result", "flow_steps"]
+    assert timeline(db)[-3:] == [
         ("flow_step", "menu"),
         ("menu_result", None),
         ("flow_step", "lift"),
