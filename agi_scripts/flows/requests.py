@@ -79,14 +79,13 @@ class CallerRequests:
         return by_caller
 
     def open_requests(self, caller_number: str) -> list[OpenRequest]:
-        by_caller = self._open.read()
-        key = self._key(caller_number)
-        return list(by_caller.get(key, [])) if key else []
+        return self._of(self._open.read(), caller_number)
 
     def open_if_fresh(self, caller_number: str) -> list[OpenRequest] | None:
         by_caller = self._open.if_fresh()
-        if by_caller is None:
-            return None
+        return None if by_caller is None else self._of(by_caller, caller_number)
+
+    def _of(self, by_caller: dict[str, list[OpenRequest]], caller_number: str) -> list[OpenRequest]:
         key = self._key(caller_number)
         return list(by_caller.get(key, [])) if key else []
 
