@@ -406,7 +406,9 @@ def _warn_about_missing_prompts(settings: Settings, log: Any) -> None:
 
 def main() -> None:
     from agi_scripts.event_loop import run
+    from call_router.log_setup import configure_logging
     from call_router.settings import get_settings
 
+    configure_logging()
     settings = get_settings()
     run(serve(settings), use_uvloop=settings.agi_uvloop)

@@ -403,7 +403,10 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     from agi_scripts.event_loop import run
+    from call_router.log_setup import configure_logging
     from call_router.settings import get_settings
+
+    configure_logging()
 
     async def serve() -> None:
         reader, stream = await asyncio.open_unix_connection(sock=socket.socket(fileno=args.fd))

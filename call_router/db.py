@@ -20,6 +20,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Seconds a new PostgreSQL connection may take (libpq's connect_timeout).
+CONNECT_TIMEOUT = 5
 
 
 def make_engine(url: str) -> Engine:
@@ -40,8 +42,19 @@ def make_engine(url: str) -> Engine:
 
         return engine
     # psycopg 3 lets the checkout look at the socket; another driver pings (a round trip).
-    psycopg3 = make_url(url).get_driver_name() == "psycopg"
-    engine = create_engine(url, pool_pre_ping=not psycopg3, pool_size=10, max_overflow=20)
+    parsed = make_url(url)
+    psycopg3 = parsed.get_driver_name() == "psycopg"
+    # libpq waits for ever by default for a server that does not answer (a host down behind a
+    # firewall that drops packets: minutes of the kernel's retries), holding a thread; the
+    # URL's own connect_timeout wins.
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
+    engine = create_engine(
+        url,
+        pool_pre_ping=not psycopg3,
+        pool_size=10,
+        max_overflow=20,
+        connect_args=connect_args,
+    )
     if psycopg3:
         event.listen(engine, "checkout", _drop_if_closed_by_server)
     return engine

@@ -77,15 +77,11 @@ app.command("call")(call_command)
 def _process_setup() -> None:
     """Every command: files and folders it creates are the hotline user's alone, and log
     lines go to stderr, so stdout carries only the command's output (`--json`: only JSON)."""
-    import sys
-
-    import structlog
-
+    from call_router.log_setup import configure_logging
     from call_router.private_files import make_private
 
     make_private()
-    # sys.stderr looked up per logger, not once: a test runner may swap and close it.
-    structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
+    configure_logging()
 
 
 def main() -> None:

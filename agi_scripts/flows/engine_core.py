@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -90,16 +89,10 @@ class EngineCore:
         return await self._lookup(lookups.active_incidents, area)
 
     async def _lookup(self, fn: Callable[..., T], *args: Any) -> T | None:
-        try:
-            # Bounded: a slow database must not leave the caller in silence.
-            return await asyncio.wait_for(asyncio.to_thread(fn, *args), LOOKUP_TIMEOUT)
-        except TimeoutError:
-            self.ctx.log.warning("flow_lookup_timeout", lookup=getattr(fn, "__name__", "?"))
-            return None
-        except Exception:
-            # An unknown fact counts as false: the caller still gets the ordinary path.
-            self.ctx.log.exception("flow_lookup_failed", lookup=getattr(fn, "__name__", "?"))
-            return None
+        """Bounded: a slow database must not leave the caller in silence; an unknown fact
+        counts as false, so the caller still gets the ordinary path (database_guard.py)."""
+        what = getattr(fn, "__name__", "?")
+        return await self.rt.database.run(self.ctx.log, what, fn, *args, timeout=LOOKUP_TIMEOUT)
 
     async def _switch_language(self, language: str) -> None:
         """Prompts in `language` from now on, and for this number's next calls too."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from agi_scripts.database_guard import DatabaseGuard
 from call_router.flows.conditions import BusinessCalendar
 from call_router.flows.schema import ActionArgs, Flow
 from call_router.flows.tenant_menus import TenantMenu
@@ -228,3 +229,5 @@ class FlowRuntime:
     areas: AreaLookups | None = None
     # The caller's building said in words (`company` nodes with a `speech_prompt`).
     address_speech: AddressSpeech | None = None
+    # Every lookup and action goes through it: a database that is away is not asked.
+    database: DatabaseGuard = field(default_factory=DatabaseGuard)

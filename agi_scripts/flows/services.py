@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from agi_scripts.database_guard import DatabaseGuard
 from agi_scripts.flows.actions import Defer, MeterActions
 from agi_scripts.flows.caller_areas import CallerAreas
 from agi_scripts.flows.requests import CallerRequests
@@ -64,6 +65,8 @@ class FlowServices:
     # Where callers are (`area` nodes): their request's address, registered phone, a code.
     areas: CallerAreas | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The menus' database work, one circuit for the process (agi_scripts/database_guard.py).
+    database: DatabaseGuard = field(default_factory=DatabaseGuard, repr=False, compare=False)
     # The flow runtimes built from these services, by language and recordings folder, with
     # what each was built from (agi_scripts/handlers/hotline.py): one per reload, not per call.
     runtimes: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = field(

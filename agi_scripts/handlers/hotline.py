@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agi_scripts.agi import AgiChannel, AgiError, CallerHangup, printable
+from agi_scripts.database_guard import DatabaseGuard
 from agi_scripts.flows.engine import FlowEngine
 from agi_scripts.flows.engine_core import FlowState, set_route, set_tenant, tenant_menu
 from agi_scripts.flows.runtime import FlowRuntime
@@ -186,6 +187,7 @@ def _runtime(ctx: CallContext, services: FlowServices, language: str, base: str)
         tenant_menus=registry.tenant,
         areas=services.areas,
         address_speech=services.address_speech,
+        database=services.database,
     )
     if len(services.runtimes) >= _MAX_RUNTIMES:
         services.runtimes.clear()
@@ -265,22 +267,11 @@ async def _recordings_root(agi: AgiChannel, ctx: CallContext) -> str:
     return str(ctx.settings.recordings_dir)
 
 
-async def _read(
-    ctx: CallContext, what: str, read: Callable[..., T], *args: Any, **kwargs: Any
-) -> T | None:
-    """A database read off the event loop; unknown (None) when the database fails or is slow
-    (the caller is not kept waiting for it)."""
-    try:
-        return await asyncio.wait_for(asyncio.to_thread(read, *args, **kwargs), READ_TIMEOUT)
-    except TimeoutError:
-        ctx.log.warning("database_read_timeout", what=what)
-        return None
-    except Exception as exc:
-        # No traceback: rendering one (structlog's console renderer, with locals) costs seconds
-        # of CPU on this event loop, every caller's menu waits meanwhile (when the database is
-        # away, every new call would pay it).
-        ctx.log.warning("database_read_failed", what=what, error=repr(exc)[:300])
-        return None
+async def _read(ctx: CallContext, what: str, read: Callable[..., T], *args: Any) -> T | None:
+    """A database read off the event loop; unknown (None) when the database fails, is slow
+    or away (agi_scripts/database_guard.py): the caller is not kept waiting for it."""
+    guard = ctx.flows.database if ctx.flows is not None else DatabaseGuard()
+    return await guard.run(ctx.log, what, read, *args, timeout=READ_TIMEOUT)
 
 
 def _clean_linkedid(value: str | None) -> str:

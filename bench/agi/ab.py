@@ -34,11 +34,15 @@ import run  # noqa: E402
 from loadgen import Caller, closed_loop  # noqa: E402
 
 
-def _spread(values: list[float]) -> dict[str, float]:
+def _spread(values: list[float | None]) -> dict[str, float] | None:
+    """Median and range; None values (a round that served no session) left out."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
     return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
+        "median": round(statistics.median(known), 3),
+        "min": round(min(known), 3),
+        "max": round(max(known), 3),
     }
 
 
@@ -127,14 +131,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     os.sched_setaffinity(0, {c for c in cpus if c != args.cpu} or set(cpus))
     tmp = Path(tempfile.mkdtemp(prefix="agi-ab-"))
     pg_name = f"hotline_bench_ab_{os.getpid()}"
-    db_url = (
-        run.create_pg_database(pg_name)
-        if args.db == "postgres"
-        else f"sqlite:///{tmp / 'hotline.db'}"
-    )
+    db_url = run.bench_database(args.db, tmp, pg_name)
     report = run.report_header(args)
     try:
-        Database(db_url).upgrade()
+        if args.db != "away":
+            Database(db_url).upgrade()
         report.update(await rounds(args, tmp, db_url))
     finally:
         if args.db == "postgres":

@@ -417,12 +417,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     servers = args.servers.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="agi-bench-"))
     pg_name = f"hotline_bench_agi_{os.getpid()}"
-    if args.db == "postgres":
-        db_url = create_pg_database(pg_name)
-    else:
-        db_url = f"sqlite:///{tmp / 'hotline.db'}"
+    db_url = bench_database(args.db, tmp, pg_name)
     try:
-        Database(db_url).upgrade()
+        if args.db != "away":
+            Database(db_url).upgrade()
         if "hotline" in servers:
             report["hotline"] = await run_hotline(tmp, db_url, args, "hotline", {})
         # The same server with its call-log writer in a thread / in a child process, whatever
@@ -499,7 +497,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             report["ratio_workers_sessions_per_s"] = round(
                 w["sessions_per_s"] / h["sessions_per_s"], 3
             )
-        if "hotline" in servers:
+        if "hotline" in servers and args.db != "away":
             report["call_log_rows"] = count_rows(db_url)
     finally:
         if args.db == "postgres":
@@ -511,6 +509,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         else:
             log(f"kept {tmp}")
     return report
+
+
+# `--db away`: PostgreSQL on a port nobody listens on (connections refused at once), the
+# database down for the whole run: what the menu costs when every lookup would fail.
+AWAY_URL = "postgresql+psycopg://postgres@127.0.0.1:1/hotline_away"
+
+
+def bench_database(kind: str, tmp: Path, pg_name: str) -> str:
+    """The call log's URL for `--db` (a fresh PostgreSQL database is created for postgres)."""
+    if kind == "postgres":
+        return create_pg_database(pg_name)
+    if kind == "away":
+        return AWAY_URL
+    return f"sqlite:///{tmp / 'hotline.db'}"
 
 
 def count_rows(db_url: str) -> dict[str, int]:
@@ -532,7 +544,7 @@ def common_arguments(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--servers", default="hotline,reference")
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--db", choices=["sqlite", "postgres", "away"], default="sqlite")
     parser.add_argument("--cpu", type=int, default=0, help="the core the servers are pinned to")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=seconds, help=seconds_help)

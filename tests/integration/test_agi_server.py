@@ -7,6 +7,7 @@ end-to-end test's job (tests/integration/test_e2e_call.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -68,35 +69,46 @@ async def wait_refusing(port: int, timeout: float = 60.0) -> None:
             await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-def agi_process(postgres_url: str, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+@contextlib.contextmanager
+def agi_server_process(
+    tmp_path: Path, database_url: str, **env: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
+    """The FastAGI server in its own process on `database_url` (and `env`): its port, the
+    process and its log. SIGTERM at the end."""
     port = free_port()
     env = {
         **os.environ,
-        "HOTLINE_DATABASE_URL": postgres_url,
+        "HOTLINE_DATABASE_URL": database_url,
         "HOTLINE_AGI_HOST": "127.0.0.1",
         "HOTLINE_AGI_PORT": str(port),
+        "HOTLINE_AUDIOSOCKET_PORT": str(free_port()),
         "HOTLINE_STATE_DIR": str(tmp_path / "state"),
         "HOTLINE_RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "HOTLINE_MENU_TIMEOUT": "1",
-        "HOTLINE_MENU_RETRIES": "1",
         "HOTLINE_CONFIG_FILE": str(tmp_path / "none.toml"),
+        **env,
     }
     log_path = tmp_path / "agi.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(SERVER, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_listening(port, proc, log_path)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(SERVER, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_listening(port, proc, log_path)
+            yield port, proc, log_path
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+
+
+@pytest.fixture
+def agi_process(postgres_url: str, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    with agi_server_process(
+        tmp_path, postgres_url, HOTLINE_MENU_TIMEOUT="1", HOTLINE_MENU_RETRIES="1"
+    ) as (port, proc, _log):
         yield port, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        log.close()
 
 
 def call_by_linkedid(url: str, linkedid: str) -> tuple[Call | None, list[str]]:

@@ -1,7 +1,16 @@
-"""The menu's database reads (agi_scripts/handlers/hotline.py `_read`) when the database is away."""
+"""The menu's database reads (agi_scripts/handlers/hotline.py `_read`,
+agi_scripts/database_guard.py) when the database is away, and how a failure is logged."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -9,7 +18,10 @@ import structlog
 from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
+from agi_scripts.database_guard import DatabaseGuard
 from agi_scripts.handlers.hotline import _read
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def away(_number: str) -> str:
@@ -20,7 +32,7 @@ async def test_a_failed_read_is_unknown_and_logged_without_a_traceback() -> None
     # A traceback rendered on the FastAGI event loop (structlog's console renderer) took ~2 s
     # of CPU on the test machine: every other caller's AGI replies waited, and under load
     # their ANSWER timed out (agi_out_of_step) and the calls fell to the fail-safe.
-    ctx: Any = SimpleNamespace(log=structlog.get_logger("test"))
+    ctx: Any = SimpleNamespace(log=structlog.get_logger("test"), flows=None)
     with capture_logs() as logs:
         found = await _read(ctx, "caller_language", away, "+74951119701")
     assert found is None
@@ -28,3 +40,118 @@ async def test_a_failed_read_is_unknown_and_logged_without_a_traceback() -> None
     assert entry["event"] == "database_read_failed" and entry["what"] == "caller_language"
     assert "database is away" in entry["error"]
     assert "exc_info" not in entry
+
+
+def guarded(guard: DatabaseGuard) -> Any:
+    """A call's context whose menus share `guard` (as FlowServices.database)."""
+    return SimpleNamespace(log=structlog.get_logger("test"), flows=SimpleNamespace(database=guard))
+
+
+async def wait_until(condition: Callable[[], bool], what: str) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def test_the_menu_stops_asking_a_database_that_is_away_then_asks_again() -> None:
+    # Before, every caller's every lookup tried the database: a connection attempt and a
+    # logged error each. At 50 callers the FastAGI server served none in 30 s with the
+    # database away (BENCHMARKS.md, "The database away").
+    tries: list[str] = []
+    up = False
+
+    def language(number: str) -> str:
+        tries.append(number)
+        if not up:
+            away(number)
+        return "en"
+
+    guard = DatabaseGuard(threshold=3, retry_after=0.2)
+    ctx = guarded(guard)
+    with capture_logs() as logs:
+        found = [
+            await _read(ctx, "caller_language", language, f"+7495111970{n}") for n in range(10)
+        ]
+    assert found == [None] * 10
+    assert len(tries) == 3, "asked again after the database was known to be away"
+    assert guard.away and guard.skipped == 7
+    events = [entry["event"] for entry in logs]
+    assert events == ["database_read_failed"] * 3 + ["database_away_menu_stops_asking"]
+
+    up = True
+    await wait_until(lambda: not guard.away, "the retry time")
+    with capture_logs() as logs:
+        assert await _read(ctx, "caller_language", language, "+74951119799") == "en"
+    assert [entry["event"] for entry in logs] == ["database_back_menu_asks_again"]
+    assert len(tries) == 4 and not guard.away
+
+
+async def test_a_caller_hanging_up_during_a_slow_read_still_counts_it() -> None:
+    # The circuit library takes any exception it does not count (a cancelled caller's) as a
+    # success and closes the circuit: callers who hang up on a silent database would keep the
+    # menu asking it. The attempt finishes on its own, and its timeout counts.
+    release = threading.Event()
+
+    def silent(_number: str) -> str:
+        release.wait(10)
+        return "en"
+
+    guard = DatabaseGuard(threshold=1, retry_after=60)
+    try:
+        caller = asyncio.create_task(
+            guard.run(structlog.get_logger("test"), "caller_language", silent, "+7", timeout=0.2)
+        )
+        await asyncio.sleep(0)  # the read has started
+        caller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await caller
+        await wait_until(lambda: guard.away, "the slow read's timeout to count")
+    finally:
+        release.set()
+
+
+async def test_a_bug_is_not_the_database_being_away() -> None:
+    tries: list[str] = []
+
+    def broken(number: str) -> str:
+        tries.append(number)
+        raise ValueError("a bug in the lookup")
+
+    guard = DatabaseGuard(threshold=2, retry_after=60)
+    with capture_logs() as logs:
+        for n in range(5):
+            assert await _read(guarded(guard), "caller_language", broken, f"+7{n}") is None
+    assert len(tries) == 5 and not guard.away
+    # With its traceback: a bug is worth reading about, and rendering it plainly is cheap.
+    assert all(entry["exc_info"] for entry in logs)
+
+
+def test_log_lines_show_a_traceback_without_local_values(tmp_path: Path) -> None:
+    # structlog's default renders every frame's locals (rich): ~2 s of CPU per traceback on
+    # the event loop every caller's menu shares, and callers' numbers or a database URL's
+    # password in the log. Every Hotline command logs through hotline.cli's setup.
+    script = (
+        "from hotline.cli import _process_setup\n"
+        "import structlog\n"
+        "_process_setup()\n"
+        "def lookup():\n"
+        "    password = 'local-secret-' + 'value'\n"
+        "    raise ValueError('the lookup failed')\n"
+        "try:\n"
+        "    lookup()\n"
+        "except ValueError:\n"
+        "    structlog.get_logger().exception('lookup_failed')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # stdout is for --json
+    assert "lookup_failed" in done.stderr and "ValueError: the lookup failed" in done.stderr
+    assert 'File "<string>", line 6, in lookup' in done.stderr
+    assert "local-secret-value" not in done.stderr
