@@ -1,90 +1,115 @@
-"""The menu's database work: bounded in time, and not even tried while the database is away.
+"""The menu's database work: bounded in time, and reads not even tried while the database is away.
 
 A caller never waits in silence for a database that does not answer. Each read or action a
-menu makes is bounded (its timeout), and after `threshold` failures in a row that say the
-database is away (unreachable, refused, or too slow) the menu stops asking for `retry_after`
-seconds (a circuit breaker, `circuitbreaker`): the fact is unknown at once and an action takes
-its error path, just as if it had failed. Then one call tries again (the others still do not
-ask), and its success closes the circuit.
+menu makes is bounded (its timeout). After `threshold` reads in a row that say the database is
+away (refused, unreachable, too slow) the menu stops reading for `retry_after` seconds: the
+fact is unknown at once, just as if the read had failed. Then one read tries again (the others
+still do not ask); when the database answers it, the menu reads again. While every thread is
+held by reads that have not come back after failures (a hung database), new reads are not
+queued behind them.
 
-Without it every caller's every lookup paid a connection attempt and a logged error; with the
-database away, 50 callers got 96 sessions/s instead of ~1400 (and none at all while errors were
-logged with rich tracebacks; BENCHMARKS.md, "The database away"). The call log is not guarded
-here: its writes never wait (call_writer.py). One log line when the menu stops asking and one
-when it asks again, not one per caller.
+Only an answer from the database counts as its being back (a statement it executed,
+call_router/db.statements_answered), not a read that answered from memory or swallowed its own
+error. Actions (a meter reading, a callback, the call's link to a request) are never skipped:
+each has its own way of doing without the database (the writer's spool, its error path) and
+only they know it; they are bounded and run in the same threads.
+
+Before, with the database away, every caller's every lookup paid a connection attempt and a
+logged error: 50 callers got 96 sessions/s instead of ~1400, and none at all while errors were
+logged with rich tracebacks (BENCHMARKS.md, "The database away"). One log line when the menu
+stops reading and one when it reads again, not one per caller.
+
+(A small state machine of our own, not the `circuitbreaker` package: that one takes anything
+it is not told is a failure, a cancelled caller or an answer from memory included, as the
+database being back.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from circuitbreaker import CircuitBreaker
-
-from call_router.db import unreachable
+from call_router.db import statements_answered, unreachable
 
 T = TypeVar("T")
 
-# Failures in a row before the menu stops asking, and how long it then does not.
+# Reads in a row that fail before the menu stops reading, and how long it then does not.
 THRESHOLD = 3
 RETRY_AFTER = 5.0
-# The menus' database reads at once (the engine's pool has 10 connections, 20 more on demand).
+# The menus' database work at once (the engine's pool has 10 connections, 20 more on demand).
 THREADS = 8
+
+_ANSWERED, _FAILED, _NEITHER = "answered", "failed", "neither"
 
 
 class _NotAsked(Exception):
-    """The circuit opened while this call waited for a thread: the database is not asked."""
-
-
-def _database_away(_kind: type[BaseException], exc: BaseException) -> bool:
-    """A failure that says the database is away (counts towards opening the circuit); a bug or
-    bad data does not. (A call not asked counts too: the library takes anything it does not
-    count as a success, which would close the circuit.)"""
-    return isinstance(exc, TimeoutError | _NotAsked) or unreachable(exc)
+    """The menu stopped reading while this read waited for a thread: the database is not asked."""
 
 
 class DatabaseGuard:
-    """One per FastAGI process: every call's database work goes through `run`."""
+    """One per FastAGI process: every call's database work goes through `read` or `act`."""
 
-    def __init__(self, *, threshold: int = THRESHOLD, retry_after: float = RETRY_AFTER) -> None:
-        self._breaker = CircuitBreaker(
-            failure_threshold=threshold,
-            recovery_timeout=retry_after,
-            expected_exception=_database_away,
-            name="hotline-database",
-        )
-        self.skipped = 0  # calls not tried because the database was away
-        # Threads of its own: reads hung on a silent database (up to libpq's connect_timeout)
-        # never hold up the threads that read callers' speech and voicemail.
+    def __init__(
+        self,
+        *,
+        threshold: int = THRESHOLD,
+        retry_after: float = RETRY_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.retry_after = retry_after
+        self._clock = clock
+        self._failures = 0  # reads in a row that said the database is away
+        self._stopped_at: float | None = None  # None: the menu reads
+        self._probing = False  # the one read trying the database after the retry time
+        self._busy = 0  # work handed to the threads and not back from them
+        self._busy_lock = threading.Lock()
+        self.skipped = 0  # reads not tried since the menu stopped reading
+        # Threads of its own: work hung on a silent database (up to libpq's connect_timeout)
+        # never holds up the threads that read callers' speech and voicemail.
         self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="hotline-db")
         self._attempts: set[asyncio.Future[Any]] = set()  # held: the loop keeps weak refs
-        self._said_away = False  # the log says the menu stopped asking
-        self._probing = False  # the one call trying the database after the retry time
+
+    @property
+    def read_threads_free(self) -> bool:
+        """No work is in the threads (every read and action has come back)."""
+        return self._busy == 0
 
     @property
     def away(self) -> bool:
-        """The database failed `threshold` times in a row lately: the menu does not ask it."""
-        return bool(self._breaker.opened)
+        """The menu does not read now (the database failed it lately; not yet time to retry)."""
+        return self._stopped_at is not None and self._clock() - self._stopped_at < self.retry_after
 
-    async def run(
+    async def read(
         self, log: Any, what: str, fn: Callable[..., T], *args: Any, timeout: float
     ) -> T | None:
         """`fn(*args)` in one of the guard's threads, at most `timeout` s; None when it fails,
         is too slow, or the database is away (then it is not tried)."""
-        # Once the retry time is up, one call tries (it may wait its whole timeout on a
-        # database that hangs); the others meanwhile do as if the circuit were still open.
-        probe = not self._breaker.closed
-        if self._breaker.opened or (probe and self._probing):
+        probe = self._stopped_at is not None
+        # Every thread held while reads have been failing: a hung database holds them; do
+        # not queue behind it. (With a database that answers, a burst of reads just queues.)
+        held = self._busy >= THREADS and self._failures > 0
+        if self.away or (probe and self._probing) or held:
             self.skipped += 1
             return None
-        if probe:
-            self._probing = True
-        # Its outcome counts even when the caller hangs up meanwhile: a cancelled attempt
-        # would close the circuit (the library takes any exception it does not count as a
-        # success), and callers who hang up on a silent database would keep it closed.
-        attempt = asyncio.ensure_future(self._attempt(log, what, fn, args, timeout, probe))
+        self._probing = self._probing or probe
+        return await self._shielded(self._attempt(log, what, fn, args, timeout, probe))
+
+    async def act(
+        self, log: Any, what: str, fn: Callable[..., T], *args: Any, timeout: float
+    ) -> T | None:
+        """An action: always tried (it knows its own way without the database), bounded;
+        None when it fails or is too slow. Its outcome does not stop or resume reading."""
+        return await self._shielded(self._attempt(log, what, fn, args, timeout, None))
+
+    async def _shielded(self, work: Any) -> Any:
+        # Its outcome counts even when the caller hangs up meanwhile: callers who hang up on
+        # a silent database must not keep the menu asking it.
+        attempt = asyncio.ensure_future(work)
         self._attempts.add(attempt)
         attempt.add_done_callback(self._attempts.discard)
         return await asyncio.shield(attempt)
@@ -96,48 +121,68 @@ class DatabaseGuard:
         fn: Callable[..., T],
         args: tuple[Any, ...],
         timeout: float,
-        probe: bool,
+        probe: bool | None,  # None: an action
     ) -> T | None:
+        outcome = _NEITHER
+        with self._busy_lock:
+            self._busy += 1
+        job = self._threads.submit(self._in_thread, fn, args, probe is not None)
+        # When the thread is done with it (or it was cancelled before it started), not when
+        # the caller stopped waiting: a read hung in a thread still holds that thread.
+        job.add_done_callback(self._back)
         try:
-            with self._breaker:
-                work = asyncio.get_running_loop().run_in_executor(
-                    self._threads, self._unless_away, fn, args
-                )
-                return await asyncio.wait_for(work, timeout)
+            result, answered = await asyncio.wait_for(asyncio.wrap_future(job), timeout)
+            outcome = _ANSWERED if answered else _NEITHER
+            return result
         except _NotAsked:
             self.skipped += 1
             return None
         except TimeoutError:
+            outcome = _FAILED
             log.warning("database_read_timeout", what=what, timeout=timeout)
             return None
         except Exception as exc:
             if unreachable(exc):
+                outcome = _FAILED
                 log.warning("database_read_failed", what=what, error=repr(exc)[:300])
             else:  # not the database being away: a bug or bad data, worth its traceback
                 log.exception("database_read_failed", what=what)
             return None
         finally:
-            if probe:
-                self._probing = False
-            self._log_change(log)
+            if probe is not None:
+                self._count(log, outcome, probe)
 
-    def _unless_away(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        """In the thread: a burst of callers' reads queued for a thread before the circuit
-        opened do not each try the database once it has."""
-        if self._breaker.opened:
+    def _back(self, _job: object) -> None:
+        # In the thread that finished the job (or the loop's, that cancelled it): no wake-up
+        # of the event loop for it.
+        with self._busy_lock:
+            self._busy -= 1
+
+    def _in_thread(self, fn: Callable[..., T], args: tuple[Any, ...], read: bool) -> tuple[T, bool]:
+        """`fn(*args)` and whether the database answered a statement meanwhile. A read queued
+        for a thread before the menu stopped reading does not ask the database."""
+        if read and self.away:
             raise _NotAsked
-        return fn(*args)
+        before = statements_answered()
+        result = fn(*args)
+        return result, statements_answered() > before
 
-    def _log_change(self, log: Any) -> None:
-        if not self._said_away and self._breaker.opened:
-            self._said_away = True
-            log.error(
-                "database_away_menu_stops_asking",
-                failures=self._breaker.failure_count,
-                retry_after=self._breaker.open_remaining,
-                last_failure=repr(self._breaker.last_failure)[:300],
-            )
-        elif self._said_away and self._breaker.closed:
-            self._said_away = False
-            log.info("database_back_menu_asks_again", skipped=self.skipped)
-            self.skipped = 0
+    def _count(self, log: Any, outcome: str, probe: bool) -> None:
+        if probe:
+            self._probing = False
+        if outcome == _ANSWERED:
+            self._failures = 0
+            if self._stopped_at is not None:
+                self._stopped_at = None
+                log.info("database_back_menu_reads_again", skipped=self.skipped)
+                self.skipped = 0
+        elif outcome == _FAILED:
+            self._failures += 1
+            if self._stopped_at is None and self._failures >= self.threshold:
+                log.error(
+                    "database_away_menu_stops_reading",
+                    failures=self._failures,
+                    retry_after=self.retry_after,
+                )
+            if probe or self._stopped_at is None and self._failures >= self.threshold:
+                self._stopped_at = self._clock()

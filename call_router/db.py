@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +21,40 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-# Seconds a new PostgreSQL connection may take (libpq's connect_timeout).
-CONNECT_TIMEOUT = 5
+# libpq's defaults wait for ever on a server that does not answer (a host down behind a
+# firewall that drops packets: minutes of the kernel's retries), holding a thread and its
+# pooled connection. These bound it; a parameter in the URL wins over its default here.
+POSTGRES_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": 5,  # s, to open a connection
+    "tcp_user_timeout": 15_000,  # ms that sent data may go unacknowledged
+    "keepalives_idle": 30,  # s idle before the first keepalive probe
+    "keepalives_interval": 10,  # s between probes
+    "keepalives_count": 3,  # probes unanswered: the connection is dead
+}
+
+
+# Statements the database executed, per thread: a read that got an answer from the database
+# (not from memory, not an error it swallowed) says the database is there
+# (agi_scripts/database_guard.py).
+_answered = threading.local()
+
+
+def statements_answered() -> int:
+    """Statements executed by any engine in this thread so far."""
+    return int(getattr(_answered, "count", 0))
+
+
+def _count_answer(*_args: object) -> None:
+    _answered.count = getattr(_answered, "count", 0) + 1
 
 
 def make_engine(url: str) -> Engine:
+    engine = _make_engine(url)
+    event.listen(engine, "after_cursor_execute", _count_answer)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -44,10 +74,7 @@ def make_engine(url: str) -> Engine:
     # psycopg 3 lets the checkout look at the socket; another driver pings (a round trip).
     parsed = make_url(url)
     psycopg3 = parsed.get_driver_name() == "psycopg"
-    # libpq waits for ever by default for a server that does not answer (a host down behind a
-    # firewall that drops packets: minutes of the kernel's retries), holding a thread; the
-    # URL's own connect_timeout wins.
-    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT}
+    connect_args = {k: v for k, v in POSTGRES_CONNECT_ARGS.items() if k not in parsed.query}
     engine = create_engine(
         url,
         pool_pre_ping=not psycopg3,

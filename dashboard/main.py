@@ -23,6 +23,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 from call_router import live_state
 from call_router.ami_client import AmiLink
 from call_router.db import Database
+from call_router.log_setup import configure_logging
 from call_router.settings import Settings
 from dashboard import auth, i18n, live
 from dashboard.deps import DashboardState, tenant_wall
@@ -259,9 +260,15 @@ def create_app(
     return app
 
 
-# The app as uvicorn imports it in each worker process: `create_app()` builds Settings from the
-# same HOTLINE_* environment the parent was started with.
-APP_FACTORY = "dashboard.main:create_app"
+def worker_app() -> FastAPI:
+    """The app as uvicorn builds it in each worker process: Settings from the same HOTLINE_*
+    environment the parent was started with; logging as every Hotline process logs (a fresh
+    interpreter: the CLI's set-up did not run in it)."""
+    configure_logging()
+    return create_app()
+
+
+APP_FACTORY = "dashboard.main:worker_app"
 # Live streams (wallboard, operator page) never end on their own: on SIGTERM give them this long,
 # then close them, so a worker exits before `hotline down` would have to kill it.
 GRACEFUL_SHUTDOWN_SECONDS = 5

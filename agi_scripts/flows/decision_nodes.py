@@ -132,7 +132,7 @@ class DecisionNodes(Playback):
         result: ActionResult | None = None
         if self.rt.actions is not None:
             await self._call_row_written()
-            result = await self._lookup(
+            result = await self._act(
                 self.rt.actions.run, node.service, node.args, dict(self.state.variables), call
             )
         if result is None:

@@ -89,10 +89,16 @@ class EngineCore:
         return await self._lookup(lookups.active_incidents, area)
 
     async def _lookup(self, fn: Callable[..., T], *args: Any) -> T | None:
-        """Bounded: a slow database must not leave the caller in silence; an unknown fact
-        counts as false, so the caller still gets the ordinary path (database_guard.py)."""
+        """A read, bounded: a slow database must not leave the caller in silence; an unknown
+        fact counts as false, so the caller still gets the ordinary path; not even tried
+        while the database is away (database_guard.py)."""
         what = getattr(fn, "__name__", "?")
-        return await self.rt.database.run(self.ctx.log, what, fn, *args, timeout=LOOKUP_TIMEOUT)
+        return await self.rt.database.read(self.ctx.log, what, fn, *args, timeout=LOOKUP_TIMEOUT)
+
+    async def _act(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """An action (it writes), bounded, always tried: None when it fails or is too slow."""
+        what = getattr(fn, "__name__", "?")
+        return await self.rt.database.act(self.ctx.log, what, fn, *args, timeout=LOOKUP_TIMEOUT)
 
     async def _switch_language(self, language: str) -> None:
         """Prompts in `language` from now on, and for this number's next calls too."""
@@ -101,7 +107,7 @@ class EngineCore:
         await self.agi.set_language(language)
         number = self.ctx.env.caller_number
         if self.rt.lookups is not None and number:
-            await self._lookup(self.rt.lookups.remember_language, number, language)
+            await self._act(self.rt.lookups.remember_language, number, language)
 
     async def _event(self, kind: str, data: dict[str, Any]) -> None:
         """A timeline entry, queued for the call-log writer (never awaited)."""

@@ -96,7 +96,7 @@ class HandoffNodes(Playback):
         self.state.variables["service_request"] = request.number
         if self.ctx.linkedid:
             await self._call_row_written()
-            await self._lookup(desk.link_call, self.ctx.linkedid, request.number)
+            await self._act(desk.link_call, self.ctx.linkedid, request.number)
         await self._route_to(request.queue, "service_request", None, node.prompt, request.tenant_id)
         return None, {"requests": numbers, "key": key, "request": request.number}
 
@@ -144,7 +144,7 @@ class HandoffNodes(Playback):
         )
         if self.rt.lookups is not None and self.ctx.linkedid:
             await self._call_row_written()
-            await self._lookup(
+            await self._act(
                 self.rt.lookups.open_callback,
                 self.ctx.linkedid,
                 node.queue,

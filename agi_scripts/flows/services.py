@@ -23,6 +23,7 @@ from agi_scripts.flows.runtime import (
     FlowLookups,
     SpeechInput,
 )
+from agi_scripts.flows.snapshots import ReadClaim
 from call_router import buildings, callback_intake, tenants
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
@@ -150,8 +151,8 @@ class DbLookups:
         self._languages: tuple[float, dict[str, str]] | None = None
         # A read again is under way (one caller does it): the others meanwhile take what is
         # in memory instead of each reading the same rows in a thread of their own.
-        self._incidents_reading = False
-        self._languages_reading = False
+        self._incidents_reading = ReadClaim()
+        self._languages_reading = ReadClaim()
         # Languages chosen since a read of the table may have begun (monotonic time of the
         # commit): a read whose rows predate the choice must not drop it from memory.
         self._chosen_languages: dict[str, tuple[float, str]] = {}
@@ -186,7 +187,7 @@ class DbLookups:
                         self._chosen_languages.pop(number, None)  # this read saw it
                 self._languages = (time.monotonic(), languages)
         finally:
-            self._languages_reading = False
+            self._languages_reading.release()
         return self._language_in_memory(caller_number)
 
     def language_if_fresh(self, caller_number: str) -> tuple[bool, str | None]:
@@ -195,8 +196,7 @@ class DbLookups:
         the others get what is in memory (read at most a TTL and one read ago)."""
         if self._languages is None:
             return False, None
-        if self._stale(self._languages[0], self._languages_ttl) and not self._languages_reading:
-            self._languages_reading = True
+        if self._stale(self._languages[0], self._languages_ttl) and self._languages_reading.take():
             return False, None
         return True, self._language_in_memory(caller_number)
 
@@ -235,7 +235,7 @@ class DbLookups:
                     ).all()
                     self._incidents = (time.monotonic(), list(rows))
         finally:
-            self._incidents_reading = False
+            self._incidents_reading.release()
         return self._incidents_in_memory(area)
 
     def incidents_if_fresh(self, area: str | None) -> list[ActiveIncident] | None:
@@ -244,8 +244,7 @@ class DbLookups:
         others get what is in memory (read at most a TTL and one read ago)."""
         if self._incidents is None:
             return None
-        if self._stale(self._incidents[0], self._incidents_ttl) and not self._incidents_reading:
-            self._incidents_reading = True
+        if self._stale(self._incidents[0], self._incidents_ttl) and self._incidents_reading.take():
             return None
         return self._incidents_in_memory(area)
 

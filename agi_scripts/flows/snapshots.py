@@ -10,6 +10,35 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+# A claim to read again lapses after this long: its read may never have run (skipped while
+# the database is away, agi_scripts/database_guard.py, or given up while it waited for a
+# thread); the next caller then reads. Longer than any read's timeout.
+CLAIM_LAPSES = 15.0
+
+
+class ReadClaim:
+    """Which caller reads a stale value again: one at a time, the others take what memory has."""
+
+    def __init__(
+        self, lapses: float = CLAIM_LAPSES, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._lapses = lapses
+        self._clock = clock
+        self._since: float | None = None
+
+    def take(self) -> bool:
+        """True: this caller reads (no read is under way, or the last claim lapsed)."""
+        now = self._clock()
+        if self._since is not None and now - self._since < self._lapses:
+            return False
+        self._since = now
+        return True
+
+    def release(self) -> None:
+        """The read is done (or failed): the next stale value is read again."""
+        self._since = None
+
+
 class Refreshed(Generic[T]):
     """`load()`'s last result and when it was read."""
 
@@ -17,7 +46,7 @@ class Refreshed(Generic[T]):
         self._load = load
         self._ttl = ttl
         self._held: tuple[float, T] | None = None
-        self._reading = False
+        self._reading = ReadClaim()
 
     @property
     def current(self) -> T | None:
@@ -34,7 +63,7 @@ class Refreshed(Generic[T]):
                 return value
             return held[1]
         finally:
-            self._reading = False
+            self._reading.release()
 
     def if_fresh(self) -> T | None:
         """What is in memory without reading, or None: nothing read yet, or stale and this
@@ -42,7 +71,6 @@ class Refreshed(Generic[T]):
         held = self._held
         if held is None:
             return None
-        if time.monotonic() - held[0] >= self._ttl and not self._reading:
-            self._reading = True  # this caller reads; the others take what is in memory
-            return None
+        if time.monotonic() - held[0] >= self._ttl and self._reading.take():
+            return None  # this caller reads; the others take what is in memory
         return held[1]

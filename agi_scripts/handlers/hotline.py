@@ -142,6 +142,9 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
         )
 
 
+# Reads of a call context without flow services (tests): one guard for them all.
+_UNSHARED = DatabaseGuard()
+
 # Languages x recordings folders kept (the folder comes from the dialplan: a handful).
 _MAX_RUNTIMES = 64
 
@@ -270,8 +273,8 @@ async def _recordings_root(agi: AgiChannel, ctx: CallContext) -> str:
 async def _read(ctx: CallContext, what: str, read: Callable[..., T], *args: Any) -> T | None:
     """A database read off the event loop; unknown (None) when the database fails, is slow
     or away (agi_scripts/database_guard.py): the caller is not kept waiting for it."""
-    guard = ctx.flows.database if ctx.flows is not None else DatabaseGuard()
-    return await guard.run(ctx.log, what, read, *args, timeout=READ_TIMEOUT)
+    guard = ctx.flows.database if ctx.flows is not None else _UNSHARED
+    return await guard.read(ctx.log, what, read, *args, timeout=READ_TIMEOUT)
 
 
 def _clean_linkedid(value: str | None) -> str:

@@ -67,11 +67,12 @@ async def test_callers_get_the_menu_at_once_while_the_database_is_away(
         )
     assert [fake.set_vars.get(channel_vars.QUEUE) for fake in fakes] == ["electricity"] * CALLERS
     log = log_path.read_text(errors="replace")
-    # The menu stopped asking after a few failures: one line says so, not one per caller.
-    # Before, every read of every caller failed (two or more a caller); now only those
-    # already handed to a thread when the circuit opened (all 40 arrive in the same moment).
-    assert log.count("database_away_menu_stops_asking") == 1, log[-3000:]
-    assert log.count("database_read_failed") < CALLERS, log[-3000:]
+    # The menu stopped reading after a few failures: one line says so, not one per caller.
+    # Before, every read of every caller failed (two or more a caller). Now at most each
+    # caller's first: all 40 arrive in the same moment, and on a loaded machine their first
+    # reads may all be under way before the first failure comes back; none after that.
+    assert log.count("database_away_menu_stops_reading") == 1, log[-3000:]
+    assert log.count("database_read_failed") <= CALLERS, log[-3000:]
 
 
 async def test_callers_do_not_each_wait_for_a_database_that_never_answers(
@@ -91,5 +92,5 @@ async def test_callers_do_not_each_wait_for_a_database_that_never_answers(
     # Before, every caller waited out each of its lookups' timeouts in silence (a second
     # for the language, five for a lookup); now those who came before the circuit opened
     # did, and the menu asked no more (the retry time, 5 s, lets one caller try again).
-    assert log.count("database_away_menu_stops_asking") == 1, log[-3000:]
+    assert log.count("database_away_menu_stops_reading") == 1, log[-3000:]
     assert log.count("database_read_timeout") < CALLERS // 2, log[-3000:]
