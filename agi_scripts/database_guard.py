@@ -31,9 +31,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from call_router.db import statements_answered, unreachable
+
+if TYPE_CHECKING:
+    from agi_scripts.call_context import CallContext
 
 T = TypeVar("T")
 
@@ -186,3 +189,12 @@ class DatabaseGuard:
                 )
             if probe or self._stopped_at is None and self._failures >= self.threshold:
                 self._stopped_at = self._clock()
+
+
+# For call contexts without flow services (tests, a server started without flows).
+_UNSHARED = DatabaseGuard()
+
+
+def for_call(ctx: CallContext) -> DatabaseGuard:
+    """The guard a call's database work goes through: its process's one (FlowServices)."""
+    return ctx.flows.database if ctx.flows is not None else _UNSHARED

@@ -107,7 +107,11 @@ class CallerRequests:
             except store.RequestError:
                 return None
 
-    def record_feedback(self, number: str, key: str) -> str:
-        """The resident's key; the request's state after it."""
-        with self._db.session() as session:
-            return request_feedback.record_answer(session, number, key).state
+    def record_feedback(self, number: str, key: str) -> str | None:
+        """The resident's key; the request's state after it. None: refused, nothing changed
+        (the request is no longer done: an operator moved it meanwhile)."""
+        try:
+            with self._db.session() as session:
+                return request_feedback.record_answer(session, number, key).state
+        except store.RequestError:
+            return None

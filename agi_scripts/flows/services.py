@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -125,6 +125,12 @@ INCIDENTS_TTL = 2.0
 # Remembered caller languages are held in memory and read again this often (another FastAGI
 # process may have remembered one); one process's own choices are seen at once.
 LANGUAGES_TTL = 60.0
+# A read again takes only the rows changed since the newest it has seen, less this margin (a
+# choice committed a little after a newer one, another box's clock a little behind); once an
+# hour it takes the whole table. A national service remembers hundreds of thousands of
+# numbers: the whole table every minute was most of a second of CPU under the loop's GIL.
+LANGUAGES_OVERLAP = timedelta(minutes=10)
+LANGUAGES_WHOLE_EVERY = 3600.0
 
 
 class DbLookups:
@@ -149,6 +155,9 @@ class DbLookups:
         self._languages_ttl = languages_ttl
         self._incidents: tuple[float, list[Incident]] | None = None
         self._languages: tuple[float, dict[str, str]] | None = None
+        # The newest change the reads have seen (updated_at), and when the whole table was read.
+        self._languages_newest: datetime | None = None
+        self._languages_whole_at = 0.0
         # A read again is under way (one caller does it): the others meanwhile take what is
         # in memory instead of each reading the same rows in a thread of their own.
         self._incidents_reading = ReadClaim()
@@ -174,21 +183,48 @@ class DbLookups:
     def caller_language(self, caller_number: str) -> str | None:
         try:
             if self._languages is None or self._stale(self._languages[0], self._languages_ttl):
-                started = time.monotonic()
-                with self._db.session() as session:
-                    rows = session.execute(
-                        select(CallerLanguage.caller_number, CallerLanguage.language)
-                    )
-                    languages = {number: lang for number, lang in rows}
-                for number, (chosen_at, language) in list(self._chosen_languages.items()):
-                    if chosen_at >= started:
-                        languages[number] = language  # committed after this read began
-                    else:
-                        self._chosen_languages.pop(number, None)  # this read saw it
-                self._languages = (time.monotonic(), languages)
+                self._read_languages()
         finally:
             self._languages_reading.release()
         return self._language_in_memory(caller_number)
+
+    def _read_languages(self) -> None:
+        """The whole table at first and once per LANGUAGES_WHOLE_EVERY; else only the rows
+        changed since the newest this process has seen, merged into memory."""
+        started = time.monotonic()
+        whole = (
+            self._languages is None
+            or self._languages_newest is None
+            or started - self._languages_whole_at >= LANGUAGES_WHOLE_EVERY
+        )
+        newest = self._languages_newest
+        with self._db.session() as session:
+            if whole:
+                # The newest change first: one changed during the read is read again next time.
+                newest = session.scalar(select(func.max(CallerLanguage.updated_at)))
+                table = session.execute(
+                    select(CallerLanguage.caller_number, CallerLanguage.language)
+                )
+                languages = {number: language for number, language in table}
+            else:
+                assert newest is not None and self._languages is not None
+                changed = select(
+                    CallerLanguage.caller_number, CallerLanguage.language, CallerLanguage.updated_at
+                ).where(CallerLanguage.updated_at >= newest - LANGUAGES_OVERLAP)
+                # Merged into the dict callers read (a dict's set is atomic under the GIL).
+                languages = self._languages[1]
+                for number, language, updated_at in session.execute(changed):
+                    languages[number] = language
+                    newest = max(newest, _aware(updated_at))
+        for number, (chosen_at, language) in list(self._chosen_languages.items()):
+            if chosen_at >= started:
+                languages[number] = language  # committed after this read began
+            else:
+                self._chosen_languages.pop(number, None)  # this read saw it
+        self._languages_newest = _aware(newest) if newest is not None else None
+        if whole:
+            self._languages_whole_at = started
+        self._languages = (time.monotonic(), languages)
 
     def language_if_fresh(self, caller_number: str) -> tuple[bool, str | None]:
         """(True, language or None) from memory; (False, None) when it must be read first:

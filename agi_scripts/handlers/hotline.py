@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agi_scripts.agi import AgiChannel, AgiError, CallerHangup, printable
-from agi_scripts.database_guard import DatabaseGuard
+from agi_scripts.database_guard import for_call
 from agi_scripts.flows.engine import FlowEngine
 from agi_scripts.flows.engine_core import FlowState, set_route, set_tenant, tenant_menu
 from agi_scripts.flows.runtime import FlowRuntime
@@ -141,9 +141,6 @@ async def run_flow(agi: AgiChannel, ctx: CallContext, flow_name: str) -> None:
             },
         )
 
-
-# Reads of a call context without flow services (tests): one guard for them all.
-_UNSHARED = DatabaseGuard()
 
 # Languages x recordings folders kept (the folder comes from the dialplan: a handful).
 _MAX_RUNTIMES = 64
@@ -273,8 +270,7 @@ async def _recordings_root(agi: AgiChannel, ctx: CallContext) -> str:
 async def _read(ctx: CallContext, what: str, read: Callable[..., T], *args: Any) -> T | None:
     """A database read off the event loop; unknown (None) when the database fails, is slow
     or away (agi_scripts/database_guard.py): the caller is not kept waiting for it."""
-    guard = ctx.flows.database if ctx.flows is not None else _UNSHARED
-    return await guard.read(ctx.log, what, read, *args, timeout=READ_TIMEOUT)
+    return await for_call(ctx).read(ctx.log, what, read, *args, timeout=READ_TIMEOUT)
 
 
 def _clean_linkedid(value: str | None) -> str:

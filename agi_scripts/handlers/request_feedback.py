@@ -6,15 +6,17 @@ folder as its second, once the resident answered. "Your request 1234 has been ma
 done. If the problem is solved, press 1; if not, press 2." 1 closes it, 2 reopens it
 (call_router/request_feedback.py); no key (twice): "we will call again later", and the dialer's
 next try (already scheduled) asks again. The prompts are in the resident's remembered
-language, else the hotline's default.
+language, else the hotline's default. Its database work goes through the process's guard
+(agi_scripts/database_guard.py): bounded, and its reads not even tried while the database is
+away, so a resident who answers during an outage is not kept in silence.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from agi_scripts.agi import AgiChannel, AgiError, printable
+from agi_scripts.database_guard import for_call
 from call_router import channel_vars
 from call_router.request_feedback import SCORES, SOLVED
 from call_router.routing import pick_language
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 ASKS = 2
 KEY_TIMEOUT_MS = 6000
 DB_TIMEOUT = 5.0
+# Reads before the first prompt: the resident has just answered and hears nothing meanwhile.
+READ_TIMEOUT = 1.0
 
 
 async def request_feedback(agi: AgiChannel, ctx: CallContext) -> None:
@@ -60,12 +64,12 @@ async def request_feedback(agi: AgiChannel, ctx: CallContext) -> None:
         await _play(agi, ctx, prompt("feedback_later"), "")
         await agi.hangup()
         return
-    try:
-        state = await asyncio.wait_for(
-            asyncio.to_thread(desk.record_feedback, number, key), DB_TIMEOUT
-        )
-    except Exception as exc:  # the next try (already scheduled) asks again
-        ctx.log.warning("feedback_not_recorded", error=printable(repr(exc), 200))
+    # Always tried, bounded; a database failure is logged by the guard.
+    state = await for_call(ctx).act(
+        ctx.log, "record_feedback", desk.record_feedback, number, key, timeout=DB_TIMEOUT
+    )
+    if state is None:  # failed (the next try, already scheduled, asks again) or refused
+        ctx.log.warning("feedback_not_recorded", key=key)
         await _play(agi, ctx, prompt("feedback_later"), "")
         await agi.hangup()
         return
@@ -80,16 +84,18 @@ async def _language(ctx: CallContext, number: str) -> str:
     lookups = ctx.flows.lookups if ctx.flows is not None else None
     if desk is None or lookups is None:
         return default
-    try:
-        phone = await asyncio.wait_for(asyncio.to_thread(desk.feedback_caller, number), 1.0)
-        found = (
-            await asyncio.wait_for(asyncio.to_thread(lookups.caller_language, phone), 1.0)
-            if phone
-            else None
+    guard = for_call(ctx)
+    # Unknown (None) when the read fails, is slow or the database is away: the default then.
+    phone = await guard.read(
+        ctx.log, "feedback_caller", desk.feedback_caller, number, timeout=READ_TIMEOUT
+    )
+    found = (
+        await guard.read(
+            ctx.log, "caller_language", lookups.caller_language, phone, timeout=READ_TIMEOUT
         )
-    except Exception as exc:
-        ctx.log.warning("feedback_language_unknown", error=printable(repr(exc), 200))
-        return default
+        if phone
+        else None
+    )
     return pick_language(found, default) if found else default
 
 

@@ -5,11 +5,17 @@ seconds, each stalling the event loop's other calls)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
 import pytest
 
 from agi_scripts.flows.services import DbLookups
 from call_router.db import Database
 from call_router.flow_models import CallerLanguage, Incident
+from call_router.models import utcnow
 
 
 def test_stale_incidents_are_read_again_by_one_caller_while_others_use_memory(
@@ -97,3 +103,59 @@ def test_a_language_chosen_while_the_table_is_read_again_is_kept(db: Database) -
         db.session = real_session  # type: ignore[method-assign]
     assert lookups.language_if_fresh("+74951234567") == (False, None)
     assert lookups.caller_language("+74951234567") == "en"  # the table has it now too
+
+
+@contextlib.contextmanager
+def rows_read(db: Database) -> Iterator[list[int]]:
+    """How many rows each SELECT through `db.session` returned, meanwhile."""
+    counts: list[int] = []
+    real_session = db.session
+
+    @contextlib.contextmanager
+    def session() -> Iterator[Any]:
+        with real_session() as opened:
+            execute = opened.execute
+
+            def counted(statement: Any, *args: Any, **kwargs: Any) -> list[Any]:
+                rows = list(execute(statement, *args, **kwargs))
+                counts.append(len(rows))
+                return rows
+
+            opened.execute = counted
+            yield opened
+
+    db.session = session  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        db.session = real_session  # type: ignore[method-assign]
+
+
+def test_languages_are_read_again_by_what_changed_not_the_whole_table(db: Database) -> None:
+    """A national service remembers hundreds of thousands of numbers' languages: every
+    FastAGI process read the whole table again each minute (0.6 s of CPU for 300 000 rows on
+    PostgreSQL, under the event loop's GIL). It reads what changed since, once it has it all."""
+    long_ago = utcnow() - timedelta(days=30)
+    with db.session() as session:
+        session.add_all(
+            CallerLanguage(
+                caller_number=f"+7495100{n:04d}",
+                language="en",
+                updated_at=long_ago - timedelta(minutes=n),
+            )
+            for n in range(2000)
+        )
+    lookups = DbLookups(db, "RU", languages_ttl=0.0)  # stale at once, every time
+    with rows_read(db) as counts:
+        assert lookups.caller_language("+74951000001") == "en"
+    assert counts == [2000]  # the whole table, once
+    # Another box remembers a new caller's language and changes one.
+    elsewhere = DbLookups(db, "RU")
+    elsewhere.remember_language("+74959999999", "en")
+    elsewhere.remember_language("+74951001500", "ru")
+    with rows_read(db) as counts:
+        assert lookups.caller_language("+74959999999") == "en"
+    (changed,) = counts
+    assert changed < 50  # the two changes, and the newest old rows within the overlap
+    assert lookups.caller_language("+74951001500") == "ru"
+    assert lookups.caller_language("+74951001999") == "en"  # old rows stay known

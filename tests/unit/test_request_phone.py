@@ -13,7 +13,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
+from sqlalchemy.exc import OperationalError
+from structlog.testing import capture_logs
 
+from agi_scripts.database_guard import THRESHOLD
 from agi_scripts.flows.requests import CallerRequests
 from agi_scripts.flows.services import DbLookups, FlowServices
 from agi_scripts.server import AgiServer
@@ -217,6 +221,67 @@ async def test_pressing_1_confirms_and_silence_changes_nothing(
         assert (first.state, first.feedback_score) == (life.CLOSED, 1)
         second = store.get_request(session, silent)
         assert (second.state, second.feedback_score) == (life.DONE, None)
+
+
+async def test_a_feedback_call_while_reads_are_stopped_asks_no_database_yet_records_the_key(
+    settings: Settings, db: Database
+) -> None:
+    # The menu's reads stopped (the database failed three in a row, database_guard.py): the
+    # resident who answers the "is it fixed?" call hears the default language at once instead
+    # of a read's timeout in silence; the key is still recorded (an action is always tried).
+    # Before, this call read with threads of its own, whatever the guard knew.
+    desk = CallerRequests(db, "RU", ttl=0)
+    asked: list[str] = []
+    feedback_caller = desk.feedback_caller
+
+    def counted(number: str) -> str | None:
+        asked.append(number)
+        return feedback_caller(number)
+
+    desk.feedback_caller = counted  # type: ignore[method-assign]
+    services = FlowServices(
+        registry=FlowRegistry(PROJECT_ROOT / "ivr_flows", queues=QUEUES),
+        lookups=DbLookups(db, "RU"),
+        requests=desk,
+    )
+
+    def refused() -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is away"))
+
+    log = structlog.get_logger("test")
+    for _ in range(THRESHOLD):
+        assert await services.database.read(log, "probe", refused, timeout=1.0) is None
+    assert services.database.away
+    number = make_request(db, state=life.DONE)
+    agi = await started_agi(settings, db, services)
+    try:
+        fake = FakeAsterisk(keys=[("2", False)], override=saying)
+        await run_call(agi, fake, feedback_env(number))
+    finally:
+        await agi.stop(grace=1.0)
+    assert asked == []
+    assert fake.played[0] == prompt("feedback_intro", "ru")
+    assert fake.played[-1] == prompt("feedback_reopened", "ru")
+    with db.session() as session:
+        assert store.get_request(session, number).feedback_score == 2
+
+
+async def test_a_key_for_a_request_no_longer_done_changes_nothing_and_is_no_failure(
+    server: AgiServer, db: Database
+) -> None:
+    # An operator moved the request on while the "is it fixed?" call rang: the key is refused
+    # (the request is not done), which is no database failure to log with a traceback.
+    number = make_request(db, state=life.ON_THE_WAY)
+    fake = FakeAsterisk(keys=[("1", False)], override=saying)
+    with capture_logs() as logs:
+        await run_call(server, fake, feedback_env(number))
+    assert fake.played[-1] == prompt("feedback_later", "ru")
+    assert [e["event"] for e in logs if e.get("log_level") in ("warning", "error")] == [
+        "feedback_not_recorded"
+    ]
+    with db.session() as session:
+        request = store.get_request(session, number)
+        assert (request.state, request.feedback_score) == (life.ON_THE_WAY, None)
 
 
 async def test_a_feedback_call_for_no_request_hangs_up(server: AgiServer) -> None:
