@@ -23,7 +23,7 @@ from agi_scripts.flows.runtime import (
     FlowLookups,
     SpeechInput,
 )
-from agi_scripts.flows.snapshots import ReadClaim
+from agi_scripts.flows.snapshots import ReadClaim, Refreshed
 from call_router import buildings, callback_intake, tenants
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
@@ -151,16 +151,15 @@ class DbLookups:
     ) -> None:
         self._db = db
         self._country = country
-        self._incidents_ttl = incidents_ttl
         self._languages_ttl = languages_ttl
-        self._incidents: tuple[float, list[Incident]] | None = None
+        # Read by one caller when stale; the others meanwhile take what memory has.
+        self._incidents = Refreshed(self._read_incidents, incidents_ttl)
         self._languages: tuple[float, dict[str, str]] | None = None
         # The newest change the reads have seen (updated_at), and when the whole table was read.
         self._languages_newest: datetime | None = None
         self._languages_whole_at = 0.0
         # A read again is under way (one caller does it): the others meanwhile take what is
         # in memory instead of each reading the same rows in a thread of their own.
-        self._incidents_reading = ReadClaim()
         self._languages_reading = ReadClaim()
         # Languages chosen since a read of the table may have begun (monotonic time of the
         # commit): a read whose rows predate the choice must not drop it from memory.
@@ -261,36 +260,29 @@ class DbLookups:
             self._languages[1][number] = language
 
     def active_incidents(self, area: str | None) -> list[ActiveIncident]:
-        try:
-            if self._incidents is None or self._stale(self._incidents[0], self._incidents_ttl):
-                with self._db.session() as session:
-                    rows = session.scalars(
-                        select(Incident)
-                        .where(Incident.ended_at.is_(None))
-                        .order_by(Incident.id.desc())
-                    ).all()
-                    self._incidents = (time.monotonic(), list(rows))
-        finally:
-            self._incidents_reading.release()
-        return self._incidents_in_memory(area)
+        return self._incidents_for(self._incidents.read(), area)
 
     def incidents_if_fresh(self, area: str | None) -> list[ActiveIncident] | None:
         """Incidents now active for the area, newest first, from memory; None: read first
         (`active_incidents`), and this caller is the one to; until that read is done, the
         others get what is in memory (read at most a TTL and one read ago)."""
-        if self._incidents is None:
-            return None
-        if self._stale(self._incidents[0], self._incidents_ttl) and self._incidents_reading.take():
-            return None
-        return self._incidents_in_memory(area)
+        held = self._incidents.if_fresh()
+        return None if held is None else self._incidents_for(held, area)
 
-    def _incidents_in_memory(self, area: str | None) -> list[ActiveIncident]:
-        if self._incidents is None:
-            return []
+    def _read_incidents(self) -> list[Incident]:
+        with self._db.session() as session:
+            return list(
+                session.scalars(
+                    select(Incident).where(Incident.ended_at.is_(None)).order_by(Incident.id.desc())
+                )
+            )
+
+    @staticmethod
+    def _incidents_for(rows: list[Incident], area: str | None) -> list[ActiveIncident]:
         now = utcnow()
         return [
             ActiveIncident(row.id, row.category, row.expected_end, tuple(row.areas or ()))
-            for row in self._incidents[1]
+            for row in rows
             if (area == ANY_AREA or row.matches(area))
             and (row.expected_end is None or _aware(row.expected_end) > now)
         ]
