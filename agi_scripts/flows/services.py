@@ -6,7 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,6 +25,7 @@ from agi_scripts.flows.runtime import (
 )
 from agi_scripts.flows.snapshots import ReadClaim, Refreshed
 from call_router import buildings, callback_intake, tenants
+from call_router.call_log_sql import as_utc
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.flow_models import CallerLanguage, Incident
@@ -41,11 +42,6 @@ from call_router.tenant_routing import (
     decide,
     queue_for,
 )
-
-
-def _aware(at: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they are UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -214,13 +210,13 @@ class DbLookups:
                 languages = self._languages[1]
                 for number, language, updated_at in session.execute(changed):
                     languages[number] = language
-                    newest = max(newest, _aware(updated_at))
+                    newest = max(newest, as_utc(updated_at))
         for number, (chosen_at, language) in list(self._chosen_languages.items()):
             if chosen_at >= started:
                 languages[number] = language  # committed after this read began
             else:
                 self._chosen_languages.pop(number, None)  # this read saw it
-        self._languages_newest = _aware(newest) if newest is not None else None
+        self._languages_newest = as_utc(newest) if newest is not None else None
         if whole:
             self._languages_whole_at = started
         self._languages = (time.monotonic(), languages)
@@ -284,7 +280,7 @@ class DbLookups:
             ActiveIncident(row.id, row.category, row.expected_end, tuple(row.areas or ()))
             for row in rows
             if (area == ANY_AREA or row.matches(area))
-            and (row.expected_end is None or _aware(row.expected_end) > now)
+            and (row.expected_end is None or as_utc(row.expected_end) > now)
         ]
 
     @staticmethod
