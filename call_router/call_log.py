@@ -19,10 +19,10 @@ from sqlalchemy import select
 
 from call_router.call_lifecycle import CallLifecycle
 from call_router.call_log_core import CallView
-from call_router.call_log_sql import as_utc, call_by_linkedid
+from call_router.call_log_sql import call_by_linkedid
 from call_router.call_timeline import CallTimeline
 from call_router.db import Database
-from call_router.models import DIRECTION_INTERNAL, Call, CallEvent
+from call_router.models import DIRECTION_INTERNAL, Call, CallEvent, as_utc
 from call_router.reconcile import KnownEvent
 from call_router.settings import Settings
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, Table, bindparam, select
@@ -100,11 +100,6 @@ def insert_ignore(session: Session, table: Table, conflict_columns: list[str]) -
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
     raise NotImplementedError(f"call log needs PostgreSQL or SQLite, not {dialect}")
-
-
-def as_utc(at: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they are UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def seconds_before(at: datetime, seconds: int | None) -> datetime | None:

@@ -38,7 +38,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
+        return as_utc(value) if value is not None else None
+
+
+def as_utc(at: datetime) -> datetime:
+    """A time without a zone is UTC: what the call log stores (SQLite hands such times back),
+    and what an ISO time without an offset means on our interfaces."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class ClippedString(TypeDecorator[str]):

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from call_router import request_lifecycle as life
+from call_router.models import as_utc
 from call_router.request_lifecycle import Category
 from call_router.request_models import ServiceRequest
 from call_router.service_requests import MAX_DESCRIPTION, MAX_STREET, NewRequest
@@ -145,7 +146,7 @@ def parse_datetime(value: str | None, field: str) -> datetime | None:
         raise Open311Error(
             400, f"{field}: a W3C date and time (e.g. 2026-01-15T08:00:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
 
 
 def _float(value: str | None, field: str) -> float | None:

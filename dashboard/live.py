@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from call_router.live_state import STALE_AFTER_SECONDS
+from call_router.models import as_utc
 from call_router.settings import Settings
 from dashboard import auth
 from dashboard.deps import DashboardState
@@ -241,7 +242,7 @@ def parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
 
 
 def sse_message(event: str, data: dict[str, Any]) -> str:

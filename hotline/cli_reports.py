@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 import typer
 
 from call_router import agent_sessions, agent_sessions_store, report_rollups, reports
 from call_router.callbacks import hotline_zone
-from call_router.models import utcnow
+from call_router.models import as_utc, utcnow
 from call_router.settings import get_settings
 from dashboard import csv_export
 from hotline.cli_support import open_database
@@ -35,7 +35,7 @@ def _moment(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter("YYYY-MM-DD or an ISO date-time", param_hint="--since") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
 
 
 @app.command("rollup")

@@ -25,13 +25,12 @@ from agi_scripts.flows.runtime import (
 )
 from agi_scripts.flows.snapshots import ReadClaim, Refreshed
 from call_router import buildings, callback_intake, tenants
-from call_router.call_log_sql import as_utc
 from call_router.callback_models import CallbackAttempt
 from call_router.db import Database
 from call_router.flow_models import CallerLanguage, Incident
 from call_router.flows.admin import flows_status_file
 from call_router.flows.loader import FlowRegistry
-from call_router.models import Call, utcnow
+from call_router.models import Call, as_utc, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.settings import QUEUES, Settings
 from call_router.spoken_addresses import SpokenBuilding
