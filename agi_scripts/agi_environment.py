@@ -18,6 +18,39 @@ ENV_TIMEOUT = 5.0
 ENV_MAX_BYTES = 16 * 1024
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
 
+# res_agi writes the environment in one fixed order (setup_env in res_agi.c): first what Asterisk
+# and the dialplan know (the route, channel, uniqueid), then the caller's own values (caller ID,
+# name, dialled and redirecting numbers: text a caller or carrier may have smuggled a line break
+# into, and with it a forged `agi_...:` line), then the context and the AGI's arguments. So the
+# first copy of an early key is Asterisk's and the last copy of a late one is; among the caller's
+# own values a duplicate cannot be told from the original, and none of them is believed.
+_CALLER_VALUES = frozenset(
+    {
+        "agi_callerid",
+        "agi_calleridname",
+        "agi_callingpres",
+        "agi_callingani2",
+        "agi_callington",
+        "agi_callingtns",
+        "agi_dnid",
+        "agi_rdnis",
+    }
+)
+_AFTER_CALLER_VALUES = frozenset(
+    {
+        "agi_context",
+        "agi_extension",
+        "agi_priority",
+        "agi_enhanced",
+        "agi_accountcode",
+        "agi_threadid",
+    }
+)
+
+
+def _written_after_the_caller(key: str) -> bool:
+    return key in _AFTER_CALLER_VALUES or key.startswith("agi_arg_")
+
 
 class EnvironmentReadError(AgiError):
     """The peer did not send a complete AGI environment in time."""
@@ -28,6 +61,8 @@ class AgiEnvironment:
     """The `agi_*` variables Asterisk sends first. Values are untrusted text."""
 
     values: dict[str, str] = field(default_factory=dict)
+    # Keys sent more than once where Asterisk's copy cannot be told (dropped from `values`).
+    forged: frozenset[str] = frozenset()
 
     def get(self, key: str, default: str = "") -> str:
         return self.values.get(key, default)
@@ -73,16 +108,23 @@ def _known(value: str) -> str | None:
 
 
 def parse_environment(raw: bytes) -> AgiEnvironment:
-    """Parse the header block. Unknown keys are kept, garbage lines are dropped."""
+    """Parse the header block. Unknown keys are kept, garbage lines are dropped. A key sent
+    twice keeps Asterisk's own copy (see _CALLER_VALUES): a caller name carrying a raw line
+    break cannot change the route, the linkedid or recordings argument, or the dialled number."""
     values: dict[str, str] = {}
+    forged: set[str] = set()
     for line in raw.decode("utf-8", errors="replace").split("\n"):
         key, sep, value = line.rstrip("\r").partition(":")
         key = key.strip()
-        # First occurrence wins: a caller name carrying a raw line break could otherwise
-        # inject a later `agi_network_script:` line and override the real one.
-        if sep and _ENV_KEY.fullmatch(key):
-            values.setdefault(key, value.strip())
-    return AgiEnvironment(values)
+        if not sep or not _ENV_KEY.fullmatch(key):
+            continue
+        if key not in values or _written_after_the_caller(key):
+            values[key] = value.strip()
+        elif key in _CALLER_VALUES:
+            forged.add(key)
+    for key in forged:
+        del values[key]
+    return AgiEnvironment(values, frozenset(forged))
 
 
 async def read_environment(

@@ -50,7 +50,7 @@ async def listen_recording(
         key = await agi.stream_file(view(prompt.with_suffix("")), escape_digits=DTMF_KEYS)
         if key:
             return Utterance(b"", None, key, EndedBy.DTMF, 0, None, None, mode="record")
-    target = next_utterance_path(settings, ctx)
+    target = await asyncio.to_thread(next_utterance_path, settings, ctx)
     # (no_speech_timeout has no RECORD FILE equivalent: its silence window is the only clock.)
     # RECORD FILE's silence window counts from the start (not from the end of speech) and in
     # whole seconds: 1 s would cut a caller who draws breath before answering.

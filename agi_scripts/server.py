@@ -188,6 +188,9 @@ class AgiServer:
             channel=printable(env.channel, 128),
             route=printable(env.network_script, 64),
         )
+        if env.forged:
+            # A line break smuggled into the caller's values; those values are not believed.
+            log.warning("agi_environment_forged", keys=sorted(env.forged))
         channel = AgiChannel(reader, writer, env)
         if self.command_timeout is not None:
             channel.default_timeout = self.command_timeout

@@ -19,12 +19,15 @@ def utterances_dir(settings: Any) -> Path:
 
 
 def next_utterance_path(settings: Any, ctx: ListenContext) -> Path:
-    """recordings/utterances/<linkedid>-<n>.wav, n counting this call's utterances from 1."""
+    """recordings/utterances/<linkedid>-<n>.wav, n counting this call's utterances from 1.
+
+    Blocking (a mkdir and a stat per utterance the call already has): called in a thread. The
+    folder holds every caller's utterances for the retention period, so it is never listed."""
     folder = utterances_dir(settings)
     # Residents' voices: the hotline's own, whatever the umask of the process that runs us.
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     call = _SAFE_NAME.sub("_", ctx.linkedid or ctx.env.uniqueid or "call")[:64]
-    n = 1 + sum(1 for _ in folder.glob(f"{call}-*.wav"))
+    n = 1
     while (folder / f"{call}-{n}.wav").exists():
         n += 1
     return folder / f"{call}-{n}.wav"
@@ -33,8 +36,12 @@ def next_utterance_path(settings: Any, ctx: ListenContext) -> Path:
 async def save_utterance(settings: Any, ctx: ListenContext, pcm: bytes) -> Path | None:
     if not pcm:
         return None
+    return await asyncio.to_thread(_save_utterance, settings, ctx, pcm)
+
+
+def _save_utterance(settings: Any, ctx: ListenContext, pcm: bytes) -> Path:
     path = next_utterance_path(settings, ctx)
-    await asyncio.to_thread(write_wav, path, pcm)
+    write_wav(path, pcm)
     return path
 
 

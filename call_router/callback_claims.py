@@ -10,6 +10,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from call_router import callback_policy as policy
+from call_router import date_range
 from call_router.callback_models import (
     ACTION_CLAIMED,
     ACTION_OUTCOME,
@@ -147,6 +148,8 @@ def record_outcome(
         )
         if wanted.tzinfo is None:
             raise CallbackError("bad_time", "retry time needs a time zone")
+        if not date_range.usable(wanted):
+            raise CallbackError("bad_time", f"retry time must be {date_range.RANGE_TEXT}")
         entry.next_attempt_at = rules.quiet.next_allowed(wanted)
         data["next_attempt_at"] = entry.next_attempt_at.isoformat()
     if entry.status == CALLBACK_OPEN:

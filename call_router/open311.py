@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from call_router import date_range
 from call_router import request_lifecycle as life
 from call_router.models import as_utc
 from call_router.request_lifecycle import Category
@@ -146,6 +147,8 @@ def parse_datetime(value: str | None, field: str) -> datetime | None:
         raise Open311Error(
             400, f"{field}: a W3C date and time (e.g. 2026-01-15T08:00:00Z)"
         ) from None
+    if not date_range.usable(parsed):
+        raise Open311Error(400, f"{field}: a date {date_range.RANGE_TEXT}")
     return as_utc(parsed)
 
 

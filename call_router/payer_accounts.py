@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from call_router import csv_files
+from call_router import csv_files, date_range
 from call_router.csv_files import CsvFileError, clean_text, safe_cell
 from call_router.flows.conditions import luhn_ok
 from call_router.meter_models import READING_ACTIVE, MeterReading, PayerAccount, PayerMeter
@@ -278,9 +278,10 @@ EXPORT_HEADER = (
 def parse_month(text: str) -> date:
     """`YYYY-MM` → the month's first day; ValueError with a clear message otherwise."""
     try:
-        return datetime.strptime(text.strip(), "%Y-%m").date()
+        month = datetime.strptime(text.strip(), "%Y-%m").date()
     except ValueError:
         raise ValueError(f"a month is YYYY-MM, got {text[:20]!r}") from None
+    return date_range.checked(month, "a month")
 
 
 def month_bounds(month: date, zone: tzinfo) -> tuple[datetime, datetime]:

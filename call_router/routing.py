@@ -16,9 +16,9 @@ MAX_CHOICE_LENGTH = 16
 _NOT_A_KEY = re.compile(r"[^0-9*#A-D]")
 
 
-def clean_choice(digits: str) -> str:
-    """What may be stored/logged of the caller's input: keypad symbols only, bounded."""
-    return _NOT_A_KEY.sub("", digits)[:MAX_CHOICE_LENGTH]
+def clean_choice(digits: str, limit: int = MAX_CHOICE_LENGTH) -> str:
+    """What may be stored/logged of the caller's input: keypad symbols only, at most `limit`."""
+    return _NOT_A_KEY.sub("", digits)[:limit]
 
 
 def pick_language(requested: str | None, default: str) -> str:

@@ -195,7 +195,9 @@ class InputNodes(Playback):
                 timeout_ms=timeout_s * 1000,
                 max_digits=node.max_length + 1,
             )
-            digits = clean_choice(raw).rstrip("#")
+            # Cut one past the node's own maximum, not the menus' choice length: an over-long
+            # entry must still be seen as too long.
+            digits = clean_choice(raw, node.max_length + 1).rstrip("#")
             problem = collect_problem(digits, node)
             if problem is None:
                 self.state.variables[node.var] = digits

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Query
 
+from call_router import date_range
+
 MAX_DAYS = 93
 DateText = Annotated[str | None, Query(max_length=10)]
 TenantParam = Annotated[str | None, Query(max_length=32)]
@@ -26,9 +28,12 @@ def local_days(
     today = datetime.now(zone).date()
     try:
         last = date.fromisoformat(date_to) if date_to else today
-        first = date.fromisoformat(date_from) if date_from else last - timedelta(default_days - 1)
+        first = date.fromisoformat(date_from) if date_from else None
     except ValueError as exc:
         raise HTTPException(status_code=422, detail="dates are YYYY-MM-DD") from exc
+    if not all(date_range.usable(day) for day in (last, first) if day is not None):
+        raise HTTPException(status_code=422, detail=f"dates are {date_range.RANGE_TEXT}")
+    first = first or last - timedelta(default_days - 1)
     if first > last:
         first, last = last, first
     if (last - first).days >= max_days:

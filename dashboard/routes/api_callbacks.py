@@ -11,7 +11,6 @@ records it in `data.by`.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -28,7 +27,7 @@ from call_router import (
 from call_router.callback_policy import Outcome
 from call_router.models import CALLBACK_OPEN, utcnow
 from dashboard.deps import ActorDep, AmiDep, DatabaseDep, SessionDep, SettingsDep, StateDep
-from dashboard.routes.schemas import CallbackOut, RowId, Timestamp, _FromRow
+from dashboard.routes.schemas import BoundedTime, CallbackOut, RowId, Timestamp, _FromRow
 
 router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
 
@@ -81,7 +80,7 @@ class OutcomeIn(BaseModel):
     outcome: Literal["reached", "no_answer", "busy", "wrong_number", "retry"]
     operator: str | None = Field(default=None, pattern=LOGIN)
     # For "retry": when the resident asked to be called (ISO 8601 with a time zone).
-    at: datetime | None = None
+    at: BoundedTime | None = None
     note: str | None = Field(default=None, max_length=1000)
 
 

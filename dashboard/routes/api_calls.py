@@ -13,7 +13,6 @@ from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from pydantic import AwareDatetime
 
 from call_router import call_search, tenant_wall
 from call_router.dispositions import disposition_history
@@ -21,6 +20,7 @@ from call_router.models import Call
 from dashboard.deps import SessionDep, SettingsDep
 from dashboard.routes.schemas import (
     MAX_ROW_ID,
+    BoundedAwareTime,
     CallDetailOut,
     CallOut,
     DispositionChangeOut,
@@ -50,12 +50,12 @@ def list_calls(
         str | None, Query(max_length=64, description="Caller number in any spelling")
     ] = None,
     # Aware only: a naive time would be read in an unknown zone and silently shift the window.
-    since: Annotated[AwareDatetime | None, Query(description="ISO 8601 with offset")] = None,
+    since: Annotated[BoundedAwareTime | None, Query(description="ISO 8601 with offset")] = None,
     limit: Annotated[int, Query(ge=1, le=call_search.MAX_PAGE)] = 100,
     # Past every row id (32-bit): PostgreSQL refuses an OFFSET beyond bigint with a 500.
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     until: Annotated[
-        AwareDatetime | None, Query(description="ISO 8601 with offset; started before this")
+        BoundedAwareTime | None, Query(description="ISO 8601 with offset; started before this")
     ] = None,
     queue: Annotated[str | None, Query(max_length=64)] = None,
     intent: Annotated[str | None, Query(max_length=64)] = None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from call_router import request_assignment, request_views
 from call_router import service_requests as store
@@ -16,7 +16,7 @@ from dashboard.deps import ActorDep, SessionDep
 from dashboard.routes.request_access import (
     CREATORS,
     DISPATCHERS,
-    ROLE_STATES,
+    check_move,
     known_number,
     need,
     refusals_as_http,
@@ -79,9 +79,11 @@ def assign_many(body: BulkAssignIn, session: SessionDep, actor: ActorDep) -> dic
 def change_status(
     number: str, body: StatusIn, session: SessionDep, actor: ActorDep
 ) -> dict[str, Any]:
-    """Move a request to another state (allowed moves: request_lifecycle.TRANSITIONS)."""
-    if body.state not in ROLE_STATES.get(actor.principal.role, frozenset()):
-        raise HTTPException(403, detail=f"your role may not set {body.state}")
+    """Move a request to another state (allowed moves: request_lifecycle.TRANSITIONS, and by
+    role: request_access.py `allowed_moves`)."""
+    with refusals_as_http():
+        found = store.get_request(session, known_number(number))
+    check_move(session, actor, found, body.state)
     return _moved(
         store.change_state, session, number, body.state, actor, body, duplicate_of=body.duplicate_of
     )

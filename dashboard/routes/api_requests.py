@@ -21,6 +21,7 @@ from call_router.request_reads import RequestFilter
 from dashboard import csv_export
 from dashboard.deps import ActorDep, DatabaseDep, SessionDep
 from dashboard.routes.request_access import (
+    CALL_READERS,
     CREATORS,
     DISPATCHERS,
     known_number,
@@ -168,10 +169,11 @@ def create_request(
 
 @router.get("/api/requests/suggest", response_model=SuggestionOut)
 def suggest(
-    session: SessionDep, call_id: Annotated[int, Query(ge=1, le=MAX_ROW_ID)]
+    session: SessionDep, actor: ActorDep, call_id: Annotated[int, Query(ge=1, le=MAX_ROW_ID)]
 ) -> dict[str, Any]:
     """The operator's new-request form prefilled from a call (screen-pop): the category from
     the recognised intent, the caller's last address, and their open requests to attach to."""
+    need(actor, CALL_READERS, "read calls")
     with refusals_as_http():
         found = request_views.suggest_for_call(session, call_id, life.load_categories())
     return {

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from call_router import board_reads, call_search, callback_list, tenant_wall
+from call_router import board_reads, call_search, callback_list, date_range, tenant_wall
 from call_router.call_search import CallFilter
 from call_router.callbacks import CALLBACK_OPEN
 from call_router.db import Database
@@ -125,6 +125,8 @@ def _local_day(value: str | None, zone: ZoneInfo) -> tuple[datetime | None, bool
     try:
         day = date.fromisoformat(value)
     except ValueError:
+        return None, True
+    if not date_range.usable(day):
         return None, True
     return datetime.combine(day, time.min, tzinfo=zone), False
 

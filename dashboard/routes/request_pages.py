@@ -3,7 +3,7 @@ and assignment forms), `/dispatch` (new and overdue requests, assign each to a c
 `/crew` (a crew's open jobs on a phone: on the way, working, done with a short report).
 
 Server-rendered; the forms post here (CSRF: dashboard/auth.py) and go through the same store
-and the same per-role table as the JSON API (dashboard/routes/request_access.py ROLE_STATES).
+and the same per-role rules as the JSON API (dashboard/routes/request_access.py allowed_moves).
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ from call_router.request_reads import RequestFilter
 from dashboard.deps import ActorDep, SessionDep, StateDep
 from dashboard.i18n import render
 from dashboard.routes import request_files
-from dashboard.routes.request_access import DISPATCHERS, ROLE_STATES
+from dashboard.routes.request_access import (
+    DISPATCHERS,
+    allowed_moves,
+    check_move,
+)
 from dashboard.routes.schemas import MAX_ROW_ID
 
 router = APIRouter(include_in_schema=False)
@@ -132,8 +136,10 @@ def crew_page(
     msg: str | None = None,
 ) -> Response:
     crews = request_crews.list_crews(session)
-    if crew is None and actor.principal.role == CREW:
-        crew = files.crew_of_user(session, actor.principal.user_id)  # its own jobs
+    # A crew account sees its own crew's jobs, the only ones it may move (request_access.py).
+    own_only = actor.principal.role == CREW
+    if own_only:
+        crew = files.crew_of_user(session, actor.principal.user_id)
     chosen = next((c for c in crews if c.id == crew), None)
     jobs: list[dict[str, Any]] = []
     if chosen is not None:
@@ -152,6 +158,7 @@ def crew_page(
             "chosen": request_views.crew_dict(chosen) if chosen else None,
             "jobs": jobs,
             "next_states": CREW_NEXT,
+            "may_choose": not own_only,
             "message": msg[:200] if msg else None,
         },
     )
@@ -185,7 +192,7 @@ def _detail(
     except LifecycleError:
         raise HTTPException(404, detail="no such request") from None
     role = actor.principal.role
-    moves = sorted(life.TRANSITIONS[found.state] & ROLE_STATES.get(role, frozenset()))
+    moves = sorted(life.TRANSITIONS[found.state] & allowed_moves(session, actor, found))
     may_see_files = request_files.may_see(session, actor, found)
     attachments = (
         [files.attachment_dict(a, found.number) for a in files.list_attachments(session, found)]
@@ -229,12 +236,11 @@ def request_status_form(
     photo: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """A state change; a crew marking a job done may add a photo (both kept, or neither)."""
-    if new_state not in ROLE_STATES.get(actor.principal.role, frozenset()):
-        raise HTTPException(403, detail=f"your role may not set {new_state[:32]}")
     kept: list[RequestAttachment] = []
     try:
         # Its own transaction: a refused change rolls back there, the page is read afresh.
         with state.db.session() as work:
+            check_move(work, actor, store.get_request(work, _number(number)), new_state)
             changed = store.change_state(
                 work,
                 _number(number),

@@ -11,8 +11,17 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import Path as PathParam
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
+from call_router import date_range
 from call_router.models import MAX_ROW_ID
 
 
@@ -23,6 +32,17 @@ def iso_utc(dt: datetime) -> str:
 
 
 Timestamp = Annotated[datetime, PlainSerializer(iso_utc, return_type=str, when_used="json")]
+
+
+def _usable_time(at: datetime) -> datetime:
+    date_range.checked(at, "a time")
+    return at
+
+
+# A time given to the API: within call_router/date_range.py (else a 422, not an overflow).
+BoundedTime = Annotated[datetime, AfterValidator(_usable_time)]
+# The same, with its UTC offset (a naive time would be read in an unknown zone).
+BoundedAwareTime = Annotated[AwareDatetime, AfterValidator(_usable_time)]
 
 # A row id in a path: past call_router.models.MAX_ROW_ID it names no row (422 here;
 # PostgreSQL would refuse to compare it and the request would end in a 500).

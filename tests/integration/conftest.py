@@ -165,6 +165,28 @@ def signed_in_operator(
     return {SESSION_COOKIE: cookie}, {"X-CSRF-Token": row.csrf_token}
 
 
+def signed_in_crew(
+    db: Database, name: str, crew_id: int, tenant: str | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A crew account `name` working as crew `crew_id`, signed in: its session cookie and the
+    CSRF header its POSTs carry."""
+    from datetime import UTC, datetime, timedelta
+
+    from call_router import accounts
+    from call_router.request_attachments import link_member
+    from dashboard.deps import SESSION_COOKIE
+
+    now = datetime.now(UTC)
+    with db.session() as session:
+        user = accounts.create_user(
+            session, name, "a-long-password-1", accounts.CREW, tenant=tenant, now=now
+        )
+        session.flush()
+        link_member(session, crew_id, name)
+        cookie, row = accounts.start_session(session, user, now=now, lifetime=timedelta(hours=1))
+    return {SESSION_COOKIE: cookie}, {"X-CSRF-Token": row.csrf_token}
+
+
 def live_settings(state_dir: Path, redis_prefix: str) -> Settings:
     """A dashboard on the test's own Redis prefix, with no Asterisk behind it (agent changes
     are stored as pending)."""

@@ -164,6 +164,19 @@ def test_a_retry_never_falls_into_quiet_hours(database: Database) -> None:
         assert entry.next_attempt_at == datetime(2026, 1, 16, 9, 0, tzinfo=MSK)
 
 
+def test_a_retry_time_at_the_calendars_end_is_refused_clearly(database: Database) -> None:
+    # Found by playing attacker (2026-12-06): year 9999 overflowed when the quiet hours moved
+    # it on (an OverflowError: a 500 on the API, a traceback on the CLI).
+    cid = _entry(database, "+74953000005")
+    evening = datetime(2026, 1, 15, 20, 45, tzinfo=MSK)
+    for asked in (datetime(9999, 12, 31, 23, 59, tzinfo=MSK), datetime(1, 1, 1, tzinfo=UTC)):
+        with database.session() as session, pytest.raises(callbacks.CallbackError) as refused:
+            callback_claims.record_outcome(
+                session, cid, "retry", evening, rules=RULES, retry_at=asked
+            )
+        assert refused.value.code == "bad_time" and "between the years" in str(refused.value)
+
+
 def test_dialling_is_refused_at_night_before_the_retry_and_while_a_call_runs(
     database: Database,
 ) -> None:

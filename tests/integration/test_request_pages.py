@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from call_router import accounts, request_crews
+from call_router import accounts, request_assignment, request_crews
+from call_router import request_attachments as files
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
 from call_router.db import Database
@@ -38,6 +39,8 @@ def world(database: Database) -> tuple[Database, str, int]:
             districts=[],
             known_categories=life.load_categories(),
         )
+        session.flush()
+        files.link_member(session, crew.id, "brigade")
         created = store.create_request(
             session,
             store.NewRequest(
@@ -128,3 +131,30 @@ async def test_dispatcher_assigns_and_crew_reports(
         request = store.get_request(session, number)
         assert request.state == "done"
         assert [e.actor for e in request.events][-3:] == ["brigade"] * 3
+
+
+async def test_a_crew_account_sees_and_moves_only_its_own_crews_jobs(
+    world: tuple[Database, str, int], browser: httpx.AsyncClient
+) -> None:
+    db, number, crew_id = world
+    with db.session() as session:
+        other = request_crews.add_crew(
+            session, "Heat S", categories=["heating"], districts=[],
+            known_categories=life.load_categories(),
+        )  # fmt: skip
+        session.flush()
+        request_assignment.assign(session, number, other.id, actor="disp")
+        other_id = other.id
+    _landing, csrf = await _sign_in(browser, "brigade")
+    # Its own crew's page, whichever crew the address names; no chooser.
+    jobs = (await browser.get("/crew", params={"crew": other_id})).text
+    assert f'data-number="{number}"' not in jobs and 'name="crew"' not in jobs
+    # Another crew's job: readable, but no move offered and none taken.
+    detail = (await browser.get(f"/requests/{number}")).text
+    assert 'value="on_the_way"' not in detail
+    moved = await browser.post(
+        f"/requests/{number}/status", data={"state": "on_the_way", "csrf_token": csrf}
+    )
+    assert moved.status_code == 403
+    with db.session() as session:
+        assert store.get_request(session, number).state == "assigned"

@@ -22,6 +22,7 @@ from call_router.request_models import ServiceRequest
 from call_router.service_requests import id_of
 from call_router.settings import Settings
 from dashboard.main import create_app
+from tests.integration.conftest import signed_in_crew
 
 HOSTILE = '=HYPERLINK("http://evil.example","x")'
 Client = Callable[..., httpx.AsyncClient]
@@ -44,11 +45,19 @@ async def app_client(database: Database, tmp_path: Path) -> AsyncIterator[Client
     app = create_app(Settings(state_dir=tmp_path / "state"), database, zone=ZoneInfo("UTC"))
     clients: list[httpx.AsyncClient] = []
 
-    def make(role: str = "supervisor", tenant: str | None = None) -> httpx.AsyncClient:
+    def make(
+        role: str = "supervisor",
+        tenant: str | None = None,
+        *,
+        signed_in: tuple[dict[str, str], dict[str, str]] | None = None,
+    ) -> httpx.AsyncClient:
+        """A client with a `role` API token, or with a signed-in account's cookie and CSRF."""
+        cookies, headers = signed_in or ({}, _token(database, role, tenant))
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://dashboard.test",
-            headers=_token(database, role, tenant),
+            headers=headers,
+            cookies=cookies,
         )
         clients.append(client)
         return client
@@ -70,8 +79,11 @@ BODY = {
 }
 
 
-async def test_operator_creates_dispatcher_assigns_crew_reports(app_client: Client) -> None:
-    operator, dispatcher, crew = (
+async def test_operator_creates_dispatcher_assigns_crew_reports(
+    app_client: Client, database: Database
+) -> None:
+    # A crew-role API token works as no crew: it reads requests, it moves none.
+    operator, dispatcher, crew_token = (
         app_client("operator"),
         app_client("dispatcher"),
         app_client("crew"),
@@ -83,7 +95,7 @@ async def test_operator_creates_dispatcher_assigns_crew_reports(app_client: Clie
     assert again.status_code == 200 and again.json()["attached"] is True
     assert again.json()["number"] == number
 
-    assert (await crew.post("/api/requests", json=BODY)).status_code == 403
+    assert (await crew_token.post("/api/requests", json=BODY)).status_code == 403
     added = await dispatcher.post(
         "/api/crews", json={"name": "Heat N", "categories": ["heating"], "districts": ["North"]}
     )
@@ -96,6 +108,11 @@ async def test_operator_creates_dispatcher_assigns_crew_reports(app_client: Clie
     )
     assert assigned.status_code == 200, assigned.text
     version = assigned.json()["version"]
+    crew = app_client(signed_in=signed_in_crew(database, "brigade", added.json()["id"]))
+    refused = await crew_token.post(
+        f"/api/requests/{number}/status", json={"state": "on_the_way", "version": version}
+    )
+    assert refused.status_code == 403, refused.text
 
     # The crew may report its work, not close or reassign it.
     assert (
@@ -118,8 +135,8 @@ async def test_operator_creates_dispatcher_assigns_crew_reports(app_client: Clie
     assert [h["action"] for h in detail["history"]] == [
         "created", "reported_again", "assigned", "status",
     ]  # fmt: skip
-    assert detail["history"][-1]["actor"].startswith("token:crew-")
-    listed = (await crew.get("/api/requests", params={"state": "on_the_way"})).json()
+    assert detail["history"][-1]["actor"] == "brigade"
+    listed = (await crew_token.get("/api/requests", params={"state": "on_the_way"})).json()
     assert [r["number"] for r in listed] == [number]
 
 
@@ -235,6 +252,41 @@ async def test_a_call_prefills_the_new_request(app_client: Client, database: Dat
     assert [r["number"] for r in later["open_requests"]] == [made.json()["number"]]
     missing = await operator.get("/api/requests/suggest", params={"call_id": 999999})
     assert missing.status_code == 404
+    # The prefill shows the call's caller: not to those who open no call.
+    for role in ("dispatcher", "crew"):
+        refused = await app_client(role).get("/api/requests/suggest", params={"call_id": ids[0]})
+        assert refused.status_code == 403, (role, refused.text)
+
+
+async def test_a_crew_moves_only_its_own_crews_jobs(app_client: Client, database: Database) -> None:
+    # Found by playing attacker (2026-12-06): any crew account could report, or close as
+    # cannot_fix, another crew's job and a request nobody was sent to yet.
+    office = app_client("supervisor")
+    ours, theirs = [
+        (await office.post("/api/crews", json={"name": name, "categories": ["heating"]})).json()
+        for name in ("A", "B")
+    ]
+    their_job = (await office.post("/api/requests", json=BODY)).json()["number"]
+    assigned = await office.post(
+        f"/api/requests/{their_job}/assign", json={"crew_id": theirs["id"]}
+    )
+    assert assigned.status_code == 200, assigned.text
+    unassigned = (await office.post("/api/requests", json={**BODY, "house": "7"})).json()["number"]
+    crew = app_client(signed_in=signed_in_crew(database, "crew-a", ours["id"]))
+
+    assert (await crew.get(f"/api/requests/{their_job}")).status_code == 200  # it may read
+    for number in (their_job, unassigned):
+        for state in ("on_the_way", "cannot_fix"):
+            moved = await crew.post(f"/api/requests/{number}/status", json={"state": state})
+            assert moved.status_code == 403, (number, state, moved.text)
+    for number, state in ((their_job, "assigned"), (unassigned, "new")):
+        detail = (await office.get(f"/api/requests/{number}")).json()
+        assert detail["state"] == state and detail["history"][-1]["actor"] != "crew-a"
+    # Its own crew's job: reported as before.
+    mine = await office.post(f"/api/requests/{unassigned}/assign", json={"crew_id": ours["id"]})
+    assert mine.status_code == 200, mine.text
+    moved = await crew.post(f"/api/requests/{unassigned}/status", json={"state": "on_the_way"})
+    assert moved.status_code == 200, moved.text
 
 
 async def test_overdue_requests_escalate_to_the_wallboard(

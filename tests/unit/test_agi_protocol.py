@@ -516,6 +516,34 @@ async def test_injected_header_line_cannot_change_the_route(server: AgiServer) -
     assert fake.set_vars[channel_vars.QUEUE] == "electricity"
 
 
+async def test_a_caller_name_cannot_forge_the_linkedid_or_recordings_argument(
+    server: AgiServer, db: Database
+) -> None:
+    # Found by playing attacker (2026-12-06): res_agi writes the AGI's arguments after the
+    # caller's name, so the first copy of agi_arg_1 was the caller's: the menu logged this call
+    # onto another one and played prompts from a folder the caller named.
+    victim = "1763919999.7"
+    env = environment(agi_calleridname=f"x\nagi_arg_1: {victim}\nagi_arg_2: /tmp/evil")
+    env.update(agi_arg_1=LINKEDID, agi_arg_2=RECORDINGS)
+    fake = FakeAsterisk(keys=[("2", False)])
+    await run_call(server, fake, env)
+    assert fake.set_vars[channel_vars.QUEUE] == "electricity"
+    assert call_row(db, victim) is None
+    assert call_row(db, LINKEDID) is not None
+    assert fake.played and all(p.startswith(RECORDINGS + "/") for p in fake.played)
+
+
+async def test_a_caller_name_cannot_forge_the_dialled_number(
+    server: AgiServer, db: Database
+) -> None:
+    # agi_dnid lies between two values a caller controls: a second copy makes both unknown,
+    # and the dialled number is the extension's (written after them).
+    fake = FakeAsterisk(keys=[("2", False)])
+    await run_call(server, fake, environment(agi_calleridname="x\nagi_dnid: 999999"))
+    call = call_row(db, LINKEDID)
+    assert call is not None and call.dialed_number == "500100"
+
+
 async def test_anonymous_caller(server: AgiServer, db: Database) -> None:
     env = environment(agi_callerid="unknown", agi_calleridname="unknown", agi_callingpres="32")
     fake = FakeAsterisk(keys=[("0", False)])

@@ -406,6 +406,42 @@ async def test_collect_digits(
         assert "collect_invalid" in event_kinds(db)
 
 
+LONG_COLLECT_FLOW = """\
+start: account
+nodes:
+  account:
+    type: collect
+    prompt: account
+    var: account
+    min_length: {min}
+    max_length: {max}
+    retries: 0
+    next: meters
+    on_failure: coordinator
+  meters: {{type: route, queue: meters, intent: meters}}
+  coordinator: {{type: route, queue: coordinator}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "keys", "queue"),
+    [
+        (1, 16, "1" * 17, "coordinator"),  # one key too many: refused, not cut to 16 and taken
+        (18, 20, "1" * 18, "meters"),  # longer than a menu choice, as long as the node allows
+        (1, 32, "1" * 33, "coordinator"),
+    ],
+)
+async def test_collect_length_rules_hold_beyond_a_menu_choices_length(
+    stack: Stack, lo: int, hi: int, keys: str, queue: str
+) -> None:
+    # Found by playing attacker (2026-12-06): entries were cut to 16 keys (a menu choice's
+    # length) before the node's own rules were checked.
+    server = await stack.serve(LONG_COLLECT_FLOW.format(min=lo, max=hi))
+    fake = FakeAsterisk(keys=[(keys, False)])
+    await run_call(server, fake)
+    assert fake.set_vars[channel_vars.QUEUE] == queue
+
+
 # --- repeat caller, hang-up node --------------------------------------------------------------
 
 
