@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, literal, select, text, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from call_router import tenant_wall
+from call_router import date_range, tenant_wall
 from call_router.models import Call
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.sql_functions import utc_at
@@ -97,7 +97,7 @@ class CallPosition:
             position = cls(started_at, int(call_id))
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError("not a call log cursor") from exc
-        if started_at.tzinfo is None:
+        if started_at.tzinfo is None or not date_range.usable(started_at):
             raise ValueError("not a call log cursor")
         return position
 

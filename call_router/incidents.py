@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from call_router import areas
+from call_router import areas, date_range
 from call_router.flow_models import Incident
 from call_router.flows.conditions import resolve_timezone
 from call_router.models import CallEvent
@@ -94,6 +94,10 @@ def parse_until(text: str, now: datetime, tz_name: str | None) -> datetime:
             raise IncidentInputError(
                 [InputProblem("until", "until_format", "use HH:MM or YYYY-MM-DD HH:MM")]
             ) from exc
+        if not date_range.usable(moment):
+            raise IncidentInputError(
+                [InputProblem("until", "until_format", f"a date {date_range.RANGE_TEXT}")]
+            ) from None
         return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(now.tzinfo)
     moment = datetime.combine(local_now.date(), clock, tzinfo=tz)
     if moment <= local_now:

@@ -15,7 +15,13 @@ from typing import Annotated
 
 import typer
 
-from call_router import agent_sessions, agent_sessions_store, report_rollups, reports
+from call_router import (
+    agent_sessions,
+    agent_sessions_store,
+    date_range,
+    report_rollups,
+    reports,
+)
 from call_router.callbacks import hotline_zone
 from call_router.models import as_utc, utcnow
 from call_router.settings import get_settings
@@ -35,6 +41,8 @@ def _moment(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter("YYYY-MM-DD or an ISO date-time", param_hint="--since") from exc
+    if not date_range.usable(parsed):
+        raise typer.BadParameter(f"a date {date_range.RANGE_TEXT}", param_hint="--since")
     return as_utc(parsed)
 
 
@@ -86,9 +94,12 @@ def _day(value: str | None, default: date, hint: str) -> date:
     if not value:
         return default
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter("YYYY-MM-DD", param_hint=hint) from exc
+    if not date_range.usable(day):
+        raise typer.BadParameter(f"a date {date_range.RANGE_TEXT}", param_hint=hint)
+    return day
 
 
 @app.command("agents")

@@ -138,6 +138,9 @@ def test_incident_until_is_read_in_the_hotline_time_zone() -> None:
 
     with pytest.raises(typer.BadParameter):
         parse_until("soon", now, "Europe/Moscow")
+    # At the calendar's end the time zone's offset would overflow: refused, not a traceback.
+    with pytest.raises(typer.BadParameter, match="between the years"):
+        parse_until("9999-12-31 23:59", now, "America/Los_Angeles")
 
 
 def test_incident_areas_match_case_insensitively_and_empty_is_the_whole_city() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from base64 import urlsafe_b64encode
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -52,6 +53,11 @@ def test_a_cursor_round_trips_and_rejects_anything_else() -> None:
     for bad in ("", "!!", "bm90IGEgY3Vyc29y", CallPosition.token.__name__):
         with pytest.raises(ValueError):
             CallPosition.from_token(bad)
+    # A cursor made up at the calendar's end would overflow when bound to the query (a 500).
+    for edge in ("9999-12-31T23:59:59-12:00|1", "0001-01-01T00:00:00+05:00|1"):
+        made_up = urlsafe_b64encode(edge.encode()).decode()
+        with pytest.raises(ValueError):
+            CallPosition.from_token(made_up)
 
 
 @pytest.mark.parametrize(
