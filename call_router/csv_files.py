@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 
 # OWASP's list: formula starters plus tab and carriage return, which some spreadsheets strip
@@ -29,12 +30,18 @@ class CsvFileError(ValueError):
         super().__init__("nothing imported:\n" + "\n".join(shown))
 
 
+# A formula starter after a ';': where a spreadsheet whose list separator is ';' (Excel in
+# Russian and most European locales, opening our comma-separated file) starts a new cell. Such
+# a cell has no comma, so nothing quotes it.
+_STARTER_AFTER_SEMICOLON = re.compile(r"(;\s*)(?=[=+\-@\t\r])")
+
+
 def safe_cell(value: object) -> str:
-    """One cell's text, defused if a spreadsheet would read it as a formula (an apostrophe
-    first, which spreadsheets show as plain text)."""
+    """One cell's text, defused if a spreadsheet would read it, or a part of it after a ';', as
+    a formula (an apostrophe first, which spreadsheets show as plain text)."""
     if value is None:
         return ""
-    text = str(value)
+    text = _STARTER_AFTER_SEMICOLON.sub("\\1'", str(value))
     if text.startswith(FORMULA_STARTS):
         return "'" + text
     return text

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from call_router.models import Call
-from dashboard.csv_export import COLUMNS, call_row, encode_rows, safe_cell
+from dashboard.csv_export import COLUMNS, FORMULA_STARTS, call_row, encode_rows, safe_cell
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,11 @@ from dashboard.csv_export import COLUMNS, call_row, encode_rows, safe_cell
         ("\r=1", "'\r=1"),
         ("Ivan", "Ivan"),
         ("a=b", "a=b"),
+        # Where Excel splits on ';' (its list separator in Russian), each part is a cell.
+        ("Ivan;=cmd|' /C calc'!A0;x", "Ivan;'=cmd|' /C calc'!A0;x"),
+        ("a; -5", "a; '-5"),
+        ("=1;@2", "'=1;'@2"),
+        ("a;b", "a;b"),
         ("", ""),
         (None, ""),
     ],
@@ -75,3 +80,17 @@ def test_speech_columns_come_last_and_the_transcript_is_defused() -> None:
     assert record["intent"] == "water" and record["intent_confidence"] == "0.877"
     keypad = call_row(Call(id=9, caller_number="1", started_at=call.started_at), ZoneInfo("UTC"))
     assert keypad[-3:] == ["", "", ""]
+
+
+def test_no_part_of_a_row_split_on_semicolons_starts_a_formula() -> None:
+    # Found by playing attacker (2026-12-06): a caller name with ';' kept its formula, and
+    # Excel with ';' as its list separator (ru-RU) makes that part a cell of its own.
+    call = Call(
+        id=7,
+        caller_number="+74951234567",
+        caller_name="Ivan;=cmd|' /C calc'!A0;x",
+        started_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+    )
+    line = "".join(encode_rows([call_row(call, ZoneInfo("Europe/Moscow"))]))
+    parts = [part.strip() for part in line.rstrip("\r\n").split(";")]
+    assert [p for p in parts if p.startswith(FORMULA_STARTS)] == []
