@@ -23,6 +23,7 @@ from call_router.models import Call, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.request_models import ServiceRequest
 from call_router.spoken_addresses import SpokenBuilding
+from call_router.sql_in import rows_in
 from call_router.tenant_models import Building, ResidentPhone, Tenant
 from call_router.tenant_routing import HOUSE_CODE_RE, KnownBuilding
 from call_router.tenants import TenantError, require_tenant
@@ -121,9 +122,7 @@ def import_buildings(
     }
     wanted = [row.code for row in rows if row.code is not None]
     holders = {
-        b.code: b
-        for b in session.scalars(select(Building).where(Building.code.in_(wanted)))
-        if b.code is not None
+        b.code: b for b in rows_in(session, Building, Building.code, wanted) if b.code is not None
     }
     # A holder that this file gives a code of its own lets go of its old one.
     recoded = {

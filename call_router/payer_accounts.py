@@ -11,6 +11,7 @@ account is imported, payer codes are checked by their check digit only (as befor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -28,6 +29,7 @@ from call_router.meter_readings import (
     PreviousReading,
 )
 from call_router.models import utcnow
+from call_router.sql_in import rows_in
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
@@ -149,6 +151,17 @@ def _midday_utc(day: date) -> datetime:
     return datetime.combine(day, time(12), tzinfo=UTC)
 
 
+def _accounts_by_code(session: Session, codes: Iterable[str]) -> dict[str, PayerAccount]:
+    return {a.code: a for a in rows_in(session, PayerAccount, PayerAccount.code, codes)}
+
+
+def _meters_by_account(
+    session: Session, account_ids: Iterable[int]
+) -> dict[tuple[int, str], PayerMeter]:
+    meters = rows_in(session, PayerMeter, PayerMeter.account_id, account_ids)
+    return {(m.account_id, m.meter): m for m in meters}
+
+
 def import_accounts(
     session: Session, rows: list[AccountRow], tenant_id: int | None, *, now: datetime | None = None
 ) -> AccountImport:
@@ -157,9 +170,7 @@ def import_accounts(
     An account of another tenant refuses the whole file (nothing written). Meters an account
     already has but the file does not list are kept (nothing is deleted by an import)."""
     codes = sorted({row.code for row in rows})
-    existing = {
-        a.code: a for a in session.scalars(select(PayerAccount).where(PayerAccount.code.in_(codes)))
-    }
+    existing = _accounts_by_code(session, codes)
     foreign = [
         (row.line, f"account {row.code} belongs to another company")
         for row in rows
@@ -187,10 +198,7 @@ def import_accounts(
             result.without_check_digit.append(row.code)
     session.flush()
     ids = [a.id for a in accounts.values()]
-    have = {
-        (m.account_id, m.meter): m
-        for m in session.scalars(select(PayerMeter).where(PayerMeter.account_id.in_(ids)))
-    }
+    have = _meters_by_account(session, ids)
     for row in rows:
         if row.meter is None:
             continue
@@ -316,15 +324,8 @@ def month_readings(session: Session, month: date, zone: tzinfo) -> list[ExportRo
         .order_by(MeterReading.payer_code, MeterReading.meter)
     ).all()
     codes = {r.payer_code for r in readings}
-    accounts = {
-        a.code: a for a in session.scalars(select(PayerAccount).where(PayerAccount.code.in_(codes)))
-    }
-    meters = {
-        (m.account_id, m.meter): m
-        for m in session.scalars(
-            select(PayerMeter).where(PayerMeter.account_id.in_([a.id for a in accounts.values()]))
-        )
-    }
+    accounts = _accounts_by_code(session, codes)
+    meters = _meters_by_account(session, [a.id for a in accounts.values()])
     out: list[ExportRow] = []
     for reading in readings:
         account = accounts.get(reading.payer_code)
