@@ -412,6 +412,6 @@ def main() -> None:
     from call_router.log_setup import configure_logging
     from call_router.settings import get_settings
 
-    configure_logging()
     settings = get_settings()
+    configure_logging(settings)
     run(serve(settings), use_uvloop=settings.agi_uvloop)

@@ -17,6 +17,7 @@ import structlog
 
 from agi_scripts.worker_spools import hold_spool, worker_spool
 from agi_scripts.workers import READY_LINE, Listeners, audiosocket_port
+from call_router.log_setup import configure_logging
 from call_router.settings import Settings
 
 
@@ -26,6 +27,7 @@ def run_worker(settings: Settings, index: int, listen_fd: int, ready_fd: int, pa
     from agi_scripts.server import serve
 
     _die_with_parent(parent)
+    configure_logging(settings)
     _tag_logs(index)
     sock = socket.socket(fileno=listen_fd)
     own = settings.model_copy(

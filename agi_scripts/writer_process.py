@@ -414,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
         if first is None or first[0] != "c":
             return
         settings = get_settings() if first[1] is None else Settings.model_validate(first[1])
+        configure_logging(settings)
         db, call_log = open_call_log(settings)
         writer = CallWriter(
             call_log,

@@ -53,6 +53,12 @@ class StorageSettings(BaseModel):
     # directory (containers) set it explicitly.
     redis_prefix: str = ""
 
+    # Every process's log lines (stderr): the least level written, and how. A busy box writes a
+    # line per caller who hangs up in the menu at `info`; `warning` keeps only what needs a
+    # look. `json`: one JSON object a line, for a log collector (Loki, Elasticsearch, journald).
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+
 
 class TelephonySettings(BaseModel):
     """The hotline's numbers and locale, SIP and the carrier trunk, SIP bans, Asterisk."""

@@ -264,8 +264,9 @@ def worker_app() -> FastAPI:
     """The app as uvicorn builds it in each worker process: Settings from the same HOTLINE_*
     environment the parent was started with; logging as every Hotline process logs (a fresh
     interpreter: the CLI's set-up did not run in it)."""
-    configure_logging()
-    return create_app()
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)
 
 
 APP_FACTORY = "dashboard.main:worker_app"

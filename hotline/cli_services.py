@@ -101,9 +101,12 @@ def router_command() -> None:
 
 def supervise_command() -> None:
     """Restart the services of `hotline up` that die (`up` runs it in the background)."""
+    from call_router.log_setup import configure_logging
     from hotline.supervisor import run
 
-    run(get_settings())
+    settings = get_settings()
+    configure_logging(settings)
+    run(settings)
 
 
 def dashboard_command() -> None:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from call_router.log_setup import configure_logging
 from call_router.pid_files import cmdline, is_ours, pid_file, read_pid, service_args
 from call_router.settings import Settings
 
@@ -291,6 +292,7 @@ def run_foreground(
     """Run a service's `serve(settings, ready=event)`; its ready file exists while it is ready.
 
     `loop_factory`: the event loop to run it on (None: asyncio's default)."""
+    configure_logging(settings)
 
     async def main() -> None:
         ready = asyncio.Event()
