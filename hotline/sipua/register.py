@@ -33,17 +33,24 @@ def final_status(log: str) -> int | None:
     return status
 
 
+def register_scenario() -> str:
+    """The SIPp scenario of `register_once` (a test may send a variant of it)."""
+    return resources.files("hotline.sipua").joinpath("scenarios/register.xml").read_text()
+
+
 def register_once(
-    settings: Settings, login: str, password: str, *, local_ip: str = "127.0.0.1"
+    settings: Settings,
+    login: str,
+    password: str,
+    *,
+    local_ip: str = "127.0.0.1",
+    scenario_text: str | None = None,
 ) -> int | None:
     sipp = find_program(settings, "sipp")
     workdir = sipp.make_workdir()
     try:
         scenario = workdir / "register.xml"
-        scenario.write_text(
-            resources.files("hotline.sipua").joinpath("scenarios/register.xml").read_text(),
-            encoding="utf-8",
-        )
+        scenario.write_text(scenario_text or register_scenario(), encoding="utf-8")
         messages = workdir / "messages.log"
         args = [
             f"{settings.sip_host}:{settings.sip_port}",

@@ -28,7 +28,7 @@ from call_router.settings import Settings
 from hotline.asterisk.sandbox import Asterisk
 from hotline.cluster import kamailio
 from hotline.cluster.control import recorded_nodes
-from hotline.sipua.register import register_once
+from hotline.sipua.register import register_once, register_scenario
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
 from tests.conftest import (
@@ -159,6 +159,19 @@ def test_wrong_passwords_through_the_edge_ban_the_phones_own_address(cluster: Se
         assert status in (401, 403), f"attempt {attempt}: {status}"
     # Now even the right password from there is refused at the edge ...
     assert register_once(cluster, login, password, local_ip=attacker) == 403
+    # ... also as if within a dialog, routed straight at a node (found by playing attacker,
+    # 2026-12-06: a To-tag skipped the edge's ban, and Asterisk registered it, 200).
+    node = recorded_nodes(cluster)[0].settings()
+    made_up_dialog = register_scenario().replace(
+        "To: <sip:[login]@[remote_ip]>\n",
+        f"To: <sip:[login]@[remote_ip]>;tag=made-up\n"
+        f"      Route: <sip:{node.sip_host}:{node.sip_port};lr>\n",
+    )
+    assert made_up_dialog.count(";tag=made-up") == 2
+    assert (
+        register_once(cluster, login, password, local_ip=attacker, scenario_text=made_up_dialog)
+        == 403
+    )
     # ... while the same operator from another address, and the carrier, are not affected.
     assert register_once(cluster, login, password, local_ip=colleague) == 200
     assert place_call(cluster, from_number="+74954000002", hold=2.0).answered

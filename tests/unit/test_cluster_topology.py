@@ -102,3 +102,23 @@ def test_kamailio_accepts_the_rendered_config(tmp_path: Path) -> None:
     broken.write_text(broken.read_text().replace("request_route {", "request_route {{"))
     with pytest.raises(kamailio.KamailioError):
         kamailio.check_config(s)
+
+
+def test_a_made_up_dialog_skips_no_check_at_the_edge(tmp_path: Path) -> None:
+    # Found by playing attacker (2026-12-06): a To-tag sent any request into the in-dialog
+    # branch before the ban and flood checks, and loose_route() relayed it wherever its Route
+    # said: a banned address kept guessing passwords (a REGISTER with a To-tag is registered
+    # like any other by Asterisk), and the edge relayed for anyone from the carrier's trusted
+    # address.
+    s = settings(tmp_path)
+    cfg = kamailio.render(s, plan(s, 2))["kamailio.cfg"]
+    route = cfg[cfg.index("request_route {") :]
+    in_dialog_starts = route.index("has_totag()")
+    assert route.index("$sht(ipban=>$si)") < in_dialog_starts
+    assert route.index("pike_check_req()") < in_dialog_starts
+    assert 'if (has_totag() && !is_method("REGISTER")) {' in route
+    in_dialog = route[in_dialog_starts : route.index("t_check_trans();\n")]
+    # The next hop of a dialog request from outside must be a node.
+    assert 'ds_is_from_list("1", "2", "$var(hop)")' in in_dialog
+    assert "loose_route() || is_method" not in in_dialog  # no ACK relayed on its own say-so
+    assert "if (t_check_trans()) {\n\t\t\t\tt_relay();" in in_dialog
