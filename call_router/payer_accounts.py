@@ -4,9 +4,10 @@ the menu's checks against it, and the month's readings exported back for billing
 CSV: one meter a line, `payer_code,address,meter,serial,last_reading,last_read_on`; an account
 with no meters is one line with the meter columns empty; an account with several meters is
 several lines with the same code and address. `meter` is one of cold_water, hot_water, heat;
-`last_reading`/`last_read_on` (YYYY-MM-DD or DD.MM.YYYY) is what billing last knew: a phoned
-reading is checked against it when it is newer than the last reading phoned in. Until any
-account is imported, payer codes are checked by their check digit only (as before).
+`last_reading` (whole units, as a resident keys them) and `last_read_on` (YYYY-MM-DD or
+DD.MM.YYYY) are what billing last knew: a phoned reading is checked against it when it is
+newer than the last reading phoned in. Until any account is imported, payer codes are checked
+by their check digit only (as before).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from call_router.meter_readings import (
     METER_KINDS,
     MeterKind,
     PreviousReading,
+    ReadingCheck,
+    parse_reading,
 )
 from call_router.models import utcnow
 from call_router.sql_in import rows_in
@@ -99,13 +102,14 @@ def _row(number: int, cells: list[str]) -> tuple[AccountRow | None, str | None]:
         return None, f"the serial is longer than {MAX_SERIAL} characters"
     last_value: int | None = None
     if value:
-        if (
-            not value.isascii()
-            or not value.isdigit()
-            or len(value.lstrip("0")) > MAX_READING_DIGITS
-        ):
-            return None, f"the last reading must be at most {MAX_READING_DIGITS} digits"
-        last_value = int(value)
+        reading = parse_reading(value)
+        if isinstance(reading, ReadingCheck):
+            # Meters are read in whole units (a billing export may write 100.5 or 100,5).
+            return None, (
+                f"the last reading must be a whole number of at most {MAX_READING_DIGITS} "
+                f"digits, got {clean_text(value)[:20]!r}"
+            )
+        last_value = reading
     read_date = _date(read_on) if read_on else None
     if read_on and read_date is None:
         return None, f"the date must be YYYY-MM-DD or DD.MM.YYYY, got {clean_text(read_on)[:20]!r}"

@@ -29,12 +29,27 @@ def emit(info: Any, as_json: bool, text: Callable[[Any], str]) -> None:
 
 
 def open_database(settings: Settings) -> Database:
-    """The call-log database at the newest schema; the caller disposes of it."""
-    from call_router.db import Database
+    """The call-log database at the newest schema; the caller disposes of it. A database that
+    cannot be reached, or a URL no driver takes, is one clear line (exit 1), not a traceback."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    db = Database(settings.db_url)
+    from call_router.db import Database, first_line, unreachable
+
+    try:
+        db = Database(settings.db_url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        hint = " (PostgreSQL: postgresql+psycopg://...)" if "postgres" in settings.db_url else ""
+        raise fail(f"HOTLINE_DATABASE_URL is not a database URL we can use{hint}: {exc}") from exc
     try:
         db.upgrade()
+    except Exception as exc:
+        db.dispose()
+        if unreachable(exc):
+            raise fail(
+                f"cannot reach the database: {first_line(exc)}; start PostgreSQL (or check "
+                "HOTLINE_DATABASE_URL)"
+            ) from exc
+        raise
     except BaseException:
         db.dispose()
         raise

@@ -127,3 +127,15 @@ def test_a_silent_voicemail_is_reported_and_left_alone(tmp_path: Path) -> None:
     trimmed = trim_voicemail(path, max_seconds=60)
     assert trimmed.silent and trimmed.seconds == pytest.approx(4.0)
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("reading", ["100.5", "100,5", "1e3", "1234567890"])
+def test_a_billing_reading_that_is_not_whole_units_is_refused_with_its_value(reading: str) -> None:
+    # A newcomer's review (2026-12-06): "100.5" was refused as "at most 9 digits".
+    from call_router.payer_accounts import AccountImportError, parse_csv
+
+    line = f'7001234567,"Lenina 5",cold_water,SN1,"{reading}",2026-11-01\n'
+    with pytest.raises(AccountImportError) as refused:
+        parse_csv(line.encode())
+    assert "whole number of at most 9 digits" in str(refused.value)
+    assert repr(reading) in str(refused.value)
