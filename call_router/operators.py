@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from call_router.models import Operator, OperatorSkill
+from call_router.routing import SUPPORTED_LANGUAGES
 from call_router.settings import QUEUES
 
 FIRST_LOGIN = 1001
@@ -89,6 +90,8 @@ def add_operator(
     login: str | None = None,
     tenant_id: int | None = None,
 ) -> Operator:
+    if language not in SUPPORTED_LANGUAGES:
+        raise RosterError(f"language must be one of {', '.join(SUPPORTED_LANGUAGES)}")
     login = login or next_login(session)
     if not LOGIN_RE.match(login):
         raise RosterError("SIP login must be 2-32 characters of a-z, 0-9 or _, not starting with _")

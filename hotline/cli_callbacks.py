@@ -101,6 +101,9 @@ def list_command(
     from call_router.callback_list import list_callbacks
     from call_router.models import utcnow
 
+    if status_filter not in ("open", "closed", "all"):
+        raise typer.BadParameter("open, closed or all", param_hint="--status")
+
     db = _database(get_settings())
     with db.session() as session:
         rows = [

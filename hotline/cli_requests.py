@@ -77,8 +77,15 @@ def requests_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List requests, newest first."""
+    from call_router import request_lifecycle as life
     from call_router import request_reads, request_views
     from call_router.models import utcnow
+
+    unknown = [s for s in state or () if s not in life.STATES]
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)}: the states are {', '.join(life.STATES)}", param_hint="--state"
+        )
 
     now = utcnow()
     where = request_reads.RequestFilter(

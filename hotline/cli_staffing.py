@@ -16,6 +16,7 @@ from call_router.callbacks import hotline_zone
 from call_router.erlang import ErlangError, target_from_options
 from call_router.models import utcnow
 from call_router.settings import get_settings
+from call_router.tenants import TenantError, require_tenant
 from hotline.cli_support import open_database
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -59,6 +60,11 @@ def staffing_command(
     try:
         with db.session() as session:
             if tenant is not None:
+                if tenant not in ("", tenant_wall.CENTRE):
+                    try:
+                        require_tenant(session, tenant)  # a typo: said, not an empty plan
+                    except TenantError as exc:
+                        raise typer.BadParameter(str(exc), param_hint="--tenant") from exc
                 tenant_wall.set_scope(session, tenant_wall.filter_scope(session, tenant))
             try:
                 window, rows = staffing_store.week_forecast(

@@ -76,6 +76,16 @@ def test_duplicate_and_malformed_logins_are_refused(db: Database) -> None:
         add_operator(session, "Bad", parse_skills("plumbing"), login="a;b\n")
 
 
+def test_a_language_without_prompts_is_refused(db: Database) -> None:
+    # A newcomer's review (2026-12-06): `--language de` was taken although the help says ru or
+    # en, and no prompts exist for it.
+    with db.session() as session, pytest.raises(RosterError, match="language must be one of"):
+        add_operator(session, "Dieter", parse_skills("plumbing"), language="de")
+    with db.session() as session:
+        emma = add_operator(session, "Emma", parse_skills("plumbing"), language="en")
+        assert emma.language == "en"
+
+
 def test_disabled_operators_leave_the_enabled_roster(db: Database) -> None:
     with db.session() as session:
         add_operator(session, "Anna", parse_skills("plumbing"), login="anna")
