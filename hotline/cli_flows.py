@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from call_router.flows.admin import check_flows, reload_flows
+from call_router.flows.flow_reader import NOT_BUILT
 from call_router.flows.loader import FlowSet
 from call_router.settings import get_settings
 from hotline.cli_support import fail
@@ -16,8 +17,21 @@ app = typer.Typer(help="Voice-menu flows (ivr_flows/*.yaml).", no_args_is_help=T
 
 
 def _report(result: FlowSet) -> None:
+    unbuilt = [e for e in result.errors if e.unbuilt_prompt]
     for error in result.errors:
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        if not error.unbuilt_prompt:
+            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    if unbuilt:
+        # A fresh checkout has every prompt's text but no sound files: one line, not a hundred.
+        names = sorted(
+            {e.problem.removesuffix(f" {NOT_BUILT}").removeprefix("prompt ") for e in unbuilt}
+        )
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        typer.secho(
+            f"error: {len(names)} prompt(s) not built ({shown}): run `hotline prompts build`",
+            err=True,
+            fg=typer.colors.RED,
+        )
     if result.flows:
         typer.echo(f"valid flows: {', '.join(sorted(result.flows))}")
 

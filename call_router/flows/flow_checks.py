@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from call_router.flows.flow_reader import PROMPTS_FILE, FlowError, PromptCatalogue, sound_files
+from call_router.flows.flow_reader import (
+    NOT_BUILT,
+    PROMPTS_FILE,
+    FlowError,
+    PromptCatalogue,
+    sound_files,
+)
 from call_router.flows.schema import (
     INPUT_TYPES,
     Flow,
@@ -98,7 +104,7 @@ def _prompt_problem(
     if sound_files(recordings / "prompts" / lang, name):
         return None
     if has_text:
-        return f"prompt {lang}/{name} is not built: run `hotline prompts build`"
+        return f"prompt {lang}/{name} {NOT_BUILT}"
     return f"prompt {name!r} has no {lang!r} text and no recording"
 
 

@@ -30,11 +30,20 @@ SOUND_SUFFIXES = (".wav", ".WAV", ".sln", ".sln16", ".gsm", ".ulaw", ".alaw", ".
 MAX_FILE_BYTES = 1 << 20
 
 
+# The end of a FlowError's problem for a prompt not built yet.
+NOT_BUILT = "is not built: run `hotline prompts build`"
+
+
 @dataclass(frozen=True)
 class FlowError:
     file: str
     path: str
     problem: str
+
+    @property
+    def unbuilt_prompt(self) -> bool:
+        """A prompt with a text but no sound file yet (`hotline prompts build` makes it)."""
+        return self.problem.endswith(NOT_BUILT)
 
     def __str__(self) -> str:
         return f"{self.file}: {self.path or '(top)'}: {self.problem}"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from call_router.flows.conditions import BusinessCalendar
+from call_router.flows.flow_reader import NOT_BUILT
 from call_router.flows.loader import (
     CALENDAR_FILE,
     PROMPTS_FILE,
@@ -160,7 +161,7 @@ def load_tenant_menu(folder: Path, centre: CentreFiles) -> tuple[TenantMenu, lis
                     FlowError(
                         f"{prefix}/{PROMPTS_FILE}",
                         f"prompts.{name}",
-                        f"prompt {lang}/{name} is not built: run `hotline prompts build`",
+                        f"prompt {lang}/{name} {NOT_BUILT}",
                     )
                 )
     return TenantMenu(slug, flows, calendar, prompts), errors
