@@ -103,6 +103,9 @@ def prepare(
             queue=entry.queue,
             operator=operator,
             direction=DIRECTION_CALLBACK,
+            # The company whose caller this is: behind its wall, in its figures (the dialled
+            # number, the resident's own, says nothing of it).
+            tenant_id=entry.tenant_id,
         )
         session.add(call)
         session.flush()

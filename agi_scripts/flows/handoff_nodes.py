@@ -28,14 +28,12 @@ class HandoffNodes(Playback):
         intent: str | None,
         priority: int | None,
         prompt: str | None,
-        tenant_id: int | None = None,
     ) -> None:
         state = self.state
         choice = state.choice or None
         queue = flow_queue
         if self.rt.tenants is not None:
-            owner = tenant_id if tenant_id is not None else self.tenant.tenant_id
-            queue = self.rt.tenants.queue_for(owner, flow_queue)
+            queue = self.rt.tenants.queue_for(self.tenant.tenant_id, flow_queue)
         # No log line per routed call (a write per call at carrier scale): the decision is in
         # the call log (the menu_result entry below); the fallbacks are logged (hotline.py).
         if self.ctx.linkedid:
@@ -65,6 +63,10 @@ class HandoffNodes(Playback):
         found = desk.open_if_fresh(number)  # from memory: no thread, no database
         if found is None:
             found = await self._lookup(desk.open_requests, number)
+        # Only the call's own company's: a phone may have requests with several (a family, a
+        # resident who moved), and another company's are neither read out to this call nor a
+        # way into that company's own queues (found by a tenant review, 2026-12-06).
+        found = [r for r in found or () if r.tenant_id == self.tenant.tenant_id]
         if not found:
             return node.next, {"requests": []}
         heard = found[: node.max_announced]
@@ -97,7 +99,7 @@ class HandoffNodes(Playback):
         if self.ctx.linkedid:
             await self._call_row_written()
             await self._act(desk.link_call, self.ctx.linkedid, request.number)
-        await self._route_to(request.queue, "service_request", None, node.prompt, request.tenant_id)
+        await self._route_to(request.queue, "service_request", None, node.prompt)
         return None, {"requests": numbers, "key": key, "request": request.number}
 
     async def _voicemail(self, node: VoicemailNode) -> tuple[str | None, dict[str, Any]]:

@@ -16,9 +16,10 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, select, text
 
-from call_router import callback_intake, tenants
+from call_router import callback_claims, callback_intake, click_to_call, tenant_wall, tenants
 from call_router.db import Database, alembic_config, upgrade
-from call_router.models import CALLBACK_OPEN, Call, Callback
+from call_router.models import CALLBACK_OPEN, Call, Callback, Operator
+from tests.integration.test_callbacks_claim import RULES
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 NUMBER = "+79140000077"
@@ -139,3 +140,25 @@ def test_the_migration_keeps_every_row_both_ways(empty_url: str) -> None:
         assert count == 4
     finally:
         engine.dispose()
+
+
+def test_a_tenants_call_back_is_that_tenants_call(database: Database) -> None:
+    # Found by a tenant review (2026-12-06): the call an operator (or virtual hold) placed to a
+    # tenant's resident was logged as the centre's: hidden from the tenant's own staff (its
+    # operator could not file the disposition), counted in the centre's figures.
+    with database.session() as session:
+        a = tenants.add_tenant(session, "Dom A", slug="dom-a").id
+        session.add(Operator(name="Anna", sip_login="1001", sip_password="x" * 16, tenant_id=a))
+    entry = _missed(database, a, 0)
+    assert entry.tenant_id == a
+    with database.session() as session:
+        callback_claims.claim(session, entry.id, "1001", NOW, timeout=600)
+    tenant_wall.enter(tenant_wall.tenant_scope(a))  # as A's operator on the dashboard
+    try:
+        placed = click_to_call.prepare(database, entry.id, "1001", rules=RULES, now=NOW)
+        with database.session() as session:
+            seen = session.scalar(select(Call).where(Call.id == placed.call_id))
+            assert seen is not None, "A's call-back is not behind A's wall"
+            assert seen.tenant_id == a
+    finally:
+        tenant_wall.enter(tenant_wall.EVERYTHING)

@@ -19,10 +19,10 @@ from structlog.testing import capture_logs
 
 from agi_scripts.database_guard import THRESHOLD
 from agi_scripts.flows.requests import CallerRequests
-from agi_scripts.flows.services import DbLookups, FlowServices
+from agi_scripts.flows.services import DbLookups, FlowServices, TenantDirectory
 from agi_scripts.server import AgiServer
 from call_router import callback_policy as policy
-from call_router import channel_vars
+from call_router import channel_vars, tenants
 from call_router import request_feedback as feedback
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
@@ -35,8 +35,10 @@ from call_router.settings import PROJECT_ROOT, QUEUES, Settings
 from tests.unit import test_agi_protocol as protocol
 from tests.unit.conftest import started_agi
 from tests.unit.test_agi_protocol import (
+    LINKEDID,
     RECORDINGS,
     FakeAsterisk,
+    call_row,
     environment,
     event_kinds,
     run_call,
@@ -393,3 +395,47 @@ def test_a_caller_s_open_requests_are_found_whatever_the_spelling_of_the_number(
         assert [r.number for r in desk.open_requests(spelling)] == [number], spelling
     assert desk.open_requests("+79161234568") == []
     assert desk.open_requests("anonymous") == []
+
+
+@pytest.fixture
+async def tenant_server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
+    """`server`, with the companies (tenants) of the database."""
+    services = FlowServices(
+        registry=FlowRegistry(PROJECT_ROOT / "ivr_flows", queues=QUEUES),
+        lookups=DbLookups(db, "RU"),
+        numbers={"gas_emergency_number": "104"},
+        requests=CallerRequests(db, "RU", ttl=0),
+        tenants=TenantDirectory(db, "RU", ttl=0.0),
+    )
+    agi = await started_agi(settings, db, services)
+    yield agi
+    await agi.stop(grace=1.0)
+
+
+async def test_another_companys_request_is_neither_read_out_nor_a_way_into_its_queues(
+    tenant_server: AgiServer, db: Database
+) -> None:
+    # Found by a tenant review (2026-12-06): the phone has an open request with Dom A and calls
+    # Dom B's own number; B's call heard A's request, logged it, and the key put it into A's
+    # own queue (A's operators answering B's caller).
+    with db.session() as session:
+        a = tenants.add_tenant(session, "Dom A", slug="dom-a").id
+        b = tenants.add_tenant(session, "Dom B", slug="dom-b").id
+        tenants.set_tenant_queues(session, "dom-a", ["heating"])
+        tenants.add_number(session, "520002", "dom-b")
+        theirs = store.create_request(
+            session,
+            store.NewRequest(category="heating", street="Lenina", house="5", caller_number=CALLER),
+            categories=CATEGORIES,
+            actor="op",
+            tenant_id=a,
+            now=NOON - timedelta(days=1),
+        ).request.number
+    fake = FakeAsterisk(keys=[("1", False)], override=saying)
+    await run_call(tenant_server, fake, environment(agi_dnid="520002"))
+    call = call_row(db, LINKEDID)
+    assert call is not None and call.tenant_id == b
+    assert prompt("request_yours") not in fake.played
+    assert not any(theirs in command for command in fake.commands)
+    assert "request_status" not in event_kinds(db)
+    assert fake.set_vars[channel_vars.QUEUE] != f"t{a}_heating"
