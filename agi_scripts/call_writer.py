@@ -233,7 +233,10 @@ class CallWriter(WriterCommon):
                 self.database_ok = False
                 # Keep the queue on disk while the database is away: a kill loses nothing.
                 if self._memory:
-                    self._spill_memory()
+                    try:
+                        self._spill_memory()
+                    except OSError as spill_exc:  # a full disk: keep them in memory
+                        self.log.warning("call_writer_spool_failed", error=str(spill_exc))
                 if self.on_progress is not None:
                     self.on_progress({})
                 delay = min(self.retry_max, max(0.2, delay * 2))
@@ -394,12 +397,12 @@ class CallWriter(WriterCommon):
     def _spill_memory(self) -> None:
         """Move the in-memory queue to the front of the spool (kept in order)."""
         writes = list(self._memory)
-        self._memory.clear()
-        self._fresh = 0
         if not self._spool.pending:
             # What was read from the spool is written or among `writes`: start it afresh.
             self._spool.clear()
         self._spool.prepend(w.to_record() for w in writes)
+        self._memory.clear()  # only once they are on disk
+        self._fresh = 0
 
     def _spool_written(self) -> None:
         """Everything read from the spool is in the database: empty the file. (Until then a

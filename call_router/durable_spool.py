@@ -22,6 +22,7 @@ Not thread-safe: each user calls it from its event loop only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -140,11 +141,16 @@ class DurableSpool:
             old.seek(self._cursor)
             rest = old.read()
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with tmp.open("wb") as out:
-            out.write(data)
-            out.write(rest)
-            out.flush()
-            os.fsync(out.fileno())
+        try:
+            with tmp.open("wb") as out:
+                out.write(data)
+                out.write(rest)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            # A full disk: the spool is as it was, and the half-written copy frees its space.
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.path)
         self._cursor = 0
         self._pending += count
@@ -161,10 +167,19 @@ class DurableSpool:
         if not count:
             return 0
         spool = self._open()
-        spool.write(data)
         spool.flush()
-        if sync:
-            os.fsync(spool.fileno())
+        start = os.lseek(spool.fileno(), 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(spool.fileno(), view) :]
+            if sync:
+                os.fsync(spool.fileno())
+        except OSError:
+            # A full disk: nothing of this append stays (no torn line, nothing uncounted).
+            with contextlib.suppress(OSError):
+                os.ftruncate(spool.fileno(), start)
+            raise
         self._pending += count
         return count
 

@@ -153,12 +153,13 @@ class EventWriter:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            batch = self.backlog.peek(self._batch_size)
             try:
+                batch = self.backlog.peek(self._batch_size)
                 if batch:
                     await self.apply(batch)
                 else:  # nothing waits, but the database was missed: is it back?
                     await asyncio.to_thread(self._call_log.run, lambda s: s.execute(select(1)))
+                self.backlog.commit()
             except Exception as exc:
                 if unreachable(exc):
                     self.database_lost(exc)
@@ -171,7 +172,6 @@ class EventWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, REPLAY_BACKOFF_MAX)
                 continue
-            self.backlog.commit()
             delay = REPLAY_BACKOFF_FIRST
             if not self.db_reachable:
                 self.db_reachable = True
