@@ -323,16 +323,27 @@ class AmiListener:
             lanes.cancel()
 
     async def _catch_up_when_due(self, manager: NoReconnectManager) -> None:
-        """After an outage, once the backlog is written: the same catch-up as on reconnect."""
+        """After an outage, once the backlog is written: the same catch-up as on reconnect.
+
+        A failed catch-up (a slow or refused CoreShowChannels while the link stays up) is
+        retried with a capped backoff; a lost link cancels this task and the reconnect
+        reconciles anyway."""
+        delay = BACKOFF_FIRST
         while True:
             await self.writer.catch_up_due.wait()
             await self.writer.idle.wait()
             self.writer.catch_up_due.clear()
             try:
                 closed = await self._reconcile(manager)
-            except (OSError, TimeoutError, AmiError) as exc:  # reconnecting reconciles anyway
-                log.warning("catch_up_failed", error=str(exc) or type(exc).__name__)
-                return
+            except Exception as exc:
+                self.writer.catch_up_due.set()  # still owed
+                log.warning(
+                    "catch_up_failed", error=str(exc) or type(exc).__name__, retry_in=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+                continue
+            delay = BACKOFF_FIRST
             log.info("caught_up_after_outage", reconciled=closed)
 
     def _spool_pending(self) -> None:

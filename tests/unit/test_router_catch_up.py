@@ -1,0 +1,75 @@
+"""The router's catch-up after an outage outlives one failed try (found by a fault review,
+2026-12-06: a CoreShowChannels that timed out while the AMI link stayed up ended the task, and
+no catch-up ran again until the next reconnect, possibly days later)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from call_router import ami_listener
+from call_router.ami_listener import AmiListener
+from call_router.call_log import CallLog
+from call_router.db import Database
+from call_router.live_state import LiveState
+from call_router.settings import Settings
+from tests.conftest import free_port
+from tests.unit.conftest import model_database
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    yield from model_database(tmp_path)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+class SlowThenFineAsterisk:
+    """A connected AMI link whose first CoreShowChannels gets no reply in time (a busy
+    Asterisk); Ping and every later CoreShowChannels are answered: the link stays up."""
+
+    def __init__(self) -> None:
+        self.core_show_channels = 0
+
+    def send_action(self, action: dict[str, str], **_kw: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if action["Action"] == "CoreShowChannels":
+            self.core_show_channels += 1
+            if self.core_show_channels == 1:
+                return future  # never answered: RECONCILE_TIMEOUT
+            future.set_result([{"Response": "Success"}])
+        else:
+            future.set_result({"Response": "Success"})
+        return future
+
+
+async def test_a_failed_catch_up_does_not_end_the_catch_up_task_while_the_link_stays_up(
+    tmp_path: Path, db: Database, live: LiveState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up (deferred reconcile after a database outage) whose CoreShowChannels times
+    out once must be retried; and the next database outage must still be caught up."""
+    monkeypatch.setattr(ami_listener, "RECONCILE_TIMEOUT", 0.1)
+    settings = Settings(state_dir=tmp_path / "state", ami_port=free_port())
+    listener = AmiListener(settings, CallLog(db), live)
+    consumer = asyncio.create_task(listener._consume())
+    asterisk = SlowThenFineAsterisk()
+    catch_up = asyncio.create_task(listener._catch_up_when_due(asterisk))  # type: ignore[arg-type]
+    try:
+        listener.writer.catch_up_due.set()  # the reconnect's reconcile was deferred
+        await until(lambda: asterisk.core_show_channels >= 1)  # tried: no answer in time
+        listener.writer.catch_up_due.set()  # a later outage; the link still up
+        # Tried again (after the back-off), not ended.
+        await until(lambda: asterisk.core_show_channels >= 2 or catch_up.done())
+        assert not catch_up.done(), "the catch-up task ended: no catch-up until a reconnect"
+    finally:
+        catch_up.cancel()
+        consumer.cancel()
+        await asyncio.gather(catch_up, consumer, return_exceptions=True)
