@@ -64,15 +64,24 @@ def saying(cmd: str) -> list[str] | None:
     return ["200 result=1", "HANGUP"] if cmd == "HANGUP" else None
 
 
-@pytest.fixture
-async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
+async def _requests_server(
+    settings: Settings, db: Database, *, with_tenants: bool = False
+) -> AgiServer:
+    """The repo's flows over the fake Asterisk, the caller's requests read from `db` (and the
+    companies, `with_tenants`)."""
     services = FlowServices(
         registry=FlowRegistry(PROJECT_ROOT / "ivr_flows", queues=QUEUES),
         lookups=DbLookups(db, "RU"),
         numbers={"gas_emergency_number": "104"},
         requests=CallerRequests(db, "RU", ttl=0),
+        tenants=TenantDirectory(db, "RU", ttl=0.0) if with_tenants else None,
     )
-    agi = await started_agi(settings, db, services)
+    return await started_agi(settings, db, services)
+
+
+@pytest.fixture
+async def server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
+    agi = await _requests_server(settings, db)
     yield agi
     await agi.stop(grace=1.0)
 
@@ -400,14 +409,7 @@ def test_a_caller_s_open_requests_are_found_whatever_the_spelling_of_the_number(
 @pytest.fixture
 async def tenant_server(settings: Settings, db: Database) -> AsyncIterator[AgiServer]:
     """`server`, with the companies (tenants) of the database."""
-    services = FlowServices(
-        registry=FlowRegistry(PROJECT_ROOT / "ivr_flows", queues=QUEUES),
-        lookups=DbLookups(db, "RU"),
-        numbers={"gas_emergency_number": "104"},
-        requests=CallerRequests(db, "RU", ttl=0),
-        tenants=TenantDirectory(db, "RU", ttl=0.0),
-    )
-    agi = await started_agi(settings, db, services)
+    agi = await _requests_server(settings, db, with_tenants=True)
     yield agi
     await agi.stop(grace=1.0)
 
