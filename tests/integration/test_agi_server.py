@@ -112,15 +112,23 @@ def agi_process(postgres_url: str, tmp_path: Path) -> Iterator[tuple[int, subpro
 
 
 def call_by_linkedid(url: str, linkedid: str) -> tuple[Call | None, list[str]]:
+    """The call's row and its timeline kinds.
+
+    The kinds are read first: under PostgreSQL's READ COMMITTED each statement sees what was
+    committed when it began, so a row read before the kinds could predate the very batch
+    (columns and timeline entry in one transaction) whose entry the kinds then show.
+    """
     db = Database(url)
     try:
         with db.session() as session:
-            call = session.scalars(select(Call).where(Call.linkedid == linkedid)).first()
-            kinds = (
-                list(session.scalars(select(CallEvent.kind).where(CallEvent.call_id == call.id)))
-                if call
-                else []
+            kinds = list(
+                session.scalars(
+                    select(CallEvent.kind)
+                    .join(Call, Call.id == CallEvent.call_id)
+                    .where(Call.linkedid == linkedid)
+                )
             )
+            call = session.scalars(select(Call).where(Call.linkedid == linkedid)).first()
             return call, kinds
     finally:
         db.dispose()
