@@ -283,7 +283,14 @@ class AmiListener:
         )
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(
-            ReconcileRequest(uniqueids, requested_at, done, asterisk_started_at, self._link_lost_at)
+            ReconcileRequest(
+                uniqueids,
+                requested_at,
+                done,
+                asterisk_started_at,
+                self._link_lost_at,
+                heard_until=self._health.heard_until(),
+            )
         )
         return await done
 
@@ -337,9 +344,7 @@ class AmiListener:
                 closed = await self._reconcile(manager)
             except Exception as exc:
                 self.writer.catch_up_due.set()  # still owed
-                log.warning(
-                    "catch_up_failed", error=str(exc) or type(exc).__name__, retry_in=delay
-                )
+                log.warning("catch_up_failed", error=str(exc) or type(exc).__name__, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
                 continue

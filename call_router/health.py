@@ -68,6 +68,10 @@ class RouterReport:
     backlog: int = 0
     # Events lost to an error (not an outage) since the router started: ami_event_failed.
     failed_events: int = 0
+    # Until when the router had every event Asterisk sent (its link up then): now while it
+    # is up, else when it was last up - carried over a router restart, so the next start
+    # knows since when calls may have gone unlogged (listener_reconcile.py).
+    heard_until: datetime | None = None
 
 
 def router_health_path(settings: Settings) -> Path:
@@ -82,7 +86,7 @@ def read_router_report(settings: Settings) -> RouterReport | None:
 def write_router_health(path: Path, report: RouterReport) -> None:
     """Atomically (write, then rename): a reader never sees half a report."""
     values = asdict(report)
-    for key in ("updated_at", "asterisk_started_at"):
+    for key in ("updated_at", "asterisk_started_at", "heard_until"):
         value = values[key]
         values[key] = value.isoformat() if value is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,20 +102,21 @@ def read_router_health(path: Path) -> RouterReport | None:
         return RouterReport(
             updated_at=datetime.fromisoformat(values["updated_at"]),
             ami_connected=bool(values["ami_connected"]),
-            asterisk_started_at=(
-                datetime.fromisoformat(values["asterisk_started_at"])
-                if values.get("asterisk_started_at")
-                else None
-            ),
+            asterisk_started_at=_time_or_none(values.get("asterisk_started_at")),
             lag_seconds=values.get("lag_seconds"),
             pending_events=int(values.get("pending_events") or 0),
             spool_depth=values.get("spool_depth"),
             database_reachable=bool(values.get("database_reachable", True)),
             backlog=int(values.get("backlog") or 0),
             failed_events=int(values.get("failed_events") or 0),
+            heard_until=_time_or_none(values.get("heard_until")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 # --- the checks ---------------------------------------------------------------------------------

@@ -54,14 +54,26 @@ class ListenerHealth:
         self._link: ManagerSender | None = None
         # Set when the link comes or goes: the report is rewritten at once.
         self._link_changed = asyncio.Event()
+        # When the link was last up: this process's, or the report of the router before it.
+        self._heard_until = heard_until_of(health_report.read_router_report(settings))
 
     def asterisk_connected(self, started_at: datetime | None) -> None:
         """A (re)connect: a new Asterisk's start; probes sent to the old one never return."""
         self._asterisk_started, self._probes = started_at, {}
 
     def link_changed(self, link: ManagerSender | None) -> None:
+        if link is None and self._link is not None:
+            self._heard_until = self._clock()
         self._link = link
         self._link_changed.set()
+
+    def heard_until(self) -> datetime | None:
+        """Until when the router had every event Asterisk sent: now while the link is up;
+        else when it was last up (in this process, or in the router that ran before it);
+        None if no router here ever had a link."""
+        if self._link is not None:
+            self._heard_until = self._clock()
+        return self._heard_until
 
     def report(self) -> health_report.RouterReport:
         lag = self._last_lag
@@ -78,6 +90,7 @@ class ListenerHealth:
             database_reachable=self._writer.db_reachable,
             backlog=len(self._writer.backlog),
             failed_events=self._failed_events() + self._writer.failed_events,
+            heard_until=self.heard_until(),
         )
 
     def write_now(self) -> None:
@@ -123,3 +136,13 @@ class ListenerHealth:
         sent = self._probes.pop(probe, None)
         if sent is not None:
             self._last_lag = time.monotonic() - sent
+
+
+def heard_until_of(report: health_report.RouterReport | None) -> datetime | None:
+    """What an earlier router's last report says it had heard (a report written before the
+    field existed: its own time, if its link was up then)."""
+    if report is None:
+        return None
+    if report.heard_until is not None:
+        return report.heard_until
+    return report.updated_at if report.ami_connected else None

@@ -20,6 +20,8 @@ import structlog
 
 from call_router import reconcile
 from call_router.call_log import CallLog
+from call_router.call_log_core import CallArrival
+from call_router.call_log_sql import known_call_ids
 from call_router.db import unreachable
 from call_router.live_state import STAGE_QUEUE, LiveState
 from call_router.router_agents import AgentPresence
@@ -31,6 +33,11 @@ from call_router.settings import QUEUES
 ASTERISK_START_SLACK = timedelta(seconds=2)
 # A call that started this close to the channel snapshot may be missing from it legitimately.
 RECONCILE_GRACE = timedelta(seconds=5)
+# Calls that met the fail-safe are looked for from this long before the router last heard
+# everything (events heard then may not have been written yet) ...
+UNLOGGED_MARGIN = timedelta(minutes=2)
+# ... but never further back than this: a call older than a day wants no callback now.
+UNLOGGED_LOOKBACK = timedelta(days=1)
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +52,9 @@ class ReconcileRequest:
     # When this Asterisk started, and when the router last lost its AMI link (Asterisk gone).
     asterisk_started_at: datetime | None = None
     went_away_at: datetime | None = None
+    # Until when the router (this one or the one before it) had every event: calls that
+    # began later may have no row at all (listener_health.ListenerHealth.heard_until).
+    heard_until: datetime | None = None
 
 
 class Reconciler:
@@ -72,6 +82,7 @@ class Reconciler:
         Asterisk recorded when it has one, else now, as "reconciled"."""
         closed = 0
         try:
+            await self._log_unlogged_calls(item)
             calls = await asyncio.to_thread(self._call_log.open_calls)
             rows, cdr_ends = await asyncio.to_thread(
                 self._records.read, [call.linkedid for call in calls]
@@ -113,6 +124,36 @@ class Reconciler:
         finally:
             if not item.done.done():
                 item.done.set_result(closed)
+
+    async def _log_unlogged_calls(self, item: ReconcileRequest) -> None:
+        """Rows for the calls nobody logged: with no FastAGI server to write a row and no
+        router to hear the fail-safe's event, only Asterisk's records know of them. Once a
+        row exists, the catch-up below replays their records and closes them like any other."""
+        if item.heard_until is None:
+            return
+        since = max(item.heard_until - UNLOGGED_MARGIN, item.requested_at - UNLOGGED_LOOKBACK)
+        found = await asyncio.to_thread(self._records.failsafe_calls_since, since)
+        if not found:
+            return
+        known = await asyncio.to_thread(
+            self._call_log.run,
+            lambda session: known_call_ids(session, [call.linkedid for call in found]),
+        )
+        arrivals = [
+            CallArrival(
+                linkedid=call.linkedid,
+                caller_number=call.caller_number,
+                caller_name=call.caller_name,
+                channel=call.channel,
+                dialed_number=call.dialed_number,
+                started_at=call.started_at,
+            )
+            for call in found
+            if call.linkedid not in known
+        ]
+        if arrivals:
+            await asyncio.to_thread(self._call_log.ensure_calls, arrivals)
+            log.warning("ami_unlogged_calls_recovered", calls=len(arrivals), since=since)
 
     async def resync_live(self) -> None:
         """Live state rebuilt from the open calls (and every operator published again)."""

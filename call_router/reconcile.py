@@ -31,7 +31,10 @@ SAME_MOMENT_SECONDS = 1.5
 # Only the tail of a long queue_log / CDR file is read (the calls open now are recent).
 READ_TAIL_BYTES = 16 * 2**20
 # CDR CSV columns (cdr.conf: loguniqueid, loguserfield, newcdrcolumns).
-_CDR_END, _CDR_LINKEDID = 11, 19
+_CDR_SRC, _CDR_CLID, _CDR_CHANNEL, _CDR_START = 1, 4, 5, 9
+_CDR_END, _CDR_UNIQUEID, _CDR_LINKEDID = 11, 16, 19
+# ENTERQUEUE's data: url|caller number|position (a caller number with a "|" shifts them).
+_ENTERQUEUE_FIELDS = 3
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,13 @@ class KnownEvent:
     at: datetime
 
 
-def parse_queue_log(lines: Iterable[str], callids: Collection[str]) -> list[QueueLogRow]:
-    """The rows of these calls, in file order. Malformed lines are skipped, never fatal."""
+def parse_queue_log(lines: Iterable[str], callids: Collection[str] | None) -> list[QueueLogRow]:
+    """The rows of these calls (None: of every call), in file order. Malformed lines are
+    skipped, never fatal."""
     rows = []
     for line in lines:
         parts = line.rstrip("\r\n").split("|")
-        if len(parts) < 5 or parts[1] not in callids:
+        if len(parts) < 5 or (callids is not None and parts[1] not in callids):
             continue
         try:
             at = float(parts[0])
@@ -78,14 +82,87 @@ def parse_cdr_ends(text: str, linkedids: Collection[str]) -> dict[str, datetime]
     for record in _csv_records(text):
         if len(record) <= _CDR_LINKEDID or record[_CDR_LINKEDID] not in linkedids:
             continue
-        try:
-            end = datetime.strptime(record[_CDR_END], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-        except ValueError:
+        end = _cdr_time(record[_CDR_END])
+        if end is None:
             continue
         linkedid = record[_CDR_LINKEDID]
         if linkedid not in ends or end > ends[linkedid]:
             ends[linkedid] = end
     return ends
+
+
+@dataclass(frozen=True)
+class FailsafeCall:
+    """A call the dialplan's fail-safe sent to the coordinator (no FastAGI server logged it),
+    as Asterisk's records tell it: enough for its call-log row."""
+
+    linkedid: str
+    started_at: datetime
+    caller_number: str | None
+    caller_name: str | None
+    channel: str | None
+    dialed_number: str | None
+
+
+def failsafe_calls(rows: Iterable[QueueLogRow], cdr_text: str) -> list[FailsafeCall]:
+    """The calls among `rows` that met the fail-safe (a HOTLINEAGIFAILED line), in file order.
+
+    The caller's own CDR (uniqueid = linkedid) gives the caller ID, channel and start; a call
+    still in progress has none yet, and its ENTERQUEUE line gives the number. The dialled
+    number is our dialplan's (the extension it matched), never the caller's.
+    """
+    by_call: dict[str, list[QueueLogRow]] = {}
+    for row in rows:
+        by_call.setdefault(row.callid, []).append(row)
+    failed = {
+        callid: next(r for r in own if r.verb == VERB_AGI_FAILED)
+        for callid, own in by_call.items()
+        if any(r.verb == VERB_AGI_FAILED for r in own)
+    }
+    cdrs: dict[str, list[str]] = {}
+    for record in _csv_records(cdr_text):
+        if (
+            len(record) > _CDR_LINKEDID
+            and record[_CDR_LINKEDID] in failed
+            and record[_CDR_UNIQUEID] == record[_CDR_LINKEDID]
+        ):
+            cdrs.setdefault(record[_CDR_LINKEDID], record)
+    calls = []
+    for callid, line in failed.items():
+        cdr = cdrs.get(callid)
+        joined = [r for r in by_call[callid] if r.verb == "ENTERQUEUE"]
+        number = cdr[_CDR_SRC] if cdr else None
+        if not number and joined and len(joined[0].data) == _ENTERQUEUE_FIELDS:
+            number = joined[0].field(1)
+        started = _cdr_time(cdr[_CDR_START]) if cdr else None
+        calls.append(
+            FailsafeCall(
+                linkedid=callid,
+                started_at=min(started or _when(line), _when(line)),
+                caller_number=number or None,
+                caller_name=_clid_name(cdr[_CDR_CLID]) if cdr else None,
+                channel=(cdr[_CDR_CHANNEL] or None) if cdr else None,
+                dialed_number=line.field(1) or None,
+            )
+        )
+    return calls
+
+
+def _when(row: QueueLogRow) -> datetime:
+    return datetime.fromtimestamp(row.at, UTC)
+
+
+def _cdr_time(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _clid_name(clid: str) -> str | None:
+    """The name part of a CDR's `"Name" <number>`."""
+    name = clid.rsplit("<", 1)[0].strip() if clid.endswith(">") else ""
+    return name.removeprefix('"').removesuffix('"') or None
 
 
 def _csv_records(text: str) -> Iterator[list[str]]:
@@ -166,7 +243,11 @@ def missed_events(rows: Sequence[QueueLogRow], known: Sequence[KnownEvent]) -> l
             events.append({"Event": "UserEvent", **base, "UserEvent": "HotlineCallbackRequest"})
         elif row.verb == VERB_AGI_FAILED:
             # Recorded under one key per call: a replay adds nothing.
-            failed = {"UserEvent": "HotlineAgiFailed", "Status": row.field(0)}
+            failed = {
+                "UserEvent": "HotlineAgiFailed",
+                "Status": row.field(0),
+                "Dialed": row.field(1),
+            }
             events.append({"Event": "UserEvent", **base, **failed})
     return events
 
@@ -227,23 +308,34 @@ class AsteriskRecords:
     def in_log_dir(cls, log_dir: Path) -> AsteriskRecords:
         return cls(log_dir / "queue_log", log_dir / "cdr-csv" / "Master.csv")
 
+    def failsafe_calls_since(self, since: datetime) -> list[FailsafeCall]:
+        """The calls that met the dialplan's fail-safe at `since` or later."""
+        rows = parse_queue_log(_lines(self._queue_log_text()), None)
+        cutoff = since.timestamp()
+        met = {r.callid for r in rows if r.verb == VERB_AGI_FAILED and r.at >= cutoff}
+        if not met:
+            return []
+        return failsafe_calls([r for r in rows if r.callid in met], self._cdr_text())
+
+    def _queue_log_text(self) -> str:
+        # The daily log rotation (call_router/retention.py) may have just moved the lines we
+        # need into queue_log.<time>: read the newest rotated file's tail first.
+        text = read_tail(self.queue_log)
+        rotated = newest_rotated(self.queue_log)
+        return text if rotated is None else read_tail(rotated) + "\n" + text
+
+    def _cdr_text(self) -> str:
+        # The same for the CDR file, which the sweep rotates too (Master.csv.<time>).
+        text = read_tail(self.cdr_csv)
+        rotated = newest_rotated(self.cdr_csv)
+        return text if rotated is None else read_tail(rotated) + "\n" + text
+
     def read(
         self, linkedids: Collection[str]
     ) -> tuple[dict[str, list[QueueLogRow]], dict[str, datetime]]:
         """Per call its queue_log rows, and the CDR end times."""
         wanted = frozenset(linkedids)
         by_call: dict[str, list[QueueLogRow]] = {}
-        # The daily log rotation (call_router/retention.py) may have just moved the lines we
-        # need into queue_log.<time>: read the newest rotated file's tail first.
-        text = read_tail(self.queue_log)
-        rotated = newest_rotated(self.queue_log)
-        if rotated is not None:
-            text = read_tail(rotated) + "\n" + text
-        for row in parse_queue_log(_lines(text), wanted):
+        for row in parse_queue_log(_lines(self._queue_log_text()), wanted):
             by_call.setdefault(row.callid, []).append(row)
-        # The same for the CDR file, which the sweep rotates too (Master.csv.<time>).
-        cdr = read_tail(self.cdr_csv)
-        rotated_cdr = newest_rotated(self.cdr_csv)
-        if rotated_cdr is not None:
-            cdr = read_tail(rotated_cdr) + "\n" + cdr
-        return by_call, parse_cdr_ends(cdr, wanted)
+        return by_call, parse_cdr_ends(self._cdr_text(), wanted)

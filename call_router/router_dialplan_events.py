@@ -193,6 +193,8 @@ class DialplanEvents:
                     caller_number=event.get("CallerIDNum"),
                     caller_name=event.get("CallerIDName"),
                     channel=event.get("Channel"),
+                    # The extension the dialplan matched (from-pstn): the company's number.
+                    dialed_number=event.get("Dialed") or None,
                     started_at=self._at(event),
                 )
             self._call_log.record_event(

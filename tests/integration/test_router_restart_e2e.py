@@ -20,7 +20,7 @@ from call_router.settings import Settings
 from hotline import services
 from hotline.sipua.softphone import Softphone
 from hotline.sipua.testcall import CallResult, place_call
-from tests.conftest import add_operator, finished_call, wait_for
+from tests.conftest import add_operator, alone_in_queue, finished_call, wait_for
 from tests.integration.conftest import calls_of, entry_of
 from tests.integration.test_agents_e2e import agent, agents
 
@@ -129,4 +129,52 @@ def test_an_abandon_and_a_virtual_hold_while_the_router_was_down_give_one_callba
     assert (entry["reason"], entry["queue"]) == ("virtual_hold", "heating")
     for caller in (abandoner, holder):
         assert len(calls_of(api, caller)) == 1
+    agents("logout", login)
+
+
+@contextmanager
+def fastagi_pool_down(settings: Settings) -> Iterator[None]:
+    """Every FastAGI server of this box stopped (held) for the block, started again after."""
+    pool = services.pool_servers(settings)
+    for name in pool:
+        services.stop_service(settings, name)
+    try:
+        yield
+    finally:
+        for name in pool:
+            services.start_service(settings, name)
+        for name in pool:
+            services.wait_ready(settings, name, timeout=60)
+
+
+def test_a_call_met_by_no_fastagi_server_and_no_router_is_logged_and_called_back(
+    stack: Settings, api: httpx.Client
+) -> None:
+    """Nothing of ours was up but Asterisk: the fail-safe put the caller in the coordinator's
+    queue, where they gave up. No process wrote a row; the router's restart finds the call in
+    Asterisk's records (from when its predecessor last heard everything) and logs it whole."""
+    op = add_operator("Cora Closed", "coordinator")
+    login = op["sip_login"]
+    alone_in_queue(api, login, "coordinator")
+    # Logged in but paused: the caller waits, nobody is rung.
+    agents("pause", login, "--reason", "training")
+    caller = "+74951119404"
+    with Softphone(stack, login, op["sip_password"]):
+        kill_router(stack)
+        try:
+            with fastagi_pool_down(stack):
+                result = place_call(stack, dtmf="3", from_number=caller, hold=14)
+                assert result.answered, result.detail
+        finally:
+            start_router(stack)
+
+    call = finished_call(api, caller)
+    assert len(calls_of(api, caller)) == 1
+    assert (call["queue"], call["outcome"]) == ("coordinator", "abandoned_in_queue")
+    kinds = [e["kind"] for e in api.get(f"/api/calls/{call['id']}").json()["events"]]
+    assert {"agi_failed", "queue_join", "abandon"} <= set(kinds), kinds
+    assert "menu_result" not in kinds
+    entry = entry_of(api, caller)
+    assert entry is not None
+    assert (entry["reason"], entry["queue"]) == ("abandoned_in_queue", "coordinator")
     agents("logout", login)

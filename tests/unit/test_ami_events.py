@@ -423,11 +423,13 @@ async def test_a_call_behind_the_edge_that_met_a_dead_fastagi_pool_is_logged(
     # A cluster node: the caller's channel starts in [from-edge] (not the inbound context),
     # and no FastAGI server lived to write the call: the fail-safe's event logs it.
     call = Call_("node2-1763892000.97", number="+79160000097")
-    await feed(listener, [{**call.newchannel(0), "Context": "from-edge"}, agi_failed(call, 1)])
+    # Its event names the number the dialplan matched: the company's, when it is one.
+    failed = {**agi_failed(call, 1), "Dialed": "500100"}
+    await feed(listener, [{**call.newchannel(0), "Context": "from-edge"}, failed])
 
     with db.session() as session:
         row = session.scalars(select(Call).where(Call.linkedid == call.linkedid)).one()
-        assert row.caller_number == "+79160000097"
+        assert (row.caller_number, row.dialed_number) == ("+79160000097", "500100")
     assert event_kinds(db, call.linkedid) == ["agi_failed"]
 
 
@@ -845,6 +847,103 @@ async def test_a_reconnect_takes_what_was_missed_from_the_queue_log_and_cdrs(
         await asyncio.wait_for(ready.wait(), 10)
         assert asterisk.logins == 2
         assert (rows(db, CallEvent), rows(db, Callback)) == counts
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await asterisk.stop()
+
+
+async def test_a_call_nobody_logged_is_taken_from_the_records_after_a_router_restart(
+    settings: Settings, db: Database, live: LiveState, tmp_path: Path
+) -> None:
+    """The router and every FastAGI server were down together: the fail-safe put the caller
+    in the coordinator's queue, where they gave up. No row existed; the restarted router
+    knows from its predecessor's report since when it heard nothing, and logs the call."""
+    from call_router import health
+    from call_router.reconcile import AsteriskRecords
+
+    # The router before this one: its link was up until T0 + 10.
+    health.write_router_health(
+        health.router_health_path(settings),
+        health.RouterReport(
+            updated_at=datetime.fromtimestamp(T0 + 10, UTC),
+            ami_connected=True,
+            asterisk_started_at=None,
+            lag_seconds=None,
+            pending_events=0,
+            spool_depth=None,
+        ),
+    )
+    unlogged, live_one, long_before = "1763892020.5", "1763892100.7", "1763890000.1"
+    log_dir = tmp_path / "asterisk-log"
+    (log_dir / "cdr-csv").mkdir(parents=True)
+    (log_dir / "queue_log").write_text(
+        "".join(
+            f"{line}\n"
+            for line in (
+                # Hours before the router went away (its own row was never written): old.
+                f"{T0 - 7200}|{long_before}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
+                f"{T0 + 21}|{unlogged}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
+                f"{T0 + 21}|{unlogged}|coordinator|NONE|ENTERQUEUE||+79160004001|1",
+                f"{T0 + 80}|{unlogged}|coordinator|NONE|ABANDON|1|1|59",
+                # Still waiting now: no CDR yet, the number from its ENTERQUEUE line.
+                f"{T0 + 101}|{live_one}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
+                f"{T0 + 101}|{live_one}|coordinator|NONE|ENTERQUEUE||+79160004002|1",
+            )
+        )
+    )
+    (log_dir / "cdr-csv" / "Master.csv").write_text(
+        f'"","+79160004001","coordinator","hotline-queues","""Ivan"" <+79160004001>",'
+        f'"PJSIP/pstn-00000007","","Queue","coordinator","2025-11-23 10:00:20",'
+        f'"2025-11-23 10:00:21","2025-11-23 10:01:20",60,59,"ANSWERED","DOCUMENTATION",'
+        f'"{unlogged}","","","{unlogged}",0\n'
+    )
+    asterisk = FakeAsterisk(
+        channels=[channel_fields(live_one, live_one, number="+79160004002", name="")]
+    )
+    await asterisk.start(settings.ami_port)
+    call_log = CallLog(db, callback_min_wait=0)
+    listener = AmiListener(
+        settings,
+        call_log,
+        live,
+        clock=lambda: datetime.fromtimestamp(T0 + 120, UTC),
+        records=AsteriskRecords.in_log_dir(log_dir),
+    )
+    ready = asyncio.Event()
+    task = asyncio.create_task(listener.run(ready=ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 10)
+        row = the_call(db, unlogged)
+        assert (row.caller_number, row.caller_name, row.dialed_number) == (
+            "+79160004001",
+            "Ivan",
+            "500100",
+        )
+        assert row.started_at == datetime.fromtimestamp(T0 + 20, UTC)  # the CDR's start
+        assert (row.queue, row.outcome, row.wait_seconds) == (
+            "coordinator",
+            "abandoned_in_queue",
+            59,
+        )
+        assert row.ended_at == datetime.fromtimestamp(T0 + 80, UTC)
+        kinds = event_kinds(db, unlogged)
+        assert {"agi_failed", "queue_join", "abandon"} <= set(kinds), kinds
+        with db.session() as session:
+            entries = {(cb.caller_number, cb.reason) for cb in list_callbacks(session)}
+        assert entries == {("+79160004001", "abandoned_in_queue")}
+        # The caller still waiting has a row and stays open: live events take it from here.
+        row = the_call(db, live_one)
+        assert (row.caller_number, row.ended_at) == ("+79160004002", None)
+        with db.session() as session:
+            assert session.scalar(select(Call).where(Call.linkedid == long_before)) is None
+
+        # A reconnect reads the same records again: nothing is added twice.
+        counts = (rows(db, Call), rows(db, CallEvent), rows(db, Callback))
+        ready.clear()
+        asterisk.drop_clients()
+        await asyncio.wait_for(ready.wait(), 10)
+        assert (rows(db, Call), rows(db, CallEvent), rows(db, Callback)) == counts
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -378,8 +378,15 @@ def test_ivr_runs_the_fastagi_script_and_fails_safe_to_the_coordinator(settings:
     assert "n,Set(HOTLINE_FALLBACK=agi)" in fail
     assert "n,Set(HOTLINE_QUEUE=coordinator)" in fail
     # The call log learns why: live (user event) and, for a router that is away, queue_log.
-    assert "n,UserEvent(HotlineAgiFailed,Queue: coordinator,Status: ${AGISTATUS})" in fail
-    assert "n,QueueLog(coordinator,${CHANNEL(linkedid)},NONE,HOTLINEAGIFAILED,${AGISTATUS})" in fail
+    # Both name the number dialled (from-pstn sets it from the extension it matched).
+    assert (
+        "n,UserEvent(HotlineAgiFailed,Queue: coordinator,Status: ${AGISTATUS},"
+        "Dialed: ${HOTLINE_DIALED})"
+    ) in fail
+    assert (
+        "n,QueueLog(coordinator,${CHANNEL(linkedid)},NONE,HOTLINEAGIFAILED,"
+        "${AGISTATUS}|${HOTLINE_DIALED})"
+    ) in fail
     assert fail[-1] == "n,Goto(hotline-queues,coordinator,1)"
     assert "HOTLINE_RECORDINGS = /srv/hotline/abc123/recordings" in text
 
@@ -436,8 +443,15 @@ def test_the_direct_meter_readings_number_runs_the_meters_flow(settings: Setting
     assert "meters" not in str(extensions(rendered(without)["extensions.conf"], "from-pstn"))
     with_meters = settings.model_copy(update={"meters_number": "500106"})
     exts = extensions(rendered(with_meters)["extensions.conf"], "from-pstn")
-    assert exts["500106"][1:] == ["n,Set(HOTLINE_FLOW=meters)", "n,Goto(hotline-ivr,s,1)"]
-    assert exts[settings.hotline_number][1] == "n,Set(HOTLINE_FLOW=hotline)"
+    assert exts["500106"][1:] == [
+        "n,Set(HOTLINE_DIALED=${EXTEN})",
+        "n,Set(HOTLINE_FLOW=meters)",
+        "n,Goto(hotline-ivr,s,1)",
+    ]
+    assert exts[settings.hotline_number][1:3] == [
+        "n,Set(HOTLINE_DIALED=${EXTEN})",
+        "n,Set(HOTLINE_FLOW=hotline)",
+    ]
     for bad in ("500;106", settings.hotline_number):
         with pytest.raises(ConfigError, match="meters_number"):
             rendered(settings.model_copy(update={"meters_number": bad}))

@@ -16,6 +16,7 @@ from call_router.reconcile import (
     AsteriskRecords,
     KnownEvent,
     ended_at,
+    failsafe_calls,
     missed_events,
     parse_cdr_ends,
     parse_queue_log,
@@ -183,3 +184,45 @@ def test_an_agi_failure_line_becomes_the_fail_safe_user_event() -> None:
         "coordinator",
         CALL,
     )
+
+
+def test_a_fail_safe_call_takes_its_caller_from_the_cdr_else_from_its_queue_line() -> None:
+    ended, waiting, shifted = "1763892000.20", "1763892000.21", "1763892000.22"
+    lines = [
+        f"{T0 + 2}|{ended}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
+        f"{T0 + 2}|{ended}|coordinator|NONE|ENTERQUEUE||+74950000001|1",
+        f"{T0 + 3}|{waiting}|coordinator|NONE|HOTLINEAGIFAILED|HANGUP|",
+        f"{T0 + 3}|{waiting}|coordinator|NONE|ENTERQUEUE||+74950000002|2",
+        # A caller ID with a "|" shifts the fields: no number rather than a wrong one.
+        f"{T0 + 4}|{shifted}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
+        f"{T0 + 4}|{shifted}|coordinator|NONE|ENTERQUEUE||+7495|0000003|3",
+        # A call that never met the fail-safe is not one of them.
+        f"{T0 + 5}|{CALL}|plumbing|NONE|ENTERQUEUE||+74951234567|1",
+    ]
+    rows = parse_queue_log(lines, None)
+    cdr = cdr_line(ended, ended, "2025-11-23 10:01:00", clid='"Ivan "the" Caller" <+7495>')
+    # The operator leg's record (another uniqueid) says nothing about the caller.
+    cdr += cdr_line(ended, "1763892000.30", "2025-11-23 10:01:00", clid='"Op" <1006>')
+    calls = {call.linkedid: call for call in failsafe_calls(rows, cdr)}
+    assert set(calls) == {ended, waiting, shifted}
+    first = calls[ended]
+    assert (first.caller_number, first.caller_name, first.channel, first.dialed_number) == (
+        "+74951234567",
+        'Ivan "the" Caller',
+        "PJSIP/pstn-00000001",
+        "500100",
+    )
+    assert first.started_at == datetime(2025, 11, 23, 10, 0, 0, tzinfo=UTC)  # the CDR's
+    assert (calls[waiting].caller_number, calls[waiting].dialed_number) == ("+74950000002", None)
+    assert calls[waiting].started_at == at(3)  # no CDR yet: when it met the fail-safe
+    assert calls[shifted].caller_number is None
+
+
+def test_the_records_list_fail_safe_calls_from_a_moment_on(tmp_path: Path) -> None:
+    records = AsteriskRecords(tmp_path / "queue_log", tmp_path / "Master.csv")
+    records.queue_log.write_text(
+        f"{T0}|1763892000.40|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100\n"
+        f"{T0 + 60}|1763892060.41|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100\n"
+    )
+    assert [c.linkedid for c in records.failsafe_calls_since(at(30))] == ["1763892060.41"]
+    assert records.failsafe_calls_since(at(61)) == []
