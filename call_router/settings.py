@@ -43,8 +43,29 @@ AmiRole = Literal["router", "originate", "control", "supervise"]
 AMI_ROLES: tuple[AmiRole, ...] = ("router", "originate", "control", "supervise")
 
 
-def _config_file() -> Path:
-    return Path(os.environ.get("HOTLINE_CONFIG_FILE", "hotline.toml"))
+DEFAULT_CONFIG_FILE = "hotline.toml"
+
+
+class SettingsFileMissing(ValueError):
+    """HOTLINE_CONFIG_FILE names a file that is not there: a typo must not quietly run the
+    hotline on defaults (another database, another number)."""
+
+
+def _config_file() -> Path | None:
+    """The TOML file to read: HOTLINE_CONFIG_FILE (empty: none), else ./hotline.toml if any."""
+    named = os.environ.get("HOTLINE_CONFIG_FILE")
+    if named is None:
+        default = Path(DEFAULT_CONFIG_FILE)
+        return default if default.is_file() else None
+    if not named:
+        return None
+    path = Path(named)
+    if not path.is_file():
+        raise SettingsFileMissing(
+            f"HOTLINE_CONFIG_FILE names {named}, which is not a file "
+            "(set it empty to read no settings file)"
+        )
+    return path
 
 
 # Pydantic orders the fields from the last base to the first: the groups are listed last-first
@@ -71,7 +92,7 @@ class Settings(
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = _config_file()
-        if config_file.is_file():
+        if config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 

@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 # Where the code and its data folders (ivr_flows/, recordings/, asterisk_conf/) are.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +20,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A cluster node's name (HOTLINE_NODE): Asterisk's systemname and the `node` of call rows.
 NODE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 NodeName = Annotated[str, Field(pattern=NODE_NAME_PATTERN)]
+
+
+# (backend, driver) of the database URLs the call log takes: the drivers it installs.
+SUPPORTED_DATABASES = frozenset({("postgresql", "psycopg"), ("sqlite", "pysqlite")})
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -52,6 +58,36 @@ class StorageSettings(BaseModel):
     # new installation never reads an earlier one's live state. Processes that share no state
     # directory (containers) set it explicitly.
     redis_prefix: str = ""
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_the_call_log_speaks(cls, value: str | None) -> str | None:
+        """Checked here, so a typo is one clear line at start, not a traceback later. The
+        drivers are the ones installed: psycopg 3 for PostgreSQL, Python's own sqlite3."""
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {exc}") from None
+        try:
+            # Without "+driver" SQLAlchemy's default for the backend (loading its dialect).
+            backend_driver = (url.get_backend_name(), url.get_driver_name())
+        except NoSuchModuleError:
+            backend_driver = None
+        if backend_driver not in SUPPORTED_DATABASES:
+            raise ValueError(
+                "the call log needs PostgreSQL (postgresql+psycopg://...) or SQLite "
+                f"(sqlite:///...), not {url.drivername}"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
+        return value
 
     # Every process's log lines (stderr): the least level written, and how. A busy box writes a
     # line per caller who hangs up in the menu at `info`; `warning` keeps only what needs a

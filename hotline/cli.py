@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import typer
+import sys
 
+import typer
+from pydantic import ValidationError
+
+from call_router.settings import SettingsFileMissing
 from hotline.cli_agents import app as agents_cli
 from hotline.cli_areas import app as areas_cli
 from hotline.cli_asterisk import app as asterisk_cli
@@ -85,7 +89,25 @@ def _process_setup() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except (ValidationError, SettingsFileMissing) as exc:
+        # A wrong HOTLINE_* value or settings file: what is wrong, not a traceback.
+        for problem in settings_problems(exc):
+            print(f"hotline: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def settings_problems(exc: ValidationError | SettingsFileMissing) -> list[str]:
+    """One line per wrong setting, named as the admin sets it. The value itself is left out:
+    it may be a secret (a database URL's password)."""
+    if isinstance(exc, SettingsFileMissing):
+        return [str(exc)]
+    return [
+        f"HOTLINE_{'_'.join(str(part) for part in error['loc']).upper()}: "
+        f"{error['msg'].removeprefix('Value error, ')}"
+        for error in exc.errors()
+    ]
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def hotline_env(tmp: Path, db_url: str, port: int, extra: dict[str, str]) -> dic
         "HOTLINE_AUDIOSOCKET_PORT": str(free_port()),
         "HOTLINE_STATE_DIR": str(tmp / "state"),
         "HOTLINE_RECORDINGS_DIR": str(tmp / "recordings"),
-        "HOTLINE_CONFIG_FILE": str(tmp / "none.toml"),
+        "HOTLINE_CONFIG_FILE": "",  # no settings file
         "HOTLINE_DEFAULT_LANGUAGE": "ru",
         "PYTHONPATH": str(ROOT),  # this tree's server; --baseline-tree's extra overrides it
         **extra,

@@ -84,7 +84,7 @@ def agi_server_process(
         "HOTLINE_AUDIOSOCKET_PORT": str(free_port()),
         "HOTLINE_STATE_DIR": str(tmp_path / "state"),
         "HOTLINE_RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "HOTLINE_CONFIG_FILE": str(tmp_path / "none.toml"),
+        "HOTLINE_CONFIG_FILE": "",
         **env,
     }
     log_path = tmp_path / "agi.log"

@@ -16,7 +16,8 @@ from hotline.cli import app
     [
         # Nothing listens on port 1: as a PostgreSQL that is down.
         ("postgresql+psycopg://hotline:x@127.0.0.1:1/hotline", "cannot reach the database"),
-        ("postgres://hotline:x@127.0.0.1:1/hotline", "postgresql+psycopg://"),
+        # A URL of a database or driver the call log does not take (postgres://, mysql://,
+        # psycopg2) is a settings error (tests/unit/test_settings.py).
     ],
 )
 def test_a_database_the_cli_cannot_use_is_one_clear_line(

@@ -23,7 +23,7 @@ from dashboard import main
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     monkeypatch.setenv("HOTLINE_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("HOTLINE_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("HOTLINE_CONFIG_FILE", "")
     monkeypatch.delenv("HOTLINE_DATABASE_URL", raising=False)
     monkeypatch.delenv("HOTLINE_DASHBOARD_WORKERS", raising=False)
     return monkeypatch

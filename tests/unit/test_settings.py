@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from call_router.settings import QUEUES, Settings
+from call_router.settings import QUEUES, Settings, SettingsFileMissing
 
 
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -74,3 +74,47 @@ def test_the_call_log_writer_runs_where_the_database_makes_it_cheaper(
     if database_url is not None:
         monkeypatch.setenv("HOTLINE_DATABASE_URL", database_url)
     assert Settings().agi_writer_in_process is in_process
+
+
+def test_a_named_settings_file_must_exist_and_empty_names_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A typo in HOTLINE_CONFIG_FILE must not quietly run the hotline on defaults (another
+    database, another number)."""
+    monkeypatch.setenv("HOTLINE_STATE_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOTLINE_CONFIG_FILE", str(tmp_path / "hotlin.toml"))
+    with pytest.raises(SettingsFileMissing, match="hotlin.toml"):
+        Settings()
+    # Empty: no file at all, not even ./hotline.toml.
+    (tmp_path / "hotline.toml").write_text('hotline_number = "122"\n')
+    monkeypatch.setenv("HOTLINE_CONFIG_FILE", "")
+    assert Settings().hotline_number == "500100"
+    monkeypatch.delenv("HOTLINE_CONFIG_FILE")
+    assert Settings().hotline_number == "122"
+
+
+def test_the_cli_names_a_wrong_setting_without_echoing_its_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hotline import cli
+
+    monkeypatch.setenv("HOTLINE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("HOTLINE_CONFIG_FILE", "")
+    monkeypatch.setattr("sys.argv", ["hotline", "operators", "list", "--json"])
+    for name, value, says in (
+        ("HOTLINE_DATABASE_URL", "mysql://hotline:s3cret-pw@db/hotline", "not mysql"),
+        ("HOTLINE_DATABASE_URL", "postgresql+psycopg2://hotline:s3cret-pw@db/x", "psycopg2"),
+        ("HOTLINE_DATABASE_URL", "s3cret-pw", "not a database URL"),
+        ("HOTLINE_DATABASE_URL", "postgres://hotline:s3cret-pw@db/x", "postgresql+psycopg://"),
+        ("HOTLINE_REDIS_URL", "s3cret-pw@localhost:6379", "redis://"),
+        ("HOTLINE_AGI_PORT", "s3cret-pw", "valid integer"),
+    ):
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            with pytest.raises(SystemExit) as exit_:
+                cli.main()
+        out = capsys.readouterr()
+        assert exit_.value.code == 2 and out.out == ""
+        assert f"hotline: {name}: " in out.err and says in out.err, out.err
+        assert "s3cret" not in out.err and "Traceback" not in out.err

@@ -33,7 +33,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
     url = f"sqlite:///{tmp_path / 'calls.db'}"
     # The writer process reads its settings from the environment, as under `hotline agi`.
     monkeypatch.setenv("HOTLINE_DATABASE_URL", url)
-    monkeypatch.setenv("HOTLINE_CONFIG_FILE", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("HOTLINE_CONFIG_FILE", "")
     monkeypatch.setenv("HOTLINE_STATE_DIR", str(tmp_path / "state"))
     database = Database(url)
     database.upgrade()
