@@ -75,6 +75,10 @@ class Reconciler:
         self._writer = writer
         self._records = records
         self._clock = clock
+        # Since when calls may have gone unlogged, while a search for them is still owed (one
+        # that failed, e.g. the database away, is done by the next catch-up, whose own
+        # request knows only that the link is up now).
+        self._unlogged_since: datetime | None = None
 
     async def apply(self, item: ReconcileRequest) -> None:
         """Catch up with Asterisk: first what its records say the router missed (through the
@@ -129,11 +133,14 @@ class Reconciler:
         """Rows for the calls nobody logged: with no FastAGI server to write a row and no
         router to hear the fail-safe's event, only Asterisk's records know of them. Once a
         row exists, the catch-up below replays their records and closes them like any other."""
-        if item.heard_until is None:
+        heard = [t for t in (item.heard_until, self._unlogged_since) if t is not None]
+        if not heard:
             return
-        since = max(item.heard_until - UNLOGGED_MARGIN, item.requested_at - UNLOGGED_LOOKBACK)
+        self._unlogged_since = min(heard)
+        since = max(self._unlogged_since - UNLOGGED_MARGIN, item.requested_at - UNLOGGED_LOOKBACK)
         found = await asyncio.to_thread(self._records.failsafe_calls_since, since)
         if not found:
+            self._unlogged_since = None
             return
         known = await asyncio.to_thread(
             self._call_log.run,
@@ -154,6 +161,7 @@ class Reconciler:
         if arrivals:
             await asyncio.to_thread(self._call_log.ensure_calls, arrivals)
             log.warning("ami_unlogged_calls_recovered", calls=len(arrivals), since=since)
+        self._unlogged_since = None
 
     async def resync_live(self) -> None:
         """Live state rebuilt from the open calls (and every operator published again)."""

@@ -73,3 +73,47 @@ async def test_a_failed_catch_up_does_not_end_the_catch_up_task_while_the_link_s
         catch_up.cancel()
         consumer.cancel()
         await asyncio.gather(catch_up, consumer, return_exceptions=True)
+
+
+async def test_a_search_for_unlogged_calls_that_failed_is_owed_to_the_next_catch_up(
+    tmp_path: Path, db: Database, live: LiveState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reconnect's search for calls nobody logged met the database away. The catch-up
+    that follows knows only that the link is up now: it must still search from when the
+    router last heard everything, or the calls of the gap are never logged."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.exc import OperationalError
+
+    from call_router.listener_reconcile import ReconcileRequest
+    from call_router.reconcile import AsteriskRecords
+
+    t0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    now = t0 + timedelta(minutes=30)
+    log_dir = tmp_path / "asterisk-log"
+    log_dir.mkdir()
+    call = f"{t0.timestamp() + 60:.0f}.5"
+    (log_dir / "queue_log").write_text(
+        f"{t0.timestamp() + 60:.0f}|{call}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100\n"
+        f"{t0.timestamp() + 60:.0f}|{call}|coordinator|NONE|ENTERQUEUE||+79160005001|1\n"
+    )
+    settings = Settings(state_dir=tmp_path / "state", ami_port=free_port())
+    call_log = CallLog(db)
+    listener = AmiListener(
+        settings, call_log, live, clock=lambda: now, records=AsteriskRecords.in_log_dir(log_dir)
+    )
+    reconciler = listener.reconciler
+    away = OperationalError("SELECT", {}, ConnectionRefusedError("database is away"))
+    real_run = call_log.run
+    monkeypatch.setattr(call_log, "run", lambda work: (_ for _ in ()).throw(away))
+
+    async def apply(heard_until: datetime) -> None:
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await reconciler.apply(ReconcileRequest(frozenset(), now, done, heard_until=heard_until))
+
+    await apply(t0)  # the reconnect: heard everything until t0, then the database fails
+    assert call_log.find_call_id(call) is None
+    monkeypatch.setattr(call_log, "run", real_run)
+    await apply(now)  # the catch-up once the database is back: the link is up now
+    row = call_log.get_call(call)
+    assert row is not None and row.caller_number == "+79160005001"
