@@ -310,12 +310,14 @@ class AsteriskRecords:
 
     def failsafe_calls_since(self, since: datetime) -> list[FailsafeCall]:
         """The calls that met the dialplan's fail-safe at `since` or later."""
-        rows = parse_queue_log(_lines(self._queue_log_text()), None)
+        lines = _lines(self._queue_log_text())
         cutoff = since.timestamp()
-        met = {r.callid for r in rows if r.verb == VERB_AGI_FAILED and r.at >= cutoff}
+        # Only the fail-safe's lines are parsed whole at first: the tail holds a busy day.
+        failed = parse_queue_log((line for line in lines if VERB_AGI_FAILED in line), None)
+        met = {r.callid for r in failed if r.verb == VERB_AGI_FAILED and r.at >= cutoff}
         if not met:
             return []
-        return failsafe_calls([r for r in rows if r.callid in met], self._cdr_text())
+        return failsafe_calls(parse_queue_log(lines, met), self._cdr_text())
 
     def _queue_log_text(self) -> str:
         # The daily log rotation (call_router/retention.py) may have just moved the lines we
