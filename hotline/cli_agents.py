@@ -93,9 +93,12 @@ def _queues(spec: str | None) -> list[str] | None:
     return queues
 
 
+Login = Annotated[str, typer.Argument(help="The operator's SIP login.")]
+
+
 @app.command()
 def login(
-    login: str,
+    login: Login,
     queues: Annotated[
         str | None,
         typer.Option(help="Comma-separated queues (default: all the operator's skills)."),
@@ -112,14 +115,14 @@ def login(
 
 
 @app.command()
-def logout(login: str, as_json: JsonOpt = False) -> None:
+def logout(login: Login, as_json: JsonOpt = False) -> None:
     """Log an operator out of every queue."""
     _run(lambda s, ami: s.logout(ami, login, "cli"), as_json, ("logout", login, None))
 
 
 @app.command()
 def pause(
-    login: str,
+    login: Login,
     reason: Annotated[str, typer.Option(help="Why: lunch, training, after-call work ...")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -128,14 +131,14 @@ def pause(
 
 
 @app.command()
-def unpause(login: str, as_json: JsonOpt = False) -> None:
+def unpause(login: Login, as_json: JsonOpt = False) -> None:
     """End an operator's pause."""
     _run(lambda s, ami: s.unpause(ami, login, "cli"), as_json, ("unpause", login, None))
 
 
 @app.command()
 def queues(
-    login: str,
+    login: Login,
     spec: Annotated[str, typer.Argument(help="Queues and penalties: heating,coordinator:5")],
     as_json: JsonOpt = False,
 ) -> None:

@@ -6,6 +6,7 @@ apply it here. Registered by hotline/cli.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -125,7 +126,9 @@ def asterisk_status() -> None:
 
 
 @app.command("cli")
-def asterisk_cli(command: str) -> None:
+def asterisk_cli(
+    command: Annotated[str, typer.Argument(help="The Asterisk CLI command, quoted as one word.")],
+) -> None:
     """Run one Asterisk CLI command, e.g. `hotline asterisk cli "queue show"`."""
     from hotline.asterisk.sandbox import Asterisk
 

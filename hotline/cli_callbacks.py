@@ -23,6 +23,8 @@ app = typer.Typer(
     help="The callback list: claim, call back, record outcomes.", no_args_is_help=True
 )
 
+CallbackId = Annotated[int, typer.Argument(help="Callback entry id (see `callbacks list`).")]
+
 OUTCOMES = ("reached", "no_answer", "busy", "wrong_number", "retry")
 
 
@@ -121,9 +123,9 @@ def list_command(
 
 @app.command("claim")
 def claim_command(
-    callback_id: int,
+    callback_id: CallbackId,
     operator: Annotated[str, typer.Option("--operator", help="Operator SIP login.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Take an entry (a lock that lapses after callback_claim_timeout seconds)."""
     from call_router import callback_claims
@@ -141,9 +143,12 @@ def claim_command(
 
 @app.command("release")
 def release_command(
-    callback_id: int,
-    operator: Annotated[str | None, typer.Option("--operator")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    callback_id: CallbackId,
+    operator: Annotated[
+        str | None,
+        typer.Option("--operator", help="Operator SIP login: release only this one's claim."),
+    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Give an entry back (only your own claim with --operator; any claim without)."""
     from call_router import callback_claims
@@ -158,9 +163,9 @@ def release_command(
 
 @app.command("call")
 def call_command(
-    callback_id: int,
+    callback_id: CallbackId,
     operator: Annotated[str, typer.Option("--operator", help="Operator SIP login.")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Click-to-call: ring the operator's phone, then the resident (waits for the operator)."""
     from call_router import callbacks, click_to_call
@@ -189,14 +194,18 @@ def call_command(
 
 @app.command("outcome")
 def outcome_command(
-    callback_id: int,
+    callback_id: CallbackId,
     outcome: Annotated[str, typer.Argument(help=" | ".join(OUTCOMES))],
     at: Annotated[
         str | None, typer.Option("--at", help="retry: ISO time, e.g. 2026-11-24T10:00+03:00")
     ] = None,
-    note: Annotated[str | None, typer.Option("--note")] = None,
-    operator: Annotated[str | None, typer.Option("--operator")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    note: Annotated[
+        str | None, typer.Option("--note", help="Free text kept in the entry's history.")
+    ] = None,
+    operator: Annotated[
+        str | None, typer.Option("--operator", help="Operator SIP login who made the call.")
+    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Record how a call-back went: closes the entry or schedules the next try."""
     from call_router import callback_claims, callbacks
@@ -231,9 +240,7 @@ def outcome_command(
 
 
 @app.command("show")
-def show_command(
-    callback_id: int, as_json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
+def show_command(callback_id: CallbackId, as_json: JsonOpt = False) -> None:
     """One entry with its full history."""
     from call_router import callback_list
 

@@ -73,8 +73,11 @@ def _run(work: Work, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+CallId = Annotated[int, typer.Argument(help="The call's id in the call log.")]
+
+
 @app.command()
-def hangup(call_id: int, as_json: JsonOpt = False) -> None:
+def hangup(call_id: CallId, as_json: JsonOpt = False) -> None:
     """End a call (e.g. one stuck after a fault): every channel of it is hung up."""
 
     async def work(control: CallControl) -> list[Outcome]:
@@ -100,7 +103,7 @@ def move(
 
 @app.command()
 def monitor(
-    call_id: int,
+    call_id: CallId,
     phone: Annotated[str, typer.Option(help="The roster login of the phone to ring.")],
     mode: Annotated[str, typer.Option(help="listen, whisper or barge")] = "listen",
     as_json: JsonOpt = False,

@@ -12,7 +12,7 @@ from call_router import incidents
 from call_router.models import utcnow
 from call_router.settings import Settings, get_settings
 from hotline.cli_session import run_in_session
-from hotline.cli_support import fail, open_database
+from hotline.cli_support import JsonOpt, fail, open_database
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -48,7 +48,7 @@ def add(
         str | None, typer.Option(help="Expected end: HH:MM or YYYY-MM-DD HH:MM (local time).")
     ] = None,
     speak: Annotated[bool, typer.Option(help="Build the announcement prompts now.")] = True,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create an incident; callers hear it first while it is active."""
     settings = get_settings()
@@ -98,7 +98,9 @@ def _speak(settings: Settings, incident_id: int, messages: dict[str, str]) -> li
 
 
 @app.command("end")
-def end(incident_id: Annotated[int, typer.Argument()]) -> None:
+def end(
+    incident_id: Annotated[int, typer.Argument(help="Incident id (see `incidents list`).")],
+) -> None:
     """End an incident: callers no longer hear it."""
 
     def end_now(session: Session) -> None:
@@ -112,7 +114,7 @@ def end(incident_id: Annotated[int, typer.Argument()]) -> None:
 @app.command("list")
 def list_incidents(
     all_: Annotated[bool, typer.Option("--all", help="Ended ones too.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Incidents with how many callers heard each and how many then hung up (helped)."""
     rows = run_in_session(

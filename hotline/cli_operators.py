@@ -23,7 +23,7 @@ app = typer.Typer(help="The operators roster.")
 
 @app.command("add")
 def operators_add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The operator's full name, as supervisors see it.")],
     queues: Annotated[str, typer.Option(help="Queues, e.g. plumbing,coordinator:5 (:penalty).")],
     language: Annotated[str, typer.Option(help="ru or en")] = "ru",
     login: Annotated[
@@ -83,7 +83,9 @@ def operators_list(
 
 
 @app.command("disable")
-def operators_disable(login: str) -> None:
+def operators_disable(
+    login: Annotated[str, typer.Argument(help="The operator's SIP login.")],
+) -> None:
     """Disable an operator: their endpoint and queue memberships go away."""
     from call_router.operators import RosterError, set_enabled
 

@@ -26,6 +26,10 @@ T = TypeVar("T")
 TenantOpt = Annotated[
     str | None, typer.Option("--tenant", help="The tenant (slug); without it, the centre's.")
 ]
+RequestNumber = Annotated[
+    str, typer.Argument(help="The request number residents are told, e.g. 1042.")
+]
+NoteOpt = Annotated[str | None, typer.Option(help="Free text kept in the request's history.")]
 ACTOR = "cli"
 
 
@@ -69,11 +73,15 @@ def _detail(i: dict[str, Any]) -> str:
 @requests_app.command("list")
 def requests_list(
     state: Annotated[list[str] | None, typer.Option(help="Only these states (repeat).")] = None,
-    category: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Only this category's (code, service_categories.yaml).")
+    ] = None,
     crew: Annotated[int | None, typer.Option(help="Only this crew's (id).")] = None,
     overdue: Annotated[bool, typer.Option(help="Only open requests past their deadline.")] = False,
     caller: Annotated[str | None, typer.Option(help="Only this caller number's.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="At most this many requests, 1-1000.")
+    ] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """List requests, newest first."""
@@ -105,7 +113,7 @@ def requests_list(
 
 
 @requests_app.command("show")
-def requests_show(number: str, as_json: JsonOpt = False) -> None:
+def requests_show(number: RequestNumber, as_json: JsonOpt = False) -> None:
     """One request with its calls and full history."""
     from call_router import request_views
     from call_router import service_requests as store
@@ -117,15 +125,23 @@ def requests_show(number: str, as_json: JsonOpt = False) -> None:
 @requests_app.command("create")
 def requests_create(
     category: Annotated[str, typer.Option(help="A category code (service_categories.yaml).")],
-    street: Annotated[str, typer.Option()],
-    house: Annotated[str, typer.Option()],
-    flat: Annotated[str | None, typer.Option()] = None,
-    district: Annotated[str | None, typer.Option()] = None,
-    lat: Annotated[float | None, typer.Option()] = None,
-    long: Annotated[float | None, typer.Option()] = None,
-    description: Annotated[str, typer.Option()] = "",
-    caller_number: Annotated[str | None, typer.Option()] = None,
-    caller_name: Annotated[str | None, typer.Option()] = None,
+    street: Annotated[str, typer.Option(help="The street of the address.")],
+    house: Annotated[str, typer.Option(help="The house number, e.g. 12 or 12/2.")],
+    flat: Annotated[str | None, typer.Option(help="The flat (apartment) number.")] = None,
+    district: Annotated[
+        str | None, typer.Option(help="The district (a crew must cover it to be assigned).")
+    ] = None,
+    lat: Annotated[
+        float | None, typer.Option(help="Latitude, decimal degrees (-90 to 90).")
+    ] = None,
+    long: Annotated[
+        float | None, typer.Option(help="Longitude, decimal degrees (-180 to 180).")
+    ] = None,
+    description: Annotated[str, typer.Option(help="What is wrong, in the caller's words.")] = "",
+    caller_number: Annotated[
+        str | None, typer.Option(help="The caller's phone number, to call back.")
+    ] = None,
+    caller_name: Annotated[str | None, typer.Option(help="The caller's name.")] = None,
     priority: Annotated[str, typer.Option(help="normal, high or emergency.")] = "normal",
     call: Annotated[int | None, typer.Option(help="The call (id) it came from.")] = None,
     tenant: TenantOpt = None,
@@ -173,7 +189,7 @@ def requests_create(
 def requests_assign(
     numbers: Annotated[list[str], typer.Argument(help="One request number, or several.")],
     crew: Annotated[int, typer.Option(help="The crew's id (hotline crews list).")],
-    note: Annotated[str | None, typer.Option()] = None,
+    note: NoteOpt = None,
     force: Annotated[bool, typer.Option(help="Even if the crew does not take it.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -210,9 +226,11 @@ def requests_assign(
 
 @requests_app.command("status")
 def requests_status(
-    number: str,
-    state: str,
-    note: Annotated[str | None, typer.Option()] = None,
+    number: RequestNumber,
+    state: Annotated[
+        str, typer.Argument(help="The new state, e.g. in_progress, done, closed, duplicate.")
+    ],
+    note: NoteOpt = None,
     duplicate_of: Annotated[str | None, typer.Option(help="For `duplicate`: the original.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -230,14 +248,14 @@ def requests_status(
 
 @crews_app.command("add")
 def crews_add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The crew's or contractor's name.")],
     category: Annotated[
         list[str] | None, typer.Option(help="A category it takes (repeat); none: all.")
     ] = None,
     district: Annotated[
         list[str] | None, typer.Option(help="A district it covers (repeat); none: all.")
     ] = None,
-    phone: Annotated[str | None, typer.Option()] = None,
+    phone: Annotated[str | None, typer.Option(help="The crew's phone number.")] = None,
     tenant: TenantOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -343,7 +361,10 @@ def keys_list(as_json: JsonOpt = False) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(name: str, as_json: JsonOpt = False) -> None:
+def keys_revoke(
+    name: Annotated[str, typer.Argument(help="The key's name (see `open311 keys list`).")],
+    as_json: JsonOpt = False,
+) -> None:
     """Revoke a key: its client is refused (403) from now on."""
     from call_router import open311_keys
 

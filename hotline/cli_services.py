@@ -29,10 +29,18 @@ def agi_command(
         help="Which server of this box's FastAGI pool (HOTLINE_AGI_POOL) to run: 1 is "
         "agi_host:agi_port; K listens on the pool's K-th address, with files of its own.",
     ),
-    worker: int | None = typer.Option(None, hidden=True),
-    listen_fd: int | None = typer.Option(None, hidden=True),
-    ready_fd: int | None = typer.Option(None, hidden=True),
-    parent: int | None = typer.Option(None, hidden=True),
+    worker: int | None = typer.Option(
+        None, hidden=True, help="Internal: this worker's number (set by the parent process)."
+    ),
+    listen_fd: int | None = typer.Option(
+        None, hidden=True, help="Internal: file descriptor of the shared listening socket."
+    ),
+    ready_fd: int | None = typer.Option(
+        None, hidden=True, help="Internal: file descriptor to report readiness on."
+    ),
+    parent: int | None = typer.Option(
+        None, hidden=True, help="Internal: the parent process's PID (exit when it is gone)."
+    ),
 ) -> None:
     """Run the FastAGI server in the foreground."""
     from agi_scripts import workers as pool

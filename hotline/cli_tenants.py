@@ -27,6 +27,8 @@ buildings_app = typer.Typer(
 T = TypeVar("T")
 CENTRE_QUEUES_ONLY = "- (served by the centre's queues)"
 
+Slug = Annotated[str, typer.Argument(help="The tenant's slug (see `tenants list`).")]
+
 
 def _run(action: Callable[[Session], T]) -> T:
     """`action(session)` in one transaction; a TenantError exits 2 with its message."""
@@ -89,7 +91,7 @@ def _apply_to_asterisk(info: dict[str, Any]) -> None:
 
 @tenants_app.command("add")
 def tenants_add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The tenant's full name, e.g. the company's.")],
     slug: Annotated[
         str | None, typer.Option(help="Short name for --tenant and ?tenant= (default: from NAME).")
     ] = None,
@@ -116,7 +118,7 @@ def tenants_add(
 
 @tenants_app.command("queues")
 def tenants_queues(
-    slug: str,
+    slug: Slug,
     services: Annotated[
         str,
         typer.Argument(help="Its own queues: plumbing,electricity,heating,lift,meters; '' none."),
@@ -158,7 +160,7 @@ def tenants_list(as_json: JsonOpt = False) -> None:
 
 
 @tenants_app.command("show")
-def tenants_show(slug: str, as_json: JsonOpt = False) -> None:
+def tenants_show(slug: Slug, as_json: JsonOpt = False) -> None:
     """One tenant: its numbers, operators and calls."""
     from call_router import tenants
 
@@ -179,7 +181,7 @@ def tenants_show(slug: str, as_json: JsonOpt = False) -> None:
 
 @tenants_app.command("sla")
 def tenants_sla(
-    slug: str,
+    slug: Slug,
     seconds: Annotated[
         int | None, typer.Option(help="Answered within this many seconds (default: centre's).")
     ] = None,
@@ -210,7 +212,7 @@ def tenants_sla(
 
 @tenants_app.command("menu")
 def tenants_menu(
-    slug: str,
+    slug: Slug,
     what: Annotated[
         str | None,
         typer.Argument(help="calendar | prompts | a flow's name (hotline, meters) to override."),
@@ -250,7 +252,7 @@ def tenants_menu(
 
 @numbers_app.command("add")
 def numbers_add(
-    number: str,
+    number: Annotated[str, typer.Argument(help="The number as dialled: digits, + * # allowed.")],
     tenant: Annotated[str | None, typer.Option(help="The tenant (slug) it belongs to.")] = None,
     centre: Annotated[bool, typer.Option("--centre", help="The centre's own number.")] = False,
     as_json: JsonOpt = False,
@@ -345,7 +347,9 @@ def buildings_list(
 
 @buildings_app.command("phone")
 def buildings_phone(
-    phone: str,
+    phone: Annotated[
+        str, typer.Argument(help="The resident's phone number (normalised to the country's).")
+    ],
     building: Annotated[int, typer.Option(help="The building's id (`hotline buildings list`).")],
     as_json: JsonOpt = False,
 ) -> None:

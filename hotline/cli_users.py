@@ -26,6 +26,8 @@ tokens_app = typer.Typer(help="API tokens for integrations and wallboard screens
 
 FIRST_SUPERVISOR = "admin"
 
+Username = Annotated[str, typer.Argument(help="The account's login name.")]
+
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
@@ -84,7 +86,7 @@ def ensure_first_supervisor(session: Session) -> str | None:
 
 @users_app.command("add")
 def users_add(
-    username: str,
+    username: Username,
     role: Annotated[str, typer.Option(help="supervisor, operator, dispatcher or crew")],
     operator: Annotated[
         str | None, typer.Option(help="The roster SIP login this account works as.")
@@ -159,7 +161,7 @@ def users_list(
 
 
 @users_app.command("disable")
-def users_disable(username: str) -> None:
+def users_disable(username: Username) -> None:
     """Disable an account and end its sessions."""
     from call_router import accounts
 
@@ -168,7 +170,7 @@ def users_disable(username: str) -> None:
 
 
 @users_app.command("enable")
-def users_enable(username: str) -> None:
+def users_enable(username: Username) -> None:
     """Enable a disabled account again."""
     from call_router import accounts
 
@@ -178,7 +180,7 @@ def users_enable(username: str) -> None:
 
 @users_app.command("passwd")
 def users_passwd(
-    username: str,
+    username: Username,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
@@ -262,7 +264,9 @@ def tokens_list(
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(token_id: int) -> None:
+def tokens_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `tokens list`).")],
+) -> None:
     """Revoke an API token: it stops working at once, in every dashboard process."""
     from call_router import accounts
 
