@@ -438,17 +438,42 @@ def test_queue_extensions_are_explicit_with_a_timeout(settings: Settings) -> Non
     assert exit_lines[-1] == "n(done),Hangup()"
 
 
+# What a caller ID may keep: no "|" (the queue_log's field separator) and no control character
+# ("\n" ends a queue_log line and a CDR record). res_pjsip takes the number from the From user
+# part URI-unescaped ("%0A" is a newline) and app_queue/cdr_csv write it raw: one call's number
+# could otherwise forge whole queue_log lines and CDR records for other calls (reconcile.py).
+CALLER_ID_FILTER = "Set(CALLERID(num)=${FILTER(+*#0-9A-Za-z,${CALLERID(num)})})"
+
+
+@pytest.mark.parametrize("node", [False, True])
+def test_a_callers_number_is_filtered_before_anything_records_it(
+    settings: Settings, node: bool
+) -> None:
+    """Every way in from the trunk (and the cluster's edge) first strips the caller's number
+    to characters that cannot forge a line in the queue_log or the CDR CSV."""
+    configured = settings.model_copy(update={"meters_number": "500106"})
+    if node:
+        configured = configured.model_copy(update={"node": "node2"})
+    text = rendered(configured)["extensions.conf"]
+    contexts = ["from-pstn", "from-edge"] if node else ["from-pstn"]
+    for context in contexts:
+        for exten, lines in extensions(text, context).items():
+            if exten in {"i", "h"}:
+                continue
+            assert lines[0] == "1," + CALLER_ID_FILTER, (context, exten, lines)
+
+
 def test_the_direct_meter_readings_number_runs_the_meters_flow(settings: Settings) -> None:
     without = settings.model_copy(update={"meters_number": None})
     assert "meters" not in str(extensions(rendered(without)["extensions.conf"], "from-pstn"))
     with_meters = settings.model_copy(update={"meters_number": "500106"})
     exts = extensions(rendered(with_meters)["extensions.conf"], "from-pstn")
-    assert exts["500106"][1:] == [
+    assert exts["500106"][2:] == [
         "n,Set(HOTLINE_DIALED=${EXTEN})",
         "n,Set(HOTLINE_FLOW=meters)",
         "n,Goto(hotline-ivr,s,1)",
     ]
-    assert exts[settings.hotline_number][1:3] == [
+    assert exts[settings.hotline_number][2:4] == [
         "n,Set(HOTLINE_DIALED=${EXTEN})",
         "n,Set(HOTLINE_FLOW=hotline)",
     ]
