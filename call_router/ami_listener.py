@@ -141,6 +141,7 @@ class AmiListener:
             clock=clock,
             pending_events=self._queue.qsize,
             failed_events=lambda: self._failed_events,
+            unlogged_since=lambda: self.reconciler.unlogged_since,
         )
 
     # --- connection lifecycle -------------------------------------------------------
@@ -312,7 +313,9 @@ class AmiListener:
                         # It must see everything that arrived before Asterisk's snapshot.
                         await self.writer.drain()
                         if self.writer.holding():
-                            # Events are waiting for the database: catch up once written.
+                            # Events are waiting for the database: catch up once written
+                            # (searching for unlogged calls from this request's moment on).
+                            self.reconciler.owe_unlogged_search(item.heard_until)
                             item.done.set_result(0)
                             self.writer.catch_up_due.set()
                         else:

@@ -39,12 +39,14 @@ class ListenerHealth:
         clock: Callable[[], datetime],
         pending_events: Callable[[], int],
         failed_events: Callable[[], int],
+        unlogged_since: Callable[[], datetime | None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._writer = writer
         self._clock = clock
         self._pending_events = pending_events
         self._failed_events = failed_events
+        self._unlogged_since = unlogged_since
         # This Asterisk's start, and lag probes in flight (a UserEvent sent through Asterisk
         # and timed until its handler ran).
         self._asterisk_started: datetime | None = None
@@ -62,17 +64,24 @@ class ListenerHealth:
         self._asterisk_started, self._probes = started_at, {}
 
     def link_changed(self, link: ManagerSender | None) -> None:
-        if link is None and self._link is not None:
+        if link is None and self._link is not None and not self._writer.holding():
             self._heard_until = self._clock()
         self._link = link
         self._link_changed.set()
 
     def heard_until(self) -> datetime | None:
-        """Until when the router had every event Asterisk sent: now while the link is up;
-        else when it was last up (in this process, or in the router that ran before it);
-        None if no router here ever had a link."""
-        if self._link is not None:
+        """Until when the router has every event Asterisk sent, written or safe on disk: now
+        while the link is up and nothing waits for the database; else when that was last so
+        (in this process, or in the router that ran before it); earlier still while a search
+        for unlogged calls from before is owed. None if no router here ever had a link.
+
+        Events held in memory for the database would die with a killed router: until they
+        are written, the moment stays where the outage found it."""
+        if self._link is not None and not self._writer.holding():
             self._heard_until = self._clock()
+        owed = self._unlogged_since()
+        if owed is not None and (self._heard_until is None or owed < self._heard_until):
+            return owed
         return self._heard_until
 
     def report(self) -> health_report.RouterReport:

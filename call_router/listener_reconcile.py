@@ -129,18 +129,42 @@ class Reconciler:
             if not item.done.done():
                 item.done.set_result(closed)
 
+    @property
+    def unlogged_since(self) -> datetime | None:
+        """Since when calls may have gone unlogged, while a search for them is owed."""
+        return self._unlogged_since
+
+    def owe_unlogged_search(self, heard_until: datetime | None) -> None:
+        """A catch-up that cannot run now (events wait for the database): the next one must
+        search from `heard_until` on, whatever its own request knows."""
+        heard = [t for t in (heard_until, self._unlogged_since) if t is not None]
+        self._unlogged_since = min(heard) if heard else None
+
     async def _log_unlogged_calls(self, item: ReconcileRequest) -> None:
         """Rows for the calls nobody logged: with no FastAGI server to write a row and no
         router to hear the fail-safe's event, only Asterisk's records know of them. Once a
-        row exists, the catch-up below replays their records and closes them like any other."""
-        heard = [t for t in (item.heard_until, self._unlogged_since) if t is not None]
-        if not heard:
+        row exists, the catch-up below replays their records and closes them like any other.
+
+        The database away is raised (the catch-up runs again when it is back); any other
+        failure is logged and does not stop the rest of the catch-up. Either way the search
+        stays owed."""
+        self.owe_unlogged_search(item.heard_until)
+        if self._unlogged_since is None:
             return
-        self._unlogged_since = min(heard)
-        since = max(self._unlogged_since - UNLOGGED_MARGIN, item.requested_at - UNLOGGED_LOOKBACK)
+        try:
+            await self._search_unlogged_calls(item.requested_at)
+        except Exception as exc:
+            if unreachable(exc):
+                raise
+            log.exception("ami_unlogged_calls_search_failed")
+            return
+        self._unlogged_since = None
+
+    async def _search_unlogged_calls(self, requested_at: datetime) -> None:
+        assert self._unlogged_since is not None
+        since = max(self._unlogged_since - UNLOGGED_MARGIN, requested_at - UNLOGGED_LOOKBACK)
         found = await asyncio.to_thread(self._records.failsafe_calls_since, since)
         if not found:
-            self._unlogged_since = None
             return
         known = await asyncio.to_thread(
             self._call_log.run,
@@ -161,7 +185,6 @@ class Reconciler:
         if arrivals:
             await asyncio.to_thread(self._call_log.ensure_calls, arrivals)
             log.warning("ami_unlogged_calls_recovered", calls=len(arrivals), since=since)
-        self._unlogged_since = None
 
     async def resync_live(self) -> None:
         """Live state rebuilt from the open calls (and every operator published again)."""

@@ -454,13 +454,24 @@ def test_a_callers_number_is_filtered_before_anything_records_it(
     configured = settings.model_copy(update={"meters_number": "500106"})
     if node:
         configured = configured.model_copy(update={"node": "node2"})
-    text = rendered(configured)["extensions.conf"]
+    # A company's registered number too (`hotline numbers add`).
+    conf = render_config(configured, PATHS, [operator()], dialled_numbers=["500200"])
+    text = (conf.parent / "extensions.conf").read_text()
     contexts = ["from-pstn", "from-edge"] if node else ["from-pstn"]
+    seen = set()
     for context in contexts:
         for exten, lines in extensions(text, context).items():
             if exten in {"i", "h"}:
                 continue
+            seen.add(exten)
             assert lines[0] == "1," + CALLER_ID_FILTER, (context, exten, lines)
+    assert {configured.hotline_number, "500106", "500200", "s"} <= seen
+    menu = extensions(text, "from-pstn")["500200"]
+    assert menu[2:] == [
+        "n,Set(HOTLINE_DIALED=${EXTEN})",
+        "n,Set(HOTLINE_FLOW=hotline)",
+        "n,Goto(hotline-ivr,s,1)",
+    ]
 
 
 def test_the_direct_meter_readings_number_runs_the_meters_flow(settings: Settings) -> None:

@@ -74,12 +74,15 @@ def test_what_the_router_had_heard_is_carried_over_its_restart(tmp_path: Path) -
     settings = Settings(state_dir=tmp_path)
     path = health.router_health_path(settings)
     clock = [NOW]
+    holding = [False]  # events waiting for the database (in memory: lost to a kill)
 
     def started() -> ListenerHealth:
         class Backlog(list[object]):
             spool_depth = None
 
-        writer = SimpleNamespace(backlog=Backlog(), db_reachable=True, failed_events=0)
+        writer = SimpleNamespace(
+            backlog=Backlog(), db_reachable=True, failed_events=0, holding=lambda: holding[0]
+        )
         return ListenerHealth(
             settings,
             writer,  # type: ignore[arg-type]
@@ -101,4 +104,14 @@ def test_what_the_router_had_heard_is_carried_over_its_restart(tmp_path: Path) -
     health.write_router_health(path, first.report())
     assert health.read_router_health(path).ami_connected is False  # type: ignore[union-attr]
     # Killed at +9 min: the next router knows nothing was heard after +5 min.
-    assert started().heard_until() == NOW + timedelta(minutes=5)
+    second = started()
+    assert second.heard_until() == NOW + timedelta(minutes=5)
+    # Linked again, but the database is away: what it hears waits in memory, so the moment
+    # stays where the outage found it until the backlog is written.
+    second.link_changed(object())  # type: ignore[arg-type]
+    assert second.heard_until() == NOW + timedelta(minutes=9)
+    holding[0] = True
+    clock[0] = NOW + timedelta(minutes=20)
+    assert second.report().heard_until == NOW + timedelta(minutes=9)
+    holding[0] = False
+    assert second.heard_until() == NOW + timedelta(minutes=20)

@@ -117,3 +117,82 @@ async def test_a_search_for_unlogged_calls_that_failed_is_owed_to_the_next_catch
     await apply(now)  # the catch-up once the database is back: the link is up now
     row = call_log.get_call(call)
     assert row is not None and row.caller_number == "+79160005001"
+
+
+async def test_a_reconnect_during_a_database_outage_owes_the_search_to_the_catch_up(
+    tmp_path: Path, db: Database, live: LiveState
+) -> None:
+    """The reconnect's request meets events waiting for the database: no catch-up runs then.
+    The one that runs once they are written must still search from the reconnect's moment,
+    and the router's report must keep that moment until it has (a kill meanwhile)."""
+    from datetime import UTC, datetime, timedelta
+
+    from call_router import health
+    from call_router.listener_reconcile import ReconcileRequest
+    from call_router.reconcile import AsteriskRecords
+
+    t0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    now = t0 + timedelta(minutes=30)
+    log_dir = tmp_path / "asterisk-log"
+    log_dir.mkdir()
+    call = f"{t0.timestamp() + 60:.0f}.6"
+    (log_dir / "queue_log").write_text(
+        f"{t0.timestamp() + 60:.0f}|{call}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100\n"
+        f"{t0.timestamp() + 60:.0f}|{call}|coordinator|NONE|ENTERQUEUE||+79160005002|1\n"
+    )
+    settings = Settings(state_dir=tmp_path / "state", ami_port=free_port())
+    call_log = CallLog(db)
+    listener = AmiListener(
+        settings, call_log, live, clock=lambda: now, records=AsteriskRecords.in_log_dir(log_dir)
+    )
+    consumer = asyncio.create_task(listener._consume())
+    try:
+        listener.writer.db_reachable = False  # events wait for the database
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        listener._queue.put_nowait(ReconcileRequest(frozenset(), now, done, heard_until=t0))
+        assert await asyncio.wait_for(done, 10) == 0  # deferred, not run
+        assert call_log.find_call_id(call) is None
+        # The report written meanwhile keeps the moment the search starts from.
+        listener._health.write_now()
+        report = health.read_router_report(settings)
+        assert report is not None and report.heard_until == t0
+        listener.writer.db_reachable = True
+        # The catch-up, once the backlog is written: its own request knows only "now".
+        done = asyncio.get_running_loop().create_future()
+        await listener.reconciler.apply(ReconcileRequest(frozenset(), now, done, heard_until=now))
+        row = call_log.get_call(call)
+        assert row is not None and row.caller_number == "+79160005002"
+        assert listener.reconciler.unlogged_since is None
+    finally:
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+
+
+async def test_a_broken_search_for_unlogged_calls_does_not_stop_the_catch_up(
+    tmp_path: Path, db: Database, live: LiveState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A search that fails for another reason than the database (a bug, a bad record) is
+    logged and stays owed; the open calls are still closed and live state rebuilt."""
+    from datetime import UTC, datetime, timedelta
+
+    from call_router.listener_reconcile import ReconcileRequest
+    from call_router.reconcile import AsteriskRecords
+
+    t0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    now = t0 + timedelta(minutes=30)
+    settings = Settings(state_dir=tmp_path / "state", ami_port=free_port())
+    call_log = CallLog(db)
+    call_log.ensure_call("1796000000.1", caller_number="+79160005003", caller_name=None,
+                         started_at=t0)  # fmt: skip
+    listener = AmiListener(settings, call_log, live, clock=lambda: now)
+
+    def broken(_records: AsteriskRecords, _since: datetime) -> list[object]:
+        raise ValueError("a record nobody expected")
+
+    monkeypatch.setattr(AsteriskRecords, "failsafe_calls_since", broken)
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    await listener.reconciler.apply(ReconcileRequest(frozenset(), now, done, heard_until=t0))
+    assert done.result() == 1  # the vanished open call was still closed
+    row = call_log.get_call("1796000000.1")
+    assert row is not None and row.ended_at is not None
+    assert listener.reconciler.unlogged_since == t0
