@@ -68,8 +68,12 @@ class StorageSettings(BaseModel):
             return None
         try:
             url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL: {exc}") from None
+        except ArgumentError:
+            # SQLAlchemy's own message quotes the URL (a password too, before 2.0.41).
+            raise ValueError(
+                "not a database URL (postgresql+psycopg://user:password@host/name or "
+                "sqlite:///path)"
+            ) from None
         try:
             # Without "+driver" SQLAlchemy's default for the backend (loading its dialect).
             backend_driver = (url.get_backend_name(), url.get_driver_name())

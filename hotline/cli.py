@@ -92,6 +92,8 @@ def main() -> None:
     try:
         app()
     except (ValidationError, SettingsFileMissing) as exc:
+        if isinstance(exc, ValidationError) and exc.title != "Settings":
+            raise
         # A wrong HOTLINE_* value or settings file: what is wrong, not a traceback.
         for problem in settings_problems(exc):
             print(f"hotline: {problem}", file=sys.stderr)
@@ -103,11 +105,14 @@ def settings_problems(exc: ValidationError | SettingsFileMissing) -> list[str]:
     it may be a secret (a database URL's password)."""
     if isinstance(exc, SettingsFileMissing):
         return [str(exc)]
-    return [
-        f"HOTLINE_{'_'.join(str(part) for part in error['loc']).upper()}: "
-        f"{error['msg'].removeprefix('Value error, ')}"
-        for error in exc.errors()
-    ]
+    problems = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"])
+        problems.append(
+            f"HOTLINE_{name.upper()} (or `{name}` in the settings file): "
+            f"{error['msg'].removeprefix('Value error, ')}"
+        )
+    return problems
 
 
 if __name__ == "__main__":

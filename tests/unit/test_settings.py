@@ -116,5 +116,7 @@ def test_the_cli_names_a_wrong_setting_without_echoing_its_value(
                 cli.main()
         out = capsys.readouterr()
         assert exit_.value.code == 2 and out.out == ""
-        assert f"hotline: {name}: " in out.err and says in out.err, out.err
+        setting = name.removeprefix("HOTLINE_").lower()
+        assert f"hotline: {name} (or `{setting}` in the settings file): " in out.err, out.err
+        assert says in out.err, out.err
         assert "s3cret" not in out.err and "Traceback" not in out.err
