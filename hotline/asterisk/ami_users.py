@@ -58,19 +58,40 @@ SPY_DTMF_FILTER = (
 )
 
 
+# Security filters, for every user that reads events, even with the event filter off (they are
+# not an optimisation). Asterisk writes header values raw (a security event's AccountID, a
+# channel's CallerIDNum: the From user, URI-unescaped by pjsip), so "%0D%0A%0D%0AEvent: ..."
+# ended the genuine event early and the rest read as a forged event of its own (SECURITY.md).
+# Asterisk applies an exclude filter without header() to the whole event text (manager.c
+# filter_cmp_fn; POSIX extended regex, C.UTF-8 locale: Cyrillic is not [[:cntrl:]]). A genuine
+# event ends with its only blank line ("\r\n\r\n", nothing after) and has its only "Event:"
+# at the start. The config file can hold no CR or LF, hence [[:cntrl:]]; Asterisk strips the
+# value's trailing blank, hence "Event:" with no space.
+AMI_INJECTION_FILTERS = (
+    # A blank line inside the event: four control characters and then anything else.
+    ("action(exclude),method(regex)", "[[:cntrl:]]{4}[^[:cntrl:]]"),
+    # A second Event header on a line of its own (panoramisk would make Event a list).
+    ("action(exclude),method(regex)", "[[:cntrl:]]Event:"),
+)
+
+
 def ami_event_filters(
-    enabled: bool, events: Sequence[str] = AMI_EVENTS, with_headers: bool = True
+    enabled: bool,
+    events: Sequence[str] = AMI_EVENTS,
+    with_headers: bool = True,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> list[tuple[str, str]]:
-    """(criteria, value) pairs for `eventfilter(<criteria>) = <value>`; none when disabled."""
+    """(criteria, value) pairs for `eventfilter(<criteria>) = <value>`: the events to include
+    (none when disabled), then the injection filters (always)."""
     if not enabled:
-        return []
+        return list(AMI_INJECTION_FILTERS)
     filters = [(f"action(include),name({name})", "") for name in events]
     if with_headers:
         filters += [
             (f"action(include),name({name}),header({header}),method({method})", value)
             for name, header, method, value in AMI_HEADER_FILTERS
         ]
-    return filters
+    return [*filters, *extra, *AMI_INJECTION_FILTERS]
 
 
 @dataclass(frozen=True)
@@ -128,12 +149,13 @@ def ami_users(settings: Settings) -> list[dict[str, Any]]:
         if role == "router":
             filters = ami_event_filters(settings.ami_event_filter)
         elif role == "supervise":
+            # Only the digits pressed during a monitor session (monitoring.SpyModes).
             filters = ami_event_filters(
-                settings.ami_event_filter, ("OriginateResponse",), with_headers=False
+                settings.ami_event_filter,
+                ("OriginateResponse",),
+                with_headers=False,
+                extra=(SPY_DTMF_FILTER,),
             )
-            if filters:
-                # Only the digits pressed during a monitor session (monitoring.SpyModes).
-                filters.append(SPY_DTMF_FILTER)
         elif classes.read:
             filters = ami_event_filters(
                 settings.ami_event_filter, ("OriginateResponse",), with_headers=False

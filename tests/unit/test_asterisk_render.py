@@ -11,6 +11,7 @@ import pytest
 from call_router.asterisk_paths import AsteriskPaths, instance_id
 from call_router.settings import AMI_ROLES, QUEUES, Settings
 from hotline.asterisk import config_checks, render
+from hotline.asterisk.ami_users import AMI_USERS
 from hotline.asterisk.render import ConfigError, OperatorConf, render_config
 from hotline.asterisk.sandbox import Asterisk
 from hotline.asterisk.sandbox_root import debian_mirror
@@ -278,7 +279,52 @@ def test_manager_conf_sends_the_ami_user_only_the_events_the_hotline_reads(
 
     unfiltered = Settings(**{**settings.model_dump(), "ami_event_filter": False})
     user = sections(rendered(unfiltered)["manager.conf"])[settings.ami_username]
-    assert not [k for k, _v in user if k.startswith("eventfilter")]
+    # Only the injection filters (a security filter, not an optimisation).
+    assert [k for k, _v in user if k.startswith("eventfilter(action(include)")] == []
+
+
+INJECTED_BLANK_LINE = "(action(exclude),method(regex))"
+
+
+@pytest.mark.parametrize("event_filter", [True, False])
+def test_every_ami_user_that_reads_events_drops_an_event_with_an_injected_line(
+    settings: Settings, event_filter: bool
+) -> None:
+    """A stranger's SIP name or a caller's number with "%0D%0A%0D%0AEvent: ..." split a
+    genuine event in two (tests/integration/test_ami_injection_e2e.py): every reading user
+    excludes such events, after its includes (Asterisk applies excludes to what the includes
+    let through), also with the event filter off."""
+    configured = Settings(**{**settings.model_dump(), "ami_event_filter": event_filter})
+    conf = sections(rendered(configured)["manager.conf"])
+    for role, classes in AMI_USERS.items():
+        user = conf[configured.ami_login(role)[0]]
+        filters = [
+            (k.removeprefix("eventfilter"), v) for k, v in user if k.startswith("eventfilter")
+        ]
+        if not classes.read:
+            assert filters == [], role
+            continue
+        excludes = [(k, v) for k, v in filters if k == INJECTED_BLANK_LINE]
+        assert len(excludes) == 2 and filters[-2:] == excludes, role
+        # POSIX [:cntrl:] in Asterisk's C.UTF-8 locale: C0, DEL and C1 (Cyrillic is not).
+        patterns = [
+            re.compile(v.replace("[:cntrl:]", "\\x00-\\x1f\\x7f-\\x9f")) for _k, v in excludes
+        ]
+
+        def dropped(text: str, patterns: list[re.Pattern[str]] = patterns) -> bool:
+            return any(p.search(text) for p in patterns)
+
+        genuine = "Event: Newchannel\r\nCallerIDNum: +74951234567\r\nUniqueid: 1.2\r\n\r\n"
+        assert not dropped(genuine), role
+        cyrillic = "Event: Newchannel\r\nCallerIDName: Ольга Петровна\r\nExten: \r\n\r\n"
+        assert not dropped(cyrillic), role
+        userevent = "Event: UserEvent\r\nUserEvent: HotlineLag\r\nProbe: 1\r\n\r\n"
+        assert not dropped(userevent), role
+        forged = "Event: InvalidAccountID\r\nAccountID: \r\n\r\nEvent: Forged\r\nX: y\r\n\r\n"
+        assert dropped(forged), role
+        assert dropped(forged.replace("\r\n\r\nEvent", "\n\nEvent")), role
+        second_event = "Event: Newchannel\r\nCallerIDNum: 1\r\nEvent: Forged\r\n\r\n"
+        assert dropped(second_event), role
 
 
 def test_the_supervise_user_gets_originate_responses_and_only_the_spy_sessions_digits(
@@ -289,6 +335,8 @@ def test_the_supervise_user_gets_originate_responses_and_only_the_spy_sessions_d
     assert filters == {
         "(action(include),name(OriginateResponse))": "",
         "(action(include),name(DTMFEnd),header(Context),method(exact))": "hotline-spy",
+        # Two injection filters under one key (the dict keeps the last).
+        INJECTED_BLANK_LINE: "[[:cntrl:]]Event:",
     }
 
 
