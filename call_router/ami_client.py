@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from panoramisk import Manager
 
+from call_router.ami_protocol import StrictAmiProtocol
 from call_router.settings import AmiRole, Settings
 
 ACTION_TIMEOUT = 5.0
@@ -175,6 +176,8 @@ class NoReconnectManager(Manager):  # type: ignore[misc]
             port=settings.ami_port,
             username=username,
             secret=secret,
+            # Read strictly: no message a caller's number split off (call_router/ami_protocol.py).
+            protocol_factory=StrictAmiProtocol,
             **options,
         )
 
