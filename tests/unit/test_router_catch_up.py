@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
-from call_router import ami_listener
+from call_router import ami_listener, health
 from call_router.ami_listener import AmiListener
 from call_router.call_log import CallLog
 from call_router.db import Database
+from call_router.listener_reconcile import ReconcileRequest
 from call_router.live_state import LiveState
+from call_router.reconcile import AsteriskRecords
 from call_router.settings import Settings
 from tests.conftest import free_port
 from tests.unit.conftest import model_database
@@ -30,6 +34,36 @@ async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+T0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+NOW = T0 + timedelta(minutes=30)
+
+
+def router_with_one_unlogged_call(
+    tmp_path: Path, db: Database, live: LiveState, number: str
+) -> tuple[AmiListener, CallLog, str]:
+    """A router (its clock at NOW) whose Asterisk records hold one call that met the
+    fail-safe a minute after T0, unknown to the call log: the router, its log, the call."""
+    log_dir = tmp_path / "asterisk-log"
+    log_dir.mkdir()
+    at = f"{T0.timestamp() + 60:.0f}"
+    call = f"{at}.5"
+    (log_dir / "queue_log").write_text(
+        f"{at}|{call}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100\n"
+        f"{at}|{call}|coordinator|NONE|ENTERQUEUE||{number}|1\n"
+    )
+    settings = Settings(state_dir=tmp_path / "state", ami_port=free_port())
+    call_log = CallLog(db)
+    listener = AmiListener(
+        settings, call_log, live, clock=lambda: NOW, records=AsteriskRecords.in_log_dir(log_dir)
+    )
+    return listener, call_log, call
+
+
+def request(heard_until: datetime) -> ReconcileRequest:
+    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    return ReconcileRequest(frozenset(), NOW, done, heard_until=heard_until)
 
 
 class SlowThenFineAsterisk:
@@ -81,40 +115,17 @@ async def test_a_search_for_unlogged_calls_that_failed_is_owed_to_the_next_catch
     """The reconnect's search for calls nobody logged met the database away. The catch-up
     that follows knows only that the link is up now: it must still search from when the
     router last heard everything, or the calls of the gap are never logged."""
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy.exc import OperationalError
-
-    from call_router.listener_reconcile import ReconcileRequest
-    from call_router.reconcile import AsteriskRecords
-
-    t0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
-    now = t0 + timedelta(minutes=30)
-    log_dir = tmp_path / "asterisk-log"
-    log_dir.mkdir()
-    call = f"{t0.timestamp() + 60:.0f}.5"
-    (log_dir / "queue_log").write_text(
-        f"{t0.timestamp() + 60:.0f}|{call}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100\n"
-        f"{t0.timestamp() + 60:.0f}|{call}|coordinator|NONE|ENTERQUEUE||+79160005001|1\n"
-    )
-    settings = Settings(state_dir=tmp_path / "state", ami_port=free_port())
-    call_log = CallLog(db)
-    listener = AmiListener(
-        settings, call_log, live, clock=lambda: now, records=AsteriskRecords.in_log_dir(log_dir)
-    )
-    reconciler = listener.reconciler
+    listener, call_log, call = router_with_one_unlogged_call(tmp_path, db, live, "+79160005001")
     away = OperationalError("SELECT", {}, ConnectionRefusedError("database is away"))
     real_run = call_log.run
     monkeypatch.setattr(call_log, "run", lambda work: (_ for _ in ()).throw(away))
 
-    async def apply(heard_until: datetime) -> None:
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await reconciler.apply(ReconcileRequest(frozenset(), now, done, heard_until=heard_until))
-
-    await apply(t0)  # the reconnect: heard everything until t0, then the database fails
+    # The reconnect: heard everything until T0, then the database fails.
+    await listener.reconciler.apply(request(T0))
     assert call_log.find_call_id(call) is None
     monkeypatch.setattr(call_log, "run", real_run)
-    await apply(now)  # the catch-up once the database is back: the link is up now
+    # The catch-up once the database is back: the link is up now.
+    await listener.reconciler.apply(request(NOW))
     row = call_log.get_call(call)
     assert row is not None and row.caller_number == "+79160005001"
 
@@ -125,41 +136,21 @@ async def test_a_reconnect_during_a_database_outage_owes_the_search_to_the_catch
     """The reconnect's request meets events waiting for the database: no catch-up runs then.
     The one that runs once they are written must still search from the reconnect's moment,
     and the router's report must keep that moment until it has (a kill meanwhile)."""
-    from datetime import UTC, datetime, timedelta
-
-    from call_router import health
-    from call_router.listener_reconcile import ReconcileRequest
-    from call_router.reconcile import AsteriskRecords
-
-    t0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
-    now = t0 + timedelta(minutes=30)
-    log_dir = tmp_path / "asterisk-log"
-    log_dir.mkdir()
-    call = f"{t0.timestamp() + 60:.0f}.6"
-    (log_dir / "queue_log").write_text(
-        f"{t0.timestamp() + 60:.0f}|{call}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100\n"
-        f"{t0.timestamp() + 60:.0f}|{call}|coordinator|NONE|ENTERQUEUE||+79160005002|1\n"
-    )
-    settings = Settings(state_dir=tmp_path / "state", ami_port=free_port())
-    call_log = CallLog(db)
-    listener = AmiListener(
-        settings, call_log, live, clock=lambda: now, records=AsteriskRecords.in_log_dir(log_dir)
-    )
+    listener, call_log, call = router_with_one_unlogged_call(tmp_path, db, live, "+79160005002")
     consumer = asyncio.create_task(listener._consume())
     try:
         listener.writer.db_reachable = False  # events wait for the database
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        listener._queue.put_nowait(ReconcileRequest(frozenset(), now, done, heard_until=t0))
-        assert await asyncio.wait_for(done, 10) == 0  # deferred, not run
+        deferred = request(T0)
+        listener._queue.put_nowait(deferred)
+        assert await asyncio.wait_for(deferred.done, 10) == 0  # deferred, not run
         assert call_log.find_call_id(call) is None
         # The report written meanwhile keeps the moment the search starts from.
         listener._health.write_now()
-        report = health.read_router_report(settings)
-        assert report is not None and report.heard_until == t0
+        report = health.read_router_report(listener._settings)
+        assert report is not None and report.heard_until == T0
         listener.writer.db_reachable = True
         # The catch-up, once the backlog is written: its own request knows only "now".
-        done = asyncio.get_running_loop().create_future()
-        await listener.reconciler.apply(ReconcileRequest(frozenset(), now, done, heard_until=now))
+        await listener.reconciler.apply(request(NOW))
         row = call_log.get_call(call)
         assert row is not None and row.caller_number == "+79160005002"
         assert listener.reconciler.unlogged_since is None
@@ -173,26 +164,19 @@ async def test_a_broken_search_for_unlogged_calls_does_not_stop_the_catch_up(
 ) -> None:
     """A search that fails for another reason than the database (a bug, a bad record) is
     logged and stays owed; the open calls are still closed and live state rebuilt."""
-    from datetime import UTC, datetime, timedelta
-
-    from call_router.listener_reconcile import ReconcileRequest
-    from call_router.reconcile import AsteriskRecords
-
-    t0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
-    now = t0 + timedelta(minutes=30)
     settings = Settings(state_dir=tmp_path / "state", ami_port=free_port())
     call_log = CallLog(db)
     call_log.ensure_call("1796000000.1", caller_number="+79160005003", caller_name=None,
-                         started_at=t0)  # fmt: skip
-    listener = AmiListener(settings, call_log, live, clock=lambda: now)
+                         started_at=T0)  # fmt: skip
+    listener = AmiListener(settings, call_log, live, clock=lambda: NOW)
 
     def broken(_records: AsteriskRecords, _since: datetime) -> list[object]:
         raise ValueError("a record nobody expected")
 
     monkeypatch.setattr(AsteriskRecords, "failsafe_calls_since", broken)
-    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    await listener.reconciler.apply(ReconcileRequest(frozenset(), now, done, heard_until=t0))
-    assert done.result() == 1  # the vanished open call was still closed
+    catch_up = request(T0)
+    await listener.reconciler.apply(catch_up)
+    assert catch_up.done.result() == 1  # the vanished open call was still closed
     row = call_log.get_call("1796000000.1")
     assert row is not None and row.ended_at is not None
-    assert listener.reconciler.unlogged_since == t0
+    assert listener.reconciler.unlogged_since == T0
