@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy.orm import Session
 
 from call_router import reconcile
 from call_router.call_log import CallLog
@@ -28,6 +29,7 @@ from call_router.router_agents import AgentPresence
 from call_router.router_events import stage_of
 from call_router.router_writer import EventWriter
 from call_router.settings import QUEUES
+from call_router.sql_in import slices
 
 # CoreStatus's start time has whole seconds: a call this close to the start is not "before".
 ASTERISK_START_SLACK = timedelta(seconds=2)
@@ -167,8 +169,7 @@ class Reconciler:
         if not found:
             return
         known = await asyncio.to_thread(
-            self._call_log.run,
-            lambda session: known_call_ids(session, [call.linkedid for call in found]),
+            self._call_log.run, lambda session: _known(session, [call.linkedid for call in found])
         )
         arrivals = [
             CallArrival(
@@ -196,6 +197,14 @@ class Reconciler:
                 waiting[call.queue] = waiting.get(call.queue, 0) + 1
         await self._live.replace_all(staged, waiting)
         await self._agents.publish_all()
+
+
+def _known(session: Session, linkedids: list[str]) -> dict[str, int]:
+    """The ids of those calls that have a row (a day of a big outage: many IN lists)."""
+    known: dict[str, int] = {}
+    for part in slices(linkedids):
+        known.update(known_call_ids(session, part))
+    return known
 
 
 def asterisk_started(date: str, time_of_day: str) -> datetime | None:

@@ -22,9 +22,13 @@ def rows_in(
     session: Session, entity: type[T], column: InstrumentedAttribute[Any], values: Iterable[Any]
 ) -> list[T]:
     """The `entity` rows whose `column` is one of `values`, whatever the number of values."""
-    wanted = list(values)
     found: list[T] = []
-    for start in range(0, len(wanted), IN_SLICE):
-        part = wanted[start : start + IN_SLICE]
+    for part in slices(values):
         found.extend(session.scalars(select(entity).where(column.in_(part))))
     return found
+
+
+def slices(values: Iterable[T]) -> list[list[T]]:
+    """`values` cut into lists of at most IN_SLICE, one `IN (...)` each."""
+    wanted = list(values)
+    return [wanted[start : start + IN_SLICE] for start in range(0, len(wanted), IN_SLICE)]

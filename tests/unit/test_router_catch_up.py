@@ -180,3 +180,19 @@ async def test_a_broken_search_for_unlogged_calls_does_not_stop_the_catch_up(
     row = call_log.get_call("1796000000.1")
     assert row is not None and row.ended_at is not None
     assert listener.reconciler.unlogged_since == T0
+
+
+def test_the_known_calls_of_a_long_outage_are_asked_a_slice_at_a_time(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day of a big FastAGI outage can hold more fail-safe calls than PostgreSQL takes
+    bind parameters in one statement (65 535): the lookup is sliced (call_router/sql_in.py)."""
+    from call_router import listener_reconcile, sql_in
+
+    call_log = CallLog(db)
+    for linkedid in ("1796000000.1", "1796000000.2", "1796000000.3"):
+        call_log.ensure_call(linkedid, caller_number=None, caller_name=None, started_at=T0)
+    monkeypatch.setattr(sql_in, "IN_SLICE", 2)
+    wanted = ["1796000000.1", "1796000000.2", "1796000000.3", "1796000000.4"]
+    known = call_log.run(lambda session: listener_reconcile._known(session, wanted))
+    assert set(known) == {"1796000000.1", "1796000000.2", "1796000000.3"}
