@@ -692,6 +692,15 @@ async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+def asterisk_log_dir(tmp_path: Path, queue_log: list[str], cdr: str) -> Path:
+    """Asterisk's log directory holding these queue_log lines and one CDR line."""
+    log_dir = tmp_path / "asterisk-log"
+    (log_dir / "cdr-csv").mkdir(parents=True)
+    (log_dir / "queue_log").write_text("".join(f"{line}\n" for line in queue_log))
+    (log_dir / "cdr-csv" / "Master.csv").write_text(f"{cdr}\n")
+    return log_dir
+
+
 async def test_run_reconciles_consumes_and_reconnects(
     settings: Settings, db: Database, live: LiveState
 ) -> None:
@@ -790,27 +799,23 @@ async def test_a_reconnect_takes_what_was_missed_from_the_queue_log_and_cdrs(
     before = AmiListener(settings, call_log, live)
     for call in (answered, abandoned, held):
         await feed(before, [call.newchannel(0), call.queue_join(20.4, queue="heating")])
-    log_dir = tmp_path / "asterisk-log"
-    (log_dir / "cdr-csv").mkdir(parents=True)
-    (log_dir / "queue_log").write_text(
-        "".join(
-            f"{line}\n"
-            for line in (
-                f"{T0 + 20}|{answered.linkedid}|heating|NONE|ENTERQUEUE||+79160003001|1",
-                f"{T0 + 20}|{abandoned.linkedid}|heating|NONE|ENTERQUEUE||+79160003002|2",
-                f"{T0 + 20}|{held.linkedid}|heating|NONE|ENTERQUEUE||+79160003003|3",
-                f"{T0 + 26}|{answered.linkedid}|heating|Anna Petrova|CONNECT|6|1763895020.9|6",
-                f"{T0 + 50}|{held.linkedid}|heating|NONE|EXITWITHKEY|1|2|3|30",
-                f"{T0 + 50}|{held.linkedid}|heating|NONE|HOTLINECALLBACK|virtual_hold",
-                f"{T0 + 80}|{abandoned.linkedid}|heating|NONE|ABANDON|1|2|60",
-                f"{T0 + 146}|{answered.linkedid}|heating|Anna Petrova|COMPLETEAGENT|6|120|1",
-            )
-        )
-    )
-    (log_dir / "cdr-csv" / "Master.csv").write_text(
-        f'"","+79160003001","h","x","","PJSIP/pstn-1","","NoOp","","2025-11-23 10:00:00",'
-        f'"2025-11-23 10:00:00","2025-11-23 10:02:27",147,147,"ANSWERED","DOCUMENTATION",'
-        f'"{answered.linkedid}","","","{answered.linkedid}",0\n'
+    log_dir = asterisk_log_dir(
+        tmp_path,
+        queue_log=[
+            f"{T0 + 20}|{answered.linkedid}|heating|NONE|ENTERQUEUE||+79160003001|1",
+            f"{T0 + 20}|{abandoned.linkedid}|heating|NONE|ENTERQUEUE||+79160003002|2",
+            f"{T0 + 20}|{held.linkedid}|heating|NONE|ENTERQUEUE||+79160003003|3",
+            f"{T0 + 26}|{answered.linkedid}|heating|Anna Petrova|CONNECT|6|1763895020.9|6",
+            f"{T0 + 50}|{held.linkedid}|heating|NONE|EXITWITHKEY|1|2|3|30",
+            f"{T0 + 50}|{held.linkedid}|heating|NONE|HOTLINECALLBACK|virtual_hold",
+            f"{T0 + 80}|{abandoned.linkedid}|heating|NONE|ABANDON|1|2|60",
+            f"{T0 + 146}|{answered.linkedid}|heating|Anna Petrova|COMPLETEAGENT|6|120|1",
+        ],
+        cdr=(
+            f'"","+79160003001","h","x","","PJSIP/pstn-1","","NoOp","","2025-11-23 10:00:00",'
+            f'"2025-11-23 10:00:00","2025-11-23 10:02:27",147,147,"ANSWERED","DOCUMENTATION",'
+            f'"{answered.linkedid}","","","{answered.linkedid}",0'
+        ),
     )
     asterisk = FakeAsterisk(channels=[])
     await asterisk.start(settings.ami_port)
@@ -875,28 +880,24 @@ async def test_a_call_nobody_logged_is_taken_from_the_records_after_a_router_res
         ),
     )
     unlogged, live_one, long_before = "1763892020.5", "1763892100.7", "1763890000.1"
-    log_dir = tmp_path / "asterisk-log"
-    (log_dir / "cdr-csv").mkdir(parents=True)
-    (log_dir / "queue_log").write_text(
-        "".join(
-            f"{line}\n"
-            for line in (
-                # Hours before the router went away (its own row was never written): old.
-                f"{T0 - 7200}|{long_before}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
-                f"{T0 + 21}|{unlogged}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
-                f"{T0 + 21}|{unlogged}|coordinator|NONE|ENTERQUEUE||+79160004001|1",
-                f"{T0 + 80}|{unlogged}|coordinator|NONE|ABANDON|1|1|59",
-                # Still waiting now: no CDR yet, the number from its ENTERQUEUE line.
-                f"{T0 + 101}|{live_one}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
-                f"{T0 + 101}|{live_one}|coordinator|NONE|ENTERQUEUE||+79160004002|1",
-            )
-        )
-    )
-    (log_dir / "cdr-csv" / "Master.csv").write_text(
-        f'"","+79160004001","coordinator","hotline-queues","""Ivan"" <+79160004001>",'
-        f'"PJSIP/pstn-00000007","","Queue","coordinator","2025-11-23 10:00:20",'
-        f'"2025-11-23 10:00:21","2025-11-23 10:01:20",60,59,"ANSWERED","DOCUMENTATION",'
-        f'"{unlogged}","","","{unlogged}",0\n'
+    log_dir = asterisk_log_dir(
+        tmp_path,
+        queue_log=[
+            # Hours before the router went away (its own row was never written): old.
+            f"{T0 - 7200}|{long_before}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
+            f"{T0 + 21}|{unlogged}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
+            f"{T0 + 21}|{unlogged}|coordinator|NONE|ENTERQUEUE||+79160004001|1",
+            f"{T0 + 80}|{unlogged}|coordinator|NONE|ABANDON|1|1|59",
+            # Still waiting now: no CDR yet, the number from its ENTERQUEUE line.
+            f"{T0 + 101}|{live_one}|coordinator|NONE|HOTLINEAGIFAILED|FAILURE|500100",
+            f"{T0 + 101}|{live_one}|coordinator|NONE|ENTERQUEUE||+79160004002|1",
+        ],
+        cdr=(
+            f'"","+79160004001","coordinator","hotline-queues","""Ivan"" <+79160004001>",'
+            f'"PJSIP/pstn-00000007","","Queue","coordinator","2025-11-23 10:00:20",'
+            f'"2025-11-23 10:00:21","2025-11-23 10:01:20",60,59,"ANSWERED","DOCUMENTATION",'
+            f'"{unlogged}","","","{unlogged}",0'
+        ),
     )
     asterisk = FakeAsterisk(
         channels=[channel_fields(live_one, live_one, number="+79160004002", name="")]
