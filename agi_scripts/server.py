@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 import socket
 import sys
@@ -35,6 +34,7 @@ from agi_scripts.agi import (
 from agi_scripts.audiosocket import AudioSocketServer
 from agi_scripts.call_context import CallContext
 from agi_scripts.call_writer import CallWriter
+from agi_scripts.event_loop import tune_garbage_collector
 from agi_scripts.flows.services import FlowServices
 from agi_scripts.handlers.hotline import hotline
 from agi_scripts.handlers.meters import meters
@@ -349,11 +349,9 @@ GIL_SWITCH_INTERVAL = 0.001
 
 
 def _tune_for_latency() -> None:
-    """Before the first call: what start-up loaded (SQLAlchemy, flows, models, ~130k objects)
-    is left out of the garbage collector's full passes (gc.freeze), each of which otherwise
-    stops every call for ~30 ms; and the writer thread hands the GIL back sooner."""
-    gc.collect()
-    gc.freeze()
+    """Before the first call: the garbage collector tuned for a process full of calls, and
+    the writer thread hands the GIL back sooner."""
+    tune_garbage_collector()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 

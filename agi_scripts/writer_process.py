@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-    from agi_scripts.event_loop import run
+    from agi_scripts.event_loop import run, tune_garbage_collector
     from call_router.log_setup import configure_logging
     from call_router.settings import get_settings
 
@@ -424,6 +424,7 @@ def main(argv: list[str] | None = None) -> None:
             ops=writer_ops(),
         )
         await writer.start()
+        tune_garbage_collector()
         try:
             await _serve(reader, stream, writer)
         finally:
