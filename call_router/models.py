@@ -84,33 +84,51 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# The call log's pages and reports (migrations 0008, 0032): newest first under one equality
+# filter, so `(column, started_at, id)` per filter and `(started_at, id)` for none; each also
+# serves a lookup by its first column alone, so no one-column index beside it (every index is
+# written by every call: migration 0032). The wallboard's calls still open: a partial index.
+CALL_LIST_FILTERS = ("caller_number", "queue", "intent", "outcome", "operator")
+_OPEN_CALLS = text("ended_at IS NULL")
+
+
 class Call(Base):
     """One row per resident's call, however many channels and legs it has."""
 
     __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_started_at_id", "started_at", "id"),
+        *(Index(f"ix_calls_{c}_started_at", c, "started_at", "id") for c in CALL_LIST_FILTERS),
+        Index(
+            "ix_calls_open_started_at",
+            "started_at",
+            sqlite_where=_OPEN_CALLS,
+            postgresql_where=_OPEN_CALLS,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Asterisk's linkedid of the inbound leg: the same on every leg of the call.
     # Asterisk allows 150 (a long systemname): a longer linkedid is clipped, consistently.
     linkedid: Mapped[str] = mapped_column(ClippedString(64), unique=True)
     channel: Mapped[str | None] = mapped_column(String(128))
-    caller_number: Mapped[str] = mapped_column(String(32), default="anonymous", index=True)
+    caller_number: Mapped[str] = mapped_column(String(32), default="anonymous")
     caller_number_raw: Mapped[str | None] = mapped_column(String(128))
     caller_name: Mapped[str | None] = mapped_column(String(128))
     dialed_number: Mapped[str | None] = mapped_column(String(32))
     language: Mapped[str | None] = mapped_column(String(8))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     menu_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     menu_choice: Mapped[str | None] = mapped_column(String(32))
     intent: Mapped[str | None] = mapped_column(String(32))
-    queue: Mapped[str | None] = mapped_column(String(32), index=True)
+    queue: Mapped[str | None] = mapped_column(String(32))
     queue_joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    operator: Mapped[str | None] = mapped_column(String(64), index=True)
+    operator: Mapped[str | None] = mapped_column(String(64))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hangup_cause: Mapped[str | None] = mapped_column(String(64))
     hangup_by: Mapped[str | None] = mapped_column(String(16))
-    outcome: Mapped[str | None] = mapped_column(String(32), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(32))
     wait_seconds: Mapped[int | None] = mapped_column(Integer)
     talk_seconds: Mapped[int | None] = mapped_column(Integer)
     # What the speech menu heard: the transcript, how sure the classifier was, the audio kept.
@@ -162,7 +180,8 @@ class CallEvent(Base):
     __table_args__ = (UniqueConstraint("call_id", "key", name="uq_call_events_call_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    # Looked up by the unique (call_id, key) index: no index of its own (migration 0032).
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(160))
