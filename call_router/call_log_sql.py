@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +10,7 @@ from sqlalchemy import Insert, Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from call_router import json_text
 from call_router.models import Call, CallEvent
 
 MAX_KEY = 160
@@ -61,8 +61,8 @@ def insert_events(session: Session, rows: list[EventRow]) -> None:
     at_bind = table.c.at.type.bind_processor(dialect)
     if dialect.name == "sqlite":
         # What the JSON column's bind processor does for a dict (the data is never None
-        # here): the dialect's serializer, called directly.
-        dumps = getattr(dialect, "_json_serializer", None) or json.dumps
+        # here): the engine's serializer (call_router/db.py), called directly.
+        dumps = json_text.dumps
         connection.exec_driver_sql(
             _EVENTS_SQLITE,
             [
@@ -75,7 +75,7 @@ def insert_events(session: Session, rows: list[EventRow]) -> None:
         {"c": call_id, "k": kind, "y": key, "a": _iso(at_bind(at) if at_bind else at), "d": data}
         for call_id, kind, key, at, data in rows
     ]
-    connection.exec_driver_sql(_EVENTS_POSTGRESQL, {"rows": json.dumps(document)})
+    connection.exec_driver_sql(_EVENTS_POSTGRESQL, {"rows": json_text.dumps(document)})
 
 
 def _iso(value: Any) -> Any:

@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from call_router import json_text
 from call_router.call_log_core import MenuResult
 from call_router.call_log_sql import cap
 from call_router.models import Call
@@ -81,7 +81,7 @@ def insert_arrivals(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
             [row[name] if name != "started_at" else started(row[name]) for name in ARRIVAL_COLUMNS]
             for row in rows
         ]
-        result = connection.exec_driver_sql(INSERT_ARRIVALS_SQLITE, (json.dumps(document),))
+        result = connection.exec_driver_sql(INSERT_ARRIVALS_SQLITE, (json_text.dumps(document),))
     elif dialect.name == "postgresql":
         records = []
         for row in rows:
@@ -89,7 +89,7 @@ def insert_arrivals(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
             record["sa"] = _iso(started(row["started_at"]))
             records.append(record)
         result = connection.exec_driver_sql(
-            INSERT_ARRIVALS_POSTGRESQL, {"rows": json.dumps(records)}
+            INSERT_ARRIVALS_POSTGRESQL, {"rows": json_text.dumps(records)}
         )
     else:
         raise NotImplementedError(f"call log needs PostgreSQL or SQLite, not {dialect.name}")
@@ -146,7 +146,7 @@ def update_menu_results(session: Session, results: list[MenuResult], now: dateti
             for c, i, g, a, q, lid in rows
         }
         connection.exec_driver_sql(
-            MENU_RESULTS_POSTGRESQL, {"rows": json.dumps(list(latest.values()))}
+            MENU_RESULTS_POSTGRESQL, {"rows": json_text.dumps(list(latest.values()))}
         )
     else:
         raise NotImplementedError(f"call log needs PostgreSQL or SQLite, not {dialect.name}")

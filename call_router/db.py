@@ -20,6 +20,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from call_router import json_text
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # libpq's defaults wait for ever on a server that does not answer (a host down behind a
 # firewall that drops packets: minutes of the kernel's retries), holding a thread and its
@@ -59,7 +61,7 @@ def _make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_text.dumps)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -81,6 +83,7 @@ def _make_engine(url: str) -> Engine:
         pool_size=10,
         max_overflow=20,
         connect_args=connect_args,
+        json_serializer=json_text.dumps,
     )
     if psycopg3:
         event.listen(engine, "checkout", _drop_if_closed_by_server)
