@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from call_router import callback_dialing, callback_intake, outcomes
+from call_router import callback_dialing, callback_intake, feedback_calls, outcomes
 from call_router.call_event_kinds import (
     EVENT_ABANDON,
     EVENT_AFTER_HOURS,
@@ -31,7 +31,7 @@ from call_router.call_event_kinds import (
 )
 from call_router.call_log_core import CallLogCore, CallView
 from call_router.call_log_sql import cap, seconds_before
-from call_router.models import Call, CallEvent
+from call_router.models import DIRECTION_FEEDBACK, Call, CallEvent
 
 # Outcomes that put the caller on the callback list.
 CALLBACK_OUTCOMES = outcomes.MISSED_OUTCOMES | {outcomes.VOICEMAIL}
@@ -200,6 +200,11 @@ class CallLifecycle(CallLogCore):
             .where(CallEvent.call_id == call.id)
             .order_by(CallEvent.at, CallEvent.id)
         ).all()
+        if call.direction == DIRECTION_FEEDBACK:
+            # The "is it fixed?" call to a resident: its outcome is their answer; never a
+            # callback entry, whatever became of it.
+            feedback_calls.finish(call, events)
+            return
         if callback_dialing.is_outbound_call(events):
             # Our own click-to-call to a resident: it settles its callback entry, never opens one.
             callback_dialing.finish_outbound_call(session, call, events)

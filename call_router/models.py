@@ -136,8 +136,10 @@ class Call(Base):
     intent_confidence: Mapped[float | None] = mapped_column(Float)
     utterance_path: Mapped[str | None] = mapped_column(String(255))
     # Who placed it (migration 0020): a resident calling in (DIRECTION_INBOUND), an operator
-    # calling a resident back (DIRECTION_CALLBACK, click-to-call), or an internal call.
-    # Reports of answered calls and the staffing forecast count inbound calls only.
+    # calling a resident back (DIRECTION_CALLBACK, click-to-call), an internal call, or the
+    # automatic "is it fixed?" call to a resident (DIRECTION_FEEDBACK, no operator:
+    # call_router/feedback_calls.py). Reports of answered calls and the staffing forecast count
+    # inbound calls only; agent sessions and the abandoned calls' call-backs, callback ones.
     direction: Mapped[str] = mapped_column(
         String(16), default="inbound", server_default=text("'inbound'")
     )
@@ -194,7 +196,8 @@ CALLBACK_OPEN = "open"
 DIRECTION_INBOUND = "inbound"
 DIRECTION_CALLBACK = "callback"
 DIRECTION_INTERNAL = "internal"
-DIRECTIONS = (DIRECTION_INBOUND, DIRECTION_CALLBACK, DIRECTION_INTERNAL)
+DIRECTION_FEEDBACK = "feedback"
+DIRECTIONS = (DIRECTION_INBOUND, DIRECTION_CALLBACK, DIRECTION_INTERNAL, DIRECTION_FEEDBACK)
 
 
 class Callback(Base):

@@ -10,6 +10,9 @@ never answered, or a dialer that dies, still retries and never calls forever.
 The resident's answer (FastAGI route `request_feedback`) is `record_answer`: 1 confirms it
 (closed), 2 reopens it (back to new; the history says: by the resident, by phone). Either way
 the score is kept and no more tries are made.
+
+Each try is also a row of the call log, written with the try (call_router/feedback_calls.py):
+an outbound call to the resident (direction `feedback`) with their answer on its timeline.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from call_router import callback_policy as policy
+from call_router import feedback_calls
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
 from call_router.callbacks import CallbackRules
@@ -44,6 +48,8 @@ class Attempt:
     phone: str  # E.164, checked against the dial-out plan
     attempt: int
     last: bool  # no further try after this one
+    # The try's row in the call log (feedback_calls.py): its linkedid, the Originate's ChannelId.
+    linkedid: str | None = None
 
     @property
     def action_id(self) -> str:
@@ -97,27 +103,55 @@ def start_attempt(
     # A retry never falls into quiet hours.
     request.feedback_due_at = None if retry.give_up else rules.quiet.next_allowed(retry.at or now)
     _event(request, "feedback_call", now, f"try {request.feedback_attempts}")
+    linkedid = feedback_calls.new_linkedid()
+    feedback_calls.open_call(
+        session,
+        linkedid=linkedid,
+        phone=phone,
+        request_number=request.number,
+        attempt=request.feedback_attempts,
+        tenant_id=request.tenant_id,
+        at=now,
+    )
     store.flush(session)
-    return Attempt(request.number, phone, request.feedback_attempts, retry.give_up)
+    return Attempt(request.number, phone, request.feedback_attempts, retry.give_up, linkedid)
 
 
 def not_reached(
     session: Session, number: str, attempt: Attempt, reason: str, now: datetime | None = None
 ) -> None:
-    """The try was not answered (Asterisk's Originate reason); the next one is scheduled."""
+    """The try was not answered (Asterisk's Originate reason); the next one is scheduled.
+    The call log's row notes it too (the dialer then ends the row)."""
+    now = now or utcnow()
     request = store.get_request(session, number)
     note = f"try {attempt.attempt} not answered ({reason[:32]})"
     if attempt.last:
         note += ": no more tries"
-    _event(request, "feedback_no_answer", now or utcnow(), note)
+    _event(request, "feedback_no_answer", now, note)
+    if attempt.linkedid:
+        feedback_calls.note_answer(
+            session,
+            attempt.linkedid,
+            feedback_calls.NO_ANSWER,
+            now,
+            request_number=number,
+            reason=reason[:32],
+        )
     store.flush(session)
 
 
 def record_answer(
-    session: Session, number: str, key: str, *, now: datetime | None = None
+    session: Session,
+    number: str,
+    key: str,
+    *,
+    now: datetime | None = None,
+    linkedid: str | None = None,
 ) -> ServiceRequest:
     """The resident's key: 1 solved (closed), 2 not solved (reopened). Raises RequestError
-    (code `invalid`) for any other key, `state` when the request is no longer done."""
+    (code `invalid`) for any other key, `state` when the request is no longer done.
+    `linkedid`: the feedback call's, whose row in the call log gets the answer (same
+    transaction: the call log and the request never disagree)."""
     now = now or utcnow()
     if key not in SCORES:
         raise store.RequestError("feedback: press 1 or 2", "invalid")
@@ -135,5 +169,8 @@ def record_answer(
     request.feedback_score = SCORES[key]
     request.feedback_at = now
     request.feedback_due_at = None
+    if linkedid:
+        answer = feedback_calls.SOLVED if key == SOLVED else feedback_calls.NOT_SOLVED
+        feedback_calls.note_answer(session, linkedid, answer, now, request_number=number, key=key)
     store.flush(session)
     return request

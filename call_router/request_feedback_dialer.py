@@ -7,6 +7,11 @@ call) for an Async Originate of `Local/dial@request-feedback-out`, whose dialpla
 number against the dial-out plan again before it reaches the trunk; once the resident
 answers, [request-feedback] runs the FastAGI route `request_feedback` (the question and the
 answer). A try that is not answered is noted on the request's history.
+
+Each try is a row of the call log (call_router/feedback_calls.py), written with the try; its
+linkedid is the Originate's ChannelId, so the router's AMI listener ends it on the Hangup.
+Answered, the dialer notes when; not answered, it notes so and ends the row itself (no Hangup
+comes when no channel was made; call_ended is idempotent).
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from datetime import datetime
 
 import structlog
 
+from call_router import feedback_calls
 from call_router import request_feedback as feedback
 from call_router import service_requests as store
 from call_router.ami_client import AmiLink, AmiUnavailable
+from call_router.call_log import CallLog
 from call_router.callbacks import CallbackRules
 from call_router.db import Database
 from call_router.models import utcnow
@@ -58,6 +65,10 @@ def take_due(db: Database, rules: CallbackRules, now: datetime) -> list[feedback
 
 def originate_fields(settings: Settings, attempt: feedback.Attempt) -> dict[str, str | list[str]]:
     ring = settings.request_feedback_ring
+    # The try's call-log row: every leg Asterisk creates carries its linkedid.
+    channel_id: dict[str, str | list[str]] = (
+        {"ChannelId": attempt.linkedid} if attempt.linkedid else {}
+    )
     return {
         "Action": "Originate",
         "ActionID": attempt.action_id,
@@ -67,6 +78,7 @@ def originate_fields(settings: Settings, attempt: feedback.Attempt) -> dict[str,
         "Priority": "1",
         "Timeout": str((ring + 5) * 1000),
         "CallerID": f'"Hotline" <{settings.hotline_caller_id}>',
+        **channel_id,
         "Variable": [
             f"HOTLINE_FEEDBACK_NUMBER={attempt.phone}",
             f"HOTLINE_FEEDBACK_REQUEST={attempt.number}",
@@ -79,6 +91,10 @@ async def place(settings: Settings, db: Database, link: AmiLink, attempt: feedba
     """Originate one try; True when the resident answered (the FastAGI route takes over)."""
     reason = "0"
     try:
+        if attempt.linkedid:
+            # The node whose Asterisk takes it (a cluster): its router reconciles the row.
+            node = settings.node_of_ami_host(await link.connect())
+            await asyncio.to_thread(_assign_node, db, attempt.linkedid, node)
         reply = await link.originate(
             originate_fields(settings, attempt),
             timeout=settings.request_feedback_ring + RESPONSE_SLACK,
@@ -90,17 +106,44 @@ async def place(settings: Settings, db: Database, link: AmiLink, attempt: feedba
         reason = "ami_unavailable"
         log.warning("feedback_originate_failed", request=attempt.number, error=str(exc))
     log.info("feedback_call", request=attempt.number, attempt=attempt.attempt, reason=reason)
-    if not answered:
-        await asyncio.to_thread(_not_reached, db, attempt, reason)
+    if answered:
+        await asyncio.to_thread(_answered, db, attempt, utcnow())
+    else:
+        await asyncio.to_thread(_not_reached, settings, db, attempt, reason)
     return answered
 
 
-def _not_reached(db: Database, attempt: feedback.Attempt, reason: str) -> None:
+def _assign_node(db: Database, linkedid: str, node: str | None) -> None:
+    if node is None:
+        return  # one box: no node
+    try:
+        with db.session() as session:
+            feedback_calls.assign_node(session, linkedid, node)
+    except Exception:  # where the row is shown: never a reason not to call
+        log.exception("feedback_node_not_noted", linkedid=linkedid)
+
+
+def _answered(db: Database, attempt: feedback.Attempt, at: datetime) -> None:
+    if not attempt.linkedid:
+        return
+    try:
+        with db.session() as session:
+            feedback_calls.answered(session, attempt.linkedid, at)
+    except Exception:  # the call goes on; its row lacks the answer time
+        log.exception("feedback_answer_time_not_noted", linkedid=attempt.linkedid)
+
+
+def _not_reached(settings: Settings, db: Database, attempt: feedback.Attempt, reason: str) -> None:
     try:
         with db.session() as session:
             feedback.not_reached(session, attempt.number, attempt, reason)
     except store.RequestError as exc:
         log.info("feedback_note_skipped", request=attempt.number, code=exc.code)
+    if attempt.linkedid:
+        # The router may have ended it from the Hangup already: call_ended is idempotent.
+        CallLog.from_settings(db, settings).call_ended(
+            attempt.linkedid, cause=f"not_answered:{reason}"[:64]
+        )
 
 
 class FeedbackDialer:

@@ -56,6 +56,7 @@ DYNAMIC_KEYS: tuple[str, ...] = (
     N_("call.tenant_source.speech"),
     N_("call.tenant_source.unknown"),
     N_("dir.callback"),
+    N_("dir.feedback"),
     N_("dir.inbound"),
     N_("dir.internal"),
     # callbacks: an attempt's outcome, the click-to-call's stages and results

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from agi_scripts.flows.runtime import OpenRequest
 from agi_scripts.flows.snapshots import Refreshed
-from call_router import request_feedback
+from call_router import feedback_calls, request_feedback
 from call_router import request_lifecycle as life
 from call_router import service_requests as store
 from call_router.db import Database
-from call_router.models import Call
+from call_router.models import Call, utcnow
 from call_router.numbers import ANONYMOUS, normalize_number
 from call_router.request_lifecycle import Category
 from call_router.request_models import NUMBER_BASE, ServiceRequest
@@ -107,11 +107,22 @@ class CallerRequests:
             except store.RequestError:
                 return None
 
-    def record_feedback(self, number: str, key: str) -> str | None:
+    def record_feedback(self, number: str, key: str, linkedid: str | None = None) -> str | None:
         """The resident's key; the request's state after it. None: refused, nothing changed
-        (the request is no longer done: an operator moved it meanwhile)."""
+        (the request is no longer done: an operator moved it meanwhile). `linkedid`: the
+        feedback call's, whose call-log row gets the answer in the same transaction."""
         try:
             with self._db.session() as session:
-                return request_feedback.record_answer(session, number, key).state
+                answer = request_feedback.record_answer(session, number, key, linkedid=linkedid)
+                return answer.state
         except store.RequestError:
             return None
+
+    def note_feedback_call(self, linkedid: str, number: str, answer: str, key: str = "") -> bool:
+        """The feedback call's answer on its call-log row when no request changed (no key, or
+        the key refused): feedback_calls.NO_ANSWER, SOLVED or NOT_SOLVED."""
+        extra: dict[str, str | int | bool | None] = {"key": key, "recorded": False} if key else {}
+        with self._db.session() as session:
+            return feedback_calls.note_answer(
+                session, linkedid, answer, utcnow(), request_number=number, **extra
+            )

@@ -6,7 +6,9 @@ folder as its second, once the resident answered. "Your request 1234 has been ma
 done. If the problem is solved, press 1; if not, press 2." 1 closes it, 2 reopens it
 (call_router/request_feedback.py); no key (twice): "we will call again later", and the dialer's
 next try (already scheduled) asks again. The prompts are in the resident's remembered
-language, else the hotline's default. Its database work goes through the process's guard
+language, else the hotline's default. The answer (or its absence) also goes on the call's row
+in the call log (call_router/feedback_calls.py; the key's with the request's change, in one
+transaction). Its database work goes through the process's guard
 (agi_scripts/database_guard.py): bounded, and its reads not even tried while the database is
 away, so a resident who answers during an outage is not kept in silence.
 """
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from agi_scripts.agi import AgiChannel, AgiError, printable
 from agi_scripts.database_guard import for_call
-from call_router import channel_vars
+from call_router import channel_vars, feedback_calls
 from call_router.request_feedback import SCORES, SOLVED
 from call_router.routing import pick_language
 
@@ -59,23 +61,58 @@ async def request_feedback(agi: AgiChannel, ctx: CallContext) -> None:
         key = key[:1]
         if key in SCORES:
             break
+    linkedid = await _linkedid(agi)
     if key not in SCORES:
         ctx.log.info("feedback_no_key")
+        if linkedid:
+            await for_call(ctx).act(
+                ctx.log,
+                "note_feedback_call",
+                desk.note_feedback_call,
+                linkedid,
+                number,
+                feedback_calls.NO_ANSWER,
+                timeout=DB_TIMEOUT,
+            )
         await _play(agi, ctx, prompt("feedback_later"), "")
         await agi.hangup()
         return
     # Always tried, bounded; a database failure is logged by the guard.
     state = await for_call(ctx).act(
-        ctx.log, "record_feedback", desk.record_feedback, number, key, timeout=DB_TIMEOUT
+        ctx.log, "record_feedback", desk.record_feedback, number, key, linkedid, timeout=DB_TIMEOUT
     )
     if state is None:  # failed (the next try, already scheduled, asks again) or refused
         ctx.log.warning("feedback_not_recorded", key=key)
         await _play(agi, ctx, prompt("feedback_later"), "")
         await agi.hangup()
+        if linkedid:  # after the hang-up: a database that just failed keeps nobody waiting
+            answer = feedback_calls.SOLVED if key == SOLVED else feedback_calls.NOT_SOLVED
+            await for_call(ctx).act(
+                ctx.log,
+                "note_feedback_call",
+                desk.note_feedback_call,
+                linkedid,
+                number,
+                answer,
+                key,
+                timeout=DB_TIMEOUT,
+            )
         return
     ctx.log.info("feedback_recorded", key=key, state=state)
     await _play(agi, ctx, prompt("feedback_solved" if key == SOLVED else "feedback_reopened"), "")
     await agi.hangup()
+
+
+async def _linkedid(agi: AgiChannel) -> str | None:
+    """The call's linkedid when it is a feedback call's row (the dialer's ChannelId)."""
+    try:
+        value = await agi.get_variable("CHANNEL(linkedid)")
+    except AgiError:
+        if agi.desynchronised:
+            raise
+        return None
+    value = printable(value or "", 64)
+    return value if feedback_calls.is_feedback_linkedid(value) else None
 
 
 async def _language(ctx: CallContext, number: str) -> str:

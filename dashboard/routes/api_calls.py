@@ -73,8 +73,11 @@ def list_calls(
         Query(max_length=32, description="A tenant's slug, or `centre`; within your own wall"),
     ] = None,
     direction: Annotated[
-        Literal["inbound", "callback", "internal"] | None,
-        Query(description="inbound (residents calling), callback (operators' click-to-call)"),
+        Literal["inbound", "callback", "internal", "feedback"] | None,
+        Query(
+            description="inbound (residents calling), callback (operators' click-to-call), "
+            "internal (operators' test calls), feedback (the automatic 'is it fixed?' call)"
+        ),
     ] = None,
 ) -> list[CallOut]:
     # Narrows the request's tenant wall, never widens it (call_router/tenant_wall.py).

@@ -79,7 +79,8 @@ class CallOut(_FromRow):
     # earlier_call, keypad, unknown, centre; None before the menu said (added fields).
     dialed_number: str | None = None
     tenant_source: str | None = None
-    # inbound / callback (an operator's click-to-call) / internal (added field).
+    # inbound / callback (an operator's click-to-call) / internal / feedback (the automatic
+    # "is it fixed?" call to a resident) (added field).
     direction: str = "inbound"
     # The cluster node that served the call (`hotline cluster`); None on one box (added field).
     node: str | None = None

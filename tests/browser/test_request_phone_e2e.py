@@ -9,7 +9,9 @@ call is then placed by the router's dialer code (one round run
 here, with an AMI link of its own: the router's own loop is off in the test stack, as virtual
 hold's is, so that other tests' done requests ring nobody), through [request-feedback-out] and
 the carrier trunk to the resident's phone (SIPp UAS), which presses 2: the request reopens,
-with the history saying so. The resident's next call hears the status before the menu (the
+with the history saying so, and the call log has the call - an outbound `feedback` call to the
+resident, ended by the router on the Hangup, with the answer on its timeline and no callback
+entry for it. The resident's next call hears the status before the menu (the
 call's timeline and Asterisk's own log of the prompts), and reporting the same problem again
 attaches to the request.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -38,7 +41,7 @@ from hotline.sipua.testcall import CallResult, place_call
 from tests.browser.crew_steps import crew_phone, finish_job, start_job
 from tests.browser.signin import role_account
 from tests.conftest import add_operator, bearer_headers, finished_call, run_hotline, wait_for
-from tests.integration.conftest import calls_of
+from tests.integration.conftest import calls_of, entry_of
 
 pytestmark = pytest.mark.asterisk
 
@@ -55,6 +58,12 @@ def _live_call(api: httpx.Client) -> dict[str, Any] | None:
     """The resident's call once an operator has it (still going)."""
     calls = calls_of(api, RESIDENT)
     return next((c for c in calls if c.get("operator") and not c["ended_at"]), None)
+
+
+def _feedback_call(api: httpx.Client) -> dict[str, Any] | None:
+    """The resident's "is it fixed?" call in the call log, once the router has ended it."""
+    calls = calls_of(api, RESIDENT)
+    return next((c for c in calls if c.get("direction") == "feedback" and c["ended_at"]), None)
 
 
 def _only_this_request_due(db: Database, number: str) -> None:
@@ -152,6 +161,23 @@ def test_request_from_a_call_to_the_feedback_call_and_back(
     assert (reopened["feedback_score"], reopened["feedback_attempts"]) == (2, 1)
     last = reopened["history"][-1]
     assert (last["from_state"], last["to_state"], last["actor"]) == ("done", "new", ACTOR)
+    # The call log has the call: to the resident, for the request's tenant (its call's), ended
+    # by the router on the Hangup, the answer on its timeline; not a caller's, no callback.
+    logged = wait_for(lambda: _feedback_call(api), timeout=30, what="the feedback call's row")
+    assert (logged["caller_number"], logged["tenant"], logged["operator"]) == (
+        RESIDENT, live["tenant"], None,
+    )  # fmt: skip
+    started, answered_at, ended = (
+        datetime.fromisoformat(logged[f]) for f in ("started_at", "answered_at", "ended_at")
+    )
+    assert started <= answered_at <= ended, logged
+    assert logged["outcome"] == "feedback_not_solved", logged
+    timeline = _ok(api.get(f"/api/calls/{logged['id']}"))["events"]
+    answers = [e["data"] for e in timeline if e["kind"] == "feedback_answer"]
+    assert [(a["answer"], a["request"]) for a in answers] == [("not_solved", number)], timeline
+    only = _ok(api.get("/api/calls", params={"direction": "feedback", "caller": RESIDENT}))
+    assert [c["id"] for c in only] == [logged["id"]]
+    assert entry_of(api, RESIDENT) is None
 
     # 5. The next call from the same number hears the status first.
     again = place_call(stack, from_number=RESIDENT, hold=20)

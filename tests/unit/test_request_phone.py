@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import structlog
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
@@ -30,6 +31,7 @@ from call_router.callbacks import CallbackRules
 from call_router.db import Database
 from call_router.dial_plan import DialPlan
 from call_router.flows.loader import FlowRegistry
+from call_router.models import Call
 from call_router.request_feedback_dialer import originate_fields, take_due
 from call_router.settings import PROJECT_ROOT, QUEUES, Settings
 from tests.unit import test_agi_protocol as protocol
@@ -234,6 +236,26 @@ async def test_pressing_1_confirms_and_silence_changes_nothing(
         assert (second.state, second.feedback_score) == (life.DONE, None)
 
 
+async def test_the_answer_goes_on_the_feedback_call_s_row_in_the_call_log(
+    server: AgiServer, db: Database
+) -> None:
+    # The dialer's try wrote the row (its linkedid is the channel's): the key's answer, or
+    # silence, goes on its timeline.
+    answers, numbers = {}, {}
+    for house, keys in (("5", [("1", False)]), ("11", [])):
+        number = numbers[house] = make_request(db, state=life.DONE, house=house)
+        (attempt,) = take_due(db, rules(), NOON)
+        fake = FakeAsterisk(keys=keys, override=saying)
+        fake.variables["CHANNEL(linkedid)"] = str(attempt.linkedid)
+        await run_call(server, fake, feedback_env(number))
+        with db.session() as session:
+            call = session.scalars(select(Call).where(Call.linkedid == attempt.linkedid)).one()
+            (noted,) = [e.data for e in call.events if e.kind == "feedback_answer"]
+            answers[house] = (noted["answer"], noted["request"])
+            assert (call.direction, call.ended_at) == ("feedback", None)  # the Hangup ends it
+    assert answers == {"5": ("solved", numbers["5"]), "11": ("no_answer", numbers["11"])}
+
+
 async def test_a_feedback_call_while_reads_are_stopped_asks_no_database_yet_records_the_key(
     settings: Settings, db: Database
 ) -> None:
@@ -373,6 +395,9 @@ class UnansweredLink:
     def __init__(self) -> None:
         self.sent: list[dict[str, object]] = []
 
+    async def connect(self) -> str:
+        return "127.0.0.1"  # one box: the call's row names no node
+
     async def originate(self, fields: dict[str, object], timeout: float) -> dict[str, str]:
         self.sent.append(fields)
         return {"Response": "Failure", "Reason": "3", "ActionID": str(fields["ActionID"])}
@@ -388,6 +413,12 @@ async def test_a_try_nobody_answers_is_noted_and_the_next_one_stays_scheduled(
     link = UnansweredLink()
     assert await place(settings, db, link, attempt) is False  # type: ignore[arg-type]
     assert [f["ActionID"] for f in link.sent] == [f"hotline-feedback-{number}-1"]
+    # The try's call-log row is the Originate's channel, ended as not answered.
+    assert [f["ChannelId"] for f in link.sent] == [attempt.linkedid]
+    with db.session() as session:
+        call = session.scalars(select(Call).where(Call.linkedid == attempt.linkedid)).one()
+        assert (call.direction, call.outcome) == ("feedback", "feedback_no_answer")
+        assert call.ended_at is not None
     with db.session() as session:
         request = store.get_request(session, number)
         assert request.events[-1].action == "feedback_no_answer"
