@@ -25,6 +25,7 @@ from call_router.routing import pick_language
 
 if TYPE_CHECKING:
     from agi_scripts.call_context import CallContext
+    from agi_scripts.flows.requests import CallerRequests
 
 ASKS = 2
 KEY_TIMEOUT_MS = 6000
@@ -64,18 +65,9 @@ async def request_feedback(agi: AgiChannel, ctx: CallContext) -> None:
     linkedid = await _linkedid(agi)
     if key not in SCORES:
         ctx.log.info("feedback_no_key")
-        if linkedid:
-            await for_call(ctx).act(
-                ctx.log,
-                "note_feedback_call",
-                desk.note_feedback_call,
-                linkedid,
-                number,
-                feedback_calls.NO_ANSWER,
-                timeout=DB_TIMEOUT,
-            )
         await _play(agi, ctx, prompt("feedback_later"), "")
         await agi.hangup()
+        await _note_on_the_call(ctx, desk, linkedid, number, feedback_calls.NO_ANSWER)
         return
     # Always tried, bounded; a database failure is logged by the guard.
     state = await for_call(ctx).act(
@@ -85,22 +77,35 @@ async def request_feedback(agi: AgiChannel, ctx: CallContext) -> None:
         ctx.log.warning("feedback_not_recorded", key=key)
         await _play(agi, ctx, prompt("feedback_later"), "")
         await agi.hangup()
-        if linkedid:  # after the hang-up: a database that just failed keeps nobody waiting
-            answer = feedback_calls.SOLVED if key == SOLVED else feedback_calls.NOT_SOLVED
-            await for_call(ctx).act(
-                ctx.log,
-                "note_feedback_call",
-                desk.note_feedback_call,
-                linkedid,
-                number,
-                answer,
-                key,
-                timeout=DB_TIMEOUT,
-            )
+        answer = feedback_calls.SOLVED if key == SOLVED else feedback_calls.NOT_SOLVED
+        await _note_on_the_call(ctx, desk, linkedid, number, answer, key)
         return
     ctx.log.info("feedback_recorded", key=key, state=state)
     await _play(agi, ctx, prompt("feedback_solved" if key == SOLVED else "feedback_reopened"), "")
     await agi.hangup()
+
+
+async def _note_on_the_call(
+    ctx: CallContext,
+    desk: CallerRequests,
+    linkedid: str | None,
+    number: str,
+    answer: str,
+    key: str = "",
+) -> None:
+    """The answer on the feedback call's row when the request did not change. After the
+    hang-up: a database that is slow or away keeps nobody waiting in silence."""
+    if linkedid:
+        await for_call(ctx).act(
+            ctx.log,
+            "note_feedback_call",
+            desk.note_feedback_call,
+            linkedid,
+            number,
+            answer,
+            key,
+            timeout=DB_TIMEOUT,
+        )
 
 
 async def _linkedid(agi: AgiChannel) -> str | None:
