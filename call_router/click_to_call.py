@@ -35,7 +35,8 @@ from call_router import callback_dialing, callback_list, callbacks, virtual_hold
 from call_router.ami_client import AmiLink, AmiUnavailable
 from call_router.call_log import CallLog
 from call_router.db import Database
-from call_router.models import DIRECTION_CALLBACK, Call, CallEvent, Operator, utcnow
+from call_router.models import DIRECTION_CALLBACK, Call, Operator, utcnow
+from call_router.outbound_calls import open_outbound_call
 from call_router.settings import Settings
 
 CONTEXT = "callback-out"
@@ -95,33 +96,24 @@ def prepare(
         entry = callback_list.get_callback(session, callback_id)
         if entry is None:
             raise callbacks.CallbackError("not_found", f"no callback {callback_id}")
-        call = Call(
+        call = open_outbound_call(
+            session,
             linkedid=linkedid,
-            caller_number=entry.caller_number,
-            dialed_number=entry.caller_number[:32],
-            started_at=now,
-            queue=entry.queue,
-            operator=operator,
+            phone=entry.caller_number,
             direction=DIRECTION_CALLBACK,
             # The company whose caller this is: behind its wall, in its figures (the dialled
             # number, the resident's own, says nothing of it).
             tenant_id=entry.tenant_id,
-        )
-        session.add(call)
-        session.flush()
-        session.add(
-            CallEvent(
-                call_id=call.id,
-                at=now,
-                kind=callback_dialing.EVENT_OUTBOUND,
-                key=callback_dialing.EVENT_OUTBOUND,
-                data={
-                    "callback_id": callback_id,
-                    "operator": operator,
-                    "direction": "outbound",
-                    **({"automatic": True} if automatic else {}),
-                },
-            )
+            at=now,
+            kind=callback_dialing.EVENT_OUTBOUND,
+            data={
+                "callback_id": callback_id,
+                "operator": operator,
+                "direction": "outbound",
+                **({"automatic": True} if automatic else {}),
+            },
+            queue=entry.queue,
+            operator=operator,
         )
         # Raises (and rolls the call row back) when the entry may not be dialled now.
         callback_dialing.start_call(

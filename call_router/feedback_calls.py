@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from call_router.models import DIRECTION_FEEDBACK, Call, CallEvent
+from call_router.outbound_calls import open_outbound_call
 
 LINKEDID_PREFIX: Final = "fb-"
 EVENT_CALL: Final = "feedback_call"  # the try was placed: data {request, attempt}
@@ -60,28 +61,17 @@ def open_call(
     node: str | None = None,
 ) -> Call:
     """The try's row (ended later by `end`/the router's Hangup), with its `feedback_call` entry."""
-    call = Call(
+    return open_outbound_call(
+        session,
         linkedid=linkedid,
-        caller_number=phone,
-        dialed_number=phone[:32],
-        started_at=at,
+        phone=phone,
         direction=DIRECTION_FEEDBACK,
         tenant_id=tenant_id,
+        at=at,
+        kind=EVENT_CALL,
+        data={"request": request_number, "attempt": attempt, "direction": "outbound"},
         node=node,
     )
-    session.add(call)
-    session.flush()
-    session.add(
-        CallEvent(
-            call_id=call.id,
-            at=at,
-            kind=EVENT_CALL,
-            key=EVENT_CALL,
-            data={"request": request_number, "attempt": attempt, "direction": "outbound"},
-        )
-    )
-    session.flush()
-    return call
 
 
 def _call(session: Session, linkedid: str) -> Call | None:
